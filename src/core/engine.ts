@@ -1,0 +1,961 @@
+// The director's data path: frames and a clock in, frames and events out.
+//
+// For every frame (net/netfilter/ipvs/ip_vs_core.c is the reference: ip_vs_in, ip_vs_out,
+// ip_vs_in_icmp, ip_vs_out_icmp, ip_vs_schedule, ip_vs_sched_persist; ip_vs_conn.c for the
+// connection life cycle): parse once into the Flow descriptor → classify (fwmark) → reply
+// direction lookup (NAT/FULLNAT) → request direction lookup → else find the service and
+// schedule a destination (persistence templates first), create a connection → state
+// transition → transmit with the method bound to the connection → counters.
+//
+// The engine owns nothing that is I/O: a `send` callback takes finished frames, the caller
+// supplies `now` (ms) with every call, and randomness is injected.
+
+import type { InetAddr } from "./addr.js";
+import {
+  CONN_F_FWD_MASK,
+  CONN_F_INACTIVE,
+  CONN_F_NOOUTPUT,
+  CONN_F_ONE_PACKET,
+  CONN_F_TEMPLATE,
+  ConnTable,
+} from "./conn/table.js";
+import { IpvsCtl } from "./ctl.js";
+import type { CtlCommand, ConnView } from "./ctl-types.js";
+import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest, Fwd } from "./dest.js";
+import { FwmarkClassifier } from "./fwmark.js";
+import { NeighCache } from "./neigh.js";
+import { ARP_REPLY, ARP_REQUEST, writeArp } from "./packet/arp.js";
+import { BROADCAST_MAC, copyMac, ETH_HLEN, writeEthHeader } from "./packet/eth.js";
+import {
+  ETH_P_ARP,
+  ETH_P_IP,
+  Flow,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  TCP_ACK,
+  TCP_RST,
+  TCP_SYN,
+} from "./packet/flow.js";
+import {
+  buildIcmpError,
+  ICMP_DEST_UNREACH,
+  ICMP_ECHO,
+  ICMP_EXC_TTL,
+  ICMP_FRAG_NEEDED,
+  ICMP_PORT_UNREACH,
+  ICMP_SOURCE_QUENCH,
+  ICMP_TIME_EXCEEDED,
+  icmpEchoReplyInPlace,
+} from "./packet/icmp.js";
+import { ipv4DecTtl, writeIpv4Header } from "./packet/ipv4.js";
+import { PARSE_ARP, PARSE_OK, PARSE_RESULT_NAMES, parseFrame } from "./packet/parse.js";
+import { TCP_HLEN } from "./packet/tcp.js";
+import { csumAdd, csumFinish } from "./packet/csum.js";
+import { DIR_INPUT, DIR_OUTPUT, TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_NONE, TCP_S_SYN_RECV, TCP_S_SYNACK, TCP_S_TIME_WAIT, TCP_STATE_NAMES, tcpNextState } from "./proto/tcp.js";
+import { Timeouts } from "./proto/timeouts.js";
+import { UDP_STATE_NAME } from "./proto/udp.js";
+import { estimatorTick } from "./rate.js";
+import { type IfaceConfig, RouteResult, type RouteConfig, RouteTable, type Iface } from "./route.js";
+import type { SchedContext } from "./sched/types.js";
+import type { Service } from "./service.js";
+import { SVC_F_ONEPACKET } from "./service.js";
+import { Stats } from "./stats.js";
+import { XMIT } from "./xmit/index.js";
+import { Verdict, type XmitEngine } from "./xmit/types.js";
+
+export { Verdict };
+
+/** The kernel's per-netns IPVS sysctls that change data-path behaviour. */
+export interface Sysctls {
+  /** 1 (default): a SYN that hits a TIME_WAIT entry (not controlled) reschedules. Bit 2: also FIN_WAIT w/o output. */
+  connReuseMode: number;
+  /** Expire a connection whose destination is gone (or weight 0 on a new SYN) instead of dropping its packets. */
+  expireNodestConn: boolean;
+  /** A persistence template whose destination has weight 0 is invalid for new connections. */
+  expireQuiescentTemplate: boolean;
+  /** Create TCP connections from any packet, not only SYN. */
+  sloppyTcp: boolean;
+}
+
+export const DEFAULT_SYSCTLS: Sysctls = {
+  connReuseMode: 1,
+  expireNodestConn: false,
+  expireQuiescentTemplate: false,
+  sloppyTcp: false,
+};
+
+export interface EngineOptions {
+  /** Maximum connection entries (templates included). */
+  connCapacity?: number;
+  /** The size ipvsadm reports as "(size=N)": the kernel's connection hash size. */
+  connTabSize?: number;
+  interfaces: IfaceConfig[];
+  routes?: RouteConfig[];
+  /** FULLNAT local addresses (the LIP pool). */
+  lips?: number[];
+  sysctls?: Partial<Sysctls>;
+  /** Answer ARP and ping for the interfaces' own addresses too (the simulation has no kernel). */
+  ownInterfaceAddresses?: boolean;
+  /** Uniform random u32; injected for deterministic simulation. */
+  random?: () => number;
+  /** Where finished frames go: (ifindex, buffer, offset, length); must not keep the buffer. */
+  send: (ifindex: number, buf: Uint8Array, off: number, len: number) => void;
+}
+
+/** Why frames were dropped, besides the parser's own reasons. */
+export const DROP_REASONS = [
+  "no_route",
+  "neigh_failed",
+  "ttl_exceeded",
+  "frag_needed",
+  "too_big",
+  "no_dest",
+  "dest_unavailable",
+  "table_full",
+  "not_syn",
+  "fragment",
+  "icmp_unrelated",
+  "closed_port",
+  "arp_ignored",
+  "unsupported",
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+const R: Record<DropReason, number> = Object.fromEntries(DROP_REASONS.map((n, i) => [n, i])) as Record<
+  DropReason,
+  number
+>;
+
+export class EngineCounters {
+  rxFrames = 0;
+  txFrames = 0;
+  passed = 0;
+  arpReplies = 0;
+  arpRequests = 0;
+  echoReplies = 0;
+  icmpErrorsSent = 0;
+  connsCreated = 0;
+  connsExpired = 0;
+  connsDropped = 0;
+  readonly parseErrors = new Float64Array(PARSE_RESULT_NAMES.length);
+  readonly drops = new Float64Array(DROP_REASONS.length);
+
+  /** Non-zero drop counters by name (parser reasons prefixed "parse_"). */
+  dropTable(): Record<string, number> {
+    const out: Record<string, number> = {};
+    PARSE_RESULT_NAMES.forEach((n, i) => {
+      if (this.parseErrors[i] > 0) out[`parse_${n}`] = this.parseErrors[i];
+    });
+    DROP_REASONS.forEach((n, i) => {
+      if (this.drops[i] > 0) out[n] = this.drops[i];
+    });
+    return out;
+  }
+}
+
+const ESTIMATOR_INTERVAL_MS = 2000;
+const TIMER_CHECK_MS = 100;
+const FIRST_LPORT = 1024;
+const TEMPLATE_EXPIRE_LATER_MS = 60_000;
+const ICMP_ERR_TTL = 64;
+/** Port value the kernel writes into an invalidated template so that it is never found again. */
+const INVALID_PORT = 0xffff;
+
+export class Engine implements XmitEngine {
+  readonly conns: ConnTable;
+  readonly ctl: IpvsCtl;
+  readonly routes = new RouteTable();
+  readonly neigh = new NeighCache();
+  readonly fwmarks = new FwmarkClassifier();
+  readonly timeouts = new Timeouts();
+  readonly sysctls: Sysctls;
+  readonly totalStats = new Stats();
+  readonly counters = new EngineCounters();
+  readonly scratch = new Uint8Array(65536 + 256);
+  readonly connTabSize: number;
+  readonly lips: number[];
+  private readonly ownIfaceAddrs: boolean;
+  private readonly sendFrame: EngineOptions["send"];
+  private readonly flow = new Flow();
+  private readonly rt = new RouteResult();
+  private readonly schedCtx: SchedContext;
+  private lipCursor = 0;
+  private lportCursor = FIRST_LPORT;
+  private nextTimerCheck = 0;
+  private nextEstimate = 0;
+  /** Per destination id: cached route (ifindex, next hop, source, mtu). */
+  private destRoute: Array<{ iface: Iface; nexthop: number; src: number } | null> = [];
+  private readonly ipScratch = new Uint8Array(1600);
+  now = 0;
+
+  constructor(opts: EngineOptions) {
+    this.conns = new ConnTable(opts.connCapacity ?? 1 << 16);
+    this.connTabSize = opts.connTabSize ?? 4096;
+    this.sysctls = { ...DEFAULT_SYSCTLS, ...opts.sysctls };
+    this.ownIfaceAddrs = opts.ownInterfaceAddresses ?? false;
+    this.sendFrame = opts.send;
+    this.lips = (opts.lips ?? []).map((a) => a >>> 0);
+    for (const i of opts.interfaces) this.routes.addIface(i);
+    for (const r of opts.routes ?? []) this.routes.addRoute(r);
+    const random = opts.random ?? defaultRandom();
+    this.schedCtx = { now: 0, random };
+    this.ctl = new IpvsCtl({
+      onSetTimeout: (t) => this.timeouts.set(t),
+      onDestRemoved: (d) => this.destRemoved(d),
+      onServiceRemoved: () => {},
+      onDestQuiesced: () => {},
+    });
+  }
+
+  // ---------------------------------------------------------------- control
+
+  /** One atomic control change (an ipvsadm command). Throws TsvsError with ipvsadm's message. */
+  apply(cmd: CtlCommand): void {
+    this.ctl.apply(cmd);
+    this.destRoute.length = 0;
+  }
+
+  applyAll(cmds: CtlCommand[]): void {
+    this.ctl.applyAll(cmds);
+    this.destRoute.length = 0;
+  }
+
+  services(): readonly Service[] {
+    return this.ctl.services();
+  }
+
+  // ---------------------------------------------------------------- time
+
+  /** Expires connections and runs the rate estimator; the I/O loop calls it periodically. */
+  tick(now: number): void {
+    this.now = now;
+    if (now >= this.nextTimerCheck) {
+      this.nextTimerCheck = now + TIMER_CHECK_MS;
+      this.conns.advance(now, this.expireCb);
+      const t: { requests: { ifindex: number; ip: number }[]; dropped: number } = { requests: [], dropped: 0 };
+      this.neigh.tick(now, t);
+      for (const r of t.requests) this.sendArpRequest(r.ifindex, r.ip);
+      if (t.dropped > 0) this.counters.drops[R.neigh_failed] += t.dropped;
+    }
+    if (now >= this.nextEstimate) {
+      if (this.nextEstimate !== 0) this.estimate();
+      this.nextEstimate = now + ESTIMATOR_INTERVAL_MS;
+    }
+  }
+
+  private estimate(): void {
+    estimatorTick(this.totalStats);
+    for (const s of this.ctl.services()) {
+      estimatorTick(s.stats);
+      for (const d of s.dests) estimatorTick(d.stats);
+    }
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /**
+   * One frame from link `ifindex`. The frame may be rewritten in place; output frames are
+   * handed to `send` before this returns. Never throws on malformed input: counts and drops.
+   */
+  input(ifindex: number, buf: Uint8Array, len: number, now: number): Verdict {
+    if (now >= this.nextTimerCheck) this.tick(now);
+    this.now = now;
+    const c = this.counters;
+    c.rxFrames++;
+    const f = this.flow;
+    const r = parseFrame(buf, len, f, ifindex);
+    if (r === PARSE_ARP) return this.arpInput(f, now);
+    if (r !== PARSE_OK) {
+      if (r < c.parseErrors.length && PARSE_RESULT_NAMES[r].startsWith("err")) {
+        c.parseErrors[r]++;
+        return Verdict.Drop;
+      }
+      c.passed++;
+      return Verdict.Pass;
+    }
+    f.fwmark = this.fwmarks.classify(f);
+    if (f.proto === IPPROTO_ICMP) return this.icmpInput(f, now);
+    if (f.proto !== IPPROTO_TCP && f.proto !== IPPROTO_UDP) return this.otherProto(f, now);
+    if (f.fragment && !f.firstFragment) return this.drop(R.fragment);
+
+    const t = this.conns;
+    // Reply direction first (ip_vs_out): only entries whose replies cross the director.
+    let cx = t.lookupOut(f.proto, f.saddr, f.sport, f.daddr, f.dport);
+    if (cx >= 0) return this.outbound(cx, f, now);
+
+    cx = t.lookupIn(f.proto, f.saddr, f.sport, f.daddr, f.dport);
+    if (cx >= 0 && f.proto === IPPROTO_TCP && (f.tcpFlags & TCP_SYN) !== 0) cx = this.reuseCheck(cx);
+    if (cx >= 0) {
+      const dest = this.ctl.destById(t.dest[cx]);
+      if (dest !== undefined && (dest.flags & DEST_F_AVAILABLE) === 0) {
+        if (!this.sysctls.expireNodestConn) return this.drop(R.dest_unavailable);
+        this.expireNow(cx);
+        cx = -1;
+      }
+    }
+    if (cx < 0) {
+      const svc = this.ctl.findService(f);
+      if (svc === null) return this.notForUs(f, now);
+      if (f.proto === IPPROTO_TCP) {
+        const fl = f.tcpFlags;
+        if ((fl & TCP_RST) !== 0 || ((fl & TCP_SYN) === 0 && !this.sysctls.sloppyTcp)) {
+          // tcp_conn_schedule declines: the packet goes to the local stack, which has no
+          // socket on the VIP — it answers with a reset.
+          return this.localTcpReset(f, now);
+        }
+      }
+      cx = this.schedule(svc, f, now);
+      if (cx < 0) return cx === -2 ? this.drop(R.table_full) : this.leave(f, now);
+    }
+    return this.inbound(cx, f, now);
+  }
+
+  private inbound(cx: number, f: Flow, now: number): Verdict {
+    const t = this.conns;
+    if (f.ttl <= 1) return this.ttlExceeded(f, f.daddr, now);
+    this.inStats(cx, f.l3End - f.l3Off);
+    if (f.proto === IPPROTO_TCP) this.setTcpState(cx, DIR_INPUT, f.tcpFlags);
+    else t.arm(cx, this.timeouts.udpMs(), now);
+    t.inPkts[cx]++;
+    ipv4DecTtl(f.buf, f);
+    const v = XMIT[t.flags[cx] & CONN_F_FWD_MASK].inbound(this, cx, f, now);
+    if ((t.flags[cx] & CONN_F_ONE_PACKET) !== 0) this.expireNow(cx);
+    return v;
+  }
+
+  private outbound(cx: number, f: Flow, now: number): Verdict {
+    const t = this.conns;
+    const m = XMIT[t.flags[cx] & CONN_F_FWD_MASK];
+    if (m.outbound === undefined) return this.drop(R.unsupported);
+    if (f.ttl <= 1) return this.ttlExceeded(f, 0, now);
+    this.outStats(cx, f.l3End - f.l3Off);
+    if (f.proto === IPPROTO_TCP) this.setTcpState(cx, DIR_OUTPUT, f.tcpFlags);
+    else t.arm(cx, this.timeouts.udpMs(), now);
+    t.outPkts[cx]++;
+    ipv4DecTtl(f.buf, f);
+    return m.outbound(this, cx, f, now);
+  }
+
+  /**
+   * conn_reuse_mode and expire_nodest_conn for a SYN that hits an existing entry
+   * (ip_vs_in: is_new_conn && cp). Returns the entry to use, or -1 to schedule anew.
+   */
+  private reuseCheck(cx: number): number {
+    const t = this.conns;
+    const dest = this.ctl.destById(t.dest[cx]);
+    let resched = false;
+    if (this.sysctls.expireNodestConn && dest !== undefined && dest.weight === 0) resched = true;
+    else if (this.sysctls.connReuseMode !== 0 && t.control[cx] < 0) {
+      const st = t.state[cx];
+      resched =
+        t.proto[cx] === IPPROTO_TCP &&
+        (st === TCP_S_TIME_WAIT ||
+          ((this.sysctls.connReuseMode & 2) !== 0 &&
+            st === TCP_S_FIN_WAIT &&
+            (t.flags[cx] & CONN_F_NOOUTPUT) !== 0));
+    }
+    if (!resched) return cx;
+    if (t.nControl[cx] === 0) this.expireNow(cx);
+    return -1;
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  /**
+   * ip_vs_schedule: returns the new connection's index, -1 when no destination can be
+   * found (the caller answers as ip_vs_leave does), -2 when the table is full.
+   */
+  private schedule(svc: Service, f: Flow, now: number): number {
+    this.schedCtx.now = now;
+    if (svc.persistent) return this.schedulePersist(svc, f, now);
+    if (svc.fwmark === 0 && f.dport !== svc.port) return -1;
+    const dest = svc.sched.schedule(svc, f, this.schedCtx);
+    if (dest === null) return -1;
+    const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
+    const dport = dest.port !== 0 ? dest.port : f.dport;
+    const cx = this.newConn(f.proto, f.saddr, f.sport, f.daddr, f.dport, dest, dport, flags, now);
+    if (cx >= 0) this.connStats(svc, dest);
+    return cx;
+  }
+
+  /** ip_vs_sched_persist: find or create the template, then the connection under it. */
+  private schedulePersist(svc: Service, f: Flow, now: number): number {
+    const t = this.conns;
+    const snet = (f.saddr & svc.netmask) >>> 0;
+    // Template keys, as the kernel fills ip_vs_conn_param for them:
+    //   port-specific (PPC):      <proto, snet, 0, vaddr, vport>
+    //   port zero (PCC):          <proto, snet, 0, vaddr, 0>
+    //   fwmark:                   <IPPROTO_IP, snet, 0, fwmark, 0>
+    const portMatch = f.dport === svc.port;
+    const tproto = svc.fwmark !== 0 ? 0 : f.proto;
+    const tvaddr = svc.fwmark !== 0 ? svc.fwmark : f.daddr;
+    const tvport = svc.fwmark === 0 && portMatch ? f.dport : 0;
+    let ct = t.lookupTemplate(tproto, snet, tvaddr, tvport);
+    let dest: Dest | undefined;
+    if (ct >= 0 && this.checkTemplate(ct)) {
+      dest = this.ctl.destById(t.dest[ct]);
+    } else {
+      const d = svc.sched.schedule(svc, f, this.schedCtx);
+      if (d === null) return -1;
+      dest = d;
+      const tdport = portMatch ? d.port : 0;
+      ct = this.newConn(tproto, snet, 0, tvaddr, tvport, d, tdport, CONN_F_TEMPLATE, now);
+      if (ct < 0) return -2;
+      t.timeout[ct] = svc.timeout * 1000;
+    }
+    if (dest === undefined) return -1;
+    let dport = f.dport;
+    if (dport === svc.port && dest.port !== 0) dport = dest.port;
+    const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
+    const cx = this.newConn(f.proto, f.saddr, f.sport, f.daddr, f.dport, dest, dport, flags, now);
+    if (cx < 0) return -2;
+    t.control[cx] = ct;
+    t.nControl[ct]++;
+    // ip_vs_conn_put(ct): every new connection restarts the template's timer.
+    t.arm(ct, t.timeout[ct], now);
+    this.connStats(svc, dest);
+    return cx;
+  }
+
+  /** ip_vs_check_template: is the template's destination still fit for new connections? */
+  private checkTemplate(ct: number): boolean {
+    const t = this.conns;
+    const dest = this.ctl.destById(t.dest[ct]);
+    if (
+      dest === undefined ||
+      dest.svc === null ||
+      (dest.flags & DEST_F_AVAILABLE) === 0 ||
+      (this.sysctls.expireQuiescentTemplate && dest.weight === 0)
+    ) {
+      // Invalidate: re-key so that it is never found again; it lives on while it controls.
+      if (t.vport[ct] !== INVALID_PORT) {
+        t.unhash(ct);
+        t.dport[ct] = INVALID_PORT;
+        t.vport[ct] = INVALID_PORT;
+        t.cport[ct] = 0;
+        t.hash(ct);
+      }
+      return false;
+    }
+    return true;
+  }
+
+  /** ip_vs_conn_new + ip_vs_bind_dest. Returns the index, or -1 when the table is full. */
+  private newConn(
+    proto: number,
+    caddr: number,
+    cport: number,
+    vaddr: number,
+    vport: number,
+    dest: Dest,
+    dport: number,
+    flags: number,
+    now: number,
+  ): number {
+    const t = this.conns;
+    let cx = t.alloc();
+    if (cx < 0) {
+      // The kernel's defense (ip_vs_random_dropentry) frees embryonic entries when memory
+      // is short; here the table is the bound, so the oldest embryonic entry makes room.
+      const victim = t.oldestEmbryonic();
+      if (victim < 0) return -1;
+      this.counters.connsDropped++;
+      this.expireNow(victim);
+      cx = t.alloc();
+      if (cx < 0) return -1;
+    }
+    const template = (flags & CONN_F_TEMPLATE) !== 0;
+    let fl = flags | dest.fwd | CONN_F_INACTIVE;
+    if (dest.fwd !== Fwd.Masq && dest.fwd !== Fwd.FullNat) fl |= CONN_F_NOOUTPUT;
+    t.proto[cx] = proto;
+    t.state[cx] = TCP_S_NONE;
+    t.flags[cx] = fl;
+    t.caddr[cx] = caddr;
+    t.cport[cx] = cport;
+    t.vaddr[cx] = vaddr;
+    t.vport[cx] = vport;
+    t.daddr[cx] = dest.addr;
+    t.dport[cx] = dport;
+    t.dest[cx] = dest.id;
+    t.control[cx] = -1;
+    t.nControl[cx] = 0;
+    t.inPkts[cx] = 0;
+    t.outPkts[cx] = 0;
+    if (dest.fwd === Fwd.FullNat && !template) {
+      if (!this.allocLocal(cx, proto, dest.addr, dport)) {
+        t.free(cx);
+        return -1;
+      }
+    } else {
+      // The real server replies to the client itself (NAT): the reply key is <RIP:rport → CIP:cport>.
+      t.laddr[cx] = caddr;
+      t.lport[cx] = cport;
+    }
+    t.hash(cx);
+    this.ctl.destRef(dest.id);
+    if (!template) dest.inactConns++;
+    else dest.persistConns++;
+    if (dest.uThreshold !== 0 && dest.activeConns + dest.inactConns >= dest.uThreshold) dest.flags |= DEST_F_OVERLOAD;
+    t.arm(cx, template ? 0 : this.initialTimeout(proto), now);
+    this.counters.connsCreated++;
+    return cx;
+  }
+
+  private initialTimeout(proto: number): number {
+    return proto === IPPROTO_UDP ? this.timeouts.udpMs() : this.timeouts.tcpMs(TCP_S_NONE);
+  }
+
+  /** FULLNAT: a LIP from the pool (round robin) and a free local port toward RIP:rport. */
+  private allocLocal(cx: number, proto: number, raddr: number, rport: number): boolean {
+    const lips = this.lips;
+    if (lips.length === 0) return false;
+    const t = this.conns;
+    for (let l = 0; l < lips.length; l++) {
+      const lip = lips[this.lipCursor];
+      this.lipCursor = (this.lipCursor + 1) % lips.length;
+      for (let n = 0; n < 65536 - FIRST_LPORT; n++) {
+        const p = this.lportCursor;
+        this.lportCursor = p === 65535 ? FIRST_LPORT : p + 1;
+        if (t.lookupOut(proto, raddr, rport, lip, p) < 0) {
+          t.laddr[cx] = lip;
+          t.lport[cx] = p;
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /** set_tcp_state with the kernel's active/inactive accounting. */
+  private setTcpState(cx: number, dir: number, tcpFlags: number): void {
+    const t = this.conns;
+    let fl = t.flags[cx];
+    const noOutput = (fl & CONN_F_NOOUTPUT) !== 0;
+    if (noOutput && dir === DIR_OUTPUT) {
+      fl &= ~CONN_F_NOOUTPUT;
+    }
+    const old = t.state[cx];
+    const next = tcpNextState(old, dir, tcpFlags, noOutput);
+    if (next !== old) {
+      const dest = this.ctl.destById(t.dest[cx]);
+      if (dest !== undefined) {
+        if ((fl & CONN_F_INACTIVE) === 0 && next !== TCP_S_ESTABLISHED) {
+          dest.activeConns--;
+          dest.inactConns++;
+          fl |= CONN_F_INACTIVE;
+        } else if ((fl & CONN_F_INACTIVE) !== 0 && next === TCP_S_ESTABLISHED) {
+          dest.activeConns++;
+          dest.inactConns--;
+          fl &= ~CONN_F_INACTIVE;
+        }
+      }
+      if (next === TCP_S_SYN_RECV || next === TCP_S_SYNACK) t.noteEmbryonic(cx);
+    }
+    t.flags[cx] = fl;
+    t.state[cx] = next;
+    t.arm(cx, this.timeouts.tcpMs(next), this.now);
+  }
+
+  // ---------------------------------------------------------------- expiry
+
+  private readonly expireCb = (cx: number): void => this.expire(cx);
+
+  /** ip_vs_conn_expire: entries that still control others wait another 60 s. */
+  private expire(cx: number): void {
+    const t = this.conns;
+    if (t.nControl[cx] > 0) {
+      t.arm(cx, TEMPLATE_EXPIRE_LATER_MS, this.now);
+      return;
+    }
+    this.unlink(cx);
+    this.counters.connsExpired++;
+  }
+
+  /** ip_vs_conn_expire_now. */
+  private expireNow(cx: number): void {
+    const t = this.conns;
+    if (t.nControl[cx] > 0) {
+      t.arm(cx, 0, this.now);
+      return;
+    }
+    this.unlink(cx);
+  }
+
+  /** Unhash, detach from the template, ip_vs_unbind_dest, free. */
+  private unlink(cx: number): void {
+    const t = this.conns;
+    const ct = t.control[cx];
+    if (ct >= 0) {
+      t.nControl[ct]--;
+      t.control[cx] = -1;
+    }
+    const id = t.dest[cx];
+    const dest = this.ctl.destById(id);
+    if (dest !== undefined) {
+      if ((t.flags[cx] & CONN_F_TEMPLATE) === 0) {
+        if ((t.flags[cx] & CONN_F_INACTIVE) !== 0) dest.inactConns--;
+        else dest.activeConns--;
+      } else dest.persistConns--;
+      const total = dest.activeConns + dest.inactConns;
+      if (dest.lThreshold !== 0) {
+        if (total < dest.lThreshold) dest.flags &= ~DEST_F_OVERLOAD;
+      } else if (dest.uThreshold !== 0) {
+        if (total * 4 < dest.uThreshold * 3) dest.flags &= ~DEST_F_OVERLOAD;
+      } else dest.flags &= ~DEST_F_OVERLOAD;
+      this.ctl.destUnref(id);
+    }
+    t.free(cx);
+  }
+
+  /** A destination left its service: expire_nodest_conn acts on its connections' next packet. */
+  private destRemoved(_d: Dest): void {
+    this.destRoute.length = 0;
+  }
+
+  // ---------------------------------------------------------------- statistics
+
+  private connStats(svc: Service, dest: Dest): void {
+    dest.stats.conns++;
+    svc.stats.conns++;
+    this.totalStats.conns++;
+  }
+
+  private inStats(cx: number, bytes: number): void {
+    const dest = this.ctl.destById(this.conns.dest[cx]);
+    if (dest === undefined) return;
+    dest.stats.inpkts++;
+    dest.stats.inbytes += bytes;
+    const svc = dest.svc;
+    if (svc !== null) {
+      svc.stats.inpkts++;
+      svc.stats.inbytes += bytes;
+    }
+    this.totalStats.inpkts++;
+    this.totalStats.inbytes += bytes;
+  }
+
+  private outStats(cx: number, bytes: number): void {
+    const dest = this.ctl.destById(this.conns.dest[cx]);
+    if (dest === undefined) return;
+    dest.stats.outpkts++;
+    dest.stats.outbytes += bytes;
+    const svc = dest.svc;
+    if (svc !== null) {
+      svc.stats.outpkts++;
+      svc.stats.outbytes += bytes;
+    }
+    this.totalStats.outpkts++;
+    this.totalStats.outbytes += bytes;
+  }
+
+  // ---------------------------------------------------------------- ICMP
+
+  private icmpInput(f: Flow, now: number): Verdict {
+    if (f.icmpType === ICMP_ECHO) {
+      if (!this.ownsLocal(f.daddr)) return this.passOrDrop(f);
+      icmpEchoReplyInPlace(f.buf, f, 64);
+      this.counters.echoReplies++;
+      return this.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
+    }
+    if (!f.hasInner) return this.passOrDrop(f);
+    const type = f.icmpType;
+    if (type !== ICMP_DEST_UNREACH && type !== ICMP_SOURCE_QUENCH && type !== ICMP_TIME_EXCEEDED) {
+      return this.passOrDrop(f);
+    }
+    const t = this.conns;
+    const p = f.innerProto;
+    if (p !== IPPROTO_TCP && p !== IPPROTO_UDP) return this.passOrDrop(f);
+    // ip_vs_out_icmp: the embedded packet is one we forwarded toward a real server
+    // (src CIP|LIP, dst RIP): its reply key is <RIP:rport → LIP|CIP:lport>.
+    let cx = t.lookupOut(p, f.innerDaddr, f.innerDport, f.innerSaddr, f.innerSport);
+    if (cx >= 0) {
+      const m = XMIT[t.flags[cx] & CONN_F_FWD_MASK];
+      if (m.icmpOutbound === undefined) return this.drop(R.icmp_unrelated);
+      if (f.ttl <= 1) return this.drop(R.ttl_exceeded);
+      ipv4DecTtl(f.buf, f);
+      this.outStats(cx, f.l3End - f.l3Off);
+      return m.icmpOutbound(this, cx, f, now);
+    }
+    // ip_vs_in_icmp: the embedded packet is a reply we (or the real server) sent to the
+    // client (src VIP:vport, dst CIP:cport): look it up inverted, as the client's request.
+    cx = t.lookupIn(p, f.innerDaddr, f.innerDport, f.innerSaddr, f.innerSport);
+    if (cx >= 0) {
+      if (f.ttl <= 1) return this.drop(R.ttl_exceeded);
+      ipv4DecTtl(f.buf, f);
+      this.inStats(cx, f.l3End - f.l3Off);
+      return XMIT[t.flags[cx] & CONN_F_FWD_MASK].icmpInbound(this, cx, f, now);
+    }
+    return this.passOrDrop(f);
+  }
+
+  /** ICMP error about `f` (the packet still as received) from `src` (0: the outgoing interface's address). */
+  icmpError(f: Flow, type: number, code: number, info: number, src: number, now: number): number {
+    // Never answer an ICMP error with an ICMP error (RFC 1122 3.2.2), nor a non-first fragment.
+    if (f.proto === IPPROTO_ICMP && f.hasInner) return Verdict.Drop;
+    if (f.fragment && !f.firstFragment) return Verdict.Drop;
+    const rt = this.rt;
+    if (!this.routes.lookup(f.saddr, rt) || rt.iface === null) return this.drop(R.no_route);
+    const out = this.ipScratch;
+    const saddr = src !== 0 ? src : rt.src;
+    const len = buildIcmpError(out, ETH_HLEN, type, code, info, f.buf, f.l3Off, f.l3End - f.l3Off, saddr, f.saddr, ICMP_ERR_TTL);
+    this.counters.icmpErrorsSent++;
+    return this.emitIp(out, ETH_HLEN, len, f.saddr, f, now);
+  }
+
+  private ttlExceeded(f: Flow, src: number, now: number): Verdict {
+    this.counters.drops[R.ttl_exceeded]++;
+    this.icmpError(f, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, src, now);
+    return Verdict.Drop;
+  }
+
+  /** ip_vs_leave for a service without an available destination: port unreachable. */
+  private leave(f: Flow, now: number): Verdict {
+    this.counters.drops[R.no_dest]++;
+    this.icmpError(f, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, f.daddr, now);
+    return Verdict.Drop;
+  }
+
+  /**
+   * A packet to an address tsvs owns with no service behind it: answer as the kernel's own
+   * stack would for an address without a listener (TCP reset, UDP port unreachable).
+   */
+  private notForUs(f: Flow, now: number): Verdict {
+    if (!this.ownsLocal(f.daddr)) return this.passOrDrop(f);
+    if (f.proto === IPPROTO_TCP) return this.localTcpReset(f, now);
+    this.counters.drops[R.closed_port]++;
+    this.icmpError(f, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, f.daddr, now);
+    return Verdict.Drop;
+  }
+
+  private otherProto(f: Flow, _now: number): Verdict {
+    return this.passOrDrop(f);
+  }
+
+  /** tcp_v4_send_reset: RST for a segment that reached no socket (never answers a RST). */
+  private localTcpReset(f: Flow, now: number): Verdict {
+    this.counters.drops[R.closed_port]++;
+    if ((f.tcpFlags & TCP_RST) !== 0) return Verdict.Drop;
+    const out = this.ipScratch;
+    const l3 = ETH_HLEN;
+    const l4 = l3 + 20;
+    writeIpv4Header(out, l3, 0, 20 + TCP_HLEN, 0, 0x4000, 64, IPPROTO_TCP, f.daddr, f.saddr);
+    const seglen = f.l3End - f.payloadOff + ((f.tcpFlags & TCP_SYN) !== 0 ? 1 : 0) + ((f.tcpFlags & 1) !== 0 ? 1 : 0);
+    let seq = 0;
+    let ack = 0;
+    let flags = TCP_RST;
+    if ((f.tcpFlags & TCP_ACK) !== 0) seq = f.tcpAck;
+    else {
+      ack = (f.tcpSeq + seglen) >>> 0;
+      flags |= TCP_ACK;
+    }
+    out.fill(0, l4, l4 + TCP_HLEN);
+    out[l4] = f.dport >>> 8;
+    out[l4 + 1] = f.dport & 255;
+    out[l4 + 2] = f.sport >>> 8;
+    out[l4 + 3] = f.sport & 255;
+    writeBe32(out, l4 + 4, seq);
+    writeBe32(out, l4 + 8, ack);
+    out[l4 + 12] = (TCP_HLEN / 4) << 4;
+    out[l4 + 13] = flags;
+    // Checksum with the pseudo-header: saddr, daddr, proto, TCP length.
+    let sum = csumAdd(out, l3 + 12, 8);
+    sum += IPPROTO_TCP + TCP_HLEN;
+    sum = csumAdd(out, l4, TCP_HLEN, sum);
+    const ck = csumFinish(sum);
+    out[l4 + 16] = ck >>> 8;
+    out[l4 + 17] = ck & 255;
+    return this.emitIp(out, l3, 20 + TCP_HLEN, f.saddr, f, now) === Verdict.Sent ? Verdict.Sent : Verdict.Drop;
+  }
+
+  /** Traffic not addressed to tsvs: the kernel's business (or the simulation's). */
+  private passOrDrop(_f: Flow): Verdict {
+    this.counters.passed++;
+    return Verdict.Pass;
+  }
+
+  // ---------------------------------------------------------------- ARP and ownership
+
+  /** Addresses tsvs answers for: VIPs, LIPs, and (simulation) the interfaces' own. */
+  ownsLocal(addr: number): boolean {
+    if (this.ctl.ownsAddress(addr)) return true;
+    for (let i = 0; i < this.lips.length; i++) if (this.lips[i] === addr) return true;
+    return this.ownIfaceAddrs && this.routes.isLocal(addr);
+  }
+
+  private arpInput(f: Flow, now: number): Verdict {
+    const iface = this.routes.iface(f.ifindex);
+    if (iface === undefined) return this.passOrDrop(f);
+    const buf = f.buf;
+    const shaOff = f.l3Off + 8;
+    const forUs = this.ownsLocal(f.arpTpa);
+    if (f.arpOp === ARP_REPLY || forUs) {
+      const sha = buf.slice(shaOff, shaOff + 6);
+      const queued = this.neigh.confirm(f.ifindex, f.arpSpa, sha, now);
+      for (const q of queued) {
+        copyMac(q.frame, 0, sha, 0);
+        this.transmit(f.ifindex, q.frame, 0, q.len);
+      }
+    }
+    if (f.arpOp !== ARP_REQUEST || !forUs) return f.arpOp === ARP_REPLY ? Verdict.Sent : this.passOrDrop(f);
+    // Reply in place: ARP body then Ethernet header.
+    const l3 = f.l3Off;
+    const sha = this.ipScratch;
+    copyMac(sha, 0, buf, shaOff);
+    const spa = f.arpSpa;
+    const tpa = f.arpTpa;
+    writeArp(buf, l3, ARP_REPLY, iface.mac, tpa, sha.subarray(0, 6), spa);
+    writeEthHeader(buf, l3 - ETH_HLEN, sha.subarray(0, 6), iface.mac, ETH_P_ARP);
+    this.counters.arpReplies++;
+    this.transmit(f.ifindex, buf, l3 - ETH_HLEN, ETH_HLEN + 28);
+    return Verdict.Sent;
+  }
+
+  private readonly zeroMac = new Uint8Array(6);
+
+  private sendArpRequest(ifindex: number, ip: number): void {
+    const iface = this.routes.iface(ifindex);
+    if (iface === undefined) return;
+    const out = this.ipScratch;
+    writeEthHeader(out, 0, BROADCAST_MAC, iface.mac, ETH_P_ARP);
+    const rt = this.rt;
+    const src = this.routes.lookup(ip, rt) && rt.iface === iface ? rt.src : iface.primary;
+    writeArp(out, ETH_HLEN, ARP_REQUEST, iface.mac, src, this.zeroMac, ip);
+    this.counters.arpRequests++;
+    this.transmit(ifindex, out, 0, ETH_HLEN + 28);
+  }
+
+  // ---------------------------------------------------------------- output
+
+  private transmit(ifindex: number, buf: Uint8Array, off: number, len: number): void {
+    this.counters.txFrames++;
+    this.sendFrame(ifindex, buf, off, len);
+  }
+
+  emitIp(buf: Uint8Array, l3Off: number, l3Len: number, daddr: number, _f: Flow, now: number): number {
+    const rt = this.rt;
+    if (!this.routes.lookup(daddr, rt) || rt.iface === null) return this.drop(R.no_route);
+    return this.emitVia(rt.iface, rt.nexthop, buf, l3Off, l3Len, now);
+  }
+
+  emitToDest(buf: Uint8Array, l3Off: number, l3Len: number, destId: number, _f: Flow, now: number): number {
+    const r = this.routeToDest(destId);
+    if (r === null) return this.drop(R.no_route);
+    return this.emitVia(r.iface, r.nexthop, buf, l3Off, l3Len, now);
+  }
+
+  private emitVia(iface: Iface, nexthop: number, buf: Uint8Array, l3Off: number, l3Len: number, now: number): number {
+    const off = l3Off - ETH_HLEN;
+    const mac = this.neigh.lookup(iface.ifindex, nexthop, now);
+    if (mac === null) {
+      writeEthHeader(buf, off, this.zeroMac, iface.mac, ETH_P_IP);
+      const act = this.neigh.enqueue(iface.ifindex, nexthop, buf.subarray(off, l3Off + l3Len), ETH_HLEN + l3Len, now);
+      if (act.sendRequest) this.sendArpRequest(iface.ifindex, nexthop);
+      return act.queued ? Verdict.Sent : this.drop(R.neigh_failed);
+    }
+    writeEthHeader(buf, off, mac, iface.mac, ETH_P_IP);
+    this.transmit(iface.ifindex, buf, off, ETH_HLEN + l3Len);
+    return Verdict.Sent;
+  }
+
+  private routeToDest(destId: number): { iface: Iface; nexthop: number; src: number } | null {
+    let r = this.destRoute[destId];
+    if (r === undefined || r === null) {
+      const d = this.ctl.destById(destId);
+      const rt = this.rt;
+      if (d === undefined || !this.routes.lookup(d.addr, rt) || rt.iface === null) return null;
+      r = { iface: rt.iface, nexthop: rt.nexthop, src: rt.src };
+      this.destRoute[destId] = r;
+    }
+    return r;
+  }
+
+  fitsDest(destId: number, l3Len: number, overhead: number, f: Flow, errSrc: number, now: number): boolean {
+    const r = this.routeToDest(destId);
+    if (r === null) return true; // emit will count no_route
+    const mtu = r.iface.mtu - overhead;
+    if (l3Len <= mtu) return true;
+    if (f.df) {
+      this.counters.drops[R.frag_needed]++;
+      this.icmpError(f, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu & 0xffff, errSrc, now);
+    } else this.counters.drops[R.too_big]++;
+    return false;
+  }
+
+  destMtuOf(destId: number): number {
+    const r = this.routeToDest(destId);
+    return r === null ? 1500 : r.iface.mtu;
+  }
+
+  destSrc(destId: number): number {
+    const r = this.routeToDest(destId);
+    return r === null ? 0 : r.src;
+  }
+
+  drop(reason: number): number {
+    this.counters.drops[reason]++;
+    return Verdict.Drop;
+  }
+
+  // ---------------------------------------------------------------- listings
+
+  /** Rows of `ipvsadm -L -c`. */
+  connections(now: number): ConnView[] {
+    const t = this.conns;
+    const out: ConnView[] = [];
+    t.forEach((cx) => {
+      const template = (t.flags[cx] & CONN_F_TEMPLATE) !== 0;
+      const proto = t.proto[cx];
+      let state: string;
+      if (proto === IPPROTO_TCP) state = TCP_STATE_NAMES[template ? 0 : t.state[cx]];
+      else if (proto === IPPROTO_UDP) state = UDP_STATE_NAME;
+      else state = "NONE";
+      out.push({
+        protocol: proto,
+        expiresMs: Math.max(0, t.expiresAt(cx) - now),
+        state,
+        caddr: t.caddr[cx],
+        cport: t.cport[cx],
+        vaddr: t.vaddr[cx],
+        vport: t.vport[cx],
+        daddr: t.daddr[cx],
+        dport: t.dport[cx],
+        laddr: (t.flags[cx] & CONN_F_FWD_MASK) === Fwd.FullNat ? t.laddr[cx] : 0,
+        lport: (t.flags[cx] & CONN_F_FWD_MASK) === Fwd.FullNat ? t.lport[cx] : 0,
+        template,
+        fwmark: template && proto === 0 ? t.vaddr[cx] : 0,
+      });
+    });
+    return out;
+  }
+
+  /** Does some connection use this destination (for listings and tests)? */
+  connCount(): number {
+    return this.conns.size;
+  }
+
+  static closeState(): number {
+    return TCP_S_CLOSE;
+  }
+}
+
+function writeBe32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v >>> 24;
+  b[off + 1] = (v >>> 16) & 255;
+  b[off + 2] = (v >>> 8) & 255;
+  b[off + 3] = v & 255;
+}
+
+/** xorshift32 seeded from a constant: deterministic unless the caller injects randomness. */
+function defaultRandom(): () => number {
+  let s = 0x9e3779b9;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+}
+
+export type { InetAddr };

@@ -1,0 +1,134 @@
+// Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//
+// Partial sums are plain non-negative numbers, left unfolded so that callers can keep adding
+// words; folding happens in csumFold/csumFinish and whenever a sum could leave the safe-integer
+// range (it cannot for frames: 2^37 words would be needed). Bytes past the end of the buffer
+// read as zero instead of NaN, so a wrong length yields a wrong checksum, never a crash.
+//
+// Incremental updates use RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), which never produces the
+// 0x0000/0xffff ambiguity that eqn. 2 has: the result is what a full recomputation gives,
+// except that one's-complement 0x0000 and 0xffff are the same number (both verify).
+
+import { readU16 } from "../addr.js";
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "./flow.js";
+
+/** One's complement sum of the 16-bit big-endian words of buf[off, off+len), odd tail padded with 0. */
+export function csumAdd(buf: Uint8Array, off: number, len: number, sum = 0): number {
+  let end = off + len;
+  if (end > buf.length) end = buf.length;
+  if (off < 0) off = 0;
+  let s = 0;
+  let i = off;
+  // 2 words per step; s stays below 2^53 for any Uint8Array a process can hold.
+  for (; i + 3 < end; i += 4) s += ((buf[i] << 8) | buf[i + 1]) + ((buf[i + 2] << 8) | buf[i + 3]);
+  for (; i + 1 < end; i += 2) s += (buf[i] << 8) | buf[i + 1];
+  if (i < end) s += buf[i] << 8;
+  return sum + s;
+}
+
+export function csumAdd16(sum: number, v16: number): number {
+  return sum + (v16 & 0xffff);
+}
+
+export function csumAdd32(sum: number, v32: number): number {
+  return sum + (v32 >>> 16) + (v32 & 0xffff);
+}
+
+/** Folds a partial sum to 16 bits with end-around carry (not complemented). */
+export function csumFold(sum: number): number {
+  // First fold by division: `>>>` would truncate sums above 2^32.
+  while (sum > 0xffffffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  return (sum & 0xffff) + (sum >>> 16);
+}
+
+/** The value to store in a checksum field: the complement of the folded sum. */
+export function csumFinish(sum: number): number {
+  return ~csumFold(sum) & 0xffff;
+}
+
+/** RFC 1624 eqn. 3: new checksum field after a 16-bit word changed from oldv to newv. */
+export function csumReplace16(check: number, oldv: number, newv: number): number {
+  const s = (~check & 0xffff) + (~oldv & 0xffff) + (newv & 0xffff);
+  return ~csumFold(s) & 0xffff;
+}
+
+/** RFC 1624 eqn. 3 for a 32-bit field (two words; it must sit at an even offset). */
+export function csumReplace32(check: number, oldv: number, newv: number): number {
+  const s =
+    (~check & 0xffff) + (~oldv >>> 16) + (~oldv & 0xffff) + ((newv >>> 16) & 0xffff) + (newv & 0xffff);
+  return ~csumFold(s) & 0xffff;
+}
+
+/** IPv4 header checksum over ihl*4 bytes (at least 20), the checksum field taken as 0. */
+export function ipv4HeaderChecksum(buf: Uint8Array, l3Off: number): number {
+  let hlen = (buf[l3Off] & 15) << 2;
+  if (hlen < 20) hlen = 20;
+  let s = csumAdd(buf, l3Off, 10);
+  s = csumAdd(buf, l3Off + 12, hlen - 12, s);
+  return csumFinish(s);
+}
+
+/** Offset of the checksum field inside a TCP/UDP/ICMP header; -1 for other protocols. */
+function l4CheckField(proto: number): number {
+  if (proto === IPPROTO_TCP) return 16;
+  if (proto === IPPROTO_UDP) return 6;
+  if (proto === IPPROTO_ICMP) return 2;
+  return -1;
+}
+
+function pseudoHeaderSum(buf: Uint8Array, l3Off: number, l4Len: number, proto: number): number {
+  let s = csumAdd(buf, l3Off + 12, 8);
+  s += proto + (l4Len >>> 16) + (l4Len & 0xffff);
+  return s;
+}
+
+/**
+ * Checksum of the segment buf[l4Off, l4Off+l4Len) (its checksum field taken as 0) with the IPv4
+ * pseudo-header read from the header at l3Off; ICMP (proto 1) has no pseudo-header. A UDP result of
+ * 0 is returned as 0xffff (RFC 768: 0 means "no checksum").
+ */
+export function l4ChecksumV4(
+  buf: Uint8Array,
+  l3Off: number,
+  l4Off: number,
+  l4Len: number,
+  proto: number,
+): number {
+  let s = proto === IPPROTO_ICMP ? 0 : pseudoHeaderSum(buf, l3Off, l4Len, proto);
+  const cf = l4CheckField(proto);
+  if (cf < 0 || cf + 2 > l4Len) {
+    s = csumAdd(buf, l4Off, l4Len, s);
+  } else {
+    // Both pieces start at an even distance from l4Off, so word alignment is kept.
+    s = csumAdd(buf, l4Off, cf, s);
+    s = csumAdd(buf, l4Off + cf + 2, l4Len - cf - 2, s);
+  }
+  const c = csumFinish(s);
+  return proto === IPPROTO_UDP && c === 0 ? 0xffff : c;
+}
+
+/** True when the IPv4 header at l3Off (ihl*4 bytes, in bounds) sums to 0xffff, as ip_rcv checks. */
+export function verifyIpv4Header(buf: Uint8Array, l3Off: number): boolean {
+  if (l3Off < 0 || l3Off + 20 > buf.length) return false;
+  const hlen = (buf[l3Off] & 15) << 2;
+  if (hlen < 20 || l3Off + hlen > buf.length) return false;
+  return csumFold(csumAdd(buf, l3Off, hlen)) === 0xffff;
+}
+
+/** Verifies a TCP/UDP/ICMP checksum in place; a UDP checksum of 0 (not computed) is valid. */
+export function verifyL4V4(
+  buf: Uint8Array,
+  l3Off: number,
+  l4Off: number,
+  l4Len: number,
+  proto: number,
+): boolean {
+  if (l3Off < 0 || l3Off + 20 > buf.length || l4Off < 0 || l4Len < 0 || l4Off + l4Len > buf.length)
+    return false;
+  if (proto === IPPROTO_UDP && l4Len >= 8 && readU16(buf, l4Off + 6) === 0) return true;
+  let s = proto === IPPROTO_ICMP ? 0 : pseudoHeaderSum(buf, l3Off, l4Len, proto);
+  s = csumAdd(buf, l4Off, l4Len, s);
+  return csumFold(s) === 0xffff;
+}

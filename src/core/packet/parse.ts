@@ -1,0 +1,240 @@
+// Frame parser: Ethernet II (802.1Q / 802.1ad tags skipped), ARP, IPv4 (options, fragments),
+// TCP, UDP, ICMP (with the header embedded in errors) into one reusable Flow.
+//
+// The IPv4 checks are ip_rcv_core's (version, IHL, header checksum, total length within the frame
+// and not below the header; bytes after the datagram are link padding). L4 checksums are not
+// verified, as the IPVS forwarding path does not verify them either. Never throws, allocates
+// nothing: every read is preceded by a bounds check against the frame length.
+
+import { readU16, readU32 } from "../addr.js";
+import { csumAdd, csumFold } from "./csum.js";
+import { ETH_HLEN } from "./eth.js";
+import {
+  ETH_P_8021AD,
+  ETH_P_8021Q,
+  ETH_P_ARP,
+  ETH_P_IP,
+  type Flow,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+} from "./flow.js";
+import { ICMP_ECHO, ICMP_ECHOREPLY, ICMP_HLEN, icmpIsError } from "./icmp.js";
+import { IP_MF, IP_OFFMASK, IPV4_HLEN } from "./ipv4.js";
+import { TCP_HLEN } from "./tcp.js";
+import { UDP_HLEN } from "./udp.js";
+
+export const PARSE_OK = 0;
+export const PARSE_ARP = 1;
+/** Well formed but not for the IPv4 data path (IPv6, LLDP, 802.3/LLC, non-Ethernet/IPv4 ARP...). */
+export const PARSE_OTHER = 2;
+export const PARSE_ERR_ETH_TRUNC = 3;
+export const PARSE_ERR_VLAN_TRUNC = 4;
+export const PARSE_ERR_ARP_TRUNC = 5;
+export const PARSE_ERR_IP_TRUNC = 6;
+export const PARSE_ERR_IP_VERSION = 7;
+export const PARSE_ERR_IP_IHL = 8;
+export const PARSE_ERR_IP_CSUM = 9;
+export const PARSE_ERR_IP_TOTLEN = 10;
+export const PARSE_ERR_TCP_TRUNC = 11;
+export const PARSE_ERR_TCP_DOFF = 12;
+export const PARSE_ERR_UDP_TRUNC = 13;
+export const PARSE_ERR_UDP_LEN = 14;
+export const PARSE_ERR_ICMP_TRUNC = 15;
+
+/** Name of every result code, indexed by code (drop counters); error names start with "err_". */
+export const PARSE_RESULT_NAMES: readonly string[] = [
+  "ok",
+  "arp",
+  "other",
+  "err_eth_trunc",
+  "err_vlan_trunc",
+  "err_arp_trunc",
+  "err_ip_trunc",
+  "err_ip_version",
+  "err_ip_ihl",
+  "err_ip_csum",
+  "err_ip_totlen",
+  "err_tcp_trunc",
+  "err_tcp_doff",
+  "err_udp_trunc",
+  "err_udp_len",
+  "err_icmp_trunc",
+];
+
+function reset(f: Flow, buf: Uint8Array, len: number, ifindex: number): void {
+  f.buf = buf;
+  f.len = len;
+  f.ethType = 0;
+  f.vlan = -1;
+  f.l3Off = 0;
+  f.l4Off = 0;
+  f.payloadOff = 0;
+  f.l3End = 0;
+  f.af = 4;
+  f.proto = 0;
+  f.saddr = 0;
+  f.daddr = 0;
+  f.ttl = 0;
+  f.tos = 0;
+  f.ipId = 0;
+  f.df = false;
+  f.fragment = false;
+  f.firstFragment = false;
+  f.sport = 0;
+  f.dport = 0;
+  f.tcpFlags = 0;
+  f.tcpSeq = 0;
+  f.tcpAck = 0;
+  f.icmpType = 0;
+  f.icmpCode = 0;
+  f.icmpId = 0;
+  f.hasInner = false;
+  f.innerL3Off = 0;
+  f.innerL4Off = 0;
+  f.innerProto = 0;
+  f.innerSaddr = 0;
+  f.innerDaddr = 0;
+  f.innerSport = 0;
+  f.innerDport = 0;
+  f.innerHasPorts = false;
+  f.arpOp = 0;
+  f.arpSpa = 0;
+  f.arpTpa = 0;
+  f.fwmark = 0;
+  f.ifindex = ifindex;
+}
+
+/**
+ * Parses the frame buf[0, len) into flow (every field reset first) and returns a PARSE_* code.
+ * len is clamped to buf.length. ICMP errors whose embedded header is unusable (truncated, not
+ * IPv4) still parse as PARSE_OK, with hasInner false: ip_vs_in_icmp also lets them pass.
+ */
+export function parseFrame(buf: Uint8Array, len: number, flow: Flow, ifindex: number): number {
+  if (!(len > 0)) len = 0;
+  else if (len > buf.length) len = buf.length;
+  else len = Math.floor(len);
+  reset(flow, buf, len, ifindex);
+  if (len < ETH_HLEN) return PARSE_ERR_ETH_TRUNC;
+  let off = 12;
+  let type = readU16(buf, off);
+  while (type === ETH_P_8021Q || type === ETH_P_8021AD) {
+    if (off + 6 > len) return PARSE_ERR_VLAN_TRUNC;
+    // The outermost tag is kept: it is the one the attached switch port acts on.
+    if (flow.vlan < 0) flow.vlan = readU16(buf, off + 2);
+    off += 4;
+    type = readU16(buf, off);
+  }
+  off += 2;
+  flow.ethType = type;
+  flow.l3Off = off;
+  if (type === ETH_P_IP) return parseIpv4(buf, len, off, flow);
+  if (type === ETH_P_ARP) return parseArp(buf, len, off, flow);
+  return PARSE_OTHER;
+}
+
+function parseArp(buf: Uint8Array, len: number, off: number, f: Flow): number {
+  if (off + 8 > len) return PARSE_ERR_ARP_TRUNC;
+  // Ethernet hardware (1), IPv4 protocol, 6-byte and 4-byte addresses: anything else is not ours.
+  if (
+    readU16(buf, off) !== 1 ||
+    readU16(buf, off + 2) !== ETH_P_IP ||
+    buf[off + 4] !== 6 ||
+    buf[off + 5] !== 4
+  ) {
+    return PARSE_OTHER;
+  }
+  if (off + 28 > len) return PARSE_ERR_ARP_TRUNC;
+  f.arpOp = readU16(buf, off + 6);
+  f.arpSpa = readU32(buf, off + 14);
+  f.arpTpa = readU32(buf, off + 24);
+  f.l3End = off + 28;
+  return PARSE_ARP;
+}
+
+function parseIpv4(buf: Uint8Array, len: number, l3: number, f: Flow): number {
+  if (l3 + IPV4_HLEN > len) return PARSE_ERR_IP_TRUNC;
+  const vihl = buf[l3];
+  if (vihl >>> 4 !== 4) return PARSE_ERR_IP_VERSION;
+  const hlen = (vihl & 15) << 2;
+  if (hlen < IPV4_HLEN) return PARSE_ERR_IP_IHL;
+  if (l3 + hlen > len) return PARSE_ERR_IP_TRUNC;
+  if (csumFold(csumAdd(buf, l3, hlen)) !== 0xffff) return PARSE_ERR_IP_CSUM;
+  const totLen = readU16(buf, l3 + 2);
+  if (totLen < hlen || l3 + totLen > len) return PARSE_ERR_IP_TOTLEN;
+  const end = l3 + totLen;
+  const frag = readU16(buf, l3 + 6);
+  const proto = buf[l3 + 9];
+  f.l3End = end;
+  f.tos = buf[l3 + 1];
+  f.ipId = readU16(buf, l3 + 4);
+  f.df = (frag & 0x4000) !== 0;
+  f.ttl = buf[l3 + 8];
+  f.proto = proto;
+  f.saddr = readU32(buf, l3 + 12);
+  f.daddr = readU32(buf, l3 + 16);
+  const fragOff = frag & IP_OFFMASK;
+  f.fragment = fragOff !== 0 || (frag & IP_MF) !== 0;
+  f.firstFragment = f.fragment && fragOff === 0;
+  const l4 = l3 + hlen;
+  f.l4Off = l4;
+  f.payloadOff = l4;
+  // Only the first fragment carries the transport header.
+  if (fragOff !== 0) return PARSE_OK;
+
+  if (proto === IPPROTO_TCP) {
+    if (l4 + TCP_HLEN > end) return PARSE_ERR_TCP_TRUNC;
+    const thlen = (buf[l4 + 12] >>> 4) << 2;
+    if (thlen < TCP_HLEN || l4 + thlen > end) return PARSE_ERR_TCP_DOFF;
+    f.sport = readU16(buf, l4);
+    f.dport = readU16(buf, l4 + 2);
+    f.tcpSeq = readU32(buf, l4 + 4);
+    f.tcpAck = readU32(buf, l4 + 8);
+    f.tcpFlags = buf[l4 + 13];
+    f.payloadOff = l4 + thlen;
+    return PARSE_OK;
+  }
+  if (proto === IPPROTO_UDP) {
+    if (l4 + UDP_HLEN > end) return PARSE_ERR_UDP_TRUNC;
+    const ulen = readU16(buf, l4 + 4);
+    // A first fragment's UDP length covers the whole reassembled datagram.
+    if (ulen < UDP_HLEN || (!f.fragment && l4 + ulen > end)) return PARSE_ERR_UDP_LEN;
+    f.sport = readU16(buf, l4);
+    f.dport = readU16(buf, l4 + 2);
+    f.payloadOff = l4 + UDP_HLEN;
+    return PARSE_OK;
+  }
+  if (proto === IPPROTO_ICMP) {
+    if (l4 + ICMP_HLEN > end) return PARSE_ERR_ICMP_TRUNC;
+    const t = buf[l4];
+    f.icmpType = t;
+    f.icmpCode = buf[l4 + 1];
+    f.payloadOff = l4 + ICMP_HLEN;
+    if (t === ICMP_ECHO || t === ICMP_ECHOREPLY) f.icmpId = readU16(buf, l4 + 4);
+    else if (icmpIsError(t) && !f.fragment) parseInner(buf, l4 + ICMP_HLEN, end, f);
+    return PARSE_OK;
+  }
+  return PARSE_OK;
+}
+
+/** The datagram quoted by an ICMP error; its checksum and total length are not checked (quoted). */
+function parseInner(buf: Uint8Array, il3: number, end: number, f: Flow): void {
+  if (il3 + IPV4_HLEN > end) return;
+  const vihl = buf[il3];
+  const ihlen = (vihl & 15) << 2;
+  if (vihl >>> 4 !== 4 || ihlen < IPV4_HLEN || il3 + ihlen > end) return;
+  f.hasInner = true;
+  f.innerL3Off = il3;
+  const il4 = il3 + ihlen;
+  f.innerL4Off = il4;
+  const p = buf[il3 + 9];
+  f.innerProto = p;
+  f.innerSaddr = readU32(buf, il3 + 12);
+  f.innerDaddr = readU32(buf, il3 + 16);
+  const innerFragOff = readU16(buf, il3 + 6) & IP_OFFMASK;
+  if ((p === IPPROTO_TCP || p === IPPROTO_UDP) && innerFragOff === 0 && il4 + 8 <= end) {
+    f.innerHasPorts = true;
+    f.innerSport = readU16(buf, il4);
+    f.innerDport = readU16(buf, il4 + 2);
+  }
+}

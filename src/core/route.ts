@@ -1,0 +1,123 @@
+// The director's interfaces and routing table, as tsvs needs them to emit whole frames:
+// which link a next hop is on, the source address to use there, and the link's MTU.
+// Longest-prefix match over a short list (a director has a handful of routes); the
+// per-destination result is cached by the caller (see Dest route cache in engine.ts).
+
+import { prefixToMask } from "./addr.js";
+
+export interface IfaceAddr {
+  addr: number;
+  prefix: number;
+}
+
+export interface IfaceConfig {
+  ifindex: number;
+  name: string;
+  mac: Uint8Array;
+  addrs: IfaceAddr[];
+  mtu: number;
+}
+
+export interface RouteConfig {
+  dst: number;
+  prefix: number;
+  /** Gateway, 0 for a connected route. */
+  via: number;
+  ifindex: number;
+}
+
+export class Iface {
+  readonly ifindex: number;
+  readonly name: string;
+  readonly mac: Uint8Array;
+  readonly addrs: IfaceAddr[];
+  mtu: number;
+  constructor(c: IfaceConfig) {
+    this.ifindex = c.ifindex;
+    this.name = c.name;
+    this.mac = c.mac;
+    this.addrs = c.addrs.map((a) => ({ addr: a.addr >>> 0, prefix: a.prefix }));
+    this.mtu = c.mtu;
+  }
+  /** Primary address (the kernel's choice of source for locally generated packets on this link). */
+  get primary(): number {
+    return this.addrs.length > 0 ? this.addrs[0].addr : 0;
+  }
+}
+
+interface RouteEntry {
+  dst: number;
+  mask: number;
+  prefix: number;
+  via: number;
+  iface: Iface;
+}
+
+/** Result of a route lookup; one reusable instance per caller (no allocation per lookup). */
+export class RouteResult {
+  iface: Iface | null = null;
+  nexthop = 0;
+  src = 0;
+}
+
+export class RouteTable {
+  readonly ifaces: Iface[] = [];
+  private readonly byIndex = new Map<number, Iface>();
+  private routes: RouteEntry[] = [];
+
+  addIface(c: IfaceConfig): Iface {
+    const i = new Iface(c);
+    this.ifaces.push(i);
+    this.byIndex.set(i.ifindex, i);
+    for (const a of i.addrs) this.insert(a.addr, a.prefix, 0, i);
+    return i;
+  }
+
+  iface(ifindex: number): Iface | undefined {
+    return this.byIndex.get(ifindex);
+  }
+
+  addRoute(r: RouteConfig): void {
+    const i = this.byIndex.get(r.ifindex);
+    if (i === undefined) throw new Error(`route via unknown interface ${r.ifindex}`);
+    this.insert(r.dst, r.prefix, r.via >>> 0, i);
+  }
+
+  private insert(dst: number, prefix: number, via: number, iface: Iface): void {
+    const mask = prefixToMask(prefix);
+    this.routes.push({ dst: (dst & mask) >>> 0, mask, prefix, via, iface });
+    // Longest prefix first, so the first match wins.
+    this.routes.sort((a, b) => b.prefix - a.prefix);
+  }
+
+  /** Longest-prefix match; false when there is no route. */
+  lookup(daddr: number, out: RouteResult): boolean {
+    const rs = this.routes;
+    for (let i = 0; i < rs.length; i++) {
+      const r = rs[i];
+      if (((daddr & r.mask) >>> 0) === r.dst) {
+        out.iface = r.iface;
+        out.nexthop = r.via !== 0 ? r.via : daddr;
+        out.src = sourceFor(r.iface, out.nexthop);
+        return true;
+      }
+    }
+    out.iface = null;
+    return false;
+  }
+
+  /** Is addr one of the interfaces' own addresses? */
+  isLocal(addr: number): boolean {
+    for (const i of this.ifaces) for (const a of i.addrs) if (a.addr === addr) return true;
+    return false;
+  }
+}
+
+/** The interface address on the next hop's subnet, else the primary (as inet_select_addr). */
+function sourceFor(iface: Iface, nexthop: number): number {
+  for (const a of iface.addrs) {
+    const m = prefixToMask(a.prefix);
+    if (((a.addr & m) >>> 0) === ((nexthop & m) >>> 0)) return a.addr;
+  }
+  return iface.primary;
+}

@@ -1,0 +1,25 @@
+// DR (LVS-DR, "Route"): net/netfilter/ipvs/ip_vs_xmit.c ip_vs_dr_xmit. The IP packet is
+// left as the client sent it (TTL aside); the frame goes to the real server's MAC on the
+// shared segment. The real server holds the VIP on lo (ARP suppressed) and answers the
+// client directly, so replies never come back here (the connection is NOOUTPUT, and the
+// TCP state machine uses the INPUT_ONLY rows).
+
+import type { Flow } from "../packet/flow.js";
+import type { XmitEngine, XmitMethod } from "./types.js";
+
+export const dr: XmitMethod = {
+  name: "dr",
+
+  inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const d = e.conns.dest[c];
+    const len = f.l3End - f.l3Off;
+    if (!e.fitsDest(d, len, 0, f, f.daddr, now)) return 0;
+    return e.emitToDest(f.buf, f.l3Off, len, d, f, now);
+  },
+
+  // Errors from the client side about our (the real server's) replies go to the real
+  // server unchanged, as the kernel's ip_vs_icmp_xmit does for DR.
+  icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, e.conns.dest[c], f, now);
+  },
+};

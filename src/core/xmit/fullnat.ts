@@ -1,0 +1,92 @@
+// FULLNAT (tsvs extension, after DPVS/Alibaba LVS FULLNAT): the director rewrites both
+// ends, CIP:cport → LIP:lport and VIP:vport → RIP:rport, so real servers need no setup
+// and may sit on any routed network: they answer the LIP, and the director rewrites the
+// reply back to VIP:vport → CIP:cport. The client's address is handed to the real server
+// in a TOA TCP option (kind 254: port + IPv4 address), the layout the TOA kernel module
+// reads from the ACK that completes the handshake; tsvs adds it to the SYN and that ACK.
+
+import { CONN_F_TOA_SENT } from "../conn/table.js";
+import type { Flow } from "../packet/flow.js";
+import { IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from "../packet/flow.js";
+import { icmpInnerSetDaddr, icmpInnerSetDport, icmpInnerSetSaddr, icmpInnerSetSport, icmpRecomputeChecksum } from "../packet/icmp.js";
+import { ipv4SetDaddr, ipv4SetSaddr } from "../packet/ipv4.js";
+import { l4SetDport, l4SetSport } from "../packet/l4.js";
+import { TCPOLEN_TOA, tcpInsertOption, writeToaOption } from "../packet/tcp.js";
+import type { XmitEngine, XmitMethod } from "./types.js";
+
+/** Preallocated option bytes (no allocation per packet). */
+const toa = new Uint8Array(TCPOLEN_TOA);
+
+function maybeAddToa(e: XmitEngine, c: number, f: Flow, mtu: number): void {
+  if (f.proto !== IPPROTO_TCP || (f.tcpFlags & TCP_RST) !== 0) return;
+  const t = e.conns;
+  const syn = (f.tcpFlags & TCP_SYN) !== 0;
+  const handshakeAck = !syn && (f.tcpFlags & TCP_ACK) !== 0 && (t.flags[c] & CONN_F_TOA_SENT) === 0;
+  if (!syn && !handshakeAck) return;
+  if (f.l3End - f.l3Off + TCPOLEN_TOA > mtu) return;
+  // The frame is moved to the scratch buffer, which has room to grow the TCP header.
+  const s = e.scratch;
+  if (f.buf !== s) {
+    s.set(f.buf.subarray(0, f.l3End), 0);
+    f.buf = s;
+  }
+  writeToaOption(toa, 0, t.cport[c], t.caddr[c]);
+  if (tcpInsertOption(s, f, toa, TCPOLEN_TOA, s.length) && handshakeAck) t.flags[c] |= CONN_F_TOA_SENT;
+}
+
+export const fullnat: XmitMethod = {
+  name: "fullnat",
+
+  inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    const d = t.dest[c];
+    if (!e.fitsDest(d, f.l3End - f.l3Off, 0, f, f.daddr, now)) return 0;
+    const buf = f.buf;
+    ipv4SetSaddr(buf, f, t.laddr[c]);
+    l4SetSport(buf, f, t.lport[c]);
+    ipv4SetDaddr(buf, f, t.daddr[c]);
+    l4SetDport(buf, f, t.dport[c]);
+    maybeAddToa(e, c, f, e.destMtuOf(d));
+    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, d, f, now);
+  },
+
+  outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    const buf = f.buf;
+    ipv4SetSaddr(buf, f, t.vaddr[c]);
+    l4SetSport(buf, f, t.vport[c]);
+    ipv4SetDaddr(buf, f, t.caddr[c]);
+    l4SetDport(buf, f, t.cport[c]);
+    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
+  },
+
+  // Client-side error about a reply (VIP:vport → CIP:cport): the real server must see it as
+  // an error about RIP:rport → LIP:lport, sent from the LIP.
+  icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    const buf = f.buf;
+    ipv4SetSaddr(buf, f, t.laddr[c]);
+    ipv4SetDaddr(buf, f, t.daddr[c]);
+    icmpInnerSetSaddr(buf, f, t.daddr[c]);
+    icmpInnerSetSport(buf, f, t.dport[c]);
+    icmpInnerSetDaddr(buf, f, t.laddr[c]);
+    icmpInnerSetDport(buf, f, t.lport[c]);
+    icmpRecomputeChecksum(buf, f);
+    return e.emitToDest(buf, f.l3Off, f.l3End - f.l3Off, t.dest[c], f, now);
+  },
+
+  // Error from the server side about a request (LIP:lport → RIP:rport): the client sees
+  // it about CIP:cport → VIP:vport, from the VIP.
+  icmpOutbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    const buf = f.buf;
+    ipv4SetSaddr(buf, f, t.vaddr[c]);
+    ipv4SetDaddr(buf, f, t.caddr[c]);
+    icmpInnerSetSaddr(buf, f, t.caddr[c]);
+    icmpInnerSetSport(buf, f, t.cport[c]);
+    icmpInnerSetDaddr(buf, f, t.vaddr[c]);
+    icmpInnerSetDport(buf, f, t.vport[c]);
+    icmpRecomputeChecksum(buf, f);
+    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
+  },
+};

@@ -1,0 +1,52 @@
+// NAT (LVS-NAT, "Masq"): net/netfilter/ipvs/ip_vs_xmit.c ip_vs_nat_xmit and the
+// tcp/udp dnat/snat handlers. Request: dst VIP:vport → RIP:rport. Reply (real server's
+// default gateway is the director): src RIP:rport → VIP:vport. Checksums are updated
+// incrementally (RFC 1624) by the codecs.
+
+import { icmpInnerSetDaddr, icmpInnerSetDport, icmpInnerSetSaddr, icmpInnerSetSport, icmpRecomputeChecksum } from "../packet/icmp.js";
+import { ipv4SetDaddr, ipv4SetSaddr } from "../packet/ipv4.js";
+import { l4SetDport, l4SetSport } from "../packet/l4.js";
+import type { Flow } from "../packet/flow.js";
+import type { XmitEngine, XmitMethod } from "./types.js";
+
+export const nat: XmitMethod = {
+  name: "nat",
+
+  inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    const len = f.l3End - f.l3Off;
+    if (!e.fitsDest(t.dest[c], len, 0, f, f.daddr, now)) return 0;
+    ipv4SetDaddr(f.buf, f, t.daddr[c]);
+    l4SetDport(f.buf, f, t.dport[c]);
+    return e.emitToDest(f.buf, f.l3Off, len, t.dest[c], f, now);
+  },
+
+  outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    ipv4SetSaddr(f.buf, f, t.vaddr[c]);
+    l4SetSport(f.buf, f, t.vport[c]);
+    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
+  },
+
+  // ip_vs_nat_icmp(inout = 0): the client reports an error about a reply it got from
+  // VIP:vport; the real server must see it about RIP:rport.
+  icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    ipv4SetDaddr(f.buf, f, t.daddr[c]);
+    icmpInnerSetSaddr(f.buf, f, t.daddr[c]);
+    icmpInnerSetSport(f.buf, f, t.dport[c]);
+    icmpRecomputeChecksum(f.buf, f);
+    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, t.dest[c], f, now);
+  },
+
+  // ip_vs_nat_icmp(inout = 1): an error about a request we forwarded (CIP → RIP:rport) goes
+  // back to the client as if it were about CIP → VIP:vport, from the VIP.
+  icmpOutbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    ipv4SetSaddr(f.buf, f, t.vaddr[c]);
+    icmpInnerSetDaddr(f.buf, f, t.vaddr[c]);
+    icmpInnerSetDport(f.buf, f, t.vport[c]);
+    icmpRecomputeChecksum(f.buf, f);
+    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
+  },
+};

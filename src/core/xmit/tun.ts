@@ -1,0 +1,33 @@
+// TUN (LVS-TUN, "Tunnel"): net/netfilter/ipvs/ip_vs_xmit.c ip_vs_tunnel_xmit, IPIP
+// encapsulation (RFC 2003) from the DIP to the RIP. The outer header copies the inner
+// TOS, TTL and DF bit. When the encapsulated datagram would exceed the path MTU and the
+// client set DF, the client gets fragmentation-needed with MTU - 20 (ensure_mtu_is_adequate
+// with the tunnel's overhead), so its TCP lowers its segment size.
+
+import type { Flow } from "../packet/flow.js";
+import { ipipEncap } from "../packet/ipip.js";
+import type { XmitEngine, XmitMethod } from "./types.js";
+
+const IPIP_OVERHEAD = 20;
+const ETH_HLEN = 14;
+
+function encapsulate(e: XmitEngine, c: number, f: Flow, now: number): number {
+  const d = e.conns.dest[c];
+  const out = e.scratch;
+  const len = ipipEncap(out, ETH_HLEN, f.buf, f.l3Off, f.l3End - f.l3Off, e.destSrc(d), e.conns.daddr[c], f.ttl, f.tos, f.df);
+  return e.emitToDest(out, ETH_HLEN, len, d, f, now);
+}
+
+export const tun: XmitMethod = {
+  name: "tun",
+
+  inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    if (!e.fitsDest(e.conns.dest[c], f.l3End - f.l3Off, IPIP_OVERHEAD, f, f.daddr, now)) return 0;
+    return encapsulate(e, c, f, now);
+  },
+
+  icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    if (!e.fitsDest(e.conns.dest[c], f.l3End - f.l3Off, IPIP_OVERHEAD, f, 0, now)) return 0;
+    return encapsulate(e, c, f, now);
+  },
+};
