@@ -20,11 +20,12 @@ import {
   ConnTable,
 } from "./conn/table.js";
 import { IpvsCtl } from "./ctl.js";
-import type { CtlCommand, ConnView } from "./ctl-types.js";
+import type { ConnView, CtlCommand } from "./ctl-types.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest, Fwd } from "./dest.js";
 import { FwmarkClassifier } from "./fwmark.js";
 import { NeighCache } from "./neigh.js";
 import { ARP_REPLY, ARP_REQUEST, writeArp } from "./packet/arp.js";
+import { csumAdd, csumFinish } from "./packet/csum.js";
 import { BROADCAST_MAC, copyMac, ETH_HLEN, writeEthHeader } from "./packet/eth.js";
 import {
   ETH_P_ARP,
@@ -51,12 +52,23 @@ import {
 import { ipv4DecTtl, writeIpv4Header } from "./packet/ipv4.js";
 import { PARSE_ARP, PARSE_OK, PARSE_RESULT_NAMES, parseFrame } from "./packet/parse.js";
 import { TCP_HLEN } from "./packet/tcp.js";
-import { csumAdd, csumFinish } from "./packet/csum.js";
-import { DIR_INPUT, DIR_OUTPUT, TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_NONE, TCP_S_SYN_RECV, TCP_S_SYNACK, TCP_S_TIME_WAIT, TCP_STATE_NAMES, tcpNextState } from "./proto/tcp.js";
+import {
+  DIR_INPUT,
+  DIR_OUTPUT,
+  TCP_S_CLOSE,
+  TCP_S_ESTABLISHED,
+  TCP_S_FIN_WAIT,
+  TCP_S_NONE,
+  TCP_S_SYN_RECV,
+  TCP_S_SYNACK,
+  TCP_S_TIME_WAIT,
+  TCP_STATE_NAMES,
+  tcpNextState,
+} from "./proto/tcp.js";
 import { Timeouts } from "./proto/timeouts.js";
 import { UDP_STATE_NAME } from "./proto/udp.js";
 import { estimatorTick } from "./rate.js";
-import { type IfaceConfig, RouteResult, type RouteConfig, RouteTable, type Iface } from "./route.js";
+import { type Iface, type IfaceConfig, type RouteConfig, RouteResult, RouteTable } from "./route.js";
 import type { SchedContext } from "./sched/types.js";
 import type { Service } from "./service.js";
 import { SVC_F_ONEPACKET } from "./service.js";
@@ -232,7 +244,10 @@ export class Engine implements XmitEngine {
     if (now >= this.nextTimerCheck) {
       this.nextTimerCheck = now + TIMER_CHECK_MS;
       this.conns.advance(now, this.expireCb);
-      const t: { requests: { ifindex: number; ip: number }[]; dropped: number } = { requests: [], dropped: 0 };
+      const t: { requests: { ifindex: number; ip: number }[]; dropped: number } = {
+        requests: [],
+        dropped: 0,
+      };
       this.neigh.tick(now, t);
       for (const r of t.requests) this.sendArpRequest(r.ifindex, r.ip);
       if (t.dropped > 0) this.counters.drops[R.neigh_failed] += t.dropped;
@@ -495,7 +510,8 @@ export class Engine implements XmitEngine {
     this.ctl.destRef(dest.id);
     if (!template) dest.inactConns++;
     else dest.persistConns++;
-    if (dest.uThreshold !== 0 && dest.activeConns + dest.inactConns >= dest.uThreshold) dest.flags |= DEST_F_OVERLOAD;
+    if (dest.uThreshold !== 0 && dest.activeConns + dest.inactConns >= dest.uThreshold)
+      dest.flags |= DEST_F_OVERLOAD;
     t.arm(cx, template ? 0 : this.initialTimeout(proto), now);
     this.counters.connsCreated++;
     return cx;
@@ -697,7 +713,19 @@ export class Engine implements XmitEngine {
     if (!this.routes.lookup(f.saddr, rt) || rt.iface === null) return this.drop(R.no_route);
     const out = this.ipScratch;
     const saddr = src !== 0 ? src : rt.src;
-    const len = buildIcmpError(out, ETH_HLEN, type, code, info, f.buf, f.l3Off, f.l3End - f.l3Off, saddr, f.saddr, ICMP_ERR_TTL);
+    const len = buildIcmpError(
+      out,
+      ETH_HLEN,
+      type,
+      code,
+      info,
+      f.buf,
+      f.l3Off,
+      f.l3End - f.l3Off,
+      saddr,
+      f.saddr,
+      ICMP_ERR_TTL,
+    );
     this.counters.icmpErrorsSent++;
     return this.emitIp(out, ETH_HLEN, len, f.saddr, f, now);
   }
@@ -739,7 +767,8 @@ export class Engine implements XmitEngine {
     const l3 = ETH_HLEN;
     const l4 = l3 + 20;
     writeIpv4Header(out, l3, 0, 20 + TCP_HLEN, 0, 0x4000, 64, IPPROTO_TCP, f.daddr, f.saddr);
-    const seglen = f.l3End - f.payloadOff + ((f.tcpFlags & TCP_SYN) !== 0 ? 1 : 0) + ((f.tcpFlags & 1) !== 0 ? 1 : 0);
+    const seglen =
+      f.l3End - f.payloadOff + ((f.tcpFlags & TCP_SYN) !== 0 ? 1 : 0) + ((f.tcpFlags & 1) !== 0 ? 1 : 0);
     let seq = 0;
     let ack = 0;
     let flags = TCP_RST;
@@ -764,7 +793,9 @@ export class Engine implements XmitEngine {
     const ck = csumFinish(sum);
     out[l4 + 16] = ck >>> 8;
     out[l4 + 17] = ck & 255;
-    return this.emitIp(out, l3, 20 + TCP_HLEN, f.saddr, f, now) === Verdict.Sent ? Verdict.Sent : Verdict.Drop;
+    return this.emitIp(out, l3, 20 + TCP_HLEN, f.saddr, f, now) === Verdict.Sent
+      ? Verdict.Sent
+      : Verdict.Drop;
   }
 
   /** Traffic not addressed to tsvs: the kernel's business (or the simulation's). */
@@ -843,12 +874,25 @@ export class Engine implements XmitEngine {
     return this.emitVia(r.iface, r.nexthop, buf, l3Off, l3Len, now);
   }
 
-  private emitVia(iface: Iface, nexthop: number, buf: Uint8Array, l3Off: number, l3Len: number, now: number): number {
+  private emitVia(
+    iface: Iface,
+    nexthop: number,
+    buf: Uint8Array,
+    l3Off: number,
+    l3Len: number,
+    now: number,
+  ): number {
     const off = l3Off - ETH_HLEN;
     const mac = this.neigh.lookup(iface.ifindex, nexthop, now);
     if (mac === null) {
       writeEthHeader(buf, off, this.zeroMac, iface.mac, ETH_P_IP);
-      const act = this.neigh.enqueue(iface.ifindex, nexthop, buf.subarray(off, l3Off + l3Len), ETH_HLEN + l3Len, now);
+      const act = this.neigh.enqueue(
+        iface.ifindex,
+        nexthop,
+        buf.subarray(off, l3Off + l3Len),
+        ETH_HLEN + l3Len,
+        now,
+      );
       if (act.sendRequest) this.sendArpRequest(iface.ifindex, nexthop);
       return act.queued ? Verdict.Sent : this.drop(R.neigh_failed);
     }

@@ -95,7 +95,7 @@ export class RouteTable {
     const rs = this.routes;
     for (let i = 0; i < rs.length; i++) {
       const r = rs[i];
-      if (((daddr & r.mask) >>> 0) === r.dst) {
+      if ((daddr & r.mask) >>> 0 === r.dst) {
         out.iface = r.iface;
         out.nexthop = r.via !== 0 ? r.via : daddr;
         out.src = sourceFor(r.iface, out.nexthop);
@@ -117,7 +117,7 @@ export class RouteTable {
 function sourceFor(iface: Iface, nexthop: number): number {
   for (const a of iface.addrs) {
     const m = prefixToMask(a.prefix);
-    if (((a.addr & m) >>> 0) === ((nexthop & m) >>> 0)) return a.addr;
+    if ((a.addr & m) >>> 0 === (nexthop & m) >>> 0) return a.addr;
   }
   return iface.primary;
 }

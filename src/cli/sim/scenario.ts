@@ -72,7 +72,12 @@ export function splitWords(line: string): string[] {
 }
 
 /** Reads `from NAME` style options after positional words. */
-function opts(words: string[], start: number, allowed: string[], flags: string[] = []): Record<string, string> {
+function opts(
+  words: string[],
+  start: number,
+  allowed: string[],
+  flags: string[] = [],
+): Record<string, string> {
   const o: Record<string, string> = {};
   for (let i = start; i < words.length; i++) {
     const w = words[i];
@@ -91,7 +96,8 @@ function opts(words: string[], start: number, allowed: string[], flags: string[]
 
 function count(s: string | undefined, what: string): number {
   const n = Number(s);
-  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new Error(`${what} must be a count from 1 to 100000`);
+  if (!Number.isInteger(n) || n < 1 || n > 100_000)
+    throw new Error(`${what} must be a count from 1 to 100000`);
   return n;
 }
 
@@ -113,7 +119,8 @@ export function parseScenario(text: string, file: string): Scenario {
           add({ kind: "title", text: t.slice(5).trim() });
           break;
         case "method":
-          if (!["nat", "dr", "tun", "fullnat"].includes(w[1] ?? "")) throw new Error("method is nat, dr, tun or fullnat");
+          if (!["nat", "dr", "tun", "fullnat"].includes(w[1] ?? ""))
+            throw new Error("method is nat, dr, tun or fullnat");
           method = w[1];
           break;
         case "ipvsadm":
@@ -147,7 +154,12 @@ export function parseScenario(text: string, file: string): Scenario {
         }
         case "udp": {
           const o = opts(w, 3, ["from"]);
-          add({ kind: "udp", count: count(w[1], "udp count"), target: need(w[2], "target"), from: o.from ?? "c1" });
+          add({
+            kind: "udp",
+            count: count(w[1], "udp count"),
+            target: need(w[2], "target"),
+            from: o.from ?? "c1",
+          });
           break;
         }
         case "ping": {

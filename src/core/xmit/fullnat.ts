@@ -8,7 +8,13 @@
 import { CONN_F_TOA_SENT } from "../conn/table.js";
 import type { Flow } from "../packet/flow.js";
 import { IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from "../packet/flow.js";
-import { icmpInnerSetDaddr, icmpInnerSetDport, icmpInnerSetSaddr, icmpInnerSetSport, icmpRecomputeChecksum } from "../packet/icmp.js";
+import {
+  icmpInnerSetDaddr,
+  icmpInnerSetDport,
+  icmpInnerSetSaddr,
+  icmpInnerSetSport,
+  icmpRecomputeChecksum,
+} from "../packet/icmp.js";
 import { ipv4SetDaddr, ipv4SetSaddr } from "../packet/ipv4.js";
 import { l4SetDport, l4SetSport } from "../packet/l4.js";
 import { TCPOLEN_TOA, tcpInsertOption, writeToaOption } from "../packet/tcp.js";

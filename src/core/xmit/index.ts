@@ -1,4 +1,4 @@
-import { Fwd } from "../dest.js";
+import type { Fwd } from "../dest.js";
 import { dr } from "./dr.js";
 import { fullnat } from "./fullnat.js";
 import { nat } from "./nat.js";

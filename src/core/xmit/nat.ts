@@ -3,10 +3,16 @@
 // default gateway is the director): src RIP:rport → VIP:vport. Checksums are updated
 // incrementally (RFC 1624) by the codecs.
 
-import { icmpInnerSetDaddr, icmpInnerSetDport, icmpInnerSetSaddr, icmpInnerSetSport, icmpRecomputeChecksum } from "../packet/icmp.js";
+import type { Flow } from "../packet/flow.js";
+import {
+  icmpInnerSetDaddr,
+  icmpInnerSetDport,
+  icmpInnerSetSaddr,
+  icmpInnerSetSport,
+  icmpRecomputeChecksum,
+} from "../packet/icmp.js";
 import { ipv4SetDaddr, ipv4SetSaddr } from "../packet/ipv4.js";
 import { l4SetDport, l4SetSport } from "../packet/l4.js";
-import type { Flow } from "../packet/flow.js";
 import type { XmitEngine, XmitMethod } from "./types.js";
 
 export const nat: XmitMethod = {

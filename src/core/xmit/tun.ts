@@ -14,7 +14,18 @@ const ETH_HLEN = 14;
 function encapsulate(e: XmitEngine, c: number, f: Flow, now: number): number {
   const d = e.conns.dest[c];
   const out = e.scratch;
-  const len = ipipEncap(out, ETH_HLEN, f.buf, f.l3Off, f.l3End - f.l3Off, e.destSrc(d), e.conns.daddr[c], f.ttl, f.tos, f.df);
+  const len = ipipEncap(
+    out,
+    ETH_HLEN,
+    f.buf,
+    f.l3Off,
+    f.l3End - f.l3Off,
+    e.destSrc(d),
+    e.conns.daddr[c],
+    f.ttl,
+    f.tos,
+    f.df,
+  );
   return e.emitToDest(out, ETH_HLEN, len, d, f, now);
 }
 

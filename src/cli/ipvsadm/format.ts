@@ -1,0 +1,345 @@
+// ipvsadm 1.31's output formats (ipvsadm.c: list_all, print_title, print_service_entry,
+// print_largenum, print_sched_flags, list_conn/print_conn, list_timeout), character for
+// character, over a snapshot of the table.
+//
+// Without -n ipvsadm resolves addresses (gethostbyaddr) and ports (getservbyport). tsvs
+// has no resolver: addresses always print numerically, ports print by name when they
+// are in parse.ts's SERVICE_PORTS table (80 -> http, ...), otherwise as numbers, which is
+// what ipvsadm prints for names it cannot resolve.
+
+import { formatIPv4 } from "../../core/addr.js";
+import type { ConnView, ServiceKey, TimeoutSpec } from "../../core/ctl-types.js";
+import { type Dest, Fwd, TunType } from "../../core/dest.js";
+import { IPVS_MESSAGES, TsvsError } from "../../core/errors.js";
+import { rateOf } from "../../core/rate.js";
+import {
+  type Service,
+  SVC_F_ONEPACKET,
+  SVC_F_PERSISTENT,
+  SVC_F_SCHED1,
+  SVC_F_SCHED2,
+  SVC_F_SCHED3,
+} from "../../core/service.js";
+import type { Stats } from "../../core/stats.js";
+import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, type ListOptions, portName } from "./parse.js";
+
+/** The IPVS version ipvsadm prints (the kernel's IP_VS_VERSION_CODE). */
+export const IPVS_VERSION = "1.2.1";
+
+export interface IpvsSnapshot {
+  services: readonly Service[];
+  /** Connection hash table size (ipvs_info.size). */
+  connTabSize: number;
+  timeouts: TimeoutSpec;
+  /** Present when the snapshot was taken with connections. */
+  conns?: ConnView[];
+}
+
+// --- printf helpers -----------------------------------------------------------------
+
+/** %-Ns */
+function left(s: string | number, w: number): string {
+  return String(s).padEnd(w);
+}
+
+/** %Ns / %Nllu */
+function right(s: string | number, w: number): string {
+  return String(s).padStart(w);
+}
+
+/** print_largenum: 9 columns, K/M/G/T past 10^8 unless --exact. */
+export function largeNum(n: number, exact: boolean): string {
+  const s = String(n);
+  if (exact) return right(s, s.length <= 8 ? 9 : s.length + 1);
+  if (n < 1e8) return right(s, 9);
+  if (n < 1e9) return `${right(Math.floor(n / 1e3), 8)}K`;
+  if (n < 1e11) return `${right(Math.floor(n / 1e6), 8)}M`;
+  if (n < 1e14) return `${right(Math.floor(n / 1e9), 8)}G`;
+  return `${right(Math.floor(n / 1e12), 8)}T`;
+}
+
+function protocolName(p: number): string {
+  if (p === IPPROTO_TCP) return "TCP";
+  if (p === IPPROTO_UDP) return "UDP";
+  if (p === IPPROTO_SCTP) return "SCTP";
+  return "?";
+}
+
+function protocolOption(p: number): string {
+  if (p === IPPROTO_TCP) return "-t";
+  if (p === IPPROTO_UDP) return "-u";
+  if (p === IPPROTO_SCTP) return "--sctp-service";
+  return "--xxx-service";
+}
+
+/** addrport_to_anyname. */
+function addrPort(addr: number, port: number, protocol: number, numeric: boolean): string {
+  const p = numeric ? null : portName(port, protocol);
+  return `${formatIPv4(addr)}:${p ?? port}`;
+}
+
+/** fwd_name: the Forward column. FullNat is tsvs's own. */
+function fwdName(fwd: Fwd): string {
+  switch (fwd) {
+    case Fwd.Masq:
+      return "Masq";
+    case Fwd.Local:
+      return "Local";
+    case Fwd.Tunnel:
+      return "Tunnel";
+    case Fwd.Route:
+      return "Route";
+    case Fwd.FullNat:
+      return "FullNat";
+    default:
+      return "(null)"; // ipvsadm passes NULL to printf for unknown methods
+  }
+}
+
+/** fwd_switch: the save-format switch. */
+function fwdSwitch(fwd: Fwd): string {
+  switch (fwd) {
+    case Fwd.Masq:
+      return "-m";
+    case Fwd.Tunnel:
+      return "-i";
+    case Fwd.FullNat:
+      return "--fullnat";
+    default:
+      return "-g"; // Route and Local
+  }
+}
+
+const TUN_NAMES = ["ipip", "gue", "gre"];
+const TUN_FLAG_NAMES = ["-c", "+c", "r+c"];
+const TUN_FLAG_OPTS = ["--tun-nocsum", "--tun-csum", "--tun-remcsum"];
+
+/** fwd_tun_info for --tun-info. */
+function tunInfo(d: Dest): string {
+  if (d.fwd !== Fwd.Tunnel) return "n/a";
+  const flags = TUN_FLAG_NAMES[d.tunFlags] ?? "";
+  if (d.tunType === TunType.Ipip) return "ipip";
+  if (d.tunType === TunType.Gue) return `gue:${d.tunPort}:${flags}`;
+  if (d.tunType === TunType.Gre) return `gre:${flags}`;
+  return "n/a";
+}
+
+/** print_sched_flags: names depend on the scheduler. */
+function schedFlags(svc: Service): string {
+  const out: string[] = [];
+  const name = svc.sched?.name ?? "";
+  if (name === "sh" || name === "mh") {
+    if (svc.flags & SVC_F_SCHED1) out.push(`${name}-fallback`);
+    if (svc.flags & SVC_F_SCHED2) out.push(`${name}-port`);
+  } else {
+    if (svc.flags & SVC_F_SCHED1) out.push("flag-1");
+    if (svc.flags & SVC_F_SCHED2) out.push("flag-2");
+    if (svc.flags & SVC_F_SCHED3) out.push("flag-3");
+  }
+  return out.join(",");
+}
+
+function schedName(svc: Service): string {
+  return svc.sched?.name ?? "";
+}
+
+// --- sorting (libipvs ipvs_cmp_services / ipvs_cmp_dests) -----------------------------
+
+function cmpServices(a: Service, b: Service): number {
+  return a.fwmark - b.fwmark || a.af - b.af || a.protocol - b.protocol || a.addr - b.addr || a.port - b.port;
+}
+
+function cmpDests(a: Dest, b: Dest): number {
+  return a.addr - b.addr || a.port - b.port;
+}
+
+// --- listing ----------------------------------------------------------------------------
+
+function title(opts: ListOptions): string {
+  const first = left("Prot LocalAddress:Port", 33);
+  if (opts.stats)
+    return `${first} ${["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"].map((s) => right(s, 8)).join(" ")}\n  -> RemoteAddress:Port\n`;
+  if (opts.rate)
+    return `${first} ${["CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"].map((s) => right(s, 8)).join(" ")}\n  -> RemoteAddress:Port\n`;
+  if (opts.thresholds)
+    return `${first} ${["Uthreshold", "Lthreshold", "ActiveConn", "InActConn"].map((s) => left(s, 10)).join(" ")}\n  -> RemoteAddress:Port\n`;
+  if (opts.persistentConn)
+    return `${first} ${left("Weight", 9)} ${left("PersistConn", 11)} ${left("ActiveConn", 10)} ${left("InActConn", 10)}\n  -> RemoteAddress:Port\n`;
+  if (opts.tunInfo)
+    return "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n";
+  return "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+}
+
+function statsNums(s: Stats, exact: boolean): string {
+  return (
+    largeNum(s.conns, exact) +
+    largeNum(s.inpkts, exact) +
+    largeNum(s.outpkts, exact) +
+    largeNum(s.inbytes, exact) +
+    largeNum(s.outbytes, exact)
+  );
+}
+
+/** The service part of a line: "-t VIP:port" in rules, "TCP  VIP:port" (cut at 33) in listings. */
+function serviceName(svc: Service, numeric: boolean, rule: boolean): string {
+  if (svc.fwmark !== 0) {
+    const v6 = svc.af === 6;
+    return rule ? `-f ${svc.fwmark}${v6 ? " -6" : ""}` : `FWM  ${svc.fwmark}${v6 ? " IPv6" : ""}`;
+  }
+  const v = addrPort(svc.addr, svc.port, svc.protocol, numeric);
+  if (rule) return `${protocolOption(svc.protocol)} ${v}`;
+  return `${left(protocolName(svc.protocol), 4)} ${v}`.slice(0, 33);
+}
+
+function sortedDests(svc: Service, sort: boolean): readonly Dest[] {
+  return sort ? [...svc.dests].sort(cmpDests) : svc.dests;
+}
+
+function serviceEntry(svc: Service, opts: ListOptions): string {
+  const name = serviceName(svc, opts.numeric, false);
+  let line: string;
+  if (opts.stats) line = left(name, 33) + statsNums(svc.stats, opts.exact);
+  else if (opts.rate) {
+    const r = rateOf(svc.stats);
+    line =
+      left(name, 33) +
+      largeNum(r.cps, opts.exact) +
+      largeNum(r.inpps, opts.exact) +
+      largeNum(r.outpps, opts.exact) +
+      largeNum(r.inbps, opts.exact) +
+      largeNum(r.outbps, opts.exact);
+  } else {
+    line = `${name} ${schedName(svc)}`;
+    const f = schedFlags(svc);
+    if (f !== "") line += ` (${f})`;
+    if (svc.flags & SVC_F_PERSISTENT) {
+      line += ` persistent ${svc.timeout}`;
+      if (svc.netmask >>> 0 !== 0xffffffff) line += ` mask ${formatIPv4(svc.netmask >>> 0)}`;
+      if (svc.peName !== "") line += ` pe ${svc.peName}`;
+    }
+    if (svc.flags & SVC_F_ONEPACKET) line += " ops";
+  }
+  let out = `${line}\n`;
+  for (const d of sortedDests(svc, opts.sort)) {
+    const dname = addrPort(d.addr, d.port, svc.protocol, opts.numeric).slice(0, 28);
+    if (opts.stats) out += `  -> ${left(dname, 28)}${statsNums(d.stats, opts.exact)}\n`;
+    else if (opts.rate) {
+      const r = rateOf(d.stats);
+      out += `  -> ${left(dname, 28)} ${right(r.cps, 8)} ${right(r.inpps, 8)} ${right(r.outpps, 8)}`;
+      out += `${largeNum(r.inbps, opts.exact)}${largeNum(r.outbps, opts.exact)}\n`;
+    } else if (opts.thresholds)
+      out += `  -> ${left(dname, 28)} ${left(d.uThreshold, 10)} ${left(d.lThreshold, 10)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}\n`;
+    else if (opts.persistentConn)
+      out += `  -> ${left(dname, 28)} ${left(d.weight, 9)} ${left(d.persistConns, 11)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}\n`;
+    else if (opts.tunInfo)
+      out += `  -> ${left(dname, 28)} ${left(fwdName(d.fwd), 7)} ${left(tunInfo(d), 13)} ${left(d.weight, 6)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}\n`;
+    else
+      out += `  -> ${left(dname, 28)} ${left(fwdName(d.fwd), 7)} ${left(d.weight, 6)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}\n`;
+  }
+  return out;
+}
+
+function keyMatches(svc: Service, key: ServiceKey): boolean {
+  if (key.fwmark !== 0) return svc.fwmark === key.fwmark && svc.af === key.af;
+  return (
+    svc.fwmark === 0 &&
+    svc.af === key.af &&
+    svc.protocol === key.protocol &&
+    svc.addr >>> 0 === key.addr >>> 0 &&
+    svc.port === key.port
+  );
+}
+
+function sortedServices(snap: IpvsSnapshot, sort: boolean): readonly Service[] {
+  return sort ? [...snap.services].sort(cmpServices) : snap.services;
+}
+
+/**
+ * `ipvsadm -L` with its options (process_options' CMD_LIST dispatch: -c, then one
+ * service, then --timeout, then --daemon, else the whole table). Throws
+ * TsvsError(TSVS_ERR_NO_SERVICE, "No such service") for an unknown service.
+ */
+export function formatList(snap: IpvsSnapshot, key: ServiceKey | null, opts: ListOptions): string {
+  if (opts.conns) return formatConns(snap.conns ?? [], opts);
+  if (key !== null) {
+    const svc = snap.services.find((s) => keyMatches(s, key));
+    if (svc === undefined) throw new TsvsError("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService);
+    // list_service prints no version header.
+    return title(opts) + serviceEntry(svc, opts);
+  }
+  if (opts.timeout) return formatTimeout(snap.timeouts);
+  if (opts.daemon) return ""; // no sync daemon runs in tsvs yet: ipvsadm prints nothing
+  let out = `IP Virtual Server version ${IPVS_VERSION} (size=${snap.connTabSize})\n${title(opts)}`;
+  for (const svc of sortedServices(snap, opts.sort)) out += serviceEntry(svc, opts);
+  return out;
+}
+
+/** `ipvsadm -S [-n]`: the rules, one command a line, as -R reads them. */
+export function formatSave(snap: IpvsSnapshot, numeric: boolean): string {
+  let out = "";
+  for (const svc of sortedServices(snap, true)) {
+    const name = serviceName(svc, numeric, true);
+    out += `-A ${name} -s ${schedName(svc)}`;
+    if (svc.flags & SVC_F_PERSISTENT) {
+      out += ` -p ${svc.timeout}`;
+      if (svc.netmask >>> 0 !== 0xffffffff) out += ` -M ${formatIPv4(svc.netmask >>> 0)}`;
+    }
+    if (svc.peName !== "") out += ` --pe ${svc.peName}`;
+    if (svc.flags & SVC_F_ONEPACKET) out += " -o";
+    if (svc.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) out += ` -b ${schedFlags(svc)}`;
+    out += "\n";
+    for (const d of sortedDests(svc, true)) {
+      const head = `-a ${name} -r ${addrPort(d.addr, d.port, svc.protocol, numeric)} ${fwdSwitch(d.fwd)} -w ${d.weight}`;
+      if (d.fwd !== Fwd.Tunnel) out += `${head}\n`;
+      else if (d.tunType === TunType.Gre) out += `${head} --tun-type gre ${TUN_FLAG_OPTS[d.tunFlags]}\n`;
+      else if (d.tunType === TunType.Gue)
+        out += `${head} --tun-type gue --tun-port ${d.tunPort} ${TUN_FLAG_OPTS[d.tunFlags]}\n`;
+      else out += `${head} --tun-type ${TUN_NAMES[d.tunType] ?? "ipip"}\n`;
+    }
+  }
+  return out;
+}
+
+/** `ipvsadm -L --timeout` (list_timeout). */
+export function formatTimeout(t: TimeoutSpec): string {
+  return `Timeout (tcp tcpfin udp): ${t.tcp} ${t.tcpFin} ${t.udp}\n`;
+}
+
+/** The kernel's ip_vs_proto_name, as /proc/net/ip_vs_conn prints the protocol. */
+function connProtoName(p: number): string {
+  switch (p) {
+    case 0:
+      return "IP";
+    case IPPROTO_TCP:
+      return "TCP";
+    case IPPROTO_UDP:
+      return "UDP";
+    case IPPROTO_SCTP:
+      return "SCTP";
+    case 1:
+      return "ICMP";
+    default:
+      return `IP_${p}`;
+  }
+}
+
+/** `ipvsadm -L -c` (list_conn / print_conn), in the order given. */
+export function formatConns(
+  conns: readonly ConnView[],
+  opts: { numeric: boolean; persistentConn?: boolean },
+): string {
+  let out = "IPVS connection entries\n";
+  if (opts.persistentConn)
+    out += `pro expire ${left("state", 11)} ${left("source", 18)} ${left("virtual", 18)} ${left("destination", 18)} ${left("pe name", 16)} pe_data\n`;
+  else out += `pro expire ${left("state", 11)} ${left("source", 18)} ${left("virtual", 18)} destination\n`;
+  for (const c of conns) {
+    // The kernel prints whole seconds left ((expires - jiffies) / HZ).
+    const secs = Math.max(0, Math.floor(c.expiresMs / 1000));
+    const expire = `${String(Math.floor(secs / 60)).padStart(2, "0")}:${String(secs % 60).padStart(2, "0")}`;
+    const src = addrPort(c.caddr, c.cport, c.protocol, opts.numeric);
+    const vip = addrPort(c.vaddr, c.vport, c.protocol, opts.numeric);
+    const dst = addrPort(c.daddr, c.dport, c.protocol, opts.numeric);
+    out += `${left(connProtoName(c.protocol), 3)} ${left(expire, 6)} ${left(c.state, 11)} ${left(src, 18)} ${left(vip, 18)} ${dst}\n`;
+  }
+  return out;
+}

@@ -1,0 +1,923 @@
+// The ipvsadm 1.31 command line (ipvsadm.c: parse_options, process_options,
+// generic_opt_check, tunnel_opt_check), re-implemented over our control types.
+//
+// What matches ipvsadm:
+// - popt's syntax: short options clustered (-Ln), short arguments attached or separate
+//   (-srr, -s rr), long options with "=value" or a separate value, an optional argument
+//   for -p/--persistent taken only when the next word does not start with '-', "--" ends
+//   the options, other words are positional (only --set uses them).
+// - The first option must be a command; command/option legality from the
+//   commands_v_options table, the tunnel-type table, and every fail() message verbatim
+//   (ipvsadm prints them alone on stderr, without a program prefix, and exits 2).
+// - Defaults: scheduler wlc (-A and -E), forwarding -g, weight 1, persistence 300 s,
+//   netmask 255.255.255.255; DR/TUN destinations of a non-fwmark service take the
+//   service port; a destination without a port takes the service port.
+//
+// Where tsvs differs (documented in the user docs):
+// - No resolver: addresses are dotted quads (inet_aton's short forms such as "10.1" are
+//   refused) or "localhost"; service names come from SERVICE_PORTS below only.
+// - IPv6 is not supported yet: "[v6]:port" is an illegal address, -6 is refused.
+// - --fullnat (long form only) selects tsvs's FULLNAT forwarding method.
+
+import { parseIPv4 } from "../../core/addr.js";
+import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec, TimeoutSpec } from "../../core/ctl-types.js";
+import { Fwd, TunType } from "../../core/dest.js";
+import { TsvsError } from "../../core/errors.js";
+import {
+  SVC_F_ONEPACKET,
+  SVC_F_PERSISTENT,
+  SVC_F_SCHED1,
+  SVC_F_SCHED2,
+  SVC_F_SCHED3,
+} from "../../core/service.js";
+
+export const PROGRAM = "ipvsadm";
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const IPPROTO_SCTP = 132;
+
+/** ipvsadm's MAX_TIMEOUT: 31 days. */
+const MAX_TIMEOUT = 86400 * 31;
+const DEF_SCHED = "wlc";
+const DEF_PERSISTENCE_TIMEOUT = 300;
+const INT_MAX = 2147483647;
+const UINT_MAX = 4294967295;
+
+/**
+ * The services names tsvs knows without /etc/services (same names for tcp and udp).
+ * Used to parse "VIP:http" and to print ports without -n.
+ */
+export const SERVICE_PORTS: Readonly<Record<string, number>> = {
+  ftp: 21,
+  ssh: 22,
+  smtp: 25,
+  domain: 53,
+  http: 80,
+  https: 443,
+};
+const PORT_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(SERVICE_PORTS).map(([n, p]) => [p, n]),
+);
+
+/** Name of a port as ipvsadm prints it without -n (getservbyport), or null. */
+export function portName(port: number, protocol: number): string | null {
+  if (protocol !== IPPROTO_TCP && protocol !== IPPROTO_UDP) return null;
+  return PORT_NAMES.get(port) ?? null;
+}
+
+export interface ListOptions {
+  numeric: boolean;
+  stats: boolean;
+  rate: boolean;
+  exact: boolean;
+  thresholds: boolean;
+  persistentConn: boolean;
+  /** false with --nosort. */
+  sort: boolean;
+  /** -c: list connections. */
+  conns: boolean;
+  /** --timeout. */
+  timeout: boolean;
+  /** --daemon. */
+  daemon: boolean;
+  /** --tun-info. */
+  tunInfo: boolean;
+}
+
+export interface DaemonSpec {
+  state: "master" | "backup";
+  mcastIfn: string;
+  syncId: number;
+}
+
+export type IpvsadmRequest =
+  | { kind: "ctl"; cmd: CtlCommand }
+  | { kind: "list"; key: ServiceKey | null; opts: ListOptions }
+  | { kind: "save"; numeric: boolean }
+  | { kind: "restore" }
+  | { kind: "version" }
+  | { kind: "help" }
+  | { kind: "daemon-start"; daemon: DaemonSpec }
+  | { kind: "daemon-stop"; daemon: DaemonSpec };
+
+/**
+ * A command-line error. `message` is exactly the line ipvsadm writes on stderr;
+ * `exitCode` is its exit status (2 for fail(), 255 for popt errors and "Try ... -h").
+ */
+export class IpvsadmUsageError extends TsvsError {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 2) {
+    super("TSVS_ERR_USAGE", message);
+    this.exitCode = exitCode;
+  }
+}
+
+export const TRY_HELP = `Try \`${PROGRAM} -h' or '${PROGRAM} --help' for more information.`;
+
+function fail(msg: string): never {
+  throw new IpvsadmUsageError(msg, 2);
+}
+
+function tryHelp(): never {
+  throw new IpvsadmUsageError(TRY_HELP, 255);
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands and options, in ipvsadm.c's order (the indices are the tables' indices).
+
+const enum Cmd {
+  Add = 0,
+  Edit,
+  Del,
+  Flush,
+  List,
+  AddDest,
+  DelDest,
+  EditDest,
+  Timeout,
+  StartDaemon,
+  StopDaemon,
+  Restore,
+  Save,
+  Zero,
+}
+
+const CMD_NAMES = [
+  "add-service",
+  "edit-service",
+  "delete-service",
+  "flush",
+  "list",
+  "add-server",
+  "delete-server",
+  "edit-server",
+  "set",
+  "start-daemon",
+  "stop-daemon",
+  "restore",
+  "save",
+  "zero",
+];
+
+const enum Opt {
+  Numeric = 0,
+  Connection,
+  Service,
+  Scheduler,
+  Persistent,
+  Netmask,
+  Server,
+  Forward,
+  Weight,
+  UThreshold,
+  LThreshold,
+  Mcast,
+  Timeout,
+  Daemon,
+  Stats,
+  Rate,
+  Thresholds,
+  PersistentConn,
+  NoSort,
+  SyncId,
+  Exact,
+  OnePacket,
+  PersistenceEngine,
+  SchedFlags,
+  McastGroup,
+  McastPort,
+  McastTtl,
+  SyncMaxlen,
+  TunInfo,
+  TunType,
+  TunPort,
+  TunNocsum,
+  TunCsum,
+  TunRemcsum,
+}
+
+const OPT_NAMES = [
+  "numeric",
+  "connection",
+  "service-address",
+  "scheduler",
+  "persistent",
+  "netmask",
+  "real-server",
+  "forwarding-method",
+  "weight",
+  "u-threshold",
+  "l-threshold",
+  "mcast-interface",
+  "timeout",
+  "daemon",
+  "stats",
+  "rate",
+  "thresholds",
+  "persistent-conn",
+  "nosort",
+  "syncid",
+  "exact",
+  "ops",
+  "pe",
+  "sched-flags",
+  "mcast-group",
+  "mcast-port",
+  "mcast-ttl",
+  "sync-maxlen",
+  "tun-info",
+  "tun-type",
+  "tun-port",
+  "tun-nocsum",
+  "tun-csum",
+  "tun-remcsum",
+];
+
+/**
+ * ipvsadm's commands_v_options: one row per command, one column per option.
+ * '+' compulsory, 'x' illegal, '1' exclusive (at most one), ' ' optional.
+ * Columns: -n -c svc -s -p -M -r fwd -w -x -y mcif timeout daemon stats rate thr pc nosort
+ *          syncid exact ops pe -b grp port ttl maxlen tinfo ttype tport nocsum csum remcsum
+ */
+export const COMMANDS_V_OPTIONS: readonly string[] = [
+  /* add-service    */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
+  /* edit-service   */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
+  /* delete-service */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* flush          */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* list           */ " 11xxxxxxxxx11       xxxxxxx xxxxx",
+  /* add-server     */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
+  /* delete-server  */ "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* edit-server    */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
+  /* set            */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* start-daemon   */ "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
+  /* stop-daemon    */ "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
+  /* restore        */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* save           */ " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* zero           */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+];
+
+const TUN_NAMES = ["ipip", "gue", "gre"];
+/** tunnel_types_v_options: rows ipip/gue/gre, columns tun-port nocsum csum remcsum. */
+const TUNNEL_TYPES_V_OPTIONS = ["xxxx", "+111", "x11x"];
+const TUN_OPTS = [Opt.TunPort, Opt.TunNocsum, Opt.TunCsum, Opt.TunRemcsum];
+
+/** Tunnel encapsulation flags (IP_VS_TUNNEL_ENCAP_FLAG_*). */
+export const TUN_F_NOCSUM = 0;
+export const TUN_F_CSUM = 1;
+export const TUN_F_REMCSUM = 2;
+
+// ---------------------------------------------------------------------------------------
+// popt-style tokenizer.
+
+const enum ArgKind {
+  None,
+  Required,
+  Optional,
+}
+
+interface OptDef {
+  long: string;
+  short: string;
+  arg: ArgKind;
+  /** Tag: the short letter, or the long name for long-only options. */
+  tag: string;
+}
+
+function def(long: string, short: string, arg: ArgKind): OptDef {
+  return { long, short, arg, tag: short !== "" ? short : long };
+}
+
+const N = ArgKind.None;
+const R = ArgKind.Required;
+const O = ArgKind.Optional;
+
+const OPTION_TABLE: readonly OptDef[] = [
+  def("add-service", "A", N),
+  def("edit-service", "E", N),
+  def("delete-service", "D", N),
+  def("clear", "C", N),
+  def("list", "L", N),
+  def("list", "l", N),
+  def("zero", "Z", N),
+  def("add-server", "a", N),
+  def("edit-server", "e", N),
+  def("delete-server", "d", N),
+  def("set", "", N),
+  def("help", "h", N),
+  def("version", "v", N),
+  def("restore", "R", N),
+  def("save", "S", N),
+  def("start-daemon", "", R),
+  def("stop-daemon", "", R),
+  def("tcp-service", "t", R),
+  def("udp-service", "u", R),
+  def("sctp-service", "", R),
+  def("fwmark-service", "f", R),
+  def("scheduler", "s", R),
+  def("persistent", "p", O),
+  def("netmask", "M", R),
+  def("real-server", "r", R),
+  def("masquerading", "m", N),
+  def("ipip", "i", N),
+  def("gatewaying", "g", N),
+  def("fullnat", "", N),
+  def("weight", "w", R),
+  def("u-threshold", "x", R),
+  def("l-threshold", "y", R),
+  def("numeric", "n", N),
+  def("connection", "c", N),
+  def("mcast-interface", "", R),
+  def("syncid", "", R),
+  def("timeout", "", N),
+  def("daemon", "", N),
+  def("stats", "", N),
+  def("rate", "", N),
+  def("thresholds", "", N),
+  def("persistent-conn", "", N),
+  def("nosort", "", N),
+  def("sort", "", N),
+  def("exact", "X", N),
+  def("ipv6", "6", N),
+  def("ops", "o", N),
+  def("pe", "", R),
+  def("sched-flags", "b", R),
+  def("mcast-group", "", R),
+  def("mcast-port", "", R),
+  def("mcast-ttl", "", R),
+  def("sync-maxlen", "", R),
+  def("tun-info", "", N),
+  def("tun-type", "", R),
+  def("tun-port", "", R),
+  def("tun-nocsum", "", N),
+  def("tun-csum", "", N),
+  def("tun-remcsum", "", N),
+];
+
+interface Token {
+  tag: string;
+  arg: string | null;
+  /** The argv word, for poptBadOption. */
+  word: string;
+}
+
+/**
+ * popt's error: "<word>: <poptStrerror>", then the command returns -1 (exit 255). When
+ * no option was read yet, ipvsadm's first poptGetNextOpt() < 0 prints the "Try" line.
+ */
+function poptError(opts: readonly Token[], word: string, what: string): never {
+  if (opts.length === 0) tryHelp();
+  throw new IpvsadmUsageError(`${word}: ${what}`, 255);
+}
+
+/** Splits argv into options (in order) and positional arguments, as popt does. */
+function tokenize(argv: readonly string[]): { opts: Token[]; args: string[] } {
+  const opts: Token[] = [];
+  const args: string[] = [];
+  let i = 0;
+  while (i < argv.length) {
+    const word = argv[i++];
+    if (word === "--") {
+      while (i < argv.length) args.push(argv[i++]);
+      break;
+    }
+    if (word.startsWith("--")) {
+      const eq = word.indexOf("=");
+      const name = eq >= 0 ? word.slice(2, eq) : word.slice(2);
+      const d = OPTION_TABLE.find((o) => o.long === name);
+      if (d === undefined) poptError(opts, word, "unknown option");
+      let arg: string | null = null;
+      if (eq >= 0) {
+        if (d.arg === ArgKind.None) poptError(opts, word, "option does not take an argument");
+        arg = word.slice(eq + 1);
+      } else if (d.arg === ArgKind.Required) {
+        if (i >= argv.length) poptError(opts, word, "missing argument");
+        arg = argv[i++];
+      } else if (d.arg === ArgKind.Optional && i < argv.length && !argv[i].startsWith("-")) {
+        arg = argv[i++];
+      }
+      opts.push({ tag: d.tag, arg, word });
+      continue;
+    }
+    if (word.startsWith("-") && word.length > 1) {
+      for (let k = 1; k < word.length; k++) {
+        const ch = word[k];
+        const d = OPTION_TABLE.find((o) => o.short === ch);
+        if (d === undefined) poptError(opts, word, "unknown option");
+        if (d.arg === ArgKind.None) {
+          opts.push({ tag: d.tag, arg: null, word });
+          continue;
+        }
+        // An option with an argument ends the cluster: the rest is its argument.
+        const rest = word.slice(k + 1);
+        let arg: string | null = null;
+        if (rest !== "") arg = rest;
+        else if (d.arg === ArgKind.Required) {
+          if (i >= argv.length) poptError(opts, word, "missing argument");
+          arg = argv[i++];
+        } else if (i < argv.length && !argv[i].startsWith("-")) {
+          arg = argv[i++];
+        }
+        opts.push({ tag: d.tag, arg, word });
+        break;
+      }
+      continue;
+    }
+    args.push(word);
+  }
+  return { opts, args };
+}
+
+// ---------------------------------------------------------------------------------------
+// Value parsers (ipvsadm.c's helpers).
+
+/** string_to_number: a whole decimal integer (strtol syntax) within [min, max], else -1. */
+export function stringToNumber(s: string, min: number, max: number): number {
+  if (!/^\s*[+-]?\d+$/.test(s)) return -1;
+  const n = Number(s.trim());
+  return Number.isSafeInteger(n) && n >= min && n <= max ? n : -1;
+}
+
+function parseTimeout(s: string | null, min: number, max: number): number {
+  if (s === null) return DEF_PERSISTENCE_TIMEOUT;
+  const v = stringToNumber(s, min, max);
+  if (v === -1) fail(`invalid timeout value \`${s}' specified`);
+  return v;
+}
+
+function parseFwmark(s: string): number {
+  if (!/^\s*[+-]?\d+$/.test(s)) fail(`invalid fwmark value \`${s}' specified`);
+  const n = Number(s.trim());
+  if (!(n > 0 && n <= UINT_MAX)) fail(`invalid fwmark value \`${s}' specified`);
+  return n;
+}
+
+/** inet_aton for dotted quads, plus the one host name we know. */
+export function hostToAddr(s: string): number | null {
+  if (s === "localhost") return 0x7f000001;
+  return parseIPv4(s);
+}
+
+const SERVICE_NONE = 0;
+const SERVICE_ADDR = 1;
+const SERVICE_PORT = 2;
+
+/** parse_service: "host[:port]"; returns SERVICE_* bits with addr/port. */
+function parseService(s: string, protocol: number): { result: number; addr: number; port: number } {
+  const none = { result: SERVICE_NONE, addr: 0, port: 0 };
+  if (/^\d*$/.test(s)) return none; // str_is_digit: a bare number is not an address
+  if (s.startsWith("[")) return none; // IPv6: not supported yet
+  const colon = s.lastIndexOf(":");
+  const host = colon >= 0 ? s.slice(0, colon) : s;
+  const addr = hostToAddr(host);
+  if (addr === null) return none;
+  let result = SERVICE_ADDR;
+  let port = 0;
+  if (colon >= 0) {
+    result |= SERVICE_PORT;
+    const p = s.slice(colon + 1);
+    const n = stringToNumber(p, 0, 65535);
+    if (n !== -1) port = n;
+    else if ((protocol === IPPROTO_TCP || protocol === IPPROTO_UDP) && Object.hasOwn(SERVICE_PORTS, p))
+      port = SERVICE_PORTS[p];
+    else return none;
+  }
+  return { result, addr, port };
+}
+
+function parseSchedFlags(sched: string, arg: string): number {
+  const name = sched !== "" ? sched : DEF_SCHED;
+  let flags = 0;
+  // strtok skips empty fields; an argument of only commas yields no flag at all.
+  const fields = arg.split(",").filter((f) => f !== "");
+  if (fields.length === 0) fail(`invalid scheduler flag \`${arg}'`);
+  for (const f of fields) {
+    if (f === "flag-1") flags |= SVC_F_SCHED1;
+    else if (f === "flag-2") flags |= SVC_F_SCHED2;
+    else if (f === "flag-3") flags |= SVC_F_SCHED3;
+    else if (f === "sh-fallback" || f === "sh-port") {
+      flags |= f === "sh-fallback" ? SVC_F_SCHED1 : SVC_F_SCHED2;
+      if (name !== "sh") fail(`incompatible scheduler flag \`${f}'`);
+    } else if (f === "mh-fallback" || f === "mh-port") {
+      flags |= f === "mh-fallback" ? SVC_F_SCHED1 : SVC_F_SCHED2;
+      if (name !== "mh") fail(`incompatible scheduler flag \`${f}'`);
+    } else fail(`invalid scheduler flag \`${f}'`);
+  }
+  return flags;
+}
+
+// ---------------------------------------------------------------------------------------
+
+const COMMAND_TAGS: Readonly<Record<string, Cmd>> = {
+  A: Cmd.Add,
+  E: Cmd.Edit,
+  D: Cmd.Del,
+  a: Cmd.AddDest,
+  e: Cmd.EditDest,
+  d: Cmd.DelDest,
+  C: Cmd.Flush,
+  L: Cmd.List,
+  l: Cmd.List,
+  Z: Cmd.Zero,
+  set: Cmd.Timeout,
+  R: Cmd.Restore,
+  S: Cmd.Save,
+  "start-daemon": Cmd.StartDaemon,
+  "stop-daemon": Cmd.StopDaemon,
+};
+
+function genericOptCheck(cmd: Cmd, options: ReadonlySet<Opt>): void {
+  const row = COMMANDS_V_OPTIONS[cmd];
+  let last = -1;
+  for (let j = 0; j < OPT_NAMES.length; j++) {
+    const c = row[j];
+    if (!options.has(j)) {
+      if (c === "+")
+        fail(`You need to supply the '${OPT_NAMES[j]}' option for the '${CMD_NAMES[cmd]}' command`);
+      continue;
+    }
+    if (c === "x") fail(`Illegal '${OPT_NAMES[j]}' option with the '${CMD_NAMES[cmd]}' command`);
+    if (c === "1") {
+      if (last < 0) {
+        last = j;
+        continue;
+      }
+      fail(
+        `The option '${OPT_NAMES[j]}' conflicts with the '${OPT_NAMES[last]}' option in the '${CMD_NAMES[cmd]}' command`,
+      );
+    }
+  }
+}
+
+function tunnelOptCheck(tunType: number, options: ReadonlySet<Opt>): void {
+  const row = TUNNEL_TYPES_V_OPTIONS[tunType];
+  let last = -1;
+  for (let j = 0; j < TUN_OPTS.length; j++) {
+    const k = TUN_OPTS[j];
+    const c = row[j];
+    if (!options.has(k)) {
+      if (c === "+")
+        fail(`You need to supply the '${OPT_NAMES[k]}' option for the '${TUN_NAMES[tunType]}' tunnel type`);
+      continue;
+    }
+    if (c === "x") fail(`Illegal '${OPT_NAMES[k]}' option with the '${TUN_NAMES[tunType]}' tunnel type`);
+    if (c === "1") {
+      if (last < 0) {
+        last = k;
+        continue;
+      }
+      fail(
+        `The option '${OPT_NAMES[k]}' conflicts with the '${OPT_NAMES[last]}' option in the '${TUN_NAMES[tunType]}' tunnel type`,
+      );
+    }
+  }
+}
+
+/**
+ * Parses an ipvsadm command line (without the program name). An empty argv lists the
+ * table, as ipvsadm does with no argument. Throws IpvsadmUsageError.
+ */
+export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
+  const listAll: ListOptions = {
+    numeric: false,
+    stats: false,
+    rate: false,
+    exact: false,
+    thresholds: false,
+    persistentConn: false,
+    sort: true,
+    conns: false,
+    timeout: false,
+    daemon: false,
+    tunInfo: false,
+  };
+  if (argv.length === 0) return { kind: "list", key: null, opts: listAll };
+
+  const { opts, args } = tokenize(argv);
+  const first = opts[0];
+  if (first === undefined) tryHelp();
+  if (first.tag === "h") return { kind: "help" };
+  if (first.tag === "v") return { kind: "version" };
+  const cmd = COMMAND_TAGS[first.tag];
+  if (cmd === undefined) tryHelp();
+
+  const daemon: DaemonSpec = { state: "master", mcastIfn: "", syncId: 255 };
+  if (cmd === Cmd.StartDaemon || cmd === Cmd.StopDaemon) {
+    if (first.arg === "master" || first.arg === "backup") daemon.state = first.arg;
+    else if (cmd === Cmd.StartDaemon) fail("illegal start-daemon parameter specified");
+    else fail("illegal start_daemon specified");
+  }
+
+  // The command entry, with process_options' defaults.
+  const svc: ServiceSpec = {
+    af: 4,
+    protocol: 0,
+    addr: 0,
+    port: 0,
+    fwmark: 0,
+    schedName: "",
+    flags: 0,
+    timeout: 0,
+    netmask: 0xffffffff,
+    peName: "",
+  };
+  const dest: DestSpec = {
+    af: 4,
+    addr: 0,
+    port: 0,
+    fwd: Fwd.Route,
+    weight: 1,
+    uThreshold: 0,
+    lThreshold: 0,
+    tunType: TunType.Ipip,
+    tunPort: 0,
+    tunFlags: 0,
+  };
+  const lo = { ...listAll };
+  const options = new Set<Opt>();
+  const setOption = (o: Opt): void => {
+    if (options.has(o)) fail(`multiple '${OPT_NAMES[o]}' options specified`);
+    options.add(o);
+  };
+  let schedFlagsArg = "";
+  let destParse = 0;
+
+  for (let k = 1; k < opts.length; k++) {
+    const { tag, word } = opts[k];
+    const arg = opts[k].arg ?? "";
+    switch (tag) {
+      case "t":
+      case "u":
+      case "sctp-service": {
+        setOption(Opt.Service);
+        svc.protocol = tag === "t" ? IPPROTO_TCP : tag === "u" ? IPPROTO_UDP : IPPROTO_SCTP;
+        const p = parseService(arg, svc.protocol);
+        if ((p.result & SERVICE_ADDR) === 0) fail("illegal virtual server address[:port] specified");
+        svc.addr = p.addr;
+        svc.port = p.port;
+        break;
+      }
+      case "f":
+        setOption(Opt.Service);
+        // ipvsadm sets a "sane" protocol here; our ServiceKey names fwmark services with protocol 0.
+        svc.af = 4;
+        svc.protocol = 0;
+        svc.fwmark = parseFwmark(arg);
+        break;
+      case "s":
+        setOption(Opt.Scheduler);
+        svc.schedName = arg.slice(0, 15); // IP_VS_SCHEDNAME_MAXLEN - 1
+        break;
+      case "p":
+        setOption(Opt.Persistent);
+        svc.flags |= SVC_F_PERSISTENT;
+        svc.timeout = parseTimeout(opts[k].arg, 1, MAX_TIMEOUT);
+        break;
+      case "M": {
+        setOption(Opt.Netmask);
+        const m = hostToAddr(arg);
+        if (m === null) fail("illegal virtual server persistent mask specified");
+        svc.netmask = m;
+        break;
+      }
+      case "r": {
+        setOption(Opt.Server);
+        const p = parseService(arg, svc.protocol);
+        if ((p.result & SERVICE_ADDR) === 0) fail("illegal real server address[:port] specified");
+        dest.addr = p.addr;
+        dest.port = p.port;
+        destParse = p.result;
+        break;
+      }
+      case "i":
+        setOption(Opt.Forward);
+        dest.fwd = Fwd.Tunnel;
+        break;
+      case "g":
+        setOption(Opt.Forward);
+        dest.fwd = Fwd.Route;
+        break;
+      case "m":
+        setOption(Opt.Forward);
+        dest.fwd = Fwd.Masq;
+        break;
+      case "fullnat":
+        setOption(Opt.Forward);
+        dest.fwd = Fwd.FullNat;
+        break;
+      case "w":
+        setOption(Opt.Weight);
+        dest.weight = stringToNumber(arg, 0, 65535);
+        if (dest.weight === -1) fail("illegal weight specified");
+        break;
+      case "x":
+        setOption(Opt.UThreshold);
+        dest.uThreshold = stringToNumber(arg, 0, INT_MAX);
+        if (dest.uThreshold === -1) fail("illegal u_threshold specified");
+        break;
+      case "y":
+        setOption(Opt.LThreshold);
+        dest.lThreshold = stringToNumber(arg, 0, INT_MAX);
+        if (dest.lThreshold === -1) fail("illegal l_threshold specified");
+        break;
+      case "c":
+        setOption(Opt.Connection);
+        lo.conns = true;
+        break;
+      case "n":
+        setOption(Opt.Numeric);
+        lo.numeric = true;
+        break;
+      case "mcast-interface":
+        setOption(Opt.Mcast);
+        daemon.mcastIfn = arg.slice(0, 15);
+        break;
+      case "syncid":
+        setOption(Opt.SyncId);
+        daemon.syncId = stringToNumber(arg, 0, 255);
+        if (daemon.syncId === -1) fail("illegal syncid specified");
+        break;
+      case "timeout":
+        setOption(Opt.Timeout);
+        lo.timeout = true;
+        break;
+      case "daemon":
+        setOption(Opt.Daemon);
+        lo.daemon = true;
+        break;
+      case "stats":
+        setOption(Opt.Stats);
+        lo.stats = true;
+        break;
+      case "rate":
+        setOption(Opt.Rate);
+        lo.rate = true;
+        break;
+      case "thresholds":
+        setOption(Opt.Thresholds);
+        lo.thresholds = true;
+        break;
+      case "persistent-conn":
+        setOption(Opt.PersistentConn);
+        lo.persistentConn = true;
+        break;
+      case "nosort":
+        setOption(Opt.NoSort);
+        lo.sort = false;
+        break;
+      case "sort":
+        break; // the default; accepted for compatibility
+      case "X":
+        setOption(Opt.Exact);
+        lo.exact = true;
+        break;
+      case "6":
+        if (svc.fwmark === 0) fail("-6 used before -f\n");
+        fail("IPv6 is not supported by tsvs yet");
+        break;
+      case "o":
+        setOption(Opt.OnePacket);
+        svc.flags |= SVC_F_ONEPACKET;
+        break;
+      case "pe":
+        setOption(Opt.PersistenceEngine);
+        svc.peName = arg.slice(0, 16);
+        break;
+      case "b":
+        setOption(Opt.SchedFlags);
+        schedFlagsArg = arg.slice(0, 127);
+        break;
+      case "mcast-group": {
+        setOption(Opt.McastGroup);
+        const g = parseIPv4(arg);
+        if (g === null || g >>> 28 !== 0xe) fail(`invalid IPv4 mcast-group \`${arg}'`);
+        break;
+      }
+      case "mcast-port":
+        setOption(Opt.McastPort);
+        if (stringToNumber(arg, 1, 65535) === -1) fail("illegal mcast-port specified");
+        break;
+      case "mcast-ttl":
+        setOption(Opt.McastTtl);
+        if (stringToNumber(arg, 1, 255) === -1) fail("illegal mcast-ttl specified");
+        break;
+      case "sync-maxlen":
+        setOption(Opt.SyncMaxlen);
+        if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail("illegal sync-maxlen specified");
+        break;
+      case "tun-info":
+        setOption(Opt.TunInfo);
+        lo.tunInfo = true;
+        break;
+      case "tun-type": {
+        setOption(Opt.TunType);
+        const t = TUN_NAMES.indexOf(arg);
+        if (t < 0) fail("illegal tunnel type specified");
+        dest.tunType = t as TunType;
+        break;
+      }
+      case "tun-port":
+        setOption(Opt.TunPort);
+        dest.tunPort = stringToNumber(arg, 1, 65535);
+        if (dest.tunPort === -1) fail("illegal tunnel port specified");
+        break;
+      case "tun-nocsum":
+        setOption(Opt.TunNocsum);
+        dest.tunFlags |= TUN_F_NOCSUM;
+        break;
+      case "tun-csum":
+        setOption(Opt.TunCsum);
+        dest.tunFlags |= TUN_F_CSUM;
+        break;
+      case "tun-remcsum":
+        setOption(Opt.TunRemcsum);
+        dest.tunFlags |= TUN_F_REMCSUM;
+        break;
+      default:
+        // A second command (or -h/-v after a command) is not an option here.
+        fail(`invalid option \`${word}'`);
+    }
+  }
+
+  const timeouts: TimeoutSpec = { tcp: 0, tcpFin: 0, udp: 0 };
+  let next = 0;
+  if (cmd === Cmd.Timeout) {
+    if (args.length < 3) fail("--set option requires 3 timeout values");
+    timeouts.tcp = parseTimeout(args[0], 0, MAX_TIMEOUT);
+    timeouts.tcpFin = parseTimeout(args[1], 0, MAX_TIMEOUT);
+    timeouts.udp = parseTimeout(args[2], 0, MAX_TIMEOUT);
+    next = 3;
+  }
+  if (next < args.length) fail(`unexpected argument ${args[next]}`);
+
+  if (schedFlagsArg !== "") {
+    svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
+    svc.flags |= parseSchedFlags(svc.schedName, schedFlagsArg);
+  }
+
+  genericOptCheck(cmd, options);
+
+  if (cmd === Cmd.Add || cmd === Cmd.Edit) {
+    if (svc.fwmark === 0 && svc.port === 0 && (svc.flags & SVC_F_PERSISTENT) === 0)
+      fail("Zero port specified for non-persistent service");
+    if ((svc.flags & SVC_F_ONEPACKET) !== 0 && svc.fwmark === 0 && svc.protocol !== IPPROTO_UDP)
+      fail("One-Packet Scheduling is only for UDP virtual services");
+    if (svc.schedName === "") svc.schedName = DEF_SCHED;
+  }
+
+  // -r without a port takes the service's port (parse_service returned SERVICE_ADDR only).
+  if (options.has(Opt.Server) && destParse === SERVICE_ADDR) dest.port = svc.port;
+
+  if (cmd === Cmd.AddDest || cmd === Cmd.EditDest) {
+    // DR and TUN cannot map ports: the real server sees the service port.
+    if (svc.fwmark === 0 && (dest.fwd === Fwd.Tunnel || dest.fwd === Fwd.Route)) dest.port = svc.port;
+    const tunOpts = [Opt.TunType, Opt.TunPort, Opt.TunNocsum, Opt.TunCsum, Opt.TunRemcsum];
+    if (tunOpts.some((o) => options.has(o)) && dest.fwd !== Fwd.Tunnel)
+      fail("Tunnel options conflict with forward method");
+    tunnelOptCheck(dest.tunType, options);
+  }
+
+  const key: ServiceKey = {
+    af: svc.af,
+    protocol: svc.protocol,
+    addr: svc.addr,
+    port: svc.port,
+    fwmark: svc.fwmark,
+  };
+
+  switch (cmd) {
+    case Cmd.List:
+      if (
+        ((lo.conns || lo.timeout || lo.daemon) && (lo.stats || lo.rate || lo.thresholds)) ||
+        ((lo.timeout || lo.daemon) && lo.persistentConn)
+      )
+        fail("options conflicts in the list command");
+      return { kind: "list", key: options.has(Opt.Service) ? key : null, opts: lo };
+    case Cmd.Save:
+      return { kind: "save", numeric: lo.numeric };
+    case Cmd.Restore:
+      return { kind: "restore" };
+    case Cmd.Flush:
+      return { kind: "ctl", cmd: { op: "clear" } };
+    case Cmd.Add:
+      return { kind: "ctl", cmd: { op: "add-service", svc } };
+    case Cmd.Edit:
+      return { kind: "ctl", cmd: { op: "edit-service", svc } };
+    case Cmd.Del:
+      return { kind: "ctl", cmd: { op: "del-service", key } };
+    case Cmd.Zero:
+      return { kind: "ctl", cmd: { op: "zero", key: options.has(Opt.Service) ? key : null } };
+    case Cmd.AddDest:
+      return { kind: "ctl", cmd: { op: "add-dest", key, dest } };
+    case Cmd.EditDest:
+      return { kind: "ctl", cmd: { op: "edit-dest", key, dest } };
+    case Cmd.DelDest:
+      return { kind: "ctl", cmd: { op: "del-dest", key, addr: dest.addr, port: dest.port } };
+    case Cmd.Timeout:
+      return { kind: "ctl", cmd: { op: "set-timeout", timeouts } };
+    case Cmd.StartDaemon:
+      if (daemon.mcastIfn === "") daemon.mcastIfn = "eth0";
+      return { kind: "daemon-start", daemon };
+    case Cmd.StopDaemon:
+      return { kind: "daemon-stop", daemon };
+  }
+}

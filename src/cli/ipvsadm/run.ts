@@ -1,0 +1,266 @@
+// `tsvs ipvsadm`: ipvsadm 1.31's process_options over a control backend (the daemon's
+// control API, or an in-process IpvsCtl), with ipvsadm's stdout/stderr and exit codes:
+//   - usage errors (fail()): the message alone on stderr, exit 2;
+//   - popt errors and "Try `ipvsadm -h' ...": exit 255 (ipvsadm returns -1);
+//   - control errors (libipvs): ipvs_strerror's message alone on stderr, exit 255
+//     (process_options returns the -1 of the libipvs call);
+//   - listing a service that does not exist: "No such service", exit 1.
+//
+// -R (restore) differs from ipvsadm on purpose: ipvsadm runs the lines one by one and
+// stops half-way on an error; tsvs parses every line first and applies them all as one
+// atomic batch (backend.applyAll), so a bad file changes nothing. Errors name the line.
+
+import type { CtlCommand } from "../../core/ctl-types.js";
+import { TsvsError } from "../../core/errors.js";
+import { formatList, formatSave, type IpvsSnapshot } from "./format.js";
+import { IpvsadmUsageError, PROGRAM, parseIpvsadm } from "./parse.js";
+
+export interface IpvsadmBackend {
+  apply(cmd: CtlCommand): void;
+  /** Applies all commands or none (throws on the first failure, leaving the table as it was). */
+  applyAll(cmds: CtlCommand[]): void;
+  snapshot(withConns: boolean): IpvsSnapshot;
+}
+
+export interface IpvsadmResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export const IPVSADM_VERSION = "v1.31 2019/12/24";
+const SCHEDULERS = "rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos";
+const PE_LIST = "sip";
+
+export function versionLine(): string {
+  return `${PROGRAM} ${IPVSADM_VERSION} (compiled with popt and IPVS v1.2.1)\n`;
+}
+
+/** usage_exit's text (with tsvs's --fullnat added). */
+export function usageText(): string {
+  const p = PROGRAM;
+  return `${versionLine()}Usage:
+  ${p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
+  ${p} -D virtual-service
+  ${p} -C
+  ${p} -R
+  ${p} -S [-n]
+  ${p} -a|e virtual-service -r server-address [options]
+  ${p} -d virtual-service -r server-address
+  ${p} -L|l [virtual-service] [options]
+  ${p} -Z [virtual-service]
+  ${p} --set tcp tcpfin udp
+  ${p} --start-daemon {master|backup} [daemon-options]
+  ${p} --stop-daemon {master|backup}
+  ${p} -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values
+  --start-daemon              start connection sync daemon
+  --stop-daemon               stop connection sync daemon
+  --help            -h        display this help message
+
+virtual-service:
+  --tcp-service|-t  service-address   service-address is host[:port]
+  --udp-service|-u  service-address   service-address is host[:port]
+  --sctp-service    service-address   service-address is host[:port]
+  --fwmark-service|-f fwmark          fwmark is an integer greater than zero
+
+Options:
+  --ipv6         -6                   fwmark entry uses IPv6
+  --scheduler    -s scheduler         one of ${SCHEDULERS},
+                                      the default scheduler is wlc.
+  --pe            engine              alternate persistence engine may be ${PE_LIST},
+                                      not set by default.
+  --persistent   -p [timeout]         persistent service
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --fullnat                           full NAT (tsvs extension)
+  --tun-type      type                one of ipip|gue|gre,
+                                      the default tunnel type is ipip.
+  --tun-port      port                tunnel destination port
+  --tun-nocsum                        tunnel encapsulation without checksum
+  --tun-csum                          tunnel encapsulation with checksum
+  --tun-remcsum                       tunnel encapsulation with remote checksum
+  --weight       -w weight            capacity of real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --connection   -c                   output of current IPVS connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --daemon                            output of daemon information
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact                             expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
+  --tun-info                          output of tunnel information
+  --nosort                            disable sorting output of service/server entries
+  --sort                              does nothing, for backwards compatibility
+  --ops          -o                   one-packet scheduling
+  --numeric      -n                   numeric output of addresses and ports
+  --sched-flags  -b flags             scheduler flags (comma-separated)
+Daemon Options:
+  --syncid sid                        syncid for connection sync (default=255)
+  --sync-maxlen length                Max sync message length (default=1472)
+  --mcast-interface interface         multicast interface for connection sync
+  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
+  --mcast-port port                   UDP port (default=8848)
+  --mcast-ttl ttl                     Multicast TTL (default=1)
+`;
+}
+
+/** Exit status of ipvsadm when a libipvs call fails (process_options returns -1). */
+export const EXIT_CTL_ERROR = 255;
+
+function ok(stdout: string): IpvsadmResult {
+  return { code: 0, stdout, stderr: "" };
+}
+
+function err(code: number, message: string): IpvsadmResult {
+  return { code, stdout: "", stderr: `${message}\n` };
+}
+
+/**
+ * Splits one -R input line into words as ipvsadm's config_stream does: blanks separate
+ * words, double quotes group them. Lines starting with '#' are comments (tsvs).
+ */
+export function splitRestoreLine(line: string): string[] {
+  const words: string[] = [];
+  let cur = "";
+  let inWord = false;
+  let quoted = false;
+  for (const ch of line) {
+    if (ch === '"') {
+      quoted = !quoted;
+      inWord = true;
+    } else if (!quoted && (ch === " " || ch === "\t" || ch === "\r")) {
+      if (inWord) words.push(cur);
+      cur = "";
+      inWord = false;
+    } else {
+      cur += ch;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(cur);
+  return words;
+}
+
+const TRY_RESTORE = "only table changes (-A -E -D -C -a -e -d -Z --set) may appear in restore input";
+
+/** Parses -R input into commands; throws IpvsadmUsageError naming the line. */
+export function parseRestore(input: string): CtlCommand[] {
+  const cmds: CtlCommand[] = [];
+  const lines = input.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const words = splitRestoreLine(lines[i]);
+    if (words.length === 0 || words[0].startsWith("#")) continue;
+    // ipvsadm-save output may start with the program name ("ipvsadm -A ...").
+    if (words[0] === PROGRAM) words.shift();
+    if (words.length === 0) continue;
+    let req: ReturnType<typeof parseIpvsadm>;
+    try {
+      req = parseIpvsadm(words);
+    } catch (e) {
+      if (e instanceof IpvsadmUsageError)
+        throw new IpvsadmUsageError(`line ${i + 1}: ${e.message}`, e.exitCode);
+      throw e;
+    }
+    if (req.kind !== "ctl") throw new IpvsadmUsageError(`line ${i + 1}: ${TRY_RESTORE}`, 255);
+    cmds.push(req.cmd);
+  }
+  return cmds;
+}
+
+/** One ipvsadm invocation: argv without the program name; stdin is read by -R. */
+export function runIpvsadm(argv: readonly string[], backend: IpvsadmBackend, stdin = ""): IpvsadmResult {
+  let req: ReturnType<typeof parseIpvsadm>;
+  try {
+    req = parseIpvsadm(argv);
+  } catch (e) {
+    if (e instanceof IpvsadmUsageError) return err(e.exitCode, e.message);
+    throw e;
+  }
+  try {
+    switch (req.kind) {
+      case "help":
+        return ok(usageText());
+      case "version":
+        return ok(versionLine());
+      case "daemon-start":
+      case "daemon-stop":
+        return err(EXIT_CTL_ERROR, "the connection sync daemon is not supported by tsvs yet");
+      case "ctl":
+        backend.apply(req.cmd);
+        return ok("");
+      case "list": {
+        const snap = backend.snapshot(req.opts.conns);
+        try {
+          return ok(formatList(snap, req.key, req.opts));
+        } catch (e) {
+          // list_service: ipvs_get_service failed -> message, exit(1).
+          if (e instanceof TsvsError) return err(1, e.message);
+          throw e;
+        }
+      }
+      case "save":
+        return ok(formatSave(backend.snapshot(false), req.numeric));
+      case "restore": {
+        let cmds: CtlCommand[];
+        try {
+          cmds = parseRestore(stdin);
+        } catch (e) {
+          if (e instanceof IpvsadmUsageError) return err(e.exitCode, e.message);
+          throw e;
+        }
+        try {
+          backend.applyAll(cmds);
+        } catch (e) {
+          if (e instanceof TsvsError) {
+            const at = restoreErrorLine(e, stdin);
+            return err(EXIT_CTL_ERROR, at === null ? e.message : `line ${at}: ${e.message}`);
+          }
+          throw e;
+        }
+        return ok("");
+      }
+    }
+  } catch (e) {
+    if (e instanceof TsvsError) return err(EXIT_CTL_ERROR, e.message);
+    throw e;
+  }
+}
+
+/**
+ * The input line of the command that failed in applyAll, when the backend says which
+ * one (an `index` property on the error: position in the batch). Null otherwise.
+ */
+function restoreErrorLine(e: TsvsError, input: string): number | null {
+  const idx = (e as TsvsError & { index?: unknown }).index;
+  if (typeof idx !== "number") return null;
+  const lines = input.split("\n");
+  let n = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const words = splitRestoreLine(lines[i]);
+    if (words.length === 0 || words[0].startsWith("#")) continue;
+    if (words[0] === PROGRAM && words.length === 1) continue;
+    if (n === idx) return i + 1;
+    n++;
+  }
+  return null;
+}

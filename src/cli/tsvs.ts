@@ -1,0 +1,53 @@
+// `tsvs` — the command line entry. Parses the subcommand and hands off; every subcommand
+// returns its exit code (bin/tsvs sets process.exitCode), errors print one line on stderr.
+
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { TsvsError } from "../core/errors.js";
+import { simMain } from "./sim/main.js";
+
+const USAGE = `Usage: tsvs COMMAND [ARGS]
+
+Commands:
+  sim FILE...          run scenario files on the in-memory network (docs/sim.md)
+  sim --all DIR        run every *.tsvs scenario in DIR
+  version              print the version
+  help                 this text
+`;
+
+function version(): string {
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case "sim":
+        return await simMain(rest);
+      case "version":
+      case "--version":
+      case "-V":
+        process.stdout.write(`tsvs ${version()}\n`);
+        return 0;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(USAGE);
+        return cmd === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`tsvs: unknown command '${cmd}'\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof TsvsError) {
+      process.stderr.write(`tsvs: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
