@@ -1,0 +1,473 @@
+// AF_PACKET (SOCK_RAW) link backend: whole Ethernet frames in and out of one interface, in batches
+// with recvmmsg(2)/sendmmsg(2). See docs/io.md for the design and its limits.
+//
+// All memory the kernel touches is allocated once, in koffi-managed native memory, when the socket
+// is opened: frame slots, the mmsghdr and iovec arrays, the per-frame sockaddr_ll, the pollfd. The
+// JS side sees it through typed-array views created at open time, so the steady state (recvBatch,
+// frame(i), send/forward, flush) allocates nothing per packet.
+
+import {
+  AF_PACKET,
+  addressOf,
+  EAGAIN,
+  EINTR,
+  ENOBUFS,
+  ETH_P_ALL,
+  IFNAMSIZ,
+  libc,
+  MMSG_LEN,
+  MSG_DONTWAIT,
+  MSG_FLAGS,
+  MSG_IOV,
+  MSG_IOVLEN,
+  MSG_NAME,
+  MSG_NAMELEN,
+  MSG_TRUNC,
+  type NativePtr,
+  PACKET_ADD_MEMBERSHIP,
+  PACKET_IGNORE_OUTGOING,
+  PACKET_MR_PROMISC,
+  PACKET_STATISTICS,
+  POLLIN,
+  SIOCGIFHWADDR,
+  SIOCGIFMTU,
+  SIZEOF_IFREQ,
+  SIZEOF_IOVEC,
+  SIZEOF_MMSGHDR,
+  SIZEOF_PACKET_MREQ,
+  SIZEOF_POLLFD,
+  SIZEOF_SOCKADDR_LL,
+  SLL_PKTTYPE,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+  SOCK_CLOEXEC,
+  SOCK_RAW,
+  SOL_PACKET,
+  SOL_SOCKET,
+  SyscallError,
+} from "./libc.js";
+
+export interface PacketSocketOptions {
+  /** Frames per recvmmsg/sendmmsg call, and the number of preallocated rx and tx slots. Default 64. */
+  batch?: number;
+  /** Bytes kept per received frame; longer frames are cut (counted in rxTruncated). Default 2048. */
+  snaplen?: number;
+  /** Bytes per tx slot (the largest frame send()/txBuffer() accept). Default: snaplen. */
+  txFrameSize?: number;
+  /** Do not receive our own transmissions (PACKET_IGNORE_OUTGOING, Linux ≥ 4.20). Default true. */
+  ignoreOutgoing?: boolean;
+  /** Receive frames for any MAC (PACKET_MR_PROMISC membership, dropped with the socket). Default false. */
+  promisc?: boolean;
+  /** SO_RCVBUF / SO_SNDBUF in bytes (FORCE variants when root). Default 4 MiB each; 0 = kernel default. */
+  rcvbuf?: number;
+  sndbuf?: number;
+}
+
+/** Counters kept by the socket itself (monotonic, never reset). */
+export interface PacketSocketCounters {
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames longer than snaplen, delivered cut. */
+  rxTruncated: number;
+  txFrames: number;
+  txBytes: number;
+  /** Frames the kernel refused for lack of buffer (ENOBUFS/EAGAIN): dropped, as a NIC would. */
+  txDropped: number;
+  /** Frames refused for another reason (EMSGSIZE, ENETDOWN, …); lastTxErrno says which. */
+  txErrors: number;
+  lastTxErrno: number;
+  /** send()/commit() calls with a frame larger than txFrameSize (not queued). */
+  txOversize: number;
+}
+
+const ETH_ALEN = 6;
+const htons = (v: number): number => ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
+
+interface Region {
+  ptr: NativePtr;
+  addr: number;
+  bytes: Uint8Array;
+  dv: DataView;
+}
+
+/**
+ * One AF_PACKET socket bound to one interface.
+ *
+ * Receive: `n = recvBatch(timeoutMs)`, then for i < n `frame(i)` (a fixed view of slot i, snaplen
+ * long) and `length(i)`. The views stay valid and unchanged until the next recvBatch().
+ *
+ * Transmit: `send(buf, off, len)` copies into the next tx slot; `txBuffer()` + `commit(len)` builds
+ * in place; `forward(i, off, len)` queues bytes of rx slot i without copying. `flush()` hands the
+ * queue to the kernel in one sendmmsg; a full queue flushes by itself, and recvBatch() flushes first
+ * (forwarded rx slots are about to be overwritten).
+ */
+export class PacketSocket {
+  readonly ifname: string;
+  readonly ifindex: number;
+  readonly mac: Uint8Array;
+  readonly mtu: number;
+  readonly batch: number;
+  readonly snaplen: number;
+  readonly txFrameSize: number;
+  readonly counters: PacketSocketCounters = {
+    rxFrames: 0,
+    rxBytes: 0,
+    rxTruncated: 0,
+    txFrames: 0,
+    txBytes: 0,
+    txDropped: 0,
+    txErrors: 0,
+    lastTxErrno: 0,
+    txOversize: 0,
+  };
+
+  #fd: number;
+  #rxData: Region;
+  #rxMsgs: Region; // mmsghdr[batch] | iovec[batch] | sockaddr_ll[batch] (24-byte stride)
+  #txData: Region;
+  #txMsgs: Region; // mmsghdr[batch] | iovec[batch]
+  #pollfd: Region;
+  #rxViews: Uint8Array[];
+  #txViews: Uint8Array[];
+  #rxLen: Int32Array;
+  #rxIovOff: number;
+  #rxNameOff: number;
+  #txIovOff: number;
+  // Slot addresses split in 32-bit halves, so that forward() can point a tx iovec anywhere without
+  // a BigInt: [lo, hi] per slot.
+  #rxSlotAddr: Uint32Array;
+  #txSlotAddr: Uint32Array;
+  #rxCount = 0;
+  #txCount = 0;
+  #closed = false;
+
+  constructor(ifname: string, opts: PacketSocketOptions = {}) {
+    const batch = opts.batch ?? 64;
+    const snaplen = opts.snaplen ?? 2048;
+    const txFrameSize = opts.txFrameSize ?? snaplen;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw new RangeError("batch must be 1..1024");
+    if (!Number.isInteger(snaplen) || snaplen < 64 || snaplen > 65536) {
+      throw new RangeError("snaplen must be 64..65536");
+    }
+    if (!Number.isInteger(txFrameSize) || txFrameSize < 64 || txFrameSize > 65536) {
+      throw new RangeError("txFrameSize must be 64..65536");
+    }
+    if (Buffer.byteLength(ifname) >= IFNAMSIZ || ifname.length === 0) {
+      throw new RangeError(`bad interface name ${JSON.stringify(ifname)}`);
+    }
+    const c = libc();
+    this.ifname = ifname;
+    this.batch = batch;
+    this.snaplen = snaplen;
+    this.txFrameSize = txFrameSize;
+
+    const ifindex = c.if_nametoindex(ifname);
+    if (ifindex === 0) throw new SyscallError(`if_nametoindex(${ifname})`, c.errno());
+    this.ifindex = ifindex;
+
+    // Protocol 0 at socket() time: the socket receives nothing until bind() names ETH_P_ALL and the
+    // interface, so no frame of another interface slips into the queue in between (af_packet.c
+    // registers the protocol hook only when proto != 0).
+    const fd = c.socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new SyscallError("socket(AF_PACKET, SOCK_RAW)", c.errno());
+    this.#fd = fd;
+    try {
+      if (opts.ignoreOutgoing ?? true) this.#setInt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
+      const rcvbuf = opts.rcvbuf ?? 4 << 20;
+      const sndbuf = opts.sndbuf ?? 4 << 20;
+      if (rcvbuf > 0 && !this.#setInt(SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf, false)) {
+        this.#setInt(SOL_SOCKET, SO_RCVBUF, rcvbuf, false);
+      }
+      if (sndbuf > 0 && !this.#setInt(SOL_SOCKET, SO_SNDBUFFORCE, sndbuf, false)) {
+        this.#setInt(SOL_SOCKET, SO_SNDBUF, sndbuf, false);
+      }
+
+      const ifr = Buffer.alloc(SIZEOF_IFREQ);
+      ifr.write(ifname, 0, "utf8");
+      if (c.ioctlPtr(fd, SIOCGIFHWADDR, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFHWADDR)", c.errno());
+      // ifr_hwaddr is a struct sockaddr at offset 16: sa_family (2 bytes), then the address.
+      this.mac = Uint8Array.from(ifr.subarray(18, 18 + ETH_ALEN));
+      ifr.fill(0, IFNAMSIZ);
+      if (c.ioctlPtr(fd, SIOCGIFMTU, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFMTU)", c.errno());
+      this.mtu = ifr.readInt32LE(IFNAMSIZ);
+
+      if (opts.promisc) {
+        const mreq = Buffer.alloc(SIZEOF_PACKET_MREQ);
+        mreq.writeInt32LE(ifindex, 0);
+        mreq.writeUInt16LE(PACKET_MR_PROMISC, 4);
+        if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, SIZEOF_PACKET_MREQ) < 0) {
+          throw new SyscallError("setsockopt(PACKET_ADD_MEMBERSHIP, PROMISC)", c.errno());
+        }
+      }
+
+      const sll = Buffer.alloc(SIZEOF_SOCKADDR_LL);
+      sll.writeUInt16LE(AF_PACKET, 0);
+      sll.writeUInt16LE(htons(ETH_P_ALL), 2);
+      sll.writeInt32LE(ifindex, 4);
+      if (c.bind(fd, sll, SIZEOF_SOCKADDR_LL) < 0) throw new SyscallError(`bind(${ifname})`, c.errno());
+
+      this.#rxData = alloc(batch * snaplen);
+      this.#rxIovOff = batch * SIZEOF_MMSGHDR;
+      this.#rxNameOff = this.#rxIovOff + batch * SIZEOF_IOVEC;
+      this.#rxMsgs = alloc(this.#rxNameOff + batch * 24);
+      this.#txData = alloc(batch * txFrameSize);
+      this.#txIovOff = batch * SIZEOF_MMSGHDR;
+      this.#txMsgs = alloc(this.#txIovOff + batch * SIZEOF_IOVEC);
+      this.#pollfd = alloc(SIZEOF_POLLFD);
+      this.#pollfd.dv.setInt32(0, fd, true);
+      this.#pollfd.dv.setInt16(4, POLLIN, true);
+
+      this.#rxViews = [];
+      this.#txViews = [];
+      this.#rxLen = new Int32Array(batch);
+      this.#rxSlotAddr = new Uint32Array(batch * 2);
+      this.#txSlotAddr = new Uint32Array(batch * 2);
+      const rx = this.#rxMsgs.dv;
+      const tx = this.#txMsgs.dv;
+      for (let i = 0; i < batch; i++) {
+        const m = i * SIZEOF_MMSGHDR;
+        const iov = this.#rxIovOff + i * SIZEOF_IOVEC;
+        const name = this.#rxNameOff + i * 24;
+        setPtr(rx, m + MSG_NAME, this.#rxMsgs.addr + name);
+        rx.setUint32(m + MSG_NAMELEN, SIZEOF_SOCKADDR_LL, true);
+        setPtr(rx, m + MSG_IOV, this.#rxMsgs.addr + iov);
+        setPtr(rx, m + MSG_IOVLEN, 1);
+        setPtr(rx, iov, this.#rxData.addr + i * snaplen);
+        setPtr(rx, iov + 8, snaplen);
+        this.#rxViews.push(this.#rxData.bytes.subarray(i * snaplen, (i + 1) * snaplen));
+        splitAddr(this.#rxSlotAddr, i, this.#rxData.addr + i * snaplen);
+
+        // tx messages carry no address: af_packet.c's packet_snd() then uses the bound ifindex.
+        const tiov = this.#txIovOff + i * SIZEOF_IOVEC;
+        setPtr(tx, m + MSG_IOV, this.#txMsgs.addr + tiov);
+        setPtr(tx, m + MSG_IOVLEN, 1);
+        setPtr(tx, tiov, this.#txData.addr + i * txFrameSize);
+        this.#txViews.push(this.#txData.bytes.subarray(i * txFrameSize, (i + 1) * txFrameSize));
+        splitAddr(this.#txSlotAddr, i, this.#txData.addr + i * txFrameSize);
+      }
+    } catch (e) {
+      this.#release();
+      throw e;
+    }
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Frames queued for transmit and not yet flushed. */
+  get pending(): number {
+    return this.#txCount;
+  }
+
+  /**
+   * Receives up to `batch` frames. timeoutMs: 0 = do not wait, < 0 = wait forever, > 0 = wait at
+   * most that long (poll(2)). Returns the number of frames (0 on timeout or EINTR). Flushes queued
+   * transmits first.
+   */
+  recvBatch(timeoutMs: number): number {
+    if (this.#closed) throw new Error("recvBatch on a closed PacketSocket");
+    if (this.#txCount > 0) this.flush();
+    const c = libc();
+    const rx = this.#rxMsgs.dv;
+    // recvmsg overwrites msg_namelen with the address length it wrote; restore the buffer size.
+    for (let i = 0; i < this.#rxCount; i++)
+      rx.setUint32(i * SIZEOF_MMSGHDR + MSG_NAMELEN, SIZEOF_SOCKADDR_LL, true);
+    this.#rxCount = 0;
+    // Try first, poll only when the queue is empty: under load the poll(2) call is skipped entirely.
+    let n = c.recvmmsg(this.#fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
+    if (n < 0) {
+      const err = c.errno();
+      if (err !== EAGAIN && err !== EINTR) throw new SyscallError("recvmmsg", err);
+      if (timeoutMs === 0) return 0;
+      const p = c.poll(this.#pollfd.addr, 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
+      if (p <= 0) {
+        if (p < 0 && c.errno() !== EINTR) throw new SyscallError("poll", c.errno());
+        return 0;
+      }
+      n = c.recvmmsg(this.#fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
+      if (n < 0) {
+        const err2 = c.errno();
+        if (err2 !== EAGAIN && err2 !== EINTR) throw new SyscallError("recvmmsg", err2);
+        return 0;
+      }
+    }
+    const cnt = this.counters;
+    for (let i = 0; i < n; i++) {
+      const m = i * SIZEOF_MMSGHDR;
+      const len = rx.getUint32(m + MMSG_LEN, true);
+      this.#rxLen[i] = len;
+      cnt.rxBytes += len;
+      if ((rx.getInt32(m + MSG_FLAGS, true) & MSG_TRUNC) !== 0) cnt.rxTruncated++;
+    }
+    cnt.rxFrames += n;
+    this.#rxCount = n;
+    return n;
+  }
+
+  /** The view of rx slot i (snaplen bytes; the frame is the first length(i) of them). */
+  frame(i: number): Uint8Array {
+    return this.#rxViews[i];
+  }
+
+  length(i: number): number {
+    return this.#rxLen[i];
+  }
+
+  /** sll_pkttype of frame i: PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST… */
+  pktType(i: number): number {
+    return this.#rxMsgs.bytes[this.#rxNameOff + i * 24 + SLL_PKTTYPE];
+  }
+
+  /** Copies buf[off, off+len) into the next tx slot. False (counted) if len exceeds txFrameSize. */
+  send(buf: Uint8Array, off: number, len: number): boolean {
+    if (len > this.txFrameSize || len <= 0) {
+      this.counters.txOversize++;
+      return false;
+    }
+    if (this.#txCount === this.batch) this.flush();
+    const dst = this.#txViews[this.#txCount];
+    if (off === 0 && len === buf.length) dst.set(buf);
+    else for (let k = 0; k < len; k++) dst[k] = buf[off + k];
+    this.#queue(this.#txSlotAddr, this.#txCount, 0, len);
+    return true;
+  }
+
+  /** The next tx slot to build a frame in (txFrameSize bytes); queue it with commit(len). */
+  txBuffer(): Uint8Array {
+    if (this.#txCount === this.batch) this.flush();
+    return this.#txViews[this.#txCount];
+  }
+
+  commit(len: number): boolean {
+    if (len > this.txFrameSize || len <= 0) {
+      this.counters.txOversize++;
+      return false;
+    }
+    if (this.#txCount === this.batch) this.flush();
+    this.#queue(this.#txSlotAddr, this.#txCount, 0, len);
+    return true;
+  }
+
+  /** Queues bytes [off, off+len) of rx slot i as they are (zero copy), e.g. a frame rewritten in place. */
+  forward(i: number, off: number, len: number): boolean {
+    if (i < 0 || i >= this.#rxCount || off < 0 || len <= 0 || off + len > this.snaplen) return false;
+    if (this.#txCount === this.batch) this.flush();
+    this.#queue(this.#rxSlotAddr, i, off, len);
+    return true;
+  }
+
+  /** Sends every queued frame (sendmmsg, retried until all are taken or refused). Returns frames sent. */
+  flush(): number {
+    const total = this.#txCount;
+    if (total === 0) return 0;
+    if (this.#closed) throw new Error("flush on a closed PacketSocket");
+    const c = libc();
+    const cnt = this.counters;
+    const tx = this.#txMsgs.dv;
+    let done = 0;
+    let sent = 0;
+    while (done < total) {
+      const n = c.sendmmsg(this.#fd, this.#txMsgs.addr + done * SIZEOF_MMSGHDR, total - done, 0);
+      if (n > 0) {
+        for (let i = done; i < done + n; i++)
+          cnt.txBytes += tx.getUint32(i * SIZEOF_MMSGHDR + MMSG_LEN, true);
+        done += n;
+        sent += n;
+        continue;
+      }
+      const err = c.errno();
+      if (err === EINTR) continue;
+      // The first remaining frame was refused: count it and go on with the rest (a NIC drops too).
+      if (err === ENOBUFS || err === EAGAIN) cnt.txDropped++;
+      else {
+        cnt.txErrors++;
+        cnt.lastTxErrno = err;
+      }
+      done++;
+    }
+    cnt.txFrames += sent;
+    this.#txCount = 0;
+    return sent;
+  }
+
+  /** The kernel's PACKET_STATISTICS since the last call (reading resets them): frames queued, dropped. */
+  kernelStats(): { packets: number; drops: number } {
+    const c = libc();
+    const val = Buffer.alloc(8);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(8, 0);
+    if (c.getsockopt(this.#fd, SOL_PACKET, PACKET_STATISTICS, val, len) < 0) {
+      throw new SyscallError("getsockopt(PACKET_STATISTICS)", c.errno());
+    }
+    return { packets: val.readUInt32LE(0), drops: val.readUInt32LE(4) };
+  }
+
+  /** Closes the socket and frees the native memory; every frame() view is dead afterwards. */
+  close(): void {
+    if (this.#closed) return;
+    this.#release();
+  }
+
+  #queue(addrs: Uint32Array, slot: number, off: number, len: number): void {
+    const tx = this.#txMsgs.dv;
+    const iov = this.#txIovOff + this.#txCount * SIZEOF_IOVEC;
+    // base = slot address + off, carried across the 32-bit halves without leaving integers.
+    const lo = addrs[slot * 2] + off;
+    tx.setUint32(iov, lo >>> 0, true);
+    tx.setUint32(iov + 4, addrs[slot * 2 + 1] + (lo > 0xffffffff ? 1 : 0), true);
+    tx.setUint32(iov + 8, len, true);
+    tx.setUint32(iov + 12, 0, true);
+    this.#txCount++;
+  }
+
+  #setInt(level: number, name: number, value: number, required: boolean): boolean {
+    const c = libc();
+    const v = Buffer.alloc(4);
+    v.writeInt32LE(value, 0);
+    if (c.setsockopt(this.#fd, level, name, v, 4) === 0) return true;
+    if (required) throw new SyscallError(`setsockopt(${level}, ${name})`, c.errno());
+    return false;
+  }
+
+  #release(): void {
+    this.#closed = true;
+    const c = libc();
+    if (this.#fd >= 0) c.close(this.#fd);
+    this.#fd = -1;
+    for (const r of [this.#rxData, this.#rxMsgs, this.#txData, this.#txMsgs, this.#pollfd]) {
+      if (r !== undefined) c.koffi.free(r.ptr);
+    }
+    this.#rxCount = 0;
+    this.#txCount = 0;
+  }
+}
+
+export function openPacketSocket(ifname: string, opts?: PacketSocketOptions): PacketSocket {
+  return new PacketSocket(ifname, opts);
+}
+
+function alloc(size: number): Region {
+  const k = libc().koffi;
+  const ptr = k.alloc("uint8_t", size);
+  const ab = k.view(ptr, size);
+  const bytes = new Uint8Array(ab);
+  bytes.fill(0);
+  return { ptr, addr: addressOf(ptr), bytes, dv: new DataView(ab) };
+}
+
+function setPtr(dv: DataView, off: number, value: number): void {
+  dv.setUint32(off, value % 0x100000000, true);
+  dv.setUint32(off + 4, Math.floor(value / 0x100000000), true);
+}
+
+function splitAddr(out: Uint32Array, i: number, addr: number): void {
+  out[i * 2] = addr % 0x100000000;
+  out[i * 2 + 1] = Math.floor(addr / 0x100000000);
+}

@@ -1,0 +1,145 @@
+// Linux libc bindings for the packet I/O backends, through koffi (prebuilt N-API binaries, no
+// install script). Loaded lazily: importing this module costs nothing until libc() is first called,
+// so the in-memory network and the CLI never touch FFI.
+//
+// Every function is declared with plain integer and `void *` parameters: the caller owns the memory
+// (koffi.alloc for anything the kernel reads after the call returns, or a Buffer for the duration of
+// one call) and lays out the C structs itself with DataView (layouts below are the LP64 ones of
+// x86_64 and aarch64; other ABIs are refused in libc()).
+
+import { createRequire } from "node:module";
+import { arch, platform } from "node:os";
+import type * as Koffi from "koffi";
+
+export type KoffiModule = typeof Koffi;
+/** An opaque native pointer as koffi hands it out (koffi.alloc) or accepts it (Buffer, pointer). */
+export type NativePtr = unknown;
+
+// <linux/socket.h>, <linux/if_packet.h>, <linux/if_ether.h>, <bits/poll.h>, <asm-generic/errno-base.h>
+export const AF_PACKET = 17;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_SNDBUFFORCE = 32;
+export const SO_RCVBUFFORCE = 33;
+export const SOL_PACKET = 263;
+export const PACKET_ADD_MEMBERSHIP = 1;
+export const PACKET_STATISTICS = 6;
+export const PACKET_IGNORE_OUTGOING = 23;
+export const PACKET_MR_PROMISC = 1;
+export const PACKET_HOST = 0;
+export const PACKET_BROADCAST = 1;
+export const PACKET_MULTICAST = 2;
+export const PACKET_OTHERHOST = 3;
+export const PACKET_OUTGOING = 4;
+export const ETH_P_ALL = 0x0003;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_TRUNC = 0x20;
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const ENOBUFS = 105;
+export const SIOCGIFMTU = 0x8921;
+export const SIOCGIFHWADDR = 0x8927;
+export const IFNAMSIZ = 16;
+
+// struct layouts (LP64)
+export const SIZEOF_IOVEC = 16; // { void *iov_base; size_t iov_len; }
+export const SIZEOF_MMSGHDR = 64; // { struct msghdr msg_hdr (56); unsigned int msg_len; } padded to 8
+export const MSG_NAME = 0;
+export const MSG_NAMELEN = 8;
+export const MSG_IOV = 16;
+export const MSG_IOVLEN = 24;
+export const MSG_CONTROL = 32;
+export const MSG_CONTROLLEN = 40;
+export const MSG_FLAGS = 48;
+export const MMSG_LEN = 56;
+export const SIZEOF_SOCKADDR_LL = 20; // family u16, protocol be16, ifindex s32, hatype u16, pkttype u8, halen u8, addr[8]
+export const SLL_PROTOCOL = 2;
+export const SLL_IFINDEX = 4;
+export const SLL_PKTTYPE = 10;
+export const SIZEOF_POLLFD = 8; // { int fd; short events; short revents; }
+export const SIZEOF_IFREQ = 40; // name[16] + union (sockaddr / int)
+export const SIZEOF_PACKET_MREQ = 16; // { int ifindex; u16 type; u16 alen; u8 address[8]; }
+
+export interface Libc {
+  readonly koffi: KoffiModule;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, addr: NativePtr, addrlen: number): number;
+  setsockopt(fd: number, level: number, name: number, val: NativePtr, len: number): number;
+  getsockopt(fd: number, level: number, name: number, val: NativePtr, lenp: NativePtr): number;
+  /** Hot path: msgvec is a plain address (see addressOf), so a batch can start at any entry. */
+  recvmmsg(fd: number, msgvec: number, vlen: number, flags: number, timeout: null): number;
+  sendmmsg(fd: number, msgvec: number, vlen: number, flags: number): number;
+  poll(fds: number, nfds: number, timeoutMs: number): number;
+  close(fd: number): number;
+  if_nametoindex(name: string): number;
+  ioctlPtr(fd: number, request: number, arg: NativePtr): number;
+  strerror(errnum: number): string;
+  errno(): number;
+}
+
+let cached: Libc | null = null;
+
+export function libc(): Libc {
+  if (cached !== null) return cached;
+  if (platform() !== "linux") throw new Error(`tsvs packet I/O needs Linux (this is ${platform()})`);
+  if (arch() !== "x64" && arch() !== "arm64") {
+    throw new Error(`tsvs packet I/O struct layouts are written for x64/arm64 (this is ${arch()})`);
+  }
+  const koffi = createRequire(import.meta.url)("koffi") as KoffiModule;
+  const lib = koffi.load("libc.so.6");
+  const ioctl = lib.func("int ioctl(int fd, unsigned long request, ...)");
+  const raw = {
+    socket: lib.func("int socket(int domain, int type, int protocol)"),
+    bind: lib.func("int bind(int fd, void *addr, uint32_t addrlen)"),
+    setsockopt: lib.func("int setsockopt(int fd, int level, int name, void *val, uint32_t len)"),
+    getsockopt: lib.func("int getsockopt(int fd, int level, int name, void *val, void *lenp)"),
+    recvmmsg: lib.func("int recvmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags, void *timeout)"),
+    sendmmsg: lib.func("int sendmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags)"),
+    poll: lib.func("int poll(uintptr_t fds, unsigned long nfds, int timeout)"),
+    close: lib.func("int close(int fd)"),
+    if_nametoindex: lib.func("unsigned int if_nametoindex(const char *name)"),
+    strerror: lib.func("const char *strerror(int errnum)"),
+  };
+  cached = {
+    koffi,
+    socket: raw.socket,
+    bind: raw.bind,
+    setsockopt: raw.setsockopt,
+    getsockopt: raw.getsockopt,
+    recvmmsg: raw.recvmmsg,
+    sendmmsg: raw.sendmmsg,
+    poll: raw.poll,
+    close: raw.close,
+    if_nametoindex: raw.if_nametoindex,
+    ioctlPtr: (fd, request, arg) => ioctl(fd, request, "void *", arg),
+    strerror: raw.strerror,
+    errno: () => koffi.errno(),
+  };
+  return cached;
+}
+
+/**
+ * The address of koffi-allocated memory as a number. User-space addresses on x86_64 and aarch64 fit
+ * in 48 bits, far below 2^53, so a double holds them exactly and the hot path never builds a BigInt.
+ */
+export function addressOf(ptr: NativePtr): number {
+  const a = libc().koffi.address(ptr);
+  if (a > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error("native address beyond 2^53");
+  return Number(a);
+}
+
+/** An Error carrying the errno of a failed call, e.g. "socket(AF_PACKET): Operation not permitted". */
+export class SyscallError extends Error {
+  readonly errno: number;
+  constructor(what: string, errno: number) {
+    super(`${what}: ${libc().strerror(errno)} (errno ${errno})`);
+    this.name = "SyscallError";
+    this.errno = errno;
+  }
+}
