@@ -1,0 +1,32 @@
+// Scheduler registry: name → factory. Each call builds a fresh scheduler object; per-service
+// state lives in svc.schedData, set up by initService (the kernel's ip_vs_bind_scheduler).
+import { createFo } from "./fo.js";
+import { createLc } from "./lc.js";
+import { createNq } from "./nq.js";
+import { createOvf } from "./ovf.js";
+import { createRr } from "./rr.js";
+import { createSed } from "./sed.js";
+import { createTwos } from "./twos.js";
+import type { Scheduler } from "./types.js";
+import { createWlc } from "./wlc.js";
+import { createWrr } from "./wrr.js";
+
+const FACTORIES: Record<string, () => Scheduler> = {
+  rr: createRr,
+  wrr: createWrr,
+  lc: createLc,
+  wlc: createWlc,
+  sed: createSed,
+  nq: createNq,
+  fo: createFo,
+  ovf: createOvf,
+  twos: createTwos,
+};
+
+/** Names in the kernel's usual listing order. */
+export const SCHEDULER_NAMES: readonly string[] = Object.freeze(Object.keys(FACTORIES));
+
+export function findScheduler(name: string): Scheduler | null {
+  const f = Object.hasOwn(FACTORIES, name) ? FACTORIES[name] : undefined;
+  return f === undefined ? null : f();
+}
