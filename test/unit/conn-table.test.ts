@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import {
   CONN_F_FWD_MASK,
   CONN_F_INACTIVE,
@@ -212,6 +213,86 @@ describe("ConnTable lookups", () => {
   });
 });
 
+describe("ConnTable lookups against a model (property)", () => {
+  it("agrees with a map of keys under random add, free and re-key", () => {
+    const op = fc.oneof(
+      fc.record({
+        op: fc.constant("add" as const),
+        proto: fc.constantFrom(TCP, UDP),
+        c: fc.nat(3),
+        cport: fc.nat(3),
+        fwd: fc.constantFrom(MASQ, ROUTE, FULLNAT),
+        tmpl: fc.boolean(),
+      }),
+      fc.record({ op: fc.constant("free" as const), i: fc.nat(31) }),
+      fc.record({ op: fc.constant("rekey" as const), i: fc.nat(31), cport: fc.nat(3) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const t = new ConnTable(32);
+        const live = new Set<number>();
+        let lport = 1;
+        for (const o of ops) {
+          if (o.op === "add") {
+            const cport = o.tmpl ? 0 : o.cport;
+            const cx = t.alloc();
+            if (cx < 0) continue;
+            const fl = o.fwd | (o.tmpl ? CONN_F_TEMPLATE : 0);
+            t.proto[cx] = o.proto;
+            t.caddr[cx] = CIP + o.c;
+            t.cport[cx] = cport;
+            t.vaddr[cx] = VIP;
+            t.vport[cx] = 80;
+            t.daddr[cx] = RIP;
+            t.dport[cx] = 8080;
+            t.laddr[cx] = o.fwd === FULLNAT ? LIP : CIP + o.c;
+            t.lport[cx] = o.fwd === FULLNAT ? lport++ : cport;
+            t.flags[cx] = fl;
+            t.hash(cx);
+            live.add(cx);
+          } else if (o.op === "free") {
+            t.free(o.i);
+            live.delete(o.i);
+          } else if (live.has(o.i)) {
+            t.unhash(o.i);
+            t.cport[o.i] = (t.flags[o.i] & CONN_F_TEMPLATE) !== 0 ? 0 : o.cport;
+            if ((t.flags[o.i] & CONN_F_FWD_MASK) === MASQ) t.lport[o.i] = t.cport[o.i];
+            t.hash(o.i);
+          }
+          // Every live entry's key finds a live entry with that same key (duplicates allowed).
+          for (const cx of live) {
+            const tmpl = (t.flags[cx] & CONN_F_TEMPLATE) !== 0;
+            const k = [t.proto[cx], t.caddr[cx], t.cport[cx], t.vaddr[cx], t.vport[cx]] as const;
+            const hit = tmpl
+              ? t.lookupTemplate(k[0], k[1], k[3], k[4])
+              : t.lookupIn(k[0], k[1], k[2], k[3], k[4]);
+            assert.ok(live.has(hit), `in ${cx}`);
+            assert.deepEqual([t.proto[hit], t.caddr[hit], t.cport[hit], t.vaddr[hit], t.vport[hit]], [...k]);
+            assert.equal((t.flags[hit] & CONN_F_TEMPLATE) !== 0, tmpl);
+            const out = t.lookupOut(t.proto[cx], t.daddr[cx], t.dport[cx], t.laddr[cx], t.lport[cx]);
+            const fwd = t.flags[cx] & CONN_F_FWD_MASK;
+            if (!tmpl && (fwd === MASQ || fwd === FULLNAT)) {
+              assert.ok(live.has(out), `out ${cx}`);
+              assert.equal(t.lport[out], t.lport[cx]);
+              assert.equal(t.laddr[out], t.laddr[cx]);
+            }
+          }
+          // Nothing freed is ever found.
+          for (let cx = 0; cx < 32; cx++) {
+            if (live.has(cx) || !t.isAllocated(cx)) continue;
+            assert.fail(`entry ${cx} allocated but not live`);
+          }
+          assert.equal(t.size, live.size);
+        }
+        // And a key nobody has misses.
+        assert.equal(t.lookupIn(TCP, CIP + 9, 9, VIP, 80), -1);
+        assert.equal(t.lookupOut(TCP, RIP, 8080, CIP + 9, 9), -1);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe("ConnTable allocation", () => {
   it("returns -1 when full and counts its entries", () => {
     const t = new ConnTable(3);
@@ -298,6 +379,24 @@ describe("ConnTable allocation", () => {
 });
 
 describe("ConnTable timers", () => {
+  /** Advances in `step` ms increments from `from` to `to`, recording [cx, now] for each firing. */
+  function run(
+    t: ConnTable,
+    from: number,
+    to: number,
+    step: number,
+    onFire?: (cx: number, now: number) => void,
+  ) {
+    const fired: Array<[number, number]> = [];
+    for (let now = from; now <= to; now += step) {
+      t.advance(now, (cx) => {
+        fired.push([cx, now]);
+        onFire?.(cx, now);
+      });
+    }
+    return fired;
+  }
+
   it("fires exactly the expired entries, each at its time", () => {
     const t = new ConnTable(16);
     const a = t.alloc();
@@ -308,13 +407,352 @@ describe("ConnTable timers", () => {
     t.arm(c, 2000, 0);
     assert.equal(t.timeout[a], 1000);
     assert.equal(t.expiresAt(b), 1050);
-    const fired: Array<[number, number]> = [];
-    for (let now = 0; now <= 3000; now += 10) t.advance(now, (cx) => fired.push([cx, now]));
-    assert.deepEqual(fired, [
+    assert.deepEqual(run(t, 0, 3000, 10), [
       [a, 1000],
       [b, 1050],
       [c, 2000],
     ]);
+    assert.equal(t.isArmed(a), false, "disarmed before the callback");
+  });
+
+  it("never fires early within a tick: expiry is compared exactly", () => {
+    const t = new ConnTable(4);
+    const a = t.alloc();
+    t.arm(a, 1, 1000); // expires at 1001, inside the tick [1000, 1100)
+    assert.deepEqual(run(t, 1000, 1000, 1), []);
+    assert.deepEqual(run(t, 1001, 1001, 1), [[a, 1001]]);
+  });
+
+  it("fires a 0 ms timer on the next advance at the same time", () => {
+    const t = new ConnTable(4);
+    const a = t.alloc();
+    t.arm(a, 0, 5000);
+    assert.deepEqual(run(t, 5000, 5000, 1), [[a, 5000]]);
+  });
+
+  const long: Array<[string, number]> = [
+    ["15 min (ESTABLISHED)", 900_000],
+    ["300 s (UDP, persistence)", 300_000],
+    ["one wheel turn exactly", TIMER_SLOTS * TIMER_TICK_MS],
+    ["one turn and a tick", TIMER_SLOTS * TIMER_TICK_MS + TIMER_TICK_MS],
+    ["10 h", 36_000_000],
+  ];
+  for (const [label, ms] of long) {
+    it(`fires a ${label} timeout at its time, not a wheel turn early`, () => {
+      const t = new ConnTable(4);
+      const a = t.alloc();
+      const t0 = 1_700_000_000_000; // a wall-clock-sized epoch
+      t.arm(a, ms, t0);
+      // Step 100 ms: every slot is visited many times before the expiry.
+      const fired = run(t, t0, t0 + ms + 1000, TIMER_TICK_MS);
+      assert.deepEqual(fired, [[a, t0 + ms]]);
+    });
+  }
+
+  it("fires everything due after a jump longer than a wheel turn", () => {
+    const t = new ConnTable(64);
+    const due: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const cx = t.alloc();
+      t.arm(cx, i * 7919, 0); // spread over ~390 s, several turns
+      due.push(cx);
+    }
+    const late = t.alloc();
+    t.arm(late, 1_000_000, 0);
+    const fired = run(t, 500_000, 500_000, 1).map(([cx]) => cx);
+    assert.deepEqual(
+      [...fired].sort((x, y) => x - y),
+      due,
+    );
+    assert.equal(t.isArmed(late), true);
+    assert.deepEqual(run(t, 999_999, 1_000_000, 1), [[late, 1_000_000]]);
+  });
+
+  it("re-arming replaces the previous expiry (earlier and later)", () => {
+    const t = new ConnTable(4);
+    const a = t.alloc();
+    const b = t.alloc();
+    t.arm(a, 900_000, 0); // ESTABLISHED ...
+    t.arm(a, 10_000, 5000); // ... then CLOSE: now due at 15 s
+    t.arm(b, 1000, 0);
+    t.arm(b, 120_000, 500); // later instead
+    const fired = run(t, 0, 200_000, 100);
+    assert.deepEqual(fired, [
+      [a, 15_000],
+      [b, 120_500],
+    ]);
+    assert.equal(t.timeout[a], 10_000);
+    assert.equal(t.expiresAt(b), 120_500);
+  });
+
+  it("disarm stops a timer", () => {
+    const t = new ConnTable(4);
+    const a = t.alloc();
+    t.arm(a, 100, 0);
+    t.disarm(a);
+    assert.deepEqual(run(t, 0, 10_000, 100), []);
+  });
+
+  it("lets the callback re-arm the entry it is given (a template waiting for its connections)", () => {
+    const t = new ConnTable(4);
+    const ct = t.alloc();
+    t.arm(ct, 300_000, 0);
+    let rounds = 0;
+    const fired = run(t, 0, 1_000_000, 100, (cx, now) => {
+      if (++rounds < 3) t.arm(cx, 60_000, now);
+      else t.free(cx);
+    });
+    assert.deepEqual(fired, [
+      [ct, 300_000],
+      [ct, 360_000],
+      [ct, 420_000],
+    ]);
+    assert.equal(t.size, 0);
+  });
+
+  it("does not loop when the callback re-arms with 0 ms: the entry fires again on the next advance", () => {
+    const t = new ConnTable(4);
+    const a = t.alloc();
+    t.arm(a, 0, 100);
+    let calls = 0;
+    t.advance(100, (cx) => {
+      calls++;
+      t.arm(cx, 0, 100);
+    });
+    assert.equal(calls, 1);
+    t.advance(100, (cx) => {
+      calls++;
+      t.free(cx);
+    });
+    assert.equal(calls, 2);
+  });
+
+  it("lets the callback free other entries due in the same walk (they do not fire)", () => {
+    const t = new ConnTable(8);
+    const ids = [t.alloc(), t.alloc(), t.alloc(), t.alloc()];
+    for (const cx of ids) t.arm(cx, 1000, 0);
+    const fired: number[] = [];
+    t.advance(1000, (cx) => {
+      fired.push(cx);
+      t.free(cx);
+      // Free the next one still pending, as the engine does when an entry takes another down.
+      for (const o of ids) if (o !== cx && t.isAllocated(o) && t.isArmed(o)) return t.free(o);
+    });
+    assert.equal(fired.length, 2);
+    assert.equal(t.size, 0);
+  });
+
+  it("lets the callback arm other entries, pending or not, into any slot", () => {
+    const t = new ConnTable(8);
+    const a = t.alloc();
+    const b = t.alloc();
+    const c = t.alloc();
+    t.arm(a, 1000, 0);
+    t.arm(b, 1000, 0);
+    t.arm(c, 50_000, 0);
+    const fired: Array<[number, number]> = [];
+    const step = (now: number) =>
+      t.advance(now, (cx) => {
+        fired.push([cx, now]);
+        if (cx === a || cx === b) {
+          const other = cx === a ? b : a;
+          if (t.isArmed(other)) t.arm(other, 2000, now); // postpone the pending sibling
+          t.arm(c, 500, now); // pull a far one in
+        }
+      });
+    for (let now = 0; now <= 60_000; now += 100) step(now);
+    const first = fired[0][0];
+    const other = first === a ? b : a;
+    assert.deepEqual(fired, [
+      [first, 1000],
+      [c, 1500],
+      [other, 3000],
+      [c, 3500],
+    ]);
+  });
+
+  it("an entry armed into the past fires on the next advance", () => {
+    const t = new ConnTable(4);
+    t.advance(10_000, () => {});
+    const a = t.alloc();
+    t.arm(a, 0, 2000); // the caller's now is behind the wheel
+    assert.deepEqual(run(t, 10_000, 10_000, 1), [[a, 10_000]]);
+  });
+
+  it("keeps the wheel intact when a callback throws", () => {
+    const t = new ConnTable(8);
+    const ids = [t.alloc(), t.alloc(), t.alloc()];
+    for (const cx of ids) t.arm(cx, 100, 0);
+    assert.throws(() =>
+      t.advance(100, () => {
+        throw new Error("boom");
+      }),
+    );
+    const fired: number[] = [];
+    t.advance(100, (cx) => fired.push(cx));
+    assert.equal(fired.length, 2, "the two that did not get their callback fire next time");
+  });
+
+  it("ignores advance() called from inside a callback", () => {
+    const t = new ConnTable(4);
+    const a = t.alloc();
+    const b = t.alloc();
+    t.arm(a, 100, 0);
+    t.arm(b, 100, 0);
+    const fired: number[] = [];
+    t.advance(100, (cx) => {
+      fired.push(cx);
+      t.advance(200, (x) => fired.push(-x - 1));
+    });
+    assert.deepEqual([...fired].sort(), [a, b].sort());
+  });
+
+  it("matches a model under random arms, frees and advances (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant("arm" as const), i: fc.nat(15), ms: fc.nat(400_000) }),
+            fc.record({ op: fc.constant("free" as const), i: fc.nat(15) }),
+            fc.record({ op: fc.constant("advance" as const), dt: fc.nat(250_000) }),
+          ),
+          { maxLength: 120 },
+        ),
+        (ops) => {
+          const t = new ConnTable(16);
+          const model = new Map<number, number>(); // cx -> expiry
+          let now = 1_000_000;
+          for (const o of ops) {
+            if (o.op === "arm") {
+              if (!t.isAllocated(o.i)) {
+                // allocate until we get it (free list order is an implementation detail)
+                while (!t.isAllocated(o.i)) if (t.alloc() < 0) break;
+              }
+              t.arm(o.i, o.ms, now);
+              model.set(o.i, now + o.ms);
+            } else if (o.op === "free") {
+              t.free(o.i);
+              model.delete(o.i);
+            } else {
+              now += o.dt;
+              const fired: number[] = [];
+              t.advance(now, (cx) => fired.push(cx));
+              const want = [...model].filter(([, e]) => e <= now).map(([cx]) => cx);
+              for (const cx of want) model.delete(cx);
+              assert.deepEqual(
+                [...fired].sort((x, y) => x - y),
+                want.sort((x, y) => x - y),
+              );
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("ConnTable embryonic entries (drop_entry's victims)", () => {
+  const SYN_RECV = 3;
+  const SYNACK = 10;
+  const ESTABLISHED = 1;
+
+  it("returns -1 when there is none", () => {
+    const t = new ConnTable(4);
+    assert.equal(t.oldestEmbryonic(), -1);
+    t.alloc();
+    assert.equal(t.oldestEmbryonic(), -1);
+  });
+
+  it("returns the oldest entry still in SYN_RECV or SYNACK, in note order", () => {
+    const t = new ConnTable(8);
+    const ids = [t.alloc(), t.alloc(), t.alloc(), t.alloc()];
+    // Notes out of index order: 2, 0, 3, 1.
+    for (const cx of [2, 0, 3, 1]) {
+      t.state[ids[cx]] = cx === 3 ? SYNACK : SYN_RECV;
+      t.noteEmbryonic(ids[cx]);
+    }
+    assert.equal(t.oldestEmbryonic(), ids[2]);
+    assert.equal(t.oldestEmbryonic(), ids[2], "asking does not consume");
+    t.state[ids[2]] = ESTABLISHED; // handshake completed
+    assert.equal(t.oldestEmbryonic(), ids[0]);
+    t.free(ids[0]); // dropped
+    assert.equal(t.oldestEmbryonic(), ids[3]);
+    t.free(ids[3]);
+    assert.equal(t.oldestEmbryonic(), ids[1]);
+    t.state[ids[1]] = 6;
+    assert.equal(t.oldestEmbryonic(), -1);
+  });
+
+  it("orders an entry by its latest note", () => {
+    const t = new ConnTable(4);
+    const a = t.alloc();
+    const b = t.alloc();
+    t.state[a] = SYN_RECV;
+    t.noteEmbryonic(a);
+    t.state[b] = SYN_RECV;
+    t.noteEmbryonic(b);
+    t.state[a] = SYNACK;
+    t.noteEmbryonic(a); // a again: now newer than b
+    assert.equal(t.oldestEmbryonic(), b);
+    t.state[b] = ESTABLISHED;
+    assert.equal(t.oldestEmbryonic(), a);
+  });
+
+  it("does not mistake a reused index for the old embryonic entry", () => {
+    const t = new ConnTable(2);
+    const a = t.alloc();
+    t.state[a] = SYN_RECV;
+    t.noteEmbryonic(a);
+    t.free(a);
+    const again = t.alloc();
+    assert.equal(again, a);
+    t.state[again] = SYN_RECV; // set without a note (e.g. by a sync message)
+    assert.equal(t.oldestEmbryonic(), -1);
+  });
+
+  it("serves a SYN flood: the table full of SYN_RECV, each new entry evicting the oldest", () => {
+    const cap = 64;
+    const t = new ConnTable(cap);
+    const order: number[] = [];
+    for (let i = 0; i < cap; i++) {
+      const cx = t.alloc();
+      t.state[cx] = SYN_RECV;
+      t.noteEmbryonic(cx);
+      order.push(cx);
+    }
+    for (let n = 0; n < 50 * cap; n++) {
+      assert.equal(t.alloc(), -1);
+      const victim = t.oldestEmbryonic();
+      assert.equal(victim, order.shift());
+      t.free(victim);
+      const cx = t.alloc();
+      t.state[cx] = SYN_RECV;
+      t.noteEmbryonic(cx);
+      order.push(cx);
+    }
+  });
+
+  it("keeps the order across ring compactions with repeated notes", () => {
+    const cap = 8;
+    const t = new ConnTable(cap);
+    const ids: number[] = [];
+    for (let i = 0; i < cap; i++) ids.push(t.alloc());
+    // Many re-notes of the same entries overflow the ring (2 x capacity) many times.
+    const lastNote = new Map<number, number>();
+    let clock = 0;
+    for (let n = 0; n < 1000; n++) {
+      const cx = ids[(n * 5) % cap];
+      t.state[cx] = n % 2 === 0 ? SYN_RECV : SYNACK;
+      t.noteEmbryonic(cx);
+      lastNote.set(cx, clock++);
+    }
+    const expected = [...lastNote].sort((x, y) => x[1] - y[1]).map(([cx]) => cx);
+    for (const cx of expected) {
+      assert.equal(t.oldestEmbryonic(), cx);
+      t.state[cx] = ESTABLISHED;
+    }
+    assert.equal(t.oldestEmbryonic(), -1);
   });
 });
 
@@ -325,6 +763,3 @@ describe("ConnTable memory", () => {
     assert.ok(t.bytes > 0);
   });
 });
-
-void TIMER_SLOTS;
-void TIMER_TICK_MS;
