@@ -56,6 +56,8 @@ export class Dest {
   tunPort = 0;
   tunFlags = 0;
   svc: Service | null = null;
+  /** The service it last belonged to: the trash revives it only for that service. */
+  lastSvc: Service | null = null;
   readonly stats = new Stats();
   /** Scheduler-private per-destination data (e.g. twos, mh). */
   schedData: unknown = undefined;

@@ -1,0 +1,402 @@
+// The control core: services and destinations as ipvsadm changes them (net/netfilter/ipvs/
+// ip_vs_ctl.c: ip_vs_add_service, ip_vs_edit_service, ip_vs_del_service, ip_vs_add_dest,
+// ip_vs_edit_dest, ip_vs_del_dest, ip_vs_zero_*, ip_vs_flush; the dest trash), with
+// libipvs's error messages (ipvs_strerror), which ipvsadm prints verbatim.
+//
+// Every batch is validated whole against a shadow of the table before anything changes, so
+// one ipvsadm command (or one -R file) is one atomic change: it fails with nothing applied.
+
+import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec, TimeoutSpec } from "./ctl-types.js";
+import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, Dest } from "./dest.js";
+import { IPVS_MESSAGES, TsvsError, type TsvsErrorCode } from "./errors.js";
+import type { Flow } from "./packet/flow.js";
+import { findScheduler } from "./sched/index.js";
+import { Service, SVC_F_PERSISTENT } from "./service.js";
+
+export interface CtlHooks {
+  onSetTimeout(t: TimeoutSpec): void;
+  /** A destination left its service (it may live on in the trash while connections use it). */
+  onDestRemoved(d: Dest): void;
+  onServiceRemoved(s: Service): void;
+  /** A destination's weight became 0. */
+  onDestQuiesced(d: Dest): void;
+  /** `ipvsadm -Z` without a service also zeroes the global counters. */
+  onZeroAll?(): void;
+}
+
+/** A TsvsError raised by a batch, with the position of the failing command (for -R line numbers). */
+export class CtlError extends TsvsError {
+  readonly index: number;
+  constructor(code: TsvsErrorCode, message: string, index: number) {
+    super(code, message);
+    this.index = index;
+  }
+}
+
+/** IP_VS_SVC_TAB_BITS: the kernel's service hash has 256 buckets. */
+const SVC_TAB_BITS = 8;
+const SVC_TAB_MASK = (1 << SVC_TAB_BITS) - 1;
+const PERSISTENT_PE = new Set(["", "sip"]);
+
+/** Numeric map key for <proto, addr, port>: < 2^50, exact in a double. */
+function svcKeyNum(protocol: number, addr: number, port: number): number {
+  return ((addr >>> 0) * 65536 + port) * 256 + (protocol & 255);
+}
+
+function destKeyNum(addr: number, port: number): number {
+  return (addr >>> 0) * 65536 + port;
+}
+
+/**
+ * ip_vs_svc_hashkey with the netns pointer term taken as 0: the kernel's listing order is
+ * the walk of its 256 buckets (then the fwmark table), newest first within a bucket.
+ */
+function svcBucket(s: Service): number {
+  if (s.fwmark !== 0) return 256 + (s.fwmark & SVC_TAB_MASK);
+  return (s.protocol ^ (s.addr >>> 0) ^ (s.port >>> SVC_TAB_BITS) ^ s.port) & SVC_TAB_MASK;
+}
+
+function keyOf(k: ServiceKey): number {
+  return k.fwmark !== 0 ? -k.fwmark : svcKeyNum(k.protocol, k.addr, k.port);
+}
+
+function fail(code: TsvsErrorCode, message: string, index: number): never {
+  throw new CtlError(code, message, index);
+}
+
+export class IpvsCtl {
+  private readonly byKey = new Map<number, Service>();
+  /** Kernel listing order (see svcBucket), recomputed on change. */
+  private ordered: Service[] = [];
+  /** Destination registry: connections refer to destinations by id. */
+  private readonly dests: Array<Dest | undefined> = [];
+  private readonly refs: number[] = [];
+  private readonly freeIds: number[] = [];
+  /** Removed destinations still referenced by connections (the kernel's dest trash). */
+  private readonly trash = new Set<Dest>();
+  /** VIP → number of services (and explicit owners) using it. */
+  private readonly owned = new Map<number, number>();
+  private nextSvcSeq = 0;
+  private readonly svcSeq = new Map<Service, number>();
+
+  constructor(private readonly hooks: CtlHooks) {}
+
+  // ------------------------------------------------------------------ queries
+
+  services(): readonly Service[] {
+    return this.ordered;
+  }
+
+  getService(key: ServiceKey): Service | undefined {
+    return this.byKey.get(keyOf(key));
+  }
+
+  /**
+   * ip_vs_service_find for a packet: a firewall-mark service first, then proto/VIP/port,
+   * then the VIP's port-zero (persistent) service.
+   */
+  findService(f: Flow): Service | null {
+    if (f.fwmark !== 0) {
+      const s = this.byKey.get(-f.fwmark);
+      if (s !== undefined) return s;
+    }
+    const m = this.byKey;
+    const s = m.get(svcKeyNum(f.proto, f.daddr, f.dport));
+    if (s !== undefined) return s;
+    return m.get(svcKeyNum(f.proto, f.daddr, 0)) ?? null;
+  }
+
+  destById(id: number): Dest | undefined {
+    return this.dests[id];
+  }
+
+  destRef(id: number): void {
+    this.refs[id]++;
+  }
+
+  destUnref(id: number): void {
+    if (--this.refs[id] === 0) {
+      const d = this.dests[id];
+      if (d !== undefined && this.trash.has(d)) this.release(d);
+    }
+  }
+
+  /** Addresses the director answers for: the VIPs of its services and explicit ones (fwmark VIPs). */
+  ownsAddress(addr: number): boolean {
+    return this.owned.has(addr >>> 0);
+  }
+
+  addOwnedAddress(addr: number): void {
+    this.own(addr, 1);
+  }
+
+  removeOwnedAddress(addr: number): void {
+    this.own(addr, -1);
+  }
+
+  /** Destinations waiting in the trash (listing/debug). */
+  trashSize(): number {
+    return this.trash.size;
+  }
+
+  // ------------------------------------------------------------------ changes
+
+  apply(cmd: CtlCommand): void {
+    this.applyAll([cmd]);
+  }
+
+  /** All commands or none: the whole batch is checked first against a shadow of the table. */
+  applyAll(cmds: readonly CtlCommand[]): void {
+    this.validate(cmds);
+    for (const c of cmds) this.exec(c);
+  }
+
+  private validate(cmds: readonly CtlCommand[]): void {
+    // Shadow: service key → set of destination keys.
+    const shadow = new Map<number, Set<number>>();
+    for (const [k, s] of this.byKey) shadow.set(k, new Set(s.dests.map((d) => destKeyNum(d.addr, d.port))));
+    cmds.forEach((c, i) => {
+      switch (c.op) {
+        case "add-service": {
+          const k = keyOf(c.svc);
+          checkService(c.svc, i);
+          if (shadow.has(k)) fail("TSVS_ERR_SERVICE_EXISTS", IPVS_MESSAGES.serviceExists, i);
+          shadow.set(k, new Set());
+          break;
+        }
+        case "edit-service":
+          checkService(c.svc, i);
+          if (!shadow.has(keyOf(c.svc))) fail("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService, i);
+          break;
+        case "del-service":
+          if (!shadow.delete(keyOf(c.key))) fail("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService, i);
+          break;
+        case "clear":
+          shadow.clear();
+          break;
+        case "zero":
+          if (c.key !== null && !shadow.has(keyOf(c.key)))
+            fail("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService, i);
+          break;
+        case "add-dest": {
+          const set = shadow.get(keyOf(c.key));
+          if (set === undefined) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
+          checkDest(c.dest, i);
+          const dk = destKeyNum(c.dest.addr, c.dest.port);
+          if (set.has(dk)) fail("TSVS_ERR_DEST_EXISTS", IPVS_MESSAGES.destExists, i);
+          set.add(dk);
+          break;
+        }
+        case "edit-dest": {
+          const set = shadow.get(keyOf(c.key));
+          if (set === undefined) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
+          checkDest(c.dest, i);
+          if (!set.has(destKeyNum(c.dest.addr, c.dest.port)))
+            fail("TSVS_ERR_NO_DEST", IPVS_MESSAGES.noDest, i);
+          break;
+        }
+        case "del-dest": {
+          const set = shadow.get(keyOf(c.key));
+          if (set === undefined) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
+          if (!set.delete(destKeyNum(c.addr, c.port))) fail("TSVS_ERR_NO_DEST", IPVS_MESSAGES.noDest, i);
+          break;
+        }
+        case "set-timeout": {
+          const t = c.timeouts;
+          for (const v of [t.tcp, t.tcpFin, t.udp]) {
+            if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff / 1000)
+              fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+          }
+          break;
+        }
+      }
+    });
+  }
+
+  private exec(c: CtlCommand): void {
+    switch (c.op) {
+      case "add-service":
+        this.addService(c.svc);
+        break;
+      case "edit-service":
+        this.editService(c.svc);
+        break;
+      case "del-service":
+        this.delService(this.byKey.get(keyOf(c.key))!);
+        break;
+      case "clear":
+        for (const s of [...this.ordered]) this.delService(s);
+        break;
+      case "zero":
+        if (c.key === null) {
+          for (const s of this.ordered) zeroService(s);
+          this.hooks.onZeroAll?.();
+        } else zeroService(this.byKey.get(keyOf(c.key))!);
+        break;
+      case "add-dest":
+        this.addDest(this.byKey.get(keyOf(c.key))!, c.dest);
+        break;
+      case "edit-dest":
+        this.editDest(this.byKey.get(keyOf(c.key))!, c.dest);
+        break;
+      case "del-dest": {
+        const s = this.byKey.get(keyOf(c.key))!;
+        this.delDest(s, s.dests.find((x) => x.addr === c.addr >>> 0 && x.port === c.port)!);
+        break;
+      }
+      case "set-timeout":
+        this.hooks.onSetTimeout(c.timeouts);
+        break;
+    }
+  }
+
+  private addService(spec: ServiceSpec): void {
+    const s = new Service(spec.fwmark !== 0 ? 0 : spec.protocol, spec.addr, spec.port, spec.fwmark);
+    s.af = spec.af;
+    setServiceParams(s, spec);
+    s.sched = findScheduler(spec.schedName)!;
+    s.sched.initService?.(s);
+    this.byKey.set(keyOf(spec), s);
+    this.svcSeq.set(s, this.nextSvcSeq++);
+    if (s.fwmark === 0) this.own(s.addr, 1);
+    this.reorder();
+  }
+
+  private editService(spec: ServiceSpec): void {
+    const s = this.byKey.get(keyOf(spec))!;
+    setServiceParams(s, spec);
+    if (s.sched.name !== spec.schedName) {
+      // ip_vs_edit_service: unbind the old scheduler, bind the new one over the same dests.
+      s.sched.doneService?.(s);
+      s.schedData = undefined;
+      s.sched = findScheduler(spec.schedName)!;
+      s.sched.initService?.(s);
+    }
+  }
+
+  private delService(s: Service): void {
+    for (const d of [...s.dests]) this.delDest(s, d);
+    s.sched.doneService?.(s);
+    this.byKey.delete(s.fwmark !== 0 ? -s.fwmark : svcKeyNum(s.protocol, s.addr, s.port));
+    this.svcSeq.delete(s);
+    if (s.fwmark === 0) this.own(s.addr, -1);
+    this.reorder();
+    this.hooks.onServiceRemoved(s);
+  }
+
+  private addDest(s: Service, spec: DestSpec): void {
+    // ip_vs_trash_get_dest: a removed destination still in use comes back with its counters.
+    let d: Dest | undefined;
+    for (const t of this.trash) {
+      if (t.addr === spec.addr >>> 0 && t.port === spec.port && t.lastSvc === s) {
+        d = t;
+        break;
+      }
+    }
+    if (d !== undefined) this.trash.delete(d);
+    else {
+      d = new Dest(spec.addr, spec.port);
+      d.af = spec.af;
+      const id = this.freeIds.pop() ?? this.dests.length;
+      d.id = id;
+      this.dests[id] = d;
+      this.refs[id] = 0;
+    }
+    d.lastWeight = -1;
+    this.updateDest(d, spec);
+    d.svc = s;
+    d.lastSvc = s;
+    // list_add_rcu: new destinations go to the head of svc->destinations.
+    s.dests.unshift(d);
+    s.sched.addDest?.(s, d);
+  }
+
+  private editDest(s: Service, spec: DestSpec): void {
+    const d = s.dests.find((x) => x.addr === spec.addr >>> 0 && x.port === spec.port)!;
+    const wasQuiesced = d.weight === 0;
+    d.lastWeight = d.weight;
+    this.updateDest(d, spec);
+    s.sched.updDest?.(s, d);
+    if (d.weight === 0 && !wasQuiesced) this.hooks.onDestQuiesced(d);
+  }
+
+  /** __ip_vs_update_dest: parameters, availability and the overload flag. */
+  private updateDest(d: Dest, spec: DestSpec): void {
+    d.fwd = spec.fwd;
+    d.weight = spec.weight;
+    d.tunType = spec.tunType;
+    d.tunPort = spec.tunPort;
+    d.tunFlags = spec.tunFlags;
+    d.flags |= DEST_F_AVAILABLE;
+    if (spec.uThreshold === 0 || spec.uThreshold > d.activeConns + d.inactConns) d.flags &= ~DEST_F_OVERLOAD;
+    d.uThreshold = spec.uThreshold;
+    d.lThreshold = spec.lThreshold;
+  }
+
+  /** __ip_vs_del_dest + __ip_vs_unlink_dest: out of the service; to the trash while in use. */
+  private delDest(s: Service, d: Dest): void {
+    const i = s.dests.indexOf(d);
+    if (i >= 0) s.dests.splice(i, 1);
+    d.flags &= ~DEST_F_AVAILABLE;
+    s.sched.delDest?.(s, d);
+    d.svc = null;
+    this.hooks.onDestRemoved(d);
+    if (this.refs[d.id] > 0) this.trash.add(d);
+    else this.release(d);
+  }
+
+  private release(d: Dest): void {
+    this.trash.delete(d);
+    this.dests[d.id] = undefined;
+    this.freeIds.push(d.id);
+  }
+
+  private own(addr: number, delta: number): void {
+    const a = addr >>> 0;
+    const n = (this.owned.get(a) ?? 0) + delta;
+    if (n <= 0) this.owned.delete(a);
+    else this.owned.set(a, n);
+  }
+
+  private reorder(): void {
+    const seq = this.svcSeq;
+    this.ordered = [...this.byKey.values()].sort(
+      (a, b) => svcBucket(a) - svcBucket(b) || seq.get(b)! - seq.get(a)!,
+    );
+  }
+}
+
+/** What the kernel refuses in a service spec (ipvsadm checks the rest before it asks). */
+function checkService(spec: ServiceSpec, i: number): void {
+  const sched = findScheduler(spec.schedName);
+  if (sched === null || !PERSISTENT_PE.has(spec.peName)) {
+    fail("TSVS_ERR_SCHED_NOT_FOUND", IPVS_MESSAGES.schedOrPeNotFound, i);
+  }
+  if (spec.af !== 4) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+  if ((spec.flags & SVC_F_PERSISTENT) !== 0 && (spec.timeout < 1 || spec.timeout > 0x7fffffff / 1000)) {
+    fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+  }
+}
+
+function checkDest(spec: DestSpec, i: number): void {
+  if (spec.af !== 4) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+  // ip_vs_add_dest/ip_vs_edit_dest: -ERANGE for a weight out of range or l_threshold > u_threshold.
+  if (spec.weight < 0 || spec.weight > 65535 || spec.lThreshold > spec.uThreshold) {
+    fail("TSVS_ERR_INVALID", "Numerical result out of range", i);
+  }
+  const a = spec.addr >>> 0;
+  // A destination must be a unicast address (the kernel's inet_addr_type check).
+  if (a === 0 || a === 0xffffffff || a >>> 28 === 0xe) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+}
+
+function setServiceParams(s: Service, spec: ServiceSpec): void {
+  s.flags = spec.flags;
+  s.timeout = spec.timeout;
+  s.netmask = spec.netmask >>> 0;
+  s.peName = spec.peName;
+}
+
+function zeroService(s: Service): void {
+  s.stats.zero();
+  for (const d of s.dests) d.stats.zero();
+}
