@@ -293,6 +293,24 @@ describe("ConnTable lookups against a model (property)", () => {
   });
 });
 
+describe("ConnTable hash spread", () => {
+  it("keeps chains short for 100k clients behind one VIP (sequential addresses and ports)", () => {
+    const n = 100_000;
+    const t = new ConnTable(n);
+    for (let i = 0; i < n; i++) add(t, { caddr: ip(10, 1, 0, 0) + (i >>> 8), cport: 32768 + (i & 255) });
+    // 100k keys in 131072 buckets: a uniform hash gives a longest chain around 8.
+    const m = t.maxChain();
+    assert.ok(m.in <= 12 && m.out <= 12, `longest chains in ${m.in} out ${m.out}`);
+  });
+
+  it("spreads differently with another seed", () => {
+    const a = new ConnTable(1024, 1);
+    const b = new ConnTable(1024, 2);
+    for (const t of [a, b]) for (let i = 0; i < 8; i++) add(t, { cport: 1000 + i });
+    assert.notDeepEqual(a.bucketsOf(0), b.bucketsOf(0));
+  });
+});
+
 describe("ConnTable allocation", () => {
   it("returns -1 when full and counts its entries", () => {
     const t = new ConnTable(3);
@@ -605,6 +623,15 @@ describe("ConnTable timers", () => {
       t.advance(200, (x) => fired.push(-x - 1));
     });
     assert.deepEqual([...fired].sort(), [a, b].sort());
+  });
+
+  it("survives a clock that goes back or is NaN", () => {
+    const t = new ConnTable(4);
+    const a = t.alloc();
+    t.arm(a, 1000, 10_000);
+    t.advance(5000, () => assert.fail("nothing is due"));
+    t.advance(Number.NaN, () => assert.fail("nothing is due"));
+    assert.deepEqual(run(t, 10_999, 11_000, 1), [[a, 11_000]]);
   });
 
   it("matches a model under random arms, frees and advances (property)", () => {

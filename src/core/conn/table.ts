@@ -380,7 +380,7 @@ export class ConnTable {
     try {
       const from = this.wheelTick;
       let target = Math.floor(now / TIMER_TICK_MS);
-      if (target < from) target = from;
+      if (!(target >= from)) target = from; // a clock that went back, or NaN
       // Move the wheel first, so that whatever the callbacks arm lands at or after `target`,
       // in a slot that is visited again (this turn or the next advance).
       this.wheelTick = target;
@@ -499,6 +499,18 @@ export class ConnTable {
     this.embCount = kept;
   }
 
+  // ------------------------------------------------------------ diagnostics
+
+  /** Longest chain of each hash table (O(buckets); for tests and benchmarks). */
+  maxChain(): { in: number; out: number } {
+    return { in: longestChain(this.inHead, this.inNext), out: longestChain(this.outHead, this.outNext) };
+  }
+
+  /** The buckets an entry is hashed into, -1 when not hashed there. */
+  bucketsOf(cx: number): { in: number; out: number } {
+    return { in: this.inBkt[cx], out: this.outBkt[cx] };
+  }
+
   // ------------------------------------------------------------ memory
 
   /** Bytes of all typed arrays of the table. */
@@ -556,4 +568,14 @@ function unlinkChain(head: Int32Array, next: Int32Array, bucket: number, cx: num
     }
     i = n;
   }
+}
+
+function longestChain(head: Int32Array, next: Int32Array): number {
+  let worst = 0;
+  for (let b = 0; b < head.length; b++) {
+    let n = 0;
+    for (let i = head[b]; i >= 0; i = next[i]) n++;
+    if (n > worst) worst = n;
+  }
+  return worst;
 }
