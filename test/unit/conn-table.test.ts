@@ -679,6 +679,57 @@ describe("ConnTable timers", () => {
   });
 });
 
+describe("ConnTable timers with busy callbacks (property)", () => {
+  it("fires exactly the due entries while callbacks free and re-arm themselves and others", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(20), fc.nat(200_000)), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.tuple(fc.nat(3), fc.nat(19), fc.integer({ min: 1, max: 300_000 })), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        fc.array(fc.nat(150_000), { minLength: 1, maxLength: 30 }),
+        (arms, actions, steps) => {
+          const cap = 20;
+          const t = new ConnTable(cap);
+          for (let i = 0; i < cap; i++) t.alloc();
+          const model = new Map<number, number>();
+          let now = 0;
+          for (const [i, ms] of arms) {
+            if (i >= cap) continue;
+            t.arm(i, ms, now);
+            model.set(i, ms);
+          }
+          let a = 0;
+          for (const dt of steps) {
+            now += dt;
+            t.advance(now, (cx) => {
+              const e = model.get(cx);
+              assert.ok(e !== undefined && e <= now, `entry ${cx} fired at ${now}, model says ${e}`);
+              model.delete(cx);
+              const [kind, j, ms] = actions[a++ % actions.length];
+              if (kind === 0) {
+                t.free(cx);
+              } else if (kind === 1) {
+                t.arm(cx, ms, now);
+                model.set(cx, now + ms);
+              } else if (kind === 2 && t.isAllocated(j)) {
+                t.free(j);
+                model.delete(j);
+              } else if (kind === 3 && t.isAllocated(j)) {
+                t.arm(j, ms, now);
+                model.set(j, now + ms);
+              }
+            });
+            for (const [cx, e] of model) assert.ok(e > now, `entry ${cx} due at ${e} not fired by ${now}`);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe("ConnTable embryonic entries (drop_entry's victims)", () => {
   const SYN_RECV = 3;
   const SYNACK = 10;

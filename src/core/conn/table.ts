@@ -349,6 +349,13 @@ export class ConnTable {
   arm(cx: number, ms: number, now: number): void {
     this.timeout[cx] = ms;
     const e = now + ms;
+    // Pushing an armed entry's expiry later (every packet of a live connection) leaves it
+    // where it is: its slot comes up no later than the old expiry, and the walk then relinks
+    // it by its exact expiry. Only an earlier expiry has to move now.
+    if (this.tNext[cx] >= 0 && e >= this.expiry[cx]) {
+      this.expiry[cx] = e;
+      return;
+    }
     this.expiry[cx] = e;
     this.unlinkTimer(cx);
     this.linkTimer(cx, this.slotOf(e));
