@@ -73,6 +73,10 @@ function seq(svc: Service, s: Scheduler, n: number): (string | null)[] {
 
 describe("scheduler registry", () => {
   it("knows every kernel scheduler name and builds a fresh object per call", () => {
+    assert.deepEqual(
+      [...SCHEDULER_NAMES],
+      ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"],
+    );
     for (const n of SCHEDULER_NAMES) {
       const a = findScheduler(n);
       const b = findScheduler(n);
