@@ -109,7 +109,9 @@ function modeArp(ifname: string, senderIp: string, targetIp: string): object {
   try {
     const req = arpRequest(s.mac, senderIp, targetIp);
     let sawOwnRequest = false;
-    s.send(req, 0, req.length);
+    // Built in place in the tx slot (txBuffer/commit), the path an engine writing whole frames uses.
+    s.txBuffer().set(req);
+    s.commit(req.length);
     const sent = s.flush();
     const sender = ipBytes(senderIp);
     const i = await1(
