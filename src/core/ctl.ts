@@ -302,8 +302,7 @@ export class IpvsCtl {
       this.dests[id] = d;
       this.refs[id] = 0;
     }
-    d.lastWeight = -1;
-    this.updateDest(d, spec);
+    this.updateDest(d, spec, true);
     d.svc = s;
     d.lastSvc = s;
     // list_add_rcu: new destinations go to the head of svc->destinations.
@@ -314,16 +313,17 @@ export class IpvsCtl {
   private editDest(s: Service, spec: DestSpec): void {
     const d = s.dests.find((x) => x.addr === spec.addr >>> 0 && x.port === spec.port)!;
     const wasQuiesced = d.weight === 0;
-    d.lastWeight = d.weight;
-    this.updateDest(d, spec);
+    this.updateDest(d, spec, false);
     s.sched.updDest?.(s, d);
     if (d.weight === 0 && !wasQuiesced) this.hooks.onDestQuiesced(d);
   }
 
   /** __ip_vs_update_dest: parameters, availability and the overload flag. */
-  private updateDest(d: Dest, spec: DestSpec): void {
+  private updateDest(d: Dest, spec: DestSpec, add: boolean): void {
     d.fwd = spec.fwd;
     d.weight = spec.weight;
+    // dest->last_weight: the latest non-zero weight, or the weight given when it was added (mh uses it).
+    if (add || spec.weight > 0) d.lastWeight = spec.weight;
     d.tunType = spec.tunType;
     d.tunPort = spec.tunPort;
     d.tunFlags = spec.tunFlags;
