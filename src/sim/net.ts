@@ -32,6 +32,7 @@ export interface LinkStats {
   bytes: number;
   deliveries: number;
   dropsMtu: number;
+  dropsFilter: number;
 }
 
 /** Called for every frame sent on the link (a capture point: `tsvs sim` traces, tests). */
@@ -43,10 +44,12 @@ export class Link {
   readonly mtu: number;
   readonly learning: boolean;
   readonly headroom: number;
-  readonly stats: LinkStats = { frames: 0, bytes: 0, deliveries: 0, dropsMtu: 0 };
+  readonly stats: LinkStats = { frames: 0, bytes: 0, deliveries: 0, dropsMtu: 0, dropsFilter: 0 };
   private ports: Array<NetPort | null> = [];
   private fdb = new Map<string, number>();
   private taps: LinkTap[] = [];
+  /** Loss injection: return true to drop a frame (counted in stats.dropsFilter). */
+  dropIf: ((buf: Uint8Array, len: number, from: number) => boolean) | null = null;
 
   constructor(
     private readonly clock: SimClock,
@@ -82,6 +85,10 @@ export class Link {
     if (this.ports[from] === null || len < 14) return;
     if (this.mtu > 0 && len > this.mtu + 14) {
       this.stats.dropsMtu++;
+      return;
+    }
+    if (this.dropIf?.(buf.subarray(off, off + len), len, from)) {
+      this.stats.dropsFilter++;
       return;
     }
     this.stats.frames++;
