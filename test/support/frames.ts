@@ -440,11 +440,11 @@ export class Director {
     ifindex: number,
     frame: Uint8Array,
     now = this.now,
-  ): { ifindex: number; f: Record<string, unknown>; d: DecodedFrame } {
+  ): { ifindex: number; f: Record<string, unknown>; d: DecodedFrame; raw: Uint8Array } {
     const r = this.input(ifindex, frame, now);
     assert.equal(r.out.length, 1, `expected one output frame, got ${r.out.length} (verdict ${r.verdict})`);
     const d = decodeFrame(r.out[0].frame);
-    return { ifindex: r.out[0].ifindex, f: flat(d), d };
+    return { ifindex: r.out[0].ifindex, f: flat(d), d, raw: r.out[0].frame };
   }
 }
 
