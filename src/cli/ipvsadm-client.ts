@@ -1,0 +1,115 @@
+// `tsvs ipvsadm ARGS` and `tsvs status`: thin clients of the daemon's control socket. The
+// daemon parses, validates, applies and formats (as ipvsadm is a thin parser over libipvs);
+// the client only carries argv and stdin there and the answer back, byte for byte.
+
+import { request } from "../daemon/control.js";
+import type { DaemonStatus, Request, Response } from "../daemon/protocol.js";
+import { resolveControlPath } from "../daemon/protocol.js";
+import { parseIpvsadm } from "./ipvsadm/parse.js";
+
+/** Pulls `--control PATH` / `--control=PATH` out of argv (it is not an ipvsadm option). */
+export function takeControlFlag(args: readonly string[]): { path: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let path: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--control" && i + 1 < args.length) path = args[++i];
+    else if (a.startsWith("--control=")) path = a.slice("--control=".length);
+    else rest.push(a);
+  }
+  return { path, rest };
+}
+
+function isRestore(argv: readonly string[]): boolean {
+  try {
+    return parseIpvsadm(argv).kind === "restore";
+  } catch {
+    return false;
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function call(path: string, req: Request): Promise<Response | number> {
+  try {
+    return await request(path, req);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`tsvs: cannot reach the daemon at ${path}: ${msg}\n`);
+    return 1;
+  }
+}
+
+export async function ipvsadmMain(args: string[]): Promise<number> {
+  const { path: flag, rest } = takeControlFlag(args);
+  const path = resolveControlPath(flag);
+  const req: Request = isRestore(rest)
+    ? { op: "ipvsadm", argv: rest, stdin: await readStdin() }
+    : { op: "ipvsadm", argv: rest };
+  const res = await call(path, req);
+  if (typeof res === "number") return res;
+  if ("error" in res) {
+    process.stderr.write(`tsvs: the daemon refused the request: ${res.error}\n`);
+    return 1;
+  }
+  if (!("code" in res)) {
+    process.stderr.write("tsvs: unexpected answer from the daemon\n");
+    return 1;
+  }
+  if (res.stdout !== "") process.stdout.write(res.stdout);
+  if (res.stderr !== "") process.stderr.write(res.stderr);
+  return res.code;
+}
+
+export async function statusMain(args: string[]): Promise<number> {
+  const { path: flag, rest } = takeControlFlag(args);
+  const json = rest.includes("--json");
+  const unknown = rest.filter((a) => a !== "--json");
+  if (unknown.length > 0) {
+    process.stderr.write(
+      `tsvs status: unknown argument ${unknown[0]}\nUsage: tsvs status [--json] [--control PATH]\n`,
+    );
+    return 2;
+  }
+  const path = resolveControlPath(flag);
+  const res = await call(path, { op: "status" });
+  if (typeof res === "number") return res;
+  if (!("status" in res)) {
+    process.stderr.write(`tsvs: ${"error" in res ? res.error : "unexpected answer from the daemon"}\n`);
+    return 1;
+  }
+  process.stdout.write(json ? `${JSON.stringify(res.status, null, 2)}\n` : formatStatus(res.status));
+  return 0;
+}
+
+export function formatStatus(s: DaemonStatus): string {
+  const lines: string[] = [];
+  lines.push(`tsvs daemon pid ${s.pid}, netns ${s.netns}, control ${s.control}`);
+  lines.push(
+    `worker: ${s.worker.alive ? "running" : "stopped"} (restarts ${s.worker.restarts}), up ${Math.round(s.uptimeMs / 1000)} s, ` +
+      `${s.batches} batches, busy ${Math.round(s.busyMs)} ms`,
+  );
+  lines.push(`services: ${s.services}, destinations: ${s.dests}, connections: ${s.connections}`);
+  lines.push(
+    `guard: nft table ${s.nft.table} (${s.nft.vips} owned addresses, ${s.nft.natDests} NAT destinations)`,
+  );
+  lines.push("interfaces:");
+  for (const i of s.interfaces) {
+    lines.push(
+      `  ${i.name} (#${i.ifindex}) ${i.mac} mtu ${i.mtu} ${i.addrs.join(" ")}: rx ${i.rxFrames} tx ${i.txFrames}` +
+        ` txDropped ${i.txDropped} txErrors ${i.txErrors} truncated ${i.rxTruncated} kernelDrops ${i.kernelDrops}`,
+    );
+  }
+  lines.push(
+    `counters: ${Object.entries(s.counters)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ")}`,
+  );
+  const drops = Object.entries(s.drops);
+  lines.push(`drops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  return `${lines.join("\n")}\n`;
+}

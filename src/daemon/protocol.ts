@@ -1,0 +1,128 @@
+// The daemon's control protocol: JSON lines over a unix stream socket (docs/control-protocol.md).
+// One request per line, one response line per request, in order. Pure data: shared by the
+// daemon (control.ts), the worker and the clients.
+
+import { statSync } from "node:fs";
+import { join } from "node:path";
+
+export const PROTOCOL_VERSION = 1;
+/** Longest request line accepted (a -R restore carries the whole rule set). */
+export const MAX_REQUEST_BYTES = 8 << 20;
+export const RUN_DIR = "/run/tsvs";
+
+export type Request = { op: "ipvsadm"; argv: string[]; stdin?: string } | { op: "status" };
+
+export interface IpvsadmReply {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface IfaceStatus {
+  name: string;
+  ifindex: number;
+  mac: string;
+  mtu: number;
+  addrs: string[];
+  rxFrames: number;
+  txFrames: number;
+  rxTruncated: number;
+  txDropped: number;
+  txErrors: number;
+  kernelDrops: number;
+}
+
+export interface WorkerStatus {
+  interfaces: IfaceStatus[];
+  loops: number;
+  batches: number;
+  busyMs: number;
+  uptimeMs: number;
+  services: number;
+  dests: number;
+  connections: number;
+  counters: Record<string, number>;
+  drops: Record<string, number>;
+}
+
+export interface DaemonStatus extends WorkerStatus {
+  version: number;
+  pid: number;
+  control: string;
+  netns: string;
+  nft: { table: string; vips: number; natDests: number; updates: number };
+  worker: { alive: boolean; restarts: number };
+}
+
+export type Response = IpvsadmReply | { status: DaemonStatus } | { error: string };
+
+/** Validates one request line; returns the request or the reason it is refused. */
+export function parseRequest(line: string): Request | { error: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return { error: "request is not JSON" };
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    return { error: "request must be a JSON object" };
+  const o = v as Record<string, unknown>;
+  switch (o.op) {
+    case "ipvsadm": {
+      const argv = o.argv;
+      if (!Array.isArray(argv) || argv.length > 256 || !argv.every((a) => typeof a === "string")) {
+        return { error: "ipvsadm: argv must be an array of at most 256 strings" };
+      }
+      if (o.stdin !== undefined && typeof o.stdin !== "string")
+        return { error: "ipvsadm: stdin must be a string" };
+      return o.stdin === undefined
+        ? { op: "ipvsadm", argv: argv as string[] }
+        : { op: "ipvsadm", argv: argv as string[], stdin: o.stdin as string };
+    }
+    case "status":
+      return { op: "status" };
+    default:
+      return { error: `unknown op ${JSON.stringify(o.op)}` };
+  }
+}
+
+/**
+ * The network namespace's identity: the inode of /proc/self/ns/net ("net:[4026531840]" in
+ * /proc/PID/ns terms). Two processes see the same value exactly when they share the namespace.
+ */
+export function netnsId(): string {
+  try {
+    return String(statSync("/proc/self/ns/net").ino);
+  } catch {
+    return "unknown";
+  }
+}
+
+function initNetnsId(): string | null {
+  try {
+    return String(statSync("/proc/1/ns/net").ino);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where the daemon of this network namespace listens unless told otherwise: /run/tsvs/control.sock
+ * in the host's namespace, /run/tsvs/netns-<inode>/control.sock in any other. A daemon belongs
+ * to one namespace as the kernel's IPVS table does, and `ip netns exec NS tsvs ipvsadm` must reach
+ * the daemon of NS; /run is shared between namespaces, so the namespace goes into the path.
+ */
+export function defaultControlPath(): string {
+  const self = netnsId();
+  const init = initNetnsId();
+  if (init === null || init === self || self === "unknown") return join(RUN_DIR, "control.sock");
+  return join(RUN_DIR, `netns-${self}`, "control.sock");
+}
+
+/** --control PATH, else $TSVS_CONTROL, else the namespace's default. */
+export function resolveControlPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (flag !== undefined && flag !== "") return flag;
+  const e = env.TSVS_CONTROL;
+  if (e !== undefined && e !== "") return e;
+  return defaultControlPath();
+}
