@@ -143,14 +143,42 @@ function schedName(svc: Service): string {
   return svc.sched?.name ?? "";
 }
 
-// --- sorting (libipvs ipvs_cmp_services / ipvs_cmp_dests) -----------------------------
+// --- sorting (libipvs ipvs_cmp_services / ipvs_cmp_dests, glibc qsort) ---------------
+//
+// libipvs compares u32 fields by subtracting them into an int: `ntohl(a) - ntohl(b)` wraps,
+// so two addresses (or fwmarks) 2^31 or more apart compare the "wrong" way round (10.0.0.1
+// sorts after 200.0.0.1). `(a - b) | 0` is that int. The comparison is then not transitive,
+// so the order also depends on the sort algorithm: glibc's qsort is a top-down merge sort
+// (msort.c), reproduced by mergeSort below.
 
 function cmpServices(a: Service, b: Service): number {
-  return a.fwmark - b.fwmark || a.af - b.af || a.protocol - b.protocol || a.addr - b.addr || a.port - b.port;
+  return (
+    (a.fwmark - b.fwmark) | 0 ||
+    a.af - b.af ||
+    a.protocol - b.protocol ||
+    ((a.addr >>> 0) - (b.addr >>> 0)) | 0 ||
+    a.port - b.port
+  );
 }
 
 function cmpDests(a: Dest, b: Dest): number {
-  return a.addr - b.addr || a.port - b.port;
+  return ((a.addr >>> 0) - (b.addr >>> 0)) | 0 || a.port - b.port;
+}
+
+/** glibc msort_with_tmp: first half n/2, merge taking the left element on ties. */
+export function mergeSort<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
+  const n = items.length;
+  if (n <= 1) return [...items];
+  const n1 = n >>> 1;
+  const left = mergeSort(items.slice(0, n1), cmp);
+  const right = mergeSort(items.slice(n1), cmp);
+  const out: T[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < left.length && j < right.length) out.push(cmp(left[i], right[j]) <= 0 ? left[i++] : right[j++]);
+  while (i < left.length) out.push(left[i++]);
+  while (j < right.length) out.push(right[j++]);
+  return out;
 }
 
 // --- listing ----------------------------------------------------------------------------
@@ -192,7 +220,7 @@ function serviceName(svc: Service, numeric: boolean, rule: boolean): string {
 }
 
 function sortedDests(svc: Service, sort: boolean): readonly Dest[] {
-  return sort ? [...svc.dests].sort(cmpDests) : svc.dests;
+  return sort ? mergeSort(svc.dests, cmpDests) : svc.dests;
 }
 
 function serviceEntry(svc: Service, opts: ListOptions): string {
@@ -210,8 +238,8 @@ function serviceEntry(svc: Service, opts: ListOptions): string {
       largeNum(r.outbps, opts.exact);
   } else {
     line = `${name} ${schedName(svc)}`;
-    const f = schedFlags(svc);
-    if (f !== "") line += ` (${f})`;
+    // ipvsadm tests the bits, not the names: sh/mh with only flag-3 print " ()".
+    if (svc.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` (${schedFlags(svc)})`;
     if (svc.flags & SVC_F_PERSISTENT) {
       line += ` persistent ${svc.timeout}`;
       if (svc.netmask >>> 0 !== 0xffffffff) line += ` mask ${formatIPv4(svc.netmask >>> 0)}`;
@@ -251,7 +279,7 @@ function keyMatches(svc: Service, key: ServiceKey): boolean {
 }
 
 function sortedServices(snap: IpvsSnapshot, sort: boolean): readonly Service[] {
-  return sort ? [...snap.services].sort(cmpServices) : snap.services;
+  return sort ? mergeSort(snap.services, cmpServices) : snap.services;
 }
 
 /**

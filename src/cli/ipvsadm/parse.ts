@@ -44,8 +44,10 @@ const INT_MAX = 2147483647;
 const UINT_MAX = 4294967295;
 
 /**
- * The services names tsvs knows without /etc/services (same names for tcp and udp).
- * Used to parse "VIP:http" and to print ports without -n.
+ * The /etc/services entries tsvs knows (Debian's netbase lists them so: http, ssh, ftp,
+ * smtp are tcp only). ipvsadm asks getservbyname / getservbyport with the protocol, so a
+ * name valid for tcp is not one for udp. Used to parse "VIP:http" and to print ports
+ * without -n.
  */
 export const SERVICE_PORTS: Readonly<Record<string, number>> = {
   ftp: 21,
@@ -54,15 +56,33 @@ export const SERVICE_PORTS: Readonly<Record<string, number>> = {
   domain: 53,
   http: 80,
   https: 443,
+  "http-alt": 8080,
 };
-const PORT_NAMES: ReadonlyMap<number, string> = new Map(
-  Object.entries(SERVICE_PORTS).map(([n, p]) => [p, n]),
-);
+const UDP_SERVICE_PORTS: Readonly<Record<string, number>> = { domain: 53, https: 443 };
+/** Aliases getservbyname also answers (tcp). */
+const TCP_ALIASES: Readonly<Record<string, number>> = { mail: 25, www: 80, webcache: 8080 };
+
+function byPort(table: Readonly<Record<string, number>>): ReadonlyMap<number, string> {
+  return new Map(Object.entries(table).map(([n, p]) => [p, n]));
+}
+const TCP_PORT_NAMES = byPort(SERVICE_PORTS);
+const UDP_PORT_NAMES = byPort(UDP_SERVICE_PORTS);
+
+/** getservbyname(name, proto), or -1. */
+export function serviceToPort(name: string, protocol: number): number {
+  if (protocol === IPPROTO_TCP) {
+    if (Object.hasOwn(SERVICE_PORTS, name)) return SERVICE_PORTS[name];
+    if (Object.hasOwn(TCP_ALIASES, name)) return TCP_ALIASES[name];
+  } else if (protocol === IPPROTO_UDP && Object.hasOwn(UDP_SERVICE_PORTS, name))
+    return UDP_SERVICE_PORTS[name];
+  return -1;
+}
 
 /** Name of a port as ipvsadm prints it without -n (getservbyport), or null. */
 export function portName(port: number, protocol: number): string | null {
-  if (protocol !== IPPROTO_TCP && protocol !== IPPROTO_UDP) return null;
-  return PORT_NAMES.get(port) ?? null;
+  if (protocol === IPPROTO_TCP) return TCP_PORT_NAMES.get(port) ?? null;
+  if (protocol === IPPROTO_UDP) return UDP_PORT_NAMES.get(port) ?? null;
+  return null;
 }
 
 export interface ListOptions {
@@ -477,8 +497,7 @@ function parseService(s: string, protocol: number): { result: number; addr: numb
     const p = s.slice(colon + 1);
     const n = stringToNumber(p, 0, 65535);
     if (n !== -1) port = n;
-    else if ((protocol === IPPROTO_TCP || protocol === IPPROTO_UDP) && Object.hasOwn(SERVICE_PORTS, p))
-      port = SERVICE_PORTS[p];
+    else if (serviceToPort(p, protocol) !== -1) port = serviceToPort(p, protocol);
     else return none;
   }
   return { result, addr, port };
@@ -681,7 +700,8 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
       }
       case "r": {
         setOption(Opt.Server);
-        const p = parseService(arg, svc.protocol);
+        // ipvsadm gives -f services IPPROTO_TCP ("a sane value"): tcp port names parse.
+        const p = parseService(arg, svc.fwmark !== 0 ? IPPROTO_TCP : svc.protocol);
         if ((p.result & SERVICE_ADDR) === 0) fail("illegal real server address[:port] specified");
         dest.addr = p.addr;
         dest.port = p.port;
