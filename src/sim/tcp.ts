@@ -1,10 +1,11 @@
-// A small but real TCP (RFC 793/9293 state machine, RFC 6298-style retransmission timer without
-// RTT estimation): 3-way handshake with the MSS option, segments sized to min(peer MSS, path MTU
-// - 40), cumulative ACKs, go-back-N retransmission on timeout (200 ms doubling, 6 retries, then
-// ETIMEDOUT), FIN in both directions, TIME_WAIT, RST. A fixed 64 KiB receive window, no window
-// scaling, no congestion control, no SACK: out-of-order segments are dropped and re-ACKed (the
-// simulated links neither reorder nor lose unless told to). Sequence arithmetic is mod 2^32:
-// positions are kept as offsets from the ISN, wire values compared as signed 32-bit differences.
+// A small but real TCP (RFC 9293 state machine): 3-way handshake with the MSS option, segments
+// sized to min(peer MSS, path MTU - 40), cumulative ACKs, retransmission timeout of 200 ms
+// doubling, 6 retries then ETIMEDOUT (no RTT estimation), fast retransmit on three duplicate
+// ACKs and NewReno partial-ACK recovery (RFC 5681, RFC 6582) over a receiver that keeps
+// out-of-order segments, FIN in both directions (piggybacked on the last data), TIME_WAIT, RST.
+// A fixed 64 KiB window, no window scaling, no congestion window, no SACK, no delayed ACKs.
+// Sequence arithmetic is mod 2^32: send positions are offsets from the ISN, wire values are
+// compared as signed 32-bit differences.
 
 import { formatIPv4, readU16, writeU16, writeU32 } from "../core/addr.js";
 import type { Flow } from "../core/packet/flow.js";
@@ -80,6 +81,12 @@ export class TcpSocket {
   private retries = 0;
   private timer: TimerHandle | null = null;
   private closedNotified = false;
+  private pumpQueued = false;
+  private dupAcks = 0;
+  /** sndMax when loss recovery began; partial ACKs below it retransmit the next hole. */
+  private recover = 0;
+  /** Out-of-order segments by wire sequence number. */
+  private ooo = new Map<number, Uint8Array>();
   listener: TcpListener | null = null;
 
   constructor(
@@ -113,7 +120,7 @@ export class TcpSocket {
     this.reserve(b.length);
     this.tx.set(b, this.txHead + this.txLen);
     this.txLen += b.length;
-    this.pump();
+    this.schedulePump();
   }
 
   /** Half-close: FIN after the queued data. */
@@ -121,7 +128,20 @@ export class TcpSocket {
     if (data !== undefined) this.write(data);
     if (this.finQueued || this.state === "CLOSED") return;
     this.finQueued = true;
-    this.pump();
+    this.schedulePump();
+  }
+
+  /**
+   * Writes made in one event go out together at the end of it (as tcp_autocorking and Nagle
+   * coalesce small writes): a response's header, body and FIN share segments.
+   */
+  private schedulePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    this.stack.host.clock.after(0, () => {
+      this.pumpQueued = false;
+      this.pump();
+    });
   }
 
   /** Abort: RST to the peer (when synchronized) and close without error. */
@@ -172,24 +192,32 @@ export class TcpSocket {
       const n = Math.min(mss, end - this.sndNxt, wnd - (this.sndNxt - this.sndUna));
       const off = this.txHead + (this.sndNxt - this.txBase);
       const last = this.sndNxt + n === end;
+      // tcp_send_fin: the FIN rides on the last queued data segment when there is one.
+      const fin = last && this.finQueued && this.sndNxt + n - this.sndUna < wnd;
       if (this.sndNxt < this.sndMax) this.retransmits++;
-      this.stack.sendSegment(this, TCP_ACK | (last ? TCP_PSH : 0), this.sndNxt, this.tx, off, n, false);
+      const flags = TCP_ACK | (last ? TCP_PSH : 0) | (fin ? TCP_FIN : 0);
+      this.stack.sendSegment(this, flags, this.sndNxt, this.tx, off, n, false);
       if (n > this.maxSegment) this.maxSegment = n;
       this.sndNxt += n;
       sent++;
+      if (fin) this.finSentNow();
     }
     if (this.finQueued && this.sndNxt === end && this.sndNxt - this.sndUna < wnd) {
       if (this.finSent && this.sndNxt < this.sndMax) this.retransmits++;
       this.stack.sendSegment(this, TCP_FIN | TCP_ACK, this.sndNxt, null, 0, 0, false);
-      this.sndNxt++;
-      this.finSent = true;
       sent++;
-      if (this.state === "ESTABLISHED") this.state = "FIN_WAIT_1";
-      else if (this.state === "CLOSE_WAIT") this.state = "LAST_ACK";
+      this.finSentNow();
     }
     if (this.sndNxt > this.sndMax) this.sndMax = this.sndNxt;
     if (this.sndUna < this.sndMax && this.timer === null) this.armTimer();
     return sent;
+  }
+
+  private finSentNow(): void {
+    this.sndNxt++;
+    this.finSent = true;
+    if (this.state === "ESTABLISHED") this.state = "FIN_WAIT_1";
+    else if (this.state === "CLOSE_WAIT") this.state = "LAST_ACK";
   }
 
   private armTimer(): void {
@@ -222,11 +250,33 @@ export class TcpSocket {
       this.armTimer();
       return;
     }
-    // Go back N: resend everything from the oldest unacknowledged byte.
-    this.retransmits--;
-    this.sndNxt = this.sndUna;
-    this.pump();
-    if (this.timer === null && this.sndUna < this.sndMax) this.armTimer();
+    // Resend the oldest unacknowledged segment; later holes follow on partial ACKs (NewReno,
+    // RFC 6582), the receiver having kept what arrived out of order.
+    this.recover = this.sndMax;
+    this.retransmitHead();
+    this.armTimer();
+  }
+
+  /** Retransmits the segment at sndUna (data, data + FIN, or the FIN alone). */
+  private retransmitHead(): void {
+    const end = this.dataEnd;
+    if (this.sndUna < end) {
+      const n = Math.min(this.mss, end - this.sndUna, this.sndMax - this.sndUna);
+      const fin = this.finSent && this.sndUna + n === end;
+      const flags = TCP_ACK | (fin ? TCP_FIN : 0);
+      this.stack.sendSegment(
+        this,
+        flags,
+        this.sndUna,
+        this.tx,
+        this.txHead + (this.sndUna - this.txBase),
+        n,
+        false,
+      );
+    } else if (this.finSent && this.sndUna === end) {
+      this.stack.sendSegment(this, TCP_FIN | TCP_ACK, this.sndUna, null, 0, 0, false);
+    } else return;
+    this.retransmits++;
   }
 
   /** A fragmentation-needed for this connection: resend at once at the new size (tcp_simple_retransmit). */
@@ -311,12 +361,21 @@ export class TcpSocket {
 
     // Acknowledgement.
     const delta = (f.tcpAck - ((this.iss + this.sndUna) >>> 0)) | 0;
+    const plen = f.l3End - f.payloadOff;
+    if (delta === 0 && plen === 0 && (fl & TCP_FIN) === 0 && this.sndUna < this.sndMax) {
+      // Duplicate ACK: three of them start a fast retransmit (RFC 5681 3.2), once per window.
+      if (++this.dupAcks === 3 && this.sndUna >= this.recover) {
+        this.recover = this.sndMax;
+        this.retransmitHead();
+      }
+    }
     if (delta > 0) {
       if (this.sndUna + delta > this.sndMax) {
         this.stack.sendSegment(this, TCP_ACK, this.sndNxt, null, 0, 0, false);
         return;
       }
       this.sndUna += delta;
+      this.dupAcks = 0;
       if (this.sndNxt < this.sndUna) this.sndNxt = this.sndUna;
       this.retries = 0;
       this.rto = this.stack.rtoMs;
@@ -329,6 +388,8 @@ export class TcpSocket {
         if (this.txLen === 0) this.txHead = 0;
       }
       if (this.sndUna < this.sndMax) this.armTimer();
+      // A partial ACK during recovery points at the next hole.
+      if (this.sndUna < this.recover && this.sndNxt >= this.sndMax) this.retransmitHead();
     }
     this.peerWnd = readU16(buf, f.l4Off + 14);
     const finAcked = this.finSent && this.sndUna === this.dataEnd + 1;
@@ -351,40 +412,65 @@ export class TcpSocket {
       default:
     }
 
+    // The whole segment is processed (state, rcvNxt, ACK) before the application hears of it,
+    // as the kernel queues data and FIN before waking the reader: an app that closes on a
+    // complete response then closes from CLOSE_WAIT, not simultaneously.
     let needAck = false;
-    const plen = f.l3End - f.payloadOff;
+    const chunks: Uint8Array[] = [];
+    let ended = false;
     let dataEndSeq = (seq + plen) >>> 0;
     if (plen > 0) {
       needAck = true;
       if (this.state === "ESTABLISHED" || this.state === "FIN_WAIT_1" || this.state === "FIN_WAIT_2") {
         const skip = (this.rcvNxt - seq) | 0;
         if (skip >= 0 && skip < plen) {
-          const chunk = buf.slice(f.payloadOff + skip, f.l3End);
-          this.rcvNxt = (this.rcvNxt + chunk.length) >>> 0;
-          this.bytesIn += chunk.length;
-          this.onData?.(chunk);
-        } else if (skip < 0) dataEndSeq = -1; // out of order: dropped, the duplicate ACK asks again
+          chunks.push(buf.slice(f.payloadOff + skip, f.l3End));
+          this.rcvNxt = (this.rcvNxt + plen - skip) >>> 0;
+          this.drainOutOfOrder(chunks);
+        } else if (skip < 0) {
+          // Ahead of a hole: kept until the hole fills (the ACK below is a duplicate).
+          if (-skip < RCV_WND && !this.ooo.has(seq)) this.ooo.set(seq, buf.slice(f.payloadOff, f.l3End));
+          dataEndSeq = -1;
+        }
+        for (const c of chunks) this.bytesIn += c.length;
       }
     }
     if ((fl & TCP_FIN) !== 0 && dataEndSeq === this.rcvNxt && !this.finReceived) {
       this.finReceived = true;
+      ended = true;
       this.rcvNxt = (this.rcvNxt + 1) >>> 0;
       needAck = true;
       if (this.state === "ESTABLISHED") this.state = "CLOSE_WAIT";
-      else if (this.state === "FIN_WAIT_1") this.state = this.finSent && finAcked ? "TIME_WAIT" : "CLOSING";
+      else if (this.state === "FIN_WAIT_1") this.state = finAcked ? "TIME_WAIT" : "CLOSING";
       else if (this.state === "FIN_WAIT_2") this.state = "TIME_WAIT";
-      this.stack.sendSegment(this, TCP_ACK, this.sndNxt, null, 0, 0, false);
-      needAck = false;
-      if (this.state === "TIME_WAIT") this.enterTimeWait();
-      this.onEnd?.();
     } else if ((fl & TCP_FIN) !== 0 && this.finReceived) {
       // A retransmitted FIN: our ACK was lost. In TIME_WAIT this also restarts the timer.
       needAck = true;
-      if (this.state === "TIME_WAIT") this.enterTimeWait();
     }
-    const sent = this.state === "CLOSED" ? 0 : this.pump();
-    if (needAck && sent === 0 && this.state !== "CLOSED")
-      this.stack.sendSegment(this, TCP_ACK, this.sndNxt, null, 0, 0, false);
+    const tw = this.state === "TIME_WAIT";
+    const sent = tw ? 0 : this.pump();
+    if (needAck && sent === 0) this.stack.sendSegment(this, TCP_ACK, this.sndNxt, null, 0, 0, false);
+    if (tw) this.enterTimeWait();
+    for (const c of chunks) this.onData?.(c);
+    if (ended) this.onEnd?.();
+  }
+
+  /** Appends queued out-of-order segments that now continue the stream. */
+  private drainOutOfOrder(chunks: Uint8Array[]): void {
+    let progress = this.ooo.size > 0;
+    while (progress) {
+      progress = false;
+      for (const [sq, d] of this.ooo) {
+        const skip = (this.rcvNxt - sq) | 0;
+        if (skip < 0) continue;
+        this.ooo.delete(sq);
+        if (skip < d.length) {
+          chunks.push(d.subarray(skip));
+          this.rcvNxt = (this.rcvNxt + d.length - skip) >>> 0;
+          progress = true;
+        }
+      }
+    }
   }
 
   private enterTimeWait(): void {

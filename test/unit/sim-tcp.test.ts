@@ -92,6 +92,47 @@ describe("sim TCP over a link", () => {
     assert.equal(srv.requests, 2);
   });
 
+  it("the side that closes first holds TIME_WAIT for timeWaitMs", () => {
+    const clock = new SimClock();
+    const link = new Link(clock);
+    const a = new Host(clock, "a");
+    a.addIface(link, { name: "eth0", mac: mac(1), addrs: ["10.0.0.1/24"] });
+    const b = new Host(clock, "b", { timeWaitMs: 500 });
+    b.addIface(link, { name: "eth0", mac: mac(2), addrs: ["10.0.0.2/24"] });
+    httpServer(b, 80, "b");
+    let doneAt = -1;
+    httpGet(a, "10.0.0.2", 80, "/", {}, () => {
+      doneAt = clock.now;
+    });
+    clock.runUntil(10);
+    assert.ok(doneAt > 0);
+    assert.deepEqual(
+      b.tcp.sockets().map((s) => s.state),
+      ["TIME_WAIT"],
+    );
+    assert.equal(a.tcp.sockets().length, 0);
+    clock.runUntil(doneAt + 499);
+    assert.equal(b.tcp.sockets().length, 1);
+    clock.runUntil(doneAt + 501);
+    assert.equal(b.tcp.sockets().length, 0);
+  });
+
+  it("an aborted connection resets the peer: ECONNRESET", () => {
+    const { clock, a, b } = pair();
+    b.tcp.listen(7000, (s) => {
+      s.onData = () => s.destroy();
+    });
+    const c = a.tcp.connect("10.0.0.2", 7000);
+    let code = "";
+    c.onConnect = () => c.write("hello");
+    c.onError = (e) => {
+      code = e.code;
+    };
+    clock.runUntilIdle();
+    assert.equal(code, "ECONNRESET");
+    assert.equal(c.state, "CLOSED");
+  });
+
   it("a SYN to a closed port is answered with RST: ECONNREFUSED", () => {
     const { clock, a, b } = pair();
     let code = "";
