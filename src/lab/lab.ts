@@ -1,0 +1,167 @@
+// `tsvs lab up|down|status`: the whole lab life cycle over topology.ts, servers.ts and daemon.ts.
+
+import { join } from "node:path";
+import { ip, nsExecStatus } from "../io/netns.js";
+import { addLabService, startDaemon } from "./daemon.js";
+import { ensurePackages } from "./packages.js";
+import { jsPath, procAlive } from "./proc.js";
+import { nginxAvailable, type ServerKind, startServer } from "./servers.js";
+import {
+  buildTopology,
+  existingNamespaces,
+  LAB_ADDR,
+  type LabMethod,
+  type LabNames,
+  type LabState,
+  labDown,
+  methodServers,
+  readState,
+  writeState,
+} from "./topology.js";
+
+export interface LabUpOptions {
+  method: LabMethod;
+  /** "auto" (default): nginx when installed (or installable), else the Node server. */
+  servers?: ServerKind | "auto";
+  /** Start the daemon and add the service (default true). */
+  daemon?: boolean;
+  log?: (line: string) => void;
+}
+
+/** argv of `tsvs realserver ARGS…` run by this node from the build output. */
+export function realserverArgv(args: readonly string[]): string[] {
+  return [process.execPath, jsPath("src/cli/realserver.js"), ...args];
+}
+
+/**
+ * Brings the lab up from scratch (an earlier lab of the same prefix is removed first). On a
+ * failure before the state is complete everything is torn down again and the error rethrown.
+ */
+export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabState> {
+  const log = opts.log ?? (() => {});
+  const want = opts.servers ?? "auto";
+  const pkgs = ["iproute2", "curl", "ethtool"];
+  if (want !== "node") pkgs.push("nginx");
+  const missing = ensurePackages(pkgs, log);
+  if (missing.includes("iproute2")) throw new Error("iproute2 (`ip`) is missing");
+  let kind: ServerKind = want === "auto" ? (nginxAvailable() ? "nginx" : "node") : want;
+  if (kind === "nginx" && !nginxAvailable()) {
+    if (want === "nginx") throw new Error("nginx is not installed and could not be installed");
+    kind = "node";
+  }
+  await labDown(names);
+  const st: LabState = {
+    version: 1,
+    prefix: names.prefix,
+    method: opts.method,
+    servers: kind,
+    namespaces: names.all,
+    procs: [],
+    daemon: null,
+    daemonStatus: "not started",
+    createdAt: new Date().toISOString(),
+  };
+  try {
+    writeState(names, st);
+    buildTopology(names, opts.method);
+    log(`topology ${names.prefix}: ${names.all.join(" ")} (${opts.method})`);
+    for (const s of names.servers) {
+      st.procs.push(...(await startServer(s, kind, join(names.runDir, s.name))));
+      writeState(names, st);
+    }
+    log(`servers: ${kind} on ${names.servers.map((s) => `${s.name} ${s.rip}`).join(", ")}`);
+    if (opts.method === "dr" || opts.method === "tun") {
+      for (const s of methodServers(names, opts.method)) {
+        const r = nsExecStatus(
+          s.ns,
+          realserverArgv(["setup", "--vip", LAB_ADDR.VIP, "--method", opts.method, "--iface", "eth0"]),
+        );
+        if (r.status !== 0) throw new Error(`${s.name}: tsvs realserver setup failed: ${r.stderr.trim()}`);
+      }
+      log(
+        `real servers prepared for ${opts.method.toUpperCase()} (VIP ${LAB_ADDR.VIP} on lo, ARP suppressed)`,
+      );
+    }
+  } catch (e) {
+    await labDown(names);
+    throw e;
+  }
+  if (opts.daemon !== false) {
+    const d = await startDaemon(names, opts.method);
+    st.daemon = d.proc;
+    st.daemonStatus = d.status;
+    writeState(names, st);
+    if (d.status === "running") {
+      const err = addLabService(names, opts.method);
+      if (err !== null) st.daemonStatus = `running; service not added: ${err}`;
+      writeState(names, st);
+    }
+    log(`daemon: ${st.daemonStatus}`);
+  }
+  return st;
+}
+
+export interface LabStatus {
+  prefix: string;
+  up: boolean;
+  method: LabMethod | null;
+  servers: ServerKind | null;
+  namespaces: { name: string; present: boolean }[];
+  procs: { what: string; pid: number; ns: string; alive: boolean }[];
+  daemon: { pid: number | null; alive: boolean; status: string };
+  addresses: Record<string, string>;
+}
+
+export function labStatus(names: LabNames): LabStatus {
+  const st = readState(names);
+  const present = new Set(existingNamespaces(names));
+  const addresses: Record<string, string> = {};
+  for (const ns of names.all) {
+    if (!present.has(ns)) continue;
+    try {
+      const info = JSON.parse(ip("-n", ns, "-j", "-4", "addr", "show")) as {
+        ifname: string;
+        addr_info: { local: string; prefixlen: number }[];
+      }[];
+      addresses[ns] = info
+        .filter((i) => i.ifname !== "lo" || i.addr_info.some((a) => a.local !== "127.0.0.1"))
+        .flatMap((i) =>
+          i.addr_info
+            .filter((a) => a.local !== "127.0.0.1")
+            .map((a) => `${i.ifname} ${a.local}/${a.prefixlen}`),
+        )
+        .join(", ");
+    } catch {
+      addresses[ns] = "?";
+    }
+  }
+  return {
+    prefix: names.prefix,
+    up: st !== null && present.size === names.all.length,
+    method: st?.method ?? null,
+    servers: st?.servers ?? null,
+    namespaces: names.all.map((n) => ({ name: n, present: present.has(n) })),
+    procs: (st?.procs ?? []).map((p) => ({ what: p.what, pid: p.pid, ns: p.ns, alive: procAlive(p) })),
+    daemon: {
+      pid: st?.daemon?.pid ?? null,
+      alive: st?.daemon != null && procAlive(st.daemon),
+      status: st?.daemonStatus ?? "no lab",
+    },
+    addresses,
+  };
+}
+
+export function formatStatus(s: LabStatus): string {
+  const out: string[] = [];
+  out.push(`lab ${s.prefix}: ${s.up ? "up" : s.namespaces.some((n) => n.present) ? "partial" : "down"}`);
+  if (s.method !== null) out.push(`method ${s.method}, servers ${s.servers}`);
+  for (const n of s.namespaces) {
+    out.push(`  ${n.name.padEnd(16)} ${n.present ? (s.addresses[n.name] ?? "") : "absent"}`);
+  }
+  for (const p of s.procs)
+    out.push(`  pid ${String(p.pid).padEnd(8)} ${p.alive ? "alive" : "dead "} ${p.what}`);
+  out.push(
+    `  daemon: ${s.daemon.status}${s.daemon.pid !== null ? ` (pid ${s.daemon.pid}, ${s.daemon.alive ? "alive" : "dead"})` : ""}`,
+  );
+  return `${out.join("\n")}\n`;
+}

@@ -1,0 +1,152 @@
+// The lab's real-server application when nginx is not installed (and its UDP responder when it is):
+//
+//   node dist/src/lab/server.js --name r1 --http 80,8080 --udp 53
+//
+// HTTP: `GET /bytes/N` answers N pattern bytes (byte i = i mod 256, so a receiver can check every
+// byte without a copy of the body), anything else answers the server's name and a newline ("r1\n").
+// UDP: every datagram is answered with the name and a newline, from the address it was sent to (the
+// socket is bound to the wildcard address, so a VIP on lo answers as the VIP).
+// A port may be written ADDR:PORT to bind one address (nginx proxies /bytes/ to 127.0.0.1:PORT).
+
+import { createSocket } from "node:dgram";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { pathToFileURL } from "node:url";
+
+/** The largest body /bytes/N serves (1 GiB): bigger N is refused with 400. */
+export const MAX_BYTES = 1 << 30;
+const CHUNK = 64 * 1024;
+
+/** The pattern of /bytes/N from byte `start` on: byte i = i mod 256. */
+export function patternChunk(start: number, len: number): Buffer {
+  const b = Buffer.allocUnsafe(len);
+  for (let i = 0; i < len; i++) b[i] = (start + i) & 0xff;
+  return b;
+}
+
+/** A 64 KiB pattern chunk whose start is a multiple of 256, shared by every response. */
+const SHARED_CHUNK = patternChunk(0, CHUNK);
+
+export interface ListenSpec {
+  host: string | undefined;
+  port: number;
+}
+
+/** "80,8080,127.0.0.1:8099" → specs; throws on a malformed entry. */
+export function parsePorts(s: string): ListenSpec[] {
+  return s
+    .split(",")
+    .filter((p) => p.trim() !== "")
+    .map((p) => {
+      const i = p.lastIndexOf(":");
+      const host = i >= 0 ? p.slice(0, i) : undefined;
+      const port = Number(i >= 0 ? p.slice(i + 1) : p);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port '${p}'`);
+      return { host, port };
+    });
+}
+
+function handle(name: string, req: IncomingMessage, res: ServerResponse): void {
+  const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
+  if (m === null) {
+    res.writeHead(200, { "content-type": "text/plain", "content-length": String(name.length + 1) });
+    res.end(`${name}\n`);
+    return;
+  }
+  const n = Number(m[1]);
+  if (n > MAX_BYTES) {
+    res.writeHead(400, { "content-type": "text/plain" });
+    res.end(`at most ${MAX_BYTES} bytes\n`);
+    return;
+  }
+  res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(n) });
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < n) {
+      const len = Math.min(CHUNK, n - sent);
+      // Every chunk starts at a multiple of 64 KiB, hence of 256: the shared chunk is the pattern.
+      const ok = res.write(len === CHUNK ? SHARED_CHUNK : SHARED_CHUNK.subarray(0, len));
+      sent += len;
+      if (!ok) {
+        res.once("drain", pump);
+        return;
+      }
+    }
+    res.end();
+  };
+  pump();
+}
+
+export interface LabServer {
+  close(): Promise<void>;
+}
+
+/** Starts the HTTP and UDP listeners; resolves once every one is bound. */
+export async function startLabServer(
+  name: string,
+  http: ListenSpec[],
+  udp: ListenSpec[],
+): Promise<LabServer> {
+  const closers: (() => Promise<void>)[] = [];
+  for (const spec of http) {
+    const srv = createServer((req, res) => handle(name, req, res));
+    srv.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      srv.once("error", reject);
+      srv.listen(spec.port, spec.host, () => resolve());
+    });
+    closers.push(() => new Promise<void>((r) => srv.close(() => r())));
+  }
+  const reply = Buffer.from(`${name}\n`);
+  for (const spec of udp) {
+    const sock = createSocket("udp4");
+    sock.on("message", (_msg, rinfo) => sock.send(reply, rinfo.port, rinfo.address));
+    await new Promise<void>((resolve, reject) => {
+      sock.once("error", reject);
+      sock.bind(spec.port, spec.host, () => resolve());
+    });
+    closers.push(() => new Promise<void>((r) => sock.close(() => r())));
+  }
+  return {
+    close: async () => {
+      await Promise.all(closers.map((c) => c()));
+    },
+  };
+}
+
+function parseArgs(argv: string[]): { name: string; http: ListenSpec[]; udp: ListenSpec[] } {
+  let name = "";
+  let http: ListenSpec[] = [];
+  let udp: ListenSpec[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i + 1];
+    switch (argv[i]) {
+      case "--name":
+        name = v ?? "";
+        i++;
+        break;
+      case "--http":
+        http = parsePorts(v ?? "");
+        i++;
+        break;
+      case "--udp":
+        udp = parsePorts(v ?? "");
+        i++;
+        break;
+      default:
+        throw new Error(`unknown argument '${argv[i]}'`);
+    }
+  }
+  if (name === "") throw new Error("--name is required");
+  return { name, http, udp };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    const a = parseArgs(process.argv.slice(2));
+    await startLabServer(a.name, a.http, a.udp);
+    process.stdout.write(`ready ${a.name}\n`);
+  } catch (e) {
+    process.stderr.write(`lab server: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,273 @@
+// The lab: a client, a director, four real servers and a router in network namespaces, wired with
+// veth pairs and two bridges (docs/lab.md has the picture). Names derive from a prefix ("tsvs" by
+// default, tests use their own), addresses are fixed:
+//
+//   client net 198.18.0.0/24  (bridge brc):  c 198.18.0.2, d 198.18.0.1, x 198.18.0.254, VIP 198.18.0.100
+//   server LAN 198.18.1.0/24  (bridge brl):  d 198.18.1.1 (DIP), r1-r3 .11-.13, x .254, LIP .100
+//   routed net 198.18.2.0/24  (veth x-r4):   x 198.18.2.1, r4 198.18.2.14
+//
+// Return paths: NAT replies must cross the director, so r1-r3 route by default via the DIP and x
+// (for r4) sends 198.18.0.0/24 to the DIP, its own client-net interface being down. DR and TUN
+// replies must not: r1-r3 route by default via x (198.18.1.254), which reaches the client directly
+// on the client net. FULLNAT replies go to the LIP, on-link for r1-r3 and via x for r4.
+
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { addNetns, delNetns, ip, nsExec, nsExecStatus } from "../io/netns.js";
+import { commandPath } from "./packages.js";
+import { type ProcRef, procAlive, stopProc } from "./proc.js";
+
+export type LabMethod = "nat" | "dr" | "tun" | "fullnat";
+export const LAB_METHODS: readonly LabMethod[] = ["nat", "dr", "tun", "fullnat"];
+
+export const LAB_ADDR = {
+  CIP: "198.18.0.2",
+  DIR_CLIENT: "198.18.0.1",
+  X_CLIENT: "198.18.0.254",
+  VIP: "198.18.0.100",
+  DIP: "198.18.1.1",
+  X_LAN: "198.18.1.254",
+  LIP: "198.18.1.100",
+  X_ROUTED: "198.18.2.1",
+  CLIENT_NET: "198.18.0.0/24",
+  LAN_NET: "198.18.1.0/24",
+  ROUTED_NET: "198.18.2.0/24",
+} as const;
+
+export interface LabServerSpec {
+  /** "r1" … "r4": the name the server answers with. */
+  name: string;
+  ns: string;
+  rip: string;
+  /** On the director's LAN (r1-r3), or behind the router x (r4). */
+  onLan: boolean;
+}
+
+export interface LabNames {
+  prefix: string;
+  client: string;
+  director: string;
+  bridge: string;
+  router: string;
+  servers: LabServerSpec[];
+  /** Every namespace of the lab, in creation order. */
+  all: string[];
+  /** Director interfaces: toward the client net and toward the server LAN. */
+  dirClientIf: string;
+  dirLanIf: string;
+  runDir: string;
+  stateFile: string;
+  controlSock: string;
+  daemonLog: string;
+}
+
+export const DEFAULT_PREFIX = "tsvs";
+export const RUN_ROOT = "/run/tsvs";
+
+export function labNames(prefix = DEFAULT_PREFIX): LabNames {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$/.test(prefix)) throw new Error(`bad lab prefix '${prefix}'`);
+  const servers: LabServerSpec[] = [
+    { name: "r1", ns: `${prefix}-r1`, rip: "198.18.1.11", onLan: true },
+    { name: "r2", ns: `${prefix}-r2`, rip: "198.18.1.12", onLan: true },
+    { name: "r3", ns: `${prefix}-r3`, rip: "198.18.1.13", onLan: true },
+    { name: "r4", ns: `${prefix}-r4`, rip: "198.18.2.14", onLan: false },
+  ];
+  const runDir = prefix === DEFAULT_PREFIX ? RUN_ROOT : join(RUN_ROOT, prefix);
+  const n = {
+    prefix,
+    client: `${prefix}-c`,
+    director: `${prefix}-d`,
+    bridge: `${prefix}-br`,
+    router: `${prefix}-x`,
+    servers,
+    dirClientIf: "eth0",
+    dirLanIf: "eth1",
+    runDir,
+    stateFile: join(runDir, "lab.json"),
+    controlSock: join(runDir, "lab.sock"),
+    daemonLog: join(runDir, "daemon.log"),
+  };
+  return { ...n, all: [n.bridge, n.client, n.director, n.router, ...servers.map((s) => s.ns)] };
+}
+
+/** The servers a method's service uses: r4 is reachable only through a router (TUN, FULLNAT). */
+export function methodServers(names: LabNames, method: LabMethod): LabServerSpec[] {
+  return names.servers.filter((s) => s.onLan || method === "tun" || method === "fullnat");
+}
+
+export interface ServerProc extends ProcRef {
+  ns: string;
+}
+
+export interface LabState {
+  version: 1;
+  prefix: string;
+  method: LabMethod;
+  /** "nginx" or "node": what answers HTTP on the servers. */
+  servers: "nginx" | "node";
+  namespaces: string[];
+  procs: ServerProc[];
+  daemon: ProcRef | null;
+  /** "running", or why the daemon is not (e.g. not built yet). */
+  daemonStatus: string;
+  createdAt: string;
+}
+
+export function readState(names: LabNames): LabState | null {
+  try {
+    return JSON.parse(readFileSync(names.stateFile, "utf8")) as LabState;
+  } catch {
+    return null;
+  }
+}
+
+export function writeState(names: LabNames, st: LabState): void {
+  mkdirSync(names.runDir, { recursive: true });
+  writeFileSync(names.stateFile, `${JSON.stringify(st, null, 2)}\n`);
+}
+
+/** Namespaces whose name is one of the lab's (from `ip netns list`). */
+export function existingNamespaces(names: LabNames): string[] {
+  const have = new Set(
+    ip("netns", "list")
+      .split("\n")
+      .map((l) => l.split(" ")[0])
+      .filter((l) => l !== ""),
+  );
+  return names.all.filter((n) => have.has(n));
+}
+
+function sysctl(ns: string, key: string, value: string | number): void {
+  nsExec(ns, ["sysctl", "-q", "-w", `${key}=${value}`]);
+}
+
+/** Offloads that hand a packet socket frames bigger than the MTU (docs/io.md, Limits). */
+function offloadsOff(ns: string, ifname: string): void {
+  if (commandPath("ethtool") === null) return;
+  nsExecStatus(ns, ["ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off"]);
+}
+
+/** A veth pair between two namespaces, addresses optional, both ends up. */
+function veth(
+  aNs: string,
+  aIf: string,
+  aCidr: string | null,
+  bNs: string,
+  bIf: string,
+  bCidr: string | null,
+): void {
+  ip("link", "add", aIf, "netns", aNs, "type", "veth", "peer", "name", bIf, "netns", bNs);
+  for (const [ns, ifname, cidr] of [
+    [aNs, aIf, aCidr],
+    [bNs, bIf, bCidr],
+  ] as const) {
+    if (cidr !== null) ip("-n", ns, "addr", "add", cidr, "dev", ifname);
+    ip("-n", ns, "link", "set", ifname, "up");
+    offloadsOff(ns, ifname);
+  }
+}
+
+/** A veth from namespace ns (interface ifname, address cidr) to a port of a bridge in the bridge ns. */
+function bridgePort(
+  names: LabNames,
+  bridge: string,
+  port: string,
+  ns: string,
+  ifname: string,
+  cidr: string,
+): void {
+  veth(ns, ifname, cidr, names.bridge, port, null);
+  ip("-n", names.bridge, "link", "set", port, "master", bridge);
+}
+
+/**
+ * Builds namespaces, bridges, links, addresses and the method's routes (no processes). Any earlier
+ * lab with the same prefix must be gone (labDown) first. On failure the caller tears down.
+ */
+export function buildTopology(names: LabNames, method: LabMethod): void {
+  const A = LAB_ADDR;
+  for (const ns of names.all) {
+    addNetns(ns);
+    // No IPv6: router and neighbour solicitations would only add noise to the daemon's links.
+    sysctl(ns, "net.ipv6.conf.all.disable_ipv6", 1);
+    sysctl(ns, "net.ipv6.conf.default.disable_ipv6", 1);
+  }
+  for (const br of ["brc", "brl"]) {
+    ip("-n", names.bridge, "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0");
+    ip("-n", names.bridge, "link", "set", br, "up");
+  }
+  bridgePort(names, "brc", "c", names.client, "eth0", `${A.CIP}/24`);
+  bridgePort(names, "brc", "d0", names.director, names.dirClientIf, `${A.DIR_CLIENT}/24`);
+  bridgePort(names, "brc", "x0", names.router, "eth0", `${A.X_CLIENT}/24`);
+  bridgePort(names, "brl", "d1", names.director, names.dirLanIf, `${A.DIP}/24`);
+  bridgePort(names, "brl", "x1", names.router, "eth1", `${A.X_LAN}/24`);
+  for (const s of names.servers) {
+    if (s.onLan) bridgePort(names, "brl", s.name, s.ns, "eth0", `${s.rip}/24`);
+  }
+  const r4 = names.servers.find((s) => !s.onLan);
+  if (r4 !== undefined) veth(names.router, "eth2", `${A.X_ROUTED}/24`, r4.ns, "eth0", `${r4.rip}/24`);
+
+  ip("-n", names.client, "route", "add", "default", "via", A.DIR_CLIENT);
+  ip("-n", names.director, "route", "add", A.ROUTED_NET, "via", A.X_LAN);
+  sysctl(names.router, "net.ipv4.ip_forward", 1);
+  if (r4 !== undefined) ip("-n", r4.ns, "route", "add", "default", "via", A.X_ROUTED);
+  const gw = method === "nat" ? A.DIP : A.X_LAN;
+  for (const s of names.servers) {
+    if (s.onLan) ip("-n", s.ns, "route", "add", "default", "via", gw);
+  }
+  if (method === "nat") {
+    // The router's own client-net route would win over a route via the DIP: take the link down.
+    ip("-n", names.router, "link", "set", "eth0", "down");
+    ip("-n", names.router, "route", "add", A.CLIENT_NET, "via", A.DIP);
+  }
+}
+
+/**
+ * Removes the lab: processes recorded in the state file (by pid and start time), then every process
+ * still inside a lab namespace (`ip netns pids`, i.e. by pid again), then the namespaces (their
+ * links, bridges and nft tables go with them), then the run directory. Works with no state file
+ * (after a crash) and when nothing is left (idempotent). Returns what it removed, for the log.
+ */
+export async function labDown(names: LabNames): Promise<string[]> {
+  const done: string[] = [];
+  const st = readState(names);
+  if (st !== null) {
+    const recorded: ProcRef[] = [...(st.daemon !== null ? [st.daemon] : []), ...st.procs];
+    for (const p of recorded) {
+      if (procAlive(p)) {
+        await stopProc(p);
+        done.push(`stopped ${p.what} (pid ${p.pid})`);
+      }
+    }
+  }
+  const present = existingNamespaces(names);
+  for (const ns of present) {
+    let pids: number[] = [];
+    try {
+      pids = ip("netns", "pids", ns)
+        .split("\n")
+        .map(Number)
+        .filter((p) => Number.isInteger(p) && p > 0 && p !== process.pid);
+    } catch {
+      pids = [];
+    }
+    for (const pid of pids) {
+      await stopProc({ pid, start: 0, what: `process in ${ns}` }, 1000);
+      done.push(`stopped pid ${pid} in ${ns}`);
+    }
+  }
+  for (const ns of present) {
+    delNetns(ns);
+    done.push(`deleted namespace ${ns}`);
+  }
+  if (existsSync(names.runDir)) {
+    if (names.runDir === RUN_ROOT) {
+      // The default lab shares /run/tsvs with other tools (realserver pid files): remove only its own.
+      for (const f of ["lab.json", "lab.sock", "daemon.log"]) rmSync(join(names.runDir, f), { force: true });
+      for (const s of names.servers) rmSync(join(names.runDir, s.name), { recursive: true, force: true });
+    } else {
+      rmSync(names.runDir, { recursive: true, force: true });
+    }
+  }
+  return done;
+}
