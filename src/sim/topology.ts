@@ -88,6 +88,8 @@ export interface Lab {
    * to its MACs (or broadcast) go to `input`; the returned function sends its frames (copied).
    */
   attachDirector(input: DirectorInput): DirectorSend;
+  /** Another client on the client network (MAC 02:00 + the address bytes, gateway the director). */
+  addClient(name: string, addr: string): Host;
 }
 
 function mac(s: string): Uint8Array {
@@ -201,6 +203,15 @@ export function buildLab(clock: SimClock, method: LabMethod, o: LabOptions = {})
     };
   };
 
+  const addClient = (name: string, addr: string): Host => {
+    const a = ip(addr);
+    const h = new Host(clock, name, hopts);
+    const m = [2, 0, a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255];
+    h.addIface(links.client, { name: "eth0", mac: new Uint8Array(m), addrs: [`${addr}/24`] });
+    h.setDefaultRoute(LAB.dirEth0);
+    return h;
+  };
+
   return {
     clock,
     method,
@@ -212,5 +223,6 @@ export function buildLab(clock: SimClock, method: LabMethod, o: LabOptions = {})
     vip: ip(LAB.vip),
     lip: ip(LAB.lip),
     attachDirector,
+    addClient,
   };
 }

@@ -78,6 +78,18 @@ describe("sim lab topology", () => {
     assert.equal(lab.hosts.r4.counters.ipipDecap > 0, true);
   });
 
+  it("an added client reaches the VIP through the same director", () => {
+    const lab = buildLab(new SimClock(), "dr");
+    stubDirector(lab, "dr", LAB_MACS.r3, LAB.r3);
+    const c2 = lab.addClient("c2", "198.18.0.3");
+    let out = "";
+    httpGet(c2, LAB.vip, 8080, "/", {}, (err, r) => {
+      out = err !== null ? err.code : new TextDecoder().decode(r?.body);
+    });
+    lab.clock.runUntilIdle();
+    assert.equal(out, "r3\n");
+  });
+
   it("UDP echo through the DR stub answers from the VIP", () => {
     const lab = buildLab(new SimClock(), "dr");
     stubDirector(lab, "dr", LAB_MACS.r2, LAB.r2);
