@@ -1,0 +1,128 @@
+// The guard: an nftables table that keeps the director's kernel away from the traffic tsvs owns.
+//
+// An AF_PACKET socket bound with ETH_P_ALL sees a frame in __netif_receive_skb_core's ptype_all
+// pass, before the netdev ingress hook (nf_hook_ingress) runs; a `drop` there stops the frame for
+// the kernel's IP and ARP stacks only, after tsvs has its copy. So every frame the engine consumes
+// is dropped at ingress, and the kernel neither answers it (RST, port unreachable, ARP) nor
+// forwards it (ip_forward=1 would route NAT replies a second time, un-rewritten).
+//
+//   table netdev tsvs
+//     set own4   VIPs of non-fwmark services, and the LIPs
+//     set local4 the daemon interfaces' own addresses (DIPs: the kernel's)
+//     set nat4   RIP . proto . rport of every NAT/FULLNAT destination
+//     chain in-<ifname>  (hook ingress, one per interface, priority -500)
+//       ip daddr @own4 drop                              requests to VIPs/LIPs, replies to LIPs
+//       arp daddr ip @own4 drop                          ARP about VIPs/LIPs (tsvs answers)
+//       ip saddr . ip protocol . th sport @nat4 ip daddr != @local4 drop
+//                                                        NAT replies RIP:rport → CIP (not the
+//                                                        director's own traffic to a real server)
+//
+// Updates replace the whole table in one `nft -f` transaction (create, delete, recreate), so
+// there is no instant without a guard and a table left by a crashed daemon goes away on start.
+
+import { execFileSync } from "node:child_process";
+import { formatIPv4 } from "../core/addr.js";
+import type { Guard } from "./worker.js";
+
+export const NFT_TABLE = "tsvs";
+export const NFT_FAMILY = "netdev";
+
+export class NftMissingError extends Error {}
+
+/** Throws NftMissingError with what to do when `nft` cannot run. */
+export function checkNft(): string {
+  try {
+    return execFileSync("nft", ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+  } catch (e) {
+    const err = e as { code?: string; message: string };
+    throw new NftMissingError(
+      err.code === "ENOENT"
+        ? "nft (nftables) is not installed; tsvs needs it to keep the kernel out of the traffic it owns " +
+            "(apt-get install nftables)"
+        : `nft does not run: ${err.message}`,
+    );
+  }
+}
+
+const PROTO_NAMES: Record<number, string> = { 6: "tcp", 17: "udp", 132: "sctp" };
+
+function elements(items: string[]): string {
+  return items.length === 0 ? "" : ` elements = { ${items.join(", ")} };`;
+}
+
+/** The nft script that replaces the table (pure: tested by reading it). */
+export function guardScript(ifnames: readonly string[], locals: readonly number[], guard: Guard): string {
+  const own = guard.owned.map(formatIPv4);
+  const local = [...new Set(locals)].sort((a, b) => a - b).map(formatIPv4);
+  const nat: string[] = [];
+  for (const d of guard.nat) {
+    const protos = d.proto === 0 ? [6, 17] : [d.proto];
+    for (const p of protos) {
+      const name = PROTO_NAMES[p];
+      if (name !== undefined) nat.push(`${formatIPv4(d.addr)} . ${name} . ${d.port}`);
+    }
+  }
+  const t = `${NFT_FAMILY} ${NFT_TABLE}`;
+  const lines = [
+    `table ${t} {}`,
+    `delete table ${t}`,
+    `table ${t} {`,
+    `  set own4 { type ipv4_addr;${elements(own)} }`,
+    `  set local4 { type ipv4_addr;${elements(local)} }`,
+    `  set nat4 { type ipv4_addr . inet_proto . inet_service;${elements(nat)} }`,
+  ];
+  for (const ifname of ifnames) {
+    lines.push(
+      `  chain ${chainName(ifname)} {`,
+      `    type filter hook ingress device ${JSON.stringify(ifname)} priority -500; policy accept;`,
+      "    ip daddr @own4 drop",
+      "    arp daddr ip @own4 drop",
+      "    ip saddr . ip protocol . th sport @nat4 ip daddr != @local4 drop",
+      "  }",
+    );
+  }
+  lines.push("}");
+  return `${lines.join("\n")}\n`;
+}
+
+function chainName(ifname: string): string {
+  return `in_${ifname.replace(/[^A-Za-z0-9_]/g, "_")}`;
+}
+
+function nft(args: string[], input?: string): void {
+  try {
+    execFileSync("nft", args, {
+      input,
+      encoding: "utf8",
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      timeout: 10_000,
+    });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`nft ${args.join(" ")}: ${(err.stderr ?? "").trim() || err.message}`);
+  }
+}
+
+/** Installs or replaces the guard table atomically. */
+export function applyGuard(ifnames: readonly string[], locals: readonly number[], guard: Guard): void {
+  nft(["-f", "-"], guardScript(ifnames, locals, guard));
+}
+
+/** Removes the guard table; silent when it is not there. */
+export function removeGuard(): void {
+  try {
+    nft(["-f", "-"], `table ${NFT_FAMILY} ${NFT_TABLE} {}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n`);
+  } catch {
+    // nothing to remove (or nft gone): nothing to do
+  }
+}
+
+/** Is the guard table present in this namespace? */
+export function guardPresent(): boolean {
+  try {
+    nft(["list", "table", NFT_FAMILY, NFT_TABLE]);
+    return true;
+  } catch {
+    return false;
+  }
+}
