@@ -1,0 +1,281 @@
+// `tsvs daemon` end to end, with real kernels on both sides:
+//
+//   ns c (client)                 ns d (director: tsvs daemon)                  ns r1, r2 (real servers)
+//   c0 198.18.0.1/24  ⇄  d0 198.18.0.254/24   d1 198.18.1.254/24 ⇄ bd ─ br0 ─ b1 ⇄ r1e 198.18.1.11/24
+//                                                                        └─ b2 ⇄ r2e 198.18.1.12/24
+//
+// VIP 198.18.0.100 belongs to no kernel: tsvs answers ARP for it. The director's kernel has
+// ip_forward=1 (as an LVS director does), so only the nft guard keeps it from forwarding the real
+// servers' replies a second time. The real servers run a tiny Node HTTP server answering their
+// name, with their default route via the DIP (NAT). The client is curl.
+// Needs root, iproute2, nft and curl: skipped with the reason otherwise, failed when CI=true.
+
+import assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import {
+  addNetns,
+  addVethPair,
+  delNetns,
+  ip,
+  netnsUnavailableReason,
+  nsExec,
+  nsExecStatus,
+} from "../../src/io/netns.js";
+
+const ENTRY = fileURLToPath(new URL("../../src/daemon/entry.js", import.meta.url));
+const CI = process.env.CI === "true";
+
+function have(cmd: string): boolean {
+  try {
+    execFileSync(cmd, ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Installs a Debian package quietly when its command is missing; returns whether it is there. */
+function ensure(cmd: string, pkg: string): boolean {
+  if (have(cmd)) return true;
+  if (typeof process.getuid === "function" && process.getuid() !== 0) return false;
+  try {
+    execFileSync(
+      "sh",
+      ["-c", `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg}`],
+      {
+        stdio: "ignore",
+        timeout: 180_000,
+      },
+    );
+  } catch {
+    return false;
+  }
+  return have(cmd);
+}
+
+function skipReason(): string | null {
+  const r = netnsUnavailableReason();
+  if (r !== null) return r;
+  if (!ensure("nft", "nftables")) return "nft (nftables) is missing and could not be installed";
+  if (!ensure("curl", "curl")) return "curl is missing and could not be installed";
+  if (!have("ethtool")) return "ethtool is missing";
+  return null;
+}
+
+const unavailable = skipReason();
+if (unavailable !== null && CI) throw new Error(`daemon e2e test cannot run on CI: ${unavailable}`);
+const skip = unavailable === null ? false : `daemon e2e: ${unavailable}`;
+
+const P = process.pid;
+const NS = { c: `tsvs-dm-${P}-c`, d: `tsvs-dm-${P}-d`, r1: `tsvs-dm-${P}-r1`, r2: `tsvs-dm-${P}-r2` };
+const tag = P.toString(36);
+// veth ends are named in the test's own namespace first: keep them unique there.
+const IF = {
+  c0: `dmc${tag}`,
+  d0: `dmd${tag}`,
+  d1: `dmD${tag}`,
+  bd: `dmb${tag}`,
+  b1: `dmx${tag}`,
+  b2: `dmy${tag}`,
+  r1: `dmr${tag}`,
+  r2: `dms${tag}`,
+};
+const VIP = "198.18.0.100";
+
+const children = new Set<ChildProcess>();
+
+interface Daemon {
+  proc: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function startDaemon(sock: string): Promise<Daemon> {
+  const proc = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      NS.d,
+      process.execPath,
+      ENTRY,
+      "daemon",
+      "--iface",
+      IF.d0,
+      "--iface",
+      IF.d1,
+      "--control",
+      sock,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  children.add(proc);
+  let err = "";
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once("exit", (code) => {
+      children.delete(proc);
+      resolve(code);
+    }),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon not ready after 10 s:\n${err}`)), 10_000);
+    proc.stderr?.setEncoding("utf8");
+    proc.stderr?.on("data", (chunk: string) => {
+      err += chunk;
+      if (/"msg":"ready"/.test(err)) {
+        clearTimeout(timer);
+        resolve({ proc, stderr: () => err, exited });
+      }
+    });
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited with ${code} before it was ready:\n${err}`));
+    });
+  });
+}
+
+function tsvs(
+  sock: string,
+  sub: string,
+  ...args: string[]
+): { status: number; stdout: string; stderr: string } {
+  return nsExecStatus(NS.d, [process.execPath, ENTRY, sub, "--control", sock, ...args], 15_000);
+}
+
+function startHttp(ns: string, name: string): Promise<void> {
+  const src = `require("http").createServer((q, s) => { s.setHeader("connection", "close"); s.end(${JSON.stringify(
+    `${name}\n`,
+  )}); }).listen(80, "0.0.0.0", () => console.log("listening"));`;
+  const proc = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", src], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(proc);
+  proc.once("exit", () => children.delete(proc));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`http server in ${ns} not listening`)), 5_000);
+    proc.stdout?.on("data", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function guardPresent(): boolean {
+  return nsExecStatus(NS.d, ["nft", "list", "table", "netdev", "tsvs"]).status === 0;
+}
+
+describe("tsvs daemon with real kernels, nft guard and curl", { skip, timeout: 60_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "tsvs-dm-"));
+  const sock = join(dir, "run", "control.sock");
+
+  before(() => {
+    for (const ns of Object.values(NS)) delNetns(ns);
+    for (const ns of Object.values(NS)) {
+      addNetns(ns);
+      // No IPv6: router solicitations would only add noise.
+      nsExec(ns, [
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+      ]);
+    }
+    addVethPair(
+      { ns: NS.c, ifname: IF.c0, cidr: "198.18.0.1/24" },
+      { ns: NS.d, ifname: IF.d0, cidr: "198.18.0.254/24" },
+    );
+    addVethPair({ ns: NS.d, ifname: IF.d1, cidr: "198.18.1.254/24" }, { ns: NS.d, ifname: IF.bd });
+    addVethPair({ ns: NS.d, ifname: IF.b1 }, { ns: NS.r1, ifname: IF.r1, cidr: "198.18.1.11/24" });
+    addVethPair({ ns: NS.d, ifname: IF.b2 }, { ns: NS.r2, ifname: IF.r2, cidr: "198.18.1.12/24" });
+    ip("-n", NS.d, "link", "add", "br0", "type", "bridge");
+    for (const p of [IF.bd, IF.b1, IF.b2]) ip("-n", NS.d, "link", "set", p, "master", "br0");
+    ip("-n", NS.d, "link", "set", "br0", "up");
+    for (const ns of [NS.r1, NS.r2]) ip("-n", ns, "route", "add", "default", "via", "198.18.1.254");
+    nsExec(NS.d, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    // veth hands the peer CHECKSUM_PARTIAL frames (L4 checksum not filled in); a packet socket
+    // reads them as they are. Real NICs deliver complete checksums: make the hosts' veths do so.
+    for (const [ns, ifname] of [
+      [NS.c, IF.c0],
+      [NS.r1, IF.r1],
+      [NS.r2, IF.r2],
+    ]) {
+      nsExec(ns, ["ethtool", "-K", ifname, "tx", "off"]);
+    }
+  });
+
+  after(async () => {
+    for (const p of children) p.kill("SIGKILL");
+    children.clear();
+    for (const ns of Object.values(NS)) delNetns(ns);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the client says clearly that no daemon is listening", () => {
+    const r = tsvs(sock, "ipvsadm", "-Ln");
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`^tsvs: cannot reach the daemon at ${sock}: `));
+  });
+
+  it("replaces the guard a killed daemon left behind, serves 10 curl requests rr 5/5 over NAT, lists, and cleans up on SIGTERM", async () => {
+    const first = await startDaemon(sock);
+    assert.ok(guardPresent(), "guard installed at start");
+    first.proc.kill("SIGKILL");
+    await first.exited;
+    assert.ok(guardPresent(), "a crashed daemon leaves its table");
+
+    const d = await startDaemon(sock);
+    await Promise.all([startHttp(NS.r1, "r1"), startHttp(NS.r2, "r2")]);
+    for (const argv of [
+      ["-A", "-t", `${VIP}:80`, "-s", "rr"],
+      ["-a", "-t", `${VIP}:80`, "-r", "198.18.1.11:80", "-m"],
+      ["-a", "-t", `${VIP}:80`, "-r", "198.18.1.12:80", "-m"],
+    ]) {
+      const r = tsvs(sock, "ipvsadm", ...argv);
+      assert.equal(r.status, 0, `ipvsadm ${argv.join(" ")}: ${r.stderr}`);
+    }
+    const dup = tsvs(sock, "ipvsadm", "-A", "-t", `${VIP}:80`, "-s", "rr");
+    assert.deepEqual([dup.status, dup.stderr], [255, "Service already exists\n"]);
+
+    const guard = nsExec(NS.d, ["nft", "list", "table", "netdev", "tsvs"]);
+    assert.match(guard, /198\.18\.0\.100/);
+    assert.match(guard, /198\.18\.1\.11 \. tcp \. 80/);
+
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < 10; i++) {
+      const r = nsExecStatus(NS.c, ["curl", "-sS", "--max-time", "3", `http://${VIP}/`], 10_000);
+      assert.equal(r.status, 0, `curl #${i + 1}: ${r.stderr}\ndaemon:\n${d.stderr()}`);
+      const who = r.stdout.trim();
+      seen[who] = (seen[who] ?? 0) + 1;
+    }
+    assert.deepEqual(seen, { r1: 5, r2: 5 });
+
+    const list = tsvs(sock, "ipvsadm", "-Ln");
+    assert.equal(list.status, 0, list.stderr);
+    assert.match(list.stdout, /^IP Virtual Server version 1\.2\.1 \(size=\d+\)\n/);
+    assert.match(list.stdout, /\nTCP {2}198\.18\.0\.100:80 rr\n/);
+    // "  -> %-28s %-7s %-6d %-10u %-10u": 10 connections, 5 each, active or not by now.
+    for (const rip of ["198.18.1.11", "198.18.1.12"]) {
+      const line = list.stdout.split("\n").find((l) => l.startsWith(`  -> ${rip}:80 `));
+      assert.ok(line !== undefined, list.stdout);
+      assert.equal(line.slice(0, 49), `  -> ${`${rip}:80`.padEnd(28)} Masq    1      `);
+      const [active, inactive] = line.slice(49).trim().split(/ +/).map(Number);
+      assert.equal(active + inactive, 5, line);
+    }
+
+    const st = tsvs(sock, "status", "--json");
+    assert.equal(st.status, 0, st.stderr);
+    const status = JSON.parse(st.stdout) as { services: number; counters: Record<string, number> };
+    assert.equal(status.services, 1);
+    assert.ok(status.counters.connsCreated >= 10, JSON.stringify(status.counters));
+
+    d.proc.kill("SIGTERM");
+    assert.equal(await d.exited, 0, d.stderr());
+    assert.equal(guardPresent(), false, "SIGTERM removes the nft table");
+  });
+});
