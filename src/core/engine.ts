@@ -18,6 +18,8 @@ import {
   CONN_F_ONE_PACKET,
   CONN_F_TEMPLATE,
   ConnTable,
+  TIMER_SLOTS,
+  TIMER_TICK_MS,
 } from "./conn/table.js";
 import { IpvsCtl } from "./ctl.js";
 import type { ConnView, CtlCommand } from "./ctl-types.js";
@@ -167,6 +169,7 @@ export class EngineCounters {
 
 const ESTIMATOR_INTERVAL_MS = 2000;
 const TIMER_CHECK_MS = 100;
+const WHEEL_TURN_MS = (TIMER_SLOTS - 1) * TIMER_TICK_MS;
 const FIRST_LPORT = 1024;
 const TEMPLATE_EXPIRE_LATER_MS = 60_000;
 const ICMP_ERR_TTL = 64;
@@ -195,6 +198,7 @@ export class Engine implements XmitEngine {
   private lportCursor = FIRST_LPORT;
   private nextTimerCheck = 0;
   private nextEstimate = 0;
+  private lastAdvance = 0;
   /** Per destination id: cached route (ifindex, next hop, source, mtu). */
   private destRoute: Array<{ iface: Iface; nexthop: number; src: number } | null> = [];
   private readonly ipScratch = new Uint8Array(1600);
@@ -243,6 +247,16 @@ export class Engine implements XmitEngine {
     this.now = now;
     if (now >= this.nextTimerCheck) {
       this.nextTimerCheck = now + TIMER_CHECK_MS;
+      // Over more than one turn of the wheel the table visits slots in wheel order, not in
+      // expiry order (a template could fire before the connections it controls, and be
+      // kept 60 s more): advance at most one turn at a time, with `now` at each step.
+      if (this.lastAdvance === 0 || !(now > this.lastAdvance)) this.lastAdvance = now;
+      for (let t = this.lastAdvance + WHEEL_TURN_MS; t < now; t += WHEEL_TURN_MS) {
+        this.now = t;
+        this.conns.advance(t, this.expireCb);
+      }
+      this.now = now;
+      this.lastAdvance = now;
       this.conns.advance(now, this.expireCb);
       const t: { requests: { ifindex: number; ip: number }[]; dropped: number } = {
         requests: [],
