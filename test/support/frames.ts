@@ -406,14 +406,26 @@ export class Director {
         this.out.push({ ifindex, frame: buf.slice(off, off + len) });
       },
     });
-    if (o.seedNeigh ?? true) {
-      const n = this.engine.neigh;
-      n.confirm(1, ip(IP.router), parseMacStr(MAC.router), this.now);
-      n.confirm(2, ip(IP.gw1), parseMacStr(MAC.gw1), this.now);
-      n.confirm(2, ip(IP.rs1), parseMacStr(MAC.rs1), this.now);
-      n.confirm(2, ip(IP.rs2), parseMacStr(MAC.rs2), this.now);
-      n.confirm(2, ip(IP.rs3), parseMacStr(MAC.rs3), this.now);
-    }
+    if (o.seedNeigh ?? true) this.seedNeighbours(this.now);
+  }
+
+  /** Confirms the router, the gateway and the real servers (as their ARP replies would). */
+  seedNeighbours(now: number): void {
+    const n = this.engine.neigh;
+    n.confirm(1, ip(IP.router), parseMacStr(MAC.router), now);
+    n.confirm(2, ip(IP.gw1), parseMacStr(MAC.gw1), now);
+    n.confirm(2, ip(IP.rs1), parseMacStr(MAC.rs1), now);
+    n.confirm(2, ip(IP.rs2), parseMacStr(MAC.rs2), now);
+    n.confirm(2, ip(IP.rs3), parseMacStr(MAC.rs3), now);
+  }
+
+  /** Time passes with the neighbours kept fresh: expiry runs, no ARP traffic gets in the way. */
+  advance(now: number): void {
+    this.seedNeighbours(now);
+    this.out = [];
+    this.engine.tick(now);
+    this.out = [];
+    this.now = now;
   }
 
   /** One ipvsadm command line, e.g. "-A -t 198.18.0.100:80 -s rr". */
