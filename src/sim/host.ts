@@ -588,7 +588,7 @@ export class Host {
     }
   }
 
-  private forward(iface: HostIface, f: Flow, buf: Uint8Array): void {
+  private forward(_iface: HostIface, f: Flow, buf: Uint8Array): void {
     const ipLen = f.l3End - f.l3Off;
     if (f.ttl <= 1) {
       this.counters.ttlExceeded++;
@@ -608,7 +608,6 @@ export class Host {
       } else this.counters.tooBigNoDf++;
       return;
     }
-    void iface;
     ipv4DecTtl(buf, f);
     this.counters.forwarded++;
     const out = buf.slice(0, f.l3End);
