@@ -376,23 +376,27 @@ const OPTION_TABLE: readonly OptDef[] = [
 interface Token {
   tag: string;
   arg: string | null;
-  /** The argv word, for poptBadOption. */
+  /**
+   * poptBadOption's answer while this option is being handled: the last argv word popt
+   * consumed (the option's separate argument when it had one).
+   */
   word: string;
 }
 
-/**
- * popt's error: "<word>: <poptStrerror>", then the command returns -1 (exit 255). When
- * no option was read yet, ipvsadm's first poptGetNextOpt() < 0 prints the "Try" line.
- */
-function poptError(opts: readonly Token[], word: string, what: string): never {
-  if (opts.length === 0) tryHelp();
-  throw new IpvsadmUsageError(`${word}: ${what}`, 255);
+/** A popt error, raised when the option loop reaches it (earlier options run first). */
+interface PoptFailure {
+  word: string;
+  what: string;
 }
 
-/** Splits argv into options (in order) and positional arguments, as popt does. */
-function tokenize(argv: readonly string[]): { opts: Token[]; args: string[] } {
+/**
+ * Splits argv into options (in order) and positional arguments, as popt does, up to the
+ * first popt error (popt stops there).
+ */
+function tokenize(argv: readonly string[]): { opts: Token[]; args: string[]; error: PoptFailure | null } {
   const opts: Token[] = [];
   const args: string[] = [];
+  const stop = (word: string, what: string) => ({ opts, args, error: { word, what } });
   let i = 0;
   while (i < argv.length) {
     const word = argv[i++];
@@ -404,25 +408,28 @@ function tokenize(argv: readonly string[]): { opts: Token[]; args: string[] } {
       const eq = word.indexOf("=");
       const name = eq >= 0 ? word.slice(2, eq) : word.slice(2);
       const d = OPTION_TABLE.find((o) => o.long === name);
-      if (d === undefined) poptError(opts, word, "unknown option");
+      if (d === undefined) return stop(word, "unknown option");
       let arg: string | null = null;
+      let last = word;
       if (eq >= 0) {
-        if (d.arg === ArgKind.None) poptError(opts, word, "option does not take an argument");
+        if (d.arg === ArgKind.None) return stop(word, "option does not take an argument");
         arg = word.slice(eq + 1);
       } else if (d.arg === ArgKind.Required) {
-        if (i >= argv.length) poptError(opts, word, "missing argument");
+        if (i >= argv.length) return stop(word, "missing argument");
         arg = argv[i++];
+        last = arg;
       } else if (d.arg === ArgKind.Optional && i < argv.length && !argv[i].startsWith("-")) {
         arg = argv[i++];
+        last = arg;
       }
-      opts.push({ tag: d.tag, arg, word });
+      opts.push({ tag: d.tag, arg, word: last });
       continue;
     }
     if (word.startsWith("-") && word.length > 1) {
       for (let k = 1; k < word.length; k++) {
         const ch = word[k];
         const d = OPTION_TABLE.find((o) => o.short === ch);
-        if (d === undefined) poptError(opts, word, "unknown option");
+        if (d === undefined) return stop(word, "unknown option");
         if (d.arg === ArgKind.None) {
           opts.push({ tag: d.tag, arg: null, word });
           continue;
@@ -430,21 +437,24 @@ function tokenize(argv: readonly string[]): { opts: Token[]; args: string[] } {
         // An option with an argument ends the cluster: the rest is its argument.
         const rest = word.slice(k + 1);
         let arg: string | null = null;
+        let last = word;
         if (rest !== "") arg = rest;
         else if (d.arg === ArgKind.Required) {
-          if (i >= argv.length) poptError(opts, word, "missing argument");
+          if (i >= argv.length) return stop(word, "missing argument");
           arg = argv[i++];
+          last = arg;
         } else if (i < argv.length && !argv[i].startsWith("-")) {
           arg = argv[i++];
+          last = arg;
         }
-        opts.push({ tag: d.tag, arg, word });
+        opts.push({ tag: d.tag, arg, word: last });
         break;
       }
       continue;
     }
     args.push(word);
   }
-  return { opts, args };
+  return { opts, args, error: null };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -611,8 +621,9 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
   };
   if (argv.length === 0) return { kind: "list", key: null, opts: listAll };
 
-  const { opts, args } = tokenize(argv);
+  const { opts, args, error } = tokenize(argv);
   const first = opts[0];
+  // The first poptGetNextOpt() < 0 (no option, or a popt error) prints the "Try" line.
   if (first === undefined) tryHelp();
   if (first.tag === "h") return { kind: "help" };
   if (first.tag === "v") return { kind: "version" };
@@ -857,6 +868,9 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         fail(`invalid option \`${word}'`);
     }
   }
+
+  // popt's error: "<poptBadOption>: <poptStrerror>", process_options returns -1 (exit 255).
+  if (error !== null) throw new IpvsadmUsageError(`${error.word}: ${error.what}`, 255);
 
   const timeouts: TimeoutSpec = { tcp: 0, tcpFin: 0, udp: 0 };
   let next = 0;

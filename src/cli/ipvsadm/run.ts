@@ -6,9 +6,12 @@
 //     (process_options returns the -1 of the libipvs call);
 //   - listing a service that does not exist: "No such service", exit 1.
 //
-// -R (restore) differs from ipvsadm on purpose: ipvsadm runs the lines one by one and
-// stops half-way on an error; tsvs parses every line first and applies them all as one
-// atomic batch (backend.applyAll), so a bad file changes nothing. Errors name the line.
+// -R (restore) differs from ipvsadm on purpose: ipvsadm runs the lines one by one, exits
+// at the first usage error (fail()) with the lines before it applied, goes on after a
+// libipvs error and exits with the status of the last line. tsvs parses every line first
+// and applies them all as one atomic batch (backend.applyAll), so a bad input changes
+// nothing; errors are prefixed with "line N: ". Only table changes may appear in the input
+// (ipvsadm would also run -L or -S lines), and lines starting with '#' are comments.
 
 import type { CtlCommand } from "../../core/ctl-types.js";
 import { TsvsError } from "../../core/errors.js";
@@ -136,43 +139,35 @@ function err(code: number, message: string): IpvsadmResult {
 }
 
 /**
- * Splits one -R input line into words as ipvsadm's config_stream does: blanks separate
- * words, double quotes group them. Lines starting with '#' are comments (tsvs).
+ * Splits one -R input line into words as ipvsadm's config_stream_read does: words are
+ * runs of characters other than space, tab and CR (no quoting), and every word that is
+ * exactly "ipvsadm" is dropped, wherever it stands (so ipvsadm-save output with the
+ * program name restores).
  */
 export function splitRestoreLine(line: string): string[] {
-  const words: string[] = [];
-  let cur = "";
-  let inWord = false;
-  let quoted = false;
-  for (const ch of line) {
-    if (ch === '"') {
-      quoted = !quoted;
-      inWord = true;
-    } else if (!quoted && (ch === " " || ch === "\t" || ch === "\r")) {
-      if (inWord) words.push(cur);
-      cur = "";
-      inWord = false;
-    } else {
-      cur += ch;
-      inWord = true;
-    }
-  }
-  if (inWord) words.push(cur);
-  return words;
+  return line.split(/[ \t\r]+/).filter((w) => w !== "" && w !== PROGRAM);
 }
 
 const TRY_RESTORE = "only table changes (-A -E -D -C -a -e -d -Z --set) may appear in restore input";
 
-/** Parses -R input into commands; throws IpvsadmUsageError naming the line. */
-export function parseRestore(input: string): CtlCommand[] {
+/** The commands of a -R input, with the input line (1-based) each came from. */
+export interface RestoreBatch {
+  cmds: CtlCommand[];
+  lines: number[];
+}
+
+/**
+ * Parses -R input into commands; throws IpvsadmUsageError naming the line. A line whose
+ * first word starts with '#' is a comment (a tsvs extension: config_stream means to skip
+ * comments but never does, so ipvsadm stops at such a line with its "Try" message).
+ */
+export function parseRestore(input: string): RestoreBatch {
   const cmds: CtlCommand[] = [];
-  const lines = input.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const words = splitRestoreLine(lines[i]);
+  const lines: number[] = [];
+  const text = input.split("\n");
+  for (let i = 0; i < text.length; i++) {
+    const words = splitRestoreLine(text[i]);
     if (words.length === 0 || words[0].startsWith("#")) continue;
-    // ipvsadm-save output may start with the program name ("ipvsadm -A ...").
-    if (words[0] === PROGRAM) words.shift();
-    if (words.length === 0) continue;
     let req: ReturnType<typeof parseIpvsadm>;
     try {
       req = parseIpvsadm(words);
@@ -183,8 +178,9 @@ export function parseRestore(input: string): CtlCommand[] {
     }
     if (req.kind !== "ctl") throw new IpvsadmUsageError(`line ${i + 1}: ${TRY_RESTORE}`, 255);
     cmds.push(req.cmd);
+    lines.push(i + 1);
   }
-  return cmds;
+  return { cmds, lines };
 }
 
 /** One ipvsadm invocation: argv without the program name; stdin is read by -R. */
@@ -221,19 +217,21 @@ export function runIpvsadm(argv: readonly string[], backend: IpvsadmBackend, std
       case "save":
         return ok(formatSave(backend.snapshot(false), req.numeric));
       case "restore": {
-        let cmds: CtlCommand[];
+        let batch: RestoreBatch;
         try {
-          cmds = parseRestore(stdin);
+          batch = parseRestore(stdin);
         } catch (e) {
           if (e instanceof IpvsadmUsageError) return err(e.exitCode, e.message);
           throw e;
         }
         try {
-          backend.applyAll(cmds);
+          backend.applyAll(batch.cmds);
         } catch (e) {
           if (e instanceof TsvsError) {
-            const at = restoreErrorLine(e, stdin);
-            return err(EXIT_CTL_ERROR, at === null ? e.message : `line ${at}: ${e.message}`);
+            // The backend says which command failed with an `index` (CtlError).
+            const idx = (e as TsvsError & { index?: unknown }).index;
+            const at = typeof idx === "number" ? batch.lines[idx] : undefined;
+            return err(EXIT_CTL_ERROR, at === undefined ? e.message : `line ${at}: ${e.message}`);
           }
           throw e;
         }
@@ -244,23 +242,4 @@ export function runIpvsadm(argv: readonly string[], backend: IpvsadmBackend, std
     if (e instanceof TsvsError) return err(EXIT_CTL_ERROR, e.message);
     throw e;
   }
-}
-
-/**
- * The input line of the command that failed in applyAll, when the backend says which
- * one (an `index` property on the error: position in the batch). Null otherwise.
- */
-function restoreErrorLine(e: TsvsError, input: string): number | null {
-  const idx = (e as TsvsError & { index?: unknown }).index;
-  if (typeof idx !== "number") return null;
-  const lines = input.split("\n");
-  let n = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const words = splitRestoreLine(lines[i]);
-    if (words.length === 0 || words[0].startsWith("#")) continue;
-    if (words[0] === PROGRAM && words.length === 1) continue;
-    if (n === idx) return i + 1;
-    n++;
-  }
-  return null;
 }
