@@ -197,6 +197,10 @@ describe("tsvs daemon with real kernels, nft guard and curl", { skip, timeout: 6
     for (const p of [IF.bd, IF.b1, IF.b2]) ip("-n", NS.d, "link", "set", p, "master", "br0");
     ip("-n", NS.d, "link", "set", "br0", "up");
     for (const ns of [NS.r1, NS.r2]) ip("-n", ns, "route", "add", "default", "via", "198.18.1.254");
+    // The director is the client's gateway too: without the guard, the director's kernel forwards
+    // each real server's SYN-ACK un-rewritten (RIP → CIP), the client answers it with a RST
+    // through the director, and the real server drops the connection.
+    ip("-n", NS.c, "route", "add", "default", "via", "198.18.0.254");
     nsExec(NS.d, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     // veth hands the peer CHECKSUM_PARTIAL frames (L4 checksum not filled in); a packet socket
     // reads them as they are. Real NICs deliver complete checksums: make the hosts' veths do so.
@@ -267,6 +271,21 @@ describe("tsvs daemon with real kernels, nft guard and curl", { skip, timeout: 6
       const [active, inactive] = line.slice(49).trim().split(/ +/).map(Number);
       assert.equal(active + inactive, 5, line);
     }
+
+    // -S → -C → -R (stdin carried by the client) gives the same table back.
+    const saved = tsvs(sock, "ipvsadm", "-S", "-n");
+    assert.equal(saved.status, 0, saved.stderr);
+    assert.equal(
+      saved.stdout,
+      `-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r 198.18.1.11:80 -m -w 1\n-a -t ${VIP}:80 -r 198.18.1.12:80 -m -w 1\n`,
+    );
+    assert.equal(tsvs(sock, "ipvsadm", "-C").status, 0);
+    assert.equal(tsvs(sock, "ipvsadm", "-Ln").stdout.includes("TCP "), false);
+    execFileSync("ip", ["netns", "exec", NS.d, process.execPath, ENTRY, "ipvsadm", "--control", sock, "-R"], {
+      input: saved.stdout,
+      stdio: ["pipe", "ignore", "pipe"],
+    });
+    assert.equal(tsvs(sock, "ipvsadm", "-S", "-n").stdout, saved.stdout);
 
     const st = tsvs(sock, "status", "--json");
     assert.equal(st.status, 0, st.stderr);
