@@ -1,0 +1,118 @@
+// `tsvs realserver setup|doctor|teardown --vip VIP [--method dr|tun] [--iface IF]`: prepares a real
+// server of the DR/TUN methods in the current network namespace (docs/realserver.md). Runnable on
+// its own too (`node dist/src/cli/realserver.js …`), which is how `tsvs lab` runs it in a namespace.
+
+import { pathToFileURL } from "node:url";
+import {
+  formatFindings,
+  type RealserverMethod,
+  realserverDoctor,
+  realserverSetup,
+  realserverTeardown,
+} from "../realserver/realserver.js";
+
+const USAGE = `Usage: tsvs realserver COMMAND --vip VIP [--method dr|tun] [--iface IF] [--json]
+
+Commands:
+  setup      arp_ignore=1, arp_announce=2 (all + IF), VIP/32 on lo; TUN: rp_filter=0 and the
+             user-space IPIP decapsulator on a tun device
+  doctor     print every setting with its meaning; exit 1 when something is wrong
+  teardown   stop the decapsulator, restore the settings found by setup, remove the VIP from lo
+
+--method defaults to dr; --iface defaults to the default route's interface.
+`;
+
+interface Args {
+  cmd: string;
+  vip: string | undefined;
+  method: RealserverMethod;
+  iface: string | undefined;
+  json: boolean;
+  quiet: boolean;
+}
+
+function parse(argv: string[]): Args | string {
+  const [cmd, ...rest] = argv;
+  const a: Args = {
+    cmd: cmd ?? "",
+    vip: undefined,
+    method: "dr",
+    iface: undefined,
+    json: false,
+    quiet: false,
+  };
+  for (let i = 0; i < rest.length; i++) {
+    const opt = rest[i];
+    const needs = (): string | undefined => {
+      i++;
+      return rest[i];
+    };
+    switch (opt) {
+      case "--vip":
+        a.vip = needs();
+        break;
+      case "--method":
+      case "-m": {
+        const m = needs();
+        if (m !== "dr" && m !== "tun") return `--method must be dr or tun, not '${m ?? ""}'`;
+        a.method = m;
+        break;
+      }
+      case "--iface":
+      case "-i":
+        a.iface = needs();
+        break;
+      case "--json":
+        a.json = true;
+        break;
+      case "-q":
+      case "--quiet":
+        a.quiet = true;
+        break;
+      default:
+        return `unknown option '${opt}'`;
+    }
+  }
+  return a;
+}
+
+export async function realserverMain(argv: string[]): Promise<number> {
+  const a = parse(argv);
+  if (typeof a === "string") {
+    process.stderr.write(`tsvs realserver: ${a}\n${USAGE}`);
+    return 2;
+  }
+  if (a.cmd === "help" || a.cmd === "--help" || a.cmd === "-h") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const log = a.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    switch (a.cmd) {
+      case "setup":
+        if (a.vip === undefined) throw new Error("--vip is required");
+        await realserverSetup({ vip: a.vip, method: a.method, iface: a.iface, log });
+        return 0;
+      case "teardown":
+        await realserverTeardown({ vip: a.vip, log });
+        return 0;
+      case "doctor": {
+        if (a.vip === undefined) throw new Error("--vip is required");
+        const f = realserverDoctor({ vip: a.vip, method: a.method, iface: a.iface });
+        if (a.json) process.stdout.write(`${JSON.stringify(f, null, 2)}\n`);
+        else process.stdout.write(formatFindings(a.vip, a.method, f));
+        return f.some((x) => x.level === "FAIL") ? 1 : 0;
+      }
+      default:
+        process.stderr.write(`tsvs realserver: unknown command '${a.cmd}'\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    process.stderr.write(`tsvs realserver: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await realserverMain(process.argv.slice(2));
+}
