@@ -181,6 +181,16 @@ describe("ipvsadm listing commands", () => {
     );
   });
 
+  it("-r before -t copies the service port known so far (none): a NAT destination gets port 0", () => {
+    const h = populated();
+    assert.deepEqual(h.run("-a -r 10.0.1.5 -t 10.0.0.100:80 -m"), OK(""));
+    // DR and TUN take the service port whatever -r said.
+    assert.deepEqual(h.run("-a -r 10.0.1.6 -t 10.0.0.100:80 -g"), OK(""));
+    const rules = h.run("-S -n").stdout.split("\n");
+    assert.ok(rules.includes("-a -t 10.0.0.100:80 -r 10.0.1.5:0 -m -w 1"));
+    assert.ok(rules.includes("-a -t 10.0.0.100:80 -r 10.0.1.6:80 -g -w 1"));
+  });
+
   it("-h prints the usage on stdout, -v the version, both exit 0", () => {
     const h = harness();
     const help = h.run("-h");

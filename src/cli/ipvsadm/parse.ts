@@ -669,7 +669,6 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
     options.add(o);
   };
   let schedFlagsArg = "";
-  let destParse = 0;
 
   for (let k = 1; k < opts.length; k++) {
     const { tag, word } = opts[k];
@@ -715,8 +714,8 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         const p = parseService(arg, svc.fwmark !== 0 ? IPPROTO_TCP : svc.protocol);
         if ((p.result & SERVICE_ADDR) === 0) fail("illegal real server address[:port] specified");
         dest.addr = p.addr;
-        dest.port = p.port;
-        destParse = p.result;
+        // Without a port -r copies the service port known so far: "-r RIP -t VIP:80" gets 0.
+        dest.port = p.result === SERVICE_ADDR ? svc.port : p.port;
         break;
       }
       case "i":
@@ -897,9 +896,6 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
       fail("One-Packet Scheduling is only for UDP virtual services");
     if (svc.schedName === "") svc.schedName = DEF_SCHED;
   }
-
-  // -r without a port takes the service's port (parse_service returned SERVICE_ADDR only).
-  if (options.has(Opt.Server) && destParse === SERVICE_ADDR) dest.port = svc.port;
 
   if (cmd === Cmd.AddDest || cmd === Cmd.EditDest) {
     // DR and TUN cannot map ports: the real server sees the service port.
