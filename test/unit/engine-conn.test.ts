@@ -296,3 +296,23 @@ test("conn_reuse_mode: a SYN hitting a TIME_WAIT entry is rescheduled (1) or reu
     }
   }
 });
+
+test("one-packet scheduling (-o): each UDP datagram is scheduled and its entry freed at once", () => {
+  const d = new Director();
+  d.ipvsadm(`-A -u ${IP.vip}:53 -s rr -o`);
+  d.ipvsadm(`-a -u ${IP.vip}:53 -r ${IP.rs1} -m`);
+  d.ipvsadm(`-a -u ${IP.vip}:53 -r ${IP.rs2} -m`);
+  const dsts = [];
+  for (let i = 0; i < 4; i++) {
+    const r = d.input(
+      1,
+      udpFrame(L2_FROM_ROUTER, { src: ip(IP.client1), dst: VIP }, { sport: 7777, dport: 53 }),
+    );
+    assert.equal(r.out.length, 1);
+    dsts.push(macStr(r.out[0].frame));
+    assert.equal(rows(d).length, 0, "no entry kept");
+  }
+  assert.deepEqual(dsts, [dsts[0], dsts[1], dsts[0], dsts[1]]);
+  assert.notEqual(dsts[0], dsts[1]);
+  assert.equal(dest(d, IP.rs1).inactConns + dest(d, IP.rs1).activeConns, 0);
+});

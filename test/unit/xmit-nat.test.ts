@@ -227,3 +227,42 @@ test("NAT: traffic from a real server that matches no connection is not rewritte
   assert.equal(r.out.length, 0);
   assert.equal(r.verdict, 0 /* Pass */);
 });
+
+test("NAT: a DF datagram larger than the real servers' link gets fragmentation-needed with that MTU", () => {
+  const d = new Director({ mtu1: 1400 });
+  d.ipvsadm(`-A -t ${IP.vip}:80 -s rr`);
+  d.ipvsadm(`-a -t ${IP.vip}:80 -r ${IP.rs1}:8080 -m`);
+  const big = (df: boolean, sport: number) =>
+    tcpFrame(
+      L2_FROM_ROUTER,
+      { src: CLIENT, dst: VIP, df },
+      { sport, dport: 80, flags: SYN, payload: new Uint8Array(1460) },
+    );
+  const o = d.one(1, big(true, 41000));
+  assertOut(
+    o.f,
+    { dmac: MAC.router, src: IP.vip, dst: IP.client1, icmpType: 3, icmpCode: 4, icmpRest: 1400, qdport: 80 },
+    "frag needed",
+  );
+  assert.equal(d.input(1, big(false, 41001)).out.length, 0, "no DF: dropped (too_big)");
+  assert.equal(d.engine.counters.dropTable().too_big, 1);
+});
+
+test("NAT: a reply with TTL 1 is not forwarded; the real server gets time exceeded from the director", () => {
+  const d = natDirector();
+  d.one(1, tcpFrame(L2_FROM_ROUTER, { src: CLIENT, dst: VIP }, { sport: 40000, dport: 80, flags: SYN }));
+  const o = d.one(
+    2,
+    tcpFrame(
+      l2FromLan(MAC.rs1),
+      { src: RS1, dst: CLIENT, ttl: 1 },
+      { sport: 8080, dport: 40000, flags: SYN | ACK },
+    ),
+  );
+  assert.equal(o.ifindex, 2);
+  assertOut(
+    o.f,
+    { dmac: MAC.rs1, src: IP.dir1, dst: IP.rs1, icmpType: 11, icmpCode: 0, qsrc: IP.rs1, qsport: 8080 },
+    "time exceeded",
+  );
+});
