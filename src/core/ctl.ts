@@ -37,6 +37,8 @@ export class CtlError extends TsvsError {
 const SVC_TAB_BITS = 8;
 const SVC_TAB_MASK = (1 << SVC_TAB_BITS) - 1;
 const PERSISTENT_PE = new Set(["", "sip"]);
+/** ip_vs_set_timeout refuses more than INT_MAX / HZ seconds (Debian's kernels: HZ = 250). */
+const MAX_TIMEOUT_S = Math.floor(0x7fffffff / 250);
 
 /** Numeric map key for <proto, addr, port>: < 2^50, exact in a double. */
 function svcKeyNum(protocol: number, addr: number, port: number): number {
@@ -204,7 +206,7 @@ export class IpvsCtl {
         case "set-timeout": {
           const t = c.timeouts;
           for (const v of [t.tcp, t.tcpFin, t.udp]) {
-            if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff / 1000)
+            if (!Number.isInteger(v) || v < 0 || v > MAX_TIMEOUT_S)
               fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
           }
           break;
@@ -373,7 +375,7 @@ function checkService(spec: ServiceSpec, i: number): void {
     fail("TSVS_ERR_SCHED_NOT_FOUND", IPVS_MESSAGES.schedOrPeNotFound, i);
   }
   if (spec.af !== 4) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
-  if ((spec.flags & SVC_F_PERSISTENT) !== 0 && (spec.timeout < 1 || spec.timeout > 0x7fffffff / 1000)) {
+  if ((spec.flags & SVC_F_PERSISTENT) !== 0 && (spec.timeout < 1 || spec.timeout > MAX_TIMEOUT_S)) {
     fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
   }
 }
