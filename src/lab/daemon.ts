@@ -11,13 +11,23 @@ import { LAB_ADDR, type LabMethod, type LabNames, methodServers } from "./topolo
 const LAUNCHER =
   "const m=await import(process.argv[1]);process.exitCode=await m.main(process.argv.slice(2));";
 
-export function tsvsEntry(): string {
-  return jsPath("src/cli/tsvs.js");
+/**
+ * The built entry that runs `daemon` and `ipvsadm`: src/daemon/entry.js (a process entry of its
+ * own), else the CLI (src/cli/tsvs.js, what bin/tsvs runs). Null when neither is built.
+ */
+export function tsvsEntry(): string | null {
+  for (const rel of ["src/daemon/entry.js", "src/cli/tsvs.js"]) {
+    if (existsSync(jsPath(rel))) return jsPath(rel);
+  }
+  return null;
 }
 
-/** argv running `tsvs ARGS…` with this node. */
+/** argv running `tsvs ARGS…` (daemon, ipvsadm, status) with this node. */
 export function tsvsArgv(args: readonly string[]): string[] {
-  return [process.execPath, "--input-type=module", "-e", LAUNCHER, tsvsEntry(), ...args];
+  const entry = tsvsEntry();
+  if (entry === null) throw new Error(`tsvs is not built (no ${jsPath("src/daemon/entry.js")})`);
+  if (entry.endsWith("entry.js")) return [process.execPath, entry, ...args];
+  return [process.execPath, "--input-type=module", "-e", LAUNCHER, entry, ...args];
 }
 
 export const IPVSADM_FLAG: Record<LabMethod, string> = {
@@ -44,8 +54,8 @@ function logTail(path: string): string {
 
 /** Starts the daemon in the director namespace and waits for its control socket (≤ 8 s). */
 export async function startDaemon(names: LabNames, method: LabMethod): Promise<DaemonStart> {
-  if (!existsSync(tsvsEntry())) {
-    return { proc: null, status: `daemon not available yet: ${tsvsEntry()} is not built` };
+  if (tsvsEntry() === null) {
+    return { proc: null, status: `daemon not available yet: ${jsPath("src/daemon/entry.js")} is not built` };
   }
   const args = ["daemon", "--iface", names.dirClientIf, "--iface", names.dirLanIf];
   if (method === "fullnat") args.push("--lip", LAB_ADDR.LIP);

@@ -141,10 +141,14 @@ function sysctl(ns: string, key: string, value: string | number): void {
   nsExec(ns, ["sysctl", "-q", "-w", `${key}=${value}`]);
 }
 
-/** Offloads that hand a packet socket frames bigger than the MTU (docs/io.md, Limits). */
+/**
+ * Offloads a packet socket cannot live with: veth hands its peer CHECKSUM_PARTIAL frames (L4
+ * checksum not filled in), which the director would forward as they are, and TSO/GSO/GRO make
+ * frames bigger than the MTU (docs/io.md, Limits). Real NICs deliver complete frames.
+ */
 function offloadsOff(ns: string, ifname: string): void {
   if (commandPath("ethtool") === null) return;
-  nsExecStatus(ns, ["ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off"]);
+  nsExecStatus(ns, ["ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
 }
 
 /** A veth pair between two namespaces, addresses optional, both ends up. */
