@@ -259,3 +259,52 @@ test("an ICMP error with TTL 1 is never answered with time exceeded", () => {
   const r = d.input(2, err);
   assert.equal(r.out.length, 0);
 });
+
+test("FULLNAT: an error from the client about a reply reaches the real server about RIP → LIP:lport, from the LIP", () => {
+  const d = director();
+  const fwd = d.one(
+    1,
+    tcpFrame(L2_FROM_ROUTER, { src: CLIENT, dst: VIP }, { sport: 40002, dport: 443, flags: SYN }),
+  );
+  const lport = fwd.f.sport as number;
+  const reply = d.one(
+    2,
+    tcpFrame(
+      l2FromLan(MAC.rs2),
+      { src: ip(IP.rs2), dst: ip(IP.lip) },
+      { sport: 8443, dport: lport, flags: SYN | ACK },
+    ),
+  );
+  assert.equal(reply.f.dst, IP.client1);
+  const o = d.one(1, icmpErrorFrame(L2_FROM_ROUTER, { src: CLIENT, dst: VIP }, 3, 4, 1300, l3Of(reply.raw)));
+  assert.equal(o.ifindex, 2);
+  expectFields(
+    o.f,
+    { dmac: MAC.rs2, src: IP.lip, dst: IP.rs2, icmpType: 3, icmpCode: 4, icmpRest: 1300 },
+    "outer",
+  );
+  expectFields(o.f, { qsrc: IP.rs2, qsport: 8443, qdst: IP.lip, qdport: lport }, "embedded");
+});
+
+test("TUN and DR: an error from the client about a reply goes to the real server (TUN: encapsulated)", () => {
+  const d = director();
+  d.ipvsadm(`-A -t ${IP.vip}:22 -s rr`);
+  d.ipvsadm(`-a -t ${IP.vip}:22 -r ${IP.far} -i`);
+  d.ipvsadm(`-A -t ${IP.vip}:23 -s rr`);
+  d.ipvsadm(`-a -t ${IP.vip}:23 -r ${IP.rs3} -g`);
+  for (const [port, expect] of [
+    [22, { dmac: MAC.gw1, src: IP.dir1, dst: IP.far, proto: 4, isrc: IP.client1, idst: IP.vip }],
+    [23, { dmac: MAC.rs3, src: IP.client1, dst: IP.vip, proto: 1, icmpType: 3, qsrc: IP.vip, qsport: 23 }],
+  ] as const) {
+    d.one(1, tcpFrame(L2_FROM_ROUTER, { src: CLIENT, dst: VIP }, { sport: 40003, dport: port, flags: SYN }));
+    // The real server's reply went straight to the client (src VIP); the client complains.
+    const reply = tcpFrame(
+      l2FromLan(MAC.rs3),
+      { src: VIP, dst: CLIENT },
+      { sport: port, dport: 40003, flags: SYN | ACK },
+    );
+    const o = d.one(1, icmpErrorFrame(L2_FROM_ROUTER, { src: CLIENT, dst: VIP }, 3, 4, 1300, l3Of(reply)));
+    assert.equal(o.ifindex, 2);
+    expectFields(o.f, expect, `port ${port}`);
+  }
+});
