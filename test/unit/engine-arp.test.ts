@@ -148,3 +148,18 @@ test("a neighbour that never answers: requests are retried, then its queued fram
   assert.equal(requests, 3, "mcast_solicit = 3 requests");
   assert.equal(d.engine.counters.dropTable().neigh_failed, 1);
 });
+
+test("fwmark-only service: the VIP is answered once declared with ctl.addOwnedAddress, not before", () => {
+  const d = new Director();
+  d.engine.fwmarks.add(`-d ${IP.vip} -p tcp --dport 80 -j MARK --set-mark 10`);
+  d.ipvsadm("-A -f 10 -s rr");
+  d.ipvsadm(`-a -f 10 -r ${IP.rs1} -g`);
+  const req = () =>
+    arpFrame(BCAST, mac(MAC.router), { op: 1, sha: mac(MAC.router), spa: ip(IP.router), tpa: ip(IP.vip) });
+  // A firewall mark names no address: nothing tells tsvs that the VIP is its own.
+  assert.equal(d.input(1, req()).out.length, 0);
+  d.engine.ctl.addOwnedAddress(ip(IP.vip));
+  const r = d.input(1, req());
+  assert.equal(r.out.length, 1);
+  assert.equal(flat(decodeFrame(r.out[0].frame)).sha, MAC.dir0);
+});
