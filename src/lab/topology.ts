@@ -11,7 +11,7 @@
 // replies must not: r1-r3 route by default via x (198.18.1.254), which reaches the client directly
 // on the client net. FULLNAT replies go to the LIP, on-link for r1-r3 and via x for r4.
 
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addNetns, delNetns, ip, nsExec, nsExecStatus } from "../io/netns.js";
 import { commandPath } from "./packages.js";
@@ -261,6 +261,15 @@ export async function labDown(names: LabNames): Promise<string[]> {
     }
   }
   for (const ns of present) {
+    // `tsvs realserver` keeps its state per namespace inode (src/realserver/realserver.ts).
+    try {
+      rmSync(join(RUN_ROOT, "realserver", String(statSync(`/run/netns/${ns}`).ino)), {
+        recursive: true,
+        force: true,
+      });
+    } catch {
+      // no state
+    }
     delNetns(ns);
     done.push(`deleted namespace ${ns}`);
   }
