@@ -217,3 +217,50 @@ test("NAT and FULLNAT: the reply to a rewritten request comes back as the reques
 function fwdClient(c: number): string {
   return `${c >>> 24}.${(c >>> 16) & 255}.${(c >>> 8) & 255}.${c & 255}`;
 }
+
+test("destination counters always match the table: active = ESTABLISHED entries, inactive = the rest", () => {
+  const op = fc.record({
+    from: fc.constantFrom("client", "server", "time"),
+    client: fc.integer({ min: 0, max: 2 }),
+    port: fc.integer({ min: 0, max: 2 }),
+    flags: fc.constantFrom(SYN, SYN | ACK, ACK, 0x11 /* FIN|ACK */, 0x04 /* RST */, 0x14 /* RST|ACK */),
+    dt: fc.integer({ min: 0, max: 200_000 }),
+  });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 40 }), fc.constantFrom(1, 0), (ops, reuse) => {
+      const d = new Director({ sysctls: { connReuseMode: reuse }, connCapacity: 8 });
+      d.ipvsadm(`-A -t ${IP.vip}:80 -s rr`);
+      d.ipvsadm(`-a -t ${IP.vip}:80 -r ${IP.rs1}:8080 -m`);
+      d.ipvsadm(`-a -t ${IP.vip}:80 -r ${IP.rs2}:8080 -m`);
+      const clients = [IP.client1, IP.client2, "203.0.113.30"];
+      for (const o of ops) {
+        const c = ip(clients[o.client]);
+        const sport = 10000 + o.port;
+        if (o.from === "time") d.advance(d.now + o.dt);
+        else if (o.from === "client") {
+          d.input(1, tcpFrame(L2_FROM_ROUTER, { src: c, dst: VIP }, { sport, dport: 80, flags: o.flags }));
+        } else {
+          for (const [rs, m] of [
+            [IP.rs1, MAC.rs1],
+            [IP.rs2, MAC.rs2],
+          ] as const) {
+            d.input(
+              2,
+              tcpFrame(l2FromLan(m), { src: ip(rs), dst: c }, { sport: 8080, dport: sport, flags: o.flags }),
+            );
+          }
+        }
+        const conns = d.engine.connections(d.now);
+        for (const s of d.engine.services())
+          for (const x of s.dests) {
+            const mine = conns.filter((r) => !r.template && r.daddr === x.addr);
+            const est = mine.filter((r) => r.state === "ESTABLISHED").length;
+            assert.equal(x.activeConns, est, "active");
+            assert.equal(x.inactConns, mine.length - est, "inactive");
+          }
+        assert.ok(conns.length <= 8);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
