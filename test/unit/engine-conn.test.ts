@@ -316,3 +316,47 @@ test("one-packet scheduling (-o): each UDP datagram is scheduled and its entry f
   assert.notEqual(dsts[0], dsts[1]);
   assert.equal(dest(d, IP.rs1).inactConns + dest(d, IP.rs1).activeConns, 0);
 });
+
+test("persistence granularity and quiescent templates", () => {
+  const cases = [
+    {
+      desc: "-M 255.255.255.0: a /24 shares one server",
+      mask: "255.255.255.0",
+      quiesce: false,
+      expireQ: false,
+      same: true,
+    },
+    {
+      desc: "default mask: clients are scheduled apart (rr)",
+      mask: "",
+      quiesce: false,
+      expireQ: false,
+      same: false,
+    },
+    {
+      desc: "weight 0: the template still holds",
+      mask: "255.255.255.0",
+      quiesce: true,
+      expireQ: false,
+      same: true,
+    },
+    {
+      desc: "weight 0 + expire_quiescent_template: rescheduled",
+      mask: "255.255.255.0",
+      quiesce: true,
+      expireQ: true,
+      same: false,
+    },
+  ];
+  for (const c of cases) {
+    const d = new Director({ sysctls: { expireQuiescentTemplate: c.expireQ } });
+    d.ipvsadm(`-A -t ${IP.vip}:80 -s rr -p 300${c.mask === "" ? "" : ` -M ${c.mask}`}`);
+    d.ipvsadm(`-a -t ${IP.vip}:80 -r ${IP.rs1} -g`);
+    d.ipvsadm(`-a -t ${IP.vip}:80 -r ${IP.rs2} -g`);
+    const a = fromClient(d, 6000, SYN, d.now, 80, IP.client1);
+    const first = macStr(a.out[0].frame);
+    if (c.quiesce) d.ipvsadm(`-e -t ${IP.vip}:80 -r ${first === MAC.rs1 ? IP.rs1 : IP.rs2} -g -w 0`);
+    const b = fromClient(d, 6000, SYN, d.now, 80, IP.client2);
+    assert.equal(macStr(b.out[0].frame) === first, c.same, c.desc);
+  }
+});
