@@ -4,12 +4,13 @@
 //
 // HTTP: `GET /bytes/N` answers N pattern bytes (byte i = i mod 256, so a receiver can check every
 // byte without a copy of the body), anything else answers the server's name and a newline ("r1\n").
-// UDP: every datagram is answered with the name and a newline, from the address it was sent to (the
-// socket is bound to the wildcard address, so a VIP on lo answers as the VIP).
+// UDP: every datagram is answered with the name and a newline, from the address it was sent to
+// (one socket per local address, see startLabServer).
 // A port may be written ADDR:PORT to bind one address (nginx proxies /bytes/ to 127.0.0.1:PORT).
 
-import { createSocket } from "node:dgram";
+import { createSocket, type Socket } from "node:dgram";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { networkInterfaces } from "node:os";
 import { pathToFileURL } from "node:url";
 
 /** The largest body /bytes/N serves (1 GiB): bigger N is refused with 400. */
@@ -97,14 +98,53 @@ export async function startLabServer(
     closers.push(() => new Promise<void>((r) => srv.close(() => r())));
   }
   const reply = Buffer.from(`${name}\n`);
-  for (const spec of udp) {
-    const sock = createSocket("udp4");
+  const bindUdp = (host: string | undefined, port: number): Promise<Socket> => {
+    const sock = createSocket({ type: "udp4", reuseAddr: true });
     sock.on("message", (_msg, rinfo) => sock.send(reply, rinfo.port, rinfo.address));
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<Socket>((resolve, reject) => {
       sock.once("error", reject);
-      sock.bind(spec.port, spec.host, () => resolve());
+      sock.bind(port, host, () => {
+        sock.removeListener("error", reject);
+        sock.on("error", () => {});
+        resolve(sock);
+      });
     });
+  };
+  const perAddr = new Map<string, Socket>();
+  const wildcard = udp.filter((u) => u.host === undefined);
+  // A UDP socket bound to 0.0.0.0 answers from the address the route picks (the RIP), not from the
+  // one the request was sent to (the VIP, in DR and TUN): Node has no IP_PKTINFO. So every local
+  // IPv4 address also gets its own socket (more specific binds win delivery), rescanned while the
+  // server runs because `tsvs realserver setup` may add the VIP after the server started.
+  const rescan = async (): Promise<void> => {
+    const addrs = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a !== undefined && a.family === "IPv4")
+      .map((a) => (a as { address: string }).address);
+    for (const u of wildcard) {
+      for (const a of addrs) {
+        const key = `${a}:${u.port}`;
+        if (perAddr.has(key)) continue;
+        try {
+          perAddr.set(key, await bindUdp(a, u.port));
+          process.stdout.write(`udp ${key}\n`);
+        } catch {
+          // the address went away meanwhile
+        }
+      }
+    }
+  };
+  for (const spec of udp) {
+    const sock = await bindUdp(spec.host, spec.port);
     closers.push(() => new Promise<void>((r) => sock.close(() => r())));
+  }
+  if (wildcard.length > 0) {
+    await rescan();
+    const timer = setInterval(() => void rescan(), 500);
+    closers.push(async () => {
+      clearInterval(timer);
+      await Promise.all([...perAddr.values()].map((x) => new Promise<void>((r) => x.close(() => r()))));
+    });
   }
   return {
     close: async () => {

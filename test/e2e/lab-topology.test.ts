@@ -1,0 +1,151 @@
+// `tsvs lab` on this machine's kernel: the namespaces, links and routes of docs/lab.md with their
+// real-server applications (Node server and nginx), then the daemon serving the VIP through the
+// lab, and a teardown that leaves nothing behind, also after a "crash" (state file lost).
+// Names use the prefix tsvs-lt<pid>; addresses are the lab's fixed ones.
+// Needs root and iproute2 (+ curl): skipped with the reason otherwise, failed when CI=true.
+
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { ip, netnsUnavailableReason, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { tsvsEntry } from "../../src/lab/daemon.js";
+import { countResponses } from "../../src/lab/demo.js";
+import { labStatus, labUp, realserverArgv } from "../../src/lab/lab.js";
+import { ensurePackages } from "../../src/lab/packages.js";
+import { procAlive } from "../../src/lab/proc.js";
+import { nginxAvailable } from "../../src/lab/servers.js";
+import { LAB_ADDR, type LabNames, labDown, labNames, readState } from "../../src/lab/topology.js";
+
+const CI = process.env.CI === "true";
+let unavailable = netnsUnavailableReason();
+if (unavailable === null && ensurePackages(["curl"]).length > 0) unavailable = "curl is missing";
+if (unavailable !== null && CI) throw new Error(`lab e2e test cannot run on CI: ${unavailable}`);
+const skip = unavailable === null ? false : `lab e2e: ${unavailable}`;
+
+const names: LabNames = labNames(`tsvs-lt${process.pid}`);
+const tmp = mkdtempSync(join(tmpdir(), "tsvs-lt-"));
+
+function labNamespaces(): string[] {
+  return ip("netns", "list")
+    .split("\n")
+    .map((l) => l.split(" ")[0])
+    .filter((n) => n.startsWith(names.prefix));
+}
+
+function curl(ns: string, url: string): { status: number; body: string } {
+  const r = nsExecStatus(ns, ["curl", "-s", "--max-time", "3", url], 10_000);
+  return { status: r.status, body: r.stdout };
+}
+
+/** Sends one UDP datagram from inside ns and returns the answer ("" on timeout). */
+function udpAsk(ns: string, addr: string, port: number): string {
+  const src = `const s=require("dgram").createSocket("udp4");const t=setTimeout(()=>{s.close()},2000);
+s.on("message",(m)=>{process.stdout.write(String(m));clearTimeout(t);s.close()});s.send("who?",${port},"${addr}");`;
+  return nsExecStatus(ns, [process.execPath, "-e", src], 10_000).stdout;
+}
+
+function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = i & 0xff;
+  return b;
+}
+
+/** Every server answers its name on 80 and 8080, /bytes/N with the pattern, and UDP 53. */
+function checkServers(fromNs: string): void {
+  for (const s of names.servers) {
+    for (const port of [80, 8080]) {
+      const r = curl(fromNs, `http://${s.rip}:${port}/`);
+      assert.equal(r.status, 0, `${s.name} ${s.rip}:${port} from ${fromNs}`);
+      assert.equal(r.body, `${s.name}\n`);
+    }
+    const file = join(tmp, `${s.name}.bin`);
+    const url = `http://${s.rip}/bytes/100000`;
+    const big = nsExecStatus(fromNs, ["curl", "-s", "--max-time", "5", "-o", file, url], 10_000);
+    assert.equal(big.status, 0);
+    assert.ok(readFileSync(file).equals(pattern(100_000)), `${s.name} /bytes/100000 is the pattern`);
+    assert.equal(udpAsk(fromNs, s.rip, 53), `${s.name}\n`, `${s.name} UDP 53`);
+  }
+}
+
+function assertGone(pids: number[]): void {
+  assert.deepEqual(labNamespaces(), [], "no namespace of the lab is left");
+  assert.equal(existsSync(names.runDir), false, "the run directory is removed");
+  for (const pid of pids) assert.equal(procAlive({ pid, start: 0, what: "" }), false, `pid ${pid} is gone`);
+}
+
+describe("tsvs lab topology, servers and teardown", { skip, timeout: 60_000 }, () => {
+  after(async () => {
+    await labDown(names);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("builds the lab with Node servers that answer HTTP 80/8080, /bytes/N and UDP 53 on every RIP", async () => {
+    const st = await labUp(names, { method: "nat", servers: "node", daemon: false });
+    assert.equal(st.servers, "node");
+    const status = labStatus(names);
+    assert.equal(status.up, true);
+    assert.ok(status.procs.every((p) => p.alive));
+    assert.match(status.addresses[names.director], /eth0 198\.18\.0\.1\/24, eth1 198\.18\.1\.1\/24/);
+    assert.match(status.addresses[names.router], /198\.18\.2\.1\/24/);
+    // From the director: r1-r3 on its LAN, r4 through the router x.
+    checkServers(names.director);
+    // From the client through the director's kernel, forwarding for the moment (NAT return path:
+    // r1-r3 default via the DIP, x sends the client net to the DIP).
+    nsExec(names.director, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    for (const s of [names.servers[0], names.servers[3]]) {
+      assert.equal(curl(names.client, `http://${s.rip}/`).body, `${s.name}\n`, `client → ${s.name}`);
+    }
+    nsExec(names.director, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"]);
+
+    const pids = st.procs.map((p) => p.pid);
+    const removed = await labDown(names);
+    assert.ok(removed.some((l) => l.startsWith("deleted namespace")));
+    assertGone(pids);
+    assert.deepEqual(await labDown(names), [], "a second down has nothing to do");
+  });
+
+  it("removes a lab whose state file is lost (after a crash): namespaces and the processes in them", async () => {
+    const st = await labUp(names, { method: "dr", servers: "node", daemon: false });
+    const pids = st.procs.map((p) => p.pid);
+    assert.ok(pids.every((pid) => procAlive({ pid, start: 0, what: "" })));
+    rmSync(names.stateFile);
+    await labDown(names);
+    assertGone(pids);
+  });
+
+  it("serves with nginx (name on 80/8080, /bytes/N proxied, UDP by the Node responder), DR real servers pass doctor", async (t) => {
+    if (!nginxAvailable() && ensurePackages(["nginx"]).length > 0) {
+      t.skip("nginx is not installed and cannot be installed here");
+      return;
+    }
+    const st = await labUp(names, { method: "dr", servers: "nginx", daemon: false });
+    assert.equal(st.servers, "nginx");
+    assert.ok(st.procs.some((p) => p.what.startsWith("nginx")));
+    checkServers(names.director);
+    for (const s of names.servers.slice(0, 3)) {
+      const d = nsExecStatus(s.ns, realserverArgv(["doctor", "--vip", LAB_ADDR.VIP, "--method", "dr"]));
+      assert.equal(d.status, 0, `${s.name} doctor:\n${d.stdout}${d.stderr}`);
+    }
+    const pids = st.procs.map((p) => p.pid);
+    await labDown(names);
+    assertGone(pids);
+  });
+
+  it("with the daemon: TUN spreads 8 curl requests round robin over r1-r4 (r4 behind the router)", async (t) => {
+    if (tsvsEntry() === null) {
+      t.skip("the daemon is not built");
+      return;
+    }
+    const st = await labUp(names, { method: "tun", servers: "node" });
+    assert.equal(st.daemonStatus, "running", st.daemonStatus);
+    const { counts, failed } = countResponses(names, 8);
+    assert.equal(failed, 0);
+    assert.deepEqual(counts, { r1: 2, r2: 2, r3: 2, r4: 2 });
+    const daemonPid = st.daemon?.pid ?? 0;
+    await labDown(names);
+    assertGone([daemonPid, ...st.procs.map((p) => p.pid)]);
+    assert.equal(readState(names), null);
+  });
+});
