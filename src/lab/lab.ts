@@ -42,6 +42,8 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
   const want = opts.servers ?? "auto";
   const pkgs = ["iproute2", "curl", "ethtool"];
   if (want !== "node") pkgs.push("nginx");
+  // The daemon's ingress guard is an nft table (SPEC §1).
+  if (opts.daemon !== false) pkgs.push("nftables");
   const missing = ensurePackages(pkgs, log);
   if (missing.includes("iproute2")) throw new Error("iproute2 (`ip`) is missing");
   let kind: ServerKind = want === "auto" ? (nginxAvailable() ? "nginx" : "node") : want;
