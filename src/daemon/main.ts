@@ -33,7 +33,8 @@ Runs the director in the foreground, in the current network namespace.
   --control PATH     control socket (default: $TSVS_CONTROL, else /run/tsvs/control.sock in the
                      host namespace, /run/tsvs/netns-<inode>/control.sock in others)
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (default info)
-  --idle-ms N        poll timeout of the data-plane loop when idle (default 10)
+  --idle-ms N        poll timeout of the data-plane loop when idle (default 10; 0 = busy-poll,
+                     never sleep: lowest latency, one core at 100 %)
 `;
 
 export interface DaemonOptions {
@@ -83,8 +84,8 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
       }
       case "--idle-ms": {
         const v = Number(value());
-        if (!Number.isInteger(v) || v < 1 || v > 1000)
-          throw new DaemonUsageError("--idle-ms must be 1..1000");
+        if (!Number.isInteger(v) || v < 0 || v > 1000)
+          throw new DaemonUsageError("--idle-ms must be 0..1000");
         o.idleMs = v;
         break;
       }

@@ -226,7 +226,7 @@ function run(init: WorkerInit): void {
       engine.tick(now());
       for (let si = 0; si < sockets.length; si++) sockets[si].flush();
       if (!control()) break;
-      if (got === 0) {
+      if (got === 0 && init.idleMs > 0) {
         const p = c.poll(pollAddr, sockets.length, init.idleMs);
         if (p < 0 && c.errno() !== 4 /* EINTR */) throw new Error(`poll: errno ${c.errno()}`);
       }
