@@ -3,7 +3,7 @@
 
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: all deps build demo test lint format bench bench-core clean
+.PHONY: all deps build demo sim test e2e-deps lint format bench bench-core clean
 
 all: build
 
@@ -16,10 +16,18 @@ deps: $(NODE_MODULES_STAMP)
 build: deps
 	npx tsc -p tsconfig.json
 
-demo: build
+# The main job: the netns lab (root) carries curl traffic through NAT, DR, TUN and FULLNAT.
+demo: build e2e-deps
+	bin/tsvs lab demo
+
+# The same director on the in-memory network: no root needed, deterministic.
+sim: build
 	bin/tsvs sim --all examples/
 
-test: build
+e2e-deps:
+	@scripts/e2e-deps.sh
+
+test: build e2e-deps
 	npx biome ci .
 	node --test --test-reporter=spec dist/test/
 

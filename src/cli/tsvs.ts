@@ -5,13 +5,22 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TsvsError } from "../core/errors.js";
+import { daemonMain } from "./daemon.js";
+import { ipvsadmMain, statusMain } from "./ipvsadm-client.js";
+import { labMain } from "./lab.js";
+import { realserverMain } from "./realserver.js";
 import { simMain } from "./sim/main.js";
 
 const USAGE = `Usage: tsvs COMMAND [ARGS]
 
 Commands:
-  sim FILE...          run scenario files on the in-memory network (docs/sim.md)
-  sim --all DIR        run every *.tsvs scenario in DIR
+  lab up|demo|status|down   the network-namespace lab: client, director, real servers (docs/lab.md)
+  daemon --iface IF...      the director on this namespace's interfaces (docs/daemon.md)
+  ipvsadm ARGS              ipvsadm 1.31's commands and output, through the daemon's control socket
+  status [--json]           the daemon's interfaces, worker, counters
+  realserver setup|doctor|teardown --vip VIP [--method dr|tun]   prepare a DR/TUN real server
+  sim FILE...               run scenario files on the in-memory network (docs/sim.md)
+  sim --all DIR             run every *.tsvs scenario in DIR
   version              print the version
   help                 this text
 `;
@@ -28,6 +37,16 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case "sim":
         return await simMain(rest);
+      case "lab":
+        return await labMain(rest);
+      case "daemon":
+        return await daemonMain(rest);
+      case "ipvsadm":
+        return await ipvsadmMain(rest);
+      case "status":
+        return await statusMain(rest);
+      case "realserver":
+        return await realserverMain(rest);
       case "version":
       case "--version":
       case "-V":
