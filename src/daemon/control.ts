@@ -4,7 +4,7 @@
 // Requests are handled one at a time across all connections, in arrival order, so two
 // ipvsadm invocations never interleave inside the table.
 
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmdirSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import { MAX_REQUEST_BYTES, parseRequest, type Request, type Response } from "./protocol.js";
@@ -16,6 +16,7 @@ export class ControlServer {
   #server: Server | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #sockets = new Set<Socket>();
+  #createdDir = false;
 
   constructor(path: string) {
     this.path = path;
@@ -24,6 +25,7 @@ export class ControlServer {
   /** Listens on the path; refuses when another daemon answers there, removes a stale socket. */
   async listen(handler: Handler): Promise<void> {
     const dir = dirname(this.path);
+    this.#createdDir = !existsSync(dir);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
     if (existsSync(this.path)) {
@@ -88,8 +90,10 @@ export class ControlServer {
     if (s !== null) await new Promise<void>((resolve) => s.close(() => resolve()));
     try {
       unlinkSync(this.path);
+      // The directory too when this daemon made it (per-namespace directories would pile up).
+      if (this.#createdDir) rmdirSync(dirname(this.path));
     } catch {
-      // already gone
+      // already gone, or not empty
     }
   }
 }

@@ -11,7 +11,7 @@ import { MessageChannel, Worker } from "node:worker_threads";
 import pino from "pino";
 import { parseIPv4 } from "../core/addr.js";
 import type { IfaceConfig } from "../core/route.js";
-import { ControlServer } from "./control.js";
+import { ControlServer, type Handler } from "./control.js";
 import { defaultInterfaces, ipForward, readInterface, readRoutes } from "./kernel.js";
 import { applyGuard, checkNft, NFT_FAMILY, NFT_TABLE, removeGuard } from "./nft.js";
 import {
@@ -145,6 +145,18 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     "starting",
   );
 
+  // The control socket first: it is also the lock that keeps a second daemon of this namespace
+  // away from the first one's guard and interfaces. Requests before the data plane is up are
+  // refused ("starting").
+  const server = new ControlServer(control);
+  let handler: Handler = async () => ({ error: "the daemon is starting" });
+  try {
+    await server.listen((req) => handler(req));
+  } catch (e) {
+    log.fatal({ err: (e as Error).message, control }, "cannot open the control socket");
+    return 1;
+  }
+
   // The guard goes in before the first packet socket opens: a table left by a crashed daemon is
   // replaced, and the LIPs are guarded from the start.
   let guard: Guard = { owned: [...new Set(opts.lips)].sort((a, b) => a - b), nat: [] };
@@ -154,6 +166,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     nftUpdates++;
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "cannot install the nft guard");
+    await server.close();
     return 1;
   }
 
@@ -250,7 +263,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     guard = await ready;
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "the data plane did not start");
-    await cleanup(null);
+    await cleanup(server);
     return 1;
   }
 
@@ -268,7 +281,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     }
   };
 
-  const handler = async (req: Request): Promise<Response> => {
+  handler = async (req: Request): Promise<Response> => {
     if (req.op === "ipvsadm") {
       const m = await ask({ type: "ipvsadm", argv: req.argv, stdin: req.stdin });
       if (m.type !== "reply") return { error: "the data plane stopped" };
@@ -302,14 +315,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return { status };
   };
 
-  const server = new ControlServer(control);
-  try {
-    await server.listen(handler);
-  } catch (e) {
-    log.fatal({ err: (e as Error).message, control }, "cannot open the control socket");
-    await cleanup(null);
-    return 1;
-  }
   log.info({ control, interfaces: ifnames }, "ready");
 
   return await new Promise<number>((resolve) => {

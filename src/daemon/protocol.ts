@@ -2,7 +2,7 @@
 // One request per line, one response line per request, in order. Pure data: shared by the
 // daemon (control.ts), the worker and the clients.
 
-import { statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 export const PROTOCOL_VERSION = 1;
@@ -98,25 +98,42 @@ export function netnsId(): string {
   }
 }
 
-function initNetnsId(): string | null {
+function inode(path: string): string | null {
   try {
-    return String(statSync("/proc/1/ns/net").ino);
+    return String(statSync(path).ino);
   } catch {
     return null;
   }
 }
 
+/** The `ip netns` name of this namespace (a bind mount under /run/netns with our inode), or null. */
+export function netnsName(self = netnsId()): string | null {
+  let names: string[];
+  try {
+    names = readdirSync("/run/netns");
+  } catch {
+    return null;
+  }
+  for (const n of names.sort()) if (inode(join("/run/netns", n)) === self) return n;
+  return null;
+}
+
 /**
- * Where the daemon of this network namespace listens unless told otherwise: /run/tsvs/control.sock
- * in the host's namespace, /run/tsvs/netns-<inode>/control.sock in any other. A daemon belongs
- * to one namespace as the kernel's IPVS table does, and `ip netns exec NS tsvs ipvsadm` must reach
- * the daemon of NS; /run is shared between namespaces, so the namespace goes into the path.
+ * Where the daemon of this network namespace listens unless told otherwise. A daemon belongs to one
+ * namespace as the kernel's IPVS table does, and `ip netns exec NS tsvs ipvsadm` must reach the
+ * daemon of NS; /run is shared between namespaces, so the namespace goes into the path:
+ *   a namespace named by `ip netns` (as `ip netns identify` finds it): /run/tsvs/netns-NAME/control.sock
+ *   another namespace than PID 1's, when that can be read:              /run/tsvs/netns-INODE/control.sock
+ *   otherwise (the host's namespace, or a container's own /run):        /run/tsvs/control.sock
  */
 export function defaultControlPath(): string {
   const self = netnsId();
-  const init = initNetnsId();
-  if (init === null || init === self || self === "unknown") return join(RUN_DIR, "control.sock");
-  return join(RUN_DIR, `netns-${self}`, "control.sock");
+  const name = netnsName(self);
+  if (name !== null) return join(RUN_DIR, `netns-${name}`, "control.sock");
+  const init = inode("/proc/1/ns/net");
+  if (init !== null && self !== "unknown" && init !== self)
+    return join(RUN_DIR, `netns-${self}`, "control.sock");
+  return join(RUN_DIR, "control.sock");
 }
 
 /** --control PATH, else $TSVS_CONTROL, else the namespace's default. */

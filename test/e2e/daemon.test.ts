@@ -250,6 +250,14 @@ describe("tsvs daemon with real kernels, nft guard and curl", { skip, timeout: 6
     assert.match(guard, /198\.18\.0\.100/);
     assert.match(guard, /198\.18\.1\.11 \. tcp \. 80/);
 
+    // A second daemon in the namespace is refused before it touches the first one's guard.
+    const second = await startDaemon(sock).then(
+      () => "started",
+      (e: Error) => e.message,
+    );
+    assert.match(second, /exited with 1[\s\S]*another daemon is listening/);
+    assert.match(nsExec(NS.d, ["nft", "list", "table", "netdev", "tsvs"]), /198\.18\.1\.11 \. tcp \. 80/);
+
     const seen: Record<string, number> = {};
     for (let i = 0; i < 10; i++) {
       const r = nsExecStatus(NS.c, ["curl", "-sS", "--max-time", "3", `http://${VIP}/`], 10_000);
