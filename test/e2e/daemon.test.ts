@@ -17,6 +17,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { parseIPv4 } from "../../src/core/addr.js";
+import { guardScript } from "../../src/daemon/nft.js";
+import { parseRequest } from "../../src/daemon/protocol.js";
 import {
   addNetns,
   addVethPair,
@@ -63,13 +66,67 @@ function skipReason(): string | null {
   if (r !== null) return r;
   if (!ensure("nft", "nftables")) return "nft (nftables) is missing and could not be installed";
   if (!ensure("curl", "curl")) return "curl is missing and could not be installed";
-  if (!have("ethtool")) return "ethtool is missing";
+  if (!ensure("ethtool", "ethtool")) return "ethtool is missing and could not be installed";
   return null;
 }
 
 const unavailable = skipReason();
 if (unavailable !== null && CI) throw new Error(`daemon e2e test cannot run on CI: ${unavailable}`);
 const skip = unavailable === null ? false : `daemon e2e: ${unavailable}`;
+
+describe("control protocol requests (no root needed)", () => {
+  const cases: { line: string; want: unknown }[] = [
+    { line: '{"op":"ipvsadm","argv":["-Ln"]}', want: { op: "ipvsadm", argv: ["-Ln"] } },
+    {
+      line: '{"op":"ipvsadm","argv":["-R"],"stdin":"-C\\n"}',
+      want: { op: "ipvsadm", argv: ["-R"], stdin: "-C\n" },
+    },
+    { line: '{"op":"status","extra":1}', want: { op: "status" } },
+    { line: "not json", want: { error: "request is not JSON" } },
+    { line: "[1]", want: { error: "request must be a JSON object" } },
+    {
+      line: '{"op":"ipvsadm","argv":"-Ln"}',
+      want: { error: "ipvsadm: argv must be an array of at most 256 strings" },
+    },
+    {
+      line: '{"op":"ipvsadm","argv":[1]}',
+      want: { error: "ipvsadm: argv must be an array of at most 256 strings" },
+    },
+    { line: '{"op":"ipvsadm","argv":[],"stdin":5}', want: { error: "ipvsadm: stdin must be a string" } },
+    { line: '{"op":"reboot"}', want: { error: 'unknown op "reboot"' } },
+  ];
+  for (const c of cases) {
+    it(`parses ${c.line}`, () => assert.deepEqual(parseRequest(c.line), c.want));
+  }
+
+  it("guard script: one ingress chain per interface, fwmark NAT destinations guarded for TCP and UDP", () => {
+    const a = (s: string): number => parseIPv4(s) ?? 0;
+    const script = guardScript(["eth0", "eth1"], [a("198.18.1.254"), a("198.18.0.254")], {
+      owned: [a("198.18.0.100")],
+      nat: [
+        { addr: a("198.18.1.11"), proto: 6, port: 80 },
+        { addr: a("198.18.1.12"), proto: 0, port: 53 },
+      ],
+    });
+    assert.match(script, /^table netdev tsvs \{\}\ndelete table netdev tsvs\ntable netdev tsvs \{\n/);
+    assert.match(script, /set own4 \{ type ipv4_addr; elements = \{ 198\.18\.0\.100 \}; \}/);
+    assert.match(
+      script,
+      /set local4 \{ type ipv4_addr; elements = \{ 198\.18\.0\.254, 198\.18\.1\.254 \}; \}/,
+    );
+    assert.match(
+      script,
+      /elements = \{ 198\.18\.1\.11 \. tcp \. 80, 198\.18\.1\.12 \. tcp \. 53, 198\.18\.1\.12 \. udp \. 53 \}/,
+    );
+    assert.equal(script.match(/hook ingress device/g)?.length, 2);
+    assert.match(
+      script,
+      /chain in_eth1 \{\n {4}type filter hook ingress device "eth1" priority -500; policy accept;/,
+    );
+    const empty = guardScript(["eth0"], [], { owned: [], nat: [] });
+    assert.doesNotMatch(empty, /elements/);
+  });
+});
 
 const P = process.pid;
 const NS = { c: `tsvs-dm-${P}-c`, d: `tsvs-dm-${P}-d`, r1: `tsvs-dm-${P}-r1`, r2: `tsvs-dm-${P}-r2` };
