@@ -146,10 +146,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   );
 
   // The control socket first: it is also the lock that keeps a second daemon of this namespace
-  // away from the first one's guard and interfaces. Requests before the data plane is up are
-  // refused ("starting").
+  // away from the first one's guard and interfaces. Requests that arrive before the data plane is
+  // up wait for it (a client may connect as soon as the socket file exists).
   const server = new ControlServer(control);
-  let handler: Handler = async () => ({ error: "the daemon is starting" });
+  let started: (ok: boolean) => void = () => {};
+  const startedP = new Promise<boolean>((resolve) => {
+    started = resolve;
+  });
+  let handler: Handler = async (req) =>
+    (await startedP) ? handler(req) : { error: "the daemon failed to start" };
   try {
     await server.listen((req) => handler(req));
   } catch (e) {
@@ -166,6 +171,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     nftUpdates++;
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "cannot install the nft guard");
+    started(false);
     await server.close();
     return 1;
   }
@@ -263,6 +269,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     guard = await ready;
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "the data plane did not start");
+    started(false);
     await cleanup(server);
     return 1;
   }
@@ -315,6 +322,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return { status };
   };
 
+  started(true);
   log.info({ control, interfaces: ifnames }, "ready");
 
   return await new Promise<number>((resolve) => {
