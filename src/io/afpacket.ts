@@ -5,10 +5,29 @@
 // is opened: frame slots, the mmsghdr and iovec arrays, the per-frame sockaddr_ll, the pollfd. The
 // JS side sees it through typed-array views created at open time, so the steady state (recvBatch,
 // frame(i), send/forward, flush) allocates nothing per packet.
+//
+// PACKET_AUXDATA: every received frame comes with a struct tpacket_auxdata control message (one
+// preallocated control buffer per mmsghdr). It tells us what the frame bytes alone do not:
+// - TP_STATUS_CSUMNOTREADY: the skb is CHECKSUM_PARTIAL (veth, a local sender, virtio with
+//   offloads): its TCP/UDP checksum field holds only the pseudo-header sum, to be completed by a
+//   device that will never see this frame. We complete it in place before recvBatch returns, so
+//   a director that rewrites with incremental updates forwards correct checksums.
+// - TP_STATUS_VLAN_VALID: the NIC (or veth's tx-vlan offload) took the 802.1Q tag out of the
+//   frame into skb->vlan_tci; we put it back, so the frame is what was on the wire.
 
+import { readU16, writeU16 } from "../core/addr.js";
+import { l4ChecksumV4 } from "../core/packet/csum.js";
 import {
   AF_PACKET,
+  AUX_LEN,
+  AUX_STATUS,
+  AUX_VLAN_TCI,
+  AUX_VLAN_TPID,
+  AUXDATA_CMSG_LEN,
+  AUXDATA_CMSG_SPACE,
   addressOf,
+  CMSG_LEVEL,
+  CMSG_TYPE,
   EAGAIN,
   EINTR,
   ENOBUFS,
@@ -16,6 +35,8 @@ import {
   IFNAMSIZ,
   libc,
   MMSG_LEN,
+  MSG_CONTROL,
+  MSG_CONTROLLEN,
   MSG_DONTWAIT,
   MSG_FLAGS,
   MSG_IOV,
@@ -25,12 +46,14 @@ import {
   MSG_TRUNC,
   type NativePtr,
   PACKET_ADD_MEMBERSHIP,
+  PACKET_AUXDATA,
   PACKET_IGNORE_OUTGOING,
   PACKET_MR_PROMISC,
   PACKET_STATISTICS,
   POLLIN,
   SIOCGIFHWADDR,
   SIOCGIFMTU,
+  SIZEOF_CMSGHDR,
   SIZEOF_IFREQ,
   SIZEOF_IOVEC,
   SIZEOF_MMSGHDR,
@@ -47,6 +70,9 @@ import {
   SOL_PACKET,
   SOL_SOCKET,
   SyscallError,
+  TP_STATUS_CSUMNOTREADY,
+  TP_STATUS_VLAN_TPID_VALID,
+  TP_STATUS_VLAN_VALID,
 } from "./libc.js";
 
 export interface PacketSocketOptions {
@@ -63,6 +89,11 @@ export interface PacketSocketOptions {
   /** SO_RCVBUF / SO_SNDBUF in bytes (FORCE variants when root). Default 4 MiB each; 0 = kernel default. */
   rcvbuf?: number;
   sndbuf?: number;
+  /**
+   * Ask for PACKET_AUXDATA and act on it: complete CHECKSUM_PARTIAL IPv4 TCP/UDP checksums and put
+   * back VLAN tags the device stripped. Default true; false only to measure what it costs.
+   */
+  auxdata?: boolean;
 }
 
 /** Counters kept by the socket itself (monotonic, never reset). */
@@ -80,9 +111,22 @@ export interface PacketSocketCounters {
   lastTxErrno: number;
   /** send()/commit() calls with a frame larger than txFrameSize (not queued). */
   txOversize: number;
+  /** Frames received CHECKSUM_PARTIAL (TP_STATUS_CSUMNOTREADY). */
+  rxCsumPartial: number;
+  /** Of those, IPv4 TCP/UDP frames whose checksum was completed in place. */
+  rxCsumCompleted: number;
+  /** Frames whose stripped 802.1Q/802.1ad tag was put back (TP_STATUS_VLAN_VALID). */
+  rxVlanRestored: number;
+  /** Frames longer than MTU + Ethernet header (+ tag): GRO/LRO/GSO aggregates, not forwardable as is. */
+  rxOversize: number;
 }
 
 const ETH_ALEN = 6;
+const ETH_HLEN = 14;
+const VLAN_HLEN = 4;
+const ETH_P_8021Q = 0x8100;
+const ETH_P_8021AD = 0x88a8;
+const ETH_P_IP = 0x0800;
 const htons = (v: number): number => ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
 
 interface Region {
@@ -121,11 +165,16 @@ export class PacketSocket {
     txErrors: 0,
     lastTxErrno: 0,
     txOversize: 0,
+    rxCsumPartial: 0,
+    rxCsumCompleted: 0,
+    rxVlanRestored: 0,
+    rxOversize: 0,
   };
 
   #fd: number;
   #rxData: Region;
-  #rxMsgs: Region; // mmsghdr[batch] | iovec[batch] | sockaddr_ll[batch] (24-byte stride)
+  // mmsghdr[batch] | iovec[batch] | sockaddr_ll[batch] (24-byte stride) | cmsg[batch] (AUXDATA_CMSG_SPACE)
+  #rxMsgs: Region;
   #txData: Region;
   #txMsgs: Region; // mmsghdr[batch] | iovec[batch]
   #pollfd: Region;
@@ -134,6 +183,9 @@ export class PacketSocket {
   #rxLen: Int32Array;
   #rxIovOff: number;
   #rxNameOff: number;
+  #rxCtlOff: number;
+  #rxSlotSize: number;
+  #aux: boolean;
   #txIovOff: number;
   // Slot addresses split in 32-bit halves, so that forward() can point a tx iovec anywhere without
   // a BigInt: [lo, hi] per slot.
@@ -162,6 +214,9 @@ export class PacketSocket {
     this.batch = batch;
     this.snaplen = snaplen;
     this.txFrameSize = txFrameSize;
+    this.#aux = opts.auxdata ?? true;
+    // Each rx slot has VLAN_HLEN spare bytes after snaplen, so a restored tag never cuts the frame.
+    this.#rxSlotSize = snaplen + VLAN_HLEN;
 
     const ifindex = c.if_nametoindex(ifname);
     if (ifindex === 0) throw new SyscallError(`if_nametoindex(${ifname})`, c.errno());
@@ -175,6 +230,7 @@ export class PacketSocket {
     this.#fd = fd;
     try {
       if (opts.ignoreOutgoing ?? true) this.#setInt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
+      if (this.#aux) this.#setInt(SOL_PACKET, PACKET_AUXDATA, 1, true);
       const rcvbuf = opts.rcvbuf ?? 4 << 20;
       const sndbuf = opts.sndbuf ?? 4 << 20;
       if (rcvbuf > 0 && !this.#setInt(SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf, false)) {
@@ -208,10 +264,12 @@ export class PacketSocket {
       sll.writeInt32LE(ifindex, 4);
       if (c.bind(fd, sll, SIZEOF_SOCKADDR_LL) < 0) throw new SyscallError(`bind(${ifname})`, c.errno());
 
-      this.#rxData = alloc(batch * snaplen);
+      const slot = this.#rxSlotSize;
+      this.#rxData = alloc(batch * slot);
       this.#rxIovOff = batch * SIZEOF_MMSGHDR;
       this.#rxNameOff = this.#rxIovOff + batch * SIZEOF_IOVEC;
-      this.#rxMsgs = alloc(this.#rxNameOff + batch * 24);
+      this.#rxCtlOff = this.#rxNameOff + batch * 24; // 8-aligned: cmsghdr starts with a size_t
+      this.#rxMsgs = alloc(this.#rxCtlOff + (this.#aux ? batch * AUXDATA_CMSG_SPACE : 0));
       this.#txData = alloc(batch * txFrameSize);
       this.#txIovOff = batch * SIZEOF_MMSGHDR;
       this.#txMsgs = alloc(this.#txIovOff + batch * SIZEOF_IOVEC);
@@ -234,10 +292,14 @@ export class PacketSocket {
         rx.setUint32(m + MSG_NAMELEN, SIZEOF_SOCKADDR_LL, true);
         setPtr(rx, m + MSG_IOV, this.#rxMsgs.addr + iov);
         setPtr(rx, m + MSG_IOVLEN, 1);
-        setPtr(rx, iov, this.#rxData.addr + i * snaplen);
+        if (this.#aux) {
+          setPtr(rx, m + MSG_CONTROL, this.#rxMsgs.addr + this.#rxCtlOff + i * AUXDATA_CMSG_SPACE);
+          setPtr(rx, m + MSG_CONTROLLEN, AUXDATA_CMSG_SPACE);
+        }
+        setPtr(rx, iov, this.#rxData.addr + i * slot);
         setPtr(rx, iov + 8, snaplen);
-        this.#rxViews.push(this.#rxData.bytes.subarray(i * snaplen, (i + 1) * snaplen));
-        splitAddr(this.#rxSlotAddr, i, this.#rxData.addr + i * snaplen);
+        this.#rxViews.push(this.#rxData.bytes.subarray(i * slot, (i + 1) * slot));
+        splitAddr(this.#rxSlotAddr, i, this.#rxData.addr + i * slot);
 
         // tx messages carry no address: af_packet.c's packet_snd() then uses the bound ifindex.
         const tiov = this.#txIovOff + i * SIZEOF_IOVEC;
@@ -276,9 +338,13 @@ export class PacketSocket {
     if (this.#txCount > 0) this.flush();
     const c = libc();
     const rx = this.#rxMsgs.dv;
-    // recvmsg overwrites msg_namelen with the address length it wrote; restore the buffer size.
-    for (let i = 0; i < this.#rxCount; i++)
+    // recvmsg overwrites msg_namelen and msg_controllen with the lengths it wrote; restore the
+    // buffer sizes (msg_controllen is a size_t: its high half stays 0).
+    const aux = this.#aux;
+    for (let i = 0; i < this.#rxCount; i++) {
       rx.setUint32(i * SIZEOF_MMSGHDR + MSG_NAMELEN, SIZEOF_SOCKADDR_LL, true);
+      if (aux) rx.setUint32(i * SIZEOF_MMSGHDR + MSG_CONTROLLEN, AUXDATA_CMSG_SPACE, true);
+    }
     this.#rxCount = 0;
     // Try first, poll only when the queue is empty: under load the poll(2) call is skipped entirely.
     let n = c.recvmmsg(this.#fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
@@ -299,19 +365,55 @@ export class PacketSocket {
       }
     }
     const cnt = this.counters;
+    const maxLen = this.mtu + ETH_HLEN;
     for (let i = 0; i < n; i++) {
       const m = i * SIZEOF_MMSGHDR;
-      const len = rx.getUint32(m + MMSG_LEN, true);
+      let len = rx.getUint32(m + MMSG_LEN, true);
+      const truncated = (rx.getInt32(m + MSG_FLAGS, true) & MSG_TRUNC) !== 0;
+      if (truncated) cnt.rxTruncated++;
+      // msg_len is what was copied (≤ snaplen); tp_len, when we have it, is the frame's own length.
+      let origLen = len;
+      const f = this.#rxViews[i];
+      if (aux && rx.getUint32(m + MSG_CONTROLLEN, true) >= AUXDATA_CMSG_LEN) {
+        const c = this.#rxCtlOff + i * AUXDATA_CMSG_SPACE;
+        if (
+          rx.getInt32(c + CMSG_LEVEL, true) === SOL_PACKET &&
+          rx.getInt32(c + CMSG_TYPE, true) === PACKET_AUXDATA
+        ) {
+          const d = c + SIZEOF_CMSGHDR;
+          const status = rx.getUint32(d + AUX_STATUS, true);
+          origLen = rx.getUint32(d + AUX_LEN, true);
+          if ((status & TP_STATUS_CSUMNOTREADY) !== 0) {
+            cnt.rxCsumPartial++;
+            // A cut frame lacks bytes the checksum covers: leave it (it is counted as truncated).
+            if (!truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
+          }
+          if ((status & TP_STATUS_VLAN_VALID) !== 0) {
+            const tpid =
+              (status & TP_STATUS_VLAN_TPID_VALID) !== 0
+                ? rx.getUint16(d + AUX_VLAN_TPID, true)
+                : ETH_P_8021Q;
+            len = insertVlanTag(f, len, tpid, rx.getUint16(d + AUX_VLAN_TCI, true));
+            origLen += VLAN_HLEN;
+            cnt.rxVlanRestored++;
+          }
+        }
+      }
+      // A tag in the frame (ours or the sender's) rides on top of the MTU, as on the wire.
+      const tagged = len >= ETH_HLEN && (readU16(f, 12) === ETH_P_8021Q || readU16(f, 12) === ETH_P_8021AD);
+      if (origLen > maxLen + (tagged ? VLAN_HLEN : 0)) cnt.rxOversize++;
       this.#rxLen[i] = len;
       cnt.rxBytes += len;
-      if ((rx.getInt32(m + MSG_FLAGS, true) & MSG_TRUNC) !== 0) cnt.rxTruncated++;
     }
     cnt.rxFrames += n;
     this.#rxCount = n;
     return n;
   }
 
-  /** The view of rx slot i (snaplen bytes; the frame is the first length(i) of them). */
+  /**
+   * The view of rx slot i: snaplen + 4 bytes (room for a restored VLAN tag); the frame is the first
+   * length(i) of them.
+   */
   frame(i: number): Uint8Array {
     return this.#rxViews[i];
   }
@@ -357,7 +459,7 @@ export class PacketSocket {
 
   /** Queues bytes [off, off+len) of rx slot i as they are (zero copy), e.g. a frame rewritten in place. */
   forward(i: number, off: number, len: number): boolean {
-    if (i < 0 || i >= this.#rxCount || off < 0 || len <= 0 || off + len > this.snaplen) return false;
+    if (i < 0 || i >= this.#rxCount || off < 0 || len <= 0 || off + len > this.#rxSlotSize) return false;
     if (this.#txCount === this.batch) this.flush();
     this.#queue(this.#rxSlotAddr, i, off, len);
     return true;
@@ -447,6 +549,60 @@ export class PacketSocket {
     this.#rxCount = 0;
     this.#txCount = 0;
   }
+}
+
+/**
+ * Completes, in place, the TCP or UDP checksum of an IPv4 frame received CHECKSUM_PARTIAL: the field
+ * then holds only the pseudo-header sum that the transmitting device was to finish, so the checksum
+ * is computed from scratch over pseudo-header + segment (IP total length, not the frame length:
+ * Ethernet padding is not part of the segment). Up to two 802.1Q/802.1ad tags may precede the IP
+ * header. Returns false, frame untouched, for anything else (IPv6, other protocols, fragments, a
+ * header or total length that does not fit in len): such frames are passed on as they came.
+ */
+export function completeL4Checksum(f: Uint8Array, len: number): boolean {
+  if (len > f.length) return false;
+  let off = 12;
+  if (off + 2 > len) return false;
+  let type = readU16(f, off);
+  for (let k = 0; k < 2 && (type === ETH_P_8021Q || type === ETH_P_8021AD); k++) {
+    off += VLAN_HLEN;
+    if (off + 2 > len) return false;
+    type = readU16(f, off);
+  }
+  if (type !== ETH_P_IP) return false;
+  const l3 = off + 2;
+  if (l3 + 20 > len || f[l3] >>> 4 !== 4) return false;
+  const ihl = (f[l3] & 15) << 2;
+  const tot = readU16(f, l3 + 2);
+  if (ihl < 20 || tot < ihl || l3 + tot > len) return false;
+  // MF set or a non-zero offset: a fragment never carries a partial checksum (ip_fragment
+  // finishes it before it splits), and its L4 header may not be here.
+  if ((readU16(f, l3 + 6) & 0x3fff) !== 0) return false;
+  const proto = f[l3 + 9];
+  const l4 = l3 + ihl;
+  const l4Len = tot - ihl;
+  let field: number;
+  if (proto === 6 /* TCP */) {
+    if (l4Len < 20) return false;
+    field = 16;
+  } else if (proto === 17 /* UDP */) {
+    if (l4Len < 8) return false;
+    field = 6;
+  } else return false;
+  writeU16(f, l4 + field, l4ChecksumV4(f, l3, l4, l4Len, proto));
+  return true;
+}
+
+/**
+ * Puts a VLAN tag back between the MAC addresses and the ethertype (what the device took out):
+ * moves frame bytes 12..len up by 4. f must have len + 4 bytes. Returns the new length.
+ */
+export function insertVlanTag(f: Uint8Array, len: number, tpid: number, tci: number): number {
+  if (len < 12 || len + VLAN_HLEN > f.length) return len;
+  f.copyWithin(12 + VLAN_HLEN, 12, len);
+  writeU16(f, 12, tpid);
+  writeU16(f, 14, tci);
+  return len + VLAN_HLEN;
 }
 
 export function openPacketSocket(ifname: string, opts?: PacketSocketOptions): PacketSocket {

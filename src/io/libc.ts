@@ -27,6 +27,7 @@ export const SO_RCVBUFFORCE = 33;
 export const SOL_PACKET = 263;
 export const PACKET_ADD_MEMBERSHIP = 1;
 export const PACKET_STATISTICS = 6;
+export const PACKET_AUXDATA = 8;
 export const PACKET_IGNORE_OUTGOING = 23;
 export const PACKET_MR_PROMISC = 1;
 export const PACKET_HOST = 0;
@@ -37,6 +38,7 @@ export const PACKET_OUTGOING = 4;
 export const ETH_P_ALL = 0x0003;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
+export const MSG_CTRUNC = 0x08;
 export const POLLIN = 0x001;
 export const POLLOUT = 0x004;
 export const POLLERR = 0x008;
@@ -62,6 +64,29 @@ export const SIZEOF_SOCKADDR_LL = 20; // family u16, protocol be16, ifindex s32,
 export const SLL_PROTOCOL = 2;
 export const SLL_IFINDEX = 4;
 export const SLL_PKTTYPE = 10;
+// struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; } then data at CMSG_ALIGN(16).
+export const SIZEOF_CMSGHDR = 16;
+export const CMSG_LEN_OFF = 0;
+export const CMSG_LEVEL = 8;
+export const CMSG_TYPE = 12;
+// struct tpacket_auxdata { u32 tp_status, tp_len, tp_snaplen; u16 tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid; }
+export const SIZEOF_TPACKET_AUXDATA = 20;
+export const AUX_STATUS = 0;
+export const AUX_LEN = 4;
+export const AUX_SNAPLEN = 8;
+export const AUX_MAC = 12;
+export const AUX_NET = 14;
+export const AUX_VLAN_TCI = 16;
+export const AUX_VLAN_TPID = 18;
+/** CMSG_LEN(sizeof(struct tpacket_auxdata)): the smallest cmsg_len that holds the whole struct. */
+export const AUXDATA_CMSG_LEN = SIZEOF_CMSGHDR + SIZEOF_TPACKET_AUXDATA;
+/** CMSG_SPACE(sizeof(struct tpacket_auxdata)): 16 + 24, the control buffer per received message. */
+export const AUXDATA_CMSG_SPACE = SIZEOF_CMSGHDR + ((SIZEOF_TPACKET_AUXDATA + 7) & ~7);
+// tp_status bits (<linux/if_packet.h>), as packet_recvmsg() in net/packet/af_packet.c sets them.
+export const TP_STATUS_CSUMNOTREADY = 1 << 3; // skb->ip_summed == CHECKSUM_PARTIAL
+export const TP_STATUS_VLAN_VALID = 1 << 4; // tp_vlan_tci holds a tag taken out of the frame
+export const TP_STATUS_VLAN_TPID_VALID = 1 << 6;
+export const TP_STATUS_CSUM_VALID = 1 << 7;
 export const SIZEOF_POLLFD = 8; // { int fd; short events; short revents; }
 export const SIZEOF_IFREQ = 40; // name[16] + union (sockaddr / int)
 export const SIZEOF_PACKET_MREQ = 16; // { int ifindex; u16 type; u16 alen; u8 address[8]; }
