@@ -18,8 +18,6 @@ import {
   CONN_F_ONE_PACKET,
   CONN_F_TEMPLATE,
   ConnTable,
-  TIMER_SLOTS,
-  TIMER_TICK_MS,
 } from "./conn/table.js";
 import { IpvsCtl } from "./ctl.js";
 import type { ConnView, CtlCommand } from "./ctl-types.js";
@@ -169,7 +167,6 @@ export class EngineCounters {
 
 const ESTIMATOR_INTERVAL_MS = 2000;
 const TIMER_CHECK_MS = 100;
-const WHEEL_TURN_MS = (TIMER_SLOTS - 1) * TIMER_TICK_MS;
 const FIRST_LPORT = 1024;
 const TEMPLATE_EXPIRE_LATER_MS = 60_000;
 const ICMP_ERR_TTL = 64;
@@ -198,7 +195,6 @@ export class Engine implements XmitEngine {
   private lportCursor = FIRST_LPORT;
   private nextTimerCheck = 0;
   private nextEstimate = 0;
-  private lastAdvance = 0;
   /** Per destination id: cached route (ifindex, next hop, source, mtu). */
   private destRoute: Array<{ iface: Iface; nexthop: number; src: number } | null> = [];
   private readonly ipScratch = new Uint8Array(1600);
@@ -247,17 +243,8 @@ export class Engine implements XmitEngine {
     this.now = now;
     if (now >= this.nextTimerCheck) {
       this.nextTimerCheck = now + TIMER_CHECK_MS;
-      // Over more than one turn of the wheel the table visits slots in wheel order, not in
-      // expiry order (a template could fire before the connections it controls, and be
-      // kept 60 s more): advance at most one turn at a time, with `now` at each step.
-      if (this.lastAdvance === 0 || !(now > this.lastAdvance)) this.lastAdvance = now;
-      for (let t = this.lastAdvance + WHEEL_TURN_MS; t < now; t += WHEEL_TURN_MS) {
-        this.now = t;
-        this.conns.advance(t, this.expireCb);
-      }
-      this.now = now;
-      this.lastAdvance = now;
       this.conns.advance(now, this.expireCb);
+      this.now = now;
       const t: { requests: { ifindex: number; ip: number }[]; dropped: number } = {
         requests: [],
         dropped: 0,
@@ -315,7 +302,7 @@ export class Engine implements XmitEngine {
     cx = t.lookupIn(f.proto, f.saddr, f.sport, f.daddr, f.dport);
     if (cx >= 0 && f.proto === IPPROTO_TCP && (f.tcpFlags & TCP_SYN) !== 0) cx = this.reuseCheck(cx);
     if (cx >= 0) {
-      const dest = this.ctl.destById(t.dest[cx]);
+      const dest = this.ctl.destById(t.destOf(cx));
       if (dest !== undefined && (dest.flags & DEST_F_AVAILABLE) === 0) {
         if (!this.sysctls.expireNodestConn) return this.drop(R.dest_unavailable);
         this.expireNow(cx);
@@ -345,22 +332,22 @@ export class Engine implements XmitEngine {
     this.inStats(cx, f.l3End - f.l3Off);
     if (f.proto === IPPROTO_TCP) this.setTcpState(cx, DIR_INPUT, f.tcpFlags);
     else t.arm(cx, this.timeouts.udpMs(), now);
-    t.inPkts[cx]++;
+    t.countIn(cx);
     ipv4DecTtl(f.buf, f);
-    const v = XMIT[t.flags[cx] & CONN_F_FWD_MASK].inbound(this, cx, f, now);
-    if ((t.flags[cx] & CONN_F_ONE_PACKET) !== 0) this.expireNow(cx);
+    const v = XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK].inbound(this, cx, f, now);
+    if ((t.flagsOf(cx) & CONN_F_ONE_PACKET) !== 0) this.expireNow(cx);
     return v;
   }
 
   private outbound(cx: number, f: Flow, now: number): Verdict {
     const t = this.conns;
-    const m = XMIT[t.flags[cx] & CONN_F_FWD_MASK];
+    const m = XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK];
     if (m.outbound === undefined) return this.drop(R.unsupported);
     if (f.ttl <= 1) return this.ttlExceeded(f, 0, now);
     this.outStats(cx, f.l3End - f.l3Off);
     if (f.proto === IPPROTO_TCP) this.setTcpState(cx, DIR_OUTPUT, f.tcpFlags);
     else t.arm(cx, this.timeouts.udpMs(), now);
-    t.outPkts[cx]++;
+    t.countOut(cx);
     ipv4DecTtl(f.buf, f);
     return m.outbound(this, cx, f, now);
   }
@@ -371,20 +358,20 @@ export class Engine implements XmitEngine {
    */
   private reuseCheck(cx: number): number {
     const t = this.conns;
-    const dest = this.ctl.destById(t.dest[cx]);
+    const dest = this.ctl.destById(t.destOf(cx));
     let resched = false;
     if (this.sysctls.expireNodestConn && dest !== undefined && dest.weight === 0) resched = true;
-    else if (this.sysctls.connReuseMode !== 0 && t.control[cx] < 0) {
-      const st = t.state[cx];
+    else if (this.sysctls.connReuseMode !== 0 && t.controlOf(cx) < 0) {
+      const st = t.stateOf(cx);
       resched =
-        t.proto[cx] === IPPROTO_TCP &&
+        t.protoOf(cx) === IPPROTO_TCP &&
         (st === TCP_S_TIME_WAIT ||
           ((this.sysctls.connReuseMode & 2) !== 0 &&
             st === TCP_S_FIN_WAIT &&
-            (t.flags[cx] & CONN_F_NOOUTPUT) !== 0));
+            (t.flagsOf(cx) & CONN_F_NOOUTPUT) !== 0));
     }
     if (!resched) return cx;
-    if (t.nControl[cx] === 0) this.expireNow(cx);
+    if (t.nControlOf(cx) === 0) this.expireNow(cx);
     return -1;
   }
 
@@ -422,7 +409,7 @@ export class Engine implements XmitEngine {
     let ct = t.lookupTemplate(tproto, snet, tvaddr, tvport);
     let dest: Dest | undefined;
     if (ct >= 0 && this.checkTemplate(ct)) {
-      dest = this.ctl.destById(t.dest[ct]);
+      dest = this.ctl.destById(t.destOf(ct));
     } else {
       const d = svc.sched.schedule(svc, f, this.schedCtx);
       if (d === null) return -1;
@@ -430,7 +417,7 @@ export class Engine implements XmitEngine {
       const tdport = portMatch ? d.port : 0;
       ct = this.newConn(tproto, snet, 0, tvaddr, tvport, d, tdport, CONN_F_TEMPLATE, now);
       if (ct < 0) return -2;
-      t.timeout[ct] = svc.timeout * 1000;
+      t.setTimeout(ct, svc.timeout * 1000);
     }
     if (dest === undefined) return -1;
     let dport = f.dport;
@@ -438,10 +425,10 @@ export class Engine implements XmitEngine {
     const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
     const cx = this.newConn(f.proto, f.saddr, f.sport, f.daddr, f.dport, dest, dport, flags, now);
     if (cx < 0) return -2;
-    t.control[cx] = ct;
-    t.nControl[ct]++;
+    t.setControl(cx, ct);
+    t.setNControl(ct, t.nControlOf(ct) + 1);
     // ip_vs_conn_put(ct): every new connection restarts the template's timer.
-    t.arm(ct, t.timeout[ct], now);
+    t.arm(ct, t.timeoutOf(ct), now);
     this.connStats(svc, dest);
     return cx;
   }
@@ -449,7 +436,7 @@ export class Engine implements XmitEngine {
   /** ip_vs_check_template: is the template's destination still fit for new connections? */
   private checkTemplate(ct: number): boolean {
     const t = this.conns;
-    const dest = this.ctl.destById(t.dest[ct]);
+    const dest = this.ctl.destById(t.destOf(ct));
     if (
       dest === undefined ||
       dest.svc === null ||
@@ -457,11 +444,11 @@ export class Engine implements XmitEngine {
       (this.sysctls.expireQuiescentTemplate && dest.weight === 0)
     ) {
       // Invalidate: re-key so that it is never found again; it lives on while it controls.
-      if (t.vport[ct] !== INVALID_PORT) {
+      if (t.vportOf(ct) !== INVALID_PORT) {
         t.unhash(ct);
-        t.dport[ct] = INVALID_PORT;
-        t.vport[ct] = INVALID_PORT;
-        t.cport[ct] = 0;
+        t.setDport(ct, INVALID_PORT);
+        t.setVport(ct, INVALID_PORT);
+        t.setCport(ct, 0);
         t.hash(ct);
       }
       return false;
@@ -496,20 +483,20 @@ export class Engine implements XmitEngine {
     const template = (flags & CONN_F_TEMPLATE) !== 0;
     let fl = flags | dest.fwd | CONN_F_INACTIVE;
     if (dest.fwd !== Fwd.Masq && dest.fwd !== Fwd.FullNat) fl |= CONN_F_NOOUTPUT;
-    t.proto[cx] = proto;
-    t.state[cx] = TCP_S_NONE;
-    t.flags[cx] = fl;
-    t.caddr[cx] = caddr;
-    t.cport[cx] = cport;
-    t.vaddr[cx] = vaddr;
-    t.vport[cx] = vport;
-    t.daddr[cx] = dest.addr;
-    t.dport[cx] = dport;
-    t.dest[cx] = dest.id;
-    t.control[cx] = -1;
-    t.nControl[cx] = 0;
-    t.inPkts[cx] = 0;
-    t.outPkts[cx] = 0;
+    t.setProto(cx, proto);
+    t.setState(cx, TCP_S_NONE);
+    t.setFlags(cx, fl);
+    t.setCaddr(cx, caddr);
+    t.setCport(cx, cport);
+    t.setVaddr(cx, vaddr);
+    t.setVport(cx, vport);
+    t.setDaddr(cx, dest.addr);
+    t.setDport(cx, dport);
+    t.setDest(cx, dest.id);
+    t.setControl(cx, -1);
+    t.setNControl(cx, 0);
+    t.setInPkts(cx, 0);
+    t.setOutPkts(cx, 0);
     if (dest.fwd === Fwd.FullNat && !template) {
       if (!this.allocLocal(cx, proto, dest.addr, dport)) {
         t.free(cx);
@@ -517,8 +504,8 @@ export class Engine implements XmitEngine {
       }
     } else {
       // The real server replies to the client itself (NAT): the reply key is <RIP:rport → CIP:cport>.
-      t.laddr[cx] = caddr;
-      t.lport[cx] = cport;
+      t.setLaddr(cx, caddr);
+      t.setLport(cx, cport);
     }
     t.hash(cx);
     this.ctl.destRef(dest.id);
@@ -547,8 +534,8 @@ export class Engine implements XmitEngine {
         const p = this.lportCursor;
         this.lportCursor = p === 65535 ? FIRST_LPORT : p + 1;
         if (t.lookupOut(proto, raddr, rport, lip, p) < 0) {
-          t.laddr[cx] = lip;
-          t.lport[cx] = p;
+          t.setLaddr(cx, lip);
+          t.setLport(cx, p);
           return true;
         }
       }
@@ -559,15 +546,15 @@ export class Engine implements XmitEngine {
   /** set_tcp_state with the kernel's active/inactive accounting. */
   private setTcpState(cx: number, dir: number, tcpFlags: number): void {
     const t = this.conns;
-    let fl = t.flags[cx];
+    let fl = t.flagsOf(cx);
     const noOutput = (fl & CONN_F_NOOUTPUT) !== 0;
     if (noOutput && dir === DIR_OUTPUT) {
       fl &= ~CONN_F_NOOUTPUT;
     }
-    const old = t.state[cx];
+    const old = t.stateOf(cx);
     const next = tcpNextState(old, dir, tcpFlags, noOutput);
     if (next !== old) {
-      const dest = this.ctl.destById(t.dest[cx]);
+      const dest = this.ctl.destById(t.destOf(cx));
       if (dest !== undefined) {
         if ((fl & CONN_F_INACTIVE) === 0 && next !== TCP_S_ESTABLISHED) {
           dest.activeConns--;
@@ -581,19 +568,22 @@ export class Engine implements XmitEngine {
       }
       if (next === TCP_S_SYN_RECV || next === TCP_S_SYNACK) t.noteEmbryonic(cx);
     }
-    t.flags[cx] = fl;
-    t.state[cx] = next;
+    t.setFlags(cx, fl);
+    t.setState(cx, next);
     t.arm(cx, this.timeouts.tcpMs(next), this.now);
   }
 
   // ---------------------------------------------------------------- expiry
 
-  private readonly expireCb = (cx: number): void => this.expire(cx);
+  private readonly expireCb = (cx: number, at: number): void => {
+    this.now = at;
+    this.expire(cx);
+  };
 
   /** ip_vs_conn_expire: entries that still control others wait another 60 s. */
   private expire(cx: number): void {
     const t = this.conns;
-    if (t.nControl[cx] > 0) {
+    if (t.nControlOf(cx) > 0) {
       t.arm(cx, TEMPLATE_EXPIRE_LATER_MS, this.now);
       return;
     }
@@ -604,7 +594,7 @@ export class Engine implements XmitEngine {
   /** ip_vs_conn_expire_now. */
   private expireNow(cx: number): void {
     const t = this.conns;
-    if (t.nControl[cx] > 0) {
+    if (t.nControlOf(cx) > 0) {
       t.arm(cx, 0, this.now);
       return;
     }
@@ -614,16 +604,16 @@ export class Engine implements XmitEngine {
   /** Unhash, detach from the template, ip_vs_unbind_dest, free. */
   private unlink(cx: number): void {
     const t = this.conns;
-    const ct = t.control[cx];
+    const ct = t.controlOf(cx);
     if (ct >= 0) {
-      t.nControl[ct]--;
-      t.control[cx] = -1;
+      t.setNControl(ct, t.nControlOf(ct) - 1);
+      t.setControl(cx, -1);
     }
-    const id = t.dest[cx];
+    const id = t.destOf(cx);
     const dest = this.ctl.destById(id);
     if (dest !== undefined) {
-      if ((t.flags[cx] & CONN_F_TEMPLATE) === 0) {
-        if ((t.flags[cx] & CONN_F_INACTIVE) !== 0) dest.inactConns--;
+      if ((t.flagsOf(cx) & CONN_F_TEMPLATE) === 0) {
+        if ((t.flagsOf(cx) & CONN_F_INACTIVE) !== 0) dest.inactConns--;
         else dest.activeConns--;
       } else dest.persistConns--;
       const total = dest.activeConns + dest.inactConns;
@@ -651,7 +641,7 @@ export class Engine implements XmitEngine {
   }
 
   private inStats(cx: number, bytes: number): void {
-    const dest = this.ctl.destById(this.conns.dest[cx]);
+    const dest = this.ctl.destById(this.conns.destOf(cx));
     if (dest === undefined) return;
     dest.stats.inpkts++;
     dest.stats.inbytes += bytes;
@@ -665,7 +655,7 @@ export class Engine implements XmitEngine {
   }
 
   private outStats(cx: number, bytes: number): void {
-    const dest = this.ctl.destById(this.conns.dest[cx]);
+    const dest = this.ctl.destById(this.conns.destOf(cx));
     if (dest === undefined) return;
     dest.stats.outpkts++;
     dest.stats.outbytes += bytes;
@@ -699,7 +689,7 @@ export class Engine implements XmitEngine {
     // (src CIP|LIP, dst RIP): its reply key is <RIP:rport → LIP|CIP:lport>.
     let cx = t.lookupOut(p, f.innerDaddr, f.innerDport, f.innerSaddr, f.innerSport);
     if (cx >= 0) {
-      const m = XMIT[t.flags[cx] & CONN_F_FWD_MASK];
+      const m = XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK];
       if (m.icmpOutbound === undefined) return this.drop(R.icmp_unrelated);
       if (f.ttl <= 1) return this.drop(R.ttl_exceeded);
       ipv4DecTtl(f.buf, f);
@@ -713,7 +703,7 @@ export class Engine implements XmitEngine {
       if (f.ttl <= 1) return this.drop(R.ttl_exceeded);
       ipv4DecTtl(f.buf, f);
       this.inStats(cx, f.l3End - f.l3Off);
-      return XMIT[t.flags[cx] & CONN_F_FWD_MASK].icmpInbound(this, cx, f, now);
+      return XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK].icmpInbound(this, cx, f, now);
     }
     return this.passOrDrop(f);
   }
@@ -961,26 +951,26 @@ export class Engine implements XmitEngine {
     const t = this.conns;
     const out: ConnView[] = [];
     t.forEach((cx) => {
-      const template = (t.flags[cx] & CONN_F_TEMPLATE) !== 0;
-      const proto = t.proto[cx];
+      const template = (t.flagsOf(cx) & CONN_F_TEMPLATE) !== 0;
+      const proto = t.protoOf(cx);
       let state: string;
-      if (proto === IPPROTO_TCP) state = TCP_STATE_NAMES[template ? 0 : t.state[cx]];
+      if (proto === IPPROTO_TCP) state = TCP_STATE_NAMES[template ? 0 : t.stateOf(cx)];
       else if (proto === IPPROTO_UDP) state = UDP_STATE_NAME;
       else state = "NONE";
       out.push({
         protocol: proto,
         expiresMs: Math.max(0, t.expiresAt(cx) - now),
         state,
-        caddr: t.caddr[cx],
-        cport: t.cport[cx],
-        vaddr: t.vaddr[cx],
-        vport: t.vport[cx],
-        daddr: t.daddr[cx],
-        dport: t.dport[cx],
-        laddr: (t.flags[cx] & CONN_F_FWD_MASK) === Fwd.FullNat ? t.laddr[cx] : 0,
-        lport: (t.flags[cx] & CONN_F_FWD_MASK) === Fwd.FullNat ? t.lport[cx] : 0,
+        caddr: t.caddrOf(cx),
+        cport: t.cportOf(cx),
+        vaddr: t.vaddrOf(cx),
+        vport: t.vportOf(cx),
+        daddr: t.daddrOf(cx),
+        dport: t.dportOf(cx),
+        laddr: (t.flagsOf(cx) & CONN_F_FWD_MASK) === Fwd.FullNat ? t.laddrOf(cx) : 0,
+        lport: (t.flagsOf(cx) & CONN_F_FWD_MASK) === Fwd.FullNat ? t.lportOf(cx) : 0,
         template,
-        fwmark: template && proto === 0 ? t.vaddr[cx] : 0,
+        fwmark: template && proto === 0 ? t.vaddrOf(cx) : 0,
       });
     });
     return out;

@@ -45,16 +45,16 @@ interface Entry {
 function add(t: ConnTable, e: Entry = {}): number {
   const cx = t.alloc();
   assert.ok(cx >= 0, "table full");
-  t.proto[cx] = e.proto ?? TCP;
-  t.caddr[cx] = e.caddr ?? CIP;
-  t.cport[cx] = e.cport ?? 40000;
-  t.vaddr[cx] = e.vaddr ?? VIP;
-  t.vport[cx] = e.vport ?? 80;
-  t.daddr[cx] = e.daddr ?? RIP;
-  t.dport[cx] = e.dport ?? 8080;
-  t.laddr[cx] = e.laddr ?? t.caddr[cx];
-  t.lport[cx] = e.lport ?? t.cport[cx];
-  t.flags[cx] = e.flags ?? MASQ;
+  t.setProto(cx, e.proto ?? TCP);
+  t.setCaddr(cx, e.caddr ?? CIP);
+  t.setCport(cx, e.cport ?? 40000);
+  t.setVaddr(cx, e.vaddr ?? VIP);
+  t.setVport(cx, e.vport ?? 80);
+  t.setDaddr(cx, e.daddr ?? RIP);
+  t.setDport(cx, e.dport ?? 8080);
+  t.setLaddr(cx, e.laddr ?? t.caddrOf(cx));
+  t.setLport(cx, e.lport ?? t.cportOf(cx));
+  t.setFlags(cx, e.flags ?? MASQ);
   t.hash(cx);
   return cx;
 }
@@ -153,8 +153,8 @@ describe("ConnTable lookups", () => {
     const ct = add(t, { cport: 0, flags: CONN_F_TEMPLATE });
     t.unhash(ct);
     assert.equal(t.lookupTemplate(TCP, CIP, VIP, 80), -1);
-    t.vport[ct] = 0xffff;
-    t.dport[ct] = 0xffff;
+    t.setVport(ct, 0xffff);
+    t.setDport(ct, 0xffff);
     t.hash(ct);
     assert.equal(t.lookupTemplate(TCP, CIP, VIP, 80), -1);
     assert.equal(t.lookupTemplate(TCP, CIP, VIP, 0xffff), ct);
@@ -164,8 +164,8 @@ describe("ConnTable lookups", () => {
     const t = new ConnTable(16);
     const a = add(t, { cport: 1 });
     const b = add(t, { cport: 2 });
-    t.cport[a] = 999;
-    t.lport[a] = 999;
+    t.setCport(a, 999);
+    t.setLport(a, 999);
     t.unhash(a);
     assert.equal(t.lookupIn(TCP, CIP, 1, VIP, 80), -1);
     assert.equal(t.lookupIn(TCP, CIP, 999, VIP, 80), -1);
@@ -177,8 +177,8 @@ describe("ConnTable lookups", () => {
   it("treats hash() of a hashed entry as a re-key", () => {
     const t = new ConnTable(16);
     const cx = add(t, { cport: 1 });
-    t.cport[cx] = 2;
-    t.lport[cx] = 2;
+    t.setCport(cx, 2);
+    t.setLport(cx, 2);
     t.hash(cx);
     assert.equal(t.lookupIn(TCP, CIP, 1, VIP, 80), -1);
     assert.equal(t.lookupIn(TCP, CIP, 2, VIP, 80), cx);
@@ -238,16 +238,16 @@ describe("ConnTable lookups against a model (property)", () => {
             const cx = t.alloc();
             if (cx < 0) continue;
             const fl = o.fwd | (o.tmpl ? CONN_F_TEMPLATE : 0);
-            t.proto[cx] = o.proto;
-            t.caddr[cx] = CIP + o.c;
-            t.cport[cx] = cport;
-            t.vaddr[cx] = VIP;
-            t.vport[cx] = 80;
-            t.daddr[cx] = RIP;
-            t.dport[cx] = 8080;
-            t.laddr[cx] = o.fwd === FULLNAT ? LIP : CIP + o.c;
-            t.lport[cx] = o.fwd === FULLNAT ? lport++ : cport;
-            t.flags[cx] = fl;
+            t.setProto(cx, o.proto);
+            t.setCaddr(cx, CIP + o.c);
+            t.setCport(cx, cport);
+            t.setVaddr(cx, VIP);
+            t.setVport(cx, 80);
+            t.setDaddr(cx, RIP);
+            t.setDport(cx, 8080);
+            t.setLaddr(cx, o.fwd === FULLNAT ? LIP : CIP + o.c);
+            t.setLport(cx, o.fwd === FULLNAT ? lport++ : cport);
+            t.setFlags(cx, fl);
             t.hash(cx);
             live.add(cx);
           } else if (o.op === "free") {
@@ -255,26 +255,35 @@ describe("ConnTable lookups against a model (property)", () => {
             live.delete(o.i);
           } else if (live.has(o.i)) {
             t.unhash(o.i);
-            t.cport[o.i] = (t.flags[o.i] & CONN_F_TEMPLATE) !== 0 ? 0 : o.cport;
-            if ((t.flags[o.i] & CONN_F_FWD_MASK) === MASQ) t.lport[o.i] = t.cport[o.i];
+            t.setCport(o.i, (t.flagsOf(o.i) & CONN_F_TEMPLATE) !== 0 ? 0 : o.cport);
+            if ((t.flagsOf(o.i) & CONN_F_FWD_MASK) === MASQ) t.setLport(o.i, t.cportOf(o.i));
             t.hash(o.i);
           }
           // Every live entry's key finds a live entry with that same key (duplicates allowed).
           for (const cx of live) {
-            const tmpl = (t.flags[cx] & CONN_F_TEMPLATE) !== 0;
-            const k = [t.proto[cx], t.caddr[cx], t.cport[cx], t.vaddr[cx], t.vport[cx]] as const;
+            const tmpl = (t.flagsOf(cx) & CONN_F_TEMPLATE) !== 0;
+            const k = [t.protoOf(cx), t.caddrOf(cx), t.cportOf(cx), t.vaddrOf(cx), t.vportOf(cx)] as const;
             const hit = tmpl
               ? t.lookupTemplate(k[0], k[1], k[3], k[4])
               : t.lookupIn(k[0], k[1], k[2], k[3], k[4]);
             assert.ok(live.has(hit), `in ${cx}`);
-            assert.deepEqual([t.proto[hit], t.caddr[hit], t.cport[hit], t.vaddr[hit], t.vport[hit]], [...k]);
-            assert.equal((t.flags[hit] & CONN_F_TEMPLATE) !== 0, tmpl);
-            const out = t.lookupOut(t.proto[cx], t.daddr[cx], t.dport[cx], t.laddr[cx], t.lport[cx]);
-            const fwd = t.flags[cx] & CONN_F_FWD_MASK;
+            assert.deepEqual(
+              [t.protoOf(hit), t.caddrOf(hit), t.cportOf(hit), t.vaddrOf(hit), t.vportOf(hit)],
+              [...k],
+            );
+            assert.equal((t.flagsOf(hit) & CONN_F_TEMPLATE) !== 0, tmpl);
+            const out = t.lookupOut(
+              t.protoOf(cx),
+              t.daddrOf(cx),
+              t.dportOf(cx),
+              t.laddrOf(cx),
+              t.lportOf(cx),
+            );
+            const fwd = t.flagsOf(cx) & CONN_F_FWD_MASK;
             if (!tmpl && (fwd === MASQ || fwd === FULLNAT)) {
               assert.ok(live.has(out), `out ${cx}`);
-              assert.equal(t.lport[out], t.lport[cx]);
-              assert.equal(t.laddr[out], t.laddr[cx]);
+              assert.equal(t.lportOf(out), t.lportOf(cx));
+              assert.equal(t.laddrOf(out), t.laddrOf(cx));
             }
           }
           // Nothing freed is ever found.
@@ -360,16 +369,24 @@ describe("ConnTable allocation", () => {
   it("hands out a reset entry", () => {
     const t = new ConnTable(1);
     const cx = add(t, { flags: CONN_F_TEMPLATE });
-    t.state[cx] = 5;
-    t.control[cx] = 7;
-    t.nControl[cx] = 3;
-    t.inPkts[cx] = 9;
-    t.outPkts[cx] = 9;
+    t.setState(cx, 5);
+    t.setControl(cx, 7);
+    t.setNControl(cx, 3);
+    t.setInPkts(cx, 9);
+    t.setOutPkts(cx, 9);
     t.free(cx);
     const again = t.alloc();
     assert.equal(again, cx);
     assert.deepEqual(
-      [t.state[cx], t.flags[cx], t.control[cx], t.nControl[cx], t.inPkts[cx], t.outPkts[cx], t.dest[cx]],
+      [
+        t.stateOf(cx),
+        t.flagsOf(cx),
+        t.controlOf(cx),
+        t.nControlOf(cx),
+        t.inPktsOf(cx),
+        t.outPktsOf(cx),
+        t.destOf(cx),
+      ],
       [0, 0, -1, 0, 0, 0, -1],
     );
     assert.equal(t.isHashed(cx), false);
@@ -423,7 +440,7 @@ describe("ConnTable timers", () => {
     t.arm(a, 1000, 0);
     t.arm(b, 1050, 0);
     t.arm(c, 2000, 0);
-    assert.equal(t.timeout[a], 1000);
+    assert.equal(t.timeoutOf(a), 1000);
     assert.equal(t.expiresAt(b), 1050);
     assert.deepEqual(run(t, 0, 3000, 10), [
       [a, 1000],
@@ -499,7 +516,7 @@ describe("ConnTable timers", () => {
       [a, 15_000],
       [b, 120_500],
     ]);
-    assert.equal(t.timeout[a], 10_000);
+    assert.equal(t.timeoutOf(a), 10_000);
     assert.equal(t.expiresAt(b), 120_500);
   });
 
@@ -747,18 +764,18 @@ describe("ConnTable embryonic entries (drop_entry's victims)", () => {
     const ids = [t.alloc(), t.alloc(), t.alloc(), t.alloc()];
     // Notes out of index order: 2, 0, 3, 1.
     for (const cx of [2, 0, 3, 1]) {
-      t.state[ids[cx]] = cx === 3 ? SYNACK : SYN_RECV;
+      t.setState(ids[cx], cx === 3 ? SYNACK : SYN_RECV);
       t.noteEmbryonic(ids[cx]);
     }
     assert.equal(t.oldestEmbryonic(), ids[2]);
     assert.equal(t.oldestEmbryonic(), ids[2], "asking does not consume");
-    t.state[ids[2]] = ESTABLISHED; // handshake completed
+    t.setState(ids[2], ESTABLISHED); // handshake completed
     assert.equal(t.oldestEmbryonic(), ids[0]);
     t.free(ids[0]); // dropped
     assert.equal(t.oldestEmbryonic(), ids[3]);
     t.free(ids[3]);
     assert.equal(t.oldestEmbryonic(), ids[1]);
-    t.state[ids[1]] = 6;
+    t.setState(ids[1], 6);
     assert.equal(t.oldestEmbryonic(), -1);
   });
 
@@ -766,26 +783,26 @@ describe("ConnTable embryonic entries (drop_entry's victims)", () => {
     const t = new ConnTable(4);
     const a = t.alloc();
     const b = t.alloc();
-    t.state[a] = SYN_RECV;
+    t.setState(a, SYN_RECV);
     t.noteEmbryonic(a);
-    t.state[b] = SYN_RECV;
+    t.setState(b, SYN_RECV);
     t.noteEmbryonic(b);
-    t.state[a] = SYNACK;
+    t.setState(a, SYNACK);
     t.noteEmbryonic(a); // a again: now newer than b
     assert.equal(t.oldestEmbryonic(), b);
-    t.state[b] = ESTABLISHED;
+    t.setState(b, ESTABLISHED);
     assert.equal(t.oldestEmbryonic(), a);
   });
 
   it("does not mistake a reused index for the old embryonic entry", () => {
     const t = new ConnTable(2);
     const a = t.alloc();
-    t.state[a] = SYN_RECV;
+    t.setState(a, SYN_RECV);
     t.noteEmbryonic(a);
     t.free(a);
     const again = t.alloc();
     assert.equal(again, a);
-    t.state[again] = SYN_RECV; // set without a note (e.g. by a sync message)
+    t.setState(again, SYN_RECV); // set without a note (e.g. by a sync message)
     assert.equal(t.oldestEmbryonic(), -1);
   });
 
@@ -795,7 +812,7 @@ describe("ConnTable embryonic entries (drop_entry's victims)", () => {
     const order: number[] = [];
     for (let i = 0; i < cap; i++) {
       const cx = t.alloc();
-      t.state[cx] = SYN_RECV;
+      t.setState(cx, SYN_RECV);
       t.noteEmbryonic(cx);
       order.push(cx);
     }
@@ -805,7 +822,7 @@ describe("ConnTable embryonic entries (drop_entry's victims)", () => {
       assert.equal(victim, order.shift());
       t.free(victim);
       const cx = t.alloc();
-      t.state[cx] = SYN_RECV;
+      t.setState(cx, SYN_RECV);
       t.noteEmbryonic(cx);
       order.push(cx);
     }
@@ -821,14 +838,14 @@ describe("ConnTable embryonic entries (drop_entry's victims)", () => {
     let clock = 0;
     for (let n = 0; n < 1000; n++) {
       const cx = ids[(n * 5) % cap];
-      t.state[cx] = n % 2 === 0 ? SYN_RECV : SYNACK;
+      t.setState(cx, n % 2 === 0 ? SYN_RECV : SYNACK);
       t.noteEmbryonic(cx);
       lastNote.set(cx, clock++);
     }
     const expected = [...lastNote].sort((x, y) => x[1] - y[1]).map(([cx]) => cx);
     for (const cx of expected) {
       assert.equal(t.oldestEmbryonic(), cx);
-      t.state[cx] = ESTABLISHED;
+      t.setState(cx, ESTABLISHED);
     }
     assert.equal(t.oldestEmbryonic(), -1);
   });

@@ -1,9 +1,16 @@
-// The connection table (net/netfilter/ipvs/ip_vs_conn.c), as a struct of typed arrays.
+// The connection table (net/netfilter/ipvs/ip_vs_conn.c), as an array of fixed-size records.
 //
-// One connection = one index `cx` into parallel typed arrays; nothing is allocated per
-// connection or per packet. Three structures hang off the same indices:
+// One connection = one index `cx`; its record is 16 int32 words (64 bytes, one cache line) in
+// one shared buffer, holding everything an established packet reads or writes: the key of
+// both directions, the method and state, the destination, both hash links, the expiry and the
+// forward timer link, the packet counters. What only creation, expiry, persistence and the
+// table-full defence need sits in a second, 32-byte record per entry (`cold`). At a million
+// entries a lookup-and-update touches the bucket head and one line per entry walked: the
+// struct-of-arrays layout this replaces touched one line per field.
 //
-// - Two chained hash tables with Int32Array next-links. IN holds every entry under
+// Three structures hang off the same indices:
+//
+// - Two chained hash tables with next-links in the records. IN holds every entry under
 //   <proto, caddr, cport, vaddr, vport> (ip_vs_conn_hashkey_conn of the client's packet);
 //   OUT holds the entries whose replies cross the director — non-templates forwarded by
 //   Masq or FullNat — under <proto, daddr, dport, laddr, lport>, the tuple of the real
@@ -15,12 +22,14 @@
 //   TIMER_TICK_MS each, sentinels at indices capacity..capacity+TIMER_SLOTS-1, the exact expiry
 //   kept per entry. An entry sits in the slot of its expiry tick (never behind the wheel's
 //   position); entries more than one turn ahead are simply skipped until their turn comes, so
-//   arm is O(1) and advance is O(entries in the visited slots).
+//   arm is O(1) and advance is O(entries in the visited slots). A later expiry (every packet of
+//   a live connection) only rewrites the expiry: the entry is relinked when its old slot comes.
 // - A FIFO ring of entries that entered SYN_RECV/SYNACK, validated lazily, to find the oldest
 //   embryonic entry when the table is full (the kernel's ip_vs_random_dropentry targets the
 //   same victims).
 //
-// The free list reuses the IN next-links (a free entry is never hashed).
+// The free list reuses the IN next-links (a free entry is never hashed). Addresses are stored
+// as int32 (the bits of the u32) so that every word stays a small integer for V8.
 
 import { TCP_S_SYN_RECV, TCP_S_SYNACK } from "../proto/tcp.js";
 
@@ -40,7 +49,44 @@ export const TIMER_TICK_MS = 100;
 export const TIMER_SLOTS = 1024;
 const SLOT_MASK = TIMER_SLOTS - 1;
 
-const MAX_CAPACITY = 1 << 28;
+const MAX_CAPACITY = 1 << 24;
+
+// Hot record: 16 words, 64-byte aligned (the buffer starts aligned; 16 * 4 = 64).
+const STRIDE = 16;
+const SHIFT = 4;
+const H_CADDR = 0;
+const H_VADDR = 1;
+/** cport << 16 | vport */
+const H_CVPORT = 2;
+/** proto | state << 8 | flags << 16 */
+const H_META = 3;
+const H_DADDR = 4;
+const H_LADDR = 5;
+/** dport << 16 | lport */
+const H_DLPORT = 6;
+const H_DEST = 7;
+const H_INNEXT = 8;
+const H_OUTNEXT = 9;
+/** Words 10-11: the expiry as a float64 (ms, the caller's clock). */
+const H_EXPIRY = 10;
+/** Next timer link, -1 when not armed. */
+const H_TNEXT = 12;
+const H_TIMEOUT = 13;
+const H_INPKTS = 14;
+const H_OUTPKTS = 15;
+
+// Cold record: 8 words.
+const CSTRIDE = 8;
+const CSHIFT = 3;
+const C_CONTROL = 0;
+const C_NCONTROL = 1;
+const C_INBKT = 2;
+const C_OUTBKT = 3;
+const C_TPREV = 4;
+const C_EMBPOS = 5;
+const C_ALIVE = 6;
+
+const META_TEMPLATE = CONN_F_TEMPLATE << 16;
 
 // murmur3's 32-bit block round and finaliser: cheap, and every key bit reaches every bucket bit.
 function round(h: number, k: number): number {
@@ -73,45 +119,17 @@ export class ConnTable {
   /** Allocated entries. */
   size = 0;
 
-  readonly proto: Uint8Array;
-  /** TCP_S_* for TCP; 0 otherwise. */
-  readonly state: Uint8Array;
-  /** CONN_F_* and the forwarding method in the low bits. */
-  readonly flags: Uint16Array;
-  readonly caddr: Uint32Array;
-  readonly vaddr: Uint32Array;
-  readonly daddr: Uint32Array;
-  /** FULLNAT: the LIP; Masq: caddr (the reply's destination). */
-  readonly laddr: Uint32Array;
-  readonly cport: Uint16Array;
-  readonly vport: Uint16Array;
-  readonly dport: Uint16Array;
-  readonly lport: Uint16Array;
-  /** Destination id. */
-  readonly dest: Int32Array;
-  /** Controlling template index, -1 for none. */
-  readonly control: Int32Array;
-  /** How many entries this one controls (templates). */
-  readonly nControl: Int32Array;
-  /** The timeout (ms) of the last arm. */
-  readonly timeout: Uint32Array;
-  readonly inPkts: Uint32Array;
-  readonly outPkts: Uint32Array;
-
   private readonly seed: number;
-  private readonly alive: Uint8Array;
+  /** Hot records of `capacity` entries and the timer sentinels after them. */
+  private readonly h: Int32Array;
+  /** The same buffer as float64 (the expiry words). */
+  private readonly hf: Float64Array;
+  private readonly cold: Int32Array;
   private readonly bucketMask: number;
   private readonly inHead: Int32Array;
-  private readonly inNext: Int32Array;
-  private readonly inBkt: Int32Array;
   private readonly outHead: Int32Array;
-  private readonly outNext: Int32Array;
-  private readonly outBkt: Int32Array;
   private freeHead: number;
 
-  private readonly expiry: Float64Array;
-  private readonly tNext: Int32Array;
-  private readonly tPrev: Int32Array;
   /** Index of the list that advance() drains; capacity + TIMER_SLOTS. */
   private readonly pending: number;
   /** The wheel's position: no entry is linked behind this tick. */
@@ -119,8 +137,6 @@ export class ConnTable {
   private advancing = false;
 
   private readonly embRing: Int32Array;
-  /** Ring slot of an entry's latest note, -1 for none. */
-  private readonly embPos: Int32Array;
   private embTail = 0;
   private embCount = 0;
 
@@ -131,52 +147,202 @@ export class ConnTable {
     }
     this.capacity = capacity;
     this.seed = seed | 0;
-    this.proto = new Uint8Array(capacity);
-    this.state = new Uint8Array(capacity);
-    this.flags = new Uint16Array(capacity);
-    this.caddr = new Uint32Array(capacity);
-    this.vaddr = new Uint32Array(capacity);
-    this.daddr = new Uint32Array(capacity);
-    this.laddr = new Uint32Array(capacity);
-    this.cport = new Uint16Array(capacity);
-    this.vport = new Uint16Array(capacity);
-    this.dport = new Uint16Array(capacity);
-    this.lport = new Uint16Array(capacity);
-    this.dest = new Int32Array(capacity).fill(-1);
-    this.control = new Int32Array(capacity).fill(-1);
-    this.nControl = new Int32Array(capacity);
-    this.timeout = new Uint32Array(capacity);
-    this.inPkts = new Uint32Array(capacity);
-    this.outPkts = new Uint32Array(capacity);
-
-    this.alive = new Uint8Array(capacity);
+    const nodes = capacity + TIMER_SLOTS + 1;
+    const buf = new ArrayBuffer(nodes * STRIDE * 4);
+    this.h = new Int32Array(buf);
+    this.hf = new Float64Array(buf);
+    this.cold = new Int32Array(nodes * CSTRIDE);
+    const h = this.h;
+    const c = this.cold;
     let buckets = 1;
     while (buckets < capacity) buckets *= 2;
     this.bucketMask = buckets - 1;
     this.inHead = new Int32Array(buckets).fill(-1);
     this.outHead = new Int32Array(buckets).fill(-1);
-    this.inNext = new Int32Array(capacity);
-    this.outNext = new Int32Array(capacity).fill(-1);
-    this.inBkt = new Int32Array(capacity).fill(-1);
-    this.outBkt = new Int32Array(capacity).fill(-1);
-    // Free list in index order, so that a fresh table hands out 0, 1, 2, ...
-    for (let i = 0; i < capacity; i++) this.inNext[i] = i + 1 < capacity ? i + 1 : -1;
+    for (let i = 0; i < nodes; i++) {
+      const b = i << SHIFT;
+      h[b + H_DEST] = -1;
+      h[b + H_OUTNEXT] = -1;
+      h[b + H_TNEXT] = -1;
+      // Free list in index order, so that a fresh table hands out 0, 1, 2, ...
+      h[b + H_INNEXT] = i + 1 < capacity ? i + 1 : -1;
+      const k = i << CSHIFT;
+      c[k + C_CONTROL] = -1;
+      c[k + C_INBKT] = -1;
+      c[k + C_OUTBKT] = -1;
+      c[k + C_TPREV] = -1;
+      c[k + C_EMBPOS] = -1;
+    }
     this.freeHead = 0;
-
-    this.expiry = new Float64Array(capacity);
-    const nodes = capacity + TIMER_SLOTS + 1;
-    this.tNext = new Int32Array(nodes).fill(-1);
-    this.tPrev = new Int32Array(nodes).fill(-1);
     for (let s = capacity; s < nodes; s++) {
-      this.tNext[s] = s;
-      this.tPrev[s] = s;
+      h[(s << SHIFT) + H_TNEXT] = s;
+      c[(s << CSHIFT) + C_TPREV] = s;
     }
     this.pending = capacity + TIMER_SLOTS;
-
     // Twice the capacity: at most `capacity` notes are valid at once, so a compaction of a full
     // ring frees at least half of it and its cost is amortised over that many notes.
     this.embRing = new Int32Array(2 * capacity);
-    this.embPos = new Int32Array(capacity).fill(-1);
+  }
+
+  // ------------------------------------------------------------ fields
+
+  protoOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_META] & 0xff;
+  }
+  /** TCP_S_* for TCP; 0 otherwise. */
+  stateOf(cx: number): number {
+    return (this.h[(cx << SHIFT) + H_META] >>> 8) & 0xff;
+  }
+  /** CONN_F_* and the forwarding method in the low bits. */
+  flagsOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_META] >>> 16;
+  }
+  caddrOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_CADDR] >>> 0;
+  }
+  cportOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_CVPORT] >>> 16;
+  }
+  vaddrOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_VADDR] >>> 0;
+  }
+  vportOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_CVPORT] & 0xffff;
+  }
+  daddrOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_DADDR] >>> 0;
+  }
+  dportOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_DLPORT] >>> 16;
+  }
+  /** FULLNAT: the LIP; Masq: caddr (the reply's destination). */
+  laddrOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_LADDR] >>> 0;
+  }
+  lportOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_DLPORT] & 0xffff;
+  }
+  /** Destination id, -1 for none. */
+  destOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_DEST];
+  }
+  /** The timeout (ms) of the last arm. */
+  timeoutOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_TIMEOUT] >>> 0;
+  }
+  inPktsOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_INPKTS] >>> 0;
+  }
+  outPktsOf(cx: number): number {
+    return this.h[(cx << SHIFT) + H_OUTPKTS] >>> 0;
+  }
+  /** Controlling template index, -1 for none. */
+  controlOf(cx: number): number {
+    return this.cold[(cx << CSHIFT) + C_CONTROL];
+  }
+  /** How many entries this one controls (templates). */
+  nControlOf(cx: number): number {
+    return this.cold[(cx << CSHIFT) + C_NCONTROL];
+  }
+
+  setProto(cx: number, v: number): void {
+    const i = (cx << SHIFT) + H_META;
+    this.h[i] = (this.h[i] & ~0xff) | (v & 0xff);
+  }
+  setState(cx: number, v: number): void {
+    const i = (cx << SHIFT) + H_META;
+    this.h[i] = (this.h[i] & ~0xff00) | ((v & 0xff) << 8);
+  }
+  setFlags(cx: number, v: number): void {
+    const i = (cx << SHIFT) + H_META;
+    this.h[i] = (this.h[i] & 0xffff) | (v << 16);
+  }
+  /** State and flags in one write (the per-packet state transition). */
+  setStateFlags(cx: number, state: number, flags: number): void {
+    const i = (cx << SHIFT) + H_META;
+    this.h[i] = (this.h[i] & 0xff) | ((state & 0xff) << 8) | (flags << 16);
+  }
+  setCaddr(cx: number, v: number): void {
+    this.h[(cx << SHIFT) + H_CADDR] = v;
+  }
+  setCport(cx: number, v: number): void {
+    const i = (cx << SHIFT) + H_CVPORT;
+    this.h[i] = (this.h[i] & 0xffff) | ((v & 0xffff) << 16);
+  }
+  setVaddr(cx: number, v: number): void {
+    this.h[(cx << SHIFT) + H_VADDR] = v;
+  }
+  setVport(cx: number, v: number): void {
+    const i = (cx << SHIFT) + H_CVPORT;
+    this.h[i] = (this.h[i] & ~0xffff) | (v & 0xffff);
+  }
+  setDaddr(cx: number, v: number): void {
+    this.h[(cx << SHIFT) + H_DADDR] = v;
+  }
+  setDport(cx: number, v: number): void {
+    const i = (cx << SHIFT) + H_DLPORT;
+    this.h[i] = (this.h[i] & 0xffff) | ((v & 0xffff) << 16);
+  }
+  setLaddr(cx: number, v: number): void {
+    this.h[(cx << SHIFT) + H_LADDR] = v;
+  }
+  setLport(cx: number, v: number): void {
+    const i = (cx << SHIFT) + H_DLPORT;
+    this.h[i] = (this.h[i] & ~0xffff) | (v & 0xffff);
+  }
+  setDest(cx: number, v: number): void {
+    this.h[(cx << SHIFT) + H_DEST] = v;
+  }
+  setTimeout(cx: number, ms: number): void {
+    this.h[(cx << SHIFT) + H_TIMEOUT] = ms;
+  }
+  setInPkts(cx: number, v: number): void {
+    this.h[(cx << SHIFT) + H_INPKTS] = v;
+  }
+  setOutPkts(cx: number, v: number): void {
+    this.h[(cx << SHIFT) + H_OUTPKTS] = v;
+  }
+  countIn(cx: number): void {
+    this.h[(cx << SHIFT) + H_INPKTS]++;
+  }
+  countOut(cx: number): void {
+    this.h[(cx << SHIFT) + H_OUTPKTS]++;
+  }
+  setControl(cx: number, v: number): void {
+    this.cold[(cx << CSHIFT) + C_CONTROL] = v;
+  }
+  setNControl(cx: number, v: number): void {
+    this.cold[(cx << CSHIFT) + C_NCONTROL] = v;
+  }
+
+  /**
+   * Every key field at once (a new connection): proto, client, virtual, destination and local
+   * ends, flags, destination id; state 0. Not hashed: call hash() after.
+   */
+  setEntry(
+    cx: number,
+    proto: number,
+    caddr: number,
+    cport: number,
+    vaddr: number,
+    vport: number,
+    daddr: number,
+    dport: number,
+    laddr: number,
+    lport: number,
+    flags: number,
+    dest: number,
+  ): void {
+    const h = this.h;
+    const b = cx << SHIFT;
+    h[b + H_CADDR] = caddr;
+    h[b + H_VADDR] = vaddr;
+    h[b + H_CVPORT] = ((cport & 0xffff) << 16) | (vport & 0xffff);
+    h[b + H_META] = (proto & 0xff) | (flags << 16);
+    h[b + H_DADDR] = daddr;
+    h[b + H_LADDR] = laddr;
+    h[b + H_DLPORT] = ((dport & 0xffff) << 16) | (lport & 0xffff);
+    h[b + H_DEST] = dest;
   }
 
   // ------------------------------------------------------------ allocation
@@ -185,19 +351,22 @@ export class ConnTable {
   alloc(): number {
     const cx = this.freeHead;
     if (cx < 0) return -1;
-    this.freeHead = this.inNext[cx];
-    this.inNext[cx] = -1;
-    this.alive[cx] = 1;
+    const h = this.h;
+    const b = cx << SHIFT;
+    this.freeHead = h[b + H_INNEXT];
+    h[b + H_INNEXT] = -1;
+    h[b + H_META] = 0;
+    h[b + H_DEST] = -1;
+    h[b + H_TIMEOUT] = 0;
+    h[b + H_INPKTS] = 0;
+    h[b + H_OUTPKTS] = 0;
+    this.hf[(b + H_EXPIRY) >> 1] = 0;
+    const k = cx << CSHIFT;
+    const c = this.cold;
+    c[k + C_ALIVE] = 1;
+    c[k + C_CONTROL] = -1;
+    c[k + C_NCONTROL] = 0;
     this.size++;
-    this.state[cx] = 0;
-    this.flags[cx] = 0;
-    this.dest[cx] = -1;
-    this.control[cx] = -1;
-    this.nControl[cx] = 0;
-    this.timeout[cx] = 0;
-    this.inPkts[cx] = 0;
-    this.outPkts[cx] = 0;
-    this.expiry[cx] = 0;
     return cx;
   }
 
@@ -206,21 +375,22 @@ export class ConnTable {
     if (!this.isAllocated(cx)) return;
     this.unhash(cx);
     this.disarm(cx);
-    this.embPos[cx] = -1;
-    this.alive[cx] = 0;
+    const k = cx << CSHIFT;
+    this.cold[k + C_EMBPOS] = -1;
+    this.cold[k + C_ALIVE] = 0;
     this.size--;
-    this.inNext[cx] = this.freeHead;
+    this.h[(cx << SHIFT) + H_INNEXT] = this.freeHead;
     this.freeHead = cx;
   }
 
   isAllocated(cx: number): boolean {
-    return cx >= 0 && cx < this.capacity && this.alive[cx] === 1;
+    return cx >= 0 && cx < this.capacity && this.cold[(cx << CSHIFT) + C_ALIVE] === 1;
   }
 
   /** Calls cb for every allocated entry, in index order; cb may free the entry it is given. */
   forEach(cb: (cx: number) => void): void {
-    const alive = this.alive;
-    for (let cx = 0; cx < this.capacity; cx++) if (alive[cx] === 1) cb(cx);
+    const c = this.cold;
+    for (let cx = 0; cx < this.capacity; cx++) if (c[(cx << CSHIFT) + C_ALIVE] === 1) cb(cx);
   }
 
   // ------------------------------------------------------------ hashing
@@ -231,65 +401,89 @@ export class ConnTable {
    */
   hash(cx: number): void {
     if (!this.isAllocated(cx)) return;
-    if (this.inBkt[cx] >= 0 || this.outBkt[cx] >= 0) this.unhash(cx);
+    const c = this.cold;
+    const k = cx << CSHIFT;
+    if (c[k + C_INBKT] >= 0 || c[k + C_OUTBKT] >= 0) this.unhash(cx);
+    const h = this.h;
+    const b = cx << SHIFT;
     const m = this.bucketMask;
-    const bi =
-      hashKey(this.seed, this.proto[cx], this.caddr[cx], this.cport[cx], this.vaddr[cx], this.vport[cx]) & m;
-    this.inNext[cx] = this.inHead[bi];
+    const proto = h[b + H_META] & 0xff;
+    const cv = h[b + H_CVPORT];
+    const bi = hashKey(this.seed, proto, h[b + H_CADDR], cv >>> 16, h[b + H_VADDR], cv & 0xffff) & m;
+    h[b + H_INNEXT] = this.inHead[bi];
     this.inHead[bi] = cx;
-    this.inBkt[cx] = bi;
-    const fl = this.flags[cx];
+    c[k + C_INBKT] = bi;
+    const fl = h[b + H_META] >>> 16;
     if ((fl & CONN_F_TEMPLATE) === 0 && isMasqOrFullNat(fl)) {
-      const bo =
-        hashKey(this.seed, this.proto[cx], this.daddr[cx], this.dport[cx], this.laddr[cx], this.lport[cx]) &
-        m;
-      this.outNext[cx] = this.outHead[bo];
+      const dl = h[b + H_DLPORT];
+      const bo = hashKey(this.seed, proto, h[b + H_DADDR], dl >>> 16, h[b + H_LADDR], dl & 0xffff) & m;
+      h[b + H_OUTNEXT] = this.outHead[bo];
       this.outHead[bo] = cx;
-      this.outBkt[cx] = bo;
+      c[k + C_OUTBKT] = bo;
     }
   }
 
   /** Removes the entry from both tables (from the buckets it was hashed into). */
   unhash(cx: number): void {
     if (cx < 0 || cx >= this.capacity) return;
-    const bi = this.inBkt[cx];
+    const c = this.cold;
+    const k = cx << CSHIFT;
+    const bi = c[k + C_INBKT];
     if (bi >= 0) {
-      unlinkChain(this.inHead, this.inNext, bi, cx);
-      this.inBkt[cx] = -1;
-      this.inNext[cx] = -1;
+      this.unlinkChain(this.inHead, H_INNEXT, bi, cx);
+      c[k + C_INBKT] = -1;
+      this.h[(cx << SHIFT) + H_INNEXT] = -1;
     }
-    const bo = this.outBkt[cx];
+    const bo = c[k + C_OUTBKT];
     if (bo >= 0) {
-      unlinkChain(this.outHead, this.outNext, bo, cx);
-      this.outBkt[cx] = -1;
-      this.outNext[cx] = -1;
+      this.unlinkChain(this.outHead, H_OUTNEXT, bo, cx);
+      c[k + C_OUTBKT] = -1;
+      this.h[(cx << SHIFT) + H_OUTNEXT] = -1;
+    }
+  }
+
+  private unlinkChain(head: Int32Array, link: number, bucket: number, cx: number): void {
+    const h = this.h;
+    let i = head[bucket];
+    if (i === cx) {
+      head[bucket] = h[(cx << SHIFT) + link];
+      return;
+    }
+    while (i >= 0) {
+      const n = h[(i << SHIFT) + link];
+      if (n === cx) {
+        h[(i << SHIFT) + link] = h[(cx << SHIFT) + link];
+        return;
+      }
+      i = n;
     }
   }
 
   isHashed(cx: number): boolean {
-    return cx >= 0 && cx < this.capacity && this.inBkt[cx] >= 0;
+    return cx >= 0 && cx < this.capacity && this.cold[(cx << CSHIFT) + C_INBKT] >= 0;
   }
 
   /** The client's packet <proto, caddr:cport → vaddr:vport>; non-template entries only. */
   lookupIn(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
     proto &= 0xff;
-    caddr >>>= 0;
+    caddr |= 0;
     cport &= 0xffff;
-    vaddr >>>= 0;
+    vaddr |= 0;
     vport &= 0xffff;
+    const ports = (cport << 16) | vport;
+    const h = this.h;
     let i = this.inHead[hashKey(this.seed, proto, caddr, cport, vaddr, vport) & this.bucketMask];
     while (i >= 0) {
+      const b = i << SHIFT;
       if (
-        this.caddr[i] === caddr &&
-        this.cport[i] === cport &&
-        this.vaddr[i] === vaddr &&
-        this.vport[i] === vport &&
-        this.proto[i] === proto &&
-        (this.flags[i] & CONN_F_TEMPLATE) === 0
+        h[b + H_CADDR] === caddr &&
+        h[b + H_CVPORT] === ports &&
+        h[b + H_VADDR] === vaddr &&
+        (h[b + H_META] & (0xff | META_TEMPLATE)) === proto
       ) {
         return i;
       }
-      i = this.inNext[i];
+      i = h[b + H_INNEXT];
     }
     return -1;
   }
@@ -297,22 +491,22 @@ export class ConnTable {
   /** A persistence template <proto, caddr, 0, vaddr, vport> (ip_vs_ct_in_get); templates only. */
   lookupTemplate(proto: number, caddr: number, vaddr: number, vport: number): number {
     proto &= 0xff;
-    caddr >>>= 0;
-    vaddr >>>= 0;
+    caddr |= 0;
+    vaddr |= 0;
     vport &= 0xffff;
+    const h = this.h;
     let i = this.inHead[hashKey(this.seed, proto, caddr, 0, vaddr, vport) & this.bucketMask];
     while (i >= 0) {
+      const b = i << SHIFT;
       if (
-        this.caddr[i] === caddr &&
-        this.cport[i] === 0 &&
-        this.vaddr[i] === vaddr &&
-        this.vport[i] === vport &&
-        this.proto[i] === proto &&
-        (this.flags[i] & CONN_F_TEMPLATE) !== 0
+        h[b + H_CADDR] === caddr &&
+        h[b + H_CVPORT] === vport &&
+        h[b + H_VADDR] === vaddr &&
+        (h[b + H_META] & (0xff | META_TEMPLATE)) === (proto | META_TEMPLATE)
       ) {
         return i;
       }
-      i = this.inNext[i];
+      i = h[b + H_INNEXT];
     }
     return -1;
   }
@@ -323,40 +517,45 @@ export class ConnTable {
    */
   lookupOut(proto: number, saddr: number, sport: number, daddr: number, dport: number): number {
     proto &= 0xff;
-    saddr >>>= 0;
+    saddr |= 0;
     sport &= 0xffff;
-    daddr >>>= 0;
+    daddr |= 0;
     dport &= 0xffff;
+    const ports = (sport << 16) | dport;
+    const h = this.h;
     let i = this.outHead[hashKey(this.seed, proto, saddr, sport, daddr, dport) & this.bucketMask];
     while (i >= 0) {
+      const b = i << SHIFT;
       if (
-        this.daddr[i] === saddr &&
-        this.dport[i] === sport &&
-        this.laddr[i] === daddr &&
-        this.lport[i] === dport &&
-        this.proto[i] === proto
+        h[b + H_DADDR] === saddr &&
+        h[b + H_DLPORT] === ports &&
+        h[b + H_LADDR] === daddr &&
+        (h[b + H_META] & 0xff) === proto
       ) {
         return i;
       }
-      i = this.outNext[i];
+      i = h[b + H_OUTNEXT];
     }
     return -1;
   }
 
   // ------------------------------------------------------------ timers
 
-  /** (Re)starts the entry's timer: it expires at now + ms; timeout[cx] = ms. */
+  /** (Re)starts the entry's timer: it expires at now + ms; timeoutOf(cx) = ms. */
   arm(cx: number, ms: number, now: number): void {
-    this.timeout[cx] = ms;
+    const h = this.h;
+    const b = cx << SHIFT;
+    h[b + H_TIMEOUT] = ms;
     const e = now + ms;
+    const ei = (b + H_EXPIRY) >> 1;
     // Pushing an armed entry's expiry later (every packet of a live connection) leaves it
     // where it is: its slot comes up no later than the old expiry, and the walk then relinks
     // it by its exact expiry. Only an earlier expiry has to move now.
-    if (this.tNext[cx] >= 0 && e >= this.expiry[cx]) {
-      this.expiry[cx] = e;
+    if (h[b + H_TNEXT] >= 0 && e >= this.hf[ei]) {
+      this.hf[ei] = e;
       return;
     }
-    this.expiry[cx] = e;
+    this.hf[ei] = e;
     this.unlinkTimer(cx);
     this.linkTimer(cx, this.slotOf(e));
   }
@@ -367,36 +566,79 @@ export class ConnTable {
   }
 
   isArmed(cx: number): boolean {
-    return cx >= 0 && cx < this.capacity && this.tNext[cx] >= 0;
+    return cx >= 0 && cx < this.capacity && this.h[(cx << SHIFT) + H_TNEXT] >= 0;
   }
 
   /** Absolute expiry (ms, the caller's clock) of the last arm. */
   expiresAt(cx: number): number {
-    return this.expiry[cx];
+    return this.hf[((cx << SHIFT) + H_EXPIRY) >> 1];
   }
 
   /**
-   * Calls cb for every armed entry whose expiry is ≤ now, disarmed before the call. The
-   * callback may free or re-arm that entry or any other; an entry armed from inside a callback
-   * to expire at or before `now` may fire in this call or in the next one. Not reentrant:
-   * advance() called from a callback does nothing.
+   * Calls cb(cx, at) for every armed entry whose expiry is ≤ now, disarmed before the call, in
+   * the order of their expiry ticks: a jump of more than one wheel turn is walked one turn at a
+   * time, and `at` is the end of the turn being walked (≤ now), the time the entry would have
+   * fired had advance been called on time (re-arm from `at`, not from `now`). The callback may
+   * free or re-arm that entry or any other; an entry armed from inside a callback to expire at
+   * or before `at` may fire in this call or in the next one. Not reentrant: advance() called
+   * from a callback does nothing.
    */
-  advance(now: number, cb: (cx: number) => void): void {
+  advance(now: number, cb: (cx: number, at: number) => void): void {
     if (this.advancing) return;
     this.advancing = true;
     try {
-      const from = this.wheelTick;
       let target = Math.floor(now / TIMER_TICK_MS);
-      if (!(target >= from)) target = from; // a clock that went back, or NaN
+      if (!(target >= this.wheelTick)) target = this.wheelTick; // a clock that went back, or NaN
+      if (target - this.wheelTick >= TIMER_SLOTS) this.rewheel(target);
+      while (target - this.wheelTick >= TIMER_SLOTS) {
+        const from = this.wheelTick;
+        const last = from + TIMER_SLOTS - 1;
+        const at = last * TIMER_TICK_MS + (TIMER_TICK_MS - 1);
+        // The last slot of the turn is visited again by the next step: what the callbacks
+        // arm into the past lands there and still fires in this call.
+        this.wheelTick = last;
+        for (let t = from; t <= last; t++) this.runSlot(this.capacity + (t & SLOT_MASK), at, cb);
+      }
+      const from = this.wheelTick;
       // Move the wheel first, so that whatever the callbacks arm lands at or after `target`,
       // in a slot that is visited again (this turn or the next advance).
       this.wheelTick = target;
-      const first = target - from >= TIMER_SLOTS ? target - TIMER_SLOTS + 1 : from;
-      for (let t = first; t <= target; t++) this.runSlot(this.capacity + (t & SLOT_MASK), now, cb);
+      for (let t = from; t <= target; t++) this.runSlot(this.capacity + (t & SLOT_MASK), now, cb);
     } finally {
       this.advancing = false;
       this.restorePending();
     }
+  }
+
+  /**
+   * Before a jump of more than one turn: nothing fires before the earliest expiry, so the wheel
+   * may start there; every armed entry is relinked into the slot of its exact expiry, which
+   * keeps "never linked behind the wheel's position" true after the move. O(armed), and only
+   * when the clock leapt ahead (or advance was not called for a wheel turn).
+   */
+  private rewheel(target: number): void {
+    const h = this.h;
+    const hf = this.hf;
+    const p = this.pending;
+    let min = Number.POSITIVE_INFINITY;
+    for (let s = this.capacity; s < p; s++) {
+      for (let cx = h[(s << SHIFT) + H_TNEXT]; cx !== s; cx = h[(cx << SHIFT) + H_TNEXT]) {
+        const e = hf[((cx << SHIFT) + H_EXPIRY) >> 1];
+        if (e < min) min = e;
+      }
+    }
+    let start = Math.floor(min / TIMER_TICK_MS);
+    if (!(start <= target)) start = target - TIMER_SLOTS + 1; // nothing armed (or NaN)
+    if (!(start > this.wheelTick)) return;
+    // Park every entry on the pending list, move the wheel, link each by its expiry.
+    for (let s = this.capacity; s < p; s++) {
+      for (let cx = h[(s << SHIFT) + H_TNEXT]; cx !== s; cx = h[(s << SHIFT) + H_TNEXT]) {
+        this.unlinkTimer(cx);
+        this.linkTimer(cx, p);
+      }
+    }
+    this.wheelTick = start;
+    this.restorePending();
   }
 
   private slotOf(expiry: number): number {
@@ -405,55 +647,64 @@ export class ConnTable {
     return this.capacity + (t & SLOT_MASK);
   }
 
-  private runSlot(slot: number, now: number, cb: (cx: number) => void): void {
-    const next = this.tNext;
-    const prev = this.tPrev;
+  private runSlot(slot: number, now: number, cb: (cx: number, at: number) => void): void {
+    const h = this.h;
+    const c = this.cold;
     const p = this.pending;
-    const head = next[slot];
+    const ss = slot << SHIFT;
+    const head = h[ss + H_TNEXT];
     if (head === slot) return;
     // Splice the whole slot onto the (empty) pending list, so that callbacks arming entries
     // into this same slot never feed the walk below.
-    const tail = prev[slot];
-    next[p] = head;
-    prev[head] = p;
-    prev[p] = tail;
-    next[tail] = p;
-    next[slot] = slot;
-    prev[slot] = slot;
-    for (let cx = next[p]; cx !== p; cx = next[p]) {
+    const tail = c[(slot << CSHIFT) + C_TPREV];
+    h[(p << SHIFT) + H_TNEXT] = head;
+    c[(head << CSHIFT) + C_TPREV] = p;
+    c[(p << CSHIFT) + C_TPREV] = tail;
+    h[(tail << SHIFT) + H_TNEXT] = p;
+    h[ss + H_TNEXT] = slot;
+    c[(slot << CSHIFT) + C_TPREV] = slot;
+    const pn = (p << SHIFT) + H_TNEXT;
+    for (let cx = h[pn]; cx !== p; cx = h[pn]) {
       this.unlinkTimer(cx);
-      if (this.expiry[cx] <= now) cb(cx);
-      else this.linkTimer(cx, this.slotOf(this.expiry[cx]));
+      const e = this.hf[((cx << SHIFT) + H_EXPIRY) >> 1];
+      if (e <= now) cb(cx, now);
+      else this.linkTimer(cx, this.slotOf(e));
     }
   }
 
   /** After a callback threw: put what was left on the pending list back on the wheel. */
   private restorePending(): void {
     const p = this.pending;
-    for (let cx = this.tNext[p]; cx !== p; cx = this.tNext[p]) {
+    const pn = (p << SHIFT) + H_TNEXT;
+    for (let cx = this.h[pn]; cx !== p; cx = this.h[pn]) {
       this.unlinkTimer(cx);
-      this.linkTimer(cx, this.slotOf(this.expiry[cx]));
+      this.linkTimer(cx, this.slotOf(this.expiresAt(cx)));
     }
   }
 
   private linkTimer(cx: number, list: number): void {
-    const prev = this.tPrev;
-    const last = prev[list];
-    this.tNext[last] = cx;
-    prev[cx] = last;
-    this.tNext[cx] = list;
-    prev[list] = cx;
+    const h = this.h;
+    const c = this.cold;
+    const lp = (list << CSHIFT) + C_TPREV;
+    const last = c[lp];
+    h[(last << SHIFT) + H_TNEXT] = cx;
+    c[(cx << CSHIFT) + C_TPREV] = last;
+    h[(cx << SHIFT) + H_TNEXT] = list;
+    c[lp] = cx;
   }
 
   private unlinkTimer(cx: number): void {
-    const next = this.tNext;
-    const n = next[cx];
+    const h = this.h;
+    const c = this.cold;
+    const ni = (cx << SHIFT) + H_TNEXT;
+    const n = h[ni];
     if (n < 0) return;
-    const p = this.tPrev[cx];
-    next[p] = n;
-    this.tPrev[n] = p;
-    next[cx] = -1;
-    this.tPrev[cx] = -1;
+    const pi = (cx << CSHIFT) + C_TPREV;
+    const p = c[pi];
+    h[(p << SHIFT) + H_TNEXT] = n;
+    c[(n << CSHIFT) + C_TPREV] = p;
+    h[ni] = -1;
+    c[pi] = -1;
   }
 
   // ------------------------------------------------------------ embryonic entries
@@ -465,18 +716,19 @@ export class ConnTable {
     if (this.embCount === ring.length) this.compactEmbryonic();
     const pos = (this.embTail + this.embCount) % ring.length;
     ring[pos] = cx;
-    this.embPos[cx] = pos;
+    this.cold[(cx << CSHIFT) + C_EMBPOS] = pos;
     this.embCount++;
   }
 
   /** The oldest allocated entry still in SYN_RECV or SYNACK, by the order of its last note; -1 if none. */
   oldestEmbryonic(): number {
     const ring = this.embRing;
+    const c = this.cold;
     while (this.embCount > 0) {
       const pos = this.embTail;
       const cx = ring[pos];
       if (this.embValid(cx, pos)) return cx;
-      if (this.embPos[cx] === pos) this.embPos[cx] = -1;
+      if (c[(cx << CSHIFT) + C_EMBPOS] === pos) c[(cx << CSHIFT) + C_EMBPOS] = -1;
       this.embTail = pos + 1 === ring.length ? 0 : pos + 1;
       this.embCount--;
     }
@@ -484,13 +736,16 @@ export class ConnTable {
   }
 
   private embValid(cx: number, pos: number): boolean {
-    const st = this.state[cx];
-    return this.embPos[cx] === pos && this.alive[cx] === 1 && (st === TCP_S_SYN_RECV || st === TCP_S_SYNACK);
+    const k = cx << CSHIFT;
+    if (this.cold[k + C_EMBPOS] !== pos || this.cold[k + C_ALIVE] !== 1) return false;
+    const st = this.stateOf(cx);
+    return st === TCP_S_SYN_RECV || st === TCP_S_SYNACK;
   }
 
   /** Drops stale notes from a full ring, keeping the order of the valid ones. */
   private compactEmbryonic(): void {
     const ring = this.embRing;
+    const c = this.cold;
     const n = ring.length;
     let w = this.embTail;
     let kept = 0;
@@ -498,10 +753,10 @@ export class ConnTable {
       const cx = ring[r];
       if (this.embValid(cx, r)) {
         ring[w] = cx;
-        this.embPos[cx] = w;
+        c[(cx << CSHIFT) + C_EMBPOS] = w;
         w = w + 1 === n ? 0 : w + 1;
         kept++;
-      } else if (this.embPos[cx] === r) this.embPos[cx] = -1;
+      } else if (c[(cx << CSHIFT) + C_EMBPOS] === r) c[(cx << CSHIFT) + C_EMBPOS] = -1;
     }
     this.embCount = kept;
   }
@@ -510,12 +765,23 @@ export class ConnTable {
 
   /** Longest chain of each hash table (O(buckets); for tests and benchmarks). */
   maxChain(): { in: number; out: number } {
-    return { in: longestChain(this.inHead, this.inNext), out: longestChain(this.outHead, this.outNext) };
+    return { in: this.longestChain(this.inHead, H_INNEXT), out: this.longestChain(this.outHead, H_OUTNEXT) };
+  }
+
+  private longestChain(head: Int32Array, link: number): number {
+    let worst = 0;
+    for (let b = 0; b < head.length; b++) {
+      let n = 0;
+      for (let i = head[b]; i >= 0; i = this.h[(i << SHIFT) + link]) n++;
+      if (n > worst) worst = n;
+    }
+    return worst;
   }
 
   /** The buckets an entry is hashed into, -1 when not hashed there. */
   bucketsOf(cx: number): { in: number; out: number } {
-    return { in: this.inBkt[cx], out: this.outBkt[cx] };
+    const k = cx << CSHIFT;
+    return { in: this.cold[k + C_INBKT], out: this.cold[k + C_OUTBKT] };
   }
 
   // ------------------------------------------------------------ memory
@@ -523,35 +789,11 @@ export class ConnTable {
   /** Bytes of all typed arrays of the table. */
   get bytes(): number {
     return (
-      this.proto.byteLength +
-      this.state.byteLength +
-      this.flags.byteLength +
-      this.caddr.byteLength +
-      this.vaddr.byteLength +
-      this.daddr.byteLength +
-      this.laddr.byteLength +
-      this.cport.byteLength +
-      this.vport.byteLength +
-      this.dport.byteLength +
-      this.lport.byteLength +
-      this.dest.byteLength +
-      this.control.byteLength +
-      this.nControl.byteLength +
-      this.timeout.byteLength +
-      this.inPkts.byteLength +
-      this.outPkts.byteLength +
-      this.alive.byteLength +
+      this.h.byteLength +
+      this.cold.byteLength +
       this.inHead.byteLength +
-      this.inNext.byteLength +
-      this.inBkt.byteLength +
       this.outHead.byteLength +
-      this.outNext.byteLength +
-      this.outBkt.byteLength +
-      this.expiry.byteLength +
-      this.tNext.byteLength +
-      this.tPrev.byteLength +
-      this.embRing.byteLength +
-      this.embPos.byteLength
+      this.embRing.byteLength
     );
   }
 
@@ -559,30 +801,4 @@ export class ConnTable {
   get bytesPerEntry(): number {
     return this.bytes / this.capacity;
   }
-}
-
-function unlinkChain(head: Int32Array, next: Int32Array, bucket: number, cx: number): void {
-  let i = head[bucket];
-  if (i === cx) {
-    head[bucket] = next[cx];
-    return;
-  }
-  while (i >= 0) {
-    const n = next[i];
-    if (n === cx) {
-      next[i] = next[cx];
-      return;
-    }
-    i = n;
-  }
-}
-
-function longestChain(head: Int32Array, next: Int32Array): number {
-  let worst = 0;
-  for (let b = 0; b < head.length; b++) {
-    let n = 0;
-    for (let i = head[b]; i >= 0; i = next[i]) n++;
-    if (n > worst) worst = n;
-  }
-  return worst;
 }

@@ -11,7 +11,7 @@ export const dr: XmitMethod = {
   name: "dr",
 
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    const d = e.conns.dest[c];
+    const d = e.conns.destOf(c);
     const len = f.l3End - f.l3Off;
     if (!e.fitsDest(d, len, 0, f, f.daddr, now)) return 0;
     return e.emitToDest(f.buf, f.l3Off, len, d, f, now);
@@ -20,6 +20,6 @@ export const dr: XmitMethod = {
   // Errors from the client side about our (the real server's) replies go to the real
   // server unchanged, as the kernel's ip_vs_icmp_xmit does for DR.
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, e.conns.dest[c], f, now);
+    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, e.conns.destOf(c), f, now);
   },
 };

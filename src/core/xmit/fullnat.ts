@@ -27,7 +27,7 @@ function maybeAddToa(e: XmitEngine, c: number, f: Flow, mtu: number): void {
   if (f.proto !== IPPROTO_TCP || (f.tcpFlags & TCP_RST) !== 0) return;
   const t = e.conns;
   const syn = (f.tcpFlags & TCP_SYN) !== 0;
-  const handshakeAck = !syn && (f.tcpFlags & TCP_ACK) !== 0 && (t.flags[c] & CONN_F_TOA_SENT) === 0;
+  const handshakeAck = !syn && (f.tcpFlags & TCP_ACK) !== 0 && (t.flagsOf(c) & CONN_F_TOA_SENT) === 0;
   if (!syn && !handshakeAck) return;
   if (f.l3End - f.l3Off + TCPOLEN_TOA > mtu) return;
   // The frame is moved to the scratch buffer, which has room to grow the TCP header.
@@ -36,8 +36,9 @@ function maybeAddToa(e: XmitEngine, c: number, f: Flow, mtu: number): void {
     s.set(f.buf.subarray(0, f.l3End), 0);
     f.buf = s;
   }
-  writeToaOption(toa, 0, t.cport[c], t.caddr[c]);
-  if (tcpInsertOption(s, f, toa, TCPOLEN_TOA, s.length) && handshakeAck) t.flags[c] |= CONN_F_TOA_SENT;
+  writeToaOption(toa, 0, t.cportOf(c), t.caddrOf(c));
+  if (tcpInsertOption(s, f, toa, TCPOLEN_TOA, s.length) && handshakeAck)
+    t.setFlags(c, t.flagsOf(c) | CONN_F_TOA_SENT);
 }
 
 export const fullnat: XmitMethod = {
@@ -45,13 +46,13 @@ export const fullnat: XmitMethod = {
 
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
-    const d = t.dest[c];
+    const d = t.destOf(c);
     if (!e.fitsDest(d, f.l3End - f.l3Off, 0, f, f.daddr, now)) return 0;
     const buf = f.buf;
-    ipv4SetSaddr(buf, f, t.laddr[c]);
-    l4SetSport(buf, f, t.lport[c]);
-    ipv4SetDaddr(buf, f, t.daddr[c]);
-    l4SetDport(buf, f, t.dport[c]);
+    ipv4SetSaddr(buf, f, t.laddrOf(c));
+    l4SetSport(buf, f, t.lportOf(c));
+    ipv4SetDaddr(buf, f, t.daddrOf(c));
+    l4SetDport(buf, f, t.dportOf(c));
     maybeAddToa(e, c, f, e.destMtuOf(d));
     return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, d, f, now);
   },
@@ -59,10 +60,10 @@ export const fullnat: XmitMethod = {
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
     const buf = f.buf;
-    ipv4SetSaddr(buf, f, t.vaddr[c]);
-    l4SetSport(buf, f, t.vport[c]);
-    ipv4SetDaddr(buf, f, t.caddr[c]);
-    l4SetDport(buf, f, t.cport[c]);
+    ipv4SetSaddr(buf, f, t.vaddrOf(c));
+    l4SetSport(buf, f, t.vportOf(c));
+    ipv4SetDaddr(buf, f, t.caddrOf(c));
+    l4SetDport(buf, f, t.cportOf(c));
     return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
   },
 
@@ -71,14 +72,14 @@ export const fullnat: XmitMethod = {
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
     const buf = f.buf;
-    ipv4SetSaddr(buf, f, t.laddr[c]);
-    ipv4SetDaddr(buf, f, t.daddr[c]);
-    icmpInnerSetSaddr(buf, f, t.daddr[c]);
-    icmpInnerSetSport(buf, f, t.dport[c]);
-    icmpInnerSetDaddr(buf, f, t.laddr[c]);
-    icmpInnerSetDport(buf, f, t.lport[c]);
+    ipv4SetSaddr(buf, f, t.laddrOf(c));
+    ipv4SetDaddr(buf, f, t.daddrOf(c));
+    icmpInnerSetSaddr(buf, f, t.daddrOf(c));
+    icmpInnerSetSport(buf, f, t.dportOf(c));
+    icmpInnerSetDaddr(buf, f, t.laddrOf(c));
+    icmpInnerSetDport(buf, f, t.lportOf(c));
     icmpRecomputeChecksum(buf, f);
-    return e.emitToDest(buf, f.l3Off, f.l3End - f.l3Off, t.dest[c], f, now);
+    return e.emitToDest(buf, f.l3Off, f.l3End - f.l3Off, t.destOf(c), f, now);
   },
 
   // Error from the server side about a request (LIP:lport → RIP:rport): the client sees
@@ -86,12 +87,12 @@ export const fullnat: XmitMethod = {
   icmpOutbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
     const buf = f.buf;
-    ipv4SetSaddr(buf, f, t.vaddr[c]);
-    ipv4SetDaddr(buf, f, t.caddr[c]);
-    icmpInnerSetSaddr(buf, f, t.caddr[c]);
-    icmpInnerSetSport(buf, f, t.cport[c]);
-    icmpInnerSetDaddr(buf, f, t.vaddr[c]);
-    icmpInnerSetDport(buf, f, t.vport[c]);
+    ipv4SetSaddr(buf, f, t.vaddrOf(c));
+    ipv4SetDaddr(buf, f, t.caddrOf(c));
+    icmpInnerSetSaddr(buf, f, t.caddrOf(c));
+    icmpInnerSetSport(buf, f, t.cportOf(c));
+    icmpInnerSetDaddr(buf, f, t.vaddrOf(c));
+    icmpInnerSetDport(buf, f, t.vportOf(c));
     icmpRecomputeChecksum(buf, f);
     return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
   },

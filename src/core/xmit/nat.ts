@@ -21,16 +21,16 @@ export const nat: XmitMethod = {
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
     const len = f.l3End - f.l3Off;
-    if (!e.fitsDest(t.dest[c], len, 0, f, f.daddr, now)) return 0;
-    ipv4SetDaddr(f.buf, f, t.daddr[c]);
-    l4SetDport(f.buf, f, t.dport[c]);
-    return e.emitToDest(f.buf, f.l3Off, len, t.dest[c], f, now);
+    if (!e.fitsDest(t.destOf(c), len, 0, f, f.daddr, now)) return 0;
+    ipv4SetDaddr(f.buf, f, t.daddrOf(c));
+    l4SetDport(f.buf, f, t.dportOf(c));
+    return e.emitToDest(f.buf, f.l3Off, len, t.destOf(c), f, now);
   },
 
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
-    ipv4SetSaddr(f.buf, f, t.vaddr[c]);
-    l4SetSport(f.buf, f, t.vport[c]);
+    ipv4SetSaddr(f.buf, f, t.vaddrOf(c));
+    l4SetSport(f.buf, f, t.vportOf(c));
     return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
   },
 
@@ -38,20 +38,20 @@ export const nat: XmitMethod = {
   // VIP:vport; the real server must see it about RIP:rport.
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
-    ipv4SetDaddr(f.buf, f, t.daddr[c]);
-    icmpInnerSetSaddr(f.buf, f, t.daddr[c]);
-    icmpInnerSetSport(f.buf, f, t.dport[c]);
+    ipv4SetDaddr(f.buf, f, t.daddrOf(c));
+    icmpInnerSetSaddr(f.buf, f, t.daddrOf(c));
+    icmpInnerSetSport(f.buf, f, t.dportOf(c));
     icmpRecomputeChecksum(f.buf, f);
-    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, t.dest[c], f, now);
+    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, t.destOf(c), f, now);
   },
 
   // ip_vs_nat_icmp(inout = 1): an error about a request we forwarded (CIP → RIP:rport) goes
   // back to the client as if it were about CIP → VIP:vport, from the VIP.
   icmpOutbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
-    ipv4SetSaddr(f.buf, f, t.vaddr[c]);
-    icmpInnerSetDaddr(f.buf, f, t.vaddr[c]);
-    icmpInnerSetDport(f.buf, f, t.vport[c]);
+    ipv4SetSaddr(f.buf, f, t.vaddrOf(c));
+    icmpInnerSetDaddr(f.buf, f, t.vaddrOf(c));
+    icmpInnerSetDport(f.buf, f, t.vportOf(c));
     icmpRecomputeChecksum(f.buf, f);
     return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
   },

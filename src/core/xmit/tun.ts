@@ -12,7 +12,7 @@ const IPIP_OVERHEAD = 20;
 const ETH_HLEN = 14;
 
 function encapsulate(e: XmitEngine, c: number, f: Flow, now: number): number {
-  const d = e.conns.dest[c];
+  const d = e.conns.destOf(c);
   const out = e.scratch;
   const len = ipipEncap(
     out,
@@ -21,7 +21,7 @@ function encapsulate(e: XmitEngine, c: number, f: Flow, now: number): number {
     f.l3Off,
     f.l3End - f.l3Off,
     e.destSrc(d),
-    e.conns.daddr[c],
+    e.conns.daddrOf(c),
     f.ttl,
     f.tos,
     f.df,
@@ -33,12 +33,12 @@ export const tun: XmitMethod = {
   name: "tun",
 
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    if (!e.fitsDest(e.conns.dest[c], f.l3End - f.l3Off, IPIP_OVERHEAD, f, f.daddr, now)) return 0;
+    if (!e.fitsDest(e.conns.destOf(c), f.l3End - f.l3Off, IPIP_OVERHEAD, f, f.daddr, now)) return 0;
     return encapsulate(e, c, f, now);
   },
 
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    if (!e.fitsDest(e.conns.dest[c], f.l3End - f.l3Off, IPIP_OVERHEAD, f, 0, now)) return 0;
+    if (!e.fitsDest(e.conns.destOf(c), f.l3End - f.l3Off, IPIP_OVERHEAD, f, 0, now)) return 0;
     return encapsulate(e, c, f, now);
   },
 };
