@@ -1,0 +1,654 @@
+// keepalived.conf, the LVS part (keepalived's check/check_parser.c and check_*.c keyword
+// sets): virtual_server, virtual_server_group, real_server and the TCP_CHECK, HTTP_GET,
+// SSL_GET, MISC_CHECK and DNS_CHECK checkers.
+//
+// The syntax is keepalived's: one keyword a line with its arguments, "{ ... }" opening a
+// block (on the same line or alone), comments from '#' or '!' to the end of the line,
+// double-quoted strings. Everything tsvs does not implement (vrrp_instance, global_defs,
+// notify scripts, ...) is named in a warning with its line, never silently dropped;
+// `include` is refused with a warning (tsvs reads one file).
+
+import { IPPROTO_TCP } from "../cli/ipvsadm/parse.js";
+import { parseIPv4 } from "../core/addr.js";
+import {
+  type CheckSpec,
+  ConfigError,
+  type ConfigModel,
+  DEFAULTS,
+  type Diagnostic,
+  type HttpUrl,
+  LB_KINDS,
+  type LbKind,
+  type ParsedConfig,
+  parseNetmask,
+  parseProtocol,
+  type RealServerConfig,
+  type SourcePos,
+  type VirtualServerConfig,
+  validateModel,
+} from "./model.js";
+
+export interface KaToken {
+  text: string;
+  line: number;
+  col: number;
+  quoted: boolean;
+}
+
+/** Splits keepalived syntax into words; '{' and '}' are words of their own. */
+export function tokenize(src: string): KaToken[] {
+  const out: KaToken[] = [];
+  let line = 1;
+  let lineStart = 0;
+  let i = 0;
+  const n = src.length;
+  while (i < n) {
+    const c = src[i];
+    if (c === "\n") {
+      out.push({ text: "\n", line, col: i - lineStart + 1, quoted: false });
+      line++;
+      i++;
+      lineStart = i;
+      continue;
+    }
+    if (c === " " || c === "\t" || c === "\r") {
+      i++;
+      continue;
+    }
+    if (c === "#" || c === "!") {
+      while (i < n && src[i] !== "\n") i++;
+      continue;
+    }
+    const col = i - lineStart + 1;
+    if (c === "{" || c === "}") {
+      out.push({ text: c, line, col, quoted: false });
+      i++;
+      continue;
+    }
+    if (c === '"') {
+      let j = i + 1;
+      let text = "";
+      while (j < n && src[j] !== '"' && src[j] !== "\n") {
+        if (src[j] === "\\" && j + 1 < n && src[j + 1] !== "\n") j++;
+        text += src[j++];
+      }
+      if (j >= n || src[j] !== '"')
+        throw new ConfigError([{ file: "", line, col, message: "unterminated string" }]);
+      out.push({ text, line, col, quoted: true });
+      i = j + 1;
+      continue;
+    }
+    let j = i;
+    while (j < n && !" \t\r\n{}".includes(src[j]) && src[j] !== "#" && src[j] !== "!") j++;
+    out.push({ text: src.slice(i, j), line, col, quoted: false });
+    i = j;
+  }
+  out.push({ text: "\n", line, col: i - lineStart + 1, quoted: false });
+  return out;
+}
+
+export interface KaStatement {
+  keyword: KaToken;
+  args: KaToken[];
+  /** The "{ ... }" block, null when the statement has none. */
+  block: KaStatement[] | null;
+}
+
+/** Groups tokens into statements and blocks; throws ConfigError on unbalanced braces. */
+export function parseStatements(tokens: readonly KaToken[], file: string): KaStatement[] {
+  let i = 0;
+  const err = (t: KaToken, message: string): never => {
+    throw new ConfigError([{ file, line: t.line, col: t.col, message }]);
+  };
+  const block = (depth: number, open: KaToken | null): KaStatement[] => {
+    const stmts: KaStatement[] = [];
+    for (;;) {
+      const t = tokens[i];
+      if (t === undefined) {
+        if (open !== null) err(open, "'{' is never closed");
+        return stmts;
+      }
+      if (t.text === "\n" && !t.quoted) {
+        i++;
+        if (i >= tokens.length && open !== null) err(open, "'{' is never closed");
+        continue;
+      }
+      if (t.text === "}" && !t.quoted) {
+        if (depth === 0) err(t, "unexpected '}'");
+        i++;
+        return stmts;
+      }
+      if (t.text === "{" && !t.quoted) {
+        // A bare block (keepalived allows "{" on the line after its keyword).
+        const prev = stmts[stmts.length - 1];
+        if (prev === undefined || prev.block !== null) err(t, "'{' without a keyword");
+        i++;
+        prev.block = block(depth + 1, t);
+        continue;
+      }
+      const st: KaStatement = { keyword: t, args: [], block: null };
+      i++;
+      while (i < tokens.length) {
+        const a = tokens[i];
+        if (a.quoted || (a.text !== "\n" && a.text !== "{" && a.text !== "}")) {
+          st.args.push(a);
+          i++;
+          continue;
+        }
+        if (a.text === "{") {
+          i++;
+          st.block = block(depth + 1, a);
+        }
+        break;
+      }
+      stmts.push(st);
+    }
+  };
+  return block(0, null);
+}
+
+/** Top-level sections tsvs knows it does not implement (a warning, not an error). */
+const IGNORED_TOP = new Set([
+  "global_defs",
+  "vrrp_instance",
+  "vrrp_sync_group",
+  "vrrp_script",
+  "vrrp_track_process",
+  "track_file",
+  "static_ipaddress",
+  "static_routes",
+  "static_rules",
+  "linkbeat_interfaces",
+  "net_namespace",
+  "garp_group",
+  "bfd_instance",
+  "local_address_group",
+]);
+
+interface Ctx {
+  file: string;
+  warnings: Diagnostic[];
+  errors: Diagnostic[];
+}
+
+function pos(ctx: Ctx, t: KaToken): SourcePos {
+  return { file: ctx.file, line: t.line, col: t.col };
+}
+
+function warn(ctx: Ctx, t: KaToken, message: string): void {
+  ctx.warnings.push({ ...pos(ctx, t), message });
+}
+
+function error(ctx: Ctx, t: KaToken, message: string): void {
+  ctx.errors.push({ ...pos(ctx, t), message });
+}
+
+function arg(ctx: Ctx, st: KaStatement, k: number, what: string): KaToken | null {
+  const a = st.args[k];
+  if (a === undefined) {
+    error(ctx, st.keyword, `${st.keyword.text}: missing ${what}`);
+    return null;
+  }
+  return a;
+}
+
+function num(ctx: Ctx, st: KaStatement, lo: number, hi: number, k = 0): number | null {
+  const a = arg(ctx, st, k, "value");
+  if (a === null) return null;
+  const v = /^\d+(\.\d+)?$/.test(a.text) ? Number(a.text) : Number.NaN;
+  if (!(v >= lo && v <= hi)) {
+    error(ctx, a, `${st.keyword.text} must be ${lo}..${hi}, not "${a.text}"`);
+    return null;
+  }
+  return v;
+}
+
+function int(ctx: Ctx, st: KaStatement, lo: number, hi: number, k = 0): number | null {
+  const v = num(ctx, st, lo, hi, k);
+  if (v !== null && !Number.isInteger(v)) {
+    error(ctx, st.args[k], `${st.keyword.text} must be an integer`);
+    return null;
+  }
+  return v;
+}
+
+function ip(ctx: Ctx, t: KaToken | null): number | null {
+  if (t === null) return null;
+  const v = parseIPv4(t.text);
+  if (v === null) error(ctx, t, `"${t.text}" is not an IPv4 address (tsvs is IPv4 only)`);
+  return v;
+}
+
+function port(ctx: Ctx, t: KaToken | undefined): number | null {
+  if (t === undefined) return 0;
+  const v = /^\d+$/.test(t.text) ? Number(t.text) : -1;
+  if (v < 0 || v > 65535) {
+    error(ctx, t, `port must be 0..65535, not "${t.text}"`);
+    return null;
+  }
+  return v;
+}
+
+/** keepalived's boolean keywords: no argument = on. */
+function flag(ctx: Ctx, st: KaStatement): boolean {
+  const a = st.args[0];
+  if (a === undefined) return true;
+  const t = a.text.toLowerCase();
+  if (t === "on" || t === "true" || t === "yes") return true;
+  if (t === "off" || t === "false" || t === "no") return false;
+  error(ctx, a, `${st.keyword.text} takes on/off, not "${a.text}"`);
+  return false;
+}
+
+function unknown(ctx: Ctx, st: KaStatement, where: string): void {
+  warn(ctx, st.keyword, `${st.keyword.text} in ${where} is not supported by tsvs (ignored)`);
+}
+
+function noBlock(ctx: Ctx, st: KaStatement): void {
+  if (st.block !== null) error(ctx, st.keyword, `${st.keyword.text} does not take a block`);
+}
+
+type CheckKind = "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK";
+const CHECKERS = new Set<string>([
+  "TCP_CHECK",
+  "HTTP_GET",
+  "SSL_GET",
+  "MISC_CHECK",
+  "DNS_CHECK",
+  "SMTP_CHECK",
+  "BFD_CHECK",
+  "FILE_CHECK",
+  "PING_CHECK",
+  "UDP_CHECK",
+]);
+
+function parseUrl(ctx: Ctx, st: KaStatement): HttpUrl | null {
+  const url = { path: "", digest: "", statusCodes: [] as number[] };
+  for (const s of st.block ?? []) {
+    const kw = s.keyword.text;
+    if (kw === "path") url.path = arg(ctx, s, 0, "path")?.text ?? "";
+    else if (kw === "digest") {
+      const d = arg(ctx, s, 0, "digest");
+      if (d !== null && !/^[0-9a-fA-F]{32}$/.test(d.text))
+        error(ctx, d, `digest must be 32 hex digits (MD5)`);
+      else if (d !== null) url.digest = d.text.toLowerCase();
+    } else if (kw === "status_code") {
+      // keepalived also takes ranges ("200-299") and lists.
+      for (const a of s.args) {
+        const m = /^(\d{3})(?:-(\d{3}))?$/.exec(a.text);
+        if (m === null) {
+          error(ctx, a, `status_code must be a code or a range (200-299), not "${a.text}"`);
+          continue;
+        }
+        const lo = Number(m[1]);
+        const hi = m[2] !== undefined ? Number(m[2]) : lo;
+        for (let c = lo; c <= hi; c++) url.statusCodes.push(c);
+      }
+    } else unknown(ctx, s, "url");
+  }
+  if (url.path === "") {
+    error(ctx, st.keyword, "url needs a path");
+    return null;
+  }
+  return url;
+}
+
+function parseChecker(ctx: Ctx, st: KaStatement): CheckSpec | null {
+  const kind = st.keyword.text as CheckKind;
+  const common = {
+    connectTimeout: DEFAULTS.connectTimeout,
+    connectPort: 0,
+    connectIp: 0,
+    retry: DEFAULTS.retry,
+    delayBeforeRetry: DEFAULTS.delayBeforeRetry,
+  };
+  const urls: HttpUrl[] = [];
+  let virtualHost = "";
+  let name = ".";
+  let qtype = "SOA";
+  let miscPath = "";
+  let miscTimeout = 0;
+  for (const s of st.block ?? []) {
+    const kw = s.keyword.text;
+    switch (kw) {
+      case "connect_timeout":
+        common.connectTimeout = num(ctx, s, 0.001, 86400) ?? common.connectTimeout;
+        continue;
+      case "connect_port":
+        if (kind !== "MISC_CHECK") {
+          common.connectPort = port(ctx, arg(ctx, s, 0, "port") ?? undefined) ?? 0;
+          continue;
+        }
+        break;
+      case "connect_ip":
+        if (kind !== "MISC_CHECK") {
+          common.connectIp = ip(ctx, arg(ctx, s, 0, "address")) ?? 0;
+          continue;
+        }
+        break;
+      case "retry":
+      case "nb_get_retry":
+        common.retry = int(ctx, s, 0, 1000000) ?? common.retry;
+        continue;
+      case "delay_before_retry":
+        common.delayBeforeRetry = num(ctx, s, 0, 86400) ?? common.delayBeforeRetry;
+        continue;
+      case "url":
+        if (kind === "HTTP_GET" || kind === "SSL_GET") {
+          const u = parseUrl(ctx, s);
+          if (u !== null) urls.push(u);
+          continue;
+        }
+        break;
+      case "virtualhost":
+        if (kind === "HTTP_GET" || kind === "SSL_GET") {
+          virtualHost = arg(ctx, s, 0, "host name")?.text ?? "";
+          continue;
+        }
+        break;
+      case "name":
+        if (kind === "DNS_CHECK") {
+          name = arg(ctx, s, 0, "name")?.text ?? name;
+          continue;
+        }
+        break;
+      case "type":
+        if (kind === "DNS_CHECK") {
+          const a = arg(ctx, s, 0, "type");
+          if (a !== null) {
+            qtype = a.text.toUpperCase();
+            if (!DNS_TYPES.includes(qtype))
+              error(ctx, a, `DNS_CHECK type must be one of ${DNS_TYPES.join(", ")}`);
+          }
+          continue;
+        }
+        break;
+      case "misc_path":
+        if (kind === "MISC_CHECK") {
+          miscPath = arg(ctx, s, 0, "path")?.text ?? "";
+          if (s.args.length > 1) miscPath = s.args.map((a) => a.text).join(" ");
+          continue;
+        }
+        break;
+      case "misc_timeout":
+        if (kind === "MISC_CHECK") {
+          miscTimeout = num(ctx, s, 0.001, 86400) ?? 0;
+          continue;
+        }
+        break;
+      default:
+        break;
+    }
+    unknown(ctx, s, kind);
+  }
+  switch (kind) {
+    case "TCP_CHECK":
+      return { type: "tcp", ...common };
+    case "HTTP_GET":
+    case "SSL_GET":
+      if (urls.length === 0) {
+        error(ctx, st.keyword, `${kind} needs at least one url { path ... }`);
+        return null;
+      }
+      return { type: kind === "HTTP_GET" ? "http" : "https", urls, virtualHost, ...common };
+    case "DNS_CHECK":
+      return { type: "dns", name, qtype, ...common };
+    case "MISC_CHECK":
+      if (miscPath === "") {
+        error(ctx, st.keyword, "MISC_CHECK needs misc_path");
+        return null;
+      }
+      return {
+        type: "misc",
+        path: miscPath,
+        timeout: miscTimeout,
+        retry: common.retry,
+        delayBeforeRetry: common.delayBeforeRetry,
+      };
+  }
+}
+
+/** Query types the DNS checker can ask (health/dns.ts). */
+export const DNS_TYPES = ["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];
+
+function parseRealServer(ctx: Ctx, st: KaStatement): RealServerConfig | null {
+  const addr = ip(ctx, arg(ctx, st, 0, "address"));
+  const p = port(ctx, st.args[1]);
+  if (addr === null || p === null) return null;
+  const rs: RealServerConfig = {
+    addr,
+    port: p,
+    weight: DEFAULTS.weight,
+    inhibitOnFailure: false,
+    uThreshold: 0,
+    lThreshold: 0,
+    check: null,
+    pos: pos(ctx, st.keyword),
+  };
+  for (const s of st.block ?? []) {
+    const kw = s.keyword.text;
+    if (CHECKERS.has(kw)) {
+      if (
+        kw === "TCP_CHECK" ||
+        kw === "HTTP_GET" ||
+        kw === "SSL_GET" ||
+        kw === "MISC_CHECK" ||
+        kw === "DNS_CHECK"
+      ) {
+        if (rs.check !== null) {
+          warn(ctx, s.keyword, `${kw}: tsvs runs one checker per real server, this one is ignored`);
+          continue;
+        }
+        rs.check = parseChecker(ctx, s);
+      } else unknown(ctx, s, "real_server");
+      continue;
+    }
+    switch (kw) {
+      case "weight":
+        noBlock(ctx, s);
+        rs.weight = int(ctx, s, 0, 65535) ?? rs.weight;
+        break;
+      case "inhibit_on_failure":
+        rs.inhibitOnFailure = flag(ctx, s);
+        break;
+      case "uthreshold":
+        rs.uThreshold = int(ctx, s, 0, 2147483647) ?? 0;
+        break;
+      case "lthreshold":
+        rs.lThreshold = int(ctx, s, 0, 2147483647) ?? 0;
+        break;
+      default:
+        unknown(ctx, s, "real_server");
+    }
+  }
+  return rs;
+}
+
+interface GroupEntry {
+  addr: number;
+  port: number;
+  fwmark: number;
+}
+
+/** virtual_server_group NAME { IP[-LAST] PORT ... fwmark N }. */
+function parseGroup(ctx: Ctx, st: KaStatement): GroupEntry[] {
+  const out: GroupEntry[] = [];
+  for (const s of st.block ?? []) {
+    if (s.keyword.text === "fwmark") {
+      const m = int(ctx, s, 1, 4294967295);
+      if (m !== null) out.push({ addr: 0, port: 0, fwmark: m });
+      continue;
+    }
+    // "10.0.0.1-10 80": the last octet runs up to the number after '-'.
+    const m = /^(\d+\.\d+\.\d+\.)(\d+)(?:-(\d+))?$/.exec(s.keyword.text);
+    const first = m !== null ? parseIPv4(m[1] + m[2]) : null;
+    if (m === null || first === null) {
+      error(ctx, s.keyword, `"${s.keyword.text}" is not an address, an address range or fwmark`);
+      continue;
+    }
+    const last = m[3] !== undefined ? Number(m[3]) : Number(m[2]);
+    if (last < Number(m[2]) || last > 255) {
+      error(ctx, s.keyword, `bad address range "${s.keyword.text}"`);
+      continue;
+    }
+    const p = port(ctx, s.args[0]);
+    if (p === null) continue;
+    for (let k = 0; k <= last - Number(m[2]); k++) out.push({ addr: (first + k) >>> 0, port: p, fwmark: 0 });
+  }
+  return out;
+}
+
+function parseVirtualServer(
+  ctx: Ctx,
+  st: KaStatement,
+  groups: ReadonlyMap<string, GroupEntry[]>,
+): VirtualServerConfig[] {
+  const a0 = arg(ctx, st, 0, "address, fwmark or group");
+  if (a0 === null) return [];
+  let targets: GroupEntry[] = [];
+  if (a0.text === "fwmark") {
+    const m = int(ctx, st, 1, 4294967295, 1);
+    if (m === null) return [];
+    targets = [{ addr: 0, port: 0, fwmark: m }];
+  } else if (a0.text === "group") {
+    const g = arg(ctx, st, 1, "group name");
+    if (g === null) return [];
+    const entries = groups.get(g.text);
+    if (entries === undefined) {
+      error(ctx, g, `virtual_server_group "${g.text}" is not defined (define it before its use)`);
+      return [];
+    }
+    targets = entries;
+  } else {
+    const addr = ip(ctx, a0);
+    const p = port(ctx, st.args[1]);
+    if (addr === null || p === null) return [];
+    targets = [{ addr, port: p, fwmark: 0 }];
+  }
+  const base: Omit<VirtualServerConfig, "addr" | "port" | "fwmark"> = {
+    protocol: IPPROTO_TCP,
+    scheduler: DEFAULTS.scheduler,
+    persistenceTimeout: 0,
+    persistenceGranularity: 0xffffffff,
+    lbKind: DEFAULTS.lbKind,
+    onePacket: false,
+    sorryServer: null,
+    quorum: DEFAULTS.quorum,
+    hysteresis: DEFAULTS.hysteresis,
+    alpha: false,
+    omega: false,
+    delayLoop: DEFAULTS.delayLoop,
+    realServers: [],
+    pos: pos(ctx, st.keyword),
+  };
+  for (const s of st.block ?? []) {
+    const kw = s.keyword.text;
+    switch (kw) {
+      case "lb_algo":
+      case "lvs_sched": {
+        const a = arg(ctx, s, 0, "scheduler");
+        if (a !== null) base.scheduler = a.text;
+        break;
+      }
+      case "lb_kind":
+      case "lvs_method": {
+        const a = arg(ctx, s, 0, "method");
+        if (a === null) break;
+        const k = a.text.toUpperCase() as LbKind;
+        if (LB_KINDS.includes(k)) base.lbKind = k;
+        else error(ctx, a, `${kw} must be NAT, DR, TUN or FULLNAT, not "${a.text}"`);
+        break;
+      }
+      case "persistence_timeout":
+        // keepalived: the keyword without a value means ipvsadm's default.
+        base.persistenceTimeout =
+          s.args.length === 0 ? DEFAULTS.persistenceTimeout : (int(ctx, s, 1, 86400 * 31) ?? 0);
+        break;
+      case "persistence_granularity": {
+        const a = arg(ctx, s, 0, "netmask");
+        if (a === null) break;
+        const m = parseNetmask(a.text);
+        if (m === null) error(ctx, a, `persistence_granularity must be a netmask, not "${a.text}"`);
+        else base.persistenceGranularity = m;
+        break;
+      }
+      case "protocol": {
+        const a = arg(ctx, s, 0, "protocol");
+        if (a === null) break;
+        const p = parseProtocol(a.text);
+        if (p === null) error(ctx, a, `protocol must be TCP, UDP or SCTP, not "${a.text}"`);
+        else base.protocol = p;
+        break;
+      }
+      case "ops":
+        base.onePacket = flag(ctx, s);
+        break;
+      case "delay_loop":
+        base.delayLoop = num(ctx, s, 0.001, 86400) ?? base.delayLoop;
+        break;
+      case "sorry_server": {
+        const addr = ip(ctx, arg(ctx, s, 0, "address"));
+        const p = port(ctx, s.args[1]);
+        if (addr !== null && p !== null) base.sorryServer = { addr, port: p };
+        break;
+      }
+      case "quorum":
+        base.quorum = int(ctx, s, 0, 2147483647) ?? base.quorum;
+        break;
+      case "hysteresis":
+        base.hysteresis = int(ctx, s, 0, 2147483647) ?? base.hysteresis;
+        break;
+      case "alpha":
+        base.alpha = flag(ctx, s);
+        break;
+      case "omega":
+        base.omega = flag(ctx, s);
+        break;
+      case "real_server": {
+        const rs = parseRealServer(ctx, s);
+        if (rs !== null) base.realServers.push(rs);
+        break;
+      }
+      default:
+        unknown(ctx, s, "virtual_server");
+    }
+  }
+  return targets.map((t) => ({
+    ...base,
+    ...t,
+    protocol: t.fwmark !== 0 ? 0 : base.protocol,
+    realServers: base.realServers.map((rs) => ({ ...rs })),
+  }));
+}
+
+/** Parses keepalived.conf text; throws ConfigError listing every error (file:line:col). */
+export function parseKeepalived(src: string, file: string): ParsedConfig {
+  let stmts: KaStatement[];
+  try {
+    stmts = parseStatements(tokenize(src), file);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(e.diagnostics.map((d) => ({ ...d, file })));
+    throw e;
+  }
+  const ctx: Ctx = { file, warnings: [], errors: [] };
+  const model: ConfigModel = { virtualServers: [] };
+  const groups = new Map<string, GroupEntry[]>();
+  for (const st of stmts) {
+    const kw = st.keyword.text;
+    if (kw === "include") {
+      warn(ctx, st.keyword, `include ${st.args.map((a) => a.text).join(" ")} refused: tsvs reads one file`);
+    } else if (kw === "virtual_server_group") {
+      const name = arg(ctx, st, 0, "group name");
+      if (name !== null) groups.set(name.text, parseGroup(ctx, st));
+    } else if (kw === "virtual_server") {
+      model.virtualServers.push(...parseVirtualServer(ctx, st, groups));
+    } else if (IGNORED_TOP.has(kw)) {
+      warn(ctx, st.keyword, `${kw} is not supported by tsvs (ignored)`);
+    } else {
+      warn(ctx, st.keyword, `unknown keyword ${kw} (ignored)`);
+    }
+  }
+  if (ctx.errors.length === 0) ctx.errors.push(...validateModel(model));
+  if (ctx.errors.length > 0) throw new ConfigError(ctx.errors);
+  return { model, warnings: ctx.warnings };
+}
