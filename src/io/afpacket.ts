@@ -399,9 +399,8 @@ export class PacketSocket {
           }
         }
       }
-      // A tag in the frame (ours or the sender's) rides on top of the MTU, as on the wire.
-      const tagged = len >= ETH_HLEN && (readU16(f, 12) === ETH_P_8021Q || readU16(f, 12) === ETH_P_8021AD);
-      if (origLen > maxLen + (tagged ? VLAN_HLEN : 0)) cnt.rxOversize++;
+      // Tags in the frame (restored or never removed) ride on top of the MTU, as on the wire.
+      if (origLen > maxLen + VLAN_HLEN * tagCount(f, len)) cnt.rxOversize++;
       this.#rxLen[i] = len;
       cnt.rxBytes += len;
     }
@@ -564,7 +563,7 @@ export function completeL4Checksum(f: Uint8Array, len: number): boolean {
   let off = 12;
   if (off + 2 > len) return false;
   let type = readU16(f, off);
-  for (let k = 0; k < 2 && (type === ETH_P_8021Q || type === ETH_P_8021AD); k++) {
+  for (let k = 0; k < 2 && isVlanType(type); k++) {
     off += VLAN_HLEN;
     if (off + 2 > len) return false;
     type = readU16(f, off);
@@ -591,6 +590,16 @@ export function completeL4Checksum(f: Uint8Array, len: number): boolean {
   } else return false;
   writeU16(f, l4 + field, l4ChecksumV4(f, l3, l4, l4Len, proto));
   return true;
+}
+
+function isVlanType(t: number): boolean {
+  return t === ETH_P_8021Q || t === ETH_P_8021AD;
+}
+
+/** 802.1Q/802.1ad tags at the start of the frame (0, 1 or 2: QinQ). */
+function tagCount(f: Uint8Array, len: number): number {
+  if (len < 18 || !isVlanType(readU16(f, 12))) return 0;
+  return len >= 22 && isVlanType(readU16(f, 16)) ? 2 : 1;
 }
 
 /**

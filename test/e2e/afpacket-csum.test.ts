@@ -487,6 +487,8 @@ next();
       assert.equal(rep.bulkBad, 0, "every whole bulk data segment verifies");
       assert.ok(c.rxCsumPartial >= 5, "veth with tx offload on hands the socket CHECKSUM_PARTIAL frames");
       assert.equal(c.rxVlanRestored, 2);
+      // TSO on the peer: the bulk stream arrives as aggregates above the MTU, counted, not hidden.
+      assert.ok(c.rxOversize >= 1, "TSO aggregates from the peer are counted in rxOversize");
     });
 
     it("prints the per-frame cost of PACKET_AUXDATA and of completing a checksum", async () => {
