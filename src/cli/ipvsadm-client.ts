@@ -3,8 +3,8 @@
 // the client only carries argv and stdin there and the answer back, byte for byte.
 
 import { request } from "../daemon/control.js";
-import type { DaemonStatus, Request, Response } from "../daemon/protocol.js";
-import { resolveControlPath } from "../daemon/protocol.js";
+import type { DaemonStatus, FwmarkAction, Request, Response } from "../daemon/protocol.js";
+import { parseSysctlArg, resolveControlPath, SYSCTLS } from "../daemon/protocol.js";
 import { parseIpvsadm } from "./ipvsadm/parse.js";
 
 /** Pulls `--control PATH` / `--control=PATH` out of argv (it is not an ipvsadm option). */
@@ -83,6 +83,84 @@ export async function statusMain(args: string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(json ? `${JSON.stringify(res.status, null, 2)}\n` : formatStatus(res.status));
+  return 0;
+}
+
+export const SYSCTL_USAGE = `Usage: tsvs sysctl [--control PATH] [NAME[=VALUE]]...
+  NAME: ${Object.keys(SYSCTLS).join(", ")} (as /proc/sys/net/ipv4/vs names them)
+`;
+
+/** `tsvs sysctl [NAME[=VALUE]]...`: prints `NAME = VALUE` lines, as sysctl(8) does. */
+export async function sysctlMain(args: string[]): Promise<number> {
+  const { path: flag, rest } = takeControlFlag(args);
+  if (rest.includes("-h") || rest.includes("--help")) {
+    process.stdout.write(SYSCTL_USAGE);
+    return 0;
+  }
+  const reqs: Request[] = [];
+  for (const a of rest) {
+    const p = parseSysctlArg(a);
+    if ("error" in p) {
+      process.stderr.write(`tsvs sysctl: ${p.error}\n${SYSCTL_USAGE}`);
+      return 2;
+    }
+    reqs.push({ op: "sysctl", ...p });
+  }
+  if (reqs.length === 0) reqs.push({ op: "sysctl" });
+  const path = resolveControlPath(flag);
+  for (const req of reqs) {
+    const res = await call(path, req);
+    if (typeof res === "number") return res;
+    if (!("sysctls" in res)) {
+      process.stderr.write(
+        `tsvs sysctl: ${"error" in res ? res.error : "unexpected answer from the daemon"}\n`,
+      );
+      return 1;
+    }
+    for (const [k, v] of Object.entries(res.sysctls)) process.stdout.write(`${k} = ${v}\n`);
+  }
+  return 0;
+}
+
+export const FWMARK_USAGE = `Usage: tsvs fwmark add|del|list|flush [--control PATH] [RULE]
+  RULE in iptables-mangle phrasing, e.g.
+    tsvs fwmark add -d 198.18.0.100 -p tcp --dport 80 -j MARK --set-mark 10
+  del takes the same rule (or the number list prints first). A rule's single-host -d address
+  becomes the director's (it answers ARP and keeps the kernel out), as a fwmark VIP must be.
+`;
+
+/** `tsvs fwmark add|del|list|flush RULE`: the daemon's firewall-mark classifier. */
+export async function fwmarkMain(args: string[]): Promise<number> {
+  const { path: flag, rest } = takeControlFlag(args);
+  const [action, ...ruleArgs] = rest;
+  if (action === "-h" || action === "--help" || action === "help") {
+    process.stdout.write(FWMARK_USAGE);
+    return 0;
+  }
+  if (action !== "add" && action !== "del" && action !== "list" && action !== "flush") {
+    process.stderr.write(`tsvs fwmark: unknown action ${JSON.stringify(action ?? "")}\n${FWMARK_USAGE}`);
+    return 2;
+  }
+  const rule = ruleArgs.join(" ");
+  const needsRule = action === "add" || action === "del";
+  if (needsRule !== (rule !== "")) {
+    process.stderr.write(
+      `tsvs fwmark ${action}: ${needsRule ? "a rule is needed" : "takes no rule"}\n${FWMARK_USAGE}`,
+    );
+    return 2;
+  }
+  const req: Request = needsRule
+    ? { op: "fwmark", action: action as FwmarkAction, rule }
+    : { op: "fwmark", action: action as FwmarkAction };
+  const res = await call(resolveControlPath(flag), req);
+  if (typeof res === "number") return res;
+  if (!("fwmarks" in res)) {
+    process.stderr.write(
+      `tsvs fwmark: ${"error" in res ? res.error : "unexpected answer from the daemon"}\n`,
+    );
+    return 1;
+  }
+  if (action === "list") for (const r of res.fwmarks) process.stdout.write(`${r.id} ${r.rule}\n`);
   return 0;
 }
 

@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TsvsError } from "../core/errors.js";
 import { daemonMain } from "./daemon.js";
-import { ipvsadmMain, statusMain } from "./ipvsadm-client.js";
+import { fwmarkMain, ipvsadmMain, statusMain, sysctlMain } from "./ipvsadm-client.js";
 import { labMain } from "./lab.js";
 import { realserverMain } from "./realserver.js";
 import { simMain } from "./sim/main.js";
@@ -18,6 +18,8 @@ Commands:
   daemon --iface IF...      the director on this namespace's interfaces (docs/daemon.md)
   ipvsadm ARGS              ipvsadm 1.31's commands and output, through the daemon's control socket
   status [--json]           the daemon's interfaces, worker, counters
+  sysctl [NAME[=VALUE]]     the daemon's director sysctls (expire_nodest_conn, conn_reuse_mode, ...)
+  fwmark add|del|list|flush [RULE]   the daemon's firewall-mark rules (iptables -j MARK phrasing)
   realserver setup|doctor|teardown --vip VIP [--method dr|tun]   prepare a DR/TUN real server
   sim FILE...               run scenario files on the in-memory network (docs/sim.md)
   sim --all DIR             run every *.tsvs scenario in DIR
@@ -45,6 +47,10 @@ export async function main(argv: string[]): Promise<number> {
         return await ipvsadmMain(rest);
       case "status":
         return await statusMain(rest);
+      case "sysctl":
+        return await sysctlMain(rest);
+      case "fwmark":
+        return await fwmarkMain(rest);
       case "realserver":
         return await realserverMain(rest);
       case "version":

@@ -10,26 +10,33 @@
 import { MessageChannel, Worker } from "node:worker_threads";
 import pino from "pino";
 import { parseIPv4 } from "../core/addr.js";
+import type { Sysctls } from "../core/engine.js";
 import type { IfaceConfig } from "../core/route.js";
 import { ControlServer, type Handler } from "./control.js";
 import { defaultInterfaces, ipForward, readInterface, readRoutes } from "./kernel.js";
 import { applyGuard, checkNft, NFT_FAMILY, NFT_TABLE, removeGuard } from "./nft.js";
 import {
   type DaemonStatus,
+  type FwmarkAction,
   netnsId,
   PROTOCOL_VERSION,
+  parseSysctlArg,
   type Request,
   type Response,
   resolveControlPath,
+  SYSCTLS,
   type WorkerStatus,
 } from "./protocol.js";
 import type { FromWorker, Guard, ToWorker, WorkerInit } from "./worker.js";
 
-export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--control PATH] [--log-level LEVEL]
+export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
+                   [--log-level LEVEL] [--idle-ms N]
 
 Runs the director in the foreground, in the current network namespace.
   --iface IF         an interface to serve (repeatable; default: every up, non-loopback Ethernet one)
   --lip ADDR         a FULLNAT local address (repeatable)
+  --sysctl NAME=V    a director sysctl, as /proc/sys/net/ipv4/vs names it (repeatable): conn_reuse_mode,
+                     expire_nodest_conn, expire_quiescent_template, sloppy_tcp; at run time: tsvs sysctl
   --control PATH     control socket (default: $TSVS_CONTROL, else /run/tsvs/control.sock in the
                      host namespace, /run/tsvs/netns-<inode>/control.sock in others)
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (default info)
@@ -43,6 +50,8 @@ export interface DaemonOptions {
   control: string | undefined;
   logLevel: string;
   idleMs: number;
+  /** Engine field → value, from --sysctl. */
+  sysctls: Partial<Sysctls>;
 }
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
@@ -50,7 +59,14 @@ const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "sil
 export class DaemonUsageError extends Error {}
 
 export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
-  const o: DaemonOptions = { ifaces: [], lips: [], control: undefined, logLevel: "info", idleMs: 10 };
+  const o: DaemonOptions = {
+    ifaces: [],
+    lips: [],
+    control: undefined,
+    logLevel: "info",
+    idleMs: 10,
+    sysctls: {},
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const eq = a.indexOf("=");
@@ -76,6 +92,15 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
       case "--control":
         o.control = value();
         break;
+      case "--sysctl": {
+        const p = parseSysctlArg(value());
+        if ("error" in p) throw new DaemonUsageError(`--sysctl: ${p.error}`);
+        if (p.value === undefined) throw new DaemonUsageError(`--sysctl: ${p.name} needs =VALUE`);
+        const spec = SYSCTLS[p.name];
+        (o.sysctls as Record<string, number | boolean>)[spec.field] =
+          spec.max === 1 ? p.value !== 0 : p.value;
+        break;
+      }
       case "--log-level": {
         const v = value();
         if (!LEVELS.has(v)) throw new DaemonUsageError(`--log-level: unknown level ${JSON.stringify(v)}`);
@@ -185,6 +210,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     port: port2,
     idleMs: opts.idleMs,
     batch: 64,
+    sysctls: opts.sysctls,
   };
   const worker = new Worker(new URL("./worker.js", import.meta.url), {
     workerData: init,
@@ -214,6 +240,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         log[m.level](m.data ?? {}, m.msg);
         break;
       case "reply":
+      case "result":
       case "status": {
         const cb = pending.get(m.id);
         pending.delete(m.id);
@@ -239,7 +266,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   const toWorker = (msg: ToWorker): void => port1.postMessage(msg);
   const ask = (
-    msg: { type: "ipvsadm"; argv: string[]; stdin?: string } | { type: "status" },
+    msg:
+      | { type: "ipvsadm"; argv: string[]; stdin?: string }
+      | { type: "status" }
+      | { type: "sysctl"; name?: string; value?: number }
+      | { type: "fwmark"; action: FwmarkAction; rule?: string },
   ): Promise<FromWorker> =>
     new Promise((resolve, reject) => {
       if (!workerAlive) {
@@ -301,6 +332,19 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         };
       }
       return m.result;
+    }
+    if (req.op === "sysctl" || req.op === "fwmark") {
+      const m = await ask(
+        req.op === "sysctl"
+          ? { type: "sysctl", name: req.name, value: req.value }
+          : { type: "fwmark", action: req.action, rule: req.rule },
+      );
+      if (m.type !== "result") return { error: "the data plane stopped" };
+      log.info({ req }, req.op);
+      const gErr = updateGuard(m.guard);
+      if (gErr !== null && !("error" in m.response))
+        return { error: `applied, but the kernel guard was not updated: ${gErr}` };
+      return m.response;
     }
     const m = await ask({ type: "status" });
     if (m.type !== "status") return { error: "the data plane stopped" };

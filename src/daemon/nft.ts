@@ -16,6 +16,9 @@
 //       ip saddr . ip protocol . th sport @nat4 ip daddr != @local4 drop
 //                                                        NAT replies RIP:rport → CIP (not the
 //                                                        director's own traffic to a real server)
+//       ip saddr . ip protocol @nat4any ip daddr != @local4 drop
+//                                                        the same for port-0 destinations (PCC,
+//                                                        fwmark): replies from any port
 //
 // Updates replace the whole table in one `nft -f` transaction (create, delete, recreate), so
 // there is no instant without a guard and a table left by a crashed daemon goes away on start.
@@ -55,11 +58,16 @@ export function guardScript(ifnames: readonly string[], locals: readonly number[
   const own = guard.owned.map(formatIPv4);
   const local = [...new Set(locals)].sort((a, b) => a - b).map(formatIPv4);
   const nat: string[] = [];
+  const natAny: string[] = [];
   for (const d of guard.nat) {
     const protos = d.proto === 0 ? [6, 17] : [d.proto];
     for (const p of protos) {
       const name = PROTO_NAMES[p];
-      if (name !== undefined) nat.push(`${formatIPv4(d.addr)} . ${name} . ${d.port}`);
+      if (name === undefined) continue;
+      // Port 0 (PCC and fwmark destinations): the connection keeps the client's port, so a
+      // reply may come from any port of the RIP.
+      if (d.port === 0) natAny.push(`${formatIPv4(d.addr)} . ${name}`);
+      else nat.push(`${formatIPv4(d.addr)} . ${name} . ${d.port}`);
     }
   }
   const t = `${NFT_FAMILY} ${NFT_TABLE}`;
@@ -70,6 +78,7 @@ export function guardScript(ifnames: readonly string[], locals: readonly number[
     `  set own4 { type ipv4_addr;${elements(own)} }`,
     `  set local4 { type ipv4_addr;${elements(local)} }`,
     `  set nat4 { type ipv4_addr . inet_proto . inet_service;${elements(nat)} }`,
+    `  set nat4any { type ipv4_addr . inet_proto;${elements([...new Set(natAny)])} }`,
   ];
   for (const ifname of ifnames) {
     lines.push(
@@ -78,6 +87,7 @@ export function guardScript(ifnames: readonly string[], locals: readonly number[
       "    ip daddr @own4 drop",
       "    arp daddr ip @own4 drop",
       "    ip saddr . ip protocol . th sport @nat4 ip daddr != @local4 drop",
+      "    ip saddr . ip protocol @nat4any ip daddr != @local4 drop",
       "  }",
     );
   }

@@ -10,7 +10,40 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_REQUEST_BYTES = 8 << 20;
 export const RUN_DIR = "/run/tsvs";
 
-export type Request = { op: "ipvsadm"; argv: string[]; stdin?: string } | { op: "status" };
+export type FwmarkAction = "add" | "del" | "list" | "flush";
+
+export type Request =
+  | { op: "ipvsadm"; argv: string[]; stdin?: string }
+  | { op: "status" }
+  | { op: "sysctl"; name?: string; value?: number }
+  | { op: "fwmark"; action: FwmarkAction; rule?: string };
+
+/**
+ * The director sysctls the daemon carries, by their /proc/sys/net/ipv4/vs names, with the engine's
+ * field and the values accepted (the kernel reads them as plain ints; tsvs refuses values it would
+ * not give a meaning).
+ */
+export const SYSCTLS: Record<string, { field: string; max: number }> = {
+  conn_reuse_mode: { field: "connReuseMode", max: 3 },
+  expire_nodest_conn: { field: "expireNodestConn", max: 1 },
+  expire_quiescent_template: { field: "expireQuiescentTemplate", max: 1 },
+  sloppy_tcp: { field: "sloppyTcp", max: 1 },
+};
+
+/** "NAME" or "NAME=VALUE" → the request fields, or why not. */
+export function parseSysctlArg(arg: string): { name: string; value?: number } | { error: string } {
+  const eq = arg.indexOf("=");
+  const name = (eq < 0 ? arg : arg.slice(0, eq)).trim().replace(/^net\.ipv4\.vs\./, "");
+  if (SYSCTLS[name] === undefined)
+    return { error: `unknown sysctl ${JSON.stringify(name)} (known: ${Object.keys(SYSCTLS).join(", ")})` };
+  if (eq < 0) return { name };
+  const raw = arg.slice(eq + 1).trim();
+  const value = Number(raw);
+  const max = SYSCTLS[name].max;
+  if (raw === "" || !Number.isInteger(value) || value < 0 || value > max)
+    return { error: `${name}: value must be an integer 0..${max}, not ${JSON.stringify(raw)}` };
+  return { name, value };
+}
 
 export interface IpvsadmReply {
   code: number;
@@ -54,7 +87,17 @@ export interface DaemonStatus extends WorkerStatus {
   worker: { alive: boolean; restarts: number };
 }
 
-export type Response = IpvsadmReply | { status: DaemonStatus } | { error: string };
+export interface FwmarkRuleLine {
+  id: number;
+  rule: string;
+}
+
+export type Response =
+  | IpvsadmReply
+  | { status: DaemonStatus }
+  | { sysctls: Record<string, number> }
+  | { fwmarks: FwmarkRuleLine[] }
+  | { error: string };
 
 /** Validates one request line; returns the request or the reason it is refused. */
 export function parseRequest(line: string): Request | { error: string } {
@@ -81,6 +124,29 @@ export function parseRequest(line: string): Request | { error: string } {
     }
     case "status":
       return { op: "status" };
+    case "sysctl": {
+      if (o.name === undefined) {
+        if (o.value !== undefined) return { error: "sysctl: a value needs a name" };
+        return { op: "sysctl" };
+      }
+      if (typeof o.name !== "string") return { error: "sysctl: name must be a string" };
+      if (o.value !== undefined && typeof o.value !== "number")
+        return { error: "sysctl: value must be a number" };
+      const p = parseSysctlArg(o.value === undefined ? o.name : `${o.name}=${o.value}`);
+      if ("error" in p) return p;
+      return p.value === undefined ? { op: "sysctl", name: p.name } : { op: "sysctl", ...p };
+    }
+    case "fwmark": {
+      const a = o.action;
+      if (a !== "add" && a !== "del" && a !== "list" && a !== "flush")
+        return { error: "fwmark: action must be add, del, list or flush" };
+      if (a === "add" || a === "del") {
+        if (typeof o.rule !== "string" || o.rule.trim() === "")
+          return { error: `fwmark ${a}: rule must be a non-empty string` };
+        return { op: "fwmark", action: a, rule: o.rule };
+      }
+      return { op: "fwmark", action: a };
+    }
     default:
       return { error: `unknown op ${JSON.stringify(o.op)}` };
   }

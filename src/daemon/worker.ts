@@ -7,14 +7,23 @@
 
 import { type MessagePort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { runIpvsadm } from "../cli/ipvsadm/run.js";
-import { formatIPv4 } from "../core/addr.js";
+import { formatIPv4, parseIPv4 } from "../core/addr.js";
 import { Fwd } from "../core/dest.js";
-import { Engine } from "../core/engine.js";
+import { Engine, type Sysctls } from "../core/engine.js";
+import { TsvsError } from "../core/errors.js";
+import { FwmarkClassifier } from "../core/fwmark.js";
 import type { IfaceConfig, RouteConfig } from "../core/route.js";
 import { engineBackend } from "../director/ipvsadm-backend.js";
 import { openPacketSocket, type PacketSocket } from "../io/afpacket.js";
 import { addressOf, libc, PACKET_OTHERHOST, POLLIN, SIZEOF_POLLFD } from "../io/libc.js";
-import type { IfaceStatus, IpvsadmReply, WorkerStatus } from "./protocol.js";
+import {
+  type FwmarkAction,
+  type IfaceStatus,
+  type IpvsadmReply,
+  type Response,
+  SYSCTLS,
+  type WorkerStatus,
+} from "./protocol.js";
 
 export interface WorkerInit {
   interfaces: IfaceConfig[];
@@ -24,6 +33,8 @@ export interface WorkerInit {
   /** poll(2) timeout when idle: bounds the latency of control messages and ticks. */
   idleMs: number;
   batch: number;
+  /** Director sysctls given at start (`tsvs daemon --sysctl NAME=VALUE`). */
+  sysctls?: Partial<Sysctls>;
 }
 
 /** A NAT/FULLNAT destination whose replies tsvs consumes: proto 0 = TCP and UDP (fwmark services). */
@@ -42,18 +53,25 @@ export interface Guard {
 export type ToWorker =
   | { type: "ipvsadm"; id: number; argv: string[]; stdin?: string }
   | { type: "status"; id: number }
+  | { type: "sysctl"; id: number; name?: string; value?: number }
+  | { type: "fwmark"; id: number; action: FwmarkAction; rule?: string }
   | { type: "stop" };
 
 export type FromWorker =
   | { type: "ready"; guard: Guard }
   | { type: "reply"; id: number; result: IpvsadmReply; guard: Guard }
   | { type: "status"; id: number; status: WorkerStatus }
+  | { type: "result"; id: number; response: Response; guard: Guard }
   | { type: "log"; level: "info" | "warn" | "error"; msg: string; data?: Record<string, unknown> }
   | { type: "stopped" };
 
-/** VIPs and LIPs, and the NAT/FULLNAT destinations, sorted so that equal guards compare equal. */
-export function guardOf(engine: Engine): Guard {
+/**
+ * VIPs and LIPs (and the addresses fwmark rules made the director's), and the NAT/FULLNAT
+ * destinations, sorted so that equal guards compare equal.
+ */
+export function guardOf(engine: Engine, extraOwned: Iterable<number> = []): Guard {
   const owned = new Set<number>(engine.lips);
+  for (const a of extraOwned) owned.add(a >>> 0);
   const nat = new Map<string, GuardDest>();
   for (const s of engine.services()) {
     if (s.fwmark === 0) owned.add(s.addr >>> 0);
@@ -67,6 +85,100 @@ export function guardOf(engine: Engine): Guard {
     owned: [...owned].sort((a, b) => a - b),
     nat: [...nat.values()].sort((a, b) => a.addr - b.addr || a.proto - b.proto || a.port - b.port),
   };
+}
+
+/**
+ * The destination address of a rule that names one host (`-d ADDR` or `-d ADDR/32`, not negated),
+ * read from the classifier's canonical text: the director must own it (answer ARP, keep the
+ * kernel out) for the fwmark service to see its packets, as the VIP of a fwmark service sits on
+ * the director's lo in a kernel setup. Null for a network or no -d.
+ */
+export function ruleHostDst(canonical: string): number | null {
+  const tok = canonical.split(/\s+/);
+  for (let i = 0; i + 1 < tok.length; i++) {
+    if (tok[i] !== "-d" || (i > 0 && tok[i - 1] === "!")) continue;
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/32$/.exec(tok[i + 1]);
+    return m === null ? null : (parseIPv4(m[1]) ?? null);
+  }
+  return null;
+}
+
+/** The engine's sysctls by their /proc names, as numbers. */
+function sysctlValues(engine: Engine, only?: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const values = engine.sysctls as unknown as Record<string, number | boolean>;
+  for (const [name, { field }] of Object.entries(SYSCTLS)) {
+    if (only !== undefined && name !== only) continue;
+    out[name] = Number(values[field]);
+  }
+  return out;
+}
+
+/** Applies a `tsvs sysctl`/`tsvs fwmark` request to the engine; fwOwned maps rule id → owned address. */
+export function controlRequest(
+  engine: Engine,
+  fwOwned: Map<number, number>,
+  msg:
+    | { type: "sysctl"; name?: string; value?: number }
+    | { type: "fwmark"; action: FwmarkAction; rule?: string },
+): Response {
+  if (msg.type === "sysctl") {
+    const spec = msg.name === undefined ? undefined : SYSCTLS[msg.name];
+    if (msg.name !== undefined && spec === undefined) return { error: `unknown sysctl ${msg.name}` };
+    if (spec !== undefined && msg.value !== undefined) {
+      const values = engine.sysctls as unknown as Record<string, number | boolean>;
+      values[spec.field] = spec.max === 1 ? msg.value !== 0 : msg.value;
+    }
+    return { sysctls: sysctlValues(engine, msg.name) };
+  }
+  const fw = engine.fwmarks;
+  const release = (id: number): void => {
+    const a = fwOwned.get(id);
+    if (a === undefined) return;
+    fwOwned.delete(id);
+    engine.ctl.removeOwnedAddress(a);
+  };
+  try {
+    switch (msg.action) {
+      case "list":
+        return { fwmarks: fw.list() };
+      case "flush":
+        for (const id of [...fwOwned.keys()]) release(id);
+        fw.clear();
+        return { fwmarks: [] };
+      case "add": {
+        const id = fw.add(msg.rule ?? "");
+        const view = fw.list().find((r) => r.id === id);
+        const host = view === undefined ? null : ruleHostDst(view.rule);
+        if (host !== null) {
+          engine.ctl.addOwnedAddress(host);
+          fwOwned.set(id, host);
+        }
+        return { fwmarks: view === undefined ? [] : [view] };
+      }
+      case "del": {
+        const text = (msg.rule ?? "").trim();
+        let id: number | undefined;
+        if (/^\d+$/.test(text)) id = Number(text);
+        else {
+          // As iptables -D RULE: the first rule that is the same once both are canonical.
+          const probe = new FwmarkClassifier();
+          probe.add(text);
+          const want = probe.list()[0]?.rule;
+          id = fw.list().find((r) => r.rule === want)?.id;
+        }
+        const view = fw.list().find((r) => r.id === id);
+        if (id === undefined || view === undefined || !fw.remove(id))
+          return { error: "fwmark del: no such rule (does a matching rule exist?)" };
+        release(id);
+        return { fwmarks: [view] };
+      }
+    }
+  } catch (e) {
+    if (e instanceof TsvsError) return { error: `fwmark ${msg.action}: ${e.message}` };
+    throw e;
+  }
+  return { error: "unknown request" };
 }
 
 function run(init: WorkerInit): void {
@@ -90,6 +202,7 @@ function run(init: WorkerInit): void {
     interfaces: init.interfaces,
     routes: init.routes,
     lips: init.lips,
+    sysctls: init.sysctls,
     ownInterfaceAddresses: false,
     random: () => (Math.random() * 0x100000000) >>> 0,
     send: (ifindex, buf, off, len) => {
@@ -100,6 +213,7 @@ function run(init: WorkerInit): void {
   });
   const now = (): number => performance.now();
   const backend = engineBackend(engine, now);
+  const fwOwned = new Map<number, number>();
   const c = libc();
   const pollMem = c.koffi.alloc("uint8_t", SIZEOF_POLLFD * sockets.length);
   const pollAddr = addressOf(pollMem);
@@ -113,7 +227,7 @@ function run(init: WorkerInit): void {
   let loops = 0;
   let batches = 0;
   let busyMs = 0;
-  post({ type: "ready", guard: guardOf(engine) });
+  post({ type: "ready", guard: guardOf(engine, fwOwned.values()) });
 
   const status = (): WorkerStatus => {
     const ifs: IfaceStatus[] = sockets.map((s, i) => {
@@ -194,7 +308,18 @@ function run(init: WorkerInit): void {
               data: { argv: msg.argv, err: String(e) },
             });
           }
-          post({ type: "reply", id: msg.id, result, guard: guardOf(engine) });
+          post({ type: "reply", id: msg.id, result, guard: guardOf(engine, fwOwned.values()) });
+          break;
+        }
+        case "sysctl":
+        case "fwmark": {
+          let response: Response;
+          try {
+            response = controlRequest(engine, fwOwned, msg);
+          } catch (e) {
+            response = { error: `internal error: ${e instanceof Error ? e.message : String(e)}` };
+          }
+          post({ type: "result", id: msg.id, response, guard: guardOf(engine, fwOwned.values()) });
           break;
         }
       }

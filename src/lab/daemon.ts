@@ -53,13 +53,17 @@ function logTail(path: string): string {
 }
 
 /** Starts the daemon in the director namespace and waits for its control socket (≤ 8 s). */
-export async function startDaemon(names: LabNames, method: LabMethod): Promise<DaemonStart> {
+export async function startDaemon(
+  names: LabNames,
+  method: LabMethod,
+  extraArgs: readonly string[] = [],
+): Promise<DaemonStart> {
   if (tsvsEntry() === null) {
     return { proc: null, status: `daemon not available yet: ${jsPath("src/daemon/entry.js")} is not built` };
   }
   const args = ["daemon", "--iface", names.dirClientIf, "--iface", names.dirLanIf];
   if (method === "fullnat") args.push("--lip", LAB_ADDR.LIP);
-  args.push("--control", names.controlSock);
+  args.push("--control", names.controlSock, ...extraArgs);
   const proc = spawnInNs(names.director, tsvsArgv(args), names.daemonLog, "tsvs daemon");
   const up = await waitFor(() => existsSync(names.controlSock) || !procAlive(proc), 8000);
   if (!up || !procAlive(proc)) {
@@ -78,6 +82,15 @@ export function ipvsadm(
   args: readonly string[],
 ): { status: number; stdout: string; stderr: string } {
   return nsExecStatus(names.director, tsvsArgv(["ipvsadm", "--control", names.controlSock, ...args]), 15_000);
+}
+
+/** Runs `tsvs CMD --control SOCK ARGS…` (ipvsadm, sysctl, fwmark, status) in the director namespace. */
+export function tsvsCtl(
+  names: LabNames,
+  cmd: "ipvsadm" | "sysctl" | "fwmark" | "status",
+  args: readonly string[],
+): { status: number; stdout: string; stderr: string } {
+  return nsExecStatus(names.director, tsvsArgv([cmd, "--control", names.controlSock, ...args]), 15_000);
 }
 
 /** The lab's service: TCP VIP:80, round robin, with the method's servers. Returns the error, or null. */

@@ -25,6 +25,8 @@ export interface LabUpOptions {
   servers?: ServerKind | "auto";
   /** Start the daemon and add the service (default true). */
   daemon?: boolean;
+  /** More `tsvs daemon` arguments, e.g. ["--sysctl", "expire_nodest_conn=1"]. */
+  daemonArgs?: readonly string[];
   log?: (line: string) => void;
 }
 
@@ -89,7 +91,7 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
     throw e;
   }
   if (opts.daemon !== false) {
-    const d = await startDaemon(names, opts.method);
+    const d = await startDaemon(names, opts.method, opts.daemonArgs);
     st.daemon = d.proc;
     st.daemonStatus = d.status;
     writeState(names, st);

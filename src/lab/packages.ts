@@ -12,6 +12,8 @@ const PROBE: Record<string, string> = {
   curl: "curl",
   nginx: "nginx",
   nftables: "nft",
+  "iputils-ping": "ping",
+  traceroute: "traceroute",
 };
 
 export function commandPath(cmd: string): string | null {

@@ -3,7 +3,9 @@
 //   node dist/src/lab/server.js --name r1 --http 80,8080 --udp 53
 //
 // HTTP: `GET /bytes/N` answers N pattern bytes (byte i = i mod 256, so a receiver can check every
-// byte without a copy of the body), anything else answers the server's name and a newline ("r1\n").
+// byte without a copy of the body), `GET /port` the local port the request came to (port mapping
+// tests), `POST /sink` reads the body and answers "r1 N\n" (N bytes received), anything else
+// answers the server's name and a newline ("r1\n").
 // UDP: every datagram is answered with the name and a newline, from the address it was sent to
 // (one socket per local address, see startLabServer).
 // A port may be written ADDR:PORT to bind one address (nginx proxies /bytes/ to 127.0.0.1:PORT).
@@ -46,7 +48,25 @@ export function parsePorts(s: string): ListenSpec[] {
     });
 }
 
+function text(res: ServerResponse, body: string): void {
+  res.writeHead(200, { "content-type": "text/plain", "content-length": String(Buffer.byteLength(body)) });
+  res.end(body);
+}
+
 function handle(name: string, req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === "/port") {
+    text(res, `${req.socket.localPort}\n`);
+    return;
+  }
+  if (req.url === "/sink") {
+    // An upload's size and the server that took it: lets a test push client → server bytes.
+    let n = 0;
+    req.on("data", (c: Buffer) => {
+      n += c.length;
+    });
+    req.on("end", () => text(res, `${name} ${n}\n`));
+    return;
+  }
   const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
   if (m === null) {
     res.writeHead(200, { "content-type": "text/plain", "content-length": String(name.length + 1) });

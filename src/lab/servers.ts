@@ -1,5 +1,6 @@
 // The applications on the lab's real servers. Each answers HTTP on 80 and 8080 with its name
-// ("r1\n"), `GET /bytes/N` with N pattern bytes, and UDP 53 with its name.
+// ("r1\n"), `GET /bytes/N` with N pattern bytes, `GET /port` with the port asked, `POST /sink`
+// with its name and the upload's size, and UDP 53 with its name.
 //
 // nginx when installed: it serves the name itself and proxies /bytes/ to the Node server on
 // 127.0.0.1:8099 (nginx cannot generate a body of arbitrary length without extra modules), and the
@@ -44,6 +45,17 @@ ${listen}
       proxy_buffering off;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+    }
+    location = /sink {
+      client_max_body_size 0;
+      proxy_request_buffering off;
+      proxy_pass http://${BYTES_BACKEND};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location = /port {
+      default_type text/plain;
+      return 200 "$server_port\n";
     }
     location / {
       default_type text/plain;
