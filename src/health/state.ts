@@ -1,0 +1,336 @@
+// Health state of one virtual server's real servers, and the table it implies.
+// keepalived's semantics (check/ipwrapper.c: update_svr_checker_state, update_quorum_state,
+// perform_quorum_state), with no clock and no I/O: results go in, control commands and
+// log events come out, along with the delay before the next check.
+//
+// - A failed check is retried `retry` times, `delay_before_retry` apart, before the server
+//   is declared down; one success brings it back up. A down server is checked every
+//   delay_loop.
+// - alpha: servers start down and join on their first success; without it they start up.
+// - A down server leaves the table, or stays at weight 0 with inhibit_on_failure
+//   (its established connections continue, new ones go elsewhere).
+// - Quorum: the sum of the live servers' weights. It is lost when that sum is 0 or falls
+//   below quorum - hysteresis and regained at quorum + hysteresis or more (the gap keeps
+//   a flapping server from toggling the service). While it is lost and a sorry server is
+//   configured, the sorry server is the only destination (the live servers leave the
+//   table, or go to weight 0 with inhibit_on_failure); when it is regained they come back
+//   before the sorry server goes.
+// - omega: on shutdown, the live servers and the quorum are reported as going down.
+
+import { destKey } from "../config/diff.js";
+import {
+  type CheckSpec,
+  type ConfigModel,
+  destCommand,
+  type RealServerConfig,
+  serviceCommand,
+  serviceKeyOf,
+  serviceKeyString,
+  sorryCommand,
+  type VirtualServerConfig,
+} from "../config/model.js";
+import { formatIPv4 } from "../core/addr.js";
+import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec } from "../core/ctl-types.js";
+
+export type HealthEvent =
+  | { kind: "rs-up" | "rs-down"; vs: string; rs: string; detail: string }
+  | { kind: "rs-retry"; vs: string; rs: string; attempt: number; retries: number; detail: string }
+  | { kind: "quorum-lost" | "quorum-gained"; vs: string; weightSum: number; quorum: number }
+  | { kind: "sorry-server-on" | "sorry-server-off"; vs: string; rs: string };
+
+export interface Step {
+  commands: CtlCommand[];
+  events: HealthEvent[];
+}
+
+export interface CheckOutcome extends Step {
+  /** Milliseconds until this server's next check. */
+  nextCheckMs: number;
+}
+
+export class RealServerHealth {
+  readonly config: RealServerConfig;
+  /** add-dest spec with the configured weight (ipvsadm's rules applied). */
+  readonly spec: DestSpec;
+  readonly name: string;
+  alive: boolean;
+  /** Consecutive failures while alive (retries used so far + 1). */
+  failures = 0;
+
+  constructor(config: RealServerConfig, spec: DestSpec, alive: boolean) {
+    this.config = config;
+    this.spec = spec;
+    this.name = `${formatIPv4(spec.addr)}:${spec.port}`;
+    this.alive = alive;
+  }
+
+  /** Identity across reloads: same place and same checker keeps the state. */
+  get identity(): string {
+    return `${destKey(this.spec.addr, this.spec.port)}|${JSON.stringify(this.config.check)}`;
+  }
+}
+
+function checkRetry(c: CheckSpec | null): { retry: number; delayBeforeRetry: number } {
+  return c === null
+    ? { retry: 0, delayBeforeRetry: 0 }
+    : { retry: c.retry, delayBeforeRetry: c.delayBeforeRetry };
+}
+
+export class VirtualServerHealth {
+  readonly config: VirtualServerConfig;
+  readonly key: ServiceKey;
+  readonly name: string;
+  readonly svc: ServiceSpec;
+  readonly servers: RealServerHealth[];
+  readonly sorry: DestSpec | null;
+  quorumUp = true;
+  /** What this virtual server has put in the table, by destKey. */
+  readonly installed = new Map<string, DestSpec>();
+  /** Whether the service itself is in the table. */
+  serviceInstalled = false;
+
+  /**
+   * `previous` carries state across a reload: servers with the same address, port and
+   * checker keep their health, and the table this virtual server had installed is the
+   * starting point of the next sync (so a reload emits only the difference).
+   */
+  constructor(config: VirtualServerConfig, previous?: VirtualServerHealth) {
+    this.config = config;
+    this.key = serviceKeyOf(config);
+    this.name = serviceKeyString(this.key);
+    this.svc = serviceCommand(config).svc;
+    const old = new Map<string, RealServerHealth>();
+    for (const s of previous?.servers ?? []) old.set(s.identity, s);
+    this.servers = config.realServers.map((rs) => {
+      const h = new RealServerHealth(rs, destCommand(config, rs).dest, rs.check === null || !config.alpha);
+      const prev = old.get(h.identity);
+      if (prev !== undefined) {
+        h.alive = prev.alive;
+        h.failures = prev.failures;
+      }
+      return h;
+    });
+    this.sorry = sorryCommand(config)?.dest ?? null;
+    if (previous !== undefined) {
+      this.quorumUp = previous.quorumUp;
+      this.serviceInstalled = previous.serviceInstalled;
+      for (const [k, d] of previous.installed) this.installed.set(k, d);
+    }
+  }
+
+  weightSum(): number {
+    let sum = 0;
+    for (const s of this.servers) if (s.alive) sum += s.spec.weight;
+    return sum;
+  }
+
+  /** The destinations the current health state calls for, by destKey. */
+  desired(): Map<string, DestSpec> {
+    const out = new Map<string, DestSpec>();
+    const sorryOn = !this.quorumUp && this.sorry !== null;
+    for (const s of this.servers) {
+      const k = destKey(s.spec.addr, s.spec.port);
+      if (s.alive && !sorryOn) out.set(k, s.spec);
+      else if (s.config.inhibitOnFailure) out.set(k, { ...s.spec, weight: 0 });
+    }
+    if (sorryOn && this.sorry !== null) out.set(destKey(this.sorry.addr, this.sorry.port), this.sorry);
+    return out;
+  }
+
+  /** Re-evaluates the quorum (after a reload changed weights or thresholds). */
+  requorum(events: HealthEvent[]): void {
+    this.updateQuorum(events);
+  }
+
+  private updateQuorum(events: HealthEvent[]): void {
+    const sum = this.weightSum();
+    const { quorum, hysteresis } = this.config;
+    if (this.quorumUp && (sum === 0 || sum < quorum - hysteresis)) {
+      this.quorumUp = false;
+      events.push({ kind: "quorum-lost", vs: this.name, weightSum: sum, quorum });
+      if (this.sorry !== null)
+        events.push({ kind: "sorry-server-on", vs: this.name, rs: sorryName(this.sorry) });
+    } else if (!this.quorumUp && sum > 0 && sum >= quorum + hysteresis) {
+      this.quorumUp = true;
+      events.push({ kind: "quorum-gained", vs: this.name, weightSum: sum, quorum });
+      if (this.sorry !== null)
+        events.push({ kind: "sorry-server-off", vs: this.name, rs: sorryName(this.sorry) });
+    }
+  }
+
+  /**
+   * Brings the table in line with the health state. Additions and weight increases come
+   * first, removals and weight decreases last, so the service is never left without a
+   * destination in between (sorry server in before the last real server out, real servers
+   * back before the sorry server goes).
+   */
+  sync(): CtlCommand[] {
+    const out: CtlCommand[] = [];
+    if (!this.serviceInstalled) {
+      out.push({ op: "add-service", svc: { ...this.svc } });
+      this.serviceInstalled = true;
+    }
+    const want = this.desired();
+    const key = { ...this.key };
+    const later: CtlCommand[] = [];
+    for (const [k, d] of want) {
+      const have = this.installed.get(k);
+      if (have === undefined) out.push({ op: "add-dest", key, dest: { ...d } });
+      else if (!sameDest(have, d))
+        (d.weight >= have.weight ? out : later).push({ op: "edit-dest", key, dest: { ...d } });
+    }
+    for (const [k, d] of this.installed)
+      if (!want.has(k)) later.push({ op: "del-dest", key, addr: d.addr, port: d.port });
+    this.installed.clear();
+    for (const [k, d] of want) this.installed.set(k, d);
+    return out.concat(later);
+  }
+
+  /** The initial table (quorum evaluated once: with alpha every checked server starts down). */
+  start(): Step {
+    const events: HealthEvent[] = [];
+    this.updateQuorum(events);
+    return { commands: this.sync(), events };
+  }
+
+  /** The milliseconds before the first check of server i (0: check at once). */
+  firstCheckMs(i: number): number {
+    return this.servers[i].config.check === null ? -1 : 0;
+  }
+
+  /** A check result for server i. */
+  result(i: number, ok: boolean, detail: string): CheckOutcome {
+    const s = this.servers[i];
+    const events: HealthEvent[] = [];
+    const delayLoopMs = this.config.delayLoop * 1000;
+    const { retry, delayBeforeRetry } = checkRetry(s.config.check);
+    let nextCheckMs = delayLoopMs;
+    if (ok) {
+      s.failures = 0;
+      if (!s.alive) {
+        s.alive = true;
+        events.push({ kind: "rs-up", vs: this.name, rs: s.name, detail });
+      }
+    } else if (s.alive) {
+      s.failures++;
+      if (s.failures <= retry) {
+        events.push({
+          kind: "rs-retry",
+          vs: this.name,
+          rs: s.name,
+          attempt: s.failures,
+          retries: retry,
+          detail,
+        });
+        nextCheckMs = delayBeforeRetry * 1000;
+      } else {
+        s.alive = false;
+        s.failures = 0;
+        events.push({ kind: "rs-down", vs: this.name, rs: s.name, detail });
+      }
+    }
+    if (events.length === 0 || events[0].kind === "rs-retry") return { commands: [], events, nextCheckMs };
+    this.updateQuorum(events);
+    return { commands: this.sync(), events, nextCheckMs };
+  }
+
+  /** Shutdown: with omega, the live servers and the quorum are reported down (no commands). */
+  stop(): Step {
+    const events: HealthEvent[] = [];
+    if (!this.config.omega) return { commands: [], events };
+    for (const s of this.servers)
+      if (s.alive) events.push({ kind: "rs-down", vs: this.name, rs: s.name, detail: "shutdown" });
+    if (this.quorumUp)
+      events.push({ kind: "quorum-lost", vs: this.name, weightSum: 0, quorum: this.config.quorum });
+    return { commands: [], events };
+  }
+}
+
+function sorryName(d: DestSpec): string {
+  return `${formatIPv4(d.addr)}:${d.port}`;
+}
+
+function sameDest(a: DestSpec, b: DestSpec): boolean {
+  return (
+    a.fwd === b.fwd &&
+    a.weight === b.weight &&
+    a.uThreshold === b.uThreshold &&
+    a.lThreshold === b.lThreshold &&
+    a.tunType === b.tunType &&
+    a.tunPort === b.tunPort &&
+    a.tunFlags === b.tunFlags
+  );
+}
+
+/** Service specs differ in something -E changes. */
+export function serviceChanged(a: ServiceSpec, b: ServiceSpec): boolean {
+  return (
+    a.schedName !== b.schedName ||
+    a.flags !== b.flags ||
+    a.timeout !== b.timeout ||
+    a.netmask >>> 0 !== b.netmask >>> 0 ||
+    a.peName !== b.peName
+  );
+}
+
+/** The health state of a whole configuration. */
+export class HealthState {
+  readonly virtualServers: VirtualServerHealth[];
+
+  constructor(model: ConfigModel, previous?: HealthState) {
+    const old = new Map<string, VirtualServerHealth>();
+    for (const v of previous?.virtualServers ?? []) old.set(v.name, v);
+    this.virtualServers = model.virtualServers.map((vs) => {
+      const prev = old.get(serviceKeyString(serviceKeyOf(vs)));
+      return new VirtualServerHealth(vs, prev);
+    });
+  }
+
+  /** The commands that build the initial table from an empty one. */
+  start(): Step {
+    const step: Step = { commands: [], events: [] };
+    for (const v of this.virtualServers) {
+      const s = v.start();
+      step.commands.push(...s.commands);
+      step.events.push(...s.events);
+    }
+    return step;
+  }
+
+  /**
+   * A new configuration, keeping the health of servers that did not change. Returns the
+   * next state and the commands from the current table to its table: removed services
+   * deleted, kept ones edited (-E) and their destinations synced, new ones added. Nothing
+   * that stays is deleted, so connections survive the reload.
+   */
+  reload(model: ConfigModel): { state: HealthState; step: Step } {
+    const next = new HealthState(model, this);
+    const step: Step = { commands: [], events: [] };
+    const names = new Set(next.virtualServers.map((v) => v.name));
+    for (const v of this.virtualServers)
+      if (!names.has(v.name) && v.serviceInstalled)
+        step.commands.push({ op: "del-service", key: { ...v.key } });
+    const before = new Map(this.virtualServers.map((v) => [v.name, v]));
+    for (const v of next.virtualServers) {
+      const prev = before.get(v.name);
+      if (prev?.serviceInstalled && serviceChanged(prev.svc, v.svc))
+        step.commands.push({ op: "edit-service", svc: { ...v.svc } });
+      // Quorum is re-evaluated with the new weights and thresholds.
+      if (prev === undefined) {
+        const s = v.start();
+        step.commands.push(...s.commands);
+        step.events.push(...s.events);
+        continue;
+      }
+      v.requorum(step.events);
+      step.commands.push(...v.sync());
+    }
+    return { state: next, step };
+  }
+
+  stop(): Step {
+    const step: Step = { commands: [], events: [] };
+    for (const v of this.virtualServers) step.events.push(...v.stop().events);
+    return step;
+  }
+}
