@@ -9,7 +9,10 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { parseIPv4 } from "../../src/core/addr.js";
 import { request } from "../../src/daemon/control.js";
+import { parseRequest, parseSysctlArg } from "../../src/daemon/protocol.js";
+import { ruleHostDst } from "../../src/daemon/worker.js";
 import { nsExec, nsExecStatus } from "../../src/io/netns.js";
 import { tsvsCtl } from "../../src/lab/daemon.js";
 import { labUp } from "../../src/lab/lab.js";
@@ -45,6 +48,52 @@ function svc(head: string, port: number | null, flags = "-m -w 1"): string[] {
     ),
   ];
 }
+
+describe("sysctl and fwmark requests (no root needed)", () => {
+  const cases: { line: string; want: unknown }[] = [
+    { line: '{"op":"sysctl"}', want: { op: "sysctl" } },
+    {
+      line: '{"op":"sysctl","name":"net.ipv4.vs.sloppy_tcp","value":1}',
+      want: { op: "sysctl", name: "sloppy_tcp", value: 1 },
+    },
+    { line: '{"op":"sysctl","value":1}', want: { error: "sysctl: a value needs a name" } },
+    {
+      line: '{"op":"sysctl","name":"expire_nodest_conn","value":2}',
+      want: { error: 'expire_nodest_conn: value must be an integer 0..1, not "2"' },
+    },
+    { line: '{"op":"fwmark","action":"list","rule":"x"}', want: { op: "fwmark", action: "list" } },
+    {
+      line: '{"op":"fwmark","action":"add","rule":"-d 1.2.3.4 -j MARK --set-mark 1"}',
+      want: { op: "fwmark", action: "add", rule: "-d 1.2.3.4 -j MARK --set-mark 1" },
+    },
+    {
+      line: '{"op":"fwmark","action":"del"}',
+      want: { error: "fwmark del: rule must be a non-empty string" },
+    },
+    {
+      line: '{"op":"fwmark","action":"zap"}',
+      want: { error: "fwmark: action must be add, del, list or flush" },
+    },
+  ];
+  for (const c of cases) it(`parses ${c.line}`, () => assert.deepEqual(parseRequest(c.line), c.want));
+
+  it("parses NAME and NAME=VALUE sysctl arguments", () => {
+    assert.deepEqual(parseSysctlArg("conn_reuse_mode=3"), { name: "conn_reuse_mode", value: 3 });
+    assert.deepEqual(parseSysctlArg("sloppy_tcp"), { name: "sloppy_tcp" });
+    assert.match((parseSysctlArg("sloppy_tcp=yes") as { error: string }).error, /integer 0\.\.1/);
+  });
+
+  it("a rule owns its -d address only when it names one host, not negated", () => {
+    const a = parseIPv4("198.18.0.100");
+    const table: [string, number | null][] = [
+      ["-d 198.18.0.100/32 -p tcp -m tcp --dport 80 -j MARK --set-xmark 0xa/0xffffffff", a],
+      ["-d 198.18.0.0/24 -j MARK --set-xmark 0xa/0xffffffff", null],
+      ["! -d 198.18.0.100/32 -j MARK --set-xmark 0xa/0xffffffff", null],
+      ["-s 198.18.0.100/32 -j MARK --set-xmark 0xa/0xffffffff", null],
+    ];
+    for (const [rule, want] of table) assert.equal(ruleHostDst(rule), want, rule);
+  });
+});
 
 describe("NAT through the lab", { skip, timeout: 300_000 }, () => {
   let names: LabNames;
