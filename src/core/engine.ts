@@ -23,7 +23,7 @@ import { IpvsCtl } from "./ctl.js";
 import type { ConnView, CtlCommand } from "./ctl-types.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest, Fwd } from "./dest.js";
 import { FwmarkClassifier } from "./fwmark.js";
-import { NeighCache } from "./neigh.js";
+import { type Neigh, NeighCache } from "./neigh.js";
 import { ARP_REPLY, ARP_REQUEST, writeArp } from "./packet/arp.js";
 import { csumAdd, csumFinish } from "./packet/csum.js";
 import { BROADCAST_MAC, copyMac, ETH_HLEN, writeEthHeader } from "./packet/eth.js";
@@ -195,8 +195,13 @@ export class Engine implements XmitEngine {
   private lportCursor = FIRST_LPORT;
   private nextTimerCheck = 0;
   private nextEstimate = 0;
-  /** Per destination id: cached route (ifindex, next hop, source, mtu). */
-  private destRoute: Array<{ iface: Iface; nexthop: number; src: number } | null> = [];
+  /** Per destination id: cached route and neighbour (cleared on every control change). */
+  private destRoute: Array<DestPath | undefined> = [];
+  /**
+   * Service VIPs (not LIPs), open addressing over int32 (0 = empty slot): a packet to one of
+   * them is a request, so the reply-direction lookup is skipped (see input()).
+   */
+  private vipSet = new Int32Array(8);
   private readonly ipScratch = new Uint8Array(1600);
   now = 0;
 
@@ -223,13 +228,50 @@ export class Engine implements XmitEngine {
 
   /** One atomic control change (an ipvsadm command). Throws TsvsError with ipvsadm's message. */
   apply(cmd: CtlCommand): void {
-    this.ctl.apply(cmd);
-    this.destRoute.length = 0;
+    try {
+      this.ctl.apply(cmd);
+    } finally {
+      this.controlChanged();
+    }
   }
 
   applyAll(cmds: CtlCommand[]): void {
-    this.ctl.applyAll(cmds);
+    try {
+      this.ctl.applyAll(cmds);
+    } finally {
+      this.controlChanged();
+    }
+  }
+
+  private controlChanged(): void {
     this.destRoute.length = 0;
+    const vips: number[] = [];
+    for (const s of this.ctl.services()) {
+      const a = s.addr >>> 0;
+      if (s.fwmark === 0 && a !== 0 && !this.lips.includes(a)) vips.push(a);
+    }
+    let n = 8;
+    while (n < vips.length * 4) n *= 2;
+    const set = new Int32Array(n);
+    for (const a of vips) {
+      let i = vipSlot(a, n - 1);
+      while (set[i] !== 0 && set[i] !== (a | 0)) i = (i + 1) & (n - 1);
+      set[i] = a | 0;
+    }
+    this.vipSet = set;
+  }
+
+  /** Is addr the address of a (non-fwmark) virtual service, and not a LIP? */
+  private isVip(addr: number): boolean {
+    const set = this.vipSet;
+    const m = set.length - 1;
+    const a = addr | 0;
+    if (a === 0) return false;
+    for (let i = vipSlot(addr, m); ; i = (i + 1) & m) {
+      const v = set[i];
+      if (v === a) return true;
+      if (v === 0) return false;
+    }
   }
 
   services(): readonly Service[] {
@@ -295,9 +337,14 @@ export class Engine implements XmitEngine {
     if (f.fragment && !f.firstFragment) return this.drop(R.fragment);
 
     const t = this.conns;
-    // Reply direction first (ip_vs_out): only entries whose replies cross the director.
-    let cx = t.lookupOut(f.proto, f.saddr, f.sport, f.daddr, f.dport);
-    if (cx >= 0) return this.outbound(cx, f, now);
+    let cx: number;
+    // Reply direction first (ip_vs_out): only entries whose replies cross the director. A
+    // packet to a VIP is a request: NAT replies go to clients and FULLNAT replies to LIPs
+    // (never in the VIP set), so the reply lookup can only miss and is skipped.
+    if (!this.isVip(f.daddr)) {
+      cx = t.lookupOut(f.proto, f.saddr, f.sport, f.daddr, f.dport);
+      if (cx >= 0) return this.outbound(cx, f, now);
+    }
 
     cx = t.lookupIn(f.proto, f.saddr, f.sport, f.daddr, f.dport);
     if (cx >= 0 && f.proto === IPPROTO_TCP && (f.tcpFlags & TCP_SYN) !== 0) cx = this.reuseCheck(cx);
@@ -875,7 +922,19 @@ export class Engine implements XmitEngine {
   emitToDest(buf: Uint8Array, l3Off: number, l3Len: number, destId: number, _f: Flow, now: number): number {
     const r = this.routeToDest(destId);
     if (r === null) return this.drop(R.no_route);
-    return this.emitVia(r.iface, r.nexthop, buf, l3Off, l3Len, now);
+    const n = r.neigh;
+    if (n !== null) {
+      const mac = this.neigh.use(n, now);
+      if (mac !== null) {
+        const off = l3Off - ETH_HLEN;
+        writeEthHeader(buf, off, mac, r.iface.mac, ETH_P_IP);
+        this.transmit(r.iface.ifindex, buf, off, ETH_HLEN + l3Len);
+        return Verdict.Sent;
+      }
+    }
+    const v = this.emitVia(r.iface, r.nexthop, buf, l3Off, l3Len, now);
+    r.neigh = this.neigh.entry(r.iface.ifindex, r.nexthop);
+    return v;
   }
 
   private emitVia(
@@ -905,16 +964,15 @@ export class Engine implements XmitEngine {
     return Verdict.Sent;
   }
 
-  private routeToDest(destId: number): { iface: Iface; nexthop: number; src: number } | null {
-    let r = this.destRoute[destId];
-    if (r === undefined || r === null) {
-      const d = this.ctl.destById(destId);
-      const rt = this.rt;
-      if (d === undefined || !this.routes.lookup(d.addr, rt) || rt.iface === null) return null;
-      r = { iface: rt.iface, nexthop: rt.nexthop, src: rt.src };
-      this.destRoute[destId] = r;
-    }
-    return r;
+  private routeToDest(destId: number): DestPath | null {
+    const r = this.destRoute[destId];
+    if (r !== undefined) return r;
+    const d = this.ctl.destById(destId);
+    const rt = this.rt;
+    if (d === undefined || !this.routes.lookup(d.addr, rt) || rt.iface === null) return null;
+    const p = new DestPath(rt.iface, rt.nexthop, rt.src);
+    this.destRoute[destId] = p;
+    return p;
   }
 
   fitsDest(destId: number, l3Len: number, overhead: number, f: Flow, errSrc: number, now: number): boolean {
@@ -984,6 +1042,20 @@ export class Engine implements XmitEngine {
   static closeState(): number {
     return TCP_S_CLOSE;
   }
+}
+
+/** The cached way to a destination: route, and the neighbour entry once one exists. */
+class DestPath {
+  neigh: Neigh | null = null;
+  constructor(
+    readonly iface: Iface,
+    readonly nexthop: number,
+    readonly src: number,
+  ) {}
+}
+
+function vipSlot(addr: number, mask: number): number {
+  return (Math.imul(addr | 0, 0x9e3779b1) >>> 16) & mask;
 }
 
 function writeBe32(b: Uint8Array, off: number, v: number): void {

@@ -76,7 +76,8 @@ const STATE_NAMES = ["INCOMPLETE", "REACHABLE", "STALE", "DELAY", "PROBE"] as co
 
 const TWO_32 = 4294967296;
 
-class Neigh {
+/** A cache entry; opaque to callers, who may hold one as a handle (entry(), use()). */
+export class Neigh {
   state = INCOMPLETE;
   readonly mac = new Uint8Array(6);
   /** Last confirmation (REACHABLE ages from here). */
@@ -86,6 +87,8 @@ class Neigh {
   /** Next timer event: retransmission (INCOMPLETE, PROBE) or first probe (DELAY). */
   timer = 0;
   probes = 0;
+  /** Removed from the cache: a handle held by a caller (see entry()) is no longer valid. */
+  dead = false;
   readonly queue: QueuedFrame[] = [];
   constructor(
     readonly ifindex: number,
@@ -126,9 +129,29 @@ export class NeighCache {
    */
   lookup(ifindex: number, ip: number, now: number): Uint8Array | null {
     const n = this.map.get(ifindex * TWO_32 + (ip >>> 0));
-    if (n === undefined || n.state === INCOMPLETE) return null;
+    if (n === undefined) return null;
+    return this.use(n, now);
+  }
+
+  /**
+   * The entry for (ifindex, ip) if there is one, as a handle the caller may keep (a per
+   * destination cache) and pass to use() instead of looking the neighbour up per frame.
+   */
+  entry(ifindex: number, ip: number): Neigh | null {
+    return this.map.get(ifindex * TWO_32 + (ip >>> 0)) ?? null;
+  }
+
+  /**
+   * lookup() on a handle from entry(): the MAC when usable now, null when the entry is
+   * INCOMPLETE or was removed from the cache (then look it up again).
+   */
+  use(n: Neigh, now: number): Uint8Array | null {
+    if (n.dead || n.state === INCOMPLETE) return null;
     n.used = now;
-    if (n.state === REACHABLE && now - n.confirmed >= this.reachableMs) n.state = STALE;
+    if (n.state === REACHABLE) {
+      if (now - n.confirmed < this.reachableMs) return n.mac;
+      n.state = STALE;
+    }
     if (n.state === STALE) {
       n.state = DELAY;
       n.timer = now + this.delayMs;
@@ -209,6 +232,7 @@ export class NeighCache {
             // NUD_FAILED: neigh_invalidate drops the queue (arp_error_report for each frame).
             out.dropped += n.queue.length;
             n.queue.length = 0;
+            n.dead = true;
             this.map.delete(key);
             break;
           }
@@ -220,7 +244,10 @@ export class NeighCache {
           if (now - n.confirmed >= this.reachableMs) n.state = STALE;
           break;
         case STALE:
-          if (now - n.used >= this.staleMs) this.map.delete(key);
+          if (now - n.used >= this.staleMs) {
+            n.dead = true;
+            this.map.delete(key);
+          }
           break;
         case DELAY:
           if (now < n.timer) break;
@@ -235,10 +262,15 @@ export class NeighCache {
 
   /** Forgets one neighbour (its queued frames are discarded); false when unknown. */
   delete(ifindex: number, ip: number): boolean {
-    return this.map.delete(ifindex * TWO_32 + (ip >>> 0));
+    const key = ifindex * TWO_32 + (ip >>> 0);
+    const n = this.map.get(key);
+    if (n === undefined) return false;
+    n.dead = true;
+    return this.map.delete(key);
   }
 
   clear(): void {
+    for (const n of this.map.values()) n.dead = true;
     this.map.clear();
   }
 
