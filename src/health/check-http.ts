@@ -1,0 +1,95 @@
+// HTTP_GET / SSL_GET: every configured URL must answer with an accepted status code
+// (default any 2xx) and, when a digest is given, a body whose MD5 matches it
+// (keepalived's check_http.c; like keepalived, HTTPS does not verify the certificate:
+// the check is about the server answering, not about its identity).
+
+import { createHash } from "node:crypto";
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { HttpUrl } from "../config/model.js";
+import type { CheckResult, CheckTarget } from "./checkers.js";
+
+export interface HttpCheckOptions {
+  timeoutMs: number;
+  tls: boolean;
+  urls: readonly HttpUrl[];
+  /** Host header; "" = the target's address. */
+  virtualHost: string;
+}
+
+/** At most this much of a body is read (keepalived reads the whole body, we cap it). */
+const MAX_BODY = 16 * 1024 * 1024;
+
+function getOnce(target: CheckTarget, url: HttpUrl, opts: HttpCheckOptions): Promise<CheckResult> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (r: CheckResult): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(r);
+    };
+    const request = opts.tls ? httpsRequest : httpRequest;
+    const req = request({
+      host: target.host,
+      port: target.port,
+      path: url.path,
+      method: "GET",
+      headers: {
+        Host: opts.virtualHost || target.host,
+        "User-Agent": "tsvs-healthcheck",
+        Connection: "close",
+      },
+      rejectUnauthorized: false,
+      agent: false,
+    });
+    const timer = setTimeout(
+      () => finish({ ok: false, detail: `${url.path}: timeout after ${opts.timeoutMs} ms` }),
+      opts.timeoutMs,
+    );
+    req.once("error", (e: NodeJS.ErrnoException) =>
+      finish({ ok: false, detail: `${url.path}: ${e.code ?? e.message}` }),
+    );
+    req.once("response", (res: IncomingMessage) => {
+      const status = res.statusCode ?? 0;
+      const okStatus =
+        url.statusCodes.length > 0 ? url.statusCodes.includes(status) : status >= 200 && status < 300;
+      if (!okStatus) {
+        finish({ ok: false, detail: `${url.path}: status ${status}` });
+        return;
+      }
+      if (url.digest === "") {
+        finish({ ok: true, detail: `${url.path}: status ${status}` });
+        return;
+      }
+      const md5 = createHash("md5");
+      let len = 0;
+      res.on("data", (chunk: Buffer) => {
+        len += chunk.length;
+        if (len > MAX_BODY) finish({ ok: false, detail: `${url.path}: body larger than ${MAX_BODY} bytes` });
+        else md5.update(chunk);
+      });
+      res.once("end", () => {
+        const got = md5.digest("hex");
+        finish(
+          got === url.digest
+            ? { ok: true, detail: `${url.path}: status ${status}, digest ok` }
+            : { ok: false, detail: `${url.path}: digest ${got}, expected ${url.digest}` },
+        );
+      });
+      res.once("error", (e: Error) => finish({ ok: false, detail: `${url.path}: ${e.message}` }));
+    });
+    req.end();
+  });
+}
+
+export async function httpCheck(target: CheckTarget, opts: HttpCheckOptions): Promise<CheckResult> {
+  const details: string[] = [];
+  for (const url of opts.urls) {
+    const r = await getOnce(target, url, opts);
+    if (!r.ok) return r;
+    details.push(r.detail);
+  }
+  return { ok: true, detail: details.join("; ") };
+}
