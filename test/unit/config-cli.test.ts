@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { configMain } from "../../src/cli/config.js";
+import { parseIpvsadm } from "../../src/cli/ipvsadm/parse.js";
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await configMain(args, {
+    stdout: { write: (s: string) => (out += s) },
+    stderr: { write: (s: string) => (err += s) },
+  });
+  return { code, out, err };
+}
+
+describe("tsvs config check", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tsvs-cfg-"));
+  after(() => rmSync(dir, { recursive: true }));
+  const file = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+
+  it("prints ipvsadm -R input and warnings for a keepalived.conf", async () => {
+    const p = file(
+      "k.conf",
+      "global_defs {\n}\nvirtual_server 10.0.0.1 80 {\n lb_kind NAT\n real_server 10.0.1.1 8080 {\n  weight 2\n }\n}\n",
+    );
+    const r = await run(["check", p]);
+    assert.deepEqual(r, {
+      code: 0,
+      out: "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 2\n",
+      err: `${p}:1:1: warning: global_defs is not supported by tsvs (ignored)\n`,
+    });
+    for (const line of r.out.trim().split("\n")) assert.equal(parseIpvsadm(line.split(" ")).kind, "ctl");
+  });
+
+  it("reads YAML by extension, or as told by --format", async () => {
+    const text = "virtual_servers:\n  - fwmark: 1\n    scheduler: rr\n";
+    assert.deepEqual(await run(["check", file("c.yaml", text)]), {
+      code: 0,
+      out: "-A -f 1 -s rr\n",
+      err: "",
+    });
+    assert.equal((await run(["check", "--format", "yaml", file("c.txt", text)])).code, 0);
+  });
+
+  it("exits 1 with file:line:col errors", async () => {
+    const p = file("bad.yaml", "virtual_servers:\n  - fwmark: 1\n    quorum: -1\n");
+    assert.deepEqual(await run(["check", p]), {
+      code: 1,
+      out: "",
+      err: `${p}:3:13: quorum must be 0..2147483647\n`,
+    });
+  });
+
+  it("exits 1 for a missing file and 2 for usage errors", async () => {
+    assert.equal((await run(["check", join(dir, "none.conf")])).code, 1);
+    assert.equal((await run(["check"])).code, 2);
+    assert.equal((await run(["lint", "x"])).code, 2);
+    assert.equal((await run(["check", "--format", "json", "x"])).code, 2);
+  });
+});
