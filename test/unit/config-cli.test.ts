@@ -10,8 +10,16 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   let out = "";
   let err = "";
   const code = await configMain(args, {
-    stdout: { write: (s: string) => (out += s) },
-    stderr: { write: (s: string) => (err += s) },
+    stdout: {
+      write: (s: string) => {
+        out += s;
+      },
+    },
+    stderr: {
+      write: (s: string) => {
+        err += s;
+      },
+    },
   });
   return { code, out, err };
 }
