@@ -19,6 +19,7 @@ import {
   type HttpUrl,
   LB_KINDS,
   type LbKind,
+  modelWarnings,
   type ParsedConfig,
   parseNetmask,
   parseProtocol,
@@ -650,5 +651,5 @@ export function parseKeepalived(src: string, file: string): ParsedConfig {
   }
   if (ctx.errors.length === 0) ctx.errors.push(...validateModel(model));
   if (ctx.errors.length > 0) throw new ConfigError(ctx.errors);
-  return { model, warnings: ctx.warnings };
+  return { model, warnings: [...ctx.warnings, ...modelWarnings(model)] };
 }

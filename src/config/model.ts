@@ -314,6 +314,26 @@ export function validateModel(model: ConfigModel): Diagnostic[] {
 }
 
 /**
+ * What the configuration asks for that ipvsadm's rules would quietly change or drop:
+ * reported so that nothing is lost without a word.
+ */
+export function modelWarnings(model: ConfigModel): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const vs of model.virtualServers) {
+    if (vs.persistenceTimeout === 0 && vs.persistenceGranularity >>> 0 !== 0xffffffff)
+      out.push({ ...vs.pos, message: "persistence_granularity without persistence_timeout has no effect" });
+    if (vs.fwmark !== 0 || (vs.lbKind !== "DR" && vs.lbKind !== "TUN")) continue;
+    for (const rs of vs.realServers)
+      if (rs.port !== 0 && rs.port !== vs.port)
+        out.push({
+          ...rs.pos,
+          message: `${vs.lbKind} cannot map ports: real server port ${rs.port} becomes the service port ${vs.port}`,
+        });
+  }
+  return out;
+}
+
+/**
  * The commands that build the configured table from an empty one, every real server
  * present with its configured weight (health checks start from this, see health/state.ts).
  */

@@ -13,6 +13,7 @@ import {
   DEFAULTS,
   type Diagnostic,
   LB_KINDS,
+  modelWarnings,
   type ParsedConfig,
   parseNetmask,
   parseProtocol,
@@ -267,5 +268,5 @@ export function parseYamlConfig(src: string, file: string): ParsedConfig {
   };
   const errors = validateModel(model);
   if (errors.length > 0) throw new ConfigError(errors);
-  return { model, warnings };
+  return { model, warnings: [...warnings, ...modelWarnings(model)] };
 }

@@ -237,3 +237,19 @@ describe("keepalived.conf errors name file:line:col", () => {
     it(`refuses: ${want.slice(7)}`, () => assert.deepEqual(errorsOf(src), [want]));
   }
 });
+
+describe("keepalived.conf: what ipvsadm's rules would change is reported", () => {
+  it("warns when DR/TUN drop a real server's port, and for a granularity without persistence", () => {
+    const { warnings } = parseKeepalived(
+      "virtual_server 10.0.0.1 80 {\n lb_kind DR\n persistence_granularity 24\n real_server 10.0.1.1 8080 {\n }\n}\n",
+      "w.conf",
+    );
+    assert.deepEqual(
+      warnings.map((w) => `${w.line}:${w.col}: ${w.message}`),
+      [
+        "1:1: persistence_granularity without persistence_timeout has no effect",
+        "4:2: DR cannot map ports: real server port 8080 becomes the service port 80",
+      ],
+    );
+  });
+});
