@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TsvsError } from "../core/errors.js";
+import { configMain } from "./config.js";
 import { daemonMain } from "./daemon.js";
 import { fwmarkMain, ipvsadmMain, statusMain, sysctlMain } from "./ipvsadm-client.js";
 import { labMain } from "./lab.js";
@@ -21,10 +22,11 @@ Commands:
   sysctl [NAME[=VALUE]]     the daemon's director sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   fwmark add|del|list|flush [RULE]   the daemon's firewall-mark rules (iptables -j MARK phrasing)
   realserver setup|doctor|teardown --vip VIP [--method dr|tun]   prepare a DR/TUN real server
+  config check FILE         validate a keepalived.conf or tsvs YAML file, print its ipvsadm rules
   sim FILE...               run scenario files on the in-memory network (docs/sim.md)
   sim --all DIR             run every *.tsvs scenario in DIR
-  version              print the version
-  help                 this text
+  version                   print the version
+  help                      this text
 `;
 
 function version(): string {
@@ -51,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
         return await sysctlMain(rest);
       case "fwmark":
         return await fwmarkMain(rest);
+      case "config":
+        return await configMain(rest);
       case "realserver":
         return await realserverMain(rest);
       case "version":
