@@ -530,29 +530,14 @@ export class Engine implements XmitEngine {
     const template = (flags & CONN_F_TEMPLATE) !== 0;
     let fl = flags | dest.fwd | CONN_F_INACTIVE;
     if (dest.fwd !== Fwd.Masq && dest.fwd !== Fwd.FullNat) fl |= CONN_F_NOOUTPUT;
-    t.setProto(cx, proto);
-    t.setState(cx, TCP_S_NONE);
-    t.setFlags(cx, fl);
-    t.setCaddr(cx, caddr);
-    t.setCport(cx, cport);
-    t.setVaddr(cx, vaddr);
-    t.setVport(cx, vport);
-    t.setDaddr(cx, dest.addr);
-    t.setDport(cx, dport);
-    t.setDest(cx, dest.id);
-    t.setControl(cx, -1);
-    t.setNControl(cx, 0);
-    t.setInPkts(cx, 0);
-    t.setOutPkts(cx, 0);
+    // alloc() cleared state, control, counters. The real server replies to the client itself
+    // (NAT): the reply key is <RIP:rport → CIP:cport>; FULLNAT picks laddr:lport below.
+    t.setEntry(cx, proto, caddr, cport, vaddr, vport, dest.addr, dport, caddr, cport, fl, dest.id);
     if (dest.fwd === Fwd.FullNat && !template) {
       if (!this.allocLocal(cx, proto, dest.addr, dport)) {
         t.free(cx);
         return -1;
       }
-    } else {
-      // The real server replies to the client itself (NAT): the reply key is <RIP:rport → CIP:cport>.
-      t.setLaddr(cx, caddr);
-      t.setLport(cx, cport);
     }
     t.hash(cx);
     this.ctl.destRef(dest.id);
@@ -593,7 +578,8 @@ export class Engine implements XmitEngine {
   /** set_tcp_state with the kernel's active/inactive accounting. */
   private setTcpState(cx: number, dir: number, tcpFlags: number): void {
     const t = this.conns;
-    let fl = t.flagsOf(cx);
+    const fl0 = t.flagsOf(cx);
+    let fl = fl0;
     const noOutput = (fl & CONN_F_NOOUTPUT) !== 0;
     if (noOutput && dir === DIR_OUTPUT) {
       fl &= ~CONN_F_NOOUTPUT;
@@ -613,10 +599,9 @@ export class Engine implements XmitEngine {
           fl &= ~CONN_F_INACTIVE;
         }
       }
+      t.setStateFlags(cx, next, fl);
       if (next === TCP_S_SYN_RECV || next === TCP_S_SYNACK) t.noteEmbryonic(cx);
-    }
-    t.setFlags(cx, fl);
-    t.setState(cx, next);
+    } else if (fl !== fl0) t.setFlags(cx, fl);
     t.arm(cx, this.timeouts.tcpMs(next), this.now);
   }
 

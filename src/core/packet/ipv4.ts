@@ -2,9 +2,9 @@
 // (RFC 1624), and a header writer.
 
 import { readU16, readU32, writeU16, writeU32 } from "../addr.js";
-import { csumFinish, csumReplace16, csumReplace32 } from "./csum.js";
-import type { Flow } from "./flow.js";
-import { l4CsumReplace32 } from "./l4.js";
+import { csumFinish, csumFold, csumReplace16, csumReplace32 } from "./csum.js";
+import { type Flow, IPPROTO_UDP } from "./flow.js";
+import { l4ChecksumOffset, l4CsumReplace32 } from "./l4.js";
 
 export const IP_VER_IHL = 0;
 export const IP_TOS = 1;
@@ -41,6 +41,60 @@ export function ipv4SetSaddr(buf: Uint8Array, flow: Flow, addr: number): void {
 /** Rewrites the destination address; fixes the IP and (TCP/UDP) L4 checksums; updates flow.daddr. */
 export function ipv4SetDaddr(buf: Uint8Array, flow: Flow, addr: number): void {
   if (setAddr(buf, flow, IP_DADDR, addr)) flow.daddr = addr >>> 0;
+}
+
+/**
+ * An address and the TCP/UDP port of the same end rewritten together (NAT, FULLNAT): one
+ * incremental update of each checksum instead of two (RFC 1624 eqn. 3 over both changes).
+ * Same results as setAddr + l4SetSport/Dport; the port is left alone when the datagram has
+ * no TCP/UDP header (other protocols, non-first fragments).
+ */
+function setAddrPort(
+  buf: Uint8Array,
+  flow: Flow,
+  field: number,
+  portRel: number,
+  addr: number,
+  port: number,
+): boolean {
+  const l3 = flow.l3Off;
+  if (l3 < 0 || l3 + IPV4_HLEN > buf.length) return false;
+  addr >>>= 0;
+  port &= 0xffff;
+  const old = readU32(buf, l3 + field);
+  writeU32(buf, l3 + field, addr);
+  writeU16(buf, l3 + IP_CHECK, csumReplace32(readU16(buf, l3 + IP_CHECK), old, addr));
+  const off = l4ChecksumOffset(buf, flow);
+  if (off < 0) return true;
+  // The checksum field lies after both ports, so both are inside the buffer.
+  const pOff = flow.l4Off + portRel;
+  const oldPort = readU16(buf, pOff);
+  writeU16(buf, pOff, port);
+  if (portRel === 0) flow.sport = port;
+  else flow.dport = port;
+  const c = readU16(buf, off);
+  if (c === 0 && flow.proto === IPPROTO_UDP) return true;
+  const sum =
+    (~c & 0xffff) +
+    (~old >>> 16) +
+    (~old & 0xffff) +
+    (addr >>> 16) +
+    (addr & 0xffff) +
+    (~oldPort & 0xffff) +
+    port;
+  const n = ~csumFold(sum) & 0xffff;
+  writeU16(buf, off, n === 0 && flow.proto === IPPROTO_UDP ? 0xffff : n);
+  return true;
+}
+
+/** ipv4SetSaddr + l4SetSport in one pass (flow.saddr, flow.sport updated). */
+export function ipv4SetSaddrSport(buf: Uint8Array, flow: Flow, addr: number, port: number): void {
+  if (setAddrPort(buf, flow, IP_SADDR, 0, addr, port)) flow.saddr = addr >>> 0;
+}
+
+/** ipv4SetDaddr + l4SetDport in one pass (flow.daddr, flow.dport updated). */
+export function ipv4SetDaddrDport(buf: Uint8Array, flow: Flow, addr: number, port: number): void {
+  if (setAddrPort(buf, flow, IP_DADDR, 2, addr, port)) flow.daddr = addr >>> 0;
 }
 
 /** TTL - 1 with the header checksum fixed (as ip_decrease_ttl); no-op when the TTL is already 0. */

@@ -17,9 +17,14 @@ export const dr: XmitMethod = {
     return e.emitToDest(f.buf, f.l3Off, len, d, f, now);
   },
 
+  // Replies never come back through the director (same shape as nat/fullnat: one call site).
+  outbound: undefined,
+
   // Errors from the client side about our (the real server's) replies go to the real
   // server unchanged, as the kernel's ip_vs_icmp_xmit does for DR.
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, e.conns.destOf(c), f, now);
   },
+
+  icmpOutbound: undefined,
 };

@@ -15,8 +15,7 @@ import {
   icmpInnerSetSport,
   icmpRecomputeChecksum,
 } from "../packet/icmp.js";
-import { ipv4SetDaddr, ipv4SetSaddr } from "../packet/ipv4.js";
-import { l4SetDport, l4SetSport } from "../packet/l4.js";
+import { ipv4SetDaddr, ipv4SetDaddrDport, ipv4SetSaddr, ipv4SetSaddrSport } from "../packet/ipv4.js";
 import { TCPOLEN_TOA, tcpInsertOption, writeToaOption } from "../packet/tcp.js";
 import type { XmitEngine, XmitMethod } from "./types.js";
 
@@ -49,10 +48,8 @@ export const fullnat: XmitMethod = {
     const d = t.destOf(c);
     if (!e.fitsDest(d, f.l3End - f.l3Off, 0, f, f.daddr, now)) return 0;
     const buf = f.buf;
-    ipv4SetSaddr(buf, f, t.laddrOf(c));
-    l4SetSport(buf, f, t.lportOf(c));
-    ipv4SetDaddr(buf, f, t.daddrOf(c));
-    l4SetDport(buf, f, t.dportOf(c));
+    ipv4SetSaddrSport(buf, f, t.laddrOf(c), t.lportOf(c));
+    ipv4SetDaddrDport(buf, f, t.daddrOf(c), t.dportOf(c));
     maybeAddToa(e, c, f, e.destMtuOf(d));
     return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, d, f, now);
   },
@@ -60,10 +57,8 @@ export const fullnat: XmitMethod = {
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
     const buf = f.buf;
-    ipv4SetSaddr(buf, f, t.vaddrOf(c));
-    l4SetSport(buf, f, t.vportOf(c));
-    ipv4SetDaddr(buf, f, t.caddrOf(c));
-    l4SetDport(buf, f, t.cportOf(c));
+    ipv4SetSaddrSport(buf, f, t.vaddrOf(c), t.vportOf(c));
+    ipv4SetDaddrDport(buf, f, t.caddrOf(c), t.cportOf(c));
     return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
   },
 

@@ -11,8 +11,7 @@ import {
   icmpInnerSetSport,
   icmpRecomputeChecksum,
 } from "../packet/icmp.js";
-import { ipv4SetDaddr, ipv4SetSaddr } from "../packet/ipv4.js";
-import { l4SetDport, l4SetSport } from "../packet/l4.js";
+import { ipv4SetDaddr, ipv4SetDaddrDport, ipv4SetSaddr, ipv4SetSaddrSport } from "../packet/ipv4.js";
 import type { XmitEngine, XmitMethod } from "./types.js";
 
 export const nat: XmitMethod = {
@@ -22,15 +21,13 @@ export const nat: XmitMethod = {
     const t = e.conns;
     const len = f.l3End - f.l3Off;
     if (!e.fitsDest(t.destOf(c), len, 0, f, f.daddr, now)) return 0;
-    ipv4SetDaddr(f.buf, f, t.daddrOf(c));
-    l4SetDport(f.buf, f, t.dportOf(c));
+    ipv4SetDaddrDport(f.buf, f, t.daddrOf(c), t.dportOf(c));
     return e.emitToDest(f.buf, f.l3Off, len, t.destOf(c), f, now);
   },
 
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
-    ipv4SetSaddr(f.buf, f, t.vaddrOf(c));
-    l4SetSport(f.buf, f, t.vportOf(c));
+    ipv4SetSaddrSport(f.buf, f, t.vaddrOf(c), t.vportOf(c));
     return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
   },
 

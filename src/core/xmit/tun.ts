@@ -37,8 +37,13 @@ export const tun: XmitMethod = {
     return encapsulate(e, c, f, now);
   },
 
+  // Replies never come back through the director (same shape as nat/fullnat: one call site).
+  outbound: undefined,
+
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     if (!e.fitsDest(e.conns.destOf(c), f.l3End - f.l3Off, IPIP_OVERHEAD, f, 0, now)) return 0;
     return encapsulate(e, c, f, now);
   },
+
+  icmpOutbound: undefined,
 };
