@@ -1,0 +1,109 @@
+// `tsvs daemon --config FILE`: the configuration file's services and the health checks that
+// keep them true, applied through the daemon's ordinary control path (one atomic ipvsadm -R
+// batch per change), and SIGHUP / `tsvs reload` as a difference that keeps connections.
+
+import { loadConfigFile } from "../config/load.js";
+import { ConfigError, type ConfigModel, commandToIpvsadm, formatDiagnostic } from "../config/model.js";
+import type { CtlCommand } from "../core/ctl-types.js";
+import { TsvsError } from "../core/errors.js";
+import { HealthRunner, type HealthRunnerOptions } from "../health/runner.js";
+import type { HealthEvent } from "../health/state.js";
+
+export interface ConfigLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface ConfigDeps {
+  /** Applies ipvsadm -R input as one batch; resolves to ipvsadm's result. */
+  restore(stdin: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  log: ConfigLog;
+  /** For tests: the runner's timers and checker. */
+  runner?: Pick<HealthRunnerOptions, "timers" | "runCheck">;
+}
+
+/** One real server's health, for `tsvs status`. */
+export interface HealthRow {
+  service: string;
+  server: string;
+  alive: boolean;
+  failures: number;
+}
+
+export class DaemonConfig {
+  private runner: HealthRunner | null = null;
+  reloads = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly deps: ConfigDeps,
+  ) {}
+
+  /** Loads the file (throws ConfigError with file:line:col diagnostics) and starts checking. */
+  async start(): Promise<void> {
+    const model = await this.load();
+    this.runner = new HealthRunner(model, {
+      apply: (cmds) => this.apply(cmds),
+      log: (ev) => this.event(ev),
+      onError: (err, cmds) =>
+        this.deps.log.error(
+          { err: String(err), commands: cmds.map(commandToIpvsadm) },
+          "health change refused",
+        ),
+      ...this.deps.runner,
+    });
+    await this.runner.start();
+    this.deps.log.info({ file: this.path, services: model.virtualServers.length }, "configuration applied");
+  }
+
+  /**
+   * Re-reads the file and applies the difference. A file with errors changes nothing: the
+   * running configuration stays and the diagnostics are logged. Returns the diagnostics text
+   * ("" when applied).
+   */
+  async reload(): Promise<string> {
+    let model: ConfigModel;
+    try {
+      model = await this.load();
+    } catch (e) {
+      if (!(e instanceof TsvsError)) throw e;
+      const text = e instanceof ConfigError ? e.diagnostics.map(formatDiagnostic).join("\n") : e.message;
+      this.deps.log.error({ file: this.path, errors: text }, "configuration not reloaded");
+      return text;
+    }
+    this.reloads++;
+    await this.runner?.reload(model);
+    this.deps.log.info({ file: this.path, services: model.virtualServers.length }, "configuration reloaded");
+    return "";
+  }
+
+  async stop(): Promise<void> {
+    await this.runner?.stop();
+  }
+
+  health(): HealthRow[] {
+    const rows: HealthRow[] = [];
+    const state = this.runner?.health;
+    if (state === undefined) return rows;
+    for (const vs of state.virtualServers)
+      for (const s of vs.servers)
+        rows.push({ service: vs.name, server: s.name, alive: s.alive, failures: s.failures });
+    return rows;
+  }
+
+  private async load(): Promise<ConfigModel> {
+    const { model, warnings } = await loadConfigFile(this.path);
+    for (const w of warnings) this.deps.log.warn({ file: this.path }, formatDiagnostic(w));
+    return model;
+  }
+
+  private async apply(cmds: CtlCommand[]): Promise<void> {
+    const r = await this.deps.restore(`${cmds.map(commandToIpvsadm).join("\n")}\n`);
+    if (r.code !== 0) throw new Error(r.stderr.trim() || `ipvsadm -R exited ${r.code}`);
+  }
+
+  private event(ev: HealthEvent): void {
+    this.deps.log.info(ev, ev.kind);
+  }
+}

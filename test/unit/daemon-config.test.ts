@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { formatList } from "../../src/cli/ipvsadm/format.js";
+import { type IpvsadmBackend, runIpvsadm } from "../../src/cli/ipvsadm/run.js";
+import { IpvsCtl } from "../../src/core/ctl.js";
+import { Timeouts } from "../../src/core/proto/timeouts.js";
+import { DaemonConfig } from "../../src/daemon/config-runner.js";
+
+// The daemon's --config path end to end minus the network: the file's services reach a real
+// control core through ipvsadm -R batches; scripted checks drive removal and return; reload
+// applies the difference and a broken file changes nothing.
+
+const dir = mkdtempSync(join(tmpdir(), "tsvs-cfg-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function yaml(weight2: number, extra = ""): string {
+  return `virtual_servers:
+  - address: 198.18.0.100
+    port: 80
+    protocol: tcp
+    scheduler: rr
+    lb_kind: NAT
+    delay_loop: 5
+    sorry_server: 198.18.1.99:80
+    real_servers:
+      - address: 198.18.1.11
+        port: 80
+        check: { type: tcp, retry: 1, delay_before_retry: 1 }
+      - address: 198.18.1.12
+        port: 80
+        weight: ${weight2}
+        check: { type: tcp, retry: 1, delay_before_retry: 1 }
+${extra}`;
+}
+
+function setup(file: string) {
+  const timeouts = new Timeouts();
+  const ctl = new IpvsCtl({
+    onSetTimeout: (t) => timeouts.set(t),
+    onDestRemoved: () => {},
+    onServiceRemoved: () => {},
+    onDestQuiesced: () => {},
+  });
+  const backend: IpvsadmBackend = {
+    apply: (c) => ctl.apply(c),
+    applyAll: (c) => ctl.applyAll(c),
+    snapshot: () => ({ services: ctl.services(), connTabSize: 4096, timeouts: timeouts.get() }),
+  };
+  // Scripted world: which servers answer, and a manual clock for the runner's timers.
+  const up = new Set(["198.18.1.11", "198.18.1.12"]);
+  let now = 0;
+  const timers: Array<{ at: number; fn: () => void; live: boolean }> = [];
+  const logs: string[] = [];
+  const cfg = new DaemonConfig(file, {
+    restore: async (stdin) => runIpvsadm(["-R"], backend, stdin),
+    log: {
+      info: (_o, m) => logs.push(m),
+      warn: (_o, m) => logs.push(`warn ${m}`),
+      error: (_o, m) => logs.push(`error ${m}`),
+    },
+    runner: {
+      timers: {
+        setTimeout: (fn, ms) => {
+          const t = { at: now + ms, fn, live: true };
+          timers.push(t);
+          return t;
+        },
+        clearTimeout: (h) => {
+          (h as { live: boolean }).live = false;
+        },
+      },
+      runCheck: async (_spec, target) =>
+        up.has(target.host) ? { ok: true, detail: "connected" } : { ok: false, detail: "ECONNREFUSED" },
+    },
+  });
+  /** Runs due timers in time order until `ms` has passed, letting checks settle in between. */
+  const advance = async (ms: number) => {
+    const end = now + ms;
+    for (;;) {
+      const due = timers.filter((t) => t.live && t.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (due === undefined) break;
+      due.live = false;
+      now = due.at;
+      due.fn();
+      for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    }
+    now = end;
+  };
+  const table = () =>
+    formatList(backend.snapshot(false), null, {
+      numeric: true,
+      stats: false,
+      rate: false,
+      exact: false,
+      thresholds: false,
+      persistentConn: false,
+      sort: true,
+      conns: false,
+      timeout: false,
+      daemon: false,
+      tunInfo: false,
+    });
+  return { cfg, up, advance, table, logs };
+}
+
+describe("daemon --config: services and health checks through ipvsadm -R", () => {
+  it("installs the file's services, removes a failing server after its retries, and brings it back", async () => {
+    const file = join(dir, "a.yaml");
+    writeFileSync(file, yaml(2));
+    const w = setup(file);
+    await w.cfg.start();
+    assert.match(w.table(), /198\.18\.1\.11:80 +Masq +1 /);
+    assert.match(w.table(), /198\.18\.1\.12:80 +Masq +2 /);
+    await w.advance(0); // the first checks run at once: all up
+
+    w.up.delete("198.18.1.12");
+    await w.advance(5_000); // first failure: retry
+    assert.match(w.table(), /198\.18\.1\.12:80/);
+    await w.advance(1_000); // failure after delay_before_retry: down
+    assert.doesNotMatch(w.table(), /198\.18\.1\.12:80/);
+    assert.ok(w.logs.includes("rs-down"));
+
+    w.up.add("198.18.1.12");
+    await w.advance(5_000);
+    assert.match(w.table(), /198\.18\.1\.12:80 +Masq +2 /);
+    assert.ok(w.logs.includes("rs-up"));
+    assert.deepEqual(
+      w.cfg.health().map((r) => [r.server, r.alive]),
+      [
+        ["198.18.1.11:80", true],
+        ["198.18.1.12:80", true],
+      ],
+    );
+    await w.cfg.stop();
+  });
+
+  it("puts the sorry server in when every real server is down", async () => {
+    const file = join(dir, "b.yaml");
+    writeFileSync(file, yaml(1));
+    const w = setup(file);
+    await w.cfg.start();
+    w.up.clear();
+    await w.advance(6_000);
+    assert.match(w.table(), /198\.18\.1\.99:80/);
+    assert.doesNotMatch(w.table(), /198\.18\.1\.1[12]:80/);
+    await w.cfg.stop();
+  });
+
+  it("reloads as a difference, and keeps the running table when the new file is broken", async () => {
+    const file = join(dir, "c.yaml");
+    writeFileSync(file, yaml(2));
+    const w = setup(file);
+    await w.cfg.start();
+    writeFileSync(file, yaml(5));
+    assert.equal(await w.cfg.reload(), "");
+    assert.match(w.table(), /198\.18\.1\.12:80 +Masq +5 /);
+
+    writeFileSync(file, yaml(70000));
+    const errors = await w.cfg.reload();
+    assert.match(errors, /c\.yaml:\d+:\d+: .*weight/);
+    assert.match(w.table(), /198\.18\.1\.12:80 +Masq +5 /);
+    assert.ok(w.logs.includes("error configuration not reloaded"));
+    await w.cfg.stop();
+  });
+});
