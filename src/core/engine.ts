@@ -842,9 +842,12 @@ export class Engine implements XmitEngine {
 
   // ---------------------------------------------------------------- ARP and ownership
 
-  /** Addresses tsvs answers for: VIPs, LIPs, and (simulation) the interfaces' own. */
+  /**
+   * Addresses tsvs answers for: VIPs (of services, and the hosts fwmark rules match with
+   * `-d A[/32]`), LIPs, and (simulation) the interfaces' own.
+   */
   ownsLocal(addr: number): boolean {
-    if (this.ctl.ownsAddress(addr)) return true;
+    if (this.ctl.ownsAddress(addr) || this.fwmarks.matchesHost(addr)) return true;
     for (let i = 0; i < this.lips.length; i++) if (this.lips[i] === addr) return true;
     return this.ownIfaceAddrs && this.routes.isLocal(addr);
   }

@@ -211,6 +211,18 @@ export class FwmarkClassifier {
     return this.rules.map((r) => ({ id: r.id, rule: r.text }));
   }
 
+  /**
+   * Does a rule match `addr` as one host (`-d A` or `-d A/32`, not negated)? Such an address
+   * is the VIP of a firewall-mark service, and the director answers ARP and ping for it.
+   */
+  matchesHost(addr: number): boolean {
+    addr >>>= 0;
+    for (const r of this.rules) {
+      if (r.dmask === 0xffffffff && (r.flags & F_NEG_DST) === 0 && r.daddr === addr) return true;
+    }
+    return false;
+  }
+
   /** The mark the mangle table would leave on this packet; 0 when no rule matches. */
   classify(f: Flow): number {
     const rules = this.rules;

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Director, decodeFrame, flat, IP, L2_FROM_ROUTER, MAC } from "../support/frames.js";
-import { ACK, arpFrame, bytes, ip, mac, PSH, SYN, tcpFrame } from "../support/packet-builder.js";
+import { ACK, arpFrame, bytes, icmpFrame, ip, mac, PSH, SYN, tcpFrame } from "../support/packet-builder.js";
 
 const BCAST = mac("ff:ff:ff:ff:ff:ff");
 
@@ -149,14 +149,39 @@ test("a neighbour that never answers: requests are retried, then its queued fram
   assert.equal(d.engine.counters.dropTable().neigh_failed, 1);
 });
 
-test("fwmark-only service: the VIP is answered once declared with ctl.addOwnedAddress, not before", () => {
+test("fwmark-only service: the host a MARK rule matches (-d A, -d A/32) is answered for ARP and ping", () => {
+  const rules: Array<[string, boolean]> = [
+    [`-d ${IP.vip} -p tcp --dport 80 -j MARK --set-mark 10`, true],
+    [`-d ${IP.vip}/32 -j MARK --set-mark 10`, true],
+    [`! -d ${IP.vip} -j MARK --set-mark 10`, false],
+    [`-d ${IP.vip}/24 -j MARK --set-mark 10`, false],
+    [`-s ${IP.vip} -j MARK --set-mark 10`, false],
+  ];
+  for (const [rule, owned] of rules) {
+    const d = new Director();
+    d.engine.fwmarks.add(rule);
+    d.ipvsadm("-A -f 10 -s rr");
+    d.ipvsadm(`-a -f 10 -r ${IP.rs1} -g`);
+    const arp = d.input(
+      1,
+      arpFrame(BCAST, mac(MAC.router), { op: 1, sha: mac(MAC.router), spa: ip(IP.router), tpa: ip(IP.vip) }),
+    );
+    assert.equal(arp.out.length, owned ? 1 : 0, `${rule}: ARP`);
+    if (owned) assert.equal(flat(decodeFrame(arp.out[0].frame)).sha, MAC.dir0, rule);
+    const ping = d.input(1, icmpFrame(L2_FROM_ROUTER, { src: ip(IP.router), dst: ip(IP.vip) }, { type: 8 }));
+    assert.equal(ping.out.length, owned ? 1 : 0, `${rule}: ping`);
+    assert.equal(d.engine.counters.echoReplies, owned ? 1 : 0, `${rule}: echo replies`);
+  }
+});
+
+test("fwmark-only service: an address declared with ctl.addOwnedAddress is answered too", () => {
   const d = new Director();
-  d.engine.fwmarks.add(`-d ${IP.vip} -p tcp --dport 80 -j MARK --set-mark 10`);
+  d.engine.fwmarks.add(`-d ${IP.vip}/24 -j MARK --set-mark 10`);
   d.ipvsadm("-A -f 10 -s rr");
   d.ipvsadm(`-a -f 10 -r ${IP.rs1} -g`);
   const req = () =>
     arpFrame(BCAST, mac(MAC.router), { op: 1, sha: mac(MAC.router), spa: ip(IP.router), tpa: ip(IP.vip) });
-  // A firewall mark names no address: nothing tells tsvs that the VIP is its own.
+  // A network rule names no single host: nothing tells tsvs that the VIP is its own.
   assert.equal(d.input(1, req()).out.length, 0);
   d.engine.ctl.addOwnedAddress(ip(IP.vip));
   const r = d.input(1, req());

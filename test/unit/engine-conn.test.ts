@@ -206,11 +206,12 @@ test("fwmark service: marked ports form one service, unmarked ports are not serv
     .map((r) => r.v)
     .sort();
   assert.deepEqual(vports, [`${IP.vip}:443`, `${IP.vip}:80`]);
-  // Port 22 carries no mark: no service. A fwmark service names no address, so tsvs does not
-  // own the VIP here and leaves the packet to the kernel.
+  // Port 22 carries no mark: no service. The MARK rules name the VIP as one host, so tsvs owns
+  // it and answers as the kernel does for a port without a listener: a reset.
   const c = fromClient(d, 1002, SYN, d.now, 22);
-  assert.equal(c.out.length, 0);
-  assert.equal(c.verdict, 0);
+  assert.equal(c.out.length, 1);
+  assert.equal(c.out[0].frame[14 + 20 + 13] & RST, RST, "RST");
+  assert.equal(d.engine.connCount(), 2, "no connection for port 22");
 });
 
 test("fwmark service with persistence: HTTP and HTTPS of one client share a server", () => {
