@@ -17,6 +17,8 @@
 
 import { readU16, writeU16 } from "../core/addr.js";
 import { l4ChecksumV4 } from "../core/packet/csum.js";
+import { attachFilter, type BpfProgram } from "./bpf.js";
+import type { FrameIo } from "./frame-io.js";
 import {
   AF_PACKET,
   AUX_LEN,
@@ -147,7 +149,7 @@ interface Region {
  * queue to the kernel in one sendmmsg; a full queue flushes by itself, and recvBatch() flushes first
  * (forwarded rx slots are about to be overwritten).
  */
-export class PacketSocket {
+export class PacketSocket implements FrameIo {
   readonly ifname: string;
   readonly ifindex: number;
   readonly mac: Uint8Array;
@@ -498,6 +500,11 @@ export class PacketSocket {
     return sent;
   }
 
+  /** Attaches (or replaces) a classic BPF socket filter (src/io/bpf.ts). */
+  attachFilter(prog: BpfProgram): void {
+    attachFilter(this.#fd, prog);
+  }
+
   /** The kernel's PACKET_STATISTICS since the last call (reading resets them): frames queued, dropped. */
   kernelStats(): { packets: number; drops: number } {
     const c = libc();
@@ -597,7 +604,7 @@ function isVlanType(t: number): boolean {
 }
 
 /** 802.1Q/802.1ad tags at the start of the frame (0, 1 or 2: QinQ). */
-function tagCount(f: Uint8Array, len: number): number {
+export function tagCount(f: Uint8Array, len: number): number {
   if (len < 18 || !isVlanType(readU16(f, 12))) return 0;
   return len >= 22 && isVlanType(readU16(f, 16)) ? 2 : 1;
 }

@@ -29,6 +29,29 @@ export const PACKET_ADD_MEMBERSHIP = 1;
 export const PACKET_STATISTICS = 6;
 export const PACKET_AUXDATA = 8;
 export const PACKET_IGNORE_OUTGOING = 23;
+export const PACKET_RX_RING = 5;
+export const PACKET_VERSION = 10;
+export const PACKET_TX_RING = 13;
+export const PACKET_FANOUT = 18;
+export const PACKET_QDISC_BYPASS = 20;
+export const PACKET_FANOUT_DATA = 22;
+export const TPACKET_V2 = 1;
+export const TPACKET_V3 = 2;
+// PACKET_FANOUT modes and flags (<linux/if_packet.h>; the mode is the low byte of the option's upper
+// half, flags above it): the group id is the low 16 bits.
+export const PACKET_FANOUT_HASH = 0;
+export const PACKET_FANOUT_LB = 1;
+export const PACKET_FANOUT_CPU = 2;
+export const PACKET_FANOUT_CBPF = 6;
+export const PACKET_FANOUT_FLAG_DEFRAG = 0x8000;
+export const SO_ATTACH_FILTER = 26;
+export const SO_DETACH_FILTER = 27;
+export const SO_LOCK_FILTER = 44;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
+export const MAP_LOCKED = 0x2000;
+export const MAP_POPULATE = 0x8000;
 export const PACKET_MR_PROMISC = 1;
 export const PACKET_HOST = 0;
 export const PACKET_BROADCAST = 1;
@@ -102,6 +125,9 @@ export interface Libc {
   sendmmsg(fd: number, msgvec: number, vlen: number, flags: number): number;
   poll(fds: number, nfds: number, timeoutMs: number): number;
   close(fd: number): number;
+  /** mmap(2) of a packet socket's ring: the returned pointer is koffi's (view it with koffi.view). */
+  mmap(len: number, prot: number, flags: number, fd: number): NativePtr;
+  munmap(addr: NativePtr, len: number): number;
   if_nametoindex(name: string): number;
   ioctlPtr(fd: number, request: number, arg: NativePtr): number;
   strerror(errnum: number): string;
@@ -128,6 +154,8 @@ export function libc(): Libc {
     sendmmsg: lib.func("int sendmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags)"),
     poll: lib.func("int poll(uintptr_t fds, unsigned long nfds, int timeout)"),
     close: lib.func("int close(int fd)"),
+    mmap: lib.func("void *mmap(void *addr, size_t len, int prot, int flags, int fd, intptr_t off)"),
+    munmap: lib.func("int munmap(void *addr, size_t len)"),
     if_nametoindex: lib.func("unsigned int if_nametoindex(const char *name)"),
     strerror: lib.func("const char *strerror(int errnum)"),
   };
@@ -141,6 +169,8 @@ export function libc(): Libc {
     sendmmsg: raw.sendmmsg,
     poll: raw.poll,
     close: raw.close,
+    mmap: (len, prot, flags, fd) => raw.mmap(null, len, prot, flags, fd, 0),
+    munmap: raw.munmap,
     if_nametoindex: raw.if_nametoindex,
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, "void *", arg),
     strerror: raw.strerror,

@@ -1,0 +1,238 @@
+// Classic BPF for the packet sockets: a socket filter (SO_ATTACH_FILTER) compiled from the addresses
+// the engine owns, so the kernel drops frames the director has no business with before they are
+// queued for user space; and a fanout program (PACKET_FANOUT_CBPF) that sends both directions of a
+// NAT connection to the same worker. Instruction set: Documentation/networking/filter.rst. Socket
+// filters run on the frame from its Ethernet header (af_packet.c run_filter), with a stripped VLAN
+// tag out of the data (so offsets are the untagged ones).
+
+import {
+  libc,
+  PACKET_FANOUT,
+  PACKET_FANOUT_CBPF,
+  PACKET_FANOUT_DATA,
+  SO_ATTACH_FILTER,
+  SOL_PACKET,
+  SOL_SOCKET,
+  SyscallError,
+} from "./libc.js";
+
+/** struct sock_filter[]: 8 bytes each (u16 code, u8 jt, u8 jf, u32 k), in host byte order. */
+export type BpfProgram = Uint8Array;
+
+// opcodes (<linux/filter.h>)
+const LD_W_ABS = 0x20;
+const LD_H_ABS = 0x28;
+const LD_B_ABS = 0x30;
+const JEQ_K = 0x15;
+const JA = 0x05;
+const RET_K = 0x06;
+const RET_A = 0x16;
+const ALU_RSH_K = 0x74;
+const ALU_MUL_K = 0x24;
+const ALU_XOR_X = 0xac;
+const TAX = 0x07;
+/** BPF_MAXINSNS */
+export const BPF_MAX_INSNS = 4096;
+
+const ETH_P_IP = 0x0800;
+const ETH_P_ARP = 0x0806;
+const OFF_TYPE = 12;
+const OFF_ARP_TPA = 14 + 24;
+const OFF_IP_PROTO = 14 + 9;
+const OFF_IP_SADDR = 14 + 12;
+const OFF_IP_DADDR = 14 + 16;
+
+interface Insn {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
+}
+
+class Asm {
+  readonly insns: Insn[] = [];
+  emit(code: number, k = 0, jt = 0, jf = 0): number {
+    this.insns.push({ code, jt, jf, k: k >>> 0 });
+    return this.insns.length - 1;
+  }
+  /** A forward jump to be patched: ja with a 32-bit offset. */
+  patchJa(at: number): void {
+    this.insns[at].k = this.insns.length - at - 1;
+  }
+  /** "if A == v return ret": two instructions, short jumps only (no 255-instruction limit). */
+  acceptIfEq(v: number, ret: number, retA = false): void {
+    this.emit(JEQ_K, v, 0, 1);
+    this.emit(retA ? RET_A : RET_K, ret);
+  }
+  encode(): BpfProgram {
+    const out = new Uint8Array(this.insns.length * 8);
+    const dv = new DataView(out.buffer);
+    this.insns.forEach((x, i) => {
+      dv.setUint16(i * 8, x.code, true);
+      out[i * 8 + 2] = x.jt;
+      out[i * 8 + 3] = x.jf;
+      dv.setUint32(i * 8 + 4, x.k, true);
+    });
+    return out;
+  }
+}
+
+export interface OwnedFilterSpec {
+  /** VIPs and LIPs: IPv4 to them is ours, and ARP asking for them. */
+  owned: readonly number[];
+  /** The director's interface addresses: ARP replies to its own neighbour requests target them. */
+  locals: readonly number[];
+  /** NAT/FULLNAT real servers: IPv4 from them is (possibly) a reply to rewrite. */
+  rips: readonly number[];
+  /** Accept every IPv4 frame (a fwmark rule matches a network: its addresses are not listed). */
+  allIpv4?: boolean;
+  /** Accept ARP (false for the fanout sockets of a multi-worker daemon, which read ARP elsewhere). */
+  arp?: boolean;
+  /** Bytes of an accepted frame to keep (the filter's return value). */
+  snaplen: number;
+}
+
+/**
+ * The receive filter: ARP whose target is owned or local, IPv4 to an owned address, from a real
+ * server, or ICMP (errors about connections, echo to VIPs); everything else is dropped in the
+ * kernel. Sets are linear `jeq` chains (2 instructions per address); when they would not fit in
+ * BPF_MAXINSNS the program accepts all IPv4 instead (correct, only less selective).
+ */
+export function compileOwnedFilter(spec: OwnedFilterSpec): BpfProgram {
+  const arpSet = [...new Set([...spec.owned, ...spec.locals].map((a) => a >>> 0))];
+  const owned = [...new Set(spec.owned.map((a) => a >>> 0))];
+  const rips = [...new Set(spec.rips.map((a) => a >>> 0))];
+  const arp = spec.arp ?? true;
+  const allIpv4 =
+    spec.allIpv4 === true || 2 * (arpSet.length + owned.length + rips.length) + 16 > BPF_MAX_INSNS;
+  const a = new Asm();
+  const snap = spec.snaplen;
+  a.emit(LD_H_ABS, OFF_TYPE);
+  a.emit(JEQ_K, ETH_P_IP, 0, 1);
+  const toIp = a.emit(JA);
+  if (arp) {
+    a.emit(JEQ_K, ETH_P_ARP, 1, 0);
+    a.emit(RET_K, 0);
+    a.emit(LD_W_ABS, OFF_ARP_TPA);
+    for (const x of arpSet) a.acceptIfEq(x, snap);
+  }
+  a.emit(RET_K, 0);
+  a.patchJa(toIp);
+  if (allIpv4) {
+    a.emit(RET_K, snap);
+    return a.encode();
+  }
+  a.emit(LD_B_ABS, OFF_IP_PROTO);
+  a.acceptIfEq(1 /* ICMP */, snap);
+  a.emit(LD_W_ABS, OFF_IP_DADDR);
+  for (const x of owned) a.acceptIfEq(x, snap);
+  a.emit(LD_W_ABS, OFF_IP_SADDR);
+  for (const x of rips) a.acceptIfEq(x, snap);
+  a.emit(RET_K, 0);
+  return a.encode();
+}
+
+export interface FanoutSpec {
+  /** FULLNAT local addresses and the worker that owns each (replies to a LIP go to its owner). */
+  lips: readonly { addr: number; worker: number }[];
+  /** NAT/FULLNAT real servers: a frame from one is a reply, keyed on its destination (the client). */
+  rips: readonly number[];
+}
+
+/**
+ * The fanout program: returns a worker index (the kernel takes it modulo the group size,
+ * af_packet.c fanout_demux_bpf). Key = the client address: the source of a request, the
+ * destination of a NAT reply (source ∈ rips) — the one address both directions share — mixed by a
+ * multiplicative hash. A frame to a LIP (FULLNAT reply) goes to the worker owning that LIP, which is
+ * the worker that chose it. Non-IPv4 frames go to worker 0.
+ */
+export function compileFanoutProgram(spec: FanoutSpec): BpfProgram {
+  const a = new Asm();
+  a.emit(LD_H_ABS, OFF_TYPE);
+  a.emit(JEQ_K, ETH_P_IP, 1, 0);
+  a.emit(RET_K, 0);
+  a.emit(LD_W_ABS, OFF_IP_DADDR);
+  for (const l of spec.lips) a.acceptIfEq(l.addr >>> 0, l.worker);
+  a.emit(LD_W_ABS, OFF_IP_SADDR);
+  const reply: number[] = [];
+  for (const r of new Set(spec.rips.map((x) => x >>> 0))) {
+    a.emit(JEQ_K, r, 0, 1);
+    reply.push(a.emit(JA));
+  }
+  const toHash = a.emit(JA); // request: A = saddr already
+  for (const j of reply) a.patchJa(j);
+  a.emit(LD_W_ABS, OFF_IP_DADDR);
+  a.patchJa(toHash);
+  // A ^= A >> 16; A *= 0x45d9f3b; A ^= A >> 16 (a 32-bit integer mix: consecutive client
+  // addresses spread over the workers).
+  a.emit(TAX);
+  a.emit(ALU_RSH_K, 16);
+  a.emit(ALU_XOR_X);
+  a.emit(ALU_MUL_K, 0x45d9f3b);
+  a.emit(TAX);
+  a.emit(ALU_RSH_K, 16);
+  a.emit(ALU_XOR_X);
+  a.emit(RET_A);
+  return a.encode();
+}
+
+/** The same hash in JS (tests, and to tell which worker a client lands on). */
+export function fanoutHash(addr: number): number {
+  let x = addr >>> 0;
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x45d9f3b) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/** A struct sock_fprog { u16 len; struct sock_filter *filter; } pointing at a copy of prog. */
+function withFprog<T>(prog: BpfProgram, f: (fprog: Buffer) => T): T {
+  const k = libc().koffi;
+  const n = prog.length / 8;
+  if (n < 1 || n > BPF_MAX_INSNS || prog.length % 8 !== 0)
+    throw new RangeError(`bad BPF program (${n} insns)`);
+  const mem = k.alloc("uint8_t", prog.length);
+  try {
+    new Uint8Array(k.view(mem, prog.length)).set(prog);
+    const fprog = Buffer.alloc(16);
+    fprog.writeUInt16LE(n, 0);
+    fprog.writeBigUInt64LE(k.address(mem), 8);
+    return f(fprog);
+  } finally {
+    k.free(mem);
+  }
+}
+
+/** SO_ATTACH_FILTER (replaces any filter the socket had, atomically). */
+export function attachFilter(fd: number, prog: BpfProgram): void {
+  const c = libc();
+  withFprog(prog, (fprog) => {
+    if (c.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16) < 0) {
+      throw new SyscallError("setsockopt(SO_ATTACH_FILTER)", c.errno());
+    }
+  });
+}
+
+/**
+ * Joins (or creates) fanout group `group` (16 bits, per network namespace) in `mode`; with
+ * PACKET_FANOUT_CBPF, `prog` becomes the group's program (PACKET_FANOUT_DATA). The socket must be
+ * bound. Members are indexed in join order: join them in worker order.
+ */
+export function joinFanout(fd: number, group: number, mode: number, prog?: BpfProgram): void {
+  const c = libc();
+  const v = Buffer.alloc(4);
+  v.writeUInt32LE(((group & 0xffff) | (mode << 16)) >>> 0, 0);
+  if (c.setsockopt(fd, SOL_PACKET, PACKET_FANOUT, v, 4) < 0) {
+    throw new SyscallError("setsockopt(PACKET_FANOUT)", c.errno());
+  }
+  if (mode === PACKET_FANOUT_CBPF && prog !== undefined) setFanoutProgram(fd, prog);
+}
+
+/** Replaces the fanout group's cBPF program (any member may do it; it applies to the group). */
+export function setFanoutProgram(fd: number, prog: BpfProgram): void {
+  const c = libc();
+  withFprog(prog, (fprog) => {
+    if (c.setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, fprog, 16) < 0) {
+      throw new SyscallError("setsockopt(PACKET_FANOUT_DATA)", c.errno());
+    }
+  });
+}

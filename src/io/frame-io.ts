@@ -1,0 +1,38 @@
+// What the data plane needs from a link backend: batches of received frames it may rewrite in place,
+// and a transmit queue flushed once per loop. Two backends implement it: PacketSocket (recvmmsg and
+// sendmmsg, src/io/afpacket.ts) and RingSocket (a TPACKET_V3 mmap receive ring, src/io/ring.ts).
+
+import type { PacketSocketCounters } from "./afpacket.js";
+import type { BpfProgram } from "./bpf.js";
+
+export type IoBackend = "mmsg" | "ring";
+export const IO_BACKENDS: readonly IoBackend[] = ["mmsg", "ring"];
+
+export interface FrameIo {
+  readonly ifname: string;
+  readonly ifindex: number;
+  readonly mac: Uint8Array;
+  readonly mtu: number;
+  readonly batch: number;
+  readonly counters: PacketSocketCounters;
+  readonly fd: number;
+  readonly closed: boolean;
+  /** Frames queued for transmit and not yet flushed. */
+  readonly pending: number;
+  /** Flushes queued transmits, then returns up to `batch` received frames (0 on timeout). */
+  recvBatch(timeoutMs: number): number;
+  /** Frame i of the last batch: valid and unchanged until the next recvBatch(). */
+  frame(i: number): Uint8Array;
+  length(i: number): number;
+  pktType(i: number): number;
+  send(buf: Uint8Array, off: number, len: number): boolean;
+  txBuffer(): Uint8Array;
+  commit(len: number): boolean;
+  /** Queues bytes of received frame i without copying. */
+  forward(i: number, off: number, len: number): boolean;
+  flush(): number;
+  kernelStats(): { packets: number; drops: number };
+  /** SO_ATTACH_FILTER: replaces the socket's classic BPF filter. */
+  attachFilter(prog: BpfProgram): void;
+  close(): void;
+}

@@ -1,0 +1,584 @@
+// AF_PACKET with a TPACKET_V3 mmap receive ring (PACKET_RX_RING): the kernel writes frames into
+// blocks of a ring shared with us, and hands a whole block over at once (block_status |=
+// TP_STATUS_USER) when it is full or when tp_retire_blk_tov ms have passed since its first frame
+// (net/packet/af_packet.c: prb_retire_current_block, _prb_refresh_rx_retire_blk_timer). User space
+// walks the block's frames in place and gives the block back (TP_STATUS_KERNEL). Under load there is
+// no syscall at all on the receive side and no copy into iovecs: the engine rewrites the frame in
+// the ring, and forward() points a sendmmsg iovec at it.
+//
+// Transmit stays sendmmsg (measured against a TPACKET_V2 tx ring: docs/io.md).
+//
+// Layouts (<linux/if_packet.h>, LP64):
+//   struct tpacket_block_desc { u32 version; u32 offset_to_priv; struct tpacket_hdr_v1 {
+//     u32 block_status; u32 num_pkts; u32 offset_to_first_pkt; u32 blk_len; u64 seq_num; … } }
+//   struct tpacket3_hdr { u32 tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status;
+//     u16 tp_mac, tp_net; u32 tp_rxhash, tp_vlan_tci; u16 tp_vlan_tpid, pad; u8 pad[8]; }  (48 bytes)
+//   then struct sockaddr_ll at TPACKET_ALIGN(48) = 48.
+// With V3 the per-frame tp_status carries what PACKET_AUXDATA gives the recvmsg path
+// (TP_STATUS_CSUMNOTREADY, TP_STATUS_VLAN_VALID + hv1.tp_vlan_tci/tpid): no control messages.
+
+import { completeL4Checksum, type PacketSocketCounters, tagCount } from "./afpacket.js";
+import { attachFilter, type BpfProgram } from "./bpf.js";
+import type { FrameIo } from "./frame-io.js";
+import {
+  AF_PACKET,
+  addressOf,
+  EAGAIN,
+  EINTR,
+  ENOBUFS,
+  ETH_P_ALL,
+  IFNAMSIZ,
+  libc,
+  MAP_SHARED,
+  MMSG_LEN,
+  MSG_IOV,
+  MSG_IOVLEN,
+  type NativePtr,
+  PACKET_ADD_MEMBERSHIP,
+  PACKET_IGNORE_OUTGOING,
+  PACKET_MR_PROMISC,
+  PACKET_QDISC_BYPASS,
+  PACKET_RX_RING,
+  PACKET_STATISTICS,
+  PACKET_VERSION,
+  POLLIN,
+  PROT_READ,
+  PROT_WRITE,
+  SIOCGIFHWADDR,
+  SIOCGIFMTU,
+  SIZEOF_IFREQ,
+  SIZEOF_IOVEC,
+  SIZEOF_MMSGHDR,
+  SIZEOF_PACKET_MREQ,
+  SIZEOF_POLLFD,
+  SIZEOF_SOCKADDR_LL,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+  SOCK_CLOEXEC,
+  SOCK_RAW,
+  SOL_PACKET,
+  SOL_SOCKET,
+  SyscallError,
+  TP_STATUS_CSUMNOTREADY,
+  TP_STATUS_VLAN_TPID_VALID,
+  TP_STATUS_VLAN_VALID,
+  TPACKET_V3,
+} from "./libc.js";
+
+export interface RingSocketOptions {
+  /** Most frames one recvBatch() returns, and the number of tx slots. Default 256. */
+  batch?: number;
+  /** Bytes kept per frame (cut by the socket filter's return value). Default 2048. */
+  snaplen?: number;
+  txFrameSize?: number;
+  /** Ring block size (a power of two ≥ 4096). Default 64 KiB. */
+  blockSize?: number;
+  /** Ring blocks. Default 64 (4 MiB with 64 KiB blocks). */
+  blocks?: number;
+  /**
+   * tp_retire_blk_tov: a block that is not full is handed over this many ms after its first frame.
+   * The latency floor at low rates. Default 1.
+   */
+  retireMs?: number;
+  ignoreOutgoing?: boolean;
+  promisc?: boolean;
+  sndbuf?: number;
+  /** PACKET_QDISC_BYPASS: transmit straight to the driver, skipping the qdisc. Default false. */
+  qdiscBypass?: boolean;
+  /** A classic BPF filter attached before the socket is bound (no unfiltered frame is ever queued). */
+  filter?: BpfProgram;
+}
+
+const VLAN_HLEN = 4;
+const ETH_HLEN = 14;
+const ETH_P_8021Q = 0x8100;
+const TP_STATUS_KERNEL = 0;
+const TP_STATUS_USER = 1;
+// block descriptor offsets
+const BD_STATUS = 8;
+const BD_NUM_PKTS = 12;
+const BD_FIRST = 16;
+// tpacket3_hdr offsets
+const H_NEXT = 0;
+const H_SNAPLEN = 12;
+const H_LEN = 16;
+const H_STATUS = 20;
+const H_MAC = 24;
+const H_VLAN_TCI = 32;
+const H_VLAN_TPID = 36;
+const H_SLL = 48;
+const SLL_PKTTYPE = 10;
+const htons = (v: number): number => ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
+
+interface Region {
+  ptr: NativePtr;
+  addr: number;
+  bytes: Uint8Array;
+  dv: DataView;
+}
+
+export class RingSocket implements FrameIo {
+  readonly ifname: string;
+  readonly ifindex: number;
+  readonly mac: Uint8Array;
+  readonly mtu: number;
+  readonly batch: number;
+  readonly snaplen: number;
+  readonly txFrameSize: number;
+  readonly blockSize: number;
+  readonly blocks: number;
+  readonly counters: PacketSocketCounters = {
+    rxFrames: 0,
+    rxBytes: 0,
+    rxTruncated: 0,
+    txFrames: 0,
+    txBytes: 0,
+    txDropped: 0,
+    txErrors: 0,
+    lastTxErrno: 0,
+    txOversize: 0,
+    rxCsumPartial: 0,
+    rxCsumCompleted: 0,
+    rxVlanRestored: 0,
+    rxOversize: 0,
+  };
+  /** Blocks handed over by the retire timer before they were full (TP_STATUS_BLK_TMO). */
+  blocksTimedOut = 0;
+  blocksSeen = 0;
+
+  #fd: number;
+  #ringPtr: NativePtr = null;
+  #ringLen = 0;
+  #ringAddr = 0;
+  #ring: Uint8Array = new Uint8Array(0);
+  #rdv: DataView = new DataView(new ArrayBuffer(0));
+  // Views into the ring, created once per frame position and reused on later laps (frames of equal
+  // sizes land at equal offsets), so recvBatch allocates nothing in the steady state. Indexed by
+  // header offset / 16 (TPACKET_ALIGNMENT); the second table for frames whose VLAN tag was put back
+  // (the view starts 4 bytes earlier).
+  #views: (Uint8Array | null)[] = [];
+  #viewsTagged: (Uint8Array | null)[] = [];
+  #cur: Uint8Array[];
+  #curStart: Float64Array; // frame start offsets in the ring (for forward())
+  #curLen: Int32Array;
+  #curType: Uint8Array;
+  #count = 0;
+  // Ring walk: block index, frames left in it, offset of the next frame header.
+  #blk = 0;
+  #left = 0;
+  #off = 0;
+  // Blocks fully walked during the last recvBatch: [#relFrom, #blk) mod blocks, given back at the
+  // next call (their frames are valid until then).
+  #relFrom = 0;
+  #relCount = 0;
+  #txData: Region;
+  #txMsgs: Region;
+  #txIovOff: number;
+  #txViews: Uint8Array[];
+  #txCount = 0;
+  #pollfd: Region;
+  #closed = false;
+
+  constructor(ifname: string, opts: RingSocketOptions = {}) {
+    const batch = opts.batch ?? 256;
+    const snaplen = opts.snaplen ?? 2048;
+    const txFrameSize = opts.txFrameSize ?? snaplen;
+    const blockSize = opts.blockSize ?? 1 << 16;
+    const blocks = opts.blocks ?? 64;
+    const retireMs = opts.retireMs ?? 1;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 4096) throw new RangeError("batch must be 1..4096");
+    if (!Number.isInteger(snaplen) || snaplen < 64 || snaplen > 65536) {
+      throw new RangeError("snaplen must be 64..65536");
+    }
+    if (blockSize < 4096 || (blockSize & (blockSize - 1)) !== 0 || blockSize > 1 << 22) {
+      throw new RangeError("blockSize must be a power of two, 4 KiB..4 MiB");
+    }
+    if (!Number.isInteger(blocks) || blocks < 2 || blocks > 4096)
+      throw new RangeError("blocks must be 2..4096");
+    if (!Number.isInteger(retireMs) || retireMs < 1 || retireMs > 1000) {
+      throw new RangeError("retireMs must be 1..1000");
+    }
+    if (Buffer.byteLength(ifname) >= IFNAMSIZ || ifname.length === 0) {
+      throw new RangeError(`bad interface name ${JSON.stringify(ifname)}`);
+    }
+    const c = libc();
+    this.ifname = ifname;
+    this.batch = batch;
+    this.snaplen = snaplen;
+    this.txFrameSize = txFrameSize;
+    this.blockSize = blockSize;
+    this.blocks = blocks;
+    const ifindex = c.if_nametoindex(ifname);
+    if (ifindex === 0) throw new SyscallError(`if_nametoindex(${ifname})`, c.errno());
+    this.ifindex = ifindex;
+
+    const fd = c.socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new SyscallError("socket(AF_PACKET, SOCK_RAW)", c.errno());
+    this.#fd = fd;
+    try {
+      if (opts.ignoreOutgoing ?? true) this.#setInt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
+      this.#setInt(SOL_PACKET, PACKET_VERSION, TPACKET_V3, true);
+      if (opts.qdiscBypass) this.#setInt(SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
+      const sndbuf = opts.sndbuf ?? 4 << 20;
+      if (sndbuf > 0 && !this.#setInt(SOL_SOCKET, SO_SNDBUFFORCE, sndbuf, false)) {
+        this.#setInt(SOL_SOCKET, SO_SNDBUF, sndbuf, false);
+      }
+      const ifr = Buffer.alloc(SIZEOF_IFREQ);
+      ifr.write(ifname, 0, "utf8");
+      if (c.ioctlPtr(fd, SIOCGIFHWADDR, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFHWADDR)", c.errno());
+      this.mac = Uint8Array.from(ifr.subarray(18, 24));
+      ifr.fill(0, IFNAMSIZ);
+      if (c.ioctlPtr(fd, SIOCGIFMTU, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFMTU)", c.errno());
+      this.mtu = ifr.readInt32LE(IFNAMSIZ);
+      if (opts.promisc) {
+        const mreq = Buffer.alloc(SIZEOF_PACKET_MREQ);
+        mreq.writeInt32LE(ifindex, 0);
+        mreq.writeUInt16LE(PACKET_MR_PROMISC, 4);
+        if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, SIZEOF_PACKET_MREQ) < 0) {
+          throw new SyscallError("setsockopt(PACKET_ADD_MEMBERSHIP, PROMISC)", c.errno());
+        }
+      }
+      // struct tpacket_req3: block size/nr, frame size/nr (V3 frames are variable; the kernel still
+      // checks frame_nr = block_nr × block_size / frame_size), retire timeout, priv size, features.
+      const frameSize = 2048;
+      const req = Buffer.alloc(28);
+      req.writeUInt32LE(blockSize, 0);
+      req.writeUInt32LE(blocks, 4);
+      req.writeUInt32LE(frameSize, 8);
+      req.writeUInt32LE((blockSize / frameSize) * blocks, 12);
+      req.writeUInt32LE(retireMs, 16);
+      if (c.setsockopt(fd, SOL_PACKET, PACKET_RX_RING, req, 28) < 0) {
+        throw new SyscallError("setsockopt(PACKET_RX_RING)", c.errno());
+      }
+      const len = blockSize * blocks;
+      const p = c.mmap(len, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+      if (p === null || c.koffi.address(p) === 0xffffffffffffffffn) {
+        throw new SyscallError("mmap(PACKET_RX_RING)", c.errno());
+      }
+      this.#ringPtr = p;
+      this.#ringLen = len;
+      this.#ringAddr = addressOf(p);
+      const ab = c.koffi.view(p, len);
+      this.#ring = new Uint8Array(ab);
+      this.#rdv = new DataView(ab);
+      const slots = len >>> 4;
+      for (let i = 0; i < slots; i++) {
+        this.#views.push(null);
+        this.#viewsTagged.push(null);
+      }
+      if (opts.filter !== undefined) attachFilter(fd, opts.filter);
+
+      const sll = Buffer.alloc(SIZEOF_SOCKADDR_LL);
+      sll.writeUInt16LE(AF_PACKET, 0);
+      sll.writeUInt16LE(htons(ETH_P_ALL), 2);
+      sll.writeInt32LE(ifindex, 4);
+      if (c.bind(fd, sll, SIZEOF_SOCKADDR_LL) < 0) throw new SyscallError(`bind(${ifname})`, c.errno());
+
+      this.#cur = [];
+      for (let i = 0; i < batch; i++) this.#cur.push(this.#ring);
+      this.#curStart = new Float64Array(batch);
+      this.#curLen = new Int32Array(batch);
+      this.#curType = new Uint8Array(batch);
+      this.#txData = alloc(batch * txFrameSize);
+      this.#txIovOff = batch * SIZEOF_MMSGHDR;
+      this.#txMsgs = alloc(this.#txIovOff + batch * SIZEOF_IOVEC);
+      this.#txViews = [];
+      const tx = this.#txMsgs.dv;
+      for (let i = 0; i < batch; i++) {
+        const m = i * SIZEOF_MMSGHDR;
+        const tiov = this.#txIovOff + i * SIZEOF_IOVEC;
+        setPtr(tx, m + MSG_IOV, this.#txMsgs.addr + tiov);
+        setPtr(tx, m + MSG_IOVLEN, 1);
+        this.#txViews.push(this.#txData.bytes.subarray(i * txFrameSize, (i + 1) * txFrameSize));
+      }
+      this.#pollfd = alloc(SIZEOF_POLLFD);
+      this.#pollfd.dv.setInt32(0, fd, true);
+      this.#pollfd.dv.setInt16(4, POLLIN, true);
+    } catch (e) {
+      this.#release();
+      throw e;
+    }
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get pending(): number {
+    return this.#txCount;
+  }
+
+  /**
+   * Flushes queued transmits, gives back the blocks walked last time, then collects up to `batch`
+   * frames from blocks the kernel has handed over; polls (≤ timeoutMs) only when there are none.
+   */
+  recvBatch(timeoutMs: number): number {
+    if (this.#closed) throw new Error("recvBatch on a closed RingSocket");
+    if (this.#txCount > 0) this.flush();
+    this.#giveBack();
+    this.#count = 0;
+    let n = this.#collect();
+    if (n === 0 && timeoutMs !== 0) {
+      const c = libc();
+      const p = c.poll(this.#pollfd.addr, 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
+      if (p < 0 && c.errno() !== EINTR) throw new SyscallError("poll", c.errno());
+      if (p > 0) n = this.#collect();
+    }
+    return n;
+  }
+
+  #giveBack(): void {
+    const dv = this.#rdv;
+    for (let k = 0; k < this.#relCount; k++) {
+      dv.setUint32(((this.#relFrom + k) % this.blocks) * this.blockSize + BD_STATUS, TP_STATUS_KERNEL, true);
+    }
+    this.#relFrom = this.#blk;
+    this.#relCount = 0;
+  }
+
+  #collect(): number {
+    const dv = this.#rdv;
+    const ring = this.#ring;
+    const cnt = this.counters;
+    const bs = this.blockSize;
+    const maxLen = this.mtu + ETH_HLEN;
+    let n = this.#count;
+    while (n < this.batch) {
+      if (this.#left === 0) {
+        const base = this.#blk * bs;
+        const st = dv.getUint32(base + BD_STATUS, true);
+        if ((st & TP_STATUS_USER) === 0) break;
+        this.blocksSeen++;
+        if ((st & 0x20) !== 0 /* TP_STATUS_BLK_TMO */) this.blocksTimedOut++;
+        this.#left = dv.getUint32(base + BD_NUM_PKTS, true);
+        this.#off = base + dv.getUint32(base + BD_FIRST, true);
+        if (this.#left === 0) {
+          this.#blockDone();
+          continue;
+        }
+      }
+      const h = this.#off;
+      const snap = dv.getUint32(h + H_SNAPLEN, true);
+      const wire = dv.getUint32(h + H_LEN, true);
+      const status = dv.getUint32(h + H_STATUS, true);
+      let start = h + dv.getUint16(h + H_MAC, true);
+      let len = snap;
+      let origLen = wire;
+      const truncated = snap < wire;
+      if (truncated) cnt.rxTruncated++;
+      let f: Uint8Array;
+      if ((status & TP_STATUS_VLAN_VALID) !== 0) {
+        // Put the tag back by moving the two MAC addresses 4 bytes down, into the gap between the
+        // sockaddr_ll and the frame (tp_mac ≥ 68 + 14), instead of moving the whole frame up.
+        const tpid =
+          (status & TP_STATUS_VLAN_TPID_VALID) !== 0 ? dv.getUint16(h + H_VLAN_TPID, true) : ETH_P_8021Q;
+        const tci = dv.getUint32(h + H_VLAN_TCI, true) & 0xffff;
+        ring.copyWithin(start - VLAN_HLEN, start, start + 12);
+        start -= VLAN_HLEN;
+        ring[start + 12] = tpid >>> 8;
+        ring[start + 13] = tpid & 0xff;
+        ring[start + 14] = tci >>> 8;
+        ring[start + 15] = tci & 0xff;
+        len += VLAN_HLEN;
+        origLen += VLAN_HLEN;
+        cnt.rxVlanRestored++;
+        f = this.#view(this.#viewsTagged, h, start);
+      } else f = this.#view(this.#views, h, start);
+      if ((status & TP_STATUS_CSUMNOTREADY) !== 0) {
+        cnt.rxCsumPartial++;
+        if (!truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
+      }
+      if (origLen > maxLen + VLAN_HLEN * tagCount(f, len)) cnt.rxOversize++;
+      this.#cur[n] = f;
+      this.#curStart[n] = start;
+      this.#curLen[n] = len;
+      this.#curType[n] = ring[h + H_SLL + SLL_PKTTYPE];
+      cnt.rxBytes += len;
+      n++;
+      this.#left--;
+      if (this.#left === 0) this.#blockDone();
+      else this.#off = h + dv.getUint32(h + H_NEXT, true);
+    }
+    cnt.rxFrames += n - this.#count;
+    this.#count = n;
+    return n;
+  }
+
+  #blockDone(): void {
+    this.#blk = (this.#blk + 1) % this.blocks;
+    this.#relCount++;
+  }
+
+  #view(table: (Uint8Array | null)[], h: number, start: number): Uint8Array {
+    const k = h >>> 4;
+    let v = table[k];
+    if (v === null) {
+      // Up to the end of the block: a frame never spans blocks.
+      const end = Math.min(
+        start + this.snaplen + VLAN_HLEN,
+        (Math.floor(h / this.blockSize) + 1) * this.blockSize,
+      );
+      v = this.#ring.subarray(start, end);
+      table[k] = v;
+    }
+    return v;
+  }
+
+  frame(i: number): Uint8Array {
+    return this.#cur[i];
+  }
+
+  length(i: number): number {
+    return this.#curLen[i];
+  }
+
+  pktType(i: number): number {
+    return this.#curType[i];
+  }
+
+  send(buf: Uint8Array, off: number, len: number): boolean {
+    if (len > this.txFrameSize || len <= 0) {
+      this.counters.txOversize++;
+      return false;
+    }
+    if (this.#txCount === this.batch) this.flush();
+    const dst = this.#txViews[this.#txCount];
+    if (off === 0 && len === buf.length) dst.set(buf);
+    else for (let k = 0; k < len; k++) dst[k] = buf[off + k];
+    this.#queue(this.#txData.addr + this.#txCount * this.txFrameSize, len);
+    return true;
+  }
+
+  txBuffer(): Uint8Array {
+    if (this.#txCount === this.batch) this.flush();
+    return this.#txViews[this.#txCount];
+  }
+
+  commit(len: number): boolean {
+    if (len > this.txFrameSize || len <= 0) {
+      this.counters.txOversize++;
+      return false;
+    }
+    if (this.#txCount === this.batch) this.flush();
+    this.#queue(this.#txData.addr + this.#txCount * this.txFrameSize, len);
+    return true;
+  }
+
+  /** Queues bytes of frame i straight from the ring (zero copy; the block is given back after flush). */
+  forward(i: number, off: number, len: number): boolean {
+    if (i < 0 || i >= this.#count || off < 0 || len <= 0 || off + len > this.#cur[i].length) return false;
+    if (this.#txCount === this.batch) this.flush();
+    this.#queue(this.#ringAddr + this.#curStart[i] + off, len);
+    return true;
+  }
+
+  flush(): number {
+    const total = this.#txCount;
+    if (total === 0) return 0;
+    if (this.#closed) throw new Error("flush on a closed RingSocket");
+    const c = libc();
+    const cnt = this.counters;
+    const tx = this.#txMsgs.dv;
+    let done = 0;
+    let sent = 0;
+    while (done < total) {
+      const n = c.sendmmsg(this.#fd, this.#txMsgs.addr + done * SIZEOF_MMSGHDR, total - done, 0);
+      if (n > 0) {
+        for (let i = done; i < done + n; i++)
+          cnt.txBytes += tx.getUint32(i * SIZEOF_MMSGHDR + MMSG_LEN, true);
+        done += n;
+        sent += n;
+        continue;
+      }
+      const err = c.errno();
+      if (err === EINTR) continue;
+      if (err === ENOBUFS || err === EAGAIN) cnt.txDropped++;
+      else {
+        cnt.txErrors++;
+        cnt.lastTxErrno = err;
+      }
+      done++;
+    }
+    cnt.txFrames += sent;
+    this.#txCount = 0;
+    return sent;
+  }
+
+  /** Attaches (or replaces) a classic BPF socket filter (src/io/bpf.ts). */
+  attachFilter(prog: BpfProgram): void {
+    attachFilter(this.#fd, prog);
+  }
+
+  /** PACKET_STATISTICS (tpacket_stats_v3: the first two fields) since the last call. */
+  kernelStats(): { packets: number; drops: number } {
+    const c = libc();
+    const val = Buffer.alloc(12);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(12, 0);
+    if (c.getsockopt(this.#fd, SOL_PACKET, PACKET_STATISTICS, val, len) < 0) {
+      throw new SyscallError("getsockopt(PACKET_STATISTICS)", c.errno());
+    }
+    return { packets: val.readUInt32LE(0), drops: val.readUInt32LE(4) };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#release();
+  }
+
+  #queue(addr: number, len: number): void {
+    const tx = this.#txMsgs.dv;
+    const iov = this.#txIovOff + this.#txCount * SIZEOF_IOVEC;
+    setPtr(tx, iov, addr);
+    tx.setUint32(iov + 8, len, true);
+    tx.setUint32(iov + 12, 0, true);
+    this.#txCount++;
+  }
+
+  #setInt(level: number, name: number, value: number, required: boolean): boolean {
+    const c = libc();
+    const v = Buffer.alloc(4);
+    v.writeInt32LE(value, 0);
+    if (c.setsockopt(this.#fd, level, name, v, 4) === 0) return true;
+    if (required) throw new SyscallError(`setsockopt(${level}, ${name})`, c.errno());
+    return false;
+  }
+
+  #release(): void {
+    this.#closed = true;
+    const c = libc();
+    if (this.#ringPtr !== null) c.munmap(this.#ringPtr, this.#ringLen);
+    this.#ringPtr = null;
+    if (this.#fd >= 0) c.close(this.#fd);
+    this.#fd = -1;
+    for (const r of [this.#txData, this.#txMsgs, this.#pollfd]) {
+      if (r !== undefined) c.koffi.free(r.ptr);
+    }
+    this.#views = [];
+    this.#viewsTagged = [];
+    this.#count = 0;
+    this.#txCount = 0;
+  }
+}
+
+export function openRingSocket(ifname: string, opts?: RingSocketOptions): RingSocket {
+  return new RingSocket(ifname, opts);
+}
+
+function alloc(size: number): Region {
+  const k = libc().koffi;
+  const ptr = k.alloc("uint8_t", size);
+  const ab = k.view(ptr, size);
+  const bytes = new Uint8Array(ab);
+  bytes.fill(0);
+  return { ptr, addr: addressOf(ptr), bytes, dv: new DataView(ab) };
+}
+
+function setPtr(dv: DataView, off: number, value: number): void {
+  dv.setUint32(off, value % 0x100000000, true);
+  dv.setUint32(off + 4, Math.floor(value / 0x100000000), true);
+}
