@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TsvsError } from "../core/errors.js";
+import { benchMain } from "./bench.js";
 import { configMain } from "./config.js";
 import { daemonMain } from "./daemon.js";
 import { fwmarkMain, ipvsadmMain, statusMain, sysctlMain } from "./ipvsadm-client.js";
@@ -23,6 +24,7 @@ Commands:
   fwmark add|del|list|flush [RULE]   the daemon's firewall-mark rules (iptables -j MARK phrasing)
   realserver setup|doctor|teardown --vip VIP [--method dr|tun]   prepare a DR/TUN real server
   config check FILE         validate a keepalived.conf or tsvs YAML file, print its ipvsadm rules
+  bench [--smoke] [--only NAME,...]   tsvs against nft DNAT, haproxy, nginx stream (docs/bench.md)
   sim FILE...               run scenario files on the in-memory network (docs/sim.md)
   sim --all DIR             run every *.tsvs scenario in DIR
   version                   print the version
@@ -57,6 +59,8 @@ export async function main(argv: string[]): Promise<number> {
         return await configMain(rest);
       case "realserver":
         return await realserverMain(rest);
+      case "bench":
+        return await benchMain(rest);
       case "version":
       case "--version":
       case "-V":

@@ -1,0 +1,282 @@
+// The workloads, each one repetition of one cell: the load runs in the client namespace, pinned to
+// the generator core, bounded in time (its own duration, plus a kill timeout by pid).
+//
+//   udp_pps   small UDP datagrams (64-byte payload, 256 source ports) to TARGET:53 as fast as the
+//             generator goes; the rate is what reaches the servers (their nft counters)
+//   http_cps  wrk -t1 -c64 with `Connection: close`: new connections per second
+//   http_rps  wrk -t1 -c64 keep-alive: requests per second
+//   latency   wrk -t1 -c1 keep-alive --latency: p50/p99 of one request at a time (added over the
+//             direct path in the report)
+//   tcp_bulk  iperf3 -c TARGET:5201 (to r1): throughput
+
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { linkMac, linkStats } from "../../src/io/netns.js";
+import { jsPath } from "../../src/lab/proc.js";
+import { LAB_ADDR } from "../../src/lab/topology.js";
+import type { DirectorRun } from "./directors.js";
+import {
+  type BenchNet,
+  benchServers,
+  IPERF_PORT,
+  type SinkCounts,
+  sinkCounts,
+  UDP_PORT,
+} from "./topology.js";
+import { round, runCmd, sleep } from "./util.js";
+
+export type WorkloadName = "udp_pps" | "http_cps" | "http_rps" | "latency" | "tcp_bulk";
+
+export interface WorkloadDef {
+  name: WorkloadName;
+  label: string;
+  /** Unit of the cell's headline value. */
+  unit: string;
+}
+
+export const WORKLOADS: readonly WorkloadDef[] = [
+  { name: "udp_pps", label: "UDP 64-byte packets forwarded (at the sink)", unit: "pps" },
+  { name: "http_cps", label: "HTTP new connections (Connection: close, 64 conns)", unit: "conn/s" },
+  { name: "http_rps", label: "HTTP keep-alive requests (64 conns)", unit: "req/s" },
+  { name: "latency", label: "HTTP latency p99, one connection", unit: "ms" },
+  { name: "tcp_bulk", label: "TCP bulk throughput (iperf3, to r1)", unit: "Gbit/s" },
+];
+
+export const UDP_PAYLOAD = 64;
+export const UDP_SPORTS = 256;
+
+export interface CellCtx {
+  net: BenchNet;
+  run: DirectorRun;
+  durationS: number;
+  /** Core of the load generator ("0"), or null without pinning. */
+  genPin: string | null;
+  /** "trafgen" or "node" (src/io/afpacket.ts generator, bench/harness/udpgen.ts). */
+  generator: "trafgen" | "node";
+}
+
+/** One repetition's result: the headline value plus raw figures. */
+export interface RepResult {
+  value: number;
+  extra: Record<string, number | string | number[]>;
+}
+
+function pinned(genPin: string | null, argv: readonly string[]): string[] {
+  return genPin === null ? [...argv] : ["taskset", "-c", genPin, ...argv];
+}
+
+/** Latency as wrk prints it ("812.00us", "3.90ms", "1.02s") in ms. */
+export function wrkMs(s: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(s.trim());
+  if (m === null) return Number.NaN;
+  const v = Number(m[1]);
+  return m[2] === "us" ? v / 1000 : m[2] === "ms" ? v : m[2] === "s" ? v * 1000 : v * 60_000;
+}
+
+export interface WrkOut {
+  rps: number;
+  requests: number;
+  p50: number;
+  p75: number;
+  p90: number;
+  p99: number;
+  socketErrors: number;
+  non2xx: number;
+}
+
+export function parseWrk(out: string): WrkOut | null {
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  if (rps === null) return null;
+  const pct = (p: string): number => {
+    const m = new RegExp(`^\\s+${p}%\\s+(\\S+)`, "m").exec(out);
+    return m === null ? Number.NaN : wrkMs(m[1]);
+  };
+  const req = /(\d+) requests in/.exec(out);
+  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  return {
+    rps: Number(rps[1]),
+    requests: req === null ? 0 : Number(req[1]),
+    p50: pct("50"),
+    p75: pct("75"),
+    p90: pct("90"),
+    p99: pct("99"),
+    socketErrors: se === null ? 0 : se.slice(1).reduce((a, b) => a + Number(b), 0),
+    non2xx: non === null ? 0 : Number(non[1]),
+  };
+}
+
+function serverCounts(ctx: CellCtx): SinkCounts[] {
+  return benchServers(ctx.net.names).map((s) => sinkCounts(s.ns));
+}
+
+async function wrk(ctx: CellCtx, conns: number, close: boolean): Promise<WrkOut> {
+  const argv = ["wrk", "-t1", `-c${conns}`, `-d${ctx.durationS}s`, "--latency", "--timeout", "5s"];
+  if (close) argv.push("-H", "Connection: close");
+  argv.push(`http://${ctx.run.target}/`);
+  const r = await runCmd(ctx.net.names.client, pinned(ctx.genPin, argv), ctx.durationS * 1000 + 20_000);
+  const w = parseWrk(r.stdout);
+  if (w === null) {
+    throw new Error(
+      `wrk: ${r.timedOut ? "timed out" : `exit ${r.status}`}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`,
+    );
+  }
+  if (w.requests === 0) throw new Error("wrk: no request completed");
+  return w;
+}
+
+async function httpCell(ctx: CellCtx, conns: number, close: boolean): Promise<RepResult> {
+  const before = serverCounts(ctx);
+  const w = await wrk(ctx, conns, close);
+  const after = serverCounts(ctx);
+  return {
+    value: round(w.rps, 1),
+    extra: {
+      requests: w.requests,
+      p50_ms: w.p50,
+      p90_ms: w.p90,
+      p99_ms: w.p99,
+      socket_errors: w.socketErrors,
+      non_2xx: w.non2xx,
+      syn_per_server: after.map((a, i) => a.syn - before[i].syn),
+    },
+  };
+}
+
+export function trafgenConf(dstMac: string, srcMac: string, src: string, dst: string): string {
+  return `{
+  eth(da=${dstMac}, sa=${srcMac}),
+  ipv4(saddr=${src}, daddr=${dst}, ttl=64),
+  udp(sp=dinc(1024, ${1024 + UDP_SPORTS - 1}), dp=${UDP_PORT}),
+  fill(0x41, ${UDP_PAYLOAD})
+}
+`;
+}
+
+async function udpCell(ctx: CellCtx): Promise<RepResult> {
+  const n = ctx.net.names;
+  const dstMac = linkMac(n.director, n.dirClientIf);
+  const srcMac = linkMac(n.client, "eth0");
+  // Upper bound on what is sent, whatever the rate: 5 Mpps for the whole duration.
+  const bound = Math.ceil(5_000_000 * ctx.durationS);
+  let argv: string[];
+  if (ctx.generator === "trafgen") {
+    const f = join(ctx.net.dir, "udp.trafgen");
+    writeFileSync(f, trafgenConf(dstMac, srcMac, LAB_ADDR.CIP, ctx.run.target));
+    argv = [
+      "trafgen",
+      "--dev",
+      "eth0",
+      "--conf",
+      f,
+      "--cpus",
+      "1",
+      "--no-sock-mem",
+      "-q",
+      "-C",
+      "-n",
+      String(bound),
+    ];
+  } else {
+    argv = [
+      process.execPath,
+      jsPath("bench/harness/udpgen.js"),
+      "--iface",
+      "eth0",
+      "--dst-mac",
+      dstMac,
+      "--src",
+      LAB_ADDR.CIP,
+      "--dst",
+      ctx.run.target,
+      "--dport",
+      String(UDP_PORT),
+      "--sports",
+      String(UDP_SPORTS),
+      "--payload",
+      String(UDP_PAYLOAD),
+      "--seconds",
+      String(ctx.durationS),
+      "--count",
+      String(bound),
+    ];
+  }
+  const before = serverCounts(ctx);
+  const tx0 = linkStats(n.client, "eth0").txPackets;
+  const t0 = performance.now();
+  const r = await runCmd(
+    n.client,
+    pinned(ctx.genPin, argv),
+    ctx.durationS * 1000 + 15_000,
+    ctx.durationS * 1000,
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  // Frames still in flight through the director.
+  await sleep(300);
+  const after = serverCounts(ctx);
+  const sent = linkStats(n.client, "eth0").txPackets - tx0;
+  if (sent === 0)
+    throw new Error(`${ctx.generator}: nothing sent (exit ${r.status}: ${r.stderr.trim().slice(0, 300)})`);
+  const perServer = after.map((a, i) => a.udp - before[i].udp);
+  const got = perServer.reduce((a, b) => a + b, 0);
+  return {
+    value: Math.round(got / elapsed),
+    extra: {
+      sent,
+      received: got,
+      seconds: round(elapsed, 3),
+      sent_pps: Math.round(sent / elapsed),
+      loss_pct: round((100 * (sent - got)) / sent, 2),
+      udp_per_server: perServer,
+    },
+  };
+}
+
+async function bulkCell(ctx: CellCtx): Promise<RepResult> {
+  const argv = [
+    "iperf3",
+    "-c",
+    ctx.run.target,
+    "-p",
+    String(IPERF_PORT),
+    "-t",
+    String(ctx.durationS),
+    "-J",
+    "--connect-timeout",
+    "3000",
+  ];
+  const r = await runCmd(ctx.net.names.client, pinned(ctx.genPin, argv), ctx.durationS * 1000 + 20_000);
+  let j: {
+    error?: string;
+    end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } };
+  };
+  try {
+    j = JSON.parse(r.stdout) as typeof j;
+  } catch {
+    throw new Error(`iperf3: exit ${r.status}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+  }
+  const bps = j.end?.sum_received?.bits_per_second;
+  if (j.error !== undefined || bps === undefined) throw new Error(`iperf3: ${j.error ?? "no result"}`);
+  return {
+    value: round(bps / 1e9, 3),
+    extra: { bits_per_second: Math.round(bps), retransmits: j.end?.sum_sent?.retransmits ?? 0 },
+  };
+}
+
+/** Runs one repetition of a workload against a started director. */
+export async function runWorkload(name: WorkloadName, ctx: CellCtx): Promise<RepResult> {
+  switch (name) {
+    case "udp_pps":
+      return udpCell(ctx);
+    case "http_cps":
+      return httpCell(ctx, 64, true);
+    case "http_rps":
+      return httpCell(ctx, 64, false);
+    case "latency": {
+      const r = await httpCell(ctx, 1, false);
+      return { value: r.extra.p99_ms as number, extra: { ...r.extra, rps: r.value } };
+    }
+    case "tcp_bulk":
+      return bulkCell(ctx);
+  }
+}
