@@ -7,11 +7,13 @@
 // through one MessagePort: requests in (pulled by the worker between batches), replies and log
 // records out.
 
-import { MessageChannel, Worker } from "node:worker_threads";
+import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import pino from "pino";
+import { largeNum } from "../cli/ipvsadm/format.js";
 import { parseIPv4 } from "../core/addr.js";
 import type { Sysctls } from "../core/engine.js";
 import type { IfaceConfig } from "../core/route.js";
+import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
 import { ControlServer, type Handler } from "./control.js";
 import { defaultInterfaces, ipForward, readInterface, readRoutes } from "./kernel.js";
 import { applyGuard, checkNft, NFT_FAMILY, NFT_TABLE, removeGuard } from "./nft.js";
@@ -27,10 +29,10 @@ import {
   SYSCTLS,
   type WorkerStatus,
 } from "./protocol.js";
-import type { FromWorker, Guard, ToWorker, WorkerInit } from "./worker.js";
+import { type FromWorker, type Guard, lipsOfWorker, type ToWorker, type WorkerInit } from "./worker.js";
 
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
-                   [--log-level LEVEL] [--idle-ms N]
+                   [--log-level LEVEL] [--idle-ms N] [--io ring|mmsg] [--workers N] [--no-filter]
 
 Runs the director in the foreground, in the current network namespace.
   --iface IF         an interface to serve (repeatable; default: every up, non-loopback Ethernet one)
@@ -42,6 +44,10 @@ Runs the director in the foreground, in the current network namespace.
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (default info)
   --idle-ms N        poll timeout of the data-plane loop when idle (default 10; 0 = busy-poll,
                      never sleep: lowest latency, one core at 100 %)
+  --io ring|mmsg     receive backend: TPACKET_V3 mmap ring (default) or recvmmsg
+  --workers N        data-plane threads (default 1), one PACKET_FANOUT member each per interface;
+                     both directions of a connection reach the same worker (docs/daemon.md)
+  --no-filter        do not attach the kernel socket filter (every frame crosses to user space)
 `;
 
 export interface DaemonOptions {
@@ -52,6 +58,9 @@ export interface DaemonOptions {
   idleMs: number;
   /** Engine field → value, from --sysctl. */
   sysctls: Partial<Sysctls>;
+  io: IoBackend;
+  workers: number;
+  filter: boolean;
 }
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
@@ -66,6 +75,9 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
     logLevel: "info",
     idleMs: 10,
     sysctls: {},
+    io: "ring",
+    workers: 1,
+    filter: true,
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -114,6 +126,22 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
         o.idleMs = v;
         break;
       }
+      case "--io": {
+        const v = value();
+        if (!IO_BACKENDS.includes(v as IoBackend))
+          throw new DaemonUsageError(`--io: ring or mmsg, not ${JSON.stringify(v)}`);
+        o.io = v as IoBackend;
+        break;
+      }
+      case "--workers": {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1 || v > 64) throw new DaemonUsageError("--workers must be 1..64");
+        o.workers = v;
+        break;
+      }
+      case "--no-filter":
+        o.filter = false;
+        break;
       default:
         throw new DaemonUsageError(`unknown argument ${JSON.stringify(a)}`);
     }
@@ -201,103 +229,129 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return 1;
   }
 
-  const { port1, port2 } = new MessageChannel();
-  const init: WorkerInit & { tsvsWorker: true } = {
-    tsvsWorker: true,
-    interfaces: ifaces,
-    routes,
-    lips: opts.lips,
-    port: port2,
-    idleMs: opts.idleMs,
-    batch: 64,
-    sysctls: opts.sysctls,
-  };
-  const worker = new Worker(new URL("./worker.js", import.meta.url), {
-    workerData: init,
-    transferList: [port2],
-  });
-  let workerAlive = true;
-  let nextId = 1;
-  const pending = new Map<number, (m: FromWorker) => void>();
-  let readyResolve: (g: Guard) => void = () => {};
-  let fatal: (e: Error) => void = () => {};
-  const ready = new Promise<Guard>((resolve, reject) => {
-    readyResolve = resolve;
-    fatal = reject;
-  });
-  let stopped: () => void = () => {};
-  const workerDone = new Promise<void>((resolve) => {
-    stopped = resolve;
-  });
-  let onFatal: (e: Error) => void = () => {};
-
-  port1.on("message", (m: FromWorker) => {
-    switch (m.type) {
-      case "ready":
-        readyResolve(m.guard);
-        break;
-      case "log":
-        log[m.level](m.data ?? {}, m.msg);
-        break;
-      case "reply":
-      case "result":
-      case "status": {
-        const cb = pending.get(m.id);
-        pending.delete(m.id);
-        cb?.(m);
-        break;
+  // Workers start one after the other: each joins the interfaces' fanout groups when it opens its
+  // sockets, and a member's index in a group is its join order, which the fanout program relies on.
+  const fanoutGroup = (process.pid * 8) & 0xfff8;
+  const handles: WorkerHandle[] = [];
+  const startWorker = (index: number): WorkerHandle => {
+    const { port1, port2 } = new MessageChannel();
+    const init: WorkerInit & { tsvsWorker: true } = {
+      tsvsWorker: true,
+      interfaces: ifaces,
+      routes,
+      lips: lipsOfWorker(opts.lips, index, opts.workers),
+      allLips: opts.lips,
+      port: port2,
+      idleMs: opts.idleMs,
+      batch: opts.io === "ring" ? 256 : 64,
+      sysctls: opts.sysctls,
+      io: opts.io,
+      filter: opts.filter,
+      index,
+      workers: opts.workers,
+      fanoutGroup,
+    };
+    const worker = new Worker(new URL("./worker.js", import.meta.url), {
+      workerData: init,
+      transferList: [port2],
+    });
+    const h: WorkerHandle = {
+      index,
+      worker,
+      port: port1,
+      alive: true,
+      pending: new Map(),
+      ready: Promise.resolve({ owned: [], nat: [] }),
+      done: Promise.resolve(),
+    };
+    let readyResolve: (g: Guard) => void = () => {};
+    let fatal: (e: Error) => void = () => {};
+    h.ready = new Promise<Guard>((resolve, reject) => {
+      readyResolve = resolve;
+      fatal = reject;
+    });
+    let stopped: () => void = () => {};
+    h.done = new Promise<void>((resolve) => {
+      stopped = resolve;
+    });
+    port1.on("message", (m: FromWorker) => {
+      switch (m.type) {
+        case "ready":
+          readyResolve(m.guard);
+          break;
+        case "log":
+          log[m.level]({ worker: index, ...(m.data ?? {}) }, m.msg);
+          break;
+        case "reply":
+        case "result":
+        case "status": {
+          const cb = h.pending.get(m.id);
+          h.pending.delete(m.id);
+          cb?.(m);
+          break;
+        }
+        case "stopped":
+          break;
       }
-      case "stopped":
-        break;
-    }
-  });
-  worker.on("error", (e) => {
-    log.error({ err: e.message, stack: e.stack }, "data plane worker failed");
-    fatal(e);
-    onFatal(e);
-  });
-  worker.on("exit", (code) => {
-    workerAlive = false;
-    for (const cb of pending.values()) cb({ type: "log", level: "error", msg: "worker gone" });
-    pending.clear();
-    stopped();
-    if (code !== 0) onFatal(new Error(`data plane worker exited with code ${code}`));
-  });
+    });
+    worker.on("error", (e) => {
+      log.error({ worker: index, err: e.message, stack: e.stack }, "data plane worker failed");
+      fatal(e);
+      onFatal(e);
+    });
+    worker.on("exit", (code) => {
+      h.alive = false;
+      for (const cb of h.pending.values()) cb({ type: "log", level: "error", msg: "worker gone" });
+      h.pending.clear();
+      stopped();
+      fatal(new Error(`data plane worker ${index} exited with code ${code}`));
+      if (code !== 0) onFatal(new Error(`data plane worker ${index} exited with code ${code}`));
+    });
+    return h;
+  };
+  let nextId = 1;
+  let onFatal: (e: Error) => void = () => {};
+  const workersAlive = (): boolean => handles.length > 0 && handles.every((h) => h.alive);
 
-  const toWorker = (msg: ToWorker): void => port1.postMessage(msg);
-  const ask = (
-    msg:
-      | { type: "ipvsadm"; argv: string[]; stdin?: string }
-      | { type: "status" }
-      | { type: "sysctl"; name?: string; value?: number }
-      | { type: "fwmark"; action: FwmarkAction; rule?: string },
-  ): Promise<FromWorker> =>
+  const askOne = (h: WorkerHandle, msg: WorkerRequest): Promise<FromWorker> =>
     new Promise((resolve, reject) => {
-      if (!workerAlive) {
+      if (!h.alive) {
         reject(new Error("the data plane is not running"));
         return;
       }
       const id = nextId++;
-      pending.set(id, resolve);
-      toWorker({ ...msg, id });
+      h.pending.set(id, resolve);
+      h.port.postMessage({ ...msg, id } satisfies ToWorker);
     });
+  /** The same request to every worker (commands apply to all; listings are merged). */
+  const ask = (msg: WorkerRequest): Promise<FromWorker[]> => Promise.all(handles.map((h) => askOne(h, msg)));
 
   const cleanup = async (server: ControlServer | null): Promise<void> => {
     if (server !== null) await server.close();
-    if (workerAlive) {
-      toWorker({ type: "stop" });
-      const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 2000).unref());
-      if ((await Promise.race([workerDone.then(() => "done" as const), timeout])) === "timeout") {
-        log.warn("the data plane did not stop within 2 s: terminating it");
-        await worker.terminate();
-      }
-    }
-    port1.close();
+    await Promise.all(
+      handles.map(async (h) => {
+        if (h.alive) {
+          h.port.postMessage({ type: "stop" } satisfies ToWorker);
+          const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 2000).unref());
+          if ((await Promise.race([h.done.then(() => "done" as const), timeout])) === "timeout") {
+            log.warn({ worker: h.index }, "the data plane did not stop within 2 s: terminating it");
+            await h.worker.terminate();
+          }
+        }
+        h.port.close();
+      }),
+    );
     removeGuard();
   };
 
   try {
-    guard = await ready;
+    const guards: Guard[] = [];
+    for (let w = 0; w < opts.workers; w++) {
+      const h = startWorker(w);
+      handles.push(h);
+      guards.push(await h.ready);
+    }
+    guard = mergeGuards(guards);
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "the data plane did not start");
     started(false);
@@ -321,34 +375,53 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   handler = async (req: Request): Promise<Response> => {
     if (req.op === "ipvsadm") {
-      const m = await ask({ type: "ipvsadm", argv: req.argv, stdin: req.stdin });
-      if (m.type !== "reply") return { error: "the data plane stopped" };
-      const gErr = updateGuard(m.guard);
-      log.debug({ argv: req.argv, code: m.result.code }, "ipvsadm");
+      const argv = handles.length > 1 ? workerArgv(req.argv) : req.argv;
+      const ms = await ask({ type: "ipvsadm", argv, stdin: req.stdin });
+      const replies = ms.flatMap((m) => (m.type === "reply" ? [m] : []));
+      if (replies.length !== ms.length) return { error: "the data plane stopped" };
+      const m = replies[0];
+      const result =
+        replies.length > 1 && m.result.code === 0 && isListing(req.argv)
+          ? {
+              ...m.result,
+              stdout: mergeListings(
+                req.argv,
+                replies.map((r) => r.result.stdout),
+              ),
+            }
+          : m.result;
+      if (replies.some((r) => r.result.code !== m.result.code)) {
+        log.error({ argv: req.argv, codes: replies.map((r) => r.result.code) }, "workers disagree");
+      }
+      const gErr = updateGuard(mergeGuards(replies.map((r) => r.guard)));
+      log.debug({ argv: req.argv, code: result.code }, "ipvsadm");
       if (gErr !== null) {
         return {
-          ...m.result,
-          stderr: `${m.result.stderr}tsvs: warning: the kernel guard was not updated: ${gErr}\n`,
+          ...result,
+          stderr: `${result.stderr}tsvs: warning: the kernel guard was not updated: ${gErr}\n`,
         };
       }
-      return m.result;
+      return result;
     }
     if (req.op === "sysctl" || req.op === "fwmark") {
-      const m = await ask(
+      const ms = await ask(
         req.op === "sysctl"
           ? { type: "sysctl", name: req.name, value: req.value }
           : { type: "fwmark", action: req.action, rule: req.rule },
       );
-      if (m.type !== "result") return { error: "the data plane stopped" };
+      const results = ms.flatMap((m) => (m.type === "result" ? [m] : []));
+      if (results.length !== ms.length) return { error: "the data plane stopped" };
+      const m = results[0];
       log.info({ req }, req.op);
-      const gErr = updateGuard(m.guard);
+      const gErr = updateGuard(mergeGuards(results.map((r) => r.guard)));
       if (gErr !== null && !("error" in m.response))
         return { error: `applied, but the kernel guard was not updated: ${gErr}` };
       return m.response;
     }
-    const m = await ask({ type: "status" });
-    if (m.type !== "status") return { error: "the data plane stopped" };
-    const ws: WorkerStatus = m.status;
+    const ms = await ask({ type: "status" });
+    const sts = ms.flatMap((m) => (m.type === "status" ? [m.status] : []));
+    if (sts.length !== ms.length) return { error: "the data plane stopped" };
+    const ws: WorkerStatus = mergeStatus(sts);
     const status: DaemonStatus = {
       ...ws,
       version: PROTOCOL_VERSION,
@@ -361,13 +434,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         natDests: guard.nat.length,
         updates: nftUpdates,
       },
-      worker: { alive: workerAlive, restarts: 0 },
+      worker: { alive: workersAlive(), restarts: 0 },
     };
     return { status };
   };
 
   started(true);
-  log.info({ control, interfaces: ifnames }, "ready");
+  log.info(
+    { control, interfaces: ifnames, io: opts.io, workers: opts.workers, filter: opts.filter },
+    "ready",
+  );
 
   return await new Promise<number>((resolve) => {
     let exiting = false;
@@ -393,6 +469,171 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
     onFatal = (e) => exit(1, e.message);
-    if (!workerAlive) exit(1, "data plane worker exited");
+    if (!workersAlive()) exit(1, "data plane worker exited");
   });
+}
+
+type WorkerRequest =
+  | { type: "ipvsadm"; argv: string[]; stdin?: string }
+  | { type: "status" }
+  | { type: "sysctl"; name?: string; value?: number }
+  | { type: "fwmark"; action: FwmarkAction; rule?: string };
+
+interface WorkerHandle {
+  index: number;
+  worker: Worker;
+  port: MessagePort;
+  alive: boolean;
+  pending: Map<number, (m: FromWorker) => void>;
+  ready: Promise<Guard>;
+  done: Promise<void>;
+}
+
+/** The union of the workers' guards (each owns its share of the LIPs), sorted as guardOf sorts. */
+export function mergeGuards(gs: readonly Guard[]): Guard {
+  const owned = new Set<number>();
+  const nat = new Map<string, Guard["nat"][number]>();
+  for (const g of gs) {
+    for (const a of g.owned) owned.add(a);
+    for (const d of g.nat) nat.set(`${d.addr}/${d.proto}/${d.port}`, d);
+  }
+  return {
+    owned: [...owned].sort((a, b) => a - b),
+    nat: [...nat.values()].sort((a, b) => a.addr - b.addr || a.proto - b.proto || a.port - b.port),
+  };
+}
+
+/** Whether ipvsadm argv lists (-L, -l, --list, in a cluster such as -Lnc). */
+export function isListing(argv: readonly string[]): boolean {
+  return argv.some((a) => a === "--list" || /^-[a-zA-Z]*[lL][a-zA-Z]*$/.test(a));
+}
+
+const STATS_FLAGS = new Set(["--stats", "--rate"]);
+
+/** With several workers, stats and rates are asked for exactly, so that sums are exact too. */
+export function workerArgv(argv: readonly string[]): string[] {
+  if (!isListing(argv) || !argv.some((a) => STATS_FLAGS.has(a)) || argv.includes("--exact")) return [...argv];
+  return [...argv, "--exact"];
+}
+
+const NOT_SUMMED = new Set(["Forward", "Weight", "Uthreshold", "Lthreshold", "TunnelInfo"]);
+const NUMBER = /^\d+$/;
+
+/**
+ * One listing from the workers' listings of the same table: connection entries (-c) are
+ * concatenated under one header (a connection lives in one worker); otherwise line by line, the
+ * counters (connections, packets, bytes, rates) are summed and the configuration columns (weight,
+ * thresholds) kept. Anything else (--timeout, -S…) is the first worker's.
+ */
+export function mergeListings(argv: readonly string[], outs: readonly string[]): string {
+  const first = outs[0];
+  if (outs.length === 1) return first;
+  if (first.startsWith("IPVS connection entries\n")) {
+    const head = first.split("\n").slice(0, 2).join("\n");
+    const body = outs.flatMap((o) =>
+      o
+        .split("\n")
+        .slice(2)
+        .filter((l) => l !== ""),
+    );
+    return `${head}\n${body.map((l) => `${l}\n`).join("")}`;
+  }
+  const lines = outs.map((o) => o.split("\n"));
+  if (lines.some((l) => l.length !== lines[0].length)) return first;
+  const stats = argv.some((a) => STATS_FLAGS.has(a));
+  const exact = argv.includes("--exact");
+  let cols: string[] = [];
+  const out: string[] = [];
+  for (let i = 0; i < lines[0].length; i++) {
+    const line = lines[0][i];
+    const tok = line.trim().split(/\s+/);
+    if (tok[0] === "Prot") {
+      cols = tok.slice(2);
+      out.push(line);
+      continue;
+    }
+    if (tok[0] === "->" && tok[1] === "RemoteAddress:Port") {
+      if (tok.length > 2) cols = tok.slice(2);
+      out.push(line);
+      continue;
+    }
+    const isDest = tok[0] === "->";
+    const isSvc = /^(TCP|UDP|SCTP|FWM)$/.test(tok[0] ?? "");
+    if (!isDest && !isSvc) {
+      out.push(line);
+      continue;
+    }
+    const all = lines.map((l) => l[i].trim().split(/\s+/));
+    if (stats) {
+      // prefix (name, 33 columns) + largeNum fields
+      const m = /^(.*?)((?:\s+\d+)+)$/.exec(line);
+      if (m === null) {
+        out.push(line);
+        continue;
+      }
+      const n = m[2].trim().split(/\s+/).length;
+      let s = m[1].padEnd(33);
+      for (let k = tok.length - n; k < tok.length; k++) s += largeNum(sum(all, k), exact);
+      out.push(s);
+      continue;
+    }
+    if (!isDest) {
+      out.push(line);
+      continue;
+    }
+    // Left-aligned columns (%-Nd): the sum takes the token's place and its padding.
+    let s = "";
+    let rest = line;
+    for (let k = 0; k < tok.length; k++) {
+      const at = rest.indexOf(tok[k]);
+      s += rest.slice(0, at);
+      rest = rest.slice(at + tok[k].length);
+      const name = cols[k - 2];
+      if (k < 2 || !NUMBER.test(tok[k]) || name === undefined || NOT_SUMMED.has(name)) {
+        s += tok[k];
+        continue;
+      }
+      const v = String(sum(all, k));
+      const pad = /^ */.exec(rest)?.[0].length ?? 0;
+      s += v;
+      const width = tok[k].length + pad;
+      const keep = k === tok.length - 1 ? 0 : Math.max(1, width - v.length);
+      rest = " ".repeat(keep) + rest.slice(pad);
+    }
+    out.push(s + rest);
+  }
+  return out.join("\n");
+}
+
+function sum(all: readonly string[][], k: number): number {
+  let t = 0;
+  for (const toks of all) t += Number(toks[k] ?? 0) || 0;
+  return t;
+}
+
+/** The daemon's status over all workers: counters, drops and interface figures summed. */
+export function mergeStatus(sts: readonly WorkerStatus[]): WorkerStatus {
+  if (sts.length === 1) return sts[0];
+  const base = structuredClone(sts[0]);
+  for (const st of sts.slice(1)) {
+    base.loops += st.loops;
+    base.batches += st.batches;
+    base.busyMs += st.busyMs;
+    base.connections += st.connections;
+    for (const [k, v] of Object.entries(st.counters)) {
+      if (k !== "workers") base.counters[k] = (base.counters[k] ?? 0) + v;
+    }
+    for (const [k, v] of Object.entries(st.drops)) base.drops[k] = (base.drops[k] ?? 0) + v;
+    st.interfaces.forEach((ifs, i) => {
+      const b = base.interfaces[i];
+      if (b === undefined) return;
+      b.rxFrames += ifs.rxFrames;
+      b.txFrames += ifs.txFrames;
+      b.rxTruncated += ifs.rxTruncated;
+      b.txDropped += ifs.txDropped;
+      b.txErrors += ifs.txErrors;
+      b.kernelDrops += ifs.kernelDrops;
+    });
+  }
+  return base;
 }

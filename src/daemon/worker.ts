@@ -14,8 +14,11 @@ import { TsvsError } from "../core/errors.js";
 import { FwmarkClassifier } from "../core/fwmark.js";
 import type { IfaceConfig, RouteConfig } from "../core/route.js";
 import { engineBackend } from "../director/ipvsadm-backend.js";
-import { openPacketSocket, type PacketSocket } from "../io/afpacket.js";
-import { addressOf, libc, PACKET_OTHERHOST, POLLIN, SIZEOF_POLLFD } from "../io/libc.js";
+import { openPacketSocket } from "../io/afpacket.js";
+import { compileFanoutProgram, compileOwnedFilter, joinFanout, setFanoutProgram } from "../io/bpf.js";
+import type { FrameIo, IoBackend } from "../io/frame-io.js";
+import { addressOf, libc, PACKET_FANOUT_CBPF, PACKET_OTHERHOST, POLLIN, SIZEOF_POLLFD } from "../io/libc.js";
+import { openRingSocket } from "../io/ring.js";
 import {
   type FwmarkAction,
   type IfaceStatus,
@@ -35,6 +38,22 @@ export interface WorkerInit {
   batch: number;
   /** Director sysctls given at start (`tsvs daemon --sysctl NAME=VALUE`). */
   sysctls?: Partial<Sysctls>;
+  /** Receive backend: TPACKET_V3 ring (default) or recvmmsg. */
+  io?: IoBackend;
+  /** Kernel socket filter from the owned addresses (default true). */
+  filter?: boolean;
+  /** This worker's index among `workers` (PACKET_FANOUT group members, joined in index order). */
+  index?: number;
+  workers?: number;
+  /** Fanout group id of the first interface (the others follow), when workers > 1. */
+  fanoutGroup?: number;
+  /** Every LIP of the daemon (`lips` is this worker's share: replies to a LIP go to its owner). */
+  allLips?: number[];
+}
+
+/** LIPs of worker `w` of `n`: every n-th one, so a FULLNAT reply's LIP names the worker that chose it. */
+export function lipsOfWorker(lips: readonly number[], w: number, n: number): number[] {
+  return lips.filter((_, i) => i % n === w);
 }
 
 /** A NAT/FULLNAT destination whose replies tsvs consumes: proto 0 = TCP and UDP (fwmark services). */
@@ -184,20 +203,54 @@ export function controlRequest(
 function run(init: WorkerInit): void {
   const port = init.port;
   const post = (m: FromWorker): void => port.postMessage(m);
-  const sockets: PacketSocket[] = [];
-  const byIfindex: (PacketSocket | undefined)[] = [];
+  const sockets: FrameIo[] = [];
+  // Multi-worker: per interface, an extra ARP-only socket outside the fanout group, so that every
+  // worker's neighbour cache sees every ARP reply (the fanout would give each to one worker).
+  const arpSockets: FrameIo[] = [];
+  const byIfindex: (FrameIo | undefined)[] = [];
+  const nWorkers = init.workers ?? 1;
+  const io: IoBackend = init.io ?? "ring";
+  const allLips = init.allLips ?? init.lips;
+  const locals = init.interfaces.flatMap((c) => c.addrs.map((a) => a.addr));
   let noSocket = 0;
   let otherHost = 0;
+  let filterUpdates = 0;
   try {
-    for (const c of init.interfaces) {
-      const s = openPacketSocket(c.name, { batch: init.batch });
+    init.interfaces.forEach((c, k) => {
+      const s =
+        io === "ring"
+          ? openRingSocket(c.name, { batch: init.batch })
+          : openPacketSocket(c.name, { batch: init.batch });
       sockets.push(s);
       byIfindex[s.ifindex] = s;
-    }
+      if (nWorkers > 1) {
+        joinFanout(
+          s.fd,
+          (init.fanoutGroup ?? 0) + k,
+          PACKET_FANOUT_CBPF,
+          compileFanoutProgram({
+            lips: allLips.map((a, i) => ({ addr: a, worker: i % nWorkers })),
+            rips: [],
+          }),
+        );
+        const a = openPacketSocket(c.name, { batch: 16, rcvbuf: 0, sndbuf: 0 });
+        arpSockets.push(a);
+        a.attachFilter(
+          compileOwnedFilter({ owned: [], locals: [], rips: [], ipv4: false, snaplen: 2048, allArp: true }),
+        );
+      }
+    });
   } catch (e) {
-    for (const s of sockets) s.close();
+    for (const s of [...sockets, ...arpSockets]) s.close();
     throw e;
   }
+  const rxSockets = [...sockets, ...arpSockets];
+  // The frame being handed to the engine: when the engine sends it back out (rewritten in place),
+  // the frame is queued by address, without a copy (ring or rx slot stay valid until the flush at
+  // the end of the loop).
+  let curFrame: Uint8Array | null = null;
+  let curAddr = 0;
+  let zeroCopy = 0;
   const engine = new Engine({
     interfaces: init.interfaces,
     routes: init.routes,
@@ -208,17 +261,20 @@ function run(init: WorkerInit): void {
     send: (ifindex, buf, off, len) => {
       const s = byIfindex[ifindex];
       if (s === undefined) noSocket++;
-      else s.send(buf, off, len);
+      else if (buf === curFrame) {
+        s.queueAddress(curAddr + off, len);
+        zeroCopy++;
+      } else s.send(buf, off, len);
     },
   });
   const now = (): number => performance.now();
   const backend = engineBackend(engine, now);
   const fwOwned = new Map<number, number>();
   const c = libc();
-  const pollMem = c.koffi.alloc("uint8_t", SIZEOF_POLLFD * sockets.length);
+  const pollMem = c.koffi.alloc("uint8_t", SIZEOF_POLLFD * rxSockets.length);
   const pollAddr = addressOf(pollMem);
-  const pollDv = new DataView(c.koffi.view(pollMem, SIZEOF_POLLFD * sockets.length));
-  sockets.forEach((s, i) => {
+  const pollDv = new DataView(c.koffi.view(pollMem, SIZEOF_POLLFD * rxSockets.length));
+  rxSockets.forEach((s, i) => {
     pollDv.setInt32(i * SIZEOF_POLLFD, s.fd, true);
     pollDv.setInt16(i * SIZEOF_POLLFD + 4, POLLIN, true);
   });
@@ -227,6 +283,39 @@ function run(init: WorkerInit): void {
   let loops = 0;
   let batches = 0;
   let busyMs = 0;
+
+  // The kernel filter and the fanout program follow the owned addresses and the NAT destinations:
+  // recompiled and re-attached (atomically: SO_ATTACH_FILTER replaces) when they change.
+  let filterKey = "";
+  const refilter = (): void => {
+    const g = guardOf(engine, fwOwned.values());
+    // A fwmark rule on a network (not one host) owns addresses we cannot list: let all IPv4 in.
+    const allIpv4 = engine.fwmarks.list().some((r) => ruleHostDst(r.rule) === null);
+    const rips = g.nat.map((d) => d.addr);
+    const key = JSON.stringify([g.owned, rips, allIpv4]);
+    if (key === filterKey) return;
+    filterKey = key;
+    if (init.filter !== false || nWorkers > 1) {
+      const prog = compileOwnedFilter({
+        owned: g.owned,
+        locals,
+        rips,
+        allIpv4: allIpv4 || init.filter === false,
+        arp: nWorkers === 1,
+        snaplen: 2048,
+      });
+      for (const s of sockets) s.attachFilter(prog);
+    }
+    if (nWorkers > 1) {
+      const fp = compileFanoutProgram({
+        lips: allLips.map((a, i) => ({ addr: a, worker: i % nWorkers })),
+        rips,
+      });
+      for (const s of sockets) setFanoutProgram(s.fd, fp);
+    }
+    filterUpdates++;
+  };
+  refilter();
   post({ type: "ready", guard: guardOf(engine, fwOwned.values()) });
 
   const status = (): WorkerStatus => {
@@ -275,6 +364,9 @@ function run(init: WorkerInit): void {
         connsExpired: k.connsExpired,
         otherHost,
         noSocket,
+        zeroCopy,
+        filterUpdates,
+        workers: nWorkers,
       },
       drops: k.dropTable(),
     };
@@ -308,6 +400,7 @@ function run(init: WorkerInit): void {
               data: { argv: msg.argv, err: String(e) },
             });
           }
+          refilter();
           post({ type: "reply", id: msg.id, result, guard: guardOf(engine, fwOwned.values()) });
           break;
         }
@@ -319,6 +412,7 @@ function run(init: WorkerInit): void {
           } catch (e) {
             response = { error: `internal error: ${e instanceof Error ? e.message : String(e)}` };
           }
+          refilter();
           post({ type: "result", id: msg.id, response, guard: guardOf(engine, fwOwned.values()) });
           break;
         }
@@ -331,8 +425,8 @@ function run(init: WorkerInit): void {
     for (;;) {
       loops++;
       let got = 0;
-      for (let si = 0; si < sockets.length; si++) {
-        const s = sockets[si];
+      for (let si = 0; si < rxSockets.length; si++) {
+        const s = rxSockets[si];
         const n = s.recvBatch(0);
         if (n === 0) continue;
         const t = now();
@@ -342,8 +436,11 @@ function run(init: WorkerInit): void {
             otherHost++;
             continue;
           }
-          engine.input(s.ifindex, s.frame(i), s.length(i), t);
+          curFrame = s.frame(i);
+          curAddr = s.frameAddress(i);
+          engine.input(s.ifindex, curFrame, s.length(i), t);
         }
+        curFrame = null;
         got += n;
         batches++;
         busyMs += now() - t;
@@ -352,12 +449,12 @@ function run(init: WorkerInit): void {
       for (let si = 0; si < sockets.length; si++) sockets[si].flush();
       if (!control()) break;
       if (got === 0 && init.idleMs > 0) {
-        const p = c.poll(pollAddr, sockets.length, init.idleMs);
+        const p = c.poll(pollAddr, rxSockets.length, init.idleMs);
         if (p < 0 && c.errno() !== 4 /* EINTR */) throw new Error(`poll: errno ${c.errno()}`);
       }
     }
   } finally {
-    for (const s of sockets) s.close();
+    for (const s of rxSockets) s.close();
     c.koffi.free(pollMem);
   }
   post({ type: "stopped" });

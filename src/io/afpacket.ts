@@ -466,6 +466,25 @@ export class PacketSocket implements FrameIo {
     return true;
   }
 
+  /** The native address of frame i's first byte (for queueAddress on any socket before this one's next recvBatch). */
+  frameAddress(i: number): number {
+    return this.#rxSlotAddr[i * 2] + this.#rxSlotAddr[i * 2 + 1] * 0x100000000;
+  }
+
+  /**
+   * Queues len bytes at a native address (zero copy): a frame of another socket's last batch,
+   * rewritten in place. The memory must stay valid until the next flush.
+   */
+  queueAddress(addr: number, len: number): void {
+    if (this.#txCount === this.batch) this.flush();
+    const tx = this.#txMsgs.dv;
+    const iov = this.#txIovOff + this.#txCount * SIZEOF_IOVEC;
+    setPtr(tx, iov, addr);
+    tx.setUint32(iov + 8, len, true);
+    tx.setUint32(iov + 12, 0, true);
+    this.#txCount++;
+  }
+
   /** Sends every queued frame (sendmmsg, retried until all are taken or refused). Returns frames sent. */
   flush(): number {
     const total = this.#txCount;

@@ -88,6 +88,10 @@ export interface OwnedFilterSpec {
   allIpv4?: boolean;
   /** Accept ARP (false for the fanout sockets of a multi-worker daemon, which read ARP elsewhere). */
   arp?: boolean;
+  /** Accept every ARP frame, whatever its target (the ARP-only sockets of a multi-worker daemon). */
+  allArp?: boolean;
+  /** Accept IPv4 at all (false: an ARP-only socket). Default true. */
+  ipv4?: boolean;
   /** Bytes of an accepted frame to keep (the filter's return value). */
   snaplen: number;
 }
@@ -113,11 +117,18 @@ export function compileOwnedFilter(spec: OwnedFilterSpec): BpfProgram {
   if (arp) {
     a.emit(JEQ_K, ETH_P_ARP, 1, 0);
     a.emit(RET_K, 0);
-    a.emit(LD_W_ABS, OFF_ARP_TPA);
-    for (const x of arpSet) a.acceptIfEq(x, snap);
+    if (spec.allArp === true) a.emit(RET_K, snap);
+    else {
+      a.emit(LD_W_ABS, OFF_ARP_TPA);
+      for (const x of arpSet) a.acceptIfEq(x, snap);
+    }
   }
   a.emit(RET_K, 0);
   a.patchJa(toIp);
+  if (spec.ipv4 === false) {
+    a.emit(RET_K, 0);
+    return a.encode();
+  }
   if (allIpv4) {
     a.emit(RET_K, snap);
     return a.encode();

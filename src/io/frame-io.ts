@@ -30,6 +30,10 @@ export interface FrameIo {
   commit(len: number): boolean;
   /** Queues bytes of received frame i without copying. */
   forward(i: number, off: number, len: number): boolean;
+  /** Native address of frame i's first byte; valid until this socket's next recvBatch(). */
+  frameAddress(i: number): number;
+  /** Queues len bytes at a native address without copying; the memory must live until flush(). */
+  queueAddress(addr: number, len: number): void;
   flush(): number;
   kernelStats(): { packets: number; drops: number };
   /** SO_ATTACH_FILTER: replaces the socket's classic BPF filter. */

@@ -476,6 +476,15 @@ export class RingSocket implements FrameIo {
     return true;
   }
 
+  frameAddress(i: number): number {
+    return this.#ringAddr + this.#curStart[i];
+  }
+
+  queueAddress(addr: number, len: number): void {
+    if (this.#txCount === this.batch) this.flush();
+    this.#queue(addr, len);
+  }
+
   flush(): number {
     const total = this.#txCount;
     if (total === 0) return 0;
