@@ -3,7 +3,7 @@
 
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: all deps build demo sim test e2e-deps lint format bench bench-core clean
+.PHONY: all deps build demo sim test e2e-deps lint format bench bench-core bench-smoke clean
 
 all: build
 
@@ -40,7 +40,14 @@ format: deps
 bench-core: build
 	node --expose-gc dist/bench/core.js
 
+# tsvs against nft DNAT, haproxy and nginx stream on a namespace network (root; docs/bench.md):
+# writes bench/results/<date>.json and .svg. The README section: bin/tsvs bench --update-readme FILE.json
 bench: bench-core
+	bin/tsvs bench
+
+# The same harness, 1 s per cell and one repetition (what test/e2e/bench-smoke.test.ts runs).
+bench-smoke: build
+	bin/tsvs bench --smoke
 
 clean:
 	rm -rf dist

@@ -125,7 +125,8 @@ function cellText(c: Cell | undefined, w: WorkloadName): string {
   if (w === "latency") {
     const p50 = medianExtra(c, "p50_ms");
     const p99 = c.value;
-    const add = c.added_p99_ms !== undefined ? ` (+${fmtMs(c.added_p99_ms)})` : "";
+    const add =
+      c.added_p99_ms !== undefined ? ` (${c.added_p99_ms >= 0 ? "+" : ""}${fmtMs(c.added_p99_ms)})` : "";
     return `${fmtMs(p50)} / ${fmtMs(p99)}${add}`;
   }
   return formatValue(c.value);

@@ -2,11 +2,12 @@
 // workload against each, repetitions, medians; then the JSON, the chart and the printed table.
 
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
-import { netnsUnavailableReason } from "../../src/io/netns.js";
+import { ip, netnsUnavailableReason } from "../../src/io/netns.js";
 import { commandPath, ensurePackages } from "../../src/lab/packages.js";
+import { labDown } from "../../src/lab/topology.js";
 import { DIRECTORS, type DirectorDef, type DirectorRun, nginxStreamReason } from "./directors.js";
 import {
   type BenchResult,
@@ -64,14 +65,45 @@ export function unknownNames(only: readonly string[]): string[] {
 }
 
 function installTools(log: (s: string) => void): void {
-  const missing = ensurePackages(
-    ["iproute2", "ethtool", "nftables", "nginx", "wrk", "iperf3", "haproxy", "netsniff-ng"],
-    log,
-  );
-  if (missing.length > 0) log(`not installed (their cells will say so): ${missing.join(", ")}`);
+  // A tool that cannot be installed leaves its cells "unavailable (… is not installed)": the result
+  // says so instead of the run failing (ensurePackages throws on CI for what stays missing).
+  try {
+    const missing = ensurePackages(
+      ["iproute2", "ethtool", "nftables", "nginx", "wrk", "iperf3", "haproxy", "netsniff-ng"],
+      log,
+    );
+    if (missing.length > 0) log(`not installed (their cells will say so): ${missing.join(", ")}`);
+  } catch (e) {
+    log((e as Error).message);
+  }
   if (commandPath("nginx") !== null && nginxStreamReason() !== null) {
-    // Debian's nginx loads the stream module from a package of its own.
-    ensurePackages(["libnginx-mod-stream"], log);
+    // Debian's nginx loads the stream module from a package of its own (no command to probe).
+    try {
+      ensurePackages(["libnginx-mod-stream"], log);
+    } catch {
+      // nginxStreamReason() tells afterwards
+    }
+  }
+}
+
+/** Removes the namespaces of earlier bench runs whose process is gone (killed before teardown). */
+export async function removeStaleRuns(log: (s: string) => void): Promise<void> {
+  let list = "";
+  try {
+    list = ip("netns", "list");
+  } catch {
+    return;
+  }
+  const suffixes = new Set<string>();
+  for (const line of list.split("\n")) {
+    const m = /^tsvs-b([0-9a-z]+)-/.exec(line);
+    if (m !== null) suffixes.add(m[1]);
+  }
+  for (const sfx of suffixes) {
+    const pid = Number.parseInt(sfx, 36);
+    if (pid === process.pid || existsSync(`/proc/${pid}`)) continue;
+    log(`removing the namespaces of an earlier bench run (tsvs-b${sfx}-*)`);
+    await labDown(benchNames(sfx));
   }
 }
 
@@ -127,6 +159,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutput> {
   const why = netnsUnavailableReason();
   if (why !== null) throw new Error(`tsvs bench needs network namespaces: ${why}`);
   installTools(o.log);
+  await removeStaleRuns(o.log);
   const directors = selectDirectors(o.only);
   const workloads = selectWorkloads(o.only);
   const ncpu = cpus().length;
