@@ -34,16 +34,20 @@ export function formatValue(v: number): string {
   if (a >= 1e6) return `${(v / 1e6).toPrecision(3)}M`;
   if (a >= 1e4) return `${(v / 1e3).toPrecision(3)}k`;
   if (a >= 100) return String(Math.round(v));
-  return v.toPrecision(3);
+  return String(Number(v.toPrecision(3)));
 }
 
-export function renderChart(title: string, subtitle: string, panels: readonly ChartPanel[]): string {
+export function renderChart(
+  title: string,
+  subtitle: readonly string[],
+  panels: readonly ChartPanel[],
+): string {
   const W = 860;
   const labelW = 190;
   const barMax = W - labelW - 110;
   const rowH = 18;
   const out: string[] = [];
-  let y = 48;
+  let y = 46 + 14 * subtitle.length;
   const body: string[] = [];
   for (const p of panels) {
     body.push(
@@ -82,7 +86,9 @@ export function renderChart(title: string, subtitle: string, panels: readonly Ch
   );
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
   out.push(`<text x="10" y="20" font-size="16" font-weight="bold">${escapeXml(title)}</text>`);
-  out.push(`<text x="10" y="36" font-size="11" fill="#555">${escapeXml(subtitle)}</text>`);
+  subtitle.forEach((line, i) => {
+    out.push(`<text x="10" y="${36 + 14 * i}" font-size="11" fill="#555">${escapeXml(line)}</text>`);
+  });
   out.push(...body);
   out.push("</svg>");
   return `${out.join("\n")}\n`;

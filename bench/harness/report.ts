@@ -208,7 +208,9 @@ export function chartSvg(r: BenchResult): string {
       return { label: d.name, value: v, kind };
     }),
   }));
-  return renderChart("tsvs bench", runLine(r), panels);
+  // The run line, broken after its clauses so that it fits the chart's width.
+  const parts = runLine(r).split(/(?<=;) /);
+  return renderChart("tsvs bench", parts, panels);
 }
 
 export const README_BEGIN = "<!-- bench:begin -->";

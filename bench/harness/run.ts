@@ -35,6 +35,8 @@ export interface BenchOptions {
   /** Namespace names are `tsvs-b<suffix>-…`. */
   suffix: string;
   log: (line: string) => void;
+  /** The UDP generator: trafgen when installed (default), or the Node AF_PACKET one. */
+  generator?: "trafgen" | "node";
 }
 
 export interface BenchOutput {
@@ -165,7 +167,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutput> {
   const ncpu = cpus().length;
   const genPin = ncpu >= 2 ? "0" : null;
   const dirPin = ncpu >= 2 ? "1" : null;
-  const generator = commandPath("trafgen") !== null ? "trafgen" : "node";
+  const generator = o.generator ?? (commandPath("trafgen") !== null ? "trafgen" : "node");
   const names = benchNames(o.suffix);
   const logRoot = join(o.outDir, o.smoke ? "" : "tmp", "logs");
   const date = new Date();
@@ -187,7 +189,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutput> {
     },
     generator:
       generator === "trafgen"
-        ? toolVersion(["trafgen", "-v"]) || "trafgen"
+        ? toolVersion(["trafgen", "-v"]).replace(/, Git id.*$/, "") || "trafgen"
         : "node AF_PACKET sendmmsg (bench/harness/udpgen.ts)",
     directors: [],
     workloads,

@@ -6,6 +6,7 @@ import { updateReadme } from "../../bench/harness/report.js";
 import { runBench, summary, unknownNames } from "../../bench/harness/run.js";
 
 export const BENCH_USAGE = `Usage: tsvs bench [--smoke] [--only NAME,...] [--duration S] [--reps N] [--out DIR]
+                  [--generator trafgen|node]
        tsvs bench --update-readme FILE.json [--readme README.md]
 
 Runs every director (direct, tsvs-nat, tsvs-nat-2w, tsvs-dr, tsvs-fullnat, tsvs-tun, nft-dnat,
@@ -16,6 +17,7 @@ tcp_bulk) in network namespaces tsvs-b<pid>-*, then writes DIR/<date>.json and .
   --only NAMES       only these directors and/or workloads (comma-separated)
   --duration S       seconds per cell (default 10)
   --reps N           repetitions per cell, the median is reported (default 3)
+  --generator G      UDP generator: trafgen (default when installed) or node (AF_PACKET, ours)
   --update-readme F  regenerate the README section between <!-- bench:begin --> and
                      <!-- bench:end --> (and F's chart) from the result file F
 `;
@@ -28,6 +30,7 @@ export async function benchMain(args: string[]): Promise<number> {
   let out: string | null = null;
   let readmeJson: string | null = null;
   let readme = "README.md";
+  let generator: "trafgen" | "node" | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = (): string => {
@@ -60,6 +63,13 @@ export async function benchMain(args: string[]): Promise<number> {
         case "--readme":
           readme = value();
           break;
+        case "--generator": {
+          const g = value();
+          if (g !== "trafgen" && g !== "node")
+            throw new UsageError(`--generator is trafgen or node, not '${g}'`);
+          generator = g;
+          break;
+        }
         case "-h":
         case "--help":
           process.stdout.write(BENCH_USAGE);
@@ -99,6 +109,7 @@ export async function benchMain(args: string[]): Promise<number> {
       outDir: resolve(out ?? (smoke ? "bench/results/tmp" : "bench/results")),
       suffix: process.pid.toString(36),
       log: (s) => process.stderr.write(`${s}\n`),
+      generator,
     });
     process.stdout.write(summary(o));
     const errors = Object.values(o.result.cells).flatMap((c) =>
