@@ -204,28 +204,45 @@ async function udpCell(ctx: CellCtx): Promise<RepResult> {
   const before = serverCounts(ctx);
   const tx0 = linkStats(n.client, "eth0").txPackets;
   const t0 = performance.now();
-  const r = await runCmd(
+  const done = runCmd(
     n.client,
     pinned(ctx.genPin, argv),
     ctx.durationS * 1000 + 15_000,
     ctx.durationS * 1000,
   );
+  // The rate is taken between two samples inside the run (20 % and 90 % of it), so that the
+  // generator's start-up and the tail after SIGINT do not count.
+  const sample = (): { t: number; rx: number[]; tx: number } => {
+    const ta = performance.now();
+    const rx = serverCounts(ctx).map((c) => c.udp);
+    const tx = linkStats(n.client, "eth0").txPackets;
+    return { t: (ta + performance.now()) / 2, rx, tx };
+  };
+  await sleep(ctx.durationS * 200);
+  const a = sample();
+  await sleep(Math.max(0, t0 + ctx.durationS * 900 - performance.now()));
+  const b = sample();
+  const r = await done;
   const elapsed = (performance.now() - t0) / 1000;
   // Frames still in flight through the director.
   await sleep(300);
   const after = serverCounts(ctx);
   const sent = linkStats(n.client, "eth0").txPackets - tx0;
-  if (sent === 0)
+  if (sent === 0) {
     throw new Error(`${ctx.generator}: nothing sent (exit ${r.status}: ${r.stderr.trim().slice(0, 300)})`);
-  const perServer = after.map((a, i) => a.udp - before[i].udp);
-  const got = perServer.reduce((a, b) => a + b, 0);
+  }
+  const perServer = after.map((x, i) => x.udp - before[i].udp);
+  const got = perServer.reduce((x, y) => x + y, 0);
+  const win = (b.t - a.t) / 1000;
+  const winGot = b.rx.reduce((x, y) => x + y, 0) - a.rx.reduce((x, y) => x + y, 0);
   return {
-    value: Math.round(got / elapsed),
+    value: Math.round(winGot / win),
     extra: {
+      window_s: round(win, 3),
+      window_sent_pps: Math.round((b.tx - a.tx) / win),
       sent,
       received: got,
       seconds: round(elapsed, 3),
-      sent_pps: Math.round(sent / elapsed),
       loss_pct: round((100 * (sent - got)) / sent, 2),
       udp_per_server: perServer,
     },
