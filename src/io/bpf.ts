@@ -41,6 +41,10 @@ const OFF_ARP_TPA = 14 + 24;
 const OFF_IP_PROTO = 14 + 9;
 const OFF_IP_SADDR = 14 + 12;
 const OFF_IP_DADDR = 14 + 16;
+const NET_SADDR = 12;
+const NET_DADDR = 16;
+const SKF_AD_OFF = -0x1000;
+const SKF_AD_PROTOCOL = 0;
 
 interface Insn {
   code: number;
@@ -158,13 +162,16 @@ export interface FanoutSpec {
  * the worker that chose it. Non-IPv4 frames go to worker 0.
  */
 export function compileFanoutProgram(spec: FanoutSpec): BpfProgram {
+  // A fanout program runs before the packet socket pushes the link header back
+  // (af_packet.c packet_rcv_fanout → fanout_demux_bpf): offsets are from the IP header, and the
+  // ethertype comes from the skb (ancillary load SKF_AD_PROTOCOL, host order).
   const a = new Asm();
-  a.emit(LD_H_ABS, OFF_TYPE);
+  a.emit(LD_H_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL);
   a.emit(JEQ_K, ETH_P_IP, 1, 0);
   a.emit(RET_K, 0);
-  a.emit(LD_W_ABS, OFF_IP_DADDR);
+  a.emit(LD_W_ABS, NET_DADDR);
   for (const l of spec.lips) a.acceptIfEq(l.addr >>> 0, l.worker);
-  a.emit(LD_W_ABS, OFF_IP_SADDR);
+  a.emit(LD_W_ABS, NET_SADDR);
   const reply: number[] = [];
   for (const r of new Set(spec.rips.map((x) => x >>> 0))) {
     a.emit(JEQ_K, r, 0, 1);
@@ -172,7 +179,7 @@ export function compileFanoutProgram(spec: FanoutSpec): BpfProgram {
   }
   const toHash = a.emit(JA); // request: A = saddr already
   for (const j of reply) a.patchJa(j);
-  a.emit(LD_W_ABS, OFF_IP_DADDR);
+  a.emit(LD_W_ABS, NET_DADDR);
   a.patchJa(toHash);
   // A ^= A >> 16; A *= 0x45d9f3b; A ^= A >> 16 (a 32-bit integer mix: consecutive client
   // addresses spread over the workers).

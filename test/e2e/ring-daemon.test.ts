@@ -1,0 +1,211 @@
+// `tsvs daemon --workers 2` end to end: the PACKET_FANOUT_CBPF program must bring both directions of
+// every NAT connection (request CIP → VIP, reply RIP → CIP) and of every FULLNAT connection (reply
+// RIP → LIP of the worker that chose it) to the same worker, and commands and listings must span
+// both workers.
+//
+//   ns c (16 client addresses)          ns d (director)                          ns s (real server)
+//   c0 198.18.0.1-16/24  ⇄  d0 198.18.0.254/24    d1 198.18.1.254/24  ⇄  s0 198.18.1.11/24
+//
+// Needs root, iproute2 and nft: skipped with the reason otherwise, failed when CI=true.
+
+import assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parseIPv4 } from "../../src/core/addr.js";
+import { fanoutHash } from "../../src/io/bpf.js";
+import {
+  addNetns,
+  addVethPair,
+  delNetns,
+  ip,
+  netnsUnavailableReason,
+  nsExec,
+  nsExecStatus,
+} from "../../src/io/netns.js";
+
+const ENTRY = fileURLToPath(new URL("../../src/daemon/entry.js", import.meta.url));
+
+function skipReason(): string | null {
+  const r = netnsUnavailableReason();
+  if (r !== null) return r;
+  try {
+    execFileSync("nft", ["--version"], { stdio: "ignore" });
+  } catch {
+    return "nft (nftables) is missing";
+  }
+  return null;
+}
+const unavailable = skipReason();
+if (unavailable !== null && process.env.CI === "true") throw new Error(`ring daemon e2e: ${unavailable}`);
+const skip = unavailable === null ? false : `ring daemon e2e: ${unavailable}`;
+
+const P = process.pid;
+const tag = P.toString(36);
+const NS = { c: `tsvs-rd-${P}-c`, d: `tsvs-rd-${P}-d`, s: `tsvs-rd-${P}-s` };
+const IF = { c0: `rdc${tag}`, d0: `rdd${tag}`, d1: `rdD${tag}`, s0: `rds${tag}` };
+const VIP = "198.18.0.100";
+const CLIENTS = Array.from({ length: 16 }, (_, i) => `198.18.0.${i + 1}`);
+const LIPS = ["198.18.1.201", "198.18.1.202"];
+const children = new Set<ChildProcess>();
+
+function startDaemon(sock: string, extra: string[]): Promise<ChildProcess> {
+  const args = ["daemon", "--iface", IF.d0, "--iface", IF.d1, "--control", sock, ...extra];
+  for (const l of LIPS) args.push("--lip", l);
+  const proc = spawn("ip", ["netns", "exec", NS.d, process.execPath, ENTRY, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.add(proc);
+  let err = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon not ready after 10 s:\n${err}`)), 10_000);
+    proc.stderr?.setEncoding("utf8");
+    proc.stderr?.on("data", (chunk: string) => {
+      err += chunk;
+      if (/"msg":"ready"/.test(err)) {
+        clearTimeout(timer);
+        resolve(proc);
+      }
+    });
+    proc.once("exit", (code) => {
+      children.delete(proc);
+      clearTimeout(timer);
+      reject(new Error(`daemon exited with ${code}:\n${err}`));
+    });
+  });
+}
+
+function tsvs(sock: string, sub: string, ...args: string[]): string {
+  const r = nsExecStatus(NS.d, [process.execPath, ENTRY, sub, "--control", sock, ...args], 15_000);
+  assert.equal(r.status, 0, `tsvs ${sub} ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The real server: UDP echo on 5353, HTTP on 80 answering the client address it sees. */
+function startServer(): Promise<void> {
+  const src = `const d=require("dgram").createSocket("udp4");d.on("message",(m,r)=>d.send(m,r.port,r.address));
+d.bind(5353,()=>require("http").createServer((q,s)=>{s.setHeader("connection","close");s.end(q.socket.remoteAddress)}).listen(80,()=>console.log("up")));`;
+  const proc = spawn("ip", ["netns", "exec", NS.s, process.execPath, "-e", src], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(proc);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("server not up")), 5000);
+    proc.stdout?.once("data", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/** From every client address: one UDP echo through VIP:53, one HTTP GET through VIP:80 and :81. */
+function clients(): { udp: number; http80: string[]; http81: string[] } {
+  const src = `const http=require("http"),dgram=require("dgram");const C=${JSON.stringify(CLIENTS)};
+const get=(a,p)=>new Promise(r=>{const q=http.get({host:"${VIP}",port:p,localAddress:a,agent:false,timeout:3000},s=>{let b="";s.on("data",d=>b+=d);s.on("end",()=>r(b))});q.on("error",()=>r("ERR"));q.on("timeout",()=>{q.destroy();r("TIMEOUT")})});
+const udp=a=>new Promise(r=>{const s=dgram.createSocket("udp4");let n=0,iv;const t=setTimeout(()=>{clearInterval(iv);s.close();r(0)},3000);s.on("message",()=>{clearTimeout(t);clearInterval(iv);s.close();r(1)});s.bind(0,a,()=>{const go=()=>{if(n++<5)s.send("ping",53,"${VIP}")};go();iv=setInterval(go,400)})});
+(async()=>{const u=await Promise.all(C.map(udp));const h80=await Promise.all(C.map(a=>get(a,80)));const h81=await Promise.all(C.map(a=>get(a,81)));
+console.log(JSON.stringify({udp:u.reduce((x,y)=>x+y,0),http80:h80,http81:h81}))})();`;
+  const out = nsExec(NS.c, [process.execPath, "-e", src], { timeoutMs: 30_000 });
+  return JSON.parse(out.trim().split("\n").pop() ?? "{}") as {
+    udp: number;
+    http80: string[];
+    http81: string[];
+  };
+}
+
+for (const io of ["ring", "mmsg"]) {
+  describe(
+    `tsvs daemon --workers 2 --io ${io}: NAT and FULLNAT connections stay on one worker`,
+    { skip, timeout: 90_000 },
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "tsvs-rd-"));
+      const sock = join(dir, "control.sock");
+
+      before(async () => {
+        for (const ns of Object.values(NS)) delNetns(ns);
+        for (const ns of Object.values(NS)) {
+          addNetns(ns);
+          nsExec(ns, [
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+          ]);
+        }
+        addVethPair(
+          { ns: NS.c, ifname: IF.c0, cidr: "198.18.0.1/24" },
+          { ns: NS.d, ifname: IF.d0, cidr: "198.18.0.254/24" },
+        );
+        addVethPair(
+          { ns: NS.d, ifname: IF.d1, cidr: "198.18.1.254/24" },
+          { ns: NS.s, ifname: IF.s0, cidr: "198.18.1.11/24" },
+        );
+        for (const a of CLIENTS.slice(1)) ip("-n", NS.c, "addr", "add", `${a}/24`, "dev", IF.c0);
+        ip("-n", NS.c, "route", "add", "default", "via", "198.18.0.254");
+        ip("-n", NS.s, "route", "add", "default", "via", "198.18.1.254");
+        await startServer();
+        await startDaemon(sock, ["--workers", "2", "--io", io]);
+        for (const argv of [
+          ["-A", "-u", `${VIP}:53`, "-s", "rr"],
+          ["-a", "-u", `${VIP}:53`, "-r", "198.18.1.11:5353", "-m"],
+          ["-A", "-t", `${VIP}:80`, "-s", "rr"],
+          ["-a", "-t", `${VIP}:80`, "-r", "198.18.1.11:80", "-m"],
+          ["-A", "-t", `${VIP}:81`, "-s", "rr"],
+          ["-a", "-t", `${VIP}:81`, "-r", "198.18.1.11:80", "--fullnat"],
+        ])
+          tsvs(sock, "ipvsadm", ...argv);
+      });
+
+      after(() => {
+        for (const p of children) p.kill("SIGKILL");
+        children.clear();
+        for (const ns of Object.values(NS)) delNetns(ns);
+        rmSync(dir, { recursive: true, force: true });
+      });
+
+      it("the client addresses are spread over both workers by the fanout hash", () => {
+        const per = [0, 0];
+        for (const a of CLIENTS) per[fanoutHash(parseIPv4(a) ?? 0) % 2]++;
+        assert.ok(per[0] > 0 && per[1] > 0, JSON.stringify(per));
+      });
+
+      it("every UDP echo and HTTP request through NAT and FULLNAT gets its answer", () => {
+        const r = clients();
+        assert.equal(r.udp, CLIENTS.length);
+        assert.deepEqual(
+          r.http80.map((x) => x.replace(/^::ffff:/, "")),
+          CLIENTS,
+          "NAT keeps the client address",
+        );
+        assert.deepEqual(
+          [...new Set(r.http81.map((x) => x.replace(/^::ffff:/, "")))].sort(),
+          LIPS,
+          "FULLNAT: the server sees both workers' LIPs",
+        );
+      });
+
+      it("listings span the workers: -Lnc concatenates, --stats sums, -Ln sums connections", () => {
+        const conns = tsvs(sock, "ipvsadm", "-Lnc");
+        const udpLines = conns.split("\n").filter((l) => l.startsWith("UDP") && l.includes(`${VIP}:53`));
+        assert.equal(udpLines.length, CLIENTS.length, conns);
+        assert.equal(conns.split("\n").filter((l) => l.startsWith("IPVS connection entries")).length, 1);
+        const stats = tsvs(sock, "ipvsadm", "-Ln", "--stats");
+        const svc = stats.split("\n").find((l) => l.startsWith("UDP") && l.includes(`${VIP}:53`)) ?? "";
+        // Conns exactly (one per client address); packets at least (the client retries unanswered UDP).
+        const [nConns, inPkts, outPkts] = svc.trim().split(/\s+/).slice(2, 5).map(Number);
+        assert.equal(nConns, CLIENTS.length, stats);
+        assert.ok(inPkts >= CLIENTS.length && outPkts >= CLIENTS.length, stats);
+        const list = tsvs(sock, "ipvsadm", "-Ln");
+        const dest = list.split("\n").filter((l) => l.includes("198.18.1.11:5353"))[0] ?? "";
+        // Forward Weight ActiveConn InActConn: weight kept, UDP entries counted as inactive.
+        assert.deepEqual(dest.trim().split(/\s+/).slice(2), ["Masq", "1", "0", String(CLIENTS.length)], list);
+        const st = JSON.parse(tsvs(sock, "status", "--json")) as { counters: Record<string, number> };
+        assert.equal(st.counters.workers, 2);
+      });
+    },
+  );
+}
