@@ -63,22 +63,20 @@ function addVip(net: BenchNet): void {
   ip("-n", net.names.director, "addr", "add", `${VIP}/32`, "dev", net.names.dirClientIf);
 }
 
-let workersSupport: boolean | null = null;
+let daemonHelp: string | null = null;
 
-/** Whether `tsvs daemon --help` lists --workers (the multi-worker data plane). */
-export function daemonHasWorkers(): boolean {
-  if (workersSupport === null) {
+/** Whether `tsvs daemon --help` lists an option (--workers, --io: features of the data plane). */
+export function daemonHasOption(opt: string): boolean {
+  if (daemonHelp === null) {
     if (tsvsEntry() === null) return false;
     const argv = tsvsArgv(["daemon", "--help"]);
-    let out = "";
     try {
-      out = execFileSync(argv[0], argv.slice(1), { encoding: "utf8", timeout: 20_000 });
+      daemonHelp = execFileSync(argv[0], argv.slice(1), { encoding: "utf8", timeout: 20_000 });
     } catch (e) {
-      out = String((e as { stdout?: string }).stdout ?? "");
+      daemonHelp = String((e as { stdout?: string }).stdout ?? "");
     }
-    workersSupport = out.includes("--workers");
   }
-  return workersSupport;
+  return new RegExp(`${opt}\\b`).test(daemonHelp);
 }
 
 /** The tsvs daemon's three services, added through its control socket. */
@@ -98,19 +96,28 @@ function addTsvsServices(net: BenchNet, method: LabMethod): void {
   }
 }
 
-function tsvsDirector(name: string, method: LabMethod, label: string, workers = 1): DirectorDef {
+function tsvsDirector(
+  name: string,
+  method: LabMethod,
+  label: string,
+  opts: { workers?: number; args?: string[] } = {},
+): DirectorDef {
+  const workers = opts.workers ?? 1;
+  const args = [...(workers > 1 ? ["--workers", String(workers)] : []), ...(opts.args ?? [])];
   return {
     name,
     label,
     mode: method,
     unavailable() {
       if (tsvsEntry() === null) return "unavailable (tsvs is not built)";
-      if (workers > 1 && !daemonHasWorkers()) return "unavailable (tsvs daemon has no --workers option yet)";
+      for (const a of args) {
+        if (a.startsWith("--") && !daemonHasOption(a))
+          return `unavailable (tsvs daemon has no ${a} option yet)`;
+      }
       return null;
     },
     async start(net, pin) {
-      const extra = workers > 1 ? ["--workers", String(workers)] : [];
-      const d = await startDaemon(net.names, method, extra);
+      const d = await startDaemon(net.names, method, args);
       if (d.proc !== null) net.procs.push(d.proc);
       if (d.status !== "running" || d.proc === null) throw new Error(`tsvs daemon: ${d.status}`);
       // Threads started before this call (the data-plane worker) are pinned too (-a).
@@ -354,7 +361,10 @@ const ipvs: DirectorDef = {
 export const DIRECTORS: readonly DirectorDef[] = [
   direct,
   tsvsDirector("tsvs-nat", "nat", "tsvs NAT (-m), 1 worker"),
-  tsvsDirector("tsvs-nat-2w", "nat", "tsvs NAT (-m), 2 workers", 2),
+  tsvsDirector("tsvs-nat-2w", "nat", "tsvs NAT (-m), 2 workers", { workers: 2 }),
+  tsvsDirector("tsvs-nat-mmsg", "nat", "tsvs NAT (-m), recvmmsg receive (--io mmsg)", {
+    args: ["--io", "mmsg"],
+  }),
   tsvsDirector("tsvs-dr", "dr", "tsvs DR (-g)"),
   tsvsDirector("tsvs-fullnat", "fullnat", "tsvs FULLNAT (--fullnat)"),
   tsvsDirector("tsvs-tun", "tun", "tsvs TUN (-i)"),
