@@ -341,12 +341,15 @@ export class Engine implements XmitEngine {
     // Reply direction first (ip_vs_out): only entries whose replies cross the director. A
     // packet to a VIP is a request: NAT replies go to clients and FULLNAT replies to LIPs
     // (never in the VIP set), so the reply lookup can only miss and is skipped.
-    if (!this.isVip(f.daddr)) {
-      cx = t.lookupOut(f.proto, f.saddr, f.sport, f.daddr, f.dport);
+    // Addresses go to the table as int32 (small integers: no boxing when a call is not inlined).
+    const saddr = f.saddr | 0;
+    const daddr = f.daddr | 0;
+    if (!this.isVip(daddr)) {
+      cx = t.lookupOut(f.proto, saddr, f.sport, daddr, f.dport);
       if (cx >= 0) return this.outbound(cx, f, now);
     }
 
-    cx = t.lookupIn(f.proto, f.saddr, f.sport, f.daddr, f.dport);
+    cx = t.lookupIn(f.proto, saddr, f.sport, daddr, f.dport);
     if (cx >= 0 && f.proto === IPPROTO_TCP && (f.tcpFlags & TCP_SYN) !== 0) cx = this.reuseCheck(cx);
     if (cx >= 0) {
       const dest = this.ctl.destById(t.destOf(cx));
@@ -903,8 +906,12 @@ export class Engine implements XmitEngine {
 
   emitIp(buf: Uint8Array, l3Off: number, l3Len: number, daddr: number, _f: Flow, now: number): number {
     const rt = this.rt;
+    // int32 bits (callers pass `f.daddr | 0`): a u32 above 2^31 crossing into routes.lookup is
+    // boxed, an allocation per reply packet.
+    daddr |= 0;
     if (!this.routes.lookup(daddr, rt) || rt.iface === null) return this.drop(R.no_route);
-    return this.emitVia(rt.iface, rt.nexthop, buf, l3Off, l3Len, now);
+    // int32: a u32 next hop above 2^31 passed to emitVia would be boxed (an allocation).
+    return this.emitVia(rt.iface, rt.nexthop | 0, buf, l3Off, l3Len, now);
   }
 
   emitToDest(buf: Uint8Array, l3Off: number, l3Len: number, destId: number, _f: Flow, now: number): number {
@@ -920,7 +927,7 @@ export class Engine implements XmitEngine {
         return Verdict.Sent;
       }
     }
-    const v = this.emitVia(r.iface, r.nexthop, buf, l3Off, l3Len, now);
+    const v = this.emitVia(r.iface, r.nexthop | 0, buf, l3Off, l3Len, now);
     r.neigh = this.neigh.entry(r.iface.ifindex, r.nexthop);
     return v;
   }

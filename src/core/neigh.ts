@@ -74,8 +74,6 @@ const DELAY = 3;
 const PROBE = 4;
 const STATE_NAMES = ["INCOMPLETE", "REACHABLE", "STALE", "DELAY", "PROBE"] as const;
 
-const TWO_32 = 4294967296;
-
 /** A cache entry; opaque to callers, who may hold one as a handle (entry(), use()). */
 export class Neigh {
   state = INCOMPLETE;
@@ -105,8 +103,11 @@ export class NeighCache {
   private readonly queueLen: number;
   private readonly staleMs: number;
   private readonly delayMs: number;
-  /** Key: ifindex * 2^32 + ip, a plain number so that a hit allocates nothing. */
-  private readonly map = new Map<number, Neigh>();
+  /**
+   * Per ifindex, keyed by the address as int32: a small integer for V8, so that a lookup
+   * allocates nothing (a u32 above 2^31, or ifindex * 2^32 + ip, is a boxed heap number).
+   */
+  private readonly maps = new Map<number, Map<number, Neigh>>();
   private readonly result: EnqueueResult = { sendRequest: false, queued: false, dropped: 0 };
 
   constructor(opts: NeighOptions = {}) {
@@ -118,8 +119,19 @@ export class NeighCache {
     this.delayMs = opts.delayMs ?? 5000;
   }
 
+  private mapOf(ifindex: number): Map<number, Neigh> {
+    let m = this.maps.get(ifindex);
+    if (m === undefined) {
+      m = new Map();
+      this.maps.set(ifindex, m);
+    }
+    return m;
+  }
+
   get size(): number {
-    return this.map.size;
+    let n = 0;
+    for (const m of this.maps.values()) n += m.size;
+    return n;
   }
 
   /**
@@ -128,7 +140,7 @@ export class NeighCache {
    * Using a STALE entry arms its DELAY timer, as neigh_event_send does.
    */
   lookup(ifindex: number, ip: number, now: number): Uint8Array | null {
-    const n = this.map.get(ifindex * TWO_32 + (ip >>> 0));
+    const n = this.mapOf(ifindex).get(ip | 0);
     if (n === undefined) return null;
     return this.use(n, now);
   }
@@ -138,7 +150,7 @@ export class NeighCache {
    * destination cache) and pass to use() instead of looking the neighbour up per frame.
    */
   entry(ifindex: number, ip: number): Neigh | null {
-    return this.map.get(ifindex * TWO_32 + (ip >>> 0)) ?? null;
+    return this.mapOf(ifindex).get(ip | 0) ?? null;
   }
 
   /**
@@ -171,14 +183,15 @@ export class NeighCache {
     r.queued = false;
     r.dropped = 0;
     ip >>>= 0;
-    const key = ifindex * TWO_32 + ip;
-    let n = this.map.get(key);
+    const m = this.mapOf(ifindex);
+    const key = ip | 0;
+    let n = m.get(key);
     if (n === undefined) {
       n = new Neigh(ifindex, ip);
       n.used = now;
       n.probes = 1;
       n.timer = now + this.retransMs;
-      this.map.set(key, n);
+      m.set(key, n);
       r.sendRequest = true;
     } else if (n.state !== INCOMPLETE) {
       return r;
@@ -202,14 +215,15 @@ export class NeighCache {
    */
   confirm(ifindex: number, ip: number, mac: Uint8Array, now: number): readonly QueuedFrame[] {
     ip >>>= 0;
-    const key = ifindex * TWO_32 + ip;
-    let n = this.map.get(key);
+    const m = this.mapOf(ifindex);
+    const key = ip | 0;
+    let n = m.get(key);
     if (n === undefined) {
       n = new Neigh(ifindex, ip);
       n.state = STALE;
       n.used = now;
       n.mac.set(mac.subarray(0, 6));
-      this.map.set(key, n);
+      m.set(key, n);
       return NO_FRAMES;
     }
     n.mac.set(mac.subarray(0, 6));
@@ -223,7 +237,11 @@ export class NeighCache {
 
   /** Timers: retransmissions, failures, ageing. Call it periodically; see NeighTickOut. */
   tick(now: number, out: NeighTickOut): void {
-    for (const [key, n] of this.map) {
+    for (const m of this.maps.values()) this.tickMap(m, now, out);
+  }
+
+  private tickMap(m: Map<number, Neigh>, now: number, out: NeighTickOut): void {
+    for (const [key, n] of m) {
       switch (n.state) {
         case INCOMPLETE:
         case PROBE:
@@ -233,7 +251,7 @@ export class NeighCache {
             out.dropped += n.queue.length;
             n.queue.length = 0;
             n.dead = true;
-            this.map.delete(key);
+            m.delete(key);
             break;
           }
           n.probes++;
@@ -246,7 +264,7 @@ export class NeighCache {
         case STALE:
           if (now - n.used >= this.staleMs) {
             n.dead = true;
-            this.map.delete(key);
+            m.delete(key);
           }
           break;
         case DELAY:
@@ -262,21 +280,21 @@ export class NeighCache {
 
   /** Forgets one neighbour (its queued frames are discarded); false when unknown. */
   delete(ifindex: number, ip: number): boolean {
-    const key = ifindex * TWO_32 + (ip >>> 0);
-    const n = this.map.get(key);
+    const m = this.mapOf(ifindex);
+    const n = m.get(ip | 0);
     if (n === undefined) return false;
     n.dead = true;
-    return this.map.delete(key);
+    return m.delete(ip | 0);
   }
 
   clear(): void {
-    for (const n of this.map.values()) n.dead = true;
-    this.map.clear();
+    for (const m of this.maps.values()) for (const n of m.values()) n.dead = true;
+    this.maps.clear();
   }
 
   entries(): NeighEntryView[] {
     const v: NeighEntryView[] = [];
-    for (const n of this.map.values()) {
+    for (const n of [...this.maps.values()].flatMap((m) => [...m.values()])) {
       v.push({
         ifindex: n.ifindex,
         ip: n.ip,

@@ -51,6 +51,8 @@ interface RouteEntry {
   prefix: number;
   via: number;
   iface: Iface;
+  /** Source toward the gateway, computed once (via !== 0); connected routes compute it per lookup. */
+  viaSrc: number;
 }
 
 /** Result of a route lookup; one reusable instance per caller (no allocation per lookup). */
@@ -85,20 +87,26 @@ export class RouteTable {
 
   private insert(dst: number, prefix: number, via: number, iface: Iface): void {
     const mask = prefixToMask(prefix);
-    this.routes.push({ dst: (dst & mask) >>> 0, mask, prefix, via, iface });
+    const viaSrc = via !== 0 ? sourceFor(iface, via) : 0;
+    this.routes.push({ dst: (dst & mask) >>> 0, mask, prefix, via, iface, viaSrc });
     // Longest prefix first, so the first match wins.
     this.routes.sort((a, b) => b.prefix - a.prefix);
   }
 
-  /** Longest-prefix match; false when there is no route. */
+  /** Longest-prefix match (daddr as the u32 or its int32 bits); false when there is no route. */
   lookup(daddr: number, out: RouteResult): boolean {
     const rs = this.routes;
     for (let i = 0; i < rs.length; i++) {
       const r = rs[i];
       if ((daddr & r.mask) >>> 0 === r.dst) {
         out.iface = r.iface;
-        out.nexthop = r.via !== 0 ? r.via : daddr;
-        out.src = sourceFor(r.iface, out.nexthop);
+        if (r.via !== 0) {
+          out.nexthop = r.via;
+          out.src = r.viaSrc;
+        } else {
+          out.nexthop = daddr >>> 0;
+          out.src = sourceFor(r.iface, daddr >>> 0);
+        }
         return true;
       }
     }

@@ -41,7 +41,14 @@ import {
   icmpRecomputeChecksum,
 } from "../../src/core/packet/icmp.js";
 import { ipipEncap } from "../../src/core/packet/ipip.js";
-import { ipv4DecTtl, ipv4SetDaddr, ipv4SetSaddr, writeIpv4Header } from "../../src/core/packet/ipv4.js";
+import {
+  ipv4DecTtl,
+  ipv4SetDaddr,
+  ipv4SetDaddrDport,
+  ipv4SetSaddr,
+  ipv4SetSaddrSport,
+  writeIpv4Header,
+} from "../../src/core/packet/ipv4.js";
 import { l4SetDport, l4SetSport } from "../../src/core/packet/l4.js";
 import {
   PARSE_ARP,
@@ -352,6 +359,40 @@ describe("csum", () => {
     assert.equal(u16(nocs, 40), 0);
     assert.ok(verifyL4V4(nocs, 14, 34, nocs.length - 34, 17));
   });
+});
+
+describe("ipv4SetSaddrSport / ipv4SetDaddrDport", () => {
+  const frames: Array<[string, () => Uint8Array]> = [
+    ["TCP", () => tcpFrame({ payload: [1, 2, 3] })],
+    ["UDP", () => udpFrame({ payload: [1, 2, 3, 4] })],
+    ["UDP without checksum", () => udpFrame({ nocsum: true, payload: [1, 2] })],
+  ];
+  for (const [name, make] of frames) {
+    it(`gives the bytes and flow of the two separate rewrites (${name})`, () => {
+      // Addresses above and below 2^31, passed as u32 and as int32 bits.
+      for (const [addr, port] of [
+        [RIP, 8080],
+        [ip4("203.0.113.7"), 1],
+        [CIP | 0, 65535],
+      ]) {
+        const a = parsed(make());
+        const b = parsed(make());
+        ipv4SetDaddr(a.f.buf, a.f, addr);
+        l4SetDport(a.f.buf, a.f, port);
+        ipv4SetDaddrDport(b.f.buf, b.f, addr, port);
+        assert.deepEqual(b.f.buf, a.f.buf, `${name} dst ${addr}:${port}`);
+        assert.deepEqual([b.f.daddr, b.f.dport], [a.f.daddr, a.f.dport]);
+        ipv4SetSaddr(a.f.buf, a.f, addr);
+        l4SetSport(a.f.buf, a.f, port);
+        ipv4SetSaddrSport(b.f.buf, b.f, addr, port);
+        assert.deepEqual(b.f.buf, a.f.buf, `${name} src ${addr}:${port}`);
+        assert.deepEqual([b.f.saddr, b.f.sport], [a.f.saddr, a.f.sport]);
+        const len = b.f.l3End - b.f.l4Off;
+        assert.ok(verifyIpv4Header(b.f.buf, 14));
+        assert.ok(verifyL4V4(b.f.buf, 14, b.f.l4Off, len, b.f.proto), `${name}: L4 checksum`);
+      }
+    });
+  }
 });
 
 describe("eth", () => {

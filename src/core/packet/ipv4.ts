@@ -59,20 +59,34 @@ function setAddrPort(
 ): boolean {
   const l3 = flow.l3Off;
   if (l3 < 0 || l3 + IPV4_HLEN > buf.length) return false;
-  addr >>>= 0;
+  // Addresses stay int32 here (small integers for V8: a u32 above 2^31 would be boxed).
+  addr |= 0;
   port &= 0xffff;
-  const old = readU32(buf, l3 + field);
-  writeU32(buf, l3 + field, addr);
-  writeU16(buf, l3 + IP_CHECK, csumReplace32(readU16(buf, l3 + IP_CHECK), old, addr));
+  const a = l3 + field;
+  const old = (buf[a] << 24) | (buf[a + 1] << 16) | (buf[a + 2] << 8) | buf[a + 3];
+  buf[a] = addr >>> 24;
+  buf[a + 1] = addr >>> 16;
+  buf[a + 2] = addr >>> 8;
+  buf[a + 3] = addr;
+  const ipSum =
+    (~((buf[l3 + IP_CHECK] << 8) | buf[l3 + IP_CHECK + 1]) & 0xffff) +
+    (~old >>> 16) +
+    (~old & 0xffff) +
+    (addr >>> 16) +
+    (addr & 0xffff);
+  const ipCheck = ~csumFold(ipSum) & 0xffff;
+  buf[l3 + IP_CHECK] = ipCheck >>> 8;
+  buf[l3 + IP_CHECK + 1] = ipCheck;
   const off = l4ChecksumOffset(buf, flow);
   if (off < 0) return true;
   // The checksum field lies after both ports, so both are inside the buffer.
   const pOff = flow.l4Off + portRel;
-  const oldPort = readU16(buf, pOff);
-  writeU16(buf, pOff, port);
+  const oldPort = (buf[pOff] << 8) | buf[pOff + 1];
+  buf[pOff] = port >>> 8;
+  buf[pOff + 1] = port;
   if (portRel === 0) flow.sport = port;
   else flow.dport = port;
-  const c = readU16(buf, off);
+  const c = (buf[off] << 8) | buf[off + 1];
   if (c === 0 && flow.proto === IPPROTO_UDP) return true;
   const sum =
     (~c & 0xffff) +
@@ -82,8 +96,10 @@ function setAddrPort(
     (addr & 0xffff) +
     (~oldPort & 0xffff) +
     port;
-  const n = ~csumFold(sum) & 0xffff;
-  writeU16(buf, off, n === 0 && flow.proto === IPPROTO_UDP ? 0xffff : n);
+  let n = ~csumFold(sum) & 0xffff;
+  if (n === 0 && flow.proto === IPPROTO_UDP) n = 0xffff;
+  buf[off] = n >>> 8;
+  buf[off + 1] = n;
   return true;
 }
 

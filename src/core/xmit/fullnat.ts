@@ -48,8 +48,8 @@ export const fullnat: XmitMethod = {
     const d = t.destOf(c);
     if (!e.fitsDest(d, f.l3End - f.l3Off, 0, f, f.daddr, now)) return 0;
     const buf = f.buf;
-    ipv4SetSaddrSport(buf, f, t.laddrOf(c), t.lportOf(c));
-    ipv4SetDaddrDport(buf, f, t.daddrOf(c), t.dportOf(c));
+    ipv4SetSaddrSport(buf, f, t.laddrOf(c) | 0, t.lportOf(c));
+    ipv4SetDaddrDport(buf, f, t.daddrOf(c) | 0, t.dportOf(c));
     maybeAddToa(e, c, f, e.destMtuOf(d));
     return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, d, f, now);
   },
@@ -57,9 +57,9 @@ export const fullnat: XmitMethod = {
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
     const buf = f.buf;
-    ipv4SetSaddrSport(buf, f, t.vaddrOf(c), t.vportOf(c));
-    ipv4SetDaddrDport(buf, f, t.caddrOf(c), t.cportOf(c));
-    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
+    ipv4SetSaddrSport(buf, f, t.vaddrOf(c) | 0, t.vportOf(c));
+    ipv4SetDaddrDport(buf, f, t.caddrOf(c) | 0, t.cportOf(c));
+    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, f, now);
   },
 
   // Client-side error about a reply (VIP:vport → CIP:cport): the real server must see it as
@@ -67,8 +67,8 @@ export const fullnat: XmitMethod = {
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
     const buf = f.buf;
-    ipv4SetSaddr(buf, f, t.laddrOf(c));
-    ipv4SetDaddr(buf, f, t.daddrOf(c));
+    ipv4SetSaddr(buf, f, t.laddrOf(c) | 0);
+    ipv4SetDaddr(buf, f, t.daddrOf(c) | 0);
     icmpInnerSetSaddr(buf, f, t.daddrOf(c));
     icmpInnerSetSport(buf, f, t.dportOf(c));
     icmpInnerSetDaddr(buf, f, t.laddrOf(c));
@@ -82,13 +82,13 @@ export const fullnat: XmitMethod = {
   icmpOutbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
     const buf = f.buf;
-    ipv4SetSaddr(buf, f, t.vaddrOf(c));
-    ipv4SetDaddr(buf, f, t.caddrOf(c));
+    ipv4SetSaddr(buf, f, t.vaddrOf(c) | 0);
+    ipv4SetDaddr(buf, f, t.caddrOf(c) | 0);
     icmpInnerSetSaddr(buf, f, t.caddrOf(c));
     icmpInnerSetSport(buf, f, t.cportOf(c));
     icmpInnerSetDaddr(buf, f, t.vaddrOf(c));
     icmpInnerSetDport(buf, f, t.vportOf(c));
     icmpRecomputeChecksum(buf, f);
-    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
+    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, f, now);
   },
 };

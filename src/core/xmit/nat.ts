@@ -1,7 +1,8 @@
 // NAT (LVS-NAT, "Masq"): net/netfilter/ipvs/ip_vs_xmit.c ip_vs_nat_xmit and the
 // tcp/udp dnat/snat handlers. Request: dst VIP:vport → RIP:rport. Reply (real server's
 // default gateway is the director): src RIP:rport → VIP:vport. Checksums are updated
-// incrementally (RFC 1624) by the codecs.
+// incrementally (RFC 1624) by the codecs. Addresses are passed as int32 (`| 0`): a u32 above
+// 2^31 crossing a call is a boxed heap number, one allocation per packet.
 
 import type { Flow } from "../packet/flow.js";
 import {
@@ -21,21 +22,21 @@ export const nat: XmitMethod = {
     const t = e.conns;
     const len = f.l3End - f.l3Off;
     if (!e.fitsDest(t.destOf(c), len, 0, f, f.daddr, now)) return 0;
-    ipv4SetDaddrDport(f.buf, f, t.daddrOf(c), t.dportOf(c));
+    ipv4SetDaddrDport(f.buf, f, t.daddrOf(c) | 0, t.dportOf(c));
     return e.emitToDest(f.buf, f.l3Off, len, t.destOf(c), f, now);
   },
 
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
-    ipv4SetSaddrSport(f.buf, f, t.vaddrOf(c), t.vportOf(c));
-    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
+    ipv4SetSaddrSport(f.buf, f, t.vaddrOf(c) | 0, t.vportOf(c));
+    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, f, now);
   },
 
   // ip_vs_nat_icmp(inout = 0): the client reports an error about a reply it got from
   // VIP:vport; the real server must see it about RIP:rport.
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
-    ipv4SetDaddr(f.buf, f, t.daddrOf(c));
+    ipv4SetDaddr(f.buf, f, t.daddrOf(c) | 0);
     icmpInnerSetSaddr(f.buf, f, t.daddrOf(c));
     icmpInnerSetSport(f.buf, f, t.dportOf(c));
     icmpRecomputeChecksum(f.buf, f);
@@ -46,10 +47,10 @@ export const nat: XmitMethod = {
   // back to the client as if it were about CIP → VIP:vport, from the VIP.
   icmpOutbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
-    ipv4SetSaddr(f.buf, f, t.vaddrOf(c));
+    ipv4SetSaddr(f.buf, f, t.vaddrOf(c) | 0);
     icmpInnerSetDaddr(f.buf, f, t.vaddrOf(c));
     icmpInnerSetDport(f.buf, f, t.vportOf(c));
     icmpRecomputeChecksum(f.buf, f);
-    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr, f, now);
+    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, f, now);
   },
 };
