@@ -33,6 +33,7 @@ import { type FromWorker, type Guard, lipsOfWorker, type ToWorker, type WorkerIn
 
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
                    [--log-level LEVEL] [--idle-ms N] [--io ring|mmsg] [--workers N] [--no-filter]
+                   [--qdisc-bypass]
 
 Runs the director in the foreground, in the current network namespace.
   --iface IF         an interface to serve (repeatable; default: every up, non-loopback Ethernet one)
@@ -48,6 +49,7 @@ Runs the director in the foreground, in the current network namespace.
   --workers N        data-plane threads (default 1), one PACKET_FANOUT member each per interface;
                      both directions of a connection reach the same worker (docs/daemon.md)
   --no-filter        do not attach the kernel socket filter (every frame crosses to user space)
+  --qdisc-bypass     PACKET_QDISC_BYPASS: frames go straight to the driver, no qdisc (docs/io.md)
 `;
 
 export interface DaemonOptions {
@@ -61,6 +63,7 @@ export interface DaemonOptions {
   io: IoBackend;
   workers: number;
   filter: boolean;
+  qdiscBypass: boolean;
 }
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
@@ -78,6 +81,7 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
     io: "ring",
     workers: 1,
     filter: true,
+    qdiscBypass: false,
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -141,6 +145,9 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
       }
       case "--no-filter":
         o.filter = false;
+        break;
+      case "--qdisc-bypass":
+        o.qdiscBypass = true;
         break;
       default:
         throw new DaemonUsageError(`unknown argument ${JSON.stringify(a)}`);
@@ -247,6 +254,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       sysctls: opts.sysctls,
       io: opts.io,
       filter: opts.filter,
+      qdiscBypass: opts.qdiscBypass,
       index,
       workers: opts.workers,
       fanoutGroup,

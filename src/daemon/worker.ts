@@ -47,6 +47,8 @@ export interface WorkerInit {
   workers?: number;
   /** Fanout group id of the first interface (the others follow), when workers > 1. */
   fanoutGroup?: number;
+  /** PACKET_QDISC_BYPASS on the sockets' transmit side. */
+  qdiscBypass?: boolean;
   /** Every LIP of the daemon (`lips` is this worker's share: replies to a LIP go to its owner). */
   allLips?: number[];
 }
@@ -219,8 +221,8 @@ function run(init: WorkerInit): void {
     init.interfaces.forEach((c, k) => {
       const s =
         io === "ring"
-          ? openRingSocket(c.name, { batch: init.batch })
-          : openPacketSocket(c.name, { batch: init.batch });
+          ? openRingSocket(c.name, { batch: init.batch, qdiscBypass: init.qdiscBypass })
+          : openPacketSocket(c.name, { batch: init.batch, qdiscBypass: init.qdiscBypass });
       sockets.push(s);
       byIfindex[s.ifindex] = s;
       if (nWorkers > 1) {

@@ -51,6 +51,7 @@ import {
   PACKET_AUXDATA,
   PACKET_IGNORE_OUTGOING,
   PACKET_MR_PROMISC,
+  PACKET_QDISC_BYPASS,
   PACKET_STATISTICS,
   POLLIN,
   SIOCGIFHWADDR,
@@ -96,6 +97,8 @@ export interface PacketSocketOptions {
    * back VLAN tags the device stripped. Default true; false only to measure what it costs.
    */
   auxdata?: boolean;
+  /** PACKET_QDISC_BYPASS: transmit straight to the driver's queue, skipping the qdisc. Default false. */
+  qdiscBypass?: boolean;
 }
 
 /** Counters kept by the socket itself (monotonic, never reset). */
@@ -233,6 +236,7 @@ export class PacketSocket implements FrameIo {
     try {
       if (opts.ignoreOutgoing ?? true) this.#setInt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
       if (this.#aux) this.#setInt(SOL_PACKET, PACKET_AUXDATA, 1, true);
+      if (opts.qdiscBypass) this.#setInt(SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
       const rcvbuf = opts.rcvbuf ?? 4 << 20;
       const sndbuf = opts.sndbuf ?? 4 << 20;
       if (rcvbuf > 0 && !this.#setInt(SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf, false)) {

@@ -111,8 +111,10 @@ export function compileOwnedFilter(spec: OwnedFilterSpec): BpfProgram {
   const owned = [...new Set(spec.owned.map((a) => a >>> 0))];
   const rips = [...new Set(spec.rips.map((a) => a >>> 0))];
   const arp = spec.arp ?? true;
-  const allIpv4 =
-    spec.allIpv4 === true || 2 * (arpSet.length + owned.length + rips.length) + 16 > BPF_MAX_INSNS;
+  const budget = BPF_MAX_INSNS - 16;
+  const arpCost = arp ? 2 * arpSet.length : 0;
+  const allIpv4 = spec.allIpv4 === true || arpCost + 2 * (owned.length + rips.length) > budget;
+  const allArp = spec.allArp === true || arpCost > budget;
   const a = new Asm();
   const snap = spec.snaplen;
   a.emit(LD_H_ABS, OFF_TYPE);
@@ -121,7 +123,7 @@ export function compileOwnedFilter(spec: OwnedFilterSpec): BpfProgram {
   if (arp) {
     a.emit(JEQ_K, ETH_P_ARP, 1, 0);
     a.emit(RET_K, 0);
-    if (spec.allArp === true) a.emit(RET_K, snap);
+    if (allArp) a.emit(RET_K, snap);
     else {
       a.emit(LD_W_ABS, OFF_ARP_TPA);
       for (const x of arpSet) a.acceptIfEq(x, snap);

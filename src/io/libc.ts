@@ -128,6 +128,8 @@ export interface Libc {
   /** mmap(2) of a packet socket's ring: the returned pointer is koffi's (view it with koffi.view). */
   mmap(len: number, prot: number, flags: number, fd: number): NativePtr;
   munmap(addr: NativePtr, len: number): number;
+  /** send(2) with a plain address: (fd, 0, 0, 0) is the kick of a PACKET_TX_RING. */
+  send(fd: number, buf: number, len: number, flags: number): number;
   if_nametoindex(name: string): number;
   ioctlPtr(fd: number, request: number, arg: NativePtr): number;
   strerror(errnum: number): string;
@@ -156,6 +158,7 @@ export function libc(): Libc {
     close: lib.func("int close(int fd)"),
     mmap: lib.func("void *mmap(void *addr, size_t len, int prot, int flags, int fd, intptr_t off)"),
     munmap: lib.func("int munmap(void *addr, size_t len)"),
+    send: lib.func("intptr_t send(int fd, uintptr_t buf, size_t len, int flags)"),
     if_nametoindex: lib.func("unsigned int if_nametoindex(const char *name)"),
     strerror: lib.func("const char *strerror(int errnum)"),
   };
@@ -171,6 +174,7 @@ export function libc(): Libc {
     close: raw.close,
     mmap: (len, prot, flags, fd) => raw.mmap(null, len, prot, flags, fd, 0),
     munmap: raw.munmap,
+    send: raw.send,
     if_nametoindex: raw.if_nametoindex,
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, "void *", arg),
     strerror: raw.strerror,

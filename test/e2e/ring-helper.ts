@@ -3,7 +3,7 @@
 //
 //   recv IO IFNAME SECONDS [FILTER_JSON]   → counts frames for SECONDS (IO = mmsg|ring), checks UDP
 //                                            checksums, optional owned filter {owned, locals, rips}
-//   gen  IFNAME DST_MAC SRC_IP DST_IP DPORT SECONDS PPS [FLOWS [VLAN]]
+//   gen  IFNAME DST_MAC SRC_IP DST_IP DPORT SECONDS PPS [FLOWS [VLAN [TX]]]   TX = mmsg | txring
 //                                          → 64-byte UDP frames (60 on the wire before FCS) from FLOWS
 //                                            source ports, paced to PPS (0 = as fast as possible)
 //
@@ -14,6 +14,7 @@ import { openPacketSocket } from "../../src/io/afpacket.js";
 import { compileOwnedFilter } from "../../src/io/bpf.js";
 import type { FrameIo } from "../../src/io/frame-io.js";
 import { openRingSocket } from "../../src/io/ring.js";
+import { TxRing } from "../../src/io/txring.js";
 
 function ip(s: string): number {
   return s.split(".").reduce((a, p) => ((a << 8) | Number(p)) >>> 0, 0);
@@ -134,7 +135,9 @@ function modeGen(
   pps: number,
   flows: number,
   vlan: number,
+  tx: string,
 ): object {
+  if (tx === "txring") return genTxRing(ifname, dstMac, src, dst, dport, seconds, pps, flows);
   const s = openPacketSocket(ifname, { batch: 64, rcvbuf: 0 });
   let frameLen = 60;
   const mac = dstMac.split(":").map((x) => Number.parseInt(x, 16));
@@ -168,6 +171,51 @@ function modeGen(
   return out;
 }
 
+/** The same load through a TPACKET_V2 tx ring: slots written once per lap, one kick per 64 frames. */
+function genTxRing(
+  ifname: string,
+  dstMac: string,
+  src: string,
+  dst: string,
+  dport: number,
+  seconds: number,
+  pps: number,
+  flows: number,
+): object {
+  const r = new TxRing(ifname, { frames: 1024 });
+  const p = openPacketSocket(ifname, { batch: 1, rcvbuf: 0, sndbuf: 0 });
+  const mac = dstMac.split(":").map((x) => Number.parseInt(x, 16));
+  const srcMac = p.mac;
+  p.close();
+  for (let k = 0; k < r.frames; k++)
+    udpFrame(r.view(k), srcMac, mac, ip(src), ip(dst), 10000 + (k % flows), dport);
+  console.log(JSON.stringify({ ready: true }));
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  let sent = 0;
+  for (;;) {
+    const now = performance.now();
+    if (now >= end) break;
+    if (pps > 0 && sent > ((now - t0) / 1000) * pps) continue;
+    for (let k = 0; k < 64; k++) {
+      if (r.slot() === null) break;
+      r.commit(60);
+    }
+    sent += r.flush();
+  }
+  const secs = (performance.now() - t0) / 1000;
+  const out = {
+    ok: true,
+    sent,
+    seconds: secs,
+    pps: Math.round(sent / secs),
+    full: r.full,
+    wrongFormat: r.wrongFormat,
+  };
+  r.close();
+  return out;
+}
+
 function main(argv: string[]): void {
   const [mode, ...a] = argv;
   if (mode === undefined) return;
@@ -185,6 +233,7 @@ function main(argv: string[]): void {
         Number(a[6]),
         Number(a[7] ?? 64),
         Number(a[8] ?? 0),
+        a[9] ?? "mmsg",
       );
     else out = { ok: false, error: `unknown mode ${mode}` };
   } catch (e) {

@@ -1,0 +1,200 @@
+// Forwarding figures of the data plane (docs/io.md "Figures"), opt-in: TSVS_RING_BENCH=1.
+//
+//   ns g (generator)                     ns d (tsvs daemon, NAT)                    ns k (sink)
+//   g0 198.18.0.1/24  ⇄  d0 198.18.0.254/24      d1 198.18.1.254/24  ⇄  k0 198.18.1.11/24
+//
+// The generator (test/e2e/ring-helper.js gen: a packet socket, sendmmsg batches of 64 prebuilt
+// frames) sends 60-byte (64 on the wire) UDP frames from 64 source ports to VIP:9; the daemon
+// rewrites them to 198.18.1.11:9; the sink's interface counts what arrives (rx_packets, no socket
+// reads it). Each cell: fresh daemon, 1 s warm-up, then SECONDS of load. Figures print as a table.
+//
+//   TSVS_RING_BENCH=1 [TSVS_RING_BENCH_SECONDS=5] node --test dist/test/e2e/ring-bench.test.js
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import {
+  addNetns,
+  addVethPair,
+  delNetns,
+  ip,
+  linkMac,
+  linkStats,
+  nsExec,
+  nsExecStatus,
+} from "../../src/io/netns.js";
+
+const ENTRY = fileURLToPath(new URL("../../src/daemon/entry.js", import.meta.url));
+const HELPER = fileURLToPath(new URL("./ring-helper.js", import.meta.url));
+const skip = process.env.TSVS_RING_BENCH === "1" ? false : "set TSVS_RING_BENCH=1 to measure";
+const SECONDS = Number(process.env.TSVS_RING_BENCH_SECONDS ?? 5);
+const P = process.pid;
+const tag = P.toString(36);
+const NS = { g: `tsvs-rb-${P}-g`, d: `tsvs-rb-${P}-d`, k: `tsvs-rb-${P}-k` };
+const IF = { g0: `rbg${tag}`, d0: `rbd${tag}`, d1: `rbD${tag}`, k0: `rbk${tag}` };
+const VIP = "198.18.0.100";
+
+interface Cell {
+  io: string;
+  workers: number;
+  rps: string;
+  pps: number;
+  extra?: string[];
+  pin?: string;
+}
+
+async function runCell(c: Cell): Promise<Record<string, number | string>> {
+  const sock = `/tmp/tsvs-rb-${P}.sock`;
+  const args = [ENTRY, "daemon", "--iface", IF.d0, "--iface", IF.d1, "--control", sock, "--io", c.io];
+  args.push("--workers", String(c.workers), ...(c.extra ?? []));
+  const argv = ["netns", "exec", NS.d, ...(c.pin ? ["taskset", "-c", c.pin] : []), process.execPath, ...args];
+  const d: ChildProcess = spawn("ip", argv, { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`daemon not ready: ${err}`)), 10_000);
+    d.stderr?.setEncoding("utf8");
+    d.stderr?.on("data", (s: string) => {
+      err += s;
+      if (err.includes('"msg":"ready"')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  const tsvs = (...a: string[]): string =>
+    nsExecStatus(NS.d, [process.execPath, ENTRY, a[0], "--control", sock, ...a.slice(1)]).stdout;
+  tsvs("ipvsadm", "-A", "-u", `${VIP}:9`, "-s", "rr");
+  tsvs("ipvsadm", "-a", "-u", `${VIP}:9`, "-r", "198.18.1.11:9", "-m");
+  // d0's receive work: "off" = where veth's sender runs it (the generator's CPU), else a CPU mask.
+  nsExec(NS.d, [
+    "sh",
+    "-c",
+    `echo ${c.rps === "off" ? "0" : c.rps} > /sys/class/net/${IF.d0}/queues/rx-0/rps_cpus`,
+  ]);
+  const mac = linkMac(NS.d, IF.d0);
+  const gen = (secs: number): { sent: number; seconds: number } => {
+    const pin = c.pin === "1" ? ["taskset", "-c", "0"] : [];
+    const r = nsExecStatus(
+      NS.g,
+      [
+        ...pin,
+        process.execPath,
+        HELPER,
+        "gen",
+        IF.g0,
+        mac,
+        "198.18.0.1",
+        VIP,
+        "9",
+        String(secs),
+        String(c.pps),
+        "64",
+      ],
+      (secs + 20) * 1000,
+    );
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { sent: number; seconds: number };
+  };
+  gen(1);
+  const k0 = linkStats(NS.k, IF.k0).rxPackets;
+  const g = gen(SECONDS);
+  await new Promise((r) => setTimeout(r, 200));
+  const got = linkStats(NS.k, IF.k0).rxPackets - k0;
+  const st = JSON.parse(tsvs("status", "--json")) as {
+    busyMs: number;
+    uptimeMs: number;
+    interfaces: { kernelDrops: number }[];
+  };
+  d.kill("SIGTERM");
+  await new Promise((r) => d.once("exit", r));
+  return {
+    io: c.io,
+    workers: c.workers,
+    rps: c.rps,
+    extra: (c.extra ?? []).join(" ") || "-",
+    target: c.pps || "max",
+    offered: Math.round(g.sent / g.seconds),
+    forwarded: Math.round(got / g.seconds),
+    kernelDrops: st.interfaces[0]?.kernelDrops ?? 0,
+  };
+}
+
+describe("forwarding figures (64-byte UDP through NAT)", { skip, timeout: 900_000 }, () => {
+  before(() => {
+    for (const ns of Object.values(NS)) delNetns(ns);
+    for (const ns of Object.values(NS)) {
+      addNetns(ns);
+      nsExec(ns, [
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+      ]);
+    }
+    addVethPair(
+      { ns: NS.g, ifname: IF.g0, cidr: "198.18.0.1/24" },
+      { ns: NS.d, ifname: IF.d0, cidr: "198.18.0.254/24" },
+    );
+    addVethPair(
+      { ns: NS.d, ifname: IF.d1, cidr: "198.18.1.254/24" },
+      { ns: NS.k, ifname: IF.k0, cidr: "198.18.1.11/24" },
+    );
+    ip("-n", NS.k, "route", "add", "default", "via", "198.18.1.254");
+    ip("-n", NS.g, "route", "add", "default", "via", "198.18.0.254");
+    // The sink's kernel would answer every datagram with an ICMP port unreachable: drop them at
+    // its ingress after they are counted (rx_packets counts before netfilter).
+    nsExec(NS.k, [
+      "nft",
+      "add table netdev sink; add chain netdev sink in { type filter hook ingress device " +
+        `${IF.k0} priority 0; policy accept; }; add rule netdev sink in udp dport 9 drop`,
+    ]);
+  });
+  after(() => {
+    for (const ns of Object.values(NS)) delNetns(ns);
+  });
+
+  const results: Record<string, number | string>[] = [];
+  const cells: Cell[] = [];
+  // Repetitions interleaved (mmsg, ring, mmsg, ring…) so that a burst of outside load hits both.
+  const reps = Number(process.env.TSVS_RING_BENCH_REPS ?? 3);
+  // TSVS_RING_BENCH_SET=rps: only the receive-steering variants (both CPUs, two workers).
+  const rpsSet = process.env.TSVS_RING_BENCH_SET === "rps";
+  for (let rep = 0; rep < reps && rpsSet; rep++) {
+    for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 2, rps: "3", pps: 0 });
+    for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 2, rps: "2", pps: 0 });
+    for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 1, rps: "3", pps: 0, pin: "1" });
+  }
+  for (let rep = 0; rep < reps && !rpsSet; rep++) {
+    for (const rps of ["off", "2"])
+      for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 1, rps, pps: 0, pin: "1" });
+    for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 2, rps: "off", pps: 0 });
+    for (const extra of [["--qdisc-bypass"], ["--no-filter"]])
+      cells.push({ io: "ring", workers: 1, rps: "off", pps: 0, pin: "1", extra });
+    for (const pps of [100_000, 200_000, 300_000, 400_000])
+      for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 1, rps: "off", pps, pin: "1" });
+  }
+  for (const c of cells) {
+    it(`${c.io} workers=${c.workers} rps=${c.rps} pps=${c.pps || "max"} ${(c.extra ?? []).join(" ")}`, async () => {
+      const r = await runCell(c);
+      results.push(r);
+      console.log(JSON.stringify(r));
+    });
+  }
+  it("prints the table (medians over the repetitions)", () => {
+    const groups = new Map<string, Record<string, number | string>[]>();
+    for (const r of results) {
+      const k = `${r.io} | ${r.workers} | ${r.rps} | ${r.extra} | ${r.target}`;
+      groups.set(k, [...(groups.get(k) ?? []), r]);
+    }
+    const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    console.log(
+      "| io | workers | rps | options | target pps | offered pps | forwarded pps (median) | min–max |",
+    );
+    for (const [k, rs] of groups) {
+      const f = rs.map((r) => Number(r.forwarded));
+      console.log(
+        `| ${k} | ${med(rs.map((r) => Number(r.offered)))} | ${med(f)} | ${Math.min(...f)}–${Math.max(...f)} |`,
+      );
+    }
+  });
+});

@@ -1,0 +1,212 @@
+// The compiled classic BPF programs (src/io/bpf.ts) run by a small cBPF interpreter written here from
+// Documentation/networking/filter.rst, on hand-built frames; and the multi-worker listing merge
+// (src/daemon/main.ts). No root needed.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { parseIPv4 } from "../../src/core/addr.js";
+import { isListing, mergeListings, workerArgv } from "../../src/daemon/main.js";
+import { type BpfProgram, compileFanoutProgram, compileOwnedFilter, fanoutHash } from "../../src/io/bpf.js";
+
+const A = (s: string): number => parseIPv4(s) ?? 0;
+
+/** Runs a cBPF program over pkt; `proto` answers the SKF_AD_PROTOCOL ancillary load. */
+function runBpf(prog: BpfProgram, pkt: Uint8Array, proto = 0): number {
+  const dv = new DataView(prog.buffer, prog.byteOffset, prog.byteLength);
+  let a = 0;
+  let x = 0;
+  for (let pc = 0; pc < prog.length / 8; pc++) {
+    const code = dv.getUint16(pc * 8, true);
+    const jt = prog[pc * 8 + 2];
+    const jf = prog[pc * 8 + 3];
+    const k = dv.getUint32(pc * 8 + 4, true);
+    const load = (size: number): number => {
+      if (k === 0xfffff000) return proto;
+      if (k + size > pkt.length) throw new Error("out of packet");
+      let v = 0;
+      for (let i = 0; i < size; i++) v = (v * 256 + pkt[k + i]) >>> 0;
+      return v;
+    };
+    switch (code) {
+      case 0x20:
+        a = load(4);
+        break;
+      case 0x28:
+        a = load(2);
+        break;
+      case 0x30:
+        a = load(1);
+        break;
+      case 0x15:
+        pc += a === k ? jt : jf;
+        break;
+      case 0x05:
+        pc += k;
+        break;
+      case 0x06:
+        return k;
+      case 0x16:
+        return a;
+      case 0x07:
+        x = a;
+        break;
+      case 0x74:
+        a = a >>> k;
+        break;
+      case 0x24:
+        a = Math.imul(a, k) >>> 0;
+        break;
+      case 0xac:
+        a = (a ^ x) >>> 0;
+        break;
+      default:
+        throw new Error(`opcode ${code.toString(16)} not interpreted`);
+    }
+  }
+  throw new Error("fell off the end");
+}
+
+function ipv4Frame(saddr: string, daddr: string, proto = 17): Uint8Array {
+  const f = new Uint8Array(60);
+  f[12] = 0x08;
+  f[14] = 0x45;
+  f[23] = proto;
+  new DataView(f.buffer).setUint32(26, A(saddr));
+  new DataView(f.buffer).setUint32(30, A(daddr));
+  return f;
+}
+
+function arpFrame(target: string): Uint8Array {
+  const f = new Uint8Array(60);
+  f[12] = 0x08;
+  f[13] = 0x06;
+  new DataView(f.buffer).setUint32(38, A(target));
+  return f;
+}
+
+describe("owned-address socket filter", () => {
+  const prog = compileOwnedFilter({
+    owned: [A("198.18.0.100"), A("198.18.1.201")],
+    locals: [A("198.18.0.254")],
+    rips: [A("198.18.1.11")],
+    snaplen: 2048,
+  });
+  const ipv6 = new Uint8Array(60);
+  ipv6[12] = 0x86;
+  ipv6[13] = 0xdd;
+  const cases: [string, Uint8Array, number][] = [
+    ["IPv4 to a VIP", ipv4Frame("198.18.0.1", "198.18.0.100"), 2048],
+    ["IPv4 to a LIP (FULLNAT reply)", ipv4Frame("198.18.1.11", "198.18.1.201"), 2048],
+    ["IPv4 from a real server (NAT reply)", ipv4Frame("198.18.1.11", "198.18.0.1"), 2048],
+    ["ICMP to anyone", ipv4Frame("10.0.0.1", "10.0.0.2", 1), 2048],
+    ["IPv4 between other hosts", ipv4Frame("198.18.0.1", "198.18.0.254"), 0],
+    ["ARP for a VIP", arpFrame("198.18.0.100"), 2048],
+    ["ARP for the DIP (reply to our request)", arpFrame("198.18.0.254"), 2048],
+    ["ARP for another host", arpFrame("198.18.0.7"), 0],
+    ["IPv6", ipv6, 0],
+  ];
+  for (const [name, frame, want] of cases)
+    it(`${name} → ${want === 0 ? "dropped" : "kept"}`, () => assert.equal(runBpf(prog, frame), want));
+
+  it("falls back to all IPv4 when the sets would not fit in BPF_MAXINSNS", () => {
+    const many = Array.from({ length: 3000 }, (_, i) => 0x0a000000 + i);
+    const p = compileOwnedFilter({ owned: many, locals: [], rips: [], snaplen: 100 });
+    assert.ok(p.length / 8 < 4096);
+    assert.equal(runBpf(p, ipv4Frame("1.2.3.4", "5.6.7.8")), 100);
+  });
+
+  it("ARP-only and all-ARP variants", () => {
+    const p = compileOwnedFilter({ owned: [], locals: [], rips: [], ipv4: false, allArp: true, snaplen: 64 });
+    assert.equal(runBpf(p, arpFrame("1.1.1.1")), 64);
+    assert.equal(runBpf(p, ipv4Frame("1.1.1.1", "2.2.2.2", 1)), 0);
+    const noArp = compileOwnedFilter({
+      owned: [A("1.1.1.1")],
+      locals: [],
+      rips: [],
+      arp: false,
+      snaplen: 64,
+    });
+    assert.equal(runBpf(noArp, arpFrame("1.1.1.1")), 0);
+  });
+});
+
+describe("fanout program: both directions of a connection go to one worker", () => {
+  const rips = [A("198.18.1.11"), A("198.18.1.12")];
+  const lips = [
+    { addr: A("198.18.1.201"), worker: 0 },
+    { addr: A("198.18.1.202"), worker: 1 },
+    { addr: A("198.18.1.203"), worker: 2 },
+  ];
+  const prog = compileFanoutProgram({ lips, rips });
+  // The fanout program sees the IP header at offset 0 (no Ethernet header).
+  const net = (s: string, d: string): Uint8Array => ipv4Frame(s, d).subarray(14);
+  for (const n of [2, 3, 4]) {
+    it(`NAT request CIP → VIP and reply RIP → CIP pick the same of ${n} workers, for 200 clients`, () => {
+      for (let i = 1; i <= 200; i++) {
+        const cip = `10.${i >> 8}.${i & 255}.${(i * 7) & 255}`;
+        const req = runBpf(prog, net(cip, "198.18.0.100"), 0x0800) % n;
+        const rep = runBpf(prog, net("198.18.1.12", cip), 0x0800) % n;
+        assert.equal(req, rep, cip);
+        assert.equal(req, fanoutHash(A(cip)) % n, "the JS hash is the program's");
+      }
+    });
+  }
+  it("a frame to a LIP goes to the LIP's owner; non-IPv4 to worker 0", () => {
+    for (const l of lips)
+      assert.equal(runBpf(prog, net("198.18.1.11", `198.18.1.20${l.worker + 1}`), 0x0800), l.worker);
+    assert.equal(runBpf(prog, new Uint8Array(28), 0x0806), 0);
+  });
+  it("the hash spreads consecutive client addresses over the workers", () => {
+    const per = [0, 0, 0, 0];
+    for (let i = 0; i < 1000; i++)
+      per[runBpf(prog, net(`10.0.${i >> 8}.${i & 255}`, "198.18.0.100"), 0x0800) % 4]++;
+    for (const c of per) assert.ok(c > 180 && c < 320, JSON.stringify(per));
+  });
+});
+
+describe("listings merged over workers", () => {
+  it("tells listings from other commands", () => {
+    for (const a of [["-Ln"], ["-L", "-n"], ["-lnc"], ["--list"], ["-Ln", "--stats"]])
+      assert.ok(isListing(a), a.join(" "));
+    for (const a of [["-A", "-t", "1.1.1.1:80", "-s", "lc"], ["-C"], ["-S", "-n"]])
+      assert.ok(!isListing(a), a.join(" "));
+    assert.deepEqual(workerArgv(["-Ln", "--stats"]), ["-Ln", "--stats", "--exact"]);
+    assert.deepEqual(workerArgv(["-Ln"]), ["-Ln"]);
+  });
+
+  it("-Ln: ActiveConn and InActConn summed, Weight kept, columns kept", () => {
+    const mk = (act: number, inact: number): string =>
+      "IP Virtual Server version 1.2.1 (size=4096)\n" +
+      "Prot LocalAddress:Port Scheduler Flags\n" +
+      "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
+      "TCP  198.18.0.100:80 rr persistent 300\n" +
+      `  -> 198.18.1.11:80               Masq    3      ${String(act).padEnd(10)} ${inact}\n`;
+    const out = mergeListings(["-Ln"], [mk(1, 2), mk(10, 20)]);
+    assert.equal(out, mk(11, 22));
+  });
+
+  it("--stats: sums formatted as ipvsadm formats them (K past 10^8)", () => {
+    const line = (n: number[]): string =>
+      `TCP  198.18.0.100:80${" ".repeat(17)}${n.map((x) => ` ${x}`).join("")}`;
+    const head =
+      "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n";
+    const out = mergeListings(
+      ["-Ln", "--stats"],
+      [head + line([1, 60000000, 2, 3, 4]), head + line([2, 60000000, 2, 3, 4])],
+    );
+    assert.equal(
+      out.split("\n")[2],
+      `TCP  198.18.0.100:80${" ".repeat(13)}        3  120000K        4        6        8`,
+    );
+  });
+
+  it("-Lnc: one header, every worker's entries", () => {
+    const head =
+      "IPVS connection entries\npro expire state       source             virtual            destination\n";
+    const out = mergeListings(
+      ["-Lnc"],
+      [`${head}UDP 04:59  UDP         a b c\n`, `${head}UDP 04:58  UDP         d e f\n`],
+    );
+    assert.equal(out, `${head}UDP 04:59  UDP         a b c\nUDP 04:58  UDP         d e f\n`);
+  });
+});
