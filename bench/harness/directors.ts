@@ -362,8 +362,8 @@ export const DIRECTORS: readonly DirectorDef[] = [
   direct,
   tsvsDirector("tsvs-nat", "nat", "tsvs NAT (-m), 1 worker"),
   tsvsDirector("tsvs-nat-2w", "nat", "tsvs NAT (-m), 2 workers", { workers: 2 }),
-  tsvsDirector("tsvs-nat-mmsg", "nat", "tsvs NAT (-m), recvmmsg receive (--io mmsg)", {
-    args: ["--io", "mmsg"],
+  tsvsDirector("tsvs-nat-ring", "nat", "tsvs NAT (-m), TPACKET_V3 ring receive (--io ring)", {
+    args: ["--io", "ring"],
   }),
   tsvsDirector("tsvs-dr", "dr", "tsvs DR (-g)"),
   tsvsDirector("tsvs-fullnat", "fullnat", "tsvs FULLNAT (--fullnat)"),

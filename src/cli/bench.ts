@@ -9,7 +9,7 @@ export const BENCH_USAGE = `Usage: tsvs bench [--smoke] [--only NAME,...] [--dur
                   [--generator trafgen|node]
        tsvs bench --update-readme FILE.json [--readme README.md]
 
-Runs every director (direct, tsvs-nat, tsvs-nat-2w, tsvs-nat-mmsg, tsvs-dr, tsvs-fullnat, tsvs-tun,
+Runs every director (direct, tsvs-nat, tsvs-nat-2w, tsvs-nat-ring, tsvs-dr, tsvs-fullnat, tsvs-tun,
 nft-dnat, haproxy, nginx-stream, ipvs-nat) over every workload (udp_pps, http_cps, http_rps, latency,
 tcp_bulk) in network namespaces tsvs-b<pid>-*, then writes DIR/<date>.json and .svg
 (default DIR: bench/results; with --smoke: bench/results/tmp). Needs root.

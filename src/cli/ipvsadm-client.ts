@@ -189,5 +189,31 @@ export function formatStatus(s: DaemonStatus): string {
   );
   const drops = Object.entries(s.drops);
   lines.push(`drops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  if (s.config !== undefined) {
+    lines.push(`config: ${s.config.file} (reloads ${s.config.reloads})`);
+    for (const h of s.config.health)
+      lines.push(
+        `  ${h.service} -> ${h.server}: ${h.alive ? "up" : "down"}${h.failures > 0 ? ` (${h.failures} failed checks)` : ""}`,
+      );
+  }
   return `${lines.join("\n")}\n`;
+}
+
+/** `tsvs reload`: the daemon re-reads its --config file and applies the difference. */
+export async function reloadMain(args: string[]): Promise<number> {
+  const { path: flag, rest } = takeControlFlag(args);
+  if (rest.length > 0) {
+    process.stderr.write(`tsvs reload: unknown argument ${rest[0]}\nUsage: tsvs reload [--control PATH]\n`);
+    return 2;
+  }
+  const res = await call(resolveControlPath(flag), { op: "reload" });
+  if (typeof res === "number") return res;
+  if (!("reloaded" in res)) {
+    process.stderr.write(
+      `tsvs reload: ${"error" in res ? res.error : "unexpected answer from the daemon"}\n`,
+    );
+    return 1;
+  }
+  process.stdout.write(`reloaded ${res.reloaded}\n`);
+  return 0;
 }

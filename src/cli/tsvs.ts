@@ -8,7 +8,7 @@ import { TsvsError } from "../core/errors.js";
 import { benchMain } from "./bench.js";
 import { configMain } from "./config.js";
 import { daemonMain } from "./daemon.js";
-import { fwmarkMain, ipvsadmMain, statusMain, sysctlMain } from "./ipvsadm-client.js";
+import { fwmarkMain, ipvsadmMain, reloadMain, statusMain, sysctlMain } from "./ipvsadm-client.js";
 import { labMain } from "./lab.js";
 import { realserverMain } from "./realserver.js";
 import { simMain } from "./sim/main.js";
@@ -23,6 +23,7 @@ Commands:
   sysctl [NAME[=VALUE]]     the daemon's director sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   fwmark add|del|list|flush [RULE]   the daemon's firewall-mark rules (iptables -j MARK phrasing)
   realserver setup|doctor|teardown --vip VIP [--method dr|tun]   prepare a DR/TUN real server
+  reload                    the daemon re-reads its --config file (as SIGHUP does)
   config check FILE         validate a keepalived.conf or tsvs YAML file, print its ipvsadm rules
   bench [--smoke] [--only NAME,...]   tsvs against nft DNAT, haproxy, nginx stream (docs/bench.md)
   sim FILE...               run scenario files on the in-memory network (docs/sim.md)
@@ -55,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
         return await sysctlMain(rest);
       case "fwmark":
         return await fwmarkMain(rest);
+      case "reload":
+        return await reloadMain(rest);
       case "config":
         return await configMain(rest);
       case "realserver":

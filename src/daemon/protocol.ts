@@ -16,7 +16,8 @@ export type Request =
   | { op: "ipvsadm"; argv: string[]; stdin?: string }
   | { op: "status" }
   | { op: "sysctl"; name?: string; value?: number }
-  | { op: "fwmark"; action: FwmarkAction; rule?: string };
+  | { op: "fwmark"; action: FwmarkAction; rule?: string }
+  | { op: "reload" };
 
 /**
  * The director sysctls the daemon carries, by their /proc/sys/net/ipv4/vs names, with the engine's
@@ -85,6 +86,12 @@ export interface DaemonStatus extends WorkerStatus {
   netns: string;
   nft: { table: string; vips: number; natDests: number; updates: number };
   worker: { alive: boolean; restarts: number };
+  /** With --config: the file, its reloads, and every checked real server's health. */
+  config?: {
+    file: string;
+    reloads: number;
+    health: Array<{ service: string; server: string; alive: boolean; failures: number }>;
+  };
 }
 
 export interface FwmarkRuleLine {
@@ -97,6 +104,7 @@ export type Response =
   | { status: DaemonStatus }
   | { sysctls: Record<string, number> }
   | { fwmarks: FwmarkRuleLine[] }
+  | { reloaded: string }
   | { error: string };
 
 /** Validates one request line; returns the request or the reason it is refused. */
@@ -147,6 +155,8 @@ export function parseRequest(line: string): Request | { error: string } {
       }
       return { op: "fwmark", action: a };
     }
+    case "reload":
+      return { op: "reload" };
     default:
       return { error: `unknown op ${JSON.stringify(o.op)}` };
   }
