@@ -27,6 +27,12 @@ export interface LabUpOptions {
   daemon?: boolean;
   /** More `tsvs daemon` arguments, e.g. ["--sysctl", "expire_nodest_conn=1"]. */
   daemonArgs?: readonly string[];
+  /**
+   * Add the lab's service (VIP:80 rr over the method's servers) once the daemon runs (default
+   * true). False when daemonArgs bring their own table (`--config FILE`): the service would be
+   * a duplicate of the file's.
+   */
+  service?: boolean;
   log?: (line: string) => void;
 }
 
@@ -95,7 +101,7 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
     st.daemon = d.proc;
     st.daemonStatus = d.status;
     writeState(names, st);
-    if (d.status === "running") {
+    if (d.status === "running" && opts.service !== false) {
       const err = addLabService(names, opts.method);
       if (err !== null) st.daemonStatus = `running; service not added: ${err}`;
       writeState(names, st);
