@@ -18,23 +18,18 @@
 import { readU16, writeU16 } from "../core/addr.js";
 import { l4ChecksumV4 } from "../core/packet/csum.js";
 import { attachFilter, type BpfProgram } from "./bpf.js";
-import type { FrameIo } from "./frame-io.js";
+import type { FrameIo, PacketSocketCounters } from "./frame-io.js";
 import {
-  AF_PACKET,
   AUX_LEN,
   AUX_STATUS,
   AUX_VLAN_TCI,
   AUX_VLAN_TPID,
   AUXDATA_CMSG_LEN,
   AUXDATA_CMSG_SPACE,
-  addressOf,
   CMSG_LEVEL,
   CMSG_TYPE,
   EAGAIN,
   EINTR,
-  ENOBUFS,
-  ETH_P_ALL,
-  IFNAMSIZ,
   libc,
   MMSG_LEN,
   MSG_CONTROL,
@@ -46,37 +41,45 @@ import {
   MSG_NAME,
   MSG_NAMELEN,
   MSG_TRUNC,
-  type NativePtr,
-  PACKET_ADD_MEMBERSHIP,
   PACKET_AUXDATA,
   PACKET_IGNORE_OUTGOING,
-  PACKET_MR_PROMISC,
   PACKET_QDISC_BYPASS,
-  PACKET_STATISTICS,
-  POLLIN,
-  SIOCGIFHWADDR,
-  SIOCGIFMTU,
   SIZEOF_CMSGHDR,
-  SIZEOF_IFREQ,
   SIZEOF_IOVEC,
   SIZEOF_MMSGHDR,
-  SIZEOF_PACKET_MREQ,
-  SIZEOF_POLLFD,
   SIZEOF_SOCKADDR_LL,
   SLL_PKTTYPE,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
   SO_SNDBUF,
   SO_SNDBUFFORCE,
-  SOCK_CLOEXEC,
-  SOCK_RAW,
   SOL_PACKET,
-  SOL_SOCKET,
   SyscallError,
   TP_STATUS_CSUMNOTREADY,
   TP_STATUS_VLAN_TPID_VALID,
   TP_STATUS_VLAN_VALID,
 } from "./libc.js";
+import {
+  addPromisc,
+  alloc,
+  bindAll,
+  checkIfname,
+  freeRegions,
+  ifHwInfo,
+  ifIndex,
+  newCounters,
+  packetSocketFd,
+  pollIn,
+  type Region,
+  readKernelStats,
+  setBufSize,
+  setIntOpt,
+  setPtr,
+  splitAddr,
+} from "./packet-common.js";
+import { TxBatch } from "./tx-batch.js";
+
+export type { PacketSocketCounters } from "./frame-io.js";
 
 export interface PacketSocketOptions {
   /** Frames per recvmmsg/sendmmsg call, and the number of preallocated rx and tx slots. Default 64. */
@@ -101,45 +104,11 @@ export interface PacketSocketOptions {
   qdiscBypass?: boolean;
 }
 
-/** Counters kept by the socket itself (monotonic, never reset). */
-export interface PacketSocketCounters {
-  rxFrames: number;
-  rxBytes: number;
-  /** Frames longer than snaplen, delivered cut. */
-  rxTruncated: number;
-  txFrames: number;
-  txBytes: number;
-  /** Frames the kernel refused for lack of buffer (ENOBUFS/EAGAIN): dropped, as a NIC would. */
-  txDropped: number;
-  /** Frames refused for another reason (EMSGSIZE, ENETDOWN, …); lastTxErrno says which. */
-  txErrors: number;
-  lastTxErrno: number;
-  /** send()/commit() calls with a frame larger than txFrameSize (not queued). */
-  txOversize: number;
-  /** Frames received CHECKSUM_PARTIAL (TP_STATUS_CSUMNOTREADY). */
-  rxCsumPartial: number;
-  /** Of those, IPv4 TCP/UDP frames whose checksum was completed in place. */
-  rxCsumCompleted: number;
-  /** Frames whose stripped 802.1Q/802.1ad tag was put back (TP_STATUS_VLAN_VALID). */
-  rxVlanRestored: number;
-  /** Frames longer than MTU + Ethernet header (+ tag): GRO/LRO/GSO aggregates, not forwardable as is. */
-  rxOversize: number;
-}
-
-const ETH_ALEN = 6;
 const ETH_HLEN = 14;
 const VLAN_HLEN = 4;
 const ETH_P_8021Q = 0x8100;
 const ETH_P_8021AD = 0x88a8;
 const ETH_P_IP = 0x0800;
-const htons = (v: number): number => ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
-
-interface Region {
-  ptr: NativePtr;
-  addr: number;
-  bytes: Uint8Array;
-  dv: DataView;
-}
 
 /**
  * One AF_PACKET socket bound to one interface.
@@ -160,44 +129,25 @@ export class PacketSocket implements FrameIo {
   readonly batch: number;
   readonly snaplen: number;
   readonly txFrameSize: number;
-  readonly counters: PacketSocketCounters = {
-    rxFrames: 0,
-    rxBytes: 0,
-    rxTruncated: 0,
-    txFrames: 0,
-    txBytes: 0,
-    txDropped: 0,
-    txErrors: 0,
-    lastTxErrno: 0,
-    txOversize: 0,
-    rxCsumPartial: 0,
-    rxCsumCompleted: 0,
-    rxVlanRestored: 0,
-    rxOversize: 0,
-  };
+  readonly counters: PacketSocketCounters = newCounters();
 
   #fd: number;
   #rxData: Region;
   // mmsghdr[batch] | iovec[batch] | sockaddr_ll[batch] (24-byte stride) | cmsg[batch] (AUXDATA_CMSG_SPACE)
   #rxMsgs: Region;
-  #txData: Region;
-  #txMsgs: Region; // mmsghdr[batch] | iovec[batch]
+  #tx: TxBatch;
   #pollfd: Region;
   #rxViews: Uint8Array[];
-  #txViews: Uint8Array[];
   #rxLen: Int32Array;
   #rxIovOff: number;
   #rxNameOff: number;
   #rxCtlOff: number;
   #rxSlotSize: number;
   #aux: boolean;
-  #txIovOff: number;
   // Slot addresses split in 32-bit halves, so that forward() can point a tx iovec anywhere without
   // a BigInt: [lo, hi] per slot.
   #rxSlotAddr: Uint32Array;
-  #txSlotAddr: Uint32Array;
   #rxCount = 0;
-  #txCount = 0;
   #closed = false;
 
   constructor(ifname: string, opts: PacketSocketOptions = {}) {
@@ -211,10 +161,7 @@ export class PacketSocket implements FrameIo {
     if (!Number.isInteger(txFrameSize) || txFrameSize < 64 || txFrameSize > 65536) {
       throw new RangeError("txFrameSize must be 64..65536");
     }
-    if (Buffer.byteLength(ifname) >= IFNAMSIZ || ifname.length === 0) {
-      throw new RangeError(`bad interface name ${JSON.stringify(ifname)}`);
-    }
-    const c = libc();
+    checkIfname(ifname);
     this.ifname = ifname;
     this.batch = batch;
     this.snaplen = snaplen;
@@ -223,52 +170,21 @@ export class PacketSocket implements FrameIo {
     // Each rx slot has VLAN_HLEN spare bytes after snaplen, so a restored tag never cuts the frame.
     this.#rxSlotSize = snaplen + VLAN_HLEN;
 
-    const ifindex = c.if_nametoindex(ifname);
-    if (ifindex === 0) throw new SyscallError(`if_nametoindex(${ifname})`, c.errno());
+    const ifindex = ifIndex(ifname);
     this.ifindex = ifindex;
-
-    // Protocol 0 at socket() time: the socket receives nothing until bind() names ETH_P_ALL and the
-    // interface, so no frame of another interface slips into the queue in between (af_packet.c
-    // registers the protocol hook only when proto != 0).
-    const fd = c.socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw new SyscallError("socket(AF_PACKET, SOCK_RAW)", c.errno());
+    const fd = packetSocketFd();
     this.#fd = fd;
     try {
-      if (opts.ignoreOutgoing ?? true) this.#setInt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
-      if (this.#aux) this.#setInt(SOL_PACKET, PACKET_AUXDATA, 1, true);
-      if (opts.qdiscBypass) this.#setInt(SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
-      const rcvbuf = opts.rcvbuf ?? 4 << 20;
-      const sndbuf = opts.sndbuf ?? 4 << 20;
-      if (rcvbuf > 0 && !this.#setInt(SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf, false)) {
-        this.#setInt(SOL_SOCKET, SO_RCVBUF, rcvbuf, false);
-      }
-      if (sndbuf > 0 && !this.#setInt(SOL_SOCKET, SO_SNDBUFFORCE, sndbuf, false)) {
-        this.#setInt(SOL_SOCKET, SO_SNDBUF, sndbuf, false);
-      }
-
-      const ifr = Buffer.alloc(SIZEOF_IFREQ);
-      ifr.write(ifname, 0, "utf8");
-      if (c.ioctlPtr(fd, SIOCGIFHWADDR, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFHWADDR)", c.errno());
-      // ifr_hwaddr is a struct sockaddr at offset 16: sa_family (2 bytes), then the address.
-      this.mac = Uint8Array.from(ifr.subarray(18, 18 + ETH_ALEN));
-      ifr.fill(0, IFNAMSIZ);
-      if (c.ioctlPtr(fd, SIOCGIFMTU, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFMTU)", c.errno());
-      this.mtu = ifr.readInt32LE(IFNAMSIZ);
-
-      if (opts.promisc) {
-        const mreq = Buffer.alloc(SIZEOF_PACKET_MREQ);
-        mreq.writeInt32LE(ifindex, 0);
-        mreq.writeUInt16LE(PACKET_MR_PROMISC, 4);
-        if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, SIZEOF_PACKET_MREQ) < 0) {
-          throw new SyscallError("setsockopt(PACKET_ADD_MEMBERSHIP, PROMISC)", c.errno());
-        }
-      }
-
-      const sll = Buffer.alloc(SIZEOF_SOCKADDR_LL);
-      sll.writeUInt16LE(AF_PACKET, 0);
-      sll.writeUInt16LE(htons(ETH_P_ALL), 2);
-      sll.writeInt32LE(ifindex, 4);
-      if (c.bind(fd, sll, SIZEOF_SOCKADDR_LL) < 0) throw new SyscallError(`bind(${ifname})`, c.errno());
+      if (opts.ignoreOutgoing ?? true) setIntOpt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
+      if (this.#aux) setIntOpt(fd, SOL_PACKET, PACKET_AUXDATA, 1, true);
+      if (opts.qdiscBypass) setIntOpt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
+      setBufSize(fd, SO_RCVBUFFORCE, SO_RCVBUF, opts.rcvbuf ?? 4 << 20);
+      setBufSize(fd, SO_SNDBUFFORCE, SO_SNDBUF, opts.sndbuf ?? 4 << 20);
+      const hw = ifHwInfo(fd, ifname);
+      this.mac = hw.mac;
+      this.mtu = hw.mtu;
+      if (opts.promisc) addPromisc(fd, ifindex);
+      bindAll(fd, ifindex, ifname);
 
       const slot = this.#rxSlotSize;
       this.#rxData = alloc(batch * slot);
@@ -276,20 +192,13 @@ export class PacketSocket implements FrameIo {
       this.#rxNameOff = this.#rxIovOff + batch * SIZEOF_IOVEC;
       this.#rxCtlOff = this.#rxNameOff + batch * 24; // 8-aligned: cmsghdr starts with a size_t
       this.#rxMsgs = alloc(this.#rxCtlOff + (this.#aux ? batch * AUXDATA_CMSG_SPACE : 0));
-      this.#txData = alloc(batch * txFrameSize);
-      this.#txIovOff = batch * SIZEOF_MMSGHDR;
-      this.#txMsgs = alloc(this.#txIovOff + batch * SIZEOF_IOVEC);
-      this.#pollfd = alloc(SIZEOF_POLLFD);
-      this.#pollfd.dv.setInt32(0, fd, true);
-      this.#pollfd.dv.setInt16(4, POLLIN, true);
+      this.#tx = new TxBatch(fd, batch, txFrameSize, this.counters, "PacketSocket");
+      this.#pollfd = pollIn(fd);
 
       this.#rxViews = [];
-      this.#txViews = [];
       this.#rxLen = new Int32Array(batch);
       this.#rxSlotAddr = new Uint32Array(batch * 2);
-      this.#txSlotAddr = new Uint32Array(batch * 2);
       const rx = this.#rxMsgs.dv;
-      const tx = this.#txMsgs.dv;
       for (let i = 0; i < batch; i++) {
         const m = i * SIZEOF_MMSGHDR;
         const iov = this.#rxIovOff + i * SIZEOF_IOVEC;
@@ -306,14 +215,6 @@ export class PacketSocket implements FrameIo {
         setPtr(rx, iov + 8, snaplen);
         this.#rxViews.push(this.#rxData.bytes.subarray(i * slot, (i + 1) * slot));
         splitAddr(this.#rxSlotAddr, i, this.#rxData.addr + i * slot);
-
-        // tx messages carry no address: af_packet.c's packet_snd() then uses the bound ifindex.
-        const tiov = this.#txIovOff + i * SIZEOF_IOVEC;
-        setPtr(tx, m + MSG_IOV, this.#txMsgs.addr + tiov);
-        setPtr(tx, m + MSG_IOVLEN, 1);
-        setPtr(tx, tiov, this.#txData.addr + i * txFrameSize);
-        this.#txViews.push(this.#txData.bytes.subarray(i * txFrameSize, (i + 1) * txFrameSize));
-        splitAddr(this.#txSlotAddr, i, this.#txData.addr + i * txFrameSize);
       }
     } catch (e) {
       this.#release();
@@ -331,7 +232,7 @@ export class PacketSocket implements FrameIo {
 
   /** Frames queued for transmit and not yet flushed. */
   get pending(): number {
-    return this.#txCount;
+    return this.#tx.count;
   }
 
   /**
@@ -341,7 +242,7 @@ export class PacketSocket implements FrameIo {
    */
   recvBatch(timeoutMs: number): number {
     if (this.#closed) throw new Error("recvBatch on a closed PacketSocket");
-    if (this.#txCount > 0) this.flush();
+    if (this.#tx.count > 0) this.flush();
     const c = libc();
     const rx = this.#rxMsgs.dv;
     // recvmsg overwrites msg_namelen and msg_controllen with the lengths it wrote; restore the
@@ -434,39 +335,22 @@ export class PacketSocket implements FrameIo {
 
   /** Copies buf[off, off+len) into the next tx slot. False (counted) if len exceeds txFrameSize. */
   send(buf: Uint8Array, off: number, len: number): boolean {
-    if (len > this.txFrameSize || len <= 0) {
-      this.counters.txOversize++;
-      return false;
-    }
-    if (this.#txCount === this.batch) this.flush();
-    const dst = this.#txViews[this.#txCount];
-    if (off === 0 && len === buf.length) dst.set(buf);
-    else for (let k = 0; k < len; k++) dst[k] = buf[off + k];
-    this.#queue(this.#txSlotAddr, this.#txCount, 0, len);
-    return true;
+    return this.#tx.send(buf, off, len);
   }
 
   /** The next tx slot to build a frame in (txFrameSize bytes); queue it with commit(len). */
   txBuffer(): Uint8Array {
-    if (this.#txCount === this.batch) this.flush();
-    return this.#txViews[this.#txCount];
+    return this.#tx.buffer();
   }
 
   commit(len: number): boolean {
-    if (len > this.txFrameSize || len <= 0) {
-      this.counters.txOversize++;
-      return false;
-    }
-    if (this.#txCount === this.batch) this.flush();
-    this.#queue(this.#txSlotAddr, this.#txCount, 0, len);
-    return true;
+    return this.#tx.commit(len);
   }
 
   /** Queues bytes [off, off+len) of rx slot i as they are (zero copy), e.g. a frame rewritten in place. */
   forward(i: number, off: number, len: number): boolean {
     if (i < 0 || i >= this.#rxCount || off < 0 || len <= 0 || off + len > this.#rxSlotSize) return false;
-    if (this.#txCount === this.batch) this.flush();
-    this.#queue(this.#rxSlotAddr, i, off, len);
+    this.#tx.queueSlot(this.#rxSlotAddr, i, off, len);
     return true;
   }
 
@@ -480,47 +364,12 @@ export class PacketSocket implements FrameIo {
    * rewritten in place. The memory must stay valid until the next flush.
    */
   queueAddress(addr: number, len: number): void {
-    if (this.#txCount === this.batch) this.flush();
-    const tx = this.#txMsgs.dv;
-    const iov = this.#txIovOff + this.#txCount * SIZEOF_IOVEC;
-    setPtr(tx, iov, addr);
-    tx.setUint32(iov + 8, len, true);
-    tx.setUint32(iov + 12, 0, true);
-    this.#txCount++;
+    this.#tx.queueAddress(addr, len);
   }
 
   /** Sends every queued frame (sendmmsg, retried until all are taken or refused). Returns frames sent. */
   flush(): number {
-    const total = this.#txCount;
-    if (total === 0) return 0;
-    if (this.#closed) throw new Error("flush on a closed PacketSocket");
-    const c = libc();
-    const cnt = this.counters;
-    const tx = this.#txMsgs.dv;
-    let done = 0;
-    let sent = 0;
-    while (done < total) {
-      const n = c.sendmmsg(this.#fd, this.#txMsgs.addr + done * SIZEOF_MMSGHDR, total - done, 0);
-      if (n > 0) {
-        for (let i = done; i < done + n; i++)
-          cnt.txBytes += tx.getUint32(i * SIZEOF_MMSGHDR + MMSG_LEN, true);
-        done += n;
-        sent += n;
-        continue;
-      }
-      const err = c.errno();
-      if (err === EINTR) continue;
-      // The first remaining frame was refused: count it and go on with the rest (a NIC drops too).
-      if (err === ENOBUFS || err === EAGAIN) cnt.txDropped++;
-      else {
-        cnt.txErrors++;
-        cnt.lastTxErrno = err;
-      }
-      done++;
-    }
-    cnt.txFrames += sent;
-    this.#txCount = 0;
-    return sent;
+    return this.#tx.flush();
   }
 
   /** Attaches (or replaces) a classic BPF socket filter (src/io/bpf.ts). */
@@ -530,14 +379,7 @@ export class PacketSocket implements FrameIo {
 
   /** The kernel's PACKET_STATISTICS since the last call (reading resets them): frames queued, dropped. */
   kernelStats(): { packets: number; drops: number } {
-    const c = libc();
-    const val = Buffer.alloc(8);
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(8, 0);
-    if (c.getsockopt(this.#fd, SOL_PACKET, PACKET_STATISTICS, val, len) < 0) {
-      throw new SyscallError("getsockopt(PACKET_STATISTICS)", c.errno());
-    }
-    return { packets: val.readUInt32LE(0), drops: val.readUInt32LE(4) };
+    return readKernelStats(this.#fd, 8);
   }
 
   /** Closes the socket and frees the native memory; every frame() view is dead afterwards. */
@@ -546,37 +388,14 @@ export class PacketSocket implements FrameIo {
     this.#release();
   }
 
-  #queue(addrs: Uint32Array, slot: number, off: number, len: number): void {
-    const tx = this.#txMsgs.dv;
-    const iov = this.#txIovOff + this.#txCount * SIZEOF_IOVEC;
-    // base = slot address + off, carried across the 32-bit halves without leaving integers.
-    const lo = addrs[slot * 2] + off;
-    tx.setUint32(iov, lo >>> 0, true);
-    tx.setUint32(iov + 4, addrs[slot * 2 + 1] + (lo > 0xffffffff ? 1 : 0), true);
-    tx.setUint32(iov + 8, len, true);
-    tx.setUint32(iov + 12, 0, true);
-    this.#txCount++;
-  }
-
-  #setInt(level: number, name: number, value: number, required: boolean): boolean {
-    const c = libc();
-    const v = Buffer.alloc(4);
-    v.writeInt32LE(value, 0);
-    if (c.setsockopt(this.#fd, level, name, v, 4) === 0) return true;
-    if (required) throw new SyscallError(`setsockopt(${level}, ${name})`, c.errno());
-    return false;
-  }
-
   #release(): void {
     this.#closed = true;
     const c = libc();
     if (this.#fd >= 0) c.close(this.#fd);
     this.#fd = -1;
-    for (const r of [this.#rxData, this.#rxMsgs, this.#txData, this.#txMsgs, this.#pollfd]) {
-      if (r !== undefined) c.koffi.free(r.ptr);
-    }
+    freeRegions(this.#rxData, this.#rxMsgs, this.#pollfd);
+    this.#tx?.free();
     this.#rxCount = 0;
-    this.#txCount = 0;
   }
 }
 
@@ -646,23 +465,4 @@ export function insertVlanTag(f: Uint8Array, len: number, tpid: number, tci: num
 
 export function openPacketSocket(ifname: string, opts?: PacketSocketOptions): PacketSocket {
   return new PacketSocket(ifname, opts);
-}
-
-function alloc(size: number): Region {
-  const k = libc().koffi;
-  const ptr = k.alloc("uint8_t", size);
-  const ab = k.view(ptr, size);
-  const bytes = new Uint8Array(ab);
-  bytes.fill(0);
-  return { ptr, addr: addressOf(ptr), bytes, dv: new DataView(ab) };
-}
-
-function setPtr(dv: DataView, off: number, value: number): void {
-  dv.setUint32(off, value % 0x100000000, true);
-  dv.setUint32(off + 4, Math.floor(value / 0x100000000), true);
-}
-
-function splitAddr(out: Uint32Array, i: number, addr: number): void {
-  out[i * 2] = addr % 0x100000000;
-  out[i * 2 + 1] = Math.floor(addr / 0x100000000);
 }

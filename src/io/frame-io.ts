@@ -2,11 +2,35 @@
 // and a transmit queue flushed once per loop. Two backends implement it: PacketSocket (recvmmsg and
 // sendmmsg, src/io/afpacket.ts) and RingSocket (a TPACKET_V3 mmap receive ring, src/io/ring.ts).
 
-import type { PacketSocketCounters } from "./afpacket.js";
 import type { BpfProgram } from "./bpf.js";
 
 export type IoBackend = "mmsg" | "ring";
 export const IO_BACKENDS: readonly IoBackend[] = ["mmsg", "ring"];
+
+/** Counters kept by the socket itself (monotonic, never reset). */
+export interface PacketSocketCounters {
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames longer than snaplen, delivered cut. */
+  rxTruncated: number;
+  txFrames: number;
+  txBytes: number;
+  /** Frames the kernel refused for lack of buffer (ENOBUFS/EAGAIN): dropped, as a NIC would. */
+  txDropped: number;
+  /** Frames refused for another reason (EMSGSIZE, ENETDOWN, …); lastTxErrno says which. */
+  txErrors: number;
+  lastTxErrno: number;
+  /** send()/commit() calls with a frame larger than txFrameSize (not queued). */
+  txOversize: number;
+  /** Frames received CHECKSUM_PARTIAL (TP_STATUS_CSUMNOTREADY). */
+  rxCsumPartial: number;
+  /** Of those, IPv4 TCP/UDP frames whose checksum was completed in place. */
+  rxCsumCompleted: number;
+  /** Frames whose stripped 802.1Q/802.1ad tag was put back (TP_STATUS_VLAN_VALID). */
+  rxVlanRestored: number;
+  /** Frames longer than MTU + Ethernet header (+ tag): GRO/LRO/GSO aggregates, not forwardable as is. */
+  rxOversize: number;
+}
 
 export interface FrameIo {
   readonly ifname: string;

@@ -17,53 +17,46 @@
 // With V3 the per-frame tp_status carries what PACKET_AUXDATA gives the recvmsg path
 // (TP_STATUS_CSUMNOTREADY, TP_STATUS_VLAN_VALID + hv1.tp_vlan_tci/tpid): no control messages.
 
-import { completeL4Checksum, type PacketSocketCounters, tagCount } from "./afpacket.js";
+import { completeL4Checksum, tagCount } from "./afpacket.js";
 import { attachFilter, type BpfProgram } from "./bpf.js";
-import type { FrameIo } from "./frame-io.js";
+import type { FrameIo, PacketSocketCounters } from "./frame-io.js";
 import {
-  AF_PACKET,
   addressOf,
-  EAGAIN,
   EINTR,
-  ENOBUFS,
-  ETH_P_ALL,
-  IFNAMSIZ,
   libc,
   MAP_SHARED,
-  MMSG_LEN,
-  MSG_IOV,
-  MSG_IOVLEN,
   type NativePtr,
-  PACKET_ADD_MEMBERSHIP,
   PACKET_IGNORE_OUTGOING,
-  PACKET_MR_PROMISC,
   PACKET_QDISC_BYPASS,
   PACKET_RX_RING,
-  PACKET_STATISTICS,
   PACKET_VERSION,
-  POLLIN,
   PROT_READ,
   PROT_WRITE,
-  SIOCGIFHWADDR,
-  SIOCGIFMTU,
-  SIZEOF_IFREQ,
-  SIZEOF_IOVEC,
-  SIZEOF_MMSGHDR,
-  SIZEOF_PACKET_MREQ,
-  SIZEOF_POLLFD,
-  SIZEOF_SOCKADDR_LL,
   SO_SNDBUF,
   SO_SNDBUFFORCE,
-  SOCK_CLOEXEC,
-  SOCK_RAW,
   SOL_PACKET,
-  SOL_SOCKET,
   SyscallError,
   TP_STATUS_CSUMNOTREADY,
   TP_STATUS_VLAN_TPID_VALID,
   TP_STATUS_VLAN_VALID,
   TPACKET_V3,
 } from "./libc.js";
+import {
+  addPromisc,
+  bindAll,
+  checkIfname,
+  freeRegions,
+  ifHwInfo,
+  ifIndex,
+  newCounters,
+  packetSocketFd,
+  pollIn,
+  type Region,
+  readKernelStats,
+  setBufSize,
+  setIntOpt,
+} from "./packet-common.js";
+import { TxBatch } from "./tx-batch.js";
 
 export interface RingSocketOptions {
   /** Most frames one recvBatch() returns, and the number of tx slots. Default 256. */
@@ -108,14 +101,6 @@ const H_VLAN_TCI = 32;
 const H_VLAN_TPID = 36;
 const H_SLL = 48;
 const SLL_PKTTYPE = 10;
-const htons = (v: number): number => ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
-
-interface Region {
-  ptr: NativePtr;
-  addr: number;
-  bytes: Uint8Array;
-  dv: DataView;
-}
 
 export class RingSocket implements FrameIo {
   readonly ifname: string;
@@ -127,21 +112,7 @@ export class RingSocket implements FrameIo {
   readonly txFrameSize: number;
   readonly blockSize: number;
   readonly blocks: number;
-  readonly counters: PacketSocketCounters = {
-    rxFrames: 0,
-    rxBytes: 0,
-    rxTruncated: 0,
-    txFrames: 0,
-    txBytes: 0,
-    txDropped: 0,
-    txErrors: 0,
-    lastTxErrno: 0,
-    txOversize: 0,
-    rxCsumPartial: 0,
-    rxCsumCompleted: 0,
-    rxVlanRestored: 0,
-    rxOversize: 0,
-  };
+  readonly counters: PacketSocketCounters = newCounters();
   /** Blocks handed over by the retire timer before they were full (TP_STATUS_BLK_TMO). */
   blocksTimedOut = 0;
   blocksSeen = 0;
@@ -171,11 +142,7 @@ export class RingSocket implements FrameIo {
   // next call (their frames are valid until then).
   #relFrom = 0;
   #relCount = 0;
-  #txData: Region;
-  #txMsgs: Region;
-  #txIovOff: number;
-  #txViews: Uint8Array[];
-  #txCount = 0;
+  #tx: TxBatch;
   #pollfd: Region;
   #closed = false;
 
@@ -198,9 +165,7 @@ export class RingSocket implements FrameIo {
     if (!Number.isInteger(retireMs) || retireMs < 1 || retireMs > 1000) {
       throw new RangeError("retireMs must be 1..1000");
     }
-    if (Buffer.byteLength(ifname) >= IFNAMSIZ || ifname.length === 0) {
-      throw new RangeError(`bad interface name ${JSON.stringify(ifname)}`);
-    }
+    checkIfname(ifname);
     const c = libc();
     this.ifname = ifname;
     this.batch = batch;
@@ -208,36 +173,19 @@ export class RingSocket implements FrameIo {
     this.txFrameSize = txFrameSize;
     this.blockSize = blockSize;
     this.blocks = blocks;
-    const ifindex = c.if_nametoindex(ifname);
-    if (ifindex === 0) throw new SyscallError(`if_nametoindex(${ifname})`, c.errno());
+    const ifindex = ifIndex(ifname);
     this.ifindex = ifindex;
-
-    const fd = c.socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw new SyscallError("socket(AF_PACKET, SOCK_RAW)", c.errno());
+    const fd = packetSocketFd();
     this.#fd = fd;
     try {
-      if (opts.ignoreOutgoing ?? true) this.#setInt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
-      this.#setInt(SOL_PACKET, PACKET_VERSION, TPACKET_V3, true);
-      if (opts.qdiscBypass) this.#setInt(SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
-      const sndbuf = opts.sndbuf ?? 4 << 20;
-      if (sndbuf > 0 && !this.#setInt(SOL_SOCKET, SO_SNDBUFFORCE, sndbuf, false)) {
-        this.#setInt(SOL_SOCKET, SO_SNDBUF, sndbuf, false);
-      }
-      const ifr = Buffer.alloc(SIZEOF_IFREQ);
-      ifr.write(ifname, 0, "utf8");
-      if (c.ioctlPtr(fd, SIOCGIFHWADDR, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFHWADDR)", c.errno());
-      this.mac = Uint8Array.from(ifr.subarray(18, 24));
-      ifr.fill(0, IFNAMSIZ);
-      if (c.ioctlPtr(fd, SIOCGIFMTU, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFMTU)", c.errno());
-      this.mtu = ifr.readInt32LE(IFNAMSIZ);
-      if (opts.promisc) {
-        const mreq = Buffer.alloc(SIZEOF_PACKET_MREQ);
-        mreq.writeInt32LE(ifindex, 0);
-        mreq.writeUInt16LE(PACKET_MR_PROMISC, 4);
-        if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, SIZEOF_PACKET_MREQ) < 0) {
-          throw new SyscallError("setsockopt(PACKET_ADD_MEMBERSHIP, PROMISC)", c.errno());
-        }
-      }
+      if (opts.ignoreOutgoing ?? true) setIntOpt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
+      setIntOpt(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3, true);
+      if (opts.qdiscBypass) setIntOpt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
+      setBufSize(fd, SO_SNDBUFFORCE, SO_SNDBUF, opts.sndbuf ?? 4 << 20);
+      const hw = ifHwInfo(fd, ifname);
+      this.mac = hw.mac;
+      this.mtu = hw.mtu;
+      if (opts.promisc) addPromisc(fd, ifindex);
       // struct tpacket_req3: block size/nr, frame size/nr (V3 frames are variable; the kernel still
       // checks frame_nr = block_nr × block_size / frame_size), retire timeout, priv size, features.
       const frameSize = 2048;
@@ -268,32 +216,15 @@ export class RingSocket implements FrameIo {
       }
       if (opts.filter !== undefined) attachFilter(fd, opts.filter);
 
-      const sll = Buffer.alloc(SIZEOF_SOCKADDR_LL);
-      sll.writeUInt16LE(AF_PACKET, 0);
-      sll.writeUInt16LE(htons(ETH_P_ALL), 2);
-      sll.writeInt32LE(ifindex, 4);
-      if (c.bind(fd, sll, SIZEOF_SOCKADDR_LL) < 0) throw new SyscallError(`bind(${ifname})`, c.errno());
+      bindAll(fd, ifindex, ifname);
 
       this.#cur = [];
       for (let i = 0; i < batch; i++) this.#cur.push(this.#ring);
       this.#curStart = new Float64Array(batch);
       this.#curLen = new Int32Array(batch);
       this.#curType = new Uint8Array(batch);
-      this.#txData = alloc(batch * txFrameSize);
-      this.#txIovOff = batch * SIZEOF_MMSGHDR;
-      this.#txMsgs = alloc(this.#txIovOff + batch * SIZEOF_IOVEC);
-      this.#txViews = [];
-      const tx = this.#txMsgs.dv;
-      for (let i = 0; i < batch; i++) {
-        const m = i * SIZEOF_MMSGHDR;
-        const tiov = this.#txIovOff + i * SIZEOF_IOVEC;
-        setPtr(tx, m + MSG_IOV, this.#txMsgs.addr + tiov);
-        setPtr(tx, m + MSG_IOVLEN, 1);
-        this.#txViews.push(this.#txData.bytes.subarray(i * txFrameSize, (i + 1) * txFrameSize));
-      }
-      this.#pollfd = alloc(SIZEOF_POLLFD);
-      this.#pollfd.dv.setInt32(0, fd, true);
-      this.#pollfd.dv.setInt16(4, POLLIN, true);
+      this.#tx = new TxBatch(fd, batch, txFrameSize, this.counters, "RingSocket");
+      this.#pollfd = pollIn(fd);
     } catch (e) {
       this.#release();
       throw e;
@@ -309,7 +240,7 @@ export class RingSocket implements FrameIo {
   }
 
   get pending(): number {
-    return this.#txCount;
+    return this.#tx.count;
   }
 
   /**
@@ -318,7 +249,7 @@ export class RingSocket implements FrameIo {
    */
   recvBatch(timeoutMs: number): number {
     if (this.#closed) throw new Error("recvBatch on a closed RingSocket");
-    if (this.#txCount > 0) this.flush();
+    if (this.#tx.count > 0) this.flush();
     this.#giveBack();
     this.#count = 0;
     let n = this.#collect();
@@ -441,38 +372,21 @@ export class RingSocket implements FrameIo {
   }
 
   send(buf: Uint8Array, off: number, len: number): boolean {
-    if (len > this.txFrameSize || len <= 0) {
-      this.counters.txOversize++;
-      return false;
-    }
-    if (this.#txCount === this.batch) this.flush();
-    const dst = this.#txViews[this.#txCount];
-    if (off === 0 && len === buf.length) dst.set(buf);
-    else for (let k = 0; k < len; k++) dst[k] = buf[off + k];
-    this.#queue(this.#txData.addr + this.#txCount * this.txFrameSize, len);
-    return true;
+    return this.#tx.send(buf, off, len);
   }
 
   txBuffer(): Uint8Array {
-    if (this.#txCount === this.batch) this.flush();
-    return this.#txViews[this.#txCount];
+    return this.#tx.buffer();
   }
 
   commit(len: number): boolean {
-    if (len > this.txFrameSize || len <= 0) {
-      this.counters.txOversize++;
-      return false;
-    }
-    if (this.#txCount === this.batch) this.flush();
-    this.#queue(this.#txData.addr + this.#txCount * this.txFrameSize, len);
-    return true;
+    return this.#tx.commit(len);
   }
 
   /** Queues bytes of frame i straight from the ring (zero copy; the block is given back after flush). */
   forward(i: number, off: number, len: number): boolean {
     if (i < 0 || i >= this.#count || off < 0 || len <= 0 || off + len > this.#cur[i].length) return false;
-    if (this.#txCount === this.batch) this.flush();
-    this.#queue(this.#ringAddr + this.#curStart[i] + off, len);
+    this.#tx.queueAddress(this.#ringAddr + this.#curStart[i] + off, len);
     return true;
   }
 
@@ -481,40 +395,11 @@ export class RingSocket implements FrameIo {
   }
 
   queueAddress(addr: number, len: number): void {
-    if (this.#txCount === this.batch) this.flush();
-    this.#queue(addr, len);
+    this.#tx.queueAddress(addr, len);
   }
 
   flush(): number {
-    const total = this.#txCount;
-    if (total === 0) return 0;
-    if (this.#closed) throw new Error("flush on a closed RingSocket");
-    const c = libc();
-    const cnt = this.counters;
-    const tx = this.#txMsgs.dv;
-    let done = 0;
-    let sent = 0;
-    while (done < total) {
-      const n = c.sendmmsg(this.#fd, this.#txMsgs.addr + done * SIZEOF_MMSGHDR, total - done, 0);
-      if (n > 0) {
-        for (let i = done; i < done + n; i++)
-          cnt.txBytes += tx.getUint32(i * SIZEOF_MMSGHDR + MMSG_LEN, true);
-        done += n;
-        sent += n;
-        continue;
-      }
-      const err = c.errno();
-      if (err === EINTR) continue;
-      if (err === ENOBUFS || err === EAGAIN) cnt.txDropped++;
-      else {
-        cnt.txErrors++;
-        cnt.lastTxErrno = err;
-      }
-      done++;
-    }
-    cnt.txFrames += sent;
-    this.#txCount = 0;
-    return sent;
+    return this.#tx.flush();
   }
 
   /** Attaches (or replaces) a classic BPF socket filter (src/io/bpf.ts). */
@@ -524,37 +409,12 @@ export class RingSocket implements FrameIo {
 
   /** PACKET_STATISTICS (tpacket_stats_v3: the first two fields) since the last call. */
   kernelStats(): { packets: number; drops: number } {
-    const c = libc();
-    const val = Buffer.alloc(12);
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(12, 0);
-    if (c.getsockopt(this.#fd, SOL_PACKET, PACKET_STATISTICS, val, len) < 0) {
-      throw new SyscallError("getsockopt(PACKET_STATISTICS)", c.errno());
-    }
-    return { packets: val.readUInt32LE(0), drops: val.readUInt32LE(4) };
+    return readKernelStats(this.#fd, 12);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#release();
-  }
-
-  #queue(addr: number, len: number): void {
-    const tx = this.#txMsgs.dv;
-    const iov = this.#txIovOff + this.#txCount * SIZEOF_IOVEC;
-    setPtr(tx, iov, addr);
-    tx.setUint32(iov + 8, len, true);
-    tx.setUint32(iov + 12, 0, true);
-    this.#txCount++;
-  }
-
-  #setInt(level: number, name: number, value: number, required: boolean): boolean {
-    const c = libc();
-    const v = Buffer.alloc(4);
-    v.writeInt32LE(value, 0);
-    if (c.setsockopt(this.#fd, level, name, v, 4) === 0) return true;
-    if (required) throw new SyscallError(`setsockopt(${level}, ${name})`, c.errno());
-    return false;
   }
 
   #release(): void {
@@ -564,30 +424,14 @@ export class RingSocket implements FrameIo {
     this.#ringPtr = null;
     if (this.#fd >= 0) c.close(this.#fd);
     this.#fd = -1;
-    for (const r of [this.#txData, this.#txMsgs, this.#pollfd]) {
-      if (r !== undefined) c.koffi.free(r.ptr);
-    }
+    freeRegions(this.#pollfd);
+    this.#tx?.free();
     this.#views = [];
     this.#viewsTagged = [];
     this.#count = 0;
-    this.#txCount = 0;
   }
 }
 
 export function openRingSocket(ifname: string, opts?: RingSocketOptions): RingSocket {
   return new RingSocket(ifname, opts);
-}
-
-function alloc(size: number): Region {
-  const k = libc().koffi;
-  const ptr = k.alloc("uint8_t", size);
-  const ab = k.view(ptr, size);
-  const bytes = new Uint8Array(ab);
-  bytes.fill(0);
-  return { ptr, addr: addressOf(ptr), bytes, dv: new DataView(ab) };
-}
-
-function setPtr(dv: DataView, off: number, value: number): void {
-  dv.setUint32(off, value % 0x100000000, true);
-  dv.setUint32(off + 4, Math.floor(value / 0x100000000), true);
 }

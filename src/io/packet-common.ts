@@ -1,0 +1,191 @@
+// What both AF_PACKET link backends (PacketSocket, src/io/afpacket.ts; RingSocket, src/io/ring.ts)
+// do alike outside the per-packet path: native memory regions, socket options, the interface's MAC
+// and MTU, PROMISC membership, binding, PACKET_STATISTICS. All of it runs at open time or on demand
+// (kernelStats), never per packet.
+
+import type { PacketSocketCounters } from "./frame-io.js";
+import {
+  AF_PACKET,
+  addressOf,
+  ETH_P_ALL,
+  IFNAMSIZ,
+  libc,
+  type NativePtr,
+  PACKET_ADD_MEMBERSHIP,
+  PACKET_MR_PROMISC,
+  PACKET_STATISTICS,
+  POLLIN,
+  SIOCGIFHWADDR,
+  SIOCGIFMTU,
+  SIZEOF_IFREQ,
+  SIZEOF_PACKET_MREQ,
+  SIZEOF_POLLFD,
+  SIZEOF_SOCKADDR_LL,
+  SOCK_CLOEXEC,
+  SOCK_RAW,
+  SOL_PACKET,
+  SOL_SOCKET,
+  SyscallError,
+} from "./libc.js";
+
+const ETH_ALEN = 6;
+
+/** A block of koffi-managed native memory, zeroed, with its address and two views. */
+export interface Region {
+  ptr: NativePtr;
+  addr: number;
+  bytes: Uint8Array;
+  dv: DataView;
+}
+
+export function alloc(size: number): Region {
+  const k = libc().koffi;
+  const ptr = k.alloc("uint8_t", size);
+  const ab = k.view(ptr, size);
+  const bytes = new Uint8Array(ab);
+  bytes.fill(0);
+  return { ptr, addr: addressOf(ptr), bytes, dv: new DataView(ab) };
+}
+
+/** Frees the regions that were allocated (a constructor may fail before it allocates them all). */
+export function freeRegions(...regions: (Region | undefined)[]): void {
+  const k = libc().koffi;
+  for (const r of regions) if (r !== undefined) k.free(r.ptr);
+}
+
+/** A 64-bit little-endian pointer from a JS number (addresses stay below 2^53). */
+export function setPtr(dv: DataView, off: number, value: number): void {
+  dv.setUint32(off, value % 0x100000000, true);
+  dv.setUint32(off + 4, Math.floor(value / 0x100000000), true);
+}
+
+/** Stores addr as [lo, hi] 32-bit halves at out[2i], out[2i+1] (see TxBatch.queueSlot). */
+export function splitAddr(out: Uint32Array, i: number, addr: number): void {
+  out[i * 2] = addr % 0x100000000;
+  out[i * 2 + 1] = Math.floor(addr / 0x100000000);
+}
+
+export const htons = (v: number): number => ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
+
+export function newCounters(): PacketSocketCounters {
+  return {
+    rxFrames: 0,
+    rxBytes: 0,
+    rxTruncated: 0,
+    txFrames: 0,
+    txBytes: 0,
+    txDropped: 0,
+    txErrors: 0,
+    lastTxErrno: 0,
+    txOversize: 0,
+    rxCsumPartial: 0,
+    rxCsumCompleted: 0,
+    rxVlanRestored: 0,
+    rxOversize: 0,
+  };
+}
+
+export function checkIfname(ifname: string): void {
+  if (Buffer.byteLength(ifname) >= IFNAMSIZ || ifname.length === 0) {
+    throw new RangeError(`bad interface name ${JSON.stringify(ifname)}`);
+  }
+}
+
+export function ifIndex(ifname: string): number {
+  const c = libc();
+  const ifindex = c.if_nametoindex(ifname);
+  if (ifindex === 0) throw new SyscallError(`if_nametoindex(${ifname})`, c.errno());
+  return ifindex;
+}
+
+/**
+ * socket(AF_PACKET, SOCK_RAW) with protocol 0: it receives nothing until bindAll() names ETH_P_ALL
+ * and the interface, so no frame of another interface slips into the queue in between (af_packet.c
+ * registers the protocol hook only when proto != 0).
+ */
+export function packetSocketFd(): number {
+  const c = libc();
+  const fd = c.socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new SyscallError("socket(AF_PACKET, SOCK_RAW)", c.errno());
+  return fd;
+}
+
+/** setsockopt with an int value: true when it took; a failure throws only when required. */
+export function setIntOpt(
+  fd: number,
+  level: number,
+  name: number,
+  value: number,
+  required: boolean,
+): boolean {
+  const c = libc();
+  const v = Buffer.alloc(4);
+  v.writeInt32LE(value, 0);
+  if (c.setsockopt(fd, level, name, v, 4) === 0) return true;
+  if (required) throw new SyscallError(`setsockopt(${level}, ${name})`, c.errno());
+  return false;
+}
+
+/** SO_*BUFFORCE (root: past net.core.*mem_max), else the plain option; size 0 keeps the default. */
+export function setBufSize(fd: number, force: number, plain: number, size: number): void {
+  if (size > 0 && !setIntOpt(fd, SOL_SOCKET, force, size, false)) {
+    setIntOpt(fd, SOL_SOCKET, plain, size, false);
+  }
+}
+
+/** The interface's MAC address and MTU (SIOCGIFHWADDR, SIOCGIFMTU). */
+export function ifHwInfo(fd: number, ifname: string): { mac: Uint8Array; mtu: number } {
+  const c = libc();
+  const ifr = Buffer.alloc(SIZEOF_IFREQ);
+  ifr.write(ifname, 0, "utf8");
+  if (c.ioctlPtr(fd, SIOCGIFHWADDR, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFHWADDR)", c.errno());
+  // ifr_hwaddr is a struct sockaddr at offset 16: sa_family (2 bytes), then the address.
+  const mac = Uint8Array.from(ifr.subarray(18, 18 + ETH_ALEN));
+  ifr.fill(0, IFNAMSIZ);
+  if (c.ioctlPtr(fd, SIOCGIFMTU, ifr) < 0) throw new SyscallError("ioctl(SIOCGIFMTU)", c.errno());
+  return { mac, mtu: ifr.readInt32LE(IFNAMSIZ) };
+}
+
+/** PACKET_MR_PROMISC membership: dropped by the kernel with the socket. */
+export function addPromisc(fd: number, ifindex: number): void {
+  const c = libc();
+  const mreq = Buffer.alloc(SIZEOF_PACKET_MREQ);
+  mreq.writeInt32LE(ifindex, 0);
+  mreq.writeUInt16LE(PACKET_MR_PROMISC, 4);
+  if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, SIZEOF_PACKET_MREQ) < 0) {
+    throw new SyscallError("setsockopt(PACKET_ADD_MEMBERSHIP, PROMISC)", c.errno());
+  }
+}
+
+/** bind() to ETH_P_ALL on the interface: from here on frames are queued. */
+export function bindAll(fd: number, ifindex: number, ifname: string): void {
+  const c = libc();
+  const sll = Buffer.alloc(SIZEOF_SOCKADDR_LL);
+  sll.writeUInt16LE(AF_PACKET, 0);
+  sll.writeUInt16LE(htons(ETH_P_ALL), 2);
+  sll.writeInt32LE(ifindex, 4);
+  if (c.bind(fd, sll, SIZEOF_SOCKADDR_LL) < 0) throw new SyscallError(`bind(${ifname})`, c.errno());
+}
+
+/** A struct pollfd waiting for POLLIN on fd. */
+export function pollIn(fd: number): Region {
+  const r = alloc(SIZEOF_POLLFD);
+  r.dv.setInt32(0, fd, true);
+  r.dv.setInt16(4, POLLIN, true);
+  return r;
+}
+
+/**
+ * PACKET_STATISTICS since the last call (reading resets them). size: 8 for struct tpacket_stats,
+ * 12 for tpacket_stats_v3 (TPACKET_V3 sockets); both start with tp_packets, tp_drops.
+ */
+export function readKernelStats(fd: number, size: number): { packets: number; drops: number } {
+  const c = libc();
+  const val = Buffer.alloc(size);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(size, 0);
+  if (c.getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, val, len) < 0) {
+    throw new SyscallError("getsockopt(PACKET_STATISTICS)", c.errno());
+  }
+  return { packets: val.readUInt32LE(0), drops: val.readUInt32LE(4) };
+}

@@ -1,0 +1,167 @@
+// The sendmmsg(2) transmit queue both AF_PACKET backends use (PacketSocket, RingSocket): `size`
+// preallocated frame slots plus an mmsghdr/iovec array in native memory, so queueing a frame is a
+// few stores into that array and flush() one sendmmsg call for the whole batch. Nothing here
+// allocates after the constructor.
+//
+// Messages carry no address: af_packet.c's packet_snd() then uses the bound ifindex.
+
+import type { PacketSocketCounters } from "./frame-io.js";
+import {
+  EAGAIN,
+  EINTR,
+  ENOBUFS,
+  libc,
+  MMSG_LEN,
+  MSG_IOV,
+  MSG_IOVLEN,
+  SIZEOF_IOVEC,
+  SIZEOF_MMSGHDR,
+} from "./libc.js";
+import { alloc, freeRegions, type Region, setPtr, splitAddr } from "./packet-common.js";
+
+export class TxBatch {
+  /** Slots, and the most messages one flush hands to sendmmsg at a time. */
+  readonly size: number;
+  /** Bytes per slot: the largest frame send()/commit() accept. */
+  readonly frameSize: number;
+  /** Frames queued and not yet flushed. */
+  count = 0;
+  readonly #fd: number;
+  readonly #counters: PacketSocketCounters;
+  readonly #owner: string;
+  readonly #data: Region;
+  readonly #msgs: Region; // mmsghdr[size] | iovec[size]
+  readonly #iovOff: number;
+  readonly #views: Uint8Array[] = [];
+  // Slot addresses as [lo, hi] 32-bit halves (splitAddr), so that queueSlot() builds an iovec base
+  // without a BigInt or a float division.
+  readonly #slotAddr: Uint32Array;
+  #closed = false;
+
+  /** owner names the socket class in errors ("flush on a closed PacketSocket"). */
+  constructor(fd: number, size: number, frameSize: number, counters: PacketSocketCounters, owner: string) {
+    this.#fd = fd;
+    this.size = size;
+    this.frameSize = frameSize;
+    this.#counters = counters;
+    this.#owner = owner;
+    this.#data = alloc(size * frameSize);
+    this.#iovOff = size * SIZEOF_MMSGHDR;
+    try {
+      this.#msgs = alloc(this.#iovOff + size * SIZEOF_IOVEC);
+    } catch (e) {
+      freeRegions(this.#data);
+      throw e;
+    }
+    this.#slotAddr = new Uint32Array(size * 2);
+    const dv = this.#msgs.dv;
+    for (let i = 0; i < size; i++) {
+      const m = i * SIZEOF_MMSGHDR;
+      const iov = this.#iovOff + i * SIZEOF_IOVEC;
+      setPtr(dv, m + MSG_IOV, this.#msgs.addr + iov);
+      setPtr(dv, m + MSG_IOVLEN, 1);
+      this.#views.push(this.#data.bytes.subarray(i * frameSize, (i + 1) * frameSize));
+      splitAddr(this.#slotAddr, i, this.#data.addr + i * frameSize);
+    }
+  }
+
+  /** Copies buf[off, off+len) into the next slot. False (counted in txOversize) if len does not fit. */
+  send(buf: Uint8Array, off: number, len: number): boolean {
+    if (len > this.frameSize || len <= 0) {
+      this.#counters.txOversize++;
+      return false;
+    }
+    if (this.count === this.size) this.flush();
+    const dst = this.#views[this.count];
+    if (off === 0 && len === buf.length) dst.set(buf);
+    else for (let k = 0; k < len; k++) dst[k] = buf[off + k];
+    this.queueSlot(this.#slotAddr, this.count, 0, len);
+    return true;
+  }
+
+  /** The next slot to build a frame in (frameSize bytes); queue it with commit(len). */
+  buffer(): Uint8Array {
+    if (this.count === this.size) this.flush();
+    return this.#views[this.count];
+  }
+
+  commit(len: number): boolean {
+    if (len > this.frameSize || len <= 0) {
+      this.#counters.txOversize++;
+      return false;
+    }
+    if (this.count === this.size) this.flush();
+    this.queueSlot(this.#slotAddr, this.count, 0, len);
+    return true;
+  }
+
+  /**
+   * Queues len bytes at (address of slot `slot` in `addrs`, split by splitAddr) + off, flushing
+   * first when the queue is full. The memory must stay valid until the next flush.
+   */
+  queueSlot(addrs: Uint32Array, slot: number, off: number, len: number): void {
+    if (this.count === this.size) this.flush();
+    const tx = this.#msgs.dv;
+    const iov = this.#iovOff + this.count * SIZEOF_IOVEC;
+    // base = slot address + off, carried across the 32-bit halves without leaving integers.
+    const lo = addrs[slot * 2] + off;
+    tx.setUint32(iov, lo >>> 0, true);
+    tx.setUint32(iov + 4, addrs[slot * 2 + 1] + (lo > 0xffffffff ? 1 : 0), true);
+    tx.setUint32(iov + 8, len, true);
+    tx.setUint32(iov + 12, 0, true);
+    this.count++;
+  }
+
+  /** Queues len bytes at a native address (zero copy), flushing first when the queue is full. */
+  queueAddress(addr: number, len: number): void {
+    if (this.count === this.size) this.flush();
+    const tx = this.#msgs.dv;
+    const iov = this.#iovOff + this.count * SIZEOF_IOVEC;
+    setPtr(tx, iov, addr);
+    tx.setUint32(iov + 8, len, true);
+    tx.setUint32(iov + 12, 0, true);
+    this.count++;
+  }
+
+  /** Sends every queued frame (sendmmsg, retried until all are taken or refused). Returns frames sent. */
+  flush(): number {
+    const total = this.count;
+    if (total === 0) return 0;
+    if (this.#closed) throw new Error(`flush on a closed ${this.#owner}`);
+    const c = libc();
+    const cnt = this.#counters;
+    const tx = this.#msgs.dv;
+    let done = 0;
+    let sent = 0;
+    while (done < total) {
+      const n = c.sendmmsg(this.#fd, this.#msgs.addr + done * SIZEOF_MMSGHDR, total - done, 0);
+      if (n > 0) {
+        for (let i = done; i < done + n; i++)
+          cnt.txBytes += tx.getUint32(i * SIZEOF_MMSGHDR + MMSG_LEN, true);
+        done += n;
+        sent += n;
+        continue;
+      }
+      const err = c.errno();
+      if (err === EINTR) continue;
+      // The first remaining frame was refused: count it and go on with the rest (a NIC drops too).
+      if (err === ENOBUFS || err === EAGAIN) cnt.txDropped++;
+      else {
+        cnt.txErrors++;
+        cnt.lastTxErrno = err;
+      }
+      done++;
+    }
+    cnt.txFrames += sent;
+    this.count = 0;
+    return sent;
+  }
+
+  /** Frees the native memory; queued frames are dropped, a later flush throws. */
+  free(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.count = 0;
+    freeRegions(this.#data, this.#msgs);
+  }
+}
