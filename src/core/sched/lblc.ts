@@ -27,17 +27,49 @@ interface LblcEntry {
   lastuse: number;
 }
 
-export interface LblcState {
+/** The per-service state of lblc and lblcr: the cache and the garbage-collection timer. */
+export interface LocalityState<E extends { lastuse: number }> {
   /** Keyed by destination address (host order). Insertion order stands in for the bucket rover. */
-  table: Map<number, LblcEntry>;
+  table: Map<number, E>;
   /** Next periodic-timer expiry; NaN until the first schedule call. */
   nextCheck: number;
   counter: number;
+  /** Set by doneService: a scheduler still running for a removed service adds no entries. */
   dead: boolean;
 }
 
-function newState(): LblcState {
+export type LblcState = LocalityState<LblcEntry>;
+
+function newLocalityState<E extends { lastuse: number }>(): LocalityState<E> {
   return { table: new Map(), nextCheck: Number.NaN, counter: 1, dead: false };
+}
+
+export function initLocality(svc: Service): void {
+  svc.schedData = newLocalityState();
+}
+
+export function doneLocality(svc: Service): void {
+  const st = svc.schedData as LocalityState<{ lastuse: number }> | undefined;
+  if (st !== undefined) {
+    st.dead = true;
+    st.table.clear();
+  }
+  svc.schedData = undefined;
+}
+
+/** The service's state (created on first use), its timer caught up to now. */
+export function localityState<E extends { lastuse: number }>(
+  svc: Service,
+  now: number,
+  expiration: number,
+): LocalityState<E> {
+  let st = svc.schedData as LocalityState<E> | undefined;
+  if (st === undefined) {
+    st = newLocalityState<E>();
+    svc.schedData = st;
+  }
+  runTimers(st.table, st, now, expiration);
+  return st;
 }
 
 /** is_overloaded() of ip_vs_lblc.c / ip_vs_lblcr.c. */
@@ -103,25 +135,11 @@ export function runTimers<E extends { lastuse: number }>(
 export function createLblc(expiration = LBLC_DEFAULT_EXPIRATION_MS): Scheduler {
   return {
     name: "lblc",
-    initService(svc: Service): void {
-      svc.schedData = newState();
-    },
-    doneService(svc: Service): void {
-      const st = svc.schedData as LblcState | undefined;
-      if (st !== undefined) {
-        st.dead = true;
-        st.table.clear();
-      }
-      svc.schedData = undefined;
-    },
+    initService: initLocality,
+    doneService: doneLocality,
     schedule(svc: Service, flow: Flow, ctx: SchedContext): Dest | null {
-      let st = svc.schedData as LblcState | undefined;
-      if (st === undefined) {
-        st = newState();
-        svc.schedData = st;
-      }
       const now = ctx.now;
-      runTimers(st.table, st, now, expiration);
+      const st = localityState<LblcEntry>(svc, now, expiration);
       const en = st.table.get(flow.daddr);
       if (en !== undefined) {
         en.lastuse = now;

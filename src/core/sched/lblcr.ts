@@ -9,7 +9,14 @@
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest, destOverhead } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import type { Service } from "../service.js";
-import { LBLC_DEFAULT_EXPIRATION_MS, lblcOverloaded, runTimers } from "./lblc.js";
+import {
+  doneLocality,
+  initLocality,
+  LBLC_DEFAULT_EXPIRATION_MS,
+  type LocalityState,
+  lblcOverloaded,
+  localityState,
+} from "./lblc.js";
 import type { SchedContext, Scheduler } from "./types.js";
 import { wlcSelect } from "./util.js";
 
@@ -19,16 +26,7 @@ interface LblcrEntry {
   lastuse: number;
 }
 
-export interface LblcrState {
-  table: Map<number, LblcrEntry>;
-  nextCheck: number;
-  counter: number;
-  dead: boolean;
-}
-
-function newState(): LblcrState {
-  return { table: new Map(), nextCheck: Number.NaN, counter: 1, dead: false };
-}
+export type LblcrState = LocalityState<LblcrEntry>;
 
 /** ip_vs_dest_set_min: the seed must be non-overloaded, weighted and available. */
 function setMin(set: readonly Dest[]): Dest | null {
@@ -84,25 +82,11 @@ function setMax(set: readonly Dest[]): Dest | null {
 export function createLblcr(expiration = LBLC_DEFAULT_EXPIRATION_MS): Scheduler {
   return {
     name: "lblcr",
-    initService(svc: Service): void {
-      svc.schedData = newState();
-    },
-    doneService(svc: Service): void {
-      const st = svc.schedData as LblcrState | undefined;
-      if (st !== undefined) {
-        st.dead = true;
-        st.table.clear();
-      }
-      svc.schedData = undefined;
-    },
+    initService: initLocality,
+    doneService: doneLocality,
     schedule(svc: Service, flow: Flow, ctx: SchedContext): Dest | null {
-      let st = svc.schedData as LblcrState | undefined;
-      if (st === undefined) {
-        st = newState();
-        svc.schedData = st;
-      }
       const now = ctx.now;
-      runTimers(st.table, st, now, expiration);
+      const st = localityState<LblcrEntry>(svc, now, expiration);
       const en = st.table.get(flow.daddr);
       if (en !== undefined) {
         en.lastuse = now;
