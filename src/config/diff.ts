@@ -59,7 +59,8 @@ export function tableOf(cmds: readonly CtlCommand[]): Table {
   return applyToTable(new Map(), cmds);
 }
 
-function sameService(a: ServiceSpec, b: ServiceSpec): boolean {
+/** Equal in everything -E (edit-service) changes. */
+export function sameService(a: ServiceSpec, b: ServiceSpec): boolean {
   return (
     a.schedName === b.schedName &&
     a.flags === b.flags &&
@@ -69,7 +70,8 @@ function sameService(a: ServiceSpec, b: ServiceSpec): boolean {
   );
 }
 
-function sameDest(a: DestSpec, b: DestSpec): boolean {
+/** Equal in everything -e (edit-dest) changes. */
+export function sameDest(a: DestSpec, b: DestSpec): boolean {
   return (
     a.fwd === b.fwd &&
     a.weight === b.weight &&

@@ -17,7 +17,7 @@
 //   before the sorry server goes.
 // - omega: on shutdown, the live servers and the quorum are reported as going down.
 
-import { destKey } from "../config/diff.js";
+import { destKey, sameDest, sameService } from "../config/diff.js";
 import {
   type CheckSpec,
   type ConfigModel,
@@ -250,29 +250,6 @@ function sorryName(d: DestSpec): string {
   return `${formatIPv4(d.addr)}:${d.port}`;
 }
 
-function sameDest(a: DestSpec, b: DestSpec): boolean {
-  return (
-    a.fwd === b.fwd &&
-    a.weight === b.weight &&
-    a.uThreshold === b.uThreshold &&
-    a.lThreshold === b.lThreshold &&
-    a.tunType === b.tunType &&
-    a.tunPort === b.tunPort &&
-    a.tunFlags === b.tunFlags
-  );
-}
-
-/** Service specs differ in something -E changes. */
-export function serviceChanged(a: ServiceSpec, b: ServiceSpec): boolean {
-  return (
-    a.schedName !== b.schedName ||
-    a.flags !== b.flags ||
-    a.timeout !== b.timeout ||
-    a.netmask >>> 0 !== b.netmask >>> 0 ||
-    a.peName !== b.peName
-  );
-}
-
 /** The health state of a whole configuration. */
 export class HealthState {
   readonly virtualServers: VirtualServerHealth[];
@@ -313,7 +290,7 @@ export class HealthState {
     const before = new Map(this.virtualServers.map((v) => [v.name, v]));
     for (const v of next.virtualServers) {
       const prev = before.get(v.name);
-      if (prev?.serviceInstalled && serviceChanged(prev.svc, v.svc))
+      if (prev?.serviceInstalled && !sameService(prev.svc, v.svc))
         step.commands.push({ op: "edit-service", svc: { ...v.svc } });
       // Quorum is re-evaluated with the new weights and thresholds.
       if (prev === undefined) {
