@@ -17,8 +17,6 @@
 
 import { readU16, writeU16 } from "../core/addr.js";
 import { l4ChecksumV4 } from "../core/packet/csum.js";
-import { attachFilter, type BpfProgram } from "./bpf.js";
-import type { FrameIo, PacketSocketCounters } from "./frame-io.js";
 import {
   AUX_LEN,
   AUX_STATUS,
@@ -42,8 +40,6 @@ import {
   MSG_NAMELEN,
   MSG_TRUNC,
   PACKET_AUXDATA,
-  PACKET_IGNORE_OUTGOING,
-  PACKET_QDISC_BYPASS,
   SIZEOF_CMSGHDR,
   SIZEOF_IOVEC,
   SIZEOF_MMSGHDR,
@@ -51,25 +47,17 @@ import {
   SLL_PKTTYPE,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
-  SO_SNDBUF,
-  SO_SNDBUFFORCE,
   SOL_PACKET,
   SyscallError,
   TP_STATUS_CSUMNOTREADY,
   TP_STATUS_VLAN_TPID_VALID,
   TP_STATUS_VLAN_VALID,
 } from "./libc.js";
+import { PacketSocketBase, type PacketSocketBaseOptions } from "./packet-base.js";
 import {
-  addPromisc,
   alloc,
   bindAll,
-  checkIfname,
   freeRegions,
-  ifHwInfo,
-  ifIndex,
-  newCounters,
-  packetSocketFd,
-  pollIn,
   type Region,
   readKernelStats,
   setBufSize,
@@ -77,31 +65,23 @@ import {
   setPtr,
   splitAddr,
 } from "./packet-common.js";
-import { TxBatch } from "./tx-batch.js";
 
 export type { PacketSocketCounters } from "./frame-io.js";
 
-export interface PacketSocketOptions {
+export interface PacketSocketOptions extends PacketSocketBaseOptions {
   /** Frames per recvmmsg/sendmmsg call, and the number of preallocated rx and tx slots. Default 64. */
   batch?: number;
   /** Bytes kept per received frame; longer frames are cut (counted in rxTruncated). Default 2048. */
   snaplen?: number;
   /** Bytes per tx slot (the largest frame send()/txBuffer() accept). Default: snaplen. */
   txFrameSize?: number;
-  /** Do not receive our own transmissions (PACKET_IGNORE_OUTGOING, Linux ≥ 4.20). Default true. */
-  ignoreOutgoing?: boolean;
-  /** Receive frames for any MAC (PACKET_MR_PROMISC membership, dropped with the socket). Default false. */
-  promisc?: boolean;
-  /** SO_RCVBUF / SO_SNDBUF in bytes (FORCE variants when root). Default 4 MiB each; 0 = kernel default. */
+  /** SO_RCVBUF in bytes (SO_RCVBUFFORCE when root). Default 4 MiB; 0 = kernel default. */
   rcvbuf?: number;
-  sndbuf?: number;
   /**
    * Ask for PACKET_AUXDATA and act on it: complete CHECKSUM_PARTIAL IPv4 TCP/UDP checksums and put
    * back VLAN tags the device stripped. Default true; false only to measure what it costs.
    */
   auxdata?: boolean;
-  /** PACKET_QDISC_BYPASS: transmit straight to the driver's queue, skipping the qdisc. Default false. */
-  qdiscBypass?: boolean;
 }
 
 const ETH_HLEN = 14;
@@ -121,22 +101,10 @@ const ETH_P_IP = 0x0800;
  * queue to the kernel in one sendmmsg; a full queue flushes by itself, and recvBatch() flushes first
  * (forwarded rx slots are about to be overwritten).
  */
-export class PacketSocket implements FrameIo {
-  readonly ifname: string;
-  readonly ifindex: number;
-  readonly mac: Uint8Array;
-  readonly mtu: number;
-  readonly batch: number;
-  readonly snaplen: number;
-  readonly txFrameSize: number;
-  readonly counters: PacketSocketCounters = newCounters();
-
-  #fd: number;
+export class PacketSocket extends PacketSocketBase {
   #rxData: Region;
   // mmsghdr[batch] | iovec[batch] | sockaddr_ll[batch] (24-byte stride) | cmsg[batch] (AUXDATA_CMSG_SPACE)
   #rxMsgs: Region;
-  #tx: TxBatch;
-  #pollfd: Region;
   #rxViews: Uint8Array[];
   #rxLen: Int32Array;
   #rxIovOff: number;
@@ -148,43 +116,22 @@ export class PacketSocket implements FrameIo {
   // a BigInt: [lo, hi] per slot.
   #rxSlotAddr: Uint32Array;
   #rxCount = 0;
-  #closed = false;
 
   constructor(ifname: string, opts: PacketSocketOptions = {}) {
     const batch = opts.batch ?? 64;
     const snaplen = opts.snaplen ?? 2048;
     const txFrameSize = opts.txFrameSize ?? snaplen;
     if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw new RangeError("batch must be 1..1024");
-    if (!Number.isInteger(snaplen) || snaplen < 64 || snaplen > 65536) {
-      throw new RangeError("snaplen must be 64..65536");
-    }
-    if (!Number.isInteger(txFrameSize) || txFrameSize < 64 || txFrameSize > 65536) {
-      throw new RangeError("txFrameSize must be 64..65536");
-    }
-    checkIfname(ifname);
-    this.ifname = ifname;
-    this.batch = batch;
-    this.snaplen = snaplen;
-    this.txFrameSize = txFrameSize;
+    super("PacketSocket", ifname, batch, snaplen, txFrameSize, opts);
     this.#aux = opts.auxdata ?? true;
     // Each rx slot has VLAN_HLEN spare bytes after snaplen, so a restored tag never cuts the frame.
     this.#rxSlotSize = snaplen + VLAN_HLEN;
 
-    const ifindex = ifIndex(ifname);
-    this.ifindex = ifindex;
-    const fd = packetSocketFd();
-    this.#fd = fd;
+    const fd = this.fd;
     try {
-      if (opts.ignoreOutgoing ?? true) setIntOpt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
       if (this.#aux) setIntOpt(fd, SOL_PACKET, PACKET_AUXDATA, 1, true);
-      if (opts.qdiscBypass) setIntOpt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
       setBufSize(fd, SO_RCVBUFFORCE, SO_RCVBUF, opts.rcvbuf ?? 4 << 20);
-      setBufSize(fd, SO_SNDBUFFORCE, SO_SNDBUF, opts.sndbuf ?? 4 << 20);
-      const hw = ifHwInfo(fd, ifname);
-      this.mac = hw.mac;
-      this.mtu = hw.mtu;
-      if (opts.promisc) addPromisc(fd, ifindex);
-      bindAll(fd, ifindex, ifname);
+      bindAll(fd, this.ifindex, ifname);
 
       const slot = this.#rxSlotSize;
       this.#rxData = alloc(batch * slot);
@@ -192,8 +139,6 @@ export class PacketSocket implements FrameIo {
       this.#rxNameOff = this.#rxIovOff + batch * SIZEOF_IOVEC;
       this.#rxCtlOff = this.#rxNameOff + batch * 24; // 8-aligned: cmsghdr starts with a size_t
       this.#rxMsgs = alloc(this.#rxCtlOff + (this.#aux ? batch * AUXDATA_CMSG_SPACE : 0));
-      this.#tx = new TxBatch(fd, batch, txFrameSize, this.counters, "PacketSocket");
-      this.#pollfd = pollIn(fd);
 
       this.#rxViews = [];
       this.#rxLen = new Int32Array(batch);
@@ -217,22 +162,9 @@ export class PacketSocket implements FrameIo {
         splitAddr(this.#rxSlotAddr, i, this.#rxData.addr + i * slot);
       }
     } catch (e) {
-      this.#release();
+      this.release();
       throw e;
     }
-  }
-
-  get fd(): number {
-    return this.#fd;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Frames queued for transmit and not yet flushed. */
-  get pending(): number {
-    return this.#tx.count;
   }
 
   /**
@@ -241,9 +173,10 @@ export class PacketSocket implements FrameIo {
    * transmits first.
    */
   recvBatch(timeoutMs: number): number {
-    if (this.#closed) throw new Error("recvBatch on a closed PacketSocket");
-    if (this.#tx.count > 0) this.flush();
+    if (this.closed) throw new Error("recvBatch on a closed PacketSocket");
+    if (this.tx.count > 0) this.flush();
     const c = libc();
+    const fd = this.fd;
     const rx = this.#rxMsgs.dv;
     // recvmsg overwrites msg_namelen and msg_controllen with the lengths it wrote; restore the
     // buffer sizes (msg_controllen is a size_t: its high half stays 0).
@@ -254,17 +187,17 @@ export class PacketSocket implements FrameIo {
     }
     this.#rxCount = 0;
     // Try first, poll only when the queue is empty: under load the poll(2) call is skipped entirely.
-    let n = c.recvmmsg(this.#fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
+    let n = c.recvmmsg(fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
     if (n < 0) {
       const err = c.errno();
       if (err !== EAGAIN && err !== EINTR) throw new SyscallError("recvmmsg", err);
       if (timeoutMs === 0) return 0;
-      const p = c.poll(this.#pollfd.addr, 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
+      const p = c.poll(this.pollfd.addr, 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
       if (p <= 0) {
         if (p < 0 && c.errno() !== EINTR) throw new SyscallError("poll", c.errno());
         return 0;
       }
-      n = c.recvmmsg(this.#fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
+      n = c.recvmmsg(fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
       if (n < 0) {
         const err2 = c.errno();
         if (err2 !== EAGAIN && err2 !== EINTR) throw new SyscallError("recvmmsg", err2);
@@ -333,24 +266,10 @@ export class PacketSocket implements FrameIo {
     return this.#rxMsgs.bytes[this.#rxNameOff + i * 24 + SLL_PKTTYPE];
   }
 
-  /** Copies buf[off, off+len) into the next tx slot. False (counted) if len exceeds txFrameSize. */
-  send(buf: Uint8Array, off: number, len: number): boolean {
-    return this.#tx.send(buf, off, len);
-  }
-
-  /** The next tx slot to build a frame in (txFrameSize bytes); queue it with commit(len). */
-  txBuffer(): Uint8Array {
-    return this.#tx.buffer();
-  }
-
-  commit(len: number): boolean {
-    return this.#tx.commit(len);
-  }
-
   /** Queues bytes [off, off+len) of rx slot i as they are (zero copy), e.g. a frame rewritten in place. */
   forward(i: number, off: number, len: number): boolean {
     if (i < 0 || i >= this.#rxCount || off < 0 || len <= 0 || off + len > this.#rxSlotSize) return false;
-    this.#tx.queueSlot(this.#rxSlotAddr, i, off, len);
+    this.tx.queueSlot(this.#rxSlotAddr, i, off, len);
     return true;
   }
 
@@ -359,42 +278,14 @@ export class PacketSocket implements FrameIo {
     return this.#rxSlotAddr[i * 2] + this.#rxSlotAddr[i * 2 + 1] * 0x100000000;
   }
 
-  /**
-   * Queues len bytes at a native address (zero copy): a frame of another socket's last batch,
-   * rewritten in place. The memory must stay valid until the next flush.
-   */
-  queueAddress(addr: number, len: number): void {
-    this.#tx.queueAddress(addr, len);
-  }
-
-  /** Sends every queued frame (sendmmsg, retried until all are taken or refused). Returns frames sent. */
-  flush(): number {
-    return this.#tx.flush();
-  }
-
-  /** Attaches (or replaces) a classic BPF socket filter (src/io/bpf.ts). */
-  attachFilter(prog: BpfProgram): void {
-    attachFilter(this.#fd, prog);
-  }
-
   /** The kernel's PACKET_STATISTICS since the last call (reading resets them): frames queued, dropped. */
   kernelStats(): { packets: number; drops: number } {
-    return readKernelStats(this.#fd, 8);
+    return readKernelStats(this.fd, 8);
   }
 
-  /** Closes the socket and frees the native memory; every frame() view is dead afterwards. */
-  close(): void {
-    if (this.#closed) return;
-    this.#release();
-  }
-
-  #release(): void {
-    this.#closed = true;
-    const c = libc();
-    if (this.#fd >= 0) c.close(this.#fd);
-    this.#fd = -1;
-    freeRegions(this.#rxData, this.#rxMsgs, this.#pollfd);
-    this.#tx?.free();
+  protected override release(): void {
+    super.release();
+    freeRegions(this.#rxData, this.#rxMsgs);
     this.#rxCount = 0;
   }
 }

@@ -19,21 +19,16 @@
 
 import { completeL4Checksum, tagCount } from "./afpacket.js";
 import { attachFilter, type BpfProgram } from "./bpf.js";
-import type { FrameIo, PacketSocketCounters } from "./frame-io.js";
 import {
   addressOf,
   EINTR,
   libc,
   MAP_SHARED,
   type NativePtr,
-  PACKET_IGNORE_OUTGOING,
-  PACKET_QDISC_BYPASS,
   PACKET_RX_RING,
   PACKET_VERSION,
   PROT_READ,
   PROT_WRITE,
-  SO_SNDBUF,
-  SO_SNDBUFFORCE,
   SOL_PACKET,
   SyscallError,
   TP_STATUS_CSUMNOTREADY,
@@ -41,24 +36,10 @@ import {
   TP_STATUS_VLAN_VALID,
   TPACKET_V3,
 } from "./libc.js";
-import {
-  addPromisc,
-  bindAll,
-  checkIfname,
-  freeRegions,
-  ifHwInfo,
-  ifIndex,
-  newCounters,
-  packetSocketFd,
-  pollIn,
-  type Region,
-  readKernelStats,
-  setBufSize,
-  setIntOpt,
-} from "./packet-common.js";
-import { TxBatch } from "./tx-batch.js";
+import { PacketSocketBase, type PacketSocketBaseOptions } from "./packet-base.js";
+import { bindAll, readKernelStats, setIntOpt } from "./packet-common.js";
 
-export interface RingSocketOptions {
+export interface RingSocketOptions extends PacketSocketBaseOptions {
   /** Most frames one recvBatch() returns, and the number of tx slots. Default 256. */
   batch?: number;
   /** Bytes kept per frame (cut by the socket filter's return value). Default 2048. */
@@ -73,11 +54,6 @@ export interface RingSocketOptions {
    * The latency floor at low rates. Default 1.
    */
   retireMs?: number;
-  ignoreOutgoing?: boolean;
-  promisc?: boolean;
-  sndbuf?: number;
-  /** PACKET_QDISC_BYPASS: transmit straight to the driver, skipping the qdisc. Default false. */
-  qdiscBypass?: boolean;
   /** A classic BPF filter attached before the socket is bound (no unfiltered frame is ever queued). */
   filter?: BpfProgram;
 }
@@ -102,22 +78,13 @@ const H_VLAN_TPID = 36;
 const H_SLL = 48;
 const SLL_PKTTYPE = 10;
 
-export class RingSocket implements FrameIo {
-  readonly ifname: string;
-  readonly ifindex: number;
-  readonly mac: Uint8Array;
-  readonly mtu: number;
-  readonly batch: number;
-  readonly snaplen: number;
-  readonly txFrameSize: number;
+export class RingSocket extends PacketSocketBase {
   readonly blockSize: number;
   readonly blocks: number;
-  readonly counters: PacketSocketCounters = newCounters();
   /** Blocks handed over by the retire timer before they were full (TP_STATUS_BLK_TMO). */
   blocksTimedOut = 0;
   blocksSeen = 0;
 
-  #fd: number;
   #ringPtr: NativePtr = null;
   #ringLen = 0;
   #ringAddr = 0;
@@ -142,9 +109,6 @@ export class RingSocket implements FrameIo {
   // next call (their frames are valid until then).
   #relFrom = 0;
   #relCount = 0;
-  #tx: TxBatch;
-  #pollfd: Region;
-  #closed = false;
 
   constructor(ifname: string, opts: RingSocketOptions = {}) {
     const batch = opts.batch ?? 256;
@@ -154,9 +118,6 @@ export class RingSocket implements FrameIo {
     const blocks = opts.blocks ?? 64;
     const retireMs = opts.retireMs ?? 1;
     if (!Number.isInteger(batch) || batch < 1 || batch > 4096) throw new RangeError("batch must be 1..4096");
-    if (!Number.isInteger(snaplen) || snaplen < 64 || snaplen > 65536) {
-      throw new RangeError("snaplen must be 64..65536");
-    }
     if (blockSize < 4096 || (blockSize & (blockSize - 1)) !== 0 || blockSize > 1 << 22) {
       throw new RangeError("blockSize must be a power of two, 4 KiB..4 MiB");
     }
@@ -165,27 +126,13 @@ export class RingSocket implements FrameIo {
     if (!Number.isInteger(retireMs) || retireMs < 1 || retireMs > 1000) {
       throw new RangeError("retireMs must be 1..1000");
     }
-    checkIfname(ifname);
+    super("RingSocket", ifname, batch, snaplen, txFrameSize, opts);
     const c = libc();
-    this.ifname = ifname;
-    this.batch = batch;
-    this.snaplen = snaplen;
-    this.txFrameSize = txFrameSize;
     this.blockSize = blockSize;
     this.blocks = blocks;
-    const ifindex = ifIndex(ifname);
-    this.ifindex = ifindex;
-    const fd = packetSocketFd();
-    this.#fd = fd;
+    const fd = this.fd;
     try {
-      if (opts.ignoreOutgoing ?? true) setIntOpt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
       setIntOpt(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3, true);
-      if (opts.qdiscBypass) setIntOpt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
-      setBufSize(fd, SO_SNDBUFFORCE, SO_SNDBUF, opts.sndbuf ?? 4 << 20);
-      const hw = ifHwInfo(fd, ifname);
-      this.mac = hw.mac;
-      this.mtu = hw.mtu;
-      if (opts.promisc) addPromisc(fd, ifindex);
       // struct tpacket_req3: block size/nr, frame size/nr (V3 frames are variable; the kernel still
       // checks frame_nr = block_nr × block_size / frame_size), retire timeout, priv size, features.
       const frameSize = 2048;
@@ -216,31 +163,17 @@ export class RingSocket implements FrameIo {
       }
       if (opts.filter !== undefined) attachFilter(fd, opts.filter);
 
-      bindAll(fd, ifindex, ifname);
+      bindAll(fd, this.ifindex, ifname);
 
       this.#cur = [];
       for (let i = 0; i < batch; i++) this.#cur.push(this.#ring);
       this.#curStart = new Float64Array(batch);
       this.#curLen = new Int32Array(batch);
       this.#curType = new Uint8Array(batch);
-      this.#tx = new TxBatch(fd, batch, txFrameSize, this.counters, "RingSocket");
-      this.#pollfd = pollIn(fd);
     } catch (e) {
-      this.#release();
+      this.release();
       throw e;
     }
-  }
-
-  get fd(): number {
-    return this.#fd;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  get pending(): number {
-    return this.#tx.count;
   }
 
   /**
@@ -248,14 +181,14 @@ export class RingSocket implements FrameIo {
    * frames from blocks the kernel has handed over; polls (≤ timeoutMs) only when there are none.
    */
   recvBatch(timeoutMs: number): number {
-    if (this.#closed) throw new Error("recvBatch on a closed RingSocket");
-    if (this.#tx.count > 0) this.flush();
+    if (this.closed) throw new Error("recvBatch on a closed RingSocket");
+    if (this.tx.count > 0) this.flush();
     this.#giveBack();
     this.#count = 0;
     let n = this.#collect();
     if (n === 0 && timeoutMs !== 0) {
       const c = libc();
-      const p = c.poll(this.#pollfd.addr, 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
+      const p = c.poll(this.pollfd.addr, 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
       if (p < 0 && c.errno() !== EINTR) throw new SyscallError("poll", c.errno());
       if (p > 0) n = this.#collect();
     }
@@ -371,22 +304,10 @@ export class RingSocket implements FrameIo {
     return this.#curType[i];
   }
 
-  send(buf: Uint8Array, off: number, len: number): boolean {
-    return this.#tx.send(buf, off, len);
-  }
-
-  txBuffer(): Uint8Array {
-    return this.#tx.buffer();
-  }
-
-  commit(len: number): boolean {
-    return this.#tx.commit(len);
-  }
-
   /** Queues bytes of frame i straight from the ring (zero copy; the block is given back after flush). */
   forward(i: number, off: number, len: number): boolean {
     if (i < 0 || i >= this.#count || off < 0 || len <= 0 || off + len > this.#cur[i].length) return false;
-    this.#tx.queueAddress(this.#ringAddr + this.#curStart[i] + off, len);
+    this.tx.queueAddress(this.#ringAddr + this.#curStart[i] + off, len);
     return true;
   }
 
@@ -394,38 +315,15 @@ export class RingSocket implements FrameIo {
     return this.#ringAddr + this.#curStart[i];
   }
 
-  queueAddress(addr: number, len: number): void {
-    this.#tx.queueAddress(addr, len);
-  }
-
-  flush(): number {
-    return this.#tx.flush();
-  }
-
-  /** Attaches (or replaces) a classic BPF socket filter (src/io/bpf.ts). */
-  attachFilter(prog: BpfProgram): void {
-    attachFilter(this.#fd, prog);
-  }
-
   /** PACKET_STATISTICS (tpacket_stats_v3: the first two fields) since the last call. */
   kernelStats(): { packets: number; drops: number } {
-    return readKernelStats(this.#fd, 12);
+    return readKernelStats(this.fd, 12);
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#release();
-  }
-
-  #release(): void {
-    this.#closed = true;
-    const c = libc();
-    if (this.#ringPtr !== null) c.munmap(this.#ringPtr, this.#ringLen);
+  protected override release(): void {
+    super.release();
+    if (this.#ringPtr !== null) libc().munmap(this.#ringPtr, this.#ringLen);
     this.#ringPtr = null;
-    if (this.#fd >= 0) c.close(this.#fd);
-    this.#fd = -1;
-    freeRegions(this.#pollfd);
-    this.#tx?.free();
     this.#views = [];
     this.#viewsTagged = [];
     this.#count = 0;

@@ -1,0 +1,168 @@
+// What PacketSocket (recvmmsg, src/io/afpacket.ts) and RingSocket (TPACKET_V3 rx ring, src/io/ring.ts)
+// have in common: the AF_PACKET socket up to (not including) bind(), the interface's identity, the
+// sendmmsg transmit batch and the lifecycle. A subclass adds its receive path and binds.
+
+import type { BpfProgram } from "./bpf.js";
+import { attachFilter } from "./bpf.js";
+import type { FrameIo, PacketSocketCounters } from "./frame-io.js";
+import {
+  libc,
+  PACKET_IGNORE_OUTGOING,
+  PACKET_QDISC_BYPASS,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+  SOL_PACKET,
+} from "./libc.js";
+import {
+  addPromisc,
+  checkIfname,
+  freeRegions,
+  ifHwInfo,
+  ifIndex,
+  newCounters,
+  packetSocketFd,
+  pollIn,
+  type Region,
+  setBufSize,
+  setIntOpt,
+} from "./packet-common.js";
+import { TxBatch } from "./tx-batch.js";
+
+export interface PacketSocketBaseOptions {
+  /** Do not receive our own transmissions (PACKET_IGNORE_OUTGOING, Linux ≥ 4.20). Default true. */
+  ignoreOutgoing?: boolean;
+  /** Receive frames for any MAC (PACKET_MR_PROMISC membership, dropped with the socket). Default false. */
+  promisc?: boolean;
+  /** SO_SNDBUF in bytes (SO_SNDBUFFORCE when root). Default 4 MiB; 0 = kernel default. */
+  sndbuf?: number;
+  /** PACKET_QDISC_BYPASS: transmit straight to the driver's queue, skipping the qdisc. Default false. */
+  qdiscBypass?: boolean;
+}
+
+export abstract class PacketSocketBase implements FrameIo {
+  readonly ifname: string;
+  readonly ifindex: number;
+  readonly mac: Uint8Array;
+  readonly mtu: number;
+  readonly batch: number;
+  readonly snaplen: number;
+  readonly txFrameSize: number;
+  readonly counters: PacketSocketCounters = newCounters();
+  protected readonly tx: TxBatch;
+  protected readonly pollfd: Region;
+  #fd: number;
+  #closed = false;
+
+  /** owner names the class in errors; batch, snaplen and txFrameSize are checked by the subclass. */
+  constructor(
+    owner: string,
+    ifname: string,
+    batch: number,
+    snaplen: number,
+    txFrameSize: number,
+    opts: PacketSocketBaseOptions,
+  ) {
+    if (!Number.isInteger(snaplen) || snaplen < 64 || snaplen > 65536) {
+      throw new RangeError("snaplen must be 64..65536");
+    }
+    if (!Number.isInteger(txFrameSize) || txFrameSize < 64 || txFrameSize > 65536) {
+      throw new RangeError("txFrameSize must be 64..65536");
+    }
+    checkIfname(ifname);
+    this.ifname = ifname;
+    this.batch = batch;
+    this.snaplen = snaplen;
+    this.txFrameSize = txFrameSize;
+    const ifindex = ifIndex(ifname);
+    this.ifindex = ifindex;
+    const fd = packetSocketFd();
+    this.#fd = fd;
+    try {
+      if (opts.ignoreOutgoing ?? true) setIntOpt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
+      if (opts.qdiscBypass) setIntOpt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
+      setBufSize(fd, SO_SNDBUFFORCE, SO_SNDBUF, opts.sndbuf ?? 4 << 20);
+      const hw = ifHwInfo(fd, ifname);
+      this.mac = hw.mac;
+      this.mtu = hw.mtu;
+      if (opts.promisc) addPromisc(fd, ifindex);
+      this.tx = new TxBatch(fd, batch, txFrameSize, this.counters, owner);
+      this.pollfd = pollIn(fd);
+    } catch (e) {
+      // Not release(): a subclass override would touch private fields not installed yet.
+      this.#releaseBase();
+      throw e;
+    }
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Frames queued for transmit and not yet flushed. */
+  get pending(): number {
+    return this.tx.count;
+  }
+
+  abstract recvBatch(timeoutMs: number): number;
+  abstract frame(i: number): Uint8Array;
+  abstract length(i: number): number;
+  abstract pktType(i: number): number;
+  abstract forward(i: number, off: number, len: number): boolean;
+  abstract frameAddress(i: number): number;
+  abstract kernelStats(): { packets: number; drops: number };
+
+  /** Copies buf[off, off+len) into the next tx slot. False (counted) if len exceeds txFrameSize. */
+  send(buf: Uint8Array, off: number, len: number): boolean {
+    return this.tx.send(buf, off, len);
+  }
+
+  /** The next tx slot to build a frame in (txFrameSize bytes); queue it with commit(len). */
+  txBuffer(): Uint8Array {
+    return this.tx.buffer();
+  }
+
+  commit(len: number): boolean {
+    return this.tx.commit(len);
+  }
+
+  /**
+   * Queues len bytes at a native address (zero copy): a frame of another socket's last batch,
+   * rewritten in place. The memory must stay valid until the next flush.
+   */
+  queueAddress(addr: number, len: number): void {
+    this.tx.queueAddress(addr, len);
+  }
+
+  /** Sends every queued frame (sendmmsg, retried until all are taken or refused). Returns frames sent. */
+  flush(): number {
+    return this.tx.flush();
+  }
+
+  /** Attaches (or replaces) a classic BPF socket filter (src/io/bpf.ts). */
+  attachFilter(prog: BpfProgram): void {
+    attachFilter(this.#fd, prog);
+  }
+
+  /** Closes the socket and frees the native memory; every frame() view is dead afterwards. */
+  close(): void {
+    if (this.#closed) return;
+    this.release();
+  }
+
+  /** Subclasses free their own memory too, then call this. Also their constructor's failure path. */
+  protected release(): void {
+    this.#releaseBase();
+  }
+
+  #releaseBase(): void {
+    this.#closed = true;
+    if (this.#fd >= 0) libc().close(this.#fd);
+    this.#fd = -1;
+    freeRegions(this.pollfd);
+    this.tx?.free();
+  }
+}
