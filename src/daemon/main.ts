@@ -7,6 +7,8 @@
 // through one MessagePort: requests in (pulled by the worker between batches), replies and log
 // records out.
 
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { basename } from "node:path";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import pino from "pino";
 import { largeNum } from "../cli/ipvsadm/format.js";
@@ -14,6 +16,7 @@ import { parseIPv4 } from "../core/addr.js";
 import type { Sysctls } from "../core/engine.js";
 import type { IfaceConfig } from "../core/route.js";
 import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
+import { threadAffinity } from "../io/libc.js";
 import { DaemonConfig } from "./config-runner.js";
 import { ControlServer, type Handler } from "./control.js";
 import { defaultInterfaces, ipForward, readInterface, readRoutes } from "./kernel.js";
@@ -34,7 +37,8 @@ import { type FromWorker, type Guard, lipsOfWorker, type ToWorker, type WorkerIn
 
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
                    [--log-level LEVEL] [--idle-ms N] [--io ring|mmsg] [--workers N] [--no-filter]
-                   [--qdisc-bypass] [--config FILE]
+                   [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin] [--nice N]
+                   [--rt-prio N] [--batch N] [--rx-kib N]
 
 Runs the director in the foreground, in the current network namespace.
   --iface IF         an interface to serve (repeatable; default: every up, non-loopback Ethernet one)
@@ -54,6 +58,16 @@ Runs the director in the foreground, in the current network namespace.
   --qdisc-bypass     PACKET_QDISC_BYPASS: frames go straight to the driver, no qdisc (docs/io.md)
   --config FILE      services and health checks from a keepalived.conf or tsvs YAML file
                      (docs/config.md); SIGHUP or \`tsvs reload\` applies a changed file as a difference
+  --cpus LIST        CPUs for the workers (e.g. 2,3 or 2-5; worker w takes the w-th, round robin).
+                     Default: the CPUs this process may use minus those that take the interfaces'
+                     receive work (RPS masks, IRQ affinity): a softirq on a worker's core starves it
+                     (receive livelock, docs/io.md); unpinned, with a warning, when there are none
+  --no-pin           leave the workers where the scheduler puts them
+  --nice N           nice value of the worker threads (-20..19; default: unchanged)
+  --rt-prio N        SCHED_FIFO priority 1..99 for the worker threads (default: SCHED_OTHER)
+  --batch N          most frames per receive call (default 64 for mmsg, 256 for ring)
+  --rx-kib N         receive buffer per socket in KiB (mmsg: SO_RCVBUF, default 4096; ring: the
+                     ring size, default 4096, in 64 KiB blocks)
 `;
 
 export interface DaemonOptions {
@@ -69,6 +83,13 @@ export interface DaemonOptions {
   filter: boolean;
   qdiscBypass: boolean;
   config: string | undefined;
+  /** --cpus: explicit worker CPUs; null = choose (or not, with --no-pin). */
+  cpus: number[] | null;
+  pin: boolean;
+  nice: number | undefined;
+  rtPrio: number | undefined;
+  batch: number | undefined;
+  rxKib: number | undefined;
 }
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
@@ -88,6 +109,17 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
     filter: true,
     qdiscBypass: false,
     config: undefined,
+    cpus: null,
+    pin: true,
+    nice: undefined,
+    rtPrio: undefined,
+    batch: undefined,
+    rxKib: undefined,
+  };
+  const int = (name: string, v: string, lo: number, hi: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < lo || n > hi) throw new DaemonUsageError(`${name} must be ${lo}..${hi}`);
+    return n;
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -158,11 +190,182 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
       case "--qdisc-bypass":
         o.qdiscBypass = true;
         break;
+      case "--cpus": {
+        const v = value();
+        const cpus = parseCpuList(v);
+        if (cpus === null || cpus.length === 0)
+          throw new DaemonUsageError(`--cpus: a CPU list such as 0,2-3, not ${JSON.stringify(v)}`);
+        o.cpus = cpus;
+        break;
+      }
+      case "--no-pin":
+        o.pin = false;
+        break;
+      case "--nice":
+        o.nice = int(name, value(), -20, 19);
+        break;
+      case "--rt-prio":
+        o.rtPrio = int(name, value(), 1, 99);
+        break;
+      case "--batch":
+        o.batch = int(name, value(), 1, 4096);
+        break;
+      case "--rx-kib":
+        o.rxKib = int(name, value(), 128, 1 << 20);
+        break;
       default:
         throw new DaemonUsageError(`unknown argument ${JSON.stringify(a)}`);
     }
   }
+  if (o.cpus !== null && !o.pin) throw new DaemonUsageError("--cpus and --no-pin exclude each other");
   return o;
+}
+
+/** A kernel CPU list ("0-3,6", as in *_list files and taskset -c); null when malformed. */
+export function parseCpuList(s: string): number[] | null {
+  const out = new Set<number>();
+  const t = s.trim();
+  if (t === "") return [];
+  for (const part of t.split(",")) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (m === null) return null;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a || b > 4095) return null;
+    for (let i = a; i <= b; i++) out.add(i);
+  }
+  return [...out].sort((x, y) => x - y);
+}
+
+/** A kernel CPU mask ("00000002", "ff,ffffffff": 32-bit hex groups, most significant first). */
+export function parseCpuMask(s: string): number[] | null {
+  const hex = s.trim().replace(/,/g, "");
+  if (!/^[0-9a-fA-F]*$/.test(hex)) return null;
+  const out: number[] = [];
+  for (let i = 0; i < hex.length; i++) {
+    const nib = Number.parseInt(hex[hex.length - 1 - i], 16);
+    for (let b = 0; b < 4; b++) if ((nib >> b) & 1) out.push(i * 4 + b);
+  }
+  return out;
+}
+
+/** Where an interface's receive work runs: RPS masks of its queues, and its IRQs' affinity. */
+export interface RxCpus {
+  rps: number[];
+  irq: number[];
+}
+
+function readOr(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Reads /sys/class/net/IF/queues/rx-N/rps_cpus (the CPUs RPS hands the interface's frames to:
+ * their softirq — the packet taps, our ring copy — runs there, net/core/dev.c get_rps_cpu) and the
+ * affinity of the interface's IRQs (/proc/irq/N/effective_affinity_list, else smp_affinity_list;
+ * without RPS the receive softirq runs where the IRQ lands). IRQs: the device's msi_irqs, its
+ * legacy irq, and /proc/interrupts lines named after the interface (eth0-TxRx-0) or a virtio
+ * device's input queues (virtio3-input.0). A veth has neither: its receive work runs on the
+ * sending CPU, which nobody can know in advance.
+ */
+export function readRxCpus(ifname: string, sys = "/sys", proc = "/proc"): RxCpus {
+  const rps = new Set<number>();
+  const irqs = new Set<number>();
+  let queues: string[] = [];
+  try {
+    queues = readdirSync(`${sys}/class/net/${ifname}/queues`).filter((q) => q.startsWith("rx-"));
+  } catch {
+    // no such interface here: nothing to avoid
+  }
+  for (const q of queues) {
+    for (const c of parseCpuMask(readOr(`${sys}/class/net/${ifname}/queues/${q}/rps_cpus`) ?? "") ?? [])
+      rps.add(c);
+  }
+  const dev = `${sys}/class/net/${ifname}/device`;
+  for (const d of [dev, `${dev}/..`]) {
+    try {
+      for (const n of readdirSync(`${d}/msi_irqs`)) if (/^\d+$/.test(n)) irqs.add(Number(n));
+    } catch {
+      // not a PCI device
+    }
+  }
+  const legacy = Number((readOr(`${dev}/irq`) ?? "").trim());
+  if (Number.isInteger(legacy) && legacy > 0) irqs.add(legacy);
+  let devName = "";
+  try {
+    devName = basename(readlinkSync(dev));
+  } catch {
+    // virtual interface
+  }
+  // msi_irqs of a PCI function also list its config/control vectors: keep those named for rx.
+  const named = new Set<number>();
+  for (const line of (readOr(`${proc}/interrupts`) ?? "").split("\n")) {
+    const m = /^\s*(\d+):.*\s(\S+)\s*$/.exec(line);
+    if (m === null) continue;
+    const name = m[2];
+    if (
+      name.startsWith(`${ifname}-`) ||
+      name === ifname ||
+      (devName !== "" && name.startsWith(`${devName}-input`))
+    )
+      named.add(Number(m[1]));
+  }
+  const use = named.size > 0 ? named : irqs;
+  const irq = new Set<number>();
+  for (const n of use) {
+    const list =
+      readOr(`${proc}/irq/${n}/effective_affinity_list`) ?? readOr(`${proc}/irq/${n}/smp_affinity_list`);
+    for (const c of parseCpuList(list ?? "") ?? []) irq.add(c);
+  }
+  return { rps: [...rps].sort((a, b) => a - b), irq: [...irq].sort((a, b) => a - b) };
+}
+
+/** Where the workers go: one CPU each, or null = not pinned. */
+export interface CpuPlan {
+  /** Per worker: the CPUs it is restricted to, or null (left to the scheduler). */
+  cpus: (number[] | null)[];
+  /** CPUs that take receive work, among those the process may use. */
+  rx: number[];
+  /** Whether some worker shares its CPU(s) with receive work. */
+  shared: boolean;
+  why: string;
+}
+
+/**
+ * Worker w gets the w-th CPU (round robin) of: --cpus when given, else the CPUs this process may
+ * use (its affinity at start: taskset/cpuset are respected) without those that take receive work.
+ * When receive work covers every usable CPU there is nowhere to hide: workers stay unpinned (the
+ * scheduler can at least move them off a CPU whose softirq load peaks) and the plan says shared.
+ */
+export function planCpus(
+  allowed: readonly number[],
+  rxWork: readonly number[],
+  workers: number,
+  opts: { cpus: number[] | null; pin: boolean },
+): CpuPlan {
+  const rxSet = new Set(rxWork);
+  const rx = allowed.filter((c) => rxSet.has(c));
+  const none = (why: string, shared: boolean): CpuPlan => ({
+    cpus: Array.from({ length: workers }, () => null),
+    rx,
+    shared,
+    why,
+  });
+  const each = (list: readonly number[]): (number[] | null)[] =>
+    Array.from({ length: workers }, (_, w) => [list[w % list.length]]);
+  if (opts.cpus !== null) {
+    const cpus = each(opts.cpus);
+    return { cpus, rx, shared: cpus.some((c) => c !== null && rxSet.has(c[0])), why: "--cpus" };
+  }
+  if (!opts.pin) return none("--no-pin", rx.length > 0);
+  if (rx.length === 0) return none("no receive work pinned to known CPUs (RPS off, no IRQ found)", false);
+  const free = allowed.filter((c) => !rxSet.has(c));
+  if (free.length === 0) return none("receive work on every usable CPU", true);
+  return { cpus: each(free), rx, shared: false, why: "CPUs without receive work" };
 }
 
 function sameGuard(a: Guard | null, b: Guard): boolean {
@@ -196,6 +399,28 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
   const routes = readRoutes(ifaces);
   const ifnames = ifaces.map((i) => i.name);
+  const rxByIf = ifnames.map((n) => ({ name: n, ...readRxCpus(n) }));
+  let allowed: number[] = [];
+  try {
+    allowed = threadAffinity();
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, "cannot read the CPU affinity: workers not pinned");
+  }
+  const plan =
+    allowed.length === 0
+      ? planCpus([], [], opts.workers, { cpus: opts.cpus, pin: false })
+      : planCpus(
+          allowed,
+          rxByIf.flatMap((r) => [...r.rps, ...r.irq]),
+          opts.workers,
+          opts,
+        );
+  log[plan.shared ? "warn" : "info"](
+    { allowed, receive: rxByIf, workers: plan.cpus, why: plan.why },
+    plan.shared
+      ? "workers share CPUs with receive work (softirq): expect a receive livelock under overload"
+      : "worker CPUs",
+  );
   const locals = ifaces.flatMap((i) => i.addrs.map((a) => a.addr));
   log.info(
     {
@@ -259,7 +484,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       allLips: opts.lips,
       port: port2,
       idleMs: opts.idleMs,
-      batch: opts.io === "ring" ? 256 : 64,
+      batch: opts.batch ?? (opts.io === "ring" ? 256 : 64),
+      cpus: plan.cpus[index] ?? undefined,
+      nice: opts.nice,
+      rtPrio: opts.rtPrio,
+      rxKib: opts.rxKib,
       sysctls: opts.sysctls,
       io: opts.io,
       filter: opts.filter,

@@ -17,7 +17,18 @@ import { engineBackend } from "../director/ipvsadm-backend.js";
 import { openPacketSocket } from "../io/afpacket.js";
 import { compileFanoutProgram, compileOwnedFilter, joinFanout, setFanoutProgram } from "../io/bpf.js";
 import type { FrameIo, IoBackend } from "../io/frame-io.js";
-import { addressOf, libc, PACKET_FANOUT_CBPF, PACKET_OTHERHOST, POLLIN, SIZEOF_POLLFD } from "../io/libc.js";
+import {
+  addressOf,
+  libc,
+  PACKET_FANOUT_CBPF,
+  PACKET_OTHERHOST,
+  POLLIN,
+  PRIO_PROCESS,
+  SCHED_FIFO,
+  SIZEOF_POLLFD,
+  setThreadAffinity,
+  threadAffinity,
+} from "../io/libc.js";
 import { openRingSocket } from "../io/ring.js";
 import {
   type FwmarkAction,
@@ -51,6 +62,37 @@ export interface WorkerInit {
   qdiscBypass?: boolean;
   /** Every LIP of the daemon (`lips` is this worker's share: replies to a LIP go to its owner). */
   allLips?: number[];
+  /** CPUs this thread restricts itself to (main.ts planCpus); absent = where the scheduler puts it. */
+  cpus?: number[];
+  /** Nice value of this thread (setpriority acts on one thread on Linux). */
+  nice?: number;
+  /** SCHED_FIFO priority of this thread. */
+  rtPrio?: number;
+  /** Receive buffer per socket, KiB: SO_RCVBUF (mmsg) or ring size (ring, 64 KiB blocks). */
+  rxKib?: number;
+}
+
+/**
+ * Places and prioritises the calling thread as `init` asks; returns what it got, for the log.
+ * Runs in the worker thread itself: affinity, nice and policy are per thread (pid 0 = the caller),
+ * so the main thread and libuv's pool keep the process's placement.
+ */
+export function placeThread(init: Pick<WorkerInit, "cpus" | "nice" | "rtPrio">): Record<string, unknown> {
+  const c = libc();
+  const out: Record<string, unknown> = { tid: c.gettid() };
+  if (init.cpus !== undefined && init.cpus.length > 0) setThreadAffinity(init.cpus);
+  out.cpus = threadAffinity();
+  if (init.nice !== undefined) {
+    if (c.setpriority(PRIO_PROCESS, 0, init.nice) !== 0) out.niceErrno = c.errno();
+    else out.nice = init.nice;
+  }
+  if (init.rtPrio !== undefined) {
+    const param = Buffer.alloc(4);
+    param.writeInt32LE(init.rtPrio, 0);
+    if (c.sched_setscheduler(0, SCHED_FIFO, param) !== 0) out.rtErrno = c.errno();
+    else out.rtPrio = init.rtPrio;
+  }
+  return out;
 }
 
 /** LIPs of worker `w` of `n`: every n-th one, so a FULLNAT reply's LIP names the worker that chose it. */
@@ -217,12 +259,23 @@ function run(init: WorkerInit): void {
   let noSocket = 0;
   let otherHost = 0;
   let filterUpdates = 0;
+  const placed = placeThread(init);
+  post({ type: "log", level: "info", msg: "worker placed", data: { index: init.index ?? 0, ...placed } });
+  const rx = init.rxKib;
   try {
     init.interfaces.forEach((c, k) => {
       const s =
         io === "ring"
-          ? openRingSocket(c.name, { batch: init.batch, qdiscBypass: init.qdiscBypass })
-          : openPacketSocket(c.name, { batch: init.batch, qdiscBypass: init.qdiscBypass });
+          ? openRingSocket(c.name, {
+              batch: init.batch,
+              qdiscBypass: init.qdiscBypass,
+              blocks: rx === undefined ? undefined : Math.max(2, Math.round(rx / 64)),
+            })
+          : openPacketSocket(c.name, {
+              batch: init.batch,
+              qdiscBypass: init.qdiscBypass,
+              rcvbuf: rx === undefined ? undefined : rx * 1024,
+            });
       sockets.push(s);
       byIfindex[s.ifindex] = s;
       if (nWorkers > 1) {

@@ -68,6 +68,12 @@ export const POLLERR = 0x008;
 export const EINTR = 4;
 export const EAGAIN = 11;
 export const ENOBUFS = 105;
+export const PRIO_PROCESS = 0;
+export const SCHED_OTHER = 0;
+export const SCHED_FIFO = 1;
+export const SCHED_RR = 2;
+/** sizeof(cpu_set_t) in glibc: 1024 CPUs. */
+export const SIZEOF_CPU_SET = 128;
 export const SIOCGIFMTU = 0x8921;
 export const SIOCGIFHWADDR = 0x8927;
 export const IFNAMSIZ = 16;
@@ -134,6 +140,18 @@ export interface Libc {
   ioctlPtr(fd: number, request: number, arg: NativePtr): number;
   strerror(errnum: number): string;
   errno(): number;
+  /**
+   * sched_setaffinity(2)/sched_getaffinity(2) of the calling *thread* (pid 0: on Linux the call
+   * acts on one task, i.e. the thread that makes it — what a worker_thread needs to place itself).
+   * mask: a cpu_set_t-like byte buffer, bit n = CPU n.
+   */
+  sched_setaffinity(pid: number, size: number, mask: NativePtr): number;
+  sched_getaffinity(pid: number, size: number, mask: NativePtr): number;
+  /** setpriority(PRIO_PROCESS, 0, nice): on Linux, `who` 0 is the calling thread only. */
+  setpriority(which: number, who: number, prio: number): number;
+  /** sched_setscheduler(2) of the calling thread (pid 0); param: a struct sched_param { int prio }. */
+  sched_setscheduler(pid: number, policy: number, param: NativePtr): number;
+  gettid(): number;
 }
 
 let cached: Libc | null = null;
@@ -161,6 +179,11 @@ export function libc(): Libc {
     send: lib.func("intptr_t send(int fd, uintptr_t buf, size_t len, int flags)"),
     if_nametoindex: lib.func("unsigned int if_nametoindex(const char *name)"),
     strerror: lib.func("const char *strerror(int errnum)"),
+    sched_setaffinity: lib.func("int sched_setaffinity(int pid, size_t size, void *mask)"),
+    sched_getaffinity: lib.func("int sched_getaffinity(int pid, size_t size, void *mask)"),
+    setpriority: lib.func("int setpriority(int which, unsigned int who, int prio)"),
+    sched_setscheduler: lib.func("int sched_setscheduler(int pid, int policy, void *param)"),
+    gettid: lib.func("int gettid(void)"),
   };
   cached = {
     koffi,
@@ -179,6 +202,11 @@ export function libc(): Libc {
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, "void *", arg),
     strerror: raw.strerror,
     errno: () => koffi.errno(),
+    sched_setaffinity: raw.sched_setaffinity,
+    sched_getaffinity: raw.sched_getaffinity,
+    setpriority: raw.setpriority,
+    sched_setscheduler: raw.sched_setscheduler,
+    gettid: raw.gettid,
   };
   return cached;
 }
@@ -201,4 +229,27 @@ export class SyscallError extends Error {
     this.name = "SyscallError";
     this.errno = errno;
   }
+}
+
+/** The CPUs the calling thread may run on (sched_getaffinity of pid 0), ascending. */
+export function threadAffinity(): number[] {
+  const c = libc();
+  const mask = Buffer.alloc(SIZEOF_CPU_SET);
+  if (c.sched_getaffinity(0, SIZEOF_CPU_SET, mask) !== 0)
+    throw new SyscallError("sched_getaffinity", c.errno());
+  const cpus: number[] = [];
+  for (let i = 0; i < SIZEOF_CPU_SET * 8; i++) if ((mask[i >> 3] >> (i & 7)) & 1) cpus.push(i);
+  return cpus;
+}
+
+/** Restricts the calling thread to `cpus` (sched_setaffinity of pid 0: this thread only). */
+export function setThreadAffinity(cpus: readonly number[]): void {
+  const c = libc();
+  const mask = Buffer.alloc(SIZEOF_CPU_SET);
+  for (const n of cpus) {
+    if (!Number.isInteger(n) || n < 0 || n >= SIZEOF_CPU_SET * 8) throw new RangeError(`bad CPU ${n}`);
+    mask[n >> 3] |= 1 << (n & 7);
+  }
+  if (c.sched_setaffinity(0, SIZEOF_CPU_SET, mask) !== 0)
+    throw new SyscallError("sched_setaffinity", c.errno());
 }

@@ -40,7 +40,10 @@ interface Cell {
   rps: string;
   pps: number;
   extra?: string[];
+  /** taskset -c of the daemon (its workers may only use these CPUs). */
   pin?: string;
+  /** taskset -c of the generator (default: CPU 0 when the daemon is pinned to CPU 1). */
+  genPin?: string;
 }
 
 async function runCell(c: Cell): Promise<Record<string, number | string>> {
@@ -73,7 +76,8 @@ async function runCell(c: Cell): Promise<Record<string, number | string>> {
   ]);
   const mac = linkMac(NS.d, IF.d0);
   const gen = (secs: number): { sent: number; seconds: number } => {
-    const pin = c.pin === "1" ? ["taskset", "-c", "0"] : [];
+    const gp = c.genPin ?? (c.pin === "1" ? "0" : undefined);
+    const pin = gp === undefined ? [] : ["taskset", "-c", gp];
     const r = nsExecStatus(
       NS.g,
       [
@@ -106,11 +110,15 @@ async function runCell(c: Cell): Promise<Record<string, number | string>> {
   };
   d.kill("SIGTERM");
   await new Promise((r) => d.once("exit", r));
+  // Where the worker put itself (main.ts planCpus → worker.ts placeThread).
+  const placedLine = err.split("\n").find((l) => l.includes('"msg":"worker placed"')) ?? "";
+  const placed = /"cpus":\[([\d,]*)\]/.exec(placedLine)?.[1] ?? "?";
   return {
     io: c.io,
     workers: c.workers,
     rps: c.rps,
-    extra: (c.extra ?? []).join(" ") || "-",
+    extra: `${c.pin === undefined ? "" : `taskset ${c.pin} `}${(c.extra ?? []).join(" ")}`.trim() || "-",
+    cpus: placed,
     target: c.pps || "max",
     offered: Math.round(g.sent / g.seconds),
     forwarded: Math.round(got / g.seconds),
@@ -159,12 +167,33 @@ describe("forwarding figures (64-byte UDP through NAT)", { skip, timeout: 900_00
   const reps = Number(process.env.TSVS_RING_BENCH_REPS ?? 3);
   // TSVS_RING_BENCH_SET=rps: only the receive-steering variants (both CPUs, two workers).
   const rpsSet = process.env.TSVS_RING_BENCH_SET === "rps";
+  // TSVS_RING_BENCH_SET=livelock: receive work steered to the daemon's CPU (RPS mask 2 = CPU 1, or
+  // 3 = both), offered 100k…400k pps, per setting (docs/io.md "Receive livelock"). The generator
+  // stays on CPU 0. "taskset 1" confines the daemon to CPU 1 (it must share); without it the
+  // daemon may use both CPUs and places its worker itself.
+  const livelockSet = process.env.TSVS_RING_BENCH_SET === "livelock";
+  const only = process.env.TSVS_RING_BENCH_ONLY; // substring filter on the cell name
+  const rates = (process.env.TSVS_RING_BENCH_RATES ?? "100000,200000,300000,400000").split(",").map(Number);
+  const ios = (process.env.TSVS_RING_BENCH_IO ?? "mmsg,ring").split(",");
+  const settings: { rps: string; pin?: string; extra?: string[] }[] = [
+    { rps: "2", pin: "1" },
+    { rps: "2" },
+    { rps: "2", extra: ["--no-pin"] },
+    { rps: "3", pin: "1" },
+    { rps: "3", pin: "1", extra: ["--nice", "-19"] },
+    { rps: "3", pin: "1", extra: ["--rt-prio", "10"] },
+    { rps: "3", pin: "1", extra: ["--rx-kib", "256"] },
+    { rps: "3", pin: "1", extra: ["--batch", "1024"] },
+  ];
+  for (let rep = 0; rep < reps && livelockSet; rep++)
+    for (const st of settings)
+      for (const pps of rates) for (const io of ios) cells.push({ io, workers: 1, pps, genPin: "0", ...st });
   for (let rep = 0; rep < reps && rpsSet; rep++) {
     for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 2, rps: "3", pps: 0 });
     for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 2, rps: "2", pps: 0 });
     for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 1, rps: "3", pps: 0, pin: "1" });
   }
-  for (let rep = 0; rep < reps && !rpsSet; rep++) {
+  for (let rep = 0; rep < reps && !rpsSet && !livelockSet; rep++) {
     for (const rps of ["off", "2"])
       for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 1, rps, pps: 0, pin: "1" });
     for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 2, rps: "off", pps: 0 });
@@ -173,8 +202,10 @@ describe("forwarding figures (64-byte UDP through NAT)", { skip, timeout: 900_00
     for (const pps of [100_000, 200_000, 300_000, 400_000])
       for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 1, rps: "off", pps, pin: "1" });
   }
-  for (const c of cells) {
-    it(`${c.io} workers=${c.workers} rps=${c.rps} pps=${c.pps || "max"} ${(c.extra ?? []).join(" ")}`, async () => {
+  const cellName = (c: Cell): string =>
+    `${c.io} workers=${c.workers} rps=${c.rps} pps=${c.pps || "max"} ${c.pin === undefined ? "" : `taskset=${c.pin} `}${(c.extra ?? []).join(" ")}`;
+  for (const c of only === undefined ? cells : cells.filter((x) => cellName(x).includes(only))) {
+    it(cellName(c), async () => {
       const r = await runCell(c);
       results.push(r);
       console.log(JSON.stringify(r));
@@ -183,12 +214,12 @@ describe("forwarding figures (64-byte UDP through NAT)", { skip, timeout: 900_00
   it("prints the table (medians over the repetitions)", () => {
     const groups = new Map<string, Record<string, number | string>[]>();
     for (const r of results) {
-      const k = `${r.io} | ${r.workers} | ${r.rps} | ${r.extra} | ${r.target}`;
+      const k = `${r.io} | ${r.workers} | ${r.rps} | ${r.extra} | ${r.cpus} | ${r.target}`;
       groups.set(k, [...(groups.get(k) ?? []), r]);
     }
     const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
     console.log(
-      "| io | workers | rps | options | target pps | offered pps | forwarded pps (median) | min–max |",
+      "| io | workers | rps | options | worker CPUs | target pps | offered pps | forwarded pps (median) | min–max |",
     );
     for (const [k, rs] of groups) {
       const f = rs.map((r) => Number(r.forwarded));
