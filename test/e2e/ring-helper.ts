@@ -125,6 +125,18 @@ function modeRecv(io: string, ifname: string, seconds: number, filterJson?: stri
   return out;
 }
 
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Waits until the next batch is due instead of spinning: a paced generator then leaves its CPU to
+ * whatever shares it (the livelock figures put the daemon's worker beside it), as an outside
+ * sender would. Atomics.wait sleeps in the kernel (futex) with ~50–100 µs of timer slack, so
+ * short gaps are still spun.
+ */
+function pace(ms: number): void {
+  if (ms > 0.1) Atomics.wait(sleeper, 0, 0, ms - 0.05);
+}
+
 function modeGen(
   ifname: string,
   dstMac: string,
@@ -161,7 +173,10 @@ function modeGen(
   for (;;) {
     const now = performance.now();
     if (now >= end) break;
-    if (pps > 0 && sent > ((now - t0) / 1000) * pps) continue;
+    if (pps > 0 && sent > ((now - t0) / 1000) * pps) {
+      pace(t0 + (sent / pps) * 1000 - now);
+      continue;
+    }
     for (let i = 0; i < s.batch; i++) s.commit(frameLen);
     sent += s.flush();
   }
