@@ -70,6 +70,24 @@ export function addNetns(name: string): void {
   ip("-n", name, "link", "set", "lo", "up");
 }
 
+/**
+ * Namespaces for a test topology: leftovers of a killed run with the same names are removed,
+ * then each is created with IPv6 off (router solicitations would only add noise).
+ */
+export function freshNetns(names: readonly string[]): void {
+  for (const ns of names) delNetns(ns);
+  for (const ns of names) {
+    addNetns(ns);
+    nsExec(ns, [
+      "sysctl",
+      "-q",
+      "-w",
+      "net.ipv6.conf.all.disable_ipv6=1",
+      "net.ipv6.conf.default.disable_ipv6=1",
+    ]);
+  }
+}
+
 /** Deletes a namespace; silent when it is already gone (cleanup paths call it unconditionally). */
 export function delNetns(name: string): void {
   try {

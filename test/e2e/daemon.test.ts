@@ -21,9 +21,9 @@ import { parseIPv4 } from "../../src/core/addr.js";
 import { guardScript } from "../../src/daemon/nft.js";
 import { parseRequest } from "../../src/daemon/protocol.js";
 import {
-  addNetns,
   addVethPair,
   delNetns,
+  freshNetns,
   ip,
   netnsUnavailableReason,
   nsExec,
@@ -231,18 +231,7 @@ describe("tsvs daemon with real kernels, nft guard and curl", { skip, timeout: 6
   const sock = join(dir, "run", "control.sock");
 
   before(() => {
-    for (const ns of Object.values(NS)) delNetns(ns);
-    for (const ns of Object.values(NS)) {
-      addNetns(ns);
-      // No IPv6: router solicitations would only add noise.
-      nsExec(ns, [
-        "sysctl",
-        "-q",
-        "-w",
-        "net.ipv6.conf.all.disable_ipv6=1",
-        "net.ipv6.conf.default.disable_ipv6=1",
-      ]);
-    }
+    freshNetns(Object.values(NS));
     addVethPair(
       { ns: NS.c, ifname: IF.c0, cidr: "198.18.0.1/24" },
       { ns: NS.d, ifname: IF.d0, cidr: "198.18.0.254/24" },

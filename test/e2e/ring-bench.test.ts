@@ -14,9 +14,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
-  addNetns,
   addVethPair,
   delNetns,
+  freshNetns,
   ip,
   linkMac,
   linkStats,
@@ -128,17 +128,7 @@ async function runCell(c: Cell): Promise<Record<string, number | string>> {
 
 describe("forwarding figures (64-byte UDP through NAT)", { skip, timeout: 900_000 }, () => {
   before(() => {
-    for (const ns of Object.values(NS)) delNetns(ns);
-    for (const ns of Object.values(NS)) {
-      addNetns(ns);
-      nsExec(ns, [
-        "sysctl",
-        "-q",
-        "-w",
-        "net.ipv6.conf.all.disable_ipv6=1",
-        "net.ipv6.conf.default.disable_ipv6=1",
-      ]);
-    }
+    freshNetns(Object.values(NS));
     addVethPair(
       { ns: NS.g, ifname: IF.g0, cidr: "198.18.0.1/24" },
       { ns: NS.d, ifname: IF.d0, cidr: "198.18.0.254/24" },

@@ -18,9 +18,9 @@ import { fileURLToPath } from "node:url";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { fanoutHash } from "../../src/io/bpf.js";
 import {
-  addNetns,
   addVethPair,
   delNetns,
+  freshNetns,
   ip,
   netnsUnavailableReason,
   nsExec,
@@ -125,17 +125,7 @@ for (const io of ["ring", "mmsg"]) {
       const sock = join(dir, "control.sock");
 
       before(async () => {
-        for (const ns of Object.values(NS)) delNetns(ns);
-        for (const ns of Object.values(NS)) {
-          addNetns(ns);
-          nsExec(ns, [
-            "sysctl",
-            "-q",
-            "-w",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-          ]);
-        }
+        freshNetns(Object.values(NS));
         addVethPair(
           { ns: NS.c, ifname: IF.c0, cidr: "198.18.0.1/24" },
           { ns: NS.d, ifname: IF.d0, cidr: "198.18.0.254/24" },
