@@ -6,6 +6,7 @@ import { createSocket } from "node:dgram";
 import { isIPv4 } from "node:net";
 import type { CheckResult, CheckTarget } from "./checkers.js";
 import { DNS_QTYPES, decodeMessage, encodeQuery } from "./dns.js";
+import { settleOnce } from "./settle.js";
 
 export interface DnsCheckOptions {
   timeoutMs: number;
@@ -17,44 +18,39 @@ export interface DnsCheckOptions {
 const RCODES = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"];
 
 export function dnsCheck(target: CheckTarget, opts: DnsCheckOptions): Promise<CheckResult> {
-  return new Promise((resolve) => {
-    const qtype = DNS_QTYPES[opts.qtype.toUpperCase()];
-    const id = randomInt(65536);
-    const query = qtype === undefined ? null : encodeQuery(id, opts.name, qtype);
-    if (query === null || !isIPv4(target.host)) {
-      resolve({ ok: false, detail: `cannot query ${opts.name} ${opts.qtype} at ${target.host}` });
-      return;
-    }
-    const sock = createSocket("udp4");
-    let done = false;
-    const finish = (r: CheckResult): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.close();
-      resolve(r);
-    };
-    const timer = setTimeout(
-      () => finish({ ok: false, detail: `no answer after ${opts.timeoutMs} ms` }),
-      opts.timeoutMs,
-    );
-    sock.on("error", (e: NodeJS.ErrnoException) => finish({ ok: false, detail: e.code ?? e.message }));
-    sock.on("message", (buf, rinfo) => {
-      // A datagram from elsewhere, or an answer to another query, is not ours: keep waiting.
-      if (rinfo.address !== target.host || rinfo.port !== target.port) return;
-      const m = decodeMessage(buf);
-      if (m === null || m.id !== id || !m.qr) return;
-      if (m.rcode !== 0) finish({ ok: false, detail: `rcode ${RCODES[m.rcode] ?? m.rcode}` });
-      else if (m.answers.length === 0) finish({ ok: false, detail: "no answer record" });
-      else {
-        const a = m.answers.find((r) => r.address !== "");
-        finish({
-          ok: true,
-          detail: `${m.answers.length} answer(s)${a !== undefined ? `, ${a.address}` : ""}`,
-        });
-      }
+  const qtype = DNS_QTYPES[opts.qtype.toUpperCase()];
+  const id = randomInt(65536);
+  const query = qtype === undefined ? null : encodeQuery(id, opts.name, qtype);
+  if (query === null || !isIPv4(target.host)) {
+    return Promise.resolve({
+      ok: false,
+      detail: `cannot query ${opts.name} ${opts.qtype} at ${target.host}`,
     });
-    // connect() makes the kernel report ICMP port unreachable as ECONNREFUSED.
-    sock.connect(target.port, target.host, () => sock.send(query));
-  });
+  }
+  const sock = createSocket("udp4");
+  return settleOnce(
+    opts.timeoutMs,
+    { ok: false, detail: `no answer after ${opts.timeoutMs} ms` },
+    () => sock.close(),
+    (finish) => {
+      sock.on("error", (e: NodeJS.ErrnoException) => finish({ ok: false, detail: e.code ?? e.message }));
+      sock.on("message", (buf, rinfo) => {
+        // A datagram from elsewhere, or an answer to another query, is not ours: keep waiting.
+        if (rinfo.address !== target.host || rinfo.port !== target.port) return;
+        const m = decodeMessage(buf);
+        if (m === null || m.id !== id || !m.qr) return;
+        if (m.rcode !== 0) finish({ ok: false, detail: `rcode ${RCODES[m.rcode] ?? m.rcode}` });
+        else if (m.answers.length === 0) finish({ ok: false, detail: "no answer record" });
+        else {
+          const a = m.answers.find((r) => r.address !== "");
+          finish({
+            ok: true,
+            detail: `${m.answers.length} answer(s)${a !== undefined ? `, ${a.address}` : ""}`,
+          });
+        }
+      });
+      // connect() makes the kernel report ICMP port unreachable as ECONNREFUSED.
+      sock.connect(target.port, target.host, () => sock.send(query));
+    },
+  );
 }

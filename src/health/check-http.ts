@@ -8,6 +8,7 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { HttpUrl } from "../config/model.js";
 import type { CheckResult, CheckTarget } from "./checkers.js";
+import { settleOnce } from "./settle.js";
 
 export interface HttpCheckOptions {
   timeoutMs: number;
@@ -21,67 +22,61 @@ export interface HttpCheckOptions {
 const MAX_BODY = 16 * 1024 * 1024;
 
 function getOnce(target: CheckTarget, url: HttpUrl, opts: HttpCheckOptions): Promise<CheckResult> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (r: CheckResult): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      req.destroy();
-      resolve(r);
-    };
-    const request = opts.tls ? httpsRequest : httpRequest;
-    const req = request({
-      host: target.host,
-      port: target.port,
-      path: url.path,
-      method: "GET",
-      headers: {
-        Host: opts.virtualHost || target.host,
-        "User-Agent": "tsvs-healthcheck",
-        Connection: "close",
-      },
-      rejectUnauthorized: false,
-      agent: false,
-    });
-    const timer = setTimeout(
-      () => finish({ ok: false, detail: `${url.path}: timeout after ${opts.timeoutMs} ms` }),
-      opts.timeoutMs,
-    );
-    req.once("error", (e: NodeJS.ErrnoException) =>
-      finish({ ok: false, detail: `${url.path}: ${e.code ?? e.message}` }),
-    );
-    req.once("response", (res: IncomingMessage) => {
-      const status = res.statusCode ?? 0;
-      const okStatus =
-        url.statusCodes.length > 0 ? url.statusCodes.includes(status) : status >= 200 && status < 300;
-      if (!okStatus) {
-        finish({ ok: false, detail: `${url.path}: status ${status}` });
-        return;
-      }
-      if (url.digest === "") {
-        finish({ ok: true, detail: `${url.path}: status ${status}` });
-        return;
-      }
-      const md5 = createHash("md5");
-      let len = 0;
-      res.on("data", (chunk: Buffer) => {
-        len += chunk.length;
-        if (len > MAX_BODY) finish({ ok: false, detail: `${url.path}: body larger than ${MAX_BODY} bytes` });
-        else md5.update(chunk);
-      });
-      res.once("end", () => {
-        const got = md5.digest("hex");
-        finish(
-          got === url.digest
-            ? { ok: true, detail: `${url.path}: status ${status}, digest ok` }
-            : { ok: false, detail: `${url.path}: digest ${got}, expected ${url.digest}` },
-        );
-      });
-      res.once("error", (e: Error) => finish({ ok: false, detail: `${url.path}: ${e.message}` }));
-    });
-    req.end();
+  const request = opts.tls ? httpsRequest : httpRequest;
+  const req = request({
+    host: target.host,
+    port: target.port,
+    path: url.path,
+    method: "GET",
+    headers: {
+      Host: opts.virtualHost || target.host,
+      "User-Agent": "tsvs-healthcheck",
+      Connection: "close",
+    },
+    rejectUnauthorized: false,
+    agent: false,
   });
+  return settleOnce(
+    opts.timeoutMs,
+    { ok: false, detail: `${url.path}: timeout after ${opts.timeoutMs} ms` },
+    () => req.destroy(),
+    (finish) => {
+      req.once("error", (e: NodeJS.ErrnoException) =>
+        finish({ ok: false, detail: `${url.path}: ${e.code ?? e.message}` }),
+      );
+      req.once("response", (res: IncomingMessage) => {
+        const status = res.statusCode ?? 0;
+        const okStatus =
+          url.statusCodes.length > 0 ? url.statusCodes.includes(status) : status >= 200 && status < 300;
+        if (!okStatus) {
+          finish({ ok: false, detail: `${url.path}: status ${status}` });
+          return;
+        }
+        if (url.digest === "") {
+          finish({ ok: true, detail: `${url.path}: status ${status}` });
+          return;
+        }
+        const md5 = createHash("md5");
+        let len = 0;
+        res.on("data", (chunk: Buffer) => {
+          len += chunk.length;
+          if (len > MAX_BODY)
+            finish({ ok: false, detail: `${url.path}: body larger than ${MAX_BODY} bytes` });
+          else md5.update(chunk);
+        });
+        res.once("end", () => {
+          const got = md5.digest("hex");
+          finish(
+            got === url.digest
+              ? { ok: true, detail: `${url.path}: status ${status}, digest ok` }
+              : { ok: false, detail: `${url.path}: digest ${got}, expected ${url.digest}` },
+          );
+        });
+        res.once("error", (e: Error) => finish({ ok: false, detail: `${url.path}: ${e.message}` }));
+      });
+      req.end();
+    },
+  );
 }
 
 export async function httpCheck(target: CheckTarget, opts: HttpCheckOptions): Promise<CheckResult> {
