@@ -103,26 +103,30 @@ export function ifIndex(ifname: string): number {
  * and the interface, so no frame of another interface slips into the queue in between (af_packet.c
  * registers the protocol hook only when proto != 0).
  */
-export function packetSocketFd(): number {
+export function packetSocketFd(what = "socket(AF_PACKET, SOCK_RAW)"): number {
   const c = libc();
   const fd = c.socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw new SyscallError("socket(AF_PACKET, SOCK_RAW)", c.errno());
+  if (fd < 0) throw new SyscallError(what, c.errno());
   return fd;
 }
 
-/** setsockopt with an int value: true when it took; a failure throws only when required. */
+/**
+ * setsockopt with an int value: true when it took; a failure throws only when required, naming the
+ * call `what` (default: the numeric level and name).
+ */
 export function setIntOpt(
   fd: number,
   level: number,
   name: number,
   value: number,
   required: boolean,
+  what = `setsockopt(${level}, ${name})`,
 ): boolean {
   const c = libc();
   const v = Buffer.alloc(4);
   v.writeInt32LE(value, 0);
   if (c.setsockopt(fd, level, name, v, 4) === 0) return true;
-  if (required) throw new SyscallError(`setsockopt(${level}, ${name})`, c.errno());
+  if (required) throw new SyscallError(what, c.errno());
   return false;
 }
 
@@ -159,10 +163,15 @@ export function addPromisc(fd: number, ifindex: number): void {
 
 /** bind() to ETH_P_ALL on the interface: from here on frames are queued. */
 export function bindAll(fd: number, ifindex: number, ifname: string): void {
+  bindIf(fd, ifindex, ifname, ETH_P_ALL);
+}
+
+/** bind() to the interface for `protocol` (host order); 0 registers no receive hook (tx only). */
+export function bindIf(fd: number, ifindex: number, ifname: string, protocol: number): void {
   const c = libc();
   const sll = Buffer.alloc(SIZEOF_SOCKADDR_LL);
   sll.writeUInt16LE(AF_PACKET, 0);
-  sll.writeUInt16LE(htons(ETH_P_ALL), 2);
+  sll.writeUInt16LE(htons(protocol), 2);
   sll.writeInt32LE(ifindex, 4);
   if (c.bind(fd, sll, SIZEOF_SOCKADDR_LL) < 0) throw new SyscallError(`bind(${ifname})`, c.errno());
 }

@@ -8,7 +8,6 @@
 // tp_hdrlen - sizeof(struct sockaddr_ll) = TPACKET_ALIGN(32) + 20 - 20 = 32.
 
 import {
-  AF_PACKET,
   libc,
   MAP_SHARED,
   type NativePtr,
@@ -17,13 +16,11 @@ import {
   PACKET_VERSION,
   PROT_READ,
   PROT_WRITE,
-  SIZEOF_SOCKADDR_LL,
-  SOCK_CLOEXEC,
-  SOCK_RAW,
   SOL_PACKET,
   SyscallError,
   TPACKET_V2,
 } from "./libc.js";
+import { bindIf, ifIndex, packetSocketFd, setIntOpt } from "./packet-common.js";
 
 const TP_STATUS_SEND_REQUEST = 1;
 const TP_STATUS_SENDING = 2;
@@ -59,20 +56,15 @@ export class TxRing {
     const c = libc();
     this.frameSize = opts.frameSize ?? 2048;
     this.frames = opts.frames ?? 1024;
-    const ifindex = c.if_nametoindex(ifname);
-    if (ifindex === 0) throw new SyscallError(`if_nametoindex(${ifname})`, c.errno());
+    const ifindex = ifIndex(ifname);
     this.ifindex = ifindex;
-    const fd = c.socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw new SyscallError("socket(AF_PACKET)", c.errno());
+    const fd = packetSocketFd("socket(AF_PACKET)");
     this.#fd = fd;
     try {
-      const int = (name: number, v: number, what: string): void => {
-        const b = Buffer.alloc(4);
-        b.writeInt32LE(v, 0);
-        if (c.setsockopt(fd, SOL_PACKET, name, b, 4) < 0) throw new SyscallError(what, c.errno());
-      };
-      int(PACKET_VERSION, TPACKET_V2, "setsockopt(PACKET_VERSION)");
-      if (opts.qdiscBypass) int(PACKET_QDISC_BYPASS, 1, "setsockopt(PACKET_QDISC_BYPASS)");
+      setIntOpt(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2, true, "setsockopt(PACKET_VERSION)");
+      if (opts.qdiscBypass) {
+        setIntOpt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, true, "setsockopt(PACKET_QDISC_BYPASS)");
+      }
       const block = 1 << 16;
       const perBlock = block / this.frameSize;
       const blocks = Math.ceil(this.frames / perBlock);
@@ -96,11 +88,8 @@ export class TxRing {
         const off = i * this.frameSize + DATA_OFF;
         this.#views.push(this.#ring.subarray(off, (i + 1) * this.frameSize));
       }
-      const sll = Buffer.alloc(SIZEOF_SOCKADDR_LL);
-      sll.writeUInt16LE(AF_PACKET, 0);
       // Protocol 0: a tx-only socket registers no receive hook; it only names the device.
-      sll.writeInt32LE(ifindex, 4);
-      if (c.bind(fd, sll, SIZEOF_SOCKADDR_LL) < 0) throw new SyscallError(`bind(${ifname})`, c.errno());
+      bindIf(fd, ifindex, ifname, 0);
     } catch (e) {
       this.close();
       throw e;
