@@ -35,9 +35,12 @@ import {
 } from "./protocol.js";
 import { type FromWorker, type Guard, lipsOfWorker, type ToWorker, type WorkerInit } from "./worker.js";
 
+/** --spin-us default (docs/daemon.md "Latency": measured on the bench topology). */
+export const DEFAULT_SPIN_US = 0;
+
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
-                   [--log-level LEVEL] [--idle-ms N] [--io ring|mmsg] [--workers N] [--no-filter]
-                   [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin] [--nice N]
+                   [--log-level LEVEL] [--idle-ms N] [--spin-us N] [--io ring|mmsg] [--workers N]
+                   [--no-filter] [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin] [--nice N]
                    [--rt-prio N] [--batch N] [--rx-kib N]
 
 Runs the director in the foreground, in the current network namespace.
@@ -50,6 +53,9 @@ Runs the director in the foreground, in the current network namespace.
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (default info)
   --idle-ms N        poll timeout of the data-plane loop when idle (default 10; 0 = busy-poll,
                      never sleep: lowest latency, one core at 100 %)
+  --spin-us N        keep receiving this long after the last frame before sleeping in poll(2)
+                     (default ${DEFAULT_SPIN_US}; 0 = sleep at once): spares the wake-up of a sleeping
+                     thread at low rates, for at most N µs of CPU per quiet spell
   --io mmsg|ring     receive backend: recvmmsg batches (default: lowest latency) or the TPACKET_V3
                      mmap ring (more packets per second under load, ~1 ms added at low rates)
   --workers N        data-plane threads (default 1), one PACKET_FANOUT member each per interface;
@@ -76,6 +82,7 @@ export interface DaemonOptions {
   control: string | undefined;
   logLevel: string;
   idleMs: number;
+  spinUs: number;
   /** Engine field → value, from --sysctl. */
   sysctls: Partial<Sysctls>;
   io: IoBackend;
@@ -103,6 +110,7 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
     control: undefined,
     logLevel: "info",
     idleMs: 10,
+    spinUs: DEFAULT_SPIN_US,
     sysctls: {},
     io: "mmsg",
     workers: 1,
@@ -164,13 +172,12 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
         o.logLevel = v;
         break;
       }
-      case "--idle-ms": {
-        const v = Number(value());
-        if (!Number.isInteger(v) || v < 0 || v > 1000)
-          throw new DaemonUsageError("--idle-ms must be 0..1000");
-        o.idleMs = v;
+      case "--idle-ms":
+        o.idleMs = int(name, value(), 0, 1000);
         break;
-      }
+      case "--spin-us":
+        o.spinUs = int(name, value(), 0, 100000);
+        break;
       case "--io": {
         const v = value();
         if (!IO_BACKENDS.includes(v as IoBackend))
@@ -178,12 +185,9 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
         o.io = v as IoBackend;
         break;
       }
-      case "--workers": {
-        const v = Number(value());
-        if (!Number.isInteger(v) || v < 1 || v > 64) throw new DaemonUsageError("--workers must be 1..64");
-        o.workers = v;
+      case "--workers":
+        o.workers = int(name, value(), 1, 64);
         break;
-      }
       case "--no-filter":
         o.filter = false;
         break;
@@ -484,6 +488,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       allLips: opts.lips,
       port: port2,
       idleMs: opts.idleMs,
+      spinUs: opts.spinUs,
       batch: opts.batch ?? (opts.io === "ring" ? 256 : 64),
       cpus: plan.cpus[index] ?? undefined,
       nice: opts.nice,

@@ -46,6 +46,12 @@ export interface WorkerInit {
   port: MessagePort;
   /** poll(2) timeout when idle: bounds the latency of control messages and ticks. */
   idleMs: number;
+  /**
+   * How long (µs) the loop keeps receiving without sleeping after the last frame, before poll(2)
+   * blocks: a thread asleep in poll takes tens of µs to wake (much more on a VM, where the idle vCPU
+   * halts), paid once per request and once per reply at low rates. 0 = sleep as soon as idle.
+   */
+  spinUs?: number;
   batch: number;
   /** Director sysctls given at start (`tsvs daemon --sysctl NAME=VALUE`). */
   sysctls?: Partial<Sysctls>;
@@ -338,6 +344,11 @@ function run(init: WorkerInit): void {
   let loops = 0;
   let batches = 0;
   let busyMs = 0;
+  const spinMs = (init.spinUs ?? 0) / 1000;
+  let lastFrameAt = 0;
+  // Which sockets to read in this pass: all of them, except right after poll(2) returned, when
+  // only the ones it reported readable (an empty recvmmsg is a syscall for nothing).
+  const readable = new Uint8Array(rxSockets.length).fill(1);
 
   // The kernel filter and the fanout program follow the owned addresses and the NAT destinations:
   // recompiled and re-attached (atomically: SO_ATTACH_FILTER replaces) when they change.
@@ -481,6 +492,7 @@ function run(init: WorkerInit): void {
       loops++;
       let got = 0;
       for (let si = 0; si < rxSockets.length; si++) {
+        if (readable[si] === 0) continue;
         const s = rxSockets[si];
         const n = s.recvBatch(0);
         if (n === 0) continue;
@@ -503,9 +515,15 @@ function run(init: WorkerInit): void {
       engine.tick(now());
       for (let si = 0; si < sockets.length; si++) sockets[si].flush();
       if (!control()) break;
-      if (got === 0 && init.idleMs > 0) {
+      readable.fill(1);
+      if (got > 0) lastFrameAt = now();
+      else if (init.idleMs > 0 && (spinMs === 0 || now() - lastFrameAt >= spinMs)) {
         const p = c.poll(pollAddr, rxSockets.length, init.idleMs);
         if (p < 0 && c.errno() !== 4 /* EINTR */) throw new Error(`poll: errno ${c.errno()}`);
+        if (p > 0) {
+          for (let i = 0; i < rxSockets.length; i++)
+            readable[i] = pollDv.getInt16(i * SIZEOF_POLLFD + 6, true) === 0 ? 0 : 1;
+        }
       }
     }
   } finally {

@@ -26,8 +26,10 @@ export function tsvsEntry(): string | null {
 export function tsvsArgv(args: readonly string[]): string[] {
   const entry = tsvsEntry();
   if (entry === null) throw new Error(`tsvs is not built (no ${jsPath("src/daemon/entry.js")})`);
-  if (entry.endsWith("entry.js")) return [process.execPath, entry, ...args];
-  return [process.execPath, "--input-type=module", "-e", LAUNCHER, entry, ...args];
+  // Node flags NODE_OPTIONS refuses (--cpu-prof, --trace-gc) for profiling the lab's daemon.
+  const flags = (process.env.TSVS_NODE_FLAGS ?? "").split(/\s+/).filter((f) => f !== "");
+  if (entry.endsWith("entry.js")) return [process.execPath, ...flags, entry, ...args];
+  return [process.execPath, ...flags, "--input-type=module", "-e", LAUNCHER, entry, ...args];
 }
 
 export const IPVSADM_FLAG: Record<LabMethod, string> = {

@@ -1,0 +1,53 @@
+// `tsvs daemon` arguments: what each option sets, and the message a bad one is refused with.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { DaemonUsageError, DEFAULT_SPIN_US, parseDaemonArgs } from "../../src/daemon/main.js";
+
+describe("tsvs daemon arguments", () => {
+  it("defaults", () => {
+    const o = parseDaemonArgs([]);
+    assert.equal(o.idleMs, 10);
+    assert.equal(o.spinUs, DEFAULT_SPIN_US);
+    assert.equal(o.io, "mmsg");
+    assert.equal(o.workers, 1);
+    assert.equal(o.pin, true);
+  });
+
+  const good: [string[], Partial<ReturnType<typeof parseDaemonArgs>>][] = [
+    [["--idle-ms", "0"], { idleMs: 0 }],
+    [["--idle-ms=1000"], { idleMs: 1000 }],
+    [["--spin-us", "0"], { spinUs: 0 }],
+    [["--spin-us=250"], { spinUs: 250 }],
+    [["--workers", "2"], { workers: 2 }],
+    [["--io", "ring"], { io: "ring" }],
+    [["--iface", "eth0", "-i", "eth1"], { ifaces: ["eth0", "eth1"] }],
+    [["--cpus", "1,3"], { cpus: [1, 3] }],
+    [["--no-pin"], { pin: false }],
+  ];
+  for (const [argv, want] of good) {
+    it(argv.join(" "), () => {
+      const o = parseDaemonArgs(argv) as unknown as Record<string, unknown>;
+      for (const [k, v] of Object.entries(want)) assert.deepEqual(o[k], v, k);
+    });
+  }
+
+  const bad: [string[], string][] = [
+    [["--idle-ms", "-1"], "--idle-ms must be 0..1000"],
+    [["--idle-ms", "1.5"], "--idle-ms must be 0..1000"],
+    [["--spin-us", "x"], "--spin-us must be 0..100000"],
+    [["--spin-us", "100001"], "--spin-us must be 0..100000"],
+    [["--spin-us"], "--spin-us needs a value"],
+    [["--workers", "0"], "--workers must be 1..64"],
+    [["--io", "xdp"], '--io: ring or mmsg, not "xdp"'],
+    [["--cpus", "1", "--no-pin"], "--cpus and --no-pin exclude each other"],
+    [["--bogus"], 'unknown argument "--bogus"'],
+  ];
+  for (const [argv, message] of bad) {
+    it(`refuses ${argv.join(" ")}`, () =>
+      assert.throws(
+        () => parseDaemonArgs(argv),
+        (e: unknown) => e instanceof DaemonUsageError && e.message === message,
+      ));
+  }
+});
