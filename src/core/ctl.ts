@@ -58,6 +58,57 @@ function svcBucket(s: Service): number {
   return (s.protocol ^ (s.addr >>> 0) ^ (s.port >>> SVC_TAB_BITS) ^ s.port) & SVC_TAB_MASK;
 }
 
+/**
+ * The packet-side service index: open addressing over int32 words, rebuilt on every service
+ * add/delete. findService runs once per new connection; the byKey map's numeric keys are above
+ * 2^31 (a boxed heap number per get), so the data path reads this instead and allocates
+ * nothing. A slot is <word A, word B> → service: A = VIP as int32 and B = port << 8 | proto for
+ * proto/VIP/port services; A = fwmark as int32 and B = SVC_IDX_FWMARK for fwmark services (no
+ * proto/port word has bit 24 set, so the two kinds never collide).
+ */
+const SVC_IDX_FWMARK = 1 << 24;
+
+function svcIdxSlot(a: number, b: number, mask: number): number {
+  const h = Math.imul(a ^ Math.imul(b, 0x9e3779b1), 0x85ebca6b);
+  return (h ^ (h >>> 15)) & mask;
+}
+
+class ServiceIndex {
+  private readonly a: Int32Array;
+  private readonly b: Int32Array;
+  /** The service of each slot; null = empty. */
+  private readonly svc: Array<Service | null>;
+  private readonly mask: number;
+
+  constructor(services: Iterable<Service>, count: number) {
+    let n = 8;
+    while (n < count * 2) n *= 2;
+    this.mask = n - 1;
+    this.a = new Int32Array(n);
+    this.b = new Int32Array(n);
+    this.svc = new Array<Service | null>(n).fill(null);
+    for (const s of services) {
+      const a = s.fwmark !== 0 ? s.fwmark | 0 : s.addr | 0;
+      const b = s.fwmark !== 0 ? SVC_IDX_FWMARK : ((s.port & 0xffff) << 8) | (s.protocol & 0xff);
+      let i = svcIdxSlot(a, b, this.mask);
+      while (this.svc[i] !== null) i = (i + 1) & this.mask;
+      this.a[i] = a;
+      this.b[i] = b;
+      this.svc[i] = s;
+    }
+  }
+
+  /** a, b as int32 (see above); null when absent. */
+  get(a: number, b: number): Service | null {
+    const m = this.mask;
+    for (let i = svcIdxSlot(a, b, m); ; i = (i + 1) & m) {
+      const s = this.svc[i];
+      if (s === null) return null;
+      if (this.a[i] === a && this.b[i] === b) return s;
+    }
+  }
+}
+
 function keyOf(k: ServiceKey): number {
   return k.fwmark !== 0 ? -k.fwmark : svcKeyNum(k.protocol, k.addr, k.port);
 }
@@ -68,6 +119,8 @@ function fail(code: TsvsErrorCode, message: string, index: number): never {
 
 export class IpvsCtl {
   private readonly byKey = new Map<number, Service>();
+  /** byKey for the data path (see ServiceIndex); rebuilt by reorder(). */
+  private index = new ServiceIndex([], 0);
   /** Kernel listing order (see svcBucket), recomputed on change. */
   private ordered: Service[] = [];
   /** Destination registry: connections refer to destinations by id. */
@@ -98,14 +151,16 @@ export class IpvsCtl {
    * then the VIP's port-zero (persistent) service.
    */
   findService(f: Flow): Service | null {
+    const ix = this.index;
     if (f.fwmark !== 0) {
-      const s = this.byKey.get(-f.fwmark);
-      if (s !== undefined) return s;
+      const s = ix.get(f.fwmark | 0, SVC_IDX_FWMARK);
+      if (s !== null) return s;
     }
-    const m = this.byKey;
-    const s = m.get(svcKeyNum(f.proto, f.daddr, f.dport));
-    if (s !== undefined) return s;
-    return m.get(svcKeyNum(f.proto, f.daddr, 0)) ?? null;
+    const proto = f.proto & 0xff;
+    const daddr = f.daddr | 0;
+    const s = ix.get(daddr, ((f.dport & 0xffff) << 8) | proto);
+    if (s !== null) return s;
+    return ix.get(daddr, proto);
   }
 
   destById(id: number): Dest | undefined {
@@ -361,6 +416,7 @@ export class IpvsCtl {
   }
 
   private reorder(): void {
+    this.index = new ServiceIndex(this.byKey.values(), this.byKey.size);
     const seq = this.svcSeq;
     this.ordered = [...this.byKey.values()].sort(
       (a, b) => svcBucket(a) - svcBucket(b) || seq.get(b)! - seq.get(a)!,
