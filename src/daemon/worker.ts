@@ -349,6 +349,11 @@ function run(init: WorkerInit): void {
   // Which sockets to read in this pass: all of them, except right after poll(2) returned, when
   // only the ones it reported readable (an empty recvmmsg is a syscall for nothing).
   const readable = new Uint8Array(rxSockets.length).fill(1);
+  // recvmmsg(MSG_DONTWAIT) returns what is queued: fewer than a batch means the socket was empty a
+  // moment ago, so the next pass may go straight to poll(2), which returns at once if frames came
+  // in meanwhile: at low rates that is poll, recvmmsg, sendmmsg per frame instead of two more
+  // empty recvmmsg. A ring's partial block says nothing of the kind.
+  const drainable = io === "mmsg";
 
   // The kernel filter and the fanout program follow the owned addresses and the NAT destinations:
   // recompiled and re-attached (atomically: SO_ATTACH_FILTER replaces) when they change.
@@ -491,6 +496,7 @@ function run(init: WorkerInit): void {
     for (;;) {
       loops++;
       let got = 0;
+      let full = false;
       for (let si = 0; si < rxSockets.length; si++) {
         if (readable[si] === 0) continue;
         const s = rxSockets[si];
@@ -509,6 +515,7 @@ function run(init: WorkerInit): void {
         }
         curFrame = null;
         got += n;
+        if (n >= s.batch) full = true;
         batches++;
         busyMs += now() - t;
       }
@@ -517,7 +524,8 @@ function run(init: WorkerInit): void {
       if (!control()) break;
       readable.fill(1);
       if (got > 0) lastFrameAt = now();
-      else if (init.idleMs > 0 && (spinMs === 0 || now() - lastFrameAt >= spinMs)) {
+      const drained = got === 0 || (drainable && !full && spinMs === 0);
+      if (drained && init.idleMs > 0 && (spinMs === 0 || now() - lastFrameAt >= spinMs)) {
         const p = c.poll(pollAddr, rxSockets.length, init.idleMs);
         if (p < 0 && c.errno() !== 4 /* EINTR */) throw new Error(`poll: errno ${c.errno()}`);
         if (p > 0) {
