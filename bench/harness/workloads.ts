@@ -122,6 +122,8 @@ async function wrk(ctx: CellCtx, conns: number, close: boolean): Promise<WrkOut>
     );
   }
   if (w.requests === 0) throw new Error("wrk: no request completed");
+  // A director that answers with errors is not measured: the figure would be of the error path.
+  if (w.non2xx > 0) throw new Error(`wrk: ${w.non2xx} of ${w.requests} responses were not 2xx or 3xx`);
   return w;
 }
 
