@@ -19,6 +19,17 @@ export const TCP_RST = 0x04;
 export const TCP_PSH = 0x08;
 export const TCP_ACK = 0x10;
 
+/**
+ * Field groups of a Flow, for the parser's reset: a group the previous parse did not write is
+ * still at its defaults, and a group the current parse writes whole needs no reset either, so
+ * an established TCP packet after another one resets nothing but the frame fields.
+ */
+export const FLOW_G_IP = 1;
+export const FLOW_G_L4 = 2;
+export const FLOW_G_ICMP = 4;
+export const FLOW_G_ARP = 8;
+export const FLOW_G_ALL = FLOW_G_IP | FLOW_G_L4 | FLOW_G_ICMP | FLOW_G_ARP;
+
 export class Flow {
   /** The frame being processed and its length (frames may sit in larger buffers). */
   buf: Uint8Array = new Uint8Array(0);
@@ -79,4 +90,11 @@ export class Flow {
   fwmark = 0;
   /** Index of the link (interface) the frame arrived on. */
   ifindex = 0;
+
+  /**
+   * FLOW_G_* groups that may hold non-default values: those the last parseFrame wrote (all of
+   * them for a flow never parsed). Only parseFrame reads it. Code that writes a field of a
+   * group the parse did not write (e.g. icmpType on a TCP flow) must set the group's bit.
+   */
+  groups = FLOW_G_ALL;
 }

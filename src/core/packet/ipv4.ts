@@ -3,7 +3,7 @@
 
 import { readU16, readU32, writeU16, writeU32 } from "../addr.js";
 import { csumFinish, csumFold, csumReplace16, csumReplace32 } from "./csum.js";
-import { type Flow, IPPROTO_UDP } from "./flow.js";
+import { FLOW_G_IP, FLOW_G_L4, type Flow, IPPROTO_UDP } from "./flow.js";
 import { l4ChecksumOffset, l4CsumReplace32 } from "./l4.js";
 
 export const IP_VER_IHL = 0;
@@ -35,12 +35,18 @@ function setAddr(buf: Uint8Array, flow: Flow, field: number, addr: number): bool
 
 /** Rewrites the source address; fixes the IP and (TCP/UDP) L4 checksums; updates flow.saddr. */
 export function ipv4SetSaddr(buf: Uint8Array, flow: Flow, addr: number): void {
-  if (setAddr(buf, flow, IP_SADDR, addr)) flow.saddr = addr >>> 0;
+  if (setAddr(buf, flow, IP_SADDR, addr)) {
+    flow.saddr = addr >>> 0;
+    flow.groups |= FLOW_G_IP;
+  }
 }
 
 /** Rewrites the destination address; fixes the IP and (TCP/UDP) L4 checksums; updates flow.daddr. */
 export function ipv4SetDaddr(buf: Uint8Array, flow: Flow, addr: number): void {
-  if (setAddr(buf, flow, IP_DADDR, addr)) flow.daddr = addr >>> 0;
+  if (setAddr(buf, flow, IP_DADDR, addr)) {
+    flow.daddr = addr >>> 0;
+    flow.groups |= FLOW_G_IP;
+  }
 }
 
 /**
@@ -86,6 +92,7 @@ function setAddrPort(
   buf[pOff + 1] = port;
   if (portRel === 0) flow.sport = port;
   else flow.dport = port;
+  flow.groups |= FLOW_G_L4;
   const c = (buf[off] << 8) | buf[off + 1];
   if (c === 0 && flow.proto === IPPROTO_UDP) return true;
   const sum =
@@ -105,12 +112,18 @@ function setAddrPort(
 
 /** ipv4SetSaddr + l4SetSport in one pass (flow.saddr, flow.sport updated). */
 export function ipv4SetSaddrSport(buf: Uint8Array, flow: Flow, addr: number, port: number): void {
-  if (setAddrPort(buf, flow, IP_SADDR, 0, addr, port)) flow.saddr = addr >>> 0;
+  if (setAddrPort(buf, flow, IP_SADDR, 0, addr, port)) {
+    flow.saddr = addr >>> 0;
+    flow.groups |= FLOW_G_IP;
+  }
 }
 
 /** ipv4SetDaddr + l4SetDport in one pass (flow.daddr, flow.dport updated). */
 export function ipv4SetDaddrDport(buf: Uint8Array, flow: Flow, addr: number, port: number): void {
-  if (setAddrPort(buf, flow, IP_DADDR, 2, addr, port)) flow.daddr = addr >>> 0;
+  if (setAddrPort(buf, flow, IP_DADDR, 2, addr, port)) {
+    flow.daddr = addr >>> 0;
+    flow.groups |= FLOW_G_IP;
+  }
 }
 
 /** TTL - 1 with the header checksum fixed (as ip_decrease_ttl); no-op when the TTL is already 0. */
@@ -125,6 +138,7 @@ export function ipv4DecTtl(buf: Uint8Array, flow: Flow): void {
   buf[l3 + IP_TTL] = ttl - 1;
   writeU16(buf, l3 + IP_CHECK, csumReplace16(readU16(buf, l3 + IP_CHECK), oldw, neww));
   flow.ttl = ttl - 1;
+  flow.groups |= FLOW_G_IP;
 }
 
 /** Writes a 20-byte header (no options) with its checksum; frag = flags + fragment offset field. */

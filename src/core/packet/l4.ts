@@ -6,7 +6,7 @@
 
 import { readU16, writeU16 } from "../addr.js";
 import { csumReplace16, csumReplace32 } from "./csum.js";
-import { type Flow, IPPROTO_TCP, IPPROTO_UDP } from "./flow.js";
+import { FLOW_G_L4, type Flow, IPPROTO_TCP, IPPROTO_UDP } from "./flow.js";
 
 /**
  * Offset in buf of the TCP/UDP checksum field of the flow's datagram, or -1 when there is none to
@@ -58,10 +58,16 @@ function setPort(buf: Uint8Array, flow: Flow, rel: number, port: number): boolea
 
 /** Rewrites the TCP/UDP source port with an incremental checksum fix; no-op for other protocols. */
 export function l4SetSport(buf: Uint8Array, flow: Flow, port: number): void {
-  if (setPort(buf, flow, 0, port)) flow.sport = port & 0xffff;
+  if (setPort(buf, flow, 0, port)) {
+    flow.sport = port & 0xffff;
+    flow.groups |= FLOW_G_L4;
+  }
 }
 
 /** Rewrites the TCP/UDP destination port with an incremental checksum fix; no-op for other protocols. */
 export function l4SetDport(buf: Uint8Array, flow: Flow, port: number): void {
-  if (setPort(buf, flow, 2, port)) flow.dport = port & 0xffff;
+  if (setPort(buf, flow, 2, port)) {
+    flow.dport = port & 0xffff;
+    flow.groups |= FLOW_G_L4;
+  }
 }

@@ -14,6 +14,10 @@ import {
   ETH_P_8021Q,
   ETH_P_ARP,
   ETH_P_IP,
+  FLOW_G_ARP,
+  FLOW_G_ICMP,
+  FLOW_G_IP,
+  FLOW_G_L4,
   type Flow,
   IPPROTO_ICMP,
   IPPROTO_TCP,
@@ -62,47 +66,47 @@ export const PARSE_RESULT_NAMES: readonly string[] = [
   "err_icmp_trunc",
 ];
 
-function reset(f: Flow, buf: Uint8Array, len: number, ifindex: number): void {
-  f.buf = buf;
-  f.len = len;
-  f.ethType = 0;
-  f.vlan = -1;
-  f.l3Off = 0;
-  f.l4Off = 0;
-  f.payloadOff = 0;
-  f.l3End = 0;
-  f.af = 4;
-  f.proto = 0;
-  f.saddr = 0;
-  f.daddr = 0;
-  f.ttl = 0;
-  f.tos = 0;
-  f.ipId = 0;
-  f.df = false;
-  f.fragment = false;
-  f.firstFragment = false;
-  f.sport = 0;
-  f.dport = 0;
-  f.tcpFlags = 0;
-  f.tcpSeq = 0;
-  f.tcpAck = 0;
-  f.icmpType = 0;
-  f.icmpCode = 0;
-  f.icmpId = 0;
-  f.hasInner = false;
-  f.innerL3Off = 0;
-  f.innerL4Off = 0;
-  f.innerProto = 0;
-  f.innerSaddr = 0;
-  f.innerDaddr = 0;
-  f.innerSport = 0;
-  f.innerDport = 0;
-  f.innerHasPorts = false;
-  f.arpOp = 0;
-  f.arpSpa = 0;
-  f.arpTpa = 0;
-  f.fwmark = 0;
-  f.ifindex = ifindex;
+/** Back to the defaults of a fresh Flow: the fields of `groups` (FLOW_G_*). */
+function clearGroups(f: Flow, groups: number): void {
+  if ((groups & FLOW_G_IP) !== 0) {
+    f.l4Off = 0;
+    f.payloadOff = 0;
+    f.proto = 0;
+    f.saddr = 0;
+    f.daddr = 0;
+    f.ttl = 0;
+    f.tos = 0;
+    f.ipId = 0;
+    f.df = false;
+    f.fragment = false;
+    f.firstFragment = false;
+  }
+  if ((groups & FLOW_G_L4) !== 0) {
+    f.sport = 0;
+    f.dport = 0;
+    f.tcpFlags = 0;
+    f.tcpSeq = 0;
+    f.tcpAck = 0;
+  }
+  if ((groups & FLOW_G_ICMP) !== 0) {
+    f.icmpType = 0;
+    f.icmpCode = 0;
+    f.icmpId = 0;
+    f.hasInner = false;
+    f.innerL3Off = 0;
+    f.innerL4Off = 0;
+    f.innerProto = 0;
+    f.innerSaddr = 0;
+    f.innerDaddr = 0;
+    f.innerSport = 0;
+    f.innerDport = 0;
+    f.innerHasPorts = false;
+  }
+  if ((groups & FLOW_G_ARP) !== 0) {
+    f.arpOp = 0;
+    f.arpSpa = 0;
+    f.arpTpa = 0;
+  }
 }
 
 /**
@@ -114,7 +118,27 @@ export function parseFrame(buf: Uint8Array, len: number, flow: Flow, ifindex: nu
   if (!(len > 0)) len = 0;
   else if (len > buf.length) len = buf.length;
   else len = Math.floor(len);
-  reset(flow, buf, len, ifindex);
+  // The frame fields are always reset; a field group only when the last parse left it
+  // written and this one does not write it whole (parseEth reports what it wrote in
+  // flow.groups). Every field ends as a fresh Flow's, or as parsed.
+  const stale = flow.groups;
+  flow.buf = buf;
+  flow.len = len;
+  flow.ifindex = ifindex;
+  flow.fwmark = 0;
+  flow.af = 4;
+  flow.ethType = 0;
+  flow.vlan = -1;
+  flow.l3Off = 0;
+  flow.l3End = 0;
+  flow.groups = 0;
+  const r = parseEth(buf, len, flow);
+  const clear = stale & ~flow.groups;
+  if (clear !== 0) clearGroups(flow, clear);
+  return r;
+}
+
+function parseEth(buf: Uint8Array, len: number, flow: Flow): number {
   if (len < ETH_HLEN) return PARSE_ERR_ETH_TRUNC;
   let off = 12;
   let type = readU16(buf, off);
@@ -148,6 +172,7 @@ function parseArp(buf: Uint8Array, len: number, off: number, f: Flow): number {
   f.arpOp = readU16(buf, off + 6);
   f.arpSpa = readU32(buf, off + 14);
   f.arpTpa = readU32(buf, off + 24);
+  f.groups |= FLOW_G_ARP;
   f.l3End = off + 28;
   return PARSE_ARP;
 }
@@ -193,6 +218,7 @@ function parseIpv4(buf: Uint8Array, len: number, l3: number, f: Flow): number {
   const l4 = l3 + hlen;
   f.l4Off = l4;
   f.payloadOff = l4;
+  f.groups |= FLOW_G_IP;
   // Only the first fragment carries the transport header.
   if (fragOff !== 0) return PARSE_OK;
 
@@ -206,6 +232,7 @@ function parseIpv4(buf: Uint8Array, len: number, l3: number, f: Flow): number {
     f.tcpAck = readU32(buf, l4 + 8);
     f.tcpFlags = buf[l4 + 13];
     f.payloadOff = l4 + thlen;
+    f.groups |= FLOW_G_L4;
     return PARSE_OK;
   }
   if (proto === IPPROTO_UDP) {
@@ -215,11 +242,18 @@ function parseIpv4(buf: Uint8Array, len: number, l3: number, f: Flow): number {
     if (ulen < UDP_HLEN || (!f.fragment && l4 + ulen > end)) return PARSE_ERR_UDP_LEN;
     f.sport = readU16(buf, l4);
     f.dport = readU16(buf, l4 + 2);
+    f.tcpFlags = 0;
+    f.tcpSeq = 0;
+    f.tcpAck = 0;
     f.payloadOff = l4 + UDP_HLEN;
+    f.groups |= FLOW_G_L4;
     return PARSE_OK;
   }
   if (proto === IPPROTO_ICMP) {
     if (l4 + ICMP_HLEN > end) return PARSE_ERR_ICMP_TRUNC;
+    // ICMP is rare: the group is reset whole here rather than tracked field by field.
+    clearGroups(f, FLOW_G_ICMP);
+    f.groups |= FLOW_G_ICMP;
     const t = buf[l4];
     f.icmpType = t;
     f.icmpCode = buf[l4 + 1];
