@@ -68,7 +68,7 @@ export interface BenchResult {
   duration_s: number;
   reps: number;
   host: { kernel: string; cpus: number; cpu_model: string; node: string };
-  pinning: { generator: string; director: string };
+  pinning: { generator: string; director: string; servers?: string };
   generator: string;
   directors: DirectorRecord[];
   workloads: WorkloadDef[];
@@ -190,7 +190,8 @@ export function runLine(r: BenchResult): string {
   return (
     `${r.date.slice(0, 16).replace("T", " ")} UTC, ${r.host.cpus} CPUs (${r.host.cpu_model}), kernel ${r.host.kernel}, ` +
     `${r.duration_s} s per cell, ${r.reps} repetition${r.reps === 1 ? "" : "s"} (median)${r.smoke ? ", SMOKE run" : ""}; ` +
-    `generator ${r.generator} on ${r.pinning.generator}, director on ${r.pinning.director}`
+    `generator ${r.generator} on ${r.pinning.generator}, director on ${r.pinning.director}` +
+    (r.pinning.servers === undefined ? "" : `, servers ${r.pinning.servers}`)
   );
 }
 

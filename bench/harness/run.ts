@@ -186,6 +186,10 @@ export async function runBench(o: BenchOptions): Promise<BenchOutput> {
     pinning: {
       generator: genPin === null ? "not pinned (1 CPU)" : `cpu ${genPin} (taskset)`,
       director: dirPin === null ? "not pinned (1 CPU)" : `cpu ${dirPin} (taskset)`,
+      servers:
+        dirPin === null
+          ? "not pinned (1 CPU)"
+          : `not pinned; cpu ${dirPin} (taskset) during the latency cell`,
     },
     generator:
       generator === "trafgen"
@@ -256,7 +260,15 @@ export async function runBench(o: BenchOptions): Promise<BenchOutput> {
             continue;
           }
           o.log(`  ${wn} (${o.durationS} s × ${o.reps})`);
-          const ctx: CellCtx = { net: current, run, durationS: o.durationS, genPin, generator };
+          const ctx: CellCtx = {
+            net: current,
+            run,
+            durationS: o.durationS,
+            genPin,
+            dirPin,
+            allCpus: `0-${ncpu - 1}`,
+            generator,
+          };
           try {
             cells[wn] = await runCell(wn, ctx, o.reps, w.unit, o.log);
           } catch (e) {

@@ -9,7 +9,8 @@
 // counted and dropped at ingress (the sink of the packet-rate workload), SYNs to port 80 are
 // counted at input (after the user-space IPIP decapsulation of TUN).
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { nsExec, nsExecStatus } from "../../src/io/netns.js";
 import { realserverArgv } from "../../src/lab/lab.js";
@@ -128,6 +129,8 @@ export interface BenchNet {
   names: LabNames;
   /** Processes started for this network (servers, directors): stopped by pid before teardown. */
   procs: ProcRef[];
+  /** The servers' nginx master processes (their workers are children). */
+  servers: ProcRef[];
   /** Where configs and logs of this director's round go. */
   dir: string;
 }
@@ -142,7 +145,7 @@ export type RouteMode = LabMethod;
 export async function setupNet(names: LabNames, mode: RouteMode, dir: string): Promise<BenchNet> {
   await labDown(names);
   mkdirSync(dir, { recursive: true });
-  const net: BenchNet = { names, procs: [], dir };
+  const net: BenchNet = { names, procs: [], servers: [], dir };
   buildTopology(names, mode);
   // TIME_WAIT on the client (and on proxies' backend side) must not exhaust ports within a cell.
   for (const ns of [names.client, names.director]) {
@@ -163,6 +166,7 @@ export async function setupNet(names: LabNames, mode: RouteMode, dir: string): P
       `nginx ${s.name}`,
     );
     net.procs.push(ng);
+    net.servers.push(ng);
     const ok = await waitFor(() => !procAlive(ng) || fileHas(join(sdir, "nginx.pid"), ""), 10_000);
     if (!ok || !procAlive(ng)) throw new Error(`${s.name}: nginx did not come up (see ${sdir})`);
   }
@@ -186,6 +190,29 @@ export async function setupNet(names: LabNames, mode: RouteMode, dir: string): P
     }
   }
   return net;
+}
+
+/** A process's direct children (nginx's workers), from /proc/PID/task/PID/children. */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter((t) => t !== "")
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Moves every server process (nginx masters and workers, all threads) to the CPU list `cpus`. */
+export function placeServers(net: BenchNet, cpus: string): void {
+  for (const m of net.servers) {
+    for (const pid of [m.pid, ...childPids(m.pid)]) {
+      const r = spawnSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`taskset -c ${cpus} -p ${pid}: ${(r.stderr ?? "").trim()}`);
+    }
+  }
 }
 
 /** Stops the round's processes by pid, then removes every namespace (labDown stops stragglers). */

@@ -19,6 +19,7 @@ import {
   type BenchNet,
   benchServers,
   IPERF_PORT,
+  placeServers,
   type SinkCounts,
   sinkCounts,
   UDP_PORT,
@@ -51,6 +52,10 @@ export interface CellCtx {
   durationS: number;
   /** Core of the load generator ("0"), or null without pinning. */
   genPin: string | null;
+  /** Core of the director ("1"), or null without pinning. */
+  dirPin: string | null;
+  /** Every CPU of the machine as a taskset list ("0-1"): where the servers live outside the latency cell. */
+  allCpus: string;
   /** "trafgen" or "node" (src/io/afpacket.ts generator, bench/harness/udpgen.ts). */
   generator: "trafgen" | "node";
 }
@@ -292,7 +297,17 @@ export async function runWorkload(name: WorkloadName, ctx: CellCtx): Promise<Rep
     case "http_rps":
       return httpCell(ctx, 64, false);
     case "latency": {
-      const r = await httpCell(ctx, 1, false);
+      // One request at a time: the scheduler would put each director's nginx workers on either
+      // core, and a server on the client's core costs two more cross-CPU wake-ups per request
+      // than one on the director's. On the director's core, with nothing running at the same
+      // time, every director (the direct path included) pays the same two, client ⇄ rest.
+      if (ctx.dirPin !== null) placeServers(ctx.net, ctx.dirPin);
+      let r: RepResult;
+      try {
+        r = await httpCell(ctx, 1, false);
+      } finally {
+        if (ctx.dirPin !== null) placeServers(ctx.net, ctx.allCpus);
+      }
       return { value: r.extra.p99_ms as number, extra: { ...r.extra, rps: r.value } };
     }
     case "tcp_bulk":
