@@ -365,6 +365,9 @@ export const DIRECTORS: readonly DirectorDef[] = [
   tsvsDirector("tsvs-nat-ring", "nat", "tsvs NAT (-m), TPACKET_V3 ring receive (--io ring)", {
     args: ["--io", "ring"],
   }),
+  tsvsDirector("tsvs-nat-spin", "nat", "tsvs NAT (-m), --spin-us 100 (no sleep within 100 µs of a frame)", {
+    args: ["--spin-us", "100"],
+  }),
   tsvsDirector("tsvs-dr", "dr", "tsvs DR (-g)"),
   tsvsDirector("tsvs-fullnat", "fullnat", "tsvs FULLNAT (--fullnat)"),
   tsvsDirector("tsvs-tun", "tun", "tsvs TUN (-i)"),
