@@ -184,38 +184,48 @@ function parseIpv4(buf: Uint8Array, len: number, l3: number, f: Flow): number {
   const hlen = (vihl & 15) << 2;
   if (hlen < IPV4_HLEN) return PARSE_ERR_IP_IHL;
   if (l3 + hlen > len) return PARSE_ERR_IP_TRUNC;
-  // The common 20-byte header summed word by word (bounds were checked above).
+  // Every header word is read once into a local before any Flow field is written: a store to
+  // the Flow may alias (for the compiler) the typed array's own fields, and interleaving reads
+  // and stores makes it reload the buffer's data pointer and length for every byte read.
+  const tos = buf[l3 + 1];
+  const totLen = (buf[l3 + 2] << 8) | buf[l3 + 3];
+  const ipId = (buf[l3 + 4] << 8) | buf[l3 + 5];
+  const frag = (buf[l3 + 6] << 8) | buf[l3 + 7];
+  const ttl = buf[l3 + 8];
+  const proto = buf[l3 + 9];
+  const check = (buf[l3 + 10] << 8) | buf[l3 + 11];
+  const saddr = (buf[l3 + 12] << 24) | (buf[l3 + 13] << 16) | (buf[l3 + 14] << 8) | buf[l3 + 15];
+  const daddr = (buf[l3 + 16] << 24) | (buf[l3 + 17] << 16) | (buf[l3 + 18] << 8) | buf[l3 + 19];
+  // The common 20-byte header summed from those words (bounds were checked above).
   const hsum =
     hlen === IPV4_HLEN
-      ? ((buf[l3] << 8) | buf[l3 + 1]) +
-        ((buf[l3 + 2] << 8) | buf[l3 + 3]) +
-        ((buf[l3 + 4] << 8) | buf[l3 + 5]) +
-        ((buf[l3 + 6] << 8) | buf[l3 + 7]) +
-        ((buf[l3 + 8] << 8) | buf[l3 + 9]) +
-        ((buf[l3 + 10] << 8) | buf[l3 + 11]) +
-        ((buf[l3 + 12] << 8) | buf[l3 + 13]) +
-        ((buf[l3 + 14] << 8) | buf[l3 + 15]) +
-        ((buf[l3 + 16] << 8) | buf[l3 + 17]) +
-        ((buf[l3 + 18] << 8) | buf[l3 + 19])
+      ? ((vihl << 8) | tos) +
+        totLen +
+        ipId +
+        frag +
+        ((ttl << 8) | proto) +
+        check +
+        (saddr >>> 16) +
+        (saddr & 0xffff) +
+        (daddr >>> 16) +
+        (daddr & 0xffff)
       : csumAdd(buf, l3, hlen);
   if (csumFold(hsum) !== 0xffff) return PARSE_ERR_IP_CSUM;
-  const totLen = readU16(buf, l3 + 2);
   if (totLen < hlen || l3 + totLen > len) return PARSE_ERR_IP_TOTLEN;
   const end = l3 + totLen;
-  const frag = readU16(buf, l3 + 6);
-  const proto = buf[l3 + 9];
-  f.l3End = end;
-  f.tos = buf[l3 + 1];
-  f.ipId = readU16(buf, l3 + 4);
-  f.df = (frag & 0x4000) !== 0;
-  f.ttl = buf[l3 + 8];
-  f.proto = proto;
-  f.saddr = readU32(buf, l3 + 12);
-  f.daddr = readU32(buf, l3 + 16);
-  const fragOff = frag & IP_OFFMASK;
-  f.fragment = fragOff !== 0 || (frag & IP_MF) !== 0;
-  f.firstFragment = f.fragment && fragOff === 0;
   const l4 = l3 + hlen;
+  const fragOff = frag & IP_OFFMASK;
+  const fragment = fragOff !== 0 || (frag & IP_MF) !== 0;
+  f.l3End = end;
+  f.tos = tos;
+  f.ipId = ipId;
+  f.df = (frag & 0x4000) !== 0;
+  f.ttl = ttl;
+  f.proto = proto;
+  f.saddr = saddr >>> 0;
+  f.daddr = daddr >>> 0;
+  f.fragment = fragment;
+  f.firstFragment = fragment && fragOff === 0;
   f.l4Off = l4;
   f.payloadOff = l4;
   f.groups |= FLOW_G_IP;
@@ -226,11 +236,16 @@ function parseIpv4(buf: Uint8Array, len: number, l3: number, f: Flow): number {
     if (l4 + TCP_HLEN > end) return PARSE_ERR_TCP_TRUNC;
     const thlen = (buf[l4 + 12] >>> 4) << 2;
     if (thlen < TCP_HLEN || l4 + thlen > end) return PARSE_ERR_TCP_DOFF;
-    f.sport = readU16(buf, l4);
-    f.dport = readU16(buf, l4 + 2);
-    f.tcpSeq = readU32(buf, l4 + 4);
-    f.tcpAck = readU32(buf, l4 + 8);
-    f.tcpFlags = buf[l4 + 13];
+    const sport = (buf[l4] << 8) | buf[l4 + 1];
+    const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
+    const seq = (buf[l4 + 4] << 24) | (buf[l4 + 5] << 16) | (buf[l4 + 6] << 8) | buf[l4 + 7];
+    const ack = (buf[l4 + 8] << 24) | (buf[l4 + 9] << 16) | (buf[l4 + 10] << 8) | buf[l4 + 11];
+    const flags = buf[l4 + 13];
+    f.sport = sport;
+    f.dport = dport;
+    f.tcpSeq = seq >>> 0;
+    f.tcpAck = ack >>> 0;
+    f.tcpFlags = flags;
     f.payloadOff = l4 + thlen;
     f.groups |= FLOW_G_L4;
     return PARSE_OK;
