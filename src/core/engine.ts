@@ -203,6 +203,10 @@ export class Engine implements XmitEngine {
    */
   private vipSet = new Int32Array(8);
   private readonly ipScratch = new Uint8Array(1600);
+  /** emitIp's last next hop (interface, int32 address) and its neighbour entry, or null. */
+  private hopNeigh: Neigh | null = null;
+  private hopIface: Iface | null = null;
+  private hopAddr = 0;
   now = 0;
 
   constructor(opts: EngineOptions) {
@@ -331,7 +335,8 @@ export class Engine implements XmitEngine {
       c.passed++;
       return Verdict.Pass;
     }
-    f.fwmark = this.fwmarks.classify(f);
+    // Without rules no mark is set (the usual case): spare the call.
+    f.fwmark = this.fwmarks.size === 0 ? 0 : this.fwmarks.classify(f);
     if (f.proto === IPPROTO_ICMP) return this.icmpInput(f, now);
     if (f.proto !== IPPROTO_TCP && f.proto !== IPPROTO_UDP) return this.otherProto(f, now);
     if (f.fragment && !f.firstFragment) return this.drop(R.fragment);
@@ -910,8 +915,30 @@ export class Engine implements XmitEngine {
     // boxed, an allocation per reply packet.
     daddr |= 0;
     if (!this.routes.lookup(daddr, rt) || rt.iface === null) return this.drop(R.no_route);
+    const iface = rt.iface;
     // int32: a u32 next hop above 2^31 passed to emitVia would be boxed (an allocation).
-    return this.emitVia(rt.iface, rt.nexthop | 0, buf, l3Off, l3Len, now);
+    const nexthop = rt.nexthop | 0;
+    // Replies to many clients mostly leave through one gateway: the neighbour entry of the
+    // last next hop is kept as a handle (as DestPath does per destination), which spares the
+    // two map lookups of neigh.lookup. A removed entry is dead and is looked up again.
+    let n = this.hopNeigh;
+    if (n === null || n.dead || this.hopIface !== iface || this.hopAddr !== nexthop) {
+      n = this.neigh.entry(iface.ifindex, nexthop);
+      this.hopNeigh = n;
+      this.hopIface = iface;
+      this.hopAddr = nexthop;
+    }
+    if (n !== null) {
+      const mac = this.neigh.use(n, now);
+      if (mac !== null) {
+        const off = l3Off - ETH_HLEN;
+        writeEthHeader(buf, off, mac, iface.mac, ETH_P_IP);
+        this.transmit(iface.ifindex, buf, off, ETH_HLEN + l3Len);
+        return Verdict.Sent;
+      }
+    }
+    // Unresolved (or INCOMPLETE): emitVia queues the frame and asks ARP, as before.
+    return this.emitVia(iface, nexthop, buf, l3Off, l3Len, now);
   }
 
   emitToDest(buf: Uint8Array, l3Off: number, l3Len: number, destId: number, _f: Flow, now: number): number {
