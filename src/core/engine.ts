@@ -444,7 +444,9 @@ export class Engine implements XmitEngine {
     if (dest === null) return -1;
     const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
     const dport = dest.port !== 0 ? dest.port : f.dport;
-    const cx = this.newConn(f.proto, f.saddr, f.sport, f.daddr, f.dport, dest, dport, flags, now);
+    // Addresses as int32 bits (the table stores int32): a u32 above 2^31 passed to a call that
+    // is not inlined is boxed, an allocation per new connection.
+    const cx = this.newConn(f.proto, f.saddr | 0, f.sport, f.daddr | 0, f.dport, dest, dport, flags, now);
     if (cx >= 0) this.connStats(svc, dest);
     return cx;
   }
@@ -452,14 +454,15 @@ export class Engine implements XmitEngine {
   /** ip_vs_sched_persist: find or create the template, then the connection under it. */
   private schedulePersist(svc: Service, f: Flow, now: number): number {
     const t = this.conns;
-    const snet = (f.saddr & svc.netmask) >>> 0;
+    // int32 bits, as in schedule(): no boxing on the calls below.
+    const snet = f.saddr & svc.netmask;
     // Template keys, as the kernel fills ip_vs_conn_param for them:
     //   port-specific (PPC):      <proto, snet, 0, vaddr, vport>
     //   port zero (PCC):          <proto, snet, 0, vaddr, 0>
     //   fwmark:                   <IPPROTO_IP, snet, 0, fwmark, 0>
     const portMatch = f.dport === svc.port;
     const tproto = svc.fwmark !== 0 ? 0 : f.proto;
-    const tvaddr = svc.fwmark !== 0 ? svc.fwmark : f.daddr;
+    const tvaddr = (svc.fwmark !== 0 ? svc.fwmark : f.daddr) | 0;
     const tvport = svc.fwmark === 0 && portMatch ? f.dport : 0;
     let ct = t.lookupTemplate(tproto, snet, tvaddr, tvport);
     let dest: Dest | undefined;
@@ -478,7 +481,7 @@ export class Engine implements XmitEngine {
     let dport = f.dport;
     if (dport === svc.port && dest.port !== 0) dport = dest.port;
     const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
-    const cx = this.newConn(f.proto, f.saddr, f.sport, f.daddr, f.dport, dest, dport, flags, now);
+    const cx = this.newConn(f.proto, f.saddr | 0, f.sport, f.daddr | 0, f.dport, dest, dport, flags, now);
     if (cx < 0) return -2;
     t.setControl(cx, ct);
     t.setNControl(ct, t.nControlOf(ct) + 1);
@@ -540,9 +543,10 @@ export class Engine implements XmitEngine {
     if (dest.fwd !== Fwd.Masq && dest.fwd !== Fwd.FullNat) fl |= CONN_F_NOOUTPUT;
     // alloc() cleared state, control, counters. The real server replies to the client itself
     // (NAT): the reply key is <RIP:rport → CIP:cport>; FULLNAT picks laddr:lport below.
-    t.setEntry(cx, proto, caddr, cport, vaddr, vport, dest.addr, dport, caddr, cport, fl, dest.id);
+    const daddr = dest.addr | 0;
+    t.setEntry(cx, proto, caddr, cport, vaddr, vport, daddr, dport, caddr, cport, fl, dest.id);
     if (dest.fwd === Fwd.FullNat && !template) {
-      if (!this.allocLocal(cx, proto, dest.addr, dport)) {
+      if (!this.allocLocal(cx, proto, daddr, dport)) {
         t.free(cx);
         return -1;
       }
@@ -568,7 +572,7 @@ export class Engine implements XmitEngine {
     if (lips.length === 0) return false;
     const t = this.conns;
     for (let l = 0; l < lips.length; l++) {
-      const lip = lips[this.lipCursor];
+      const lip = lips[this.lipCursor] | 0;
       this.lipCursor = (this.lipCursor + 1) % lips.length;
       for (let n = 0; n < 65536 - FIRST_LPORT; n++) {
         const p = this.lportCursor;
