@@ -13,15 +13,18 @@
 // the restore is a copyWithin inside one ArrayBuffer, the same work a receive ring does, and
 // its own cost is measured and reported separately as copy_ns.
 
-import { GCProfiler } from "node:v8";
+import { GCProfiler, setFlagsFromString } from "node:v8";
 import { parseIPv4 } from "../src/core/addr.js";
 import { ConnTable } from "../src/core/conn/table.js";
 import type { CtlCommand, DestSpec, ServiceKey } from "../src/core/ctl-types.js";
 import { Fwd } from "../src/core/dest.js";
-import { Engine } from "../src/core/engine.js";
+import { ENGINE_V8_FLAGS, Engine } from "../src/core/engine.js";
 import { csumAdd, csumFinish, ipv4HeaderChecksum } from "../src/core/packet/csum.js";
 import { ETH_HLEN, writeEthHeader } from "../src/core/packet/eth.js";
 import { ETH_P_IP, IPPROTO_TCP, TCP_ACK, TCP_PSH, TCP_SYN } from "../src/core/packet/flow.js";
+
+// As the daemon does: the figures are of the engine as it runs there.
+setFlagsFromString(ENGINE_V8_FLAGS);
 
 const json = process.argv.includes("--json");
 const CONNS = Number(process.env.TSVS_BENCH_CONNS ?? 1_000_000);

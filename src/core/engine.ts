@@ -138,6 +138,14 @@ const R: Record<DropReason, number> = Object.fromEntries(DROP_REASONS.map((n, i)
   number
 >;
 
+/**
+ * V8 flags the process that runs the engine on its hot path should set (v8.setFlagsFromString,
+ * before the first packet): Engine.input spends V8's default cumulative inlining budget (920 bytes
+ * of bytecode) on the parser and the VIP check, leaving ~20 calls per packet out of line; 5000
+ * inlines them (bench:core, 100k connections: established NAT ~685 → ~525 ns, DR ~585 → ~330).
+ */
+export const ENGINE_V8_FLAGS = "--max-inlined-bytecode-size-cumulative=5000";
+
 export class EngineCounters {
   rxFrames = 0;
   txFrames = 0;

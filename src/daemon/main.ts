@@ -9,11 +9,12 @@
 
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
+import { setFlagsFromString } from "node:v8";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import pino from "pino";
 import { largeNum } from "../cli/ipvsadm/format.js";
 import { parseIPv4 } from "../core/addr.js";
-import type { Sysctls } from "../core/engine.js";
+import { ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
 import type { IfaceConfig } from "../core/route.js";
 import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
 import { threadAffinity } from "../io/libc.js";
@@ -378,6 +379,8 @@ function sameGuard(a: Guard | null, b: Guard): boolean {
 
 /** Runs until SIGINT/SIGTERM (exit 0) or a fatal error (exit 1). */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  // Process-wide, so the workers' isolates compile the engine with it.
+  setFlagsFromString(ENGINE_V8_FLAGS);
   const log = pino(
     { level: opts.logLevel, base: { pid: process.pid } },
     pino.destination({ fd: 2, sync: true }),
