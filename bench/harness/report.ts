@@ -5,12 +5,13 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, relative } from "node:path";
 import { type ChartPanel, formatValue, renderChart } from "./chart.js";
+import type { CoreUse } from "./util.js";
 import type { RepResult, WorkloadDef, WorkloadName } from "./workloads.js";
 
 export interface RepRecord extends RepResult {
   /** Director processes' CPU time over the rep, in % of one core (null: kernel-only director). */
   director_cpu_pct: number | null;
-  cores: { busy_pct: number; softirq_pct: number }[];
+  cores: CoreUse[];
 }
 
 export type Cell =

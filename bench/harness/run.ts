@@ -22,7 +22,7 @@ import {
   runLine,
 } from "./report.js";
 import { type BenchNet, benchNames, setupNet, teardown } from "./topology.js";
-import { clockTicks, coreTimes, coreUse, cpuTicks, median, round } from "./util.js";
+import { clockTicks, coreTimes, coreUse, cpuTicks, meanSteal, median, round } from "./util.js";
 import { type CellCtx, runWorkload, WORKLOADS, type WorkloadDef, type WorkloadName } from "./workloads.js";
 
 export interface BenchOptions {
@@ -126,12 +126,14 @@ async function runCell(
     const secs = (performance.now() - t0) / 1000;
     const p1 = cpuTicks(ctx.run.pids);
     const c1 = coreTimes();
+    const cores = coreUse(c0, c1);
     records.push({
       ...r,
       director_cpu_pct: ctx.run.pids.length === 0 ? null : round((100 * (p1 - p0)) / hz / secs, 1),
-      cores: coreUse(c0, c1),
+      cores,
     });
-    log(`    rep ${i + 1}/${reps}: ${r.value} ${unit}`);
+    const steal = meanSteal(cores);
+    log(`    rep ${i + 1}/${reps}: ${r.value} ${unit}${steal >= 1 ? ` (steal ${steal} %)` : ""}`);
   }
   const cpu = records.map((x) => x.director_cpu_pct).filter((x): x is number => x !== null);
   return {

@@ -120,6 +120,14 @@ export interface CoreTimes {
   busy: number;
   total: number;
   softirq: number;
+  /** Time the hypervisor ran something else while this vCPU wanted to run. */
+  steal: number;
+}
+
+export interface CoreUse {
+  busy_pct: number;
+  softirq_pct: number;
+  steal_pct: number;
 }
 
 /** Per-core jiffies from /proc/stat (cpu0, cpu1, …). */
@@ -132,23 +140,29 @@ export function coreTimes(): CoreTimes[] {
     // user nice system idle iowait irq softirq steal guest guest_nice
     const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
     const idle = v[3] + v[4];
-    out[Number(m[1])] = { busy: total - idle, total, softirq: v[6] };
+    const steal = v[7] ?? 0;
+    out[Number(m[1])] = { busy: total - idle - steal, total, softirq: v[6], steal };
   }
   return out;
 }
 
-/** Busy and softirq percentages of each core between two coreTimes() samples. */
-export function coreUse(a: CoreTimes[], b: CoreTimes[]): { busy_pct: number; softirq_pct: number }[] {
+/** Busy, softirq and steal percentages of each core between two coreTimes() samples. */
+export function coreUse(a: CoreTimes[], b: CoreTimes[]): CoreUse[] {
   return b.map((cb, i) => {
-    const ca = a[i] ?? { busy: 0, total: 0, softirq: 0 };
+    const ca = a[i] ?? { busy: 0, total: 0, softirq: 0, steal: 0 };
     const dt = cb.total - ca.total;
-    return dt <= 0
-      ? { busy_pct: 0, softirq_pct: 0 }
-      : {
-          busy_pct: round((100 * (cb.busy - ca.busy)) / dt, 1),
-          softirq_pct: round((100 * (cb.softirq - ca.softirq)) / dt, 1),
-        };
+    const pct = (x: number): number => (dt <= 0 ? 0 : round((100 * x) / dt, 1));
+    return {
+      busy_pct: pct(cb.busy - ca.busy),
+      softirq_pct: pct(cb.softirq - ca.softirq),
+      steal_pct: pct(cb.steal - ca.steal),
+    };
   });
+}
+
+/** Mean steal over the cores, for the progress line (a noisy neighbour shows up there first). */
+export function meanSteal(cores: readonly CoreUse[]): number {
+  return cores.length === 0 ? 0 : round(cores.reduce((a, c) => a + c.steal_pct, 0) / cores.length, 1);
 }
 
 export function median(xs: readonly number[]): number {

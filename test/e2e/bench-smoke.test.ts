@@ -21,7 +21,7 @@ import {
   README_END,
   replaceBetweenMarkers,
 } from "../../bench/harness/report.js";
-import { median } from "../../bench/harness/util.js";
+import { coreUse, meanSteal, median } from "../../bench/harness/util.js";
 import { parseWrk, WORKLOADS, wrkMs } from "../../bench/harness/workloads.js";
 import { benchMain } from "../../src/cli/bench.js";
 import { ip, netnsUnavailableReason } from "../../src/io/netns.js";
@@ -111,6 +111,15 @@ describe("bench harness pieces (no root needed)", () => {
       ["1.50s", 1500],
     ] as const)
       assert.equal(wrkMs(s), ms);
+  });
+
+  it("splits a core's time into busy, softirq and steal (steal is not busy)", () => {
+    const a = [{ busy: 100, total: 1000, softirq: 10, steal: 0 }];
+    const b = [{ busy: 150, total: 1200, softirq: 30, steal: 100 }];
+    const use = coreUse(a, b);
+    assert.deepEqual(use, [{ busy_pct: 25, softirq_pct: 10, steal_pct: 50 }]);
+    assert.equal(meanSteal([...use, { busy_pct: 0, softirq_pct: 0, steal_pct: 0 }]), 25);
+    assert.deepEqual(coreUse(b, b), [{ busy_pct: 0, softirq_pct: 0, steal_pct: 0 }]);
   });
 
   it("takes the median of the repetitions", () => {
@@ -213,6 +222,7 @@ describe("tsvs bench --smoke", { skip: unavailable === null ? false : `bench smo
       // The machine's own tools are always there: the direct path has every figure.
       for (const w of WORKLOADS) assert.equal(r.cells.direct[w.name].status, "ok", `direct/${w.name}`);
       assert.equal(r.cells["tsvs-nat"].http_cps.status, "ok");
+      if (r.host.cpus >= 2) assert.match(r.pinning.servers ?? "", /latency cell/);
 
       // The README block is regenerated from the JSON, between the markers only.
       const readme = join(out, "README.md");
