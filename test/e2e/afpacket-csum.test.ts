@@ -20,16 +20,8 @@ import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { completeL4Checksum, insertVlanTag, openPacketSocket } from "../../src/io/afpacket.js";
-import {
-  addNetns,
-  addVethPair,
-  delNetns,
-  ip,
-  linkMac,
-  netnsUnavailableReason,
-  nsExec,
-  nsExecStatus,
-} from "../../src/io/netns.js";
+import { addNetns, addVethPair, delNetns, ip, linkMac, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { e2eSkip } from "../support/e2e-env.js";
 
 // ---------------------------------------------------------------- independent frame helpers
 
@@ -356,11 +348,7 @@ if (!isChild) {
     });
   });
 
-  const unavailable = netnsUnavailableReason();
-  if (unavailable !== null && process.env.CI === "true") {
-    throw new Error(`AF_PACKET checksum e2e test cannot run on CI: ${unavailable}`);
-  }
-  const skip = unavailable === null ? false : `AF_PACKET checksum e2e: ${unavailable}`;
+  const skip = e2eSkip("AF_PACKET checksum e2e");
 
   const SELF = fileURLToPath(import.meta.url);
   const NS_A = `tsvs-afc-${process.pid}-a`;

@@ -16,16 +16,12 @@ import {
   delNetns,
   linkMac,
   linkStats,
-  netnsUnavailableReason,
   nsExec,
   nsExecStatus,
 } from "../../src/io/netns.js";
+import { e2eSkip } from "../support/e2e-env.js";
 
-const unavailable = netnsUnavailableReason();
-if (unavailable !== null && process.env.CI === "true") {
-  throw new Error(`AF_PACKET e2e test cannot run on CI: ${unavailable}`);
-}
-const skip = unavailable === null ? false : `AF_PACKET e2e: ${unavailable}`;
+const skip = e2eSkip("AF_PACKET e2e");
 
 const HELPER = fileURLToPath(new URL("./afpacket-helper.js", import.meta.url));
 const NS_A = `tsvs-afp-${process.pid}-a`;

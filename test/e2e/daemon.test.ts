@@ -20,59 +20,12 @@ import { fileURLToPath } from "node:url";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { guardScript } from "../../src/daemon/nft.js";
 import { parseRequest } from "../../src/daemon/protocol.js";
-import {
-  addVethPair,
-  delNetns,
-  freshNetns,
-  ip,
-  netnsUnavailableReason,
-  nsExec,
-  nsExecStatus,
-} from "../../src/io/netns.js";
+import { addVethPair, delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { e2eSkip } from "../support/e2e-env.js";
 
 const ENTRY = fileURLToPath(new URL("../../src/daemon/entry.js", import.meta.url));
-const CI = process.env.CI === "true";
 
-function have(cmd: string): boolean {
-  try {
-    execFileSync(cmd, ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Installs a Debian package quietly when its command is missing; returns whether it is there. */
-function ensure(cmd: string, pkg: string): boolean {
-  if (have(cmd)) return true;
-  if (typeof process.getuid === "function" && process.getuid() !== 0) return false;
-  try {
-    execFileSync(
-      "sh",
-      ["-c", `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg}`],
-      {
-        stdio: "ignore",
-        timeout: 180_000,
-      },
-    );
-  } catch {
-    return false;
-  }
-  return have(cmd);
-}
-
-function skipReason(): string | null {
-  const r = netnsUnavailableReason();
-  if (r !== null) return r;
-  if (!ensure("nft", "nftables")) return "nft (nftables) is missing and could not be installed";
-  if (!ensure("curl", "curl")) return "curl is missing and could not be installed";
-  if (!ensure("ethtool", "ethtool")) return "ethtool is missing and could not be installed";
-  return null;
-}
-
-const unavailable = skipReason();
-if (unavailable !== null && CI) throw new Error(`daemon e2e test cannot run on CI: ${unavailable}`);
-const skip = unavailable === null ? false : `daemon e2e: ${unavailable}`;
+const skip = e2eSkip("daemon e2e", ["nftables", "curl", "ethtool"]);
 
 describe("control protocol requests (no root needed)", () => {
   const cases: { line: string; want: unknown }[] = [

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ip, netnsUnavailableReason, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
 import { tsvsEntry } from "../../src/lab/daemon.js";
 import { countResponses } from "../../src/lab/demo.js";
 import { labStatus, labUp, realserverArgv } from "../../src/lab/lab.js";
@@ -17,12 +17,9 @@ import { ensurePackages } from "../../src/lab/packages.js";
 import { procAlive } from "../../src/lab/proc.js";
 import { nginxAvailable } from "../../src/lab/servers.js";
 import { LAB_ADDR, type LabNames, labDown, labNames, readState } from "../../src/lab/topology.js";
+import { e2eSkip } from "../support/e2e-env.js";
 
-const CI = process.env.CI === "true";
-let unavailable = netnsUnavailableReason();
-if (unavailable === null && ensurePackages(["curl"]).length > 0) unavailable = "curl is missing";
-if (unavailable !== null && CI) throw new Error(`lab e2e test cannot run on CI: ${unavailable}`);
-const skip = unavailable === null ? false : `lab e2e: ${unavailable}`;
+const skip = e2eSkip("lab e2e", ["curl"]);
 
 const names: LabNames = labNames(`tsvs-lt${process.pid}`);
 const tmp = mkdtempSync(join(tmpdir(), "tsvs-lt-"));

@@ -15,16 +15,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { openPacketSocket } from "../../src/io/afpacket.js";
-import {
-  addNetns,
-  delNetns,
-  ip,
-  linkMac,
-  netnsUnavailableReason,
-  nsExec,
-  nsExecStatus,
-} from "../../src/io/netns.js";
+import { addNetns, delNetns, ip, linkMac, nsExec, nsExecStatus } from "../../src/io/netns.js";
 import { fileHas, jsPath, type ProcRef, spawnInNs, stopProc, waitFor } from "../../src/lab/proc.js";
+import { e2eSkip } from "../support/e2e-env.js";
 import {
   ETH_P_IP,
   ethFrame,
@@ -37,11 +30,7 @@ import {
   udpDatagram,
 } from "../support/packet-builder.js";
 
-const unavailable = netnsUnavailableReason();
-if (unavailable !== null && process.env.CI === "true") {
-  throw new Error(`realserver e2e test cannot run on CI: ${unavailable}`);
-}
-const skip = unavailable === null ? false : `realserver e2e: ${unavailable}`;
+const skip = e2eSkip("realserver e2e");
 
 const CLI = fileURLToPath(new URL("../../src/cli/realserver.js", import.meta.url));
 const NS = `tsvs-rs${process.pid}`;

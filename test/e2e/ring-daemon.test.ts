@@ -9,7 +9,7 @@
 // Needs root, iproute2 and nft: skipped with the reason otherwise, failed when CI=true.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,31 +17,12 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { fanoutHash } from "../../src/io/bpf.js";
-import {
-  addVethPair,
-  delNetns,
-  freshNetns,
-  ip,
-  netnsUnavailableReason,
-  nsExec,
-  nsExecStatus,
-} from "../../src/io/netns.js";
+import { addVethPair, delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { e2eSkip } from "../support/e2e-env.js";
 
 const ENTRY = fileURLToPath(new URL("../../src/daemon/entry.js", import.meta.url));
 
-function skipReason(): string | null {
-  const r = netnsUnavailableReason();
-  if (r !== null) return r;
-  try {
-    execFileSync("nft", ["--version"], { stdio: "ignore" });
-  } catch {
-    return "nft (nftables) is missing";
-  }
-  return null;
-}
-const unavailable = skipReason();
-if (unavailable !== null && process.env.CI === "true") throw new Error(`ring daemon e2e: ${unavailable}`);
-const skip = unavailable === null ? false : `ring daemon e2e: ${unavailable}`;
+const skip = e2eSkip("ring daemon e2e", ["nftables"]);
 
 const P = process.pid;
 const tag = P.toString(36);

@@ -12,21 +12,10 @@ import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import {
-  addNetns,
-  addVethPair,
-  delNetns,
-  linkMac,
-  netnsUnavailableReason,
-  nsExec,
-  nsExecStatus,
-} from "../../src/io/netns.js";
+import { addNetns, addVethPair, delNetns, linkMac, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { e2eSkip } from "../support/e2e-env.js";
 
-const unavailable = netnsUnavailableReason();
-if (unavailable !== null && process.env.CI === "true") {
-  throw new Error(`ring e2e test cannot run on CI: ${unavailable}`);
-}
-const skip = unavailable === null ? false : `ring e2e: ${unavailable}`;
+const skip = e2eSkip("ring e2e");
 
 const HELPER = fileURLToPath(new URL("./ring-helper.js", import.meta.url));
 const NS_A = `tsvs-ring-${process.pid}-a`;
