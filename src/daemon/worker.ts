@@ -523,9 +523,14 @@ function run(init: WorkerInit): void {
       for (let si = 0; si < sockets.length; si++) sockets[si].flush();
       if (!control()) break;
       readable.fill(1);
-      if (got > 0) lastFrameAt = now();
-      const drained = got === 0 || (drainable && !full && spinMs === 0);
-      if (drained && init.idleMs > 0 && (spinMs === 0 || now() - lastFrameAt >= spinMs)) {
+      let idle: boolean;
+      if (spinMs === 0) idle = got === 0 || (drainable && !full);
+      else {
+        const t = now();
+        if (got > 0) lastFrameAt = t;
+        idle = t - lastFrameAt >= spinMs;
+      }
+      if (idle && init.idleMs > 0) {
         const p = c.poll(pollAddr, rxSockets.length, init.idleMs);
         if (p < 0 && c.errno() !== 4 /* EINTR */) throw new Error(`poll: errno ${c.errno()}`);
         if (p > 0) {
