@@ -8,7 +8,7 @@
 // notify scripts, ...) is named in a warning with its line, never silently dropped;
 // `include` is refused with a warning (tsvs reads one file).
 
-import { IPPROTO_TCP } from "../cli/ipvsadm/parse.js";
+import { IPPROTO_TCP } from "../control/spec.js";
 import { parseIPv4 } from "../core/addr.js";
 import {
   type CheckSpec,

@@ -1,18 +1,12 @@
 // The configuration model both file formats (tsvs YAML, keepalived.conf's LVS part) turn
 // into, and its translation into control commands.
 //
-// toCommands does not build ServiceSpec/DestSpec by hand: it writes the ipvsadm command
-// line each virtual/real server stands for and runs it through the ipvsadm parser, so a
-// configuration means exactly what the same rules typed at ipvsadm would mean (defaults,
-// DR/TUN taking the service port, "Zero port specified for non-persistent service", ...).
+// toCommands builds ServiceSpec/DestSpec through src/control/spec.ts, as the ipvsadm parser
+// does, so a configuration means exactly what the same rules typed at ipvsadm would mean
+// (defaults, DR/TUN taking the service port, "Zero port specified for non-persistent
+// service", ...). Errors quote the ipvsadm command line the entry stands for.
 
-import {
-  IPPROTO_SCTP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  IpvsadmUsageError,
-  parseIpvsadm,
-} from "../cli/ipvsadm/parse.js";
+import { destSpec, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, SpecError, serviceSpec } from "../control/spec.js";
 import { formatIPv4, parseIPv4 } from "../core/addr.js";
 import type { CtlCommand, DestSpec, ServiceKey } from "../core/ctl-types.js";
 import { Fwd } from "../core/dest.js";
@@ -230,41 +224,89 @@ export function serviceKeyString(k: ServiceKey): string {
   return k.fwmark !== 0 ? `FWM ${k.fwmark}` : `${protoName(k.protocol)} ${formatIPv4(k.addr)}:${k.port}`;
 }
 
-function runArgv(argv: string[], pos: SourcePos, errors: Diagnostic[]): CtlCommand | null {
+/** Builds with `make`; a rule ipvsadm would refuse becomes a diagnostic quoting the ipvsadm line. */
+function build<T>(make: () => T, argv: readonly string[], pos: SourcePos, errors: Diagnostic[]): T | null {
   try {
-    const r = parseIpvsadm(argv);
-    if (r.kind === "ctl") return r.cmd;
-    errors.push({ ...pos, message: `internal: ${argv.join(" ")} is not a control command` });
+    return make();
   } catch (e) {
-    if (!(e instanceof IpvsadmUsageError)) throw e;
-    errors.push({ ...pos, message: `${e.message.trim()} (ipvsadm ${argv.join(" ")})` });
+    if (!(e instanceof SpecError)) throw e;
+    errors.push({ ...pos, message: `${e.message} (ipvsadm ${argv.join(" ")})` });
+    return null;
   }
-  return null;
+}
+
+function buildService(
+  vs: VirtualServerConfig,
+  errors: Diagnostic[],
+): Extract<CtlCommand, { op: "add-service" }> | null {
+  const svc = build(
+    () =>
+      serviceSpec({
+        protocol: vs.protocol,
+        addr: vs.addr,
+        port: vs.port,
+        fwmark: vs.fwmark,
+        scheduler: vs.scheduler,
+        persistence: vs.persistenceTimeout,
+        // As ipvsadm -M: only with -p does the granularity go in.
+        netmask: vs.persistenceTimeout > 0 ? vs.persistenceGranularity : undefined,
+        onePacket: vs.onePacket,
+      }),
+    serviceArgv(vs),
+    vs.pos,
+    errors,
+  );
+  return svc === null ? null : { op: "add-service", svc };
+}
+
+interface RealServerDesc {
+  addr: number;
+  port: number;
+  weight: number;
+  uThreshold?: number;
+  lThreshold?: number;
+}
+
+function buildDest(
+  vs: VirtualServerConfig,
+  rs: RealServerDesc,
+  pos: SourcePos,
+  errors: Diagnostic[],
+): Extract<CtlCommand, { op: "add-dest" }> | null {
+  const key = serviceKeyOf(vs);
+  const dest = build(
+    () =>
+      destSpec(key, {
+        addr: rs.addr,
+        port: rs.port,
+        fwd: lbKindToFwd(vs.lbKind),
+        weight: rs.weight,
+        uThreshold: rs.uThreshold,
+        lThreshold: rs.lThreshold,
+      }),
+    destArgv(vs, rs),
+    pos,
+    errors,
+  );
+  return dest === null ? null : { op: "add-dest", key, dest };
 }
 
 /** The add-service command of a virtual server (throws ConfigError). */
 export function serviceCommand(vs: VirtualServerConfig): Extract<CtlCommand, { op: "add-service" }> {
   const errors: Diagnostic[] = [];
-  const cmd = runArgv(serviceArgv(vs), vs.pos, errors);
-  if (cmd === null || cmd.op !== "add-service") throw new ConfigError(errors);
+  const cmd = buildService(vs, errors);
+  if (cmd === null) throw new ConfigError(errors);
   return cmd;
 }
 
 /** The add-dest command of a real server (throws ConfigError). */
 export function destCommand(
   vs: VirtualServerConfig,
-  rs: {
-    addr: number;
-    port: number;
-    weight: number;
-    uThreshold?: number;
-    lThreshold?: number;
-    pos?: SourcePos;
-  },
+  rs: RealServerDesc & { pos?: SourcePos },
 ): Extract<CtlCommand, { op: "add-dest" }> {
   const errors: Diagnostic[] = [];
-  const cmd = runArgv(destArgv(vs, rs), rs.pos ?? vs.pos, errors);
-  if (cmd === null || cmd.op !== "add-dest") throw new ConfigError(errors);
+  const cmd = buildDest(vs, rs, rs.pos ?? vs.pos, errors);
+  if (cmd === null) throw new ConfigError(errors);
   return cmd;
 }
 
@@ -294,10 +336,8 @@ export function validateModel(model: ConfigModel): Diagnostic[] {
     else seen.set(k, vs.pos);
     const dests = new Set<string>();
     for (const rs of vs.realServers) {
-      const argvErrors: Diagnostic[] = [];
-      const cmd = runArgv(destArgv(vs, rs), rs.pos, argvErrors);
-      errors.push(...argvErrors);
-      if (cmd === null || cmd.op !== "add-dest") continue;
+      const cmd = buildDest(vs, rs, rs.pos, errors);
+      if (cmd === null) continue;
       const dk = `${cmd.dest.addr}:${cmd.dest.port}`;
       if (dests.has(dk))
         errors.push({
@@ -306,9 +346,7 @@ export function validateModel(model: ConfigModel): Diagnostic[] {
         });
       dests.add(dk);
     }
-    const argvErrors: Diagnostic[] = [];
-    runArgv(serviceArgv(vs), vs.pos, argvErrors);
-    errors.push(...argvErrors);
+    buildService(vs, errors);
   }
   return errors;
 }

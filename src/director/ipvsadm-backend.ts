@@ -1,18 +1,8 @@
-// The ipvsadm command set over an in-process engine: what `tsvs sim` uses, and what the
-// daemon's control socket serves.
+// The ipvsadm command set over an in-process engine: the control API (src/control/api.ts).
 
-import type { IpvsadmBackend } from "../cli/ipvsadm/run.js";
+import { ControlApi } from "../control/api.js";
 import type { Engine } from "../core/engine.js";
 
-export function engineBackend(engine: Engine, now: () => number): IpvsadmBackend {
-  return {
-    apply: (cmd) => engine.apply(cmd),
-    applyAll: (cmds) => engine.applyAll(cmds),
-    snapshot: (withConns) => ({
-      services: engine.services(),
-      connTabSize: engine.connTabSize,
-      timeouts: engine.timeouts.get(),
-      conns: withConns ? engine.connections(now()) : undefined,
-    }),
-  };
+export function engineBackend(engine: Engine, now: () => number): ControlApi {
+  return new ControlApi(engine, now);
 }

@@ -16,6 +16,7 @@ import {
   mergeSort,
 } from "../../src/cli/ipvsadm/format.js";
 import { parseIpvsadm } from "../../src/cli/ipvsadm/parse.js";
+import { serviceSnapshot } from "../../src/control/snapshot.js";
 import { IpvsCtl } from "../../src/core/ctl.js";
 import type { ConnView, ServiceKey } from "../../src/core/ctl-types.js";
 import type { Dest } from "../../src/core/dest.js";
@@ -124,7 +125,12 @@ function table(): { ctl: IpvsCtl; snap: (conns?: ConnView[]) => IpvsSnapshot } {
   });
   return {
     ctl,
-    snap: (conns) => ({ services: ctl.services(), connTabSize: 4096, timeouts: timeouts.get(), conns }),
+    snap: (conns) => ({
+      services: ctl.services().map(serviceSnapshot),
+      connTabSize: 4096,
+      timeouts: timeouts.get(),
+      conns,
+    }),
   };
 }
 
@@ -434,7 +440,7 @@ describe("ipvsadm -L formats", () => {
       TLS,
       WEB,
     ];
-    const snap = { ...t.snap(), services: order.map((k) => svcOf(t.ctl, k)) };
+    const snap = { ...t.snap(), services: order.map((k) => serviceSnapshot(svcOf(t.ctl, k))) };
     assert.equal(list(snap, "-L -n --nosort"), LIST_NOSORT);
   });
 
@@ -447,7 +453,11 @@ describe("ipvsadm -L formats", () => {
       "-A -t 200.0.0.1:80",
       "-a -t 200.0.0.1:80 -r 10.0.9.9",
     ]);
-    const snap = { services: ctl.services(), connTabSize: 4096, timeouts: timeouts.get() };
+    const snap = {
+      services: ctl.services().map(serviceSnapshot),
+      connTabSize: 4096,
+      timeouts: timeouts.get(),
+    };
     assert.equal(list(snap, "-Ln"), WRAP_N);
   });
 
@@ -583,7 +593,11 @@ describe("ipvsadm -S format", () => {
 
   it("an empty table saves as nothing and lists as the two title lines under the version", () => {
     const { ctl, timeouts } = newCtl();
-    const snap = { services: ctl.services(), connTabSize: 4096, timeouts: timeouts.get() };
+    const snap = {
+      services: ctl.services().map(serviceSnapshot),
+      connTabSize: 4096,
+      timeouts: timeouts.get(),
+    };
     assert.equal(formatSave(snap, true), "");
     assert.equal(list(snap, "-Ln"), `${LIST_N.split("\n").slice(0, 3).join("\n")}\n`);
   });
@@ -591,7 +605,11 @@ describe("ipvsadm -S format", () => {
   it("sh with only flag-3 prints empty parentheses in the listing and a bare -b in the rules", () => {
     const { ctl, timeouts } = newCtl();
     exec(ctl, ["-A -t 10.0.0.1:80 -s sh -b flag-3"]);
-    const snap = { services: ctl.services(), connTabSize: 4096, timeouts: timeouts.get() };
+    const snap = {
+      services: ctl.services().map(serviceSnapshot),
+      connTabSize: 4096,
+      timeouts: timeouts.get(),
+    };
     assert.equal(list(snap, "-Ln").split("\n")[3], "TCP  10.0.0.1:80 sh ()");
     assert.equal(formatSave(snap, true), "-A -t 10.0.0.1:80 -s sh -b \n");
   });

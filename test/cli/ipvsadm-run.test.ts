@@ -12,6 +12,7 @@ import {
   runIpvsadm,
   splitRestoreLine,
 } from "../../src/cli/ipvsadm/run.js";
+import { serviceSnapshot } from "../../src/control/snapshot.js";
 import { IpvsCtl } from "../../src/core/ctl.js";
 import type { ConnView } from "../../src/core/ctl-types.js";
 import { Timeouts } from "../../src/core/proto/timeouts.js";
@@ -37,10 +38,9 @@ function harness(): Harness {
   });
   const conns: ConnView[] = [];
   const backend: IpvsadmBackend = {
-    apply: (cmd) => ctl.apply(cmd),
-    applyAll: (cmds) => ctl.applyAll(cmds),
+    apply: (cmds) => ctl.applyAll(cmds),
     snapshot: (withConns) => ({
-      services: ctl.services(),
+      services: ctl.services().map(serviceSnapshot),
       connTabSize: 4096,
       timeouts: timeouts.get(),
       conns: withConns ? conns : undefined,

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { formatList } from "../../src/cli/ipvsadm/format.js";
 import { type IpvsadmBackend, runIpvsadm } from "../../src/cli/ipvsadm/run.js";
+import { serviceSnapshot } from "../../src/control/snapshot.js";
 import { IpvsCtl } from "../../src/core/ctl.js";
 import { Timeouts } from "../../src/core/proto/timeouts.js";
 import { DaemonConfig } from "../../src/daemon/config-runner.js";
@@ -45,9 +46,12 @@ function setup(file: string) {
     onDestQuiesced: () => {},
   });
   const backend: IpvsadmBackend = {
-    apply: (c) => ctl.apply(c),
-    applyAll: (c) => ctl.applyAll(c),
-    snapshot: () => ({ services: ctl.services(), connTabSize: 4096, timeouts: timeouts.get() }),
+    apply: (c) => ctl.applyAll(c),
+    snapshot: () => ({
+      services: ctl.services().map(serviceSnapshot),
+      connTabSize: 4096,
+      timeouts: timeouts.get(),
+    }),
   };
   // Scripted world: which servers answer, and a manual clock for the runner's timers.
   const up = new Set(["198.18.1.11", "198.18.1.12"]);

@@ -7,33 +7,30 @@
 // are in parse.ts's SERVICE_PORTS table (80 -> http, ...), otherwise as numbers, which is
 // what ipvsadm prints for names it cannot resolve.
 
+import type {
+  DestSnapshot as Dest,
+  ServiceSnapshot as Service,
+  StatsSnapshot as Stats,
+  TableSnapshot,
+} from "../../control/snapshot.js";
 import { formatIPv4 } from "../../core/addr.js";
 import type { ConnView, ServiceKey, TimeoutSpec } from "../../core/ctl-types.js";
-import { type Dest, Fwd, TunType } from "../../core/dest.js";
+import { Fwd, TunType } from "../../core/dest.js";
 import { IPVS_MESSAGES, TsvsError } from "../../core/errors.js";
-import { rateOf } from "../../core/rate.js";
 import {
-  type Service,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
   SVC_F_SCHED1,
   SVC_F_SCHED2,
   SVC_F_SCHED3,
 } from "../../core/service.js";
-import type { Stats } from "../../core/stats.js";
 import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, type ListOptions, portName } from "./parse.js";
 
 /** The IPVS version ipvsadm prints (the kernel's IP_VS_VERSION_CODE). */
 export const IPVS_VERSION = "1.2.1";
 
-export interface IpvsSnapshot {
-  services: readonly Service[];
-  /** Connection hash table size (ipvs_info.size). */
-  connTabSize: number;
-  timeouts: TimeoutSpec;
-  /** Present when the snapshot was taken with connections. */
-  conns?: ConnView[];
-}
+/** What the formats read: the table as plain data (src/control/snapshot.ts). */
+export type IpvsSnapshot = TableSnapshot;
 
 // --- printf helpers -----------------------------------------------------------------
 
@@ -127,7 +124,7 @@ function tunInfo(d: Dest): string {
 /** print_sched_flags: names depend on the scheduler. */
 function schedFlags(svc: Service): string {
   const out: string[] = [];
-  const name = svc.sched?.name ?? "";
+  const name = svc.schedName;
   if (name === "sh" || name === "mh") {
     if (svc.flags & SVC_F_SCHED1) out.push(`${name}-fallback`);
     if (svc.flags & SVC_F_SCHED2) out.push(`${name}-port`);
@@ -140,7 +137,7 @@ function schedFlags(svc: Service): string {
 }
 
 function schedName(svc: Service): string {
-  return svc.sched?.name ?? "";
+  return svc.schedName;
 }
 
 // --- sorting (libipvs ipvs_cmp_services / ipvs_cmp_dests, glibc qsort) ---------------
@@ -228,7 +225,7 @@ function serviceEntry(svc: Service, opts: ListOptions): string {
   let line: string;
   if (opts.stats) line = left(name, 33) + statsNums(svc.stats, opts.exact);
   else if (opts.rate) {
-    const r = rateOf(svc.stats);
+    const r = svc.stats;
     line =
       left(name, 33) +
       largeNum(r.cps, opts.exact) +
@@ -252,7 +249,7 @@ function serviceEntry(svc: Service, opts: ListOptions): string {
     const dname = addrPort(d.addr, d.port, svc.protocol, opts.numeric).slice(0, 28);
     if (opts.stats) out += `  -> ${left(dname, 28)}${statsNums(d.stats, opts.exact)}\n`;
     else if (opts.rate) {
-      const r = rateOf(d.stats);
+      const r = d.stats;
       out += `  -> ${left(dname, 28)} ${right(r.cps, 8)} ${right(r.inpps, 8)} ${right(r.outpps, 8)}`;
       out += `${largeNum(r.inbps, opts.exact)}${largeNum(r.outbps, opts.exact)}\n`;
     } else if (opts.thresholds)

@@ -19,6 +19,16 @@
 // - IPv6 is not supported yet: "[v6]:port" is an illegal address, -6 is refused.
 // - --fullnat (long form only) selects tsvs's FULLNAT forwarding method.
 
+import {
+  checkDest,
+  checkService,
+  DEFAULT_PERSISTENCE_TIMEOUT,
+  DEFAULT_SCHEDULER,
+  IPPROTO_SCTP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  SpecError,
+} from "../../control/spec.js";
 import { parseIPv4 } from "../../core/addr.js";
 import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec, TimeoutSpec } from "../../core/ctl-types.js";
 import { Fwd, TunType } from "../../core/dest.js";
@@ -32,14 +42,12 @@ import {
 } from "../../core/service.js";
 
 export const PROGRAM = "ipvsadm";
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_SCTP = 132;
+export { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP };
 
 /** ipvsadm's MAX_TIMEOUT: 31 days. */
 const MAX_TIMEOUT = 86400 * 31;
-const DEF_SCHED = "wlc";
-const DEF_PERSISTENCE_TIMEOUT = 300;
+const DEF_SCHED = DEFAULT_SCHEDULER;
+const DEF_PERSISTENCE_TIMEOUT = DEFAULT_PERSISTENCE_TIMEOUT;
 const INT_MAX = 2147483647;
 const UINT_MAX = 4294967295;
 
@@ -136,6 +144,16 @@ export const TRY_HELP = `Try \`${PROGRAM} -h' or '${PROGRAM} --help' for more in
 
 function fail(msg: string): never {
   throw new IpvsadmUsageError(msg, 2);
+}
+
+/** The rules ipvsadm and the configuration files share (src/control/spec.ts), failing as fail() does. */
+function specOrFail(check: () => unknown): void {
+  try {
+    check();
+  } catch (e) {
+    if (e instanceof SpecError) fail(e.message);
+    throw e;
+  }
 }
 
 function tryHelp(): never {
@@ -889,17 +907,10 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
 
   genericOptCheck(cmd, options);
 
-  if (cmd === Cmd.Add || cmd === Cmd.Edit) {
-    if (svc.fwmark === 0 && svc.port === 0 && (svc.flags & SVC_F_PERSISTENT) === 0)
-      fail("Zero port specified for non-persistent service");
-    if ((svc.flags & SVC_F_ONEPACKET) !== 0 && svc.fwmark === 0 && svc.protocol !== IPPROTO_UDP)
-      fail("One-Packet Scheduling is only for UDP virtual services");
-    if (svc.schedName === "") svc.schedName = DEF_SCHED;
-  }
+  if (cmd === Cmd.Add || cmd === Cmd.Edit) specOrFail(() => checkService(svc));
 
   if (cmd === Cmd.AddDest || cmd === Cmd.EditDest) {
-    // DR and TUN cannot map ports: the real server sees the service port.
-    if (svc.fwmark === 0 && (dest.fwd === Fwd.Tunnel || dest.fwd === Fwd.Route)) dest.port = svc.port;
+    specOrFail(() => checkDest(svc, dest));
     const tunOpts = [Opt.TunType, Opt.TunPort, Opt.TunNocsum, Opt.TunCsum, Opt.TunRemcsum];
     if (tunOpts.some((o) => options.has(o)) && dest.fwd !== Fwd.Tunnel)
       fail("Tunnel options conflict with forward method");

@@ -18,10 +18,10 @@ import { TsvsError } from "../../core/errors.js";
 import { formatList, formatSave, type IpvsSnapshot } from "./format.js";
 import { IpvsadmUsageError, PROGRAM, parseIpvsadm } from "./parse.js";
 
+/** The director as an in-process ipvsadm sees it (the simulation, tests): src/control/api.ts. */
 export interface IpvsadmBackend {
-  apply(cmd: CtlCommand): void;
   /** Applies all commands or none (throws on the first failure, leaving the table as it was). */
-  applyAll(cmds: CtlCommand[]): void;
+  apply(cmds: readonly CtlCommand[]): void;
   snapshot(withConns: boolean): IpvsSnapshot;
 }
 
@@ -134,7 +134,7 @@ function ok(stdout: string): IpvsadmResult {
   return { code: 0, stdout, stderr: "" };
 }
 
-function err(code: number, message: string): IpvsadmResult {
+function fail(code: number, message: string): IpvsadmResult {
   return { code, stdout: "", stderr: `${message}\n` };
 }
 
@@ -183,63 +183,97 @@ export function parseRestore(input: string): RestoreBatch {
   return { cmds, lines };
 }
 
-/** One ipvsadm invocation: argv without the program name; stdin is read by -R. */
-export function runIpvsadm(argv: readonly string[], backend: IpvsadmBackend, stdin = ""): IpvsadmResult {
+/**
+ * What one ipvsadm invocation needs from the director: nothing (help, usage errors), an atomic
+ * change (`apply`, then `applied` maps its outcome to ipvsadm's answer), or a snapshot of the
+ * table (`snapshot`, then `format` prints it). Parsing and printing stay here, in the front end;
+ * the director only ever sees commands and hands back data.
+ */
+export type IpvsadmPlan =
+  | { kind: "done"; result: IpvsadmResult }
+  | { kind: "apply"; cmds: CtlCommand[]; applied: (err: unknown) => IpvsadmResult }
+  | { kind: "snapshot"; withConns: boolean; format: (snap: IpvsSnapshot) => IpvsadmResult };
+
+/** Maps a failed apply to ipvsadm's answer; `lines` names -R input lines by command index. */
+function appliedResult(err: unknown, lines?: readonly number[]): IpvsadmResult {
+  if (err === null || err === undefined) return ok("");
+  if (err instanceof TsvsError) {
+    // A batch says which command failed with an `index` (CtlError).
+    const idx = (err as TsvsError & { index?: unknown }).index;
+    const at = lines !== undefined && typeof idx === "number" ? lines[idx] : undefined;
+    return fail(EXIT_CTL_ERROR, at === undefined ? err.message : `line ${at}: ${err.message}`);
+  }
+  throw err;
+}
+
+export function planIpvsadm(argv: readonly string[], stdin = ""): IpvsadmPlan {
+  const done = (result: IpvsadmResult): IpvsadmPlan => ({ kind: "done", result });
   let req: ReturnType<typeof parseIpvsadm>;
   try {
     req = parseIpvsadm(argv);
   } catch (e) {
-    if (e instanceof IpvsadmUsageError) return err(e.exitCode, e.message);
+    if (e instanceof IpvsadmUsageError) return done(fail(e.exitCode, e.message));
     throw e;
   }
-  try {
-    switch (req.kind) {
-      case "help":
-        return ok(usageText());
-      case "version":
-        return ok(versionLine());
-      case "daemon-start":
-      case "daemon-stop":
-        return err(EXIT_CTL_ERROR, "the connection sync daemon is not supported by tsvs yet");
-      case "ctl":
-        backend.apply(req.cmd);
-        return ok("");
-      case "list": {
-        const snap = backend.snapshot(req.opts.conns);
-        try {
-          return ok(formatList(snap, req.key, req.opts));
-        } catch (e) {
-          // list_service: ipvs_get_service failed -> message, exit(1).
-          if (e instanceof TsvsError) return err(1, e.message);
-          throw e;
-        }
-      }
-      case "save":
-        return ok(formatSave(backend.snapshot(false), req.numeric));
-      case "restore": {
-        let batch: RestoreBatch;
-        try {
-          batch = parseRestore(stdin);
-        } catch (e) {
-          if (e instanceof IpvsadmUsageError) return err(e.exitCode, e.message);
-          throw e;
-        }
-        try {
-          backend.applyAll(batch.cmds);
-        } catch (e) {
-          if (e instanceof TsvsError) {
-            // The backend says which command failed with an `index` (CtlError).
-            const idx = (e as TsvsError & { index?: unknown }).index;
-            const at = typeof idx === "number" ? batch.lines[idx] : undefined;
-            return err(EXIT_CTL_ERROR, at === undefined ? e.message : `line ${at}: ${e.message}`);
+  switch (req.kind) {
+    case "help":
+      return done(ok(usageText()));
+    case "version":
+      return done(ok(versionLine()));
+    case "daemon-start":
+    case "daemon-stop":
+      return done(fail(EXIT_CTL_ERROR, "the connection sync daemon is not supported by tsvs yet"));
+    case "ctl":
+      return { kind: "apply", cmds: [req.cmd], applied: (e) => appliedResult(e) };
+    case "list": {
+      const { key, opts } = req;
+      return {
+        kind: "snapshot",
+        withConns: opts.conns,
+        format: (snap) => {
+          try {
+            return ok(formatList(snap, key, opts));
+          } catch (e) {
+            // list_service: ipvs_get_service failed -> message, exit(1).
+            if (e instanceof TsvsError) return fail(1, e.message);
+            throw e;
           }
-          throw e;
-        }
-        return ok("");
-      }
+        },
+      };
     }
-  } catch (e) {
-    if (e instanceof TsvsError) return err(EXIT_CTL_ERROR, e.message);
-    throw e;
+    case "save": {
+      const numeric = req.numeric;
+      return { kind: "snapshot", withConns: false, format: (snap) => ok(formatSave(snap, numeric)) };
+    }
+    case "restore": {
+      let batch: RestoreBatch;
+      try {
+        batch = parseRestore(stdin);
+      } catch (e) {
+        if (e instanceof IpvsadmUsageError) return done(fail(e.exitCode, e.message));
+        throw e;
+      }
+      return { kind: "apply", cmds: batch.cmds, applied: (e) => appliedResult(e, batch.lines) };
+    }
+  }
+}
+
+/** One ipvsadm invocation over an in-process backend: argv without the program name; stdin is read by -R. */
+export function runIpvsadm(argv: readonly string[], backend: IpvsadmBackend, stdin = ""): IpvsadmResult {
+  const plan = planIpvsadm(argv, stdin);
+  switch (plan.kind) {
+    case "done":
+      return plan.result;
+    case "apply": {
+      let err: unknown = null;
+      try {
+        backend.apply(plan.cmds);
+      } catch (e) {
+        err = e;
+      }
+      return plan.applied(err);
+    }
+    case "snapshot":
+      return plan.format(backend.snapshot(plan.withConns));
   }
 }

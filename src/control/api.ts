@@ -1,0 +1,244 @@
+// The one API to a director's state (as libipvs is to the kernel's): typed commands in, plain
+// snapshots out. Every front end goes through it — the ipvsadm text front end (src/cli/ipvsadm),
+// the configuration files (src/config), the health checks (src/health), the control socket — and
+// the data-plane worker runs it on commands it receives as structured messages, never as text.
+//
+// A batch is validated whole and applied whole: the table commands go to IpvsCtl's shadow check,
+// sysctl and fwmark commands are checked here first, so a batch with one bad command changes
+// nothing and its error names the command (CtlError.index).
+
+import { parseIPv4 } from "../core/addr.js";
+import { CtlError } from "../core/ctl.js";
+import type { CtlCommand } from "../core/ctl-types.js";
+import { Fwd } from "../core/dest.js";
+import type { Engine, Sysctls } from "../core/engine.js";
+import { TsvsError } from "../core/errors.js";
+import { FwmarkClassifier, type FwmarkRuleView } from "../core/fwmark.js";
+import { type ControlCommand, isTableCommand, SYSCTLS } from "./commands.js";
+import { type TableSnapshot, tableSnapshot } from "./snapshot.js";
+
+/** A NAT/FULLNAT destination whose replies the director consumes: proto 0 = TCP and UDP (fwmark services). */
+export interface GuardDest {
+  addr: number;
+  proto: number;
+  port: number;
+}
+
+/** What the kernel must not see (the daemon's nft guard): owned addresses, NAT destinations. */
+export interface Guard {
+  owned: number[];
+  nat: GuardDest[];
+}
+
+/**
+ * The destination address of a rule that names one host (`-d ADDR` or `-d ADDR/32`, not negated),
+ * read from the classifier's canonical text: the director must own it (answer ARP, keep the kernel
+ * out) for the fwmark service to see its packets, as the VIP of a fwmark service sits on the
+ * director's lo in a kernel setup. Null for a network or no -d.
+ */
+export function ruleHostDst(canonical: string): number | null {
+  const tok = canonical.split(/\s+/);
+  for (let i = 0; i + 1 < tok.length; i++) {
+    if (tok[i] !== "-d" || (i > 0 && tok[i - 1] === "!")) continue;
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/32$/.exec(tok[i + 1]);
+    return m === null ? null : (parseIPv4(m[1]) ?? null);
+  }
+  return null;
+}
+
+/** A rule's canonical text (as iptables -D compares rules), or the parse error. */
+function canonicalRule(rule: string): string {
+  const probe = new FwmarkClassifier();
+  probe.add(rule);
+  return probe.list()[0]?.rule ?? rule;
+}
+
+export class ControlApi {
+  readonly engine: Engine;
+  private readonly now: () => number;
+  /** Fwmark rule id → the host address the rule made the director's (ruleHostDst). */
+  private readonly fwOwned = new Map<number, number>();
+
+  constructor(engine: Engine, now: () => number) {
+    this.engine = engine;
+    this.now = now;
+  }
+
+  /**
+   * Applies the batch, all of it or nothing. Throws CtlError (TSVS_ERR_…, ipvsadm's message, the
+   * failing command's index). Returns the fwmark rules the batch added or deleted, in order.
+   */
+  apply(cmds: readonly ControlCommand[]): FwmarkRuleView[] {
+    const table: CtlCommand[] = [];
+    const tableIndex: number[] = [];
+    const plan = this.planOthers(cmds, table, tableIndex);
+    try {
+      if (table.length > 0) this.engine.applyAll(table);
+    } catch (e) {
+      if (e instanceof CtlError) throw new CtlError(e.code, e.message, tableIndex[e.index] ?? e.index);
+      throw e;
+    }
+    return plan.map((run) => run()).filter((v): v is FwmarkRuleView => v !== null);
+  }
+
+  /**
+   * Checks every sysctl and fwmark command against the state the batch would leave (rules added
+   * earlier in the batch can be deleted later in it) and returns the steps that apply them, which
+   * cannot fail. Table commands are collected for IpvsCtl's own all-or-nothing check.
+   */
+  private planOthers(
+    cmds: readonly ControlCommand[],
+    table: CtlCommand[],
+    tableIndex: number[],
+  ): Array<() => FwmarkRuleView | null> {
+    const steps: Array<() => FwmarkRuleView | null> = [];
+    const fw = this.engine.fwmarks;
+    // The rule list as the batch changes it: canonical texts, null for a rule the batch removed.
+    const rules: Array<{ id: number | null; text: string } | null> = fw
+      .list()
+      .map((r) => ({ id: r.id, text: r.rule }));
+    const bad = (i: number, message: string): never => {
+      throw new CtlError("TSVS_ERR_INVALID", message, i);
+    };
+    cmds.forEach((cmd, i) => {
+      if (isTableCommand(cmd)) {
+        table.push(cmd);
+        tableIndex.push(i);
+        return;
+      }
+      switch (cmd.op) {
+        case "set-sysctl": {
+          const spec = SYSCTLS[cmd.name];
+          if (spec === undefined) bad(i, `unknown sysctl ${cmd.name}`);
+          if (!Number.isInteger(cmd.value) || cmd.value < 0 || cmd.value > spec.max)
+            bad(i, `${cmd.name}: value must be an integer 0..${spec.max}, not ${cmd.value}`);
+          steps.push(() => {
+            const values = this.engine.sysctls as unknown as Record<string, number | boolean>;
+            values[spec.field] = spec.max === 1 ? cmd.value !== 0 : cmd.value;
+            return null;
+          });
+          return;
+        }
+        case "add-fwmark": {
+          let text = "";
+          try {
+            text = canonicalRule(cmd.rule);
+          } catch (e) {
+            if (e instanceof TsvsError) bad(i, `fwmark add: ${e.message}`);
+            throw e;
+          }
+          rules.push({ id: null, text });
+          steps.push(() => this.addFwmark(cmd.rule));
+          return;
+        }
+        case "del-fwmark": {
+          const arg = cmd.rule.trim();
+          let at = -1;
+          if (/^\d+$/.test(arg)) at = rules.findIndex((r) => r !== null && r.id === Number(arg));
+          else {
+            let want = "";
+            try {
+              want = canonicalRule(arg);
+            } catch (e) {
+              if (e instanceof TsvsError) bad(i, `fwmark del: ${e.message}`);
+              throw e;
+            }
+            // As iptables -D RULE: the first rule that is the same once both are canonical.
+            at = rules.findIndex((r) => r !== null && r.text === want);
+          }
+          if (at < 0) bad(i, "fwmark del: no such rule (does a matching rule exist?)");
+          const target = rules[at] as { id: number | null; text: string };
+          rules[at] = null;
+          steps.push(() => this.delFwmark(target.id, target.text));
+          return;
+        }
+        case "flush-fwmarks":
+          for (let k = 0; k < rules.length; k++) rules[k] = null;
+          steps.push(() => {
+            for (const id of [...this.fwOwned.keys()]) this.releaseOwned(id);
+            fw.clear();
+            return null;
+          });
+          return;
+      }
+    });
+    return steps;
+  }
+
+  private addFwmark(rule: string): FwmarkRuleView | null {
+    const fw = this.engine.fwmarks;
+    const id = fw.add(rule);
+    const view = fw.list().find((r) => r.id === id) ?? null;
+    const host = view === null ? null : ruleHostDst(view.rule);
+    if (host !== null) {
+      this.engine.ctl.addOwnedAddress(host);
+      this.fwOwned.set(id, host);
+    }
+    return view;
+  }
+
+  /** id null: a rule added earlier in the same batch, found by its canonical text. */
+  private delFwmark(id: number | null, text: string): FwmarkRuleView | null {
+    const fw = this.engine.fwmarks;
+    const view = fw.list().find((r) => (id === null ? r.rule === text : r.id === id));
+    if (view === undefined) return null;
+    fw.remove(view.id);
+    this.releaseOwned(view.id);
+    return view;
+  }
+
+  private releaseOwned(id: number): void {
+    const a = this.fwOwned.get(id);
+    if (a === undefined) return;
+    this.fwOwned.delete(id);
+    this.engine.ctl.removeOwnedAddress(a);
+  }
+
+  /** The table as plain data (with the connections when asked: ipvsadm -Lc). */
+  snapshot(withConns: boolean): TableSnapshot {
+    return tableSnapshot(this.engine, this.now(), withConns);
+  }
+
+  /** The director sysctls by their /proc names, as numbers (one, when named). */
+  sysctls(only?: string): Record<string, number> {
+    const out: Record<string, number> = {};
+    const values = this.engine.sysctls as unknown as Record<string, number | boolean>;
+    for (const [name, { field }] of Object.entries(SYSCTLS)) {
+      if (only !== undefined && name !== only) continue;
+      out[name] = Number(values[field as keyof Sysctls]);
+    }
+    return out;
+  }
+
+  fwmarkRules(): FwmarkRuleView[] {
+    return this.engine.fwmarks.list();
+  }
+
+  /**
+   * VIPs and LIPs (and the addresses fwmark rules made the director's), and the NAT/FULLNAT
+   * destinations, sorted so that equal guards compare equal.
+   */
+  guard(): Guard {
+    const e = this.engine;
+    const owned = new Set<number>(e.lips);
+    for (const a of this.fwOwned.values()) owned.add(a >>> 0);
+    const nat = new Map<string, GuardDest>();
+    for (const s of e.services()) {
+      if (s.fwmark === 0) owned.add(s.addr >>> 0);
+      for (const d of s.dests) {
+        if (d.fwd !== Fwd.Masq && d.fwd !== Fwd.FullNat) continue;
+        const g = { addr: d.addr >>> 0, proto: s.fwmark === 0 ? s.protocol : 0, port: d.port };
+        nat.set(`${g.addr}/${g.proto}/${g.port}`, g);
+      }
+    }
+    return {
+      owned: [...owned].sort((a, b) => a - b),
+      nat: [...nat.values()].sort((a, b) => a.addr - b.addr || a.proto - b.proto || a.port - b.port),
+    };
+  }
+
+  /** Whether a fwmark rule matches a network rather than one host (the socket filter must then let all IPv4 in). */
+  hasNetworkFwmark(): boolean {
+    return this.engine.fwmarks.list().some((r) => ruleHostDst(r.rule) === null);
+  }
+}

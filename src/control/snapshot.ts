@@ -1,0 +1,196 @@
+// What the director's table looks like, as plain data: numbers and strings only, so that a snapshot
+// crosses a worker boundary or the control socket as it is, several workers' snapshots add up field
+// by field, and every front end (ipvsadm text, JSON, metrics) formats the same thing. A snapshot is
+// taken between packets; taking one never touches the data path.
+
+import type { ConnView, TimeoutSpec } from "../core/ctl-types.js";
+import type { Dest } from "../core/dest.js";
+import { DEST_F_AVAILABLE } from "../core/dest.js";
+import { rateOf } from "../core/rate.js";
+import type { Service } from "../core/service.js";
+import type { Stats } from "../core/stats.js";
+
+/** Counters (since the last zero) and the estimator's per-second rates (ip_vs_read_estimator). */
+export interface StatsSnapshot {
+  conns: number;
+  inpkts: number;
+  outpkts: number;
+  inbytes: number;
+  outbytes: number;
+  cps: number;
+  inpps: number;
+  outpps: number;
+  inbps: number;
+  outbps: number;
+}
+
+export interface DestSnapshot {
+  af: 4 | 6;
+  /** IPv4 as a host-order u32. */
+  addr: number;
+  port: number;
+  /** Fwd: 0 Masq, 1 Local, 2 Tunnel, 3 Route, 5 FullNat. */
+  fwd: number;
+  weight: number;
+  uThreshold: number;
+  lThreshold: number;
+  activeConns: number;
+  inactConns: number;
+  persistConns: number;
+  /** TunType: 0 ipip, 1 gue, 2 gre. */
+  tunType: number;
+  tunPort: number;
+  tunFlags: number;
+  /** False while the upper threshold holds it back (IP_VS_DEST_F_OVERLOAD) or it is being removed. */
+  available: boolean;
+  stats: StatsSnapshot;
+}
+
+export interface ServiceSnapshot {
+  af: 4 | 6;
+  protocol: number;
+  addr: number;
+  port: number;
+  fwmark: number;
+  schedName: string;
+  /** SVC_F_* bits. */
+  flags: number;
+  /** Persistence timeout, seconds. */
+  timeout: number;
+  /** Persistence granularity, host-order u32. */
+  netmask: number;
+  peName: string;
+  stats: StatsSnapshot;
+  /** In the kernel's list order (newest first), which is the order schedulers break ties in. */
+  dests: DestSnapshot[];
+}
+
+export interface TableSnapshot {
+  /** The connection hash size ipvsadm prints as "(size=N)". */
+  connTabSize: number;
+  timeouts: TimeoutSpec;
+  /** In the kernel's listing order (hash bucket walk). */
+  services: ServiceSnapshot[];
+  /** Present when asked for (ipvsadm -Lc). */
+  conns?: ConnView[];
+}
+
+/** What a snapshot is taken from: the engine, or anything with the same table (tests, the simulation). */
+export interface TableSource {
+  services(): readonly Service[];
+  readonly connTabSize: number;
+  readonly timeouts: { get(): TimeoutSpec };
+  connections(now: number): ConnView[];
+}
+
+export function statsSnapshot(s: Stats): StatsSnapshot {
+  const r = rateOf(s);
+  return {
+    conns: s.conns,
+    inpkts: s.inpkts,
+    outpkts: s.outpkts,
+    inbytes: s.inbytes,
+    outbytes: s.outbytes,
+    cps: r.cps,
+    inpps: r.inpps,
+    outpps: r.outpps,
+    inbps: r.inbps,
+    outbps: r.outbps,
+  };
+}
+
+export function destSnapshot(d: Dest): DestSnapshot {
+  return {
+    af: d.af,
+    addr: d.addr >>> 0,
+    port: d.port,
+    fwd: d.fwd,
+    weight: d.weight,
+    uThreshold: d.uThreshold,
+    lThreshold: d.lThreshold,
+    activeConns: d.activeConns,
+    inactConns: d.inactConns,
+    persistConns: d.persistConns,
+    tunType: d.tunType,
+    tunPort: d.tunPort,
+    tunFlags: d.tunFlags,
+    available: (d.flags & DEST_F_AVAILABLE) !== 0,
+    stats: statsSnapshot(d.stats),
+  };
+}
+
+export function serviceSnapshot(s: Service): ServiceSnapshot {
+  return {
+    af: s.af,
+    protocol: s.protocol,
+    addr: s.addr >>> 0,
+    port: s.port,
+    fwmark: s.fwmark,
+    schedName: s.sched?.name ?? "",
+    flags: s.flags,
+    timeout: s.timeout,
+    netmask: s.netmask >>> 0,
+    peName: s.peName,
+    stats: statsSnapshot(s.stats),
+    dests: s.dests.map(destSnapshot),
+  };
+}
+
+export function tableSnapshot(src: TableSource, now: number, withConns: boolean): TableSnapshot {
+  const snap: TableSnapshot = {
+    connTabSize: src.connTabSize,
+    timeouts: src.timeouts.get(),
+    services: src.services().map(serviceSnapshot),
+  };
+  if (withConns) snap.conns = src.connections(now);
+  return snap;
+}
+
+function addStats(into: StatsSnapshot, s: StatsSnapshot): void {
+  into.conns += s.conns;
+  into.inpkts += s.inpkts;
+  into.outpkts += s.outpkts;
+  into.inbytes += s.inbytes;
+  into.outbytes += s.outbytes;
+  into.cps += s.cps;
+  into.inpps += s.inpps;
+  into.outpps += s.outpps;
+  into.inbps += s.inbps;
+  into.outbps += s.outbps;
+}
+
+export function serviceKeyOfSnapshot(s: ServiceSnapshot): string {
+  return s.fwmark !== 0 ? `f${s.af}/${s.fwmark}` : `${s.af}/${s.protocol}/${s.addr}/${s.port}`;
+}
+
+/**
+ * Several workers' tables as one: every worker holds the same services and destinations (commands
+ * go to all of them) and its own share of the connections, so counters, rates and connection
+ * counts add up, and the structure is the first worker's. A service or destination missing from a
+ * worker (a command half way through the workers) contributes nothing from that worker.
+ */
+export function mergeTables(tables: readonly TableSnapshot[]): TableSnapshot {
+  if (tables.length === 0) throw new RangeError("mergeTables: no table");
+  const first = tables[0];
+  const out: TableSnapshot = structuredClone(first);
+  if (tables.length === 1) return out;
+  const byKey = new Map<string, ServiceSnapshot>();
+  for (const s of out.services) byKey.set(serviceKeyOfSnapshot(s), s);
+  for (const t of tables.slice(1)) {
+    for (const s of t.services) {
+      const into = byKey.get(serviceKeyOfSnapshot(s));
+      if (into === undefined) continue;
+      addStats(into.stats, s.stats);
+      for (const d of s.dests) {
+        const dd = into.dests.find((x) => x.addr === d.addr && x.port === d.port);
+        if (dd === undefined) continue;
+        dd.activeConns += d.activeConns;
+        dd.inactConns += d.inactConns;
+        dd.persistConns += d.persistConns;
+        addStats(dd.stats, d.stats);
+      }
+    }
+    if (out.conns !== undefined && t.conns !== undefined) out.conns.push(...t.conns);
+  }
+  return out;
+}
