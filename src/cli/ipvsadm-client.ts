@@ -1,11 +1,14 @@
-// `tsvs ipvsadm ARGS` and `tsvs status`: thin clients of the daemon's control socket. The
-// daemon parses, validates, applies and formats (as ipvsadm is a thin parser over libipvs);
-// the client only carries argv and stdin there and the answer back, byte for byte.
+// `tsvs ipvsadm ARGS` and `tsvs status`: clients of the daemon's control socket. As ipvsadm is a
+// parser over libipvs, `tsvs ipvsadm` parses the command line here, sends the daemon typed
+// commands (`apply`) or asks it for the table (`table`), and prints ipvsadm's text from the
+// snapshot it gets back; the daemon never sees ipvsadm's syntax.
 
+import { CtlError } from "../core/ctl.js";
 import { request } from "../daemon/control.js";
 import type { DaemonStatus, FwmarkAction, Request, Response } from "../daemon/protocol.js";
 import { parseSysctlArg, resolveControlPath, SYSCTLS } from "../daemon/protocol.js";
 import { parseIpvsadm } from "./ipvsadm/parse.js";
+import { type IpvsadmResult, planIpvsadm } from "./ipvsadm/run.js";
 
 /** Pulls `--control PATH` / `--control=PATH` out of argv (it is not an ipvsadm option). */
 export function takeControlFlag(args: readonly string[]): { path: string | undefined; rest: string[] } {
@@ -44,22 +47,47 @@ async function call(path: string, req: Request): Promise<Response | number> {
   }
 }
 
+/** Runs one ipvsadm invocation against the daemon at `path`; a number is an exit status already reported. */
+export async function ipvsadmRemote(
+  path: string,
+  argv: readonly string[],
+  stdin: string,
+): Promise<IpvsadmResult | number> {
+  const plan = planIpvsadm(argv, stdin);
+  switch (plan.kind) {
+    case "done":
+      return plan.result;
+    case "apply": {
+      const res = await call(path, { op: "apply", commands: plan.cmds });
+      if (typeof res === "number") return res;
+      if ("applied" in res) {
+        const r = plan.applied(null);
+        return res.warning === undefined ? r : { ...r, stderr: `${r.stderr}tsvs: warning: ${res.warning}\n` };
+      }
+      if ("error" in res && "code" in res)
+        return plan.applied(new CtlError(res.code, res.error, res.index ?? -1));
+      return refused(res);
+    }
+    case "snapshot": {
+      const res = await call(path, { op: "table", conns: plan.withConns });
+      if (typeof res === "number") return res;
+      if ("table" in res) return plan.format(res.table);
+      return refused(res);
+    }
+  }
+}
+
+function refused(res: Response): number {
+  if ("error" in res) process.stderr.write(`tsvs: the daemon refused the request: ${res.error}\n`);
+  else process.stderr.write("tsvs: unexpected answer from the daemon\n");
+  return 1;
+}
+
 export async function ipvsadmMain(args: string[]): Promise<number> {
   const { path: flag, rest } = takeControlFlag(args);
   const path = resolveControlPath(flag);
-  const req: Request = isRestore(rest)
-    ? { op: "ipvsadm", argv: rest, stdin: await readStdin() }
-    : { op: "ipvsadm", argv: rest };
-  const res = await call(path, req);
+  const res = await ipvsadmRemote(path, rest, isRestore(rest) ? await readStdin() : "");
   if (typeof res === "number") return res;
-  if ("error" in res) {
-    process.stderr.write(`tsvs: the daemon refused the request: ${res.error}\n`);
-    return 1;
-  }
-  if (!("code" in res)) {
-    process.stderr.write("tsvs: unexpected answer from the daemon\n");
-    return 1;
-  }
   if (res.stdout !== "") process.stdout.write(res.stdout);
   if (res.stderr !== "") process.stderr.write(res.stderr);
   return res.code;

@@ -14,7 +14,8 @@ export type TsvsErrorCode =
   | "TSVS_ERR_PERM"
   | "TSVS_ERR_USAGE"
   | "TSVS_ERR_PARSE"
-  | "TSVS_ERR_SCENARIO";
+  | "TSVS_ERR_SCENARIO"
+  | "TSVS_ERR_INTERNAL";
 
 export class TsvsError extends Error {
   readonly code: TsvsErrorCode;

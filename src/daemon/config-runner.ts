@@ -1,6 +1,6 @@
 // `tsvs daemon --config FILE`: the configuration file's services and the health checks that
-// keep them true, applied through the daemon's ordinary control path (one atomic ipvsadm -R
-// batch per change), and SIGHUP / `tsvs reload` as a difference that keeps connections.
+// keep them true, applied through the daemon's ordinary control path (one atomic control batch
+// per change), and SIGHUP / `tsvs reload` as a difference that keeps connections.
 
 import { loadConfigFile } from "../config/load.js";
 import { ConfigError, type ConfigModel, commandToIpvsadm, formatDiagnostic } from "../config/model.js";
@@ -16,8 +16,8 @@ export interface ConfigLog {
 }
 
 export interface ConfigDeps {
-  /** Applies ipvsadm -R input as one batch; resolves to ipvsadm's result. */
-  restore(stdin: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Applies the commands as one atomic batch (src/control/api.ts); rejects with the reason. */
+  apply(cmds: CtlCommand[]): Promise<void>;
   log: ConfigLog;
   /** For tests: the runner's timers and checker. */
   runner?: Pick<HealthRunnerOptions, "timers" | "runCheck">;
@@ -99,8 +99,7 @@ export class DaemonConfig {
   }
 
   private async apply(cmds: CtlCommand[]): Promise<void> {
-    const r = await this.deps.restore(`${cmds.map(commandToIpvsadm).join("\n")}\n`);
-    if (r.code !== 0) throw new Error(r.stderr.trim() || `ipvsadm -R exited ${r.code}`);
+    await this.deps.apply(cmds);
   }
 
   private event(ev: HealthEvent): void {

@@ -12,7 +12,8 @@ import { basename } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import pino from "pino";
-import { largeNum } from "../cli/ipvsadm/format.js";
+import type { ControlCommand } from "../control/commands.js";
+import { mergeTables } from "../control/snapshot.js";
 import { parseIPv4 } from "../core/addr.js";
 import { ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
 import type { IfaceConfig } from "../core/route.js";
@@ -536,7 +537,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         case "log":
           log[m.level]({ worker: index, ...(m.data ?? {}) }, m.msg);
           break;
-        case "reply":
+        case "applied":
+        case "snapshot":
         case "result":
         case "status": {
           const cb = h.pending.get(m.id);
@@ -628,34 +630,25 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   };
 
   handler = async (req: Request): Promise<Response> => {
-    if (req.op === "ipvsadm") {
-      const argv = handles.length > 1 ? workerArgv(req.argv) : req.argv;
-      const ms = await ask({ type: "ipvsadm", argv, stdin: req.stdin });
-      const replies = ms.flatMap((m) => (m.type === "reply" ? [m] : []));
-      if (replies.length !== ms.length) return { error: "the data plane stopped" };
-      const m = replies[0];
-      const result =
-        replies.length > 1 && m.result.code === 0 && isListing(req.argv)
-          ? {
-              ...m.result,
-              stdout: mergeListings(
-                req.argv,
-                replies.map((r) => r.result.stdout),
-              ),
-            }
-          : m.result;
-      if (replies.some((r) => r.result.code !== m.result.code)) {
-        log.error({ argv: req.argv, codes: replies.map((r) => r.result.code) }, "workers disagree");
-      }
-      const gErr = updateGuard(mergeGuards(replies.map((r) => r.guard)));
-      log.debug({ argv: req.argv, code: result.code }, "ipvsadm");
-      if (gErr !== null) {
-        return {
-          ...result,
-          stderr: `${result.stderr}tsvs: warning: the kernel guard was not updated: ${gErr}\n`,
-        };
-      }
-      return result;
+    if (req.op === "apply") {
+      const ms = await ask({ type: "apply", cmds: req.commands });
+      const rs = ms.flatMap((m) => (m.type === "applied" ? [m] : []));
+      if (rs.length !== ms.length) return { error: "the data plane stopped" };
+      const first = rs[0].error;
+      if (rs.some((r) => r.error?.code !== first?.code))
+        log.error({ codes: rs.map((r) => r.error?.code ?? "ok") }, "workers disagree");
+      const gErr = updateGuard(mergeGuards(rs.map((r) => r.guard)));
+      log.debug({ commands: req.commands.length, error: first?.message }, "apply");
+      if (first !== undefined) return { error: first.message, code: first.code, index: first.index };
+      return gErr === null
+        ? { applied: req.commands.length }
+        : { applied: req.commands.length, warning: `the kernel guard was not updated: ${gErr}` };
+    }
+    if (req.op === "table") {
+      const ms = await ask({ type: "snapshot", conns: req.conns === true });
+      const ts = ms.flatMap((m) => (m.type === "snapshot" ? [m.table] : []));
+      if (ts.length !== ms.length) return { error: "the data plane stopped" };
+      return { table: mergeTables(ts) };
     }
     if (req.op === "reload") {
       if (config === null) return { error: "the daemon runs without --config: nothing to reload" };
@@ -700,15 +693,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return { status };
   };
 
-  // --config: the file's services go in through the same path as ipvsadm -R (atomic, guard kept
-  // up to date); its health checks keep them true from now on.
+  // --config: the file's services go in through the same path as any control batch (atomic,
+  // guard kept up to date); its health checks keep them true from now on.
   let config: DaemonConfig | null = null;
   if (opts.config !== undefined) {
-    const restore = async (stdin: string) => {
-      const r = await handler({ op: "ipvsadm", argv: ["-R"], stdin });
-      return "code" in r ? r : { code: 1, stdout: "", stderr: "error" in r ? r.error : "no answer" };
+    const apply = async (commands: ControlCommand[]): Promise<void> => {
+      const r = await handler({ op: "apply", commands });
+      if ("error" in r) throw new Error(r.error);
     };
-    const cfg = new DaemonConfig(opts.config, { restore, log });
+    const cfg = new DaemonConfig(opts.config, { apply, log });
     try {
       await cfg.start();
       config = cfg;
@@ -764,7 +757,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 }
 
 type WorkerRequest =
-  | { type: "ipvsadm"; argv: string[]; stdin?: string }
+  | { type: "apply"; cmds: ControlCommand[] }
+  | { type: "snapshot"; conns: boolean }
   | { type: "status" }
   | { type: "sysctl"; name?: string; value?: number }
   | { type: "fwmark"; action: FwmarkAction; rule?: string };
@@ -791,114 +785,6 @@ export function mergeGuards(gs: readonly Guard[]): Guard {
     owned: [...owned].sort((a, b) => a - b),
     nat: [...nat.values()].sort((a, b) => a.addr - b.addr || a.proto - b.proto || a.port - b.port),
   };
-}
-
-/** Whether ipvsadm argv lists (-L, -l, --list, in a cluster such as -Lnc). */
-export function isListing(argv: readonly string[]): boolean {
-  return argv.some((a) => a === "--list" || /^-[a-zA-Z]*[lL][a-zA-Z]*$/.test(a));
-}
-
-const STATS_FLAGS = new Set(["--stats", "--rate"]);
-
-/** With several workers, stats and rates are asked for exactly, so that sums are exact too. */
-export function workerArgv(argv: readonly string[]): string[] {
-  if (!isListing(argv) || !argv.some((a) => STATS_FLAGS.has(a)) || argv.includes("--exact")) return [...argv];
-  return [...argv, "--exact"];
-}
-
-const NOT_SUMMED = new Set(["Forward", "Weight", "Uthreshold", "Lthreshold", "TunnelInfo"]);
-const NUMBER = /^\d+$/;
-
-/**
- * One listing from the workers' listings of the same table: connection entries (-c) are
- * concatenated under one header (a connection lives in one worker); otherwise line by line, the
- * counters (connections, packets, bytes, rates) are summed and the configuration columns (weight,
- * thresholds) kept. Anything else (--timeout, -S…) is the first worker's.
- */
-export function mergeListings(argv: readonly string[], outs: readonly string[]): string {
-  const first = outs[0];
-  if (outs.length === 1) return first;
-  if (first.startsWith("IPVS connection entries\n")) {
-    const head = first.split("\n").slice(0, 2).join("\n");
-    const body = outs.flatMap((o) =>
-      o
-        .split("\n")
-        .slice(2)
-        .filter((l) => l !== ""),
-    );
-    return `${head}\n${body.map((l) => `${l}\n`).join("")}`;
-  }
-  const lines = outs.map((o) => o.split("\n"));
-  if (lines.some((l) => l.length !== lines[0].length)) return first;
-  const stats = argv.some((a) => STATS_FLAGS.has(a));
-  const exact = argv.includes("--exact");
-  let cols: string[] = [];
-  const out: string[] = [];
-  for (let i = 0; i < lines[0].length; i++) {
-    const line = lines[0][i];
-    const tok = line.trim().split(/\s+/);
-    if (tok[0] === "Prot") {
-      cols = tok.slice(2);
-      out.push(line);
-      continue;
-    }
-    if (tok[0] === "->" && tok[1] === "RemoteAddress:Port") {
-      if (tok.length > 2) cols = tok.slice(2);
-      out.push(line);
-      continue;
-    }
-    const isDest = tok[0] === "->";
-    const isSvc = /^(TCP|UDP|SCTP|FWM)$/.test(tok[0] ?? "");
-    if (!isDest && !isSvc) {
-      out.push(line);
-      continue;
-    }
-    const all = lines.map((l) => l[i].trim().split(/\s+/));
-    if (stats) {
-      // prefix (name, 33 columns) + largeNum fields
-      const m = /^(.*?)((?:\s+\d+)+)$/.exec(line);
-      if (m === null) {
-        out.push(line);
-        continue;
-      }
-      const n = m[2].trim().split(/\s+/).length;
-      let s = m[1].padEnd(33);
-      for (let k = tok.length - n; k < tok.length; k++) s += largeNum(sum(all, k), exact);
-      out.push(s);
-      continue;
-    }
-    if (!isDest) {
-      out.push(line);
-      continue;
-    }
-    // Left-aligned columns (%-Nd): the sum takes the token's place and its padding.
-    let s = "";
-    let rest = line;
-    for (let k = 0; k < tok.length; k++) {
-      const at = rest.indexOf(tok[k]);
-      s += rest.slice(0, at);
-      rest = rest.slice(at + tok[k].length);
-      const name = cols[k - 2];
-      if (k < 2 || !NUMBER.test(tok[k]) || name === undefined || NOT_SUMMED.has(name)) {
-        s += tok[k];
-        continue;
-      }
-      const v = String(sum(all, k));
-      const pad = /^ */.exec(rest)?.[0].length ?? 0;
-      s += v;
-      const width = tok[k].length + pad;
-      const keep = k === tok.length - 1 ? 0 : Math.max(1, width - v.length);
-      rest = " ".repeat(keep) + rest.slice(pad);
-    }
-    out.push(s + rest);
-  }
-  return out.join("\n");
-}
-
-function sum(all: readonly string[][], k: number): number {
-  let t = 0;
-  for (const toks of all) t += Number(toks[k] ?? 0) || 0;
-  return t;
 }
 
 /** The daemon's status over all workers: counters, drops and interface figures summed. */

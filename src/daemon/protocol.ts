@@ -4,8 +4,14 @@
 
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { type ControlCommand, parseCommands, parseSysctlArg } from "../control/commands.js";
+import type { TableSnapshot } from "../control/snapshot.js";
+import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
 
-export const PROTOCOL_VERSION = 1;
+export { parseSysctlArg, SYSCTLS } from "../control/commands.js";
+
+/** 2: the table travels as commands and snapshots (`apply`, `table`); ipvsadm's text stays in the CLI. */
+export const PROTOCOL_VERSION = 2;
 /** Longest request line accepted (a -R restore carries the whole rule set). */
 export const MAX_REQUEST_BYTES = 8 << 20;
 export const RUN_DIR = "/run/tsvs";
@@ -13,44 +19,12 @@ export const RUN_DIR = "/run/tsvs";
 export type FwmarkAction = "add" | "del" | "list" | "flush";
 
 export type Request =
-  | { op: "ipvsadm"; argv: string[]; stdin?: string }
+  | { op: "apply"; commands: ControlCommand[] }
+  | { op: "table"; conns?: boolean }
   | { op: "status" }
   | { op: "sysctl"; name?: string; value?: number }
   | { op: "fwmark"; action: FwmarkAction; rule?: string }
   | { op: "reload" };
-
-/**
- * The director sysctls the daemon carries, by their /proc/sys/net/ipv4/vs names, with the engine's
- * field and the values accepted (the kernel reads them as plain ints; tsvs refuses values it would
- * not give a meaning).
- */
-export const SYSCTLS: Record<string, { field: string; max: number }> = {
-  conn_reuse_mode: { field: "connReuseMode", max: 3 },
-  expire_nodest_conn: { field: "expireNodestConn", max: 1 },
-  expire_quiescent_template: { field: "expireQuiescentTemplate", max: 1 },
-  sloppy_tcp: { field: "sloppyTcp", max: 1 },
-};
-
-/** "NAME" or "NAME=VALUE" → the request fields, or why not. */
-export function parseSysctlArg(arg: string): { name: string; value?: number } | { error: string } {
-  const eq = arg.indexOf("=");
-  const name = (eq < 0 ? arg : arg.slice(0, eq)).trim().replace(/^net\.ipv4\.vs\./, "");
-  if (SYSCTLS[name] === undefined)
-    return { error: `unknown sysctl ${JSON.stringify(name)} (known: ${Object.keys(SYSCTLS).join(", ")})` };
-  if (eq < 0) return { name };
-  const raw = arg.slice(eq + 1).trim();
-  const value = Number(raw);
-  const max = SYSCTLS[name].max;
-  if (raw === "" || !Number.isInteger(value) || value < 0 || value > max)
-    return { error: `${name}: value must be an integer 0..${max}, not ${JSON.stringify(raw)}` };
-  return { name, value };
-}
-
-export interface IpvsadmReply {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 export interface IfaceStatus {
   name: string;
@@ -100,7 +74,9 @@ export interface FwmarkRuleLine {
 }
 
 export type Response =
-  | IpvsadmReply
+  | { applied: number; warning?: string }
+  | { table: TableSnapshot }
+  | { error: string; code: TsvsErrorCode; index?: number }
   | { status: DaemonStatus }
   | { sysctls: Record<string, number> }
   | { fwmarks: FwmarkRuleLine[] }
@@ -119,17 +95,17 @@ export function parseRequest(line: string): Request | { error: string } {
     return { error: "request must be a JSON object" };
   const o = v as Record<string, unknown>;
   switch (o.op) {
-    case "ipvsadm": {
-      const argv = o.argv;
-      if (!Array.isArray(argv) || argv.length > 256 || !argv.every((a) => typeof a === "string")) {
-        return { error: "ipvsadm: argv must be an array of at most 256 strings" };
+    case "apply":
+      try {
+        return { op: "apply", commands: parseCommands(o.commands) };
+      } catch (e) {
+        if (e instanceof TsvsError) return { error: `apply: ${e.message}` };
+        throw e;
       }
-      if (o.stdin !== undefined && typeof o.stdin !== "string")
-        return { error: "ipvsadm: stdin must be a string" };
-      return o.stdin === undefined
-        ? { op: "ipvsadm", argv: argv as string[] }
-        : { op: "ipvsadm", argv: argv as string[], stdin: o.stdin as string };
-    }
+    case "table":
+      if (o.conns !== undefined && typeof o.conns !== "boolean")
+        return { error: "table: conns must be a boolean" };
+      return o.conns === true ? { op: "table", conns: true } : { op: "table" };
     case "status":
       return { op: "status" };
     case "sysctl": {

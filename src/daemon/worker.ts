@@ -6,14 +6,13 @@
 // one poll(2) over all sockets with a short timeout when every socket was empty.
 
 import { type MessagePort, receiveMessageOnPort, workerData } from "node:worker_threads";
-import { runIpvsadm } from "../cli/ipvsadm/run.js";
-import { formatIPv4, parseIPv4 } from "../core/addr.js";
-import { Fwd } from "../core/dest.js";
+import { ControlApi, type Guard } from "../control/api.js";
+import type { ControlCommand } from "../control/commands.js";
+import type { TableSnapshot } from "../control/snapshot.js";
+import { formatIPv4 } from "../core/addr.js";
 import { Engine, type Sysctls } from "../core/engine.js";
-import { TsvsError } from "../core/errors.js";
-import { FwmarkClassifier } from "../core/fwmark.js";
+import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
 import type { IfaceConfig, RouteConfig } from "../core/route.js";
-import { engineBackend } from "../director/ipvsadm-backend.js";
 import { openPacketSocket } from "../io/afpacket.js";
 import { compileFanoutProgram, compileOwnedFilter, joinFanout, setFanoutProgram } from "../io/bpf.js";
 import type { FrameIo, IoBackend } from "../io/frame-io.js";
@@ -30,14 +29,10 @@ import {
   threadAffinity,
 } from "../io/libc.js";
 import { openRingSocket } from "../io/ring.js";
-import {
-  type FwmarkAction,
-  type IfaceStatus,
-  type IpvsadmReply,
-  type Response,
-  SYSCTLS,
-  type WorkerStatus,
-} from "./protocol.js";
+import type { FwmarkAction, IfaceStatus, Response, WorkerStatus } from "./protocol.js";
+
+export type { Guard, GuardDest } from "../control/api.js";
+export { ruleHostDst } from "../control/api.js";
 
 export interface WorkerInit {
   interfaces: IfaceConfig[];
@@ -106,21 +101,9 @@ export function lipsOfWorker(lips: readonly number[], w: number, n: number): num
   return lips.filter((_, i) => i % n === w);
 }
 
-/** A NAT/FULLNAT destination whose replies tsvs consumes: proto 0 = TCP and UDP (fwmark services). */
-export interface GuardDest {
-  addr: number;
-  proto: number;
-  port: number;
-}
-
-/** What the kernel must not see (nft.ts turns it into rules). */
-export interface Guard {
-  owned: number[];
-  nat: GuardDest[];
-}
-
 export type ToWorker =
-  | { type: "ipvsadm"; id: number; argv: string[]; stdin?: string }
+  | { type: "apply"; id: number; cmds: ControlCommand[] }
+  | { type: "snapshot"; id: number; conns: boolean }
   | { type: "status"; id: number }
   | { type: "sysctl"; id: number; name?: string; value?: number }
   | { type: "fwmark"; id: number; action: FwmarkAction; rule?: string }
@@ -128,123 +111,49 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: "ready"; guard: Guard }
-  | { type: "reply"; id: number; result: IpvsadmReply; guard: Guard }
+  | { type: "applied"; id: number; error?: ApplyError; guard: Guard }
+  | { type: "snapshot"; id: number; table: TableSnapshot }
   | { type: "status"; id: number; status: WorkerStatus }
   | { type: "result"; id: number; response: Response; guard: Guard }
   | { type: "log"; level: "info" | "warn" | "error"; msg: string; data?: Record<string, unknown> }
   | { type: "stopped" };
 
-/**
- * VIPs and LIPs (and the addresses fwmark rules made the director's), and the NAT/FULLNAT
- * destinations, sorted so that equal guards compare equal.
- */
-export function guardOf(engine: Engine, extraOwned: Iterable<number> = []): Guard {
-  const owned = new Set<number>(engine.lips);
-  for (const a of extraOwned) owned.add(a >>> 0);
-  const nat = new Map<string, GuardDest>();
-  for (const s of engine.services()) {
-    if (s.fwmark === 0) owned.add(s.addr >>> 0);
-    for (const d of s.dests) {
-      if (d.fwd !== Fwd.Masq && d.fwd !== Fwd.FullNat) continue;
-      const g = { addr: d.addr >>> 0, proto: s.fwmark === 0 ? s.protocol : 0, port: d.port };
-      nat.set(`${g.addr}/${g.proto}/${g.port}`, g);
-    }
-  }
-  return {
-    owned: [...owned].sort((a, b) => a - b),
-    nat: [...nat.values()].sort((a, b) => a.addr - b.addr || a.proto - b.proto || a.port - b.port),
-  };
+/** Why a batch was refused, as it crosses the port (an Error does not keep its fields). */
+export interface ApplyError {
+  code: TsvsErrorCode;
+  message: string;
+  /** The failing command's position in the batch. */
+  index?: number;
 }
 
-/**
- * The destination address of a rule that names one host (`-d ADDR` or `-d ADDR/32`, not negated),
- * read from the classifier's canonical text: the director must own it (answer ARP, keep the
- * kernel out) for the fwmark service to see its packets, as the VIP of a fwmark service sits on
- * the director's lo in a kernel setup. Null for a network or no -d.
- */
-export function ruleHostDst(canonical: string): number | null {
-  const tok = canonical.split(/\s+/);
-  for (let i = 0; i + 1 < tok.length; i++) {
-    if (tok[i] !== "-d" || (i > 0 && tok[i - 1] === "!")) continue;
-    const m = /^(\d+\.\d+\.\d+\.\d+)\/32$/.exec(tok[i + 1]);
-    return m === null ? null : (parseIPv4(m[1]) ?? null);
-  }
-  return null;
-}
-
-/** The engine's sysctls by their /proc names, as numbers. */
-function sysctlValues(engine: Engine, only?: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  const values = engine.sysctls as unknown as Record<string, number | boolean>;
-  for (const [name, { field }] of Object.entries(SYSCTLS)) {
-    if (only !== undefined && name !== only) continue;
-    out[name] = Number(values[field]);
-  }
-  return out;
-}
-
-/** Applies a `tsvs sysctl`/`tsvs fwmark` request to the engine; fwOwned maps rule id → owned address. */
+/** A `tsvs sysctl` / `tsvs fwmark` request (structured already) through the control API. */
 export function controlRequest(
-  engine: Engine,
-  fwOwned: Map<number, number>,
+  api: ControlApi,
   msg:
     | { type: "sysctl"; name?: string; value?: number }
     | { type: "fwmark"; action: FwmarkAction; rule?: string },
 ): Response {
-  if (msg.type === "sysctl") {
-    const spec = msg.name === undefined ? undefined : SYSCTLS[msg.name];
-    if (msg.name !== undefined && spec === undefined) return { error: `unknown sysctl ${msg.name}` };
-    if (spec !== undefined && msg.value !== undefined) {
-      const values = engine.sysctls as unknown as Record<string, number | boolean>;
-      values[spec.field] = spec.max === 1 ? msg.value !== 0 : msg.value;
-    }
-    return { sysctls: sysctlValues(engine, msg.name) };
-  }
-  const fw = engine.fwmarks;
-  const release = (id: number): void => {
-    const a = fwOwned.get(id);
-    if (a === undefined) return;
-    fwOwned.delete(id);
-    engine.ctl.removeOwnedAddress(a);
-  };
   try {
+    if (msg.type === "sysctl") {
+      if (msg.name !== undefined && msg.value !== undefined)
+        api.apply([{ op: "set-sysctl", name: msg.name, value: msg.value }]);
+      else if (msg.name !== undefined && api.sysctls(msg.name)[msg.name] === undefined)
+        return { error: `unknown sysctl ${msg.name}` };
+      return { sysctls: api.sysctls(msg.name) };
+    }
     switch (msg.action) {
       case "list":
-        return { fwmarks: fw.list() };
+        return { fwmarks: api.fwmarkRules() };
       case "flush":
-        for (const id of [...fwOwned.keys()]) release(id);
-        fw.clear();
+        api.apply([{ op: "flush-fwmarks" }]);
         return { fwmarks: [] };
-      case "add": {
-        const id = fw.add(msg.rule ?? "");
-        const view = fw.list().find((r) => r.id === id);
-        const host = view === undefined ? null : ruleHostDst(view.rule);
-        if (host !== null) {
-          engine.ctl.addOwnedAddress(host);
-          fwOwned.set(id, host);
-        }
-        return { fwmarks: view === undefined ? [] : [view] };
-      }
-      case "del": {
-        const text = (msg.rule ?? "").trim();
-        let id: number | undefined;
-        if (/^\d+$/.test(text)) id = Number(text);
-        else {
-          // As iptables -D RULE: the first rule that is the same once both are canonical.
-          const probe = new FwmarkClassifier();
-          probe.add(text);
-          const want = probe.list()[0]?.rule;
-          id = fw.list().find((r) => r.rule === want)?.id;
-        }
-        const view = fw.list().find((r) => r.id === id);
-        if (id === undefined || view === undefined || !fw.remove(id))
-          return { error: "fwmark del: no such rule (does a matching rule exist?)" };
-        release(id);
-        return { fwmarks: [view] };
-      }
+      case "add":
+        return { fwmarks: api.apply([{ op: "add-fwmark", rule: msg.rule ?? "" }]) };
+      case "del":
+        return { fwmarks: api.apply([{ op: "del-fwmark", rule: msg.rule ?? "" }]) };
     }
   } catch (e) {
-    if (e instanceof TsvsError) return { error: `fwmark ${msg.action}: ${e.message}` };
+    if (e instanceof TsvsError) return { error: e.message };
     throw e;
   }
   return { error: "unknown request" };
@@ -329,8 +238,7 @@ function run(init: WorkerInit): void {
     },
   });
   const now = (): number => performance.now();
-  const backend = engineBackend(engine, now);
-  const fwOwned = new Map<number, number>();
+  const api = new ControlApi(engine, now);
   const c = libc();
   const pollMem = c.koffi.alloc("uint8_t", SIZEOF_POLLFD * rxSockets.length);
   const pollAddr = addressOf(pollMem);
@@ -359,9 +267,9 @@ function run(init: WorkerInit): void {
   // recompiled and re-attached (atomically: SO_ATTACH_FILTER replaces) when they change.
   let filterKey = "";
   const refilter = (): void => {
-    const g = guardOf(engine, fwOwned.values());
+    const g = api.guard();
     // A fwmark rule on a network (not one host) owns addresses we cannot list: let all IPv4 in.
-    const allIpv4 = engine.fwmarks.list().some((r) => ruleHostDst(r.rule) === null);
+    const allIpv4 = api.hasNetworkFwmark();
     const rips = g.nat.map((d) => d.addr);
     const key = JSON.stringify([g.owned, rips, allIpv4]);
     if (key === filterKey) return;
@@ -387,7 +295,7 @@ function run(init: WorkerInit): void {
     filterUpdates++;
   };
   refilter();
-  post({ type: "ready", guard: guardOf(engine, fwOwned.values()) });
+  post({ type: "ready", guard: api.guard() });
 
   const status = (): WorkerStatus => {
     const ifs: IfaceStatus[] = sockets.map((s, i) => {
@@ -453,38 +361,40 @@ function run(init: WorkerInit): void {
         case "status":
           post({ type: "status", id: msg.id, status: status() });
           break;
-        case "ipvsadm": {
-          let result: IpvsadmReply;
+        case "apply": {
+          let error: ApplyError | undefined;
           try {
-            result = runIpvsadm(msg.argv, backend, msg.stdin ?? "");
+            api.apply(msg.cmds);
           } catch (e) {
-            // runIpvsadm answers every ipvsadm error itself; anything else is a tsvs bug.
-            result = {
-              code: 255,
-              stdout: "",
-              stderr: `tsvs: internal error: ${e instanceof Error ? e.message : String(e)}\n`,
-            };
-            post({
-              type: "log",
-              level: "error",
-              msg: "ipvsadm command failed",
-              data: { argv: msg.argv, err: String(e) },
-            });
+            if (!(e instanceof TsvsError)) {
+              post({ type: "log", level: "error", msg: "control batch failed", data: { err: String(e) } });
+              error = { code: "TSVS_ERR_INTERNAL", message: `internal error: ${String(e)}` };
+            } else {
+              const index = (e as TsvsError & { index?: unknown }).index;
+              error = {
+                code: e.code,
+                message: e.message,
+                index: typeof index === "number" ? index : undefined,
+              };
+            }
           }
           refilter();
-          post({ type: "reply", id: msg.id, result, guard: guardOf(engine, fwOwned.values()) });
+          post({ type: "applied", id: msg.id, error, guard: api.guard() });
           break;
         }
+        case "snapshot":
+          post({ type: "snapshot", id: msg.id, table: api.snapshot(msg.conns) });
+          break;
         case "sysctl":
         case "fwmark": {
           let response: Response;
           try {
-            response = controlRequest(engine, fwOwned, msg);
+            response = controlRequest(api, msg);
           } catch (e) {
             response = { error: `internal error: ${e instanceof Error ? e.message : String(e)}` };
           }
           refilter();
-          post({ type: "result", id: msg.id, response, guard: guardOf(engine, fwOwned.values()) });
+          post({ type: "result", id: msg.id, response, guard: api.guard() });
           break;
         }
       }

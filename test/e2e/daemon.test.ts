@@ -29,23 +29,22 @@ const skip = e2eSkip("daemon e2e", ["nftables", "curl", "ethtool"]);
 
 describe("control protocol requests (no root needed)", () => {
   const cases: { line: string; want: unknown }[] = [
-    { line: '{"op":"ipvsadm","argv":["-Ln"]}', want: { op: "ipvsadm", argv: ["-Ln"] } },
+    { line: '{"op":"table"}', want: { op: "table" } },
+    { line: '{"op":"table","conns":true}', want: { op: "table", conns: true } },
+    { line: '{"op":"table","conns":1}', want: { error: "table: conns must be a boolean" } },
     {
-      line: '{"op":"ipvsadm","argv":["-R"],"stdin":"-C\\n"}',
-      want: { op: "ipvsadm", argv: ["-R"], stdin: "-C\n" },
+      line: '{"op":"apply","commands":[{"op":"clear"}]}',
+      want: { op: "apply", commands: [{ op: "clear" }] },
     },
     { line: '{"op":"status","extra":1}', want: { op: "status" } },
     { line: "not json", want: { error: "request is not JSON" } },
     { line: "[1]", want: { error: "request must be a JSON object" } },
+    { line: '{"op":"apply","commands":{"op":"clear"}}', want: { error: "apply: commands must be an array" } },
     {
-      line: '{"op":"ipvsadm","argv":"-Ln"}',
-      want: { error: "ipvsadm: argv must be an array of at most 256 strings" },
+      line: '{"op":"apply","commands":[{"op":"clear"},{"op":"set-timeout","timeouts":{"tcp":-1,"tcpFin":0,"udp":0}}]}',
+      want: { error: "apply: command 1 at timeouts.tcp: Too small: expected number to be >=0" },
     },
-    {
-      line: '{"op":"ipvsadm","argv":[1]}',
-      want: { error: "ipvsadm: argv must be an array of at most 256 strings" },
-    },
-    { line: '{"op":"ipvsadm","argv":[],"stdin":5}', want: { error: "ipvsadm: stdin must be a string" } },
+    { line: '{"op":"ipvsadm","argv":["-Ln"]}', want: { error: 'unknown op "ipvsadm"' } },
     { line: '{"op":"reboot"}', want: { error: 'unknown op "reboot"' } },
   ];
   for (const c of cases) {

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { request } from "../../src/daemon/control.js";
+import { ipvsadmRemote } from "../../src/cli/ipvsadm-client.js";
 import { ip, netnsUnavailableReason, nsExecStatus } from "../../src/io/netns.js";
 import { tsvsEntry } from "../../src/lab/daemon.js";
 import { ensurePackages } from "../../src/lab/packages.js";
@@ -87,14 +87,10 @@ s.on("message",(m)=>{process.stdout.write(String(m));clearTimeout(t);s.close()})
   return nsExecStatus(names.client, [process.execPath, "-e", src], 10_000).stdout;
 }
 
-/** ipvsadm straight over the lab's control socket (no process per command); asserts success. */
+/** ipvsadm over the lab's control socket, in process (no process per command); asserts success. */
 export async function ipvsadm(names: LabNames, argv: string[], stdin?: string): Promise<string> {
-  const res = await request(names.controlSock, {
-    op: "ipvsadm",
-    argv,
-    ...(stdin !== undefined ? { stdin } : {}),
-  });
-  assert.ok("code" in res, `ipvsadm ${argv.join(" ")}: ${JSON.stringify(res)}`);
+  const res = await ipvsadmRemote(names.controlSock, argv, stdin ?? "");
+  assert.ok(typeof res !== "number", `ipvsadm ${argv.join(" ")}: the daemon did not answer`);
   assert.equal(res.code, 0, `ipvsadm ${argv.join(" ")}: ${res.stderr}`);
   return res.stdout;
 }

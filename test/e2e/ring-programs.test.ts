@@ -1,11 +1,10 @@
 // The compiled classic BPF programs (src/io/bpf.ts) run by a small cBPF interpreter written here from
-// Documentation/networking/filter.rst, on hand-built frames; and the multi-worker listing merge
-// (src/daemon/main.ts). No root needed.
+// Documentation/networking/filter.rst, on hand-built frames. No root needed. (Several workers' tables
+// are merged as numbers: test/unit/control-api.test.ts.)
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseIPv4 } from "../../src/core/addr.js";
-import { isListing, mergeListings, workerArgv } from "../../src/daemon/main.js";
 import { type BpfProgram, compileFanoutProgram, compileOwnedFilter, fanoutHash } from "../../src/io/bpf.js";
 
 const A = (s: string): number => parseIPv4(s) ?? 0;
@@ -161,52 +160,5 @@ describe("fanout program: both directions of a connection go to one worker", () 
     for (let i = 0; i < 1000; i++)
       per[runBpf(prog, net(`10.0.${i >> 8}.${i & 255}`, "198.18.0.100"), 0x0800) % 4]++;
     for (const c of per) assert.ok(c > 180 && c < 320, JSON.stringify(per));
-  });
-});
-
-describe("listings merged over workers", () => {
-  it("tells listings from other commands", () => {
-    for (const a of [["-Ln"], ["-L", "-n"], ["-lnc"], ["--list"], ["-Ln", "--stats"]])
-      assert.ok(isListing(a), a.join(" "));
-    for (const a of [["-A", "-t", "1.1.1.1:80", "-s", "lc"], ["-C"], ["-S", "-n"]])
-      assert.ok(!isListing(a), a.join(" "));
-    assert.deepEqual(workerArgv(["-Ln", "--stats"]), ["-Ln", "--stats", "--exact"]);
-    assert.deepEqual(workerArgv(["-Ln"]), ["-Ln"]);
-  });
-
-  it("-Ln: ActiveConn and InActConn summed, Weight kept, columns kept", () => {
-    const mk = (act: number, inact: number): string =>
-      "IP Virtual Server version 1.2.1 (size=4096)\n" +
-      "Prot LocalAddress:Port Scheduler Flags\n" +
-      "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
-      "TCP  198.18.0.100:80 rr persistent 300\n" +
-      `  -> 198.18.1.11:80               Masq    3      ${String(act).padEnd(10)} ${inact}\n`;
-    const out = mergeListings(["-Ln"], [mk(1, 2), mk(10, 20)]);
-    assert.equal(out, mk(11, 22));
-  });
-
-  it("--stats: sums formatted as ipvsadm formats them (K past 10^8)", () => {
-    const line = (n: number[]): string =>
-      `TCP  198.18.0.100:80${" ".repeat(17)}${n.map((x) => ` ${x}`).join("")}`;
-    const head =
-      "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n";
-    const out = mergeListings(
-      ["-Ln", "--stats"],
-      [head + line([1, 60000000, 2, 3, 4]), head + line([2, 60000000, 2, 3, 4])],
-    );
-    assert.equal(
-      out.split("\n")[2],
-      `TCP  198.18.0.100:80${" ".repeat(13)}        3  120000K        4        6        8`,
-    );
-  });
-
-  it("-Lnc: one header, every worker's entries", () => {
-    const head =
-      "IPVS connection entries\npro expire state       source             virtual            destination\n";
-    const out = mergeListings(
-      ["-Lnc"],
-      [`${head}UDP 04:59  UDP         a b c\n`, `${head}UDP 04:58  UDP         d e f\n`],
-    );
-    assert.equal(out, `${head}UDP 04:59  UDP         a b c\nUDP 04:58  UDP         d e f\n`);
   });
 });

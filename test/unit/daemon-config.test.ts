@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { formatList } from "../../src/cli/ipvsadm/format.js";
-import { type IpvsadmBackend, runIpvsadm } from "../../src/cli/ipvsadm/run.js";
+import type { IpvsadmBackend } from "../../src/cli/ipvsadm/run.js";
 import { serviceSnapshot } from "../../src/control/snapshot.js";
 import { IpvsCtl } from "../../src/core/ctl.js";
 import { Timeouts } from "../../src/core/proto/timeouts.js";
@@ -59,7 +59,7 @@ function setup(file: string) {
   const timers: Array<{ at: number; fn: () => void; live: boolean }> = [];
   const logs: string[] = [];
   const cfg = new DaemonConfig(file, {
-    restore: async (stdin) => runIpvsadm(["-R"], backend, stdin),
+    apply: async (cmds) => backend.apply(cmds),
     log: {
       info: (_o, m) => logs.push(m),
       warn: (_o, m) => logs.push(`warn ${m}`),
