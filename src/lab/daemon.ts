@@ -12,11 +12,11 @@ const LAUNCHER =
   "const m=await import(process.argv[1]);process.exitCode=await m.main(process.argv.slice(2));";
 
 /**
- * The built entry that runs `daemon` and `ipvsadm`: src/daemon/entry.js (a process entry of its
+ * The built entry that runs `daemon` and `ipvsadm`: src/cli/entry.js (a process entry of its
  * own), else the CLI (src/cli/tsvs.js, what bin/tsvs runs). Null when neither is built.
  */
 export function tsvsEntry(): string | null {
-  for (const rel of ["src/daemon/entry.js", "src/cli/tsvs.js"]) {
+  for (const rel of ["src/cli/entry.js", "src/cli/tsvs.js"]) {
     if (existsSync(jsPath(rel))) return jsPath(rel);
   }
   return null;
@@ -25,7 +25,7 @@ export function tsvsEntry(): string | null {
 /** argv running `tsvs ARGS…` (daemon, ipvsadm, status) with this node. */
 export function tsvsArgv(args: readonly string[]): string[] {
   const entry = tsvsEntry();
-  if (entry === null) throw new Error(`tsvs is not built (no ${jsPath("src/daemon/entry.js")})`);
+  if (entry === null) throw new Error(`tsvs is not built (no ${jsPath("src/cli/entry.js")})`);
   // Node flags NODE_OPTIONS refuses (--cpu-prof, --trace-gc) for profiling the lab's daemon.
   const flags = (process.env.TSVS_NODE_FLAGS ?? "").split(/\s+/).filter((f) => f !== "");
   if (entry.endsWith("entry.js")) return [process.execPath, ...flags, entry, ...args];
@@ -61,7 +61,7 @@ export async function startDaemon(
   extraArgs: readonly string[] = [],
 ): Promise<DaemonStart> {
   if (tsvsEntry() === null) {
-    return { proc: null, status: `daemon not available yet: ${jsPath("src/daemon/entry.js")} is not built` };
+    return { proc: null, status: `daemon not available yet: ${jsPath("src/cli/entry.js")} is not built` };
   }
   const args = ["daemon", "--iface", names.dirClientIf, "--iface", names.dirLanIf];
   if (method === "fullnat") args.push("--lip", LAB_ADDR.LIP);

@@ -23,7 +23,7 @@ import { parseRequest } from "../../src/daemon/protocol.js";
 import { addVethPair, delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
 import { e2eSkip } from "../support/e2e-env.js";
 
-const ENTRY = fileURLToPath(new URL("../../src/daemon/entry.js", import.meta.url));
+const ENTRY = fileURLToPath(new URL("../../src/cli/entry.js", import.meta.url));
 
 const skip = e2eSkip("daemon e2e", ["nftables", "curl", "ethtool"]);
 

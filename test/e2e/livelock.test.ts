@@ -18,7 +18,7 @@ import { parseCpuList, parseCpuMask, planCpus, readRxCpus } from "../../src/daem
 import { addNetns, addVethPair, delNetns, nsExec } from "../../src/io/netns.js";
 import { e2eSkip } from "../support/e2e-env.js";
 
-const ENTRY = fileURLToPath(new URL("../../src/daemon/entry.js", import.meta.url));
+const ENTRY = fileURLToPath(new URL("../../src/cli/entry.js", import.meta.url));
 
 describe("CPU lists and masks", () => {
   const lists: [string, number[] | null][] = [

@@ -24,7 +24,7 @@ import {
   nsExecStatus,
 } from "../../src/io/netns.js";
 
-const ENTRY = fileURLToPath(new URL("../../src/daemon/entry.js", import.meta.url));
+const ENTRY = fileURLToPath(new URL("../../src/cli/entry.js", import.meta.url));
 const HELPER = fileURLToPath(new URL("./ring-helper.js", import.meta.url));
 const skip = process.env.TSVS_RING_BENCH === "1" ? false : "set TSVS_RING_BENCH=1 to measure";
 const SECONDS = Number(process.env.TSVS_RING_BENCH_SECONDS ?? 5);

@@ -20,7 +20,7 @@ import { fanoutHash } from "../../src/io/bpf.js";
 import { addVethPair, delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
 import { e2eSkip } from "../support/e2e-env.js";
 
-const ENTRY = fileURLToPath(new URL("../../src/daemon/entry.js", import.meta.url));
+const ENTRY = fileURLToPath(new URL("../../src/cli/entry.js", import.meta.url));
 
 const skip = e2eSkip("ring daemon e2e", ["nftables"]);
 

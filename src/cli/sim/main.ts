@@ -4,10 +4,10 @@
 
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { ControlApi } from "../../control/api.js";
 import { formatIPv4, parseIPv4 } from "../../core/addr.js";
 import { Engine, type Sysctls } from "../../core/engine.js";
 import { TsvsError } from "../../core/errors.js";
-import { engineBackend } from "../../director/ipvsadm-backend.js";
 import { httpGet, patternBytes, udpRequest } from "../../sim/apps.js";
 import { SimClock } from "../../sim/clock.js";
 import type { Host } from "../../sim/host.js";
@@ -80,7 +80,7 @@ class Runner {
       random: seededRandom(ENGINE_SEED),
       send,
     });
-    this.backend = engineBackend(this.engine, () => this.clock.now);
+    this.backend = new ControlApi(this.engine, () => this.clock.now);
     this.clients.set("c1", this.lab.hosts.client);
   }
 
