@@ -1,4 +1,9 @@
-// The public surface of tsvs as a library: the pure engine and its control types.
+// The public surface of tsvs as a library: the pure engine, its control API and types.
+
+export { ControlApi, type Guard } from "./control/api.js";
+export { type ControlCommand, parseCommands } from "./control/commands.js";
+export type { DestSnapshot, ServiceSnapshot, StatsSnapshot, TableSnapshot } from "./control/snapshot.js";
+export { destSpec, serviceSpec } from "./control/spec.js";
 export { formatIPv4, parseIPv4 } from "./core/addr.js";
 export type {
   ConnView,
