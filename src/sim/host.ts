@@ -8,6 +8,7 @@
 // datagram without DF is dropped and counted (docs/sim-network.md).
 
 import { formatIPv4, parseIPv4, prefixToMask, readU16, readU32, writeU16 } from "../core/addr.js";
+import { TsvsError } from "../core/errors.js";
 import { ARP_REPLY, ARP_REQUEST, ARP_SHA, writeArp } from "../core/packet/arp.js";
 import { l4ChecksumV4, verifyL4V4 } from "../core/packet/csum.js";
 import { BROADCAST_MAC, copyMac, ETH_HLEN, macEquals, parseMac, writeEthHeader } from "../core/packet/eth.js";
@@ -48,7 +49,7 @@ export type IpLike = number | string;
 export function ip(a: IpLike): number {
   if (typeof a === "number") return a >>> 0;
   const v = parseIPv4(a);
-  if (v === null) throw new Error(`bad IPv4 address: ${a}`);
+  if (v === null) throw new TsvsError("TSVS_ERR_INVALID", `bad IPv4 address: ${a}`);
   return v;
 }
 
@@ -56,7 +57,8 @@ export function ip(a: IpLike): number {
 export function cidr(s: string): { addr: number; prefix: number } {
   const [a, p] = s.split("/");
   const prefix = p === undefined ? 32 : Number(p);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw new Error(`bad prefix: ${s}`);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32)
+    throw new TsvsError("TSVS_ERR_INVALID", `bad prefix: ${s}`);
   return { addr: ip(a), prefix };
 }
 
@@ -110,7 +112,7 @@ export class HostIface implements NetPort {
   ) {
     this.name = o.name;
     const mac = typeof o.mac === "string" ? parseMac(o.mac) : o.mac;
-    if (mac === null) throw new Error(`bad MAC ${String(o.mac)}`);
+    if (mac === null) throw new TsvsError("TSVS_ERR_INVALID", `bad MAC ${String(o.mac)}`);
     this.mac = mac;
     this.addrs = o.addrs.map((a) =>
       typeof a === "string" ? cidr(a) : { addr: a.addr >>> 0, prefix: a.prefix },
@@ -288,7 +290,7 @@ export class Host {
 
   iface(name: string): HostIface {
     const i = this.ifaces.find((x) => x.name === name);
-    if (i === undefined) throw new Error(`${this.name}: no interface ${name}`);
+    if (i === undefined) throw new TsvsError("TSVS_ERR_INVALID", `${this.name}: no interface ${name}`);
     return i;
   }
 
@@ -310,7 +312,8 @@ export class Host {
     let iface: HostIface | undefined;
     if (ifname !== undefined) iface = this.iface(ifname);
     else if (gw !== 0) iface = this.lookup(gw)?.iface;
-    if (iface === undefined) throw new Error(`${this.name}: no interface for route ${dst}`);
+    if (iface === undefined)
+      throw new TsvsError("TSVS_ERR_INVALID", `${this.name}: no interface for route ${dst}`);
     this.insertRoute(d.addr, d.prefix, gw, iface);
   }
 

@@ -15,6 +15,7 @@
 // layer 2 adjacency, so r4 cannot be a DR destination. FULLNAT: nothing special; replies go to
 // the LIP, which is on the LAN.
 
+import { TsvsError } from "../core/errors.js";
 import { parseMac } from "../core/packet/eth.js";
 import type { IfaceConfig, RouteConfig } from "../core/route.js";
 import { type HttpServer, httpServer, type UdpEcho, udpEcho } from "./apps.js";
@@ -94,7 +95,7 @@ export interface Lab {
 
 function mac(s: string): Uint8Array {
   const m = parseMac(s);
-  if (m === null) throw new Error(`bad MAC ${s}`);
+  if (m === null) throw new TsvsError("TSVS_ERR_INVALID", `bad MAC ${s}`);
   return m;
 }
 
@@ -182,7 +183,7 @@ export function buildLab(clock: SimClock, method: LabMethod, o: LabOptions = {})
 
   let attached = false;
   const attachDirector = (input: DirectorInput): DirectorSend => {
-    if (attached) throw new Error("director already attached");
+    if (attached) throw new TsvsError("TSVS_ERR_INVALID", "director already attached");
     attached = true;
     const senders: Array<(buf: Uint8Array, off: number, len: number) => void> = [];
     for (const cfg of directorIfaces) {

@@ -468,7 +468,7 @@ export async function simMain(args: string[]): Promise<number> {
     scenarios = scenarioFiles(args).map((f) => {
       let text: string;
       try {
-        if (!statSync(f).isFile()) throw new Error("not a file");
+        if (!statSync(f).isFile()) throw new TsvsError("TSVS_ERR_USAGE", "not a file");
         text = readFileSync(f, "utf8");
       } catch (e) {
         throw new TsvsError("TSVS_ERR_SCENARIO", `${f}: ${(e as Error).message}`);

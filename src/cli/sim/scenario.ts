@@ -66,7 +66,7 @@ export function splitWords(line: string): string[] {
       has = true;
     }
   }
-  if (inQ) throw new Error("unterminated quote");
+  if (inQ) throw new TsvsError("TSVS_ERR_SCENARIO", "unterminated quote");
   if (has) out.push(cur);
   return out;
 }
@@ -85,9 +85,9 @@ function opts(
       o[w] = "1";
       continue;
     }
-    if (!allowed.includes(w)) throw new Error(`unexpected '${w}'`);
+    if (!allowed.includes(w)) throw new TsvsError("TSVS_ERR_SCENARIO", `unexpected '${w}'`);
     const v = words[i + 1];
-    if (v === undefined) throw new Error(`'${w}' needs a value`);
+    if (v === undefined) throw new TsvsError("TSVS_ERR_SCENARIO", `'${w}' needs a value`);
     o[w] = v;
     i++;
   }
@@ -97,7 +97,7 @@ function opts(
 function count(s: string | undefined, what: string): number {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 1 || n > 100_000)
-    throw new Error(`${what} must be a count from 1 to 100000`);
+    throw new TsvsError("TSVS_ERR_SCENARIO", `${what} must be a count from 1 to 100000`);
   return n;
 }
 
@@ -120,24 +120,25 @@ export function parseScenario(text: string, file: string): Scenario {
           break;
         case "method":
           if (!["nat", "dr", "tun", "fullnat"].includes(w[1] ?? ""))
-            throw new Error("method is nat, dr, tun or fullnat");
+            throw new TsvsError("TSVS_ERR_SCENARIO", "method is nat, dr, tun or fullnat");
           method = w[1];
           break;
         case "ipvsadm":
           add({ kind: "ipvsadm", argv: w.slice(1) });
           break;
         case "fwmark":
-          if (w.length < 2) throw new Error("fwmark needs a rule");
+          if (w.length < 2) throw new TsvsError("TSVS_ERR_SCENARIO", "fwmark needs a rule");
           add({ kind: "fwmark", rule: w.slice(1).join(" ") });
           break;
         case "sysctl": {
           const m = /^([a-z_]+)=(\d+)$/.exec(w[1] ?? "");
-          if (m === null || w.length !== 2) throw new Error("sysctl takes name=value");
+          if (m === null || w.length !== 2)
+            throw new TsvsError("TSVS_ERR_SCENARIO", "sysctl takes name=value");
           add({ kind: "sysctl", name: m[1], value: Number(m[2]) });
           break;
         }
         case "client":
-          if (w.length !== 3) throw new Error("client takes NAME ADDRESS");
+          if (w.length !== 3) throw new TsvsError("TSVS_ERR_SCENARIO", "client takes NAME ADDRESS");
           add({ kind: "client", name: w[1], addr: w[2] });
           break;
         case "http": {
@@ -169,7 +170,8 @@ export function parseScenario(text: string, file: string): Scenario {
         }
         case "download": {
           const size = parseSize(w[1] ?? "");
-          if (size === null) throw new Error("download takes SIZE (e.g. 10M) and a target");
+          if (size === null)
+            throw new TsvsError("TSVS_ERR_SCENARIO", "download takes SIZE (e.g. 10M) and a target");
           const o = opts(w, 3, ["from"]);
           add({ kind: "download", bytes: size, target: need(w[2], "target"), from: o.from ?? "c1" });
           break;
@@ -188,20 +190,22 @@ export function parseScenario(text: string, file: string): Scenario {
         case "stop":
         case "start": {
           const port = Number(w[2] ?? "80");
-          if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error("bad port");
+          if (!Number.isInteger(port) || port < 1 || port > 65535)
+            throw new TsvsError("TSVS_ERR_SCENARIO", "bad port");
           add({ kind: cmd, server: need(w[1], "server"), port });
           break;
         }
         case "wait": {
           const ms = parseDuration(w[1] ?? "");
-          if (ms === null) throw new Error("wait takes a duration like 500ms, 2s, 5m");
+          if (ms === null)
+            throw new TsvsError("TSVS_ERR_SCENARIO", "wait takes a duration like 500ms, 2s, 5m");
           add({ kind: "wait", ms });
           break;
         }
         case "show": {
           const what = w[1];
           if (what !== "distribution" && what !== "conns" && what !== "counters" && what !== "ipvsadm") {
-            throw new Error("show distribution | conns | counters | ipvsadm ARGS");
+            throw new TsvsError("TSVS_ERR_SCENARIO", "show distribution | conns | counters | ipvsadm ARGS");
           }
           add({ kind: "show", what, argv: w.slice(2) });
           break;
@@ -209,13 +213,16 @@ export function parseScenario(text: string, file: string): Scenario {
         case "expect": {
           const what = w[1];
           if (what !== "distribution" && what !== "result" && what !== "conns") {
-            throw new Error("expect distribution NAME=N... | result ok|error | conns N");
+            throw new TsvsError(
+              "TSVS_ERR_SCENARIO",
+              "expect distribution NAME=N... | result ok|error | conns N",
+            );
           }
           add({ kind: "expect", what, args: w.slice(2) });
           break;
         }
         default:
-          throw new Error(`unknown command '${cmd}'`);
+          throw new TsvsError("TSVS_ERR_SCENARIO", `unknown command '${cmd}'`);
       }
     } catch (e) {
       throw new TsvsError("TSVS_ERR_SCENARIO", `${file}:${line}: ${(e as Error).message}`);
@@ -225,6 +232,6 @@ export function parseScenario(text: string, file: string): Scenario {
 }
 
 function need(v: string | undefined, what: string): string {
-  if (v === undefined) throw new Error(`missing ${what}`);
+  if (v === undefined) throw new TsvsError("TSVS_ERR_SCENARIO", `missing ${what}`);
   return v;
 }
