@@ -13,8 +13,9 @@ import type { CtlCommand } from "../core/ctl-types.js";
 import { Fwd } from "../core/dest.js";
 import type { Engine, Sysctls } from "../core/engine.js";
 import { TsvsError } from "../core/errors.js";
-import { FwmarkClassifier, type FwmarkRuleView } from "../core/fwmark.js";
+import type { FwmarkRuleView } from "../core/fwmark.js";
 import { type ControlCommand, isTableCommand, SYSCTLS } from "./commands.js";
+import { parseFwmarkRule } from "./fwmark-rule.js";
 import { type TableSnapshot, tableSnapshot } from "./snapshot.js";
 
 /** A NAT/FULLNAT destination whose replies the director consumes: proto 0 = TCP and UDP (fwmark services). */
@@ -48,9 +49,7 @@ export function ruleHostDst(canonical: string): number | null {
 
 /** A rule's canonical text (as iptables -D compares rules), or the parse error. */
 function canonicalRule(rule: string): string {
-  const probe = new FwmarkClassifier();
-  probe.add(rule);
-  return probe.list()[0]?.rule ?? rule;
+  return parseFwmarkRule(rule).text;
 }
 
 export class ControlApi {
@@ -167,7 +166,7 @@ export class ControlApi {
 
   private addFwmark(rule: string): FwmarkRuleView | null {
     const fw = this.engine.fwmarks;
-    const id = fw.add(rule);
+    const id = fw.add(parseFwmarkRule(rule));
     const view = fw.list().find((r) => r.id === id) ?? null;
     const host = view === null ? null : ruleHostDst(view.rule);
     if (host !== null) {

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { parseFwmarkRule } from "../../src/control/fwmark-rule.js";
 import { Director, decodeFrame, flat, IP, L2_FROM_ROUTER, MAC } from "../support/frames.js";
 import { ACK, arpFrame, bytes, icmpFrame, ip, mac, PSH, SYN, tcpFrame } from "../support/packet-builder.js";
 
@@ -159,7 +160,7 @@ test("fwmark-only service: the host a MARK rule matches (-d A, -d A/32) is answe
   ];
   for (const [rule, owned] of rules) {
     const d = new Director();
-    d.engine.fwmarks.add(rule);
+    d.engine.fwmarks.add(parseFwmarkRule(rule));
     d.ipvsadm("-A -f 10 -s rr");
     d.ipvsadm(`-a -f 10 -r ${IP.rs1} -g`);
     const arp = d.input(
@@ -176,7 +177,7 @@ test("fwmark-only service: the host a MARK rule matches (-d A, -d A/32) is answe
 
 test("fwmark-only service: an address declared with ctl.addOwnedAddress is answered too", () => {
   const d = new Director();
-  d.engine.fwmarks.add(`-d ${IP.vip}/24 -j MARK --set-mark 10`);
+  d.engine.fwmarks.add(parseFwmarkRule(`-d ${IP.vip}/24 -j MARK --set-mark 10`));
   d.ipvsadm("-A -f 10 -s rr");
   d.ipvsadm(`-a -f 10 -r ${IP.rs1} -g`);
   const req = () =>

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { parseFwmarkRule } from "../../src/control/fwmark-rule.js";
 import type { Dest } from "../../src/core/dest.js";
 import { Director, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
 import { ACK, FIN, ip, ipStr, macStr, RST, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
@@ -192,8 +193,8 @@ test("PCC (port 0 service with -p): one client on every port lands on one server
 
 test("fwmark service: marked ports form one service, unmarked ports are not served", () => {
   const d = new Director();
-  d.engine.fwmarks.add(`-d ${IP.vip} -p tcp --dport 80 -j MARK --set-mark 10`);
-  d.engine.fwmarks.add(`-d ${IP.vip} -p tcp --dport 443 -j MARK --set-mark 10`);
+  d.engine.fwmarks.add(parseFwmarkRule(`-d ${IP.vip} -p tcp --dport 80 -j MARK --set-mark 10`));
+  d.engine.fwmarks.add(parseFwmarkRule(`-d ${IP.vip} -p tcp --dport 443 -j MARK --set-mark 10`));
   d.ipvsadm("-A -f 10 -s rr");
   d.ipvsadm(`-a -f 10 -r ${IP.rs1} -g`);
   d.ipvsadm(`-a -f 10 -r ${IP.rs2} -g`);
@@ -216,7 +217,9 @@ test("fwmark service: marked ports form one service, unmarked ports are not serv
 
 test("fwmark service with persistence: HTTP and HTTPS of one client share a server", () => {
   const d = new Director();
-  d.engine.fwmarks.add(`-d ${IP.vip} -p tcp -m multiport --dports 80,443 -j MARK --set-mark 7`);
+  d.engine.fwmarks.add(
+    parseFwmarkRule(`-d ${IP.vip} -p tcp -m multiport --dports 80,443 -j MARK --set-mark 7`),
+  );
   d.ipvsadm("-A -f 7 -s rr -p 120");
   d.ipvsadm(`-a -f 7 -r ${IP.rs1} -g`);
   d.ipvsadm(`-a -f 7 -r ${IP.rs2} -g`);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { type IfindexOf, parseFwmarkRule } from "../../src/control/fwmark-rule.js";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { TsvsError } from "../../src/core/errors.js";
 import { FwmarkClassifier } from "../../src/core/fwmark.js";
@@ -39,18 +40,29 @@ function mk(s: FlowSpec): Flow {
   return flow;
 }
 
+/** The classifier fed with iptables text, as the control API feeds it (src/control/fwmark-rule.ts). */
+class Classifier extends FwmarkClassifier {
+  constructor(private readonly resolve?: IfindexOf) {
+    super();
+  }
+
+  addText(rule: string): number {
+    return this.add(parseFwmarkRule(rule, this.resolve));
+  }
+}
+
 const ifindexOf = (name: string): number | undefined => ({ eth0: 1, eth1: 2 })[name];
 
 function one(rule: string, spec: FlowSpec): number {
-  const c = new FwmarkClassifier({ ifindexOf });
-  c.add(rule);
+  const c = new Classifier(ifindexOf);
+  c.addText(rule);
   return c.classify(mk(spec));
 }
 
 function parseError(rule: string): string {
-  const c = new FwmarkClassifier();
+  const c = new Classifier();
   try {
-    c.add(rule);
+    c.addText(rule);
   } catch (e) {
     assert.ok(e instanceof TsvsError, rule);
     assert.equal(e.code, "TSVS_ERR_PARSE");
@@ -164,10 +176,10 @@ describe("FwmarkClassifier (iptables -t mangle -A PREROUTING -j MARK)", () => {
   });
 
   it("applies every matching rule in order: the last matching --set-mark wins", () => {
-    const c = new FwmarkClassifier();
-    const a = c.add("-d 10.0.0.1 -j MARK --set-mark 1");
-    c.add("-d 10.0.0.1 -p tcp --dport 443 -j MARK --set-mark 2");
-    c.add("-d 10.0.0.2 -j MARK --set-mark 3");
+    const c = new Classifier();
+    const a = c.addText("-d 10.0.0.1 -j MARK --set-mark 1");
+    c.addText("-d 10.0.0.1 -p tcp --dport 443 -j MARK --set-mark 2");
+    c.addText("-d 10.0.0.2 -j MARK --set-mark 3");
     assert.equal(c.classify(mk({ dport: 80 })), 1);
     assert.equal(c.classify(mk({ dport: 443 })), 2);
     assert.equal(c.classify(mk({ dst: "10.0.0.2" })), 3);
@@ -178,11 +190,11 @@ describe("FwmarkClassifier (iptables -t mangle -A PREROUTING -j MARK)", () => {
   });
 
   it("composes masked marks as xt_mark does: (mark & ~mask) ^ value", () => {
-    const c = new FwmarkClassifier();
-    c.add("-j MARK --set-mark 0x100");
-    c.add("-p tcp -j MARK --or-mark 0x3");
-    c.add("-p tcp --dport 80 -j MARK --and-mark 0xff0f");
-    c.add("-p tcp --dport 22 -j MARK --set-xmark 0x10/0xf0");
+    const c = new Classifier();
+    c.addText("-j MARK --set-mark 0x100");
+    c.addText("-p tcp -j MARK --or-mark 0x3");
+    c.addText("-p tcp --dport 80 -j MARK --and-mark 0xff0f");
+    c.addText("-p tcp --dport 22 -j MARK --set-xmark 0x10/0xf0");
     assert.equal(c.classify(mk({ proto: IPPROTO_UDP })), 0x100);
     assert.equal(c.classify(mk({ dport: 443 })), 0x103);
     assert.equal(c.classify(mk({ dport: 80 })), 0x103 & 0xff0f);
@@ -214,18 +226,22 @@ describe("FwmarkClassifier (iptables -t mangle -A PREROUTING -j MARK)", () => {
       { rule: "-p all -j MARK --xor-mark 7", text: "-j MARK --set-xmark 0x7/0x0" },
     ];
     for (const t of cases) {
-      const c = new FwmarkClassifier({ ifindexOf });
-      const id = c.add(t.rule);
+      const c = new Classifier(ifindexOf);
+      const id = c.addText(t.rule);
       assert.deepEqual(c.list(), [{ id, rule: t.text }], t.rule);
-      const again = new FwmarkClassifier({ ifindexOf });
-      again.add(t.text);
+      const again = new Classifier(ifindexOf);
+      again.addText(t.text);
       assert.equal(again.list()[0].rule, t.text, `round trip of ${t.text}`);
     }
   });
 
   it("numbers rules, removes, clears and counts", () => {
-    const c = new FwmarkClassifier();
-    const ids = [c.add("-j MARK --set-mark 1"), c.add("-j MARK --set-mark 2"), c.add("-j MARK --set-mark 3")];
+    const c = new Classifier();
+    const ids = [
+      c.addText("-j MARK --set-mark 1"),
+      c.addText("-j MARK --set-mark 2"),
+      c.addText("-j MARK --set-mark 3"),
+    ];
     assert.deepEqual(ids, [1, 2, 3]);
     assert.equal(c.size, 3);
     assert.equal(c.remove(2), true);
@@ -237,7 +253,7 @@ describe("FwmarkClassifier (iptables -t mangle -A PREROUTING -j MARK)", () => {
     c.clear();
     assert.equal(c.size, 0);
     assert.equal(c.classify(mk({})), 0);
-    assert.equal(c.add("-j MARK --set-mark 4"), 4, "ids are not reused");
+    assert.equal(c.addText("-j MARK --set-mark 4"), 4, "ids are not reused");
   });
 
   it("refuses bad rules with an iptables-like message naming the token (table)", () => {
@@ -285,17 +301,17 @@ describe("FwmarkClassifier (iptables -t mangle -A PREROUTING -j MARK)", () => {
   });
 
   it("fits exactly 15 multiport slots, a range taking two (libxt_multiport.c)", () => {
-    const c = new FwmarkClassifier();
-    c.add("-p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 -j MARK --set-mark 1");
-    c.add("-p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,100:200 -j MARK --set-mark 2");
+    const c = new Classifier();
+    c.addText("-p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 -j MARK --set-mark 1");
+    c.addText("-p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,100:200 -j MARK --set-mark 2");
     assert.equal(c.classify(mk({ dport: 15 })), 1);
     assert.equal(c.classify(mk({ dport: 150 })), 2);
   });
 
   it("refuses -i for an interface the resolver does not know", () => {
-    const c = new FwmarkClassifier({ ifindexOf });
-    assert.throws(() => c.add("-i eth9 -j MARK --set-mark 1"), /interface `eth9' not found/);
-    assert.throws(() => c.add("-i eth+ -j MARK --set-mark 1"), /wildcard/);
+    const c = new Classifier(ifindexOf);
+    assert.throws(() => c.addText("-i eth9 -j MARK --set-mark 1"), /interface `eth9' not found/);
+    assert.throws(() => c.addText("-i eth+ -j MARK --set-mark 1"), /wildcard/);
     assert.equal(c.size, 0);
   });
 });

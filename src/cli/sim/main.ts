@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ControlApi } from "../../control/api.js";
+import { parseFwmarkRule } from "../../control/fwmark-rule.js";
 import { formatIPv4, parseIPv4 } from "../../core/addr.js";
 import { Engine, type Sysctls } from "../../core/engine.js";
 import { TsvsError } from "../../core/errors.js";
@@ -147,7 +148,7 @@ class Runner {
         return;
       }
       case "fwmark": {
-        this.engine.fwmarks.add(s.rule);
+        this.engine.fwmarks.add(parseFwmarkRule(s.rule));
         // A fwmark service has no VIP of its own: the rule's destination is the address the
         // director must answer for (what `ip addr add VIP` does on a kernel director).
         const m = /(?:^|\s)(?:-d|--destination)\s+(\d+\.\d+\.\d+\.\d+)(?:\/32)?(?:\s|$)/.exec(s.rule);
