@@ -16,7 +16,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -363,9 +363,15 @@ describe("health checks through the lab (NAT, keepalived.conf)", { skip, timeout
         new RegExp(`^${conf.replace(/[.]/g, "\\.")}:${line}:${col}: weight must be 0\\.\\.65535`, "m"),
         res.error,
       );
-      // The same file by SIGHUP: logged, refused, the daemon goes on.
+      // The same file by SIGHUP: logged, refused, the daemon goes on. The refusal is in the
+      // daemon's log (a missing SIGHUP handler would end the process instead).
+      const refusals = (): number =>
+        readFileSync(names.daemonLog, "utf8")
+          .split("\n")
+          .filter((l) => l.includes("configuration not reloaded")).length;
+      const refusedBefore = refusals();
       process.kill(st.daemon.pid, "SIGHUP");
-      await sleep(500);
+      await until("SIGHUP's refusal in the daemon log", 5000, async () => refusals() > refusedBefore);
       assert.ok(procAlive(st.daemon), "the daemon survived a broken file");
       assert.deepEqual(await table(names), before);
       assert.equal((await status(names)).config?.reloads, 1);

@@ -17,7 +17,7 @@ import { ensurePackages } from "../../src/lab/packages.js";
 import { procAlive } from "../../src/lab/proc.js";
 import { nginxAvailable } from "../../src/lab/servers.js";
 import { LAB_ADDR, type LabNames, labDown, labNames, readState } from "../../src/lab/topology.js";
-import { e2eSkip } from "../support/e2e-env.js";
+import { e2eSkip, skipOrFail } from "../support/e2e-env.js";
 
 const skip = e2eSkip("lab e2e", ["curl"]);
 
@@ -114,7 +114,7 @@ describe("tsvs lab topology, servers and teardown", { skip, timeout: 60_000 }, (
 
   it("serves with nginx (name on 80/8080, /bytes/N proxied, UDP by the Node responder), DR real servers pass doctor", async (t) => {
     if (!nginxAvailable() && ensurePackages(["nginx"]).length > 0) {
-      t.skip("nginx is not installed and cannot be installed here");
+      skipOrFail(t, "nginx is not installed and cannot be installed here");
       return;
     }
     const st = await labUp(names, { method: "dr", servers: "nginx", daemon: false });
@@ -132,7 +132,7 @@ describe("tsvs lab topology, servers and teardown", { skip, timeout: 60_000 }, (
 
   it("with the daemon: TUN spreads 8 curl requests round robin over r1-r4 (r4 behind the router)", async (t) => {
     if (tsvsEntry() === null) {
-      t.skip("the daemon is not built");
+      skipOrFail(t, "the daemon is not built");
       return;
     }
     const st = await labUp(names, { method: "tun", servers: "node" });

@@ -16,3 +16,12 @@ export function e2eSkip(label: string, packages: readonly string[] = []): false 
   if (why !== null && process.env.CI === "true") throw new Error(`${label} cannot run on CI: ${why}`);
   return why === null ? false : `${label}: ${why}`;
 }
+
+/**
+ * A prerequisite found missing while a test runs (a package, a build, a tool): the test is skipped
+ * with the reason, except on CI, where the missing piece is a failure.
+ */
+export function skipOrFail(t: { skip(message?: string): void }, why: string): void {
+  if (process.env.CI === "true") throw new Error(`cannot run on CI: ${why}`);
+  t.skip(why);
+}

@@ -15,6 +15,7 @@ import { httpCheck } from "../../src/health/check-http.js";
 import { miscCheck } from "../../src/health/check-misc.js";
 import { tcpCheck } from "../../src/health/check-tcp.js";
 import { runCheck } from "../../src/health/checkers.js";
+import { skipOrFail } from "../support/e2e-env.js";
 
 const HOST = "127.0.0.1";
 const portOf = (s: { address(): AddressInfo | string | null }) => (s.address() as AddressInfo).port;
@@ -146,7 +147,7 @@ describe("SSL_GET", () => {
         { stdio: "ignore" },
       );
     } catch {
-      t.skip("openssl not available");
+      skipOrFail(t, "openssl not available");
       return;
     }
     const srv = await listen(
