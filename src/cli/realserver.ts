@@ -1,4 +1,4 @@
-// `tsvs realserver setup|doctor|teardown --vip VIP [--method dr|tun] [--iface IF]`: prepares a real
+// `tsvs realserver setup|doctor|teardown --vip VIP [--method dr|tun] [--director ADDR] [--iface IF]`: prepares a real
 // server of the DR/TUN methods in the current network namespace (docs/realserver.md). Runnable on
 // its own too (`node dist/src/cli/realserver.js …`), which is how `tsvs lab` runs it in a namespace.
 
@@ -11,15 +11,21 @@ import {
   realserverTeardown,
 } from "../realserver/realserver.js";
 
-const USAGE = `Usage: tsvs realserver COMMAND --vip VIP [--method dr|tun] [--iface IF] [--json]
+const USAGE = `Usage: tsvs realserver COMMAND --vip VIP [--method dr|tun] [--director ADDR[,ADDR]] [--iface IF]
+                           [--tunnel-local ADDR[,ADDR]] [--json]
 
 Commands:
-  setup      arp_ignore=1, arp_announce=2 (all + IF), VIP/32 on lo; TUN: rp_filter=0 and the
-             user-space IPIP decapsulator on a tun device
-  doctor     print every setting with its meaning; exit 1 when something is wrong
+  setup      arp_ignore=1, arp_announce=2 (all + IF), VIP/32 on lo; TUN: rp_filter=0 (all + IF)
+             and the user-space IPIP decapsulator (any local address) on a tun device; DR with
+             clients routed through another interface: rp_filter=2 on IF
+  doctor     print every setting with its meaning; exit 1 when something is wrong (also when the
+             decapsulator received tunnelled packets it did not deliver)
   teardown   stop the decapsulator, restore the settings found by setup, remove the VIP from lo
 
---method defaults to dr; --iface defaults to the default route's interface.
+IF is the interface that leads to the director: the route toward --director (the DIP, or the
+tunnel source), else --iface, else the route toward the tunnel sources the decapsulator has seen,
+else the only interface with IPv4; with several and no hint, every one of them.
+--method defaults to dr. --tunnel-local restricts the decapsulator to these outer destinations.
 `;
 
 interface Args {
@@ -27,6 +33,8 @@ interface Args {
   vip: string | undefined;
   method: RealserverMethod;
   iface: string | undefined;
+  director: string[];
+  tunnelLocal: string[] | undefined;
   json: boolean;
   quiet: boolean;
 }
@@ -38,6 +46,8 @@ function parse(argv: string[]): Args | string {
     vip: undefined,
     method: "dr",
     iface: undefined,
+    director: [],
+    tunnelLocal: undefined,
     json: false,
     quiet: false,
   };
@@ -62,6 +72,19 @@ function parse(argv: string[]): Args | string {
       case "-i":
         a.iface = needs();
         break;
+      case "--director":
+      case "-d": {
+        const v = needs();
+        if (v === undefined || v === "") return `${opt} needs an address`;
+        a.director.push(...v.split(",").filter((x) => x !== ""));
+        break;
+      }
+      case "--tunnel-local": {
+        const v = needs();
+        if (v === undefined || v === "") return "--tunnel-local needs an address";
+        a.tunnelLocal = [...(a.tunnelLocal ?? []), ...v.split(",").filter((x) => x !== "")];
+        break;
+      }
       case "--json":
         a.json = true;
         break;
@@ -91,14 +114,21 @@ export async function realserverMain(argv: string[]): Promise<number> {
     switch (a.cmd) {
       case "setup":
         if (a.vip === undefined) throw new Error("--vip is required");
-        await realserverSetup({ vip: a.vip, method: a.method, iface: a.iface, log });
+        await realserverSetup({
+          vip: a.vip,
+          method: a.method,
+          iface: a.iface,
+          director: a.director,
+          tunnelLocal: a.tunnelLocal,
+          log,
+        });
         return 0;
       case "teardown":
         await realserverTeardown({ vip: a.vip, log });
         return 0;
       case "doctor": {
         if (a.vip === undefined) throw new Error("--vip is required");
-        const f = realserverDoctor({ vip: a.vip, method: a.method, iface: a.iface });
+        const f = realserverDoctor({ vip: a.vip, method: a.method, iface: a.iface, director: a.director });
         if (a.json) process.stdout.write(`${JSON.stringify(f, null, 2)}\n`);
         else process.stdout.write(formatFindings(a.vip, a.method, f));
         return f.some((x) => x.level === "FAIL") ? 1 : 0;

@@ -1,7 +1,14 @@
 // User-space IPIP decapsulator for real servers of the TUN method on kernels without the `ipip`
 // module (RFC 2003: the inner datagram is delivered as it is, TTL untouched).
 //
-//   node dist/src/realserver/decap.js --tun tsvsipip0 [--rip 198.18.1.11,…] [--stats FILE]
+//   node dist/src/realserver/decap.js --tun tsvsipip0 [--local 198.18.1.11,…] [--stats FILE]
+//
+// Accepts IPIP addressed to any local address of the host, on any interface, as the kernel's
+// fallback tunnel tunl0 does: a real server with a link toward the director and another toward the
+// clients is tunnelled to the first link's address, which is not the default route's (issue 10).
+// The addresses are read at start and again every ADDR_REFRESH_MS, and at once (at most every
+// ADDR_MISS_REFRESH_MS) when a datagram comes for one not known yet. --local restricts it to a fixed
+// list, as `ip tunnel add … local A` would.
 //
 // Receive: a raw IPv4 socket for protocol 4. Linux hands it every IPIP datagram addressed to a
 // local address, reassembled and past the INPUT hook, with its outer header. It also matters that
@@ -40,8 +47,8 @@ export interface DecapCounters {
   badOuter: number;
   /** Inner datagram not IPv4 or its total length beyond what arrived. */
   badInner: number;
-  /** Outer destination not one of the --rip addresses. */
-  notForRip: number;
+  /** Outer destination not among the accepted addresses (the host's, or --local). */
+  notLocal: number;
   writeErrors: number;
 }
 
@@ -95,38 +102,86 @@ export function openIpipSocket(timeoutMs: number): number {
 }
 
 export function newCounters(): DecapCounters {
-  return { received: 0, delivered: 0, badOuter: 0, badInner: 0, notForRip: 0, writeErrors: 0 };
+  return { received: 0, delivered: 0, badOuter: 0, badInner: 0, notLocal: 0, writeErrors: 0 };
 }
 
 /**
  * Checks one received outer datagram in buf[0, len) and returns the inner datagram's offset, or a
- * negative code (-1 bad outer, -2 bad inner, -3 not for a RIP). rips: host-order u32 addresses;
- * empty = any local address.
+ * negative code (-1 bad outer, -2 bad inner, -3 outer destination not accepted). accept: host-order
+ * u32 addresses; empty = any.
  */
-export function innerOffset(buf: Uint8Array, len: number, rips: Uint32Array): number {
+export function innerOffset(buf: Uint8Array, len: number, accept: Uint32Array): number {
   if (len < 20 || buf[0] >> 4 !== 4) return -1;
   const ihl = (buf[0] & 0x0f) * 4;
   if (ihl < 20 || len < ihl + 20 || buf[9] !== IPPROTO_IPIP) return -1;
-  if (rips.length > 0) {
-    const dst = ((buf[16] << 24) | (buf[17] << 16) | (buf[18] << 8) | buf[19]) >>> 0;
-    let found = false;
-    for (let i = 0; i < rips.length; i++) if (rips[i] === dst) found = true;
-    if (!found) return -3;
-  }
+  if (accept.length > 0 && !hasAddr(accept, readU32be(buf, 16))) return -3;
   if (buf[ihl] >> 4 !== 4) return -2;
   const innerLen = (buf[ihl + 2] << 8) | buf[ihl + 3];
   if (innerLen < 20 || innerLen > len - ihl) return -2;
   return ihl;
 }
 
+function readU32be(buf: Uint8Array, off: number): number {
+  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
+}
+
+function hasAddr(set: Uint32Array, a: number, n = set.length): boolean {
+  for (let i = 0; i < n; i++) if (set[i] === a) return true;
+  return false;
+}
+
+function fmtU32(a: number): string {
+  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+}
+
+/**
+ * Every IPv4 address of this network namespace, every interface (lo included: the VIP), as the
+ * kernel's fallback tunnel tunl0 accepts IPIP to any of them (net/ipv4/ipip.c, ipip_rcv →
+ * ip_tunnel_lookup falls back to the wildcard device). Read with `ip -j -4 addr show`.
+ */
+export function hostAddresses(): Uint32Array {
+  const links = JSON.parse(
+    execFileSync("ip", ["-j", "-4", "addr", "show"], { encoding: "utf8" }) || "[]",
+  ) as {
+    addr_info?: { family?: string; local?: string }[];
+  }[];
+  const out: number[] = [];
+  for (const l of links) {
+    for (const a of l.addr_info ?? []) {
+      if (a.local !== undefined && (a.family === undefined || a.family === "inet"))
+        out.push(parseIPv4u32(a.local));
+    }
+  }
+  return Uint32Array.from(new Set(out));
+}
+
+/** How often the host's addresses are re-read while packets flow or the socket is idle. */
+export const ADDR_REFRESH_MS = 2000;
+/** A packet to an address not (yet) known re-reads them at once, at most this often. */
+export const ADDR_MISS_REFRESH_MS = 200;
+/** At most this many distinct tunnel sources are remembered (doctor finds the director from them). */
+const MAX_SOURCES = 8;
+
 export interface DecapOptions {
   tun: string;
-  rips: Uint32Array;
+  /** Accept only these outer destinations (host-order u32, like `ip tunnel add … local A`); null = every local address, followed. */
+  local: Uint32Array | null;
   statsFile: string | null;
   /** Called once the socket and the tun device are ready. */
   onReady?: () => void;
   /** Stop after this many ms (tests); 0 = forever. */
   durationMs?: number;
+}
+
+/** What the stats file holds (read by `tsvs realserver doctor`, checks.ts DecapStatsView). */
+export interface DecapStats extends DecapCounters {
+  pid: number;
+  tun: string;
+  startedAt: string;
+  accept: "host" | "fixed";
+  addresses: string[];
+  sources: string[];
+  lastNotLocal: string | null;
 }
 
 /** Runs the decapsulator loop (blocking: meant for its own process). Returns the counters. */
@@ -145,44 +200,84 @@ export function runDecap(opts: DecapOptions): DecapCounters {
   const base = addressOf(mem);
   const buf = new Uint8Array(c.koffi.view(mem, BUF_SIZE));
   const cnt = newCounters();
-  let lastWritten = -1;
-  const writeStats = (): void => {
-    const total = cnt.received + cnt.writeErrors;
-    if (opts.statsFile === null || total === lastWritten) return;
-    lastWritten = total;
-    writeFileSync(opts.statsFile, `${JSON.stringify({ pid: process.pid, tun: opts.tun, ...cnt })}\n`);
+  const follow = opts.local === null;
+  let accept = opts.local ?? hostAddresses();
+  let refreshedAt = Date.now();
+  const refresh = (now: number): void => {
+    refreshedAt = now;
+    try {
+      accept = hostAddresses();
+    } catch {
+      // keep the last list; the next refresh tries again
+    }
   };
-  writeStats();
+  const sources = new Uint32Array(MAX_SOURCES);
+  let nSources = 0;
+  let lastNotLocal = -1;
+  const startedAt = new Date().toISOString();
+  // Written when something changed, at most once a second while packets flow, and when idle.
+  let written = "";
+  let writtenAt = 0;
+  const writeStats = (now: number): void => {
+    if (opts.statsFile === null) return;
+    const st: DecapStats = {
+      pid: process.pid,
+      tun: opts.tun,
+      startedAt,
+      accept: follow ? "host" : "fixed",
+      addresses: Array.from(accept, fmtU32),
+      ...cnt,
+      sources: Array.from(sources.subarray(0, nSources), fmtU32),
+      lastNotLocal: lastNotLocal < 0 ? null : fmtU32(lastNotLocal),
+    };
+    const text = `${JSON.stringify(st)}\n`;
+    writtenAt = now;
+    if (text === written) return;
+    written = text;
+    writeFileSync(opts.statsFile, text);
+  };
+  writeStats(Date.now());
   opts.onReady?.();
   const end = opts.durationMs !== undefined && opts.durationMs > 0 ? Date.now() + opts.durationMs : 0;
-  let sinceStats = 0;
   for (;;) {
     const len = Number(n.recv(sock, base, BUF_SIZE, 0));
+    // errno first: the refresh below runs a process, which overwrites it.
+    const e = len < 0 ? c.errno() : 0;
+    const now = Date.now();
+    if (follow && now - refreshedAt >= ADDR_REFRESH_MS) refresh(now);
     if (len < 0) {
-      const e = c.errno();
       if (e !== EAGAIN && e !== EINTR) throw new SyscallError("recv(IPIP)", e);
-      writeStats();
-      if (end !== 0 && Date.now() > end) break;
+      writeStats(now);
+      if (end !== 0 && now > end) break;
       continue;
     }
     cnt.received++;
-    const off = innerOffset(buf, len, opts.rips);
+    let off = innerOffset(buf, len, accept);
+    if (off === -3 && follow && now - refreshedAt >= ADDR_MISS_REFRESH_MS) {
+      // An address added since the last read: read them again before refusing.
+      refresh(now);
+      off = innerOffset(buf, len, accept);
+    }
+    if (off >= 0 || off === -3) {
+      const src = readU32be(buf, 12);
+      if (nSources < MAX_SOURCES && !hasAddr(sources, src, nSources)) sources[nSources++] = src;
+    }
     if (off < 0) {
       if (off === -1) cnt.badOuter++;
       else if (off === -2) cnt.badInner++;
-      else cnt.notForRip++;
+      else {
+        cnt.notLocal++;
+        lastNotLocal = readU32be(buf, 16);
+      }
     } else {
       const innerLen = (buf[off + 2] << 8) | buf[off + 3];
       if (Number(n.write(tunFd, base + off, innerLen)) === innerLen) cnt.delivered++;
       else cnt.writeErrors++;
     }
-    if (++sinceStats >= 1024) {
-      sinceStats = 0;
-      writeStats();
-    }
-    if (end !== 0 && Date.now() > end) break;
+    if (now - writtenAt >= 1000) writeStats(now);
+    if (end !== 0 && now > end) break;
   }
-  writeStats();
+  writeStats(Date.now());
   c.close(sock);
   c.close(tunFd);
   c.koffi.free(mem);
@@ -198,15 +293,15 @@ function parseIPv4u32(s: string): number {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   let tun = "tsvsipip0";
-  let rips: number[] = [];
+  let local: number[] | null = null;
   let statsFile: string | null = null;
   const argv = process.argv.slice(2);
   try {
     for (let i = 0; i < argv.length; i += 2) {
       const v = argv[i + 1] ?? "";
       if (argv[i] === "--tun") tun = v;
-      else if (argv[i] === "--rip")
-        rips = v
+      else if (argv[i] === "--local")
+        local = v
           .split(",")
           .filter((x) => x !== "")
           .map(parseIPv4u32);
@@ -215,7 +310,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     }
     runDecap({
       tun,
-      rips: Uint32Array.from(rips),
+      local: local === null ? null : Uint32Array.from(local),
       statsFile,
       onReady: () => process.stdout.write(`ready ${tun}\n`),
     });

@@ -1,13 +1,20 @@
 // `tsvs realserver setup|doctor|teardown`: prepares (checks, reverts) a real server of the DR and TUN
 // methods, in the network namespace it runs in (SPEC §2, "The ARP problem"):
 //
-//   - arp_ignore = 1 on all and on the RIP interface: ARP is answered only for addresses of the
-//     incoming interface, and the VIP lives on lo, so the VIP is never answered;
-//   - arp_announce = 2 on all and the RIP interface: ARP requests carry the best local address for
-//     the target as sender, never the VIP;
+//   - arp_ignore = 1 on all and on the director-facing interface: ARP is answered only for
+//     addresses of the incoming interface, and the VIP lives on lo, so the VIP is never answered;
+//   - arp_announce = 2 on all and the director-facing interface: ARP requests carry the best local
+//     address for the target as sender, never the VIP;
 //   - VIP/32 on lo (a wider mask makes its whole subnet local: see maskProblem);
-//   - TUN: rp_filter 0 on all and the RIP interface, and the user-space IPIP decapsulator
-//     (decap.ts) on a tun device, since this kernel has no ipip module.
+//   - TUN: rp_filter 0 on all and the director-facing interface, and the user-space IPIP
+//     decapsulator (decap.ts, any local address) on a tun device, since this kernel has no ipip
+//     module;
+//   - DR with clients routed through another interface than the director's: rp_filter loose (2)
+//     on the director-facing interface, where strict filtering drops every client packet.
+//
+// The director-facing interface comes from the route to --director, --iface, the tunnel sources
+// the decapsulator has seen, or is the only interface; with several and no hint, each is treated
+// as director-facing (checks.ts, chooseDirectorIface).
 //
 // The kernel uses max(all, interface) for arp_ignore, arp_announce and rp_filter
 // (IN_DEV_ARP_IGNORE / IN_DEV_ARP_ANNOUNCE / IN_DEV_RPFILTER in include/linux/inetdevice.h), so
@@ -18,8 +25,20 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileHas, jsPath, type ProcRef, procAlive, spawnInNs, stopProc, waitFor } from "../lab/proc.js";
+import {
+  chooseDirectorIface,
+  type DecapStatsView,
+  type DirectorIfaceChoice,
+  decapFindings,
+  type Finding,
+  type RealserverMethod,
+  type RouteTo,
+  rpFilterFinding,
+  rpFilterMeaning,
+} from "./checks.js";
 
-export type RealserverMethod = "dr" | "tun";
+export type { Finding, Level, RealserverMethod } from "./checks.js";
+export { rpFilterMeaning };
 export const TUN_DEVICE = "tsvsipip0";
 export const STATE_ROOT = "/run/tsvs/realserver";
 
@@ -57,19 +76,6 @@ export function arpAnnounceMeaning(v: number): string {
       return "always use the best local address for the target as ARP sender, never the packet's source (the VIP)";
     default:
       return "unknown value: the kernel behaves as for 0";
-  }
-}
-
-export function rpFilterMeaning(v: number): string {
-  switch (v) {
-    case 0:
-      return "no source validation";
-    case 1:
-      return "strict: drop packets whose source is not routed back through the incoming interface";
-    case 2:
-      return "loose: drop packets whose source is not routable at all";
-    default:
-      return "unknown value";
   }
 }
 
@@ -115,15 +121,68 @@ function linkShow(name: string): boolean {
   }
 }
 
-/** The RIP interface: the default route's device, else the first non-lo interface with IPv4. */
-export function detectIface(): string | null {
+/** The default route's device and gateway (where client addresses are routed), or nulls. */
+export function defaultRoute(): { dev: string | null; gateway: string | null } {
   try {
-    const r = ipJson<{ dev?: string }[]>(["-4", "route", "show", "default"]);
-    if (r[0]?.dev !== undefined) return r[0].dev;
+    const r = ipJson<{ dev?: string; gateway?: string }[]>(["-4", "route", "show", "default"]);
+    return { dev: r[0]?.dev ?? null, gateway: r[0]?.gateway ?? null };
   } catch {
-    // fall through
+    return { dev: null, gateway: null };
   }
-  return ipv4Addresses().find((a) => a.ifname !== "lo")?.ifname ?? null;
+}
+
+/** `ip -j route get ADDR`: the device and source address toward addr. */
+export function routeGet(addr: string): RouteTo {
+  u32(addr);
+  try {
+    const r = ipJson<{ type?: string; dev?: string; prefsrc?: string }[]>(["-4", "route", "get", addr])[0];
+    return { addr, dev: r?.dev ?? null, src: r?.prefsrc ?? null, local: r?.type === "local" };
+  } catch {
+    return { addr, dev: null, src: null, local: false };
+  }
+}
+
+/** Interfaces with an IPv4 address, except lo and the decapsulator's tun device. */
+export function ipv4Ifaces(addrs = ipv4Addresses()): string[] {
+  return [...new Set(addrs.map((a) => a.ifname))].filter((i) => i !== "lo" && i !== TUN_DEVICE);
+}
+
+/** The kernel's count of packets dropped by rp_filter in this namespace (TcpExt IPReversePathFilter). */
+export function rpFilterDrops(): number {
+  try {
+    const lines = readFileSync("/proc/net/netstat", "utf8").split("\n");
+    for (let i = 0; i + 1 < lines.length; i++) {
+      if (!lines[i].startsWith("TcpExt:") || !lines[i + 1].startsWith("TcpExt:")) continue;
+      const k = lines[i].split(" ").indexOf("IPReversePathFilter");
+      if (k > 0) return Number(lines[i + 1].split(" ")[k]) || 0;
+    }
+  } catch {
+    // no /proc/net/netstat
+  }
+  return 0;
+}
+
+/** The running (or last) decapsulator's counters, or null. */
+export function readDecapStats(): DecapStatsView | null {
+  try {
+    const s = JSON.parse(
+      readFileSync(join(stateDir(), "decap-stats.json"), "utf8"),
+    ) as Partial<DecapStatsView>;
+    return {
+      received: s.received ?? 0,
+      delivered: s.delivered ?? 0,
+      badOuter: s.badOuter ?? 0,
+      badInner: s.badInner ?? 0,
+      notLocal: s.notLocal ?? 0,
+      writeErrors: s.writeErrors ?? 0,
+      accept: s.accept ?? "host",
+      addresses: s.addresses ?? [],
+      sources: s.sources ?? [],
+      lastNotLocal: s.lastNotLocal ?? null,
+    };
+  } catch {
+    return null;
+  }
 }
 
 function u32(s: string): number {
@@ -190,7 +249,14 @@ export function stateDir(): string {
 export interface RealserverState {
   vip: string;
   method: RealserverMethod;
+  /** The first director-facing interface (all of them in `ifaces`). */
   iface: string;
+  ifaces: string[];
+  /** --director and --iface as given to setup: doctor uses them when not given again. */
+  director: string[];
+  ifaceGiven: string | null;
+  /** The decapsulator's fixed address list (--tunnel-local), null = every local address. */
+  tunnelLocal: string[] | null;
   /** sysctl values found before setup, restored by teardown. */
   saved: Record<string, number>;
   vipAdded: boolean;
@@ -213,40 +279,77 @@ function writeRsState(st: RealserverState): void {
 export interface RealserverOptions {
   vip: string;
   method: RealserverMethod;
+  /** The director-facing interface. */
   iface?: string;
+  /** Addresses of the director (DIP, tunnel source): the interface is the route toward them. */
+  director?: string[];
+  /** TUN: accept IPIP only to these addresses (default: every local address, followed). */
+  tunnelLocal?: string[];
   log?: (line: string) => void;
 }
 
-function settingsFor(method: RealserverMethod, iface: string): [string, number][] {
-  const s: [string, number][] = [
-    ["net.ipv4.conf.all.arp_ignore", 1],
-    [`net.ipv4.conf.${iface}.arp_ignore`, 1],
-    ["net.ipv4.conf.all.arp_announce", 2],
-    [`net.ipv4.conf.${iface}.arp_announce`, 2],
-  ];
-  if (method === "tun") s.push(["net.ipv4.conf.all.rp_filter", 0], [`net.ipv4.conf.${iface}.rp_filter`, 0]);
-  return s;
+/** The director-facing interface(s) for these options (and, for doctor, what setup was given). */
+export function directorIface(
+  opts: { iface?: string; director?: string[] },
+  method: RealserverMethod,
+  addrs = ipv4Addresses(),
+): DirectorIfaceChoice {
+  if (opts.iface !== undefined) {
+    if (opts.iface === "lo") throw new Error("the director-facing interface cannot be lo");
+    if (!linkShow(opts.iface)) throw new Error(`no interface '${opts.iface}' in this network namespace`);
+  }
+  const stats = method === "tun" ? readDecapStats() : null;
+  return chooseDirectorIface({
+    director: (opts.director ?? []).map(routeGet),
+    iface: opts.iface ?? null,
+    tunnel: (stats?.sources ?? []).map(routeGet),
+    ifaces: ipv4Ifaces(addrs),
+  });
 }
 
-function ifaceOrThrow(iface: string | undefined): string {
-  const i = iface ?? detectIface();
-  if (i === null) throw new Error("no interface with an IPv4 address: give --iface");
-  if (!linkShow(i)) throw new Error(`no interface '${i}' in this network namespace`);
-  if (i === "lo") throw new Error("the RIP interface cannot be lo");
-  return i;
+function settingsFor(
+  method: RealserverMethod,
+  ifaces: string[],
+  clientDev: string | null,
+): [string, number, string][] {
+  const s: [string, number, string][] = [];
+  for (const scope of ["all", ...ifaces]) {
+    s.push([`net.ipv4.conf.${scope}.arp_ignore`, 1, ""], [`net.ipv4.conf.${scope}.arp_announce`, 2, ""]);
+  }
+  if (method === "tun")
+    for (const scope of ["all", ...ifaces]) s.push([`net.ipv4.conf.${scope}.rp_filter`, 0, ""]);
+  if (method === "dr") {
+    for (const i of ifaces) {
+      if (clientDev === null || clientDev === i) continue;
+      const all = readSysctl("net.ipv4.conf.all.rp_filter");
+      const dev = readSysctl(`net.ipv4.conf.${i}.rp_filter`);
+      if (Math.max(all, dev) === 1) {
+        s.push([
+          `net.ipv4.conf.${i}.rp_filter`,
+          2,
+          ` (clients are routed via ${clientDev}: strict filtering on ${i} would drop their packets)`,
+        ]);
+      }
+    }
+  }
+  return s;
 }
 
 /** Applies the settings (idempotent: a second setup keeps the values saved by the first). */
 export async function realserverSetup(opts: RealserverOptions): Promise<RealserverState> {
   const log = opts.log ?? (() => {});
   u32(opts.vip);
-  const iface = ifaceOrThrow(opts.iface);
+  for (const a of opts.tunnelLocal ?? []) u32(a);
+  const choice = directorIface(opts, opts.method);
+  const ifaces = choice.ifaces;
+  log(`director-facing interface ${ifaces.join(", ")}: ${choice.detail}`);
+  const clientDev = defaultRoute().dev;
   const prev = readRsState();
   const saved: Record<string, number> = { ...(prev?.saved ?? {}) };
-  for (const [key, v] of settingsFor(opts.method, iface)) {
+  for (const [key, v, why] of settingsFor(opts.method, ifaces, clientDev)) {
     if (!(key in saved)) saved[key] = readSysctl(key);
     writeSysctl(key, v);
-    log(`${key} = ${v}`);
+    log(`${key} = ${v}${why}`);
   }
   const addrs = ipv4Addresses().filter((a) => a.local === opts.vip);
   const elsewhere = addrs.filter((a) => a.ifname !== "lo");
@@ -268,30 +371,44 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
     log(`added ${opts.vip}/32 on lo`);
   }
   execFileSync("ip", ["link", "set", "lo", "up"]);
+  const tunnelLocal = opts.tunnelLocal !== undefined && opts.tunnelLocal.length > 0 ? opts.tunnelLocal : null;
   let decap = prev?.decap != null && procAlive(prev.decap) ? prev.decap : null;
-  const st: RealserverState = { vip: opts.vip, method: opts.method, iface, saved, vipAdded, decap };
+  // A decapsulator started with another address list is replaced (e.g. the RIP of an earlier setup).
+  const sameDecap = JSON.stringify(prev?.tunnelLocal ?? null) === JSON.stringify(tunnelLocal);
+  if (decap !== null && (opts.method === "dr" || !sameDecap)) {
+    await stopProc(decap);
+    log(`stopped the IPIP decapsulator (pid ${decap.pid})`);
+    decap = null;
+  }
+  const st: RealserverState = {
+    vip: opts.vip,
+    method: opts.method,
+    iface: ifaces[0],
+    ifaces,
+    director: opts.director ?? [],
+    ifaceGiven: opts.iface ?? null,
+    tunnelLocal,
+    saved,
+    vipAdded,
+    decap,
+  };
   writeRsState(st);
   if (opts.method === "tun" && decap === null) {
-    decap = await startDecap(iface);
+    decap = await startDecap(tunnelLocal);
     st.decap = decap;
     writeRsState(st);
-    log(`IPIP decapsulator on ${TUN_DEVICE} (pid ${decap.pid})`);
-  }
-  if (opts.method === "dr" && decap !== null) {
-    await stopProc(decap);
-    st.decap = null;
-    writeRsState(st);
+    log(
+      `IPIP decapsulator on ${TUN_DEVICE} (pid ${decap.pid}), accepting ${tunnelLocal === null ? "every local address" : tunnelLocal.join(", ")}`,
+    );
   }
   return st;
 }
 
-async function startDecap(iface: string): Promise<ProcRef> {
+async function startDecap(tunnelLocal: string[] | null): Promise<ProcRef> {
   const dir = stateDir();
   const logFile = join(dir, "decap.log");
   rmSync(logFile, { force: true });
-  const rips = ipv4Addresses()
-    .filter((a) => a.ifname === iface)
-    .map((a) => a.local);
+  rmSync(join(dir, "decap-stats.json"), { force: true });
   const argv = [
     process.execPath,
     jsPath("src/realserver/decap.js"),
@@ -300,7 +417,7 @@ async function startDecap(iface: string): Promise<ProcRef> {
     "--stats",
     join(dir, "decap-stats.json"),
   ];
-  if (rips.length > 0) argv.push("--rip", rips.join(","));
+  if (tunnelLocal !== null) argv.push("--local", tunnelLocal.join(","));
   const p = spawnInNs(null, argv, logFile, "tsvs IPIP decapsulator");
   const ok = await waitFor(() => fileHas(logFile, "ready") || !procAlive(p), 5000);
   if (!ok || !procAlive(p)) {
@@ -343,64 +460,78 @@ export async function realserverTeardown(opts: {
 
 // ---- doctor ----
 
-export type Level = "ok" | "warn" | "FAIL" | "info";
-
-export interface Finding {
-  level: Level;
-  what: string;
-  detail: string;
-}
-
 function eff(key: string, iface: string): { all: number; dev: number; value: number } {
   const all = readSysctl(`net.ipv4.conf.all.${key}`);
   const dev = readSysctl(`net.ipv4.conf.${iface}.${key}`);
   return { all, dev, value: Math.max(all, dev) };
 }
 
-/** Every check, in order; a FAIL means the real server will not work for the method. */
-export function realserverDoctor(opts: { vip: string; method: RealserverMethod; iface?: string }): Finding[] {
+export interface DoctorOptions {
+  vip: string;
+  method: RealserverMethod;
+  iface?: string;
+  director?: string[];
+}
+
+/**
+ * Every check, in order; a FAIL means the real server will not work for the method. Without
+ * --iface/--director, doctor uses those setup was given, then the tunnel sources seen.
+ */
+export function realserverDoctor(opts: DoctorOptions): Finding[] {
   const out: Finding[] = [];
   u32(opts.vip);
-  const iface = ifaceOrThrow(opts.iface);
+  const st = readRsState();
+  const given =
+    opts.iface !== undefined || (opts.director ?? []).length > 0
+      ? { iface: opts.iface, director: opts.director }
+      : { iface: st?.ifaceGiven ?? undefined, director: st?.director };
   const addrs = ipv4Addresses();
-  const ripAddrs = addrs.filter((a) => a.ifname === iface);
-  let gateway: string | null = null;
-  try {
-    gateway = ipJson<{ gateway?: string }[]>(["-4", "route", "show", "default"])[0]?.gateway ?? null;
-  } catch {
-    gateway = null;
+  const choice = directorIface(given, opts.method, addrs);
+  const toDirector = new Set(choice.ifaces);
+  const others = ipv4Ifaces(addrs).filter((i) => !toDirector.has(i));
+  const ifaces = [...choice.ifaces, ...others];
+  const ripAddrs = addrs.filter((a) => a.ifname !== "lo" && a.ifname !== TUN_DEVICE);
+  const { dev: clientDev, gateway } = defaultRoute();
+  const route = `default route ${gateway !== null ? `via ${gateway} ` : ""}${clientDev !== null ? `dev ${clientDev}` : "none"}`;
+  for (const i of ifaces) {
+    const mine = addrs.filter((a) => a.ifname === i);
+    const role = toDirector.has(i) ? "director-facing " : "";
+    out.push({
+      level: mine.length === 0 ? "FAIL" : toDirector.has(i) && choice.how === "ambiguous" ? "warn" : "info",
+      what: `${role}interface ${i}`,
+      detail:
+        mine.length === 0
+          ? "no IPv4 address: the director cannot reach this server"
+          : `RIP ${mine.map((a) => `${a.local}/${a.prefixlen}`).join(", ")}; ${route}${toDirector.has(i) ? `; ${choice.detail}` : ""}`,
+    });
   }
-  out.push({
-    level: ripAddrs.length > 0 ? "info" : "FAIL",
-    what: `interface ${iface}`,
-    detail:
-      ripAddrs.length > 0
-        ? `RIP ${ripAddrs.map((a) => `${a.local}/${a.prefixlen}`).join(", ")}; default route ${gateway !== null ? `via ${gateway}` : "none"}`
-        : "no IPv4 address: the director cannot reach this server",
-  });
 
-  const ai = eff("arp_ignore", iface);
-  out.push({
-    level: ai.value === 1 || ai.value === 2 ? "ok" : "FAIL",
-    what: `arp_ignore all=${ai.all} ${iface}=${ai.dev} → ${ai.value}`,
-    detail:
-      arpIgnoreMeaning(ai.value) +
-      (ai.value === 1 || ai.value === 2
-        ? ""
-        : ai.value === 8
-          ? "; the RIP itself would never be resolved: use 1"
-          : `; the VIP on lo would be answered on ${iface}, so the gateway may send client traffic here: use 1`),
-  });
-  const aa = eff("arp_announce", iface);
-  out.push({
-    level: aa.value === 2 ? "ok" : aa.value === 1 ? "warn" : "FAIL",
-    what: `arp_announce all=${aa.all} ${iface}=${aa.dev} → ${aa.value}`,
-    detail:
-      arpAnnounceMeaning(aa.value) +
-      (aa.value === 2
-        ? ""
-        : "; ARP requests for replies sent from the VIP may carry the VIP and teach neighbours that it lives here: use 2"),
-  });
+  for (const i of ifaces) {
+    const ai = eff("arp_ignore", i);
+    out.push({
+      level: ai.value === 1 || ai.value === 2 ? "ok" : "FAIL",
+      what: `arp_ignore all=${ai.all} ${i}=${ai.dev} → ${ai.value}`,
+      detail:
+        arpIgnoreMeaning(ai.value) +
+        (ai.value === 1 || ai.value === 2
+          ? ""
+          : ai.value === 8
+            ? "; the RIP itself would never be resolved: use 1"
+            : `; the VIP on lo would be answered on ${i}, so the gateway may send client traffic here: use 1`),
+    });
+  }
+  for (const i of ifaces) {
+    const aa = eff("arp_announce", i);
+    out.push({
+      level: aa.value === 2 ? "ok" : aa.value === 1 ? "warn" : "FAIL",
+      what: `arp_announce all=${aa.all} ${i}=${aa.dev} → ${aa.value}`,
+      detail:
+        arpAnnounceMeaning(aa.value) +
+        (aa.value === 2
+          ? ""
+          : "; ARP requests for replies sent from the VIP may carry the VIP and teach neighbours that it lives here: use 2"),
+    });
+  }
 
   const onLo = addrs.filter((a) => a.local === opts.vip && a.ifname === "lo");
   const elsewhere = addrs.filter((a) => a.local === opts.vip && a.ifname !== "lo");
@@ -432,16 +563,25 @@ export function realserverDoctor(opts: { vip: string; method: RealserverMethod; 
     });
   }
 
+  const rpDrops = rpFilterDrops();
+  for (const i of ifaces) {
+    const rp = eff("rp_filter", i);
+    out.push(
+      rpFilterFinding({
+        method: opts.method,
+        ifname: i,
+        all: rp.all,
+        dev: rp.dev,
+        director: toDirector.has(i),
+        clientDev,
+        rpDrops,
+      }),
+    );
+  }
+
   if (opts.method === "tun") {
-    const rp = eff("rp_filter", iface);
-    out.push({
-      level: rp.value === 1 ? "FAIL" : "ok",
-      what: `rp_filter all=${rp.all} ${iface}=${rp.dev} → ${rp.value}`,
-      detail: rpFilterMeaning(rp.value) + (rp.value === 1 ? "; use 0 for TUN" : ""),
-    });
     const kernelIpip = linkShow("tunl0");
     const hasTun = linkShow(TUN_DEVICE);
-    const st = readRsState();
     const alive = st?.decap != null && procAlive(st.decap);
     if (kernelIpip && !alive) {
       out.push({
@@ -450,24 +590,33 @@ export function realserverDoctor(opts: { vip: string; method: RealserverMethod; 
         detail: "the kernel decapsulates; the VIP must be on tunl0 or lo",
       });
     } else {
-      let stats = "";
-      try {
-        const s = JSON.parse(readFileSync(join(stateDir(), "decap-stats.json"), "utf8")) as Record<
-          string,
-          number
-        >;
-        stats = `; received ${s.received}, delivered ${s.delivered}, bad ${s.badOuter + s.badInner}, not for a RIP ${s.notForRip}`;
-      } catch {
-        // no counters yet
+      const stats = alive ? readDecapStats() : null;
+      // The addresses the director tunnels to: the route source toward it (given, or seen).
+      const toward = (given.director ?? []).length > 0 ? (given.director ?? []) : (stats?.sources ?? []);
+      const directorSrc = toward
+        .map(routeGet)
+        .map((r) => r.src)
+        .filter((a): a is string => a !== null);
+      out.push(
+        ...decapFindings({
+          alive,
+          pid: st?.decap?.pid ?? null,
+          tun: TUN_DEVICE,
+          hasTun,
+          stats,
+          directorSrc,
+        }),
+      );
+      const seen = (stats?.sources ?? [])
+        .map(routeGet)
+        .filter((r) => r.dev !== null && !toDirector.has(r.dev));
+      if (seen.length > 0) {
+        out.push({
+          level: "warn",
+          what: `tunnelled packets come in through ${[...new Set(seen.map((r) => r.dev))].join(", ")}`,
+          detail: `tunnel sources ${seen.map((r) => `${r.addr} (via ${r.dev})`).join(", ")} are not routed through the interface checked as director-facing (${choice.ifaces.join(", ")}): run doctor with --director ${seen[0].addr}`,
+        });
       }
-      out.push({
-        level: alive && hasTun ? "ok" : "FAIL",
-        what: `IPIP decapsulator ${alive ? `pid ${st?.decap?.pid}` : "not running"}, ${TUN_DEVICE} ${hasTun ? "present" : "absent"}`,
-        detail:
-          alive && hasTun
-            ? `user-space decapsulation into ${TUN_DEVICE}${stats}`
-            : "tunnelled packets are not decapsulated: run tsvs realserver setup --method tun",
-      });
       if (hasTun) {
         const t = eff("rp_filter", TUN_DEVICE);
         out.push({
