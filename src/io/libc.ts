@@ -24,6 +24,7 @@ export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
+export const SO_ERROR = 4;
 export const SOL_PACKET = 263;
 export const PACKET_ADD_MEMBERSHIP = 1;
 export const PACKET_STATISTICS = 6;
@@ -32,6 +33,8 @@ export const PACKET_IGNORE_OUTGOING = 23;
 export const PACKET_RX_RING = 5;
 export const PACKET_VERSION = 10;
 export const PACKET_TX_RING = 13;
+/** Every frame received or sent is preceded by a struct virtio_net_hdr (src/core/packet/vnet.ts). */
+export const PACKET_VNET_HDR = 15;
 export const PACKET_FANOUT = 18;
 export const PACKET_QDISC_BYPASS = 20;
 export const PACKET_FANOUT_DATA = 22;
@@ -67,6 +70,7 @@ export const POLLOUT = 0x004;
 export const POLLERR = 0x008;
 export const EINTR = 4;
 export const EAGAIN = 11;
+export const EINVAL = 22;
 export const ENOBUFS = 105;
 export const PRIO_PROCESS = 0;
 export const SCHED_OTHER = 0;
@@ -136,6 +140,8 @@ export interface Libc {
   munmap(addr: NativePtr, len: number): number;
   /** send(2) with a plain address: (fd, 0, 0, 0) is the kick of a PACKET_TX_RING. */
   send(fd: number, buf: number, len: number, flags: number): number;
+  /** recv(2) into a plain address (the rtnetlink socket reads its notifications with MSG_DONTWAIT). */
+  recv(fd: number, buf: number, len: number, flags: number): number;
   if_nametoindex(name: string): number;
   ioctlPtr(fd: number, request: number, arg: NativePtr): number;
   strerror(errnum: number): string;
@@ -177,6 +183,7 @@ export function libc(): Libc {
     mmap: lib.func("void *mmap(void *addr, size_t len, int prot, int flags, int fd, intptr_t off)"),
     munmap: lib.func("int munmap(void *addr, size_t len)"),
     send: lib.func("intptr_t send(int fd, uintptr_t buf, size_t len, int flags)"),
+    recv: lib.func("intptr_t recv(int fd, uintptr_t buf, size_t len, int flags)"),
     if_nametoindex: lib.func("unsigned int if_nametoindex(const char *name)"),
     strerror: lib.func("const char *strerror(int errnum)"),
     sched_setaffinity: lib.func("int sched_setaffinity(int pid, size_t size, void *mask)"),
@@ -198,6 +205,7 @@ export function libc(): Libc {
     mmap: (len, prot, flags, fd) => raw.mmap(null, len, prot, flags, fd, 0),
     munmap: raw.munmap,
     send: raw.send,
+    recv: raw.recv,
     if_nametoindex: raw.if_nametoindex,
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, "void *", arg),
     strerror: raw.strerror,
