@@ -209,6 +209,10 @@ export function formatStatus(s: DaemonStatus): string {
       `  ${i.name} (#${i.ifindex}) ${i.mac} mtu ${i.mtu} ${i.addrs.join(" ")}: rx ${i.rxFrames} tx ${i.txFrames}` +
         ` txDropped ${i.txDropped} txErrors ${i.txErrors} truncated ${i.rxTruncated} kernelDrops ${i.kernelDrops}`,
     );
+    if (i.rxAggregates !== undefined)
+      lines.push(
+        `    aggregates: rx ${i.rxAggregates} tx ${i.txAggregates ?? 0} oversize (no GSO metadata) ${i.rxOversize ?? 0}`,
+      );
   }
   lines.push(
     `counters: ${Object.entries(s.counters)

@@ -9,8 +9,17 @@
 //
 // The engine owns nothing that is I/O: a `send` callback takes finished frames, the caller
 // supplies `now` (ms) with every call, and randomness is injected.
+//
+// GSO/GRO aggregates (a TCP or UDP datagram of up to 64 KiB that the kernel will cut in gso_size
+// segments): the link hands their metadata in as an offload word (packet/vnet.ts). An aggregate
+// is rewritten once and sent back whole with a virtio_net_hdr (NEEDS_CSUM, gso_type, gso_size),
+// its partial checksum field reset to the pseudo-header sum of the rewritten addresses, so the
+// kernel segments it and finishes each segment's checksum. A method that cannot send it whole
+// (TUN: no IPIP GSO type in virtio_net_hdr; FULLNAT adding TOA: the option would be copied into
+// every segment) gets it cut in software first (packet/gso.ts), one segment at a time.
 
 import type { InetAddr } from "./addr.js";
+import { readU32 } from "./addr.js";
 import {
   CONN_F_FWD_MASK,
   CONN_F_INACTIVE,
@@ -38,6 +47,7 @@ import {
   TCP_RST,
   TCP_SYN,
 } from "./packet/flow.js";
+import { gsoBuildSegment, gsoSegmentCount, writePseudoHeaderSum } from "./packet/gso.js";
 import {
   buildIcmpError,
   ICMP_DEST_UNREACH,
@@ -52,6 +62,14 @@ import {
 import { ipv4DecTtl, writeIpv4Header } from "./packet/ipv4.js";
 import { PARSE_ARP, PARSE_OK, PARSE_RESULT_NAMES, parseFrame } from "./packet/parse.js";
 import { TCP_HLEN } from "./packet/tcp.js";
+import {
+  offloadGsoType,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_TCPV4,
+  VNET_GSO_UDP_L4,
+  VNET_HDR_LEN,
+  writeVnetHdr,
+} from "./packet/vnet.js";
 import {
   DIR_INPUT,
   DIR_OUTPUT,
@@ -68,7 +86,7 @@ import {
 import { Timeouts } from "./proto/timeouts.js";
 import { UDP_STATE_NAME } from "./proto/udp.js";
 import { estimatorTick } from "./rate.js";
-import { type Iface, type IfaceConfig, type RouteConfig, RouteResult, RouteTable } from "./route.js";
+import { type Iface, type IfaceAddr, type IfaceConfig, type RouteConfig, RouteResult, RouteTable } from "./route.js";
 import type { SchedContext } from "./sched/types.js";
 import type { Service } from "./service.js";
 import { SVC_F_ONEPACKET } from "./service.js";
@@ -111,8 +129,12 @@ export interface EngineOptions {
   ownInterfaceAddresses?: boolean;
   /** Uniform random u32; injected for deterministic simulation. */
   random?: () => number;
-  /** Where finished frames go: (ifindex, buffer, offset, length); must not keep the buffer. */
-  send: (ifindex: number, buf: Uint8Array, off: number, len: number) => void;
+  /**
+   * Where finished frames go: (ifindex, buffer, offset, length, vnet); must not keep the buffer.
+   * vnet is null for a plain frame, or the 10-byte virtio_net_hdr an aggregate must be sent with
+   * (valid until the next frame).
+   */
+  send: (ifindex: number, buf: Uint8Array, off: number, len: number, vnet: Uint8Array | null) => void;
 }
 
 /** Why frames were dropped, besides the parser's own reasons. */
@@ -157,6 +179,13 @@ export class EngineCounters {
   connsCreated = 0;
   connsExpired = 0;
   connsDropped = 0;
+  /** GSO/GRO aggregates received (offload word with a gso_type). */
+  gsoIn = 0;
+  /** Aggregates sent whole with a virtio_net_hdr (the kernel segments them). */
+  gsoOut = 0;
+  /** Aggregates cut in software (TUN, FULLNAT with TOA, no partial checksum), and the segments made. */
+  gsoSegmented = 0;
+  gsoSegments = 0;
   readonly parseErrors = new Float64Array(PARSE_RESULT_NAMES.length);
   readonly drops = new Float64Array(DROP_REASONS.length);
 
@@ -192,6 +221,10 @@ export class Engine implements XmitEngine {
   readonly totalStats = new Stats();
   readonly counters = new EngineCounters();
   readonly scratch = new Uint8Array(65536 + 256);
+  /** Where an aggregate's segments are built, one at a time (the methods may then use scratch). */
+  private readonly segBuf = new Uint8Array(65536 + 256);
+  /** The virtio_net_hdr handed to `send` with an aggregate. */
+  private readonly txVnet = new Uint8Array(VNET_HDR_LEN);
   readonly connTabSize: number;
   readonly lips: number[];
   private readonly ownIfaceAddrs: boolean;
@@ -290,6 +323,30 @@ export class Engine implements XmitEngine {
     return this.ctl.services();
   }
 
+  // ---------------------------------------------------------------- host changes
+
+  /**
+   * The host's interfaces or routes changed (the daemon follows rtnetlink): the table is replaced
+   * whole, the per-destination paths and emitIp's last hop are forgotten, and the neighbours of an
+   * interface that went away or took another MAC are flushed. `hostLocal` (--host-vips): the
+   * addresses the host delivers locally, outside which no VIP is served; null = every VIP.
+   */
+  setHost(interfaces: IfaceConfig[], routes: RouteConfig[], hostLocal: IfaceAddr[] | null = null): void {
+    const before = this.routes.ifaces.map((i) => ({ ifindex: i.ifindex, mac: i.mac }));
+    this.routes.replace(interfaces, routes);
+    this.routes.setHostLocal(hostLocal);
+    for (const b of before) {
+      const now = this.routes.iface(b.ifindex);
+      let same = now !== undefined;
+      for (let k = 0; same && now !== undefined && k < 6; k++) same = now.mac[k] === b.mac[k];
+      if (!same) this.neigh.flushIface(b.ifindex);
+    }
+    this.destRoute.length = 0;
+    this.hopNeigh = null;
+    this.hopIface = null;
+    this.hopAddr = 0;
+  }
+
   // ---------------------------------------------------------------- time
 
   /** Expires connections and runs the rate estimator; the I/O loop calls it periodically. */
@@ -326,13 +383,20 @@ export class Engine implements XmitEngine {
   /**
    * One frame from link `ifindex`. The frame may be rewritten in place; output frames are
    * handed to `send` before this returns. Never throws on malformed input: counts and drops.
+   * offload: the link's offload word for the frame (packet/vnet.ts), 0 for a plain frame.
    */
-  input(ifindex: number, buf: Uint8Array, len: number, now: number): Verdict {
+  input(ifindex: number, buf: Uint8Array, len: number, now: number, offload = 0): Verdict {
     if (now >= this.nextTimerCheck) this.tick(now);
     this.now = now;
     const c = this.counters;
     c.rxFrames++;
     const f = this.flow;
+    // Written for every frame (transmit() reads them for whatever leaves from f.buf).
+    const gt = (offload >>> 16) & 0xff;
+    f.gsoType = gt;
+    f.gsoSize = offload & 0xffff;
+    f.csumPartial = (offload & (VNET_F_NEEDS_CSUM << 24)) !== 0;
+    if (gt !== 0) c.gsoIn++;
     const r = parseFrame(buf, len, f, ifindex);
     if (r === PARSE_ARP) return this.arpInput(f, now);
     if (r !== PARSE_OK) {
@@ -348,6 +412,8 @@ export class Engine implements XmitEngine {
     if (f.proto === IPPROTO_ICMP) return this.icmpInput(f, now);
     if (f.proto !== IPPROTO_TCP && f.proto !== IPPROTO_UDP) return this.otherProto(f, now);
     if (f.fragment && !f.firstFragment) return this.drop(R.fragment);
+    // Only a TCP (TCPV4) or UDP (UDP_L4) aggregate of this protocol can go out as one.
+    if (gt !== 0 && !this.gsoMatches(f)) f.csumPartial = false;
 
     const t = this.conns;
     let cx: number;
@@ -374,7 +440,8 @@ export class Engine implements XmitEngine {
     }
     if (cx < 0) {
       const svc = this.ctl.findService(f);
-      if (svc === null) return this.notForUs(f, now);
+      // --host-vips: a VIP the host does not have (VRRP moved it away) is not ours right now.
+      if (svc === null || !this.routes.hostDelivers(f.daddr)) return this.notForUs(f, now);
       if (f.proto === IPPROTO_TCP) {
         const fl = f.tcpFlags;
         if ((fl & TCP_RST) !== 0 || ((fl & TCP_SYN) === 0 && !this.sysctls.sloppyTcp)) {
@@ -397,7 +464,11 @@ export class Engine implements XmitEngine {
     else t.arm(cx, this.timeouts.udpMs(), now);
     t.countIn(cx);
     ipv4DecTtl(f.buf, f);
-    const v = XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK].inbound(this, cx, f, now);
+    const m = XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK];
+    const v =
+      f.gsoType !== 0 && (!f.csumPartial || m.segmentsInbound?.(this, cx, f) === true)
+        ? this.segmented(m.inbound, cx, f, now)
+        : m.inbound(this, cx, f, now);
     if ((t.flagsOf(cx) & CONN_F_ONE_PACKET) !== 0) this.expireNow(cx);
     return v;
   }
@@ -412,7 +483,62 @@ export class Engine implements XmitEngine {
     else t.arm(cx, this.timeouts.udpMs(), now);
     t.countOut(cx);
     ipv4DecTtl(f.buf, f);
+    if (f.gsoType !== 0 && !f.csumPartial) return this.segmented(m.outbound, cx, f, now);
     return m.outbound(this, cx, f, now);
+  }
+
+  /** Is the aggregate's gso_type the one of its transport protocol (TCPV4 for TCP, UDP_L4 for UDP)? */
+  private gsoMatches(f: Flow): boolean {
+    const t = offloadGsoType(f.gsoType << 16);
+    return f.proto === IPPROTO_TCP ? t === VNET_GSO_TCPV4 : t === VNET_GSO_UDP_L4;
+  }
+
+  /**
+   * Software GSO: cuts the aggregate in f into gso_size segments (packet/gso.ts), points f at each
+   * in turn (in segBuf) and hands it to the method as a plain packet. Stops at the first segment
+   * the method does not send (it counted why; the rest would fare the same).
+   */
+  private segmented(
+    fn: (e: Engine, c: number, f: Flow, now: number) => number,
+    cx: number,
+    f: Flow,
+    now: number,
+  ): Verdict {
+    const src = f.buf;
+    const l3 = f.l3Off;
+    const l4 = f.l4Off;
+    const pay = f.payloadOff;
+    const end = f.l3End;
+    const mss = f.gsoSize;
+    const ipId = f.ipId;
+    const n = gsoSegmentCount(end - pay, mss);
+    const out = this.segBuf;
+    const o3 = ETH_HLEN;
+    f.gsoType = 0;
+    f.gsoSize = 0;
+    f.csumPartial = false;
+    const c = this.counters;
+    c.gsoSegmented++;
+    let v: number = Verdict.Drop;
+    for (let k = 0; k < n; k++) {
+      const len = gsoBuildSegment(out, o3, src, l3, l4, pay, end, mss, k);
+      if (len === 0) return this.drop(R.unsupported);
+      c.gsoSegments++;
+      f.buf = out;
+      f.len = o3 + len;
+      f.l3Off = o3;
+      f.l4Off = o3 + (l4 - l3);
+      f.payloadOff = o3 + (pay - l3);
+      f.l3End = o3 + len;
+      f.ipId = (ipId + k) & 0xffff;
+      if (f.proto === IPPROTO_TCP) {
+        f.tcpSeq = readU32(out, f.l4Off + 4);
+        f.tcpFlags = out[f.l4Off + 13];
+      }
+      v = fn(this, cx, f, now);
+      if (v !== Verdict.Sent) break;
+    }
+    return v;
   }
 
   /**
@@ -867,7 +993,8 @@ export class Engine implements XmitEngine {
    * `-d A[/32]`), LIPs, and (simulation) the interfaces' own.
    */
   ownsLocal(addr: number): boolean {
-    if (this.ctl.ownsAddress(addr) || this.fwmarks.matchesHost(addr)) return true;
+    if ((this.ctl.ownsAddress(addr) || this.fwmarks.matchesHost(addr)) && this.routes.hostDelivers(addr))
+      return true;
     for (let i = 0; i < this.lips.length; i++) if (this.lips[i] === addr) return true;
     return this.ownIfaceAddrs && this.routes.isLocal(addr);
   }
@@ -918,7 +1045,35 @@ export class Engine implements XmitEngine {
 
   private transmit(ifindex: number, buf: Uint8Array, off: number, len: number): void {
     this.counters.txFrames++;
-    this.sendFrame(ifindex, buf, off, len);
+    const f = this.flow;
+    if (f.gsoType !== 0 && buf === f.buf && f.csumPartial) {
+      this.sendFrame(ifindex, buf, off, len, this.aggregateHeader(f, off));
+      return;
+    }
+    this.sendFrame(ifindex, buf, off, len, null);
+  }
+
+  /**
+   * The aggregate in f leaves as one frame starting at f.buf[off]: its checksum field gets the
+   * pseudo-header sum of the addresses it now carries (whatever the rewriters' incremental
+   * updates left there is moot: ports are not in the pseudo-header, and the kernel sums the
+   * transport header itself), and the virtio_net_hdr asks for segmentation and checksums.
+   */
+  private aggregateHeader(f: Flow, off: number): Uint8Array {
+    const field = f.proto === IPPROTO_TCP ? 16 : 6;
+    writePseudoHeaderSum(f.buf, f.l3Off, f.l4Off, f.l3End, field);
+    writeVnetHdr(
+      this.txVnet,
+      0,
+      VNET_F_NEEDS_CSUM,
+      f.gsoType,
+      f.payloadOff - off,
+      f.gsoSize,
+      f.l4Off - off,
+      field,
+    );
+    this.counters.gsoOut++;
+    return this.txVnet;
   }
 
   emitIp(buf: Uint8Array, l3Off: number, l3Len: number, daddr: number, _f: Flow, now: number): number {
@@ -1013,6 +1168,11 @@ export class Engine implements XmitEngine {
     const r = this.routeToDest(destId);
     if (r === null) return true; // emit will count no_route
     const mtu = r.iface.mtu - overhead;
+    // An aggregate leaves as segments of gso_size payload: those must fit, not the whole.
+    if (f.gsoType !== 0 && f.gsoSize !== 0 && l3Len === f.l3End - f.l3Off) {
+      const seg = f.payloadOff - f.l3Off + f.gsoSize;
+      if (seg < l3Len) l3Len = seg;
+    }
     if (l3Len <= mtu) return true;
     if (f.df) {
       this.counters.drops[R.frag_needed]++;

@@ -806,6 +806,9 @@ export function mergeStatus(sts: readonly WorkerStatus[]): WorkerStatus {
       b.rxFrames += ifs.rxFrames;
       b.txFrames += ifs.txFrames;
       b.rxTruncated += ifs.rxTruncated;
+      if (b.rxAggregates !== undefined) b.rxAggregates += ifs.rxAggregates ?? 0;
+      if (b.txAggregates !== undefined) b.txAggregates += ifs.txAggregates ?? 0;
+      if (b.rxOversize !== undefined) b.rxOversize += ifs.rxOversize ?? 0;
       b.txDropped += ifs.txDropped;
       b.txErrors += ifs.txErrors;
       b.kernelDrops += ifs.kernelDrops;

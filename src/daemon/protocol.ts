@@ -35,6 +35,11 @@ export interface IfaceStatus {
   rxFrames: number;
   txFrames: number;
   rxTruncated: number;
+  /** GSO/GRO aggregates received whole, and frames sent as aggregates (the kernel segments them). */
+  rxAggregates?: number;
+  txAggregates?: number;
+  /** Frames over the MTU that came without GSO metadata. */
+  rxOversize?: number;
   txDropped: number;
   txErrors: number;
   kernelDrops: number;

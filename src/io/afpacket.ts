@@ -17,6 +17,7 @@
 
 import { readU16, writeU16 } from "../core/addr.js";
 import { l4ChecksumV4 } from "../core/packet/csum.js";
+import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetOffloadWord } from "../core/packet/vnet.js";
 import {
   AUX_LEN,
   AUX_STATUS,
@@ -28,6 +29,7 @@ import {
   CMSG_TYPE,
   EAGAIN,
   EINTR,
+  EINVAL,
   libc,
   MMSG_LEN,
   MSG_CONTROL,
@@ -53,7 +55,7 @@ import {
   TP_STATUS_VLAN_TPID_VALID,
   TP_STATUS_VLAN_VALID,
 } from "./libc.js";
-import { PacketSocketBase, type PacketSocketBaseOptions } from "./packet-base.js";
+import { MAX_AGGREGATE_FRAME, PacketSocketBase, type PacketSocketBaseOptions } from "./packet-base.js";
 import {
   alloc,
   bindAll,
@@ -71,9 +73,12 @@ export type { PacketSocketCounters } from "./frame-io.js";
 export interface PacketSocketOptions extends PacketSocketBaseOptions {
   /** Frames per recvmmsg/sendmmsg call, and the number of preallocated rx and tx slots. Default 64. */
   batch?: number;
-  /** Bytes kept per received frame; longer frames are cut (counted in rxTruncated). Default 2048. */
+  /**
+   * Bytes kept per received frame; longer frames are cut (counted in rxTruncated). Default
+   * MAX_AGGREGATE_FRAME with PACKET_VNET_HDR (an aggregate is never cut), else 2048.
+   */
   snaplen?: number;
-  /** Bytes per tx slot (the largest frame send()/txBuffer() accept). Default: snaplen. */
+  /** Bytes per tx slot (the largest frame send()/txBuffer() accept). Default: MTU + 64, at least 2048. */
   txFrameSize?: number;
   /** SO_RCVBUF in bytes (SO_RCVBUFFORCE when root). Default 4 MiB; 0 = kernel default. */
   rcvbuf?: number;
@@ -103,8 +108,11 @@ const ETH_P_IP = 0x0800;
  */
 export class PacketSocket extends PacketSocketBase {
   #rxData: Region;
-  // mmsghdr[batch] | iovec[batch] | sockaddr_ll[batch] (24-byte stride) | cmsg[batch] (AUXDATA_CMSG_SPACE)
+  // mmsghdr[batch] | iovec[batch × iovPer] | sockaddr_ll[batch] (24-byte stride) |
+  // cmsg[batch] (AUXDATA_CMSG_SPACE) | virtio_net_hdr[batch] (16-byte stride, with PACKET_VNET_HDR)
   #rxMsgs: Region;
+  #rxHdrOff = 0;
+  #rxOffload: Int32Array;
   #rxViews: Uint8Array[];
   #rxLen: Int32Array;
   #rxIovOff: number;
@@ -119,8 +127,9 @@ export class PacketSocket extends PacketSocketBase {
 
   constructor(ifname: string, opts: PacketSocketOptions = {}) {
     const batch = opts.batch ?? 64;
-    const snaplen = opts.snaplen ?? 2048;
-    const txFrameSize = opts.txFrameSize ?? snaplen;
+    const vnet = opts.vnetHdr ?? true;
+    const snaplen = opts.snaplen ?? (vnet ? MAX_AGGREGATE_FRAME : 2048);
+    const txFrameSize = opts.txFrameSize ?? 0;
     if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw new RangeError("batch must be 1..1024");
     super("PacketSocket", ifname, batch, snaplen, txFrameSize, opts);
     this.#aux = opts.auxdata ?? true;
@@ -134,24 +143,32 @@ export class PacketSocket extends PacketSocketBase {
       bindAll(fd, this.ifindex, ifname);
 
       const slot = this.#rxSlotSize;
+      const iovPer = this.vnetHdr ? 2 : 1;
       this.#rxData = alloc(batch * slot);
       this.#rxIovOff = batch * SIZEOF_MMSGHDR;
-      this.#rxNameOff = this.#rxIovOff + batch * SIZEOF_IOVEC;
+      this.#rxNameOff = this.#rxIovOff + batch * iovPer * SIZEOF_IOVEC;
       this.#rxCtlOff = this.#rxNameOff + batch * 24; // 8-aligned: cmsghdr starts with a size_t
-      this.#rxMsgs = alloc(this.#rxCtlOff + (this.#aux ? batch * AUXDATA_CMSG_SPACE : 0));
+      this.#rxHdrOff = this.#rxCtlOff + (this.#aux ? batch * AUXDATA_CMSG_SPACE : 0);
+      this.#rxMsgs = alloc(this.#rxHdrOff + (this.vnetHdr ? batch * 16 : 0));
 
       this.#rxViews = [];
       this.#rxLen = new Int32Array(batch);
+      this.#rxOffload = new Int32Array(batch);
       this.#rxSlotAddr = new Uint32Array(batch * 2);
       const rx = this.#rxMsgs.dv;
       for (let i = 0; i < batch; i++) {
         const m = i * SIZEOF_MMSGHDR;
-        const iov = this.#rxIovOff + i * SIZEOF_IOVEC;
+        let iov = this.#rxIovOff + i * iovPer * SIZEOF_IOVEC;
         const name = this.#rxNameOff + i * 24;
         setPtr(rx, m + MSG_NAME, this.#rxMsgs.addr + name);
         rx.setUint32(m + MSG_NAMELEN, SIZEOF_SOCKADDR_LL, true);
         setPtr(rx, m + MSG_IOV, this.#rxMsgs.addr + iov);
-        setPtr(rx, m + MSG_IOVLEN, 1);
+        setPtr(rx, m + MSG_IOVLEN, iovPer);
+        if (this.vnetHdr) {
+          setPtr(rx, iov, this.#rxMsgs.addr + this.#rxHdrOff + i * 16);
+          setPtr(rx, iov + 8, VNET_HDR_LEN);
+          iov += SIZEOF_IOVEC;
+        }
         if (this.#aux) {
           setPtr(rx, m + MSG_CONTROL, this.#rxMsgs.addr + this.#rxCtlOff + i * AUXDATA_CMSG_SPACE);
           setPtr(rx, m + MSG_CONTROLLEN, AUXDATA_CMSG_SPACE);
@@ -187,7 +204,7 @@ export class PacketSocket extends PacketSocketBase {
     }
     this.#rxCount = 0;
     // Try first, poll only when the queue is empty: under load the poll(2) call is skipped entirely.
-    let n = c.recvmmsg(fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
+    let n = this.#recv(c, fd);
     if (n < 0) {
       const err = c.errno();
       if (err !== EAGAIN && err !== EINTR) throw new SyscallError("recvmmsg", err);
@@ -197,7 +214,7 @@ export class PacketSocket extends PacketSocketBase {
         if (p < 0 && c.errno() !== EINTR) throw new SyscallError("poll", c.errno());
         return 0;
       }
-      n = c.recvmmsg(fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
+      n = this.#recv(c, fd);
       if (n < 0) {
         const err2 = c.errno();
         if (err2 !== EAGAIN && err2 !== EINTR) throw new SyscallError("recvmmsg", err2);
@@ -206,14 +223,25 @@ export class PacketSocket extends PacketSocketBase {
     }
     const cnt = this.counters;
     const maxLen = this.mtu + ETH_HLEN;
+    const vnet = this.vnetHdr;
+    const hdrBytes = this.#rxMsgs.bytes;
     for (let i = 0; i < n; i++) {
       const m = i * SIZEOF_MMSGHDR;
-      let len = rx.getUint32(m + MMSG_LEN, true);
+      // msg_len is what was copied (≤ snaplen), plus the virtio_net_hdr in front of it.
+      let len = rx.getUint32(m + MMSG_LEN, true) - (vnet ? VNET_HDR_LEN : 0);
+      if (len < 0) len = 0;
       const truncated = (rx.getInt32(m + MSG_FLAGS, true) & MSG_TRUNC) !== 0;
       if (truncated) cnt.rxTruncated++;
-      // msg_len is what was copied (≤ snaplen); tp_len, when we have it, is the frame's own length.
+      // tp_len, when we have it, is the frame's own length.
       let origLen = len;
       const f = this.#rxViews[i];
+      // gso_type set: an aggregate. Its partial checksum stays partial (the kernel finishes it per
+      // segment when the aggregate goes out with a header); the offload word tells the engine.
+      let word = vnet ? vnetOffloadWord(hdrBytes, this.#rxHdrOff + i * 16) : 0;
+      const aggregate = (word & 0xff0000) !== 0;
+      if (aggregate) cnt.rxAggregates++;
+      else word = 0;
+      this.#rxOffload[i] = word;
       if (aux && rx.getUint32(m + MSG_CONTROLLEN, true) >= AUXDATA_CMSG_LEN) {
         const c = this.#rxCtlOff + i * AUXDATA_CMSG_SPACE;
         if (
@@ -226,7 +254,7 @@ export class PacketSocket extends PacketSocketBase {
           if ((status & TP_STATUS_CSUMNOTREADY) !== 0) {
             cnt.rxCsumPartial++;
             // A cut frame lacks bytes the checksum covers: leave it (it is counted as truncated).
-            if (!truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
+            if (!aggregate && !truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
           }
           if ((status & TP_STATUS_VLAN_VALID) !== 0) {
             const tpid =
@@ -240,7 +268,12 @@ export class PacketSocket extends PacketSocketBase {
         }
       }
       // Tags in the frame (restored or never removed) ride on top of the MTU, as on the wire.
-      if (origLen > maxLen + VLAN_HLEN * tagCount(f, len)) cnt.rxOversize++;
+      if (!aggregate && origLen > maxLen + VLAN_HLEN * tagCount(f, len)) cnt.rxOversize++;
+      // Without AUXDATA the header's NEEDS_CSUM says the same as TP_STATUS_CSUMNOTREADY.
+      if (!aux && vnet && !aggregate && (hdrBytes[this.#rxHdrOff + i * 16] & VNET_F_NEEDS_CSUM) !== 0) {
+        cnt.rxCsumPartial++;
+        if (!truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
+      }
       this.#rxLen[i] = len;
       cnt.rxBytes += len;
     }
@@ -261,15 +294,36 @@ export class PacketSocket extends PacketSocketBase {
     return this.#rxLen[i];
   }
 
+  /** recvmmsg, retried past frames the kernel could not describe in a virtio_net_hdr (EINVAL, counted). */
+  #recv(c: ReturnType<typeof libc>, fd: number): number {
+    for (let k = 0; ; k++) {
+      const n = c.recvmmsg(fd, this.#rxMsgs.addr, this.batch, MSG_DONTWAIT, null);
+      if (n >= 0 || !this.vnetHdr || k === 8 || c.errno() !== EINVAL) return n;
+      // packet_rcv_vnet failed (a GSO type without a virtio_net_hdr code): the frame is consumed,
+      // or reported as sk_err after the frames before it; either way the next call goes on.
+      this.counters.rxVnetErrors++;
+      const rx = this.#rxMsgs.dv;
+      for (let i = 0; i < this.batch; i++) {
+        rx.setUint32(i * SIZEOF_MMSGHDR + MSG_NAMELEN, SIZEOF_SOCKADDR_LL, true);
+        if (this.#aux) rx.setUint32(i * SIZEOF_MMSGHDR + MSG_CONTROLLEN, AUXDATA_CMSG_SPACE, true);
+      }
+    }
+  }
+
+  /** Offload word of frame i (0: a plain frame); see src/core/packet/vnet.ts. */
+  offload(i: number): number {
+    return this.#rxOffload[i];
+  }
+
   /** sll_pkttype of frame i: PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST… */
   pktType(i: number): number {
     return this.#rxMsgs.bytes[this.#rxNameOff + i * 24 + SLL_PKTTYPE];
   }
 
   /** Queues bytes [off, off+len) of rx slot i as they are (zero copy), e.g. a frame rewritten in place. */
-  forward(i: number, off: number, len: number): boolean {
+  forward(i: number, off: number, len: number, vnet: Uint8Array | null = null): boolean {
     if (i < 0 || i >= this.#rxCount || off < 0 || len <= 0 || off + len > this.#rxSlotSize) return false;
-    this.tx.queueSlot(this.#rxSlotAddr, i, off, len);
+    this.tx.queueSlot(this.#rxSlotAddr, i, off, len, vnet);
     return true;
   }
 

@@ -22,14 +22,23 @@ export interface PacketSocketCounters {
   lastTxErrno: number;
   /** send()/commit() calls with a frame larger than txFrameSize (not queued). */
   txOversize: number;
-  /** Frames received CHECKSUM_PARTIAL (TP_STATUS_CSUMNOTREADY). */
+  /** Frames received CHECKSUM_PARTIAL (TP_STATUS_CSUMNOTREADY, or the virtio_net_hdr's NEEDS_CSUM). */
   rxCsumPartial: number;
-  /** Of those, IPv4 TCP/UDP frames whose checksum was completed in place. */
+  /** Of those, IPv4 TCP/UDP frames whose checksum was completed in place (aggregates never are). */
   rxCsumCompleted: number;
   /** Frames whose stripped 802.1Q/802.1ad tag was put back (TP_STATUS_VLAN_VALID). */
   rxVlanRestored: number;
-  /** Frames longer than MTU + Ethernet header (+ tag): GRO/LRO/GSO aggregates, not forwardable as is. */
+  /**
+   * Frames longer than MTU + Ethernet header (+ tag) that came without GSO metadata (no
+   * virtio_net_hdr, or gso_type NONE): the kernel refuses to send them as they are.
+   */
   rxOversize: number;
+  /** GSO/GRO aggregates received (virtio_net_hdr gso_type set): forwarded whole or segmented. */
+  rxAggregates: number;
+  /** Frames the kernel dropped because it could not describe them in a virtio_net_hdr (recvmsg EINVAL). */
+  rxVnetErrors: number;
+  /** Frames sent with a GSO virtio_net_hdr (the kernel or the device segments them). */
+  txAggregates: number;
 }
 
 export interface FrameIo {
@@ -49,15 +58,26 @@ export interface FrameIo {
   frame(i: number): Uint8Array;
   length(i: number): number;
   pktType(i: number): number;
-  send(buf: Uint8Array, off: number, len: number): boolean;
+  /**
+   * Offload word of frame i (src/core/packet/vnet.ts: gso_size, gso_type, NEEDS_CSUM), 0 for a
+   * plain frame; what Engine.input takes as its `offload` argument.
+   */
+  offload(i: number): number;
+  /** True when frames carry a virtio_net_hdr (PACKET_VNET_HDR): aggregates can be received and sent. */
+  readonly vnetHdr: boolean;
+  /**
+   * The transmit calls take an optional 10-byte virtio_net_hdr (null: all zeros, a plain frame);
+   * on a socket without PACKET_VNET_HDR it must be null.
+   */
+  send(buf: Uint8Array, off: number, len: number, vnet?: Uint8Array | null): boolean;
   txBuffer(): Uint8Array;
-  commit(len: number): boolean;
+  commit(len: number, vnet?: Uint8Array | null): boolean;
   /** Queues bytes of received frame i without copying. */
-  forward(i: number, off: number, len: number): boolean;
+  forward(i: number, off: number, len: number, vnet?: Uint8Array | null): boolean;
   /** Native address of frame i's first byte; valid until this socket's next recvBatch(). */
   frameAddress(i: number): number;
   /** Queues len bytes at a native address without copying; the memory must live until flush(). */
-  queueAddress(addr: number, len: number): void;
+  queueAddress(addr: number, len: number, vnet?: Uint8Array | null): void;
   flush(): number;
   kernelStats(): { packets: number; drops: number };
   /** SO_ATTACH_FILTER: replaces the socket's classic BPF filter. */

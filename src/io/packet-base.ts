@@ -9,6 +9,7 @@ import {
   libc,
   PACKET_IGNORE_OUTGOING,
   PACKET_QDISC_BYPASS,
+  PACKET_VNET_HDR,
   SO_SNDBUF,
   SO_SNDBUFFORCE,
   SOL_PACKET,
@@ -37,7 +38,19 @@ export interface PacketSocketBaseOptions {
   sndbuf?: number;
   /** PACKET_QDISC_BYPASS: transmit straight to the driver's queue, skipping the qdisc. Default false. */
   qdiscBypass?: boolean;
+  /**
+   * PACKET_VNET_HDR: frames come with a struct virtio_net_hdr, so GSO/GRO aggregates (up to 64 KiB)
+   * are received whole with their gso_size and sent back as aggregates for the kernel to segment.
+   * Default true; false gives the old behaviour (aggregates are cut at snaplen and dropped).
+   */
+  vnetHdr?: boolean;
 }
+
+/**
+ * The largest frame a receive slot holds without cutting it: a 64 KiB IP datagram (GSO and GRO stop
+ * at 65535 bytes without BIG TCP), its Ethernet header and two VLAN tags, rounded up.
+ */
+export const MAX_AGGREGATE_FRAME = 65536 + 64;
 
 export abstract class PacketSocketBase implements FrameIo {
   readonly ifname: string;
@@ -47,13 +60,18 @@ export abstract class PacketSocketBase implements FrameIo {
   readonly batch: number;
   readonly snaplen: number;
   readonly txFrameSize: number;
+  readonly vnetHdr: boolean;
   readonly counters: PacketSocketCounters = newCounters();
   protected readonly tx: TxBatch;
   protected readonly pollfd: Region;
   #fd: number;
   #closed = false;
 
-  /** owner names the class in errors; batch, snaplen and txFrameSize are checked by the subclass. */
+  /**
+   * owner names the class in errors; batch, snaplen and txFrameSize are checked by the subclass.
+   * txFrameSize 0: the interface's MTU + 64 (at least 2048): the tx slots take copied frames, which
+   * are never aggregates (those leave zero copy from the receive buffer).
+   */
   constructor(
     owner: string,
     ifname: string,
@@ -62,17 +80,21 @@ export abstract class PacketSocketBase implements FrameIo {
     txFrameSize: number,
     opts: PacketSocketBaseOptions,
   ) {
-    if (!Number.isInteger(snaplen) || snaplen < 64 || snaplen > 65536) {
-      throw new RangeError("snaplen must be 64..65536");
+    if (!Number.isInteger(snaplen) || snaplen < 64) throw new RangeError("snaplen must be at least 64");
+    if (!Number.isInteger(snaplen) || snaplen > MAX_AGGREGATE_FRAME) {
+      throw new RangeError(`snaplen must be 64..${MAX_AGGREGATE_FRAME}`);
     }
-    if (!Number.isInteger(txFrameSize) || txFrameSize < 64 || txFrameSize > 65536) {
-      throw new RangeError("txFrameSize must be 64..65536");
+    if (
+      !Number.isInteger(txFrameSize) ||
+      (txFrameSize !== 0 && (txFrameSize < 64 || txFrameSize > MAX_AGGREGATE_FRAME))
+    ) {
+      throw new RangeError(`txFrameSize must be 64..${MAX_AGGREGATE_FRAME} (or 0: from the MTU)`);
     }
     checkIfname(ifname);
     this.ifname = ifname;
     this.batch = batch;
     this.snaplen = snaplen;
-    this.txFrameSize = txFrameSize;
+    this.vnetHdr = opts.vnetHdr ?? true;
     const ifindex = ifIndex(ifname);
     this.ifindex = ifindex;
     const fd = packetSocketFd();
@@ -80,12 +102,16 @@ export abstract class PacketSocketBase implements FrameIo {
     try {
       if (opts.ignoreOutgoing ?? true) setIntOpt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, true);
       if (opts.qdiscBypass) setIntOpt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, true);
+      // Before bind() and before PACKET_RX_RING (af_packet.c refuses it once a ring exists).
+      if (this.vnetHdr) setIntOpt(fd, SOL_PACKET, PACKET_VNET_HDR, 1, true, "setsockopt(PACKET_VNET_HDR)");
       setBufSize(fd, SO_SNDBUFFORCE, SO_SNDBUF, opts.sndbuf ?? 4 << 20);
       const hw = ifHwInfo(fd, ifname);
       this.mac = hw.mac;
       this.mtu = hw.mtu;
+      this.txFrameSize =
+        txFrameSize !== 0 ? txFrameSize : Math.min(MAX_AGGREGATE_FRAME, Math.max(2048, hw.mtu + 64));
       if (opts.promisc) addPromisc(fd, ifindex);
-      this.tx = new TxBatch(fd, batch, txFrameSize, this.counters, owner);
+      this.tx = new TxBatch(fd, batch, this.txFrameSize, this.counters, owner, this.vnetHdr);
       this.pollfd = pollIn(fd);
     } catch (e) {
       // Not release(): a subclass override would touch private fields not installed yet.
@@ -111,13 +137,14 @@ export abstract class PacketSocketBase implements FrameIo {
   abstract frame(i: number): Uint8Array;
   abstract length(i: number): number;
   abstract pktType(i: number): number;
-  abstract forward(i: number, off: number, len: number): boolean;
+  abstract offload(i: number): number;
+  abstract forward(i: number, off: number, len: number, vnet?: Uint8Array | null): boolean;
   abstract frameAddress(i: number): number;
   abstract kernelStats(): { packets: number; drops: number };
 
   /** Copies buf[off, off+len) into the next tx slot. False (counted) if len exceeds txFrameSize. */
-  send(buf: Uint8Array, off: number, len: number): boolean {
-    return this.tx.send(buf, off, len);
+  send(buf: Uint8Array, off: number, len: number, vnet: Uint8Array | null = null): boolean {
+    return this.tx.send(buf, off, len, vnet);
   }
 
   /** The next tx slot to build a frame in (txFrameSize bytes); queue it with commit(len). */
@@ -125,16 +152,16 @@ export abstract class PacketSocketBase implements FrameIo {
     return this.tx.buffer();
   }
 
-  commit(len: number): boolean {
-    return this.tx.commit(len);
+  commit(len: number, vnet: Uint8Array | null = null): boolean {
+    return this.tx.commit(len, vnet);
   }
 
   /**
    * Queues len bytes at a native address (zero copy): a frame of another socket's last batch,
    * rewritten in place. The memory must stay valid until the next flush.
    */
-  queueAddress(addr: number, len: number): void {
-    this.tx.queueAddress(addr, len);
+  queueAddress(addr: number, len: number, vnet: Uint8Array | null = null): void {
+    this.tx.queueAddress(addr, len, vnet);
   }
 
   /** Sends every queued frame (sendmmsg, retried until all are taken or refused). Returns frames sent. */

@@ -82,6 +82,9 @@ export function newCounters(): PacketSocketCounters {
     rxCsumCompleted: 0,
     rxVlanRestored: 0,
     rxOversize: 0,
+    rxAggregates: 0,
+    rxVnetErrors: 0,
+    txAggregates: 0,
   };
 }
 

@@ -16,7 +16,12 @@
 //   then struct sockaddr_ll at TPACKET_ALIGN(48) = 48.
 // With V3 the per-frame tp_status carries what PACKET_AUXDATA gives the recvmsg path
 // (TP_STATUS_CSUMNOTREADY, TP_STATUS_VLAN_VALID + hv1.tp_vlan_tci/tpid): no control messages.
+//
+// PACKET_VNET_HDR (default): tpacket_rcv writes the struct virtio_net_hdr in the 10 bytes right
+// before the MAC header (netoff grows by 10, macoff = netoff - maclen). Blocks are 128 KiB so that a
+// 64 KiB aggregate fits in one (V3 clamps a frame to the block: max_frame_len).
 
+import { VNET_HDR_LEN, vnetOffloadWord } from "../core/packet/vnet.js";
 import { completeL4Checksum, tagCount } from "./afpacket.js";
 import { attachFilter, type BpfProgram } from "./bpf.js";
 import {
@@ -36,18 +41,22 @@ import {
   TP_STATUS_VLAN_VALID,
   TPACKET_V3,
 } from "./libc.js";
-import { PacketSocketBase, type PacketSocketBaseOptions } from "./packet-base.js";
+import { MAX_AGGREGATE_FRAME, PacketSocketBase, type PacketSocketBaseOptions } from "./packet-base.js";
 import { bindAll, readKernelStats, setIntOpt } from "./packet-common.js";
 
 export interface RingSocketOptions extends PacketSocketBaseOptions {
   /** Most frames one recvBatch() returns, and the number of tx slots. Default 256. */
   batch?: number;
-  /** Bytes kept per frame (cut by the socket filter's return value). Default 2048. */
+  /**
+   * Bytes kept per frame (cut by the socket filter's return value too). Default MAX_AGGREGATE_FRAME
+   * with PACKET_VNET_HDR, else 2048.
+   */
   snaplen?: number;
+  /** Bytes per tx slot. Default: MTU + 64, at least 2048. */
   txFrameSize?: number;
-  /** Ring block size (a power of two ≥ 4096). Default 64 KiB. */
+  /** Ring block size (a power of two ≥ 4096). Default 128 KiB with PACKET_VNET_HDR, else 64 KiB. */
   blockSize?: number;
-  /** Ring blocks. Default 64 (4 MiB with 64 KiB blocks). */
+  /** Ring blocks. Default 64 (8 MiB with 128 KiB blocks). */
   blocks?: number;
   /**
    * tp_retire_blk_tov: a block that is not full is handed over this many ms after its first frame.
@@ -100,6 +109,7 @@ export class RingSocket extends PacketSocketBase {
   #curStart: Float64Array; // frame start offsets in the ring (for forward())
   #curLen: Int32Array;
   #curType: Uint8Array;
+  #curOffload: Int32Array;
   #count = 0;
   // Ring walk: block index, frames left in it, offset of the next frame header.
   #blk = 0;
@@ -112,9 +122,10 @@ export class RingSocket extends PacketSocketBase {
 
   constructor(ifname: string, opts: RingSocketOptions = {}) {
     const batch = opts.batch ?? 256;
-    const snaplen = opts.snaplen ?? 2048;
-    const txFrameSize = opts.txFrameSize ?? snaplen;
-    const blockSize = opts.blockSize ?? 1 << 16;
+    const vnet = opts.vnetHdr ?? true;
+    const snaplen = opts.snaplen ?? (vnet ? MAX_AGGREGATE_FRAME : 2048);
+    const txFrameSize = opts.txFrameSize ?? 0;
+    const blockSize = opts.blockSize ?? (vnet ? 1 << 17 : 1 << 16);
     const blocks = opts.blocks ?? 64;
     const retireMs = opts.retireMs ?? 1;
     if (!Number.isInteger(batch) || batch < 1 || batch > 4096) throw new RangeError("batch must be 1..4096");
@@ -170,6 +181,7 @@ export class RingSocket extends PacketSocketBase {
       this.#curStart = new Float64Array(batch);
       this.#curLen = new Int32Array(batch);
       this.#curType = new Uint8Array(batch);
+      this.#curOffload = new Int32Array(batch);
     } catch (e) {
       this.release();
       throw e;
@@ -234,6 +246,12 @@ export class RingSocket extends PacketSocketBase {
       let origLen = wire;
       const truncated = snap < wire;
       if (truncated) cnt.rxTruncated++;
+      // The virtio_net_hdr sits in the 10 bytes before the MAC header: read it before a VLAN tag is
+      // put back there.
+      let word = this.vnetHdr ? vnetOffloadWord(ring, start - VNET_HDR_LEN) : 0;
+      const aggregate = (word & 0xff0000) !== 0;
+      if (aggregate) cnt.rxAggregates++;
+      else word = 0;
       let f: Uint8Array;
       if ((status & TP_STATUS_VLAN_VALID) !== 0) {
         // Put the tag back by moving the two MAC addresses 4 bytes down, into the gap between the
@@ -254,9 +272,10 @@ export class RingSocket extends PacketSocketBase {
       } else f = this.#view(this.#views, h, start);
       if ((status & TP_STATUS_CSUMNOTREADY) !== 0) {
         cnt.rxCsumPartial++;
-        if (!truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
+        if (!aggregate && !truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
       }
-      if (origLen > maxLen + VLAN_HLEN * tagCount(f, len)) cnt.rxOversize++;
+      if (!aggregate && origLen > maxLen + VLAN_HLEN * tagCount(f, len)) cnt.rxOversize++;
+      this.#curOffload[n] = word;
       this.#cur[n] = f;
       this.#curStart[n] = start;
       this.#curLen[n] = len;
@@ -304,10 +323,15 @@ export class RingSocket extends PacketSocketBase {
     return this.#curType[i];
   }
 
+  /** Offload word of frame i (0: a plain frame); see src/core/packet/vnet.ts. */
+  offload(i: number): number {
+    return this.#curOffload[i];
+  }
+
   /** Queues bytes of frame i straight from the ring (zero copy; the block is given back after flush). */
-  forward(i: number, off: number, len: number): boolean {
+  forward(i: number, off: number, len: number, vnet: Uint8Array | null = null): boolean {
     if (i < 0 || i >= this.#count || off < 0 || len <= 0 || off + len > this.#cur[i].length) return false;
-    this.tx.queueAddress(this.#ringAddr + this.#curStart[i] + off, len);
+    this.tx.queueAddress(this.#ringAddr + this.#curStart[i] + off, len, vnet);
     return true;
   }
 

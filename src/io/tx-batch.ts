@@ -4,6 +4,11 @@
 // allocates after the constructor.
 //
 // Messages carry no address: af_packet.c's packet_snd() then uses the bound ifindex.
+//
+// With PACKET_VNET_HDR every message is two iovecs: the 10-byte struct virtio_net_hdr, then the
+// frame (packet_snd reads the header from the front of the message, wherever the iovec boundary
+// lies). A plain frame's header iovec points at one shared all-zero header; a frame with GSO
+// metadata gets its header copied into its slot's own 16 bytes.
 
 import type { PacketSocketCounters } from "./frame-io.js";
 import {
@@ -19,6 +24,9 @@ import {
 } from "./libc.js";
 import { alloc, freeRegions, type Region, setPtr, splitAddr } from "./packet-common.js";
 
+const VNET_HDR_LEN = 10;
+const HDR_STRIDE = 16;
+
 export class TxBatch {
   /** Slots, and the most messages one flush hands to sendmmsg at a time. */
   readonly size: number;
@@ -30,43 +38,86 @@ export class TxBatch {
   readonly #counters: PacketSocketCounters;
   readonly #owner: string;
   readonly #data: Region;
-  readonly #msgs: Region; // mmsghdr[size] | iovec[size]
+  readonly #msgs: Region; // mmsghdr[size] | iovec[size × iovPer] | vnet hdr[size] | zero hdr
   readonly #iovOff: number;
+  /** 2 with PACKET_VNET_HDR (header, frame), else 1. */
+  readonly #iovPer: number;
+  readonly #hdrOff: number;
+  readonly #zeroHdrAddr: number;
   readonly #views: Uint8Array[] = [];
   // Slot addresses as [lo, hi] 32-bit halves (splitAddr), so that queueSlot() builds an iovec base
   // without a BigInt or a float division.
   readonly #slotAddr: Uint32Array;
   #closed = false;
 
-  /** owner names the socket class in errors ("flush on a closed PacketSocket"). */
-  constructor(fd: number, size: number, frameSize: number, counters: PacketSocketCounters, owner: string) {
+  /**
+   * owner names the socket class in errors ("flush on a closed PacketSocket"); vnetHdr: the socket
+   * has PACKET_VNET_HDR set, so every message starts with a virtio_net_hdr.
+   */
+  constructor(
+    fd: number,
+    size: number,
+    frameSize: number,
+    counters: PacketSocketCounters,
+    owner: string,
+    vnetHdr = false,
+  ) {
     this.#fd = fd;
     this.size = size;
     this.frameSize = frameSize;
     this.#counters = counters;
     this.#owner = owner;
+    this.#iovPer = vnetHdr ? 2 : 1;
     this.#data = alloc(size * frameSize);
     this.#iovOff = size * SIZEOF_MMSGHDR;
+    this.#hdrOff = this.#iovOff + size * this.#iovPer * SIZEOF_IOVEC;
+    const zeroOff = this.#hdrOff + (vnetHdr ? size * HDR_STRIDE : 0);
     try {
-      this.#msgs = alloc(this.#iovOff + size * SIZEOF_IOVEC);
+      this.#msgs = alloc(zeroOff + HDR_STRIDE);
     } catch (e) {
       freeRegions(this.#data);
       throw e;
     }
+    this.#zeroHdrAddr = this.#msgs.addr + zeroOff;
     this.#slotAddr = new Uint32Array(size * 2);
     const dv = this.#msgs.dv;
     for (let i = 0; i < size; i++) {
       const m = i * SIZEOF_MMSGHDR;
-      const iov = this.#iovOff + i * SIZEOF_IOVEC;
+      const iov = this.#iovOff + i * this.#iovPer * SIZEOF_IOVEC;
       setPtr(dv, m + MSG_IOV, this.#msgs.addr + iov);
-      setPtr(dv, m + MSG_IOVLEN, 1);
+      setPtr(dv, m + MSG_IOVLEN, this.#iovPer);
+      if (vnetHdr) {
+        setPtr(dv, iov, this.#zeroHdrAddr);
+        setPtr(dv, iov + 8, VNET_HDR_LEN);
+      }
       this.#views.push(this.#data.bytes.subarray(i * frameSize, (i + 1) * frameSize));
       splitAddr(this.#slotAddr, i, this.#data.addr + i * frameSize);
     }
   }
 
+  /** Points message `count`'s header iovec at the zero header, or at a copy of vnet. */
+  #setHdr(vnet: Uint8Array | null): void {
+    if (this.#iovPer === 1) return;
+    const tx = this.#msgs.dv;
+    const iov = this.#iovOff + this.count * 2 * SIZEOF_IOVEC;
+    if (vnet === null) {
+      setPtr(tx, iov, this.#zeroHdrAddr);
+      return;
+    }
+    const h = this.#hdrOff + this.count * HDR_STRIDE;
+    const b = this.#msgs.bytes;
+    for (let k = 0; k < VNET_HDR_LEN; k++) b[h + k] = vnet[k];
+    setPtr(tx, iov, this.#msgs.addr + h);
+    this.#counters.txAggregates++;
+  }
+
+  /** Offset of message `count`'s frame iovec. */
+  #frameIov(): number {
+    return this.#iovOff + (this.count * this.#iovPer + this.#iovPer - 1) * SIZEOF_IOVEC;
+  }
+
   /** Copies buf[off, off+len) into the next slot. False (counted in txOversize) if len does not fit. */
-  send(buf: Uint8Array, off: number, len: number): boolean {
+  send(buf: Uint8Array, off: number, len: number, vnet: Uint8Array | null = null): boolean {
     if (len > this.frameSize || len <= 0) {
       this.#counters.txOversize++;
       return false;
@@ -75,7 +126,7 @@ export class TxBatch {
     const dst = this.#views[this.count];
     if (off === 0 && len === buf.length) dst.set(buf);
     else for (let k = 0; k < len; k++) dst[k] = buf[off + k];
-    this.queueSlot(this.#slotAddr, this.count, 0, len);
+    this.queueSlot(this.#slotAddr, this.count, 0, len, vnet);
     return true;
   }
 
@@ -85,13 +136,13 @@ export class TxBatch {
     return this.#views[this.count];
   }
 
-  commit(len: number): boolean {
+  commit(len: number, vnet: Uint8Array | null = null): boolean {
     if (len > this.frameSize || len <= 0) {
       this.#counters.txOversize++;
       return false;
     }
     if (this.count === this.size) this.flush();
-    this.queueSlot(this.#slotAddr, this.count, 0, len);
+    this.queueSlot(this.#slotAddr, this.count, 0, len, vnet);
     return true;
   }
 
@@ -99,10 +150,17 @@ export class TxBatch {
    * Queues len bytes at (address of slot `slot` in `addrs`, split by splitAddr) + off, flushing
    * first when the queue is full. The memory must stay valid until the next flush.
    */
-  queueSlot(addrs: Uint32Array, slot: number, off: number, len: number): void {
+  queueSlot(
+    addrs: Uint32Array,
+    slot: number,
+    off: number,
+    len: number,
+    vnet: Uint8Array | null = null,
+  ): void {
     if (this.count === this.size) this.flush();
     const tx = this.#msgs.dv;
-    const iov = this.#iovOff + this.count * SIZEOF_IOVEC;
+    this.#setHdr(vnet);
+    const iov = this.#frameIov();
     // base = slot address + off, carried across the 32-bit halves without leaving integers.
     const lo = addrs[slot * 2] + off;
     tx.setUint32(iov, lo >>> 0, true);
@@ -113,10 +171,11 @@ export class TxBatch {
   }
 
   /** Queues len bytes at a native address (zero copy), flushing first when the queue is full. */
-  queueAddress(addr: number, len: number): void {
+  queueAddress(addr: number, len: number, vnet: Uint8Array | null = null): void {
     if (this.count === this.size) this.flush();
     const tx = this.#msgs.dv;
-    const iov = this.#iovOff + this.count * SIZEOF_IOVEC;
+    this.#setHdr(vnet);
+    const iov = this.#frameIov();
     setPtr(tx, iov, addr);
     tx.setUint32(iov + 8, len, true);
     tx.setUint32(iov + 12, 0, true);
@@ -136,8 +195,10 @@ export class TxBatch {
     while (done < total) {
       const n = c.sendmmsg(this.#fd, this.#msgs.addr + done * SIZEOF_MMSGHDR, total - done, 0);
       if (n > 0) {
+        // msg_len counts the virtio_net_hdr too (packet_snd returns it in the length).
+        const hdr = this.#iovPer === 2 ? VNET_HDR_LEN : 0;
         for (let i = done; i < done + n; i++)
-          cnt.txBytes += tx.getUint32(i * SIZEOF_MMSGHDR + MMSG_LEN, true);
+          cnt.txBytes += tx.getUint32(i * SIZEOF_MMSGHDR + MMSG_LEN, true) - hdr;
         done += n;
         sent += n;
         continue;

@@ -92,6 +92,15 @@ export class Flow {
   ifindex = 0;
 
   /**
+   * GSO metadata of an aggregate (src/core/packet/vnet.ts), set by Engine.input from the offload
+   * word for every frame: gso_type (ECN bit included; 0 = a plain frame), gso_size, and whether the
+   * transport checksum is partial (NEEDS_CSUM: the field holds the pseudo-header sum).
+   */
+  gsoType = 0;
+  gsoSize = 0;
+  csumPartial = false;
+
+  /**
    * FLOW_G_* groups that may hold non-default values: those the last parseFrame wrote (all of
    * them for a flow never parsed). Only parseFrame reads it. Code that writes a field of a
    * group the parse did not write (e.g. icmpType on a TCP flow) must set the group's bit.

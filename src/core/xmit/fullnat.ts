@@ -22,12 +22,17 @@ import type { XmitEngine, XmitMethod } from "./types.js";
 /** Preallocated option bytes (no allocation per packet). */
 const toa = new Uint8Array(TCPOLEN_TOA);
 
+/** Does this packet get a TOA option: a SYN, or the first ACK of the connection? */
+function wantsToa(e: XmitEngine, c: number, f: Flow): boolean {
+  if (f.proto !== IPPROTO_TCP || (f.tcpFlags & TCP_RST) !== 0) return false;
+  if ((f.tcpFlags & TCP_SYN) !== 0) return true;
+  return (f.tcpFlags & TCP_ACK) !== 0 && (e.conns.flagsOf(c) & CONN_F_TOA_SENT) === 0;
+}
+
 function maybeAddToa(e: XmitEngine, c: number, f: Flow, mtu: number): void {
-  if (f.proto !== IPPROTO_TCP || (f.tcpFlags & TCP_RST) !== 0) return;
+  if (!wantsToa(e, c, f)) return;
   const t = e.conns;
-  const syn = (f.tcpFlags & TCP_SYN) !== 0;
-  const handshakeAck = !syn && (f.tcpFlags & TCP_ACK) !== 0 && (t.flagsOf(c) & CONN_F_TOA_SENT) === 0;
-  if (!syn && !handshakeAck) return;
+  const handshakeAck = (f.tcpFlags & TCP_SYN) === 0;
   if (f.l3End - f.l3Off + TCPOLEN_TOA > mtu) return;
   // The frame is moved to the scratch buffer, which has room to grow the TCP header.
   const s = e.scratch;
@@ -52,6 +57,15 @@ export const fullnat: XmitMethod = {
     ipv4SetDaddrDport(buf, f, t.daddrOf(c) | 0, t.dportOf(c));
     maybeAddToa(e, c, f, e.destMtuOf(d));
     return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, d, f, now);
+  },
+
+  // An aggregate that would get TOA is cut first: GSO would copy the option into every segment
+  // (and past the MSS the sender chose); only the first segment gets it. When the first segment
+  // has no room for it (maybeAddToa would skip it too), the aggregate goes out whole.
+  segmentsInbound(e: XmitEngine, c: number, f: Flow): boolean {
+    if (!wantsToa(e, c, f)) return false;
+    const first = f.payloadOff - f.l3Off + Math.min(f.gsoSize, f.l3End - f.payloadOff);
+    return first + TCPOLEN_TOA <= e.destMtuOf(e.conns.destOf(c));
   },
 
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {

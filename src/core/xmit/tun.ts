@@ -3,6 +3,10 @@
 // TOS, TTL and DF bit. When the encapsulated datagram would exceed the path MTU and the
 // client set DF, the client gets fragmentation-needed with MTU - 20 (ensure_mtu_is_adequate
 // with the tunnel's overhead), so its TCP lowers its segment size.
+//
+// A GSO aggregate is cut into segments before it is encapsulated (the engine does it:
+// segmentsInbound): a virtio_net_hdr has no gso_type for IPIP (SKB_GSO_IPXIP4), so the kernel
+// could not segment an encapsulated aggregate.
 
 import type { Flow } from "../packet/flow.js";
 import { ipipEncap } from "../packet/ipip.js";
@@ -35,6 +39,10 @@ export const tun: XmitMethod = {
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     if (!e.fitsDest(e.conns.destOf(c), f.l3End - f.l3Off, IPIP_OVERHEAD, f, f.daddr, now)) return 0;
     return encapsulate(e, c, f, now);
+  },
+
+  segmentsInbound(): boolean {
+    return true;
   },
 
   // Replies never come back through the director (same shape as nat/fullnat: one call site).

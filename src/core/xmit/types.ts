@@ -45,6 +45,11 @@ export interface XmitMethod {
   readonly name: string;
   /** Client → real server. */
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number;
+  /**
+   * For a GSO aggregate (f.gsoType set): must it be cut into segments before inbound() (true), or
+   * can inbound() rewrite it once and send it whole (absent or false)?
+   */
+  segmentsInbound?(e: XmitEngine, c: number, f: Flow): boolean;
   /** Real server → client (NAT, FULLNAT); absent when replies never cross the director. */
   outbound?(e: XmitEngine, c: number, f: Flow, now: number): number;
   /** ICMP error from the client side about connection c (embedded header is a reply packet). */

@@ -1,0 +1,102 @@
+// Software segmentation of an IPv4 TCP or UDP (UDP_L4) aggregate: what the kernel's GSO
+// (net/ipv4/tcp_offload.c tcp_gso_segment, net/ipv4/udp_offload.c __udp_gso_segment) does when
+// a device cannot, for the cases where tsvs cannot hand the aggregate back with a virtio_net_hdr:
+// IPIP (TUN: virtio_net_hdr has no way to say SKB_GSO_IPXIP4) and a TCP option inserted into one
+// segment (FULLNAT's TOA: GSO would copy it into every segment).
+//
+// Segment k of an aggregate whose payload is cut in gso_size pieces carries the aggregate's
+// headers with: IP total length and header checksum for its size, IP id + k (as the kernel does
+// for TCPv4 without SKB_GSO_TCP_FIXEDID; UDP segments likewise), TCP seq + k × gso_size, CWR only
+// on the first segment, FIN and PSH only on the last; UDP length for its size. Every segment gets
+// a full transport checksum: the aggregate's checksum field (a partial one) is never reused.
+
+import { readU16, readU32, writeU16, writeU32 } from "../addr.js";
+import { moveBytes } from "./bytes.js";
+import { ipv4HeaderChecksum, l4ChecksumV4 } from "./csum.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "./flow.js";
+import { IP_CHECK, IP_ID, IP_TOTLEN } from "./ipv4.js";
+
+const TCP_FIN_PSH = 0x09;
+const TCP_CWR = 0x80;
+
+/** Number of segments of a payload of `payload` bytes cut in `mss` pieces (at least 1). */
+export function gsoSegmentCount(payload: number, mss: number): number {
+  if (mss <= 0 || payload <= 0) return 1;
+  return Math.ceil(payload / mss);
+}
+
+/**
+ * Builds segment k of the aggregate src[l3, end) (transport header at l4, payload at pay) into
+ * out at outL3, and returns the segment's IP length (0 when out is too small or the protocol is not
+ * TCP/UDP). The header bytes [l3, pay) are copied as they are (already rewritten, if the caller
+ * rewrote the aggregate), then the per-segment fields above are set.
+ */
+export function gsoBuildSegment(
+  out: Uint8Array,
+  outL3: number,
+  src: Uint8Array,
+  l3: number,
+  l4: number,
+  pay: number,
+  end: number,
+  mss: number,
+  k: number,
+): number {
+  const proto = src[l3 + 9];
+  if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return 0;
+  const hlen = pay - l3;
+  const payload = end - pay;
+  const n = gsoSegmentCount(payload, mss);
+  if (k < 0 || k >= n) return 0;
+  const step = mss > 0 ? mss : payload;
+  const from = pay + k * step;
+  const chunk = Math.min(step, end - from);
+  const total = hlen + (chunk > 0 ? chunk : 0);
+  if (outL3 + total > out.length) return 0;
+  moveBytes(out, outL3, src, l3, hlen);
+  if (chunk > 0) moveBytes(out, outL3 + hlen, src, from, chunk);
+  writeU16(out, outL3 + IP_TOTLEN, total);
+  writeU16(out, outL3 + IP_ID, (readU16(src, l3 + IP_ID) + k) & 0xffff);
+  writeU16(out, outL3 + IP_CHECK, 0);
+  writeU16(out, outL3 + IP_CHECK, ipv4HeaderChecksum(out, outL3));
+  const o4 = outL3 + (l4 - l3);
+  const l4Len = total - (l4 - l3);
+  if (proto === IPPROTO_TCP) {
+    writeU32(out, o4 + 4, (readU32(src, l4 + 4) + k * step) >>> 0);
+    let flags = src[l4 + 13];
+    if (k > 0) flags &= ~TCP_CWR;
+    if (k < n - 1) flags &= ~TCP_FIN_PSH;
+    out[o4 + 13] = flags;
+    writeU16(out, o4 + 16, l4ChecksumV4(out, outL3, o4, l4Len, IPPROTO_TCP));
+  } else {
+    writeU16(out, o4 + 4, l4Len);
+    writeU16(out, o4 + 6, l4ChecksumV4(out, outL3, o4, l4Len, IPPROTO_UDP));
+  }
+  return total;
+}
+
+/**
+ * The value a CHECKSUM_PARTIAL TCP/UDP checksum field holds: the folded (not complemented)
+ * pseudo-header sum of the datagram at l3 (addresses, protocol, transport length), which the
+ * device (or the kernel's GSO) completes over the transport header and payload. Written after
+ * addresses and ports were rewritten, it replaces whatever incremental updates did to the field.
+ */
+export function writePseudoHeaderSum(
+  buf: Uint8Array,
+  l3: number,
+  l4: number,
+  end: number,
+  field: number,
+): void {
+  const l4Len = end - l4;
+  let s =
+    readU16(buf, l3 + 12) +
+    readU16(buf, l3 + 14) +
+    readU16(buf, l3 + 16) +
+    readU16(buf, l3 + 18) +
+    buf[l3 + 9];
+  s += (l4Len >>> 16) + (l4Len & 0xffff);
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  writeU16(buf, l4 + field, s);
+}
