@@ -6,9 +6,11 @@
 // Accepts IPIP addressed to any local address of the host, on any interface, as the kernel's
 // fallback tunnel tunl0 does: a real server with a link toward the director and another toward the
 // clients is tunnelled to the first link's address, which is not the default route's (issue 10).
-// The addresses are read at start and again every ADDR_REFRESH_MS, and at once (at most every
-// ADDR_MISS_REFRESH_MS) when a datagram comes for one not known yet. --local restricts it to a fixed
-// list, as `ip tunnel add … local A` would.
+// The addresses are read (`ip -j -4 addr`) at start and again whenever rtnetlink reports an IPv4
+// address change (RTMGRP_IPV4_IFADDR, looked at every RTNL_CHECK_MS while packets flow and on each
+// idle receive timeout; every ADDR_REFRESH_MS instead when no netlink socket can be had), and at
+// once (at most every ADDR_MISS_REFRESH_MS) when a datagram comes for one not known yet. --local
+// restricts it to a fixed list, as `ip tunnel add … local A` would.
 //
 // Receive: a raw IPv4 socket for protocol 4. Linux hands it every IPIP datagram addressed to a
 // local address, reassembled and past the INPUT hook, with its outer header. It also matters that
@@ -27,6 +29,7 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { addressOf, EAGAIN, EINTR, libc, SOL_SOCKET, SyscallError } from "../io/libc.js";
+import { RTMGRP_IPV4_IFADDR, RtnlSocket } from "../io/rtnetlink.js";
 
 const AF_INET = 2;
 const SOCK_RAW = 3;
@@ -155,8 +158,10 @@ export function hostAddresses(): Uint32Array {
   return Uint32Array.from(new Set(out));
 }
 
-/** How often the host's addresses are re-read while packets flow or the socket is idle. */
+/** How often the host's addresses are re-read without rtnetlink. */
 export const ADDR_REFRESH_MS = 2000;
+/** How often the rtnetlink socket is drained while packets flow (one non-blocking recv). */
+export const RTNL_CHECK_MS = 100;
 /** A packet to an address not (yet) known re-reads them at once, at most this often. */
 export const ADDR_MISS_REFRESH_MS = 200;
 /** At most this many distinct tunnel sources are remembered (doctor finds the director from them). */
@@ -179,6 +184,8 @@ export interface DecapStats extends DecapCounters {
   tun: string;
   startedAt: string;
   accept: "host" | "fixed";
+  /** How the host's addresses are followed ("host" only). */
+  follow: "rtnetlink" | "poll" | null;
   addresses: string[];
   sources: string[];
   lastNotLocal: string | null;
@@ -203,6 +210,15 @@ export function runDecap(opts: DecapOptions): DecapCounters {
   const follow = opts.local === null;
   let accept = opts.local ?? hostAddresses();
   let refreshedAt = Date.now();
+  let rtnl: RtnlSocket | null = null;
+  if (follow) {
+    try {
+      rtnl = RtnlSocket.open(RTMGRP_IPV4_IFADDR);
+    } catch {
+      rtnl = null; // polled instead
+    }
+  }
+  let rtnlCheckedAt = 0;
   const refresh = (now: number): void => {
     refreshedAt = now;
     try {
@@ -225,6 +241,7 @@ export function runDecap(opts: DecapOptions): DecapCounters {
       tun: opts.tun,
       startedAt,
       accept: follow ? "host" : "fixed",
+      follow: !follow ? null : rtnl !== null ? "rtnetlink" : "poll",
       addresses: Array.from(accept, fmtU32),
       ...cnt,
       sources: Array.from(sources.subarray(0, nSources), fmtU32),
@@ -244,7 +261,13 @@ export function runDecap(opts: DecapOptions): DecapCounters {
     // errno first: the refresh below runs a process, which overwrites it.
     const e = len < 0 ? c.errno() : 0;
     const now = Date.now();
-    if (follow && now - refreshedAt >= ADDR_REFRESH_MS) refresh(now);
+    if (rtnl !== null) {
+      if (len < 0 || now - rtnlCheckedAt >= RTNL_CHECK_MS) {
+        rtnlCheckedAt = now;
+        const r = rtnl.read();
+        if (r.datagrams > 0 || r.lost) refresh(now);
+      }
+    } else if (follow && now - refreshedAt >= ADDR_REFRESH_MS) refresh(now);
     if (len < 0) {
       if (e !== EAGAIN && e !== EINTR) throw new SyscallError("recv(IPIP)", e);
       writeStats(now);
@@ -278,6 +301,7 @@ export function runDecap(opts: DecapOptions): DecapCounters {
     if (end !== 0 && now > end) break;
   }
   writeStats(Date.now());
+  rtnl?.close();
   c.close(sock);
   c.close(tunFd);
   c.koffi.free(mem);

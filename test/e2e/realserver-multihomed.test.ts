@@ -68,6 +68,8 @@ function curl(): { status: number; stdout: string } {
 }
 
 interface Stats {
+  follow: string | null;
+  addresses: string[];
   received: number;
   delivered: number;
   notLocal: number;
@@ -216,10 +218,16 @@ describe(
       }
     });
 
-    it("TUN: an address added after the decapsulator started is accepted at once", async () => {
+    it("TUN: an address added after the decapsulator started is followed and tunnelled to", async () => {
       const extra = "198.18.21.99";
       ip("-n", R, "addr", "add", `${extra}/24`, "dev", "eth0");
       try {
+        // rtnetlink tells the decapsulator before any datagram comes for the new address.
+        assert.equal(decapStats()?.follow, "rtnetlink");
+        assert.ok(
+          await waitFor(() => decapStats()?.addresses.includes(extra) === true, 3000),
+          `address list followed: ${JSON.stringify(decapStats())}`,
+        );
         services("-i", extra);
         assert.equal(
           udpAsk(),
