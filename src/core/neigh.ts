@@ -287,6 +287,21 @@ export class NeighCache {
     return m.delete(ip | 0);
   }
 
+  /**
+   * Forgets every neighbour of one interface, with the frames queued for them: the interface went
+   * away or took another MAC (what was learned there may no longer hold). Returns how many.
+   */
+  flushIface(ifindex: number): number {
+    const m = this.maps.get(ifindex);
+    if (m === undefined) return 0;
+    for (const n of m.values()) {
+      n.dead = true;
+      n.queue.length = 0;
+    }
+    this.maps.delete(ifindex);
+    return m.size;
+  }
+
   clear(): void {
     for (const m of this.maps.values()) for (const n of m.values()) n.dead = true;
     this.maps.clear();

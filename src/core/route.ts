@@ -66,6 +66,8 @@ export class RouteTable {
   readonly ifaces: Iface[] = [];
   private readonly byIndex = new Map<number, Iface>();
   private routes: RouteEntry[] = [];
+  /** What the host delivers locally (see setHostLocal); null = no such restriction. */
+  private hostLocal: { dst: number; mask: number }[] | null = null;
 
   addIface(c: IfaceConfig): Iface {
     const i = new Iface(c);
@@ -73,6 +75,42 @@ export class RouteTable {
     this.byIndex.set(i.ifindex, i);
     for (const a of i.addrs) this.insert(a.addr, a.prefix, 0, i);
     return i;
+  }
+
+  /**
+   * Replaces every interface and route (the host changed under the daemon). Routes through an
+   * interface that is not given are left out, as the kernel takes a device's routes with it.
+   */
+  replace(ifaces: readonly IfaceConfig[], routes: readonly RouteConfig[]): void {
+    this.ifaces.length = 0;
+    this.byIndex.clear();
+    this.routes = [];
+    for (const c of ifaces) this.addIface(c);
+    for (const r of routes) if (this.byIndex.has(r.ifindex)) this.addRoute(r);
+  }
+
+  /**
+   * The host's locally delivered addresses (its interfaces' addresses and `local` routes, which is
+   * where the kernel's IPVS sees requests: LOCAL_IN), or null to serve virtual addresses wherever
+   * they are. With a list, a VIP is served only while the host has it: an address VRRP moves away
+   * stops being answered here.
+   */
+  setHostLocal(nets: readonly IfaceAddr[] | null): void {
+    this.hostLocal =
+      nets === null
+        ? null
+        : nets.map((n) => {
+            const mask = prefixToMask(n.prefix);
+            return { dst: (n.addr & mask) >>> 0, mask };
+          });
+  }
+
+  /** May a virtual address be served (addr as the u32 or its int32 bits)? Always, unless setHostLocal gave a list. */
+  hostDelivers(addr: number): boolean {
+    const nets = this.hostLocal;
+    if (nets === null) return true;
+    for (let i = 0; i < nets.length; i++) if ((addr & nets[i].mask) >>> 0 === nets[i].dst) return true;
+    return false;
   }
 
   iface(ifindex: number): Iface | undefined {
