@@ -145,7 +145,8 @@ export function rpFilterFinding(r: RpFilterInput): Finding {
   if (!clientsElsewhere)
     return { level: "ok", what, detail: `${meaning}; clients are routed through ${r.ifname}` };
   const why = `client addresses are routed via ${r.clientDev}, so packets the director forwards from them into ${r.ifname} are dropped`;
-  const drops = r.rpDrops > 0 ? ` (the kernel has dropped ${r.rpDrops} packets by rp_filter in this namespace)` : "";
+  const drops =
+    r.rpDrops > 0 ? ` (the kernel has dropped ${r.rpDrops} packets by rp_filter in this namespace)` : "";
   if (r.director || r.rpDrops > 0) {
     return {
       level: "FAIL",
