@@ -1,5 +1,5 @@
-// Packet codecs: fixtures built by hand (test-local builder, reference checksum), parse fields,
-// and every rewrite checked against a full checksum recomputation.
+// Packet codecs: fixtures built by test/support/packet-builder (independent of the codecs), parse
+// fields, and every rewrite checked against a full checksum recomputation.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -84,52 +84,110 @@ import {
 } from "../../src/core/packet/tcp.js";
 
 import {
-  type Bytes,
   be16,
   be32,
-  ethFrame,
-  type IpSpec,
-  icmpMsg,
-  ip4,
-  ipv4Dgram,
-  MAC_A,
-  MAC_B,
-  pseudo,
-  refCsum,
-  refIpOk,
-  refL4Ok,
-  refSum,
+  ETH_P_ARP,
+  ETH_P_IP,
+  ethTaggedFrame,
+  get16,
+  get32,
+  type Ipv4Overrides,
+  type Ipv4Spec,
+  icmpMessage,
+  inetChecksum,
+  ip,
+  ipv4HeaderOk,
+  ipv4WithOverrides,
+  l4ChecksumOk,
+  mac,
+  onesSum,
+  PROTO_TCP,
+  PROTO_UDP,
+  pseudoHeader,
   type TcpSpec,
-  tcpSeg,
-  u16,
-  u32,
-  udpSeg,
-} from "../support/ref-builder.js";
+  tcpSegment,
+  tcpSegmentWithDoff,
+  type UdpSpec,
+  udpDatagram,
+  udpDatagramWithLength,
+} from "../support/packet-builder.js";
 
-const CIP = ip4("192.0.2.10");
-const VIP = ip4("10.0.0.100");
-const RIP = ip4("10.0.1.11");
-const LIP = ip4("10.0.1.250");
+const CIP = ip("192.0.2.10");
+const VIP = ip("10.0.0.100");
+const RIP = ip("10.0.1.11");
+const LIP = ip("10.0.1.250");
 
 function parsed(frame: Uint8Array, len = frame.length): { f: Flow; r: number } {
   const f = new Flow();
   const r = parseFrame(frame, len, f, 3);
   return { f, r };
 }
-function tcpFrame(spec: Partial<TcpSpec> = {}, ip: Partial<IpSpec> = {}, pad = 0): Uint8Array {
-  const saddr = ip.saddr ?? CIP;
-  const daddr = ip.daddr ?? VIP;
-  const seg = tcpSeg({ sport: 40000, dport: 80, ...spec }, saddr, daddr);
-  return ethFrame(0x0800, ipv4Dgram({ proto: 6, saddr, daddr, ...ip }, seg), [], pad);
-}
-function udpFrame(
-  spec: { sport?: number; dport?: number; payload?: Bytes; len?: number; nocsum?: boolean } = {},
-  ip: Partial<IpSpec> = {},
+const MAC_A = mac("02:00:00:00:00:0a");
+const MAC_B = mac("02:00:00:00:00:0b");
+
+/** Ethernet MAC_B → MAC_A around `payload`, with VLAN tags (outermost first) and padding. */
+function eth(
+  type: number,
+  payload: ArrayLike<number>,
+  tags: ReadonlyArray<readonly [number, number]> = [],
+  pad = 0,
 ): Uint8Array {
-  const saddr = ip.saddr ?? CIP;
-  const daddr = ip.daddr ?? VIP;
-  const seg = udpSeg({ sport: 5353, dport: 53, ...spec }, saddr, daddr);
-  return ethFrame(0x0800, ipv4Dgram({ proto: 17, saddr, daddr, ...ip }, seg));
+  return ethTaggedFrame(MAC_A, MAC_B, tags, type, Uint8Array.from(payload), pad);
+}
+
+interface IpOpts extends Partial<Omit<Ipv4Spec, "payload" | "options">>, Ipv4Overrides {
+  options?: ArrayLike<number>;
+}
+
+/** An IPv4 datagram, DF set unless `o` says otherwise (as most senders do). */
+function dgram(
+  o: IpOpts & { proto: number; src: number; dst: number },
+  payload: ArrayLike<number> = [],
+): Uint8Array {
+  const options = Uint8Array.from(o.options ?? []);
+  return ipv4WithOverrides({ df: true, ...o, options, payload: Uint8Array.from(payload) }, o);
+}
+
+function icmp(type: number, code: number, rest: number, data: ArrayLike<number> = []): Uint8Array {
+  return icmpMessage({ type, code, rest, data: Uint8Array.from(data) });
+}
+
+interface TcpOpts extends Partial<Omit<TcpSpec, "options" | "payload">> {
+  options?: ArrayLike<number>;
+  payload?: ArrayLike<number>;
+  /** Data offset field (words) written over the true one. */
+  doff?: number;
+}
+
+function tcpFrame(t: TcpOpts = {}, o: IpOpts = {}, pad = 0): Uint8Array {
+  const src = o.src ?? CIP;
+  const dst = o.dst ?? VIP;
+  const spec: TcpSpec = {
+    sport: 40000,
+    dport: 80,
+    seq: 0,
+    flags: 0,
+    ...t,
+    options: Uint8Array.from(t.options ?? []),
+    payload: Uint8Array.from(t.payload ?? []),
+  };
+  const seg = t.doff === undefined ? tcpSegment(src, dst, spec) : tcpSegmentWithDoff(src, dst, spec, t.doff);
+  return eth(ETH_P_IP, dgram({ ...o, proto: PROTO_TCP, src, dst }, seg), [], pad);
+}
+
+interface UdpOpts extends Partial<Omit<UdpSpec, "payload">> {
+  payload?: ArrayLike<number>;
+  /** UDP length field written over the true one. */
+  len?: number;
+}
+
+function udpFrame(u: UdpOpts = {}, o: IpOpts = {}): Uint8Array {
+  const src = o.src ?? CIP;
+  const dst = o.dst ?? VIP;
+  const spec: UdpSpec = { sport: 5353, dport: 53, ...u, payload: Uint8Array.from(u.payload ?? []) };
+  const seg =
+    u.len === undefined ? udpDatagram(src, dst, spec) : udpDatagramWithLength(src, dst, spec, u.len);
+  return eth(ETH_P_IP, dgram({ ...o, proto: PROTO_UDP, src, dst }, seg));
 }
 
 describe("csum", () => {
@@ -183,31 +241,28 @@ describe("csum", () => {
           // All-zero data is the one case where eqn. 3 yields +0 for a -0 sum; no IPv4/L4 header
           // (version byte, pseudo-header protocol) can be all zeros.
           if (b === 0 && other === 0) continue;
-          const c0 = refCsum(before);
+          const c0 = inetChecksum(before);
           const c1 = csumReplace16(c0, a, b);
           // One's complement: 0x0000 and 0xffff are the same value; both must verify.
-          assert.equal(refSum([...after, ...be16(c1)]), 0xffff, `16 ${a} -> ${b} (${other})`);
+          assert.equal(onesSum(after, be16(c1)), 0xffff, `16 ${a} -> ${b} (${other})`);
         }
     const addrs = [0, 0xffffffff, 0x0a000064, 0xc000020a, 0x0000ffff, 0xffff0000];
     for (const a of addrs)
       for (const b of addrs) {
-        const c0 = refCsum([...be32(a), 0x12, 0x34]);
+        const c0 = inetChecksum(be32(a), Uint8Array.of(0x12, 0x34));
         const c1 = csumReplace32(c0, a, b);
-        assert.equal(refSum([...be32(b), 0x12, 0x34, ...be16(c1)]), 0xffff, `32 ${a} -> ${b}`);
+        assert.equal(onesSum(be32(b), Uint8Array.of(0x12, 0x34), be16(c1)), 0xffff, `32 ${a} -> ${b}`);
       }
   });
 
   it("computes L4 checksums with the pseudo-header (and none for ICMP)", () => {
     const fr = tcpFrame({ payload: [1, 2, 3] });
-    assert.equal(l4ChecksumV4(fr, 14, 34, fr.length - 34, 6), u16(fr, 34 + 16));
+    assert.equal(l4ChecksumV4(fr, 14, 34, fr.length - 34, 6), get16(fr, 34 + 16));
     assert.ok(verifyL4V4(fr, 14, 34, fr.length - 34, 6));
     fr[fr.length - 1] ^= 1;
     assert.ok(!verifyL4V4(fr, 14, 34, fr.length - 34, 6));
-    const ic = ethFrame(
-      0x0800,
-      ipv4Dgram({ proto: 1, saddr: CIP, daddr: VIP }, icmpMsg(8, 0, 0x00070001, [9, 9])),
-    );
-    assert.equal(l4ChecksumV4(ic, 14, 34, ic.length - 34, 1), u16(ic, 36));
+    const ic = eth(ETH_P_IP, dgram({ proto: 1, src: CIP, dst: VIP }, icmp(8, 0, 0x00070001, [9, 9])));
+    assert.equal(l4ChecksumV4(ic, 14, 34, ic.length - 34, 1), get16(ic, 36));
     assert.ok(verifyL4V4(ic, 14, 34, ic.length - 34, 1));
     assert.ok(!verifyL4V4(ic, 14, 34, ic.length - 33, 1), "segment beyond the buffer");
   });
@@ -215,17 +270,17 @@ describe("csum", () => {
   it("returns 0xffff for a UDP checksum that computes to 0, and accepts UDP checksum 0 as none", () => {
     // Choose the last payload word so that the sum of everything but the checksum is 0xffff.
     const base = udpFrame({ payload: [0, 0] });
-    const ph = pseudo(CIP, VIP, 17, base.length - 34);
-    const seg = Array.from(base.subarray(34));
+    const ph = pseudoHeader(CIP, VIP, PROTO_UDP, base.length - 34);
+    const seg = base.slice(34);
     seg[6] = 0;
     seg[7] = 0;
-    const s = refSum([...ph, ...seg]);
+    const s = onesSum(ph, seg);
     const w = 0xffff - s;
     base[base.length - 2] = w >>> 8;
     base[base.length - 1] = w & 255;
     assert.equal(l4ChecksumV4(base, 14, 34, base.length - 34, 17), 0xffff);
-    const nocs = udpFrame({ nocsum: true, payload: [1, 2, 3] });
-    assert.equal(u16(nocs, 40), 0);
+    const nocs = udpFrame({ noChecksum: true, payload: [1, 2, 3] });
+    assert.equal(get16(nocs, 40), 0);
     assert.ok(verifyL4V4(nocs, 14, 34, nocs.length - 34, 17));
   });
 });
@@ -234,14 +289,14 @@ describe("ipv4SetSaddrSport / ipv4SetDaddrDport", () => {
   const frames: Array<[string, () => Uint8Array]> = [
     ["TCP", () => tcpFrame({ payload: [1, 2, 3] })],
     ["UDP", () => udpFrame({ payload: [1, 2, 3, 4] })],
-    ["UDP without checksum", () => udpFrame({ nocsum: true, payload: [1, 2] })],
+    ["UDP without checksum", () => udpFrame({ noChecksum: true, payload: [1, 2] })],
   ];
   for (const [name, make] of frames) {
     it(`gives the bytes and flow of the two separate rewrites (${name})`, () => {
       // Addresses above and below 2^31, passed as u32 and as int32 bits.
       for (const [addr, port] of [
         [RIP, 8080],
-        [ip4("203.0.113.7"), 1],
+        [ip("203.0.113.7"), 1],
         [CIP | 0, 65535],
       ]) {
         const a = parsed(make());
@@ -283,13 +338,13 @@ describe("eth", () => {
 
   it("writes the header and compares/copies MACs", () => {
     const b = new Uint8Array(20);
-    writeEthHeader(b, 2, BROADCAST_MAC, Uint8Array.from(MAC_A), 0x0806);
+    writeEthHeader(b, 2, BROADCAST_MAC, MAC_A, 0x0806);
     assert.deepEqual(Array.from(b.subarray(2, 16)), [255, 255, 255, 255, 255, 255, ...MAC_A, 0x08, 0x06]);
-    assert.ok(macEquals(b, 8, Uint8Array.from(MAC_A), 0));
-    assert.ok(!macEquals(b, 2, Uint8Array.from(MAC_A), 0));
+    assert.ok(macEquals(b, 8, MAC_A, 0));
+    assert.ok(!macEquals(b, 2, MAC_A, 0));
     assert.ok(!macEquals(b, 16, b, 2), "out of bounds is not equal");
     copyMac(b, 3, b, 8);
-    assert.deepEqual(Array.from(b.subarray(3, 9)), MAC_A);
+    assert.deepEqual(Array.from(b.subarray(3, 9)), [...MAC_A]);
   });
 });
 
@@ -353,15 +408,15 @@ describe("parseFrame", () => {
   });
 
   it("skips 802.1Q and 802.1ad tags and keeps the outer TCI", () => {
-    const seg = udpSeg({ sport: 1, dport: 2, payload: [7] }, CIP, VIP);
-    const dg = ipv4Dgram({ proto: 17, saddr: CIP, daddr: VIP }, seg);
-    const one = parsed(ethFrame(0x0800, dg, [[0x8100, 0x2064]]));
+    const seg = udpDatagram(CIP, VIP, { sport: 1, dport: 2, payload: Uint8Array.of(7) });
+    const dg = dgram({ proto: 17, src: CIP, dst: VIP }, seg);
+    const one = parsed(eth(ETH_P_IP, dg, [[0x8100, 0x2064]]));
     assert.equal(one.r, PARSE_OK);
     assert.equal(one.f.vlan, 0x2064);
     assert.equal(one.f.l3Off, 18);
     assert.equal(one.f.dport, 2);
     const two = parsed(
-      ethFrame(0x0800, dg, [
+      eth(ETH_P_IP, dg, [
         [0x88a8, 0x0123],
         [0x8100, 0x0064],
       ]),
@@ -374,8 +429,8 @@ describe("parseFrame", () => {
   });
 
   it("parses IPv4 options (IHL 6) and finds the transport header after them", () => {
-    const seg = udpSeg({ sport: 9, dport: 10 }, CIP, VIP);
-    const fr = ethFrame(0x0800, ipv4Dgram({ proto: 17, saddr: CIP, daddr: VIP, options: [1, 1, 1, 0] }, seg));
+    const seg = udpDatagram(CIP, VIP, { sport: 9, dport: 10 });
+    const fr = eth(ETH_P_IP, dgram({ proto: 17, src: CIP, dst: VIP, options: [1, 1, 1, 0] }, seg));
     const { f, r } = parsed(fr);
     assert.equal(r, PARSE_OK);
     assert.equal(f.l4Off, 14 + 24);
@@ -384,14 +439,14 @@ describe("parseFrame", () => {
   });
 
   it("recognises fragments: ports from the first one only", () => {
-    const first = parsed(tcpFrame({ sport: 1111, dport: 80 }, { frag: 0x2000 }));
+    const first = parsed(tcpFrame({ sport: 1111, dport: 80 }, { mf: true, df: false }));
     assert.equal(first.r, PARSE_OK);
     assert.equal(first.f.fragment, true);
     assert.equal(first.f.firstFragment, true);
     assert.equal(first.f.sport, 1111);
     assert.equal(first.f.df, false);
     // A non-first fragment's bytes are payload: even garbage where a header would be is fine.
-    const later = ethFrame(0x0800, ipv4Dgram({ proto: 6, saddr: CIP, daddr: VIP, frag: 185 }, [1, 2, 3]));
+    const later = eth(ETH_P_IP, dgram({ proto: 6, src: CIP, dst: VIP, fragOff: 185, df: false }, [1, 2, 3]));
     const l = parsed(later);
     assert.equal(l.r, PARSE_OK);
     assert.equal(l.f.fragment, true);
@@ -401,21 +456,21 @@ describe("parseFrame", () => {
     assert.equal(l.f.l4Off, 34);
     assert.equal(l.f.payloadOff, 34);
     // A first UDP fragment's length covers the whole datagram.
-    const ufrag = parsed(udpFrame({ len: 3000, payload: [1, 2, 3, 4] }, { frag: 0x2000 }));
+    const ufrag = parsed(udpFrame({ len: 3000, payload: [1, 2, 3, 4] }, { mf: true, df: false }));
     assert.equal(ufrag.r, PARSE_OK);
     assert.equal(ufrag.f.dport, 53);
   });
 
   it("parses ARP (Ethernet/IPv4) and sets its fields", () => {
     const body = new Uint8Array(ARP_LEN);
-    writeArp(body, 0, ARP_REQUEST, Uint8Array.from(MAC_B), CIP, new Uint8Array(6), VIP);
-    const { f, r } = parsed(ethFrame(0x0806, Array.from(body), [], 18));
+    writeArp(body, 0, ARP_REQUEST, MAC_B, CIP, new Uint8Array(6), VIP);
+    const { f, r } = parsed(eth(ETH_P_ARP, Array.from(body), [], 18));
     assert.equal(r, PARSE_ARP);
     assert.equal(f.arpOp, ARP_REQUEST);
     assert.equal(f.arpSpa, CIP);
     assert.equal(f.arpTpa, VIP);
     assert.equal(f.l3Off, 14);
-    assert.deepEqual(Array.from(f.buf.subarray(f.l3Off + 8, f.l3Off + 14)), MAC_B);
+    assert.deepEqual(Array.from(f.buf.subarray(f.l3Off + 8, f.l3Off + 14)), [...MAC_B]);
   });
 
   it("resets every field between frames", () => {
@@ -423,8 +478,8 @@ describe("parseFrame", () => {
     parseFrame(tcpFrame({ sport: 1, dport: 2, flags: 0x12, seq: 5 }), 60, f, 1);
     f.fwmark = 99;
     const body = new Uint8Array(ARP_LEN);
-    writeArp(body, 0, ARP_REPLY, Uint8Array.from(MAC_B), CIP, Uint8Array.from(MAC_A), VIP);
-    const fr = ethFrame(0x0806, Array.from(body));
+    writeArp(body, 0, ARP_REPLY, MAC_B, CIP, MAC_A, VIP);
+    const fr = eth(ETH_P_ARP, Array.from(body));
     assert.equal(parseFrame(fr, fr.length, f, 2), PARSE_ARP);
     const fresh = new Flow();
     parseFrame(fr, fr.length, fresh, 2);
@@ -433,18 +488,15 @@ describe("parseFrame", () => {
 
   it("parses ICMP echo ids and the header embedded in errors", () => {
     const echo = parsed(
-      ethFrame(0x0800, ipv4Dgram({ proto: 1, saddr: CIP, daddr: VIP }, icmpMsg(8, 0, 0x04d20001, [1, 2]))),
+      eth(ETH_P_IP, dgram({ proto: 1, src: CIP, dst: VIP }, icmp(8, 0, 0x04d20001, [1, 2]))),
     );
     assert.equal(echo.r, PARSE_OK);
     assert.equal(echo.f.icmpType, 8);
     assert.equal(echo.f.icmpId, 0x04d2);
     assert.equal(echo.f.hasInner, false);
 
-    const orig = ipv4Dgram(
-      { proto: 17, saddr: VIP, daddr: CIP },
-      udpSeg({ sport: 53, dport: 5353 }, VIP, CIP),
-    );
-    const err = ethFrame(0x0800, ipv4Dgram({ proto: 1, saddr: CIP, daddr: VIP }, icmpMsg(3, 3, 0, orig)));
+    const orig = dgram({ proto: 17, src: VIP, dst: CIP }, udpDatagram(VIP, CIP, { sport: 53, dport: 5353 }));
+    const err = eth(ETH_P_IP, dgram({ proto: 1, src: CIP, dst: VIP }, icmp(3, 3, 0, orig)));
     const e = parsed(err);
     assert.equal(e.r, PARSE_OK);
     assert.equal(e.f.icmpType, 3);
@@ -459,20 +511,14 @@ describe("parseFrame", () => {
     assert.equal(e.f.innerSport, 53);
     assert.equal(e.f.innerDport, 5353);
 
-    const short = ethFrame(
-      0x0800,
-      ipv4Dgram({ proto: 1, saddr: CIP, daddr: VIP }, icmpMsg(11, 0, 0, orig.slice(0, 24))),
-    );
+    const short = eth(ETH_P_IP, dgram({ proto: 1, src: CIP, dst: VIP }, icmp(11, 0, 0, orig.slice(0, 24))));
     const s = parsed(short);
     assert.equal(s.r, PARSE_OK);
     assert.equal(s.f.hasInner, true);
     assert.equal(s.f.innerHasPorts, false, "only 4 bytes of L4 quoted");
     assert.equal(s.f.innerSport, 0);
 
-    const junk = ethFrame(
-      0x0800,
-      ipv4Dgram({ proto: 1, saddr: CIP, daddr: VIP }, icmpMsg(3, 1, 0, [0x60, 1, 2, 3])),
-    );
+    const junk = eth(ETH_P_IP, dgram({ proto: 1, src: CIP, dst: VIP }, icmp(3, 1, 0, [0x60, 1, 2, 3])));
     const j = parsed(junk);
     assert.equal(j.r, PARSE_OK);
     assert.equal(j.f.hasInner, false);
@@ -481,43 +527,43 @@ describe("parseFrame", () => {
   const fixtures: Array<{ name: string; frame: () => Uint8Array; len?: number; code: number }> = [
     { name: "frame shorter than Ethernet", frame: () => new Uint8Array(13), code: PARSE_ERR_ETH_TRUNC },
     { name: "empty frame", frame: () => new Uint8Array(0), code: PARSE_ERR_ETH_TRUNC },
-    { name: "VLAN tag cut", frame: () => ethFrame(0x8100, [0, 1]), code: PARSE_ERR_VLAN_TRUNC },
-    { name: "IPv6 is other", frame: () => ethFrame(0x86dd, new Array(40).fill(0x60)), code: PARSE_OTHER },
+    { name: "VLAN tag cut", frame: () => eth(0x8100, [0, 1]), code: PARSE_ERR_VLAN_TRUNC },
+    { name: "IPv6 is other", frame: () => eth(0x86dd, new Array(40).fill(0x60)), code: PARSE_OTHER },
     {
       name: "802.3 length/LLC is other",
-      frame: () => ethFrame(0x0026, new Array(38).fill(0x42)),
+      frame: () => eth(0x0026, new Array(38).fill(0x42)),
       code: PARSE_OTHER,
     },
-    { name: "LLDP is other", frame: () => ethFrame(0x88cc, [2, 7]), code: PARSE_OTHER },
-    { name: "IP header cut", frame: () => ethFrame(0x0800, [0x45, 0, 0, 20]), code: PARSE_ERR_IP_TRUNC },
+    { name: "LLDP is other", frame: () => eth(0x88cc, [2, 7]), code: PARSE_OTHER },
+    { name: "IP header cut", frame: () => eth(ETH_P_IP, [0x45, 0, 0, 20]), code: PARSE_ERR_IP_TRUNC },
     {
       name: "IP version 6 in an IPv4 frame",
-      frame: () => ethFrame(0x0800, ipv4Dgram({ ver: 6, proto: 6, saddr: CIP, daddr: VIP }, [])),
+      frame: () => eth(ETH_P_IP, dgram({ version: 6, proto: 6, src: CIP, dst: VIP }, [])),
       code: PARSE_ERR_IP_VERSION,
     },
     {
       name: "IHL 4",
-      frame: () => ethFrame(0x0800, ipv4Dgram({ ihl: 4, proto: 6, saddr: CIP, daddr: VIP }, [0, 0, 0, 0])),
+      frame: () => eth(ETH_P_IP, dgram({ ihl: 4, proto: 6, src: CIP, dst: VIP }, [0, 0, 0, 0])),
       code: PARSE_ERR_IP_IHL,
     },
     {
       name: "IHL beyond the frame",
-      frame: () => ethFrame(0x0800, ipv4Dgram({ ihl: 15, proto: 6, saddr: CIP, daddr: VIP }, [0, 0, 0, 0])),
+      frame: () => eth(ETH_P_IP, dgram({ ihl: 15, proto: 6, src: CIP, dst: VIP }, [0, 0, 0, 0])),
       code: PARSE_ERR_IP_TRUNC,
     },
     {
       name: "bad header checksum",
-      frame: () => tcpFrame({}, { badCsum: true }),
+      frame: () => tcpFrame({}, { badChecksum: true }),
       code: PARSE_ERR_IP_CSUM,
     },
     {
       name: "total length beyond the frame",
-      frame: () => tcpFrame({}, { totlen: 41 }),
+      frame: () => tcpFrame({}, { totLen: 41 }),
       code: PARSE_ERR_IP_TOTLEN,
     },
     {
       name: "total length below the header",
-      frame: () => tcpFrame({}, { totlen: 19 }),
+      frame: () => tcpFrame({}, { totLen: 19 }),
       code: PARSE_ERR_IP_TOTLEN,
     },
     {
@@ -528,7 +574,7 @@ describe("parseFrame", () => {
     },
     {
       name: "TCP header cut by the total length",
-      frame: () => tcpFrame({}, { totlen: 39 }),
+      frame: () => tcpFrame({}, { totLen: 39 }),
       code: PARSE_ERR_TCP_TRUNC,
     },
     { name: "TCP data offset 4", frame: () => tcpFrame({ doff: 4 }), code: PARSE_ERR_TCP_DOFF },
@@ -537,28 +583,28 @@ describe("parseFrame", () => {
       frame: () => tcpFrame({ doff: 6 }),
       code: PARSE_ERR_TCP_DOFF,
     },
-    { name: "UDP header cut", frame: () => udpFrame({}, { totlen: 27 }), code: PARSE_ERR_UDP_TRUNC },
+    { name: "UDP header cut", frame: () => udpFrame({}, { totLen: 27 }), code: PARSE_ERR_UDP_TRUNC },
     { name: "UDP length 7", frame: () => udpFrame({ len: 7 }), code: PARSE_ERR_UDP_LEN },
     { name: "UDP length beyond the datagram", frame: () => udpFrame({ len: 9 }), code: PARSE_ERR_UDP_LEN },
     {
       name: "ICMP header cut",
-      frame: () => ethFrame(0x0800, ipv4Dgram({ proto: 1, saddr: CIP, daddr: VIP }, [8, 0, 0, 0, 0, 0, 0])),
+      frame: () => eth(ETH_P_IP, dgram({ proto: 1, src: CIP, dst: VIP }, [8, 0, 0, 0, 0, 0, 0])),
       code: PARSE_ERR_ICMP_TRUNC,
     },
     {
       name: "ARP cut",
-      frame: () => ethFrame(0x0806, [0, 1, 8, 0, 6, 4, 0, 1, 2]),
+      frame: () => eth(ETH_P_ARP, [0, 1, 8, 0, 6, 4, 0, 1, 2]),
       code: PARSE_ERR_ARP_TRUNC,
     },
-    { name: "ARP head cut", frame: () => ethFrame(0x0806, [0, 1, 8, 0]), code: PARSE_ERR_ARP_TRUNC },
+    { name: "ARP head cut", frame: () => eth(ETH_P_ARP, [0, 1, 8, 0]), code: PARSE_ERR_ARP_TRUNC },
     {
       name: "non-Ethernet ARP is other",
-      frame: () => ethFrame(0x0806, [0, 6, 8, 0, 6, 4, 0, 1, ...new Array(20).fill(0)]),
+      frame: () => eth(ETH_P_ARP, [0, 6, 8, 0, 6, 4, 0, 1, ...new Array(20).fill(0)]),
       code: PARSE_OTHER,
     },
     {
       name: "other IP protocols parse without ports",
-      frame: () => ethFrame(0x0800, ipv4Dgram({ proto: 47, saddr: CIP, daddr: VIP }, [0, 0, 8, 0])),
+      frame: () => eth(ETH_P_IP, dgram({ proto: 47, src: CIP, dst: VIP }, [0, 0, 8, 0])),
       code: PARSE_OK,
     },
   ];
@@ -582,8 +628,8 @@ describe("parseFrame", () => {
 
 describe("IPv4 and L4 rewrites", () => {
   function assertValid(fr: Uint8Array, f: Flow): void {
-    assert.ok(refIpOk(fr, f.l3Off), "IP header checksum");
-    assert.ok(refL4Ok(fr, f.l3Off), "L4 checksum");
+    assert.ok(ipv4HeaderOk(fr, f.l3Off), "IP header checksum");
+    assert.ok(l4ChecksumOk(fr, f.l3Off), "L4 checksum");
     // And the codec's own parse of the result agrees with the flow.
     const g = new Flow();
     assert.equal(parseFrame(fr, f.len, g, f.ifindex), PARSE_OK);
@@ -600,8 +646,8 @@ describe("IPv4 and L4 rewrites", () => {
     ipv4SetDaddr(fr, f, RIP);
     l4SetDport(fr, f, 8080);
     ipv4DecTtl(fr, f);
-    assert.equal(u32(fr, 30), RIP);
-    assert.equal(u16(fr, 36), 8080);
+    assert.equal(get32(fr, 30), RIP);
+    assert.equal(get16(fr, 36), 8080);
     assert.equal(fr[22], 63);
     assert.equal(f.daddr, RIP);
     assert.equal(f.dport, 8080);
@@ -609,8 +655,8 @@ describe("IPv4 and L4 rewrites", () => {
     assertValid(fr, f);
     ipv4SetSaddr(fr, f, LIP);
     l4SetSport(fr, f, 1025);
-    assert.equal(u32(fr, 26), LIP);
-    assert.equal(u16(fr, 34), 1025);
+    assert.equal(get32(fr, 26), LIP);
+    assert.equal(get16(fr, 34), 1025);
     assertValid(fr, f);
   });
 
@@ -622,69 +668,65 @@ describe("IPv4 and L4 rewrites", () => {
     ipv4SetSaddr(fr, f, LIP);
     l4SetSport(fr, f, 1);
     assertValid(fr, f);
-    assert.notEqual(u16(fr, 40), 0);
-    const z = udpFrame({ nocsum: true, payload: [9] });
+    assert.notEqual(get16(fr, 40), 0);
+    const z = udpFrame({ noChecksum: true, payload: [9] });
     const p = parsed(z);
     ipv4SetDaddr(z, p.f, RIP);
     l4SetDport(z, p.f, 5300);
     ipv4SetSaddr(z, p.f, LIP);
     l4SetSport(z, p.f, 1);
-    assert.equal(u16(z, 40), 0);
-    assert.ok(refIpOk(z, 14));
+    assert.equal(get16(z, 40), 0);
+    assert.ok(ipv4HeaderOk(z, 14));
     assert.equal(p.f.dport, 5300);
   });
 
   it("stores a rewritten UDP checksum that comes out 0 as 0xffff", () => {
     // Pick the payload so that after dport -> 5300 everything but the checksum sums to 0xffff.
     const fr = udpFrame({ payload: [0, 0], dport: 53 });
-    const after = Array.from(fr.subarray(34));
+    const after = fr.slice(34);
     after[2] = 5300 >>> 8;
     after[3] = 5300 & 255;
     after[6] = 0;
     after[7] = 0;
-    const w = 0xffff - refSum([...pseudo(CIP, VIP, 17, after.length), ...after]);
+    const w = 0xffff - onesSum(pseudoHeader(CIP, VIP, PROTO_UDP, after.length), after);
     fr[fr.length - 2] = w >>> 8;
     fr[fr.length - 1] = w & 255;
-    let c = refCsum([
-      ...pseudo(CIP, VIP, 17, after.length),
-      ...Array.from(fr.subarray(34, 40)),
-      0,
-      0,
-      ...be16(w),
-    ]);
+    let c = inetChecksum(
+      pseudoHeader(CIP, VIP, PROTO_UDP, after.length),
+      fr.subarray(34, 40),
+      Uint8Array.of(0, 0),
+      be16(w),
+    );
     if (c === 0) c = 0xffff;
     fr[40] = c >>> 8;
     fr[41] = c & 255;
-    assert.ok(refL4Ok(fr, 14));
+    assert.ok(l4ChecksumOk(fr, 14));
     const { f } = parsed(fr);
     l4SetDport(fr, f, 5300);
-    assert.equal(u16(fr, 40), 0xffff);
-    assert.ok(refL4Ok(fr, 14));
+    assert.equal(get16(fr, 40), 0xffff);
+    assert.ok(l4ChecksumOk(fr, 14));
   });
 
   it("leaves ICMP checksums alone on address rewrites, and non-first fragments' bytes untouched", () => {
-    const ic = ethFrame(
-      0x0800,
-      ipv4Dgram({ proto: 1, saddr: CIP, daddr: VIP }, icmpMsg(8, 0, 0x00010001, [1])),
-    );
+    const ic = eth(ETH_P_IP, dgram({ proto: 1, src: CIP, dst: VIP }, icmp(8, 0, 0x00010001, [1])));
     const p = parsed(ic);
     const icmpBefore = Array.from(ic.subarray(34));
     ipv4SetDaddr(ic, p.f, RIP);
     l4SetDport(ic, p.f, 99);
     assert.deepEqual(Array.from(ic.subarray(34)), icmpBefore);
-    assert.ok(refIpOk(ic, 14));
-    assert.ok(refL4Ok(ic, 14));
+    assert.ok(ipv4HeaderOk(ic, 14));
+    assert.ok(l4ChecksumOk(ic, 14));
 
-    const frag = ethFrame(
-      0x0800,
-      ipv4Dgram({ proto: 6, saddr: CIP, daddr: VIP, frag: 100 }, new Array(24).fill(7)),
+    const frag = eth(
+      ETH_P_IP,
+      dgram({ proto: 6, src: CIP, dst: VIP, fragOff: 100, df: false }, new Array(24).fill(7)),
     );
     const q = parsed(frag);
     ipv4SetDaddr(frag, q.f, RIP);
     l4SetDport(frag, q.f, 99);
     l4SetSport(frag, q.f, 98);
     assert.deepEqual(Array.from(frag.subarray(34)), new Array(24).fill(7));
-    assert.ok(refIpOk(frag, 14));
+    assert.ok(ipv4HeaderOk(frag, 14));
     assert.equal(q.f.dport, 0);
   });
 
@@ -695,13 +737,13 @@ describe("IPv4 and L4 rewrites", () => {
       ipv4DecTtl(fr, f);
       assert.equal(fr[22], ttl - 1);
       assert.equal(f.ttl, ttl - 1);
-      assert.ok(refIpOk(fr, 14));
+      assert.ok(ipv4HeaderOk(fr, 14));
     }
     const fr = tcpFrame({}, { ttl: 0 });
     const { f } = parsed(fr);
     ipv4DecTtl(fr, f);
     assert.equal(fr[22], 0);
-    assert.ok(refIpOk(fr, 14));
+    assert.ok(ipv4HeaderOk(fr, 14));
   });
 
   it("writes a 20-byte header with a correct checksum", () => {
@@ -709,7 +751,7 @@ describe("IPv4 and L4 rewrites", () => {
     writeIpv4Header(b, 2, 0xb8, 1500, 0xbeef, 0x4000, 64, 4, RIP, LIP);
     assert.deepEqual(
       Array.from(b.subarray(2, 22)),
-      ipv4Dgram({ tos: 0xb8, totlen: 1500, id: 0xbeef, proto: 4, saddr: RIP, daddr: LIP }, []),
+      Array.from(dgram({ tos: 0xb8, totLen: 1500, id: 0xbeef, proto: 4, src: RIP, dst: LIP })),
     );
   });
 });
@@ -748,7 +790,7 @@ describe("tcp options", () => {
       const { f } = parsed(fr);
       assert.ok(tcpSetMss(fr, f, 1400));
       assert.equal(tcpGetMss(fr, 34), 1400);
-      assert.ok(refL4Ok(fr, 14), String(opts));
+      assert.ok(l4ChecksumOk(fr, 14), String(opts));
     }
     const none = tcpFrame({ flags: 2 });
     assert.equal(tcpSetMss(none, parsed(none).f, 1400), false);
@@ -775,12 +817,12 @@ describe("tcp options", () => {
     assert.equal(f.len, fr.length + 8);
     assert.equal(f.payloadOff, 34 + 20 + 8 + 8);
     assert.equal(buf[34 + 12] >>> 4, 9);
-    assert.equal(u16(buf, 16), fr.length - 14 + 8);
+    assert.equal(get16(buf, 16), fr.length - 14 + 8);
     assert.deepEqual(Array.from(buf.subarray(54, 62)), Array.from(toa));
     assert.deepEqual(Array.from(buf.subarray(62, 70)), opts);
     assert.deepEqual(Array.from(buf.subarray(70, f.l3End)), payload);
-    assert.ok(refIpOk(buf, 14));
-    assert.ok(refL4Ok(buf, 14));
+    assert.ok(ipv4HeaderOk(buf, 14));
+    assert.ok(l4ChecksumOk(buf, 14));
     const g = new Flow();
     assert.equal(parseFrame(buf, f.len, g, 0), PARSE_OK);
     assert.equal(tcpFindOption(buf, 34, TCPOPT_TOA), 54);
@@ -816,22 +858,22 @@ describe("icmp", () => {
   });
 
   it("turns an echo request into its reply in place", () => {
-    const fr = ethFrame(
-      0x0800,
-      ipv4Dgram({ proto: 1, saddr: CIP, daddr: VIP, ttl: 5 }, icmpMsg(8, 0, 0x12340001, [1, 2, 3])),
+    const fr = eth(
+      ETH_P_IP,
+      dgram({ proto: 1, src: CIP, dst: VIP, ttl: 5 }, icmp(8, 0, 0x12340001, [1, 2, 3])),
     );
     const { f } = parsed(fr);
     icmpEchoReplyInPlace(fr, f, 64);
-    assert.equal(u32(fr, 26), VIP);
-    assert.equal(u32(fr, 30), CIP);
+    assert.equal(get32(fr, 26), VIP);
+    assert.equal(get32(fr, 30), CIP);
     assert.equal(fr[22], 64);
     assert.equal(fr[34], 0);
-    assert.equal(u32(fr, 38), 0x12340001);
+    assert.equal(get32(fr, 38), 0x12340001);
     assert.equal(f.saddr, VIP);
     assert.equal(f.daddr, CIP);
     assert.equal(f.icmpType, 0);
-    assert.ok(refIpOk(fr, 14));
-    assert.ok(refL4Ok(fr, 14));
+    assert.ok(ipv4HeaderOk(fr, 14));
+    assert.ok(l4ChecksumOk(fr, 14));
   });
 
   it("builds an error quoting a short datagram whole (TOS & 0x1e | 0xc0, DF clear)", () => {
@@ -854,16 +896,16 @@ describe("icmp", () => {
     assert.equal(n, 28 + origLen);
     assert.equal(out[14], 0x45);
     assert.equal(out[15], 0xd2);
-    assert.equal(u16(out, 16), n);
-    assert.equal(u16(out, 20) & 0x4000, 0);
+    assert.equal(get16(out, 16), n);
+    assert.equal(get16(out, 20) & 0x4000, 0);
     assert.equal(out[22], 64);
     assert.equal(out[23], 1);
-    assert.equal(u32(out, 26), VIP);
-    assert.equal(u32(out, 30), CIP);
-    assert.deepEqual([out[34], out[35], u32(out, 38)], [3, 4, 1400]);
+    assert.equal(get32(out, 26), VIP);
+    assert.equal(get32(out, 30), CIP);
+    assert.deepEqual([out[34], out[35], get32(out, 38)], [3, 4, 1400]);
     assert.deepEqual(Array.from(out.subarray(42, 14 + n)), Array.from(orig.subarray(14)));
-    assert.ok(refIpOk(out, 14));
-    assert.ok(refL4Ok(out, 14));
+    assert.ok(ipv4HeaderOk(out, 14));
+    assert.ok(l4ChecksumOk(out, 14));
   });
 
   it("limits the whole error to 576 bytes, also when built over the original", () => {
@@ -873,8 +915,8 @@ describe("icmp", () => {
     const n = buildIcmpError(orig, 14, 11, 0, 0, orig, 14, orig.length - 14, VIP, CIP, 64);
     assert.equal(n, 576);
     assert.deepEqual(Array.from(orig.subarray(42, 14 + 576)), ref);
-    assert.ok(refIpOk(orig, 14));
-    assert.ok(refL4Ok(orig, 14));
+    assert.ok(ipv4HeaderOk(orig, 14));
+    assert.ok(l4ChecksumOk(orig, 14));
     assert.equal(
       buildIcmpError(new Uint8Array(100), 14, 11, 0, 0, orig, 14, 1454, VIP, CIP, 64),
       0,
@@ -888,15 +930,15 @@ describe("icmp", () => {
   });
 
   it("rewrites the embedded header like ip_vs_nat_icmp (inner IP csum, ports, full ICMP csum)", () => {
-    const inner = ipv4Dgram(
-      { proto: 6, saddr: RIP, daddr: CIP },
-      tcpSeg({ sport: 8080, dport: 40000 }, RIP, CIP),
+    const inner = dgram(
+      { proto: 6, src: RIP, dst: CIP },
+      tcpSegment(RIP, CIP, { sport: 8080, dport: 40000, seq: 0, flags: 0 }),
     );
-    const fr = ethFrame(
-      0x0800,
-      ipv4Dgram(
-        { proto: 1, saddr: ip4("10.0.1.1"), daddr: RIP },
-        icmpMsg(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, inner),
+    const fr = eth(
+      ETH_P_IP,
+      dgram(
+        { proto: 1, src: ip("10.0.1.1"), dst: RIP },
+        icmp(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, inner),
       ),
     );
     const { f } = parsed(fr);
@@ -906,12 +948,12 @@ describe("icmp", () => {
     icmpInnerSetDaddr(fr, f, LIP);
     icmpInnerSetDport(fr, f, 1025);
     icmpRecomputeChecksum(fr, f);
-    assert.equal(u32(fr, f.innerL3Off + 12), VIP);
-    assert.equal(u32(fr, f.innerL3Off + 16), LIP);
-    assert.equal(u16(fr, f.innerL4Off), 80);
-    assert.equal(u16(fr, f.innerL4Off + 2), 1025);
-    assert.ok(refIpOk(fr, f.innerL3Off));
-    assert.ok(refL4Ok(fr, 14));
+    assert.equal(get32(fr, f.innerL3Off + 12), VIP);
+    assert.equal(get32(fr, f.innerL3Off + 16), LIP);
+    assert.equal(get16(fr, f.innerL4Off), 80);
+    assert.equal(get16(fr, f.innerL4Off + 2), 1025);
+    assert.ok(ipv4HeaderOk(fr, f.innerL3Off));
+    assert.ok(l4ChecksumOk(fr, 14));
     const g = parsed(fr).f;
     assert.deepEqual(
       [g.innerSaddr, g.innerDaddr, g.innerSport, g.innerDport],
@@ -921,15 +963,15 @@ describe("icmp", () => {
   });
 
   it("leaves inner ports alone when fewer than 8 bytes of L4 are quoted", () => {
-    const inner = ipv4Dgram(
-      { proto: 17, saddr: RIP, daddr: CIP },
-      udpSeg({ sport: 1, dport: 2 }, RIP, CIP),
+    const inner = dgram(
+      { proto: 17, src: RIP, dst: CIP },
+      udpDatagram(RIP, CIP, { sport: 1, dport: 2 }),
     ).slice(0, 24);
-    const fr = ethFrame(0x0800, ipv4Dgram({ proto: 1, saddr: CIP, daddr: RIP }, icmpMsg(3, 3, 0, inner)));
+    const fr = eth(ETH_P_IP, dgram({ proto: 1, src: CIP, dst: RIP }, icmp(3, 3, 0, inner)));
     const { f } = parsed(fr);
     icmpInnerSetSport(fr, f, 999);
     icmpInnerSetDport(fr, f, 999);
-    assert.equal(u16(fr, f.innerL4Off), 1);
+    assert.equal(get16(fr, f.innerL4Off), 1);
     assert.equal(f.innerSport, 0);
   });
 });
@@ -943,7 +985,7 @@ describe("ipip and arp", () => {
     assert.equal(n, 20 + dg.length);
     assert.deepEqual(
       Array.from(out.subarray(14, 34)),
-      ipv4Dgram({ tos: 0x28, totlen: n, id: 0, frag: 0x4000, ttl: 63, proto: 4, saddr: LIP, daddr: RIP }, []),
+      Array.from(dgram({ tos: 0x28, totLen: n, id: 0, df: true, ttl: 63, proto: 4, src: LIP, dst: RIP })),
     );
     assert.deepEqual(Array.from(out.subarray(34, 14 + n)), dg);
 
@@ -951,15 +993,15 @@ describe("ipip and arp", () => {
     inPlace.set(orig);
     assert.equal(ipipEncap(inPlace, 14, inPlace, 14, dg.length, LIP, RIP, 64, 0, false, 77), n);
     assert.deepEqual(Array.from(inPlace.subarray(34, 14 + n)), dg);
-    assert.equal(u16(inPlace, 18), 77);
-    assert.equal(u16(inPlace, 20), 0);
-    assert.ok(refIpOk(inPlace, 14));
+    assert.equal(get16(inPlace, 18), 77);
+    assert.equal(get16(inPlace, 20), 0);
+    assert.ok(ipv4HeaderOk(inPlace, 14));
     assert.equal(ipipEncap(new Uint8Array(40), 14, orig, 14, dg.length, LIP, RIP, 64, 0, false), 0);
   });
 
   it("writes an ARP reply body", () => {
     const b = new Uint8Array(ARP_LEN + 2);
-    writeArp(b, 2, ARP_REPLY, Uint8Array.from(MAC_A), VIP, Uint8Array.from(MAC_B), CIP);
+    writeArp(b, 2, ARP_REPLY, MAC_A, VIP, MAC_B, CIP);
     assert.deepEqual(Array.from(b.subarray(2)), [
       0,
       1,

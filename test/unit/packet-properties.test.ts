@@ -16,18 +16,29 @@ import { tcpInsertOption } from "../../src/core/packet/tcp.js";
 import {
   be16,
   be32,
-  ethFrame,
-  icmpMsg,
-  ipv4Dgram,
-  refIpOk,
-  refL4Ok,
-  tcpSeg,
-  u16,
-  u32,
-  udpSeg,
-} from "../support/ref-builder.js";
+  ETH_P_IP,
+  ethTaggedFrame,
+  get16,
+  get32,
+  icmpMessage,
+  ipv4Datagram,
+  ipv4HeaderOk,
+  l4ChecksumOk,
+  mac,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  tcpSegment,
+  udpDatagram,
+} from "../support/packet-builder.js";
 
 const RUNS = { numRuns: 500 };
+
+const DMAC = mac("02:00:00:00:00:0a");
+const SMAC = mac("02:00:00:00:00:0b");
+function eth(payload: Uint8Array, tags: ReadonlyArray<readonly [number, number]> = [], pad = 0): Uint8Array {
+  return ethTaggedFrame(DMAC, SMAC, tags, ETH_P_IP, payload, pad);
+}
 
 const u8 = fc.integer({ min: 0, max: 255 });
 const port = fc.integer({ min: 0, max: 65535 });
@@ -86,22 +97,24 @@ const tcpFrameArb = fc
   })
   .map(
     (r): L4Frame => ({
-      proto: 6,
-      frame: ethFrame(
-        0x0800,
-        ipv4Dgram(
-          {
-            proto: 6,
-            saddr: r.saddr,
-            daddr: r.daddr,
-            ttl: r.ttl,
-            tos: r.tos,
-            id: r.id,
-            options: r.ipOpts,
-            frag: r.mf ? 0x2000 : 0x4000,
-          },
-          tcpSeg(r, r.saddr, r.daddr),
-        ),
+      proto: PROTO_TCP,
+      frame: eth(
+        ipv4Datagram({
+          proto: PROTO_TCP,
+          src: r.saddr,
+          dst: r.daddr,
+          ttl: r.ttl,
+          tos: r.tos,
+          id: r.id,
+          options: Uint8Array.from(r.ipOpts),
+          mf: r.mf,
+          df: !r.mf,
+          payload: tcpSegment(r.saddr, r.daddr, {
+            ...r,
+            options: Uint8Array.from(r.options),
+            payload: Uint8Array.from(r.payload),
+          }),
+        }),
         r.vlan ? [[0x8100, 5]] : [],
         r.pad,
       ),
@@ -121,13 +134,22 @@ const udpFrameArb = fc
   })
   .map(
     (r): L4Frame => ({
-      proto: 17,
-      frame: ethFrame(
-        0x0800,
-        ipv4Dgram(
-          { proto: 17, saddr: r.saddr, daddr: r.daddr, ttl: r.ttl, options: r.ipOpts },
-          udpSeg(r, r.saddr, r.daddr),
-        ),
+      proto: PROTO_UDP,
+      frame: eth(
+        ipv4Datagram({
+          proto: PROTO_UDP,
+          src: r.saddr,
+          dst: r.daddr,
+          ttl: r.ttl,
+          options: Uint8Array.from(r.ipOpts),
+          df: true,
+          payload: udpDatagram(r.saddr, r.daddr, {
+            sport: r.sport,
+            dport: r.dport,
+            payload: Uint8Array.from(r.payload),
+            noChecksum: r.nocsum,
+          }),
+        }),
         r.vlan ? [[0x88a8, 7]] : [],
       ),
     }),
@@ -136,10 +158,15 @@ const icmpFrameArb = fc
   .record({ saddr: addr, daddr: addr, type: u8, code: u8, rest: addr, data: bytes(80) })
   .map(
     (r): L4Frame => ({
-      proto: 1,
-      frame: ethFrame(
-        0x0800,
-        ipv4Dgram({ proto: 1, saddr: r.saddr, daddr: r.daddr }, icmpMsg(r.type, r.code, r.rest, r.data)),
+      proto: PROTO_ICMP,
+      frame: eth(
+        ipv4Datagram({
+          proto: PROTO_ICMP,
+          src: r.saddr,
+          dst: r.daddr,
+          df: true,
+          payload: icmpMessage({ type: r.type, code: r.code, rest: r.rest, data: Uint8Array.from(r.data) }),
+        }),
       ),
     }),
   );
@@ -198,10 +225,15 @@ describe("parseFrame (properties)", () => {
       fc.property(anyValidFrame, fc.integer({ min: 0, max: 600 }), u8, ({ frame }, cut, type) => {
         const o = new Flow();
         parseFrame(frame, frame.length, o, 0);
-        const quoted = Array.from(frame.subarray(o.l3Off, Math.min(o.l3Off + cut, o.l3End)));
-        const err = ethFrame(
-          0x0800,
-          ipv4Dgram({ proto: 1, saddr: 1, daddr: 2 }, icmpMsg(type, 0, 0, quoted)),
+        const quoted = frame.slice(o.l3Off, Math.min(o.l3Off + cut, o.l3End));
+        const err = eth(
+          ipv4Datagram({
+            proto: PROTO_ICMP,
+            src: 1,
+            dst: 2,
+            df: true,
+            payload: icmpMessage({ type, code: 0, rest: 0, data: quoted }),
+          }),
         );
         const f = new Flow();
         assert.equal(parseFrame(err, err.length, f, 0), PARSE_OK);
@@ -234,7 +266,7 @@ describe("rewrites (properties)", () => {
           const buf = l4.frame;
           const f = new Flow();
           assert.equal(parseFrame(buf, buf.length, f, 0), PARSE_OK);
-          const udpNoCsum = l4.proto === 17 && u16(buf, f.l4Off + 6) === 0;
+          const udpNoCsum = l4.proto === 17 && get16(buf, f.l4Off + 6) === 0;
           const want = { saddr: f.saddr, daddr: f.daddr, sport: f.sport, dport: f.dport, ttl: f.ttl };
           for (const op of ops) {
             if (op.k === "saddr") ipv4SetSaddr(buf, f, op.v);
@@ -246,9 +278,9 @@ describe("rewrites (properties)", () => {
             else if ((op.k === "sport" || op.k === "dport") && l4.proto !== 1) want[op.k] = op.v;
             else if (op.k === "ttl" && want.ttl > 0) want.ttl--;
           }
-          assert.ok(refIpOk(buf, f.l3Off), "IP checksum");
-          assert.ok(refL4Ok(buf, f.l3Off), "L4 checksum");
-          if (udpNoCsum) assert.equal(u16(buf, f.l4Off + 6), 0, "UDP checksum 0 stays 0");
+          assert.ok(ipv4HeaderOk(buf, f.l3Off), "IP checksum");
+          assert.ok(l4ChecksumOk(buf, f.l3Off), "L4 checksum");
+          if (udpNoCsum) assert.equal(get16(buf, f.l4Off + 6), 0, "UDP checksum 0 stays 0");
           const g = new Flow();
           assert.equal(parseFrame(buf, buf.length, g, 0), PARSE_OK);
           assert.deepEqual(
@@ -292,8 +324,8 @@ describe("rewrites (properties)", () => {
         assert.deepEqual(Array.from(buf.subarray(g.payloadOff, g.l3End)), payload);
         assert.deepEqual(Array.from(buf.subarray(0, 14)), header.slice(0, 14));
         assert.equal(g.payloadOff - g.l4Off, hlen + opt.length);
-        assert.ok(refIpOk(buf, g.l3Off));
-        assert.ok(refL4Ok(buf, g.l3Off));
+        assert.ok(ipv4HeaderOk(buf, g.l3Off));
+        assert.ok(l4ChecksumOk(buf, g.l3Off));
         const h = new Flow();
         assert.equal(parseFrame(buf, g.len, h, 0), PARSE_OK);
         assert.equal(h.payloadOff, g.payloadOff);
@@ -383,8 +415,8 @@ describe("encapsulation and ICMP errors (properties)", () => {
           assert.equal(e.icmpCode, code);
           assert.equal(e.df, false);
           assert.equal(e.tos, (orig[1] & 0x1e) | 0xc0);
-          assert.ok(refL4Ok(out, 14));
-          assert.equal(u32(out, 38), info >>> 0);
+          assert.ok(l4ChecksumOk(out, 14));
+          assert.equal(get32(out, 38), info >>> 0);
           assert.equal(e.hasInner, true);
           assert.equal(e.innerProto, orig[9]);
           assert.equal(e.innerSaddr, f.saddr);
