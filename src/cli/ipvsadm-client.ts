@@ -214,6 +214,18 @@ export function formatStatus(s: DaemonStatus): string {
         `    aggregates: rx ${i.rxAggregates} tx ${i.txAggregates ?? 0} oversize (no GSO metadata) ${i.rxOversize ?? 0}`,
       );
   }
+  if (s.host !== undefined) {
+    const h = s.host;
+    lines.push(
+      `host: ${h.following ? "followed (rtnetlink)" : "read once at start"}${h.hostVips ? ", VIPs only while the host has them" : ""}; ` +
+        `${h.routes} routes, ${h.changes} changes, ${h.updates} updates applied, last ${h.lastChange ?? "never"}`,
+    );
+    for (const l of h.interfaces)
+      lines.push(
+        `  ${l.name} (#${l.ifindex}) ${l.state}${l.up ? "" : " admin-down"}${l.carrier ? "" : " no-carrier"}` +
+          `${l.served ? " served" : ""}${l.addrs.length > 0 ? ` ${l.addrs.join(" ")}` : ""}`,
+      );
+  }
   lines.push(
     `counters: ${Object.entries(s.counters)
       .map(([k, v]) => `${k}=${v}`)

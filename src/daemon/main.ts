@@ -14,18 +14,19 @@ import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import pino from "pino";
 import type { ControlCommand } from "../control/commands.js";
 import { mergeTables } from "../control/snapshot.js";
-import { parseIPv4 } from "../core/addr.js";
+import { formatIPv4, parseIPv4 } from "../core/addr.js";
 import { ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
-import type { IfaceConfig } from "../core/route.js";
 import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
 import { threadAffinity } from "../io/libc.js";
 import { DaemonConfig } from "./config-runner.js";
 import { ControlServer, type Handler } from "./control.js";
-import { defaultInterfaces, ipForward, readInterface, readRoutes } from "./kernel.js";
+import { chooseServed, diffHost, type HostView, HostWatcher, hostView, viewKey } from "./host.js";
+import { type HostState, ipForward, readHost } from "./kernel.js";
 import { applyGuard, checkNft, NFT_FAMILY, NFT_TABLE, removeGuard } from "./nft.js";
 import {
   type DaemonStatus,
   type FwmarkAction,
+  type HostStatus,
   netnsId,
   PROTOCOL_VERSION,
   parseSysctlArg,
@@ -35,7 +36,15 @@ import {
   SYSCTLS,
   type WorkerStatus,
 } from "./protocol.js";
-import { type FromWorker, type Guard, lipsOfWorker, type ToWorker, type WorkerInit } from "./worker.js";
+import {
+  type FromWorker,
+  type Guard,
+  type HostApplied,
+  type HostUpdate,
+  lipsOfWorker,
+  type ToWorker,
+  type WorkerInit,
+} from "./worker.js";
 
 /** --spin-us default (docs/daemon.md "Latency": measured on the bench topology). */
 export const DEFAULT_SPIN_US = 0;
@@ -43,10 +52,13 @@ export const DEFAULT_SPIN_US = 0;
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
                    [--log-level LEVEL] [--idle-ms N] [--spin-us N] [--io ring|mmsg] [--workers N]
                    [--no-filter] [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin] [--nice N]
-                   [--rt-prio N] [--batch N] [--rx-kib N]
+                   [--rt-prio N] [--batch N] [--rx-kib N] [--host-vips]
 
-Runs the director in the foreground, in the current network namespace.
-  --iface IF         an interface to serve (repeatable; default: every up, non-loopback Ethernet one)
+Runs the director in the foreground, in the current network namespace. With no argument it serves
+every Ethernet interface that is up (not lo, not a bridge or bond port) and follows the host:
+interfaces that come up or go away, addresses and routes that change (docs/daemon.md).
+  --iface IF         an interface to serve (repeatable; default: every up, non-loopback Ethernet one,
+                     followed as interfaces come and go)
   --lip ADDR         a FULLNAT local address (repeatable)
   --sysctl NAME=V    a director sysctl, as /proc/sys/net/ipv4/vs names it (repeatable): conn_reuse_mode,
                      expire_nodest_conn, expire_quiescent_template, sloppy_tcp; at run time: tsvs sysctl
@@ -76,6 +88,9 @@ Runs the director in the foreground, in the current network namespace.
   --batch N          most frames per receive call (default 64 for mmsg, 256 for ring)
   --rx-kib N         receive buffer per socket in KiB (mmsg: SO_RCVBUF, default 4096; ring: the
                      ring size, default 4096, in 64 KiB blocks)
+  --host-vips        serve a virtual service's address only while the host has it (an address of
+                     one of its interfaces, or a local route), as the kernel's IPVS does: for VIPs
+                     that VRRP (keepalived) moves between directors. Default: every VIP, anywhere
 `;
 
 export interface DaemonOptions {
@@ -99,6 +114,8 @@ export interface DaemonOptions {
   rtPrio: number | undefined;
   batch: number | undefined;
   rxKib: number | undefined;
+  /** --host-vips: a VIP is served only while it is one of the host's local addresses. */
+  hostVips: boolean;
 }
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
@@ -125,6 +142,7 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
     rtPrio: undefined,
     batch: undefined,
     rxKib: undefined,
+    hostVips: false,
   };
   const int = (name: string, v: string, lo: number, hi: number): number => {
     const n = Number(v);
@@ -218,6 +236,9 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
         break;
       case "--rx-kib":
         o.rxKib = int(name, value(), 128, 1 << 20);
+        break;
+      case "--host-vips":
+        o.hostVips = true;
         break;
       default:
         throw new DaemonUsageError(`unknown argument ${JSON.stringify(a)}`);
@@ -396,17 +417,51 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return 1;
   }
 
-  let ifaces: IfaceConfig[];
+  // The host is followed from the start: the netlink socket opens before the first reading, so a
+  // change between the two is seen (host.ts). Without it (no netlink here) the reading stays as is.
+  let watcher: HostWatcher | null = null;
+  let applyHostChange: () => Promise<void> = async () => {};
   try {
-    const names = opts.ifaces.length > 0 ? opts.ifaces : defaultInterfaces();
-    if (names.length === 0) throw new Error("no interface to serve (none up; give --iface)");
-    ifaces = names.map(readInterface);
+    watcher = new HostWatcher({
+      onSettled: () => applyHostChange(),
+      onEvents: (events, lost) => log.debug({ events: events.length, lost }, "rtnetlink events"),
+      onError: (e) => log.error({ err: e instanceof Error ? e.message : String(e) }, "host change failed"),
+    });
   } catch (e) {
+    log.warn(
+      { err: (e as Error).message },
+      "cannot watch the host (rtnetlink): interfaces, addresses and routes are read once",
+    );
+  }
+  let host: HostState;
+  let view: HostView;
+  try {
+    host = readHost();
+    const pick = chooseServed(host.links, opts.ifaces, new Set());
+    if (pick.skipped.length > 0)
+      throw new Error(pick.skipped.map((x) => `interface ${x.name}: ${x.why}`).join("; "));
+    view = hostView(host, pick.links);
+  } catch (e) {
+    watcher?.stop();
     log.fatal({ err: (e as Error).message }, "cannot read the interfaces");
     return 1;
   }
-  const routes = readRoutes(ifaces);
-  const ifnames = ifaces.map((i) => i.name);
+  if (view.interfaces.length === 0) {
+    if (watcher === null) {
+      log.fatal("no interface to serve (none up; give --iface)");
+      return 1;
+    }
+    log.warn("no interface up yet: serving none until one comes up");
+  }
+  const ifaces = view.interfaces;
+  const routes = view.routes;
+  let ifnames = ifaces.map((i) => i.name);
+  /** Served interfaces (ifindex) and their fanout group offsets, stable while they are served. */
+  const served = new Map<number, number>(ifaces.map((i, k) => [i.ifindex, k]));
+  let nextFanout = ifaces.length;
+  let lastView = viewKey(view);
+  let hostChanges = 0;
+  let lastHostChange: number | null = null;
   const rxByIf = ifnames.map((n) => ({ name: n, ...readRxCpus(n) }));
   let allowed: number[] = [];
   try {
@@ -429,7 +484,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       ? "workers share CPUs with receive work (softirq): expect a receive livelock under overload"
       : "worker CPUs",
   );
-  const locals = ifaces.flatMap((i) => i.addrs.map((a) => a.addr));
+  let locals = view.locals;
   log.info(
     {
       netns: netnsId(),
@@ -440,6 +495,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         addrs: i.addrs.length,
       })),
       routes: routes.length,
+      following: watcher !== null,
+      hostVips: opts.hostVips,
       lips: opts.lips.length,
       ipForward: ipForward(),
       nft: nftVersion,
@@ -461,6 +518,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     await server.listen((req) => handler(req));
   } catch (e) {
     log.fatal({ err: (e as Error).message, control }, "cannot open the control socket");
+    watcher?.stop();
     return 1;
   }
 
@@ -473,6 +531,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     nftUpdates++;
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "cannot install the nft guard");
+    watcher?.stop();
     started(false);
     await server.close();
     return 1;
@@ -488,6 +547,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       tsvsWorker: true,
       interfaces: ifaces,
       routes,
+      hostLocal: opts.hostVips ? view.hostLocal : null,
       lips: lipsOfWorker(opts.lips, index, opts.workers),
       allLips: opts.lips,
       port: port2,
@@ -540,6 +600,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         case "applied":
         case "snapshot":
         case "result":
+        case "host":
         case "status": {
           const cb = h.pending.get(m.id);
           h.pending.delete(m.id);
@@ -583,6 +644,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const ask = (msg: WorkerRequest): Promise<FromWorker[]> => Promise.all(handles.map((h) => askOne(h, msg)));
 
   const cleanup = async (server: ControlServer | null): Promise<void> => {
+    watcher?.stop();
     if (server !== null) await server.close();
     await Promise.all(
       handles.map(async (h) => {
@@ -615,6 +677,25 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return 1;
   }
 
+  const hostStatus = (): HostStatus => ({
+    following: watcher !== null,
+    hostVips: opts.hostVips,
+    interfaces: host.links.map((l) => ({
+      name: l.name,
+      ifindex: l.ifindex,
+      state: l.operstate,
+      up: l.up,
+      carrier: l.lowerUp,
+      served: served.has(l.ifindex),
+      addrs: l.addrs.map((a) => `${formatIPv4(a.addr)}/${a.prefix}`),
+    })),
+    routes: routeCount,
+    changes: hostChanges,
+    updates: hostUpdates,
+    lastChange: lastHostChange === null ? null : new Date(lastHostChange).toISOString(),
+    rtnetlink: watcher === null ? null : { ...watcher.counters },
+  });
+
   const updateGuard = (g: Guard): string | null => {
     if (sameGuard(guard, g)) return null;
     try {
@@ -627,6 +708,106 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       log.error({ err: (e as Error).message }, "nft guard update failed");
       return (e as Error).message;
     }
+  };
+
+  // ------------------------------------------------------------------ host changes (host.ts)
+  // After a burst of rtnetlink events has settled: read the host again, log what changed, and
+  // bring the guard and every worker to the new view. The guard goes first, so that a new
+  // interface's ingress chain exists before its packet socket takes frames; workers are updated
+  // one after the other, as they started, so that new fanout groups keep the members' order.
+  let hostUpdates = 0;
+  let routeCount = routes.length;
+  const hostUpdate = (v: HostView, without: ReadonlySet<number>): HostUpdate => {
+    const interfaces = v.interfaces.filter((i) => !without.has(i.ifindex));
+    const idx = new Set(interfaces.map((i) => i.ifindex));
+    return {
+      interfaces,
+      routes: v.routes.filter((r) => idx.has(r.ifindex)),
+      hostLocal: opts.hostVips ? v.hostLocal : null,
+      fanout: interfaces.map((i) => (fanoutGroup + (served.get(i.ifindex) ?? 0)) & 0xffff),
+    };
+  };
+  const sendHost = async (u: HostUpdate): Promise<boolean> => {
+    let ok = true;
+    for (const h of handles) {
+      const m = await askOne(h, { type: "host", ...u }).catch(() => null);
+      if (m === null || m.type !== "host") {
+        ok = false;
+        continue;
+      }
+      const r: HostApplied = m;
+      if (r.opened.length > 0 || r.closed.length > 0)
+        log.info({ worker: h.index, opened: r.opened, closed: r.closed }, "packet sockets follow the host");
+      for (const e of r.errors) log.warn({ worker: h.index, ...e }, "cannot open a packet socket (retrying)");
+      if (r.errors.length > 0) ok = false;
+    }
+    return ok;
+  };
+  applyHostChange = async (): Promise<void> => {
+    let next: HostState;
+    try {
+      next = readHost();
+    } catch (e) {
+      log.error({ err: (e as Error).message }, "cannot read the host (retrying)");
+      watcher?.poke(1000);
+      return;
+    }
+    const changes = diffHost(host, next);
+    const before = new Map(view.interfaces.map((i) => [i.ifindex, i]));
+    const pick = chooseServed(next.links, opts.ifaces, new Set(served.keys()));
+    const nextView = hostView(next, pick.links);
+    host = next;
+    for (const c of changes) log.info(c, `host: ${c.what}`);
+    if (changes.length > 0) {
+      hostChanges++;
+      lastHostChange = Date.now();
+    }
+    const key = viewKey(nextView);
+    if (key === lastView) return;
+    const now = new Set(nextView.interfaces.map((i) => i.ifindex));
+    for (const i of nextView.interfaces)
+      if (!served.has(i.ifindex)) {
+        served.set(i.ifindex, nextFanout++);
+        log.info({ name: i.name, ifindex: i.ifindex }, "serving a new interface");
+      }
+    for (const [ifindex] of served)
+      if (!now.has(ifindex)) {
+        served.delete(ifindex);
+        log.info({ name: before.get(ifindex)?.name, ifindex }, "no longer serving an interface");
+      }
+    // A socket learns its interface's MAC and MTU when it opens (its transmit slots are sized from
+    // the MTU): an interface whose MAC or MTU changed is closed and opened again, by every worker
+    // in turn and in two steps, so that the fanout group is rebuilt in the workers' order.
+    const reopen = new Set<number>();
+    for (const i of nextView.interfaces) {
+      const o = before.get(i.ifindex);
+      if (o !== undefined && (o.mtu !== i.mtu || o.mac.some((b, k) => b !== i.mac[k]))) reopen.add(i.ifindex);
+    }
+    view = nextView;
+    ifnames = nextView.interfaces.map((i) => i.name);
+    locals = nextView.locals;
+    routeCount = nextView.routes.length;
+    try {
+      applyGuard(ifnames, locals, guard);
+      nftUpdates++;
+    } catch (e) {
+      // Most likely an interface went away between the reading and nft: read again shortly.
+      log.error({ err: (e as Error).message }, "nft guard update failed (retrying)");
+      lastView = "";
+      watcher?.poke(1000);
+      return;
+    }
+    let ok = true;
+    if (reopen.size > 0) ok = await sendHost(hostUpdate(nextView, reopen));
+    ok = (await sendHost(hostUpdate(nextView, new Set()))) && ok;
+    hostUpdates++;
+    lastHostChange = Date.now();
+    log.info(
+      { interfaces: ifnames, locals: locals.length, routes: routeCount, hostVips: opts.hostVips },
+      "host change applied",
+    );
+    lastView = ok ? key : "";
+    if (!ok) watcher?.poke(1000);
   };
 
   handler = async (req: Request): Promise<Response> => {
@@ -687,6 +868,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         updates: nftUpdates,
       },
       worker: { alive: workersAlive(), restarts: 0 },
+      host: hostStatus(),
     };
     if (config !== null)
       status.config = { file: config.path, reloads: config.reloads, health: config.health() };
@@ -714,6 +896,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
 
   started(true);
+  watcher?.start();
   log.info(
     { control, interfaces: ifnames, io: opts.io, workers: opts.workers, filter: opts.filter },
     "ready",
@@ -761,7 +944,8 @@ type WorkerRequest =
   | { type: "snapshot"; conns: boolean }
   | { type: "status" }
   | { type: "sysctl"; name?: string; value?: number }
-  | { type: "fwmark"; action: FwmarkAction; rule?: string };
+  | { type: "fwmark"; action: FwmarkAction; rule?: string }
+  | ({ type: "host" } & HostUpdate);
 
 interface WorkerHandle {
   index: number;
@@ -800,8 +984,9 @@ export function mergeStatus(sts: readonly WorkerStatus[]): WorkerStatus {
       if (k !== "workers") base.counters[k] = (base.counters[k] ?? 0) + v;
     }
     for (const [k, v] of Object.entries(st.drops)) base.drops[k] = (base.drops[k] ?? 0) + v;
-    st.interfaces.forEach((ifs, i) => {
-      const b = base.interfaces[i];
+    st.interfaces.forEach((ifs) => {
+      // By ifindex: a worker that could not open one interface's socket lists one fewer.
+      const b = base.interfaces.find((x) => x.ifindex === ifs.ifindex);
       if (b === undefined) return;
       b.rxFrames += ifs.rxFrames;
       b.txFrames += ifs.txFrames;

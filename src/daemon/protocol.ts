@@ -65,12 +65,39 @@ export interface DaemonStatus extends WorkerStatus {
   netns: string;
   nft: { table: string; vips: number; natDests: number; updates: number };
   worker: { alive: boolean; restarts: number };
+  /** The host as the daemon follows it (rtnetlink): every link, and what changed. */
+  host?: HostStatus;
   /** With --config: the file, its reloads, and every checked real server's health. */
   config?: {
     file: string;
     reloads: number;
     health: Array<{ service: string; server: string; alive: boolean; failures: number }>;
   };
+}
+
+export interface HostStatus {
+  /** Whether rtnetlink is followed (false: the host was read once, at start). */
+  following: boolean;
+  /** --host-vips: VIPs served only while the host has them. */
+  hostVips: boolean;
+  /** Every link of the namespace: operational state, admin up, carrier, served, IPv4 addresses. */
+  interfaces: Array<{
+    name: string;
+    ifindex: number;
+    state: string;
+    up: boolean;
+    carrier: boolean;
+    served: boolean;
+    addrs: string[];
+  }>;
+  /** Main-table routes through served interfaces. */
+  routes: number;
+  /** Readings that found a difference, and updates sent to the data plane. */
+  changes: number;
+  updates: number;
+  /** ISO time of the last change, null when none since start. */
+  lastChange: string | null;
+  rtnetlink: { datagrams: number; events: number; malformed: number; lost: number; runs: number } | null;
 }
 
 export interface FwmarkRuleLine {

@@ -12,7 +12,7 @@ import type { TableSnapshot } from "../control/snapshot.js";
 import { formatIPv4 } from "../core/addr.js";
 import { Engine, type Sysctls } from "../core/engine.js";
 import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
-import type { IfaceConfig, RouteConfig } from "../core/route.js";
+import type { IfaceAddr, IfaceConfig, RouteConfig } from "../core/route.js";
 import { openPacketSocket } from "../io/afpacket.js";
 import { compileFanoutProgram, compileOwnedFilter, joinFanout, setFanoutProgram } from "../io/bpf.js";
 import type { FrameIo, IoBackend } from "../io/frame-io.js";
@@ -21,10 +21,13 @@ import {
   libc,
   PACKET_FANOUT_CBPF,
   PACKET_OTHERHOST,
+  POLLERR,
   POLLIN,
   PRIO_PROCESS,
   SCHED_FIFO,
   SIZEOF_POLLFD,
+  SO_ERROR,
+  SOL_SOCKET,
   setThreadAffinity,
   threadAffinity,
 } from "../io/libc.js";
@@ -71,6 +74,27 @@ export interface WorkerInit {
   rtPrio?: number;
   /** Receive buffer per socket, KiB: SO_RCVBUF (mmsg) or ring size (ring, 64 KiB blocks). */
   rxKib?: number;
+  /** --host-vips: the host's locally delivered addresses, outside which no VIP is served. */
+  hostLocal?: IfaceAddr[] | null;
+}
+
+/**
+ * The host changed (main.ts follows rtnetlink): the interfaces to serve now, with their addresses,
+ * the main-table routes through them, and (--host-vips) the host's local addresses. `fanout`: each
+ * interface's fanout group id (multi-worker), stable for as long as the interface is served.
+ */
+export interface HostUpdate {
+  interfaces: IfaceConfig[];
+  routes: RouteConfig[];
+  hostLocal: IfaceAddr[] | null;
+  fanout: number[];
+}
+
+/** What a worker did with a HostUpdate: sockets opened and closed, and those it could not open. */
+export interface HostApplied {
+  opened: string[];
+  closed: string[];
+  errors: { name: string; err: string }[];
 }
 
 /**
@@ -107,6 +131,7 @@ export type ToWorker =
   | { type: "status"; id: number }
   | { type: "sysctl"; id: number; name?: string; value?: number }
   | { type: "fwmark"; id: number; action: FwmarkAction; rule?: string }
+  | ({ type: "host"; id: number } & HostUpdate)
   | { type: "stop" };
 
 export type FromWorker =
@@ -115,6 +140,7 @@ export type FromWorker =
   | { type: "snapshot"; id: number; table: TableSnapshot }
   | { type: "status"; id: number; status: WorkerStatus }
   | { type: "result"; id: number; response: Response; guard: Guard }
+  | ({ type: "host"; id: number } & HostApplied)
   | { type: "log"; level: "info" | "warn" | "error"; msg: string; data?: Record<string, unknown> }
   | { type: "stopped" };
 
@@ -159,6 +185,19 @@ export function controlRequest(
   return { error: "unknown request" };
 }
 
+/**
+ * Reads (and so clears) a socket's pending error: a link going down leaves ENETDOWN in sk_err
+ * (packet_notifier), which poll(2) reports as POLLERR until something reads it. recvmmsg does;
+ * a ring socket never makes that call, so without this poll would return at once forever.
+ */
+function clearSocketError(fd: number): void {
+  const c = libc();
+  const v = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4, 0);
+  c.getsockopt(fd, SOL_SOCKET, SO_ERROR, v, len);
+}
+
 function run(init: WorkerInit): void {
   const port = init.port;
   const post = (m: FromWorker): void => port.postMessage(m);
@@ -170,15 +209,19 @@ function run(init: WorkerInit): void {
   const nWorkers = init.workers ?? 1;
   const io: IoBackend = init.io ?? "ring";
   const allLips = init.allLips ?? init.lips;
-  const locals = init.interfaces.flatMap((c) => c.addrs.map((a) => a.addr));
+  let locals = init.interfaces.flatMap((c) => c.addrs.map((a) => a.addr));
+  // Per socket (same order as `sockets`): the interface as last given, and its ARP-only twin.
+  const ifConfigs: IfaceConfig[] = [];
   let noSocket = 0;
   let otherHost = 0;
   let filterUpdates = 0;
   const placed = placeThread(init);
   post({ type: "log", level: "info", msg: "worker placed", data: { index: init.index ?? 0, ...placed } });
   const rx = init.rxKib;
+  // One interface's sockets, k its fanout group offset; also run when the host gains an interface.
+  let openIface: (c: IfaceConfig, k: number) => void = () => {};
   try {
-    init.interfaces.forEach((c, k) => {
+    openIface = (c, k) => {
       const s =
         io === "ring"
           ? openRingSocket(c.name, {
@@ -193,6 +236,7 @@ function run(init: WorkerInit): void {
               rcvbuf: rx === undefined ? undefined : rx * 1024,
             });
       sockets.push(s);
+      ifConfigs.push(c);
       byIfindex[s.ifindex] = s;
       if (nWorkers > 1) {
         joinFanout(
@@ -211,12 +255,13 @@ function run(init: WorkerInit): void {
           compileOwnedFilter({ owned: [], locals: [], rips: [], ipv4: false, snaplen: 2048, allArp: true }),
         );
       }
-    });
+    };
+    init.interfaces.forEach(openIface);
   } catch (e) {
     for (const s of [...sockets, ...arpSockets]) s.close();
     throw e;
   }
-  const rxSockets = [...sockets, ...arpSockets];
+  let rxSockets = [...sockets, ...arpSockets];
   // The frame being handed to the engine: when the engine sends it back out (rewritten in place),
   // the frame is queued by address, without a copy (ring or rx slot stay valid until the flush at
   // the end of the loop).
@@ -240,17 +285,19 @@ function run(init: WorkerInit): void {
       } else s.send(buf, off, len, vnet);
     },
   });
+  if (init.hostLocal !== undefined && init.hostLocal !== null) engine.routes.setHostLocal(init.hostLocal);
   const now = (): number => performance.now();
   const api = new ControlApi(engine, now);
   const c = libc();
-  const pollMem = c.koffi.alloc("uint8_t", SIZEOF_POLLFD * rxSockets.length);
-  const pollAddr = addressOf(pollMem);
-  const pollDv = new DataView(c.koffi.view(pollMem, SIZEOF_POLLFD * rxSockets.length));
+  // The pollfd array over rxSockets; rebuilt when the host gains or loses an interface.
+  let pollMem = c.koffi.alloc("uint8_t", SIZEOF_POLLFD * Math.max(1, rxSockets.length));
+  let pollAddr = addressOf(pollMem);
+  let pollDv = new DataView(c.koffi.view(pollMem, SIZEOF_POLLFD * Math.max(1, rxSockets.length)));
   rxSockets.forEach((s, i) => {
     pollDv.setInt32(i * SIZEOF_POLLFD, s.fd, true);
     pollDv.setInt16(i * SIZEOF_POLLFD + 4, POLLIN, true);
   });
-  const kernelDrops = new Float64Array(sockets.length);
+  const kernelDrops: number[] = sockets.map(() => 0);
   const started = now();
   let loops = 0;
   let batches = 0;
@@ -259,7 +306,7 @@ function run(init: WorkerInit): void {
   let lastFrameAt = 0;
   // Which sockets to read in this pass: all of them, except right after poll(2) returned, when
   // only the ones it reported readable (an empty recvmmsg is a syscall for nothing).
-  const readable = new Uint8Array(rxSockets.length).fill(1);
+  let readable = new Uint8Array(rxSockets.length).fill(1);
   // recvmmsg(MSG_DONTWAIT) returns what is queued: fewer than a batch means the socket was empty a
   // moment ago, so the next pass may go straight to poll(2), which returns at once if frames came
   // in meanwhile: at low rates that is poll, recvmmsg, sendmmsg per frame instead of two more
@@ -274,7 +321,7 @@ function run(init: WorkerInit): void {
     // A fwmark rule on a network (not one host) owns addresses we cannot list: let all IPv4 in.
     const allIpv4 = api.hasNetworkFwmark();
     const rips = g.nat.map((d) => d.addr);
-    const key = JSON.stringify([g.owned, rips, allIpv4]);
+    const key = JSON.stringify([g.owned, rips, allIpv4, locals]);
     if (key === filterKey) return;
     filterKey = key;
     if (init.filter !== false || nWorkers > 1) {
@@ -308,7 +355,7 @@ function run(init: WorkerInit): void {
       } catch {
         // socket error: reported by the loop
       }
-      const cfg = init.interfaces[i];
+      const cfg = ifConfigs[i];
       return {
         name: s.ifname,
         ifindex: s.ifindex,
@@ -362,6 +409,65 @@ function run(init: WorkerInit): void {
     };
   };
 
+  // ------------------------------------------------------------ host changes
+  // Sockets of interfaces no longer served are closed; new ones are opened (a deleted interface's
+  // socket is dead for good: packet_notifier unbinds it on NETDEV_UNREGISTER, and a re-created
+  // link is a new ifindex). A link that only goes down keeps its socket: the kernel unhooks it on
+  // NETDEV_DOWN and hooks it again on NETDEV_UP (net/packet/af_packet.c, packet_notifier).
+  const applyHost = (u: HostUpdate): HostApplied => {
+    const r: HostApplied = { opened: [], closed: [], errors: [] };
+    const want = new Map(u.interfaces.map((cfg, k) => [cfg.ifindex, { cfg, group: u.fanout[k] ?? k }]));
+    for (let i = sockets.length - 1; i >= 0; i--) {
+      const s = sockets[i];
+      const w = want.get(s.ifindex);
+      if (w !== undefined) {
+        ifConfigs[i] = w.cfg;
+        continue;
+      }
+      r.closed.push(s.ifname);
+      s.close();
+      arpSockets[i]?.close();
+      if (nWorkers > 1) arpSockets.splice(i, 1);
+      sockets.splice(i, 1);
+      ifConfigs.splice(i, 1);
+      kernelDrops.splice(i, 1);
+      byIfindex[s.ifindex] = undefined;
+    }
+    for (const { cfg, group } of want.values()) {
+      if (byIfindex[cfg.ifindex] !== undefined) continue;
+      const n = sockets.length;
+      try {
+        openIface(cfg, group);
+        kernelDrops.push(0);
+        r.opened.push(cfg.name);
+      } catch (e) {
+        // Gone again, or not ready: the next host change tries again.
+        for (const s of sockets.splice(n)) s.close();
+        for (const s of arpSockets.splice(n)) s.close();
+        ifConfigs.splice(n);
+        byIfindex[cfg.ifindex] = undefined;
+        r.errors.push({ name: cfg.name, err: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    engine.setHost(u.interfaces, u.routes, u.hostLocal);
+    locals = u.interfaces.flatMap((cfg) => cfg.addrs.map((a) => a.addr));
+    if (r.opened.length > 0) filterKey = ""; // new sockets start without the filter
+    refilter();
+    if (r.opened.length > 0 || r.closed.length > 0) {
+      rxSockets = [...sockets, ...arpSockets];
+      c.koffi.free(pollMem);
+      pollMem = c.koffi.alloc("uint8_t", SIZEOF_POLLFD * Math.max(1, rxSockets.length));
+      pollAddr = addressOf(pollMem);
+      pollDv = new DataView(c.koffi.view(pollMem, SIZEOF_POLLFD * Math.max(1, rxSockets.length)));
+      rxSockets.forEach((s, i) => {
+        pollDv.setInt32(i * SIZEOF_POLLFD, s.fd, true);
+        pollDv.setInt16(i * SIZEOF_POLLFD + 4, POLLIN, true);
+      });
+      readable = new Uint8Array(rxSockets.length).fill(1);
+    }
+    return r;
+  };
+
   // Returns false when asked to stop.
   const control = (): boolean => {
     for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
@@ -395,6 +501,9 @@ function run(init: WorkerInit): void {
         }
         case "snapshot":
           post({ type: "snapshot", id: msg.id, table: api.snapshot(msg.conns) });
+          break;
+        case "host":
+          post({ type: "host", id: msg.id, ...applyHost(msg) });
           break;
         case "sysctl":
         case "fwmark": {
@@ -455,8 +564,11 @@ function run(init: WorkerInit): void {
         const p = c.poll(pollAddr, rxSockets.length, init.idleMs);
         if (p < 0 && c.errno() !== 4 /* EINTR */) throw new Error(`poll: errno ${c.errno()}`);
         if (p > 0) {
-          for (let i = 0; i < rxSockets.length; i++)
-            readable[i] = pollDv.getInt16(i * SIZEOF_POLLFD + 6, true) === 0 ? 0 : 1;
+          for (let i = 0; i < rxSockets.length; i++) {
+            const rev = pollDv.getInt16(i * SIZEOF_POLLFD + 6, true);
+            readable[i] = rev === 0 ? 0 : 1;
+            if ((rev & POLLERR) !== 0) clearSocketError(rxSockets[i].fd);
+          }
         }
       }
     }

@@ -30,6 +30,7 @@ import {
   EAGAIN,
   EINTR,
   EINVAL,
+  ENETDOWN,
   libc,
   MMSG_LEN,
   MSG_CONTROL,
@@ -207,7 +208,8 @@ export class PacketSocket extends PacketSocketBase {
     let n = this.#recv(c, fd);
     if (n < 0) {
       const err = c.errno();
-      if (err !== EAGAIN && err !== EINTR) throw new SyscallError("recvmmsg", err);
+      // ENETDOWN: the link went down (reported once); the socket receives again once it is up.
+      if (err !== EAGAIN && err !== EINTR && err !== ENETDOWN) throw new SyscallError("recvmmsg", err);
       if (timeoutMs === 0) return 0;
       const p = c.poll(this.pollfd.addr, 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs));
       if (p <= 0) {
@@ -217,7 +219,7 @@ export class PacketSocket extends PacketSocketBase {
       n = this.#recv(c, fd);
       if (n < 0) {
         const err2 = c.errno();
-        if (err2 !== EAGAIN && err2 !== EINTR) throw new SyscallError("recvmmsg", err2);
+        if (err2 !== EAGAIN && err2 !== EINTR && err2 !== ENETDOWN) throw new SyscallError("recvmmsg", err2);
         return 0;
       }
     }

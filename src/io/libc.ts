@@ -72,6 +72,8 @@ export const EINTR = 4;
 export const EAGAIN = 11;
 export const EINVAL = 22;
 export const ENOBUFS = 105;
+/** A bound packet socket's device went down (packet_notifier sets it once in sk_err). */
+export const ENETDOWN = 100;
 export const PRIO_PROCESS = 0;
 export const SCHED_OTHER = 0;
 export const SCHED_FIFO = 1;
