@@ -1,9 +1,19 @@
 // `tsvs lab up|down|status|demo`: the network-namespace lab (docs/lab.md).
 
+import { listCommand } from "../lab/daemon.js";
 import { labDemo } from "../lab/demo.js";
 import { formatStatus, labStatus, labUp } from "../lab/lab.js";
 import type { ServerKind } from "../lab/servers.js";
-import { DEFAULT_PREFIX, LAB_ADDR, LAB_METHODS, type LabMethod, labDown, labNames } from "../lab/topology.js";
+import {
+  DEFAULT_PREFIX,
+  LAB_ADDR,
+  LAB_METHODS,
+  type LabMethod,
+  type LabOffloads,
+  labDown,
+  labNames,
+  RUN_ROOT,
+} from "../lab/topology.js";
 
 const USAGE = `Usage: tsvs lab COMMAND [OPTIONS]
 
@@ -20,6 +30,11 @@ Options:
   --prefix P                 namespace name prefix (default ${DEFAULT_PREFIX}: ${DEFAULT_PREFIX}-c, ${DEFAULT_PREFIX}-d, ...)
   --servers auto|nginx|node  real-server HTTP: nginx when installed (auto), or the Node server
   --no-daemon                up: topology and servers only
+  --offloads on|off          up, demo: veth checksum/segmentation offloads as veth has them (on,
+                             the default, as on a user's host) or turned off with ethtool (to compare)
+
+The daemon listens on the director namespace's own control socket, so \`ip netns exec P-d tsvs
+ipvsadm -Ln\` reaches it (${RUN_ROOT}/lab.sock is a link to it for older scripts).
 `;
 
 interface Args {
@@ -29,6 +44,7 @@ interface Args {
   methods: LabMethod[];
   servers: ServerKind | "auto";
   daemon: boolean;
+  offloads: LabOffloads;
   json: boolean;
   requests: number;
 }
@@ -46,6 +62,7 @@ function parse(argv: string[]): Args | string {
     methods: [...LAB_METHODS],
     servers: "auto",
     daemon: true,
+    offloads: "on",
     json: false,
     requests: 30,
   };
@@ -83,6 +100,11 @@ function parse(argv: string[]): Args | string {
         i++;
         break;
       }
+      case "--offloads":
+        if (v !== "on" && v !== "off") return "--offloads must be on or off";
+        a.offloads = v;
+        i++;
+        break;
       case "--no-daemon":
         a.daemon = false;
         break;
@@ -109,10 +131,16 @@ export async function labMain(argv: string[]): Promise<number> {
     const names = labNames(a.prefix);
     switch (a.cmd) {
       case "up": {
-        const st = await labUp(names, { method: a.method, servers: a.servers, daemon: a.daemon, log });
-        log(
-          `lab ${names.prefix} is up (${st.method}); try: ip netns exec ${names.client} curl http://${LAB_ADDR.VIP}/`,
-        );
+        const st = await labUp(names, {
+          method: a.method,
+          servers: a.servers,
+          daemon: a.daemon,
+          offloads: a.offloads,
+          log,
+        });
+        log(`lab ${names.prefix} is up (${st.method}); try:`);
+        log(`  ip netns exec ${names.client} curl http://${LAB_ADDR.VIP}/`);
+        if (st.daemonStatus === "running") log(`  ${listCommand(names)}`);
         return a.daemon && st.daemonStatus !== "running" ? 1 : 0;
       }
       case "down":
@@ -128,6 +156,7 @@ export async function labMain(argv: string[]): Promise<number> {
           methods: a.methods,
           requests: a.requests,
           servers: a.servers,
+          offloads: a.offloads,
           log,
         });
         return res.every((r) => r.failed === 0) ? 0 : 1;

@@ -1,10 +1,15 @@
 // The director side of the lab: `tsvs daemon` in the director namespace, and `tsvs ipvsadm` talking
-// to it over the lab's control socket. Both run the built CLI entry (dist/src/cli/tsvs.js, what
-// bin/tsvs runs) with the node that runs the lab, so a private build directory works as well.
+// to it. The daemon listens where any `ip netns exec P-d tsvs ipvsadm` looks by default (the
+// namespace's own control socket, src/daemon/protocol.ts), so the lab's commands pass no
+// --control, as a user's would not; /run/tsvs/lab.sock stays as a symlink to it for older
+// scripts. Both run the built CLI entry (dist/src/cli/tsvs.js, what bin/tsvs runs) with the node
+// that runs the lab, so a private build directory works as well.
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { dirname, isAbsolute, join, relative } from "node:path";
 import { nsExecStatus } from "../io/netns.js";
-import { jsPath, type ProcRef, procAlive, spawnInNs, waitFor } from "./proc.js";
+import { commandPath } from "./packages.js";
+import { DIST_ROOT, jsPath, type ProcRef, procAlive, spawnInNs, waitFor } from "./proc.js";
 import { LAB_ADDR, type LabMethod, type LabNames, methodServers } from "./topology.js";
 
 /** `node -e` launcher: imports the CLI entry (argv[1]) and runs main() on the remaining arguments. */
@@ -32,6 +37,23 @@ export function tsvsArgv(args: readonly string[]): string[] {
   return [process.execPath, ...flags, "--input-type=module", "-e", LAUNCHER, entry, ...args];
 }
 
+/**
+ * How the user runs tsvs, for the commands the lab prints: `tsvs` when it is on PATH (npm link,
+ * a package), else the repository's bin/tsvs as a path from the working directory.
+ */
+export function userTsvs(): string {
+  if (commandPath("tsvs") !== null) return "tsvs";
+  const bin = join(DIST_ROOT, "..", "bin", "tsvs");
+  if (!existsSync(bin)) return "tsvs";
+  const rel = relative(process.cwd(), bin);
+  return rel.startsWith("..") || isAbsolute(rel) ? bin : rel;
+}
+
+/** The command that lists the lab director's table, as a user types it. */
+export function listCommand(names: LabNames): string {
+  return `ip netns exec ${names.director} ${userTsvs()} ipvsadm -Ln`;
+}
+
 export const IPVSADM_FLAG: Record<LabMethod, string> = {
   nat: "-m",
   dr: "-g",
@@ -54,7 +76,23 @@ function logTail(path: string): string {
   }
 }
 
-/** Starts the daemon in the director namespace and waits for its control socket (≤ 8 s). */
+/**
+ * Prefix of the lab's tsvs commands: a TSVS_CONTROL in the environment of whoever runs the lab
+ * would move the daemon's socket, and the clients', away from the namespace's default.
+ */
+const NO_TSVS_CONTROL = ["env", "-u", "TSVS_CONTROL"] as const;
+
+/** `lab.sock` → the daemon's socket, replacing whatever an earlier lab left there. */
+function linkAlias(names: LabNames): void {
+  mkdirSync(dirname(names.controlAlias), { recursive: true });
+  rmSync(names.controlAlias, { force: true });
+  symlinkSync(names.controlSock, names.controlAlias);
+}
+
+/**
+ * Starts the daemon in the director namespace on the namespace's default control socket, waits
+ * for it (≤ 8 s), then links the lab.sock alias to it.
+ */
 export async function startDaemon(
   names: LabNames,
   method: LabMethod,
@@ -65,8 +103,15 @@ export async function startDaemon(
   }
   const args = ["daemon", "--iface", names.dirClientIf, "--iface", names.dirLanIf];
   if (method === "fullnat") args.push("--lip", LAB_ADDR.LIP);
-  args.push("--control", names.controlSock, ...extraArgs);
-  const proc = spawnInNs(names.director, tsvsArgv(args), names.daemonLog, "tsvs daemon");
+  args.push(...extraArgs);
+  // A socket left by a killed daemon would pass for this one's until it listens.
+  rmSync(names.controlSock, { force: true });
+  const proc = spawnInNs(
+    names.director,
+    [...NO_TSVS_CONTROL, ...tsvsArgv(args)],
+    names.daemonLog,
+    "tsvs daemon",
+  );
   const up = await waitFor(() => existsSync(names.controlSock) || !procAlive(proc), 8000);
   if (!up || !procAlive(proc)) {
     const why = logTail(names.daemonLog);
@@ -75,24 +120,25 @@ export async function startDaemon(
       status: `daemon not available yet: ${procAlive(proc) ? "no control socket after 8 s" : "it exited"}${why !== "" ? ` (${why})` : ""}`,
     };
   }
+  linkAlias(names);
   return { proc, status: "running" };
 }
 
-/** Runs `tsvs ipvsadm --control SOCK ARGS…` in the director namespace. */
+/** Runs `tsvs ipvsadm ARGS…` in the director namespace (its daemon, no --control). */
 export function ipvsadm(
   names: LabNames,
   args: readonly string[],
 ): { status: number; stdout: string; stderr: string } {
-  return nsExecStatus(names.director, tsvsArgv(["ipvsadm", "--control", names.controlSock, ...args]), 15_000);
+  return tsvsCtl(names, "ipvsadm", args);
 }
 
-/** Runs `tsvs CMD --control SOCK ARGS…` (ipvsadm, sysctl, fwmark, status) in the director namespace. */
+/** Runs `tsvs CMD ARGS…` (ipvsadm, sysctl, fwmark, status) in the director namespace, no --control. */
 export function tsvsCtl(
   names: LabNames,
   cmd: "ipvsadm" | "sysctl" | "fwmark" | "status",
   args: readonly string[],
 ): { status: number; stdout: string; stderr: string } {
-  return nsExecStatus(names.director, tsvsArgv([cmd, "--control", names.controlSock, ...args]), 15_000);
+  return nsExecStatus(names.director, [...NO_TSVS_CONTROL, ...tsvsArgv([cmd, ...args])], 15_000);
 }
 
 /** The lab's service: TCP VIP:80, round robin, with the method's servers. Returns the error, or null. */

@@ -2,10 +2,17 @@
 // VIP, count which real server answered each, show the director's table, take the lab down.
 
 import { nsExecStatus } from "../io/netns.js";
-import { ipvsadm } from "./daemon.js";
+import { ipvsadm, listCommand } from "./daemon.js";
 import { labUp } from "./lab.js";
 import type { ServerKind } from "./servers.js";
-import { LAB_ADDR, LAB_METHODS, type LabMethod, type LabNames, labDown } from "./topology.js";
+import {
+  LAB_ADDR,
+  LAB_METHODS,
+  type LabMethod,
+  type LabNames,
+  type LabOffloads,
+  labDown,
+} from "./topology.js";
 
 export interface DemoResult {
   method: LabMethod;
@@ -19,6 +26,7 @@ export interface DemoOptions {
   methods?: readonly LabMethod[];
   requests?: number;
   servers?: ServerKind | "auto";
+  offloads?: LabOffloads;
   log?: (line: string) => void;
 }
 
@@ -53,7 +61,12 @@ export async function labDemo(names: LabNames, opts: DemoOptions = {}): Promise<
   try {
     for (const method of opts.methods ?? LAB_METHODS) {
       log(`== ${TITLE[method]}: ${requests} requests from ${LAB_ADDR.CIP} to ${LAB_ADDR.VIP}:80`);
-      const st = await labUp(names, { method, servers: opts.servers ?? "auto", log: (l) => log(`   ${l}`) });
+      const st = await labUp(names, {
+        method,
+        servers: opts.servers ?? "auto",
+        offloads: opts.offloads,
+        log: (l) => log(`   ${l}`),
+      });
       if (st.daemonStatus !== "running") {
         log(`   skipped: ${st.daemonStatus}`);
         results.push({ method, counts: {}, failed: requests, table: "", daemonStatus: st.daemonStatus });
@@ -66,6 +79,8 @@ export async function labDemo(names: LabNames, opts: DemoOptions = {}): Promise<
         .map((k) => `${k} ${counts[k]}`)
         .join(", ");
       log(`   responses: ${per === "" ? "none" : per}${failed > 0 ? `; ${failed} failed` : ""}`);
+      // What a user types, run as the user would: in the director namespace, no --control.
+      log(`   # ${listCommand(names)}`);
       const t = ipvsadm(names, ["-Ln"]);
       const table = t.status === 0 ? t.stdout : `ipvsadm -Ln failed: ${t.stderr.trim()}`;
       log(

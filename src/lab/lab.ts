@@ -12,6 +12,7 @@ import {
   LAB_ADDR,
   type LabMethod,
   type LabNames,
+  type LabOffloads,
   type LabState,
   labDown,
   methodServers,
@@ -33,6 +34,8 @@ export interface LabUpOptions {
    * a duplicate of the file's.
    */
   service?: boolean;
+  /** "on" (default): veth's default offloads on every link; "off" turns them off, to compare. */
+  offloads?: LabOffloads;
   log?: (line: string) => void;
 }
 
@@ -48,7 +51,9 @@ export function realserverArgv(args: readonly string[]): string[] {
 export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabState> {
   const log = opts.log ?? (() => {});
   const want = opts.servers ?? "auto";
-  const pkgs = ["iproute2", "curl", "ethtool"];
+  const offloads = opts.offloads ?? "on";
+  const pkgs = ["iproute2", "curl"];
+  if (offloads === "off") pkgs.push("ethtool");
   if (want !== "node") pkgs.push("nginx");
   // The daemon's ingress guard is an nft table (SPEC §1).
   if (opts.daemon !== false) pkgs.push("nftables");
@@ -65,6 +70,7 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
     prefix: names.prefix,
     method: opts.method,
     servers: kind,
+    offloads,
     namespaces: names.all,
     procs: [],
     daemon: null,
@@ -73,8 +79,10 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
   };
   try {
     writeState(names, st);
-    buildTopology(names, opts.method);
-    log(`topology ${names.prefix}: ${names.all.join(" ")} (${opts.method})`);
+    buildTopology(names, opts.method, offloads);
+    log(
+      `topology ${names.prefix}: ${names.all.join(" ")} (${opts.method}, offloads ${offloads === "on" ? "as veth has them" : "off"})`,
+    );
     for (const s of names.servers) {
       st.procs.push(...(await startServer(s, kind, join(names.runDir, s.name))));
       writeState(names, st);
@@ -116,6 +124,10 @@ export interface LabStatus {
   up: boolean;
   method: LabMethod | null;
   servers: ServerKind | null;
+  offloads: LabOffloads | null;
+  /** The daemon's control socket (the director namespace's default) and its lab.sock alias. */
+  control: string;
+  controlAlias: string;
   namespaces: { name: string; present: boolean }[];
   procs: { what: string; pid: number; ns: string; alive: boolean }[];
   daemon: { pid: number | null; alive: boolean; status: string };
@@ -150,6 +162,10 @@ export function labStatus(names: LabNames): LabStatus {
     up: st !== null && present.size === names.all.length,
     method: st?.method ?? null,
     servers: st?.servers ?? null,
+    // A state file from before the option had offloads off on every link.
+    offloads: st === null ? null : (st.offloads ?? "off"),
+    control: names.controlSock,
+    controlAlias: names.controlAlias,
     namespaces: names.all.map((n) => ({ name: n, present: present.has(n) })),
     procs: (st?.procs ?? []).map((p) => ({ what: p.what, pid: p.pid, ns: p.ns, alive: procAlive(p) })),
     daemon: {
@@ -164,7 +180,10 @@ export function labStatus(names: LabNames): LabStatus {
 export function formatStatus(s: LabStatus): string {
   const out: string[] = [];
   out.push(`lab ${s.prefix}: ${s.up ? "up" : s.namespaces.some((n) => n.present) ? "partial" : "down"}`);
-  if (s.method !== null) out.push(`method ${s.method}, servers ${s.servers}`);
+  if (s.method !== null)
+    out.push(
+      `method ${s.method}, servers ${s.servers}, offloads ${s.offloads === "off" ? "off" : "on (veth defaults)"}`,
+    );
   for (const n of s.namespaces) {
     out.push(`  ${n.name.padEnd(16)} ${n.present ? (s.addresses[n.name] ?? "") : "absent"}`);
   }
@@ -173,5 +192,6 @@ export function formatStatus(s: LabStatus): string {
   out.push(
     `  daemon: ${s.daemon.status}${s.daemon.pid !== null ? ` (pid ${s.daemon.pid}, ${s.daemon.alive ? "alive" : "dead"})` : ""}`,
   );
+  if (s.daemon.alive) out.push(`  control: ${s.control} (alias ${s.controlAlias})`);
   return `${out.join("\n")}\n`;
 }

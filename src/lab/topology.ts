@@ -12,7 +12,7 @@
 // on the client net. FULLNAT replies go to the LIP, on-link for r1-r3 and via x for r4.
 
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { addNetns, delNetns, ip, nsExec, nsExecStatus } from "../io/netns.js";
 import { commandPath } from "./packages.js";
 import { type ProcRef, procAlive, stopProc } from "./proc.js";
@@ -57,12 +57,26 @@ export interface LabNames {
   dirLanIf: string;
   runDir: string;
   stateFile: string;
+  /**
+   * The daemon's control socket: the director namespace's default one, where `ip netns exec
+   * P-d tsvs ipvsadm` looks without --control (src/daemon/protocol.ts, defaultControlPath).
+   */
   controlSock: string;
+  /** `lab.sock` in the run directory: a symlink to controlSock, for scripts written before. */
+  controlAlias: string;
   daemonLog: string;
 }
 
 export const DEFAULT_PREFIX = "tsvs";
 export const RUN_ROOT = "/run/tsvs";
+
+/**
+ * Where a daemon started without --control listens inside the namespace `ip netns` calls ns: the
+ * rule of defaultControlPath (src/daemon/protocol.ts) for a named namespace, seen from outside it.
+ */
+export function namespaceControlPath(ns: string): string {
+  return join(RUN_ROOT, `netns-${ns}`, "control.sock");
+}
 
 export function labNames(prefix = DEFAULT_PREFIX): LabNames {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$/.test(prefix)) throw new Error(`bad lab prefix '${prefix}'`);
@@ -84,7 +98,8 @@ export function labNames(prefix = DEFAULT_PREFIX): LabNames {
     dirLanIf: "eth1",
     runDir,
     stateFile: join(runDir, "lab.json"),
-    controlSock: join(runDir, "lab.sock"),
+    controlSock: namespaceControlPath(`${prefix}-d`),
+    controlAlias: join(runDir, "lab.sock"),
     daemonLog: join(runDir, "daemon.log"),
   };
   return { ...n, all: [n.bridge, n.client, n.director, n.router, ...servers.map((s) => s.ns)] };
@@ -105,6 +120,8 @@ export interface LabState {
   method: LabMethod;
   /** "nginx" or "node": what answers HTTP on the servers. */
   servers: "nginx" | "node";
+  /** Offloads on the lab's links (absent in state files of labs that always turned them off). */
+  offloads?: LabOffloads;
   namespaces: string[];
   procs: ServerProc[];
   daemon: ProcRef | null;
@@ -142,17 +159,36 @@ function sysctl(ns: string, key: string, value: string | number): void {
 }
 
 /**
- * Offloads a packet socket cannot live with: veth hands its peer CHECKSUM_PARTIAL frames (L4
- * checksum not filled in), which the director would forward as they are, and TSO/GSO/GRO make
- * frames bigger than the MTU (docs/io.md, Limits). Real NICs deliver complete frames.
+ * "on" (the default): every veth keeps the offloads veth has when created (tx checksum, TSO, GSO,
+ * GRO as the kernel sets them), as a user's host has them, so the director must live with
+ * CHECKSUM_PARTIAL frames and aggregates bigger than the MTU (docs/io.md, Receive offloads).
+ * "off": `ethtool -K IF tx off tso off gso off gro off` on every link, only to compare.
  */
+export type LabOffloads = "on" | "off";
+export const LAB_OFFLOADS: readonly LabOffloads[] = ["on", "off"];
+
+/** Turns checksum and segmentation offloads off on one link (for --offloads off). */
 function offloadsOff(ns: string, ifname: string): void {
-  if (commandPath("ethtool") === null) return;
-  nsExecStatus(ns, ["ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
+  if (commandPath("ethtool") === null) throw new Error("--offloads off needs ethtool, which is missing");
+  const r = nsExecStatus(ns, [
+    "ethtool",
+    "-K",
+    ifname,
+    "tx",
+    "off",
+    "tso",
+    "off",
+    "gso",
+    "off",
+    "gro",
+    "off",
+  ]);
+  if (r.status !== 0) throw new Error(`ethtool -K ${ifname} in ${ns}: ${(r.stderr || r.stdout).trim()}`);
 }
 
 /** A veth pair between two namespaces, addresses optional, both ends up. */
 function veth(
+  offloads: LabOffloads,
   aNs: string,
   aIf: string,
   aCidr: string | null,
@@ -167,20 +203,21 @@ function veth(
   ] as const) {
     if (cidr !== null) ip("-n", ns, "addr", "add", cidr, "dev", ifname);
     ip("-n", ns, "link", "set", ifname, "up");
-    offloadsOff(ns, ifname);
+    if (offloads === "off") offloadsOff(ns, ifname);
   }
 }
 
 /** A veth from namespace ns (interface ifname, address cidr) to a port of a bridge in the bridge ns. */
 function bridgePort(
   names: LabNames,
+  offloads: LabOffloads,
   bridge: string,
   port: string,
   ns: string,
   ifname: string,
   cidr: string,
 ): void {
-  veth(ns, ifname, cidr, names.bridge, port, null);
+  veth(offloads, ns, ifname, cidr, names.bridge, port, null);
   ip("-n", names.bridge, "link", "set", port, "master", bridge);
 }
 
@@ -188,8 +225,10 @@ function bridgePort(
  * Builds namespaces, bridges, links, addresses and the method's routes (no processes). Any earlier
  * lab with the same prefix must be gone (labDown) first. On failure the caller tears down.
  */
-export function buildTopology(names: LabNames, method: LabMethod): void {
+export function buildTopology(names: LabNames, method: LabMethod, offloads: LabOffloads = "on"): void {
   const A = LAB_ADDR;
+  const port = (br: string, p: string, ns: string, ifname: string, cidr: string): void =>
+    bridgePort(names, offloads, br, p, ns, ifname, cidr);
   for (const ns of names.all) {
     addNetns(ns);
     // No IPv6: router and neighbour solicitations would only add noise to the daemon's links.
@@ -200,16 +239,17 @@ export function buildTopology(names: LabNames, method: LabMethod): void {
     ip("-n", names.bridge, "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0");
     ip("-n", names.bridge, "link", "set", br, "up");
   }
-  bridgePort(names, "brc", "c", names.client, "eth0", `${A.CIP}/24`);
-  bridgePort(names, "brc", "d0", names.director, names.dirClientIf, `${A.DIR_CLIENT}/24`);
-  bridgePort(names, "brc", "x0", names.router, "eth0", `${A.X_CLIENT}/24`);
-  bridgePort(names, "brl", "d1", names.director, names.dirLanIf, `${A.DIP}/24`);
-  bridgePort(names, "brl", "x1", names.router, "eth1", `${A.X_LAN}/24`);
+  port("brc", "c", names.client, "eth0", `${A.CIP}/24`);
+  port("brc", "d0", names.director, names.dirClientIf, `${A.DIR_CLIENT}/24`);
+  port("brc", "x0", names.router, "eth0", `${A.X_CLIENT}/24`);
+  port("brl", "d1", names.director, names.dirLanIf, `${A.DIP}/24`);
+  port("brl", "x1", names.router, "eth1", `${A.X_LAN}/24`);
   for (const s of names.servers) {
-    if (s.onLan) bridgePort(names, "brl", s.name, s.ns, "eth0", `${s.rip}/24`);
+    if (s.onLan) port("brl", s.name, s.ns, "eth0", `${s.rip}/24`);
   }
   const r4 = names.servers.find((s) => !s.onLan);
-  if (r4 !== undefined) veth(names.router, "eth2", `${A.X_ROUTED}/24`, r4.ns, "eth0", `${r4.rip}/24`);
+  if (r4 !== undefined)
+    veth(offloads, names.router, "eth2", `${A.X_ROUTED}/24`, r4.ns, "eth0", `${r4.rip}/24`);
 
   ip("-n", names.client, "route", "add", "default", "via", A.DIR_CLIENT);
   ip("-n", names.director, "route", "add", A.ROUTED_NET, "via", A.X_LAN);
@@ -272,6 +312,12 @@ export async function labDown(names: LabNames): Promise<string[]> {
     }
     delNetns(ns);
     done.push(`deleted namespace ${ns}`);
+  }
+  // The daemon removes its socket when it exits; after a crash the directory is left behind.
+  const ctlDir = dirname(names.controlSock);
+  if (existsSync(ctlDir)) {
+    rmSync(ctlDir, { recursive: true, force: true });
+    done.push(`removed ${ctlDir}`);
   }
   if (existsSync(names.runDir)) {
     if (names.runDir === RUN_ROOT) {

@@ -1,16 +1,20 @@
 // `tsvs lab` on this machine's kernel: the namespaces, links and routes of docs/lab.md with their
-// real-server applications (Node server and nginx), then the daemon serving the VIP through the
-// lab, and a teardown that leaves nothing behind, also after a "crash" (state file lost).
+// real-server applications (Node server and nginx), veth offloads left as veth has them (or off
+// with --offloads off), then the daemon serving the VIP through the lab and answering `ip netns
+// exec P-d tsvs ipvsadm -Ln` without --control (lab.sock a link to its socket), and a teardown that
+// leaves nothing behind, also after a "crash" (state file lost).
 // Names use the prefix tsvs-lt<pid>; addresses are the lab's fixed ones.
 // Needs root and iproute2 (+ curl): skipped with the reason otherwise, failed when CI=true.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
+import { request } from "../../src/daemon/control.js";
 import { ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
-import { tsvsEntry } from "../../src/lab/daemon.js";
+import { tsvsArgv, tsvsEntry } from "../../src/lab/daemon.js";
 import { countResponses } from "../../src/lab/demo.js";
 import { labStatus, labUp, realserverArgv } from "../../src/lab/lab.js";
 import { ensurePackages } from "../../src/lab/packages.js";
@@ -19,7 +23,7 @@ import { nginxAvailable } from "../../src/lab/servers.js";
 import { LAB_ADDR, type LabNames, labDown, labNames, readState } from "../../src/lab/topology.js";
 import { e2eSkip, skipOrFail } from "../support/e2e-env.js";
 
-const skip = e2eSkip("lab e2e", ["curl"]);
+const skip = e2eSkip("lab e2e", ["curl", "ethtool"]);
 
 const names: LabNames = labNames(`tsvs-lt${process.pid}`);
 const tmp = mkdtempSync(join(tmpdir(), "tsvs-lt-"));
@@ -66,6 +70,14 @@ function checkServers(fromNs: string): void {
   }
 }
 
+/** `ethtool -k IF` in ns: feature name → "on"/"off" (the "[fixed]" note dropped). */
+function features(ns: string, ifname: string): Record<string, string> {
+  const out = nsExec(ns, ["ethtool", "-k", ifname]);
+  const f: Record<string, string> = {};
+  for (const m of out.matchAll(/^\s*([a-z0-9-]+): (on|off)/gm)) f[m[1]] = m[2];
+  return f;
+}
+
 function assertGone(pids: number[]): void {
   assert.deepEqual(labNamespaces(), [], "no namespace of the lab is left");
   assert.equal(existsSync(names.runDir), false, "the run directory is removed");
@@ -86,6 +98,19 @@ describe("tsvs lab topology, servers and teardown", { skip, timeout: 60_000 }, (
     assert.ok(status.procs.every((p) => p.alive));
     assert.match(status.addresses[names.director], /eth0 198\.18\.0\.1\/24, eth1 198\.18\.1\.1\/24/);
     assert.match(status.addresses[names.router], /198\.18\.2\.1\/24/);
+    // Offloads stay as veth has them, on every link (a host as users have it).
+    assert.equal(status.offloads, "on");
+    for (const [ns, ifname] of [
+      [names.director, names.dirClientIf],
+      [names.director, names.dirLanIf],
+      [names.client, "eth0"],
+      [names.servers[0].ns, "eth0"],
+    ] as const) {
+      const f = features(ns, ifname);
+      assert.equal(f["tcp-segmentation-offload"], "on", `${ns} ${ifname} TSO`);
+      assert.equal(f["generic-segmentation-offload"], "on", `${ns} ${ifname} GSO`);
+      assert.equal(f["tx-checksumming"], "on", `${ns} ${ifname} tx checksumming`);
+    }
     // From the director: r1-r3 on its LAN, r4 through the router x.
     checkServers(names.director);
     // From the client through the director's kernel, forwarding for the moment (NAT return path:
@@ -104,9 +129,15 @@ describe("tsvs lab topology, servers and teardown", { skip, timeout: 60_000 }, (
   });
 
   it("removes a lab whose state file is lost (after a crash): namespaces and the processes in them", async () => {
-    const st = await labUp(names, { method: "dr", servers: "node", daemon: false });
+    const st = await labUp(names, { method: "dr", servers: "node", daemon: false, offloads: "off" });
     const pids = st.procs.map((p) => p.pid);
     assert.ok(pids.every((pid) => procAlive({ pid, start: 0, what: "" })));
+    // --offloads off, to compare: every link has them off.
+    assert.equal(labStatus(names).offloads, "off");
+    const f = features(names.director, names.dirClientIf);
+    assert.equal(f["tcp-segmentation-offload"], "off");
+    assert.equal(f["generic-receive-offload"], "off");
+    assert.equal(f["tx-checksumming"], "off");
     rmSync(names.stateFile);
     await labDown(names);
     assertGone(pids);
@@ -140,9 +171,33 @@ describe("tsvs lab topology, servers and teardown", { skip, timeout: 60_000 }, (
     const { counts, failed } = countResponses(names, 8);
     assert.equal(failed, 0);
     assert.deepEqual(counts, { r1: 2, r2: 2, r3: 2, r4: 2 });
+
+    // The drop-in way: `ip netns exec P-d tsvs ipvsadm -Ln`, no --control, reaches the lab's daemon
+    // (its namespace's default socket); no TSVS_CONTROL either.
+    const env = { ...process.env };
+    delete env.TSVS_CONTROL;
+    const plain = spawnSync("ip", ["netns", "exec", names.director, ...tsvsArgv(["ipvsadm", "-Ln"])], {
+      encoding: "utf8",
+      env,
+      timeout: 15_000,
+    });
+    assert.equal(plain.status, 0, `ip netns exec ${names.director} tsvs ipvsadm -Ln: ${plain.stderr}`);
+    assert.match(
+      plain.stdout,
+      /TCP {2}198\.18\.0\.100:80 rr\n(?: {2}-> 198\.18\.[12]\.1[1-4]:80 +Tunnel .*\n){4}/,
+    );
+    assert.equal(labStatus(names).control, names.controlSock);
+    // lab.sock, for older scripts: a link to the same socket, answering.
+    assert.ok(lstatSync(names.controlAlias).isSymbolicLink());
+    const res = await request(names.controlAlias, { op: "status" });
+    assert.ok("status" in res, JSON.stringify(res));
+    assert.equal(res.status.control, names.controlSock);
+    assert.equal(res.status.pid, st.daemon?.pid);
+
     const daemonPid = st.daemon?.pid ?? 0;
     await labDown(names);
     assertGone([daemonPid, ...st.procs.map((p) => p.pid)]);
     assert.equal(readState(names), null);
+    assert.equal(existsSync(dirname(names.controlSock)), false, "the daemon's control directory is removed");
   });
 });
