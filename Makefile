@@ -40,6 +40,10 @@ format: deps
 bench-core: build
 	node --expose-gc dist/bench/core.js
 
+# Forwarding figures of the daemon on veth (root; docs/io.md "Figures"; TSVS_RING_BENCH_* knobs).
+bench-ring: build e2e-deps
+	node dist/bench/ring.js
+
 # tsvs against nft DNAT, haproxy and nginx stream on a namespace network (root; docs/bench.md):
 # writes bench/results/<date>.json and .svg. The README section: bin/tsvs bench --update-readme FILE.json
 bench: bench-core
