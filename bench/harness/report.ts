@@ -4,6 +4,7 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, relative } from "node:path";
+import type { LabOffloads } from "../../src/lab/topology.js";
 import { type ChartPanel, formatValue, renderChart } from "./chart.js";
 import type { CoreUse } from "./util.js";
 import type { RepResult, WorkloadDef, WorkloadName } from "./workloads.js";
@@ -42,6 +43,7 @@ export const RATIO_KEYS = [
   "cps_dr_vs_nat",
   "rps_keepalive_vs_haproxy",
   "p99_added_vs_haproxy",
+  "bulk_vs_nft",
 ] as const;
 export type RatioKey = (typeof RATIO_KEYS)[number];
 
@@ -60,6 +62,9 @@ export const RATIO_DEFS: Record<
     goal: "≤ 1.0",
     added: true,
   },
+  // iperf3 through tsvs NAT against the kernel's DNAT, both with veth's default offloads (unless
+  // the run says offloads off): the kernel forwards 64 KiB aggregates whole, so must tsvs.
+  bulk_vs_nft: { num: ["tsvs-nat", "tcp_bulk"], den: ["nft-dnat", "tcp_bulk"], goal: "≥ 1.0" },
 };
 
 export interface BenchResult {
@@ -70,6 +75,11 @@ export interface BenchResult {
   reps: number;
   host: { kernel: string; cpus: number; cpu_model: string; node: string };
   pinning: { generator: string; director: string; servers?: string };
+  /**
+   * Veth checksum/segmentation offloads on every link, the same for every director: "on" (veth's
+   * defaults) or "off" (ethtool -K). Absent in files written before the option: those ran "off".
+   */
+  offloads?: LabOffloads;
   generator: string;
   directors: DirectorRecord[];
   workloads: WorkloadDef[];
@@ -192,7 +202,8 @@ export function runLine(r: BenchResult): string {
     `${r.date.slice(0, 16).replace("T", " ")} UTC, ${r.host.cpus} CPUs (${r.host.cpu_model}), kernel ${r.host.kernel}, ` +
     `${r.duration_s} s per cell, ${r.reps} repetition${r.reps === 1 ? "" : "s"} (median)${r.smoke ? ", SMOKE run" : ""}; ` +
     `generator ${r.generator} on ${r.pinning.generator}, director on ${r.pinning.director}` +
-    (r.pinning.servers === undefined ? "" : `, servers ${r.pinning.servers}`)
+    (r.pinning.servers === undefined ? "" : `, servers ${r.pinning.servers}`) +
+    `; veth offloads ${(r.offloads ?? "off") === "on" ? "on (defaults)" : "off"}`
   );
 }
 

@@ -7,7 +7,7 @@ import { cpus, release } from "node:os";
 import { join } from "node:path";
 import { ip, netnsUnavailableReason } from "../../src/io/netns.js";
 import { commandPath, ensurePackages } from "../../src/lab/packages.js";
-import { labDown } from "../../src/lab/topology.js";
+import { type LabOffloads, labDown } from "../../src/lab/topology.js";
 import { DIRECTORS, type DirectorDef, type DirectorRun, nginxStreamReason } from "./directors.js";
 import {
   type BenchResult,
@@ -37,6 +37,8 @@ export interface BenchOptions {
   log: (line: string) => void;
   /** The UDP generator: trafgen when installed (default), or the Node AF_PACKET one. */
   generator?: "trafgen" | "node";
+  /** Veth offloads on every link, for every director: "on" (veth's defaults) or "off". */
+  offloads?: LabOffloads;
 }
 
 export interface BenchOutput {
@@ -66,14 +68,14 @@ export function unknownNames(only: readonly string[]): string[] {
   return only.filter((n) => !known.has(n));
 }
 
-function installTools(log: (s: string) => void): void {
+function installTools(log: (s: string) => void, offloads: LabOffloads): void {
   // A tool that cannot be installed leaves its cells "unavailable (… is not installed)": the result
   // says so instead of the run failing (ensurePackages throws on CI for what stays missing).
+  const tools = ["iproute2", "nftables", "nginx", "wrk", "iperf3", "haproxy", "netsniff-ng"];
+  // Turning offloads off needs ethtool; the default run never touches them.
+  if (offloads === "off") tools.push("ethtool");
   try {
-    const missing = ensurePackages(
-      ["iproute2", "ethtool", "nftables", "nginx", "wrk", "iperf3", "haproxy", "netsniff-ng"],
-      log,
-    );
+    const missing = ensurePackages(tools, log);
     if (missing.length > 0) log(`not installed (their cells will say so): ${missing.join(", ")}`);
   } catch (e) {
     log((e as Error).message);
@@ -162,7 +164,8 @@ function toolVersion(argv: string[]): string {
 export async function runBench(o: BenchOptions): Promise<BenchOutput> {
   const why = netnsUnavailableReason();
   if (why !== null) throw new Error(`tsvs bench needs network namespaces: ${why}`);
-  installTools(o.log);
+  const offloads = o.offloads ?? "on";
+  installTools(o.log, offloads);
   await removeStaleRuns(o.log);
   const directors = selectDirectors(o.only);
   const workloads = selectWorkloads(o.only);
@@ -193,6 +196,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutput> {
           ? "not pinned (1 CPU)"
           : `not pinned; cpu ${dirPin} (taskset) during the latency cell`,
     },
+    offloads,
     generator:
       generator === "trafgen"
         ? toolVersion(["trafgen", "-v"]).replace(/, Git id.*$/, "") || "trafgen"
@@ -230,7 +234,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutput> {
       o.log(`${d.name}: ${d.label}`);
       let run: DirectorRun;
       try {
-        current = await setupNet(names, d.mode, join(logRoot, d.name));
+        current = await setupNet(names, d.mode, join(logRoot, d.name), offloads);
         run = await d.start(current, dirPin);
         rec.pinned = run.pinned;
       } catch (e) {

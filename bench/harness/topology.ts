@@ -1,7 +1,8 @@
 // The bench's network: the lab's topology (src/lab/topology.ts) under its own prefix `tsvs-b<suffix>`,
 // built fresh for every director so that no director inherits another's TIME_WAIT sockets,
 // conntrack entries or neighbour state. Only r1-r3 serve (r4 and the router x stay idle, x only
-// carries DR/TUN replies to the client net).
+// carries DR/TUN replies to the client net). Every link keeps veth's default offloads (TSO, GSO,
+// GRO, tx checksum: what a user's host has) for every director alike, unless `--offloads off`.
 //
 // Real servers run nginx with one worker, access_log off and keepalive_requests 1000000, serving a
 // static 2-byte page (its name, "r1"), plus an iperf3 server on r1. Each has an nft table counting
@@ -21,6 +22,7 @@ import {
   LAB_ADDR,
   type LabMethod,
   type LabNames,
+  type LabOffloads,
   type LabServerSpec,
   labDown,
   labNames,
@@ -142,11 +144,16 @@ export type RouteMode = LabMethod;
  * Builds the namespaces for one director round and starts the servers. Throws on failure; the
  * caller tears down with teardown() in a finally.
  */
-export async function setupNet(names: LabNames, mode: RouteMode, dir: string): Promise<BenchNet> {
+export async function setupNet(
+  names: LabNames,
+  mode: RouteMode,
+  dir: string,
+  offloads: LabOffloads = "on",
+): Promise<BenchNet> {
   await labDown(names);
   mkdirSync(dir, { recursive: true });
   const net: BenchNet = { names, procs: [], servers: [], dir };
-  buildTopology(names, mode);
+  buildTopology(names, mode, offloads);
   // TIME_WAIT on the client (and on proxies' backend side) must not exhaust ports within a cell.
   for (const ns of [names.client, names.director]) {
     sysctl(ns, "net.ipv4.tcp_tw_reuse", 1);

@@ -6,7 +6,7 @@ import { updateReadme } from "../../bench/harness/report.js";
 import { runBench, summary, unknownNames } from "../../bench/harness/run.js";
 
 export const BENCH_USAGE = `Usage: tsvs bench [--smoke] [--only NAME,...] [--duration S] [--reps N] [--out DIR]
-                  [--generator trafgen|node]
+                  [--generator trafgen|node] [--offloads on|off]
        tsvs bench --update-readme FILE.json [--readme README.md]
 
 Runs every director (direct, tsvs-nat, tsvs-nat-2w, tsvs-nat-ring, tsvs-nat-spin, tsvs-dr, tsvs-fullnat,
@@ -18,6 +18,8 @@ tcp_bulk) in network namespaces tsvs-b<pid>-*, then writes DIR/<date>.json and .
   --duration S       seconds per cell (default 10)
   --reps N           repetitions per cell, the median is reported (default 3)
   --generator G      UDP generator: trafgen (default when installed) or node (AF_PACKET, ours)
+  --offloads on|off  veth checksum/segmentation offloads on every link, for every director:
+                     on (default: veth's defaults, as a host has them) or off (ethtool -K), to compare
   --update-readme F  regenerate the README section between <!-- bench:begin --> and
                      <!-- bench:end --> (and F's chart) from the result file F
 `;
@@ -31,6 +33,7 @@ export async function benchMain(args: string[]): Promise<number> {
   let readmeJson: string | null = null;
   let readme = "README.md";
   let generator: "trafgen" | "node" | undefined;
+  let offloads: "on" | "off" = "on";
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = (): string => {
@@ -68,6 +71,12 @@ export async function benchMain(args: string[]): Promise<number> {
           if (g !== "trafgen" && g !== "node")
             throw new UsageError(`--generator is trafgen or node, not '${g}'`);
           generator = g;
+          break;
+        }
+        case "--offloads": {
+          const v = value();
+          if (v !== "on" && v !== "off") throw new UsageError(`--offloads is on or off, not '${v}'`);
+          offloads = v;
           break;
         }
         case "-h":
@@ -110,6 +119,7 @@ export async function benchMain(args: string[]): Promise<number> {
       suffix: process.pid.toString(36),
       log: (s) => process.stderr.write(`${s}\n`),
       generator,
+      offloads,
     });
     process.stdout.write(summary(o));
     const errors = Object.values(o.result.cells).flatMap((c) =>

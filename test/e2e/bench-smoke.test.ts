@@ -20,6 +20,7 @@ import {
   README_BEGIN,
   README_END,
   replaceBetweenMarkers,
+  runLine,
 } from "../../bench/harness/report.js";
 import { coreUse, meanSteal, median } from "../../bench/harness/util.js";
 import { parseWrk, WORKLOADS, wrkMs } from "../../bench/harness/workloads.js";
@@ -77,9 +78,10 @@ function fakeResult(): BenchResult {
         http_cps: okCell(8),
         http_rps: okCell(40),
         latency: okCell(0.5, 0.2, 0.5),
+        tcp_bulk: okCell(1.2),
       },
       "tsvs-dr": { http_cps: okCell(12) },
-      "nft-dnat": { udp_pps: okCell(200) },
+      "nft-dnat": { udp_pps: okCell(200), tcp_bulk: okCell(1.6) },
       haproxy: {
         udp_pps: { status: "unavailable", reason: "unavailable (haproxy does not proxy UDP)" },
         http_cps: okCell(4),
@@ -136,7 +138,9 @@ describe("bench harness pieces (no root needed)", () => {
       cps_dr_vs_nat: 1.5,
       rps_keepalive_vs_haproxy: 0.8,
       p99_added_vs_haproxy: 0.5,
+      bulk_vs_nft: 0.75,
     });
+    assert.match(r.ratio_notes.bulk_vs_nft, /tsvs-nat tcp_bulk \/ nft-dnat tcp_bulk/);
     const lat = r.cells["tsvs-nat"].latency;
     assert.ok(lat.status === "ok");
     assert.equal(lat.added_p99_ms, 0.2);
@@ -179,6 +183,7 @@ describe("bench harness pieces (no root needed)", () => {
     assert.equal(await benchMain(["--only", "nosuch"]), 2);
     assert.equal(await benchMain(["--duration", "0"]), 2);
     assert.equal(await benchMain(["--bogus"]), 2);
+    assert.equal(await benchMain(["--offloads", "maybe"]), 2);
   });
 });
 
@@ -219,6 +224,13 @@ describe("tsvs bench --smoke", { skip: unavailable === null ? false : `bench smo
       assert.deepEqual(problems, []);
       assert.equal(code, 0);
       for (const k of RATIO_KEYS) assert.ok(k in r.ratios, `ratio ${k} missing`);
+      // Every director ran with veth's default offloads, and the run says so.
+      assert.equal(r.offloads, "on");
+      assert.match(runLine(r), /veth offloads on \(defaults\)/);
+      // Bulk TCP through tsvs NAT and nft DNAT: both measured, so the ratio is computed.
+      assert.equal(r.cells["tsvs-nat"].tcp_bulk.status, "ok", JSON.stringify(r.cells["tsvs-nat"].tcp_bulk));
+      assert.equal(r.cells["nft-dnat"].tcp_bulk.status, "ok", JSON.stringify(r.cells["nft-dnat"].tcp_bulk));
+      assert.ok(r.ratios.bulk_vs_nft !== null && r.ratios.bulk_vs_nft > 0, r.ratio_notes.bulk_vs_nft);
       // The machine's own tools are always there: the direct path has every figure.
       for (const w of WORKLOADS) assert.equal(r.cells.direct[w.name].status, "ok", `direct/${w.name}`);
       assert.equal(r.cells["tsvs-nat"].http_cps.status, "ok");
@@ -231,6 +243,7 @@ describe("tsvs bench --smoke", { skip: unavailable === null ? false : `bench smo
       const text = readFileSync(readme, "utf8");
       assert.match(text, /\| direct to r1/);
       assert.match(text, /cps_nat_vs_haproxy/);
+      assert.match(text, /bulk_vs_nft/);
       assert.match(text, /tail\n$/);
       assert.ok(!text.includes("\nold\n"));
 
