@@ -86,6 +86,8 @@ const H_VLAN_TCI = 32;
 const H_VLAN_TPID = 36;
 const H_SLL = 48;
 const SLL_PKTTYPE = 10;
+/** Most cached frame views (see #views). */
+const MAX_VIEWS = 1 << 16;
 
 export class RingSocket extends PacketSocketBase {
   readonly blockSize: number;
@@ -99,12 +101,13 @@ export class RingSocket extends PacketSocketBase {
   #ringAddr = 0;
   #ring: Uint8Array = new Uint8Array(0);
   #rdv: DataView = new DataView(new ArrayBuffer(0));
-  // Views into the ring, created once per frame position and reused on later laps (frames of equal
-  // sizes land at equal offsets), so recvBatch allocates nothing in the steady state. Indexed by
-  // header offset / 16 (TPACKET_ALIGNMENT); the second table for frames whose VLAN tag was put back
-  // (the view starts 4 bytes earlier).
-  #views: (Uint8Array | null)[] = [];
-  #viewsTagged: (Uint8Array | null)[] = [];
+  // Views into the ring, created once per frame start and reused on later laps (frames of equal
+  // sizes land at equal offsets), so recvBatch allocates nothing in the steady state. Keyed by the
+  // frame's own start offset: V3 packs frames at 8-byte alignment (tp_next_offset), so a key of
+  // header offset / 16 gave two frames 8 bytes apart one view, the second seen 8 bytes early (its
+  // virtio_net_hdr as MAC addresses: frames "passed" as not IPv4, aggregates lost). A view whose VLAN
+  // tag was put back starts 4 bytes earlier: another key.
+  #views = new Map<number, Uint8Array>();
   #cur: Uint8Array[];
   #curStart: Float64Array; // frame start offsets in the ring (for forward())
   #curLen: Int32Array;
@@ -167,11 +170,6 @@ export class RingSocket extends PacketSocketBase {
       const ab = c.koffi.view(p, len);
       this.#ring = new Uint8Array(ab);
       this.#rdv = new DataView(ab);
-      const slots = len >>> 4;
-      for (let i = 0; i < slots; i++) {
-        this.#views.push(null);
-        this.#viewsTagged.push(null);
-      }
       if (opts.filter !== undefined) attachFilter(fd, opts.filter);
 
       bindAll(fd, this.ifindex, ifname);
@@ -252,7 +250,6 @@ export class RingSocket extends PacketSocketBase {
       const aggregate = (word & 0xff0000) !== 0;
       if (aggregate) cnt.rxAggregates++;
       else word = 0;
-      let f: Uint8Array;
       if ((status & TP_STATUS_VLAN_VALID) !== 0) {
         // Put the tag back by moving the two MAC addresses 4 bytes down, into the gap between the
         // sockaddr_ll and the frame (tp_mac ≥ 68 + 14), instead of moving the whole frame up.
@@ -268,8 +265,8 @@ export class RingSocket extends PacketSocketBase {
         len += VLAN_HLEN;
         origLen += VLAN_HLEN;
         cnt.rxVlanRestored++;
-        f = this.#view(this.#viewsTagged, h, start);
-      } else f = this.#view(this.#views, h, start);
+      }
+      const f = this.#view(h, start);
       if ((status & TP_STATUS_CSUMNOTREADY) !== 0) {
         cnt.rxCsumPartial++;
         if (!aggregate && !truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
@@ -296,17 +293,18 @@ export class RingSocket extends PacketSocketBase {
     this.#relCount++;
   }
 
-  #view(table: (Uint8Array | null)[], h: number, start: number): Uint8Array {
-    const k = h >>> 4;
-    let v = table[k];
-    if (v === null) {
+  #view(h: number, start: number): Uint8Array {
+    let v = this.#views.get(start);
+    if (v === undefined) {
+      // Frames of many sizes land at many offsets: the cache is bounded (a view is ~100 bytes).
+      if (this.#views.size >= MAX_VIEWS) this.#views.clear();
       // Up to the end of the block: a frame never spans blocks.
       const end = Math.min(
         start + this.snaplen + VLAN_HLEN,
         (Math.floor(h / this.blockSize) + 1) * this.blockSize,
       );
       v = this.#ring.subarray(start, end);
-      table[k] = v;
+      this.#views.set(start, v);
     }
     return v;
   }
@@ -348,8 +346,7 @@ export class RingSocket extends PacketSocketBase {
     super.release();
     if (this.#ringPtr !== null) libc().munmap(this.#ringPtr, this.#ringLen);
     this.#ringPtr = null;
-    this.#views = [];
-    this.#viewsTagged = [];
+    this.#views.clear();
     this.#count = 0;
   }
 }
