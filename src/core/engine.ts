@@ -86,7 +86,14 @@ import {
 import { Timeouts } from "./proto/timeouts.js";
 import { UDP_STATE_NAME } from "./proto/udp.js";
 import { estimatorTick } from "./rate.js";
-import { type Iface, type IfaceAddr, type IfaceConfig, type RouteConfig, RouteResult, RouteTable } from "./route.js";
+import {
+  type Iface,
+  type IfaceAddr,
+  type IfaceConfig,
+  type RouteConfig,
+  RouteResult,
+  RouteTable,
+} from "./route.js";
 import type { SchedContext } from "./sched/types.js";
 import type { Service } from "./service.js";
 import { SVC_F_ONEPACKET } from "./service.js";
