@@ -17,9 +17,9 @@ const USAGE = `Usage: tsvs COMMAND [ARGS]
 
 Commands:
   lab up|demo|status|down   the network-namespace lab: client, director, real servers (docs/lab.md)
-  daemon --iface IF...      the director on this namespace's interfaces (docs/daemon.md)
+  daemon [--iface IF]...    the director on this namespace's interfaces (all up ones, followed, by default; docs/daemon.md)
   ipvsadm ARGS              ipvsadm 1.31's commands and output, through the daemon's control socket
-  status [--json]           the daemon's interfaces, worker, counters
+  status [--json]           the daemon's interfaces, the host it follows, worker, counters
   sysctl [NAME[=VALUE]]     the daemon's director sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   fwmark add|del|list|flush [RULE]   the daemon's firewall-mark rules (iptables -j MARK phrasing)
   realserver setup|doctor|teardown --vip VIP [--method dr|tun]   prepare a DR/TUN real server

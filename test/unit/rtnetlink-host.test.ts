@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { chooseServed, diffHost, hostView } from "../../src/daemon/host.js";
 import { type HostLink, type HostState, parseHost } from "../../src/daemon/kernel.js";
+import { parseDaemonArgs } from "../../src/daemon/main.js";
 import { Director, IP, L2_FROM_ROUTER, MAC } from "../support/frames.js";
 import { arpFrame, ip, mac, SYN, tcpFrame } from "../support/packet-builder.js";
 
@@ -345,5 +346,14 @@ describe("Engine.setHost", () => {
     assert.equal(d.one(1, syn()).f.dst, IP.rs1);
     e.setHost(ifs, routes, null);
     assert.equal(d.input(1, arp()).out.length, 1, "without the gate every VIP is served");
+  });
+});
+
+describe("tsvs daemon with no arguments", () => {
+  it("needs none: every up interface, followed; --host-vips is off unless given", () => {
+    const o = parseDaemonArgs([]);
+    assert.deepEqual(o.ifaces, []);
+    assert.equal(o.hostVips, false);
+    assert.equal(parseDaemonArgs(["--host-vips"]).hostVips, true);
   });
 });
