@@ -261,6 +261,10 @@ export function replaceBetweenMarkers(text: string, block: string): string {
 
 export function updateReadme(jsonPath: string, readmePath: string): void {
   const r = JSON.parse(readFileSync(jsonPath, "utf8")) as BenchResult;
+  // Ratios are derived from the cells: a file written before a ratio existed gets it too.
+  r.ratios ??= {} as BenchResult["ratios"];
+  r.ratio_notes ??= {} as BenchResult["ratio_notes"];
+  finalize(r);
   const svgPath = jsonPath.replace(/\.json$/, ".svg");
   writeFileSync(svgPath, chartSvg(r));
   const text = readFileSync(readmePath, "utf8");
