@@ -101,7 +101,9 @@ export async function startDaemon(
   if (tsvsEntry() === null) {
     return { proc: null, status: `daemon not available yet: ${jsPath("src/cli/entry.js")} is not built` };
   }
-  const args = ["daemon", "--iface", names.dirClientIf, "--iface", names.dirLanIf];
+  // No --iface: the daemon takes every up Ethernet interface of its namespace (eth0, eth1), as on
+  // a host; FULLNAT's local address is the one thing it cannot guess.
+  const args = ["daemon"];
   if (method === "fullnat") args.push("--lip", LAB_ADDR.LIP);
   args.push(...extraArgs);
   // A socket left by a killed daemon would pass for this one's until it listens.
