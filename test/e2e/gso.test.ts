@@ -7,9 +7,9 @@
 // The client's TCP hands its veth 64 KiB aggregates, which reach the director's packet socket
 // whole. Before the fix they were cut at the 2 KiB snaplen and dropped (parse_err_ip_totlen) and a
 // 4 MiB transfer through NAT did not finish in 10 s. Here 16 MiB of random bytes go each way on one
-// connection through NAT (VIP:80 → RIP:80, replies back through tsvs) and 16 MiB go to the real
-// server through TUN (VIP:81, IPIP: cut into segments by tsvs; the kernel here has no ipip module,
-// so the real server runs the user-space decapsulator), each within a time bound that a drop of
+// connection through NAT (VIP:80 → RIP:80, replies back through tsvs) and FULLNAT (VIP:82, LIP
+// 198.18.1.100), and 16 MiB go to the real server through TUN (VIP:81, IPIP: cut into segments by
+// tsvs; the kernel here has no ipip module, so the real server runs the user-space decapsulator), each within a time bound that a drop of
 // aggregates would miss, with sha256 checked on both ends; then `tsvs status` must show the
 // aggregate counters. Both receive backends (--io ring, --io mmsg).
 // Needs root, iproute2 and nft: skipped with the reason otherwise, failed when CI=true.
@@ -35,6 +35,7 @@ const tag = P.toString(36);
 const IF = { c0: `gsc${tag}`, d0: `gsd${tag}`, d1: `gsD${tag}`, r0: `gsr${tag}` };
 const VIP = "198.18.0.100";
 const RIP = "198.18.1.11";
+const LIP = "198.18.1.100";
 const MIB = 1 << 20;
 /** Seconds a 16 MiB exchange may take: ~1 s when aggregates pass, never when they are dropped. */
 const BOUND_S = 20;
@@ -71,7 +72,7 @@ function waitFor(proc: ChildProcess, re: RegExp, ms: number, what: string): Prom
 // The real server: on each connection, reads until the client half-closes, then answers
 // "<sha256 of what it got> <sha256 of its reply body>\n" and BYTES random bytes, and closes.
 const SERVER = `const net=require("net"),crypto=require("crypto");const n=Number(process.argv[1]);
-for(const port of [80,81])net.createServer((s)=>{const h=crypto.createHash("sha256");
+for(const port of [80,81,82])net.createServer((s)=>{const h=crypto.createHash("sha256");
 s.on("data",(c)=>h.update(c));s.on("end",()=>{const body=crypto.randomBytes(n);
 s.write(h.digest("hex")+" "+crypto.createHash("sha256").update(body).digest("hex")+"\\n");s.end(body);});
 s.on("error",()=>{});}).listen(port,"0.0.0.0",()=>console.log("listening "+port));`;
@@ -158,7 +159,12 @@ describe("GSO/GRO aggregates through the tsvs daemon (issue 10)", { skip, timeou
         stdio: ["ignore", "pipe", "pipe"],
       }),
     );
-    await waitFor(server, /listening 80[\s\S]*listening 81|listening 81[\s\S]*listening 80/, 5000, "server");
+    await waitFor(
+      server,
+      /^(?=[\s\S]*listening 80)(?=[\s\S]*listening 81)(?=[\s\S]*listening 82)/,
+      5000,
+      "server",
+    );
   });
 
   after(() => {
@@ -169,7 +175,7 @@ describe("GSO/GRO aggregates through the tsvs daemon (issue 10)", { skip, timeou
   });
 
   for (const io of ["ring", "mmsg"] as const) {
-    it(`--io ${io}: 16 MiB each way through NAT and 16 MiB through TUN, in time, intact, aggregates counted`, async (t) => {
+    it(`--io ${io}: 16 MiB each way through NAT, FULLNAT and TUN, in time, intact, aggregates counted`, async (t) => {
       const sock = join(dir, io, "control.sock");
       const d = track(
         spawn(
@@ -187,6 +193,8 @@ describe("GSO/GRO aggregates through the tsvs daemon (issue 10)", { skip, timeou
             IF.d0,
             "--iface",
             IF.d1,
+            "--lip",
+            LIP,
             "--control",
             sock,
           ],
@@ -204,6 +212,8 @@ describe("GSO/GRO aggregates through the tsvs daemon (issue 10)", { skip, timeou
           ["-a", "-t", `${VIP}:80`, "-r", `${RIP}:80`, "-m"],
           ["-A", "-t", `${VIP}:81`, "-s", "rr"],
           ["-a", "-t", `${VIP}:81`, "-r", `${RIP}:81`, "-i"],
+          ["-A", "-t", `${VIP}:82`, "-s", "rr"],
+          ["-a", "-t", `${VIP}:82`, "-r", `${RIP}:82`, "--fullnat"],
         ]) {
           const r = tsvs(sock, "ipvsadm", ...argv);
           assert.equal(r.status, 0, `ipvsadm ${argv.join(" ")}: ${r.stderr}`);
@@ -214,7 +224,14 @@ describe("GSO/GRO aggregates through the tsvs daemon (issue 10)", { skip, timeou
         const tun = exchange(81, 16 * MIB);
         assert.ok(tun.ok, `TUN exchange: ${JSON.stringify(tun)}\n${tsvs(sock, "status").stdout}\n${log}`);
 
-        t.diagnostic(`NAT exchange ${nat.ms} ms, TUN exchange ${tun.ms} ms (16 MiB up, 16 MiB down each)`);
+        const full = exchange(82, 16 * MIB);
+        assert.ok(
+          full.ok,
+          `FULLNAT exchange: ${JSON.stringify(full)}\n${tsvs(sock, "status").stdout}\n${log}`,
+        );
+        t.diagnostic(
+          `NAT exchange ${nat.ms} ms, TUN ${tun.ms} ms, FULLNAT ${full.ms} ms (16 MiB up, 16 MiB down each)`,
+        );
         const st = tsvs(sock, "status", "--json");
         assert.equal(st.status, 0, st.stderr);
         const s = JSON.parse(st.stdout) as Status;
