@@ -10,41 +10,22 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { setFlagsFromString } from "node:v8";
-import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import type { ControlCommand } from "../control/commands.js";
-import { mergeTables } from "../control/snapshot.js";
-import { formatIPv4, parseIPv4 } from "../core/addr.js";
+import { parseIPv4 } from "../core/addr.js";
 import { ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
 import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
 import { threadAffinity } from "../io/libc.js";
 import { DaemonConfig } from "./config-runner.js";
 import { ControlServer, type Handler } from "./control.js";
-import { chooseServed, diffHost, type HostView, HostWatcher, hostView, viewKey } from "./host.js";
-import { type HostState, ipForward, readHost } from "./kernel.js";
-import { applyGuard, checkNft, NFT_FAMILY, NFT_TABLE, removeGuard } from "./nft.js";
-import {
-  type DaemonStatus,
-  type FwmarkAction,
-  type HostStatus,
-  netnsId,
-  PROTOCOL_VERSION,
-  parseSysctlArg,
-  type Request,
-  type Response,
-  resolveControlPath,
-  SYSCTLS,
-  type WorkerStatus,
-} from "./protocol.js";
-import {
-  type FromWorker,
-  type Guard,
-  type HostApplied,
-  type HostUpdate,
-  lipsOfWorker,
-  type ToWorker,
-  type WorkerInit,
-} from "./worker.js";
+import { HostFollower } from "./follow.js";
+import { HostWatcher } from "./host.js";
+import { ipForward } from "./kernel.js";
+import { checkNft, NftGuard } from "./nft.js";
+import { mergeGuards, WorkerPool } from "./pool.js";
+import { netnsId, parseSysctlArg, resolveControlPath, SYSCTLS } from "./protocol.js";
+import { handleRequest, type RequestContext } from "./requests.js";
+import { lipsOfWorker, type WorkerInit } from "./worker.js";
 
 /** --spin-us default (docs/daemon.md "Latency": measured on the bench topology). */
 export const DEFAULT_SPIN_US = 0;
@@ -395,35 +376,20 @@ export function planCpus(
   return { cpus: each(free), rx, shared: false, why: "CPUs without receive work" };
 }
 
-function sameGuard(a: Guard | null, b: Guard): boolean {
-  return a !== null && JSON.stringify(a) === JSON.stringify(b);
+/** The named steps of a daemon's life, in order; runDaemon strings them together. */
+
+function openLog(opts: DaemonOptions): Logger {
+  return pino({ level: opts.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
 }
 
-/** Runs until SIGINT/SIGTERM (exit 0) or a fatal error (exit 1). */
-export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  // Process-wide, so the workers' isolates compile the engine with it.
-  setFlagsFromString(ENGINE_V8_FLAGS);
-  const log = pino(
-    { level: opts.logLevel, base: { pid: process.pid } },
-    pino.destination({ fd: 2, sync: true }),
-  );
-  const control = resolveControlPath(opts.control);
-
-  let nftVersion: string;
+/**
+ * The host is followed from the start: the netlink socket opens before the first reading, so a
+ * change between the two is seen (host.ts). Without it (no netlink here) the reading stays as is.
+ */
+function openWatcher(log: Logger, onSettled: () => Promise<void>): HostWatcher | null {
   try {
-    nftVersion = checkNft();
-  } catch (e) {
-    log.fatal({ err: (e as Error).message }, "cannot start");
-    return 1;
-  }
-
-  // The host is followed from the start: the netlink socket opens before the first reading, so a
-  // change between the two is seen (host.ts). Without it (no netlink here) the reading stays as is.
-  let watcher: HostWatcher | null = null;
-  let applyHostChange: () => Promise<void> = async () => {};
-  try {
-    watcher = new HostWatcher({
-      onSettled: () => applyHostChange(),
+    return new HostWatcher({
+      onSettled,
       onEvents: (events, lost) => log.debug({ events: events.length, lost }, "rtnetlink events"),
       onError: (e) => log.error({ err: e instanceof Error ? e.message : String(e) }, "host change failed"),
     });
@@ -432,36 +398,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       { err: (e as Error).message },
       "cannot watch the host (rtnetlink): interfaces, addresses and routes are read once",
     );
+    return null;
   }
-  let host: HostState;
-  let view: HostView;
-  try {
-    host = readHost();
-    const pick = chooseServed(host.links, opts.ifaces, new Set());
-    if (pick.skipped.length > 0)
-      throw new Error(pick.skipped.map((x) => `interface ${x.name}: ${x.why}`).join("; "));
-    view = hostView(host, pick.links);
-  } catch (e) {
-    watcher?.stop();
-    log.fatal({ err: (e as Error).message }, "cannot read the interfaces");
-    return 1;
-  }
-  if (view.interfaces.length === 0) {
-    if (watcher === null) {
-      log.fatal("no interface to serve (none up; give --iface)");
-      return 1;
-    }
-    log.warn("no interface up yet: serving none until one comes up");
-  }
-  const ifaces = view.interfaces;
-  const routes = view.routes;
-  let ifnames = ifaces.map((i) => i.name);
-  /** Served interfaces (ifindex) and their fanout group offsets, stable while they are served. */
-  const served = new Map<number, number>(ifaces.map((i, k) => [i.ifindex, k]));
-  let nextFanout = ifaces.length;
-  let lastView = viewKey(view);
-  let hostChanges = 0;
-  let lastHostChange: number | null = null;
+}
+
+/** Where the workers run (docs/daemon.md "CPU placement"): off the CPUs that take receive work. */
+function placeWorkers(opts: DaemonOptions, ifnames: readonly string[], log: Logger): CpuPlan {
   const rxByIf = ifnames.map((n) => ({ name: n, ...readRxCpus(n) }));
   let allowed: number[] = [];
   try {
@@ -484,17 +426,133 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       ? "workers share CPUs with receive work (softirq): expect a receive livelock under overload"
       : "worker CPUs",
   );
-  let locals = view.locals;
+  return plan;
+}
+
+/** What worker `index` starts with. */
+function workerInit(
+  opts: DaemonOptions,
+  host: HostFollower,
+  plan: CpuPlan,
+  fanoutGroup: number,
+  index: number,
+): Omit<WorkerInit, "port"> {
+  return {
+    interfaces: host.view.interfaces,
+    routes: host.view.routes,
+    hostLocal: host.hostLocal,
+    lips: lipsOfWorker(opts.lips, index, opts.workers),
+    allLips: opts.lips,
+    idleMs: opts.idleMs,
+    spinUs: opts.spinUs,
+    batch: opts.batch ?? (opts.io === "ring" ? 256 : 64),
+    cpus: plan.cpus[index] ?? undefined,
+    nice: opts.nice,
+    rtPrio: opts.rtPrio,
+    rxKib: opts.rxKib,
+    sysctls: opts.sysctls,
+    io: opts.io,
+    filter: opts.filter,
+    qdiscBypass: opts.qdiscBypass,
+    index,
+    workers: opts.workers,
+    fanoutGroup,
+  };
+}
+
+/** Resolves with the exit code when a signal or a failed worker ends the daemon. */
+function untilExit(
+  pool: WorkerPool,
+  config: () => DaemonConfig | null,
+  log: Logger,
+  stop: () => Promise<void>,
+): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let exiting = false;
+    const exit = (code: number, why: string): void => {
+      if (exiting) return;
+      exiting = true;
+      log.info({ why }, "stopping");
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      process.off("SIGHUP", onHup);
+      (config()?.stop() ?? Promise.resolve()).then(stop).then(
+        () => {
+          log.info("stopped; nft guard removed");
+          resolve(code);
+        },
+        (e) => {
+          log.error({ err: String(e) }, "cleanup failed");
+          resolve(1);
+        },
+      );
+    };
+    const onInt = (): void => exit(0, "SIGINT");
+    const onTerm = (): void => exit(0, "SIGTERM");
+    // SIGHUP: re-read --config; a broken file is logged and changes nothing.
+    const onHup = (): void => {
+      const c = config();
+      if (c === null) log.warn("SIGHUP without --config: nothing to reload");
+      else c.reload().catch((e) => log.error({ err: String(e) }, "reload failed"));
+    };
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    process.on("SIGHUP", onHup);
+    pool.onFatal = (e) => exit(1, e.message);
+    if (!pool.alive()) exit(1, "data plane worker exited");
+  });
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  // Process-wide, so the workers' isolates compile the engine with it.
+  setFlagsFromString(ENGINE_V8_FLAGS);
+  const log = openLog(opts);
+  const control = resolveControlPath(opts.control);
+  let nftVersion: string;
+  try {
+    nftVersion = checkNft();
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, "cannot start");
+    return 1;
+  }
+
+  let follower: HostFollower | null = null;
+  let guard: NftGuard | null = null;
+  const pool = new WorkerPool(log);
+  const watcher = openWatcher(log, async () => {
+    if (follower !== null && guard !== null) await follower.apply(guard, pool);
+  });
+  try {
+    follower = new HostFollower(
+      { ifaces: opts.ifaces, hostVips: opts.hostVips, fanoutGroup: (process.pid * 8) & 0xfff8 },
+      log,
+      watcher,
+    );
+  } catch (e) {
+    watcher?.stop();
+    log.fatal({ err: (e as Error).message }, "cannot read the interfaces");
+    return 1;
+  }
+  const host = follower;
+  const view = host.view;
+  if (view.interfaces.length === 0) {
+    if (watcher === null) {
+      log.fatal("no interface to serve (none up; give --iface)");
+      return 1;
+    }
+    log.warn("no interface up yet: serving none until one comes up");
+  }
+  const plan = placeWorkers(opts, host.ifnames, log);
   log.info(
     {
       netns: netnsId(),
-      interfaces: ifaces.map((i) => ({
+      interfaces: view.interfaces.map((i) => ({
         name: i.name,
         ifindex: i.ifindex,
         mtu: i.mtu,
         addrs: i.addrs.length,
       })),
-      routes: routes.length,
+      routes: view.routes.length,
       following: watcher !== null,
       hostVips: opts.hostVips,
       lips: opts.lips.length,
@@ -512,23 +570,39 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const startedP = new Promise<boolean>((resolve) => {
     started = resolve;
   });
-  let handler: Handler = async (req) =>
-    (await startedP) ? handler(req) : { error: "the daemon failed to start" };
+  let config: DaemonConfig | null = null;
+  const ctx: RequestContext = {
+    pool,
+    guard: new NftGuard(host.ifnames, view.locals, {
+      owned: [...new Set(opts.lips)].sort((a, b) => a - b),
+      nat: [],
+    }),
+    host,
+    log,
+    control,
+    config: () => config,
+  };
+  guard = ctx.guard;
+  const handler: Handler = async (req) =>
+    (await startedP) ? handleRequest(ctx, req) : { error: "the daemon failed to start" };
   try {
-    await server.listen((req) => handler(req));
+    await server.listen(handler);
   } catch (e) {
     log.fatal({ err: (e as Error).message, control }, "cannot open the control socket");
     watcher?.stop();
     return 1;
   }
+  const stop = async (): Promise<void> => {
+    watcher?.stop();
+    await server.close();
+    await pool.stop();
+    ctx.guard.remove();
+  };
 
   // The guard goes in before the first packet socket opens: a table left by a crashed daemon is
   // replaced, and the LIPs are guarded from the start.
-  let guard: Guard = { owned: [...new Set(opts.lips)].sort((a, b) => a - b), nat: [] };
-  let nftUpdates = 0;
   try {
-    applyGuard(ifnames, locals, guard);
-    nftUpdates++;
+    ctx.guard.install();
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "cannot install the nft guard");
     watcher?.stop();
@@ -539,348 +613,22 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   // Workers start one after the other: each joins the interfaces' fanout groups when it opens its
   // sockets, and a member's index in a group is its join order, which the fanout program relies on.
-  const fanoutGroup = (process.pid * 8) & 0xfff8;
-  const handles: WorkerHandle[] = [];
-  const startWorker = (index: number): WorkerHandle => {
-    const { port1, port2 } = new MessageChannel();
-    const init: WorkerInit & { tsvsWorker: true } = {
-      tsvsWorker: true,
-      interfaces: ifaces,
-      routes,
-      hostLocal: opts.hostVips ? view.hostLocal : null,
-      lips: lipsOfWorker(opts.lips, index, opts.workers),
-      allLips: opts.lips,
-      port: port2,
-      idleMs: opts.idleMs,
-      spinUs: opts.spinUs,
-      batch: opts.batch ?? (opts.io === "ring" ? 256 : 64),
-      cpus: plan.cpus[index] ?? undefined,
-      nice: opts.nice,
-      rtPrio: opts.rtPrio,
-      rxKib: opts.rxKib,
-      sysctls: opts.sysctls,
-      io: opts.io,
-      filter: opts.filter,
-      qdiscBypass: opts.qdiscBypass,
-      index,
-      workers: opts.workers,
-      fanoutGroup,
-    };
-    const worker = new Worker(new URL("./worker.js", import.meta.url), {
-      workerData: init,
-      transferList: [port2],
-    });
-    const h: WorkerHandle = {
-      index,
-      worker,
-      port: port1,
-      alive: true,
-      pending: new Map(),
-      ready: Promise.resolve({ owned: [], nat: [] }),
-      done: Promise.resolve(),
-    };
-    let readyResolve: (g: Guard) => void = () => {};
-    let fatal: (e: Error) => void = () => {};
-    h.ready = new Promise<Guard>((resolve, reject) => {
-      readyResolve = resolve;
-      fatal = reject;
-    });
-    let stopped: () => void = () => {};
-    h.done = new Promise<void>((resolve) => {
-      stopped = resolve;
-    });
-    port1.on("message", (m: FromWorker) => {
-      switch (m.type) {
-        case "ready":
-          readyResolve(m.guard);
-          break;
-        case "log":
-          log[m.level]({ worker: index, ...(m.data ?? {}) }, m.msg);
-          break;
-        case "applied":
-        case "snapshot":
-        case "result":
-        case "host":
-        case "status": {
-          const cb = h.pending.get(m.id);
-          h.pending.delete(m.id);
-          cb?.(m);
-          break;
-        }
-        case "stopped":
-          break;
-      }
-    });
-    worker.on("error", (e) => {
-      log.error({ worker: index, err: e.message, stack: e.stack }, "data plane worker failed");
-      fatal(e);
-      onFatal(e);
-    });
-    worker.on("exit", (code) => {
-      h.alive = false;
-      for (const cb of h.pending.values()) cb({ type: "log", level: "error", msg: "worker gone" });
-      h.pending.clear();
-      stopped();
-      fatal(new Error(`data plane worker ${index} exited with code ${code}`));
-      if (code !== 0) onFatal(new Error(`data plane worker ${index} exited with code ${code}`));
-    });
-    return h;
-  };
-  let nextId = 1;
-  let onFatal: (e: Error) => void = () => {};
-  const workersAlive = (): boolean => handles.length > 0 && handles.every((h) => h.alive);
-
-  const askOne = (h: WorkerHandle, msg: WorkerRequest): Promise<FromWorker> =>
-    new Promise((resolve, reject) => {
-      if (!h.alive) {
-        reject(new Error("the data plane is not running"));
-        return;
-      }
-      const id = nextId++;
-      h.pending.set(id, resolve);
-      h.port.postMessage({ ...msg, id } satisfies ToWorker);
-    });
-  /** The same request to every worker (commands apply to all; listings are merged). */
-  const ask = (msg: WorkerRequest): Promise<FromWorker[]> => Promise.all(handles.map((h) => askOne(h, msg)));
-
-  const cleanup = async (server: ControlServer | null): Promise<void> => {
-    watcher?.stop();
-    if (server !== null) await server.close();
-    await Promise.all(
-      handles.map(async (h) => {
-        if (h.alive) {
-          h.port.postMessage({ type: "stop" } satisfies ToWorker);
-          const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 2000).unref());
-          if ((await Promise.race([h.done.then(() => "done" as const), timeout])) === "timeout") {
-            log.warn({ worker: h.index }, "the data plane did not stop within 2 s: terminating it");
-            await h.worker.terminate();
-          }
-        }
-        h.port.close();
-      }),
-    );
-    removeGuard();
-  };
-
   try {
-    const guards: Guard[] = [];
-    for (let w = 0; w < opts.workers; w++) {
-      const h = startWorker(w);
-      handles.push(h);
-      guards.push(await h.ready);
-    }
-    guard = mergeGuards(guards);
+    const fanoutGroup = (process.pid * 8) & 0xfff8;
+    const guards = await pool.start(opts.workers, (w) => workerInit(opts, host, plan, fanoutGroup, w));
+    ctx.guard.update(mergeGuards(guards));
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "the data plane did not start");
     started(false);
-    await cleanup(server);
+    await stop();
     return 1;
   }
 
-  const hostStatus = (): HostStatus => ({
-    following: watcher !== null,
-    hostVips: opts.hostVips,
-    interfaces: host.links.map((l) => ({
-      name: l.name,
-      ifindex: l.ifindex,
-      state: l.operstate,
-      up: l.up,
-      carrier: l.lowerUp,
-      served: served.has(l.ifindex),
-      addrs: l.addrs.map((a) => `${formatIPv4(a.addr)}/${a.prefix}`),
-    })),
-    routes: routeCount,
-    changes: hostChanges,
-    updates: hostUpdates,
-    lastChange: lastHostChange === null ? null : new Date(lastHostChange).toISOString(),
-    rtnetlink: watcher === null ? null : { ...watcher.counters },
-  });
-
-  const updateGuard = (g: Guard): string | null => {
-    if (sameGuard(guard, g)) return null;
-    try {
-      applyGuard(ifnames, locals, g);
-      guard = g;
-      nftUpdates++;
-      log.info({ owned: g.owned.length, nat: g.nat.length }, "nft guard updated");
-      return null;
-    } catch (e) {
-      log.error({ err: (e as Error).message }, "nft guard update failed");
-      return (e as Error).message;
-    }
-  };
-
-  // ------------------------------------------------------------------ host changes (host.ts)
-  // After a burst of rtnetlink events has settled: read the host again, log what changed, and
-  // bring the guard and every worker to the new view. The guard goes first, so that a new
-  // interface's ingress chain exists before its packet socket takes frames; workers are updated
-  // one after the other, as they started, so that new fanout groups keep the members' order.
-  let hostUpdates = 0;
-  let routeCount = routes.length;
-  const hostUpdate = (v: HostView, without: ReadonlySet<number>): HostUpdate => {
-    const interfaces = v.interfaces.filter((i) => !without.has(i.ifindex));
-    const idx = new Set(interfaces.map((i) => i.ifindex));
-    return {
-      interfaces,
-      routes: v.routes.filter((r) => idx.has(r.ifindex)),
-      hostLocal: opts.hostVips ? v.hostLocal : null,
-      fanout: interfaces.map((i) => (fanoutGroup + (served.get(i.ifindex) ?? 0)) & 0xffff),
-    };
-  };
-  const sendHost = async (u: HostUpdate): Promise<boolean> => {
-    let ok = true;
-    for (const h of handles) {
-      const m = await askOne(h, { type: "host", ...u }).catch(() => null);
-      if (m === null || m.type !== "host") {
-        ok = false;
-        continue;
-      }
-      const r: HostApplied = m;
-      if (r.opened.length > 0 || r.closed.length > 0)
-        log.info({ worker: h.index, opened: r.opened, closed: r.closed }, "packet sockets follow the host");
-      for (const e of r.errors) log.warn({ worker: h.index, ...e }, "cannot open a packet socket (retrying)");
-      if (r.errors.length > 0) ok = false;
-    }
-    return ok;
-  };
-  applyHostChange = async (): Promise<void> => {
-    let next: HostState;
-    try {
-      next = readHost();
-    } catch (e) {
-      log.error({ err: (e as Error).message }, "cannot read the host (retrying)");
-      watcher?.poke(1000);
-      return;
-    }
-    const changes = diffHost(host, next);
-    const before = new Map(view.interfaces.map((i) => [i.ifindex, i]));
-    const pick = chooseServed(next.links, opts.ifaces, new Set(served.keys()));
-    const nextView = hostView(next, pick.links);
-    host = next;
-    for (const c of changes) log.info(c, `host: ${c.what}`);
-    if (changes.length > 0) {
-      hostChanges++;
-      lastHostChange = Date.now();
-    }
-    const key = viewKey(nextView);
-    if (key === lastView) return;
-    const now = new Set(nextView.interfaces.map((i) => i.ifindex));
-    for (const i of nextView.interfaces)
-      if (!served.has(i.ifindex)) {
-        served.set(i.ifindex, nextFanout++);
-        log.info({ name: i.name, ifindex: i.ifindex }, "serving a new interface");
-      }
-    for (const [ifindex] of served)
-      if (!now.has(ifindex)) {
-        served.delete(ifindex);
-        log.info({ name: before.get(ifindex)?.name, ifindex }, "no longer serving an interface");
-      }
-    // A socket learns its interface's MAC and MTU when it opens (its transmit slots are sized from
-    // the MTU): an interface whose MAC or MTU changed is closed and opened again, by every worker
-    // in turn and in two steps, so that the fanout group is rebuilt in the workers' order.
-    const reopen = new Set<number>();
-    for (const i of nextView.interfaces) {
-      const o = before.get(i.ifindex);
-      if (o !== undefined && (o.mtu !== i.mtu || o.mac.some((b, k) => b !== i.mac[k]))) reopen.add(i.ifindex);
-    }
-    view = nextView;
-    ifnames = nextView.interfaces.map((i) => i.name);
-    locals = nextView.locals;
-    routeCount = nextView.routes.length;
-    try {
-      applyGuard(ifnames, locals, guard);
-      nftUpdates++;
-    } catch (e) {
-      // Most likely an interface went away between the reading and nft: read again shortly.
-      log.error({ err: (e as Error).message }, "nft guard update failed (retrying)");
-      lastView = "";
-      watcher?.poke(1000);
-      return;
-    }
-    let ok = true;
-    if (reopen.size > 0) ok = await sendHost(hostUpdate(nextView, reopen));
-    ok = (await sendHost(hostUpdate(nextView, new Set()))) && ok;
-    hostUpdates++;
-    lastHostChange = Date.now();
-    log.info(
-      { interfaces: ifnames, locals: locals.length, routes: routeCount, hostVips: opts.hostVips },
-      "host change applied",
-    );
-    lastView = ok ? key : "";
-    if (!ok) watcher?.poke(1000);
-  };
-
-  handler = async (req: Request): Promise<Response> => {
-    if (req.op === "apply") {
-      const ms = await ask({ type: "apply", cmds: req.commands });
-      const rs = ms.flatMap((m) => (m.type === "applied" ? [m] : []));
-      if (rs.length !== ms.length) return { error: "the data plane stopped" };
-      const first = rs[0].error;
-      if (rs.some((r) => r.error?.code !== first?.code))
-        log.error({ codes: rs.map((r) => r.error?.code ?? "ok") }, "workers disagree");
-      const gErr = updateGuard(mergeGuards(rs.map((r) => r.guard)));
-      log.debug({ commands: req.commands.length, error: first?.message }, "apply");
-      if (first !== undefined) return { error: first.message, code: first.code, index: first.index };
-      return gErr === null
-        ? { applied: req.commands.length }
-        : { applied: req.commands.length, warning: `the kernel guard was not updated: ${gErr}` };
-    }
-    if (req.op === "table") {
-      const ms = await ask({ type: "snapshot", conns: req.conns === true });
-      const ts = ms.flatMap((m) => (m.type === "snapshot" ? [m.table] : []));
-      if (ts.length !== ms.length) return { error: "the data plane stopped" };
-      return { table: mergeTables(ts) };
-    }
-    if (req.op === "reload") {
-      if (config === null) return { error: "the daemon runs without --config: nothing to reload" };
-      const errors = await config.reload();
-      return errors === "" ? { reloaded: config.path } : { error: errors };
-    }
-    if (req.op === "sysctl" || req.op === "fwmark") {
-      const ms = await ask(
-        req.op === "sysctl"
-          ? { type: "sysctl", name: req.name, value: req.value }
-          : { type: "fwmark", action: req.action, rule: req.rule },
-      );
-      const results = ms.flatMap((m) => (m.type === "result" ? [m] : []));
-      if (results.length !== ms.length) return { error: "the data plane stopped" };
-      const m = results[0];
-      log.info({ req }, req.op);
-      const gErr = updateGuard(mergeGuards(results.map((r) => r.guard)));
-      if (gErr !== null && !("error" in m.response))
-        return { error: `applied, but the kernel guard was not updated: ${gErr}` };
-      return m.response;
-    }
-    const ms = await ask({ type: "status" });
-    const sts = ms.flatMap((m) => (m.type === "status" ? [m.status] : []));
-    if (sts.length !== ms.length) return { error: "the data plane stopped" };
-    const ws: WorkerStatus = mergeStatus(sts);
-    const status: DaemonStatus = {
-      ...ws,
-      version: PROTOCOL_VERSION,
-      pid: process.pid,
-      control,
-      netns: netnsId(),
-      nft: {
-        table: `${NFT_FAMILY} ${NFT_TABLE}`,
-        vips: guard.owned.length,
-        natDests: guard.nat.length,
-        updates: nftUpdates,
-      },
-      worker: { alive: workersAlive(), restarts: 0 },
-      host: hostStatus(),
-    };
-    if (config !== null)
-      status.config = { file: config.path, reloads: config.reloads, health: config.health() };
-    return { status };
-  };
-
   // --config: the file's services go in through the same path as any control batch (atomic,
   // guard kept up to date); its health checks keep them true from now on.
-  let config: DaemonConfig | null = null;
   if (opts.config !== undefined) {
     const apply = async (commands: ControlCommand[]): Promise<void> => {
-      const r = await handler({ op: "apply", commands });
+      const r = await handleRequest(ctx, { op: "apply", commands });
       if ("error" in r) throw new Error(r.error);
     };
     const cfg = new DaemonConfig(opts.config, { apply, log });
@@ -890,7 +638,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     } catch (e) {
       log.fatal({ err: (e as Error).message, file: opts.config }, "cannot apply the configuration");
       started(false);
-      await cleanup(server);
+      await stop();
       return 1;
     }
   }
@@ -898,106 +646,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   started(true);
   watcher?.start();
   log.info(
-    { control, interfaces: ifnames, io: opts.io, workers: opts.workers, filter: opts.filter },
+    { control, interfaces: host.ifnames, io: opts.io, workers: opts.workers, filter: opts.filter },
     "ready",
   );
-
-  return await new Promise<number>((resolve) => {
-    let exiting = false;
-    const exit = (code: number, why: string): void => {
-      if (exiting) return;
-      exiting = true;
-      log.info({ why }, "stopping");
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
-      process.off("SIGHUP", onHup);
-      (config?.stop() ?? Promise.resolve())
-        .then(() => cleanup(server))
-        .then(
-          () => {
-            log.info("stopped; nft guard removed");
-            resolve(code);
-          },
-          (e) => {
-            log.error({ err: String(e) }, "cleanup failed");
-            resolve(1);
-          },
-        );
-    };
-    const onInt = (): void => exit(0, "SIGINT");
-    const onTerm = (): void => exit(0, "SIGTERM");
-    // SIGHUP: re-read --config; a broken file is logged and changes nothing.
-    const onHup = (): void => {
-      if (config === null) log.warn("SIGHUP without --config: nothing to reload");
-      else config.reload().catch((e) => log.error({ err: String(e) }, "reload failed"));
-    };
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
-    process.on("SIGHUP", onHup);
-    onFatal = (e) => exit(1, e.message);
-    if (!workersAlive()) exit(1, "data plane worker exited");
-  });
-}
-
-type WorkerRequest =
-  | { type: "apply"; cmds: ControlCommand[] }
-  | { type: "snapshot"; conns: boolean }
-  | { type: "status" }
-  | { type: "sysctl"; name?: string; value?: number }
-  | { type: "fwmark"; action: FwmarkAction; rule?: string }
-  | ({ type: "host" } & HostUpdate);
-
-interface WorkerHandle {
-  index: number;
-  worker: Worker;
-  port: MessagePort;
-  alive: boolean;
-  pending: Map<number, (m: FromWorker) => void>;
-  ready: Promise<Guard>;
-  done: Promise<void>;
-}
-
-/** The union of the workers' guards (each owns its share of the LIPs), sorted as guardOf sorts. */
-export function mergeGuards(gs: readonly Guard[]): Guard {
-  const owned = new Set<number>();
-  const nat = new Map<string, Guard["nat"][number]>();
-  for (const g of gs) {
-    for (const a of g.owned) owned.add(a);
-    for (const d of g.nat) nat.set(`${d.addr}/${d.proto}/${d.port}`, d);
-  }
-  return {
-    owned: [...owned].sort((a, b) => a - b),
-    nat: [...nat.values()].sort((a, b) => a.addr - b.addr || a.proto - b.proto || a.port - b.port),
-  };
-}
-
-/** The daemon's status over all workers: counters, drops and interface figures summed. */
-export function mergeStatus(sts: readonly WorkerStatus[]): WorkerStatus {
-  if (sts.length === 1) return sts[0];
-  const base = structuredClone(sts[0]);
-  for (const st of sts.slice(1)) {
-    base.loops += st.loops;
-    base.batches += st.batches;
-    base.busyMs += st.busyMs;
-    base.connections += st.connections;
-    for (const [k, v] of Object.entries(st.counters)) {
-      if (k !== "workers") base.counters[k] = (base.counters[k] ?? 0) + v;
-    }
-    for (const [k, v] of Object.entries(st.drops)) base.drops[k] = (base.drops[k] ?? 0) + v;
-    st.interfaces.forEach((ifs) => {
-      // By ifindex: a worker that could not open one interface's socket lists one fewer.
-      const b = base.interfaces.find((x) => x.ifindex === ifs.ifindex);
-      if (b === undefined) return;
-      b.rxFrames += ifs.rxFrames;
-      b.txFrames += ifs.txFrames;
-      b.rxTruncated += ifs.rxTruncated;
-      if (b.rxAggregates !== undefined) b.rxAggregates += ifs.rxAggregates ?? 0;
-      if (b.txAggregates !== undefined) b.txAggregates += ifs.txAggregates ?? 0;
-      if (b.rxOversize !== undefined) b.rxOversize += ifs.rxOversize ?? 0;
-      b.txDropped += ifs.txDropped;
-      b.txErrors += ifs.txErrors;
-      b.kernelDrops += ifs.kernelDrops;
-    });
-  }
-  return base;
+  return untilExit(pool, () => config, log, stop);
 }

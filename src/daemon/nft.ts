@@ -136,3 +136,57 @@ export function guardPresent(): boolean {
     return false;
   }
 }
+
+function sameGuard(a: Guard, b: Guard): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The guard as the daemon keeps it: the current table's inputs (interfaces, their addresses, what
+ * the workers own), replaced whole whenever one of them changes.
+ */
+export class NftGuard {
+  /** Table replacements so far. */
+  updates = 0;
+
+  constructor(
+    private ifnames: readonly string[],
+    private locals: readonly number[],
+    private current: Guard,
+  ) {}
+
+  get guard(): Guard {
+    return this.current;
+  }
+
+  /** Installs the table (replacing one a crashed daemon left). Throws with nft's message. */
+  install(): void {
+    applyGuard(this.ifnames, this.locals, this.current);
+    this.updates++;
+  }
+
+  /** The workers' guard changed: null when the table follows (or had nothing to do), else why not. */
+  update(g: Guard): string | null {
+    if (sameGuard(this.current, g)) return null;
+    try {
+      applyGuard(this.ifnames, this.locals, g);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    this.current = g;
+    this.updates++;
+    return null;
+  }
+
+  /** The served interfaces or their addresses changed. Throws with nft's message (nothing changed then). */
+  follow(ifnames: readonly string[], locals: readonly number[]): void {
+    applyGuard(ifnames, locals, this.current);
+    this.ifnames = ifnames;
+    this.locals = locals;
+    this.updates++;
+  }
+
+  remove(): void {
+    removeGuard();
+  }
+}

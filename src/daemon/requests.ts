@@ -1,0 +1,159 @@
+// The control socket's requests (docs/control-protocol.md), answered by the daemon's main thread:
+// table changes and snapshots go to every worker and their answers are merged; the guard follows
+// what the workers own; status adds the daemon's own figures to the workers'.
+
+import type { Logger } from "pino";
+import { mergeTables } from "../control/snapshot.js";
+import type { DaemonConfig } from "./config-runner.js";
+import type { HostFollower } from "./follow.js";
+import { NFT_FAMILY, NFT_TABLE, type NftGuard } from "./nft.js";
+import { mergeGuards, type WorkerPool } from "./pool.js";
+import {
+  type DaemonStatus,
+  netnsId,
+  PROTOCOL_VERSION,
+  type Request,
+  type Response,
+  type WorkerStatus,
+} from "./protocol.js";
+import type { Guard } from "./worker.js";
+
+export interface RequestContext {
+  pool: WorkerPool;
+  guard: NftGuard;
+  host: HostFollower;
+  log: Logger;
+  /** The control socket's path, for status. */
+  control: string;
+  /** --config's runner, once the file is applied. */
+  config: () => DaemonConfig | null;
+}
+
+const STOPPED: Response = { error: "the data plane stopped" };
+
+export async function handleRequest(ctx: RequestContext, req: Request): Promise<Response> {
+  switch (req.op) {
+    case "apply":
+      return apply(ctx, req.commands);
+    case "table": {
+      const ms = await ctx.pool.ask({ type: "snapshot", conns: req.conns === true });
+      const ts = ms.flatMap((m) => (m.type === "snapshot" ? [m.table] : []));
+      return ts.length !== ms.length ? STOPPED : { table: mergeTables(ts) };
+    }
+    case "reload": {
+      const config = ctx.config();
+      if (config === null) return { error: "the daemon runs without --config: nothing to reload" };
+      const errors = await config.reload();
+      return errors === "" ? { reloaded: config.path } : { error: errors };
+    }
+    case "sysctl":
+    case "fwmark":
+      return sysctlOrFwmark(ctx, req);
+    case "status":
+      return status(ctx);
+  }
+}
+
+async function apply(
+  ctx: RequestContext,
+  commands: Extract<Request, { op: "apply" }>["commands"],
+): Promise<Response> {
+  const ms = await ctx.pool.ask({ type: "apply", cmds: commands });
+  const rs = ms.flatMap((m) => (m.type === "applied" ? [m] : []));
+  if (rs.length !== ms.length) return STOPPED;
+  const first = rs[0].error;
+  if (rs.some((r) => r.error?.code !== first?.code))
+    ctx.log.error({ codes: rs.map((r) => r.error?.code ?? "ok") }, "workers disagree");
+  const gErr = guardFollows(ctx, rs);
+  ctx.log.debug({ commands: commands.length, error: first?.message }, "apply");
+  if (first !== undefined) return { error: first.message, code: first.code, index: first.index };
+  return gErr === null
+    ? { applied: commands.length }
+    : { applied: commands.length, warning: `the kernel guard was not updated: ${gErr}` };
+}
+
+async function sysctlOrFwmark(
+  ctx: RequestContext,
+  req: Extract<Request, { op: "sysctl" | "fwmark" }>,
+): Promise<Response> {
+  const ms = await ctx.pool.ask(
+    req.op === "sysctl"
+      ? { type: "sysctl", name: req.name, value: req.value }
+      : { type: "fwmark", action: req.action, rule: req.rule },
+  );
+  const results = ms.flatMap((m) => (m.type === "result" ? [m] : []));
+  if (results.length !== ms.length) return STOPPED;
+  const m = results[0];
+  ctx.log.info({ req }, req.op);
+  const gErr = guardFollows(ctx, results);
+  if (gErr !== null && !("error" in m.response))
+    return { error: `applied, but the kernel guard was not updated: ${gErr}` };
+  return m.response;
+}
+
+/** The guard takes the union of what the workers own; null, or why nft refused it. */
+function guardFollows(ctx: RequestContext, answers: ReadonlyArray<{ guard: Guard }>): string | null {
+  const g = mergeGuards(answers.map((r) => r.guard));
+  const before = ctx.guard.updates;
+  const err = ctx.guard.update(g);
+  if (err !== null) ctx.log.error({ err }, "nft guard update failed");
+  else if (ctx.guard.updates !== before)
+    ctx.log.info({ owned: g.owned.length, nat: g.nat.length }, "nft guard updated");
+  return err;
+}
+
+async function status(ctx: RequestContext): Promise<Response> {
+  const ms = await ctx.pool.ask({ type: "status" });
+  const sts = ms.flatMap((m) => (m.type === "status" ? [m.status] : []));
+  if (sts.length !== ms.length) return STOPPED;
+  const g = ctx.guard.guard;
+  const out: DaemonStatus = {
+    ...mergeStatus(sts),
+    version: PROTOCOL_VERSION,
+    pid: process.pid,
+    control: ctx.control,
+    netns: netnsId(),
+    nft: {
+      table: `${NFT_FAMILY} ${NFT_TABLE}`,
+      vips: g.owned.length,
+      natDests: g.nat.length,
+      updates: ctx.guard.updates,
+    },
+    worker: { alive: ctx.pool.alive(), restarts: 0 },
+    host: ctx.host.status(),
+  };
+  const config = ctx.config();
+  if (config !== null) out.config = { file: config.path, reloads: config.reloads, health: config.health() };
+  return { status: out };
+}
+
+/** The daemon's status over all workers: counters, drops and interface figures summed. */
+export function mergeStatus(sts: readonly WorkerStatus[]): WorkerStatus {
+  if (sts.length === 1) return sts[0];
+  const base = structuredClone(sts[0]);
+  for (const st of sts.slice(1)) {
+    base.loops += st.loops;
+    base.batches += st.batches;
+    base.busyMs += st.busyMs;
+    base.connections += st.connections;
+    for (const [k, v] of Object.entries(st.counters)) {
+      if (k !== "workers") base.counters[k] = (base.counters[k] ?? 0) + v;
+    }
+    for (const [k, v] of Object.entries(st.drops)) base.drops[k] = (base.drops[k] ?? 0) + v;
+    for (const ifs of st.interfaces) {
+      // By ifindex: a worker that could not open one interface's socket lists one fewer.
+      const b = base.interfaces.find((x) => x.ifindex === ifs.ifindex);
+      if (b === undefined) continue;
+      b.rxFrames += ifs.rxFrames;
+      b.txFrames += ifs.txFrames;
+      b.rxTruncated += ifs.rxTruncated;
+      if (b.rxAggregates !== undefined) b.rxAggregates += ifs.rxAggregates ?? 0;
+      if (b.txAggregates !== undefined) b.txAggregates += ifs.txAggregates ?? 0;
+      if (b.rxOversize !== undefined) b.rxOversize += ifs.rxOversize ?? 0;
+      b.txDropped += ifs.txDropped;
+      b.txErrors += ifs.txErrors;
+      b.kernelDrops += ifs.kernelDrops;
+    }
+  }
+  return base;
+}
