@@ -75,10 +75,7 @@ function plan(): Cell[] {
       { rps: "2" },
       { rps: "2", extra: ["--no-pin"] },
       { rps: "3", pin: "1" },
-      { rps: "3", pin: "1", extra: ["--nice", "-19"] },
-      { rps: "3", pin: "1", extra: ["--rt-prio", "10"] },
       { rps: "3", pin: "1", extra: ["--rx-kib", "256"] },
-      { rps: "3", pin: "1", extra: ["--batch", "1024"] },
     ];
     for (let rep = 0; rep < REPS; rep++)
       for (const st of settings)

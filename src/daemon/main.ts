@@ -32,8 +32,8 @@ export const DEFAULT_SPIN_US = 0;
 
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
                    [--log-level LEVEL] [--idle-ms N] [--spin-us N] [--io ring|mmsg] [--workers N]
-                   [--no-filter] [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin] [--nice N]
-                   [--rt-prio N] [--batch N] [--rx-kib N] [--host-vips]
+                   [--no-filter] [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin]
+                   [--rx-kib N] [--host-vips]
 
 Runs the director in the foreground, in the current network namespace. With no argument it serves
 every Ethernet interface that is up (not lo, not a bridge or bond port) and follows the host:
@@ -64,11 +64,8 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
                      receive work (RPS masks, IRQ affinity): a softirq on a worker's core starves it
                      (receive livelock, docs/io.md); unpinned, with a warning, when there are none
   --no-pin           leave the workers where the scheduler puts them
-  --nice N           nice value of the worker threads (-20..19; default: unchanged)
-  --rt-prio N        SCHED_FIFO priority 1..99 for the worker threads (default: SCHED_OTHER)
-  --batch N          most frames per receive call (default 64 for mmsg, 256 for ring)
   --rx-kib N         receive buffer per socket in KiB (mmsg: SO_RCVBUF, default 4096; ring: the
-                     ring size, default 4096, in 64 KiB blocks)
+                     ring size, default 8192, in 128 KiB blocks): room for bursts of aggregates
   --host-vips        serve a virtual service's address only while the host has it (an address of
                      one of its interfaces, or a local route), as the kernel's IPVS does: for VIPs
                      that VRRP (keepalived) moves between directors. Default: every VIP, anywhere
@@ -91,9 +88,6 @@ export interface DaemonOptions {
   /** --cpus: explicit worker CPUs; null = choose (or not, with --no-pin). */
   cpus: number[] | null;
   pin: boolean;
-  nice: number | undefined;
-  rtPrio: number | undefined;
-  batch: number | undefined;
   rxKib: number | undefined;
   /** --host-vips: a VIP is served only while it is one of the host's local addresses. */
   hostVips: boolean;
@@ -103,8 +97,8 @@ const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "sil
 
 export class DaemonUsageError extends Error {}
 
-export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
-  const o: DaemonOptions = {
+function defaultOptions(): DaemonOptions {
+  return {
     ifaces: [],
     lips: [],
     control: undefined,
@@ -119,111 +113,169 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
     config: undefined,
     cpus: null,
     pin: true,
-    nice: undefined,
-    rtPrio: undefined,
-    batch: undefined,
     rxKib: undefined,
     hostVips: false,
   };
-  const int = (name: string, v: string, lo: number, hi: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new DaemonUsageError(`${name} must be ${lo}..${hi}`);
-    return n;
-  };
+}
+
+function int(name: string, v: string, lo: number, hi: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < lo || n > hi) throw new DaemonUsageError(`${name} must be ${lo}..${hi}`);
+  return n;
+}
+
+/** One option: its spellings, and what it does to the options (`v` is its value when it takes one). */
+interface DaemonFlag {
+  names: readonly string[];
+  takesValue: boolean;
+  apply(o: DaemonOptions, v: string, name: string): void;
+}
+
+const DAEMON_FLAGS: readonly DaemonFlag[] = [
+  {
+    names: ["--iface", "-i"],
+    takesValue: true,
+    apply: (o, v) => {
+      o.ifaces.push(v);
+    },
+  },
+  {
+    names: ["--lip"],
+    takesValue: true,
+    apply: (o, v) => {
+      const addr = parseIPv4(v);
+      if (addr === null) throw new DaemonUsageError(`--lip: bad IPv4 address ${JSON.stringify(v)}`);
+      o.lips.push(addr);
+    },
+  },
+  {
+    names: ["--control"],
+    takesValue: true,
+    apply: (o, v) => {
+      o.control = v;
+    },
+  },
+  {
+    names: ["--config"],
+    takesValue: true,
+    apply: (o, v) => {
+      o.config = v;
+    },
+  },
+  {
+    names: ["--sysctl"],
+    takesValue: true,
+    apply: (o, v) => {
+      const p = parseSysctlArg(v);
+      if ("error" in p) throw new DaemonUsageError(`--sysctl: ${p.error}`);
+      if (p.value === undefined) throw new DaemonUsageError(`--sysctl: ${p.name} needs =VALUE`);
+      const spec = SYSCTLS[p.name];
+      (o.sysctls as Record<string, number | boolean>)[spec.field] = spec.max === 1 ? p.value !== 0 : p.value;
+    },
+  },
+  {
+    names: ["--log-level"],
+    takesValue: true,
+    apply: (o, v) => {
+      if (!LEVELS.has(v)) throw new DaemonUsageError(`--log-level: unknown level ${JSON.stringify(v)}`);
+      o.logLevel = v;
+    },
+  },
+  {
+    names: ["--idle-ms"],
+    takesValue: true,
+    apply: (o, v, n) => {
+      o.idleMs = int(n, v, 0, 1000);
+    },
+  },
+  {
+    names: ["--spin-us"],
+    takesValue: true,
+    apply: (o, v, n) => {
+      o.spinUs = int(n, v, 0, 100000);
+    },
+  },
+  {
+    names: ["--io"],
+    takesValue: true,
+    apply: (o, v) => {
+      if (!IO_BACKENDS.includes(v as IoBackend))
+        throw new DaemonUsageError(`--io: ring or mmsg, not ${JSON.stringify(v)}`);
+      o.io = v as IoBackend;
+    },
+  },
+  {
+    names: ["--workers"],
+    takesValue: true,
+    apply: (o, v, n) => {
+      o.workers = int(n, v, 1, 64);
+    },
+  },
+  {
+    names: ["--no-filter"],
+    takesValue: false,
+    apply: (o) => {
+      o.filter = false;
+    },
+  },
+  {
+    names: ["--qdisc-bypass"],
+    takesValue: false,
+    apply: (o) => {
+      o.qdiscBypass = true;
+    },
+  },
+  {
+    names: ["--cpus"],
+    takesValue: true,
+    apply: (o, v) => {
+      const cpus = parseCpuList(v);
+      if (cpus === null || cpus.length === 0)
+        throw new DaemonUsageError(`--cpus: a CPU list such as 0,2-3, not ${JSON.stringify(v)}`);
+      o.cpus = cpus;
+    },
+  },
+  {
+    names: ["--no-pin"],
+    takesValue: false,
+    apply: (o) => {
+      o.pin = false;
+    },
+  },
+  {
+    names: ["--rx-kib"],
+    takesValue: true,
+    apply: (o, v, n) => {
+      o.rxKib = int(n, v, 128, 1 << 20);
+    },
+  },
+  {
+    names: ["--host-vips"],
+    takesValue: false,
+    apply: (o) => {
+      o.hostVips = true;
+    },
+  },
+];
+
+const FLAG_BY_NAME = new Map(DAEMON_FLAGS.flatMap((f) => f.names.map((n) => [n, f] as const)));
+
+/** `tsvs daemon` arguments (DAEMON_USAGE); throws DaemonUsageError naming the bad one. */
+export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
+  const o = defaultOptions();
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const eq = a.indexOf("=");
     const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-    const inline = a.startsWith("--") && eq > 0 ? a.slice(eq + 1) : undefined;
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      if (i + 1 >= args.length) throw new DaemonUsageError(`${name} needs a value`);
-      return args[++i];
-    };
-    switch (name) {
-      case "--iface":
-      case "-i":
-        o.ifaces.push(value());
-        break;
-      case "--lip": {
-        const v = value();
-        const addr = parseIPv4(v);
-        if (addr === null) throw new DaemonUsageError(`--lip: bad IPv4 address ${JSON.stringify(v)}`);
-        o.lips.push(addr);
-        break;
-      }
-      case "--control":
-        o.control = value();
-        break;
-      case "--config":
-        o.config = value();
-        break;
-      case "--sysctl": {
-        const p = parseSysctlArg(value());
-        if ("error" in p) throw new DaemonUsageError(`--sysctl: ${p.error}`);
-        if (p.value === undefined) throw new DaemonUsageError(`--sysctl: ${p.name} needs =VALUE`);
-        const spec = SYSCTLS[p.name];
-        (o.sysctls as Record<string, number | boolean>)[spec.field] =
-          spec.max === 1 ? p.value !== 0 : p.value;
-        break;
-      }
-      case "--log-level": {
-        const v = value();
-        if (!LEVELS.has(v)) throw new DaemonUsageError(`--log-level: unknown level ${JSON.stringify(v)}`);
-        o.logLevel = v;
-        break;
-      }
-      case "--idle-ms":
-        o.idleMs = int(name, value(), 0, 1000);
-        break;
-      case "--spin-us":
-        o.spinUs = int(name, value(), 0, 100000);
-        break;
-      case "--io": {
-        const v = value();
-        if (!IO_BACKENDS.includes(v as IoBackend))
-          throw new DaemonUsageError(`--io: ring or mmsg, not ${JSON.stringify(v)}`);
-        o.io = v as IoBackend;
-        break;
-      }
-      case "--workers":
-        o.workers = int(name, value(), 1, 64);
-        break;
-      case "--no-filter":
-        o.filter = false;
-        break;
-      case "--qdisc-bypass":
-        o.qdiscBypass = true;
-        break;
-      case "--cpus": {
-        const v = value();
-        const cpus = parseCpuList(v);
-        if (cpus === null || cpus.length === 0)
-          throw new DaemonUsageError(`--cpus: a CPU list such as 0,2-3, not ${JSON.stringify(v)}`);
-        o.cpus = cpus;
-        break;
-      }
-      case "--no-pin":
-        o.pin = false;
-        break;
-      case "--nice":
-        o.nice = int(name, value(), -20, 19);
-        break;
-      case "--rt-prio":
-        o.rtPrio = int(name, value(), 1, 99);
-        break;
-      case "--batch":
-        o.batch = int(name, value(), 1, 4096);
-        break;
-      case "--rx-kib":
-        o.rxKib = int(name, value(), 128, 1 << 20);
-        break;
-      case "--host-vips":
-        o.hostVips = true;
-        break;
-      default:
-        throw new DaemonUsageError(`unknown argument ${JSON.stringify(a)}`);
-    }
+    const flag = FLAG_BY_NAME.get(name);
+    if (flag === undefined) throw new DaemonUsageError(`unknown argument ${JSON.stringify(a)}`);
+    let v = "";
+    if (flag.takesValue) {
+      if (a.startsWith("--") && eq > 0) v = a.slice(eq + 1);
+      else if (i + 1 < args.length) v = args[++i];
+      else throw new DaemonUsageError(`${name} needs a value`);
+    } else if (eq > 0 && a.startsWith("--")) throw new DaemonUsageError(`${name} takes no value`);
+    flag.apply(o, v, name);
   }
   if (o.cpus !== null && !o.pin) throw new DaemonUsageError("--cpus and --no-pin exclude each other");
   return o;
@@ -445,10 +497,8 @@ function workerInit(
     allLips: opts.lips,
     idleMs: opts.idleMs,
     spinUs: opts.spinUs,
-    batch: opts.batch ?? (opts.io === "ring" ? 256 : 64),
+    batch: opts.io === "ring" ? 256 : 64,
     cpus: plan.cpus[index] ?? undefined,
-    nice: opts.nice,
-    rtPrio: opts.rtPrio,
     rxKib: opts.rxKib,
     sysctls: opts.sysctls,
     io: opts.io,

@@ -23,8 +23,6 @@ import {
   PACKET_OTHERHOST,
   POLLERR,
   POLLIN,
-  PRIO_PROCESS,
-  SCHED_FIFO,
   SIZEOF_POLLFD,
   SO_ERROR,
   SOL_SOCKET,
@@ -68,11 +66,7 @@ export interface WorkerInit {
   allLips?: number[];
   /** CPUs this thread restricts itself to (main.ts planCpus); absent = where the scheduler puts it. */
   cpus?: number[];
-  /** Nice value of this thread (setpriority acts on one thread on Linux). */
-  nice?: number;
-  /** SCHED_FIFO priority of this thread. */
-  rtPrio?: number;
-  /** Receive buffer per socket, KiB: SO_RCVBUF (mmsg) or ring size (ring, 64 KiB blocks). */
+  /** Receive buffer per socket, KiB: SO_RCVBUF (mmsg) or ring size (ring, 128 KiB blocks). */
   rxKib?: number;
   /** --host-vips: the host's locally delivered addresses, outside which no VIP is served. */
   hostLocal?: IfaceAddr[] | null;
@@ -98,25 +92,16 @@ export interface HostApplied {
 }
 
 /**
- * Places and prioritises the calling thread as `init` asks; returns what it got, for the log.
- * Runs in the worker thread itself: affinity, nice and policy are per thread (pid 0 = the caller),
- * so the main thread and libuv's pool keep the process's placement.
+ * Places the calling thread as `init` asks; returns where it runs, for the log. Runs in the worker
+ * thread itself: affinity is per thread (pid 0 = the caller), so the main thread and libuv's pool
+ * keep the process's placement. (Priority was measured and left out: nice -19 and SCHED_FIFO made
+ * a worker that shares its CPU with receive softirqs forward less, docs/io.md.)
  */
-export function placeThread(init: Pick<WorkerInit, "cpus" | "nice" | "rtPrio">): Record<string, unknown> {
+export function placeThread(init: Pick<WorkerInit, "cpus">): Record<string, unknown> {
   const c = libc();
   const out: Record<string, unknown> = { tid: c.gettid() };
   if (init.cpus !== undefined && init.cpus.length > 0) setThreadAffinity(init.cpus);
   out.cpus = threadAffinity();
-  if (init.nice !== undefined) {
-    if (c.setpriority(PRIO_PROCESS, 0, init.nice) !== 0) out.niceErrno = c.errno();
-    else out.nice = init.nice;
-  }
-  if (init.rtPrio !== undefined) {
-    const param = Buffer.alloc(4);
-    param.writeInt32LE(init.rtPrio, 0);
-    if (c.sched_setscheduler(0, SCHED_FIFO, param) !== 0) out.rtErrno = c.errno();
-    else out.rtPrio = init.rtPrio;
-  }
   return out;
 }
 
@@ -271,7 +256,9 @@ function run(init: WorkerInit): void {
   const engine = new Engine({
     interfaces: init.interfaces,
     routes: init.routes,
-    lips: init.lips,
+    // Every LIP: the engine takes its own share of them, and of the services' laddrs (core/lip.ts).
+    lips: allLips,
+    worker: { index: init.index ?? 0, count: nWorkers },
     sysctls: init.sysctls,
     ownInterfaceAddresses: false,
     random: () => (Math.random() * 0x100000000) >>> 0,
@@ -316,12 +303,17 @@ function run(init: WorkerInit): void {
   // The kernel filter and the fanout program follow the owned addresses and the NAT destinations:
   // recompiled and re-attached (atomically: SO_ATTACH_FILTER replaces) when they change.
   let filterKey = "";
+  // The LIP list and the owned LIPs change with laddr commands, and when the last connection on a
+  // deleted laddr ends (engine.tick): lipVersion tells the loop when to look again.
+  let lipVersion = -1;
   const refilter = (): void => {
+    lipVersion = engine.lipTable.version;
     const g = api.guard();
     // A fwmark rule on a network (not one host) owns addresses we cannot list: let all IPv4 in.
     const allIpv4 = api.hasNetworkFwmark();
     const rips = g.nat.map((d) => d.addr);
-    const key = JSON.stringify([g.owned, rips, allIpv4, locals]);
+    const lipList = engine.lipTable.all();
+    const key = JSON.stringify([g.owned, rips, allIpv4, locals, lipList.length]);
     if (key === filterKey) return;
     filterKey = key;
     if (init.filter !== false || nWorkers > 1) {
@@ -338,7 +330,7 @@ function run(init: WorkerInit): void {
     }
     if (nWorkers > 1) {
       const fp = compileFanoutProgram({
-        lips: allLips.map((a, i) => ({ addr: a, worker: i % nWorkers })),
+        lips: lipList.map((a, i) => ({ addr: a, worker: i % nWorkers })),
         rips,
       });
       for (const s of sockets) setFanoutProgram(s.fd, fp);
@@ -550,6 +542,7 @@ function run(init: WorkerInit): void {
         busyMs += now() - t;
       }
       engine.tick(now());
+      if (engine.lipTable.version !== lipVersion) refilter();
       for (let si = 0; si < sockets.length; si++) sockets[si].flush();
       if (!control()) break;
       readable.fill(1);

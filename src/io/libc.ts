@@ -74,9 +74,7 @@ export const EINVAL = 22;
 export const ENOBUFS = 105;
 /** A bound packet socket's device went down (packet_notifier sets it once in sk_err). */
 export const ENETDOWN = 100;
-export const PRIO_PROCESS = 0;
 export const SCHED_OTHER = 0;
-export const SCHED_FIFO = 1;
 export const SCHED_RR = 2;
 /** sizeof(cpu_set_t) in glibc: 1024 CPUs. */
 export const SIZEOF_CPU_SET = 128;
@@ -155,10 +153,6 @@ export interface Libc {
    */
   sched_setaffinity(pid: number, size: number, mask: NativePtr): number;
   sched_getaffinity(pid: number, size: number, mask: NativePtr): number;
-  /** setpriority(PRIO_PROCESS, 0, nice): on Linux, `who` 0 is the calling thread only. */
-  setpriority(which: number, who: number, prio: number): number;
-  /** sched_setscheduler(2) of the calling thread (pid 0); param: a struct sched_param { int prio }. */
-  sched_setscheduler(pid: number, policy: number, param: NativePtr): number;
   gettid(): number;
 }
 
@@ -190,8 +184,6 @@ export function libc(): Libc {
     strerror: lib.func("const char *strerror(int errnum)"),
     sched_setaffinity: lib.func("int sched_setaffinity(int pid, size_t size, void *mask)"),
     sched_getaffinity: lib.func("int sched_getaffinity(int pid, size_t size, void *mask)"),
-    setpriority: lib.func("int setpriority(int which, unsigned int who, int prio)"),
-    sched_setscheduler: lib.func("int sched_setscheduler(int pid, int policy, void *param)"),
     gettid: lib.func("int gettid(void)"),
   };
   cached = {
@@ -214,8 +206,6 @@ export function libc(): Libc {
     errno: () => koffi.errno(),
     sched_setaffinity: raw.sched_setaffinity,
     sched_getaffinity: raw.sched_getaffinity,
-    setpriority: raw.setpriority,
-    sched_setscheduler: raw.sched_setscheduler,
     gettid: raw.gettid,
   };
   return cached;
