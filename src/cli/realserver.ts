@@ -3,6 +3,7 @@
 // its own too (`node dist/src/cli/realserver.js …`), which is how `tsvs lab` runs it in a namespace.
 
 import { pathToFileURL } from "node:url";
+import { TsvsError } from "../core/errors.js";
 import {
   formatFindings,
   type RealserverMethod,
@@ -113,7 +114,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
   try {
     switch (a.cmd) {
       case "setup":
-        if (a.vip === undefined) throw new Error("--vip is required");
+        if (a.vip === undefined) throw new TsvsError("TSVS_ERR_USAGE", "--vip is required");
         await realserverSetup({
           vip: a.vip,
           method: a.method,
@@ -127,7 +128,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
         await realserverTeardown({ vip: a.vip, log });
         return 0;
       case "doctor": {
-        if (a.vip === undefined) throw new Error("--vip is required");
+        if (a.vip === undefined) throw new TsvsError("TSVS_ERR_USAGE", "--vip is required");
         const f = realserverDoctor({ vip: a.vip, method: a.method, iface: a.iface, director: a.director });
         if (a.json) process.stdout.write(`${JSON.stringify(f, null, 2)}\n`);
         else process.stdout.write(formatFindings(a.vip, a.method, f));

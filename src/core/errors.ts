@@ -7,6 +7,8 @@ export type TsvsErrorCode =
   | "TSVS_ERR_SERVICE_NOT_DEFINED"
   | "TSVS_ERR_DEST_EXISTS"
   | "TSVS_ERR_NO_DEST"
+  | "TSVS_ERR_LADDR_EXISTS"
+  | "TSVS_ERR_NO_LADDR"
   | "TSVS_ERR_SCHED_NOT_FOUND"
   | "TSVS_ERR_PE_NOT_FOUND"
   | "TSVS_ERR_INVALID"
@@ -15,7 +17,19 @@ export type TsvsErrorCode =
   | "TSVS_ERR_USAGE"
   | "TSVS_ERR_PARSE"
   | "TSVS_ERR_SCENARIO"
-  | "TSVS_ERR_INTERNAL";
+  | "TSVS_ERR_INTERNAL"
+  /** Another daemon serves this namespace already. */
+  | "TSVS_ERR_BUSY"
+  /** The host's interfaces, addresses or routes could not be read or used (ip, sysctl, netns). */
+  | "TSVS_ERR_HOST"
+  /** nft refused the guard table. */
+  | "TSVS_ERR_NFT"
+  /** A program or package tsvs needs is missing and could not be installed. */
+  | "TSVS_ERR_DEPENDENCY"
+  /** The lab could not be built or run. */
+  | "TSVS_ERR_LAB"
+  /** Not Linux, or an architecture whose struct layouts tsvs does not know. */
+  | "TSVS_ERR_PLATFORM";
 
 export class TsvsError extends Error {
   readonly code: TsvsErrorCode;
@@ -33,6 +47,9 @@ export const IPVS_MESSAGES = {
   serviceNotDefined: "Service not defined",
   destExists: "Destination already exists",
   noDest: "No such destination",
+  /** DPVS's libipvs (dpvs_add_laddr EEXIST, dpvs_del_laddr ENOENT), spelled as it spells them. */
+  laddrExists: "Local address already exists",
+  noLaddr: "No such Local address",
   schedNotFound: "Scheduler not found",
   schedOrPeNotFound: "Scheduler or persistence engine not found",
   nomem: "Memory allocation problem",

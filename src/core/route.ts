@@ -4,6 +4,7 @@
 // per-destination result is cached by the caller (see Dest route cache in engine.ts).
 
 import { prefixToMask } from "./addr.js";
+import { TsvsError } from "./errors.js";
 
 export interface IfaceAddr {
   addr: number;
@@ -119,7 +120,7 @@ export class RouteTable {
 
   addRoute(r: RouteConfig): void {
     const i = this.byIndex.get(r.ifindex);
-    if (i === undefined) throw new Error(`route via unknown interface ${r.ifindex}`);
+    if (i === undefined) throw new TsvsError("TSVS_ERR_INVALID", `route via unknown interface ${r.ifindex}`);
     this.insert(r.dst, r.prefix, r.via >>> 0, i);
   }
 

@@ -7,6 +7,7 @@
 import { chmodSync, existsSync, mkdirSync, rmdirSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
+import { TsvsError } from "../core/errors.js";
 import { MAX_REQUEST_BYTES, parseRequest, type Request, type Response } from "./protocol.js";
 
 export type Handler = (req: Request) => Promise<Response>;
@@ -29,7 +30,8 @@ export class ControlServer {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
     if (existsSync(this.path)) {
-      if (await answers(this.path)) throw new Error(`another daemon is listening on ${this.path}`);
+      if (await answers(this.path))
+        throw new TsvsError("TSVS_ERR_BUSY", `another daemon is listening on ${this.path}`);
       unlinkSync(this.path);
     }
     const server = createServer((sock) => this.#serve(sock, handler));

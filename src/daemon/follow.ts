@@ -6,6 +6,7 @@
 
 import type { Logger } from "pino";
 import { formatIPv4 } from "../core/addr.js";
+import { TsvsError } from "../core/errors.js";
 import type { IfaceAddr } from "../core/route.js";
 import { chooseServed, diffHost, type HostView, type HostWatcher, hostView, viewKey } from "./host.js";
 import { type HostState, readHost } from "./kernel.js";
@@ -43,7 +44,10 @@ export class HostFollower {
     this.host = readHost();
     const pick = chooseServed(this.host.links, opts.ifaces, new Set());
     if (pick.skipped.length > 0)
-      throw new Error(pick.skipped.map((x) => `interface ${x.name}: ${x.why}`).join("; "));
+      throw new TsvsError(
+        "TSVS_ERR_HOST",
+        pick.skipped.map((x) => `interface ${x.name}: ${x.why}`).join("; "),
+      );
     this.view = hostView(this.host, pick.links);
     this.served = new Map(this.view.interfaces.map((i, k) => [i.ifindex, k]));
     this.nextFanout = this.view.interfaces.length;

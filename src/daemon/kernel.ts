@@ -7,6 +7,7 @@
 
 import { execFileSync } from "node:child_process";
 import { parseIPv4 } from "../core/addr.js";
+import { TsvsError } from "../core/errors.js";
 import { parseMac } from "../core/packet/eth.js";
 import type { IfaceAddr, IfaceConfig, RouteConfig } from "../core/route.js";
 
@@ -35,14 +36,17 @@ function ipJson(args: string[]): unknown {
     out = execFileSync("ip", ["-j", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`ip -j ${args.join(" ")}: ${(err.stderr ?? "").trim() || err.message}`);
+    throw new TsvsError(
+      "TSVS_ERR_HOST",
+      `ip -j ${args.join(" ")}: ${(err.stderr ?? "").trim() || err.message}`,
+    );
   }
   return JSON.parse(out === "" ? "[]" : out);
 }
 
 function ipv4(s: string, what: string): number {
   const a = parseIPv4(s);
-  if (a === null) throw new Error(`${what}: bad IPv4 address ${JSON.stringify(s)}`);
+  if (a === null) throw new TsvsError("TSVS_ERR_HOST", `${what}: bad IPv4 address ${JSON.stringify(s)}`);
   return a;
 }
 
@@ -83,7 +87,8 @@ function prefixOf(dst: string, what: string): IfaceAddr {
   if (dst === "default") return { addr: 0, prefix: 0 };
   const [a, p] = dst.split("/");
   const prefix = p === undefined ? 32 : Number(p);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw new Error(`${what}: bad prefix ${dst}`);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32)
+    throw new TsvsError("TSVS_ERR_HOST", `${what}: bad prefix ${dst}`);
   return { addr: ipv4(a, what), prefix };
 }
 
@@ -139,8 +144,8 @@ export function readHost(): HostState {
 
 /** A link as the engine takes it; throws when it cannot carry Ethernet frames. */
 export function ifaceConfig(l: HostLink): IfaceConfig {
-  if (!l.ether) throw new Error(`interface ${l.name} is not Ethernet`);
-  if (l.mac === null) throw new Error(`interface ${l.name}: no MAC address`);
+  if (!l.ether) throw new TsvsError("TSVS_ERR_HOST", `interface ${l.name} is not Ethernet`);
+  if (l.mac === null) throw new TsvsError("TSVS_ERR_HOST", `interface ${l.name}: no MAC address`);
   return { ifindex: l.ifindex, name: l.name, mac: l.mac, mtu: l.mtu, addrs: l.addrs };
 }
 

@@ -14,6 +14,7 @@ import pino, { type Logger } from "pino";
 import type { ControlCommand } from "../control/commands.js";
 import { parseIPv4 } from "../core/addr.js";
 import { ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
+import { TsvsError } from "../core/errors.js";
 import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
 import { threadAffinity } from "../io/libc.js";
 import { DaemonConfig } from "./config-runner.js";
@@ -679,7 +680,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   if (opts.config !== undefined) {
     const apply = async (commands: ControlCommand[]): Promise<void> => {
       const r = await handleRequest(ctx, { op: "apply", commands });
-      if ("error" in r) throw new Error(r.error);
+      if ("error" in r) throw new TsvsError("code" in r ? r.code : "TSVS_ERR_INTERNAL", r.error);
     };
     const cfg = new DaemonConfig(opts.config, { apply, log });
     try {

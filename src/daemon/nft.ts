@@ -25,6 +25,7 @@
 
 import { execFileSync } from "node:child_process";
 import { formatIPv4 } from "../core/addr.js";
+import { TsvsError } from "../core/errors.js";
 import type { Guard } from "./worker.js";
 
 export const NFT_TABLE = "tsvs";
@@ -109,7 +110,7 @@ function nft(args: string[], input?: string): void {
     });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`nft ${args.join(" ")}: ${(err.stderr ?? "").trim() || err.message}`);
+    throw new TsvsError("TSVS_ERR_NFT", `nft ${args.join(" ")}: ${(err.stderr ?? "").trim() || err.message}`);
   }
 }
 

@@ -555,7 +555,8 @@ function run(init: WorkerInit): void {
       }
       if (idle && init.idleMs > 0) {
         const p = c.poll(pollAddr, rxSockets.length, init.idleMs);
-        if (p < 0 && c.errno() !== 4 /* EINTR */) throw new Error(`poll: errno ${c.errno()}`);
+        if (p < 0 && c.errno() !== 4 /* EINTR */)
+          throw new TsvsError("TSVS_ERR_INTERNAL", `poll: errno ${c.errno()}`);
         if (p > 0) {
           for (let i = 0; i < rxSockets.length; i++) {
             const rev = pollDv.getInt16(i * SIZEOF_POLLFD + 6, true);

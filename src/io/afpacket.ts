@@ -16,6 +16,7 @@
 //   frame into skb->vlan_tci; we put it back, so the frame is what was on the wire.
 
 import { readU16, writeU16 } from "../core/addr.js";
+import { TsvsError } from "../core/errors.js";
 import { l4ChecksumV4 } from "../core/packet/csum.js";
 import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetOffloadWord } from "../core/packet/vnet.js";
 import {
@@ -191,7 +192,7 @@ export class PacketSocket extends PacketSocketBase {
    * transmits first.
    */
   recvBatch(timeoutMs: number): number {
-    if (this.closed) throw new Error("recvBatch on a closed PacketSocket");
+    if (this.closed) throw new TsvsError("TSVS_ERR_INTERNAL", "recvBatch on a closed PacketSocket");
     if (this.tx.count > 0) this.flush();
     const c = libc();
     const fd = this.fd;

@@ -10,6 +10,7 @@
 import { createRequire } from "node:module";
 import { arch, platform } from "node:os";
 import type * as Koffi from "koffi";
+import { TsvsError } from "../core/errors.js";
 
 export type KoffiModule = typeof Koffi;
 /** An opaque native pointer as koffi hands it out (koffi.alloc) or accepts it (Buffer, pointer). */
@@ -160,9 +161,13 @@ let cached: Libc | null = null;
 
 export function libc(): Libc {
   if (cached !== null) return cached;
-  if (platform() !== "linux") throw new Error(`tsvs packet I/O needs Linux (this is ${platform()})`);
+  if (platform() !== "linux")
+    throw new TsvsError("TSVS_ERR_PLATFORM", `tsvs packet I/O needs Linux (this is ${platform()})`);
   if (arch() !== "x64" && arch() !== "arm64") {
-    throw new Error(`tsvs packet I/O struct layouts are written for x64/arm64 (this is ${arch()})`);
+    throw new TsvsError(
+      "TSVS_ERR_PLATFORM",
+      `tsvs packet I/O struct layouts are written for x64/arm64 (this is ${arch()})`,
+    );
   }
   const koffi = createRequire(import.meta.url)("koffi") as KoffiModule;
   const lib = koffi.load("libc.so.6");
@@ -217,7 +222,8 @@ export function libc(): Libc {
  */
 export function addressOf(ptr: NativePtr): number {
   const a = libc().koffi.address(ptr);
-  if (a > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error("native address beyond 2^53");
+  if (a > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new TsvsError("TSVS_ERR_PLATFORM", "native address beyond 2^53");
   return Number(a);
 }
 

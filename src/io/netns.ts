@@ -3,6 +3,7 @@
 // to `ip` as its own argv entry (execFileSync, no shell).
 
 import { execFileSync } from "node:child_process";
+import { TsvsError } from "../core/errors.js";
 
 export interface ExecResult {
   status: number;
@@ -144,6 +145,9 @@ function run(cmd: string, args: readonly string[], timeoutMs = 30_000): string {
     });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(" ")}: ${(err.stderr ?? "").trim() || err.message}`);
+    throw new TsvsError(
+      "TSVS_ERR_HOST",
+      `${cmd} ${args.join(" ")}: ${(err.stderr ?? "").trim() || err.message}`,
+    );
   }
 }

@@ -21,6 +21,7 @@
 // before the MAC header (netoff grows by 10, macoff = netoff - maclen). Blocks are 128 KiB so that a
 // 64 KiB aggregate fits in one (V3 clamps a frame to the block: max_frame_len).
 
+import { TsvsError } from "../core/errors.js";
 import { VNET_HDR_LEN, vnetOffloadWord } from "../core/packet/vnet.js";
 import { completeL4Checksum, tagCount } from "./afpacket.js";
 import { attachFilter, type BpfProgram } from "./bpf.js";
@@ -191,7 +192,7 @@ export class RingSocket extends PacketSocketBase {
    * frames from blocks the kernel has handed over; polls (≤ timeoutMs) only when there are none.
    */
   recvBatch(timeoutMs: number): number {
-    if (this.closed) throw new Error("recvBatch on a closed RingSocket");
+    if (this.closed) throw new TsvsError("TSVS_ERR_INTERNAL", "recvBatch on a closed RingSocket");
     if (this.tx.count > 0) this.flush();
     this.#giveBack();
     this.#count = 0;

@@ -10,6 +10,7 @@
 // lies). A plain frame's header iovec points at one shared all-zero header; a frame with GSO
 // metadata gets its header copied into its slot's own 16 bytes.
 
+import { TsvsError } from "../core/errors.js";
 import type { PacketSocketCounters } from "./frame-io.js";
 import {
   EAGAIN,
@@ -186,7 +187,7 @@ export class TxBatch {
   flush(): number {
     const total = this.count;
     if (total === 0) return 0;
-    if (this.#closed) throw new Error(`flush on a closed ${this.#owner}`);
+    if (this.#closed) throw new TsvsError("TSVS_ERR_INTERNAL", `flush on a closed ${this.#owner}`);
     const c = libc();
     const cnt = this.#counters;
     const tx = this.#msgs.dv;

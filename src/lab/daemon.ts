@@ -7,6 +7,7 @@
 
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, isAbsolute, join, relative } from "node:path";
+import { TsvsError } from "../core/errors.js";
 import { nsExecStatus } from "../io/netns.js";
 import { commandPath } from "./packages.js";
 import { DIST_ROOT, jsPath, type ProcRef, procAlive, spawnInNs, waitFor } from "./proc.js";
@@ -30,7 +31,8 @@ export function tsvsEntry(): string | null {
 /** argv running `tsvs ARGS…` (daemon, ipvsadm, status) with this node. */
 export function tsvsArgv(args: readonly string[]): string[] {
   const entry = tsvsEntry();
-  if (entry === null) throw new Error(`tsvs is not built (no ${jsPath("src/cli/entry.js")})`);
+  if (entry === null)
+    throw new TsvsError("TSVS_ERR_DEPENDENCY", `tsvs is not built (no ${jsPath("src/cli/entry.js")})`);
   // Node flags NODE_OPTIONS refuses (--cpu-prof, --trace-gc) for profiling the lab's daemon.
   const flags = (process.env.TSVS_NODE_FLAGS ?? "").split(/\s+/).filter((f) => f !== "");
   if (entry.endsWith("entry.js")) return [process.execPath, ...flags, entry, ...args];

@@ -1,6 +1,7 @@
 // `tsvs lab up|down|status`: the whole lab life cycle over topology.ts, servers.ts and daemon.ts.
 
 import { join } from "node:path";
+import { TsvsError } from "../core/errors.js";
 import { ip, nsExecStatus } from "../io/netns.js";
 import { addLabService, startDaemon } from "./daemon.js";
 import { ensurePackages } from "./packages.js";
@@ -58,10 +59,11 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
   // The daemon's ingress guard is an nft table (SPEC §1).
   if (opts.daemon !== false) pkgs.push("nftables");
   const missing = ensurePackages(pkgs, log);
-  if (missing.includes("iproute2")) throw new Error("iproute2 (`ip`) is missing");
+  if (missing.includes("iproute2")) throw new TsvsError("TSVS_ERR_DEPENDENCY", "iproute2 (`ip`) is missing");
   let kind: ServerKind = want === "auto" ? (nginxAvailable() ? "nginx" : "node") : want;
   if (kind === "nginx" && !nginxAvailable()) {
-    if (want === "nginx") throw new Error("nginx is not installed and could not be installed");
+    if (want === "nginx")
+      throw new TsvsError("TSVS_ERR_DEPENDENCY", "nginx is not installed and could not be installed");
     kind = "node";
   }
   await labDown(names);
@@ -94,7 +96,8 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
           s.ns,
           realserverArgv(["setup", "--vip", LAB_ADDR.VIP, "--method", opts.method, "--iface", "eth0"]),
         );
-        if (r.status !== 0) throw new Error(`${s.name}: tsvs realserver setup failed: ${r.stderr.trim()}`);
+        if (r.status !== 0)
+          throw new TsvsError("TSVS_ERR_LAB", `${s.name}: tsvs realserver setup failed: ${r.stderr.trim()}`);
       }
       log(
         `real servers prepared for ${opts.method.toUpperCase()} (VIP ${LAB_ADDR.VIP} on lo, ARP suppressed)`,

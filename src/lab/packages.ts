@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
+import { TsvsError } from "../core/errors.js";
 
 /** The command whose presence tells that a package is installed. */
 const PROBE: Record<string, string> = {
@@ -68,7 +69,10 @@ export function ensurePackages(pkgs: readonly string[], log: (s: string) => void
   }
   missing = missingPackages(pkgs);
   if (missing.length > 0 && process.env.CI === "true") {
-    throw new Error(`cannot install ${missing.join(", ")} (apt-get failed or unavailable)`);
+    throw new TsvsError(
+      "TSVS_ERR_DEPENDENCY",
+      `cannot install ${missing.join(", ")} (apt-get failed or unavailable)`,
+    );
   }
   return missing;
 }

@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { TsvsError } from "../core/errors.js";
 
 export interface ProcRef {
   pid: number;
@@ -63,7 +64,7 @@ export function spawnInNs(
   try {
     const full = ns === null ? [...argv] : ["ip", "netns", "exec", ns, ...argv];
     const child = spawn(full[0], full.slice(1), { detached: true, stdio: ["ignore", fd, fd] });
-    if (child.pid === undefined) throw new Error(`cannot start ${argv.join(" ")}`);
+    if (child.pid === undefined) throw new TsvsError("TSVS_ERR_LAB", `cannot start ${argv.join(" ")}`);
     child.unref();
     return { pid: child.pid, start: procStart(child.pid), what };
   } finally {

@@ -14,6 +14,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { networkInterfaces } from "node:os";
 import { pathToFileURL } from "node:url";
+import { TsvsError } from "../core/errors.js";
 
 /** The largest body /bytes/N serves (1 GiB): bigger N is refused with 400. */
 export const MAX_BYTES = 1 << 30;
@@ -43,7 +44,8 @@ export function parsePorts(s: string): ListenSpec[] {
       const i = p.lastIndexOf(":");
       const host = i >= 0 ? p.slice(0, i) : undefined;
       const port = Number(i >= 0 ? p.slice(i + 1) : p);
-      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port '${p}'`);
+      if (!Number.isInteger(port) || port < 1 || port > 65535)
+        throw new TsvsError("TSVS_ERR_USAGE", `bad port '${p}'`);
       return { host, port };
     });
 }
@@ -193,10 +195,10 @@ function parseArgs(argv: string[]): { name: string; http: ListenSpec[]; udp: Lis
         i++;
         break;
       default:
-        throw new Error(`unknown argument '${argv[i]}'`);
+        throw new TsvsError("TSVS_ERR_USAGE", `unknown argument '${argv[i]}'`);
     }
   }
-  if (name === "") throw new Error("--name is required");
+  if (name === "") throw new TsvsError("TSVS_ERR_USAGE", "--name is required");
   return { name, http, udp };
 }
 

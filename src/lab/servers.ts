@@ -9,6 +9,7 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { TsvsError } from "../core/errors.js";
 import { commandPath } from "./packages.js";
 import { fileHas, jsPath, procAlive, spawnInNs, waitFor } from "./proc.js";
 import type { LabServerSpec, ServerProc } from "./topology.js";
@@ -111,7 +112,8 @@ export async function startServer(s: LabServerSpec, kind: ServerKind, dir: strin
   );
   if (!ok) {
     const dead = procs.filter((p) => !procAlive(p)).map((p) => p.what);
-    throw new Error(
+    throw new TsvsError(
+      "TSVS_ERR_DEPENDENCY",
       `${s.name}: servers did not come up${dead.length > 0 ? ` (${dead.join(", ")} exited)` : ""}; see ${dir}`,
     );
   }

@@ -13,6 +13,7 @@
 
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { TsvsError } from "../core/errors.js";
 import { addNetns, delNetns, ip, nsExec, nsExecStatus } from "../io/netns.js";
 import { commandPath } from "./packages.js";
 import { type ProcRef, procAlive, stopProc } from "./proc.js";
@@ -79,7 +80,8 @@ export function namespaceControlPath(ns: string): string {
 }
 
 export function labNames(prefix = DEFAULT_PREFIX): LabNames {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$/.test(prefix)) throw new Error(`bad lab prefix '${prefix}'`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$/.test(prefix))
+    throw new TsvsError("TSVS_ERR_USAGE", `bad lab prefix '${prefix}'`);
   const servers: LabServerSpec[] = [
     { name: "r1", ns: `${prefix}-r1`, rip: "198.18.1.11", onLan: true },
     { name: "r2", ns: `${prefix}-r2`, rip: "198.18.1.12", onLan: true },
@@ -169,7 +171,8 @@ export const LAB_OFFLOADS: readonly LabOffloads[] = ["on", "off"];
 
 /** Turns checksum and segmentation offloads off on one link (for --offloads off). */
 function offloadsOff(ns: string, ifname: string): void {
-  if (commandPath("ethtool") === null) throw new Error("--offloads off needs ethtool, which is missing");
+  if (commandPath("ethtool") === null)
+    throw new TsvsError("TSVS_ERR_DEPENDENCY", "--offloads off needs ethtool, which is missing");
   const r = nsExecStatus(ns, [
     "ethtool",
     "-K",
@@ -183,7 +186,8 @@ function offloadsOff(ns: string, ifname: string): void {
     "gro",
     "off",
   ]);
-  if (r.status !== 0) throw new Error(`ethtool -K ${ifname} in ${ns}: ${(r.stderr || r.stdout).trim()}`);
+  if (r.status !== 0)
+    throw new TsvsError("TSVS_ERR_LAB", `ethtool -K ${ifname} in ${ns}: ${(r.stderr || r.stdout).trim()}`);
 }
 
 /** A veth pair between two namespaces, addresses optional, both ends up. */

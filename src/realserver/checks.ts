@@ -1,3 +1,4 @@
+import { TsvsError } from "../core/errors.js";
 // Pure decisions of `tsvs realserver` (no I/O: realserver.ts gathers the facts and calls these):
 //
 //   - which interface leads to the director, on a real server with one or several interfaces;
@@ -72,8 +73,9 @@ function routeList(rs: RouteTo[]): string {
 export function chooseDirectorIface(inp: DirectorIfaceInput): DirectorIfaceChoice {
   if (inp.director.length > 0) {
     for (const r of inp.director) {
-      if (r.local) throw new Error(`director ${r.addr} is an address of this host`);
-      if (r.dev === null) throw new Error(`director ${r.addr} is not reachable from this host (no route)`);
+      if (r.local) throw new TsvsError("TSVS_ERR_HOST", `director ${r.addr} is an address of this host`);
+      if (r.dev === null)
+        throw new TsvsError("TSVS_ERR_HOST", `director ${r.addr} is not reachable from this host (no route)`);
     }
     const devs = uniq(inp.director.map((r) => r.dev as string));
     return { ifaces: devs, how: "director", detail: `route to the director: ${routeList(inp.director)}` };
@@ -84,7 +86,8 @@ export function chooseDirectorIface(inp: DirectorIfaceInput): DirectorIfaceChoic
     const devs = uniq(seen.map((r) => r.dev as string));
     return { ifaces: devs, how: "tunnel", detail: `route to the tunnel sources seen: ${routeList(seen)}` };
   }
-  if (inp.ifaces.length === 0) throw new Error("no interface with an IPv4 address besides lo");
+  if (inp.ifaces.length === 0)
+    throw new TsvsError("TSVS_ERR_HOST", "no interface with an IPv4 address besides lo");
   if (inp.ifaces.length === 1) return { ifaces: inp.ifaces, how: "only", detail: "the only interface" };
   return {
     ifaces: [...inp.ifaces],

@@ -28,6 +28,7 @@
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
+import { TsvsError } from "../core/errors.js";
 import { addressOf, EAGAIN, EINTR, libc, SOL_SOCKET, SyscallError } from "../io/libc.js";
 import { RTMGRP_IPV4_IFADDR, RtnlSocket } from "../io/rtnetlink.js";
 
@@ -76,7 +77,7 @@ function nat(): Native {
 
 /** Creates (or attaches to) tun device `name` in the current namespace; returns its fd. */
 export function openTun(name: string): number {
-  if (name.length === 0 || name.length > 15) throw new Error(`bad tun name '${name}'`);
+  if (name.length === 0 || name.length > 15) throw new TsvsError("TSVS_ERR_USAGE", `bad tun name '${name}'`);
   const c = libc();
   const fd = nat().open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0) throw new SyscallError("open(/dev/net/tun)", c.errno());
@@ -311,7 +312,7 @@ export function runDecap(opts: DecapOptions): DecapCounters {
 function parseIPv4u32(s: string): number {
   const p = s.split(".").map(Number);
   if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255))
-    throw new Error(`bad address '${s}'`);
+    throw new TsvsError("TSVS_ERR_USAGE", `bad address '${s}'`);
   return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
 }
 
@@ -330,7 +331,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
           .filter((x) => x !== "")
           .map(parseIPv4u32);
       else if (argv[i] === "--stats") statsFile = v;
-      else throw new Error(`unknown argument '${argv[i]}'`);
+      else throw new TsvsError("TSVS_ERR_USAGE", `unknown argument '${argv[i]}'`);
     }
     runDecap({
       tun,

@@ -24,6 +24,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { TsvsError } from "../core/errors.js";
 import { fileHas, jsPath, type ProcRef, procAlive, spawnInNs, stopProc, waitFor } from "../lab/proc.js";
 import {
   chooseDirectorIface,
@@ -188,7 +189,7 @@ export function readDecapStats(): DecapStatsView | null {
 function u32(s: string): number {
   const p = s.split(".").map(Number);
   if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255))
-    throw new Error(`bad IPv4 address '${s}'`);
+    throw new TsvsError("TSVS_ERR_USAGE", `bad IPv4 address '${s}'`);
   return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
 }
 
@@ -295,8 +296,10 @@ export function directorIface(
   addrs = ipv4Addresses(),
 ): DirectorIfaceChoice {
   if (opts.iface !== undefined) {
-    if (opts.iface === "lo") throw new Error("the director-facing interface cannot be lo");
-    if (!linkShow(opts.iface)) throw new Error(`no interface '${opts.iface}' in this network namespace`);
+    if (opts.iface === "lo")
+      throw new TsvsError("TSVS_ERR_USAGE", "the director-facing interface cannot be lo");
+    if (!linkShow(opts.iface))
+      throw new TsvsError("TSVS_ERR_HOST", `no interface '${opts.iface}' in this network namespace`);
   }
   const stats = method === "tun" ? readDecapStats() : null;
   return chooseDirectorIface({
@@ -354,7 +357,8 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
   const addrs = ipv4Addresses().filter((a) => a.local === opts.vip);
   const elsewhere = addrs.filter((a) => a.ifname !== "lo");
   if (elsewhere.length > 0) {
-    throw new Error(
+    throw new TsvsError(
+      "TSVS_ERR_HOST",
       `VIP ${opts.vip} is configured on ${elsewhere.map((a) => a.ifname).join(", ")}: with arp_ignore=1 that interface answers ARP for it; remove it there`,
     );
   }
@@ -423,7 +427,7 @@ async function startDecap(tunnelLocal: string[] | null): Promise<ProcRef> {
   if (!ok || !procAlive(p)) {
     await stopProc(p);
     const why = existsSync(logFile) ? readFileSync(logFile, "utf8").trim() : "";
-    throw new Error(`IPIP decapsulator did not start${why !== "" ? `: ${why}` : ""}`);
+    throw new TsvsError("TSVS_ERR_HOST", `IPIP decapsulator did not start${why !== "" ? `: ${why}` : ""}`);
   }
   writeFileSync(join(dir, "decap.pid"), `${p.pid}\n`);
   return p;
