@@ -11,6 +11,8 @@ export interface TableEntry {
   svc: ServiceSpec;
   /** By "addr:port". */
   dests: Map<string, DestSpec>;
+  /** FULLNAT local addresses, in order (u32). */
+  laddrs: number[];
 }
 
 /** A desired table, by serviceKeyString, in insertion order. */
@@ -32,7 +34,7 @@ export function applyToTable(table: Table, cmds: readonly CtlCommand[]): Table {
       case "edit-service": {
         const k = serviceKeyString(c.svc);
         const prev = table.get(k);
-        table.set(k, { svc: { ...c.svc }, dests: prev?.dests ?? new Map() });
+        table.set(k, { svc: { ...c.svc }, dests: prev?.dests ?? new Map(), laddrs: prev?.laddrs ?? [] });
         break;
       }
       case "del-service":
@@ -48,6 +50,16 @@ export function applyToTable(table: Table, cmds: readonly CtlCommand[]): Table {
       case "clear":
         table.clear();
         break;
+      case "add-laddr": {
+        const e = table.get(serviceKeyString(c.key));
+        if (e !== undefined && !e.laddrs.includes(c.addr >>> 0)) e.laddrs.push(c.addr >>> 0);
+        break;
+      }
+      case "del-laddr": {
+        const e = table.get(serviceKeyString(c.key));
+        if (e !== undefined) e.laddrs = e.laddrs.filter((a) => a !== c.addr >>> 0);
+        break;
+      }
       default:
         break;
     }
@@ -102,12 +114,16 @@ export function diffTables(a: Table, b: Table): CtlCommand[] {
       if (old !== undefined && !sameDest(old, d)) out.push({ op: "edit-dest", key, dest: { ...d } });
     }
     for (const [dk, d] of nb.dests) if (!na.dests.has(dk)) out.push({ op: "add-dest", key, dest: { ...d } });
+    // Local addresses: the ones that went are deleted (their connections keep them until they end).
+    for (const a of na.laddrs) if (!nb.laddrs.includes(a)) out.push({ op: "del-laddr", key, addr: a });
+    for (const a of nb.laddrs) if (!na.laddrs.includes(a)) out.push({ op: "add-laddr", key, addr: a });
   }
   for (const [k, nb] of b) {
     if (a.has(k)) continue;
     const key = keyOf(nb.svc);
     out.push({ op: "add-service", svc: { ...nb.svc } });
     for (const d of nb.dests.values()) out.push({ op: "add-dest", key, dest: { ...d } });
+    for (const a of nb.laddrs) out.push({ op: "add-laddr", key, addr: a });
   }
   return out;
 }

@@ -163,7 +163,6 @@ const IGNORED_TOP = new Set([
   "net_namespace",
   "garp_group",
   "bfd_instance",
-  "local_address_group",
 ]);
 
 interface Ctx {
@@ -499,10 +498,36 @@ function parseGroup(ctx: Ctx, st: KaStatement): GroupEntry[] {
   return out;
 }
 
+/**
+ * DPVS keepalived's `local_address_group NAME { IP[-LAST] [IFNAME] ... }`: FULLNAT local
+ * addresses (check_data.c alloc_laddr_entry). The interface name is accepted and ignored: tsvs
+ * sends by route, whatever interface the address would sit on.
+ */
+function parseLaddrGroup(ctx: Ctx, st: KaStatement): number[] {
+  const out: number[] = [];
+  for (const s of st.block ?? []) {
+    const m = /^(\d+\.\d+\.\d+\.)(\d+)(?:-(\d+))?$/.exec(s.keyword.text);
+    const first = m !== null ? parseIPv4(m[1] + m[2]) : null;
+    if (m === null || first === null) {
+      error(ctx, s.keyword, `"${s.keyword.text}" is not an address or an address range`);
+      continue;
+    }
+    const last = m[3] !== undefined ? Number(m[3]) : Number(m[2]);
+    if (last < Number(m[2]) || last > 255) {
+      error(ctx, s.keyword, `bad address range "${s.keyword.text}"`);
+      continue;
+    }
+    if (s.args.length > 1) error(ctx, s.args[1], `unexpected "${s.args[1].text}" (IP[-LAST] [IFNAME])`);
+    for (let k = 0; k <= last - Number(m[2]); k++) out.push((first + k) >>> 0);
+  }
+  return out;
+}
+
 function parseVirtualServer(
   ctx: Ctx,
   st: KaStatement,
   groups: ReadonlyMap<string, GroupEntry[]>,
+  laddrGroups: ReadonlyMap<string, number[]> = new Map(),
 ): VirtualServerConfig[] {
   const a0 = arg(ctx, st, 0, "address, fwmark or group");
   if (a0 === null) return [];
@@ -610,6 +635,15 @@ function parseVirtualServer(
         if (rs !== null) base.realServers.push(rs);
         break;
       }
+      case "laddr_group_name": {
+        // DPVS keepalived: the FULLNAT local addresses of this service (ipvsadm -P ... -z LIP).
+        const g = arg(ctx, s, 0, "group name");
+        if (g === null) break;
+        const addrs = laddrGroups.get(g.text);
+        if (addrs === undefined) error(ctx, g, `local_address_group "${g.text}" is not defined`);
+        else base.localAddresses = [...addrs];
+        break;
+      }
       default:
         unknown(ctx, s, "virtual_server");
     }
@@ -619,6 +653,7 @@ function parseVirtualServer(
     ...t,
     protocol: t.fwmark !== 0 ? 0 : base.protocol,
     realServers: base.realServers.map((rs) => ({ ...rs })),
+    ...(base.localAddresses !== undefined ? { localAddresses: [...base.localAddresses] } : {}),
   }));
 }
 
@@ -634,15 +669,23 @@ export function parseKeepalived(src: string, file: string): ParsedConfig {
   const ctx: Ctx = { file, warnings: [], errors: [] };
   const model: ConfigModel = { virtualServers: [] };
   const groups = new Map<string, GroupEntry[]>();
+  // Local address groups may come before or after the virtual servers that name them.
+  const laddrGroups = new Map<string, number[]>();
+  for (const st of stmts) {
+    if (st.keyword.text !== "local_address_group") continue;
+    const name = arg(ctx, st, 0, "group name");
+    if (name !== null) laddrGroups.set(name.text, parseLaddrGroup(ctx, st));
+  }
   for (const st of stmts) {
     const kw = st.keyword.text;
+    if (kw === "local_address_group") continue;
     if (kw === "include") {
       warn(ctx, st.keyword, `include ${st.args.map((a) => a.text).join(" ")} refused: tsvs reads one file`);
     } else if (kw === "virtual_server_group") {
       const name = arg(ctx, st, 0, "group name");
       if (name !== null) groups.set(name.text, parseGroup(ctx, st));
     } else if (kw === "virtual_server") {
-      model.virtualServers.push(...parseVirtualServer(ctx, st, groups));
+      model.virtualServers.push(...parseVirtualServer(ctx, st, groups, laddrGroups));
     } else if (IGNORED_TOP.has(kw)) {
       warn(ctx, st.keyword, `${kw} is not supported by tsvs (ignored)`);
     } else {

@@ -127,6 +127,12 @@ export interface VirtualServerConfig {
   /** Seconds between checks. */
   delayLoop: number;
   realServers: RealServerConfig[];
+  /**
+   * FULLNAT local addresses of this service (`ipvsadm -P ... -z LIP`): DPVS keepalived's
+   * `laddr_group_name` (a `local_address_group`), YAML's `local_addresses`. Absent or empty: the
+   * daemon's `--lip` pool.
+   */
+  localAddresses?: number[];
   pos: SourcePos;
 }
 
@@ -346,6 +352,18 @@ export function validateModel(model: ConfigModel): Diagnostic[] {
         });
       dests.add(dk);
     }
+    const laddrs = new Set<number>();
+    for (const a of vs.localAddresses ?? []) {
+      const u = a >>> 0;
+      if (u === 0 || u === 0xffffffff || u >>> 28 === 0xe)
+        errors.push({
+          ...vs.pos,
+          message: `local address ${formatIPv4(u)} of ${k} is not a unicast address`,
+        });
+      else if (laddrs.has(u))
+        errors.push({ ...vs.pos, message: `local address ${formatIPv4(u)} appears twice in ${k}` });
+      laddrs.add(u);
+    }
     buildService(vs, errors);
   }
   return errors;
@@ -382,8 +400,15 @@ export function toCommands(model: ConfigModel): CtlCommand[] {
   for (const vs of model.virtualServers) {
     out.push(serviceCommand(vs));
     for (const rs of vs.realServers) out.push(destCommand(vs, rs));
+    out.push(...laddrCommands(vs));
   }
   return out;
+}
+
+/** The add-laddr commands of a virtual server's local addresses, in order. */
+export function laddrCommands(vs: VirtualServerConfig): CtlCommand[] {
+  const key = serviceKeyOf(vs);
+  return (vs.localAddresses ?? []).map((addr) => ({ op: "add-laddr", key, addr: addr >>> 0 }));
 }
 
 /** A destination's ipvsadm -S line for a command (config check, logs). */
@@ -423,5 +448,9 @@ export function commandToIpvsadm(cmd: CtlCommand): string {
       return cmd.key === null ? "-Z" : `-Z ${svc(cmd.key)}`;
     case "set-timeout":
       return `--set ${cmd.timeouts.tcp} ${cmd.timeouts.tcpFin} ${cmd.timeouts.udp}`;
+    case "add-laddr":
+      return `-P ${svc(cmd.key)} -z ${formatIPv4(cmd.addr)}`;
+    case "del-laddr":
+      return `-Q ${svc(cmd.key)} -z ${formatIPv4(cmd.addr)}`;
   }
 }

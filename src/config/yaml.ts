@@ -124,6 +124,10 @@ const virtualServerSchema = z
       .refine((s) => parseHostPort(s) !== null, { error: "sorry_server must be ADDRESS or ADDRESS:PORT" })
       .optional(),
     real_servers: z.array(realServerSchema, { error: "real_servers must be a list" }).optional(),
+    // FULLNAT local addresses of this service (DPVS's ipvsadm -P -z / laddr_group_name).
+    local_addresses: z
+      .array(ipv4("local_addresses entry"), { error: "local_addresses must be a list of addresses" })
+      .optional(),
   })
   .superRefine((v, ctx) => {
     if ((v.address === undefined) === (v.fwmark === undefined))
@@ -262,6 +266,9 @@ export function parseYamlConfig(src: string, file: string): ParsedConfig {
         omega: v.omega ?? false,
         delayLoop: v.delay_loop ?? DEFAULTS.delayLoop,
         realServers,
+        ...(v.local_addresses !== undefined
+          ? { localAddresses: v.local_addresses.map((a) => parseIPv4(a) ?? 0) }
+          : {}),
         pos: posOf(nodeAt(["virtual_servers", i]).node),
       };
     }),

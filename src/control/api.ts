@@ -219,7 +219,9 @@ export class ControlApi {
    */
   guard(): Guard {
     const e = this.engine;
-    const owned = new Set<number>(e.lips);
+    // This worker's LIPs: the pool's and the services' laddrs it owns, and deleted laddrs that
+    // connections still use (lip.ts); the daemon's guard is the union over the workers.
+    const owned = new Set<number>(e.lipTable.owned());
     for (const a of this.fwOwned.values()) owned.add(a >>> 0);
     const nat = new Map<string, GuardDest>();
     for (const s of e.services()) {

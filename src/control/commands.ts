@@ -26,6 +26,8 @@ const TABLE_OPS: ReadonlySet<string> = new Set([
   "edit-dest",
   "del-dest",
   "set-timeout",
+  "add-laddr",
+  "del-laddr",
 ]);
 
 export function isTableCommand(c: ControlCommand): c is CtlCommand {
@@ -105,6 +107,8 @@ const commandSchema = z.discriminatedUnion("op", [
   z.strictObject({ op: z.literal("edit-dest"), key: serviceKey, dest: destSpec }),
   z.strictObject({ op: z.literal("del-dest"), key: serviceKey, addr: u32, port: u16 }),
   z.strictObject({ op: z.literal("set-timeout"), timeouts: timeoutSpec }),
+  z.strictObject({ op: z.literal("add-laddr"), key: serviceKey, addr: u32 }),
+  z.strictObject({ op: z.literal("del-laddr"), key: serviceKey, addr: u32 }),
   z.strictObject({ op: z.literal("set-sysctl"), name: z.string(), value: z.number().int() }),
   z.strictObject({ op: z.literal("add-fwmark"), rule: z.string().min(1).max(4096) }),
   z.strictObject({ op: z.literal("del-fwmark"), rule: z.string().min(1).max(4096) }),

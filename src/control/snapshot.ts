@@ -46,6 +46,16 @@ export interface DestSnapshot {
   stats: StatsSnapshot;
 }
 
+/** A FULLNAT local address of a service (DPVS's ip_vs_laddr_entry). */
+export interface LaddrSnapshot {
+  af: 4 | 6;
+  addr: number;
+  /** Connections bound to the address now (of every service that lists it). */
+  conns: number;
+  /** Local ports found taken while allocating on it (DPVS's port_conflict). */
+  conflicts: number;
+}
+
 export interface ServiceSnapshot {
   af: 4 | 6;
   protocol: number;
@@ -63,6 +73,8 @@ export interface ServiceSnapshot {
   stats: StatsSnapshot;
   /** In the kernel's list order (newest first), which is the order schedulers break ties in. */
   dests: DestSnapshot[];
+  /** FULLNAT local addresses (`ipvsadm -P`), in the order they were added; absent = none. */
+  laddrs?: LaddrSnapshot[];
 }
 
 export interface TableSnapshot {
@@ -78,6 +90,8 @@ export interface TableSnapshot {
 /** What a snapshot is taken from: the engine, or anything with the same table (tests, the simulation). */
 export interface TableSource {
   services(): readonly Service[];
+  /** Connections and conflicts per local address (the engine's LipTable); absent = zeros. */
+  readonly lipTable?: { usage(addr: number): { conns: number; conflicts: number } };
   readonly connTabSize: number;
   readonly timeouts: { get(): TimeoutSpec };
   connections(now: number): ConnView[];
@@ -120,7 +134,11 @@ export function destSnapshot(d: Dest): DestSnapshot {
 }
 
 export function serviceSnapshot(s: Service): ServiceSnapshot {
-  return {
+  return serviceSnapshotOf(s, undefined);
+}
+
+function serviceSnapshotOf(s: Service, lips: TableSource["lipTable"]): ServiceSnapshot {
+  const snap: ServiceSnapshot = {
     af: s.af,
     protocol: s.protocol,
     addr: s.addr >>> 0,
@@ -134,13 +152,20 @@ export function serviceSnapshot(s: Service): ServiceSnapshot {
     stats: statsSnapshot(s.stats),
     dests: s.dests.map(destSnapshot),
   };
+  if (s.laddrs.length > 0) {
+    snap.laddrs = s.laddrs.map((addr) => {
+      const u = lips?.usage(addr) ?? { conns: 0, conflicts: 0 };
+      return { af: 4, addr: addr >>> 0, conns: u.conns, conflicts: u.conflicts };
+    });
+  }
+  return snap;
 }
 
 export function tableSnapshot(src: TableSource, now: number, withConns: boolean): TableSnapshot {
   const snap: TableSnapshot = {
     connTabSize: src.connTabSize,
     timeouts: src.timeouts.get(),
-    services: src.services().map(serviceSnapshot),
+    services: src.services().map((s) => serviceSnapshotOf(s, src.lipTable)),
   };
   if (withConns) snap.conns = src.connections(now);
   return snap;
@@ -188,6 +213,12 @@ export function mergeTables(tables: readonly TableSnapshot[]): TableSnapshot {
         dd.inactConns += d.inactConns;
         dd.persistConns += d.persistConns;
         addStats(dd.stats, d.stats);
+      }
+      for (const l of s.laddrs ?? []) {
+        const ll = into.laddrs?.find((x) => x.addr === l.addr);
+        if (ll === undefined) continue;
+        ll.conns += l.conns;
+        ll.conflicts += l.conflicts;
       }
     }
     if (out.conns !== undefined && t.conns !== undefined) out.conns.push(...t.conns);

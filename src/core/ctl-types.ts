@@ -55,7 +55,11 @@ export type CtlCommand =
   | { op: "add-dest"; key: ServiceKey; dest: DestSpec }
   | { op: "edit-dest"; key: ServiceKey; dest: DestSpec }
   | { op: "del-dest"; key: ServiceKey; addr: number; port: number }
-  | { op: "set-timeout"; timeouts: TimeoutSpec };
+  | { op: "set-timeout"; timeouts: TimeoutSpec }
+  /** DPVS's `ipvsadm -P`: a FULLNAT local address for the service (host-order u32). */
+  | { op: "add-laddr"; key: ServiceKey; addr: number }
+  /** DPVS's `ipvsadm -Q`. */
+  | { op: "del-laddr"; key: ServiceKey; addr: number };
 
 /** One row of `ipvsadm -L -c` (ip_vs_conn_seq_show). */
 export interface ConnView {

@@ -22,6 +22,8 @@ export interface CtlHooks {
   onDestQuiesced(d: Dest): void;
   /** `ipvsadm -Z` without a service also zeroes the global counters. */
   onZeroAll?(): void;
+  /** A service gained a FULLNAT local address (in command order: every worker sees the same order). */
+  onLaddrAdded?(addr: number): void;
 }
 
 /** A TsvsError raised by a batch, with the position of the failing command (for -R line numbers). */
@@ -209,9 +211,19 @@ export class IpvsCtl {
   }
 
   private validate(cmds: readonly CtlCommand[]): void {
-    // Shadow: service key → set of destination keys.
+    // Shadow: service key → set of destination keys, and its local addresses.
     const shadow = new Map<number, Set<number>>();
     for (const [k, s] of this.byKey) shadow.set(k, new Set(s.dests.map((d) => destKeyNum(d.addr, d.port))));
+    const laddrs = new Map<number, Set<number>>();
+    for (const [k, s] of this.byKey) if (s.laddrs.length > 0) laddrs.set(k, new Set(s.laddrs));
+    const laddrsOf = (k: number): Set<number> => {
+      let set = laddrs.get(k);
+      if (set === undefined) {
+        set = new Set();
+        laddrs.set(k, set);
+      }
+      return set;
+    };
     cmds.forEach((c, i) => {
       switch (c.op) {
         case "add-service": {
@@ -219,6 +231,7 @@ export class IpvsCtl {
           checkService(c.svc, i);
           if (shadow.has(k)) fail("TSVS_ERR_SERVICE_EXISTS", IPVS_MESSAGES.serviceExists, i);
           shadow.set(k, new Set());
+          laddrs.delete(k);
           break;
         }
         case "edit-service":
@@ -227,9 +240,11 @@ export class IpvsCtl {
           break;
         case "del-service":
           if (!shadow.delete(keyOf(c.key))) fail("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService, i);
+          laddrs.delete(keyOf(c.key));
           break;
         case "clear":
           shadow.clear();
+          laddrs.clear();
           break;
         case "zero":
           if (c.key !== null && !shadow.has(keyOf(c.key)))
@@ -256,6 +271,22 @@ export class IpvsCtl {
           const set = shadow.get(keyOf(c.key));
           if (set === undefined) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
           if (!set.delete(destKeyNum(c.addr, c.port))) fail("TSVS_ERR_NO_DEST", IPVS_MESSAGES.noDest, i);
+          break;
+        }
+        case "add-laddr": {
+          // dp_vs_laddr_add: ESRCH without the service, EEXIST for an address already listed.
+          const k = keyOf(c.key);
+          if (!shadow.has(k)) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
+          checkLaddr(c.addr, i);
+          const set = laddrsOf(k);
+          if (set.has(c.addr >>> 0)) fail("TSVS_ERR_LADDR_EXISTS", IPVS_MESSAGES.laddrExists, i);
+          set.add(c.addr >>> 0);
+          break;
+        }
+        case "del-laddr": {
+          const k = keyOf(c.key);
+          if (!shadow.has(k)) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
+          if (!laddrsOf(k).delete(c.addr >>> 0)) fail("TSVS_ERR_NO_LADDR", IPVS_MESSAGES.noLaddr, i);
           break;
         }
         case "set-timeout": {
@@ -304,6 +335,19 @@ export class IpvsCtl {
       case "set-timeout":
         this.hooks.onSetTimeout(c.timeouts);
         break;
+      case "add-laddr": {
+        // list_add_tail: local addresses are used in the order they were added.
+        const a = c.addr >>> 0;
+        this.byKey.get(keyOf(c.key))!.laddrs.push(a);
+        this.hooks.onLaddrAdded?.(a);
+        break;
+      }
+      case "del-laddr": {
+        // Connections bound to the address keep it (the engine keeps owning it while they last).
+        const s = this.byKey.get(keyOf(c.key))!;
+        s.laddrs = s.laddrs.filter((a) => a !== c.addr >>> 0);
+        break;
+      }
     }
   }
 
@@ -444,6 +488,12 @@ function checkDest(spec: DestSpec, i: number): void {
   }
   const a = spec.addr >>> 0;
   // A destination must be a unicast address (the kernel's inet_addr_type check).
+  if (a === 0 || a === 0xffffffff || a >>> 28 === 0xe) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+}
+
+/** A local address must be a unicast address, as a destination's (EINVAL otherwise). */
+function checkLaddr(addr: number, i: number): void {
+  const a = addr >>> 0;
   if (a === 0 || a === 0xffffffff || a >>> 28 === 0xe) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
 }
 

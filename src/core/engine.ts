@@ -32,6 +32,7 @@ import { IpvsCtl } from "./ctl.js";
 import type { ConnView, CtlCommand } from "./ctl-types.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest, Fwd } from "./dest.js";
 import { FwmarkClassifier } from "./fwmark.js";
+import { LipTable } from "./lip.js";
 import { type Neigh, NeighCache } from "./neigh.js";
 import { ARP_REPLY, ARP_REQUEST, writeArp } from "./packet/arp.js";
 import { csumAdd, csumFinish } from "./packet/csum.js";
@@ -129,8 +130,10 @@ export interface EngineOptions {
   connTabSize?: number;
   interfaces: IfaceConfig[];
   routes?: RouteConfig[];
-  /** FULLNAT local addresses (the LIP pool). */
+  /** FULLNAT local addresses (the LIP pool: every worker's; services may add their own, lip.ts). */
   lips?: number[];
+  /** This engine's place among the daemon's workers: it takes LIP k only when k % count === index. */
+  worker?: { index: number; count: number };
   sysctls?: Partial<Sysctls>;
   /** Answer ARP and ping for the interfaces' own addresses too (the simulation has no kernel). */
   ownInterfaceAddresses?: boolean;
@@ -233,13 +236,17 @@ export class Engine implements XmitEngine {
   /** The virtio_net_hdr handed to `send` with an aggregate. */
   private readonly txVnet = new Uint8Array(VNET_HDR_LEN);
   readonly connTabSize: number;
+  /** This worker's share of the `--lip` pool. */
   readonly lips: number[];
+  /** Every LIP (pool and services' laddrs), their owners and their use (lip.ts). */
+  readonly lipTable: LipTable;
   private readonly ownIfaceAddrs: boolean;
   private readonly sendFrame: EngineOptions["send"];
   private readonly flow = new Flow();
   private readonly rt = new RouteResult();
   private readonly schedCtx: SchedContext;
   private lipCursor = 0;
+  private readonly lipCb = (a: number): void => void this.lipTable.register(a);
   private lportCursor = FIRST_LPORT;
   private nextTimerCheck = 0;
   private nextEstimate = 0;
@@ -263,7 +270,8 @@ export class Engine implements XmitEngine {
     this.sysctls = { ...DEFAULT_SYSCTLS, ...opts.sysctls };
     this.ownIfaceAddrs = opts.ownInterfaceAddresses ?? false;
     this.sendFrame = opts.send;
-    this.lips = (opts.lips ?? []).map((a) => a >>> 0);
+    this.lipTable = new LipTable(opts.lips ?? [], opts.worker?.index ?? 0, opts.worker?.count ?? 1);
+    this.lips = Array.from(this.lipTable.poolShare, (a) => a >>> 0);
     for (const i of opts.interfaces) this.routes.addIface(i);
     for (const r of opts.routes ?? []) this.routes.addRoute(r);
     const random = opts.random ?? defaultRandom();
@@ -273,6 +281,7 @@ export class Engine implements XmitEngine {
       onDestRemoved: (d) => this.destRemoved(d),
       onServiceRemoved: () => {},
       onDestQuiesced: () => {},
+      onLaddrAdded: this.lipCb,
     });
   }
 
@@ -297,10 +306,18 @@ export class Engine implements XmitEngine {
 
   private controlChanged(): void {
     this.destRoute.length = 0;
+    const lt = this.lipTable;
+    const laddrs: number[] = [];
+    for (const s of this.ctl.services()) {
+      laddrs.push(...s.laddrs);
+      s.laddrShare = lt.share(s.laddrs);
+      if (s.laddrCursor >= s.laddrShare.length) s.laddrCursor = 0;
+    }
+    lt.setInUse(laddrs);
     const vips: number[] = [];
     for (const s of this.ctl.services()) {
       const a = s.addr >>> 0;
-      if (s.fwmark === 0 && a !== 0 && !this.lips.includes(a)) vips.push(a);
+      if (s.fwmark === 0 && a !== 0 && !lt.isLip(a)) vips.push(a);
     }
     let n = 8;
     while (n < vips.length * 4) n *= 2;
@@ -687,7 +704,7 @@ export class Engine implements XmitEngine {
     const daddr = dest.addr | 0;
     t.setEntry(cx, proto, caddr, cport, vaddr, vport, daddr, dport, caddr, cport, fl, dest.id);
     if (dest.fwd === Fwd.FullNat && !template) {
-      if (!this.allocLocal(cx, proto, daddr, dport)) {
+      if (!this.allocLocal(cx, proto, daddr, dport, dest.svc)) {
         t.free(cx);
         return -1;
       }
@@ -707,22 +724,39 @@ export class Engine implements XmitEngine {
     return proto === IPPROTO_UDP ? this.timeouts.udpMs() : this.timeouts.tcpMs(TCP_S_NONE);
   }
 
-  /** FULLNAT: a LIP from the pool (round robin) and a free local port toward RIP:rport. */
-  private allocLocal(cx: number, proto: number, raddr: number, rport: number): boolean {
-    const lips = this.lips;
-    if (lips.length === 0) return false;
+  /**
+   * FULLNAT: a LIP and a free local port toward RIP:rport. The LIP comes from the service's own
+   * local addresses when it has any (round robin over this worker's share, as DPVS's __get_laddr
+   * walks svc->laddr_list), else from this worker's share of the --lip pool. A service whose
+   * laddrs all belong to other workers gets nothing here: the connection fails (no_dest).
+   */
+  private allocLocal(cx: number, proto: number, raddr: number, rport: number, svc: Service | null): boolean {
+    const own = svc !== null && svc.laddrs.length > 0;
+    const lips = own ? svc.laddrShare : this.lipTable.poolShare;
+    const n = lips.length;
+    if (n === 0) return false;
     const t = this.conns;
-    for (let l = 0; l < lips.length; l++) {
-      const lip = lips[this.lipCursor] | 0;
-      this.lipCursor = (this.lipCursor + 1) % lips.length;
-      for (let n = 0; n < 65536 - FIRST_LPORT; n++) {
+    const lt = this.lipTable;
+    for (let l = 0; l < n; l++) {
+      let at: number;
+      if (own) {
+        at = svc.laddrCursor < n ? svc.laddrCursor : 0;
+        svc.laddrCursor = (at + 1) % n;
+      } else {
+        at = this.lipCursor < n ? this.lipCursor : 0;
+        this.lipCursor = (at + 1) % n;
+      }
+      const lip = lips[at];
+      for (let k = 0; k < 65536 - FIRST_LPORT; k++) {
         const p = this.lportCursor;
         this.lportCursor = p === 65535 ? FIRST_LPORT : p + 1;
         if (t.lookupOut(proto, raddr, rport, lip, p) < 0) {
           t.setLaddr(cx, lip);
           t.setLport(cx, p);
+          lt.acquire(lip);
           return true;
         }
+        lt.conflict(lip);
       }
     }
     return false;
@@ -809,6 +843,9 @@ export class Engine implements XmitEngine {
       } else dest.flags &= ~DEST_F_OVERLOAD;
       this.ctl.destUnref(id);
     }
+    // A FULLNAT connection held its LIP (the hash key <RIP:rport → LIP:lport> dies with it).
+    if ((t.flagsOf(cx) & (CONN_F_FWD_MASK | CONN_F_TEMPLATE)) === Fwd.FullNat)
+      this.lipTable.release(t.laddrOf(cx));
     t.free(cx);
   }
 
@@ -1002,7 +1039,7 @@ export class Engine implements XmitEngine {
   ownsLocal(addr: number): boolean {
     if ((this.ctl.ownsAddress(addr) || this.fwmarks.matchesHost(addr)) && this.routes.hostDelivers(addr))
       return true;
-    for (let i = 0; i < this.lips.length; i++) if (this.lips[i] === addr) return true;
+    if (this.lipTable.owns(addr)) return true;
     return this.ownIfaceAddrs && this.routes.isLocal(addr);
   }
 

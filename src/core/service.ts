@@ -41,6 +41,15 @@ export class Service {
   /** Persistence engine name ("sip"), empty when none. */
   peName = "";
   dests: Dest[] = [];
+  /**
+   * FULLNAT local addresses of this service (`ipvsadm -P`), in the order added; empty = the
+   * daemon's `--lip` pool. DPVS keeps one such list per service (svc->laddr_list).
+   */
+  laddrs: number[] = [];
+  /** This worker's share of `laddrs` (int32 bits; see lip.ts), set by the engine on every change. */
+  laddrShare: Int32Array = new Int32Array(0);
+  /** Round-robin position in laddrShare (DPVS's svc->laddr_curr). */
+  laddrCursor = 0;
   readonly stats = new Stats();
 
   constructor(protocol: number, addr: number, port: number, fwmark = 0) {

@@ -297,7 +297,7 @@ describe("ipvsadm -S and -R", () => {
         {
           code: 255,
           stdout: "",
-          stderr: "line 2: only table changes (-A -E -D -C -a -e -d -Z --set) may appear in restore input\n",
+          stderr: "line 2: only table changes (-A -E -D -C -a -e -d -Z --set -P -Q) may appear in restore input\n",
         },
       ],
       ["-A -t 10.0.0.2:80 --bogus\n", { code: 255, stdout: "", stderr: "line 1: --bogus: unknown option\n" }],

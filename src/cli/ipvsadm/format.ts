@@ -321,7 +321,39 @@ export function formatSave(snap: IpvsSnapshot, numeric: boolean): string {
         out += `${head} --tun-type gue --tun-port ${d.tunPort} ${TUN_FLAG_OPTS[d.tunFlags]}\n`;
       else out += `${head} --tun-type ${TUN_NAMES[d.tunType] ?? "ipip"}\n`;
     }
+    // FULLNAT local addresses (DPVS's -P), after the destinations, in the order they were added.
+    for (const l of svc.laddrs ?? []) out += `-P ${name} -z ${formatIPv4(l.addr)}\n`;
   }
+  return out;
+}
+
+/** The service column of `-G` (addrport_to_anyname with FMT_NUMERIC; tsvs names fwmark services). */
+function laddrServiceName(svc: Service): string {
+  return svc.fwmark !== 0 ? `FWM ${svc.fwmark}` : `${formatIPv4(svc.addr >>> 0)}:${svc.port}`;
+}
+
+/**
+ * DPVS's `ipvsadm -G [service]` (print_service_and_laddrs): the title once, then per service its
+ * address and number of local addresses, then one line per address with its port conflicts and
+ * connections. Without a service every service is listed, those without local addresses too.
+ * Throws TsvsError(TSVS_ERR_NO_SERVICE) for an unknown service.
+ */
+export function formatLaddrs(snap: IpvsSnapshot, key: ServiceKey | null): string {
+  let services: readonly Service[] = snap.services;
+  if (key !== null) {
+    const svc = snap.services.find((s) => keyMatches(s, key));
+    if (svc === undefined) throw new TsvsError("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService);
+    services = [svc];
+  }
+  let out = "";
+  services.forEach((svc, i) => {
+    if (i === 0)
+      out += `${left("VIP:VPORT", 20)} ${left("TOTAL", 8)} ${left("SNAT_IP", 20)} ${left("CONFLICTS", 10)} ${left("CONNS", 10)}\n`;
+    const laddrs = svc.laddrs ?? [];
+    out += `${left(laddrServiceName(svc), 20)} ${left(laddrs.length, 8)} \n`;
+    for (const l of laddrs)
+      out += `${left("", 20)} ${left("", 8)} ${left(formatIPv4(l.addr), 20)} ${left(l.conflicts, 10)} ${left(l.conns, 10)}\n`;
+  });
   return out;
 }
 

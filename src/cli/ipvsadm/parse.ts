@@ -18,6 +18,10 @@
 //   refused) or "localhost"; service names come from SERVICE_PORTS below only.
 // - IPv6 is not supported yet: "[v6]:port" is an illegal address, -6 is refused.
 // - --fullnat (long form only) selects tsvs's FULLNAT forwarding method.
+// - DPVS's local address commands (tools/ipvsadm/ipvsadm.c in iqiyi/dpvs): --add-laddr|-P,
+//   --del-laddr|-Q with --laddr|-z, and --get-laddr|-G, with DPVS's option names and table rows,
+//   except that -F/--ifname is optional (DPVS requires it for -P/-Q): it is accepted and ignored,
+//   tsvs sends by route.
 
 import {
   checkDest,
@@ -122,6 +126,8 @@ export type IpvsadmRequest =
   | { kind: "ctl"; cmd: CtlCommand }
   | { kind: "list"; key: ServiceKey | null; opts: ListOptions }
   | { kind: "save"; numeric: boolean }
+  /** DPVS's -G: the local addresses of one service or of every service. */
+  | { kind: "laddrs"; key: ServiceKey | null }
   | { kind: "restore" }
   | { kind: "version" }
   | { kind: "help" }
@@ -178,6 +184,9 @@ const enum Cmd {
   Restore,
   Save,
   Zero,
+  AddLaddr,
+  DelLaddr,
+  GetLaddr,
 }
 
 const CMD_NAMES = [
@@ -195,6 +204,9 @@ const CMD_NAMES = [
   "restore",
   "save",
   "zero",
+  "add-laddr",
+  "del-laddr",
+  "get-laddr",
 ];
 
 const enum Opt {
@@ -232,6 +244,8 @@ const enum Opt {
   TunNocsum,
   TunCsum,
   TunRemcsum,
+  LocalAddress,
+  Ifname,
 }
 
 const OPT_NAMES = [
@@ -269,6 +283,8 @@ const OPT_NAMES = [
   "tun-nocsum",
   "tun-csum",
   "tun-remcsum",
+  "local-address",
+  "ifname",
 ];
 
 /**
@@ -276,22 +292,26 @@ const OPT_NAMES = [
  * '+' compulsory, 'x' illegal, '1' exclusive (at most one), ' ' optional.
  * Columns: -n -c svc -s -p -M -r fwd -w -x -y mcif timeout daemon stats rate thr pc nosort
  *          syncid exact ops pe -b grp port ttl maxlen tinfo ttype tport nocsum csum remcsum
+ *          laddr ifname (DPVS's two, and its rows for -P -Q -G, with ifname optional)
  */
 export const COMMANDS_V_OPTIONS: readonly string[] = [
-  /* add-service    */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-  /* edit-service   */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-  /* delete-service */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* flush          */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* list           */ " 11xxxxxxxxx11       xxxxxxx xxxxx",
-  /* add-server     */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-  /* delete-server  */ "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* edit-server    */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-  /* set            */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* start-daemon   */ "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
-  /* stop-daemon    */ "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
-  /* restore        */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* save           */ " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* zero           */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* add-service    */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
+  /* edit-service   */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
+  /* delete-service */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* flush          */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* list           */ " 11xxxxxxxxx11       xxxxxxx xxxxxxx",
+  /* add-server     */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
+  /* delete-server  */ "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* edit-server    */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
+  /* set            */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* start-daemon   */ "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx",
+  /* stop-daemon    */ "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx",
+  /* restore        */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* save           */ " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* zero           */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* add-laddr      */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+ ",
+  /* del-laddr      */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+ ",
+  /* get-laddr      */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 ];
 
 const TUN_NAMES = ["ipip", "gue", "gre"];
@@ -389,6 +409,12 @@ const OPTION_TABLE: readonly OptDef[] = [
   def("tun-nocsum", "", N),
   def("tun-csum", "", N),
   def("tun-remcsum", "", N),
+  // DPVS's popt entries.
+  def("add-laddr", "P", N),
+  def("del-laddr", "Q", N),
+  def("get-laddr", "G", N),
+  def("laddr", "z", R),
+  def("ifname", "F", R),
 ];
 
 interface Token {
@@ -570,6 +596,9 @@ const COMMAND_TAGS: Readonly<Record<string, Cmd>> = {
   S: Cmd.Save,
   "start-daemon": Cmd.StartDaemon,
   "stop-daemon": Cmd.StopDaemon,
+  P: Cmd.AddLaddr,
+  Q: Cmd.DelLaddr,
+  G: Cmd.GetLaddr,
 };
 
 function genericOptCheck(cmd: Cmd, options: ReadonlySet<Opt>): void {
@@ -687,6 +716,7 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
     options.add(o);
   };
   let schedFlagsArg = "";
+  let laddr = 0;
 
   for (let k = 1; k < opts.length; k++) {
     const { tag, word } = opts[k];
@@ -880,6 +910,18 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         setOption(Opt.TunRemcsum);
         dest.tunFlags |= TUN_F_REMCSUM;
         break;
+      case "z": {
+        // DPVS: parse_service, and only the address counts.
+        setOption(Opt.LocalAddress);
+        const p = parseService(arg, IPPROTO_TCP);
+        if ((p.result & SERVICE_ADDR) === 0) fail("illegal local address");
+        laddr = p.addr;
+        break;
+      }
+      case "F":
+        // DPVS binds the local address to a DPDK port; tsvs sends by route: accepted, ignored.
+        setOption(Opt.Ifname);
+        break;
       default:
         // A second command (or -h/-v after a command) is not an option here.
         fail(`invalid option \`${word}'`);
@@ -960,5 +1002,11 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
       return { kind: "daemon-start", daemon };
     case Cmd.StopDaemon:
       return { kind: "daemon-stop", daemon };
+    case Cmd.AddLaddr:
+      return { kind: "ctl", cmd: { op: "add-laddr", key, addr: laddr } };
+    case Cmd.DelLaddr:
+      return { kind: "ctl", cmd: { op: "del-laddr", key, addr: laddr } };
+    case Cmd.GetLaddr:
+      return { kind: "laddrs", key: options.has(Opt.Service) ? key : null };
   }
 }

@@ -15,7 +15,7 @@
 
 import type { CtlCommand } from "../../core/ctl-types.js";
 import { TsvsError } from "../../core/errors.js";
-import { formatList, formatSave, type IpvsSnapshot } from "./format.js";
+import { formatLaddrs, formatList, formatSave, type IpvsSnapshot } from "./format.js";
 import { IpvsadmUsageError, PROGRAM, parseIpvsadm } from "./parse.js";
 
 /** The director as an in-process ipvsadm sees it (the simulation, tests): src/control/api.ts. */
@@ -48,6 +48,8 @@ export function usageText(): string {
   ${p} -C
   ${p} -R
   ${p} -S [-n]
+  ${p} -P|Q virtual-service -z local-address [-F ifname]
+  ${p} -G [virtual-service]
   ${p} -a|e virtual-service -r server-address [options]
   ${p} -d virtual-service -r server-address
   ${p} -L|l [virtual-service] [options]
@@ -65,6 +67,9 @@ Either long or short options are allowed.
   --clear           -C        clear the whole table
   --restore         -R        restore rules from stdin
   --save            -S        save rules to stdout
+  --add-laddr       -P        add local address (FULLNAT, as DPVS)
+  --del-laddr       -Q        del local address
+  --get-laddr       -G        get local address
   --add-server      -a        add real server with options
   --edit-server     -e        edit real server with options
   --delete-server   -d        delete real server
@@ -117,6 +122,8 @@ Options:
   --ops          -o                   one-packet scheduling
   --numeric      -n                   numeric output of addresses and ports
   --sched-flags  -b flags             scheduler flags (comma-separated)
+  --laddr        -z local-ip          local IP
+  --ifname       -F                   nic interface for laddrs (accepted, ignored)
 Daemon Options:
   --syncid sid                        syncid for connection sync (default=255)
   --sync-maxlen length                Max sync message length (default=1472)
@@ -148,7 +155,7 @@ export function splitRestoreLine(line: string): string[] {
   return line.split(/[ \t\r]+/).filter((w) => w !== "" && w !== PROGRAM);
 }
 
-const TRY_RESTORE = "only table changes (-A -E -D -C -a -e -d -Z --set) may appear in restore input";
+const TRY_RESTORE = "only table changes (-A -E -D -C -a -e -d -Z --set -P -Q) may appear in restore input";
 
 /** The commands of a -R input, with the input line (1-based) each came from. */
 export interface RestoreBatch {
@@ -235,6 +242,22 @@ export function planIpvsadm(argv: readonly string[], stdin = ""): IpvsadmPlan {
             return ok(formatList(snap, key, opts));
           } catch (e) {
             // list_service: ipvs_get_service failed -> message, exit(1).
+            if (e instanceof TsvsError) return fail(1, e.message);
+            throw e;
+          }
+        },
+      };
+    }
+    case "laddrs": {
+      const { key } = req;
+      return {
+        kind: "snapshot",
+        withConns: false,
+        format: (snap) => {
+          try {
+            return ok(formatLaddrs(snap, key));
+          } catch (e) {
+            // list_laddrs: the service lookup failed -> message, exit(1).
             if (e instanceof TsvsError) return fail(1, e.message);
             throw e;
           }
