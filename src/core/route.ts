@@ -52,7 +52,7 @@ interface RouteEntry {
   prefix: number;
   via: number;
   iface: Iface;
-  /** Source toward the gateway, computed once (via !== 0); connected routes compute it per lookup. */
+  /** The source address, computed once; -1 when it depends on the destination (computed per lookup). */
   viaSrc: number;
 }
 
@@ -126,7 +126,10 @@ export class RouteTable {
 
   private insert(dst: number, prefix: number, via: number, iface: Iface): void {
     const mask = prefixToMask(prefix);
-    const viaSrc = via !== 0 ? sourceFor(iface, via) : 0;
+    // The source is fixed per route when every address of the interface covers the route's
+    // whole prefix (the usual connected route); else it depends on the destination (-1).
+    const fixed = via !== 0 || iface.addrs.every((a) => a.prefix <= prefix);
+    const viaSrc = fixed ? sourceFor(iface, via !== 0 ? via : (dst & mask) >>> 0) : -1;
     this.routes.push({ dst: (dst & mask) >>> 0, mask, prefix, via, iface, viaSrc });
     // Longest prefix first, so the first match wins.
     this.routes.sort((a, b) => b.prefix - a.prefix);
@@ -144,7 +147,7 @@ export class RouteTable {
           out.src = r.viaSrc;
         } else {
           out.nexthop = daddr >>> 0;
-          out.src = sourceFor(r.iface, daddr >>> 0);
+          out.src = r.viaSrc !== -1 ? r.viaSrc : sourceFor(r.iface, daddr >>> 0);
         }
         return true;
       }

@@ -1,4 +1,3 @@
-import type { Fwd } from "../dest.js";
 import { dr } from "./dr.js";
 import { fullnat } from "./fullnat.js";
 import { nat } from "./nat.js";
@@ -11,7 +10,3 @@ import type { XmitMethod } from "./types.js";
  * Local and Bypass are not forwarding methods tsvs offers; they map to DR so the table is dense.
  */
 export const XMIT: readonly XmitMethod[] = [nat, dr, tun, dr, dr, fullnat];
-
-export function xmitFor(fwd: Fwd): XmitMethod {
-  return XMIT[fwd];
-}
