@@ -482,17 +482,23 @@ export class Engine implements XmitEngine {
 
   private inbound(cx: number, f: Flow, now: number): Verdict {
     const t = this.conns;
-    if (f.ttl <= 1) return this.ttlExceeded(f, f.daddr, now);
+    // ip_vs_in: the stats and the state transition come first; the TTL is checked by the
+    // method's route lookup (decrement_ttl in __ip_vs_get_out_rt), so a request that dies of
+    // its TTL still counts and still moves the connection's state.
     this.inStats(cx, f.l3End - f.l3Off);
     if (f.proto === IPPROTO_TCP) this.setTcpState(cx, DIR_INPUT, f.tcpFlags);
     else t.arm(cx, this.timeouts.udpMs(), now);
     t.countIn(cx);
-    ipv4DecTtl(f.buf, f);
-    const m = XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK];
-    const v =
-      f.gsoType !== 0 && (!f.csumPartial || m.segmentsInbound?.(this, cx, f) === true)
-        ? this.segmented(m.inbound, cx, f, now)
-        : m.inbound(this, cx, f, now);
+    let v: Verdict;
+    if (f.ttl <= 1) v = this.ttlExceeded(f, f.daddr, now);
+    else {
+      ipv4DecTtl(f.buf, f);
+      const m = XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK];
+      v =
+        f.gsoType !== 0 && (!f.csumPartial || m.segmentsInbound?.(this, cx, f) === true)
+          ? this.segmented(m.inbound, cx, f, now)
+          : m.inbound(this, cx, f, now);
+    }
     if ((t.flagsOf(cx) & CONN_F_ONE_PACKET) !== 0) this.expireNow(cx);
     return v;
   }

@@ -308,3 +308,21 @@ test("TUN and DR: an error from the client about a reply goes to the real server
     expectFields(o.f, expect, `port ${port}`);
   }
 });
+
+test("a request that dies of its TTL still counts and moves the state (ip_vs_in: stats and state before decrement_ttl)", () => {
+  const d = director();
+  const r = d.input(
+    1,
+    tcpFrame(L2_FROM_ROUTER, { src: CLIENT, dst: VIP, ttl: 1 }, { sport: 4003, dport: 80, flags: SYN }),
+  );
+  assert.equal(r.out.length, 1, "the time exceeded error, nothing to the real server");
+  const svc = d.engine.services().find((s) => s.port === 80 && s.protocol === 6);
+  assert.ok(svc !== undefined);
+  assert.equal(svc.stats.inpkts, 1);
+  assert.equal(svc.stats.conns, 1);
+  const rows = d.engine.connections(d.now).filter((c) => c.cport === 4003);
+  assert.deepEqual(
+    rows.map((c) => c.state),
+    ["SYN_RECV"],
+  );
+});
