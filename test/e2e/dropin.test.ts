@@ -288,7 +288,9 @@ function configure(method: Method): void {
     );
     assert.equal(r.status, 0, `tsvs realserver setup: ${r.stdout}${r.stderr}`);
   }
-  // FULLNAT: the real server needs nothing; it answers the director's local address.
+  // FULLNAT: the real server needs nothing; it answers the director's local address, which the
+  // service gets as DPVS users give it (`ipvsadm -P`): an unused address of the director↔server subnet.
+  if (method === "fullnat") run(NS.d, ["tsvs", "ipvsadm", "-P", "-t", vs, "-z", "198.18.61.100"]);
 }
 
 interface Status {
