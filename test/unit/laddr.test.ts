@@ -328,7 +328,7 @@ describe("several workers share one ordered list of LIPs", () => {
     const t = new LipTable([], 0, 3);
     const addrs = Array.from({ length: 100 }, (_, k) => ip(`198.18.${4 + (k >> 8)}.${k & 255}`));
     for (const a of addrs) t.register(a);
-    addrs.forEach((a, k) => assert.equal(t.indexOf(a), k));
+    for (let k = 0; k < addrs.length; k++) assert.equal(t.indexOf(addrs[k]), k);
     assert.equal(t.indexOf(ip("198.18.9.9")), -1);
   });
 
