@@ -1060,7 +1060,8 @@ export class Engine implements XmitEngine {
       const queued = this.neigh.confirm(f.ifindex, f.arpSpa, sha, now);
       for (const q of queued) {
         copyMac(q.frame, 0, sha, 0);
-        this.transmit(f.ifindex, q.frame, 0, q.len);
+        this.counters.txFrames++;
+        this.sendFrame(f.ifindex, q.frame, 0, q.len, q.vnet);
       }
     }
     if (f.arpOp !== ARP_REQUEST || !forUs) return f.arpOp === ARP_REPLY ? Verdict.Sent : this.passOrDrop(f);
@@ -1095,12 +1096,13 @@ export class Engine implements XmitEngine {
 
   private transmit(ifindex: number, buf: Uint8Array, off: number, len: number): void {
     this.counters.txFrames++;
+    this.sendFrame(ifindex, buf, off, len, this.vnetFor(buf, off));
+  }
+
+  /** The virtio_net_hdr a frame at buf[off] leaves with: an aggregate sent whole needs one, others none. */
+  private vnetFor(buf: Uint8Array, off: number): Uint8Array | null {
     const f = this.flow;
-    if (f.gsoType !== 0 && buf === f.buf && f.csumPartial) {
-      this.sendFrame(ifindex, buf, off, len, this.aggregateHeader(f, off));
-      return;
-    }
-    this.sendFrame(ifindex, buf, off, len, null);
+    return f.gsoType !== 0 && buf === f.buf && f.csumPartial ? this.aggregateHeader(f, off) : null;
   }
 
   /**
@@ -1188,12 +1190,14 @@ export class Engine implements XmitEngine {
     const mac = this.neigh.lookup(iface.ifindex, nexthop, now);
     if (mac === null) {
       writeEthHeader(buf, off, this.zeroMac, iface.mac, ETH_P_IP);
+      // An aggregate waits with its virtio_net_hdr (made now, while the flow still describes it).
       const act = this.neigh.enqueue(
         iface.ifindex,
         nexthop,
         buf.subarray(off, l3Off + l3Len),
         ETH_HLEN + l3Len,
         now,
+        this.vnetFor(buf, off),
       );
       if (act.sendRequest) this.sendArpRequest(iface.ifindex, nexthop);
       return act.queued ? Verdict.Sent : this.drop(R.neigh_failed);

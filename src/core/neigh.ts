@@ -42,6 +42,8 @@ export interface QueuedFrame {
   /** A private copy of the frame as enqueued; the caller writes the destination MAC at offset 0. */
   frame: Uint8Array;
   len: number;
+  /** A copy of the virtio_net_hdr a GSO aggregate must leave with (the kernel refuses it without), or null. */
+  vnet: Uint8Array | null;
 }
 
 export interface EnqueueResult {
@@ -177,7 +179,14 @@ export class NeighCache {
    * resolved nothing is queued (queued = false): the caller should have used lookup().
    * The result object is reused by the next call.
    */
-  enqueue(ifindex: number, ip: number, frame: Uint8Array, len: number, now: number): EnqueueResult {
+  enqueue(
+    ifindex: number,
+    ip: number,
+    frame: Uint8Array,
+    len: number,
+    now: number,
+    vnet: Uint8Array | null = null,
+  ): EnqueueResult {
     const r = this.result;
     r.sendRequest = false;
     r.queued = false;
@@ -203,7 +212,7 @@ export class NeighCache {
       q.shift();
       r.dropped++;
     }
-    q.push({ frame: frame.slice(0, len), len });
+    q.push({ frame: frame.slice(0, len), len, vnet: vnet === null ? null : vnet.slice() });
     r.queued = true;
     return r;
   }

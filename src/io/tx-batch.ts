@@ -27,6 +27,8 @@ import { alloc, freeRegions, type Region, setPtr, splitAddr } from "./packet-com
 
 const VNET_HDR_LEN = 10;
 const HDR_STRIDE = 16;
+/** The largest aggregate (IPv4 total length) and its Ethernet header with a VLAN tag. */
+const JUMBO_SIZE = 65536 + 64;
 
 export class TxBatch {
   /** Slots, and the most messages one flush hands to sendmmsg at a time. */
@@ -49,6 +51,11 @@ export class TxBatch {
   // Slot addresses as [lo, hi] 32-bit halves (splitAddr), so that queueSlot() builds an iovec base
   // without a BigInt or a float division.
   readonly #slotAddr: Uint32Array;
+  /**
+   * One slot for an aggregate that is not sent from its receive buffer (one that waited for its
+   * next hop's ARP answer): with PACKET_VNET_HDR only. Sent alone, at once.
+   */
+  readonly #jumbo: Region | null;
   #closed = false;
 
   /**
@@ -80,6 +87,12 @@ export class TxBatch {
       throw e;
     }
     this.#zeroHdrAddr = this.#msgs.addr + zeroOff;
+    try {
+      this.#jumbo = vnetHdr ? alloc(JUMBO_SIZE) : null;
+    } catch (e) {
+      freeRegions(this.#data, this.#msgs);
+      throw e;
+    }
     this.#slotAddr = new Uint32Array(size * 2);
     const dv = this.#msgs.dv;
     for (let i = 0; i < size; i++) {
@@ -119,6 +132,14 @@ export class TxBatch {
 
   /** Copies buf[off, off+len) into the next slot. False (counted in txOversize) if len does not fit. */
   send(buf: Uint8Array, off: number, len: number, vnet: Uint8Array | null = null): boolean {
+    if (len > this.frameSize && vnet !== null && this.#jumbo !== null && len <= JUMBO_SIZE) {
+      // The queue goes first (frames keep their order), then the aggregate alone.
+      this.flush();
+      this.#jumbo.bytes.set(buf.subarray(off, off + len));
+      this.queueAddress(this.#jumbo.addr, len, vnet);
+      this.flush();
+      return true;
+    }
     if (len > this.frameSize || len <= 0) {
       this.#counters.txOversize++;
       return false;
@@ -225,5 +246,6 @@ export class TxBatch {
     this.#closed = true;
     this.count = 0;
     freeRegions(this.#data, this.#msgs);
+    if (this.#jumbo !== null) freeRegions(this.#jumbo);
   }
 }

@@ -23,6 +23,7 @@ import {
 import { decodeFrame, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
 import {
   ACK,
+  arpFrame,
   asPartial,
   FIN,
   inetChecksum,
@@ -361,6 +362,41 @@ describe("aggregates rewritten once and sent whole with a virtio_net_hdr", () =>
       assert.equal(k.gsoSegmented - before.gsoSegmented, 0);
     });
   }
+});
+
+describe("an aggregate that waits for its next hop's ARP answer", () => {
+  it("leaves with its virtio_net_hdr once the neighbour answers (the kernel refuses it without)", () => {
+    const d = natDirector("-g");
+    assert.ok(d.engine.neigh.delete(2, RS1), "RS1 unknown: its MAC must be asked for");
+    handshake(d, false);
+    const r = d.input(1, asPartial(fromClient(ACK)), TCP_AGG(1448));
+    assert.equal(r.verdict, Verdict.Sent);
+    assert.equal(r.out.length, 0, "queued behind the ARP request (sent with the SYN)");
+    const answer = d.input(
+      2,
+      arpFrame(macBytes(MAC.dir1), macBytes(MAC.rs1), {
+        op: 2,
+        sha: macBytes(MAC.rs1),
+        spa: RS1,
+        tha: macBytes(MAC.dir1),
+        tpa: ip(IP.dir1),
+      }),
+    );
+    assert.equal(answer.out.length, 2, "the SYN, then the aggregate");
+    const [syn, agg] = answer.out;
+    assert.equal(syn.vnet, null);
+    assert.ok(agg.vnet !== null, "the aggregate keeps its header while it waits");
+    assert.deepEqual(
+      [agg.vnet[0], agg.vnet[1], le16(agg.vnet, 4)],
+      [VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 1448],
+    );
+    const want = tcpFrame(
+      L2_TO_RS1,
+      { src: CLIENT, dst: VIP, ttl: 63, df: true, id: 0x4000 },
+      { sport: 40000, dport: 80, flags: ACK, seq: 101, ack: 5001, payload: BIG },
+    );
+    assert.deepEqual(finishChecksum(agg.frame, 14 + 20, 16), want);
+  });
 });
 
 describe("aggregates cut in software", () => {
