@@ -347,3 +347,34 @@ test("FULLNAT: a segment that opens no connection gets a reset from the VIP; a r
   expectFields(r.f, { src: IP.lip, dst: IP.rs1, sport: 1024, dport: 8080, flags: "R", seq: 99 }, "stray");
   assertCounts(d, { rx: 3, tx: 2, ...zero, drops: { closed_port: 3 } }, "stray segment to the LIP");
 });
+
+test("FULLNAT: a service with its own local address (ipvsadm -P) uses it, not the pool's LIP, both ways", () => {
+  const d = fnatDirector();
+  const laddr = "198.18.1.120";
+  d.ipvsadm(`-P -t ${IP.vip}:80 -z ${laddr}`);
+  const syn = d.one(
+    1,
+    tcpFrame(L2_FROM_ROUTER, { src: ip(IP.client1), dst: VIP }, { sport: 40100, dport: 80, flags: SYN }),
+  );
+  expectFields(syn.f, { src: laddr, dst: IP.rs1, dport: 8080, toa: `${IP.client1}:40100` }, "SYN");
+  const back = d.one(
+    2,
+    tcpFrame(
+      l2FromLan(MAC.rs1),
+      { src: ip(IP.rs1), dst: ip(laddr) },
+      { sport: 8080, dport: syn.f.sport as number, flags: SYN | ACK },
+    ),
+  );
+  expectFields(back.f, { src: IP.vip, sport: 80, dst: IP.client1, dport: 40100 }, "SYN/ACK");
+  // The UDP service has no local address of its own: the pool's LIP.
+  const q = d.one(
+    1,
+    udpFrame(
+      L2_FROM_ROUTER,
+      { src: ip(IP.client2), dst: VIP },
+      { sport: 3001, dport: 53, payload: bytes("q") },
+    ),
+  );
+  expectFields(q.f, { src: IP.lip, dst: IP.rs2 }, "UDP query");
+  assertCounts(d, { rx: 3, tx: 3, conns: 2, inpkts: 2, inbytes: 40 + 29, outpkts: 1, outbytes: 40 }, "laddr");
+});
