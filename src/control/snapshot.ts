@@ -83,6 +83,8 @@ export interface TableSnapshot {
   timeouts: TimeoutSpec;
   /** In the kernel's listing order (hash bucket walk). */
   services: ServiceSnapshot[];
+  /** Every service's traffic together: the kernel's ipvs->tot_stats (/proc/net/ip_vs_stats). */
+  total: StatsSnapshot;
   /** Present when asked for (ipvsadm -Lc). */
   conns?: ConnView[];
 }
@@ -93,6 +95,7 @@ export interface TableSource {
   /** Connections and conflicts per local address (the engine's LipTable); absent = zeros. */
   readonly lipTable?: { usage(addr: number): { conns: number; conflicts: number } };
   readonly connTabSize: number;
+  readonly totalStats: Stats;
   readonly timeouts: { get(): TimeoutSpec };
   connections(now: number): ConnView[];
 }
@@ -166,6 +169,7 @@ export function tableSnapshot(src: TableSource, now: number, withConns: boolean)
     connTabSize: src.connTabSize,
     timeouts: src.timeouts.get(),
     services: src.services().map((s) => serviceSnapshotOf(s, src.lipTable)),
+    total: statsSnapshot(src.totalStats),
   };
   if (withConns) snap.conns = src.connections(now);
   return snap;
@@ -202,6 +206,7 @@ export function mergeTables(tables: readonly TableSnapshot[]): TableSnapshot {
   const byKey = new Map<string, ServiceSnapshot>();
   for (const s of out.services) byKey.set(serviceKeyOfSnapshot(s), s);
   for (const t of tables.slice(1)) {
+    addStats(out.total, t.total);
     for (const s of t.services) {
       const into = byKey.get(serviceKeyOfSnapshot(s));
       if (into === undefined) continue;
@@ -224,4 +229,20 @@ export function mergeTables(tables: readonly TableSnapshot[]): TableSnapshot {
     if (out.conns !== undefined && t.conns !== undefined) out.conns.push(...t.conns);
   }
   return out;
+}
+
+/** Counters and rates all zero (a table with no traffic yet). */
+export function zeroStats(): StatsSnapshot {
+  return {
+    conns: 0,
+    inpkts: 0,
+    outpkts: 0,
+    inbytes: 0,
+    outbytes: 0,
+    cps: 0,
+    inpps: 0,
+    outpps: 0,
+    inbps: 0,
+    outbps: 0,
+  };
 }

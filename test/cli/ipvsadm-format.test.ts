@@ -16,7 +16,7 @@ import {
   mergeSort,
 } from "../../src/cli/ipvsadm/format.js";
 import { parseIpvsadm } from "../../src/cli/ipvsadm/parse.js";
-import { serviceSnapshot } from "../../src/control/snapshot.js";
+import { serviceSnapshot, zeroStats } from "../../src/control/snapshot.js";
 import { IpvsCtl } from "../../src/core/ctl.js";
 import type { ConnView, ServiceKey } from "../../src/core/ctl-types.js";
 import type { Dest } from "../../src/core/dest.js";
@@ -128,6 +128,7 @@ function table(): { ctl: IpvsCtl; snap: (conns?: ConnView[]) => IpvsSnapshot } {
     snap: (conns) => ({
       services: ctl.services().map(serviceSnapshot),
       connTabSize: 4096,
+      total: zeroStats(),
       timeouts: timeouts.get(),
       conns,
     }),
@@ -456,6 +457,7 @@ describe("ipvsadm -L formats", () => {
     const snap = {
       services: ctl.services().map(serviceSnapshot),
       connTabSize: 4096,
+      total: zeroStats(),
       timeouts: timeouts.get(),
     };
     assert.equal(list(snap, "-Ln"), WRAP_N);
@@ -596,6 +598,7 @@ describe("ipvsadm -S format", () => {
     const snap = {
       services: ctl.services().map(serviceSnapshot),
       connTabSize: 4096,
+      total: zeroStats(),
       timeouts: timeouts.get(),
     };
     assert.equal(formatSave(snap, true), "");
@@ -608,6 +611,7 @@ describe("ipvsadm -S format", () => {
     const snap = {
       services: ctl.services().map(serviceSnapshot),
       connTabSize: 4096,
+      total: zeroStats(),
       timeouts: timeouts.get(),
     };
     assert.equal(list(snap, "-Ln").split("\n")[3], "TCP  10.0.0.1:80 sh ()");

@@ -12,7 +12,7 @@ import { formatLaddrs } from "../../src/cli/ipvsadm/format.js";
 import { parseIpvsadm } from "../../src/cli/ipvsadm/parse.js";
 import { type IpvsadmResult, runIpvsadm, usageText } from "../../src/cli/ipvsadm/run.js";
 import { ControlApi } from "../../src/control/api.js";
-import type { TableSnapshot } from "../../src/control/snapshot.js";
+import { type TableSnapshot, zeroStats } from "../../src/control/snapshot.js";
 import { Engine } from "../../src/core/engine.js";
 
 function ip(s: string): number {
@@ -230,6 +230,7 @@ describe("ipvsadm -G columns", () => {
     };
     const snap: TableSnapshot = {
       connTabSize: 4096,
+      total: zeroStats(),
       timeouts: { tcp: 900, tcpFin: 120, udp: 300 },
       services: [
         { ...svc, laddrs: [{ af: 4, addr: ip("192.168.100.200"), conns: 123456, conflicts: 7 }] },

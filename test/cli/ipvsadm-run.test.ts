@@ -12,7 +12,7 @@ import {
   runIpvsadm,
   splitRestoreLine,
 } from "../../src/cli/ipvsadm/run.js";
-import { serviceSnapshot } from "../../src/control/snapshot.js";
+import { serviceSnapshot, zeroStats } from "../../src/control/snapshot.js";
 import { IpvsCtl } from "../../src/core/ctl.js";
 import type { ConnView } from "../../src/core/ctl-types.js";
 import { Timeouts } from "../../src/core/proto/timeouts.js";
@@ -42,6 +42,7 @@ function harness(): Harness {
     snapshot: (withConns) => ({
       services: ctl.services().map(serviceSnapshot),
       connTabSize: 4096,
+      total: zeroStats(),
       timeouts: timeouts.get(),
       conns: withConns ? conns : undefined,
     }),
@@ -297,7 +298,8 @@ describe("ipvsadm -S and -R", () => {
         {
           code: 255,
           stdout: "",
-          stderr: "line 2: only table changes (-A -E -D -C -a -e -d -Z --set -P -Q) may appear in restore input\n",
+          stderr:
+            "line 2: only table changes (-A -E -D -C -a -e -d -Z --set -P -Q) may appear in restore input\n",
         },
       ],
       ["-A -t 10.0.0.2:80 --bogus\n", { code: 255, stdout: "", stderr: "line 1: --bogus: unknown option\n" }],

@@ -5,7 +5,7 @@ import { parseIpvsadm } from "../../src/cli/ipvsadm/parse.js";
 import { diff } from "../../src/config/diff.js";
 import { parseKeepalived } from "../../src/config/keepalived.js";
 import { type ConfigModel, commandToIpvsadm, toCommands } from "../../src/config/model.js";
-import { serviceSnapshot } from "../../src/control/snapshot.js";
+import { serviceSnapshot, zeroStats } from "../../src/control/snapshot.js";
 import { type CtlHooks, IpvsCtl } from "../../src/core/ctl.js";
 import type { CtlCommand } from "../../src/core/ctl-types.js";
 
@@ -25,6 +25,7 @@ function saved(cmds: readonly CtlCommand[], ctl = new IpvsCtl(HOOKS)): string {
     {
       services: ctl.services().map(serviceSnapshot),
       connTabSize: 4096,
+      total: zeroStats(),
       timeouts: { tcp: 0, tcpFin: 0, udp: 0 },
     },
     true,

@@ -12,7 +12,8 @@ import { parseIPv4 } from "../../src/core/addr.js";
 import { CtlError } from "../../src/core/ctl.js";
 import type { ServiceKey } from "../../src/core/ctl-types.js";
 import { Fwd } from "../../src/core/dest.js";
-import { Director, IP } from "../support/frames.js";
+import { Director, IP, L2_FROM_ROUTER } from "../support/frames.js";
+import { SYN, tcpFrame } from "../support/packet-builder.js";
 
 const VIP = parseIPv4(IP.vip) as number;
 const RS1 = parseIPv4(IP.rs1) as number;
@@ -230,10 +231,12 @@ describe("snapshots are plain data", () => {
       s.services[0].stats.conns = conns;
       s.services[0].stats.inbps = conns * 10;
       s.services[0].dests[0].activeConns = active;
+      s.total.inpkts = conns * 2;
       s.conns = [];
       return s;
     };
     const m = mergeTables([one(3, 1), one(4, 2), one(5, 0)]);
+    assert.equal(m.total.inpkts, 24, "the kernel's tot_stats add up too");
     assert.equal(m.services[0].stats.conns, 12);
     assert.equal(m.services[0].stats.inbps, 120);
     assert.equal(m.services[0].dests[0].activeConns, 3);
@@ -248,4 +251,24 @@ describe("ruleHostDst", () => {
     ["-p udp -j MARK --set-xmark 0x1/0xffffffff", null],
   ] as const)
     it(`${rule} → ${want}`, () => assert.equal(ruleHostDst(rule), want === null ? null : parseIPv4(want)));
+});
+
+describe("the table's total (ipvs->tot_stats)", () => {
+  it("counts every service's packets and connections", () => {
+    const d = new Director();
+    const a = new ControlApi(d.engine, () => d.now);
+    a.apply([addSvc, addRs1]);
+    d.input(
+      1,
+      tcpFrame(
+        L2_FROM_ROUTER,
+        { src: parseIPv4(IP.client1) as number, dst: VIP },
+        { sport: 5000, dport: 80, flags: SYN },
+      ),
+    );
+    const snap = a.snapshot(false);
+    assert.equal(snap.total.conns, 1);
+    assert.equal(snap.total.inpkts, 1);
+    assert.equal(snap.total.inpkts, snap.services[0].stats.inpkts);
+  });
 });

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { formatList } from "../../src/cli/ipvsadm/format.js";
 import type { IpvsadmBackend } from "../../src/cli/ipvsadm/run.js";
-import { serviceSnapshot } from "../../src/control/snapshot.js";
+import { serviceSnapshot, zeroStats } from "../../src/control/snapshot.js";
 import { IpvsCtl } from "../../src/core/ctl.js";
 import { Timeouts } from "../../src/core/proto/timeouts.js";
 import { DaemonConfig } from "../../src/daemon/config-runner.js";
@@ -50,6 +50,7 @@ function setup(file: string) {
     snapshot: () => ({
       services: ctl.services().map(serviceSnapshot),
       connTabSize: 4096,
+      total: zeroStats(),
       timeouts: timeouts.get(),
     }),
   };
