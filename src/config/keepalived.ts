@@ -1,6 +1,7 @@
 // keepalived.conf, the LVS part (keepalived's check/check_parser.c and check_*.c keyword
 // sets): virtual_server, virtual_server_group, real_server and the TCP_CHECK, HTTP_GET,
-// SSL_GET, MISC_CHECK and DNS_CHECK checkers.
+// SSL_GET, MISC_CHECK and DNS_CHECK checkers; from DPVS's keepalived, local_address_group and
+// laddr_group_name (FULLNAT local addresses per virtual server).
 //
 // The syntax is keepalived's: one keyword a line with its arguments, "{ ... }" opening a
 // block (on the same line or alone), comments from '#' or '!' to the end of the line,

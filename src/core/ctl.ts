@@ -1,7 +1,9 @@
 // The control core: services and destinations as ipvsadm changes them (net/netfilter/ipvs/
 // ip_vs_ctl.c: ip_vs_add_service, ip_vs_edit_service, ip_vs_del_service, ip_vs_add_dest,
 // ip_vs_edit_dest, ip_vs_del_dest, ip_vs_zero_*, ip_vs_flush; the dest trash), with
-// libipvs's error messages (ipvs_strerror), which ipvsadm prints verbatim.
+// libipvs's error messages (ipvs_strerror), which ipvsadm prints verbatim. FULLNAT local addresses
+// per service are DPVS's (src/ipvs/ip_vs_laddr.c: dp_vs_laddr_add / dp_vs_laddr_del, with its
+// libipvs's messages); the engine turns them into owned LIPs (lip.ts).
 //
 // Every batch is validated whole against a shadow of the table before anything changes, so
 // one ipvsadm command (or one -R file) is one atomic change: it fails with nothing applied.

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseIpvsadm } from "../../src/cli/ipvsadm/parse.js";
+import { diff } from "../../src/config/diff.js";
 import { parseKeepalived } from "../../src/config/keepalived.js";
 import { commandToIpvsadm, toCommands } from "../../src/config/model.js";
 import { parseYamlConfig } from "../../src/config/yaml.js";
@@ -426,5 +427,18 @@ local_address_group lg1 {
       /local_addresses entry must be an IPv4 address/,
     );
     assert.throws(() => parseYamlConfig(ok.replace(L2, L1), "c.yaml"), /appears twice/);
+  });
+
+  it("a reload deletes the local addresses that went and adds the new ones, the service kept", () => {
+    const conf = (laddrs: string[]) =>
+      parseYamlConfig(
+        `virtual_servers:\n  - address: ${IP.vip}\n    port: 80\n    lb_kind: FULLNAT\n    local_addresses: [${laddrs.join(", ")}]\n`,
+        "c.yaml",
+      ).model;
+    assert.deepEqual(diff(conf([L1, L2]), conf([L2, L3])).map(commandToIpvsadm), [
+      `-Q -t ${IP.vip}:80 -z ${L1}`,
+      `-P -t ${IP.vip}:80 -z ${L3}`,
+    ]);
+    assert.deepEqual(diff(conf([L1]), conf([L1])), []);
   });
 });
