@@ -1,0 +1,219 @@
+// A worker's packet sockets: one per served interface (in its fanout group when there are several
+// workers), an ARP-only twin per interface with several workers (so that every worker's neighbour
+// cache sees every ARP reply: the fanout would give each reply to one worker), the pollfd array
+// over all of them, and the set following the host as interfaces come and go.
+
+import type { IfaceConfig } from "../core/route.js";
+import { openPacketSocket } from "../io/afpacket.js";
+import { compileFanoutProgram, compileOwnedFilter, joinFanout } from "../io/bpf.js";
+import type { FrameIo, IoBackend } from "../io/frame-io.js";
+import type { NativePtr } from "../io/libc.js";
+import {
+  addressOf,
+  libc,
+  PACKET_FANOUT_CBPF,
+  POLLERR,
+  POLLIN,
+  SIZEOF_POLLFD,
+  SO_ERROR,
+  SOL_SOCKET,
+} from "../io/libc.js";
+import { openRingSocket } from "../io/ring.js";
+import type { HostApplied, HostUpdate } from "./worker.js";
+
+export interface SocketSetOptions {
+  io: IoBackend;
+  batch: number;
+  qdiscBypass?: boolean;
+  /** --rx-kib: SO_RCVBUF (mmsg) or ring size in 128 KiB blocks (ring). */
+  rxKib?: number;
+  workers: number;
+  /** Fanout group id of the first interface (the n-th interface's group is base + its offset). */
+  fanoutGroup: number;
+  /** Every LIP, in order (LIP k belongs to worker k % workers): the first fanout program. */
+  lips: readonly number[];
+}
+
+/** A link that went down raises a pending socket error poll(2) reports until it is read. */
+function clearSocketError(fd: number): void {
+  const c = libc();
+  const v = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4, 0);
+  c.getsockopt(fd, SOL_SOCKET, SO_ERROR, v, len);
+}
+
+export class SocketSet {
+  /** The data sockets, one per served interface. */
+  readonly sockets: FrameIo[] = [];
+  /** Per data socket, its ARP-only twin (several workers only). */
+  private readonly arpSockets: FrameIo[] = [];
+  /** Per data socket: the interface as last given, and the kernel drops counted so far. */
+  readonly configs: IfaceConfig[] = [];
+  readonly kernelDrops: number[] = [];
+  private readonly byIfindex: (FrameIo | undefined)[] = [];
+  /** Every socket that receives: data sockets, then the ARP-only ones. */
+  rx: FrameIo[] = [];
+  /** Per rx socket: read it in this pass (all, except right after poll, when only the readable). */
+  readable = new Uint8Array(0);
+  private pollMem: NativePtr | null = null;
+  private pollAddr = 0;
+  private pollDv = new DataView(new ArrayBuffer(0));
+
+  constructor(
+    private readonly opts: SocketSetOptions,
+    interfaces: readonly IfaceConfig[],
+  ) {
+    try {
+      interfaces.forEach((c, k) => {
+        this.open(c, k);
+      });
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+    this.rebuildPoll();
+  }
+
+  /** The socket of an interface, or undefined when it is not served. */
+  of(ifindex: number): FrameIo | undefined {
+    return this.byIfindex[ifindex];
+  }
+
+  /** One interface's sockets; `group` its fanout group offset. */
+  private open(c: IfaceConfig, group: number): void {
+    const o = this.opts;
+    const rx = o.rxKib;
+    const s =
+      o.io === "ring"
+        ? openRingSocket(c.name, {
+            batch: o.batch,
+            qdiscBypass: o.qdiscBypass,
+            // --rx-kib in 128 KiB blocks (a block holds one 64 KiB aggregate).
+            blocks: rx === undefined ? undefined : Math.max(2, Math.round(rx / 128)),
+          })
+        : openPacketSocket(c.name, {
+            batch: o.batch,
+            qdiscBypass: o.qdiscBypass,
+            rcvbuf: rx === undefined ? undefined : rx * 1024,
+          });
+    this.sockets.push(s);
+    this.configs.push(c);
+    this.kernelDrops.push(0);
+    this.byIfindex[s.ifindex] = s;
+    if (o.workers <= 1) return;
+    joinFanout(
+      s.fd,
+      (o.fanoutGroup + group) & 0xffff,
+      PACKET_FANOUT_CBPF,
+      compileFanoutProgram({ lips: o.lips.map((a, i) => ({ addr: a, worker: i % o.workers })), rips: [] }),
+    );
+    // Never sends and never sees an aggregate: plain 2 KiB slots.
+    const a = openPacketSocket(c.name, { batch: 16, rcvbuf: 0, sndbuf: 0, vnetHdr: false });
+    this.arpSockets.push(a);
+    a.attachFilter(
+      compileOwnedFilter({ owned: [], locals: [], rips: [], ipv4: false, snaplen: 2048, allArp: true }),
+    );
+  }
+
+  /**
+   * The host changed. Sockets of interfaces no longer served are closed; new ones are opened (a
+   * deleted interface's socket is dead for good: packet_notifier unbinds it on NETDEV_UNREGISTER,
+   * and a re-created link is a new ifindex). A link that only goes down keeps its socket: the
+   * kernel unhooks it on NETDEV_DOWN and hooks it again on NETDEV_UP (af_packet.c packet_notifier).
+   */
+  follow(u: HostUpdate): HostApplied {
+    const r: HostApplied = { opened: [], closed: [], errors: [] };
+    const want = new Map(u.interfaces.map((cfg, k) => [cfg.ifindex, { cfg, group: u.fanout[k] ?? k }]));
+    for (let i = this.sockets.length - 1; i >= 0; i--) {
+      const s = this.sockets[i];
+      const w = want.get(s.ifindex);
+      if (w !== undefined) {
+        this.configs[i] = w.cfg;
+        continue;
+      }
+      r.closed.push(s.ifname);
+      s.close();
+      this.arpSockets[i]?.close();
+      if (this.opts.workers > 1) this.arpSockets.splice(i, 1);
+      this.sockets.splice(i, 1);
+      this.configs.splice(i, 1);
+      this.kernelDrops.splice(i, 1);
+      this.byIfindex[s.ifindex] = undefined;
+    }
+    for (const { cfg, group } of want.values()) {
+      if (this.byIfindex[cfg.ifindex] !== undefined) continue;
+      const n = this.sockets.length;
+      try {
+        // u.fanout holds absolute group ids: open() adds them to the base, so pass the offset.
+        this.open(cfg, (group - this.opts.fanoutGroup) & 0xffff);
+        r.opened.push(cfg.name);
+      } catch (e) {
+        // Gone again, or not ready: the next host change tries again.
+        for (const s of this.sockets.splice(n)) s.close();
+        for (const s of this.arpSockets.splice(n)) s.close();
+        this.configs.splice(n);
+        this.kernelDrops.splice(n);
+        this.byIfindex[cfg.ifindex] = undefined;
+        r.errors.push({ name: cfg.name, err: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    if (r.opened.length > 0 || r.closed.length > 0) this.rebuildPoll();
+    return r;
+  }
+
+  /** The pollfd array over every receiving socket; every socket readable for the next pass. */
+  private rebuildPoll(): void {
+    const c = libc();
+    this.rx = [...this.sockets, ...this.arpSockets];
+    if (this.pollMem !== null) c.koffi.free(this.pollMem);
+    const size = SIZEOF_POLLFD * Math.max(1, this.rx.length);
+    this.pollMem = c.koffi.alloc("uint8_t", size);
+    this.pollAddr = addressOf(this.pollMem);
+    this.pollDv = new DataView(c.koffi.view(this.pollMem, size));
+    this.rx.forEach((s, i) => {
+      this.pollDv.setInt32(i * SIZEOF_POLLFD, s.fd, true);
+      this.pollDv.setInt16(i * SIZEOF_POLLFD + 4, POLLIN, true);
+    });
+    this.readable = new Uint8Array(this.rx.length).fill(1);
+  }
+
+  /**
+   * Sleeps in poll(2) up to timeoutMs; afterwards only the sockets it reported are read (an empty
+   * recvmmsg is a syscall for nothing). Returns poll's result (-1 with errno EINTR is not an error).
+   */
+  poll(timeoutMs: number): number {
+    const c = libc();
+    const p = c.poll(this.pollAddr, this.rx.length, timeoutMs);
+    if (p > 0) {
+      for (let i = 0; i < this.rx.length; i++) {
+        const rev = this.pollDv.getInt16(i * SIZEOF_POLLFD + 6, true);
+        this.readable[i] = rev === 0 ? 0 : 1;
+        if ((rev & POLLERR) !== 0) clearSocketError(this.rx[i].fd);
+      }
+    }
+    return p;
+  }
+
+  flush(): void {
+    const s = this.sockets;
+    for (let i = 0; i < s.length; i++) s[i].flush();
+  }
+
+  /** The kernel's drops per data socket since the last call, added up (PACKET_STATISTICS resets). */
+  countKernelDrops(): void {
+    this.sockets.forEach((s, i) => {
+      try {
+        this.kernelDrops[i] += s.kernelStats().drops;
+      } catch {
+        // socket error: reported by the loop
+      }
+    });
+  }
+
+  close(): void {
+    for (const s of [...this.sockets, ...this.arpSockets]) s.close();
+    if (this.pollMem !== null) libc().koffi.free(this.pollMem);
+    this.pollMem = null;
+  }
+}
