@@ -581,7 +581,9 @@ function parseVirtualServer(
       case "lvs_method": {
         const a = arg(ctx, s, 0, "method");
         if (a === null) break;
-        const k = a.text.toUpperCase() as LbKind;
+        // DPVS's keepalived spells FULLNAT "FNAT".
+        const u = a.text.toUpperCase();
+        const k = (u === "FNAT" ? "FULLNAT" : u) as LbKind;
         if (LB_KINDS.includes(k)) base.lbKind = k;
         else error(ctx, a, `${kw} must be NAT, DR, TUN or FULLNAT, not "${a.text}"`);
         break;

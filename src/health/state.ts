@@ -88,6 +88,8 @@ export class VirtualServerHealth {
   readonly installed = new Map<string, DestSpec>();
   /** Whether the service itself is in the table. */
   serviceInstalled = false;
+  /** The FULLNAT local addresses this virtual server has put in the table (-P), in order. */
+  readonly installedLaddrs: number[] = [];
 
   /**
    * `previous` carries state across a reload: servers with the same address, port and
@@ -115,6 +117,7 @@ export class VirtualServerHealth {
       this.quorumUp = previous.quorumUp;
       this.serviceInstalled = previous.serviceInstalled;
       for (const [k, d] of previous.installed) this.installed.set(k, d);
+      this.installedLaddrs.push(...previous.installedLaddrs);
     }
   }
 
@@ -183,6 +186,14 @@ export class VirtualServerHealth {
       if (!want.has(k)) later.push({ op: "del-dest", key, addr: d.addr, port: d.port });
     this.installed.clear();
     for (const [k, d] of want) this.installed.set(k, d);
+    // The local addresses (DPVS's laddr_group_name): new ones with the additions, gone ones last.
+    const laddrs = (this.config.localAddresses ?? []).map((a) => a >>> 0);
+    for (const a of laddrs)
+      if (!this.installedLaddrs.includes(a)) out.push({ op: "add-laddr", key, addr: a });
+    for (const a of this.installedLaddrs)
+      if (!laddrs.includes(a)) later.push({ op: "del-laddr", key, addr: a });
+    this.installedLaddrs.length = 0;
+    this.installedLaddrs.push(...laddrs);
     return out.concat(later);
   }
 

@@ -247,3 +247,20 @@ describe("health state: reload", () => {
     assert.deepEqual(cmds(step), ["-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 1"]);
   });
 });
+
+describe("health state: FULLNAT local addresses (DPVS's local_address_group)", () => {
+  const fnat = (addrs: string): string =>
+    `local_address_group lg {\n ${addrs}\n}\n${farm({ body: " laddr_group_name lg" }).replace("lb_kind NAT", "lb_kind FNAT")}`;
+
+  it("installs the group's addresses with the service, and a reload adds and removes only the difference", () => {
+    const a = new HealthState(model(fnat("10.0.2.1\n 10.0.2.2")));
+    const first = cmds(a.start());
+    assert.deepEqual(
+      first.filter((c) => c.startsWith("-P")),
+      ["-P -t 10.0.0.1:80 -z 10.0.2.1", "-P -t 10.0.0.1:80 -z 10.0.2.2"],
+    );
+    assert.ok(first.indexOf("-P -t 10.0.0.1:80 -z 10.0.2.1") > first.indexOf("-A -t 10.0.0.1:80 -s wlc"));
+    const { step } = a.reload(model(fnat("10.0.2.2\n 10.0.2.3")));
+    assert.deepEqual(cmds(step), ["-P -t 10.0.0.1:80 -z 10.0.2.3", "-Q -t 10.0.0.1:80 -z 10.0.2.1"]);
+  });
+});
