@@ -5,16 +5,17 @@
 // TCP state machine uses the INPUT_ONLY rows).
 
 import type { Flow } from "../packet/flow.js";
-import type { XmitEngine, XmitMethod } from "./types.js";
+import { Verdict, type XmitEngine, type XmitMethod } from "./types.js";
 
 export const dr: XmitMethod = {
   name: "dr",
 
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    const d = e.conns.destOf(c);
+    const p = e.destPath(e.conns.destOf(c));
+    if (p === null) return Verdict.Drop;
     const len = f.l3End - f.l3Off;
-    if (!e.fitsDest(d, len, 0, f, f.daddr, now)) return 0;
-    return e.emitToDest(f.buf, f.l3Off, len, d, f, now);
+    if (!e.fitsPath(p, len, 0, f, f.daddr | 0, now)) return Verdict.Drop;
+    return e.emitToDest(f.buf, f.l3Off, len, p, now);
   },
 
   // Replies never come back through the director (same shape as nat/fullnat: one call site).
@@ -23,7 +24,9 @@ export const dr: XmitMethod = {
   // Errors from the client side about our (the real server's) replies go to the real
   // server unchanged, as the kernel's ip_vs_icmp_xmit does for DR.
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, e.conns.destOf(c), f, now);
+    const p = e.destPath(e.conns.destOf(c));
+    if (p === null) return Verdict.Drop;
+    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, p, now);
   },
 
   icmpOutbound: undefined,

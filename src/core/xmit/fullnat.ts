@@ -17,7 +17,7 @@ import {
 } from "../packet/icmp.js";
 import { ipv4SetDaddr, ipv4SetDaddrDport, ipv4SetSaddr, ipv4SetSaddrSport } from "../packet/ipv4.js";
 import { TCPOLEN_TOA, tcpInsertOption, writeToaOption } from "../packet/tcp.js";
-import type { XmitEngine, XmitMethod } from "./types.js";
+import { Verdict, type XmitEngine, type XmitMethod } from "./types.js";
 
 /** Preallocated option bytes (no allocation per packet). */
 const toa = new Uint8Array(TCPOLEN_TOA);
@@ -50,13 +50,14 @@ export const fullnat: XmitMethod = {
 
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
-    const d = t.destOf(c);
-    if (!e.fitsDest(d, f.l3End - f.l3Off, 0, f, f.daddr, now)) return 0;
+    const p = e.destPath(t.destOf(c));
+    if (p === null) return Verdict.Drop;
+    if (!e.fitsPath(p, f.l3End - f.l3Off, 0, f, f.daddr | 0, now)) return Verdict.Drop;
     const buf = f.buf;
     ipv4SetSaddrSport(buf, f, t.laddrOf(c) | 0, t.lportOf(c));
     ipv4SetDaddrDport(buf, f, t.daddrOf(c) | 0, t.dportOf(c));
-    maybeAddToa(e, c, f, e.destMtuOf(d));
-    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, d, f, now);
+    maybeAddToa(e, c, f, p.iface.mtu);
+    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, p, now);
   },
 
   // An aggregate that would get TOA is cut first: GSO would copy the option into every segment
@@ -73,13 +74,15 @@ export const fullnat: XmitMethod = {
     const buf = f.buf;
     ipv4SetSaddrSport(buf, f, t.vaddrOf(c) | 0, t.vportOf(c));
     ipv4SetDaddrDport(buf, f, t.caddrOf(c) | 0, t.cportOf(c));
-    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, f, now);
+    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, now);
   },
 
   // Client-side error about a reply (VIP:vport → CIP:cport): the real server must see it as
   // an error about RIP:rport → LIP:lport, sent from the LIP.
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
+    const p = e.destPath(t.destOf(c));
+    if (p === null) return Verdict.Drop;
     const buf = f.buf;
     ipv4SetSaddr(buf, f, t.laddrOf(c) | 0);
     ipv4SetDaddr(buf, f, t.daddrOf(c) | 0);
@@ -88,7 +91,7 @@ export const fullnat: XmitMethod = {
     icmpInnerSetDaddr(buf, f, t.laddrOf(c));
     icmpInnerSetDport(buf, f, t.lportOf(c));
     icmpRecomputeChecksum(buf, f);
-    return e.emitToDest(buf, f.l3Off, f.l3End - f.l3Off, t.destOf(c), f, now);
+    return e.emitToDest(buf, f.l3Off, f.l3End - f.l3Off, p, now);
   },
 
   // Error from the server side about a request (LIP:lport → RIP:rport): the client sees
@@ -103,6 +106,6 @@ export const fullnat: XmitMethod = {
     icmpInnerSetDaddr(buf, f, t.vaddrOf(c));
     icmpInnerSetDport(buf, f, t.vportOf(c));
     icmpRecomputeChecksum(buf, f);
-    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, f, now);
+    return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, now);
   },
 };

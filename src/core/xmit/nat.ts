@@ -13,34 +13,38 @@ import {
   icmpRecomputeChecksum,
 } from "../packet/icmp.js";
 import { ipv4SetDaddr, ipv4SetDaddrDport, ipv4SetSaddr, ipv4SetSaddrSport } from "../packet/ipv4.js";
-import type { XmitEngine, XmitMethod } from "./types.js";
+import { Verdict, type XmitEngine, type XmitMethod } from "./types.js";
 
 export const nat: XmitMethod = {
   name: "nat",
 
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
+    const p = e.destPath(t.destOf(c));
+    if (p === null) return Verdict.Drop;
     const len = f.l3End - f.l3Off;
-    if (!e.fitsDest(t.destOf(c), len, 0, f, f.daddr, now)) return 0;
+    if (!e.fitsPath(p, len, 0, f, f.daddr | 0, now)) return Verdict.Drop;
     ipv4SetDaddrDport(f.buf, f, t.daddrOf(c) | 0, t.dportOf(c));
-    return e.emitToDest(f.buf, f.l3Off, len, t.destOf(c), f, now);
+    return e.emitToDest(f.buf, f.l3Off, len, p, now);
   },
 
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
     ipv4SetSaddrSport(f.buf, f, t.vaddrOf(c) | 0, t.vportOf(c));
-    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, f, now);
+    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, now);
   },
 
   // ip_vs_nat_icmp(inout = 0): the client reports an error about a reply it got from
   // VIP:vport; the real server must see it about RIP:rport.
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
+    const p = e.destPath(t.destOf(c));
+    if (p === null) return Verdict.Drop;
     ipv4SetDaddr(f.buf, f, t.daddrOf(c) | 0);
     icmpInnerSetSaddr(f.buf, f, t.daddrOf(c));
     icmpInnerSetSport(f.buf, f, t.dportOf(c));
     icmpRecomputeChecksum(f.buf, f);
-    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, t.destOf(c), f, now);
+    return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, p, now);
   },
 
   // ip_vs_nat_icmp(inout = 1): an error about a request we forwarded (CIP → RIP:rport) goes
@@ -51,6 +55,6 @@ export const nat: XmitMethod = {
     icmpInnerSetDaddr(f.buf, f, t.vaddrOf(c));
     icmpInnerSetDport(f.buf, f, t.vportOf(c));
     icmpRecomputeChecksum(f.buf, f);
-    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, f, now);
+    return e.emitIp(f.buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, now);
   },
 };

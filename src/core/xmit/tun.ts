@@ -8,15 +8,15 @@
 // segmentsInbound): a virtio_net_hdr has no gso_type for IPIP (SKB_GSO_IPXIP4), so the kernel
 // could not segment an encapsulated aggregate.
 
+import type { DestPath } from "../output.js";
 import type { Flow } from "../packet/flow.js";
 import { ipipEncap } from "../packet/ipip.js";
-import type { XmitEngine, XmitMethod } from "./types.js";
+import { Verdict, type XmitEngine, type XmitMethod } from "./types.js";
 
 const IPIP_OVERHEAD = 20;
 const ETH_HLEN = 14;
 
-function encapsulate(e: XmitEngine, c: number, f: Flow, now: number): number {
-  const d = e.conns.destOf(c);
+function encapsulate(e: XmitEngine, p: DestPath, c: number, f: Flow, now: number): number {
   const out = e.scratch;
   const len = ipipEncap(
     out,
@@ -24,21 +24,23 @@ function encapsulate(e: XmitEngine, c: number, f: Flow, now: number): number {
     f.buf,
     f.l3Off,
     f.l3End - f.l3Off,
-    e.destSrc(d),
+    p.src,
     e.conns.daddrOf(c),
     f.ttl,
     f.tos,
     f.df,
   );
-  return e.emitToDest(out, ETH_HLEN, len, d, f, now);
+  return e.emitToDest(out, ETH_HLEN, len, p, now);
 }
 
 export const tun: XmitMethod = {
   name: "tun",
 
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    if (!e.fitsDest(e.conns.destOf(c), f.l3End - f.l3Off, IPIP_OVERHEAD, f, f.daddr, now)) return 0;
-    return encapsulate(e, c, f, now);
+    const p = e.destPath(e.conns.destOf(c));
+    if (p === null) return Verdict.Drop;
+    if (!e.fitsPath(p, f.l3End - f.l3Off, IPIP_OVERHEAD, f, f.daddr | 0, now)) return Verdict.Drop;
+    return encapsulate(e, p, c, f, now);
   },
 
   segmentsInbound(): boolean {
@@ -49,8 +51,10 @@ export const tun: XmitMethod = {
   outbound: undefined,
 
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    if (!e.fitsDest(e.conns.destOf(c), f.l3End - f.l3Off, IPIP_OVERHEAD, f, 0, now)) return 0;
-    return encapsulate(e, c, f, now);
+    const p = e.destPath(e.conns.destOf(c));
+    if (p === null) return Verdict.Drop;
+    if (!e.fitsPath(p, f.l3End - f.l3Off, IPIP_OVERHEAD, f, 0, now)) return Verdict.Drop;
+    return encapsulate(e, p, c, f, now);
   },
 
   icmpOutbound: undefined,

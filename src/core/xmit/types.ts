@@ -1,4 +1,5 @@
 import type { ConnTable } from "../conn/table.js";
+import type { DestPath } from "../output.js";
 import type { Flow } from "../packet/flow.js";
 
 /** Verdicts of the data path for one frame. */
@@ -11,30 +12,36 @@ export const enum Verdict {
   Drop = 2,
 }
 
-/** What a forwarding method needs from the engine. */
+/**
+ * What a forwarding method needs from the engine (output.ts): per packet it takes its
+ * destination's path once (destPath, the kernel's __ip_vs_get_out_rt), checks the MTU against it
+ * (fitsPath) and emits through it (emitToDest); replies go by address (emitIp). Addresses are
+ * passed as int32 bits (`| 0`, see engine.ts).
+ */
 export interface XmitEngine {
   readonly conns: ConnTable;
   /** Scratch frame buffer for packets that must be rebuilt (encapsulation, TOA, ICMP). */
   readonly scratch: Uint8Array;
   /** Routes the IPv4 datagram at buf[l3Off, l3Off+l3Len) to daddr: Ethernet header written at l3Off-14. */
-  emitIp(buf: Uint8Array, l3Off: number, l3Len: number, daddr: number, flow: Flow, now: number): number;
-  /** Same, but the next hop and interface are those of destination `destId` (cached route). */
-  emitToDest(buf: Uint8Array, l3Off: number, l3Len: number, destId: number, flow: Flow, now: number): number;
-  /** ICMP error about `flow` (the packet in flow.buf) from src, e.g. time exceeded / frag needed. */
-  icmpError(flow: Flow, type: number, code: number, info: number, src: number, now: number): number;
+  emitIp(buf: Uint8Array, l3Off: number, l3Len: number, daddr: number, now: number): number;
+  /** The cached path to destination `destId`, or null when it has no route (counted as no_route). */
+  destPath(destId: number): DestPath | null;
+  /** Same as emitIp, through a destination's path (its interface and next hop). */
+  emitToDest(buf: Uint8Array, l3Off: number, l3Len: number, p: DestPath, now: number): number;
   /**
    * ensure_mtu_is_adequate: true when a datagram of l3Len (+ overhead for encapsulation) fits the
-   * destination's link; otherwise answers the client with fragmentation-needed (DF set, source
+   * path's link; otherwise answers the client with fragmentation-needed (DF set, source
    * `errSrc`) or counts a drop, and returns false. Call before rewriting, so the error quotes the
    * packet as the client sent it.
    */
-  fitsDest(destId: number, l3Len: number, overhead: number, f: Flow, errSrc: number, now: number): boolean;
-  /** MTU of the link toward destination `destId`. */
+  fitsPath(p: DestPath, l3Len: number, overhead: number, f: Flow, errSrc: number, now: number): boolean;
+  /** MTU of the link toward destination `destId` (before the packet's own destPath). */
   destMtuOf(destId: number): number;
-  /** Source address the director uses toward destination `destId` (the DIP of its link). */
-  destSrc(destId: number): number;
   drop(reason: number): number;
 }
+
+/** A method's per-packet entry (inbound, outbound), as software GSO hands it each segment. */
+export type XmitFn = (e: XmitEngine, c: number, f: Flow, now: number) => number;
 
 /**
  * A forwarding method: one module per method (the kernel's ip_vs_*_xmit), bound to a

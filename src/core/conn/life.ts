@@ -1,0 +1,371 @@
+// The connection life cycle: net/netfilter/ipvs/ip_vs_conn.c (ip_vs_conn_new, ip_vs_bind_dest,
+// ip_vs_conn_expire, ip_vs_conn_expire_now, ip_vs_unbind_dest, ip_vs_check_template) with the
+// scheduling parts of ip_vs_core.c (ip_vs_schedule, ip_vs_sched_persist, set_tcp_state's
+// active/inactive accounting in ip_vs_proto_tcp.c, ip_vs_in_stats / ip_vs_out_stats /
+// ip_vs_conn_stats) and DPVS's FULLNAT local address and port choice.
+//
+// Addresses cross these calls as int32 bits (see engine.ts). The connection table stores them so.
+
+import type { EngineCounters } from "../counters.js";
+import type { IpvsCtl } from "../ctl.js";
+import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest, Fwd } from "../dest.js";
+import type { LipTable } from "../lip.js";
+import { type Flow, IPPROTO_UDP } from "../packet/flow.js";
+import {
+  DIR_OUTPUT,
+  TCP_S_ESTABLISHED,
+  TCP_S_NONE,
+  TCP_S_SYN_RECV,
+  TCP_S_SYNACK,
+  tcpNextState,
+} from "../proto/tcp.js";
+import type { Timeouts } from "../proto/timeouts.js";
+import type { SchedContext } from "../sched/types.js";
+import type { Service } from "../service.js";
+import { SVC_F_ONEPACKET } from "../service.js";
+import type { Stats } from "../stats.js";
+import {
+  CONN_F_FWD_MASK,
+  CONN_F_INACTIVE,
+  CONN_F_NOOUTPUT,
+  CONN_F_ONE_PACKET,
+  CONN_F_TEMPLATE,
+  type ConnTable,
+} from "./table.js";
+
+const FIRST_LPORT = 1024;
+const TEMPLATE_EXPIRE_LATER_MS = 60_000;
+/** Port value the kernel writes into an invalidated template so that it is never found again. */
+const INVALID_PORT = 0xffff;
+
+/** What the life cycle reads of the engine (all fixed for the engine's life). */
+export interface ConnLifeDeps {
+  readonly conns: ConnTable;
+  readonly ctl: IpvsCtl;
+  readonly sysctls: { readonly expireQuiescentTemplate: boolean };
+  readonly timeouts: Timeouts;
+  readonly counters: EngineCounters;
+  readonly lipTable: LipTable;
+  readonly totalStats: Stats;
+}
+
+export class ConnLife {
+  private readonly conns: ConnTable;
+  private readonly ctl: IpvsCtl;
+  private readonly timeouts: Timeouts;
+  private readonly counters: EngineCounters;
+  private readonly lipTable: LipTable;
+  private readonly totalStats: Stats;
+  private readonly sysctls: { readonly expireQuiescentTemplate: boolean };
+  private readonly schedCtx: SchedContext;
+  private lipCursor = 0;
+  private lportCursor = FIRST_LPORT;
+  /** The conn table's timer callback (ConnTable.advance): one closure for the engine's life. */
+  readonly expireCb = (cx: number, at: number): void => this.expire(cx, at);
+
+  constructor(e: ConnLifeDeps, random: () => number) {
+    this.conns = e.conns;
+    this.ctl = e.ctl;
+    this.timeouts = e.timeouts;
+    this.counters = e.counters;
+    this.lipTable = e.lipTable;
+    this.totalStats = e.totalStats;
+    this.sysctls = e.sysctls;
+    this.schedCtx = { now: 0, random };
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  /**
+   * ip_vs_schedule: returns the new connection's index, -1 when no destination can be
+   * found (the caller answers as ip_vs_leave does), -2 when the table is full.
+   */
+  schedule(svc: Service, f: Flow, now: number): number {
+    this.schedCtx.now = now;
+    if (svc.persistent) return this.schedulePersist(svc, f, now);
+    if (svc.fwmark === 0 && f.dport !== svc.port) return -1;
+    const dest = svc.sched.schedule(svc, f, this.schedCtx);
+    if (dest === null) return -1;
+    const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
+    const dport = dest.port !== 0 ? dest.port : f.dport;
+    const cx = this.newConn(f.proto, f.saddr | 0, f.sport, f.daddr | 0, f.dport, dest, dport, flags, now);
+    if (cx >= 0) this.connStats(svc, dest);
+    return cx;
+  }
+
+  /** ip_vs_sched_persist: find or create the template, then the connection under it. */
+  private schedulePersist(svc: Service, f: Flow, now: number): number {
+    const t = this.conns;
+    const snet = f.saddr & svc.netmask;
+    // Template keys, as the kernel fills ip_vs_conn_param for them:
+    //   port-specific (PPC):      <proto, snet, 0, vaddr, vport>
+    //   port zero (PCC):          <proto, snet, 0, vaddr, 0>
+    //   fwmark:                   <IPPROTO_IP, snet, 0, fwmark, 0>
+    const portMatch = f.dport === svc.port;
+    const tproto = svc.fwmark !== 0 ? 0 : f.proto;
+    const tvaddr = (svc.fwmark !== 0 ? svc.fwmark : f.daddr) | 0;
+    const tvport = svc.fwmark === 0 && portMatch ? f.dport : 0;
+    let ct = t.lookupTemplate(tproto, snet, tvaddr, tvport);
+    let dest: Dest | undefined;
+    if (ct >= 0 && this.checkTemplate(ct)) {
+      dest = this.ctl.destById(t.destOf(ct));
+    } else {
+      const d = svc.sched.schedule(svc, f, this.schedCtx);
+      if (d === null) return -1;
+      dest = d;
+      const tdport = portMatch ? d.port : 0;
+      ct = this.newConn(tproto, snet, 0, tvaddr, tvport, d, tdport, CONN_F_TEMPLATE, now);
+      if (ct < 0) return -2;
+      t.setTimeout(ct, svc.timeout * 1000);
+    }
+    if (dest === undefined) return -1;
+    let dport = f.dport;
+    if (dport === svc.port && dest.port !== 0) dport = dest.port;
+    const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
+    const cx = this.newConn(f.proto, f.saddr | 0, f.sport, f.daddr | 0, f.dport, dest, dport, flags, now);
+    if (cx < 0) return -2;
+    t.setControl(cx, ct);
+    t.setNControl(ct, t.nControlOf(ct) + 1);
+    // ip_vs_conn_put(ct): every new connection restarts the template's timer.
+    t.arm(ct, t.timeoutOf(ct), now);
+    this.connStats(svc, dest);
+    return cx;
+  }
+
+  /** ip_vs_check_template: is the template's destination still fit for new connections? */
+  private checkTemplate(ct: number): boolean {
+    const t = this.conns;
+    const dest = this.ctl.destById(t.destOf(ct));
+    if (
+      dest === undefined ||
+      dest.svc === null ||
+      (dest.flags & DEST_F_AVAILABLE) === 0 ||
+      (this.sysctls.expireQuiescentTemplate && dest.weight === 0)
+    ) {
+      // Invalidate: re-key so that it is never found again; it lives on while it controls.
+      if (t.vportOf(ct) !== INVALID_PORT) {
+        t.unhash(ct);
+        t.setDport(ct, INVALID_PORT);
+        t.setVport(ct, INVALID_PORT);
+        t.setCport(ct, 0);
+        t.hash(ct);
+      }
+      return false;
+    }
+    return true;
+  }
+
+  // ---------------------------------------------------------------- new
+
+  /** ip_vs_conn_new + ip_vs_bind_dest. Returns the index, or -1 when the table is full. */
+  private newConn(
+    proto: number,
+    caddr: number,
+    cport: number,
+    vaddr: number,
+    vport: number,
+    dest: Dest,
+    dport: number,
+    flags: number,
+    now: number,
+  ): number {
+    const t = this.conns;
+    let cx = t.alloc();
+    if (cx < 0) {
+      // The kernel's defense (ip_vs_random_dropentry) frees embryonic entries when memory
+      // is short; here the table is the bound, so the oldest embryonic entry makes room.
+      const victim = t.oldestEmbryonic();
+      if (victim < 0) return -1;
+      this.counters.connsDropped++;
+      this.expireNow(victim, now);
+      cx = t.alloc();
+      if (cx < 0) return -1;
+    }
+    const template = (flags & CONN_F_TEMPLATE) !== 0;
+    let fl = flags | dest.fwd | CONN_F_INACTIVE;
+    if (dest.fwd !== Fwd.Masq && dest.fwd !== Fwd.FullNat) fl |= CONN_F_NOOUTPUT;
+    // alloc() cleared state, control, counters. The real server replies to the client itself
+    // (NAT): the reply key is <RIP:rport → CIP:cport>; FULLNAT picks laddr:lport below.
+    const daddr = dest.addr | 0;
+    t.setEntry(cx, proto, caddr, cport, vaddr, vport, daddr, dport, caddr, cport, fl, dest.id);
+    if (dest.fwd === Fwd.FullNat && !template) {
+      if (!this.allocLocal(cx, proto, daddr, dport, dest.svc)) {
+        t.free(cx);
+        return -1;
+      }
+    }
+    t.hash(cx);
+    this.ctl.destRef(dest.id);
+    if (!template) dest.inactConns++;
+    else dest.persistConns++;
+    if (dest.uThreshold !== 0 && dest.activeConns + dest.inactConns >= dest.uThreshold)
+      dest.flags |= DEST_F_OVERLOAD;
+    t.arm(cx, template ? 0 : this.initialTimeout(proto), now);
+    this.counters.connsCreated++;
+    return cx;
+  }
+
+  private initialTimeout(proto: number): number {
+    return proto === IPPROTO_UDP ? this.timeouts.udpMs() : this.timeouts.tcpMs(TCP_S_NONE);
+  }
+
+  /**
+   * FULLNAT: a LIP and a free local port toward RIP:rport. The LIP comes from the service's own
+   * local addresses when it has any (round robin over this worker's share, as DPVS's __get_laddr
+   * walks svc->laddr_list), else from this worker's share of the --lip pool. A service whose
+   * laddrs all belong to other workers gets nothing here: the connection fails (no_dest).
+   */
+  private allocLocal(cx: number, proto: number, raddr: number, rport: number, svc: Service | null): boolean {
+    const own = svc !== null && svc.laddrs.length > 0;
+    const lips = own ? svc.laddrShare : this.lipTable.poolShare;
+    const n = lips.length;
+    if (n === 0) return false;
+    const t = this.conns;
+    const lt = this.lipTable;
+    for (let l = 0; l < n; l++) {
+      let at: number;
+      if (own) {
+        at = svc.laddrCursor < n ? svc.laddrCursor : 0;
+        svc.laddrCursor = (at + 1) % n;
+      } else {
+        at = this.lipCursor < n ? this.lipCursor : 0;
+        this.lipCursor = (at + 1) % n;
+      }
+      const lip = lips[at];
+      for (let k = 0; k < 65536 - FIRST_LPORT; k++) {
+        const p = this.lportCursor;
+        this.lportCursor = p === 65535 ? FIRST_LPORT : p + 1;
+        if (t.lookupOut(proto, raddr, rport, lip, p) < 0) {
+          t.setLaddr(cx, lip);
+          t.setLport(cx, p);
+          lt.acquire(lip);
+          return true;
+        }
+        lt.conflict(lip);
+      }
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------- state
+
+  /**
+   * set_tcp_state with the kernel's active/inactive accounting. `dest` is the connection's
+   * destination, looked up once by the caller for the packet (undefined once it is gone).
+   */
+  setTcpState(cx: number, dest: Dest | undefined, dir: number, tcpFlags: number, now: number): void {
+    const t = this.conns;
+    const fl0 = t.flagsOf(cx);
+    let fl = fl0;
+    const noOutput = (fl & CONN_F_NOOUTPUT) !== 0;
+    if (noOutput && dir === DIR_OUTPUT) {
+      fl &= ~CONN_F_NOOUTPUT;
+    }
+    const old = t.stateOf(cx);
+    const next = tcpNextState(old, dir, tcpFlags, noOutput);
+    if (next !== old) {
+      if (dest !== undefined) {
+        if ((fl & CONN_F_INACTIVE) === 0 && next !== TCP_S_ESTABLISHED) {
+          dest.activeConns--;
+          dest.inactConns++;
+          fl |= CONN_F_INACTIVE;
+        } else if ((fl & CONN_F_INACTIVE) !== 0 && next === TCP_S_ESTABLISHED) {
+          dest.activeConns++;
+          dest.inactConns--;
+          fl &= ~CONN_F_INACTIVE;
+        }
+      }
+      t.setStateFlags(cx, next, fl);
+      if (next === TCP_S_SYN_RECV || next === TCP_S_SYNACK) t.noteEmbryonic(cx);
+    } else if (fl !== fl0) t.setFlags(cx, fl);
+    t.arm(cx, this.timeouts.tcpMs(next), now);
+  }
+
+  // ---------------------------------------------------------------- expiry
+
+  /** ip_vs_conn_expire: entries that still control others wait another 60 s. */
+  private expire(cx: number, now: number): void {
+    const t = this.conns;
+    if (t.nControlOf(cx) > 0) {
+      t.arm(cx, TEMPLATE_EXPIRE_LATER_MS, now);
+      return;
+    }
+    this.unlink(cx);
+    this.counters.connsExpired++;
+  }
+
+  /** ip_vs_conn_expire_now. */
+  expireNow(cx: number, now: number): void {
+    const t = this.conns;
+    if (t.nControlOf(cx) > 0) {
+      t.arm(cx, 0, now);
+      return;
+    }
+    this.unlink(cx);
+  }
+
+  /** Unhash, detach from the template, ip_vs_unbind_dest, free. */
+  private unlink(cx: number): void {
+    const t = this.conns;
+    const ct = t.controlOf(cx);
+    if (ct >= 0) {
+      t.setNControl(ct, t.nControlOf(ct) - 1);
+      t.setControl(cx, -1);
+    }
+    const id = t.destOf(cx);
+    const dest = this.ctl.destById(id);
+    if (dest !== undefined) {
+      if ((t.flagsOf(cx) & CONN_F_TEMPLATE) === 0) {
+        if ((t.flagsOf(cx) & CONN_F_INACTIVE) !== 0) dest.inactConns--;
+        else dest.activeConns--;
+      } else dest.persistConns--;
+      const total = dest.activeConns + dest.inactConns;
+      if (dest.lThreshold !== 0) {
+        if (total < dest.lThreshold) dest.flags &= ~DEST_F_OVERLOAD;
+      } else if (dest.uThreshold !== 0) {
+        if (total * 4 < dest.uThreshold * 3) dest.flags &= ~DEST_F_OVERLOAD;
+      } else dest.flags &= ~DEST_F_OVERLOAD;
+      this.ctl.destUnref(id);
+    }
+    // A FULLNAT connection held its LIP (the hash key <RIP:rport → LIP:lport> dies with it).
+    if ((t.flagsOf(cx) & (CONN_F_FWD_MASK | CONN_F_TEMPLATE)) === Fwd.FullNat)
+      this.lipTable.release(t.laddrOf(cx));
+    t.free(cx);
+  }
+
+  // ---------------------------------------------------------------- statistics
+
+  private connStats(svc: Service, dest: Dest): void {
+    dest.stats.conns++;
+    svc.stats.conns++;
+    this.totalStats.conns++;
+  }
+
+  /** ip_vs_in_stats for a packet of a connection whose destination is `dest`. */
+  inStats(dest: Dest | undefined, bytes: number): void {
+    if (dest === undefined) return;
+    dest.stats.inpkts++;
+    dest.stats.inbytes += bytes;
+    const svc = dest.svc;
+    if (svc !== null) {
+      svc.stats.inpkts++;
+      svc.stats.inbytes += bytes;
+    }
+    this.totalStats.inpkts++;
+    this.totalStats.inbytes += bytes;
+  }
+
+  /** ip_vs_out_stats. */
+  outStats(dest: Dest | undefined, bytes: number): void {
+    if (dest === undefined) return;
+    dest.stats.outpkts++;
+    dest.stats.outbytes += bytes;
+    const svc = dest.svc;
+    if (svc !== null) {
+      svc.stats.outpkts++;
+      svc.stats.outbytes += bytes;
+    }
+    this.totalStats.outpkts++;
+    this.totalStats.outbytes += bytes;
+  }
+}
