@@ -356,7 +356,7 @@ export class Engine {
     if (cx < 0) {
       const svc = this.ctl.findService(f);
       // --host-vips: a VIP the host does not have (VRRP moved it away) is not ours right now.
-      if (svc === null || !this.routes.hostDelivers(f.daddr)) return this.local.notForUs(f, now);
+      if (svc === null || !this.routes.hostDelivers(daddr)) return this.local.notForUs(f, now);
       if (f.proto === IPPROTO_TCP) {
         const fl = f.tcpFlags;
         if ((fl & TCP_RST) !== 0 || ((fl & TCP_SYN) === 0 && !this.sysctls.sloppyTcp)) {
