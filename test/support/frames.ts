@@ -464,3 +464,54 @@ export const L2_FROM_ROUTER = { dmac: parseMacStr(MAC.dir0), smac: parseMacStr(M
 export function l2FromLan(srcMac: string): { dmac: Uint8Array; smac: Uint8Array } {
   return { dmac: parseMacStr(MAC.dir1), smac: parseMacStr(srcMac) };
 }
+
+/** What a batch should leave in the engine's counters (ipvsadm --stats totals and the drop table). */
+export interface EngineCounts {
+  rx: number;
+  tx: number;
+  conns: number;
+  inpkts: number;
+  inbytes: number;
+  /** Default 0 (DR and TUN: replies never cross the director). */
+  outpkts?: number;
+  outbytes?: number;
+  /** Frames left to the kernel; default 0. */
+  passed?: number;
+  icmpErrors?: number;
+  drops?: Record<string, number>;
+}
+
+/** Checks the engine's counters after a batch, every field at once (a diff names what differs). */
+export function assertEngineCounts(d: Director, e: EngineCounts, what: string): void {
+  const c = d.engine.counters;
+  const s = d.engine.totalStats;
+  assert.deepEqual(
+    {
+      rx: c.rxFrames,
+      tx: c.txFrames,
+      conns: c.connsCreated,
+      statsConns: s.conns,
+      inpkts: s.inpkts,
+      inbytes: s.inbytes,
+      outpkts: s.outpkts,
+      outbytes: s.outbytes,
+      passed: c.passed,
+      icmpErrors: c.icmpErrorsSent,
+      drops: c.dropTable(),
+    },
+    {
+      rx: e.rx,
+      tx: e.tx,
+      conns: e.conns,
+      statsConns: e.conns,
+      inpkts: e.inpkts,
+      inbytes: e.inbytes,
+      outpkts: e.outpkts ?? 0,
+      outbytes: e.outbytes ?? 0,
+      passed: e.passed ?? 0,
+      icmpErrors: e.icmpErrors ?? 0,
+      drops: e.drops ?? {},
+    },
+    what,
+  );
+}

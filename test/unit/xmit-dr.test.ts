@@ -7,57 +7,11 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Director, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
+import { assertEngineCounts, Director, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
 import { ACK, bytes, ip, l3Of, PSH, RST, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
 
 const CLIENT = ip(IP.client1);
 const VIP = ip(IP.vip);
-
-interface Counts {
-  rx: number;
-  tx: number;
-  conns: number;
-  inpkts: number;
-  inbytes: number;
-  passed?: number;
-  icmpErrors?: number;
-  drops?: Record<string, number>;
-}
-
-/** The engine's counters after a batch; DR never sees replies, so outpkts/outbytes stay 0. */
-function assertCounts(d: Director, e: Counts, what: string): void {
-  const c = d.engine.counters;
-  const s = d.engine.totalStats;
-  assert.deepEqual(
-    {
-      rx: c.rxFrames,
-      tx: c.txFrames,
-      conns: c.connsCreated,
-      statsConns: s.conns,
-      inpkts: s.inpkts,
-      inbytes: s.inbytes,
-      outpkts: s.outpkts,
-      outbytes: s.outbytes,
-      passed: c.passed,
-      icmpErrors: c.icmpErrorsSent,
-      drops: c.dropTable(),
-    },
-    {
-      rx: e.rx,
-      tx: e.tx,
-      conns: e.conns,
-      statsConns: e.conns,
-      inpkts: e.inpkts,
-      inbytes: e.inbytes,
-      outpkts: 0,
-      outbytes: 0,
-      passed: e.passed ?? 0,
-      icmpErrors: e.icmpErrors ?? 0,
-      drops: e.drops ?? {},
-    },
-    what,
-  );
-}
 
 function drDirector(): Director {
   const d = new Director();
@@ -115,7 +69,7 @@ test("DR rewrites the MACs only; the datagram differs from the input in TTL and 
   }
   // The SYN and the data segment share one connection; the UDP query makes the second.
   const inbytes = cases.reduce((n, c) => n + l3Of(c.frame).length, 0);
-  assertCounts(d, { rx: 3, tx: 3, conns: 2, inpkts: 3, inbytes }, "after the batch");
+  assertEngineCounts(d, { rx: 3, tx: 3, conns: 2, inpkts: 3, inbytes }, "after the batch");
 });
 
 test("DR forwards with dport forced to the service port and the state machine in INPUT_ONLY rows", () => {
@@ -130,7 +84,7 @@ test("DR forwards with dport forced to the service port and the state machine in
   c = d.engine.connections(d.now)[0];
   assert.equal(c.state, "ESTABLISHED");
   const inbytes = l3Of(syn).length + l3Of(ack).length;
-  assertCounts(d, { rx: 2, tx: 2, conns: 1, inpkts: 2, inbytes }, "handshake");
+  assertEngineCounts(d, { rx: 2, tx: 2, conns: 1, inpkts: 2, inbytes }, "handshake");
   // A reply from the real server (src VIP, as DR real servers answer) is not the director's business.
   const r = d.input(
     2,
@@ -138,7 +92,7 @@ test("DR forwards with dport forced to the service port and the state machine in
   );
   assert.equal(r.out.length, 0);
   assert.equal(r.verdict, 0 /* Pass */);
-  assertCounts(d, { rx: 3, tx: 2, conns: 1, inpkts: 2, inbytes, passed: 1 }, "reply passed");
+  assertEngineCounts(d, { rx: 3, tx: 2, conns: 1, inpkts: 2, inbytes, passed: 1 }, "reply passed");
 });
 
 test("DR: a DF datagram larger than the real servers' link gets fragmentation-needed; without DF it is dropped", () => {
@@ -164,13 +118,13 @@ test("DR: a DF datagram larger than the real servers' link gets fragmentation-ne
   }))
     assert.equal(o.f[k], v, `frag needed: ${k}`);
   // ip_vs_in counts the packet (and the new connection) before the transmit's MTU check.
-  assertCounts(
+  assertEngineCounts(
     d,
     { rx: 1, tx: 1, conns: 1, inpkts: 1, inbytes: 1500, icmpErrors: 1, drops: { frag_needed: 1 } },
     "DF",
   );
   assert.equal(d.input(1, big(false, 41001)).out.length, 0);
-  assertCounts(
+  assertEngineCounts(
     d,
     {
       rx: 2,
@@ -217,7 +171,7 @@ test("DR: packets to the VIP that no connection or service takes are answered as
     n++;
     icmpErrors += row.icmpErrors;
     // No connection, no inpkts: the kernel's ip_vs_in leaves these to the local stack.
-    assertCounts(
+    assertEngineCounts(
       d,
       { rx: n, tx: n, conns: 0, inpkts: 0, inbytes: 0, icmpErrors, drops: { closed_port: n } },
       row.desc,
@@ -226,7 +180,7 @@ test("DR: packets to the VIP that no connection or service takes are answered as
   // A reset is never answered.
   const rst = tcpFrame(L2_FROM_ROUTER, { src: CLIENT, dst: VIP }, { sport: 33003, dport: 80, flags: RST });
   assert.equal(d.input(1, rst).out.length, 0);
-  assertCounts(
+  assertEngineCounts(
     d,
     { rx: n + 1, tx: n, conns: 0, inpkts: 0, inbytes: 0, icmpErrors, drops: { closed_port: n + 1 } },
     "RST",

@@ -7,57 +7,10 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Director, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
+import { assertEngineCounts, Director, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
 import { ACK, bytes, ip, l3Of, PSH, RST, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
 
 const VIP = ip(IP.vip);
-
-interface Counts {
-  rx: number;
-  tx: number;
-  conns: number;
-  inpkts: number;
-  inbytes: number;
-  outpkts: number;
-  outbytes: number;
-  icmpErrors?: number;
-  drops?: Record<string, number>;
-}
-
-/** The engine's counters after a batch (nothing here is left to the kernel: passed stays 0). */
-function assertCounts(d: Director, e: Counts, what: string): void {
-  const c = d.engine.counters;
-  const s = d.engine.totalStats;
-  assert.deepEqual(
-    {
-      rx: c.rxFrames,
-      tx: c.txFrames,
-      conns: c.connsCreated,
-      statsConns: s.conns,
-      inpkts: s.inpkts,
-      inbytes: s.inbytes,
-      outpkts: s.outpkts,
-      outbytes: s.outbytes,
-      passed: c.passed,
-      icmpErrors: c.icmpErrorsSent,
-      drops: c.dropTable(),
-    },
-    {
-      rx: e.rx,
-      tx: e.tx,
-      conns: e.conns,
-      statsConns: e.conns,
-      inpkts: e.inpkts,
-      inbytes: e.inbytes,
-      outpkts: e.outpkts,
-      outbytes: e.outbytes,
-      passed: 0,
-      icmpErrors: e.icmpErrors ?? 0,
-      drops: e.drops ?? {},
-    },
-    what,
-  );
-}
 
 function fnatDirector(): Director {
   const d = new Director();
@@ -102,7 +55,7 @@ test("FULLNAT TCP: both ends rewritten, reply rewritten back, TOA on SYN and han
   assert.equal(conn.laddr, ip(IP.lip));
   assert.equal(conn.lport, lport);
   const n = { in: 1, inbytes: l3Of(synIn).length, out: 0, outbytes: 0 };
-  assertCounts(d, { rx: 1, tx: 1, conns: 1, inpkts: 1, inbytes: 40, outpkts: 0, outbytes: 0 }, "SYN");
+  assertEngineCounts(d, { rx: 1, tx: 1, conns: 1, inpkts: 1, inbytes: 40, outpkts: 0, outbytes: 0 }, "SYN");
 
   const steps = [
     { desc: "SYN/ACK", from: "server", flags: SYN | ACK, toa: null },
@@ -160,7 +113,7 @@ test("FULLNAT TCP: both ends rewritten, reply rewritten back, TOA on SYN and han
       );
     }
     const frames = n.in + n.out;
-    assertCounts(
+    assertEngineCounts(
       d,
       {
         rx: frames,
@@ -209,7 +162,7 @@ test("FULLNAT: two clients with the same source port get distinct local ports", 
     );
     expectFields(r.f, { dst: client, dport: 5555, src: IP.vip, sport: 80 }, client);
   }
-  assertCounts(
+  assertEngineCounts(
     d,
     { rx: 4, tx: 4, conns: 2, inpkts: 2, inbytes: 80, outpkts: 2, outbytes: 80 },
     "two clients",
@@ -244,7 +197,7 @@ test("FULLNAT UDP: query and answer rewritten both ways, no option added", () =>
     { dmac: MAC.router, src: IP.vip, sport: 53, dst: IP.client2, dport: 3000, payload: "a!" },
     "answer",
   );
-  assertCounts(d, { rx: 2, tx: 2, conns: 1, inpkts: 1, inbytes: 30, outpkts: 1, outbytes: 30 }, "UDP");
+  assertEngineCounts(d, { rx: 2, tx: 2, conns: 1, inpkts: 1, inbytes: 30, outpkts: 1, outbytes: 30 }, "UDP");
 });
 
 test("FULLNAT: a SYN already carrying 40 bytes of options gets no TOA (header would exceed 60 bytes)", () => {
@@ -261,7 +214,11 @@ test("FULLNAT: a SYN already carrying 40 bytes of options gets no TOA (header wo
   assert.equal(o.f.toa, null);
   assert.equal(o.f.len, 80);
   assert.equal(o.f.dst, IP.rs1);
-  assertCounts(d, { rx: 1, tx: 1, conns: 1, inpkts: 1, inbytes: 80, outpkts: 0, outbytes: 0 }, "no TOA");
+  assertEngineCounts(
+    d,
+    { rx: 1, tx: 1, conns: 1, inpkts: 1, inbytes: 80, outpkts: 0, outbytes: 0 },
+    "no TOA",
+  );
 });
 
 test("FULLNAT: a DF datagram larger than the real servers' link gets fragmentation-needed; without DF it is dropped", () => {
@@ -282,7 +239,7 @@ test("FULLNAT: a DF datagram larger than the real servers' link gets fragmentati
     "frag needed",
   );
   // Counted in (and the connection made) before the transmit's MTU check, as ip_vs_in does.
-  assertCounts(
+  assertEngineCounts(
     d,
     {
       rx: 1,
@@ -298,7 +255,7 @@ test("FULLNAT: a DF datagram larger than the real servers' link gets fragmentati
     "DF",
   );
   assert.equal(d.input(1, big(false, 41001)).out.length, 0);
-  assertCounts(
+  assertEngineCounts(
     d,
     {
       rx: 2,
@@ -327,14 +284,14 @@ test("FULLNAT: a segment that opens no connection gets a reset from the VIP; a r
   );
   expectFields(o.f, { src: IP.vip, dst: IP.client1, sport: 80, dport: 40002, flags: "R", seq: 1234 }, "RST");
   const zero = { conns: 0, inpkts: 0, inbytes: 0, outpkts: 0, outbytes: 0 };
-  assertCounts(d, { rx: 1, tx: 1, ...zero, drops: { closed_port: 1 } }, "ACK without a connection");
+  assertEngineCounts(d, { rx: 1, tx: 1, ...zero, drops: { closed_port: 1 } }, "ACK without a connection");
   const rst = tcpFrame(
     L2_FROM_ROUTER,
     { src: ip(IP.client1), dst: VIP },
     { sport: 40003, dport: 80, flags: RST },
   );
   assert.equal(d.input(1, rst).out.length, 0);
-  assertCounts(d, { rx: 2, tx: 1, ...zero, drops: { closed_port: 2 } }, "RST");
+  assertEngineCounts(d, { rx: 2, tx: 1, ...zero, drops: { closed_port: 2 } }, "RST");
   // A segment from a real server to a LIP port that no connection holds is not a reply to
   // rewrite: the LIP is a local address without a socket there, hence a reset from the LIP.
   const stray = tcpFrame(
@@ -345,7 +302,7 @@ test("FULLNAT: a segment that opens no connection gets a reset from the VIP; a r
   const r = d.one(2, stray);
   assert.equal(r.ifindex, 2);
   expectFields(r.f, { src: IP.lip, dst: IP.rs1, sport: 1024, dport: 8080, flags: "R", seq: 99 }, "stray");
-  assertCounts(d, { rx: 3, tx: 2, ...zero, drops: { closed_port: 3 } }, "stray segment to the LIP");
+  assertEngineCounts(d, { rx: 3, tx: 2, ...zero, drops: { closed_port: 3 } }, "stray segment to the LIP");
 });
 
 test("FULLNAT: a service with its own local address (ipvsadm -P) uses it, not the pool's LIP, both ways", () => {
@@ -376,5 +333,9 @@ test("FULLNAT: a service with its own local address (ipvsadm -P) uses it, not th
     ),
   );
   expectFields(q.f, { src: IP.lip, dst: IP.rs2 }, "UDP query");
-  assertCounts(d, { rx: 3, tx: 3, conns: 2, inpkts: 2, inbytes: 40 + 29, outpkts: 1, outbytes: 40 }, "laddr");
+  assertEngineCounts(
+    d,
+    { rx: 3, tx: 3, conns: 2, inpkts: 2, inbytes: 40 + 29, outpkts: 1, outbytes: 40 },
+    "laddr",
+  );
 });
