@@ -11,21 +11,26 @@
 // Needs root, iproute2, nft and curl: skipped with the reason otherwise, failed when CI=true.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { guardScript } from "../../src/daemon/nft.js";
 import { parseRequest } from "../../src/daemon/protocol.js";
 import { addVethPair, delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import {
+  Children,
+  type Daemon,
+  ENTRY,
+  startDaemon as startDaemonIn,
+  startHttp as startHttpIn,
+  tsvsIn,
+} from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
 
-const ENTRY = fileURLToPath(new URL("../../src/cli/entry.js", import.meta.url));
-
-const skip = e2eSkip("daemon e2e", ["nftables", "curl", "ethtool"]);
+const skip = e2eSkip("daemon e2e", ["nftables", "curl"]);
 
 describe("control protocol requests (no root needed)", () => {
   const cases: { line: string; want: unknown }[] = [
@@ -96,56 +101,10 @@ const IF = {
 };
 const VIP = "198.18.0.100";
 
-const children = new Set<ChildProcess>();
-
-interface Daemon {
-  proc: ChildProcess;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
+const children = new Children();
 
 function startDaemon(sock: string): Promise<Daemon> {
-  const proc = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      NS.d,
-      process.execPath,
-      ENTRY,
-      "daemon",
-      "--iface",
-      IF.d0,
-      "--iface",
-      IF.d1,
-      "--control",
-      sock,
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  children.add(proc);
-  let err = "";
-  const exited = new Promise<number | null>((resolve) =>
-    proc.once("exit", (code) => {
-      children.delete(proc);
-      resolve(code);
-    }),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon not ready after 10 s:\n${err}`)), 10_000);
-    proc.stderr?.setEncoding("utf8");
-    proc.stderr?.on("data", (chunk: string) => {
-      err += chunk;
-      if (/"msg":"ready"/.test(err)) {
-        clearTimeout(timer);
-        resolve({ proc, stderr: () => err, exited });
-      }
-    });
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`daemon exited with ${code} before it was ready:\n${err}`));
-    });
-  });
+  return startDaemonIn(NS.d, ["--iface", IF.d0, "--iface", IF.d1, "--control", sock], children);
 }
 
 function tsvs(
@@ -153,25 +112,11 @@ function tsvs(
   sub: string,
   ...args: string[]
 ): { status: number; stdout: string; stderr: string } {
-  return nsExecStatus(NS.d, [process.execPath, ENTRY, sub, "--control", sock, ...args], 15_000);
+  return tsvsIn(NS.d, sock, sub, ...args);
 }
 
-function startHttp(ns: string, name: string): Promise<void> {
-  const src = `require("http").createServer((q, s) => { s.setHeader("connection", "close"); s.end(${JSON.stringify(
-    `${name}\n`,
-  )}); }).listen(80, "0.0.0.0", () => console.log("listening"));`;
-  const proc = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", src], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(proc);
-  proc.once("exit", () => children.delete(proc));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`http server in ${ns} not listening`)), 5_000);
-    proc.stdout?.on("data", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+function startHttp(ns: string, name: string): Promise<unknown> {
+  return startHttpIn(ns, name, children);
 }
 
 function guardPresent(): boolean {
@@ -200,20 +145,11 @@ describe("tsvs daemon with real kernels, nft guard and curl", { skip, timeout: 6
     // through the director, and the real server drops the connection.
     ip("-n", NS.c, "route", "add", "default", "via", "198.18.0.254");
     nsExec(NS.d, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
-    // veth hands the peer CHECKSUM_PARTIAL frames (L4 checksum not filled in); a packet socket
-    // reads them as they are. Real NICs deliver complete checksums: make the hosts' veths do so.
-    for (const [ns, ifname] of [
-      [NS.c, IF.c0],
-      [NS.r1, IF.r1],
-      [NS.r2, IF.r2],
-    ]) {
-      nsExec(ns, ["ethtool", "-K", ifname, "tx", "off"]);
-    }
+    // Every veth keeps its default offloads (partial checksums, GSO): as a host has them.
   });
 
   after(async () => {
-    for (const p of children) p.kill("SIGKILL");
-    children.clear();
+    await children.stopAll();
     for (const ns of Object.values(NS)) delNetns(ns);
     rmSync(dir, { recursive: true, force: true });
   });

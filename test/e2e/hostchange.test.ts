@@ -13,17 +13,21 @@
 // Needs root, iproute2, nft and curl: skipped with the reason otherwise, failed when CI=true.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import type { DaemonStatus } from "../../src/daemon/protocol.js";
 import { addVethPair, delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import {
+  Children,
+  type Daemon,
+  startDaemon as startDaemonIn,
+  startHttp as startHttpIn,
+  tsvsIn,
+} from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
-
-const ENTRY = fileURLToPath(new URL("../../src/cli/entry.js", import.meta.url));
 
 const skip = e2eSkip("host change e2e", ["nftables", "curl"]);
 
@@ -42,52 +46,19 @@ const IF = {
 const VIP = "198.18.0.100";
 const RIP = "198.18.5.11";
 
-const children = new Set<ChildProcess>();
-
-interface Daemon {
-  proc: ChildProcess;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
+const children = new Children();
 
 function startDaemon(sock: string, extra: string[]): Promise<Daemon> {
   // No --iface: every up interface of the namespace, followed as they come and go.
-  const proc = spawn(
-    "ip",
-    ["netns", "exec", NS.d, process.execPath, ENTRY, "daemon", "--host-vips", "--control", sock, ...extra],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  children.add(proc);
-  let err = "";
-  const exited = new Promise<number | null>((resolve) =>
-    proc.once("exit", (code) => {
-      children.delete(proc);
-      resolve(code);
-    }),
-  );
-  proc.stderr?.setEncoding("utf8");
-  proc.stderr?.on("data", (chunk: string) => {
-    err += chunk;
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon not ready after 10 s:\n${err}`)), 10_000);
-    const check = setInterval(() => {
-      if (/"msg":"ready"/.test(err)) {
-        clearTimeout(timer);
-        clearInterval(check);
-        resolve({ proc, stderr: () => err, exited });
-      }
-    }, 20);
-    exited.then((code) => {
-      clearTimeout(timer);
-      clearInterval(check);
-      reject(new Error(`daemon exited with ${code} before it was ready:\n${err}`));
-    });
-  });
+  return startDaemonIn(NS.d, ["--host-vips", "--control", sock, ...extra], children);
 }
 
-function tsvs(sock: string, ...args: string[]): { status: number; stdout: string; stderr: string } {
-  return nsExecStatus(NS.d, [process.execPath, ENTRY, args[0], "--control", sock, ...args.slice(1)], 15_000);
+function tsvs(
+  sock: string,
+  sub: string,
+  ...args: string[]
+): { status: number; stdout: string; stderr: string } {
+  return tsvsIn(NS.d, sock, sub, ...args);
 }
 
 function status(sock: string): DaemonStatus {
@@ -125,22 +96,8 @@ function clientArp(): string | null {
   return rows[0]?.lladdr ?? null;
 }
 
-function startHttp(ns: string, name: string): Promise<void> {
-  const src = `require("http").createServer((q, s) => { s.setHeader("connection", "close"); s.end(${JSON.stringify(
-    `${name}\n`,
-  )}); }).listen(80, "0.0.0.0", () => console.log("listening"));`;
-  const proc = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", src], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(proc);
-  proc.once("exit", () => children.delete(proc));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`http server in ${ns} not listening`)), 5_000);
-    proc.stdout?.on("data", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+function startHttp(ns: string, name: string): Promise<unknown> {
+  return startHttpIn(ns, name, children);
 }
 
 /** CPU time (utime + stime, in clock ticks) of a process so far. */
@@ -222,8 +179,7 @@ describe("tsvs daemon follows the host (rtnetlink)", { skip, timeout: 180_000 },
   });
 
   after(async () => {
-    for (const p of children) p.kill("SIGKILL");
-    children.clear();
+    await children.stopAll();
     for (const ns of Object.values(NS)) delNetns(ns);
     rmSync(dir, { recursive: true, force: true });
   });

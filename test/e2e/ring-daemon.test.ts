@@ -9,18 +9,22 @@
 // Needs root, iproute2 and nft: skipped with the reason otherwise, failed when CI=true.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { fanoutHash } from "../../src/io/bpf.js";
-import { addVethPair, delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { addVethPair, delNetns, freshNetns, ip, nsExec, } from "../../src/io/netns.js";
+import {
+  Children,
+  type Daemon,
+  startDaemon as startDaemonIn,
+  startListener,
+  tsvsIn,
+} from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
 
-const ENTRY = fileURLToPath(new URL("../../src/cli/entry.js", import.meta.url));
 
 const skip = e2eSkip("ring daemon e2e", ["nftables"]);
 
@@ -31,55 +35,25 @@ const IF = { c0: `rdc${tag}`, d0: `rdd${tag}`, d1: `rdD${tag}`, s0: `rds${tag}` 
 const VIP = "198.18.0.100";
 const CLIENTS = Array.from({ length: 16 }, (_, i) => `198.18.0.${i + 1}`);
 const LIPS = ["198.18.1.201", "198.18.1.202"];
-const children = new Set<ChildProcess>();
+const children = new Children();
 
-function startDaemon(sock: string, extra: string[]): Promise<ChildProcess> {
-  const args = ["daemon", "--iface", IF.d0, "--iface", IF.d1, "--control", sock, ...extra];
+function startDaemon(sock: string, extra: string[]): Promise<Daemon> {
+  const args = ["--iface", IF.d0, "--iface", IF.d1, "--control", sock, ...extra];
   for (const l of LIPS) args.push("--lip", l);
-  const proc = spawn("ip", ["netns", "exec", NS.d, process.execPath, ENTRY, ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  children.add(proc);
-  let err = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon not ready after 10 s:\n${err}`)), 10_000);
-    proc.stderr?.setEncoding("utf8");
-    proc.stderr?.on("data", (chunk: string) => {
-      err += chunk;
-      if (/"msg":"ready"/.test(err)) {
-        clearTimeout(timer);
-        resolve(proc);
-      }
-    });
-    proc.once("exit", (code) => {
-      children.delete(proc);
-      clearTimeout(timer);
-      reject(new Error(`daemon exited with ${code}:\n${err}`));
-    });
-  });
+  return startDaemonIn(NS.d, args, children);
 }
 
 function tsvs(sock: string, sub: string, ...args: string[]): string {
-  const r = nsExecStatus(NS.d, [process.execPath, ENTRY, sub, "--control", sock, ...args], 15_000);
+  const r = tsvsIn(NS.d, sock, sub, ...args);
   assert.equal(r.status, 0, `tsvs ${sub} ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
 }
 
 /** The real server: UDP echo on 5353, HTTP on 80 answering the client address it sees. */
-function startServer(): Promise<void> {
+function startServer(): Promise<unknown> {
   const src = `const d=require("dgram").createSocket("udp4");d.on("message",(m,r)=>d.send(m,r.port,r.address));
 d.bind(5353,()=>require("http").createServer((q,s)=>{s.setHeader("connection","close");s.end(q.socket.remoteAddress)}).listen(80,()=>console.log("up")));`;
-  const proc = spawn("ip", ["netns", "exec", NS.s, process.execPath, "-e", src], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(proc);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error("server not up")), 5000);
-    proc.stdout?.once("data", () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
+  return startListener(NS.s, src, children, "the real server");
 }
 
 /** From every client address: one UDP echo through VIP:53, one HTTP GET through VIP:80 and :81. */
@@ -131,9 +105,8 @@ for (const io of ["ring", "mmsg"]) {
           tsvs(sock, "ipvsadm", ...argv);
       });
 
-      after(() => {
-        for (const p of children) p.kill("SIGKILL");
-        children.clear();
+      after(async () => {
+        await children.stopAll();
         for (const ns of Object.values(NS)) delNetns(ns);
         rmSync(dir, { recursive: true, force: true });
       });
