@@ -151,3 +151,15 @@ function run(cmd: string, args: readonly string[], timeoutMs = 30_000): string {
     );
   }
 }
+
+/** The processes in a namespace (`ip netns pids`), this one left out; none when it cannot be read. */
+export function netnsPids(ns: string): number[] {
+  try {
+    return ip("netns", "pids", ns)
+      .split("\n")
+      .map(Number)
+      .filter((p) => Number.isInteger(p) && p > 0 && p !== process.pid);
+  } catch {
+    return [];
+  }
+}

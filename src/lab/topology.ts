@@ -14,7 +14,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsvsError } from "../core/errors.js";
-import { addNetns, delNetns, ip, nsExec, nsExecStatus } from "../io/netns.js";
+import { addNetns, delNetns, ip, netnsPids, nsExec, nsExecStatus } from "../io/netns.js";
 import { commandPath } from "./packages.js";
 import { type ProcRef, procAlive, stopProc } from "./proc.js";
 
@@ -290,15 +290,7 @@ export async function labDown(names: LabNames): Promise<string[]> {
   }
   const present = existingNamespaces(names);
   for (const ns of present) {
-    let pids: number[] = [];
-    try {
-      pids = ip("netns", "pids", ns)
-        .split("\n")
-        .map(Number)
-        .filter((p) => Number.isInteger(p) && p > 0 && p !== process.pid);
-    } catch {
-      pids = [];
-    }
+    const pids = netnsPids(ns);
     for (const pid of pids) {
       await stopProc({ pid, start: 0, what: `process in ${ns}` }, 1000);
       done.push(`stopped pid ${pid} in ${ns}`);

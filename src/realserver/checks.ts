@@ -1,4 +1,5 @@
 import { TsvsError } from "../core/errors.js";
+import type { DecapCounters } from "./decap.js";
 // Pure decisions of `tsvs realserver` (no I/O: realserver.ts gathers the facts and calls these):
 //
 //   - which interface leads to the director, on a real server with one or several interfaces;
@@ -164,14 +165,8 @@ export function rpFilterFinding(r: RpFilterInput): Finding {
   };
 }
 
-/** The counters the decapsulator writes (decap.ts, DecapStats). */
-export interface DecapStatsView {
-  received: number;
-  delivered: number;
-  badOuter: number;
-  badInner: number;
-  notLocal: number;
-  writeErrors: number;
+/** What the decapsulator writes: its counters and what it accepts (decap.ts, DecapStats). */
+export interface DecapStatsView extends DecapCounters {
   /** "host": every local address, followed; "fixed": only `addresses` (--local). */
   accept: "host" | "fixed";
   addresses: string[];

@@ -202,18 +202,7 @@ describe("ipvsadm -P / -Q / -G against a director", () => {
 
 describe("ipvsadm -G columns", () => {
   it("prints conflicts and connections left-aligned in their columns; a fwmark service by its mark", () => {
-    const stats = {
-      conns: 0,
-      inpkts: 0,
-      outpkts: 0,
-      inbytes: 0,
-      outbytes: 0,
-      cps: 0,
-      inpps: 0,
-      outpps: 0,
-      inbps: 0,
-      outbps: 0,
-    };
+    const stats = zeroStats();
     const svc = {
       af: 4 as const,
       protocol: 6,

@@ -44,7 +44,7 @@ import {
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { delNetns, ip, nsExecStatus } from "../../src/io/netns.js";
+import { delNetns, ip, netnsPids, nsExecStatus } from "../../src/io/netns.js";
 import {
   DIST_ROOT,
   jsPath,
@@ -148,15 +148,7 @@ function namespacesOf(prefix: string): string[] {
  */
 async function removeRun(prefix: string): Promise<void> {
   for (const ns of namespacesOf(prefix)) {
-    let pids: number[] = [];
-    try {
-      pids = ip("netns", "pids", ns)
-        .split("\n")
-        .map(Number)
-        .filter((p) => Number.isInteger(p) && p > 0 && p !== process.pid);
-    } catch {
-      pids = [];
-    }
+    const pids = netnsPids(ns);
     for (const pid of pids) await stopProc({ pid, start: 0, what: `process in ${ns}` }, 2000);
     try {
       const ino = statSync(`/run/netns/${ns}`).ino;
