@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { fanoutHash } from "../../src/io/bpf.js";
-import { addVethPair, delNetns, freshNetns, ip, nsExec, } from "../../src/io/netns.js";
+import { addVethPair, delNetns, freshNetns, ip, nsExec } from "../../src/io/netns.js";
 import {
   Children,
   type Daemon,
@@ -24,7 +24,6 @@ import {
   tsvsIn,
 } from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
-
 
 const skip = e2eSkip("ring daemon e2e", ["nftables"]);
 
