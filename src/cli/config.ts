@@ -1,14 +1,18 @@
 // `tsvs config check FILE`: parses a configuration (tsvs YAML or keepalived.conf), prints
 // the table it stands for as `ipvsadm -R` input (one ipvsadm -S line a command) on stdout
 // and its warnings on stderr. Exit 0 when usable, 1 on errors, 2 on a usage error.
-// `tsvs config check FILE | tsvs ipvsadm -R` loads it without health checks.
+// `tsvs config check FILE | tsvs ipvsadm -R` loads it without health checks. A file with VRRP
+// sections gets one `# ` comment line per vrrp_instance, vrrp_sync_group, vrrp_script and
+// lvs_sync_daemon first (tsvs ipvsadm -R skips comment lines).
 
 import { type ConfigFormat, loadConfigFile } from "../config/load.js";
 import { ConfigError, commandToIpvsadm, formatDiagnostic, toCommands } from "../config/model.js";
+import { haSummary } from "../config/vrrp.js";
 import { TsvsError } from "../core/errors.js";
 
 const USAGE = `Usage: tsvs config check [--format yaml|keepalived] FILE
-  Prints the ipvsadm rules FILE stands for (as ipvsadm -S writes them) and its warnings.
+  Prints the ipvsadm rules FILE stands for (as ipvsadm -S writes them) and its warnings;
+  its VRRP instances, sync groups, scripts and sync daemon as "# " comment lines first.
   FILE is tsvs YAML (.yaml, .yml) or keepalived.conf (anything else).
 `;
 
@@ -53,7 +57,10 @@ export async function configMain(args: string[], io: ConfigIo = process): Promis
     const { model, warnings } = await loadConfigFile(files[0], format);
     for (const w of warnings)
       io.stderr.write(`${formatDiagnostic({ ...w, message: `warning: ${w.message}` })}\n`);
-    const out = toCommands(model).map((c) => `${commandToIpvsadm(c)}\n`);
+    const out = [
+      ...haSummary(model.ha).map((l) => `# ${l}\n`),
+      ...toCommands(model).map((c) => `${commandToIpvsadm(c)}\n`),
+    ];
     io.stdout.write(out.join(""));
     return 0;
   } catch (e) {

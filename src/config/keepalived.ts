@@ -5,18 +5,41 @@
 //
 // The syntax is keepalived's: one keyword a line with its arguments, "{ ... }" opening a
 // block (on the same line or alone), comments from '#' or '!' to the end of the line,
-// double-quoted strings. Everything tsvs does not implement (vrrp_instance, global_defs,
-// notify scripts, ...) is named in a warning with its line, never silently dropped;
-// `include` is refused with a warning (tsvs reads one file).
+// double-quoted strings. global_defs, vrrp_instance, vrrp_sync_group and vrrp_script are read
+// by keepalived-vrrp.ts. Everything tsvs does not implement (notify_up, track_file, ...) is
+// named in a warning with its line, never silently dropped; `include` is refused with a
+// warning (tsvs reads one file).
 
 import { IPPROTO_TCP } from "../control/spec.js";
 import { parseIPv4 } from "../core/addr.js";
+import {
+  arg,
+  type Ctx,
+  error,
+  flag,
+  int,
+  ip,
+  type KaStatement,
+  type KaToken,
+  noBlock,
+  num,
+  port,
+  pos,
+  unknown,
+  warn,
+} from "./keepalived-syntax.js";
+import {
+  finishKeepalivedHa,
+  parseGlobalDefs,
+  parseSyncGroup,
+  parseVrrpInstance,
+  parseVrrpScript,
+} from "./keepalived-vrrp.js";
 import {
   type CheckSpec,
   ConfigError,
   type ConfigModel,
   DEFAULTS,
-  type Diagnostic,
   type HttpUrl,
   LB_KINDS,
   type LbKind,
@@ -25,17 +48,12 @@ import {
   parseNetmask,
   parseProtocol,
   type RealServerConfig,
-  type SourcePos,
   type VirtualServerConfig,
   validateModel,
 } from "./model.js";
+import { buildHa, emptyDraft, emptyHa } from "./vrrp.js";
 
-export interface KaToken {
-  text: string;
-  line: number;
-  col: number;
-  quoted: boolean;
-}
+export type { KaStatement, KaToken } from "./keepalived-syntax.js";
 
 /** Splits keepalived syntax into words; '{' and '}' are words of their own. */
 export function tokenize(src: string): KaToken[] {
@@ -87,13 +105,6 @@ export function tokenize(src: string): KaToken[] {
   }
   out.push({ text: "\n", line, col: i - lineStart + 1, quoted: false });
   return out;
-}
-
-export interface KaStatement {
-  keyword: KaToken;
-  args: KaToken[];
-  /** The "{ ... }" block, null when the statement has none. */
-  block: KaStatement[] | null;
 }
 
 /** Groups tokens into statements and blocks; throws ConfigError on unbalanced braces. */
@@ -151,10 +162,6 @@ export function parseStatements(tokens: readonly KaToken[], file: string): KaSta
 
 /** Top-level sections tsvs knows it does not implement (a warning, not an error). */
 const IGNORED_TOP = new Set([
-  "global_defs",
-  "vrrp_instance",
-  "vrrp_sync_group",
-  "vrrp_script",
   "vrrp_track_process",
   "track_file",
   "static_ipaddress",
@@ -165,89 +172,6 @@ const IGNORED_TOP = new Set([
   "garp_group",
   "bfd_instance",
 ]);
-
-interface Ctx {
-  file: string;
-  warnings: Diagnostic[];
-  errors: Diagnostic[];
-}
-
-function pos(ctx: Ctx, t: KaToken): SourcePos {
-  return { file: ctx.file, line: t.line, col: t.col };
-}
-
-function warn(ctx: Ctx, t: KaToken, message: string): void {
-  ctx.warnings.push({ ...pos(ctx, t), message });
-}
-
-function error(ctx: Ctx, t: KaToken, message: string): void {
-  ctx.errors.push({ ...pos(ctx, t), message });
-}
-
-function arg(ctx: Ctx, st: KaStatement, k: number, what: string): KaToken | null {
-  const a = st.args[k];
-  if (a === undefined) {
-    error(ctx, st.keyword, `${st.keyword.text}: missing ${what}`);
-    return null;
-  }
-  return a;
-}
-
-function num(ctx: Ctx, st: KaStatement, lo: number, hi: number, k = 0): number | null {
-  const a = arg(ctx, st, k, "value");
-  if (a === null) return null;
-  const v = /^\d+(\.\d+)?$/.test(a.text) ? Number(a.text) : Number.NaN;
-  if (!(v >= lo && v <= hi)) {
-    error(ctx, a, `${st.keyword.text} must be ${lo}..${hi}, not "${a.text}"`);
-    return null;
-  }
-  return v;
-}
-
-function int(ctx: Ctx, st: KaStatement, lo: number, hi: number, k = 0): number | null {
-  const v = num(ctx, st, lo, hi, k);
-  if (v !== null && !Number.isInteger(v)) {
-    error(ctx, st.args[k], `${st.keyword.text} must be an integer`);
-    return null;
-  }
-  return v;
-}
-
-function ip(ctx: Ctx, t: KaToken | null): number | null {
-  if (t === null) return null;
-  const v = parseIPv4(t.text);
-  if (v === null) error(ctx, t, `"${t.text}" is not an IPv4 address (tsvs is IPv4 only)`);
-  return v;
-}
-
-function port(ctx: Ctx, t: KaToken | undefined): number | null {
-  if (t === undefined) return 0;
-  const v = /^\d+$/.test(t.text) ? Number(t.text) : -1;
-  if (v < 0 || v > 65535) {
-    error(ctx, t, `port must be 0..65535, not "${t.text}"`);
-    return null;
-  }
-  return v;
-}
-
-/** keepalived's boolean keywords: no argument = on. */
-function flag(ctx: Ctx, st: KaStatement): boolean {
-  const a = st.args[0];
-  if (a === undefined) return true;
-  const t = a.text.toLowerCase();
-  if (t === "on" || t === "true" || t === "yes") return true;
-  if (t === "off" || t === "false" || t === "no") return false;
-  error(ctx, a, `${st.keyword.text} takes on/off, not "${a.text}"`);
-  return false;
-}
-
-function unknown(ctx: Ctx, st: KaStatement, where: string): void {
-  warn(ctx, st.keyword, `${st.keyword.text} in ${where} is not supported by tsvs (ignored)`);
-}
-
-function noBlock(ctx: Ctx, st: KaStatement): void {
-  if (st.block !== null) error(ctx, st.keyword, `${st.keyword.text} does not take a block`);
-}
 
 type CheckKind = "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK";
 const CHECKERS = new Set<string>([
@@ -670,7 +594,8 @@ export function parseKeepalived(src: string, file: string): ParsedConfig {
     throw e;
   }
   const ctx: Ctx = { file, warnings: [], errors: [] };
-  const model: ConfigModel = { virtualServers: [] };
+  const model: ConfigModel = { virtualServers: [], ha: emptyHa() };
+  const haDraft = emptyDraft();
   const groups = new Map<string, GroupEntry[]>();
   // Local address groups may come before or after the virtual servers that name them.
   const laddrGroups = new Map<string, number[]>();
@@ -689,12 +614,28 @@ export function parseKeepalived(src: string, file: string): ParsedConfig {
       if (name !== null) groups.set(name.text, parseGroup(ctx, st));
     } else if (kw === "virtual_server") {
       model.virtualServers.push(...parseVirtualServer(ctx, st, groups, laddrGroups));
+    } else if (kw === "global_defs") {
+      parseGlobalDefs(ctx, st, haDraft);
+    } else if (kw === "vrrp_instance") {
+      const d = parseVrrpInstance(ctx, st);
+      if (d !== null) haDraft.instances.push(d);
+    } else if (kw === "vrrp_sync_group") {
+      const d = parseSyncGroup(ctx, st);
+      if (d !== null) haDraft.syncGroups.push(d);
+    } else if (kw === "vrrp_script") {
+      const d = parseVrrpScript(ctx, st);
+      if (d !== null) haDraft.scripts.push(d);
     } else if (IGNORED_TOP.has(kw)) {
       warn(ctx, st.keyword, `${kw} is not supported by tsvs (ignored)`);
     } else {
       warn(ctx, st.keyword, `unknown keyword ${kw} (ignored)`);
     }
   }
+  finishKeepalivedHa(ctx, haDraft);
+  const ha = buildHa(haDraft);
+  model.ha = ha.ha;
+  ctx.errors.push(...ha.errors);
+  ctx.warnings.push(...ha.warnings);
   if (ctx.errors.length === 0) ctx.errors.push(...validateModel(model));
   if (ctx.errors.length > 0) throw new ConfigError(ctx.errors);
   return { model, warnings: [...ctx.warnings, ...modelWarnings(model)] };

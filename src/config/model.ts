@@ -13,6 +13,7 @@ import { Fwd } from "../core/dest.js";
 import { TsvsError } from "../core/errors.js";
 import { SCHEDULER_NAMES } from "../core/sched/index.js";
 import { SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../core/service.js";
+import type { HaConfig } from "../core/vrrp/config.js";
 
 /** Where something was written: 1-based line and column. */
 export interface SourcePos {
@@ -138,6 +139,8 @@ export interface VirtualServerConfig {
 
 export interface ConfigModel {
   virtualServers: VirtualServerConfig[];
+  /** VRRP instances, sync groups, scripts and the sync daemon (config/vrrp.ts); empty when none. */
+  ha: HaConfig;
 }
 
 export interface ParsedConfig {

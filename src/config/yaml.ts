@@ -6,6 +6,7 @@
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
 import { z } from "zod";
 import { parseIPv4 } from "../core/addr.js";
+import type { VrrpAddr } from "../core/vrrp/config.js";
 import { DNS_TYPES } from "./keepalived.js";
 import {
   type CheckSpec,
@@ -22,6 +23,16 @@ import {
   type VirtualServerConfig,
   validateModel,
 } from "./model.js";
+import {
+  buildHa,
+  emptyDraft,
+  emptyInstanceDraft,
+  type HaDraft,
+  type HaGlobals,
+  type InstanceSettings,
+  IPV6_VRRP,
+  type TrackDraft,
+} from "./vrrp.js";
 
 const int = (name: string, lo: number, hi: number) => {
   const msg = `${name} must be ${lo}..${hi}`;
@@ -140,11 +151,286 @@ const virtualServerSchema = z
       ctx.addIssue({ code: "custom", message: "a fwmark virtual server has no port or protocol", path: [] });
   });
 
+// The vrrp section: keepalived's vrrp_instance / vrrp_sync_group / vrrp_script / lvs_sync_daemon
+// keywords, as YAML keys (docs/config.md). Durations are seconds, as in keepalived.conf.
+/** A string checked by `why` (the error message, or null when fine): one error a value. */
+const checked = (what: string, why: (s: string) => string | null) =>
+  z.string({ error: what }).superRefine((s, ctx) => {
+    const message = why(s);
+    if (message !== null) ctx.addIssue({ code: "custom", message });
+  });
+const vrrpIpv4 = (name: string) =>
+  checked(`${name} must be an IPv4 address`, (s) =>
+    s.includes(":")
+      ? `${name}: ${IPV6_VRRP}`
+      : parseIPv4(s) === null
+        ? `${name} must be an IPv4 address`
+        : null,
+  );
+const vipString = checked("an address must be A.B.C.D[/PREFIX]", (s) =>
+  s.includes(":") ? IPV6_VRRP : parseVip(s) === null ? "an address must be A.B.C.D[/PREFIX]" : null,
+);
+const vipSchema = z.union(
+  [
+    vipString,
+    z.strictObject({ address: vipString, dev: z.string({ error: "dev must be a name" }).optional() }),
+  ],
+  { error: "an address is A.B.C.D[/PREFIX] or { address, dev }" },
+);
+const trackSchema = z.union(
+  [
+    z.string({ error: "a tracker is a name or { name, weight, reverse }" }),
+    z.strictObject({
+      name: z.string({ error: "name must be a string" }),
+      weight: int("weight", -253, 253).optional(),
+      reverse: bool("reverse").optional(),
+    }),
+  ],
+  { error: "a tracker is a name or { name, weight, reverse }" },
+);
+const notifyKeys = {
+  notify_master: z.string({ error: "notify_master must be a command line" }).optional(),
+  notify_backup: z.string({ error: "notify_backup must be a command line" }).optional(),
+  notify_fault: z.string({ error: "notify_fault must be a command line" }).optional(),
+  notify_stop: z.string({ error: "notify_stop must be a command line" }).optional(),
+  notify: z.string({ error: "notify must be a command line" }).optional(),
+  track_interface: z.array(trackSchema, { error: "track_interface must be a list" }).optional(),
+  track_script: z.array(trackSchema, { error: "track_script must be a list" }).optional(),
+};
+const garpKeys = {
+  garp_master_delay: int("garp_master_delay", 0, 4294).optional(),
+  garp_master_repeat: int("garp_master_repeat", 1, 4294967295).optional(),
+  garp_master_refresh: int("garp_master_refresh", 0, 4294967).optional(),
+  garp_master_refresh_repeat: int("garp_master_refresh_repeat", 1, 4294967295).optional(),
+  garp_lower_prio_delay: int("garp_lower_prio_delay", 0, 4294).optional(),
+  garp_lower_prio_repeat: int("garp_lower_prio_repeat", 0, 2147483647).optional(),
+};
+const advertInt = z
+  .number({ error: "advert_int must be 0.01..255 seconds" })
+  .min(0.01, { error: "advert_int must be 0.01..255 seconds" })
+  .max(255, { error: "advert_int must be 0.01..255 seconds" });
+const instanceSchema = z.strictObject({
+  name: z.string({ error: "name must be a string" }),
+  state: z.enum(["MASTER", "BACKUP"], { error: "state must be MASTER or BACKUP" }).optional(),
+  interface: z.string({ error: "interface must be a name" }),
+  virtual_router_id: int("virtual_router_id", 1, 255),
+  priority: int("priority", 1, 255).optional(),
+  advert_int: advertInt.optional(),
+  version: z.union([z.literal(2), z.literal(3)], { error: "version must be 2 or 3" }).optional(),
+  auth_pass: z
+    .string({ error: "auth_pass must be a string" })
+    .min(1, { error: "auth_pass must not be empty" })
+    .max(8, { error: "auth_pass is at most 8 characters (VRRPv2 PASS)" })
+    .optional(),
+  virtual_ipaddress: z.array(vipSchema, { error: "virtual_ipaddress must be a list" }).optional(),
+  virtual_ipaddress_excluded: z
+    .array(vipSchema, { error: "virtual_ipaddress_excluded must be a list" })
+    .optional(),
+  unicast_src_ip: vrrpIpv4("unicast_src_ip").optional(),
+  unicast_peer: z.array(vrrpIpv4("unicast_peer entry"), { error: "unicast_peer must be a list" }).optional(),
+  mcast_dst_ip: vrrpIpv4("mcast_dst_ip")
+    .refine((s) => (parseIPv4(s) ?? 0) >>> 28 === 0xe, { error: "mcast_dst_ip must be a multicast address" })
+    .optional(),
+  nopreempt: bool("nopreempt").optional(),
+  preempt_delay: z
+    .number({ error: "preempt_delay must be 0..1000 seconds" })
+    .min(0, { error: "preempt_delay must be 0..1000 seconds" })
+    .max(1000, { error: "preempt_delay must be 0..1000 seconds" })
+    .optional(),
+  ...notifyKeys,
+  ...garpKeys,
+  down_timer_adverts: int("down_timer_adverts", 1, 100).optional(),
+  lower_prio_no_advert: bool("lower_prio_no_advert").optional(),
+  higher_prio_send_advert: bool("higher_prio_send_advert").optional(),
+  use_vmac: bool("use_vmac").optional(),
+  v3_checksum_as_v2: bool("v3_checksum_as_v2").optional(),
+});
+const syncGroupSchema = z.strictObject({
+  name: z.string({ error: "name must be a string" }),
+  group: z.array(z.string({ error: "group entries are instance names" }), { error: "group must be a list" }),
+  sync_group_tracking_weight: bool("sync_group_tracking_weight").optional(),
+  ...notifyKeys,
+});
+const seconds3 = (name: string) => {
+  const msg = `${name} must be a number of seconds (0.001..4294967)`;
+  return z.number({ error: msg }).min(0.001, { error: msg }).max(4294967, { error: msg });
+};
+const scriptSchema = z.strictObject({
+  name: z.string({ error: "name must be a string" }),
+  script: z.string({ error: "script must be a command line" }).min(1, { error: "script must not be empty" }),
+  interval: seconds3("interval").optional(),
+  timeout: seconds3("timeout").optional(),
+  weight: int("weight", -253, 253).optional(),
+  reverse: bool("reverse").optional(),
+  rise: int("rise", 1, 2147483647).optional(),
+  fall: int("fall", 1, 2147483647).optional(),
+  init_fail: bool("init_fail").optional(),
+});
+const syncDaemonSchema = z.strictObject({
+  interface: z.string({ error: "interface must be a name" }),
+  instance: z.string({ error: "instance must be a vrrp instance name" }).optional(),
+  id: int("id", 0, 255).optional(),
+  maxlen: int("maxlen", 1, 65535 - 20 - 8).optional(),
+  port: int("port", 1, 65535).optional(),
+  ttl: int("ttl", 1, 255).optional(),
+  group: vrrpIpv4("group")
+    .refine((s) => (parseIPv4(s) ?? 0) >>> 28 === 0xe, { error: "group must be a multicast address" })
+    .optional(),
+});
+const vrrpSchema = z.strictObject(
+  {
+    router_id: z.string({ error: "router_id must be a string" }).optional(),
+    version: z.union([z.literal(2), z.literal(3)], { error: "version must be 2 or 3" }).optional(),
+    ...garpKeys,
+    instances: z.array(instanceSchema, { error: "instances must be a list" }).optional(),
+    sync_groups: z.array(syncGroupSchema, { error: "sync_groups must be a list" }).optional(),
+    scripts: z.array(scriptSchema, { error: "scripts must be a list" }).optional(),
+    lvs_sync_daemon: syncDaemonSchema.optional(),
+  },
+  { error: "vrrp must be a mapping (router_id, instances, sync_groups, scripts, lvs_sync_daemon)" },
+);
+
 const fileSchema = z.strictObject({
   virtual_servers: z.array(virtualServerSchema, { error: "virtual_servers must be a list" }),
+  vrrp: vrrpSchema.optional(),
 });
 
+function parseVip(s: string): VrrpAddr | null {
+  const m = /^([\d.]+)(?:\/(\d{1,2}))?$/.exec(s);
+  const addr = m !== null ? parseIPv4(m[1]) : null;
+  const prefix = m?.[2] !== undefined ? Number(m[2]) : 32;
+  return addr === null || prefix > 32 ? null : { addr, prefix };
+}
+
 type FileConfig = z.infer<typeof fileSchema>;
+type VrrpFile = z.infer<typeof vrrpSchema>;
+type Path = readonly PropertyKey[];
+
+const secMs = (v: number | undefined): number | undefined =>
+  v === undefined ? undefined : Math.round(v * 1000);
+
+function garpOf(v: z.infer<z.ZodObject<typeof garpKeys>>): HaGlobals {
+  return {
+    garpMasterDelayMs: secMs(v.garp_master_delay),
+    garpMasterRepeat: v.garp_master_repeat,
+    garpMasterRefreshMs: secMs(v.garp_master_refresh),
+    garpMasterRefreshRepeat: v.garp_master_refresh_repeat,
+    garpLowerPrioDelayMs: secMs(v.garp_lower_prio_delay),
+    garpLowerPrioRepeat: v.garp_lower_prio_repeat,
+  };
+}
+
+/** The vrrp section as an HaDraft; `at` gives the position of a path's node. */
+function haDraftOf(v: VrrpFile, at: (path: Path) => SourcePos): HaDraft {
+  const d = emptyDraft();
+  d.routerId = v.router_id ?? null;
+  d.globals = { version: v.version, ...garpOf(v) };
+  const tracks = (list: z.infer<typeof trackSchema>[] | undefined, path: Path): TrackDraft[] =>
+    (list ?? []).map((t, i) =>
+      typeof t === "string"
+        ? { name: t, weight: null, reverse: null, pos: at([...path, i]) }
+        : { name: t.name, weight: t.weight ?? null, reverse: t.reverse ?? null, pos: at([...path, i]) },
+    );
+  const vips = (list: z.infer<typeof vipSchema>[] | undefined): VrrpAddr[] | undefined =>
+    list?.map((a) => {
+      const { addr, prefix } = parseVip(typeof a === "string" ? a : a.address) ?? { addr: 0, prefix: 32 };
+      return typeof a === "string" || a.dev === undefined ? { addr, prefix } : { addr, prefix, dev: a.dev };
+    });
+  const ipOf = (s: string | undefined): number | undefined =>
+    s === undefined ? undefined : (parseIPv4(s) ?? 0);
+  (v.instances ?? []).forEach((x, i) => {
+    const path = ["vrrp", "instances", i];
+    const inst = emptyInstanceDraft(x.name, at(path));
+    const set: InstanceSettings = {
+      iface: x.interface,
+      vrid: x.virtual_router_id,
+      priority: x.priority,
+      version: x.version,
+      advertIntMs: secMs(x.advert_int),
+      initialState: x.state,
+      nopreempt: x.nopreempt,
+      preemptDelayMs: secMs(x.preempt_delay),
+      authPass: x.auth_pass,
+      addrs: vips(x.virtual_ipaddress),
+      excludedAddrs: vips(x.virtual_ipaddress_excluded),
+      unicastSrc: ipOf(x.unicast_src_ip),
+      unicastPeers: x.unicast_peer?.map((p) => parseIPv4(p) ?? 0),
+      mcastDst: ipOf(x.mcast_dst_ip),
+      v3ChecksumAsV2: x.v3_checksum_as_v2,
+      ...garpOf(x),
+      downTimerAdverts: x.down_timer_adverts,
+      lowerPrioNoAdvert: x.lower_prio_no_advert,
+      higherPrioSendAdvert: x.higher_prio_send_advert,
+      useVmac: x.use_vmac,
+      notifyMaster: x.notify_master,
+      notifyBackup: x.notify_backup,
+      notifyFault: x.notify_fault,
+      notifyStop: x.notify_stop,
+      notify: x.notify,
+    };
+    inst.set = Object.fromEntries(Object.entries(set).filter(([, e]) => e !== undefined));
+    inst.at = {
+      vrid: at([...path, "virtual_router_id"]),
+      advertInt: at([...path, "advert_int"]),
+      auth: at([...path, "auth_pass"]),
+      nopreempt: at([...path, "nopreempt"]),
+      preemptDelay: at([...path, "preempt_delay"]),
+    };
+    inst.trackInterfaces = tracks(x.track_interface, [...path, "track_interface"]);
+    inst.trackScripts = tracks(x.track_script, [...path, "track_script"]);
+    d.instances.push(inst);
+  });
+  (v.sync_groups ?? []).forEach((x, i) => {
+    const path = ["vrrp", "sync_groups", i];
+    d.syncGroups.push({
+      name: x.name,
+      pos: at(path),
+      members: x.group.map((name, j) => ({ name, pos: at([...path, "group", j]) })),
+      trackInterfaces: tracks(x.track_interface, [...path, "track_interface"]),
+      trackScripts: tracks(x.track_script, [...path, "track_script"]),
+      trackingWeight: x.sync_group_tracking_weight ?? false,
+      notifyMaster: x.notify_master ?? null,
+      notifyBackup: x.notify_backup ?? null,
+      notifyFault: x.notify_fault ?? null,
+      notifyStop: x.notify_stop ?? null,
+      notify: x.notify ?? null,
+    });
+  });
+  (v.scripts ?? []).forEach((x, i) => {
+    d.scripts.push({
+      cfg: {
+        name: x.name,
+        script: x.script,
+        intervalMs: secMs(x.interval) ?? 1000,
+        timeoutMs: secMs(x.timeout) ?? null,
+        weight: x.weight ?? 0,
+        reverse: x.reverse ?? false,
+        rise: x.rise ?? 1,
+        fall: x.fall ?? 1,
+        initFail: x.init_fail ?? false,
+      },
+      pos: at(["vrrp", "scripts", i]),
+    });
+  });
+  const sd = v.lvs_sync_daemon;
+  if (sd !== undefined)
+    d.lvsSyncDaemon = {
+      cfg: {
+        iface: sd.interface,
+        syncid: sd.id ?? null,
+        maxlen: sd.maxlen ?? null,
+        port: sd.port ?? null,
+        ttl: sd.ttl ?? null,
+        group: sd.group !== undefined ? (parseIPv4(sd.group) ?? null) : null,
+      },
+      instance:
+        sd.instance !== undefined
+          ? { name: sd.instance, pos: at(["vrrp", "lvs_sync_daemon", "instance"]) }
+          : null,
+      pos: at(["vrrp", "lvs_sync_daemon"]),
+    };
+  return d;
+}
 
 function parseHostPort(s: string): { addr: number; port: number } | null {
   const m = /^([\d.]+)(?::(\d{1,5}))?$/.exec(s);
@@ -232,7 +518,12 @@ export function parseYamlConfig(src: string, file: string): ParsedConfig {
     throw new ConfigError(errors);
   }
   const cfg: FileConfig = r.data;
+  const ha = buildHa(
+    cfg.vrrp !== undefined ? haDraftOf(cfg.vrrp, (p) => posOf(nodeAt(p).node)) : emptyDraft(),
+  );
+  if (ha.errors.length > 0) throw new ConfigError(ha.errors);
   const model = {
+    ha: ha.ha,
     virtualServers: cfg.virtual_servers.map((v, i): VirtualServerConfig => {
       const realServers = (v.real_servers ?? []).map(
         (rs, j): RealServerConfig => ({
@@ -275,5 +566,5 @@ export function parseYamlConfig(src: string, file: string): ParsedConfig {
   };
   const errors = validateModel(model);
   if (errors.length > 0) throw new ConfigError(errors);
-  return { model, warnings: [...warnings, ...modelWarnings(model)] };
+  return { model, warnings: [...warnings, ...ha.warnings, ...modelWarnings(model)] };
 }

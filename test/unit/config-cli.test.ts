@@ -36,15 +36,32 @@ describe("tsvs config check", () => {
   it("prints ipvsadm -R input and warnings for a keepalived.conf", async () => {
     const p = file(
       "k.conf",
-      "global_defs {\n}\nvirtual_server 10.0.0.1 80 {\n lb_kind NAT\n real_server 10.0.1.1 8080 {\n  weight 2\n }\n}\n",
+      "global_defs {\n vrrp_strict\n}\nvirtual_server 10.0.0.1 80 {\n lb_kind NAT\n real_server 10.0.1.1 8080 {\n  weight 2\n }\n}\n",
     );
     const r = await run(["check", p]);
     assert.deepEqual(r, {
       code: 0,
       out: "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 2\n",
-      err: `${p}:1:1: warning: global_defs is not supported by tsvs (ignored)\n`,
+      err: `${p}:2:2: warning: vrrp_strict in global_defs: strict mode (RFC-only behaviour, no authentication, firewall rules) is not implemented (ignored)\n`,
     });
     for (const line of r.out.trim().split("\n")) assert.equal(parseIpvsadm(line.split(" ")).kind, "ctl");
+  });
+
+  it("prints a comment line per VRRP instance, sync group and sync daemon first", async () => {
+    const p = file(
+      "ha.conf",
+      "global_defs {\n lvs_sync_daemon eth1 inst VI_1\n}\nvrrp_instance VI_1 {\n interface eth0\n" +
+        " virtual_router_id 51\n virtual_ipaddress {\n  10.0.0.1/24\n }\n}\nvirtual_server fwmark 1 {\n}\n",
+    );
+    const r = await run(["check", p]);
+    assert.deepEqual(r, {
+      code: 0,
+      out:
+        "# vrrp_instance VI_1: eth0 vrid 51 BACKUP priority 100 v2 advert 1s vips 10.0.0.1/24\n" +
+        "# lvs_sync_daemon: eth1 follows VI_1 syncid 51 group 224.0.0.81 port 8848\n" +
+        "-A -f 1 -s wlc\n",
+      err: "",
+    });
   });
 
   it("reads YAML by extension, or as told by --format", async () => {

@@ -92,7 +92,7 @@ describe("tsvs YAML configuration", () => {
   for (const [name, src, want] of [
     ["a YAML syntax error", "virtual_servers:\n  - address: [10.0.0.1\n", /^c\.yaml:\d+:\d+: /],
     ["a missing virtual_servers", "{}\n", /^c\.yaml:1:1: virtual_servers is required$/],
-    ["an unknown top-level key", "virtual_servers: []\nvrrp: 1\n", /^c\.yaml:2:1: unknown key "vrrp"$/],
+    ["an unknown top-level key", "virtual_servers: []\nvrrpp: 1\n", /^c\.yaml:2:1: unknown key "vrrpp"$/],
     [
       "a bad address",
       "virtual_servers:\n  - address: 10.0.0.256\n    port: 80\n",

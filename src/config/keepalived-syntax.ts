@@ -1,0 +1,103 @@
+// keepalived.conf syntax shared by the LVS part (keepalived.ts) and the VRRP part
+// (keepalived-vrrp.ts): tokens, statements, and the argument readers that turn a bad value into
+// a diagnostic at its line and column.
+
+import { parseIPv4 } from "../core/addr.js";
+import type { Diagnostic, SourcePos } from "./model.js";
+
+export interface KaToken {
+  text: string;
+  line: number;
+  col: number;
+  quoted: boolean;
+}
+
+export interface KaStatement {
+  keyword: KaToken;
+  args: KaToken[];
+  /** The "{ ... }" block, null when the statement has none. */
+  block: KaStatement[] | null;
+}
+
+export interface Ctx {
+  file: string;
+  warnings: Diagnostic[];
+  errors: Diagnostic[];
+}
+
+export function pos(ctx: Ctx, t: KaToken): SourcePos {
+  return { file: ctx.file, line: t.line, col: t.col };
+}
+
+export function warn(ctx: Ctx, t: KaToken, message: string): void {
+  ctx.warnings.push({ ...pos(ctx, t), message });
+}
+
+export function error(ctx: Ctx, t: KaToken, message: string): void {
+  ctx.errors.push({ ...pos(ctx, t), message });
+}
+
+export function arg(ctx: Ctx, st: KaStatement, k: number, what: string): KaToken | null {
+  const a = st.args[k];
+  if (a === undefined) {
+    error(ctx, st.keyword, `${st.keyword.text}: missing ${what}`);
+    return null;
+  }
+  return a;
+}
+
+export function num(ctx: Ctx, st: KaStatement, lo: number, hi: number, k = 0): number | null {
+  const a = arg(ctx, st, k, "value");
+  if (a === null) return null;
+  const v = /^\d+(\.\d+)?$/.test(a.text) ? Number(a.text) : Number.NaN;
+  if (!(v >= lo && v <= hi)) {
+    error(ctx, a, `${st.keyword.text} must be ${lo}..${hi}, not "${a.text}"`);
+    return null;
+  }
+  return v;
+}
+
+export function int(ctx: Ctx, st: KaStatement, lo: number, hi: number, k = 0): number | null {
+  const v = num(ctx, st, lo, hi, k);
+  if (v !== null && !Number.isInteger(v)) {
+    error(ctx, st.args[k], `${st.keyword.text} must be an integer`);
+    return null;
+  }
+  return v;
+}
+
+export function ip(ctx: Ctx, t: KaToken | null): number | null {
+  if (t === null) return null;
+  const v = parseIPv4(t.text);
+  if (v === null) error(ctx, t, `"${t.text}" is not an IPv4 address (tsvs is IPv4 only)`);
+  return v;
+}
+
+export function port(ctx: Ctx, t: KaToken | undefined): number | null {
+  if (t === undefined) return 0;
+  const v = /^\d+$/.test(t.text) ? Number(t.text) : -1;
+  if (v < 0 || v > 65535) {
+    error(ctx, t, `port must be 0..65535, not "${t.text}"`);
+    return null;
+  }
+  return v;
+}
+
+/** keepalived's boolean keywords: no argument = on. */
+export function flag(ctx: Ctx, st: KaStatement): boolean {
+  const a = st.args[0];
+  if (a === undefined) return true;
+  const t = a.text.toLowerCase();
+  if (t === "on" || t === "true" || t === "yes") return true;
+  if (t === "off" || t === "false" || t === "no") return false;
+  error(ctx, a, `${st.keyword.text} takes on/off, not "${a.text}"`);
+  return false;
+}
+
+export function unknown(ctx: Ctx, st: KaStatement, where: string): void {
+  warn(ctx, st.keyword, `${st.keyword.text} in ${where} is not supported by tsvs (ignored)`);
+}
+
+export function noBlock(ctx: Ctx, st: KaStatement): void {
+  if (st.block !== null) error(ctx, st.keyword, `${st.keyword.text} does not take a block`);
+}
