@@ -1,9 +1,14 @@
 // `tsvs ipvsadm ARGS` and `tsvs status`: clients of the daemon's control socket. As ipvsadm is a
 // parser over libipvs, `tsvs ipvsadm` parses the command line here, sends the daemon typed
 // commands (`apply`) or asks it for the table (`table`), and prints ipvsadm's text from the
-// snapshot it gets back; the daemon never sees ipvsadm's syntax.
+// snapshot it gets back; the daemon never sees ipvsadm's syntax. --start-daemon / --stop-daemon
+// travel as `apply` commands too (the daemon's main thread runs them), and -L --daemon asks for
+// the running sync daemons (`daemons`).
 
+import { formatSysctlValue } from "../control/commands.js";
+import { formatIPv4 } from "../core/addr.js";
 import { CtlError } from "../core/ctl.js";
+import { TsvsError } from "../core/errors.js";
 import { request } from "../daemon/control.js";
 import type { DaemonStatus, FwmarkAction, Request, Response } from "../daemon/protocol.js";
 import { parseSysctlArg, resolveControlPath, SYSCTLS } from "../daemon/protocol.js";
@@ -74,6 +79,19 @@ export async function ipvsadmRemote(
       if ("table" in res) return plan.format(res.table);
       return refused(res);
     }
+    case "daemon": {
+      const res = await call(path, { op: "apply", commands: [plan.cmd] });
+      if (typeof res === "number") return res;
+      if ("applied" in res) return plan.applied(null);
+      if ("error" in res && "code" in res) return plan.applied(new TsvsError(res.code, res.error));
+      return refused(res);
+    }
+    case "daemons": {
+      const res = await call(path, { op: "daemons" });
+      if (typeof res === "number") return res;
+      if ("daemons" in res) return plan.format(res.daemons);
+      return refused(res);
+    }
   }
 }
 
@@ -116,6 +134,7 @@ export async function statusMain(args: string[]): Promise<number> {
 
 export const SYSCTL_USAGE = `Usage: tsvs sysctl [--control PATH] [NAME[=VALUE]]...
   NAME: ${Object.keys(SYSCTLS).join(", ")} (as /proc/sys/net/ipv4/vs names them)
+  sync_threshold takes two values, "THRESHOLD PERIOD" or THRESHOLD,PERIOD (one value keeps the period)
 `;
 
 /** `tsvs sysctl [NAME[=VALUE]]...`: prints `NAME = VALUE` lines, as sysctl(8) does. */
@@ -145,7 +164,8 @@ export async function sysctlMain(args: string[]): Promise<number> {
       );
       return 1;
     }
-    for (const [k, v] of Object.entries(res.sysctls)) process.stdout.write(`${k} = ${v}\n`);
+    for (const [k, v] of Object.entries(res.sysctls))
+      process.stdout.write(`${k} = ${formatSysctlValue(v)}\n`);
   }
   return 0;
 }
@@ -233,6 +253,23 @@ export function formatStatus(s: DaemonStatus): string {
   );
   const drops = Object.entries(s.drops);
   lines.push(`drops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  for (const v of s.vrrp ?? []) {
+    const drops = Object.entries(v.drops);
+    lines.push(
+      `vrrp ${v.name}: ${v.state} on ${v.iface} vrid ${v.vrid} v${v.version}, priority ${v.priority}` +
+        `${v.effectivePriority !== v.priority ? ` (effective ${v.effectivePriority})` : ""}, master ${v.master ?? "unknown"}, ` +
+        `advert ${v.advertIntMs} ms (master's ${v.masterAdvertIntMs} ms), ${v.transitions} transitions, last: ${v.lastReason || "-"}; ` +
+        `adverts rx ${v.advertsRx} tx ${v.advertsTx}${drops.length === 0 ? "" : `, drops ${drops.map(([k, n]) => `${k}=${n}`).join(" ")}`}`,
+    );
+  }
+  for (const d of s.sync ?? []) {
+    const drops = Object.entries(d.drops ?? {});
+    lines.push(
+      `sync ${d.role}: ${d.iface} syncid ${d.syncid} group ${formatIPv4(d.group >>> 0)}:${d.port} ttl ${d.ttl} maxlen ${d.maxlen}; ` +
+        `messages sent ${d.messagesSent} received ${d.messagesReceived}, conns sent ${d.connsSent} received ${d.connsReceived}, ` +
+        `errors ${d.errors}${drops.length === 0 ? "" : `, drops ${drops.map(([k, v]) => `${k}=${v}`).join(" ")}`}`,
+    );
+  }
   if (s.config !== undefined) {
     lines.push(`config: ${s.config.file} (reloads ${s.config.reloads})`);
     for (const h of s.config.health)

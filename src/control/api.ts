@@ -11,10 +11,18 @@ import { parseIPv4 } from "../core/addr.js";
 import { CtlError } from "../core/ctl.js";
 import type { CtlCommand } from "../core/ctl-types.js";
 import { Fwd } from "../core/dest.js";
-import type { Engine, Sysctls } from "../core/engine.js";
+import type { Engine } from "../core/engine.js";
 import { TsvsError } from "../core/errors.js";
 import type { FwmarkRuleView } from "../core/fwmark.js";
-import { type ControlCommand, isTableCommand, SYSCTLS } from "./commands.js";
+import {
+  type ControlCommand,
+  isTableCommand,
+  SYSCTLS,
+  type SysctlValue,
+  sysctlError,
+  sysctlFields,
+  sysctlValue,
+} from "./commands.js";
 import { parseFwmarkRule } from "./fwmark-rule.js";
 import { type TableSnapshot, tableSnapshot } from "./snapshot.js";
 
@@ -107,13 +115,11 @@ export class ControlApi {
       }
       switch (cmd.op) {
         case "set-sysctl": {
-          const spec = SYSCTLS[cmd.name];
-          if (spec === undefined) bad(i, `unknown sysctl ${cmd.name}`);
-          if (!Number.isInteger(cmd.value) || cmd.value < 0 || cmd.value > spec.max)
-            bad(i, `${cmd.name}: value must be an integer 0..${spec.max}, not ${cmd.value}`);
+          const values = this.engine.sysctls as unknown as Record<string, unknown>;
+          const why = sysctlError(cmd.name, cmd.value, cmd.value2, values);
+          if (why !== null) bad(i, why);
           steps.push(() => {
-            const values = this.engine.sysctls as unknown as Record<string, number | boolean>;
-            values[spec.field] = spec.max === 1 ? cmd.value !== 0 : cmd.value;
+            Object.assign(this.engine.sysctls, sysctlFields(cmd.name, cmd.value, cmd.value2));
             return null;
           });
           return;
@@ -198,13 +204,14 @@ export class ControlApi {
     return tableSnapshot(this.engine, this.now(), withConns);
   }
 
-  /** The director sysctls by their /proc names, as numbers (one, when named). */
-  sysctls(only?: string): Record<string, number> {
-    const out: Record<string, number> = {};
-    const values = this.engine.sysctls as unknown as Record<string, number | boolean>;
-    for (const [name, { field }] of Object.entries(SYSCTLS)) {
+  /** The director sysctls by their /proc names, as numbers (one, when named; sync_threshold as two). */
+  sysctls(only?: string): Record<string, SysctlValue> {
+    const out: Record<string, SysctlValue> = {};
+    const values = this.engine.sysctls as unknown as Record<string, unknown>;
+    for (const name of Object.keys(SYSCTLS)) {
       if (only !== undefined && name !== only) continue;
-      out[name] = Number(values[field as keyof Sysctls]);
+      const v = sysctlValue(name, values);
+      if (v !== undefined) out[name] = v;
     }
     return out;
   }

@@ -65,14 +65,17 @@ import { estimatorTick } from "./rate.js";
 import { type IfaceAddr, type IfaceConfig, type RouteConfig, RouteTable } from "./route.js";
 import type { Service } from "./service.js";
 import { Stats } from "./stats.js";
+import { SyncInstaller, type SyncInstallResult } from "./sync/install.js";
+import type { SyncSender } from "./sync/sender.js";
+import { SYNC_SYSCTL_DEFAULTS, type SyncConn, type SyncSysctls } from "./sync/types.js";
 import { XMIT } from "./xmit/index.js";
 import { Verdict } from "./xmit/types.js";
 
 export { DROP_REASONS, type DropReason, EngineCounters } from "./counters.js";
 export { Verdict };
 
-/** The kernel's per-netns IPVS sysctls that change data-path behaviour. */
-export interface Sysctls {
+/** The kernel's per-netns IPVS sysctls that change data-path behaviour (and connection sync's). */
+export interface Sysctls extends SyncSysctls {
   /** 1 (default): a SYN that hits a TIME_WAIT entry (not controlled) reschedules. Bit 2: also FIN_WAIT w/o output. */
   connReuseMode: number;
   /** Expire a connection whose destination is gone (or weight 0 on a new SYN) instead of dropping its packets. */
@@ -88,6 +91,7 @@ export const DEFAULT_SYSCTLS: Sysctls = {
   expireNodestConn: false,
   expireQuiescentTemplate: false,
   sloppyTcp: false,
+  ...SYNC_SYSCTL_DEFAULTS,
 };
 
 export interface EngineOptions {
@@ -147,6 +151,12 @@ export class Engine {
   readonly local: LocalReplies;
   /** Scheduling and the connection life cycle. */
   readonly life: ConnLife;
+  /**
+   * The master sync daemon's writer (sync/sender.ts), null when none runs: every request of a
+   * connection is offered to it after it was forwarded (ip_vs_in's ip_vs_sync_conn).
+   */
+  syncMaster: SyncSender | null = null;
+  private readonly syncInstaller: SyncInstaller;
   private readonly flow = new Flow();
   private readonly lipCb = (a: number): void => void this.lipTable.register(a);
   private nextTimerCheck = 0;
@@ -177,6 +187,7 @@ export class Engine {
     this.out = new Output(this, this.flow, opts.send);
     this.local = new LocalReplies(this, this.out, opts.ownInterfaceAddresses ?? false);
     this.life = new ConnLife(this, opts.random ?? defaultRandom());
+    this.syncInstaller = new SyncInstaller(this);
   }
 
   // ---------------------------------------------------------------- control
@@ -242,6 +253,11 @@ export class Engine {
   }
 
   // ---------------------------------------------------------------- host changes
+
+  /** VRRP moved addresses (RouteTable.setVrrp): held as MASTER, held back as BACKUP. */
+  setVrrp(master: readonly number[], standby: readonly number[]): void {
+    this.routes.setVrrp(master, standby);
+  }
 
   /**
    * The host's interfaces or routes changed (the daemon follows rtnetlink): the table is replaced
@@ -393,6 +409,8 @@ export class Engine {
           ? out.segmented(m.inbound, cx, f, now)
           : m.inbound(out, cx, f, now);
     }
+    const sm = this.syncMaster;
+    if (sm !== null) sm.connIn(cx, now);
     if ((t.flagsOf(cx) & CONN_F_ONE_PACKET) !== 0) this.life.expireNow(cx, now);
     return v;
   }
@@ -438,6 +456,19 @@ export class Engine {
     if (!resched) return cx;
     if (t.nControlOf(cx) === 0) this.life.expireNow(cx, now);
     return -1;
+  }
+
+  // ---------------------------------------------------------------- connection sync
+
+  /**
+   * A backup sync daemon's entry (one SyncConn of a decoded message, sync/codec.ts): installed
+   * as ip_vs_proc_conn does (sync/install.ts). The next request of that connection goes to the
+   * same real server, and NAT/FULLNAT replies find it.
+   */
+  installSynced(c: SyncConn, now: number): SyncInstallResult {
+    if (now >= this.nextTimerCheck) this.tick(now);
+    this.now = now;
+    return this.syncInstaller.install(c, now);
   }
 
   // ---------------------------------------------------------------- ICMP

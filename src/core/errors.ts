@@ -29,7 +29,13 @@ export type TsvsErrorCode =
   /** The lab could not be built or run. */
   | "TSVS_ERR_LAB"
   /** Not Linux, or an architecture whose struct layouts tsvs does not know. */
-  | "TSVS_ERR_PLATFORM";
+  | "TSVS_ERR_PLATFORM"
+  /** A connection sync daemon of that role runs already (the kernel's -EEXIST on IPVS_CMD_NEW_DAEMON). */
+  | "TSVS_ERR_DAEMON_EXISTS"
+  /** No connection sync daemon of that role runs (the kernel's -ESRCH on IPVS_CMD_DEL_DAEMON). */
+  | "TSVS_ERR_NO_DAEMON"
+  /** The sync daemon's --mcast-interface does not exist or cannot be used (the kernel's -ENODEV). */
+  | "TSVS_ERR_NO_DEVICE";
 
 export class TsvsError extends Error {
   readonly code: TsvsErrorCode;
@@ -55,4 +61,10 @@ export const IPVS_MESSAGES = {
   nomem: "Memory allocation problem",
   invalid: "Invalid operation.  Possibly wrong module version, address not unicast, ...",
   perm: "Permission denied (you must be root)",
+  /** ipvs_start_daemon's EEXIST. */
+  daemonExists: "Daemon has already run",
+  /** ipvs_stop_daemon's ESRCH. */
+  noDaemon: "No daemon is running",
+  /** ENODEV has no entry in ipvs_strerror's table: strerror(ENODEV). */
+  noDevice: "No such device",
 } as const;

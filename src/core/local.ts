@@ -60,12 +60,14 @@ export class LocalReplies {
 
   /**
    * Addresses tsvs answers for: VIPs (of services, and the hosts fwmark rules match with
-   * `-d A[/32]`), LIPs, and (simulation) the interfaces' own.
+   * `-d A[/32]`), LIPs, VRRP addresses while MASTER (a NAT gateway address too), and
+   * (simulation) the interfaces' own.
    */
   ownsLocal(addr: number): boolean {
     if ((this.ctl.ownsAddress(addr) || this.fwmarks.matchesHost(addr)) && this.routes.hostDelivers(addr))
       return true;
     if (this.lipTable.owns(addr)) return true;
+    if (this.routes.vrrpOwns(addr)) return true;
     return this.ownIfaceAddrs && this.routes.isLocal(addr);
   }
 

@@ -69,6 +69,9 @@ export class RouteTable {
   private routes: RouteEntry[] = [];
   /** What the host delivers locally (see setHostLocal); null = no such restriction. */
   private hostLocal: { dst: number; mask: number }[] | null = null;
+  /** VRRP: addresses this director holds as MASTER, and those it holds back as BACKUP (setVrrp). */
+  private vrrpMaster: Int32Array = new Int32Array(0);
+  private vrrpStandby: Int32Array = new Int32Array(0);
 
   addIface(c: IfaceConfig): Iface {
     const i = new Iface(c);
@@ -106,9 +109,28 @@ export class RouteTable {
           });
   }
 
-  /** May a virtual address be served (addr as the u32 or its int32 bits)? Always, unless setHostLocal gave a list. */
+  /**
+   * VRRP's virtual addresses (daemon/vrrp.ts): `master` are this director's while its instance is
+   * MASTER (answered and served even when the host does not have them: keepalived would have added
+   * them to the interface), `standby` belong to instances in BACKUP, FAULT or STOP and are neither
+   * answered nor served, whatever else says so: the master director has them.
+   */
+  setVrrp(master: readonly number[], standby: readonly number[]): void {
+    this.vrrpMaster = Int32Array.from(master, (a) => a | 0);
+    this.vrrpStandby = Int32Array.from(standby, (a) => a | 0);
+  }
+
+  /** Is addr a VRRP address this director holds as MASTER? */
+  vrrpOwns(addr: number): boolean {
+    return this.vrrpMaster.includes(addr | 0);
+  }
+
+  /** May a virtual address be served (addr as the u32 or its int32 bits)? Always, unless VRRP holds it back or setHostLocal gave a list. */
   hostDelivers(addr: number): boolean {
+    const standby = this.vrrpStandby;
+    if (standby.length > 0 && standby.includes(addr | 0)) return false;
     const nets = this.hostLocal;
+    if (nets !== null && this.vrrpMaster.length > 0 && this.vrrpMaster.includes(addr | 0)) return true;
     if (nets === null) return true;
     for (let i = 0; i < nets.length; i++) if ((addr & nets[i].mask) >>> 0 === nets[i].dst) return true;
     return false;

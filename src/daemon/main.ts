@@ -11,10 +11,13 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import pino, { type Logger } from "pino";
-import type { ControlCommand } from "../control/commands.js";
+import { loadConfigFile } from "../config/load.js";
+import { type ControlCommand, sysctlError, sysctlFields } from "../control/commands.js";
 import { parseIPv4 } from "../core/addr.js";
-import { ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
+import { DEFAULT_SYSCTLS, ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
 import { TsvsError } from "../core/errors.js";
+import { SYNC_DEFAULTS } from "../core/sync/types.js";
+import type { HaConfig } from "../core/vrrp/config.js";
 import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
 import { threadAffinity } from "../io/libc.js";
 import { DaemonConfig } from "./config-runner.js";
@@ -24,9 +27,11 @@ import { HostWatcher } from "./host.js";
 import { ipForward } from "./kernel.js";
 import { checkNft, NftGuard } from "./nft.js";
 import { mergeGuards, WorkerPool } from "./pool.js";
-import { netnsId, parseSysctlArg, resolveControlPath, SYSCTLS } from "./protocol.js";
+import { netnsId, parseSysctlArg, resolveControlPath } from "./protocol.js";
 import { handleRequest, type RequestContext } from "./requests.js";
-import { lipsOfWorker, type WorkerInit } from "./worker.js";
+import { SyncDaemons } from "./sync.js";
+import { initialOwnership, VrrpRunner } from "./vrrp.js";
+import { lipsOfWorker, type VrrpOwnership, type WorkerInit } from "./worker.js";
 
 /** --spin-us default (docs/daemon.md "Latency": measured on the bench topology). */
 export const DEFAULT_SPIN_US = 0;
@@ -43,7 +48,9 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
                      followed as interfaces come and go)
   --lip ADDR         a FULLNAT local address (repeatable)
   --sysctl NAME=V    a director sysctl, as /proc/sys/net/ipv4/vs names it (repeatable): conn_reuse_mode,
-                     expire_nodest_conn, expire_quiescent_template, sloppy_tcp; at run time: tsvs sysctl
+                     expire_nodest_conn, expire_quiescent_template, sloppy_tcp, sync_threshold (=3,50),
+                     sync_refresh_period, sync_retries, sync_version, sync_persist_mode; at run time:
+                     tsvs sysctl
   --control PATH     control socket (default: $TSVS_CONTROL, else /run/tsvs/control.sock in the
                      host namespace, /run/tsvs/netns-<inode>/control.sock in others)
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (default info)
@@ -170,8 +177,10 @@ const DAEMON_FLAGS: readonly DaemonFlag[] = [
       const p = parseSysctlArg(v);
       if ("error" in p) throw new DaemonUsageError(`--sysctl: ${p.error}`);
       if (p.value === undefined) throw new DaemonUsageError(`--sysctl: ${p.name} needs =VALUE`);
-      const spec = SYSCTLS[p.name];
-      (o.sysctls as Record<string, number | boolean>)[spec.field] = spec.max === 1 ? p.value !== 0 : p.value;
+      const current = { ...DEFAULT_SYSCTLS, ...o.sysctls } as unknown as Record<string, unknown>;
+      const why = sysctlError(p.name, p.value, "value2" in p ? p.value2 : undefined, current);
+      if (why !== null) throw new DaemonUsageError(`--sysctl: ${why}`);
+      Object.assign(o.sysctls, sysctlFields(p.name, p.value, "value2" in p ? p.value2 : undefined));
     },
   },
   {
@@ -489,8 +498,10 @@ function workerInit(
   plan: CpuPlan,
   fanoutGroup: number,
   index: number,
+  vrrp: VrrpOwnership,
 ): Omit<WorkerInit, "port"> {
   return {
+    vrrp,
     interfaces: host.view.interfaces,
     routes: host.view.routes,
     hostLocal: host.hostLocal,
@@ -594,6 +605,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     log.warn("no interface up yet: serving none until one comes up");
   }
   const plan = placeWorkers(opts, host.ifnames, log);
+  // VRRP's addresses are held back from the first frame on (an instance starts in BACKUP): read
+  // the file's vrrp sections before the workers start. Its errors are reported below, where the
+  // file is applied.
+  let ha: HaConfig | null = null;
+  if (opts.config !== undefined) {
+    try {
+      ha = (await loadConfigFile(opts.config)).model.ha;
+    } catch {
+      ha = null;
+    }
+  }
   log.info(
     {
       netns: netnsId(),
@@ -643,7 +665,14 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     watcher?.stop();
     return 1;
   }
+  let vrrp: VrrpRunner | null = null;
+  const sync = new SyncDaemons({ log, pool, links: () => host.host.links });
+  ctx.sync = sync;
+  ctx.vrrp = () => vrrp;
   const stop = async (): Promise<void> => {
+    // Priority 0 first: the backup takes over after its skew time instead of the master-down time.
+    vrrp?.stop();
+    sync.close();
     watcher?.stop();
     await server.close();
     await pool.stop();
@@ -666,7 +695,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // sockets, and a member's index in a group is its join order, which the fanout program relies on.
   try {
     const fanoutGroup = (process.pid * 8) & 0xfff8;
-    const guards = await pool.start(opts.workers, (w) => workerInit(opts, host, plan, fanoutGroup, w));
+    const own = ha === null ? { master: [], standby: [] } : initialOwnership(ha);
+    const guards = await pool.start(opts.workers, (w) => workerInit(opts, host, plan, fanoutGroup, w, own));
     ctx.guard.update(mergeGuards(guards));
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "the data plane did not start");
@@ -694,6 +724,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     }
   }
 
+  if (ha !== null && (ha.instances.length > 0 || ha.lvsSyncDaemon !== null)) {
+    try {
+      vrrp = startHa(ha, { log, pool, host, sync });
+    } catch (e) {
+      log.fatal({ err: (e as Error).message }, "cannot start VRRP");
+      started(false);
+      await stop();
+      return 1;
+    }
+  }
+
   started(true);
   watcher?.start();
   log.info(
@@ -701,4 +742,53 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     "ready",
   );
   return untilExit(pool, () => config, log, stop);
+}
+
+/**
+ * The file's VRRP instances, and its lvs_sync_daemon: tied to an instance, the sync daemon's role
+ * follows that instance's state; without one, both daemons run (keepalived's vrrp_scheduler).
+ */
+function startHa(
+  ha: HaConfig,
+  d: { log: Logger; pool: WorkerPool; host: HostFollower; sync: SyncDaemons },
+): VrrpRunner | null {
+  const sd = ha.lvsSyncDaemon;
+  const base =
+    sd === null
+      ? null
+      : {
+          iface: sd.iface,
+          syncid: sd.syncid,
+          maxlen: sd.maxlen ?? SYNC_DEFAULTS.maxlen,
+          group: sd.group ?? SYNC_DEFAULTS.group,
+          port: sd.port ?? SYNC_DEFAULTS.port,
+          ttl: sd.ttl ?? SYNC_DEFAULTS.ttl,
+        };
+  const followSync = (role: "master" | "backup"): void => {
+    if (base === null) return;
+    d.sync
+      .follow(role, base)
+      .catch((e) => d.log.error({ role, err: (e as Error).message }, "sync daemon did not follow VRRP"));
+  };
+  let runner: VrrpRunner | null = null;
+  if (ha.instances.length > 0) {
+    runner = new VrrpRunner(ha, {
+      log: d.log,
+      links: () => d.host.host.links,
+      own: (o) => d.pool.notify({ type: "vrrp", ...o }),
+      syncRole: followSync,
+    });
+    runner.start();
+  }
+  if (base !== null) {
+    const inst = sd?.instance ?? null;
+    const state = inst === null ? null : runner?.instances.find((i) => i.cfg.name === inst)?.state;
+    if (inst === null) {
+      for (const role of ["master", "backup"] as const)
+        d.sync
+          .start({ ...base, role })
+          .catch((e) => d.log.error({ role, err: (e as Error).message }, "cannot start the sync daemon"));
+    } else followSync(state === "MASTER" ? "master" : "backup");
+  }
+  return runner;
 }

@@ -13,9 +13,12 @@ export type WorkerRequest =
   | { type: "apply"; cmds: ControlCommand[] }
   | { type: "snapshot"; conns: boolean }
   | { type: "status" }
-  | { type: "sysctl"; name?: string; value?: number }
+  | { type: "sysctl"; name?: string; value?: number; value2?: number }
   | { type: "fwmark"; action: FwmarkAction; rule?: string }
   | ({ type: "host" } & HostUpdate);
+
+/** What the main thread tells a worker without waiting for an answer (VRRP, connection sync). */
+export type WorkerNotice = Extract<ToWorker, { type: "vrrp" | "sync-master" | "sync-in" }>;
 
 interface WorkerHandle {
   index: number;
@@ -35,6 +38,8 @@ export class WorkerPool {
   private nextId = 1;
   /** Called once when a worker fails or exits with an error after the start (the daemon exits). */
   onFatal: (e: Error) => void = () => {};
+  /** Finished sync messages from a master sync daemon's workers (daemon/sync.ts sends them). */
+  onSyncOut: (msgs: Uint8Array[]) => void = () => {};
 
   constructor(private readonly log: Logger) {}
 
@@ -74,6 +79,12 @@ export class WorkerPool {
   /** The same request to every worker (commands apply to all; snapshots are merged by the caller). */
   ask(msg: WorkerRequest): Promise<FromWorker[]> {
     return Promise.all(this.handles.map((h) => this.askOne(h.index, msg)));
+  }
+
+  /** A notice to one worker (index) or to every worker (index null); dead workers are skipped. */
+  notify(msg: WorkerNotice, index: number | null = null): void {
+    for (const h of this.handles)
+      if (h.alive && (index === null || h.index === index)) h.port.postMessage(msg);
   }
 
   /** Asks every worker to leave its loop; terminates the ones that do not within the grace time. */
@@ -136,6 +147,9 @@ export class WorkerPool {
           cb?.(m);
           break;
         }
+        case "sync-out":
+          this.onSyncOut(m.msgs);
+          break;
         case "stopped":
           break;
       }

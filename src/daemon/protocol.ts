@@ -4,11 +4,14 @@
 
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { type ControlCommand, parseCommands, parseSysctlArg } from "../control/commands.js";
+import { type ControlCommand, parseCommands, parseSysctlArg, type SysctlValue } from "../control/commands.js";
 import type { TableSnapshot } from "../control/snapshot.js";
+import type { SyncDaemonStatus } from "../control/sync.js";
 import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
+import type { VrrpInstanceStatus } from "./vrrp.js";
 
-export { parseSysctlArg, SYSCTLS } from "../control/commands.js";
+export { parseSysctlArg, SYSCTLS, type SysctlValue } from "../control/commands.js";
+export type { SyncDaemonStatus } from "../control/sync.js";
 
 /** 2: the table travels as commands and snapshots (`apply`, `table`); ipvsadm's text stays in the CLI. */
 export const PROTOCOL_VERSION = 2;
@@ -22,9 +25,12 @@ export type Request =
   | { op: "apply"; commands: ControlCommand[] }
   | { op: "table"; conns?: boolean }
   | { op: "status" }
-  | { op: "sysctl"; name?: string; value?: number }
+  /** `value2`: a vector sysctl's second int (sync_threshold's period). */
+  | { op: "sysctl"; name?: string; value?: number; value2?: number }
   | { op: "fwmark"; action: FwmarkAction; rule?: string }
-  | { op: "reload" };
+  | { op: "reload" }
+  /** The connection sync daemons running (ipvsadm -L --daemon). */
+  | { op: "daemons" };
 
 export interface IfaceStatus {
   name: string;
@@ -67,6 +73,10 @@ export interface DaemonStatus extends WorkerStatus {
   worker: { alive: boolean; restarts: number };
   /** The host as the daemon follows it (rtnetlink): every link, and what changed. */
   host?: HostStatus;
+  /** VRRP instances (--config with vrrp_instance sections): state, priorities, master, counters. */
+  vrrp?: VrrpInstanceStatus[];
+  /** The connection sync daemons running (ipvsadm --start-daemon, lvs_sync_daemon). */
+  sync?: SyncDaemonStatus[];
   /** With --config: the file, its reloads, and every checked real server's health. */
   config?: {
     file: string;
@@ -110,9 +120,12 @@ export type Response =
   | { table: TableSnapshot }
   | { error: string; code: TsvsErrorCode; index?: number }
   | { status: DaemonStatus }
-  | { sysctls: Record<string, number> }
+  /** A vector sysctl (sync_threshold) reads as its two ints. */
+  | { sysctls: Record<string, SysctlValue> }
   | { fwmarks: FwmarkRuleLine[] }
   | { reloaded: string }
+  /** Master first, then backup; empty when none runs. */
+  | { daemons: SyncDaemonStatus[] }
   | { error: string };
 
 /** Validates one request line; returns the request or the reason it is refused. */
@@ -148,7 +161,11 @@ export function parseRequest(line: string): Request | { error: string } {
       if (typeof o.name !== "string") return { error: "sysctl: name must be a string" };
       if (o.value !== undefined && typeof o.value !== "number")
         return { error: "sysctl: value must be a number" };
-      const p = parseSysctlArg(o.value === undefined ? o.name : `${o.name}=${o.value}`);
+      if (o.value2 !== undefined && (typeof o.value2 !== "number" || o.value === undefined))
+        return { error: "sysctl: value2 must be a number, with a value" };
+      const text =
+        o.value === undefined ? "" : o.value2 === undefined ? `=${o.value}` : `=${o.value},${o.value2}`;
+      const p = parseSysctlArg(`${o.name}${text}`);
       if ("error" in p) return p;
       return p.value === undefined ? { op: "sysctl", name: p.name } : { op: "sysctl", ...p };
     }
@@ -165,6 +182,8 @@ export function parseRequest(line: string): Request | { error: string } {
     }
     case "reload":
       return { op: "reload" };
+    case "daemons":
+      return { op: "daemons" };
     default:
       return { error: `unknown op ${JSON.stringify(o.op)}` };
   }

@@ -3,7 +3,9 @@
 // what the workers own; status adds the daemon's own figures to the workers'.
 
 import type { Logger } from "pino";
+import { type ControlCommand, isSyncDaemonCommand } from "../control/commands.js";
 import { mergeTables } from "../control/snapshot.js";
+import { TsvsError } from "../core/errors.js";
 import type { DaemonConfig } from "./config-runner.js";
 import type { HostFollower } from "./follow.js";
 import { NFT_FAMILY, NFT_TABLE, type NftGuard } from "./nft.js";
@@ -16,6 +18,8 @@ import {
   type Response,
   type WorkerStatus,
 } from "./protocol.js";
+import type { SyncDaemons } from "./sync.js";
+import type { VrrpRunner } from "./vrrp.js";
 import type { Guard } from "./worker.js";
 
 export interface RequestContext {
@@ -27,6 +31,10 @@ export interface RequestContext {
   control: string;
   /** --config's runner, once the file is applied. */
   config: () => DaemonConfig | null;
+  /** The connection sync daemons (ipvsadm --start-daemon). */
+  sync?: SyncDaemons;
+  /** The file's VRRP instances, once running. */
+  vrrp?: () => VrrpRunner | null;
 }
 
 const STOPPED: Response = { error: "the data plane stopped" };
@@ -51,13 +59,43 @@ export async function handleRequest(ctx: RequestContext, req: Request): Promise<
       return sysctlOrFwmark(ctx, req);
     case "status":
       return status(ctx);
+    case "daemons":
+      return { daemons: ctx.sync?.list() ?? [] };
   }
+}
+
+/**
+ * Sync daemon commands run in the main thread (daemon/sync.ts), one after the other, as ipvsadm
+ * sends them one per call; a batch that mixes them with table commands is refused whole.
+ */
+async function syncCommands(ctx: RequestContext, commands: readonly ControlCommand[]): Promise<Response> {
+  const sync = ctx.sync;
+  if (sync === undefined) return { error: "connection sync is not available here", code: "TSVS_ERR_INVALID" };
+  const other = commands.findIndex((c) => !isSyncDaemonCommand(c));
+  if (other >= 0)
+    return {
+      error: "sync daemon commands cannot share a batch with other commands",
+      code: "TSVS_ERR_INVALID",
+      index: other,
+    };
+  for (let i = 0; i < commands.length; i++) {
+    const c = commands[i];
+    try {
+      if (c.op === "start-daemon") await sync.start(c.daemon);
+      else if (c.op === "stop-daemon") sync.stop(c.role);
+    } catch (e) {
+      if (!(e instanceof TsvsError)) throw e;
+      return { error: e.message, code: e.code, index: i };
+    }
+  }
+  return { applied: commands.length };
 }
 
 async function apply(
   ctx: RequestContext,
   commands: Extract<Request, { op: "apply" }>["commands"],
 ): Promise<Response> {
+  if (commands.some(isSyncDaemonCommand)) return syncCommands(ctx, commands);
   const ms = await ctx.pool.ask({ type: "apply", cmds: commands });
   const rs = ms.flatMap((m) => (m.type === "applied" ? [m] : []));
   if (rs.length !== ms.length) return STOPPED;
@@ -78,7 +116,7 @@ async function sysctlOrFwmark(
 ): Promise<Response> {
   const ms = await ctx.pool.ask(
     req.op === "sysctl"
-      ? { type: "sysctl", name: req.name, value: req.value }
+      ? { type: "sysctl", name: req.name, value: req.value, value2: req.value2 }
       : { type: "fwmark", action: req.action, rule: req.rule },
   );
   const results = ms.flatMap((m) => (m.type === "result" ? [m] : []));
@@ -124,6 +162,9 @@ async function status(ctx: RequestContext): Promise<Response> {
   };
   const config = ctx.config();
   if (config !== null) out.config = { file: config.path, reloads: config.reloads, health: config.health() };
+  const vrrp = ctx.vrrp?.() ?? null;
+  if (vrrp !== null) out.vrrp = vrrp.status();
+  if (ctx.sync !== undefined) out.sync = ctx.sync.list();
   return { status: out };
 }
 

@@ -13,7 +13,10 @@ import { formatIPv4 } from "../core/addr.js";
 import { Engine, type Sysctls } from "../core/engine.js";
 import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
 import type { IfaceAddr, IfaceConfig, RouteConfig } from "../core/route.js";
-import { compileFanoutProgram, compileOwnedFilter, setFanoutProgram } from "../io/bpf.js";
+import { decodeSyncMessage } from "../core/sync/codec.js";
+import { SYNC_SEND_DELAY_MS, SyncSender } from "../core/sync/sender.js";
+import type { SyncConn, SyncDaemonConfig } from "../core/sync/types.js";
+import { compileFanoutProgram, compileOwnedFilter, fanoutHash, setFanoutProgram } from "../io/bpf.js";
 import type { IoBackend } from "../io/frame-io.js";
 import { libc, PACKET_OTHERHOST, setThreadAffinity, threadAffinity } from "../io/libc.js";
 import type { FwmarkAction, IfaceStatus, Response, WorkerStatus } from "./protocol.js";
@@ -57,6 +60,14 @@ export interface WorkerInit {
   rxKib?: number;
   /** --host-vips: the host's locally delivered addresses, outside which no VIP is served. */
   hostLocal?: IfaceAddr[] | null;
+  /** VRRP's addresses at start (every instance starts in BACKUP unless it owns its addresses). */
+  vrrp?: VrrpOwnership;
+}
+
+/** VRRP addresses (u32): those of instances in MASTER, and those of instances in any other state. */
+export interface VrrpOwnership {
+  master: number[];
+  standby: number[];
 }
 
 /**
@@ -97,13 +108,22 @@ export function lipsOfWorker(lips: readonly number[], w: number, n: number): num
   return lips.filter((_, i) => i % n === w);
 }
 
+/** tsvs's FULLNAT forwarding value in connection flags (dest.ts Fwd.FullNat). */
+const FWD_FULLNAT = 5;
+
 export type ToWorker =
   | { type: "apply"; id: number; cmds: ControlCommand[] }
   | { type: "snapshot"; id: number; conns: boolean }
   | { type: "status"; id: number }
-  | { type: "sysctl"; id: number; name?: string; value?: number }
+  | { type: "sysctl"; id: number; name?: string; value?: number; value2?: number }
   | { type: "fwmark"; id: number; action: FwmarkAction; rule?: string }
   | ({ type: "host"; id: number } & HostUpdate)
+  /** VRRP's addresses (daemon/vrrp.ts): held as MASTER, held back as BACKUP. */
+  | ({ type: "vrrp" } & VrrpOwnership)
+  /** The master sync daemon started (its settings) or stopped (null). */
+  | { type: "sync-master"; daemon: SyncDaemonConfig | null }
+  /** A received sync message (already checked by the main thread): install this worker's share. */
+  | { type: "sync-in"; data: Uint8Array; syncid: number }
   | { type: "stop" };
 
 export type FromWorker =
@@ -113,6 +133,8 @@ export type FromWorker =
   | { type: "status"; id: number; status: WorkerStatus }
   | { type: "result"; id: number; response: Response; guard: Guard }
   | ({ type: "host"; id: number } & HostApplied)
+  /** Finished sync messages (a master sync daemon runs): the main thread sends them. */
+  | { type: "sync-out"; msgs: Uint8Array[] }
   | { type: "log"; level: "info" | "warn" | "error"; msg: string; data?: Record<string, unknown> }
   | { type: "stopped" };
 
@@ -128,13 +150,13 @@ export interface ApplyError {
 export function controlRequest(
   api: ControlApi,
   msg:
-    | { type: "sysctl"; name?: string; value?: number }
+    | { type: "sysctl"; name?: string; value?: number; value2?: number }
     | { type: "fwmark"; action: FwmarkAction; rule?: string },
 ): Response {
   try {
     if (msg.type === "sysctl") {
       if (msg.name !== undefined && msg.value !== undefined)
-        api.apply([{ op: "set-sysctl", name: msg.name, value: msg.value }]);
+        api.apply([{ op: "set-sysctl", name: msg.name, value: msg.value, value2: msg.value2 }]);
       else if (msg.name !== undefined && api.sysctls(msg.name)[msg.name] === undefined)
         return { error: `unknown sysctl ${msg.name}` };
       return { sysctls: api.sysctls(msg.name) };
@@ -192,6 +214,12 @@ class DataPlane {
   // The LIP list and the owned LIPs change with laddr commands, and when the last connection on a
   // deleted laddr ends (engine.tick): lipVersion tells the loop when to look again.
   private lipVersion = -1;
+  /** When syncOut last looked (ms). */
+  private syncSent = 0;
+  /** Synced entries by what installing them did (status). */
+  private readonly syncInstalled: Record<string, number> = {};
+  /** VRRP's addresses (main thread's VrrpRunner): MASTER ones are owned like VIPs. */
+  private vrrp: VrrpOwnership = { master: [], standby: [] };
 
   constructor(
     private readonly init: WorkerInit,
@@ -227,6 +255,8 @@ class DataPlane {
     });
     if (init.hostLocal !== undefined && init.hostLocal !== null)
       this.engine.routes.setHostLocal(init.hostLocal);
+    if (init.vrrp !== undefined) this.vrrp = init.vrrp;
+    this.engine.setVrrp(this.vrrp.master, this.vrrp.standby);
     this.api = new ControlApi(this.engine, () => performance.now());
     this.refilter();
   }
@@ -249,17 +279,18 @@ class DataPlane {
     const nWorkers = this.nWorkers;
     this.lipVersion = engine.lipTable.version;
     const g = this.api.guard();
+    const owned = this.vrrp.master.length === 0 ? g.owned : [...g.owned, ...this.vrrp.master];
     // A fwmark rule on a network (not one host) owns addresses we cannot list: let all IPv4 in.
     const allIpv4 = this.api.hasNetworkFwmark();
     const rips = g.nat.map((d) => d.addr);
     const lipList = engine.lipTable.all();
-    const key = JSON.stringify([g.owned, rips, allIpv4, this.locals, lipList.length]);
+    const key = JSON.stringify([owned, rips, allIpv4, this.locals, lipList.length]);
     if (key === this.filterKey) return;
     this.filterKey = key;
     const sockets = this.socks.sockets;
     if (this.init.filter !== false || nWorkers > 1) {
       const prog = compileOwnedFilter({
-        owned: g.owned,
+        owned,
         locals: this.locals,
         rips,
         allIpv4: allIpv4 || this.init.filter === false,
@@ -361,6 +392,45 @@ class DataPlane {
     }
   }
 
+  /** The master sync daemon started (a writer on the engine) or stopped. */
+  private syncMaster(d: SyncDaemonConfig | null): void {
+    const e = this.engine;
+    e.syncMaster = d === null ? null : new SyncSender(e, { syncid: d.syncid, maxlen: d.maxlen });
+    this.syncSent = 0;
+  }
+
+  /**
+   * A backup's message: this worker installs the connections whose packets its fanout share
+   * brings (the client address's hash, or for FULLNAT the worker owning the local address).
+   */
+  private syncIn(data: Uint8Array, syncid: number): void {
+    const now = performance.now();
+    const n = this.nWorkers;
+    const w = this.init.index ?? 0;
+    const e = this.engine;
+    decodeSyncMessage(data, data.length, syncid, (c: SyncConn) => {
+      if (n > 1) {
+        const mine =
+          (c.flags & 7) === FWD_FULLNAT && c.laddr !== 0
+            ? e.lipTable.indexOf(c.laddr) % n === w
+            : fanoutHash(c.caddr) % n === w;
+        if (!mine) return;
+      }
+      const r = e.installSynced(c, now);
+      this.syncInstalled[r] = (this.syncInstalled[r] ?? 0) + 1;
+    });
+  }
+
+  /** Every SYNC_SEND_DELAY_MS: partly filled messages old enough (2 s, as the kernel) and full ones go out. */
+  private syncOut(now: number): void {
+    const sm = this.engine.syncMaster;
+    if (sm === null || now - this.syncSent < SYNC_SEND_DELAY_MS) return;
+    this.syncSent = now;
+    sm.flush(now);
+    const msgs = sm.takeMessages();
+    if (msgs.length > 0) this.post({ type: "sync-out", msgs: msgs.map((m) => m.slice()) });
+  }
+
   /** The control messages waiting on the port; false when asked to stop. */
   private control(port: MessagePort): boolean {
     const post = this.post;
@@ -382,6 +452,17 @@ class DataPlane {
           break;
         case "host":
           post({ type: "host", id: msg.id, ...this.followHost(msg) });
+          break;
+        case "vrrp":
+          this.vrrp = { master: msg.master, standby: msg.standby };
+          this.engine.setVrrp(msg.master, msg.standby);
+          this.refilter();
+          break;
+        case "sync-master":
+          this.syncMaster(msg.daemon);
+          break;
+        case "sync-in":
+          this.syncIn(msg.data, msg.syncid);
           break;
         case "sysctl":
         case "fwmark": {
@@ -458,7 +539,9 @@ class DataPlane {
         const r = this.receive();
         const got = r >>> 1;
         const full = (r & 1) !== 0;
-        engine.tick(performance.now());
+        const now = performance.now();
+        engine.tick(now);
+        if (engine.syncMaster !== null) this.syncOut(now);
         if (engine.lipTable.version !== this.lipVersion) this.refilter();
         socks.flush();
         if (!this.control(port)) break;

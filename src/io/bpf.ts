@@ -149,6 +149,21 @@ export function compileOwnedFilter(spec: OwnedFilterSpec): BpfProgram {
   return a.encode();
 }
 
+/**
+ * The filter of a control-plane socket that wants one IPv4 protocol only (VRRP, 112): everything
+ * else stays in the kernel, and the daemon's main thread wakes for adverts only.
+ */
+export function compileIpProtoFilter(proto: number, snaplen = 0x10000): BpfProgram {
+  const a = new Asm();
+  a.emit(LD_H_ABS, OFF_TYPE);
+  a.emit(JEQ_K, ETH_P_IP, 0, 3);
+  a.emit(LD_B_ABS, OFF_IP_PROTO);
+  a.emit(JEQ_K, proto, 0, 1);
+  a.emit(RET_K, snaplen);
+  a.emit(RET_K, 0);
+  return a.encode();
+}
+
 export interface FanoutSpec {
   /** FULLNAT local addresses and the worker that owns each (replies to a LIP go to its owner). */
   lips: readonly { addr: number; worker: number }[];

@@ -12,6 +12,7 @@ import {
   libc,
   type NativePtr,
   PACKET_ADD_MEMBERSHIP,
+  PACKET_MR_MULTICAST,
   PACKET_MR_PROMISC,
   PACKET_STATISTICS,
   POLLIN,
@@ -161,6 +162,22 @@ export function addPromisc(fd: number, ifindex: number): void {
   mreq.writeUInt16LE(PACKET_MR_PROMISC, 4);
   if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, SIZEOF_PACKET_MREQ) < 0) {
     throw new SyscallError("setsockopt(PACKET_ADD_MEMBERSHIP, PROMISC)", c.errno());
+  }
+}
+
+/**
+ * PACKET_MR_MULTICAST membership for one link-layer group (e.g. 01:00:5e:00:00:12 for VRRP's
+ * 224.0.0.18): a NIC that filters multicast then passes it up. Dropped with the socket.
+ */
+export function addMulticast(fd: number, ifindex: number, mac: Uint8Array): void {
+  const c = libc();
+  const mreq = Buffer.alloc(SIZEOF_PACKET_MREQ);
+  mreq.writeInt32LE(ifindex, 0);
+  mreq.writeUInt16LE(PACKET_MR_MULTICAST, 4);
+  mreq.writeUInt16LE(mac.length, 6);
+  mreq.set(mac, 8);
+  if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, SIZEOF_PACKET_MREQ) < 0) {
+    throw new SyscallError("setsockopt(PACKET_ADD_MEMBERSHIP, MULTICAST)", c.errno());
   }
 }
 

@@ -222,17 +222,10 @@ describe("ipvsadm parser: list, save, restore, help, version", () => {
     { argv: ["--help"], req: { kind: "help" } },
     { argv: ["-v"], req: { kind: "version" } },
     { argv: ["--version"], req: { kind: "version" } },
-    {
-      argv: ["--start-daemon", "master"],
-      req: { kind: "daemon-start", daemon: { state: "master", mcastIfn: "eth0", syncId: 255 } },
-    },
-    {
-      argv: ["--start-daemon", "backup", "--mcast-interface", "eth1", "--syncid", "3"],
-      req: { kind: "daemon-start", daemon: { state: "backup", mcastIfn: "eth1", syncId: 3 } },
-    },
+    // --start-daemon / --stop-daemon in detail: ipvsadm-daemon.test.ts.
     {
       argv: ["--stop-daemon", "master"],
-      req: { kind: "daemon-stop", daemon: { state: "master", mcastIfn: "", syncId: 255 } },
+      req: { kind: "daemon", cmd: { op: "stop-daemon", role: "master" } },
     },
   ];
   for (const c of cases) {

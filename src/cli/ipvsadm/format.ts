@@ -13,6 +13,7 @@ import type {
   StatsSnapshot as Stats,
   TableSnapshot,
 } from "../../control/snapshot.js";
+import { daemonsInKernelOrder } from "../../control/sync.js";
 import { formatIPv4 } from "../../core/addr.js";
 import type { ConnView, ServiceKey, TimeoutSpec } from "../../core/ctl-types.js";
 import { Fwd, TunType } from "../../core/dest.js";
@@ -24,6 +25,7 @@ import {
   SVC_F_SCHED2,
   SVC_F_SCHED3,
 } from "../../core/service.js";
+import type { SyncDaemonConfig } from "../../core/sync/types.js";
 import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, type ListOptions, portName } from "./parse.js";
 
 /** The IPVS version ipvsadm prints (the kernel's IP_VS_VERSION_CODE). */
@@ -293,9 +295,27 @@ export function formatList(snap: IpvsSnapshot, key: ServiceKey | null, opts: Lis
     return title(opts) + serviceEntry(svc, opts);
   }
   if (opts.timeout) return formatTimeout(snap.timeouts);
-  if (opts.daemon) return ""; // no sync daemon runs in tsvs yet: ipvsadm prints nothing
+  if (opts.daemon) return ""; // the daemons are not in the table: formatDaemons prints them
   let out = `IP Virtual Server version ${IPVS_VERSION} (size=${snap.connTabSize})\n${title(opts)}`;
   for (const svc of sortedServices(snap, opts.sort)) out += serviceEntry(svc, opts);
+  return out;
+}
+
+/**
+ * `ipvsadm -L --daemon` (list_daemon): one line per running sync daemon, master first; nothing
+ * when none runs. A field the kernel left 0 (an older kernel's maxlen, port, ttl; no group) is
+ * not printed. -n changes nothing: the interface is a name and the group is printed as numbers.
+ */
+export function formatDaemons(daemons: readonly SyncDaemonConfig[]): string {
+  let out = "";
+  for (const d of daemonsInKernelOrder(daemons)) {
+    out += `${d.role} sync daemon (mcast=${d.iface}, syncid=${d.syncid}`;
+    if (d.maxlen) out += `, maxlen=${d.maxlen}`;
+    if (d.group) out += `, group=${formatIPv4(d.group >>> 0)}`;
+    if (d.port) out += `, port=${d.port}`;
+    if (d.ttl) out += `, ttl=${d.ttl}`;
+    out += ")\n";
+  }
   return out;
 }
 

@@ -23,6 +23,8 @@
 //   except that -F/--ifname is optional (DPVS requires it for -P/-Q): it is accepted and ignored,
 //   tsvs sends by route.
 
+import { isIPv6 } from "node:net";
+import type { SyncDaemonCommand } from "../../control/commands.js";
 import {
   checkDest,
   checkService,
@@ -44,6 +46,7 @@ import {
   SVC_F_SCHED2,
   SVC_F_SCHED3,
 } from "../../core/service.js";
+import { SYNC_DEFAULTS, type SyncDaemonConfig } from "../../core/sync/types.js";
 
 export const PROGRAM = "ipvsadm";
 export { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP };
@@ -116,12 +119,6 @@ export interface ListOptions {
   tunInfo: boolean;
 }
 
-export interface DaemonSpec {
-  state: "master" | "backup";
-  mcastIfn: string;
-  syncId: number;
-}
-
 export type IpvsadmRequest =
   | { kind: "ctl"; cmd: CtlCommand }
   | { kind: "list"; key: ServiceKey | null; opts: ListOptions }
@@ -131,8 +128,8 @@ export type IpvsadmRequest =
   | { kind: "restore" }
   | { kind: "version" }
   | { kind: "help" }
-  | { kind: "daemon-start"; daemon: DaemonSpec }
-  | { kind: "daemon-stop"; daemon: DaemonSpec };
+  /** --start-daemon / --stop-daemon: a command for the daemon's sync daemons, not the table. */
+  | { kind: "daemon"; cmd: SyncDaemonCommand };
 
 /**
  * A command-line error. `message` is exactly the line ipvsadm writes on stderr;
@@ -557,6 +554,28 @@ function parseService(s: string, protocol: number): { result: number; addr: numb
   return { result, addr, port };
 }
 
+/** inet_pton(AF_INET): a strict dotted quad (no leading zeros, no short forms). */
+function inetPton4(s: string): number | null {
+  return /^(0|[1-9]\d{0,2})(\.(0|[1-9]\d{0,2})){3}$/.test(s) ? parseIPv4(s) : null;
+}
+
+/**
+ * --mcast-group: an IPv6 group when the text has a ':' (IN6_IS_ADDR_MULTICAST: ff00::/8), else
+ * an IPv4 one (IN_MULTICAST: 224.0.0.0/4). tsvs syncs over IPv4 only: a good IPv6 group is
+ * refused as -6 is.
+ */
+function parseMcastGroup(arg: string): number {
+  if (arg.includes(":")) {
+    const first = arg.split(":")[0];
+    if (!isIPv6(arg) || arg.includes("%") || !/^ff[0-9a-f]{2}$/i.test(first))
+      fail(`invalid IPv6 mcast-group \`${arg}'`);
+    fail("IPv6 is not supported by tsvs yet");
+  }
+  const g = inetPton4(arg);
+  if (g === null || g >>> 28 !== 0xe) fail(`invalid IPv4 mcast-group \`${arg}'`);
+  return g;
+}
+
 function parseSchedFlags(sched: string, arg: string): number {
   const name = sched !== "" ? sched : DEF_SCHED;
   let flags = 0;
@@ -677,9 +696,11 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
   const cmd = COMMAND_TAGS[first.tag];
   if (cmd === undefined) tryHelp();
 
-  const daemon: DaemonSpec = { state: "master", mcastIfn: "", syncId: 255 };
+  // ipvsadm memsets the daemon entry (syncid 0, maxlen/group/port/ttl unset) and the kernel
+  // fills what is unset (ip_vs_genl_new_daemon, start_sync_thread): tsvs fills it here.
+  const daemon: SyncDaemonConfig = { role: "master", ...SYNC_DEFAULTS, iface: "" };
   if (cmd === Cmd.StartDaemon || cmd === Cmd.StopDaemon) {
-    if (first.arg === "master" || first.arg === "backup") daemon.state = first.arg;
+    if (first.arg === "master" || first.arg === "backup") daemon.role = first.arg;
     else if (cmd === Cmd.StartDaemon) fail("illegal start-daemon parameter specified");
     else fail("illegal start_daemon specified");
   }
@@ -807,12 +828,12 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         break;
       case "mcast-interface":
         setOption(Opt.Mcast);
-        daemon.mcastIfn = arg.slice(0, 15);
+        daemon.iface = arg.slice(0, 15); // IP_VS_IFNAME_MAXLEN - 1
         break;
       case "syncid":
         setOption(Opt.SyncId);
-        daemon.syncId = stringToNumber(arg, 0, 255);
-        if (daemon.syncId === -1) fail("illegal syncid specified");
+        daemon.syncid = stringToNumber(arg, 0, 255);
+        if (daemon.syncid === -1) fail("illegal syncid specified");
         break;
       case "timeout":
         setOption(Opt.Timeout);
@@ -864,23 +885,24 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         setOption(Opt.SchedFlags);
         schedFlagsArg = arg.slice(0, 127);
         break;
-      case "mcast-group": {
+      case "mcast-group":
         setOption(Opt.McastGroup);
-        const g = parseIPv4(arg);
-        if (g === null || g >>> 28 !== 0xe) fail(`invalid IPv4 mcast-group \`${arg}'`);
+        daemon.group = parseMcastGroup(arg);
         break;
-      }
       case "mcast-port":
         setOption(Opt.McastPort);
-        if (stringToNumber(arg, 1, 65535) === -1) fail("illegal mcast-port specified");
+        daemon.port = stringToNumber(arg, 1, 65535);
+        if (daemon.port === -1) fail("illegal mcast-port specified");
         break;
       case "mcast-ttl":
         setOption(Opt.McastTtl);
-        if (stringToNumber(arg, 1, 255) === -1) fail("illegal mcast-ttl specified");
+        daemon.ttl = stringToNumber(arg, 1, 255);
+        if (daemon.ttl === -1) fail("illegal mcast-ttl specified");
         break;
       case "sync-maxlen":
         setOption(Opt.SyncMaxlen);
-        if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail("illegal sync-maxlen specified");
+        daemon.maxlen = stringToNumber(arg, 1, 65535 - 20 - 8); // IPv4 and UDP headers
+        if (daemon.maxlen === -1) fail("illegal sync-maxlen specified");
         break;
       case "tun-info":
         setOption(Opt.TunInfo);
@@ -998,10 +1020,11 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
     case Cmd.Timeout:
       return { kind: "ctl", cmd: { op: "set-timeout", timeouts } };
     case Cmd.StartDaemon:
-      if (daemon.mcastIfn === "") daemon.mcastIfn = "eth0";
-      return { kind: "daemon-start", daemon };
+      if (daemon.iface === "") daemon.iface = SYNC_DEFAULTS.iface; // DEF_MCAST_IFN
+      return { kind: "daemon", cmd: { op: "start-daemon", daemon } };
     case Cmd.StopDaemon:
-      return { kind: "daemon-stop", daemon };
+      // ipvsadm sends the interface and syncid too; the kernel stops the role's daemon whatever they are.
+      return { kind: "daemon", cmd: { op: "stop-daemon", role: daemon.role } };
     case Cmd.AddLaddr:
       return { kind: "ctl", cmd: { op: "add-laddr", key, addr: laddr } };
     case Cmd.DelLaddr:

@@ -6,6 +6,10 @@
 //     (process_options returns the -1 of the libipvs call);
 //   - listing a service that does not exist: "No such service", exit 1.
 //
+// --start-daemon / --stop-daemon are not table commands: they go to the daemon's sync daemons
+// (its main thread), and -L --daemon asks it which run. An in-process backend without sync
+// daemons (tsvs sim) refuses the first two and lists none.
+//
 // -R (restore) differs from ipvsadm on purpose: ipvsadm runs the lines one by one, exits
 // at the first usage error (fail()) with the lines before it applied, goes on after a
 // libipvs error and exits with the status of the last line. tsvs parses every line first
@@ -13,9 +17,11 @@
 // nothing; errors are prefixed with "line N: ". Only table changes may appear in the input
 // (ipvsadm would also run -L or -S lines), and lines starting with '#' are comments.
 
+import type { SyncDaemonCommand } from "../../control/commands.js";
 import type { CtlCommand } from "../../core/ctl-types.js";
-import { TsvsError } from "../../core/errors.js";
-import { formatLaddrs, formatList, formatSave, type IpvsSnapshot } from "./format.js";
+import { IPVS_MESSAGES, TsvsError, type TsvsErrorCode } from "../../core/errors.js";
+import type { SyncDaemonConfig } from "../../core/sync/types.js";
+import { formatDaemons, formatLaddrs, formatList, formatSave, type IpvsSnapshot } from "./format.js";
 import { IpvsadmUsageError, PROGRAM, parseIpvsadm } from "./parse.js";
 
 /** The director as an in-process ipvsadm sees it (the simulation, tests): src/control/api.ts. */
@@ -23,7 +29,17 @@ export interface IpvsadmBackend {
   /** Applies all commands or none (throws on the first failure, leaving the table as it was). */
   apply(cmds: readonly CtlCommand[]): void;
   snapshot(withConns: boolean): IpvsSnapshot;
+  /** The connection sync daemons, when this director has them (the daemon has; tsvs sim has not). */
+  sync?: {
+    /** Throws TsvsError (TSVS_ERR_DAEMON_EXISTS, TSVS_ERR_NO_DAEMON, …). */
+    apply(cmd: SyncDaemonCommand): void;
+    list(): SyncDaemonConfig[];
+  };
 }
+
+/** What an in-process director without sync daemons answers --start-daemon / --stop-daemon with. */
+export const NO_SYNC_IN_PROCESS =
+  "tsvs: connection sync runs in the tsvs daemon only (tsvs daemon; then tsvs ipvsadm --start-daemon ...)";
 
 export interface IpvsadmResult {
   code: number;
@@ -199,7 +215,25 @@ export function parseRestore(input: string): RestoreBatch {
 export type IpvsadmPlan =
   | { kind: "done"; result: IpvsadmResult }
   | { kind: "apply"; cmds: CtlCommand[]; applied: (err: unknown) => IpvsadmResult }
-  | { kind: "snapshot"; withConns: boolean; format: (snap: IpvsSnapshot) => IpvsadmResult };
+  | { kind: "snapshot"; withConns: boolean; format: (snap: IpvsSnapshot) => IpvsadmResult }
+  /** --start-daemon / --stop-daemon: the command, then `applied` maps its outcome. */
+  | { kind: "daemon"; cmd: SyncDaemonCommand; applied: (err: unknown) => IpvsadmResult }
+  /** -L --daemon: the sync daemons running, then `format` prints them. */
+  | { kind: "daemons"; format: (daemons: readonly SyncDaemonConfig[]) => IpvsadmResult };
+
+/** libipvs's messages for the sync daemon errors (ipvs_strerror; ENODEV falls to strerror). */
+const DAEMON_MESSAGES: Partial<Record<TsvsErrorCode, string>> = {
+  TSVS_ERR_DAEMON_EXISTS: IPVS_MESSAGES.daemonExists,
+  TSVS_ERR_NO_DAEMON: IPVS_MESSAGES.noDaemon,
+  TSVS_ERR_NO_DEVICE: IPVS_MESSAGES.noDevice,
+};
+
+/** Maps a failed sync daemon command to ipvsadm's answer: ipvs_strerror's text, exit 255. */
+export function daemonResult(err: unknown): IpvsadmResult {
+  if (err === null || err === undefined) return ok("");
+  if (err instanceof TsvsError) return fail(EXIT_CTL_ERROR, DAEMON_MESSAGES[err.code] ?? err.message);
+  throw err;
+}
 
 /** Maps a failed apply to ipvsadm's answer; `lines` names -R input lines by command index. */
 function appliedResult(err: unknown, lines?: readonly number[]): IpvsadmResult {
@@ -227,13 +261,15 @@ export function planIpvsadm(argv: readonly string[], stdin = ""): IpvsadmPlan {
       return done(ok(usageText()));
     case "version":
       return done(ok(versionLine()));
-    case "daemon-start":
-    case "daemon-stop":
-      return done(fail(EXIT_CTL_ERROR, "the connection sync daemon is not supported by tsvs yet"));
+    case "daemon":
+      return { kind: "daemon", cmd: req.cmd, applied: daemonResult };
     case "ctl":
       return { kind: "apply", cmds: [req.cmd], applied: (e) => appliedResult(e) };
     case "list": {
       const { key, opts } = req;
+      // process_options: -c, then a service, then --timeout, then --daemon (they exclude each other).
+      if (opts.daemon && !opts.conns && key === null && !opts.timeout)
+        return { kind: "daemons", format: (daemons) => ok(formatDaemons(daemons)) };
       return {
         kind: "snapshot",
         withConns: opts.conns,
@@ -298,5 +334,17 @@ export function runIpvsadm(argv: readonly string[], backend: IpvsadmBackend, std
     }
     case "snapshot":
       return plan.format(backend.snapshot(plan.withConns));
+    case "daemon": {
+      if (backend.sync === undefined) return fail(EXIT_CTL_ERROR, NO_SYNC_IN_PROCESS);
+      let err: unknown = null;
+      try {
+        backend.sync.apply(plan.cmd);
+      } catch (e) {
+        err = e;
+      }
+      return plan.applied(err);
+    }
+    case "daemons":
+      return plan.format(backend.sync?.list() ?? []);
   }
 }

@@ -170,17 +170,8 @@ export class ConnLife {
     now: number,
   ): number {
     const t = this.conns;
-    let cx = t.alloc();
-    if (cx < 0) {
-      // The kernel's defense (ip_vs_random_dropentry) frees embryonic entries when memory
-      // is short; here the table is the bound, so the oldest embryonic entry makes room.
-      const victim = t.oldestEmbryonic();
-      if (victim < 0) return -1;
-      this.counters.connsDropped++;
-      this.expireNow(victim, now);
-      cx = t.alloc();
-      if (cx < 0) return -1;
-    }
+    const cx = this.alloc(now);
+    if (cx < 0) return -1;
     const template = (flags & CONN_F_TEMPLATE) !== 0;
     let fl = flags | dest.fwd | CONN_F_INACTIVE;
     if (dest.fwd !== Fwd.Masq && dest.fwd !== Fwd.FullNat) fl |= CONN_F_NOOUTPUT;
@@ -195,13 +186,72 @@ export class ConnLife {
       }
     }
     t.hash(cx);
-    this.ctl.destRef(dest.id);
-    if (!template) dest.inactConns++;
-    else dest.persistConns++;
-    if (dest.uThreshold !== 0 && dest.activeConns + dest.inactConns >= dest.uThreshold)
-      dest.flags |= DEST_F_OVERLOAD;
+    this.bindDest(cx, dest);
     t.arm(cx, template ? 0 : this.initialTimeout(proto), now);
     this.counters.connsCreated++;
+    return cx;
+  }
+
+  /** A free entry; when the table is full, the oldest embryonic entry makes room. -1 if none. */
+  private alloc(now: number): number {
+    const t = this.conns;
+    let cx = t.alloc();
+    if (cx < 0) {
+      // The kernel's defense (ip_vs_random_dropentry) frees embryonic entries when memory
+      // is short; here the table is the bound, so the oldest embryonic entry makes room.
+      const victim = t.oldestEmbryonic();
+      if (victim < 0) return -1;
+      this.counters.connsDropped++;
+      this.expireNow(victim, now);
+      cx = t.alloc();
+    }
+    return cx;
+  }
+
+  /**
+   * ip_vs_bind_dest's counters: the entry refers to dest; a template counts as persistent, a
+   * connection as active or inactive by its INACTIVE flag (always inactive when new, a synced one
+   * as its master said).
+   */
+  bindDest(cx: number, dest: Dest): void {
+    const t = this.conns;
+    t.setDest(cx, dest.id);
+    this.ctl.destRef(dest.id);
+    const fl = t.flagsOf(cx);
+    if ((fl & CONN_F_TEMPLATE) !== 0) dest.persistConns++;
+    else if ((fl & CONN_F_INACTIVE) !== 0) dest.inactConns++;
+    else dest.activeConns++;
+    if (dest.uThreshold !== 0 && dest.activeConns + dest.inactConns >= dest.uThreshold)
+      dest.flags |= DEST_F_OVERLOAD;
+  }
+
+  /**
+   * ip_vs_conn_new for an entry a sync message brought (ip_vs_proc_conn): the key, the local end
+   * and the flags as the installer settled them (sync/install.ts), bound to dest when one was
+   * found, unbound (but handled) when not. Not armed: the caller sets state and timeout. Returns
+   * the index, or -1 when the table is full.
+   */
+  newSynced(
+    proto: number,
+    caddr: number,
+    cport: number,
+    vaddr: number,
+    vport: number,
+    daddr: number,
+    dport: number,
+    laddr: number,
+    lport: number,
+    flags: number,
+    dest: Dest | undefined,
+    now: number,
+  ): number {
+    const t = this.conns;
+    const cx = this.alloc(now);
+    if (cx < 0) return -1;
+    t.setEntry(cx, proto, caddr, cport, vaddr, vport, daddr, dport, laddr, lport, flags, -1);
+    t.hash(cx);
+    if (dest !== undefined) this.bindDest(cx, dest);
+    if ((flags & (CONN_F_FWD_MASK | CONN_F_TEMPLATE)) === Fwd.FullNat) this.lipTable.acquire(laddr);
     return cx;
   }
 

@@ -3,10 +3,10 @@
 // One connection = one index `cx`; its record is 16 int32 words (64 bytes, one cache line) in
 // one shared buffer, holding everything an established packet reads or writes: the key of
 // both directions, the method and state, the destination, both hash links, the expiry and the
-// forward timer link, the packet counters. What only creation, expiry, persistence and the
-// table-full defence need sits in a second, 32-byte record per entry (`cold`). At a million
-// entries a lookup-and-update touches the bucket head and one line per entry walked: the
-// struct-of-arrays layout this replaces touched one line per field.
+// forward timer link, the packet counters. What only creation, expiry, persistence, the
+// table-full defence and connection sync need sits in a second, 32-byte record per entry
+// (`cold`). At a million entries a lookup-and-update touches the bucket head and one line per
+// entry walked: the struct-of-arrays layout this replaces touched one line per field.
 //
 // Three structures hang off the same indices:
 //
@@ -35,6 +35,8 @@ import { TCP_S_SYN_RECV, TCP_S_SYNACK } from "../proto/tcp.js";
 
 // IP_VS_CONN_F_* (include/uapi/linux/ip_vs.h); FWD values are dest.ts's Fwd.
 export const CONN_F_FWD_MASK = 0x0007;
+/** The entry came from a sync message (a backup's copy of its master's connection). */
+export const CONN_F_SYNC = 0x0020;
 export const CONN_F_NOOUTPUT = 0x0080;
 export const CONN_F_INACTIVE = 0x0100;
 export const CONN_F_TEMPLATE = 0x1000;
@@ -85,6 +87,8 @@ const C_OUTBKT = 3;
 const C_TPREV = 4;
 const C_EMBPOS = 5;
 const C_ALIVE = 6;
+/** Connection sync: the state last synced and when (sync/policy.ts packs it); 0 when new. */
+const C_SYNC = 7;
 
 const META_TEMPLATE = CONN_F_TEMPLATE << 16;
 
@@ -244,6 +248,10 @@ export class ConnTable {
   nControlOf(cx: number): number {
     return this.cold[(cx << CSHIFT) + C_NCONTROL];
   }
+  /** The sync word (sync/policy.ts: old state and last sync time), 0 for a new entry. */
+  syncWordOf(cx: number): number {
+    return this.cold[(cx << CSHIFT) + C_SYNC];
+  }
 
   setProto(cx: number, v: number): void {
     const i = (cx << SHIFT) + H_META;
@@ -314,6 +322,9 @@ export class ConnTable {
   setNControl(cx: number, v: number): void {
     this.cold[(cx << CSHIFT) + C_NCONTROL] = v;
   }
+  setSyncWord(cx: number, v: number): void {
+    this.cold[(cx << CSHIFT) + C_SYNC] = v;
+  }
 
   /**
    * Every key field at once (a new connection): proto, client, virtual, destination and local
@@ -366,6 +377,7 @@ export class ConnTable {
     c[k + C_ALIVE] = 1;
     c[k + C_CONTROL] = -1;
     c[k + C_NCONTROL] = 0;
+    c[k + C_SYNC] = 0;
     this.size++;
     return cx;
   }

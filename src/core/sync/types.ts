@@ -1,0 +1,78 @@
+// IPVS connection synchronisation as data (net/netfilter/ipvs/ip_vs_sync.c): a synced connection,
+// a sync daemon's settings as `ipvsadm --start-daemon` gives them, and the sync sysctls with the
+// kernel's defaults (Documentation/networking/ipvs-sysctl.rst). Addresses are u32 (IPv4).
+
+/** One connection (or persistence template) as the sync protocol carries it. */
+export interface SyncConn {
+  proto: number;
+  caddr: number;
+  cport: number;
+  vaddr: number;
+  vport: number;
+  daddr: number;
+  dport: number;
+  /** IP_VS_CONN_F_* (cp->flags & ~HASHED); tsvs's FULLNAT is FWD 5 and TOA_SENT 0x8000. */
+  flags: number;
+  /** IP_VS_TCP_S_* number (UDP: 0), or the template state. */
+  state: number;
+  fwmark: number;
+  /** Seconds (v1); v0 carries none (null: the backup uses the protocol's table). */
+  timeoutS: number | null;
+  /** FULLNAT: the local address and port the connection left from (tsvs option); 0 when none. */
+  laddr: number;
+  lport: number;
+}
+
+export type SyncRole = "master" | "backup";
+
+/** One sync daemon (`ipvsadm --start-daemon ROLE ...`, struct ip_vs_daemon_user). */
+export interface SyncDaemonConfig {
+  role: SyncRole;
+  /** --mcast-interface (ipvsadm's default "eth0"). */
+  iface: string;
+  /** --syncid 0..255; 0 on a backup accepts every syncid. */
+  syncid: number;
+  /** --sync-maxlen: the largest message, UDP payload bytes. */
+  maxlen: number;
+  /** --mcast-group (u32). */
+  group: number;
+  /** --mcast-port. */
+  port: number;
+  /** --mcast-ttl. */
+  ttl: number;
+}
+
+export const SYNC_DEFAULTS = {
+  iface: "eth0",
+  syncid: 0,
+  /** mtu 1500 − IPv4 (20) − UDP (8): start_sync_thread's default. */
+  maxlen: 1472,
+  group: 0xe0000051,
+  port: 8848,
+  ttl: 1,
+};
+
+/** The sync sysctls (/proc/sys/net/ipv4/vs/sync_*), the kernel's defaults. */
+export interface SyncSysctls {
+  /** sync_threshold's first value: sync when a connection's packet count reaches it. */
+  syncThreshold: number;
+  /** sync_threshold's second value (sync_period): and every this many packets after; 0 = once. */
+  syncPeriod: number;
+  /** Seconds; 0 = off. */
+  syncRefreshPeriod: number;
+  /** 0..3 */
+  syncRetries: number;
+  /** 0 or 1: the message format the master sends. */
+  syncVersion: number;
+  /** 1: only templates of persistent services are synced. */
+  syncPersistMode: number;
+}
+
+export const SYNC_SYSCTL_DEFAULTS: SyncSysctls = {
+  syncThreshold: 3,
+  syncPeriod: 50,
+  syncRefreshPeriod: 0,
+  syncRetries: 0,
+  syncVersion: 1,
+  syncPersistMode: 0,
+};

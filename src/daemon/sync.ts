@@ -1,0 +1,178 @@
+// The connection sync daemons (docs/ha.md), as `ipvsadm --start-daemon master|backup` runs them in
+// the kernel (net/netfilter/ipvs/ip_vs_sync.c), on UDP sockets of the main thread:
+//
+//   master: the workers write the connections to sync into messages (core/sync: the policy of
+//           ip_vs_sync_conn_needed, the v1 or v0 format) and post finished ones here; this sends
+//           each to group:port from the multicast interface's address, TTL mcast_ttl, no loopback
+//           (start_sync_thread's master socket).
+//   backup: bound to group:port, a member of the group on the multicast interface; a datagram is
+//           checked here (counted, a malformed one dropped with its reason) and handed to the
+//           workers, each of which installs the connections it would receive packets for.
+//
+// Both may run at once (active-active). Messages are never answered or acknowledged: the
+// protocol is one-way, and a lost message is mended by the next sync of the same connection.
+
+import { createSocket, type Socket } from "node:dgram";
+import type { Logger } from "pino";
+import { daemonsInKernelOrder, type SyncDaemonStatus } from "../control/sync.js";
+import { formatIPv4 } from "../core/addr.js";
+import { TsvsError } from "../core/errors.js";
+import { decodeSyncMessage } from "../core/sync/codec.js";
+import type { SyncDaemonConfig, SyncRole } from "../core/sync/types.js";
+import type { HostLink } from "./kernel.js";
+import type { WorkerPool } from "./pool.js";
+
+interface Running {
+  cfg: SyncDaemonConfig;
+  sock: Socket;
+  st: SyncDaemonStatus;
+}
+
+export interface SyncDeps {
+  log: Logger;
+  pool: WorkerPool;
+  links: () => readonly HostLink[];
+}
+
+/** nr_conns of a message: byte 4 in version 1, byte 0 in version 0. */
+function connsIn(msg: Uint8Array): number {
+  return msg.length >= 8 && msg[0] === 0 && msg[5] === 1 ? msg[4] : (msg[0] ?? 0);
+}
+
+export class SyncDaemons {
+  private master: Running | null = null;
+  private backup: Running | null = null;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: SyncDeps) {
+    deps.pool.onSyncOut = (msgs) => this.send(msgs);
+  }
+
+  running(role: SyncRole): boolean {
+    return (role === "master" ? this.master : this.backup) !== null;
+  }
+
+  /** Starts a daemon; TSVS_ERR_DAEMON_EXISTS when one of that role runs (the kernel's -EEXIST). */
+  async start(cfg: SyncDaemonConfig): Promise<void> {
+    if (this.running(cfg.role))
+      throw new TsvsError("TSVS_ERR_DAEMON_EXISTS", `a ${cfg.role} sync daemon is already running`);
+    const link = this.deps.links().find((l) => l.name === cfg.iface);
+    if (link === undefined) throw new TsvsError("TSVS_ERR_NO_DEVICE", `no such interface: ${cfg.iface}`);
+    const addr = link.addrs[0]?.addr;
+    if (addr === undefined) throw new TsvsError("TSVS_ERR_NO_DEVICE", `${cfg.iface} has no IPv4 address`);
+    const ifaddr = formatIPv4(addr);
+    const st: SyncDaemonStatus = {
+      ...cfg,
+      messagesSent: 0,
+      messagesReceived: 0,
+      connsSent: 0,
+      connsReceived: 0,
+      errors: 0,
+      drops: {},
+    };
+    const sock = createSocket({ type: "udp4", reuseAddr: true });
+    sock.on("error", (e) => {
+      st.errors++;
+      this.deps.log.warn({ role: cfg.role, err: e.message }, "sync socket error");
+    });
+    const bound = new Promise<void>((resolve, reject) => {
+      sock.once("listening", () => resolve());
+      sock.once("error", reject);
+    });
+    if (cfg.role === "master") sock.bind({ address: ifaddr, port: 0 });
+    else sock.bind({ address: formatIPv4(cfg.group), port: cfg.port });
+    try {
+      await bound;
+      if (cfg.role === "master") {
+        sock.setMulticastInterface(ifaddr);
+        sock.setMulticastTTL(cfg.ttl);
+        sock.setMulticastLoopback(false);
+      } else {
+        sock.addMembership(formatIPv4(cfg.group), ifaddr);
+        sock.on("message", (msg) => this.receive(st, msg));
+      }
+    } catch (e) {
+      sock.close();
+      throw new TsvsError(
+        "TSVS_ERR_HOST",
+        `cannot open the ${cfg.role} sync socket: ${(e as Error).message}`,
+      );
+    }
+    const r: Running = { cfg, sock, st };
+    if (cfg.role === "master") {
+      this.master = r;
+      this.deps.pool.notify({ type: "sync-master", daemon: cfg });
+    } else this.backup = r;
+    this.deps.log.info(
+      { role: cfg.role, iface: cfg.iface, syncid: cfg.syncid, group: formatIPv4(cfg.group), port: cfg.port },
+      `sync daemon started (${cfg.role})`,
+    );
+  }
+
+  /** Stops a daemon; TSVS_ERR_NO_DAEMON when none of that role runs (the kernel's -ESRCH). */
+  stop(role: SyncRole): void {
+    const r = role === "master" ? this.master : this.backup;
+    if (r === null) throw new TsvsError("TSVS_ERR_NO_DAEMON", `no ${role} sync daemon is running`);
+    if (role === "master") {
+      this.master = null;
+      this.deps.pool.notify({ type: "sync-master", daemon: null });
+    } else this.backup = null;
+    r.sock.close();
+    this.deps.log.info({ role }, `sync daemon stopped (${role})`);
+  }
+
+  /**
+   * keepalived's lvs_sync_daemon following a VRRP instance: one role runs, the other stops. Calls
+   * are chained, so that quick transitions apply in order.
+   */
+  follow(role: SyncRole, base: Omit<SyncDaemonConfig, "role">): Promise<void> {
+    const step = async (): Promise<void> => {
+      const other: SyncRole = role === "master" ? "backup" : "master";
+      if (this.running(other)) this.stop(other);
+      if (!this.running(role)) await this.start({ ...base, role });
+    };
+    const next = this.chain.then(step, step);
+    this.chain = next.catch(() => {});
+    return next;
+  }
+
+  list(): SyncDaemonStatus[] {
+    const out: SyncDaemonStatus[] = [];
+    for (const r of [this.master, this.backup])
+      if (r !== null) out.push({ ...r.st, drops: { ...r.st.drops } });
+    return daemonsInKernelOrder(out);
+  }
+
+  close(): void {
+    for (const role of ["master", "backup"] as const) if (this.running(role)) this.stop(role);
+  }
+
+  private send(msgs: Uint8Array[]): void {
+    const m = this.master;
+    if (m === null) return;
+    const group = formatIPv4(m.cfg.group);
+    for (const msg of msgs) {
+      m.st.messagesSent++;
+      m.st.connsSent += connsIn(msg);
+      m.sock.send(msg, m.cfg.port, group, (e) => {
+        if (e) m.st.errors++;
+      });
+    }
+  }
+
+  private receive(st: SyncDaemonStatus, msg: Buffer): void {
+    const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
+    let n = 0;
+    const r = decodeSyncMessage(data, data.length, st.syncid, () => {
+      n++;
+    });
+    if (!r.ok) {
+      st.drops[r.reason] = (st.drops[r.reason] ?? 0) + 1;
+      if (r.reason !== "syncid") st.errors++;
+      return;
+    }
+    st.messagesReceived++;
+    st.connsReceived += n;
+    this.deps.pool.notify({ type: "sync-in", data: Uint8Array.from(data), syncid: st.syncid });
+  }
+}

@@ -1,0 +1,228 @@
+// VRRP interoperation with the real keepalived (Debian's 2.2.7) as the peer director, both ways
+// (docs/ha.md). keepalived has no ip_vs here, so it runs its VRRP subsystem only (-P): its state
+// is read from its notify script's output, and "who has the VIP" from the client's neighbour
+// entry for the VIP (the MAC that answered ARP, or sent the last gratuitous ARP) and a ping.
+// tsvs's state comes from `tsvs status --json`. Topology: ha-helpers.ts (d1 .11 and d2 .12; the
+// higher address wins an election at equal priority).
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { after, afterEach, before, describe, it } from "node:test";
+import { linkMac, nsExecStatus } from "../../src/io/netns.js";
+import { sleep, waitFor } from "../../src/lab/proc.js";
+import { Children, type Daemon, startDaemon } from "../support/e2e-daemon.js";
+import { e2eSkip } from "../support/e2e-env.js";
+import {
+  buildHa,
+  type DirectorOpts,
+  HA,
+  haConf,
+  haNames,
+  partition,
+  readState,
+  removeHa,
+  removeStaleHa,
+  statusOf,
+  waitState,
+  workDir,
+  writeFile,
+} from "./ha-helpers.js";
+
+const skip = e2eSkip("keepalived interop e2e", ["nftables", "keepalived", "iputils-ping"]);
+
+describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
+  const n = haNames("k");
+  const dir = workDir(n);
+  const children = new Children();
+  const kaState = join(dir, "ka.state");
+  const notify = writeFile(join(dir, "notify.sh"), `#!/bin/sh\necho "$3" > ${kaState}\n`, 0o755);
+  let tsvs: Daemon | null = null;
+  let kaPid: number | null = null;
+
+  before(async () => {
+    await removeStaleHa("k");
+    buildHa(n);
+  });
+
+  afterEach(async () => {
+    await stopAll();
+  });
+
+  after(async () => {
+    await children.stopAll();
+    await removeHa(n);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function stopAll(): Promise<void> {
+    tsvs?.proc.kill("SIGTERM");
+    if (tsvs !== null) await tsvs.exited;
+    tsvs = null;
+    if (kaPid !== null) {
+      try {
+        process.kill(kaPid, "SIGTERM");
+      } catch {
+        // gone
+      }
+      await waitFor(() => !alive(kaPid ?? 0), 5000);
+    }
+    kaPid = null;
+    rmSync(kaState, { force: true });
+    // The client forgets who had the VIP.
+    nsExecStatus(n.c, ["ip", "neigh", "flush", "dev", "eth0"]);
+  }
+
+  function alive(pid: number): boolean {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  const base: Omit<DirectorOpts, "priority"> = {
+    version: 2,
+    advertInt: 1,
+    method: "dr",
+    sync: false,
+    single: true,
+  };
+
+  async function startTsvs(ns: string, o: DirectorOpts): Promise<Daemon> {
+    const conf = writeFile(join(dir, `tsvs-${ns.slice(-2)}.conf`), haConf(o));
+    tsvs = await startDaemon(ns, ["--config", conf], children);
+    return tsvs;
+  }
+
+  function startKeepalived(ns: string, o: DirectorOpts): void {
+    const conf = writeFile(join(dir, `ka-${ns.slice(-2)}.conf`), haConf({ ...o, vrrpOnly: true, notify }));
+    const p = children.add(
+      spawn(
+        "ip",
+        [
+          "netns",
+          "exec",
+          ns,
+          "keepalived",
+          "-n",
+          "-l",
+          "-D",
+          "-P",
+          "-f",
+          conf,
+          "-p",
+          join(dir, "ka.pid"),
+          "-r",
+          join(dir, "ka-vrrp.pid"),
+        ],
+        { stdio: "ignore" },
+      ),
+    );
+    kaPid = p.pid ?? null;
+  }
+
+  async function kaWait(state: string, ms: number): Promise<void> {
+    assert.ok(
+      await waitFor(() => readState(kaState) === state, ms),
+      `keepalived not ${state} (${readState(kaState)})`,
+    );
+  }
+
+  /** The MAC the client reaches the VIP at, after a ping that must succeed. */
+  async function vipMac(): Promise<string> {
+    let ok = false;
+    for (let i = 0; i < 20 && !ok; i++) {
+      ok = nsExecStatus(n.c, ["ping", "-c", "1", "-W", "1", HA.VIP]).status === 0;
+      if (!ok) await sleep(200);
+    }
+    assert.ok(ok, "the VIP does not answer ping");
+    const out = nsExecStatus(n.c, ["ip", "-j", "neigh", "show", HA.VIP, "dev", "eth0"]).stdout;
+    return (JSON.parse(out)[0]?.lladdr as string | undefined) ?? "";
+  }
+
+  it("v2: tsvs (150) master, keepalived (100) backup; tsvs stops (priority 0): keepalived takes over at once; tsvs comes back and preempts", async () => {
+    await startTsvs(n.d1, { ...base, priority: 150 });
+    startKeepalived(n.d2, { ...base, priority: 100 });
+    await waitState(n.d1, "MASTER", 8000);
+    await kaWait("BACKUP", 8000);
+    assert.equal(await vipMac(), linkMac(n.d1, "eth0"));
+
+    const t0 = Date.now();
+    tsvs?.proc.kill("SIGTERM");
+    await kaWait("MASTER", 3000);
+    const took = Date.now() - t0;
+    console.log(`# keepalived took over ${took} ms after tsvs's priority-0 advert`);
+    assert.ok(took < ((256 - 100) / 256) * 1000 + 1000, `handover ${took} ms`);
+    assert.equal(await vipMac(), linkMac(n.d2, "eth0"));
+
+    await startTsvs(n.d1, { ...base, priority: 150 });
+    await waitState(n.d1, "MASTER", 8000);
+    await kaWait("BACKUP", 3000);
+    assert.equal(await vipMac(), linkMac(n.d1, "eth0"), "the client follows tsvs's gratuitous ARP");
+  });
+
+  it("v2: keepalived (200) master, tsvs (150) backup, knowing keepalived as the master", async () => {
+    startKeepalived(n.d2, { ...base, priority: 200 });
+    await kaWait("MASTER", 8000);
+    await startTsvs(n.d1, { ...base, priority: 150 });
+    await sleep(4000);
+    const v = statusOf(n.d1)?.vrrp?.[0];
+    assert.equal(v?.state, "BACKUP");
+    assert.equal(v?.master, HA.D2.c);
+    assert.equal(readState(kaState), "MASTER");
+    assert.equal(await vipMac(), linkMac(n.d2, "eth0"));
+  });
+
+  it("v3 advert_int 0.1, equal priority, both MASTER after a partition: when it heals the higher address stays, either way round", async () => {
+    const v3: Omit<DirectorOpts, "priority"> = { ...base, version: 3, advertInt: 0.1 };
+    // A backup accepts an equal-priority advert: the address decides only between two masters,
+    // which a partition makes.
+    for (const [tsvsNs, kaNs, winner] of [
+      [n.d1, n.d2, "keepalived"],
+      [n.d2, n.d1, "tsvs"],
+    ] as const) {
+      partition(n, true);
+      await startTsvs(tsvsNs, { ...v3, priority: 100 });
+      startKeepalived(kaNs, { ...v3, priority: 100 });
+      await waitState(tsvsNs, "MASTER", 5000);
+      await kaWait("MASTER", 5000);
+      partition(n, false);
+      if (winner === "keepalived") {
+        await waitState(tsvsNs, "BACKUP", 3000);
+        await sleep(1000);
+        assert.equal(readState(kaState), "MASTER");
+        assert.equal(statusOf(tsvsNs)?.vrrp?.[0]?.state, "BACKUP");
+      } else {
+        await kaWait("BACKUP", 3000);
+        await sleep(1000);
+        assert.equal(statusOf(tsvsNs)?.vrrp?.[0]?.state, "MASTER");
+        assert.equal(readState(kaState), "BACKUP");
+      }
+      await stopAll();
+    }
+  });
+
+  it("nopreempt: a higher-priority tsvs that starts while keepalived is master stays backup", async () => {
+    const v3: Omit<DirectorOpts, "priority"> = { ...base, version: 3, advertInt: 0.1 };
+    startKeepalived(n.d2, { ...v3, priority: 100 });
+    await kaWait("MASTER", 5000);
+    await startTsvs(n.d1, { ...v3, priority: 150, nopreempt: true });
+    await sleep(1500);
+    assert.equal(statusOf(n.d1)?.vrrp?.[0]?.state, "BACKUP");
+    assert.equal(readState(kaState), "MASTER");
+  });
+
+  it("PASS authentication mismatch: each side ignores the other's adverts, as keepalived does", async () => {
+    startKeepalived(n.d2, { ...base, priority: 100, authPass: "secret1" });
+    await startTsvs(n.d1, { ...base, priority: 150, authPass: "other1" });
+    await waitState(n.d1, "MASTER", 8000);
+    await sleep(1500);
+    const v = statusOf(n.d1)?.vrrp?.[0] as unknown as { drops: Record<string, number> };
+    assert.ok((v.drops.auth ?? 0) > 0, `tsvs counted no authentication drop: ${JSON.stringify(v.drops)}`);
+    // keepalived ignores tsvs too: it becomes master after its own master-down time.
+    await kaWait("MASTER", 6000);
+  });
+});
