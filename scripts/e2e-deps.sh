@@ -3,7 +3,7 @@
 # Only as root with apt-get; elsewhere it says what is missing and leaves the decision to the
 # tests (they skip, or fail when CI=true).
 set -euo pipefail
-want=(curl nginx-light nftables ethtool iproute2 iputils-ping traceroute socat iperf3)
+want=(curl nginx-light nftables ethtool iproute2 iputils-ping traceroute socat iperf3 keepalived)
 cmd_of() { case "$1" in nginx-light) echo nginx ;; iproute2) echo ip ;; nftables) echo nft ;; iputils-ping) echo ping ;; *) echo "$1" ;; esac; }
 missing=()
 for p in "${want[@]}"; do
@@ -17,5 +17,12 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "e2e-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# No service starts from the install (nginx, keepalived): a temporary policy-rc.d refuses it.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+fi
+trap 'if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi' EXIT
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -66,7 +66,8 @@ export class LocalReplies {
   ownsLocal(addr: number): boolean {
     if ((this.ctl.ownsAddress(addr) || this.fwmarks.matchesHost(addr)) && this.routes.hostDelivers(addr))
       return true;
-    if (this.lipTable.owns(addr)) return true;
+    // A LIP that VRRP moves (FULLNAT behind a pair) is answered by the master only.
+    if (this.lipTable.owns(addr)) return !this.routes.vrrpHoldsBack(addr);
     if (this.routes.vrrpOwns(addr)) return true;
     return this.ownIfaceAddrs && this.routes.isLocal(addr);
   }

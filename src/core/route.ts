@@ -120,6 +120,11 @@ export class RouteTable {
     this.vrrpStandby = Int32Array.from(standby, (a) => a | 0);
   }
 
+  /** Is addr a VRRP address this director holds back (its instance is not MASTER)? */
+  vrrpHoldsBack(addr: number): boolean {
+    return this.vrrpStandby.length > 0 && this.vrrpStandby.includes(addr | 0);
+  }
+
   /** Is addr a VRRP address this director holds as MASTER? */
   vrrpOwns(addr: number): boolean {
     return this.vrrpMaster.includes(addr | 0);
@@ -127,8 +132,7 @@ export class RouteTable {
 
   /** May a virtual address be served (addr as the u32 or its int32 bits)? Always, unless VRRP holds it back or setHostLocal gave a list. */
   hostDelivers(addr: number): boolean {
-    const standby = this.vrrpStandby;
-    if (standby.length > 0 && standby.includes(addr | 0)) return false;
+    if (this.vrrpHoldsBack(addr)) return false;
     const nets = this.hostLocal;
     if (nets !== null && this.vrrpMaster.length > 0 && this.vrrpMaster.includes(addr | 0)) return true;
     if (nets === null) return true;

@@ -29,6 +29,8 @@ export const HA = {
   R2: "198.18.73.22",
   XC: "198.18.72.254",
   XL: "198.18.73.254",
+  /** FULLNAT's local address: floats with VI_2. */
+  LIP: "198.18.73.100",
   PORT: 8080,
 } as const;
 
@@ -124,7 +126,7 @@ export function partition(n: HaNames, on: boolean): void {
 }
 
 /** NAT: replies go back through the floating gateway; DR/TUN: through the router. */
-export function serverRoutes(n: HaNames, method: "nat" | "dr"): void {
+export function serverRoutes(n: HaNames, method: HaMethod): void {
   for (const ns of [n.r1, n.r2])
     ip("-n", ns, "route", "replace", "default", "via", method === "nat" ? HA.GW : HA.XL);
 }
@@ -183,13 +185,15 @@ export async function startServers(n: HaNames, children: Children): Promise<void
   }
 }
 
+export type HaMethod = "nat" | "dr" | "fullnat";
+
 export interface DirectorOpts {
   /** Priority of VI_1/VI_2 on this director. */
   priority: number;
   version: 2 | 3;
   /** advert_int in seconds (v3 may be fractional). */
   advertInt: number;
-  method: "nat" | "dr";
+  method: HaMethod;
   /** lvs_sync_daemon on eth1 tied to VI_1 (default true). */
   sync?: boolean;
   nopreempt?: boolean;
@@ -201,6 +205,11 @@ export interface DirectorOpts {
   vrrpOnly?: boolean;
   /** Without the sync group and VI_2 (interop tests need one instance). */
   single?: boolean;
+  /**
+   * higher_prio_send_advert: a master that yields to a higher priority sends one advert first, so
+   * the winner sees a lower priority and sends gratuitous ARPs (after a split brain).
+   */
+  higherPrioSendAdvert?: boolean;
 }
 
 /** A keepalived.conf for one director: runs unchanged on keepalived and on `tsvs daemon --config`. */
@@ -209,33 +218,34 @@ export function haConf(o: DirectorOpts): string {
     o.authPass === undefined
       ? ""
       : `    authentication {\n        auth_type PASS\n        auth_pass ${o.authPass}\n    }\n`;
-  const common = (name: string, iface: string, vrid: number, vip: string): string =>
+  const common = (name: string, iface: string, vrid: number, ...vips: string[]): string =>
     `vrrp_instance ${name} {
     state ${o.state ?? "BACKUP"}
     interface ${iface}
     virtual_router_id ${vrid}
     priority ${o.priority}
     advert_int ${o.advertInt}
-${o.version === 3 ? "    version 3\n" : ""}${o.nopreempt ? "    nopreempt\n" : ""}${auth}${o.notify ? `    notify ${o.notify}\n` : ""}    garp_master_delay 1
+${o.version === 3 ? "    version 3\n" : ""}${o.higherPrioSendAdvert ? "    higher_prio_send_advert\n" : ""}${o.nopreempt ? "    nopreempt\n" : ""}${auth}${o.notify ? `    notify ${o.notify}\n` : ""}    garp_master_delay 1
     virtual_ipaddress {
-        ${vip}/24
-    }
+${vips.map((v) => `        ${v}/24\n`).join("")}    }
 }
 `;
-  const lb = o.method === "nat" ? "NAT" : "DR";
+  const lb = o.method === "nat" ? "NAT" : o.method === "fullnat" ? "FNAT" : "DR";
+  const fnat = o.method === "fullnat";
   return `global_defs {
     router_id tsvs-ha
 ${o.sync === false ? "" : "    lvs_sync_daemon eth1 VI_1 id 7\n"}}
 
 ${o.single ? "" : "vrrp_sync_group G1 {\n    group {\n        VI_1\n        VI_2\n    }\n}\n\n"}${common("VI_1", "eth0", 51, HA.VIP)}
-${o.single ? "" : common("VI_2", "eth1", 52, HA.GW)}
-${
+${o.single ? "" : fnat ? common("VI_2", "eth1", 52, HA.GW, HA.LIP) : common("VI_2", "eth1", 52, HA.GW)}
+${fnat && !o.vrrpOnly ? `local_address_group lg1 {\n    ${HA.LIP}\n}\n\n` : ""}${
   o.vrrpOnly
     ? ""
     : `virtual_server ${HA.VIP} ${HA.PORT} {
     lb_algo rr
     lb_kind ${lb}
     protocol TCP
+${fnat ? "    laddr_group_name lg1\n" : ""}
     real_server ${HA.R1} ${HA.PORT} {
         weight 1
     }

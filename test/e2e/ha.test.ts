@@ -20,13 +20,16 @@ import { e2eSkip } from "../support/e2e-env.js";
 import {
   buildHa,
   HA,
+  type HaMethod,
   haConf,
   haNames,
+  partition,
   realserverDr,
   removeHa,
   removeStaleHa,
   serverRoutes,
   startServers,
+  stateOf,
   statusOf,
   waitLogTime,
   waitState,
@@ -97,20 +100,49 @@ async function checkDownloads(dls: Download[]): Promise<void> {
   assert.deepEqual(bad, [], `downloads that did not complete intact:\n${bad.join("\n")}`);
 }
 
-for (const method of ["nat", "dr"] as const) {
-  describe(`HA failover, ${method.toUpperCase()} (tsvs + tsvs, VRRPv2 advert_int 1, sync)`, { skip }, () => {
-    const n = haNames(method === "nat" ? "n" : "r");
+interface Case {
+  method: HaMethod;
+  version: 2 | 3;
+  advertInt: number;
+  tag: string;
+  /** Also: a partition of the directors, both MASTER, then healed. */
+  splitBrain?: boolean;
+}
+
+const CASES: Case[] = [
+  // The split brain heals with keepalived's remedy for stale ARP caches (docs/ha.md): the master
+  // that yields announces itself once more, and the winner answers with gratuitous ARPs.
+  { method: "nat", version: 2, advertInt: 1, tag: "n", splitBrain: true },
+  { method: "dr", version: 2, advertInt: 1, tag: "r" },
+  // FULLNAT: the LIP floats with VI_2, and each connection's LIP:lport goes with it in the sync.
+  { method: "fullnat", version: 3, advertInt: 0.1, tag: "f" },
+];
+
+for (const c of CASES) {
+  const { method, version, advertInt } = c;
+  const label = `${method.toUpperCase()} (tsvs + tsvs, VRRPv${version} advert_int ${advertInt}, sync)`;
+  describe(`HA failover, ${label}`, { skip }, () => {
+    const n = haNames(c.tag);
     const children = new Children();
     const dir = workDir(n);
     const conf = {
-      d1: writeFile(join(dir, "d1.conf"), haConf({ priority: 150, version: 2, advertInt: 1, method })),
-      d2: writeFile(join(dir, "d2.conf"), haConf({ priority: 100, version: 2, advertInt: 1, method })),
+      d1: writeFile(
+        join(dir, "d1.conf"),
+        haConf({ priority: 150, version, advertInt, method, higherPrioSendAdvert: c.splitBrain }),
+      ),
+      d2: writeFile(
+        join(dir, "d2.conf"),
+        haConf({ priority: 100, version, advertInt, method, higherPrioSendAdvert: c.splitBrain }),
+      ),
     };
+    const advMs = advertInt * 1000;
+    /** The backup's skew (priority 100): v2 (256 − p)/256 s, v3 scaled by the advert interval. */
+    const skewMs = version === 2 ? ((256 - 100) / 256) * 1000 : ((256 - 100) / 256) * advMs;
     let d1: Daemon;
     let d2: Daemon;
 
     before(async () => {
-      await removeStaleHa(method === "nat" ? "n" : "r");
+      await removeStaleHa(c.tag);
       buildHa(n);
       serverRoutes(n, method);
       if (method === "dr") realserverDr(n);
@@ -129,7 +161,8 @@ for (const method of ["nat", "dr"] as const) {
       rmSync(dir, { recursive: true, force: true });
     });
 
-    it("SIGKILL of the master halfway: every download completes intact, takeover within 3 × advert + skew + 0.5 s", async () => {
+    const bound = 3 * advMs + skewMs + 500;
+    it(`SIGKILL of the master halfway: every download completes intact, takeover within 3 × advert + skew + 0.5 s (${Math.round(bound)} ms)`, async () => {
       const dls = startDownloads(n.c, dir, children);
       // The kernel sends a partly filled message after 2 s (IPVS_SYNC_FLUSH_TIME): kill after that.
       await sleep(3000);
@@ -138,15 +171,14 @@ for (const method of ["nat", "dr"] as const) {
       const killedAt = Date.now();
       d1.proc.kill("SIGKILL");
       await waitState(n.d2, "MASTER", 6000);
-      const tookOver = await waitLogTime(d2.stderr, /Entering MASTER STATE/, killedAt);
-      const takeoverMs = tookOver - killedAt;
-      const bound = 3 * 1000 + ((256 - 100) / 256) * 1000 + 500;
+      const takeoverMs = (await waitLogTime(d2.stderr, /Entering MASTER STATE/, killedAt)) - killedAt;
       console.log(`# ${method}: takeover ${takeoverMs} ms after SIGKILL (bound ${bound.toFixed(0)} ms)`);
       assert.ok(takeoverMs <= bound, `takeover took ${takeoverMs} ms, bound ${bound} ms`);
+      if (version === 3 && advertInt <= 0.1) assert.ok(takeoverMs <= 1000, `takeover ${takeoverMs} ms > 1 s`);
       await checkDownloads(dls);
     });
 
-    it("the old master comes back and preempts; a graceful stop hands over within skew + 0.5 s", async () => {
+    it("the old master comes back and preempts; a graceful stop (priority 0) hands over within skew + 0.5 s", async () => {
       d1 = await startDaemon(n.d1, ["--config", conf.d1], children);
       await waitState(n.d1, "MASTER", 8000);
       await waitState(n.d2, "BACKUP", 2000);
@@ -154,17 +186,36 @@ for (const method of ["nat", "dr"] as const) {
       d1.proc.kill("SIGTERM");
       await waitState(n.d2, "MASTER", 3000);
       const took = (await waitLogTime(d2.stderr, /Entering MASTER STATE/, t0)) - t0;
-      const bound = ((256 - 100) / 256) * 1000 + 500;
-      console.log(`# ${method}: graceful handover ${took} ms (bound ${bound.toFixed(0)} ms)`);
-      assert.ok(took <= bound, `handover took ${took} ms, bound ${bound} ms`);
-      const r = await fetchThroughVip(n.c);
-      assert.match(r, /^r[12]$/);
+      const graceful = skewMs + 500;
+      console.log(`# ${method}: graceful handover ${took} ms (bound ${graceful.toFixed(0)} ms)`);
+      assert.ok(took <= graceful, `handover took ${took} ms, bound ${graceful} ms`);
+      assert.match(fetchThroughVip(n.c), /^r[12]$/);
     });
+
+    if (c.splitBrain)
+      it("split brain healed: a partition makes both MASTER; once it heals exactly one is, and traffic flows", async () => {
+        d1 = await startDaemon(n.d1, ["--config", conf.d1], children);
+        await waitState(n.d1, "MASTER", 8000);
+        await waitState(n.d2, "BACKUP", 2000);
+        partition(n, true);
+        await waitState(n.d2, "MASTER", 3 * advMs + skewMs + 2000);
+        assert.equal(stateOf(n.d1), "MASTER", "both are MASTER while partitioned");
+        partition(n, false);
+        await waitState(n.d2, "BACKUP", 3000);
+        await sleep(2 * advMs);
+        assert.deepEqual([stateOf(n.d1), stateOf(n.d2)], ["MASTER", "BACKUP"]);
+        assert.deepEqual(
+          [stateOf(n.d1, "VI_2"), stateOf(n.d2, "VI_2")],
+          ["MASTER", "BACKUP"],
+          "the sync group too",
+        );
+        for (let i = 0; i < 4; i++) assert.match(fetchThroughVip(n.c), /^r[12]$/);
+      });
   });
 }
 
 /** One request through the VIP from the client: the server's name. */
-async function fetchThroughVip(ns: string): Promise<string> {
+function fetchThroughVip(ns: string): string {
   const r = nsExecStatus(ns, ["curl", "-sS", "-m", "5", `http://${HA.VIP}:${HA.PORT}/`]);
   assert.equal(r.status, 0, `curl through the VIP: ${r.stderr}`);
   return r.stdout.trim();
