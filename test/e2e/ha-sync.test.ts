@@ -9,7 +9,6 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { nsExecStatus } from "../../src/io/netns.js";
 import { sleep, waitFor } from "../../src/lab/proc.js";
@@ -25,7 +24,6 @@ import {
   serverRoutes,
   startServers,
   statusOf,
-  workDir,
 } from "./ha-helpers.js";
 
 const skip = e2eSkip("HA sync e2e", ["nftables", "curl"]);
@@ -93,7 +91,6 @@ describe(
   () => {
     const n = haNames("s");
     const children = new Children();
-    const dir = workDir(n);
 
     before(async () => {
       await removeStaleHa("s");
@@ -215,7 +212,6 @@ describe(
         await waitFor(() => connsFrom(n.d2, "198.18.99.97") === 1, 3000, 100),
         "a good message after bad ones",
       );
-      void dir;
     });
   },
 );
