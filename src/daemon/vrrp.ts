@@ -14,8 +14,9 @@
 //     (global_defs lvs_sync_daemon) follows it: MASTER runs the master sync daemon, any other
 //     state the backup one
 //   - tracked interfaces follow the host (rtnetlink, follow.ts), tracked scripts run here
-//
-// Unicast peers (unicast_peer) would need the peers' MACs: not done yet (docs/ha.md "Limits").
+//   - unicast_peer: adverts go to each peer's address and MAC instead of the group. A peer's MAC
+//     is learnt from its ARP replies (the socket asks, every PEER_ARP_MS until it knows) and
+//     from the adverts it sends; it follows a peer that changes its hardware
 
 import { spawn } from "node:child_process";
 import type { Logger } from "pino";
@@ -31,6 +32,7 @@ import {
   parseVrrpFrame,
   vmacOf,
   writeAdvertFrame,
+  writeArpRequestFrame,
   writeGarpFrame,
 } from "../core/vrrp/packet.js";
 import { openPacketSocket, type PacketSocket } from "../io/afpacket.js";
@@ -42,6 +44,9 @@ import type { VrrpOwnership } from "./worker.js";
 const IPPROTO_VRRP = 112;
 /** How often the sockets are read and the timers run. */
 const POLL_MS = 5;
+/** How often an unresolved unicast peer is asked for its MAC. */
+const PEER_ARP_MS = 500;
+const ETH_P_ARP = 0x0806;
 
 /** One instance in `tsvs status`. */
 export interface VrrpInstanceStatus {
@@ -82,6 +87,11 @@ interface IfSocket {
   name: string;
   sock: PacketSocket;
   mac: Uint8Array;
+  /** Unicast peers' MACs (u32 address → MAC), and when each unresolved one was last asked. */
+  peerMacs: Map<number, Uint8Array>;
+  peerAsked: Map<number, number>;
+  /** Every unicast peer of the instances on this interface. */
+  peers: Set<number>;
 }
 
 /** The addresses each state holds, from every instance's state: what the workers get. */
@@ -272,7 +282,13 @@ export class VrrpRunner {
   }
 
   private open(name: string, cfg: VrrpInstanceConfig): void {
-    if (this.socks.has(name)) return;
+    const unicast = cfg.unicastPeers.length > 0;
+    const have = this.socks.get(name);
+    if (have !== undefined) {
+      for (const p of cfg.unicastPeers) have.peers.add(p >>> 0);
+      if (unicast) have.sock.attachFilter(compileIpProtoFilter(IPPROTO_VRRP, 0x10000, true));
+      return;
+    }
     const sock = openPacketSocket(name, {
       vnetHdr: false,
       snaplen: 2048,
@@ -281,13 +297,20 @@ export class VrrpRunner {
       auxdata: false,
     });
     try {
-      sock.attachFilter(compileIpProtoFilter(IPPROTO_VRRP));
+      sock.attachFilter(compileIpProtoFilter(IPPROTO_VRRP, 0x10000, unicast));
       addMulticast(sock.fd, sock.ifindex, multicastMac(cfg.mcastDst));
     } catch (e) {
       sock.close();
       throw e;
     }
-    this.socks.set(name, { name, sock, mac: sock.mac });
+    this.socks.set(name, {
+      name,
+      sock,
+      mac: sock.mac,
+      peerMacs: new Map(),
+      peerAsked: new Map(),
+      peers: new Set(cfg.unicastPeers.map((p) => p >>> 0)),
+    });
   }
 
   /** One pass: adverts in, tracked interfaces, timers. */
@@ -309,8 +332,15 @@ export class VrrpRunner {
   }
 
   private input(s: IfSocket, frame: Uint8Array, len: number, now: number): void {
+    if (len >= 42 && ((frame[12] << 8) | frame[13]) === ETH_P_ARP) {
+      // A unicast peer's MAC: from any ARP it sends (its reply to our request, its own requests).
+      const spa = ((frame[28] << 24) | (frame[29] << 16) | (frame[30] << 8) | frame[31]) >>> 0;
+      if (s.peers.has(spa)) s.peerMacs.set(spa, frame.slice(22, 28));
+      return;
+    }
     const p = parseVrrpFrame(frame, len);
     if (p === null) return;
+    if (s.peers.has(p.srcIp >>> 0)) s.peerMacs.set(p.srcIp >>> 0, frame.slice(6, 12));
     for (const inst of this.instances) {
       if (inst.cfg.iface !== s.name || inst.cfg.vrid !== p.vrid) continue;
       const why = checkAdvert(inst.cfg, frame, p);
@@ -344,16 +374,45 @@ export class VrrpRunner {
     const s = this.socks.get(inst.cfg.iface);
     if (s === undefined) return;
     const cfg = inst.cfg;
-    const len = writeAdvertFrame(this.frame, 0, {
-      srcMac: cfg.useVmac ? vmacOf(cfg.vrid) : s.mac,
-      dstMac: multicastMac(cfg.mcastDst),
-      srcIp: inst.primaryAddr,
-      dstIp: cfg.mcastDst,
-      cfg,
-      priority,
-    });
-    s.sock.send(this.frame, 0, len);
+    const srcMac = cfg.useVmac ? vmacOf(cfg.vrid) : s.mac;
+    if (cfg.unicastPeers.length === 0) {
+      const len = writeAdvertFrame(this.frame, 0, {
+        srcMac,
+        dstMac: multicastMac(cfg.mcastDst),
+        srcIp: inst.primaryAddr,
+        dstIp: cfg.mcastDst,
+        cfg,
+        priority,
+      });
+      if (len > 0) s.sock.send(this.frame, 0, len);
+    } else {
+      const now = this.now();
+      for (const peer of cfg.unicastPeers) {
+        const dstMac = s.peerMacs.get(peer >>> 0);
+        if (dstMac === undefined) {
+          this.askPeer(s, inst.primaryAddr, peer >>> 0, now);
+          continue;
+        }
+        const len = writeAdvertFrame(this.frame, 0, {
+          srcMac,
+          dstMac,
+          srcIp: inst.primaryAddr,
+          dstIp: peer,
+          cfg,
+          priority,
+        });
+        if (len > 0) s.sock.send(this.frame, 0, len);
+      }
+    }
     s.sock.flush();
+  }
+
+  /** An ARP request for an unresolved unicast peer, at most every PEER_ARP_MS. */
+  private askPeer(s: IfSocket, src: number, peer: number, now: number): void {
+    if (now - (s.peerAsked.get(peer) ?? Number.NEGATIVE_INFINITY) < PEER_ARP_MS) return;
+    s.peerAsked.set(peer, now);
+    const len = writeArpRequestFrame(this.frame, 0, s.mac, src, peer);
+    if (len > 0) s.sock.send(this.frame, 0, len);
   }
 
   private sendGarps(inst: VrrpInstance): void {

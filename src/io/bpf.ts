@@ -150,12 +150,14 @@ export function compileOwnedFilter(spec: OwnedFilterSpec): BpfProgram {
 }
 
 /**
- * The filter of a control-plane socket that wants one IPv4 protocol only (VRRP, 112): everything
- * else stays in the kernel, and the daemon's main thread wakes for adverts only.
+ * The filter of a control-plane socket that wants one IPv4 protocol only (VRRP, 112), and ARP
+ * when asked: everything else stays in the kernel.
  */
-export function compileIpProtoFilter(proto: number, snaplen = 0x10000): BpfProgram {
+export function compileIpProtoFilter(proto: number, snaplen = 0x10000, arp = false): BpfProgram {
   const a = new Asm();
   a.emit(LD_H_ABS, OFF_TYPE);
+  // With `arp`, ARP passes too (a unicast VRRP peer's MAC is learnt from its replies).
+  if (arp) a.acceptIfEq(ETH_P_ARP, snaplen);
   a.emit(JEQ_K, ETH_P_IP, 0, 3);
   a.emit(LD_B_ABS, OFF_IP_PROTO);
   a.emit(JEQ_K, proto, 0, 1);

@@ -210,6 +210,8 @@ export interface DirectorOpts {
    * the winner sees a lower priority and sends gratuitous ARPs (after a split brain).
    */
   higherPrioSendAdvert?: boolean;
+  /** unicast_src_ip and unicast_peer (VI_1 only): adverts to the peer instead of 224.0.0.18. */
+  unicast?: { src: string; peer: string };
 }
 
 /** A keepalived.conf for one director: runs unchanged on keepalived and on `tsvs daemon --config`. */
@@ -225,7 +227,11 @@ export function haConf(o: DirectorOpts): string {
     virtual_router_id ${vrid}
     priority ${o.priority}
     advert_int ${o.advertInt}
-${o.version === 3 ? "    version 3\n" : ""}${o.higherPrioSendAdvert ? "    higher_prio_send_advert\n" : ""}${o.nopreempt ? "    nopreempt\n" : ""}${auth}${o.notify ? `    notify ${o.notify}\n` : ""}    garp_master_delay 1
+${o.version === 3 ? "    version 3\n" : ""}${o.higherPrioSendAdvert ? "    higher_prio_send_advert\n" : ""}${
+  o.unicast !== undefined && name === "VI_1"
+    ? `    unicast_src_ip ${o.unicast.src}\n    unicast_peer {\n        ${o.unicast.peer}\n    }\n`
+    : ""
+}${o.nopreempt ? "    nopreempt\n" : ""}${auth}${o.notify ? `    notify ${o.notify}\n` : ""}    garp_master_delay 1
     virtual_ipaddress {
 ${vips.map((v) => `        ${v}/24\n`).join("")}    }
 }

@@ -214,6 +214,26 @@ export function writeGarpFrame(buf: Uint8Array, off: number, mac: Uint8Array, ip
   return len;
 }
 
+const ZERO_MAC = new Uint8Array(6);
+
+/**
+ * An ARP request for `tpa` from (mac, spa), broadcast: how the daemon learns a unicast peer's MAC
+ * (its adverts go to that MAC, not to a multicast group). Returns the length, 0 when it does not fit.
+ */
+export function writeArpRequestFrame(
+  buf: Uint8Array,
+  off: number,
+  mac: Uint8Array,
+  spa: number,
+  tpa: number,
+): number {
+  const len = ETH_HLEN + ARP_LEN;
+  if (off < 0 || off + len > buf.length) return 0;
+  writeEthHeader(buf, off, BROADCAST_MAC, mac, ETH_P_ARP);
+  writeArp(buf, off + ETH_HLEN, ARP_REQUEST, mac, spa, ZERO_MAC, tpa);
+  return len;
+}
+
 /** An IPv4 VRRP frame, parsed once: offsets and the header fields the checks and the dispatch read. */
 export interface VrrpFrame {
   /** Offset of the IPv4 header. */
