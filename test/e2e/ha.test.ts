@@ -107,20 +107,24 @@ interface Case {
   tag: string;
   /** Also: a partition of the directors, both MASTER, then healed. */
   splitBrain?: boolean;
+  /** More `tsvs daemon` arguments. */
+  args?: string[];
 }
 
 const CASES: Case[] = [
   // The split brain heals with keepalived's remedy for stale ARP caches (docs/ha.md): the master
   // that yields announces itself once more, and the winner answers with gratuitous ARPs.
   { method: "nat", version: 2, advertInt: 1, tag: "n", splitBrain: true },
-  { method: "dr", version: 2, advertInt: 1, tag: "r" },
+  // Two workers each: a synced connection is installed by the worker its packets will reach.
+  { method: "dr", version: 2, advertInt: 1, tag: "r", args: ["--workers", "2"] },
   // FULLNAT: the LIP floats with VI_2, and each connection's LIP:lport goes with it in the sync.
   { method: "fullnat", version: 3, advertInt: 0.1, tag: "f" },
 ];
 
 for (const c of CASES) {
   const { method, version, advertInt } = c;
-  const label = `${method.toUpperCase()} (tsvs + tsvs, VRRPv${version} advert_int ${advertInt}, sync)`;
+  const label = `${method.toUpperCase()} (tsvs + tsvs, VRRPv${version} advert_int ${advertInt}, sync${c.args ? `, ${c.args.join(" ")}` : ""})`;
+  const args = (file: string): string[] => ["--config", file, ...(c.args ?? [])];
   describe(`HA failover, ${label}`, { skip }, () => {
     const n = haNames(c.tag);
     const children = new Children();
@@ -148,8 +152,8 @@ for (const c of CASES) {
       if (method === "dr") realserverDr(n);
       await startServers(n, children);
       [d1, d2] = await Promise.all([
-        startDaemon(n.d1, ["--config", conf.d1], children),
-        startDaemon(n.d2, ["--config", conf.d2], children),
+        startDaemon(n.d1, args(conf.d1), children),
+        startDaemon(n.d2, args(conf.d2), children),
       ]);
       await waitState(n.d1, "MASTER", 8000);
       await waitState(n.d2, "BACKUP", 1000);
@@ -179,7 +183,7 @@ for (const c of CASES) {
     });
 
     it("the old master comes back and preempts; a graceful stop (priority 0) hands over within skew + 0.5 s", async () => {
-      d1 = await startDaemon(n.d1, ["--config", conf.d1], children);
+      d1 = await startDaemon(n.d1, args(conf.d1), children);
       await waitState(n.d1, "MASTER", 8000);
       await waitState(n.d2, "BACKUP", 2000);
       const t0 = Date.now();
@@ -194,7 +198,7 @@ for (const c of CASES) {
 
     if (c.splitBrain)
       it("split brain healed: a partition makes both MASTER; once it heals exactly one is, and traffic flows", async () => {
-        d1 = await startDaemon(n.d1, ["--config", conf.d1], children);
+        d1 = await startDaemon(n.d1, args(conf.d1), children);
         await waitState(n.d1, "MASTER", 8000);
         await waitState(n.d2, "BACKUP", 2000);
         partition(n, true);
