@@ -2,12 +2,15 @@
 
 import { listCommand } from "../lab/daemon.js";
 import { labDemo } from "../lab/demo.js";
+import { labDemoHa } from "../lab/demo-ha.js";
 import { formatStatus, labStatus, labUp } from "../lab/lab.js";
 import type { ServerKind } from "../lab/servers.js";
 import {
   DEFAULT_PREFIX,
   LAB_ADDR,
+  LAB_BACKUPS,
   LAB_METHODS,
+  type LabBackup,
   type LabMethod,
   type LabOffloads,
   labDown,
@@ -25,11 +28,24 @@ Commands:
   demo [--methods LIST] [--requests N]
                                      for each method: up, N curl requests (default 30), counts per
                                      server and ipvsadm -Ln, down
+  up --ha [--method M] [--backup tsvs|keepalived]
+                                     two directors, P-d (priority 150) and P-d2 (100), each
+                                     running tsvs daemon --config with a keepalived.conf the lab
+                                     writes; the VIP (and, for NAT, the servers' gateway
+                                     ${LAB_ADDR.GW}) moves by VRRP; --backup keepalived runs
+                                     keepalived on P-d2 instead (VRRP only: it takes the VIP
+                                     over, not the traffic)
+  demo --ha [--method M] [--backup tsvs|keepalived]
+                                     up --ha, a ~6 s download through the VIP, SIGKILL to the
+                                     master's daemon halfway: prints the takeover time and whether
+                                     the download completed intact (exit 1 if not), then down
 
 Options:
   --prefix P                 namespace name prefix (default ${DEFAULT_PREFIX}: ${DEFAULT_PREFIX}-c, ${DEFAULT_PREFIX}-d, ...)
   --servers auto|nginx|node  real-server HTTP: nginx when installed (auto), or the Node server
   --no-daemon                up: topology and servers only
+  --ha                       up, demo: two directors (VRRP and connection sync), see above
+  --backup tsvs|keepalived   with --ha: what runs on the second director (default tsvs)
   --offloads on|off          up, demo: veth checksum/segmentation offloads as veth has them (on,
                              the default, as on a user's host) or turned off with ethtool (to compare)
 
@@ -47,6 +63,8 @@ interface Args {
   offloads: LabOffloads;
   json: boolean;
   requests: number;
+  ha: boolean;
+  backup: LabBackup;
 }
 
 function isMethod(s: string | undefined): s is LabMethod {
@@ -65,6 +83,8 @@ function parse(argv: string[]): Args | string {
     offloads: "on",
     json: false,
     requests: 30,
+    ha: false,
+    backup: "tsvs",
   };
   for (let i = 0; i < rest.length; i++) {
     const opt = rest[i];
@@ -105,6 +125,14 @@ function parse(argv: string[]): Args | string {
         a.offloads = v;
         i++;
         break;
+      case "--ha":
+        a.ha = true;
+        break;
+      case "--backup":
+        if (v !== "tsvs" && v !== "keepalived") return `--backup must be one of ${LAB_BACKUPS.join(", ")}`;
+        a.backup = v;
+        i++;
+        break;
       case "--no-daemon":
         a.daemon = false;
         break;
@@ -115,6 +143,7 @@ function parse(argv: string[]): Args | string {
         return `unknown option '${opt}'`;
     }
   }
+  if (argv.includes("--backup") && !a.ha) return "--backup goes with --ha";
   return a;
 }
 
@@ -136,12 +165,18 @@ export async function labMain(argv: string[]): Promise<number> {
           servers: a.servers,
           daemon: a.daemon,
           offloads: a.offloads,
+          ...(a.ha ? { ha: { backup: a.backup } } : {}),
           log,
         });
-        log(`lab ${names.prefix} is up (${st.method}); try:`);
+        log(`lab ${names.prefix} is up (${st.method}${a.ha ? `, HA with a ${a.backup} backup` : ""}); try:`);
         log(`  ip netns exec ${names.client} curl http://${LAB_ADDR.VIP}/`);
-        if (st.daemonStatus === "running") log(`  ${listCommand(names)}`);
-        return a.daemon && st.daemonStatus !== "running" ? 1 : 0;
+        if (st.daemonStatus.startsWith("running")) log(`  ${listCommand(names)}`);
+        if (a.ha)
+          log(
+            `  tsvs lab status${names.prefix !== DEFAULT_PREFIX ? ` --prefix ${names.prefix}` : ""}   (who is master)`,
+          );
+        const ha2 = st.ha === undefined || st.ha.daemon2Status === "running";
+        return a.daemon && (st.daemonStatus !== "running" || !ha2) ? 1 : 0;
       }
       case "down":
         for (const l of await labDown(names)) log(l);
@@ -152,6 +187,16 @@ export async function labMain(argv: string[]): Promise<number> {
         return 0;
       }
       case "demo": {
+        if (a.ha) {
+          const r = await labDemoHa(names, {
+            method: a.method,
+            backup: a.backup,
+            servers: a.servers,
+            offloads: a.offloads,
+            log,
+          });
+          return r.ok ? 0 : 1;
+        }
         const res = await labDemo(names, {
           methods: a.methods,
           requests: a.requests,

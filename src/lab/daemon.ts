@@ -85,7 +85,7 @@ function logTail(path: string): string {
 const NO_TSVS_CONTROL = ["env", "-u", "TSVS_CONTROL"] as const;
 
 /** `lab.sock` → the daemon's socket, replacing whatever an earlier lab left there. */
-function linkAlias(names: LabNames): void {
+export function linkAlias(names: LabNames): void {
   mkdirSync(dirname(names.controlAlias), { recursive: true });
   rmSync(names.controlAlias, { force: true });
   symlinkSync(names.controlSock, names.controlAlias);
@@ -100,31 +100,38 @@ export async function startDaemon(
   method: LabMethod,
   extraArgs: readonly string[] = [],
 ): Promise<DaemonStart> {
+  // No --iface: the daemon takes every up Ethernet interface of its namespace (eth0, eth1), as on
+  // a host; FULLNAT's local address is the one thing it cannot guess.
+  const args = method === "fullnat" ? ["--lip", LAB_ADDR.LIP, ...extraArgs] : [...extraArgs];
+  const d = await startDaemonIn(names.director, names.controlSock, names.daemonLog, args);
+  if (d.status === "running") linkAlias(names);
+  return d;
+}
+
+/**
+ * Starts `tsvs daemon ARGS…` in namespace ns, listening on that namespace's default socket
+ * (controlSock, as seen from here), its output appended to logFile; waits ≤ 8 s for the socket.
+ */
+export async function startDaemonIn(
+  ns: string,
+  controlSock: string,
+  logFile: string,
+  args: readonly string[],
+): Promise<DaemonStart> {
   if (tsvsEntry() === null) {
     return { proc: null, status: `daemon not available yet: ${jsPath("src/cli/entry.js")} is not built` };
   }
-  // No --iface: the daemon takes every up Ethernet interface of its namespace (eth0, eth1), as on
-  // a host; FULLNAT's local address is the one thing it cannot guess.
-  const args = ["daemon"];
-  if (method === "fullnat") args.push("--lip", LAB_ADDR.LIP);
-  args.push(...extraArgs);
   // A socket left by a killed daemon would pass for this one's until it listens.
-  rmSync(names.controlSock, { force: true });
-  const proc = spawnInNs(
-    names.director,
-    [...NO_TSVS_CONTROL, ...tsvsArgv(args)],
-    names.daemonLog,
-    "tsvs daemon",
-  );
-  const up = await waitFor(() => existsSync(names.controlSock) || !procAlive(proc), 8000);
+  rmSync(controlSock, { force: true });
+  const proc = spawnInNs(ns, [...NO_TSVS_CONTROL, ...tsvsArgv(["daemon", ...args])], logFile, "tsvs daemon");
+  const up = await waitFor(() => existsSync(controlSock) || !procAlive(proc), 8000);
   if (!up || !procAlive(proc)) {
-    const why = logTail(names.daemonLog);
+    const why = logTail(logFile);
     return {
       proc: procAlive(proc) ? proc : null,
       status: `daemon not available yet: ${procAlive(proc) ? "no control socket after 8 s" : "it exited"}${why !== "" ? ` (${why})` : ""}`,
     };
   }
-  linkAlias(names);
   return { proc, status: "running" };
 }
 
@@ -142,7 +149,17 @@ export function tsvsCtl(
   cmd: "ipvsadm" | "sysctl" | "fwmark" | "status",
   args: readonly string[],
 ): { status: number; stdout: string; stderr: string } {
-  return nsExecStatus(names.director, [...NO_TSVS_CONTROL, ...tsvsArgv([cmd, ...args])], 15_000);
+  return tsvsCtlIn(names.director, cmd, args);
+}
+
+/** `tsvs CMD ARGS…` in namespace ns (a director of the lab), on its daemon's default socket. */
+export function tsvsCtlIn(
+  ns: string,
+  cmd: "ipvsadm" | "sysctl" | "fwmark" | "status",
+  args: readonly string[],
+  timeoutMs = 15_000,
+): { status: number; stdout: string; stderr: string } {
+  return nsExecStatus(ns, [...NO_TSVS_CONTROL, ...tsvsArgv([cmd, ...args])], timeoutMs);
 }
 
 /** The lab's service: TCP VIP:80, round robin, with the method's servers. Returns the error, or null. */

@@ -1,21 +1,33 @@
 // `tsvs lab up|down|status`: the whole lab life cycle over topology.ts, servers.ts and daemon.ts.
 
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { TsvsError } from "../core/errors.js";
 import { ip, nsExecStatus } from "../io/netns.js";
-import { addLabService, startDaemon } from "./daemon.js";
+import { addLabService, linkAlias, startDaemon, startDaemonIn } from "./daemon.js";
+import {
+  type DirectorHa,
+  formatDirectorHa,
+  haDirectors,
+  startKeepalived,
+  vi1State,
+  waitHaSettled,
+  writeHaConfs,
+} from "./ha.js";
 import { ensurePackages } from "./packages.js";
-import { jsPath, procAlive } from "./proc.js";
+import { fileHas, jsPath, procAlive, waitFor } from "./proc.js";
 import { nginxAvailable, type ServerKind, startServer } from "./servers.js";
 import {
   buildTopology,
   existingNamespaces,
   LAB_ADDR,
+  type LabBackup,
   type LabMethod,
   type LabNames,
   type LabOffloads,
   type LabState,
   labDown,
+  labNamespaces,
   methodServers,
   readState,
   writeState,
@@ -37,6 +49,11 @@ export interface LabUpOptions {
   service?: boolean;
   /** "on" (default): veth's default offloads on every link; "off" turns them off, to compare. */
   offloads?: LabOffloads;
+  /**
+   * Two directors (docs/lab.md "HA"): P-d runs `tsvs daemon --config` (priority 150), P-d2 the
+   * same (100) or keepalived (VRRP only). The service comes from the keepalived.conf.
+   */
+  ha?: { backup: LabBackup };
   log?: (line: string) => void;
 }
 
@@ -58,8 +75,14 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
   if (want !== "node") pkgs.push("nginx");
   // The daemon's ingress guard is an nft table (SPEC §1).
   if (opts.daemon !== false) pkgs.push("nftables");
+  if (opts.ha?.backup === "keepalived" && opts.daemon !== false) pkgs.push("keepalived");
   const missing = ensurePackages(pkgs, log);
   if (missing.includes("iproute2")) throw new TsvsError("TSVS_ERR_DEPENDENCY", "iproute2 (`ip`) is missing");
+  if (missing.includes("keepalived"))
+    throw new TsvsError(
+      "TSVS_ERR_DEPENDENCY",
+      "--backup keepalived: keepalived is missing and could not be installed",
+    );
   let kind: ServerKind = want === "auto" ? (nginxAvailable() ? "nginx" : "node") : want;
   if (kind === "nginx" && !nginxAvailable()) {
     if (want === "nginx")
@@ -67,13 +90,14 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
     kind = "node";
   }
   await labDown(names);
+  const ha = opts.ha !== undefined;
   const st: LabState = {
     version: 1,
     prefix: names.prefix,
     method: opts.method,
     servers: kind,
     offloads,
-    namespaces: names.all,
+    namespaces: labNamespaces(names, ha),
     procs: [],
     daemon: null,
     daemonStatus: "not started",
@@ -81,9 +105,9 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
   };
   try {
     writeState(names, st);
-    buildTopology(names, opts.method, offloads);
+    buildTopology(names, opts.method, offloads, ha);
     log(
-      `topology ${names.prefix}: ${names.all.join(" ")} (${opts.method}, offloads ${offloads === "on" ? "as veth has them" : "off"})`,
+      `topology ${names.prefix}: ${st.namespaces.join(" ")} (${opts.method}${ha ? ", two directors" : ""}, offloads ${offloads === "on" ? "as veth has them" : "off"})`,
     );
     for (const s of names.servers) {
       st.procs.push(...(await startServer(s, kind, join(names.runDir, s.name))));
@@ -107,6 +131,10 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
     await labDown(names);
     throw e;
   }
+  if (opts.ha !== undefined) {
+    await startHa(names, st, opts.ha.backup, opts, log);
+    return st;
+  }
   if (opts.daemon !== false) {
     const d = await startDaemon(names, opts.method, opts.daemonArgs);
     st.daemon = d.proc;
@@ -122,6 +150,74 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
   return st;
 }
 
+/**
+ * The directors of an HA lab: both keepalived.conf files, `tsvs daemon --config` on P-d, then on
+ * P-d2 (or keepalived), then a wait (≤ 8 s) for P-d to win the election. Without --no-daemon.
+ */
+async function startHa(
+  names: LabNames,
+  st: LabState,
+  backup: LabBackup,
+  opts: LabUpOptions,
+  log: (line: string) => void,
+): Promise<void> {
+  const f = writeHaConfs(names, opts.method, backup);
+  st.ha = {
+    backup,
+    daemon2: null,
+    daemon2Status: "not started",
+    confs: { director: f.conf, director2: f.conf2 },
+    notifyLog: backup === "keepalived" ? f.notifyLog : null,
+  };
+  writeState(names, st);
+  log(`keepalived.conf: ${f.conf} (${names.director}), ${f.conf2} (${names.director2})`);
+  if (opts.daemon === false) return;
+  const extra = opts.daemonArgs ?? [];
+  const d = await startDaemonIn(names.director, names.controlSock, names.daemonLog, [
+    "--config",
+    f.conf,
+    ...extra,
+  ]);
+  st.daemon = d.proc;
+  st.daemonStatus = d.status;
+  if (d.status === "running") {
+    linkAlias(names);
+    // Its VRRP starts (INIT → BACKUP) just before it logs "ready", a moment after its socket: the
+    // backup starts after that, so P-d's master-down timer (the shorter one) also ends first.
+    await waitFor(() => fileHas(names.daemonLog, '"msg":"ready"'), 5000);
+  }
+  writeState(names, st);
+  log(`${names.director}: ${d.status}`);
+  if (backup === "tsvs") {
+    const d2 = await startDaemonIn(names.director2, names.controlSock2, names.daemon2Log, [
+      "--config",
+      f.conf2,
+      ...extra,
+    ]);
+    st.ha.daemon2 = d2.proc;
+    st.ha.daemon2Status = d2.status;
+  } else {
+    const ka = startKeepalived(names, f);
+    // keepalived writes its VRRP child's pid file once the configuration is read.
+    await waitFor(() => existsSync(f.keepalivedVrrpPid) || !procAlive(ka), 5000);
+    st.ha.daemon2 = procAlive(ka) ? ka : null;
+    st.ha.daemon2Status = procAlive(ka) ? "running" : `keepalived exited (see ${f.keepalivedLog})`;
+  }
+  writeState(names, st);
+  log(
+    `${names.director2}: ${backup === "keepalived" ? "keepalived (VRRP only) " : ""}${st.ha.daemon2Status}`,
+  );
+  if (st.daemonStatus !== "running" || st.ha.daemon2Status !== "running") return;
+  const daemon2 = st.ha.daemon2;
+  const settled = await waitHaSettled(
+    () => haDirectors(names, opts.method, backup, st.daemon, daemon2),
+    8000,
+  );
+  for (const dir of settled.directors) log(`  ${formatDirectorHa(dir)}`);
+  if (!settled.ok) st.daemonStatus = "running; VRRP did not settle (P-d MASTER, P-d2 BACKUP) within 8 s";
+  writeState(names, st);
+}
+
 export interface LabStatus {
   prefix: string;
   up: boolean;
@@ -134,6 +230,8 @@ export interface LabStatus {
   namespaces: { name: string; present: boolean }[];
   procs: { what: string; pid: number; ns: string; alive: boolean }[];
   daemon: { pid: number | null; alive: boolean; status: string };
+  /** HA labs: what each director says about VRRP (and the sync daemon). */
+  ha: { backup: LabBackup; directors: DirectorHa[] } | null;
   addresses: Record<string, string>;
 }
 
@@ -141,7 +239,8 @@ export function labStatus(names: LabNames): LabStatus {
   const st = readState(names);
   const present = new Set(existingNamespaces(names));
   const addresses: Record<string, string> = {};
-  for (const ns of names.all) {
+  const all = labNamespaces(names, st?.ha !== undefined);
+  for (const ns of all) {
     if (!present.has(ns)) continue;
     try {
       const info = JSON.parse(ip("-n", ns, "-j", "-4", "addr", "show")) as {
@@ -162,20 +261,27 @@ export function labStatus(names: LabNames): LabStatus {
   }
   return {
     prefix: names.prefix,
-    up: st !== null && present.size === names.all.length,
+    up: st !== null && all.every((n) => present.has(n)),
     method: st?.method ?? null,
     servers: st?.servers ?? null,
     // A state file from before the option had offloads off on every link.
     offloads: st === null ? null : (st.offloads ?? "off"),
     control: names.controlSock,
     controlAlias: names.controlAlias,
-    namespaces: names.all.map((n) => ({ name: n, present: present.has(n) })),
+    namespaces: all.map((n) => ({ name: n, present: present.has(n) })),
     procs: (st?.procs ?? []).map((p) => ({ what: p.what, pid: p.pid, ns: p.ns, alive: procAlive(p) })),
     daemon: {
       pid: st?.daemon?.pid ?? null,
       alive: st?.daemon != null && procAlive(st.daemon),
       status: st?.daemonStatus ?? "no lab",
     },
+    ha:
+      st?.ha === undefined
+        ? null
+        : {
+            backup: st.ha.backup,
+            directors: haDirectors(names, st.method, st.ha.backup, st.daemon, st.ha.daemon2),
+          },
     addresses,
   };
 }
@@ -196,5 +302,10 @@ export function formatStatus(s: LabStatus): string {
     `  daemon: ${s.daemon.status}${s.daemon.pid !== null ? ` (pid ${s.daemon.pid}, ${s.daemon.alive ? "alive" : "dead"})` : ""}`,
   );
   if (s.daemon.alive) out.push(`  control: ${s.control} (alias ${s.controlAlias})`);
+  if (s.ha !== null) {
+    const masters = s.ha.directors.filter((d) => d.alive && vi1State(d) === "MASTER").map((d) => d.ns);
+    out.push(`  VRRP: master ${masters.length > 0 ? masters.join(", ") : "none"}`);
+    for (const d of s.ha.directors) out.push(`    ${formatDirectorHa(d)}`);
+  }
   return `${out.join("\n")}\n`;
 }

@@ -3,7 +3,7 @@
 //   node dist/src/lab/server.js --name r1 --http 80,8080 --udp 53
 //
 // HTTP: `GET /bytes/N` answers N pattern bytes (byte i = i mod 256, so a receiver can check every
-// byte without a copy of the body), `GET /port` the local port the request came to (port mapping
+// byte without a copy of the body; `?rate=BPS` paces them at BPS bytes a second), `GET /port` the local port the request came to (port mapping
 // tests), `POST /sink` reads the body and answers "r1 N\n" (N bytes received), anything else
 // answers the server's name and a newline ("r1\n").
 // UDP: every datagram is answered with the name and a newline, from the address it was sent to
@@ -69,7 +69,8 @@ function handle(name: string, req: IncomingMessage, res: ServerResponse): void {
     req.on("end", () => text(res, `${name} ${n}\n`));
     return;
   }
-  const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
+  // `/bytes/N?rate=BPS`: the same bytes, paced at BPS bytes a second (HA demo: a download that lasts).
+  const m = /^\/bytes\/(\d+)(?:\?rate=(\d+))?$/.exec(req.url ?? "");
   if (m === null) {
     res.writeHead(200, { "content-type": "text/plain", "content-length": String(name.length + 1) });
     res.end(`${name}\n`);
@@ -82,6 +83,10 @@ function handle(name: string, req: IncomingMessage, res: ServerResponse): void {
     return;
   }
   res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(n) });
+  if (m[2] !== undefined && Number(m[2]) > 0) {
+    paced(res, n, Number(m[2]));
+    return;
+  }
   let sent = 0;
   const pump = (): void => {
     while (sent < n) {
@@ -97,6 +102,33 @@ function handle(name: string, req: IncomingMessage, res: ServerResponse): void {
     res.end();
   };
   pump();
+}
+
+/** Pacing tick of `/bytes/N?rate=BPS`. */
+const PACE_MS = 50;
+
+/**
+ * n pattern bytes at `rate` bytes a second: every PACE_MS, what the rate allows since the start
+ * (so a stall, e.g. a director takeover, is caught up afterwards), while the socket takes it.
+ */
+function paced(res: ServerResponse, n: number, rate: number): void {
+  const t0 = performance.now();
+  let sent = 0;
+  const timer = setInterval(() => {
+    const due = Math.min(n, Math.floor(((performance.now() - t0) / 1000) * rate));
+    while (sent < due && res.writableNeedDrain === false) {
+      // A slice of the shared chunk that starts at sent's place in the pattern (sent mod 256).
+      const off = sent & 0xff;
+      const len = Math.min(due - sent, CHUNK - off);
+      res.write(SHARED_CHUNK.subarray(off, off + len));
+      sent += len;
+    }
+    if (sent >= n) {
+      clearInterval(timer);
+      res.end();
+    }
+  }, PACE_MS);
+  res.once("close", () => clearInterval(timer));
 }
 
 export interface LabServer {

@@ -10,6 +10,11 @@
 // (for r4) sends 198.18.0.0/24 to the DIP, its own client-net interface being down. DR and TUN
 // replies must not: r1-r3 route by default via x (198.18.1.254), which reaches the client directly
 // on the client net. FULLNAT replies go to the LIP, on-link for r1-r3 and via x for r4.
+//
+// HA (`lab up --ha`, docs/lab.md "HA"): a second director d2 (198.18.0.3, 198.18.1.3) on the same
+// two bridges. The VIP floats between the directors by VRRP, and so does, for NAT, the real
+// servers' gateway 198.18.1.250 (GW): with two directors the DIP of one of them cannot be the
+// gateway, so NAT routes (r1-r3 default, x's route to the client net) go via GW instead.
 
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -27,6 +32,11 @@ export const LAB_ADDR = {
   X_CLIENT: "198.18.0.254",
   VIP: "198.18.0.100",
   DIP: "198.18.1.1",
+  /** HA: the second director's own addresses, on the client net and on the server LAN. */
+  DIR2_CLIENT: "198.18.0.3",
+  DIP2: "198.18.1.3",
+  /** HA, NAT: the real servers' floating gateway (VRRP instance VI_2 on eth1). */
+  GW: "198.18.1.250",
   X_LAN: "198.18.1.254",
   LIP: "198.18.1.100",
   X_ROUTED: "198.18.2.1",
@@ -48,6 +58,8 @@ export interface LabNames {
   prefix: string;
   client: string;
   director: string;
+  /** HA: the second director (`lab up --ha`); not in `all`, which is the single-director lab. */
+  director2: string;
   bridge: string;
   router: string;
   servers: LabServerSpec[];
@@ -66,6 +78,11 @@ export interface LabNames {
   /** `lab.sock` in the run directory: a symlink to controlSock, for scripts written before. */
   controlAlias: string;
   daemonLog: string;
+  /** HA: the second director's control socket (its namespace's default) and log. */
+  controlSock2: string;
+  daemon2Log: string;
+  /** HA: the directors' keepalived.conf files, keepalived's log, pid and notify files. */
+  haDir: string;
 }
 
 export const DEFAULT_PREFIX = "tsvs";
@@ -93,6 +110,7 @@ export function labNames(prefix = DEFAULT_PREFIX): LabNames {
     prefix,
     client: `${prefix}-c`,
     director: `${prefix}-d`,
+    director2: `${prefix}-d2`,
     bridge: `${prefix}-br`,
     router: `${prefix}-x`,
     servers,
@@ -103,8 +121,18 @@ export function labNames(prefix = DEFAULT_PREFIX): LabNames {
     controlSock: namespaceControlPath(`${prefix}-d`),
     controlAlias: join(runDir, "lab.sock"),
     daemonLog: join(runDir, "daemon.log"),
+    controlSock2: namespaceControlPath(`${prefix}-d2`),
+    daemon2Log: join(runDir, "daemon2.log"),
+    haDir: join(runDir, "ha"),
   };
   return { ...n, all: [n.bridge, n.client, n.director, n.router, ...servers.map((s) => s.ns)] };
+}
+
+/** The namespaces of a lab: `all`, and the second director after the first one with --ha. */
+export function labNamespaces(names: LabNames, ha: boolean): string[] {
+  if (!ha) return names.all;
+  const at = names.all.indexOf(names.director) + 1;
+  return [...names.all.slice(0, at), names.director2, ...names.all.slice(at)];
 }
 
 /** The servers a method's service uses: r4 is reachable only through a router (TUN, FULLNAT). */
@@ -129,7 +157,24 @@ export interface LabState {
   daemon: ProcRef | null;
   /** "running", or why the daemon is not (e.g. not built yet). */
   daemonStatus: string;
+  /** `lab up --ha`: the second director and what runs on it (absent: one director). */
+  ha?: LabHaState;
   createdAt: string;
+}
+
+/** What runs on the second director of an HA lab. */
+export type LabBackup = "tsvs" | "keepalived";
+export const LAB_BACKUPS: readonly LabBackup[] = ["tsvs", "keepalived"];
+
+export interface LabHaState {
+  backup: LabBackup;
+  /** `tsvs daemon --config` on d2 (backup tsvs), or keepalived's main process (backup keepalived). */
+  daemon2: ProcRef | null;
+  daemon2Status: string;
+  /** The keepalived.conf of each director, in the run directory. */
+  confs: { director: string; director2: string };
+  /** keepalived: its notify script writes "INSTANCE STATE" lines here (time in ms first). */
+  notifyLog: string | null;
 }
 
 export function readState(names: LabNames): LabState | null {
@@ -145,7 +190,7 @@ export function writeState(names: LabNames, st: LabState): void {
   writeFileSync(names.stateFile, `${JSON.stringify(st, null, 2)}\n`);
 }
 
-/** Namespaces whose name is one of the lab's (from `ip netns list`). */
+/** Namespaces whose name is one of the lab's, HA's second director included (from `ip netns list`). */
 export function existingNamespaces(names: LabNames): string[] {
   const have = new Set(
     ip("netns", "list")
@@ -153,7 +198,7 @@ export function existingNamespaces(names: LabNames): string[] {
       .map((l) => l.split(" ")[0])
       .filter((l) => l !== ""),
   );
-  return names.all.filter((n) => have.has(n));
+  return labNamespaces(names, true).filter((n) => have.has(n));
 }
 
 function sysctl(ns: string, key: string, value: string | number): void {
@@ -229,11 +274,16 @@ function bridgePort(
  * Builds namespaces, bridges, links, addresses and the method's routes (no processes). Any earlier
  * lab with the same prefix must be gone (labDown) first. On failure the caller tears down.
  */
-export function buildTopology(names: LabNames, method: LabMethod, offloads: LabOffloads = "on"): void {
+export function buildTopology(
+  names: LabNames,
+  method: LabMethod,
+  offloads: LabOffloads = "on",
+  ha = false,
+): void {
   const A = LAB_ADDR;
   const port = (br: string, p: string, ns: string, ifname: string, cidr: string): void =>
     bridgePort(names, offloads, br, p, ns, ifname, cidr);
-  for (const ns of names.all) {
+  for (const ns of labNamespaces(names, ha)) {
     addNetns(ns);
     // No IPv6: router and neighbour solicitations would only add noise to the daemon's links.
     sysctl(ns, "net.ipv6.conf.all.disable_ipv6", 1);
@@ -247,6 +297,10 @@ export function buildTopology(names: LabNames, method: LabMethod, offloads: LabO
   port("brc", "d0", names.director, names.dirClientIf, `${A.DIR_CLIENT}/24`);
   port("brc", "x0", names.router, "eth0", `${A.X_CLIENT}/24`);
   port("brl", "d1", names.director, names.dirLanIf, `${A.DIP}/24`);
+  if (ha) {
+    port("brc", "e0", names.director2, names.dirClientIf, `${A.DIR2_CLIENT}/24`);
+    port("brl", "e1", names.director2, names.dirLanIf, `${A.DIP2}/24`);
+  }
   port("brl", "x1", names.router, "eth1", `${A.X_LAN}/24`);
   for (const s of names.servers) {
     if (s.onLan) port("brl", s.name, s.ns, "eth0", `${s.rip}/24`);
@@ -257,16 +311,19 @@ export function buildTopology(names: LabNames, method: LabMethod, offloads: LabO
 
   ip("-n", names.client, "route", "add", "default", "via", A.DIR_CLIENT);
   ip("-n", names.director, "route", "add", A.ROUTED_NET, "via", A.X_LAN);
+  if (ha) ip("-n", names.director2, "route", "add", A.ROUTED_NET, "via", A.X_LAN);
   sysctl(names.router, "net.ipv4.ip_forward", 1);
   if (r4 !== undefined) ip("-n", r4.ns, "route", "add", "default", "via", A.X_ROUTED);
-  const gw = method === "nat" ? A.DIP : A.X_LAN;
+  // NAT: the director's side of the server LAN; with two directors, the address that floats.
+  const natGw = ha ? A.GW : A.DIP;
+  const gw = method === "nat" ? natGw : A.X_LAN;
   for (const s of names.servers) {
     if (s.onLan) ip("-n", s.ns, "route", "add", "default", "via", gw);
   }
   if (method === "nat") {
     // The router's own client-net route would win over a route via the DIP: take the link down.
     ip("-n", names.router, "link", "set", "eth0", "down");
-    ip("-n", names.router, "route", "add", A.CLIENT_NET, "via", A.DIP);
+    ip("-n", names.router, "route", "add", A.CLIENT_NET, "via", natGw);
   }
 }
 
@@ -280,7 +337,11 @@ export async function labDown(names: LabNames): Promise<string[]> {
   const done: string[] = [];
   const st = readState(names);
   if (st !== null) {
-    const recorded: ProcRef[] = [...(st.daemon !== null ? [st.daemon] : []), ...st.procs];
+    const recorded: ProcRef[] = [
+      ...(st.daemon !== null ? [st.daemon] : []),
+      ...(st.ha?.daemon2 != null ? [st.ha.daemon2] : []),
+      ...st.procs,
+    ];
     for (const p of recorded) {
       if (procAlive(p)) {
         await stopProc(p);
@@ -310,15 +371,18 @@ export async function labDown(names: LabNames): Promise<string[]> {
     done.push(`deleted namespace ${ns}`);
   }
   // The daemon removes its socket when it exits; after a crash the directory is left behind.
-  const ctlDir = dirname(names.controlSock);
-  if (existsSync(ctlDir)) {
-    rmSync(ctlDir, { recursive: true, force: true });
-    done.push(`removed ${ctlDir}`);
+  for (const ctlDir of [dirname(names.controlSock), dirname(names.controlSock2)]) {
+    if (existsSync(ctlDir)) {
+      rmSync(ctlDir, { recursive: true, force: true });
+      done.push(`removed ${ctlDir}`);
+    }
   }
   if (existsSync(names.runDir)) {
     if (names.runDir === RUN_ROOT) {
       // The default lab shares /run/tsvs with other tools (realserver pid files): remove only its own.
-      for (const f of ["lab.json", "lab.sock", "daemon.log"]) rmSync(join(names.runDir, f), { force: true });
+      for (const f of ["lab.json", "lab.sock", "daemon.log", "daemon2.log"])
+        rmSync(join(names.runDir, f), { force: true });
+      rmSync(names.haDir, { recursive: true, force: true });
       for (const s of names.servers) rmSync(join(names.runDir, s.name), { recursive: true, force: true });
     } else {
       rmSync(names.runDir, { recursive: true, force: true });
