@@ -30,7 +30,6 @@ import {
   decodeAdvert,
   multicastMac,
   parseVrrpFrame,
-  vmacOf,
   writeAdvertFrame,
   writeArpRequestFrame,
   writeGarpFrame,
@@ -374,7 +373,8 @@ export class VrrpRunner {
     const s = this.socks.get(inst.cfg.iface);
     if (s === undefined) return;
     const cfg = inst.cfg;
-    const srcMac = cfg.useVmac ? vmacOf(cfg.vrid) : s.mac;
+    // use_vmac is not acted on yet (docs/ha.md): the workers answer with the interface's MAC.
+    const srcMac = s.mac;
     if (cfg.unicastPeers.length === 0) {
       const len = writeAdvertFrame(this.frame, 0, {
         srcMac,
@@ -420,7 +420,7 @@ export class VrrpRunner {
     for (const a of [...cfg.addrs, ...cfg.excludedAddrs]) {
       const s = this.socks.get(a.dev ?? cfg.iface) ?? this.socks.get(cfg.iface);
       if (s === undefined) continue;
-      const len = writeGarpFrame(this.frame, 0, cfg.useVmac ? vmacOf(cfg.vrid) : s.mac, a.addr);
+      const len = writeGarpFrame(this.frame, 0, s.mac, a.addr);
       s.sock.send(this.frame, 0, len);
     }
     for (const s of this.socks.values()) s.sock.flush();
