@@ -12,7 +12,7 @@
 // eth1), one vrrp_sync_group. Every veth keeps its default offloads.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { delNetns, ip, netnsPids, nsExecStatus } from "../../src/io/netns.js";
@@ -148,31 +148,30 @@ export function realserverDr(n: HaNames): void {
   }
 }
 
+/** `ip netns exec ns ARGV…`, remembered by children (the suite's after() ends it). */
+export function spawnIn(
+  children: Children,
+  ns: string,
+  argv: string[],
+  stdio: StdioOptions = "ignore",
+): ChildProcess {
+  return children.add(spawn("ip", ["netns", "exec", ns, ...argv], { stdio }));
+}
+
 /** The lab's HTTP server (GET /bytes/N: N pattern bytes) on :8080 in r1 and r2. */
 export async function startServers(n: HaNames, children: Children): Promise<void> {
   for (const [ns, name] of [
     [n.r1, "r1"],
     [n.r2, "r2"],
   ] as const) {
-    const p = children.add(
-      spawn(
-        "ip",
-        [
-          "netns",
-          "exec",
-          ns,
-          process.execPath,
-          jsPath("src/lab/server.js"),
-          "--name",
-          name,
-          "--http",
-          "8080",
-        ],
-        {
-          stdio: "ignore",
-        },
-      ),
-    );
+    const p = spawnIn(children, ns, [
+      process.execPath,
+      jsPath("src/lab/server.js"),
+      "--name",
+      name,
+      "--http",
+      "8080",
+    ]);
     assert.ok(p.pid !== undefined);
   }
   for (const addr of [HA.R1, HA.R2]) {

@@ -6,7 +6,6 @@
 // higher address wins an election at equal priority).
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
@@ -24,6 +23,7 @@ import {
   readState,
   removeHa,
   removeStaleHa,
+  spawnIn,
   statusOf,
   waitState,
   workDir,
@@ -99,28 +99,19 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
 
   function startKeepalived(ns: string, o: DirectorOpts): void {
     const conf = writeFile(join(dir, `ka-${ns.slice(-2)}.conf`), haConf({ ...o, vrrpOnly: true, notify }));
-    const p = children.add(
-      spawn(
-        "ip",
-        [
-          "netns",
-          "exec",
-          ns,
-          "keepalived",
-          "-n",
-          "-l",
-          "-D",
-          "-P",
-          "-f",
-          conf,
-          "-p",
-          join(dir, "ka.pid"),
-          "-r",
-          join(dir, "ka-vrrp.pid"),
-        ],
-        { stdio: "ignore" },
-      ),
-    );
+    const p = spawnIn(children, ns, [
+      "keepalived",
+      "-n",
+      "-l",
+      "-D",
+      "-P",
+      "-f",
+      conf,
+      "-p",
+      join(dir, "ka.pid"),
+      "-r",
+      join(dir, "ka-vrrp.pid"),
+    ]);
     kaPid = p.pid ?? null;
   }
 

@@ -7,7 +7,6 @@
 // within skew + 0.5 s, and the old master comes back and preempts.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +27,7 @@ import {
   removeHa,
   removeStaleHa,
   serverRoutes,
+  spawnIn,
   startServers,
   stateOf,
   statusOf,
@@ -41,8 +41,8 @@ const skip = e2eSkip("HA e2e", ["nftables", "curl"]);
 
 const DOWNLOADS = 50;
 const SIZE = 5 << 20;
-/** Bytes per second per download: long enough that the kill lands in the middle. */
-const RATE = "1M";
+/** Bytes per second per download (paced by the server, and by curl): the kill lands in the middle. */
+const RATE = 1 << 20;
 
 const patternSum = createHash("sha256").update(patternChunk(0, SIZE)).digest("hex");
 
@@ -56,25 +56,21 @@ function startDownloads(ns: string, dir: string, children: Children): Download[]
   for (let i = 0; i < DOWNLOADS; i++) {
     const file = join(dir, `dl${i}.bin`);
     rmSync(file, { force: true });
-    const p = children.add(
-      spawn(
-        "ip",
-        [
-          "netns",
-          "exec",
-          ns,
-          "curl",
-          "-sS",
-          "--limit-rate",
-          RATE,
-          "-m",
-          "60",
-          "-o",
-          file,
-          `http://${HA.VIP}:${HA.PORT}/bytes/${SIZE}`,
-        ],
-        { stdio: ["ignore", "ignore", "pipe"] },
-      ),
+    const p = spawnIn(
+      children,
+      ns,
+      [
+        "curl",
+        "-sS",
+        "--limit-rate",
+        String(RATE),
+        "-m",
+        "60",
+        "-o",
+        file,
+        `http://${HA.VIP}:${HA.PORT}/bytes/${SIZE}?rate=${RATE}`,
+      ],
+      ["ignore", "ignore", "pipe"],
     );
     let err = "";
     p.stderr?.setEncoding("utf8");
