@@ -3,7 +3,7 @@
 
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: all deps build demo sim test e2e-deps lint format bench bench-core bench-smoke clean
+.PHONY: all deps build demo sim test e2e-deps lint format bench bench-core bench-smoke bench-ha clean
 
 all: build
 
@@ -43,6 +43,11 @@ bench-core: build
 # Forwarding figures of the daemon on veth (root; docs/io.md "Figures"; TSVS_RING_BENCH_* knobs).
 bench-ring: build e2e-deps
 	node dist/bench/ring.js
+
+# Failover and connection-sync figures of a tsvs director pair (root; docs/bench.md "HA"):
+# writes bench/results/ha-<date>.json. Knobs: TSVS_HA_BENCH_ROUNDS (20), TSVS_HA_BENCH_* (bench/ha.ts).
+bench-ha: build e2e-deps
+	node dist/bench/ha.js
 
 # tsvs against nft DNAT, haproxy and nginx stream on a namespace network (root; docs/bench.md):
 # writes bench/results/<date>.json and .svg. The README section: bin/tsvs bench --update-readme FILE.json

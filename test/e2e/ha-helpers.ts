@@ -49,18 +49,14 @@ export interface HaNames {
 }
 
 export function haNames(tag: string): HaNames {
-  const prefix = `tsvs-ha${tag}${process.pid}`;
-  const n = {
-    prefix,
-    b: `${prefix}-b`,
-    c: `${prefix}-c`,
-    d1: `${prefix}-d1`,
-    d2: `${prefix}-d2`,
-    r1: `${prefix}-r1`,
-    r2: `${prefix}-r2`,
-    x: `${prefix}-x`,
-  };
-  return { ...n, all: [n.b, n.c, n.d1, n.d2, n.r1, n.r2, n.x], ports: {} };
+  return haNamesOf(`tsvs-ha${tag}${process.pid}`);
+}
+
+/** The namespaces of a run whose names start with prefix. */
+export function haNamesOf(prefix: string): HaNames {
+  const all = ["b", "c", "d1", "d2", "r1", "r2", "x"].map((s) => `${prefix}-${s}`);
+  const [b, c, d1, d2, r1, r2, x] = all;
+  return { prefix, b, c, d1, d2, r1, r2, x, all, ports: {} };
 }
 
 let vethSeq = 0;
@@ -356,24 +352,8 @@ export async function removeStaleHa(tag: string): Promise<void> {
     if (m !== null) pids.add(Number(m[1]));
   }
   for (const pid of pids)
-    if (pid !== process.pid && !procAlive({ pid, start: 0, what: "" })) await removeHa(haNamesFor(tag, pid));
-}
-
-function haNamesFor(tag: string, pid: number): HaNames {
-  const prefix = `tsvs-ha${tag}${pid}`;
-  const all = ["b", "c", "d1", "d2", "r1", "r2", "x"].map((s) => `${prefix}-${s}`);
-  return {
-    prefix,
-    b: all[0],
-    c: all[1],
-    d1: all[2],
-    d2: all[3],
-    r1: all[4],
-    r2: all[5],
-    x: all[6],
-    all,
-    ports: {},
-  };
+    if (pid !== process.pid && !procAlive({ pid, start: 0, what: "" }))
+      await removeHa(haNamesOf(`tsvs-ha${tag}${pid}`));
 }
 
 /** A work directory for one suite (config files, keepalived pid files, notify output). */
