@@ -194,8 +194,10 @@ export interface DirectorOpts {
   nopreempt?: boolean;
   state?: "MASTER" | "BACKUP";
   authPass?: string;
-  /** For keepalived peers: a notify script (gets INSTANCE name state priority). */
+  /** A notify script (gets INSTANCE name state priority). */
   notify?: string;
+  /** A vrrp_script `chk` (interval 1, weight 0: its failure is FAULT) tracked by VI_1. */
+  trackScript?: string;
   /** Without the virtual_server (keepalived peers: no ip_vs here). */
   vrrpOnly?: boolean;
   /** Without the sync group and VI_2 (interop tests need one instance). */
@@ -226,7 +228,9 @@ ${o.version === 3 ? "    version 3\n" : ""}${o.higherPrioSendAdvert ? "    highe
   o.unicast !== undefined && name === "VI_1"
     ? `    unicast_src_ip ${o.unicast.src}\n    unicast_peer {\n        ${o.unicast.peer}\n    }\n`
     : ""
-}${o.nopreempt ? "    nopreempt\n" : ""}${auth}${o.notify ? `    notify ${o.notify}\n` : ""}    garp_master_delay 1
+}${o.nopreempt ? "    nopreempt\n" : ""}${auth}${o.notify ? `    notify ${o.notify}\n` : ""}${
+  o.trackScript !== undefined && name === "VI_1" ? "    track_script {\n        chk\n    }\n" : ""
+}    garp_master_delay 1
     virtual_ipaddress {
 ${vips.map((v) => `        ${v}/24\n`).join("")}    }
 }
@@ -237,7 +241,7 @@ ${vips.map((v) => `        ${v}/24\n`).join("")}    }
     router_id tsvs-ha
 ${o.sync === false ? "" : "    lvs_sync_daemon eth1 VI_1 id 7\n"}}
 
-${o.single ? "" : "vrrp_sync_group G1 {\n    group {\n        VI_1\n        VI_2\n    }\n}\n\n"}${common("VI_1", "eth0", 51, HA.VIP)}
+${o.trackScript === undefined ? "" : `vrrp_script chk {\n    script "${o.trackScript}"\n    interval 1\n    fall 1\n    rise 1\n}\n\n`}${o.single ? "" : "vrrp_sync_group G1 {\n    group {\n        VI_1\n        VI_2\n    }\n}\n\n"}${common("VI_1", "eth0", 51, HA.VIP)}
 ${o.single ? "" : fnat ? common("VI_2", "eth1", 52, HA.GW, HA.LIP) : common("VI_2", "eth1", 52, HA.GW)}
 ${fnat && !o.vrrpOnly ? `local_address_group lg1 {\n    ${HA.LIP}\n}\n\n` : ""}${
   o.vrrpOnly

@@ -221,6 +221,45 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
     assert.equal(v?.master, HA.D2.c);
   });
 
+  it("track_script and notify on tsvs: a failing check is FAULT (priority 0 sent, keepalived takes over), its recovery preempts back", async () => {
+    const v3: Omit<DirectorOpts, "priority"> = { ...base, version: 3, advertInt: 0.1 };
+    const flag = join(dir, "healthy");
+    const tsvsState = join(dir, "tsvs.state");
+    const tsvsNotify = writeFile(
+      join(dir, "tsvs-notify.sh"),
+      `#!/bin/sh\necho "$3 $4" > ${tsvsState}\n`,
+      0o755,
+    );
+    writeFile(flag, "");
+    await startTsvs(n.d1, {
+      ...v3,
+      priority: 150,
+      notify: tsvsNotify,
+      trackScript: `/usr/bin/test -f ${flag}`,
+    });
+    startKeepalived(n.d2, { ...v3, priority: 100 });
+    await waitState(n.d1, "MASTER", 5000);
+    await kaWait("BACKUP", 5000);
+    assert.ok(
+      await waitFor(() => readState(tsvsState) === "MASTER 150", 3000),
+      `tsvs notify: ${readState(tsvsState)}`,
+    );
+    rmSync(flag);
+    await waitState(n.d1, "FAULT", 4000);
+    await kaWait("MASTER", 2000);
+    assert.ok(
+      await waitFor(() => readState(tsvsState).startsWith("FAULT"), 2000),
+      `tsvs notify: ${readState(tsvsState)}`,
+    );
+    writeFile(flag, "");
+    await waitState(n.d1, "MASTER", 5000);
+    await kaWait("BACKUP", 2000);
+    assert.ok(
+      await waitFor(() => readState(tsvsState) === "MASTER 150", 2000),
+      `tsvs notify: ${readState(tsvsState)}`,
+    );
+  });
+
   it("nopreempt: a higher-priority tsvs that starts while keepalived is master stays backup", async () => {
     const v3: Omit<DirectorOpts, "priority"> = { ...base, version: 3, advertInt: 0.1 };
     startKeepalived(n.d2, { ...v3, priority: 100 });
