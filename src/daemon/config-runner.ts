@@ -33,6 +33,8 @@ export interface HealthRow {
 
 export class DaemonConfig {
   private runner: HealthRunner | null = null;
+  /** The VRRP part as first read: it is not reloaded (docs/ha.md), a change is only reported. */
+  private haKey: string | null = null;
   reloads = 0;
 
   constructor(
@@ -95,6 +97,13 @@ export class DaemonConfig {
   private async load(): Promise<ConfigModel> {
     const { model, warnings } = await loadConfigFile(this.path);
     for (const w of warnings) this.deps.log.warn({ file: this.path }, formatDiagnostic(w));
+    const haKey = JSON.stringify(model.ha);
+    if (this.haKey === null) this.haKey = haKey;
+    else if (haKey !== this.haKey)
+      this.deps.log.warn(
+        { file: this.path },
+        "the VRRP sections changed: they take effect when the daemon restarts (a reload applies the virtual servers)",
+      );
     return model;
   }
 

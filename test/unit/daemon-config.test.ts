@@ -170,4 +170,24 @@ describe("daemon --config: services and health checks through ipvsadm -R", () =>
     assert.ok(w.logs.includes("error configuration not reloaded"));
     await w.cfg.stop();
   });
+
+  it("reports a changed vrrp section on reload (it takes effect at restart) and still applies the servers", async () => {
+    const file = join(dir, "d.yaml");
+    const vrrp = (prio: number) =>
+      `vrrp:\n  instances:\n    - name: VI_1\n      interface: eth0\n      virtual_router_id: 51\n      priority: ${prio}\n      virtual_ipaddress: [198.18.0.100/24]\n`;
+    writeFileSync(file, yaml(2, vrrp(100)));
+    const w = setup(file);
+    await w.cfg.start();
+    writeFileSync(file, yaml(3, vrrp(100)));
+    assert.equal(await w.cfg.reload(), "");
+    assert.ok(!w.logs.some((l) => l.includes("VRRP sections changed")));
+    writeFileSync(file, yaml(4, vrrp(120)));
+    assert.equal(await w.cfg.reload(), "");
+    assert.ok(
+      w.logs.some((l) => l.startsWith("warn the VRRP sections changed")),
+      w.logs.join("\n"),
+    );
+    assert.match(w.table(), /198\.18\.1\.12:80 +Masq +4 /);
+    await w.cfg.stop();
+  });
 });
