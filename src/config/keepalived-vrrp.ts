@@ -533,7 +533,6 @@ export function parseVrrpInstance(ctx: Ctx, st: KaStatement): InstanceDraft | nu
       case "use_vmac":
         // `use_vmac [NAME] [MAC]`: the interface name and MAC are keepalived's macvlan's.
         s.useVmac = true;
-        warn(ctx, k.keyword, "use_vmac is not acted on yet: adverts and ARP answers use the interface's MAC");
         break;
       case "v3_checksum_as_v2":
         s.v3ChecksumAsV2 = flag(ctx, k);

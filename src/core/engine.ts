@@ -254,9 +254,13 @@ export class Engine {
 
   // ---------------------------------------------------------------- host changes
 
-  /** VRRP moved addresses (RouteTable.setVrrp): held as MASTER, held back as BACKUP. */
-  setVrrp(master: readonly number[], standby: readonly number[]): void {
-    this.routes.setVrrp(master, standby);
+  /** VRRP moved addresses (RouteTable.setVrrp): held as MASTER (with use_vmac's MAC), held back as BACKUP. */
+  setVrrp(
+    master: readonly number[],
+    standby: readonly number[],
+    macs: readonly { addr: number; mac: readonly number[] }[] = [],
+  ): void {
+    this.routes.setVrrp(master, standby, macs);
   }
 
   /**

@@ -101,8 +101,10 @@ export class LocalReplies {
     copyMac(sha, 0, buf, shaOff);
     const spa = f.arpSpa;
     const tpa = f.arpTpa;
-    writeArp(buf, l3, ARP_REPLY, iface.mac, tpa, sha.subarray(0, 6), spa);
-    writeEthHeader(buf, l3 - ETH_HLEN, sha.subarray(0, 6), iface.mac, ETH_P_ARP);
+    // use_vmac: a VRRP address is answered with its instance's virtual MAC.
+    const mac = this.routes.vrrpMacOf(tpa) ?? iface.mac;
+    writeArp(buf, l3, ARP_REPLY, mac, tpa, sha.subarray(0, 6), spa);
+    writeEthHeader(buf, l3 - ETH_HLEN, sha.subarray(0, 6), mac, ETH_P_ARP);
     this.counters.arpReplies++;
     this.out.transmit(f.ifindex, buf, l3 - ETH_HLEN, ETH_HLEN + 28);
     return Verdict.Sent;

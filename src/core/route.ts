@@ -72,6 +72,7 @@ export class RouteTable {
   /** VRRP: addresses this director holds as MASTER, and those it holds back as BACKUP (setVrrp). */
   private vrrpMaster: Int32Array = new Int32Array(0);
   private vrrpStandby: Int32Array = new Int32Array(0);
+  private vrrpMacs = new Map<number, Uint8Array>();
 
   addIface(c: IfaceConfig): Iface {
     const i = new Iface(c);
@@ -115,9 +116,19 @@ export class RouteTable {
    * them to the interface), `standby` belong to instances in BACKUP, FAULT or STOP and are neither
    * answered nor served, whatever else says so: the master director has them.
    */
-  setVrrp(master: readonly number[], standby: readonly number[]): void {
+  setVrrp(
+    master: readonly number[],
+    standby: readonly number[],
+    macs: readonly { addr: number; mac: readonly number[] }[] = [],
+  ): void {
     this.vrrpMaster = Int32Array.from(master, (a) => a | 0);
     this.vrrpStandby = Int32Array.from(standby, (a) => a | 0);
+    this.vrrpMacs = new Map(macs.map((m) => [m.addr | 0, Uint8Array.from(m.mac)]));
+  }
+
+  /** use_vmac: the virtual MAC a MASTER address is answered with (undefined: the interface's). */
+  vrrpMacOf(addr: number): Uint8Array | undefined {
+    return this.vrrpMacs.size === 0 ? undefined : this.vrrpMacs.get(addr | 0);
   }
 
   /** Is addr a VRRP address this director holds back (its instance is not MASTER)? */

@@ -30,13 +30,14 @@ import {
   decodeAdvert,
   multicastMac,
   parseVrrpFrame,
+  vmacOf,
   writeAdvertFrame,
   writeArpRequestFrame,
   writeGarpFrame,
 } from "../core/vrrp/packet.js";
 import { openPacketSocket, type PacketSocket } from "../io/afpacket.js";
 import { compileIpProtoFilter } from "../io/bpf.js";
-import { addMulticast } from "../io/packet-common.js";
+import { addLinkMembership } from "../io/packet-common.js";
 import type { HostLink } from "./kernel.js";
 import type { VrrpOwnership } from "./worker.js";
 
@@ -99,15 +100,20 @@ export function ownershipOf(
 ): VrrpOwnership {
   const master = new Set<number>();
   const all = new Set<number>();
+  const macs: { addr: number; mac: number[] }[] = [];
   for (const i of instances)
     for (const a of [...i.cfg.addrs, ...i.cfg.excludedAddrs]) {
       all.add(a.addr >>> 0);
-      if (i.state === "MASTER") master.add(a.addr >>> 0);
+      if (i.state !== "MASTER") continue;
+      master.add(a.addr >>> 0);
+      if (i.cfg.useVmac) macs.push({ addr: a.addr >>> 0, mac: [...vmacOf(i.cfg.vrid)] });
     }
-  return {
+  const out: VrrpOwnership = {
     master: [...master].sort((a, b) => a - b),
     standby: [...all].filter((a) => !master.has(a)).sort((a, b) => a - b),
   };
+  if (macs.length > 0) out.macs = macs.sort((a, b) => a.addr - b.addr);
+  return out;
 }
 
 /** What the workers hold before any instance has run: instances that start MASTER own theirs. */
@@ -285,6 +291,7 @@ export class VrrpRunner {
     const have = this.socks.get(name);
     if (have !== undefined) {
       for (const p of cfg.unicastPeers) have.peers.add(p >>> 0);
+      if (cfg.useVmac) addLinkMembership(have.sock.fd, have.sock.ifindex, "unicast", vmacOf(cfg.vrid));
       if (unicast) have.sock.attachFilter(compileIpProtoFilter(IPPROTO_VRRP, 0x10000, true));
       return;
     }
@@ -297,7 +304,8 @@ export class VrrpRunner {
     });
     try {
       sock.attachFilter(compileIpProtoFilter(IPPROTO_VRRP, 0x10000, unicast));
-      addMulticast(sock.fd, sock.ifindex, multicastMac(cfg.mcastDst));
+      addLinkMembership(sock.fd, sock.ifindex, "multicast", multicastMac(cfg.mcastDst));
+      if (cfg.useVmac) addLinkMembership(sock.fd, sock.ifindex, "unicast", vmacOf(cfg.vrid));
     } catch (e) {
       sock.close();
       throw e;
@@ -373,8 +381,7 @@ export class VrrpRunner {
     const s = this.socks.get(inst.cfg.iface);
     if (s === undefined) return;
     const cfg = inst.cfg;
-    // use_vmac is not acted on yet (docs/ha.md): the workers answer with the interface's MAC.
-    const srcMac = s.mac;
+    const srcMac = cfg.useVmac ? vmacOf(cfg.vrid) : s.mac;
     if (cfg.unicastPeers.length === 0) {
       const len = writeAdvertFrame(this.frame, 0, {
         srcMac,
@@ -420,7 +427,7 @@ export class VrrpRunner {
     for (const a of [...cfg.addrs, ...cfg.excludedAddrs]) {
       const s = this.socks.get(a.dev ?? cfg.iface) ?? this.socks.get(cfg.iface);
       if (s === undefined) continue;
-      const len = writeGarpFrame(this.frame, 0, s.mac, a.addr);
+      const len = writeGarpFrame(this.frame, 0, cfg.useVmac ? vmacOf(cfg.vrid) : s.mac, a.addr);
       s.sock.send(this.frame, 0, len);
     }
     for (const s of this.socks.values()) s.sock.flush();

@@ -68,6 +68,8 @@ export interface WorkerInit {
 export interface VrrpOwnership {
   master: number[];
   standby: number[];
+  /** use_vmac: the virtual MAC of MASTER addresses whose instance has one. */
+  macs?: { addr: number; mac: number[] }[];
 }
 
 /**
@@ -220,6 +222,8 @@ class DataPlane {
   private readonly syncInstalled: Record<string, number> = {};
   /** VRRP's addresses (main thread's VrrpRunner): MASTER ones are owned like VIPs. */
   private vrrp: VrrpOwnership = { master: [], standby: [] };
+  /** use_vmac: the virtual MACs of MASTER instances (frames to them arrive as PACKET_OTHERHOST). */
+  private vmacs: Uint8Array[] = [];
 
   constructor(
     private readonly init: WorkerInit,
@@ -256,7 +260,7 @@ class DataPlane {
     if (init.hostLocal !== undefined && init.hostLocal !== null)
       this.engine.routes.setHostLocal(init.hostLocal);
     if (init.vrrp !== undefined) this.vrrp = init.vrrp;
-    this.engine.setVrrp(this.vrrp.master, this.vrrp.standby);
+    this.applyVrrp(this.vrrp);
     this.api = new ControlApi(this.engine, () => performance.now());
     this.refilter();
   }
@@ -392,6 +396,22 @@ class DataPlane {
     }
   }
 
+  /** VRRP's addresses to the engine; use_vmac's MACs are frames this worker takes, though not its own MAC. */
+  private applyVrrp(o: VrrpOwnership): void {
+    this.vrrp = o;
+    this.engine.setVrrp(o.master, o.standby, o.macs ?? []);
+    const macs = [...new Set((o.macs ?? []).map((m) => m.mac.join(":")))];
+    this.vmacs = macs.map((m) => Uint8Array.from(m.split(":").map(Number)));
+  }
+
+  /** Is the frame's destination one of the virtual MACs (use_vmac) this director holds? */
+  private toVmac(f: Uint8Array): boolean {
+    for (const m of this.vmacs)
+      if (f[0] === m[0] && f[1] === m[1] && f[2] === m[2] && f[3] === m[3] && f[4] === m[4] && f[5] === m[5])
+        return true;
+    return false;
+  }
+
   /** The master sync daemon started (a writer on the engine) or stopped. */
   private syncMaster(d: SyncDaemonConfig | null): void {
     const e = this.engine;
@@ -454,8 +474,7 @@ class DataPlane {
           post({ type: "host", id: msg.id, ...this.followHost(msg) });
           break;
         case "vrrp":
-          this.vrrp = { master: msg.master, standby: msg.standby };
-          this.engine.setVrrp(msg.master, msg.standby);
+          this.applyVrrp({ master: msg.master, standby: msg.standby, macs: msg.macs });
           this.refilter();
           break;
         case "sync-master":
@@ -500,11 +519,11 @@ class DataPlane {
       const t = performance.now();
       for (let i = 0; i < n; i++) {
         // Unicast for another host (a bridge flooding, promiscuous peers): not ours, as in ip_rcv.
-        if (s.pktType(i) === PACKET_OTHERHOST) {
+        const frame = s.frame(i);
+        if (s.pktType(i) === PACKET_OTHERHOST && (this.vmacs.length === 0 || !this.toVmac(frame))) {
           this.otherHost++;
           continue;
         }
-        const frame = s.frame(i);
         this.curFrame = frame;
         this.curAddr = s.frameAddress(i);
         engine.input(s.ifindex, frame, s.length(i), t, s.offload(i));

@@ -58,6 +58,7 @@ export const MAP_LOCKED = 0x2000;
 export const MAP_POPULATE = 0x8000;
 export const PACKET_MR_MULTICAST = 0;
 export const PACKET_MR_PROMISC = 1;
+export const PACKET_MR_UNICAST = 3;
 export const PACKET_HOST = 0;
 export const PACKET_BROADCAST = 1;
 export const PACKET_MULTICAST = 2;

@@ -14,6 +14,7 @@ import {
   PACKET_ADD_MEMBERSHIP,
   PACKET_MR_MULTICAST,
   PACKET_MR_PROMISC,
+  PACKET_MR_UNICAST,
   PACKET_STATISTICS,
   POLLIN,
   SIOCGIFHWADDR,
@@ -166,18 +167,24 @@ export function addPromisc(fd: number, ifindex: number): void {
 }
 
 /**
- * PACKET_MR_MULTICAST membership for one link-layer group (e.g. 01:00:5e:00:00:12 for VRRP's
- * 224.0.0.18): a NIC that filters multicast then passes it up. Dropped with the socket.
+ * A link-layer address membership, dropped with the socket: PACKET_MR_MULTICAST for a group
+ * (e.g. 01:00:5e:00:00:12 for VRRP's 224.0.0.18: a NIC that filters multicast then passes it up),
+ * PACKET_MR_UNICAST for a second unicast MAC (dev_uc_add: VRRP's virtual MAC).
  */
-export function addMulticast(fd: number, ifindex: number, mac: Uint8Array): void {
+export function addLinkMembership(
+  fd: number,
+  ifindex: number,
+  type: "multicast" | "unicast",
+  mac: Uint8Array,
+): void {
   const c = libc();
   const mreq = Buffer.alloc(SIZEOF_PACKET_MREQ);
   mreq.writeInt32LE(ifindex, 0);
-  mreq.writeUInt16LE(PACKET_MR_MULTICAST, 4);
+  mreq.writeUInt16LE(type === "multicast" ? PACKET_MR_MULTICAST : PACKET_MR_UNICAST, 4);
   mreq.writeUInt16LE(mac.length, 6);
   mreq.set(mac, 8);
   if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, SIZEOF_PACKET_MREQ) < 0) {
-    throw new SyscallError("setsockopt(PACKET_ADD_MEMBERSHIP, MULTICAST)", c.errno());
+    throw new SyscallError(`setsockopt(PACKET_ADD_MEMBERSHIP, ${type})`, c.errno());
   }
 }
 

@@ -196,6 +196,8 @@ export interface DirectorOpts {
   authPass?: string;
   /** A notify script (gets INSTANCE name state priority). */
   notify?: string;
+  /** use_vmac on every instance: 00:00:5e:00:01:VRID answers for its addresses. */
+  useVmac?: boolean;
   /** A vrrp_script `chk` (interval 1, weight 0: its failure is FAULT) tracked by VI_1. */
   trackScript?: string;
   /** Without the virtual_server (keepalived peers: no ip_vs here). */
@@ -224,7 +226,7 @@ export function haConf(o: DirectorOpts): string {
     virtual_router_id ${vrid}
     priority ${o.priority}
     advert_int ${o.advertInt}
-${o.version === 3 ? "    version 3\n" : ""}${o.higherPrioSendAdvert ? "    higher_prio_send_advert\n" : ""}${
+${o.version === 3 ? "    version 3\n" : ""}${o.higherPrioSendAdvert ? "    higher_prio_send_advert\n" : ""}${o.useVmac ? "    use_vmac\n" : ""}${
   o.unicast !== undefined && name === "VI_1"
     ? `    unicast_src_ip ${o.unicast.src}\n    unicast_peer {\n        ${o.unicast.peer}\n    }\n`
     : ""

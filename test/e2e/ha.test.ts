@@ -105,6 +105,8 @@ interface Case {
   splitBrain?: boolean;
   /** More `tsvs daemon` arguments. */
   args?: string[];
+  /** use_vmac: the client and the servers reach the VIP and the gateway at 00:00:5e:00:01:VRID throughout. */
+  useVmac?: boolean;
 }
 
 const CASES: Case[] = [
@@ -115,11 +117,13 @@ const CASES: Case[] = [
   { method: "dr", version: 2, advertInt: 1, tag: "r", args: ["--workers", "2"] },
   // FULLNAT: the LIP floats with VI_2, and each connection's LIP:lport goes with it in the sync.
   { method: "fullnat", version: 3, advertInt: 0.1, tag: "f" },
+  // use_vmac: no ARP cache has to change in a takeover.
+  { method: "nat", version: 3, advertInt: 0.1, tag: "v", useVmac: true },
 ];
 
 for (const c of CASES) {
   const { method, version, advertInt } = c;
-  const label = `${method.toUpperCase()} (tsvs + tsvs, VRRPv${version} advert_int ${advertInt}, sync${c.args ? `, ${c.args.join(" ")}` : ""})`;
+  const label = `${method.toUpperCase()} (tsvs + tsvs, VRRPv${version} advert_int ${advertInt}, sync${c.args ? `, ${c.args.join(" ")}` : ""}${c.useVmac ? ", use_vmac" : ""})`;
   const args = (file: string): string[] => ["--config", file, ...(c.args ?? [])];
   describe(`HA failover, ${label}`, { skip }, () => {
     const n = haNames(c.tag);
@@ -128,11 +132,25 @@ for (const c of CASES) {
     const conf = {
       d1: writeFile(
         join(dir, "d1.conf"),
-        haConf({ priority: 150, version, advertInt, method, higherPrioSendAdvert: c.splitBrain }),
+        haConf({
+          priority: 150,
+          version,
+          advertInt,
+          method,
+          higherPrioSendAdvert: c.splitBrain,
+          useVmac: c.useVmac,
+        }),
       ),
       d2: writeFile(
         join(dir, "d2.conf"),
-        haConf({ priority: 100, version, advertInt, method, higherPrioSendAdvert: c.splitBrain }),
+        haConf({
+          priority: 100,
+          version,
+          advertInt,
+          method,
+          higherPrioSendAdvert: c.splitBrain,
+          useVmac: c.useVmac,
+        }),
       ),
     };
     const advMs = advertInt * 1000;
@@ -176,6 +194,18 @@ for (const c of CASES) {
       assert.ok(takeoverMs <= bound, `takeover took ${takeoverMs} ms, bound ${bound} ms`);
       if (version === 3 && advertInt <= 0.1) assert.ok(takeoverMs <= 1000, `takeover ${takeoverMs} ms > 1 s`);
       await checkDownloads(dls);
+      if (c.useVmac) {
+        assert.equal(
+          neighMac(n.c, HA.VIP),
+          "00:00:5e:00:01:33",
+          "the client reaches the VIP at VI_1's virtual MAC",
+        );
+        assert.equal(
+          neighMac(n.r1, HA.GW),
+          "00:00:5e:00:01:34",
+          "the servers reach the gateway at VI_2's virtual MAC",
+        );
+      }
     });
 
     it("the old master comes back and preempts; a graceful stop (priority 0) hands over within skew + 0.5 s", async () => {
@@ -212,6 +242,12 @@ for (const c of CASES) {
         for (let i = 0; i < 4; i++) assert.match(fetchThroughVip(n.c), /^r[12]$/);
       });
   });
+}
+
+/** The MAC ns has for addr in its neighbour table ("" when none). */
+function neighMac(ns: string, addr: string): string {
+  const out = nsExecStatus(ns, ["ip", "-j", "neigh", "show", addr]).stdout;
+  return (JSON.parse(out || "[]")[0]?.lladdr as string | undefined) ?? "";
 }
 
 /** One request through the VIP from the client: the server's name. */

@@ -57,6 +57,16 @@ test("BACKUP: the VIP is neither answered nor served; MASTER: both, and the gate
   assert.equal(d.engine.conns.size, 1);
 });
 
+test("use_vmac: a MASTER address is answered with its instance's virtual MAC, others with the link's", () => {
+  const d = director();
+  d.engine.setVrrp([ip(IP.vip), ip(GW)], [], [{ addr: ip(IP.vip), mac: [0, 0, 0x5e, 0, 1, 51] }]);
+  const a = flat(decodeFrame(arpFor(d, 1, MAC.router, IP.router, IP.vip).out[0].frame));
+  assert.equal(a.sha, "00:00:5e:00:01:33");
+  assert.equal(a.smac, "00:00:5e:00:01:33");
+  const g = flat(decodeFrame(arpFor(d, 2, MAC.rs1, IP.rs1, GW).out[0].frame));
+  assert.equal(g.sha, MAC.dir1);
+});
+
 test("ownership: addresses of MASTER instances are held, every other instance's held back", () => {
   const a = vrrpInstanceDefaults({
     name: "A",
@@ -85,6 +95,10 @@ test("ownership: addresses of MASTER instances are held, every other instance's 
     ]),
     { master: [0xc6120101, 0xc6120102], standby: [0xc6120064] },
   );
+  // use_vmac: MASTER addresses carry the instance's virtual MAC.
+  assert.deepEqual(ownershipOf([{ cfg: { ...a, useVmac: true }, state: "MASTER" }]).macs, [
+    { addr: 0xc6120064, mac: [0, 0, 0x5e, 0, 1, 1] },
+  ]);
   // Only an owner (255) that starts MASTER holds its addresses before the first advert.
   const owner = vrrpInstanceDefaults({ ...a, initialState: "MASTER", priority: 255 });
   const wants = vrrpInstanceDefaults({ ...b, initialState: "MASTER", priority: 200 });
