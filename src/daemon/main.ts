@@ -24,6 +24,7 @@ import { DaemonConfig } from "./config-runner.js";
 import { ControlServer, type Handler } from "./control.js";
 import { HostFollower } from "./follow.js";
 import { HostWatcher } from "./host.js";
+import { DEFAULT_HTTP, formatHttpAddr, type HttpAddr, HttpEndpoint, parseHttpAddr } from "./http.js";
 import { ipForward } from "./kernel.js";
 import { checkNft, NftGuard } from "./nft.js";
 import { mergeGuards, WorkerPool } from "./pool.js";
@@ -39,7 +40,7 @@ export const DEFAULT_SPIN_US = 0;
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
                    [--log-level LEVEL] [--idle-ms N] [--spin-us N] [--io ring|mmsg] [--workers N]
                    [--no-filter] [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin]
-                   [--rx-kib N] [--host-vips]
+                   [--rx-kib N] [--host-vips] [--http ADDR:PORT|off]
 
 Runs the director in the foreground, in the current network namespace. With no argument it serves
 every Ethernet interface that is up (not lo, not a bridge or bond port) and follows the host:
@@ -77,6 +78,8 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
   --host-vips        serve a virtual service's address only while the host has it (an address of
                      one of its interfaces, or a local route), as the kernel's IPVS does: for VIPs
                      that VRRP (keepalived) moves between directors. Default: every VIP, anywhere
+  --http ADDR:PORT   the HTTP endpoint: Prometheus /metrics (default ${DEFAULT_HTTP}, in the daemon's
+                     namespace; off = none)
 `;
 
 export interface DaemonOptions {
@@ -99,6 +102,8 @@ export interface DaemonOptions {
   rxKib: number | undefined;
   /** --host-vips: a VIP is served only while it is one of the host's local addresses. */
   hostVips: boolean;
+  /** --http: where /metrics is served; null = off. */
+  http: HttpAddr | null;
 }
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
@@ -123,6 +128,7 @@ function defaultOptions(): DaemonOptions {
     pin: true,
     rxKib: undefined,
     hostVips: false,
+    http: parseHttpAddr(DEFAULT_HTTP),
   };
 }
 
@@ -264,6 +270,18 @@ const DAEMON_FLAGS: readonly DaemonFlag[] = [
     takesValue: false,
     apply: (o) => {
       o.hostVips = true;
+    },
+  },
+  {
+    names: ["--http"],
+    takesValue: true,
+    apply: (o, v) => {
+      if (v === "off") o.http = null;
+      else {
+        const a = parseHttpAddr(v);
+        if (a === null) throw new DaemonUsageError(`--http: ADDR:PORT or off, not ${JSON.stringify(v)}`);
+        o.http = a;
+      }
     },
   },
 ];
@@ -666,6 +684,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return 1;
   }
   let vrrp: VrrpRunner | null = null;
+  let http: HttpEndpoint | null = null;
   const sync = new SyncDaemons({ log, pool, links: () => host.host.links });
   ctx.sync = sync;
   ctx.vrrp = () => vrrp;
@@ -674,6 +693,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     vrrp?.stop();
     sync.close();
     watcher?.stop();
+    await http?.close();
     await server.close();
     await pool.stop();
     ctx.guard.remove();
@@ -730,6 +750,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     } catch (e) {
       log.fatal({ err: (e as Error).message }, "cannot start VRRP");
       started(false);
+      await stop();
+      return 1;
+    }
+  }
+
+  // The HTTP endpoint last: a scrape asks the workers, which run by now.
+  if (opts.http !== null) {
+    try {
+      http = await HttpEndpoint.start(opts.http, ctx, log);
+      log.info({ http: `http://${formatHttpAddr(http.address)}` }, "http listening");
+    } catch (e) {
+      log.fatal(
+        { err: (e as Error).message, http: formatHttpAddr(opts.http) },
+        "cannot open the HTTP endpoint",
+      );
+      started(false);
+      await ctx.config()?.stop();
       await stop();
       return 1;
     }

@@ -34,6 +34,10 @@ describe("tsvs daemon arguments", () => {
       { control: "/tmp/x.sock", config: "/etc/tsvs.yaml" },
     ],
     [["--log-level", "debug"], { logLevel: "debug" }],
+    [[], { http: { host: "127.0.0.1", port: 9715 } }],
+    [["--http", "0.0.0.0:9100"], { http: { host: "0.0.0.0", port: 9100 } }],
+    [["--http=[::1]:9715"], { http: { host: "::1", port: 9715 } }],
+    [["--http", "off"], { http: null }],
   ];
   for (const [argv, want] of good) {
     it(argv.join(" "), () => {
@@ -61,6 +65,8 @@ describe("tsvs daemon arguments", () => {
     [["--sysctl", "sloppy_tcp"], "--sysctl: sloppy_tcp needs =VALUE"],
     [["--log-level", "loud"], '--log-level: unknown level "loud"'],
     [["--rx-kib", "64"], "--rx-kib must be 128..1048576"],
+    [["--http", "9715"], '--http: ADDR:PORT or off, not "9715"'],
+    [["--http", "127.0.0.1:65536"], '--http: ADDR:PORT or off, not "127.0.0.1:65536"'],
   ];
   for (const [argv, message] of bad) {
     it(`refuses ${argv.join(" ")}`, () =>

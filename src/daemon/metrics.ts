@@ -1,0 +1,251 @@
+// The daemon's /metrics (docs/daemon.md "Metrics"), built from one table snapshot and one status:
+// pure, so that a test builds it from hand-made snapshots and no scrape touches the data path.
+//
+// node_ipvs_*: exactly node_exporter's ipvs collector (collector/ipvs_linux.go): the five totals
+// (/proc/net/ip_vs_stats: unlabelled counters) and three per-backend gauges with the labels
+// local_address, local_port, remote_address, remote_port, proto, local_mark. A fwmark service has
+// local_address "", local_port "0", proto "FWM" and local_mark the mark as /proc/net/ip_vs prints it
+// (%08X); other services have local_mark "". Series whose labels collide are summed, as there.
+// Dashboards and alerts written for node_exporter on a kernel director work unchanged.
+//
+// tsvs_*: what only tsvs knows, or what /proc/net/ip_vs does not carry (the per-service and
+// per-backend counters of `ipvsadm -L --stats`). Counters count since the daemon started or since
+// the last `ipvsadm -Z`, which Prometheus sees as a counter reset.
+
+import { Counter, Gauge, Registry } from "prom-client";
+import type { ServiceSnapshot, StatsSnapshot, TableSnapshot } from "../control/snapshot.js";
+import { formatIPv4 } from "../core/addr.js";
+import { VRRP_STATE_NUM } from "../core/vrrp/config.js";
+import type { DaemonStatus } from "./protocol.js";
+
+/** node_exporter's backend labels, in its order. */
+export const IPVS_BACKEND_LABELS = [
+  "local_address",
+  "local_port",
+  "remote_address",
+  "remote_port",
+  "proto",
+  "local_mark",
+] as const;
+const SERVICE_LABELS = ["local_address", "local_port", "proto", "local_mark"] as const;
+
+type Labels = Record<string, string>;
+
+const PROTO_NAME: Readonly<Record<number, string>> = { 6: "TCP", 17: "UDP", 132: "SCTP" };
+
+/** The five ipvs counters: field of StatsSnapshot, name part, and node_exporter's HELP text. */
+const IPVS_TOTALS: ReadonlyArray<{ field: keyof StatsSnapshot; name: string; help: string }> = [
+  { field: "conns", name: "connections_total", help: "The total number of connections made." },
+  { field: "inpkts", name: "incoming_packets_total", help: "The total number of incoming packets." },
+  { field: "outpkts", name: "outgoing_packets_total", help: "The total number of outgoing packets." },
+  { field: "inbytes", name: "incoming_bytes_total", help: "The total amount of incoming data." },
+  { field: "outbytes", name: "outgoing_bytes_total", help: "The total amount of outgoing data." },
+];
+
+/** An address as node_exporter prints it (Go's net.IP.String()); IPv6 tables come with its issue. */
+function addrLabel(af: 4 | 6, addr: number): string {
+  return af === 4 ? formatIPv4(addr) : String(addr);
+}
+
+/** The service half of the labels, with node_exporter's fwmark convention. */
+export function serviceLabels(s: ServiceSnapshot): Labels {
+  if (s.fwmark !== 0)
+    return {
+      local_address: "",
+      local_port: "0",
+      proto: "FWM",
+      local_mark: (s.fwmark >>> 0).toString(16).toUpperCase().padStart(8, "0"),
+    };
+  return {
+    local_address: addrLabel(s.af, s.addr),
+    local_port: String(s.port),
+    proto: PROTO_NAME[s.protocol] ?? String(s.protocol),
+    local_mark: "",
+  };
+}
+
+function counter(reg: Registry, name: string, help: string, labelNames: readonly string[] = []): Counter {
+  return new Counter({ name, help, labelNames, registers: [reg] });
+}
+
+function gauge(reg: Registry, name: string, help: string, labelNames: readonly string[] = []): Gauge {
+  return new Gauge({ name, help, labelNames, registers: [reg] });
+}
+
+function ipvsMetrics(reg: Registry, table: TableSnapshot): void {
+  for (const t of IPVS_TOTALS) counter(reg, `node_ipvs_${t.name}`, t.help).inc(table.total[t.field]);
+  const active = gauge(
+    reg,
+    "node_ipvs_backend_connections_active",
+    "The current active connections by local and remote address.",
+    IPVS_BACKEND_LABELS,
+  );
+  const inactive = gauge(
+    reg,
+    "node_ipvs_backend_connections_inactive",
+    "The current inactive connections by local and remote address.",
+    IPVS_BACKEND_LABELS,
+  );
+  const weight = gauge(
+    reg,
+    "node_ipvs_backend_weight",
+    "The current backend weight by local and remote address.",
+    IPVS_BACKEND_LABELS,
+  );
+  const svcTotals = IPVS_TOTALS.map((t) => ({
+    t,
+    c: counter(reg, `tsvs_service_${t.name}`, `Per virtual service: ${lower(t.help)}`, SERVICE_LABELS),
+  }));
+  const destTotals = IPVS_TOTALS.map((t) => ({
+    t,
+    c: counter(reg, `tsvs_backend_${t.name}`, `Per real server: ${lower(t.help)}`, IPVS_BACKEND_LABELS),
+  }));
+  const persistent = gauge(
+    reg,
+    "tsvs_backend_connections_persistent",
+    "The current persistence templates by local and remote address.",
+    IPVS_BACKEND_LABELS,
+  );
+  for (const s of table.services) {
+    const sl = serviceLabels(s);
+    for (const { t, c } of svcTotals) c.inc(sl, s.stats[t.field]);
+    for (const d of s.dests) {
+      // inc, not set: colliding label tuples add up, as node_exporter sums them.
+      const l: Labels = { ...sl, remote_address: addrLabel(d.af, d.addr), remote_port: String(d.port) };
+      active.inc(l, d.activeConns);
+      inactive.inc(l, d.inactConns);
+      weight.inc(l, d.weight);
+      persistent.inc(l, d.persistConns);
+      for (const { t, c } of destTotals) c.inc(l, d.stats[t.field]);
+    }
+  }
+  gauge(reg, "tsvs_connection_hash_size", "Buckets of the connection hash (ipvsadm's size=N).").set(
+    table.connTabSize,
+  );
+}
+
+function lower(s: string): string {
+  return s.charAt(0).toLowerCase() + s.slice(1);
+}
+
+function dataPlaneMetrics(reg: Registry, st: DaemonStatus): void {
+  gauge(reg, "tsvs_connections", "Entries in the connection table, all workers together.").set(
+    st.connections,
+  );
+  gauge(reg, "tsvs_services", "Virtual services in the table.").set(st.services);
+  gauge(reg, "tsvs_backends", "Real servers in the table, all services together.").set(st.dests);
+  counter(reg, "tsvs_worker_busy_seconds_total", "Time the data-plane workers spent on frames.").inc(
+    st.busyMs / 1000,
+  );
+  counter(reg, "tsvs_worker_batches_total", "Batches of frames the data-plane workers handled.").inc(
+    st.batches,
+  );
+  const drops = counter(reg, "tsvs_drops_total", "Frames the data plane dropped, by reason.", ["reason"]);
+  for (const [reason, n] of Object.entries(st.drops)) drops.inc({ reason }, n);
+  const per: ReadonlyArray<{
+    name: string;
+    help: string;
+    get: (i: DaemonStatus["interfaces"][0]) => number;
+  }> = [
+    { name: "rx_frames", help: "Frames received", get: (i) => i.rxFrames },
+    { name: "tx_frames", help: "Frames sent", get: (i) => i.txFrames },
+    { name: "rx_aggregates", help: "GRO/GSO aggregates received whole", get: (i) => i.rxAggregates ?? 0 },
+    { name: "tx_aggregates", help: "Frames sent as GSO aggregates", get: (i) => i.txAggregates ?? 0 },
+    { name: "rx_truncated", help: "Frames received truncated", get: (i) => i.rxTruncated },
+    { name: "tx_dropped", help: "Frames the send path dropped", get: (i) => i.txDropped },
+    { name: "tx_errors", help: "Send errors", get: (i) => i.txErrors },
+    { name: "kernel_drops", help: "Frames the kernel dropped before the socket", get: (i) => i.kernelDrops },
+  ];
+  for (const p of per) {
+    const c = counter(reg, `tsvs_interface_${p.name}_total`, `${p.help}, per served interface.`, [
+      "interface",
+    ]);
+    for (const i of st.interfaces) c.inc({ interface: i.name }, p.get(i));
+  }
+}
+
+function haMetrics(reg: Registry, st: DaemonStatus): void {
+  const inst = ["instance", "iface", "vrid"];
+  const state = gauge(
+    reg,
+    "tsvs_vrrp_state",
+    "VRRP instance state: 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT, 4 STOP (keepalived's numbering).",
+    inst,
+  );
+  const prio = gauge(reg, "tsvs_vrrp_priority", "VRRP effective priority (tracking applied).", inst);
+  const trans = counter(reg, "tsvs_vrrp_transitions_total", "VRRP state changes.", inst);
+  const rx = counter(reg, "tsvs_vrrp_advertisements_received_total", "VRRP advertisements received.", inst);
+  const tx = counter(reg, "tsvs_vrrp_advertisements_sent_total", "VRRP advertisements sent.", inst);
+  for (const v of st.vrrp ?? []) {
+    const l = { instance: v.name, iface: v.iface, vrid: String(v.vrid) };
+    state.set(l, VRRP_STATE_NUM[v.state]);
+    prio.set(l, v.effectivePriority);
+    trans.inc(l, v.transitions);
+    rx.inc(l, v.advertsRx);
+    tx.inc(l, v.advertsTx);
+  }
+  const sl = ["role", "iface", "syncid"];
+  const sync: ReadonlyArray<{
+    name: string;
+    help: string;
+    field: "messagesSent" | "messagesReceived" | "connsSent" | "connsReceived" | "errors";
+  }> = [
+    { name: "messages_sent", help: "Connection sync messages sent", field: "messagesSent" },
+    { name: "messages_received", help: "Connection sync messages received", field: "messagesReceived" },
+    { name: "connections_sent", help: "Connections carried in the sync messages sent", field: "connsSent" },
+    {
+      name: "connections_received",
+      help: "Connections carried in the sync messages received",
+      field: "connsReceived",
+    },
+    { name: "errors", help: "Connection sync socket errors", field: "errors" },
+  ];
+  const syncDrops = counter(reg, "tsvs_sync_drops_total", "Sync messages dropped, by reason.", [
+    ...sl,
+    "reason",
+  ]);
+  const cs = sync.map((s) => ({
+    s,
+    c: counter(reg, `tsvs_sync_${s.name}_total`, `${s.help}, per sync daemon.`, sl),
+  }));
+  for (const d of st.sync ?? []) {
+    const l = { role: d.role, iface: d.iface, syncid: String(d.syncid) };
+    for (const { s, c } of cs) c.inc(l, d[s.field]);
+    for (const [reason, n] of Object.entries(d.drops)) syncDrops.inc({ ...l, reason }, n);
+  }
+}
+
+function healthMetrics(reg: Registry, st: DaemonStatus): void {
+  const up = gauge(
+    reg,
+    "tsvs_realserver_up",
+    "Health check verdict per real server (--config): 1 up, 0 down.",
+    ["service", "server"],
+  );
+  const fails = gauge(
+    reg,
+    "tsvs_realserver_check_failures",
+    "Consecutive failed health checks per real server.",
+    ["service", "server"],
+  );
+  for (const h of st.config?.health ?? []) {
+    const l = { service: h.service, server: h.server };
+    up.set(l, h.alive ? 1 : 0);
+    fails.set(l, h.failures);
+  }
+}
+
+/** A fresh registry holding one scrape's metrics (prom-client's text via `registry.metrics()`). */
+export function buildMetrics(table: TableSnapshot, status: DaemonStatus): Registry {
+  const reg = new Registry();
+  ipvsMetrics(reg, table);
+  dataPlaneMetrics(reg, status);
+  haMetrics(reg, status);
+  healthMetrics(reg, status);
+  return reg;
+}
+
+/** The Prometheus text of one scrape. */
+export function metricsText(table: TableSnapshot, status: DaemonStatus): Promise<string> {
+  return buildMetrics(table, status).metrics();
+}

@@ -1,0 +1,408 @@
+// The daemon's /metrics from hand-made snapshots, read back with a Prometheus text-format parser:
+// node_ipvs_* exactly as node_exporter's ipvs collector names, types, helps and labels them
+// (collector/ipvs_linux.go, fixture e2e-output.txt), and the tsvs_* families.
+
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { describe, it } from "node:test";
+import {
+  type DestSnapshot,
+  type ServiceSnapshot,
+  type StatsSnapshot,
+  type TableSnapshot,
+  zeroStats,
+} from "../../src/control/snapshot.js";
+import { parseIPv4 } from "../../src/core/addr.js";
+import { metricsText } from "../../src/daemon/metrics.js";
+import type { DaemonStatus } from "../../src/daemon/protocol.js";
+
+interface Sample {
+  value: string;
+  labels?: Record<string, string>;
+}
+interface Family {
+  name: string;
+  help: string;
+  type: string;
+  metrics: Sample[];
+}
+const parse = createRequire(import.meta.url)("parse-prometheus-text-format") as (text: string) => Family[];
+
+const a = (s: string): number => parseIPv4(s) ?? 0;
+
+function stats(
+  conns: number,
+  inpkts: number,
+  outpkts: number,
+  inbytes: number,
+  outbytes: number,
+): StatsSnapshot {
+  return { ...zeroStats(), conns, inpkts, outpkts, inbytes, outbytes };
+}
+
+function dest(
+  addr: string,
+  port: number,
+  weight: number,
+  active: number,
+  inact: number,
+  st = zeroStats(),
+): DestSnapshot {
+  return {
+    af: 4,
+    addr: a(addr),
+    port,
+    fwd: 0,
+    weight,
+    uThreshold: 0,
+    lThreshold: 0,
+    activeConns: active,
+    inactConns: inact,
+    persistConns: 0,
+    tunType: 0,
+    tunPort: 0,
+    tunFlags: 0,
+    available: true,
+    stats: st,
+  };
+}
+
+function service(
+  s: { protocol: number; addr: string; port: number; fwmark?: number },
+  dests: DestSnapshot[],
+  st = zeroStats(),
+): ServiceSnapshot {
+  return {
+    af: 4,
+    protocol: s.protocol,
+    addr: a(s.addr),
+    port: s.port,
+    fwmark: s.fwmark ?? 0,
+    schedName: "wlc",
+    flags: 0,
+    timeout: 0,
+    netmask: 0xffffffff,
+    peName: "",
+    stats: st,
+    dests,
+  };
+}
+
+// node_exporter's fixture (/proc/net/ip_vs in collector/fixtures), as a tsvs table.
+const TABLE: TableSnapshot = {
+  connTabSize: 4096,
+  timeouts: { tcp: 900, tcpFin: 120, udp: 300 },
+  services: [
+    service(
+      { protocol: 6, addr: "192.168.0.22", port: 3306 },
+      [
+        dest("192.168.82.22", 3306, 100, 248, 2, stats(3, 30, 20, 3000, 2000)),
+        dest("192.168.83.24", 3306, 100, 248, 2),
+        dest("192.168.83.21", 3306, 100, 248, 1),
+      ],
+      stats(7, 70, 50, 7000, 5000),
+    ),
+    service({ protocol: 6, addr: "192.168.0.57", port: 3306 }, [
+      dest("192.168.84.22", 3306, 0, 0, 0),
+      dest("192.168.82.21", 3306, 100, 1499, 0),
+      dest("192.168.50.21", 3306, 100, 1498, 0),
+    ]),
+    service({ protocol: 0, addr: "0.0.0.0", port: 0, fwmark: 0x10001000 }, [
+      dest("192.168.50.26", 3306, 20, 64, 1),
+      dest("192.168.49.32", 3306, 100, 321, 5),
+    ]),
+    service({ protocol: 17, addr: "10.0.0.1", port: 53 }, [dest("10.0.1.1", 53, 1, 0, 7)]),
+  ],
+  total: stats(23765872, 3811989221, 0, 89991519156915, 0),
+};
+
+const STATUS: DaemonStatus = {
+  interfaces: [
+    {
+      name: "eth0",
+      ifindex: 2,
+      mac: "02:00:00:00:00:01",
+      mtu: 1500,
+      addrs: [],
+      rxFrames: 1000,
+      txFrames: 900,
+      rxTruncated: 0,
+      rxAggregates: 5,
+      txAggregates: 4,
+      txDropped: 1,
+      txErrors: 0,
+      kernelDrops: 2,
+    },
+  ],
+  loops: 10,
+  batches: 8,
+  busyMs: 1500,
+  uptimeMs: 60000,
+  services: 4,
+  dests: 9,
+  connections: 42,
+  counters: {},
+  drops: { no_service: 3, bad_csum: 1 },
+  version: 2,
+  pid: 1,
+  control: "/run/tsvs/control.sock",
+  netns: "net:[1]",
+  nft: { table: "netdev tsvs", vips: 1, natDests: 0, updates: 0 },
+  worker: { alive: true, restarts: 0 },
+  config: {
+    file: "/etc/tsvs.yaml",
+    reloads: 0,
+    health: [
+      { service: "192.168.0.22:3306", server: "192.168.82.22:3306", alive: true, failures: 0 },
+      { service: "192.168.0.22:3306", server: "192.168.83.24:3306", alive: false, failures: 3 },
+    ],
+  },
+};
+
+async function families(table = TABLE, status = STATUS): Promise<Map<string, Family>> {
+  return new Map(parse(await metricsText(table, status)).map((f) => [f.name, f]));
+}
+
+function value(f: Family | undefined, labels: Record<string, string> = {}): number {
+  assert.ok(f !== undefined);
+  const m = f.metrics.filter(
+    (x) => JSON.stringify(sorted(x.labels ?? {})) === JSON.stringify(sorted(labels)),
+  );
+  assert.equal(m.length, 1, `${f.name}${JSON.stringify(labels)}: ${JSON.stringify(f.metrics)}`);
+  return Number(m[0].value);
+}
+
+function sorted(l: Record<string, string>): [string, string][] {
+  return Object.entries(l).sort(([x], [y]) => (x < y ? -1 : 1));
+}
+
+describe("/metrics: node_exporter's ipvs collector", () => {
+  it("names, types and HELP texts are node_exporter's", async () => {
+    const fams = await families();
+    const want: [string, string, string][] = [
+      ["node_ipvs_connections_total", "COUNTER", "The total number of connections made."],
+      ["node_ipvs_incoming_packets_total", "COUNTER", "The total number of incoming packets."],
+      ["node_ipvs_outgoing_packets_total", "COUNTER", "The total number of outgoing packets."],
+      ["node_ipvs_incoming_bytes_total", "COUNTER", "The total amount of incoming data."],
+      ["node_ipvs_outgoing_bytes_total", "COUNTER", "The total amount of outgoing data."],
+      [
+        "node_ipvs_backend_connections_active",
+        "GAUGE",
+        "The current active connections by local and remote address.",
+      ],
+      [
+        "node_ipvs_backend_connections_inactive",
+        "GAUGE",
+        "The current inactive connections by local and remote address.",
+      ],
+      ["node_ipvs_backend_weight", "GAUGE", "The current backend weight by local and remote address."],
+    ];
+    for (const [name, type, help] of want) {
+      const f = fams.get(name);
+      assert.ok(f !== undefined, name);
+      assert.deepEqual([f.type, f.help], [type, help], name);
+    }
+    assert.deepEqual(
+      [...fams.keys()].filter((n) => n.startsWith("node_")).sort(),
+      want.map((w) => w[0]).sort(),
+    );
+  });
+
+  it("the totals are unlabelled and equal the table's total stats", async () => {
+    const fams = await families();
+    assert.equal(value(fams.get("node_ipvs_connections_total")), 23765872);
+    assert.equal(value(fams.get("node_ipvs_incoming_packets_total")), 3811989221);
+    assert.equal(value(fams.get("node_ipvs_incoming_bytes_total")), 89991519156915);
+    assert.equal(value(fams.get("node_ipvs_outgoing_bytes_total")), 0);
+  });
+
+  it("backend series carry exactly the six labels, values as node_exporter's fixture", async () => {
+    const fams = await families();
+    const active = fams.get("node_ipvs_backend_connections_active");
+    assert.ok(active !== undefined);
+    for (const m of active.metrics)
+      assert.deepEqual(Object.keys(m.labels ?? {}).sort(), [
+        "local_address",
+        "local_mark",
+        "local_port",
+        "proto",
+        "remote_address",
+        "remote_port",
+      ]);
+    assert.equal(active.metrics.length, 9);
+    const tcp = {
+      local_address: "192.168.0.22",
+      local_mark: "",
+      local_port: "3306",
+      proto: "TCP",
+      remote_address: "192.168.82.22",
+      remote_port: "3306",
+    };
+    assert.equal(value(active, tcp), 248);
+    assert.equal(value(fams.get("node_ipvs_backend_connections_inactive"), tcp), 2);
+    assert.equal(value(fams.get("node_ipvs_backend_weight"), tcp), 100);
+    const zero = { ...tcp, local_address: "192.168.0.57", remote_address: "192.168.84.22" };
+    assert.equal(value(fams.get("node_ipvs_backend_weight"), zero), 0);
+    const udp = {
+      local_address: "10.0.0.1",
+      local_mark: "",
+      local_port: "53",
+      proto: "UDP",
+      remote_address: "10.0.1.1",
+      remote_port: "53",
+    };
+    assert.equal(value(fams.get("node_ipvs_backend_connections_inactive"), udp), 7);
+  });
+
+  it("a fwmark service: local_address empty, local_port 0, proto FWM, local_mark as /proc prints it (%08X)", async () => {
+    const fams = await families();
+    const fwm = {
+      local_address: "",
+      local_mark: "10001000",
+      local_port: "0",
+      proto: "FWM",
+      remote_address: "192.168.49.32",
+      remote_port: "3306",
+    };
+    assert.equal(value(fams.get("node_ipvs_backend_connections_active"), fwm), 321);
+    assert.equal(value(fams.get("node_ipvs_backend_connections_inactive"), fwm), 5);
+    assert.equal(
+      value(fams.get("node_ipvs_backend_weight"), { ...fwm, remote_address: "192.168.50.26" }),
+      20,
+    );
+    const small: TableSnapshot = {
+      ...TABLE,
+      services: [
+        service({ protocol: 0, addr: "0.0.0.0", port: 0, fwmark: 10 }, [dest("10.0.1.1", 80, 1, 0, 0)]),
+      ],
+    };
+    const f = (await families(small)).get("node_ipvs_backend_weight");
+    assert.equal(f?.metrics[0].labels?.local_mark, "0000000A");
+  });
+
+  it("colliding label tuples are summed, as node_exporter does", async () => {
+    const twice: TableSnapshot = {
+      ...TABLE,
+      services: [
+        service({ protocol: 6, addr: "10.0.0.1", port: 80 }, [dest("10.0.1.1", 80, 2, 3, 4)]),
+        service({ protocol: 6, addr: "10.0.0.1", port: 80 }, [dest("10.0.1.1", 80, 5, 6, 7)]),
+      ],
+    };
+    const fams = await families(twice);
+    const l = {
+      local_address: "10.0.0.1",
+      local_mark: "",
+      local_port: "80",
+      proto: "TCP",
+      remote_address: "10.0.1.1",
+      remote_port: "80",
+    };
+    assert.equal(value(fams.get("node_ipvs_backend_weight"), l), 7);
+    assert.equal(value(fams.get("node_ipvs_backend_connections_active"), l), 9);
+    assert.equal(value(fams.get("node_ipvs_backend_connections_inactive"), l), 11);
+  });
+});
+
+describe("/metrics: tsvs_* families", () => {
+  it("per-service and per-backend counters (ipvsadm -L --stats)", async () => {
+    const fams = await families();
+    const svc = { local_address: "192.168.0.22", local_mark: "", local_port: "3306", proto: "TCP" };
+    assert.equal(fams.get("tsvs_service_connections_total")?.type, "COUNTER");
+    assert.equal(value(fams.get("tsvs_service_connections_total"), svc), 7);
+    assert.equal(value(fams.get("tsvs_service_outgoing_bytes_total"), svc), 5000);
+    const be = { ...svc, remote_address: "192.168.82.22", remote_port: "3306" };
+    assert.equal(value(fams.get("tsvs_backend_connections_total"), be), 3);
+    assert.equal(value(fams.get("tsvs_backend_incoming_packets_total"), be), 30);
+    assert.equal(value(fams.get("tsvs_backend_outgoing_packets_total"), be), 20);
+    assert.equal(value(fams.get("tsvs_backend_incoming_bytes_total"), be), 3000);
+  });
+
+  it("drops by reason, interfaces, workers, table size, health", async () => {
+    const fams = await families();
+    assert.equal(fams.get("tsvs_drops_total")?.type, "COUNTER");
+    assert.equal(value(fams.get("tsvs_drops_total"), { reason: "no_service" }), 3);
+    assert.equal(value(fams.get("tsvs_drops_total"), { reason: "bad_csum" }), 1);
+    assert.equal(value(fams.get("tsvs_interface_rx_frames_total"), { interface: "eth0" }), 1000);
+    assert.equal(value(fams.get("tsvs_interface_tx_frames_total"), { interface: "eth0" }), 900);
+    assert.equal(value(fams.get("tsvs_interface_kernel_drops_total"), { interface: "eth0" }), 2);
+    assert.equal(value(fams.get("tsvs_worker_busy_seconds_total")), 1.5);
+    assert.equal(fams.get("tsvs_connections")?.type, "GAUGE");
+    assert.equal(value(fams.get("tsvs_connections")), 42);
+    assert.equal(value(fams.get("tsvs_connection_hash_size")), 4096);
+    const up = fams.get("tsvs_realserver_up");
+    assert.equal(value(up, { service: "192.168.0.22:3306", server: "192.168.82.22:3306" }), 1);
+    assert.equal(value(up, { service: "192.168.0.22:3306", server: "192.168.83.24:3306" }), 0);
+  });
+
+  it("VRRP state in keepalived's numbering and sync counters by role", async () => {
+    const vrrp = (name: string, state: "INIT" | "BACKUP" | "MASTER" | "FAULT", vrid: number) => ({
+      name,
+      iface: "eth0",
+      vrid,
+      version: 2,
+      state,
+      priority: 100,
+      effectivePriority: 100,
+      master: null,
+      advertIntMs: 1000,
+      masterAdvertIntMs: 1000,
+      transitions: 2,
+      lastReason: "",
+      addresses: [],
+      advertsRx: 10,
+      advertsTx: 20,
+      priZeroRx: 0,
+      priZeroTx: 0,
+      drops: {},
+    });
+    const st: DaemonStatus = {
+      ...STATUS,
+      vrrp: [
+        vrrp("VI_1", "MASTER", 51),
+        vrrp("VI_2", "BACKUP", 52),
+        vrrp("VI_3", "FAULT", 53),
+        vrrp("VI_4", "INIT", 54),
+      ],
+      sync: [
+        {
+          role: "master",
+          iface: "eth1",
+          syncid: 7,
+          maxlen: 1472,
+          group: a("224.0.0.81"),
+          port: 8848,
+          ttl: 1,
+          messagesSent: 5,
+          messagesReceived: 0,
+          connsSent: 50,
+          connsReceived: 0,
+          errors: 1,
+          drops: { malformed: 2 },
+        },
+      ],
+    };
+    const fams = await families(TABLE, st);
+    const state = fams.get("tsvs_vrrp_state");
+    assert.equal(state?.type, "GAUGE");
+    const want: [string, number, number][] = [
+      ["VI_1", 51, 2],
+      ["VI_2", 52, 1],
+      ["VI_3", 53, 3],
+      ["VI_4", 54, 0],
+    ];
+    for (const [instance, vrid, n] of want)
+      assert.equal(value(state, { instance, iface: "eth0", vrid: String(vrid) }), n, instance);
+    const l = { role: "master", iface: "eth1", syncid: "7" };
+    assert.equal(value(fams.get("tsvs_sync_messages_sent_total"), l), 5);
+    assert.equal(value(fams.get("tsvs_sync_connections_sent_total"), l), 50);
+    assert.equal(value(fams.get("tsvs_sync_errors_total"), l), 1);
+    assert.equal(value(fams.get("tsvs_sync_drops_total"), { ...l, reason: "malformed" }), 2);
+  });
+
+  it("no VRRP, no sync, no --config: the families are there, without series", async () => {
+    const { config: _c, ...bare } = STATUS;
+    const fams = await families(TABLE, bare);
+    for (const n of ["tsvs_vrrp_state", "tsvs_sync_messages_sent_total", "tsvs_realserver_up"])
+      assert.deepEqual(fams.get(n)?.metrics ?? [], [], n);
+  });
+});
