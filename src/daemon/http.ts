@@ -1,8 +1,9 @@
 // The daemon's HTTP endpoint (`--http ADDR:PORT`, docs/daemon.md "HTTP endpoint"): fastify, in the
 // daemon's main thread and network namespace. A scrape asks the workers for what the control
 // socket's `table` and `status` requests ask them (requests.ts), between batches: it costs the
-// data path one snapshot, never per-packet work.
+// data path one snapshot, never per-packet work. The REST API (rest.ts) asks the same way.
 
+import { rmSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { handleRequest, type RequestContext } from "./requests.js";
@@ -33,16 +34,39 @@ export class HttpEndpoint {
     private readonly app: FastifyInstance,
     /** Where it listens (the real port when 0 was asked for). */
     readonly address: HttpAddr,
+    /** The token file this endpoint generated, removed when it closes; null: given or found. */
+    private readonly madeToken: string | null,
   ) {}
 
-  /** Listens on `addr`; rejects with an Error naming the address when it cannot (port in use…). */
-  static async start(addr: HttpAddr, ctx: RequestContext, log: Logger): Promise<HttpEndpoint> {
+  /**
+   * Listens on `addr`; rejects with an Error naming the address when it cannot (port in use…) or
+   * when the REST API's token cannot be read or created (`tokenFile`: --http-token-file).
+   */
+  static async start(
+    addr: HttpAddr,
+    ctx: RequestContext,
+    log: Logger,
+    opts: { tokenFile?: string } = {},
+  ): Promise<HttpEndpoint> {
     // Loaded here: `tsvs` commands other than the daemon never pay for fastify and prom-client.
-    const [{ default: fastify }, { buildMetrics }] = await Promise.all([
+    const [{ default: fastify }, { buildMetrics }, rest] = await Promise.all([
       import("fastify"),
       import("./metrics.js"),
+      import("./rest.js"),
     ]);
+    let token: { token: string; file: string; created: boolean };
+    try {
+      token = rest.loadToken(ctx.control, opts.tokenFile);
+    } catch (e) {
+      throw new Error(`cannot read the REST API token: ${(e as Error).message}`);
+    }
     const app = fastify({ logger: false });
+    await rest.registerRest(app, {
+      ask: (req) => handleRequest(ctx, req),
+      token: token.token,
+      openReads: rest.isLoopback(addr.host),
+    });
+    log.info({ tokenFile: token.file, openReads: rest.isLoopback(addr.host) }, "http api token");
     app.get("/metrics", async (_req, reply) => {
       const [t, s] = await Promise.all([
         handleRequest(ctx, { op: "table" }),
@@ -57,22 +81,26 @@ export class HttpEndpoint {
       return reply.type(reg.contentType).send(await reg.metrics());
     });
     app.get("/", async (_req, reply) =>
-      reply.type("text/plain; charset=utf-8").send("tsvs daemon: metrics at /metrics\n"),
+      reply
+        .type("text/plain; charset=utf-8")
+        .send("tsvs daemon: metrics at /metrics, REST API at /api/v1 (/api/v1/openapi.json)\n"),
     );
     try {
       await app.listen({ host: addr.host, port: addr.port });
     } catch (e) {
       await app.close().catch(() => {});
+      if (token.created) rmSync(token.file, { force: true });
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === "EADDRINUSE" ? "address in use" : (e as Error).message;
       throw new Error(`cannot listen on http://${formatHttpAddr(addr)}: ${why}`);
     }
     const bound = app.server.address();
     const port = typeof bound === "object" && bound !== null ? bound.port : addr.port;
-    return new HttpEndpoint(app, { host: addr.host, port });
+    return new HttpEndpoint(app, { host: addr.host, port }, token.created ? token.file : null);
   }
 
-  close(): Promise<void> {
-    return this.app.close();
+  async close(): Promise<void> {
+    await this.app.close();
+    if (this.madeToken !== null) rmSync(this.madeToken, { force: true });
   }
 }

@@ -40,7 +40,7 @@ export const DEFAULT_SPIN_US = 0;
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
                    [--log-level LEVEL] [--idle-ms N] [--spin-us N] [--io ring|mmsg] [--workers N]
                    [--no-filter] [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin]
-                   [--rx-kib N] [--host-vips] [--http ADDR:PORT|off]
+                   [--rx-kib N] [--host-vips] [--http ADDR:PORT|off] [--http-token-file FILE]
 
 Runs the director in the foreground, in the current network namespace. With no argument it serves
 every Ethernet interface that is up (not lo, not a bridge or bond port) and follows the host:
@@ -78,8 +78,11 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
   --host-vips        serve a virtual service's address only while the host has it (an address of
                      one of its interfaces, or a local route), as the kernel's IPVS does: for VIPs
                      that VRRP (keepalived) moves between directors. Default: every VIP, anywhere
-  --http ADDR:PORT   the HTTP endpoint: Prometheus /metrics (default ${DEFAULT_HTTP}, in the daemon's
-                     namespace; off = none)
+  --http ADDR:PORT   the HTTP endpoint: Prometheus /metrics and the REST API /api/v1 (default
+                     ${DEFAULT_HTTP}, in the daemon's namespace; off = none)
+  --http-token-file FILE
+                     the REST API's bearer token (its first line); default: <control dir>/http.token,
+                     created at first start (mode 0600)
 `;
 
 export interface DaemonOptions {
@@ -104,6 +107,8 @@ export interface DaemonOptions {
   hostVips: boolean;
   /** --http: where /metrics is served; null = off. */
   http: HttpAddr | null;
+  /** --http-token-file: the REST API's token; undefined = <control dir>/http.token. */
+  httpTokenFile: string | undefined;
 }
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
@@ -129,6 +134,7 @@ function defaultOptions(): DaemonOptions {
     rxKib: undefined,
     hostVips: false,
     http: parseHttpAddr(DEFAULT_HTTP),
+    httpTokenFile: undefined,
   };
 }
 
@@ -282,6 +288,14 @@ const DAEMON_FLAGS: readonly DaemonFlag[] = [
         if (a === null) throw new DaemonUsageError(`--http: ADDR:PORT or off, not ${JSON.stringify(v)}`);
         o.http = a;
       }
+    },
+  },
+  {
+    names: ["--http-token-file"],
+    takesValue: true,
+    apply: (o, v) => {
+      if (v === "") throw new DaemonUsageError("--http-token-file needs a file");
+      o.httpTokenFile = v;
     },
   },
 ];
@@ -758,7 +772,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // The HTTP endpoint last: a scrape asks the workers, which run by now.
   if (opts.http !== null) {
     try {
-      http = await HttpEndpoint.start(opts.http, ctx, log);
+      http = await HttpEndpoint.start(opts.http, ctx, log, { tokenFile: opts.httpTokenFile });
       log.info({ http: `http://${formatHttpAddr(http.address)}` }, "http listening");
     } catch (e) {
       log.fatal(

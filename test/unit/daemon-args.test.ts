@@ -38,6 +38,9 @@ describe("tsvs daemon arguments", () => {
     [["--http", "0.0.0.0:9100"], { http: { host: "0.0.0.0", port: 9100 } }],
     [["--http=[::1]:9715"], { http: { host: "::1", port: 9715 } }],
     [["--http", "off"], { http: null }],
+    [[], { httpTokenFile: undefined }],
+    [["--http-token-file", "/etc/tsvs/token"], { httpTokenFile: "/etc/tsvs/token" }],
+    [["--http-token-file=/root/t"], { httpTokenFile: "/root/t" }],
   ];
   for (const [argv, want] of good) {
     it(argv.join(" "), () => {
@@ -67,6 +70,8 @@ describe("tsvs daemon arguments", () => {
     [["--rx-kib", "64"], "--rx-kib must be 128..1048576"],
     [["--http", "9715"], '--http: ADDR:PORT or off, not "9715"'],
     [["--http", "127.0.0.1:65536"], '--http: ADDR:PORT or off, not "127.0.0.1:65536"'],
+    [["--http-token-file"], "--http-token-file needs a value"],
+    [["--http-token-file="], "--http-token-file needs a file"],
   ];
   for (const [argv, message] of bad) {
     it(`refuses ${argv.join(" ")}`, () =>

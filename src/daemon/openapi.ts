@@ -1,0 +1,437 @@
+// The REST API's OpenAPI 3.1 description (served at /api/v1/openapi.json): every route of rest.ts,
+// its parameters, bodies and answers. Its schemas are JSON Schema 2020-12, which OpenAPI 3.1 uses
+// as it is; test/unit/rest.test.ts validates the real answers against them.
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const int = (min = 0, max?: number): Schema =>
+  max === undefined ? { type: "integer", minimum: min } : { type: "integer", minimum: min, maximum: max };
+const num: Schema = { type: "number", minimum: 0 };
+const str: Schema = { type: "string" };
+const ipv4: Schema = { type: "string", pattern: "^\\d{1,3}(\\.\\d{1,3}){3}$" };
+const obj = (
+  properties: Record<string, Schema>,
+  required = Object.keys(properties),
+  extra = false,
+): Schema => ({
+  type: "object",
+  properties,
+  required,
+  additionalProperties: extra,
+});
+const json = (schema: Schema): Schema => ({ content: { "application/json": { schema } } });
+const answer = (description: string, schema: Schema): Schema => ({ description, ...json(schema) });
+const error = (description: string): Schema => answer(description, ref("Error"));
+
+const STATS = [
+  "conns",
+  "inpkts",
+  "outpkts",
+  "inbytes",
+  "outbytes",
+  "cps",
+  "inpps",
+  "outpps",
+  "inbps",
+  "outbps",
+];
+
+const schemas: Record<string, Schema> = {
+  Error: obj({
+    error: obj(
+      {
+        code: { type: "string", pattern: "^TSVS_ERR_[A-Z_]+$" },
+        message: str,
+        index: { ...int(), description: "the failing command's position in a batch" },
+      },
+      ["code", "message"],
+    ),
+  }),
+  Stats: obj(Object.fromEntries(STATS.map((k) => [k, num]))),
+  Destination: obj({
+    address: ipv4,
+    port: int(0, 65535),
+    forward: { enum: ["masq", "local", "tunnel", "route", "fullnat"] },
+    weight: { ...int(0, 65535), description: "0: quiesced (drained), no new connections" },
+    upperThreshold: int(),
+    lowerThreshold: int(),
+    activeConns: int(),
+    inactConns: int(),
+    persistConns: int(),
+    available: { type: "boolean" },
+    tunType: { enum: [0, 1, 2], description: "0 ipip, 1 gue, 2 gre" },
+    tunPort: int(0, 65535),
+    tunFlags: int(),
+    stats: ref("Stats"),
+  }),
+  Service: obj({
+    key: { type: "string", description: "the service in paths: tcp/ADDR/PORT, udp/…, sctp/…, fwm/MARK" },
+    protocol: { enum: ["tcp", "udp", "sctp", "fwm"] },
+    address: { oneOf: [ipv4, { type: "null" }] },
+    port: int(0, 65535),
+    fwmark: int(0, 0xffffffff),
+    scheduler: str,
+    persistence: { ...int(), description: "persistence timeout, seconds; 0: not persistent" },
+    netmask: ipv4,
+    onePacket: { type: "boolean" },
+    schedFlags: int(),
+    flags: { ...int(), description: "SVC_F_* bits" },
+    peName: str,
+    stats: ref("Stats"),
+    destinations: { type: "array", items: ref("Destination") },
+  }),
+  ServiceList: obj({ services: { type: "array", items: ref("Service") } }),
+  DestinationList: obj({ destinations: { type: "array", items: ref("Destination") } }),
+  NewService: {
+    oneOf: [
+      obj(
+        {
+          protocol: { enum: ["tcp", "udp", "sctp"] },
+          address: ipv4,
+          port: int(0, 65535),
+          scheduler: str,
+          persistence: int(),
+          netmask: ipv4,
+          onePacket: { type: "boolean" },
+          schedFlags: int(),
+          peName: str,
+        },
+        ["protocol", "address", "port"],
+      ),
+      obj(
+        {
+          fwmark: int(1, 0xffffffff),
+          scheduler: str,
+          persistence: int(),
+          netmask: ipv4,
+          onePacket: { type: "boolean" },
+          schedFlags: int(),
+          peName: str,
+        },
+        ["fwmark"],
+      ),
+    ],
+  },
+  ServiceChange: obj(
+    {
+      scheduler: str,
+      persistence: int(),
+      netmask: ipv4,
+      onePacket: { type: "boolean" },
+      schedFlags: int(),
+      peName: str,
+    },
+    [],
+  ),
+  NewDestination: obj(
+    {
+      address: ipv4,
+      port: { ...int(0, 65535), description: "0 or absent: the service's port" },
+      forward: { enum: ["masq", "local", "tunnel", "route", "fullnat"], default: "route" },
+      weight: { ...int(0, 65535), default: 1 },
+      upperThreshold: int(),
+      lowerThreshold: int(),
+    },
+    ["address"],
+  ),
+  DestinationChange: obj(
+    {
+      forward: { enum: ["masq", "local", "tunnel", "route", "fullnat"] },
+      weight: int(0, 65535),
+      upperThreshold: int(),
+      lowerThreshold: int(),
+    },
+    [],
+  ),
+  Endpoint: obj({ address: ipv4, port: int(0, 65535) }),
+  Connection: obj({
+    protocol: str,
+    state: str,
+    expiresMs: num,
+    client: ref("Endpoint"),
+    virtual: ref("Endpoint"),
+    server: ref("Endpoint"),
+    local: { oneOf: [ref("Endpoint"), { type: "null" }], description: "FULLNAT local address, else null" },
+    template: { type: "boolean", description: "a persistence template" },
+    fwmark: int(),
+  }),
+  ConnectionPage: obj({
+    total: { ...int(), description: "connections that pass the filters" },
+    offset: int(),
+    limit: int(),
+    connections: { type: "array", items: ref("Connection") },
+  }),
+  Status: {
+    type: "object",
+    description: "the control socket's status answer (docs/control-protocol.md)",
+    required: [
+      "version",
+      "pid",
+      "control",
+      "uptimeMs",
+      "services",
+      "dests",
+      "connections",
+      "counters",
+      "drops",
+    ],
+    properties: {
+      version: int(),
+      pid: int(),
+      control: str,
+      netns: str,
+      uptimeMs: num,
+      loops: num,
+      batches: num,
+      busyMs: num,
+      services: int(),
+      dests: int(),
+      connections: int(),
+      counters: { type: "object", additionalProperties: num },
+      drops: { type: "object", additionalProperties: num },
+      interfaces: { type: "array", items: { type: "object" } },
+      worker: obj({ alive: { type: "boolean" }, restarts: int() }),
+      nft: { type: "object" },
+      host: { type: "object" },
+      vrrp: { type: "array", items: { type: "object" }, description: "VRRP instances (--config)" },
+      sync: { type: "array", items: { type: "object" }, description: "connection sync daemons" },
+      config: {
+        type: "object",
+        description: "--config: the file, its reloads, every checked real server's health",
+        properties: {
+          file: str,
+          reloads: int(),
+          health: {
+            type: "array",
+            items: obj({ service: str, server: str, alive: { type: "boolean" }, failures: int() }),
+          },
+        },
+      },
+    },
+  },
+  Batch: obj({
+    commands: {
+      type: "array",
+      items: { type: "object", required: ["op"], properties: { op: str } },
+      description: "ControlCommands as the control socket's apply takes them (docs/control-protocol.md)",
+    },
+  }),
+  Applied: obj({ applied: int(), warning: str }, ["applied"]),
+  Zeroed: obj({ zeroed: str }),
+};
+
+const keyParams = {
+  proto: [
+    { name: "protocol", in: "path", required: true, schema: { enum: ["tcp", "udp", "sctp"] } },
+    { name: "address", in: "path", required: true, schema: ipv4 },
+    { name: "port", in: "path", required: true, schema: int(0, 65535) },
+  ],
+  fwm: [{ name: "fwmark", in: "path", required: true, schema: int(1, 0xffffffff) }],
+};
+const destParams = [
+  { name: "rsAddress", in: "path", required: true, schema: ipv4 },
+  { name: "rsPort", in: "path", required: true, schema: int(0, 65535) },
+];
+
+const E400 = error("bad JSON, bad values, refused by the schema or by ipvsadm's rules");
+const E401 = error("no token, or a bad one (Authorization: Bearer TOKEN)");
+const E404 = error("no such service or destination");
+const E409 = error("the service or destination exists already");
+const E503 = error("the data plane did not answer (the outcome of a write is unknown)");
+const secured = [{ bearer: [] }];
+
+function servicePaths(prefix: string, params: Schema[]): Record<string, Schema> {
+  const svc = `${prefix}`;
+  const dest = `${prefix}/destinations/{rsAddress}/{rsPort}`;
+  return {
+    [svc]: {
+      parameters: params,
+      get: {
+        summary: "one service, its destinations and stats",
+        responses: { 200: answer("the service", ref("Service")), 400: E400, 401: E401, 404: E404, 503: E503 },
+      },
+      put: {
+        summary: "change a service (ipvsadm -E); fields left out keep their value",
+        security: secured,
+        requestBody: { required: true, ...json(ref("ServiceChange")) },
+        responses: {
+          200: answer("the service as changed", ref("Service")),
+          400: E400,
+          401: E401,
+          404: E404,
+          503: E503,
+        },
+      },
+      delete: {
+        summary: "delete a service (ipvsadm -D)",
+        security: secured,
+        responses: { 204: { description: "deleted" }, 400: E400, 401: E401, 404: E404, 503: E503 },
+      },
+    },
+    [`${svc}/zero`]: {
+      parameters: params,
+      post: {
+        summary: "zero the service's counters (ipvsadm -Z -t …)",
+        security: secured,
+        responses: { 200: answer("zeroed", ref("Zeroed")), 400: E400, 401: E401, 404: E404, 503: E503 },
+      },
+    },
+    [`${svc}/destinations`]: {
+      parameters: params,
+      get: {
+        summary: "the service's destinations",
+        responses: {
+          200: answer("destinations", ref("DestinationList")),
+          400: E400,
+          401: E401,
+          404: E404,
+          503: E503,
+        },
+      },
+      post: {
+        summary: "add a destination (ipvsadm -a)",
+        security: secured,
+        requestBody: { required: true, ...json(ref("NewDestination")) },
+        responses: {
+          201: answer("the destination added", ref("Destination")),
+          400: E400,
+          401: E401,
+          404: E404,
+          409: E409,
+          503: E503,
+        },
+      },
+    },
+    [dest]: {
+      parameters: [...params, ...destParams],
+      get: {
+        summary: "one destination",
+        responses: {
+          200: answer("the destination", ref("Destination")),
+          400: E400,
+          401: E401,
+          404: E404,
+          503: E503,
+        },
+      },
+      put: {
+        summary: "change a destination (ipvsadm -e); weight 0 drains it; fields left out keep their value",
+        security: secured,
+        requestBody: { required: true, ...json(ref("DestinationChange")) },
+        responses: {
+          200: answer("the destination as changed", ref("Destination")),
+          400: E400,
+          401: E401,
+          404: E404,
+          503: E503,
+        },
+      },
+      delete: {
+        summary: "delete a destination (ipvsadm -d)",
+        security: secured,
+        responses: { 204: { description: "deleted" }, 400: E400, 401: E401, 404: E404, 503: E503 },
+      },
+    },
+  };
+}
+
+const P = "/api/v1";
+
+export function openApiDocument(): Schema {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "tsvs daemon REST API",
+      version: "1",
+      description:
+        "The director's table over HTTP (docs/daemon.md, REST API). Writes need the bearer token; reads too unless the endpoint listens on loopback.",
+    },
+    // Reads: open on loopback, the token otherwise; writes say `security: bearer` themselves.
+    security: [{}, { bearer: [] }],
+    components: {
+      schemas,
+      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+    },
+    paths: {
+      [`${P}/openapi.json`]: {
+        get: {
+          summary: "this document",
+          security: [],
+          responses: { 200: answer("OpenAPI 3.1", { type: "object" }) },
+        },
+      },
+      [`${P}/services`]: {
+        get: {
+          summary: "every service with its destinations and stats (ipvsadm -Ln --stats --rate)",
+          responses: { 200: answer("services", ref("ServiceList")), 401: E401, 503: E503 },
+        },
+        post: {
+          summary: "add a service (ipvsadm -A)",
+          security: secured,
+          requestBody: { required: true, ...json(ref("NewService")) },
+          responses: {
+            201: answer("the service added", ref("Service")),
+            400: E400,
+            401: E401,
+            409: E409,
+            503: E503,
+          },
+        },
+      },
+      ...servicePaths(`${P}/services/{protocol}/{address}/{port}`, keyParams.proto),
+      ...servicePaths(`${P}/services/fwm/{fwmark}`, keyParams.fwm),
+      [`${P}/connections`]: {
+        get: {
+          summary: "the connection table (ipvsadm -Lnc), paged and filtered",
+          parameters: [
+            { name: "limit", in: "query", schema: { ...int(0, 10_000), default: 100 } },
+            { name: "offset", in: "query", schema: { ...int(), default: 0 } },
+            { name: "client", in: "query", schema: str, description: "ADDR or ADDR:PORT of the client" },
+            {
+              name: "vip",
+              in: "query",
+              schema: str,
+              description: "ADDR or ADDR:PORT of the virtual service",
+            },
+            { name: "server", in: "query", schema: str, description: "ADDR or ADDR:PORT of the real server" },
+          ],
+          responses: {
+            200: answer("a page of connections", ref("ConnectionPage")),
+            400: E400,
+            401: E401,
+            503: E503,
+          },
+        },
+      },
+      [`${P}/status`]: {
+        get: {
+          summary: "the daemon's status: counters, drops, interfaces, VRRP, sync daemons, health",
+          responses: { 200: answer("status", ref("Status")), 401: E401, 503: E503 },
+        },
+      },
+      [`${P}/zero`]: {
+        post: {
+          summary: "zero every counter (ipvsadm -Z)",
+          security: secured,
+          responses: { 200: answer("zeroed", ref("Zeroed")), 401: E401, 503: E503 },
+        },
+      },
+      [`${P}/commands`]: {
+        post: {
+          summary: "a batch of ControlCommands, applied whole or not at all (the control socket's apply)",
+          security: secured,
+          requestBody: { required: true, ...json(ref("Batch")) },
+          responses: {
+            200: answer("applied", ref("Applied")),
+            400: E400,
+            401: E401,
+            404: E404,
+            409: E409,
+            503: E503,
+          },
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,618 @@
+// The REST API (src/daemon/rest.ts) through fastify's inject(), against the control socket's
+// requests answered by a real ControlApi over a real Engine (as a worker answers them): every route
+// with and without the token, bad JSON and bad values refused with their codes and nothing applied,
+// and every answer validated against the OpenAPI document the API serves (ajv, JSON Schema 2020-12).
+
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import Ajv2020Module from "ajv/dist/2020.js";
+import fastify, { type FastifyInstance, type LightMyRequestResponse } from "fastify";
+import { ControlApi } from "../../src/control/api.js";
+import { mergeTables } from "../../src/control/snapshot.js";
+import { parseIPv4 } from "../../src/core/addr.js";
+import { TsvsError } from "../../src/core/errors.js";
+import { openApiDocument } from "../../src/daemon/openapi.js";
+import type { Request, Response } from "../../src/daemon/protocol.js";
+import { isLoopback, loadToken, registerRest, tokenMatches } from "../../src/daemon/rest.js";
+import { Director, IP, L2_FROM_ROUTER } from "../support/frames.js";
+import { SYN, tcpFrame } from "../support/packet-builder.js";
+
+const TOKEN = "0123456789abcdef0123456789abcdef";
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+const P = "/api/v1";
+const VIP = IP.vip;
+const SVC = `${P}/services/tcp/${VIP}/80`;
+
+/** What a worker answers (worker.ts): apply, snapshot, status from one ControlApi. */
+function fakeDaemon(): { d: Director; api: ControlApi; ask: (req: Request) => Promise<Response> } {
+  const d = new Director();
+  const api = new ControlApi(d.engine, () => d.now);
+  const ask = async (req: Request): Promise<Response> => {
+    switch (req.op) {
+      case "apply":
+        try {
+          api.apply(req.commands);
+          return { applied: req.commands.length };
+        } catch (e) {
+          if (!(e instanceof TsvsError)) throw e;
+          const index = (e as TsvsError & { index?: number }).index;
+          return { error: e.message, code: e.code, index };
+        }
+      case "table":
+        return { table: mergeTables([api.snapshot(req.conns === true)]) };
+      case "status": {
+        const snap = api.snapshot(false);
+        return {
+          status: {
+            version: 2,
+            pid: process.pid,
+            control: "/run/tsvs/control.sock",
+            netns: "1",
+            nft: { table: "netdev tsvs", vips: 1, natDests: 0, updates: 0 },
+            worker: { alive: true, restarts: 0 },
+            interfaces: [],
+            loops: 0,
+            batches: 0,
+            busyMs: 0,
+            uptimeMs: 1,
+            services: snap.services.length,
+            dests: snap.services.reduce((n, s) => n + s.dests.length, 0),
+            connections: d.engine.connections(d.now).length,
+            counters: { rxFrames: 1 },
+            drops: {},
+            config: { file: "/etc/tsvs.yaml", reloads: 0, health: [] },
+          },
+        };
+      }
+      default:
+        return { error: `${req.op}: not in this test` };
+    }
+  };
+  return { d, api, ask };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: ajv's CommonJS default export as NodeNext types it.
+const Ajv2020 = ((Ajv2020Module as any).default ?? Ajv2020Module) as typeof Ajv2020Module.default;
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+ajv.addSchema(openApiDocument(), "openapi.json");
+
+const ptr = (s: string): string => s.replaceAll("~", "~0").replaceAll("/", "~1");
+
+/** The answer's status is documented for the route, and its body is what the document says. */
+function conforms(template: string, method: string, res: LightMyRequestResponse): void {
+  const doc = openApiDocument() as {
+    paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+  };
+  const op = doc.paths[template]?.[method.toLowerCase()];
+  assert.ok(op !== undefined, `${method} ${template} is not in the document`);
+  const r = op.responses[String(res.statusCode)] as { content?: unknown } | undefined;
+  assert.ok(r !== undefined, `${method} ${template}: ${res.statusCode} not documented (${res.body})`);
+  if (r.content === undefined) {
+    assert.equal(res.body, "", `${method} ${template}: ${res.statusCode} has no body`);
+    return;
+  }
+  assert.match(String(res.headers["content-type"]), /^application\/json/);
+  const at = `openapi.json#/paths/${ptr(template)}/${method.toLowerCase()}/responses/${res.statusCode}/content/application~1json/schema`;
+  const v = ajv.getSchema(at) ?? ajv.compile({ $ref: at });
+  assert.ok(
+    v(res.json()),
+    `${method} ${template} ${res.statusCode}: ${ajv.errorsText(v.errors)}\n${res.body}`,
+  );
+}
+
+interface Harness {
+  app: FastifyInstance;
+  d: Director;
+  api: ControlApi;
+  routes: Array<{ method: string; url: string }>;
+  call(
+    method: "GET" | "POST" | "PUT" | "DELETE",
+    url: string,
+    template: string,
+    o?: { body?: unknown; token?: boolean; raw?: string },
+  ): Promise<LightMyRequestResponse>;
+}
+
+async function harness(openReads: boolean, ask?: (req: Request) => Promise<Response>): Promise<Harness> {
+  const f = fakeDaemon();
+  const app = fastify({ logger: false });
+  const routes: Array<{ method: string; url: string }> = [];
+  app.addHook("onRoute", (r) => {
+    for (const m of [r.method].flat()) if (m !== "HEAD") routes.push({ method: m, url: r.url });
+  });
+  await registerRest(app, { ask: ask ?? f.ask, token: TOKEN, openReads, timeoutMs: 200 });
+  await app.ready();
+  return {
+    app,
+    ...f,
+    routes,
+    async call(method, url, template, o = {}) {
+      const headers: Record<string, string> = o.token === false ? {} : { ...AUTH };
+      let payload: string | undefined;
+      if (o.raw !== undefined || o.body !== undefined) {
+        headers["content-type"] = "application/json";
+        payload = o.raw ?? JSON.stringify(o.body);
+      }
+      const res = await app.inject({ method, url, headers, payload });
+      conforms(template, method, res);
+      return res;
+    },
+  };
+}
+
+const T = {
+  services: `${P}/services`,
+  svc: `${P}/services/{protocol}/{address}/{port}`,
+  svcZero: `${P}/services/{protocol}/{address}/{port}/zero`,
+  dests: `${P}/services/{protocol}/{address}/{port}/destinations`,
+  dest: `${P}/services/{protocol}/{address}/{port}/destinations/{rsAddress}/{rsPort}`,
+  fwm: `${P}/services/fwm/{fwmark}`,
+  fwmDests: `${P}/services/fwm/{fwmark}/destinations`,
+  fwmDest: `${P}/services/fwm/{fwmark}/destinations/{rsAddress}/{rsPort}`,
+  conns: `${P}/connections`,
+  status: `${P}/status`,
+  zero: `${P}/zero`,
+  commands: `${P}/commands`,
+  openapi: `${P}/openapi.json`,
+};
+
+const addService = { protocol: "tcp", address: VIP, port: 80, scheduler: "rr" };
+
+async function withService(h: Harness): Promise<void> {
+  assert.equal((await h.call("POST", `${P}/services`, T.services, { body: addService })).statusCode, 201);
+  for (const [addr, weight] of [
+    [IP.rs1, 3],
+    [IP.rs2, 1],
+  ] as const) {
+    const r = await h.call("POST", `${SVC}/destinations`, T.dests, {
+      body: { address: addr, forward: "masq", weight },
+    });
+    assert.equal(r.statusCode, 201, r.body);
+  }
+}
+
+describe("REST API: the document and the routes", () => {
+  it("every route is in the OpenAPI document, and every documented operation is a route", async () => {
+    const h = await harness(true);
+    const toDoc = (u: string): string =>
+      u
+        .replace(":proto", "{protocol}")
+        .replace(":addr", "{address}")
+        .replace(":port", "{port}")
+        .replace(":mark", "{fwmark}")
+        .replace(":raddr", "{rsAddress}")
+        .replace(":rport", "{rsPort}");
+    const routes = h.routes.map((r) => `${r.method} ${toDoc(r.url)}`).sort();
+    const doc = openApiDocument() as { paths: Record<string, Record<string, unknown>> };
+    const documented = Object.entries(doc.paths)
+      .flatMap(([p, ops]) =>
+        Object.keys(ops)
+          .filter((m) => m !== "parameters")
+          .map((m) => `${m.toUpperCase()} ${p}`),
+      )
+      .sort();
+    assert.deepEqual(routes, documented);
+    assert.equal(ajv.validateSchema(openApiDocument().components as object), true);
+    const r = await h.call("GET", T.openapi, T.openapi, { token: false });
+    assert.equal(r.json().openapi, "3.1.0");
+  });
+});
+
+describe("REST API: reads and writes on loopback", () => {
+  it("add a service and two destinations, list them, drain one, edit, zero, delete", async () => {
+    const h = await harness(true);
+    await withService(h);
+
+    const list = await h.call("GET", `${P}/services`, T.services, { token: false });
+    assert.equal(list.statusCode, 200);
+    const [svc] = list.json().services;
+    assert.equal(svc.key, `tcp/${VIP}/80`);
+    assert.equal(svc.scheduler, "rr");
+    assert.deepEqual(
+      svc.destinations.map((x: { address: string; weight: number; forward: string }) => [
+        x.address,
+        x.weight,
+        x.forward,
+      ]),
+      [
+        [IP.rs2, 1, "masq"],
+        [IP.rs1, 3, "masq"],
+      ],
+      "newest first: the kernel's list order, as the snapshot has it",
+    );
+    assert.equal((await h.call("GET", SVC, T.svc, { token: false })).json().key, `tcp/${VIP}/80`);
+    assert.equal(
+      (await h.call("GET", `${SVC}/destinations`, T.dests, { token: false })).json().destinations.length,
+      2,
+    );
+    const one = await h.call("GET", `${SVC}/destinations/${IP.rs1}/80`, T.dest, { token: false });
+    assert.equal(one.json().weight, 3);
+
+    // Drain: weight 0, the rest of the destination kept.
+    const drain = await h.call("PUT", `${SVC}/destinations/${IP.rs1}/80`, T.dest, { body: { weight: 0 } });
+    assert.equal(drain.statusCode, 200, drain.body);
+    assert.equal(drain.json().weight, 0);
+    assert.equal(drain.json().forward, "masq");
+    assert.equal(
+      h.api.snapshot(false).services[0].dests.find((x) => x.addr === parseIPv4(IP.rs1))?.weight,
+      0,
+    );
+
+    const edit = await h.call("PUT", SVC, T.svc, { body: { scheduler: "wlc", persistence: 60 } });
+    assert.equal(edit.statusCode, 200, edit.body);
+    assert.equal(edit.json().scheduler, "wlc");
+    assert.equal(edit.json().persistence, 60);
+    assert.equal(h.api.snapshot(false).services[0].schedName, "wlc");
+
+    // Traffic, then the connection table and the zeroes.
+    h.d.input(
+      1,
+      tcpFrame(
+        L2_FROM_ROUTER,
+        { src: parseIPv4(IP.client1) as number, dst: parseIPv4(VIP) as number },
+        { sport: 5000, dport: 80, flags: SYN },
+      ),
+    );
+    const conns = await h.call("GET", `${P}/connections?client=${IP.client1}`, T.conns, { token: false });
+    assert.equal(conns.statusCode, 200, conns.body);
+    const c = conns.json();
+    assert.ok(c.total >= 1, conns.body);
+    assert.ok(
+      c.connections.every((x: { client: { address: string } }) => x.client.address === IP.client1),
+      conns.body,
+    );
+    const none = await h.call("GET", `${P}/connections?client=${IP.client2}`, T.conns, { token: false });
+    assert.equal(none.json().total, 0);
+    const page = await h.call("GET", `${P}/connections?limit=1&offset=0&vip=${VIP}:80`, T.conns, {
+      token: false,
+    });
+    assert.ok(page.json().connections.length <= 1);
+    assert.equal(h.api.snapshot(false).services[0].stats.conns, 1);
+    assert.equal((await h.call("POST", `${SVC}/zero`, T.svcZero)).statusCode, 200);
+    assert.equal(h.api.snapshot(false).services[0].stats.conns, 0);
+    assert.equal((await h.call("POST", `${P}/zero`, T.zero)).statusCode, 200);
+
+    const st = await h.call("GET", `${P}/status`, T.status, { token: false });
+    assert.equal(st.json().services, 1);
+
+    assert.equal((await h.call("DELETE", `${SVC}/destinations/${IP.rs1}/80`, T.dest)).statusCode, 204);
+    assert.equal(h.api.snapshot(false).services[0].dests.length, 1);
+    assert.equal((await h.call("DELETE", SVC, T.svc)).statusCode, 204);
+    assert.equal(h.api.snapshot(false).services.length, 0);
+  });
+
+  it("a fwmark service: fwm/MARK in paths", async () => {
+    const h = await harness(true);
+    const r = await h.call("POST", `${P}/services`, T.services, { body: { fwmark: 5, scheduler: "wrr" } });
+    assert.equal(r.statusCode, 201, r.body);
+    assert.equal(r.json().key, "fwm/5");
+    assert.equal(r.headers.location, `${P}/services/fwm/5`);
+    const d = await h.call("POST", `${P}/services/fwm/5/destinations`, T.fwmDests, {
+      body: { address: IP.rs1, port: 8080, forward: "masq" },
+    });
+    assert.equal(d.statusCode, 201, d.body);
+    assert.equal((await h.call("GET", `${P}/services/fwm/5`, T.fwm)).json().destinations.length, 1);
+    const w = await h.call("PUT", `${P}/services/fwm/5/destinations/${IP.rs1}/8080`, T.fwmDest, {
+      body: { weight: 7 },
+    });
+    assert.equal(w.json().weight, 7);
+    assert.equal((await h.call("DELETE", `${P}/services/fwm/5`, T.fwm)).statusCode, 204);
+  });
+
+  it("a batch of ControlCommands applies whole", async () => {
+    const h = await harness(true);
+    const key = { af: 4, protocol: 17, addr: parseIPv4(VIP), port: 53, fwmark: 0 };
+    const commands = [
+      {
+        op: "add-service",
+        svc: { ...key, schedName: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, peName: "" },
+      },
+      {
+        op: "add-dest",
+        key,
+        dest: {
+          af: 4,
+          addr: parseIPv4(IP.rs1),
+          port: 53,
+          fwd: 0,
+          weight: 1,
+          uThreshold: 0,
+          lThreshold: 0,
+          tunType: 0,
+          tunPort: 0,
+          tunFlags: 0,
+        },
+      },
+    ];
+    const r = await h.call("POST", `${P}/commands`, T.commands, { body: { commands } });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(r.json(), { applied: 2 });
+    assert.equal(
+      (await h.call("GET", `${P}/services/udp/${VIP}/53`, T.svc, { token: false })).json().destinations
+        .length,
+      1,
+    );
+    // The same again: the service exists (index 0), nothing of the batch applied.
+    const again = await h.call("POST", `${P}/commands`, T.commands, { body: { commands } });
+    assert.equal(again.statusCode, 409);
+    assert.deepEqual(again.json().error.code, "TSVS_ERR_SERVICE_EXISTS");
+    assert.equal(again.json().error.index, 0);
+  });
+});
+
+describe("REST API: the token", () => {
+  it("every write needs it on loopback; reads do not", async () => {
+    const h = await harness(true);
+    await withService(h);
+    const before = JSON.stringify(h.api.snapshot(false));
+    const writes: Array<["POST" | "PUT" | "DELETE", string, string, unknown]> = [
+      ["POST", `${P}/services`, T.services, { ...addService, port: 81 }],
+      ["PUT", SVC, T.svc, { scheduler: "wlc" }],
+      ["DELETE", SVC, T.svc, undefined],
+      ["POST", `${SVC}/zero`, T.svcZero, undefined],
+      ["POST", `${SVC}/destinations`, T.dests, { address: IP.rs3 }],
+      ["PUT", `${SVC}/destinations/${IP.rs1}/80`, T.dest, { weight: 0 }],
+      ["DELETE", `${SVC}/destinations/${IP.rs1}/80`, T.dest, undefined],
+      ["POST", `${P}/services/fwm/5/zero`, `${P}/services/fwm/{fwmark}/zero`, undefined],
+      ["POST", `${P}/zero`, T.zero, undefined],
+      ["POST", `${P}/commands`, T.commands, { commands: [{ op: "clear" }] }],
+    ];
+    for (const [method, url, template, body] of writes) {
+      const res = await h.call(method, url, template, { token: false, body });
+      assert.equal(res.statusCode, 401, `${method} ${url}`);
+      assert.equal(res.json().error.code, "TSVS_ERR_UNAUTHORIZED");
+      assert.equal(res.headers["www-authenticate"], 'Bearer realm="tsvs"');
+      const bad = await h.app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${TOKEN.slice(0, -1)}x` },
+      });
+      assert.equal(bad.statusCode, 401, `${method} ${url} with a bad token`);
+      assert.equal(bad.json().error.message, "bad token");
+    }
+    assert.equal(JSON.stringify(h.api.snapshot(false)), before, "nothing applied");
+    for (const [url, template] of [
+      [`${P}/services`, T.services],
+      [SVC, T.svc],
+      [`${SVC}/destinations`, T.dests],
+      [`${SVC}/destinations/${IP.rs1}/80`, T.dest],
+      [`${P}/connections`, T.conns],
+      [`${P}/status`, T.status],
+    ]) {
+      assert.equal((await h.call("GET", url, template, { token: false })).statusCode, 200, url);
+    }
+  });
+
+  it("off loopback, reads need it too (but the OpenAPI document)", async () => {
+    const h = await harness(false);
+    await withService(h);
+    for (const [url, template] of [
+      [`${P}/services`, T.services],
+      [SVC, T.svc],
+      [`${SVC}/destinations`, T.dests],
+      [`${SVC}/destinations/${IP.rs1}/80`, T.dest],
+      [`${P}/connections`, T.conns],
+      [`${P}/status`, T.status],
+    ]) {
+      const no = await h.call("GET", url, template, { token: false });
+      assert.equal(no.statusCode, 401, url);
+      assert.equal(no.json().error.code, "TSVS_ERR_UNAUTHORIZED");
+      assert.equal((await h.call("GET", url, template)).statusCode, 200, url);
+    }
+    assert.equal((await h.call("GET", T.openapi, T.openapi, { token: false })).statusCode, 200);
+  });
+
+  it("isLoopback, tokenMatches", () => {
+    assert.equal(isLoopback("127.0.0.1"), true);
+    assert.equal(isLoopback("::1"), true);
+    assert.equal(isLoopback("0.0.0.0"), false);
+    assert.equal(isLoopback("198.18.0.254"), false);
+    assert.equal(tokenMatches(TOKEN, TOKEN), true);
+    assert.equal(tokenMatches(`${TOKEN}x`, TOKEN), false);
+    assert.equal(tokenMatches("", TOKEN), false);
+  });
+
+  describe("the token file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tsvs-rest-"));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    it("created beside the control socket at first start, mode 0600", () => {
+      const control = join(dir, "control.sock");
+      const a = loadToken(control);
+      assert.equal(a.file, join(dir, "http.token"));
+      assert.match(a.token, /^[0-9a-f]{64}$/);
+      assert.equal(statSync(a.file).mode & 0o777, 0o600);
+      assert.equal(readFileSync(a.file, "utf8"), `${a.token}\n`);
+      assert.equal(a.created, true);
+      const b = loadToken(control);
+      assert.equal(b.token, a.token, "a token left behind (a crashed daemon's) is used");
+      assert.equal(b.created, false);
+    });
+    it("--http-token-file: its first line; a short one is refused", () => {
+      const f = join(dir, "given");
+      writeFileSync(f, `${TOKEN}\nanything\n`);
+      assert.deepEqual(loadToken(join(dir, "x.sock"), f), { token: TOKEN, file: f, created: false });
+      writeFileSync(f, "short\n");
+      assert.throws(() => loadToken(join(dir, "x.sock"), f), /at least 16 characters/);
+      assert.throws(() => loadToken(join(dir, "x.sock"), join(dir, "missing")), /ENOENT/);
+    });
+  });
+});
+
+describe("REST API: errors, nothing applied", () => {
+  it("bad JSON, bad values, unknown fields: 400 with their codes", async () => {
+    const h = await harness(true);
+    await withService(h);
+    const before = JSON.stringify(h.api.snapshot(false));
+    const cases: Array<
+      [string, "POST" | "PUT", string, string, { raw?: string; body?: unknown }, string, RegExp]
+    > = [
+      ["bad JSON", "POST", `${P}/services`, T.services, { raw: '{"protocol":' }, "TSVS_ERR_PARSE", /JSON/],
+      ["bad JSON (batch)", "POST", `${P}/commands`, T.commands, { raw: "[" }, "TSVS_ERR_PARSE", /JSON/],
+      [
+        "port 70000",
+        "POST",
+        `${P}/services`,
+        T.services,
+        { body: { ...addService, port: 70000 } },
+        "TSVS_ERR_INVALID",
+        /^port: /,
+      ],
+      [
+        "an unknown field",
+        "POST",
+        `${P}/services`,
+        T.services,
+        { body: { ...addService, port: 81, colour: "red" } },
+        "TSVS_ERR_INVALID",
+        /colour|Unrecognized|Invalid/,
+      ],
+      [
+        "a bad address",
+        "POST",
+        `${SVC}/destinations`,
+        T.dests,
+        { body: { address: "198.18.1" } },
+        "TSVS_ERR_INVALID",
+        /address: must be an IPv4 address/,
+      ],
+      [
+        "weight 65536",
+        "PUT",
+        `${SVC}/destinations/${IP.rs1}/80`,
+        T.dest,
+        { body: { weight: 65536 } },
+        "TSVS_ERR_INVALID",
+        /^weight: /,
+      ],
+      [
+        "weight as a string",
+        "PUT",
+        `${SVC}/destinations/${IP.rs1}/80`,
+        T.dest,
+        { body: { weight: "0" } },
+        "TSVS_ERR_INVALID",
+        /^weight: /,
+      ],
+      [
+        "an unknown scheduler",
+        "PUT",
+        SVC,
+        T.svc,
+        { body: { scheduler: "nope" } },
+        "TSVS_ERR_SCHED_NOT_FOUND",
+        /not found/,
+      ],
+      [
+        "port 0 without persistence",
+        "POST",
+        `${P}/services`,
+        T.services,
+        { body: { ...addService, port: 0 } },
+        "TSVS_ERR_INVALID",
+        /Zero port specified for non-persistent service/,
+      ],
+      [
+        "a batch whose second command breaks its schema",
+        "POST",
+        `${P}/commands`,
+        T.commands,
+        { body: { commands: [{ op: "clear" }, { op: "zero", key: null, extra: 1 }] } },
+        "TSVS_ERR_INVALID",
+        /^command 1/,
+      ],
+      [
+        "a body that is not an object",
+        "POST",
+        `${SVC}/destinations`,
+        T.dests,
+        { raw: '"198.18.1.13"' },
+        "TSVS_ERR_INVALID",
+        /must be a JSON object/,
+      ],
+      [
+        "a fwmark service with a port",
+        "POST",
+        `${P}/services`,
+        T.services,
+        { body: { fwmark: 3, port: 80 } },
+        "TSVS_ERR_INVALID",
+        /port|Unrecognized/,
+      ],
+      [
+        "a batch that is not {commands: [...]}",
+        "POST",
+        `${P}/commands`,
+        T.commands,
+        { body: [{ op: "clear" }] },
+        "TSVS_ERR_INVALID",
+        /commands/,
+      ],
+    ];
+    for (const [what, method, url, template, o, code, message] of cases) {
+      const r = await h.call(method, url, template, o);
+      assert.equal(r.statusCode, 400, `${what}: ${r.body}`);
+      assert.equal(r.json().error.code, code, what);
+      assert.match(r.json().error.message, message, what);
+    }
+    // A bad path value.
+    const p = await h.call("GET", `${P}/services/tcp/${VIP}/99999`, T.svc);
+    assert.equal(p.statusCode, 400);
+    const q = await h.call("GET", `${P}/connections?limit=x`, T.conns);
+    assert.equal(q.statusCode, 400);
+    assert.equal(JSON.stringify(h.api.snapshot(false)), before, "nothing applied");
+  });
+
+  it("404 for no such service or destination, 409 for one that exists", async () => {
+    const h = await harness(true);
+    await withService(h);
+    const before = JSON.stringify(h.api.snapshot(false));
+    const missing = `${P}/services/tcp/${VIP}/81`;
+    for (const [method, url, template, body, code] of [
+      ["GET", missing, T.svc, undefined, "TSVS_ERR_NO_SERVICE"],
+      ["PUT", missing, T.svc, { scheduler: "rr" }, "TSVS_ERR_NO_SERVICE"],
+      ["DELETE", missing, T.svc, undefined, "TSVS_ERR_NO_SERVICE"],
+      ["GET", `${missing}/destinations`, T.dests, undefined, "TSVS_ERR_NO_SERVICE"],
+      ["POST", `${missing}/destinations`, T.dests, { address: IP.rs1 }, "TSVS_ERR_SERVICE_NOT_DEFINED"],
+      ["GET", `${SVC}/destinations/${IP.rs3}/80`, T.dest, undefined, "TSVS_ERR_NO_DEST"],
+      ["PUT", `${SVC}/destinations/${IP.rs3}/80`, T.dest, { weight: 0 }, "TSVS_ERR_NO_DEST"],
+      ["DELETE", `${SVC}/destinations/${IP.rs3}/80`, T.dest, undefined, "TSVS_ERR_NO_DEST"],
+      ["GET", `${P}/services/fwm/9`, T.fwm, undefined, "TSVS_ERR_NO_SERVICE"],
+    ] as const) {
+      const r = await h.call(method, url, template, { body });
+      assert.equal(r.statusCode, 404, `${method} ${url}: ${r.body}`);
+      assert.equal(r.json().error.code, code, `${method} ${url}`);
+    }
+    const dup = await h.call("POST", `${P}/services`, T.services, { body: addService });
+    assert.equal(dup.statusCode, 409);
+    assert.equal(dup.json().error.code, "TSVS_ERR_SERVICE_EXISTS");
+    const dupDest = await h.call("POST", `${SVC}/destinations`, T.dests, { body: { address: IP.rs1 } });
+    assert.equal(dupDest.statusCode, 409);
+    assert.equal(dupDest.json().error.code, "TSVS_ERR_DEST_EXISTS");
+    const route = await h.app.inject({ method: "GET", url: `${P}/nothing` });
+    assert.equal(route.statusCode, 404);
+    assert.equal(route.json().error.code, "TSVS_ERR_NOT_FOUND");
+    assert.equal(JSON.stringify(h.api.snapshot(false)), before, "nothing applied");
+  });
+
+  it("503 when the workers do not answer, or answer that the data plane stopped", async () => {
+    const never = await harness(true, () => new Promise<Response>(() => {}));
+    const r = await never.call("GET", `${P}/services`, T.services);
+    assert.equal(r.statusCode, 503);
+    assert.equal(r.json().error.code, "TSVS_ERR_UNAVAILABLE");
+    const stopped = await harness(true, async () => ({ error: "the data plane stopped" }));
+    for (const [method, url, template, body] of [
+      ["GET", `${P}/status`, T.status, undefined],
+      ["POST", `${P}/zero`, T.zero, undefined],
+      ["POST", `${P}/services`, T.services, addService],
+    ] as const) {
+      const s = await stopped.call(method, url, template, { body });
+      assert.equal(s.statusCode, 503, `${method} ${url}`);
+      assert.deepEqual(s.json(), {
+        error: { code: "TSVS_ERR_UNAVAILABLE", message: "the data plane stopped" },
+      });
+    }
+  });
+});
