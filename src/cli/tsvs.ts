@@ -12,6 +12,7 @@ import { fwmarkMain, ipvsadmMain, reloadMain, statusMain, sysctlMain } from "./i
 import { labMain } from "./lab.js";
 import { realserverMain } from "./realserver.js";
 import { simMain } from "./sim/main.js";
+import { topMain } from "./top.js";
 
 const USAGE = `Usage: tsvs COMMAND [ARGS]
 
@@ -20,6 +21,7 @@ Commands:
   daemon [--iface IF]...    the director on this namespace's interfaces (all up ones, followed, by default; docs/daemon.md)
   ipvsadm ARGS              ipvsadm 1.31's commands and output, through the daemon's control socket
   status [--json]           the daemon's interfaces, the host it follows, worker, counters
+  top [-d SECONDS] [--once] a live view: rates per service and real server, drops, health (docs/top.md)
   sysctl [NAME[=VALUE]]     the daemon's director sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   fwmark add|del|list|flush [RULE]   the daemon's firewall-mark rules (iptables -j MARK phrasing)
   realserver setup|doctor|teardown --vip VIP [--method dr|tun]   prepare a DR/TUN real server
@@ -52,6 +54,8 @@ export async function main(argv: string[]): Promise<number> {
         return await ipvsadmMain(rest);
       case "status":
         return await statusMain(rest);
+      case "top":
+        return await topMain(rest);
       case "sysctl":
         return await sysctlMain(rest);
       case "fwmark":
