@@ -16,7 +16,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { addVethPair, delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { delNetns, nsExecStatus } from "../../src/io/netns.js";
 import {
   Children,
   type Daemon,
@@ -26,6 +26,7 @@ import {
   tsvsIn,
 } from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
+import { buildTwoLanNat, twoLanNatNames } from "../support/two-lan-nat.js";
 
 const skip = e2eSkip("metrics e2e", ["nftables", "curl"]);
 
@@ -37,17 +38,10 @@ interface Family {
 }
 const parse = createRequire(import.meta.url)("parse-prometheus-text-format") as (text: string) => Family[];
 
-const P = process.pid;
-const NS = { c: `tsvs-mx${P}-c`, d: `tsvs-mx${P}-d`, r1: `tsvs-mx${P}-r1`, r2: `tsvs-mx${P}-r2` };
-const tag = P.toString(36);
-const IF = {
-  c0: `mxc${tag}`,
-  d0: `mxd${tag}`,
-  d1: `mxD${tag}`,
-  d2: `mxE${tag}`,
-  r1: `mxr${tag}`,
-  r2: `mxs${tag}`,
-};
+const _P = process.pid;
+const NET = twoLanNatNames("mx");
+const NS = NET.ns;
+const IF = NET.ifs;
 const VIP = "198.18.0.100";
 const RS = [
   { addr: "198.18.1.11", weight: 3 },
@@ -115,23 +109,7 @@ describe("tsvs daemon --http: /metrics after real traffic", { skip, timeout: 90_
   const ifaces = ["--iface", IF.d0, "--iface", IF.d1, "--iface", IF.d2, "--control", sock];
 
   before(() => {
-    freshNetns(Object.values(NS));
-    addVethPair(
-      { ns: NS.c, ifname: IF.c0, cidr: "198.18.0.1/24" },
-      { ns: NS.d, ifname: IF.d0, cidr: "198.18.0.254/24" },
-    );
-    addVethPair(
-      { ns: NS.d, ifname: IF.d1, cidr: "198.18.1.254/24" },
-      { ns: NS.r1, ifname: IF.r1, cidr: "198.18.1.11/24" },
-    );
-    addVethPair(
-      { ns: NS.d, ifname: IF.d2, cidr: "198.18.2.254/24" },
-      { ns: NS.r2, ifname: IF.r2, cidr: "198.18.2.12/24" },
-    );
-    ip("-n", NS.r1, "route", "add", "default", "via", "198.18.1.254");
-    ip("-n", NS.r2, "route", "add", "default", "via", "198.18.2.254");
-    ip("-n", NS.c, "route", "add", "default", "via", "198.18.0.254");
-    nsExec(NS.d, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    buildTwoLanNat(NET);
   });
 
   after(async () => {

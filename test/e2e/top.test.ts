@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { addVethPair, delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { delNetns, nsExecStatus } from "../../src/io/netns.js";
 import {
   Children,
   type Daemon,
@@ -26,20 +26,14 @@ import {
   tsvsIn,
 } from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
+import { buildTwoLanNat, twoLanNatNames } from "../support/two-lan-nat.js";
 
 const skip = e2eSkip("top e2e", ["nftables", "curl", "tmux"]);
 
 const P = process.pid;
-const NS = { c: `tsvs-tp${P}-c`, d: `tsvs-tp${P}-d`, r1: `tsvs-tp${P}-r1`, r2: `tsvs-tp${P}-r2` };
-const tag = P.toString(36);
-const IF = {
-  c0: `tpc${tag}`,
-  d0: `tpd${tag}`,
-  d1: `tpD${tag}`,
-  d2: `tpE${tag}`,
-  r1: `tpr${tag}`,
-  r2: `tps${tag}`,
-};
+const NET = twoLanNatNames("tp");
+const NS = NET.ns;
+const IF = NET.ifs;
 const VIP = "198.18.0.100";
 const RS = ["198.18.1.11", "198.18.2.12"];
 const SVC_ROW = `TCP  ${VIP}:80 rr`;
@@ -96,23 +90,7 @@ describe("tsvs top against a daemon with traffic", { skip, timeout: 60_000 }, ()
   let daemon: Daemon | undefined;
 
   before(async () => {
-    freshNetns(Object.values(NS));
-    addVethPair(
-      { ns: NS.c, ifname: IF.c0, cidr: "198.18.0.1/24" },
-      { ns: NS.d, ifname: IF.d0, cidr: "198.18.0.254/24" },
-    );
-    addVethPair(
-      { ns: NS.d, ifname: IF.d1, cidr: "198.18.1.254/24" },
-      { ns: NS.r1, ifname: IF.r1, cidr: "198.18.1.11/24" },
-    );
-    addVethPair(
-      { ns: NS.d, ifname: IF.d2, cidr: "198.18.2.254/24" },
-      { ns: NS.r2, ifname: IF.r2, cidr: "198.18.2.12/24" },
-    );
-    ip("-n", NS.r1, "route", "add", "default", "via", "198.18.1.254");
-    ip("-n", NS.r2, "route", "add", "default", "via", "198.18.2.254");
-    ip("-n", NS.c, "route", "add", "default", "via", "198.18.0.254");
-    nsExec(NS.d, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    buildTwoLanNat(NET);
     // No user configuration: tmux's defaults.
     writeFileSync(conf, "");
 
