@@ -145,8 +145,7 @@ export class RouteTable {
   hostDelivers(addr: number): boolean {
     if (this.vrrpHoldsBack(addr)) return false;
     const nets = this.hostLocal;
-    if (nets !== null && this.vrrpMaster.length > 0 && this.vrrpMaster.includes(addr | 0)) return true;
-    if (nets === null) return true;
+    if (nets === null || this.vrrpOwns(addr)) return true;
     for (let i = 0; i < nets.length; i++) if ((addr & nets[i].mask) >>> 0 === nets[i].dst) return true;
     return false;
   }

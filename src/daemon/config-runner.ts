@@ -33,6 +33,8 @@ export interface HealthRow {
 
 export class DaemonConfig {
   private runner: HealthRunner | null = null;
+  /** The first reading of the file (peek), which start() applies. */
+  private first: Promise<ConfigModel> | null = null;
   /** The VRRP part as first read: it is not reloaded (docs/ha.md), a change is only reported. */
   private haKey: string | null = null;
   reloads = 0;
@@ -42,9 +44,18 @@ export class DaemonConfig {
     private readonly deps: ConfigDeps,
   ) {}
 
+  /**
+   * Reads the file once, ahead of start() (the daemon needs its VRRP part before the workers
+   * start); start() applies that same reading, or throws its error.
+   */
+  peek(): Promise<ConfigModel> {
+    this.first ??= this.load();
+    return this.first;
+  }
+
   /** Loads the file (throws ConfigError with file:line:col diagnostics) and starts checking. */
   async start(): Promise<void> {
-    const model = await this.load();
+    const model = await this.peek();
     this.runner = new HealthRunner(model, {
       apply: (cmds) => this.apply(cmds),
       log: (ev) => this.event(ev),

@@ -11,7 +11,6 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import pino, { type Logger } from "pino";
-import { loadConfigFile } from "../config/load.js";
 import { type ControlCommand, sysctlError, sysctlFields } from "../control/commands.js";
 import { parseIPv4 } from "../core/addr.js";
 import { DEFAULT_SYSCTLS, ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
@@ -641,9 +640,19 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // the file's vrrp sections before the workers start. Its errors are reported below, where the
   // file is applied.
   let ha: HaConfig | null = null;
-  if (opts.config !== undefined) {
+  const configFile =
+    opts.config === undefined
+      ? null
+      : new DaemonConfig(opts.config, {
+          apply: async (commands: ControlCommand[]): Promise<void> => {
+            const r = await handleRequest(ctx, { op: "apply", commands });
+            if ("error" in r) throw new TsvsError("code" in r ? r.code : "TSVS_ERR_INTERNAL", r.error);
+          },
+          log,
+        });
+  if (configFile !== null) {
     try {
-      ha = (await loadConfigFile(opts.config)).model.ha;
+      ha = (await configFile.peek()).ha;
     } catch {
       ha = null;
     }
@@ -741,15 +750,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   // --config: the file's services go in through the same path as any control batch (atomic,
   // guard kept up to date); its health checks keep them true from now on.
-  if (opts.config !== undefined) {
-    const apply = async (commands: ControlCommand[]): Promise<void> => {
-      const r = await handleRequest(ctx, { op: "apply", commands });
-      if ("error" in r) throw new TsvsError("code" in r ? r.code : "TSVS_ERR_INTERNAL", r.error);
-    };
-    const cfg = new DaemonConfig(opts.config, { apply, log });
+  if (configFile !== null) {
     try {
-      await cfg.start();
-      config = cfg;
+      await configFile.start();
+      config = configFile;
     } catch (e) {
       log.fatal({ err: (e as Error).message, file: opts.config }, "cannot apply the configuration");
       started(false);

@@ -17,7 +17,7 @@ import type { Logger } from "pino";
 import { daemonsInKernelOrder, type SyncDaemonStatus } from "../control/sync.js";
 import { formatIPv4 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
-import { decodeSyncMessage } from "../core/sync/codec.js";
+import { decodeSyncMessage, syncMessageConns } from "../core/sync/codec.js";
 import type { SyncDaemonConfig, SyncRole } from "../core/sync/types.js";
 import type { HostLink } from "./kernel.js";
 import type { WorkerPool } from "./pool.js";
@@ -32,11 +32,6 @@ export interface SyncDeps {
   log: Logger;
   pool: WorkerPool;
   links: () => readonly HostLink[];
-}
-
-/** nr_conns of a message: byte 4 in version 1, byte 0 in version 0. */
-function connsIn(msg: Uint8Array): number {
-  return msg.length >= 8 && msg[0] === 0 && msg[5] === 1 ? msg[4] : (msg[0] ?? 0);
 }
 
 export class SyncDaemons {
@@ -153,7 +148,7 @@ export class SyncDaemons {
     const group = formatIPv4(m.cfg.group);
     for (const msg of msgs) {
       m.st.messagesSent++;
-      m.st.connsSent += connsIn(msg);
+      m.st.connsSent += syncMessageConns(msg);
       m.sock.send(msg, m.cfg.port, group, (e) => {
         if (e) m.st.errors++;
       });
@@ -162,17 +157,15 @@ export class SyncDaemons {
 
   private receive(st: SyncDaemonStatus, msg: Buffer): void {
     const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
-    let n = 0;
-    const r = decodeSyncMessage(data, data.length, st.syncid, () => {
-      n++;
-    });
+    // Checked here (counted, dropped with its reason); the workers install the entries.
+    const r = decodeSyncMessage(data, data.length, st.syncid, () => {});
     if (!r.ok) {
       st.drops[r.reason] = (st.drops[r.reason] ?? 0) + 1;
       if (r.reason !== "syncid") st.errors++;
       return;
     }
     st.messagesReceived++;
-    st.connsReceived += n;
+    st.connsReceived += r.conns;
     this.deps.pool.notify({ type: "sync-in", data: Uint8Array.from(data), syncid: st.syncid });
   }
 }

@@ -20,9 +20,12 @@
 
 import { spawn } from "node:child_process";
 import type { Logger } from "pino";
-import { formatIPv4 } from "../core/addr.js";
+import { formatIPv4, readU16, readU32 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
-import type { HaConfig, VrrpInstanceConfig, VrrpStateName } from "../core/vrrp/config.js";
+import { ARP_LEN, ARP_SHA, ARP_SPA } from "../core/packet/arp.js";
+import { ETH_HLEN } from "../core/packet/eth.js";
+import { ETH_P_ARP } from "../core/packet/flow.js";
+import type { HaConfig, VrrpInstanceConfig, VrrpScriptConfig, VrrpStateName } from "../core/vrrp/config.js";
 import { VrrpSyncGroup } from "../core/vrrp/group.js";
 import { VrrpInstance, type VrrpSink } from "../core/vrrp/instance.js";
 import {
@@ -46,7 +49,17 @@ const IPPROTO_VRRP = 112;
 const POLL_MS = 5;
 /** How often an unresolved unicast peer is asked for its MAC. */
 const PEER_ARP_MS = 500;
-const ETH_P_ARP = 0x0806;
+
+/** The notify_* script of each state an instance enters (INIT has none). */
+const NOTIFY_OF: Readonly<
+  Record<VrrpStateName, "notifyMaster" | "notifyBackup" | "notifyFault" | "notifyStop" | null>
+> = {
+  INIT: null,
+  BACKUP: "notifyBackup",
+  MASTER: "notifyMaster",
+  FAULT: "notifyFault",
+  STOP: "notifyStop",
+};
 
 /** One instance in `tsvs status`. */
 export interface VrrpInstanceStatus {
@@ -191,21 +204,10 @@ export class VrrpRunner {
       this.groups.push(new VrrpSyncGroup(g, members));
     }
     for (const s of ha.scripts) {
-      const users = this.instances.filter((i) => i.cfg.trackScripts.some((t) => t.name === s.name));
-      const groupUsers = ha.syncGroups.filter((g) => g.trackScripts.some((t) => t.name === s.name));
-      if (users.length === 0 && groupUsers.length === 0) continue;
-      this.scripts.push(
-        new ScriptTracker(
-          s.name,
-          splitScript(s.script),
-          s.intervalMs,
-          s.timeoutMs,
-          s.rise,
-          s.fall,
-          s.initFail,
-          (up) => this.tracked("script", s.name, up),
-        ),
-      );
+      const used =
+        this.instances.some((i) => i.cfg.trackScripts.some((t) => t.name === s.name)) ||
+        ha.syncGroups.some((g) => g.trackScripts.some((t) => t.name === s.name));
+      if (used) this.scripts.push(new ScriptTracker(s, (up) => this.tracked("script", s.name, up)));
     }
   }
 
@@ -222,7 +224,7 @@ export class VrrpRunner {
       this.open(inst.cfg.iface, inst.cfg);
       inst.primaryAddr = inst.cfg.unicastSrc ?? link.addrs[0]?.addr ?? 0;
     }
-    this.deps.own(ownershipOf(this.instances));
+    this.pushOwnership();
     for (const l of this.deps.links()) this.linkUp.set(l.name, l.up && l.lowerUp);
     for (const inst of this.instances) {
       // keepalived knows the links before an instance starts, and tracks the instance's own
@@ -339,10 +341,10 @@ export class VrrpRunner {
   }
 
   private input(s: IfSocket, frame: Uint8Array, len: number, now: number): void {
-    if (len >= 42 && ((frame[12] << 8) | frame[13]) === ETH_P_ARP) {
+    if (len >= ETH_HLEN + ARP_LEN && readU16(frame, 12) === ETH_P_ARP) {
       // A unicast peer's MAC: from any ARP it sends (its reply to our request, its own requests).
-      const spa = ((frame[28] << 24) | (frame[29] << 16) | (frame[30] << 8) | frame[31]) >>> 0;
-      if (s.peers.has(spa)) s.peerMacs.set(spa, frame.slice(22, 28));
+      const spa = readU32(frame, ETH_HLEN + ARP_SPA);
+      if (s.peers.has(spa)) s.peerMacs.set(spa, frame.slice(ETH_HLEN + ARP_SHA, ETH_HLEN + ARP_SHA + 6));
       return;
     }
     const p = parseVrrpFrame(frame, len);
@@ -361,13 +363,8 @@ export class VrrpRunner {
 
   private tracked(kind: "interface" | "script", name: string, up: boolean): void {
     const now = this.now();
-    for (const inst of this.instances) {
-      const mine =
-        kind === "interface"
-          ? this.trackedIfaces(inst).includes(name)
-          : inst.cfg.trackScripts.some((t) => t.name === name);
-      if (mine) inst.setTracked(kind, name, up, now);
-    }
+    // An instance ignores what it does not track (its own interface it tracks by itself).
+    for (const inst of this.instances) inst.setTracked(kind, name, up, now);
     for (const g of this.groups) g.setTracked(kind, name, up, now);
     if (kind === "interface" && up) {
       // The primary address may have changed while the link was down.
@@ -375,6 +372,15 @@ export class VrrpRunner {
         if (inst.cfg.iface === name && inst.cfg.unicastSrc === null)
           inst.primaryAddr = this.link(name)?.addrs[0]?.addr ?? inst.primaryAddr;
     }
+  }
+
+  /** The workers get the addresses to hold and hold back, when they changed. */
+  private pushOwnership(): void {
+    const o = ownershipOf(this.instances);
+    const key = JSON.stringify(o);
+    if (key === this.lastOwnership) return;
+    this.lastOwnership = key;
+    this.deps.own(o);
   }
 
   private sendAdvert(inst: VrrpInstance, priority: number): void {
@@ -434,27 +440,14 @@ export class VrrpRunner {
   }
 
   private transition(inst: VrrpInstance, from: VrrpStateName, to: VrrpStateName, reason: string): void {
-    const o = ownershipOf(this.instances);
-    const key = JSON.stringify(o);
-    if (key !== this.lastOwnership) {
-      this.lastOwnership = key;
-      this.deps.own(o);
-    }
+    this.pushOwnership();
     this.deps.log.info(
       { instance: inst.cfg.name, vrid: inst.cfg.vrid, from, to, reason, priority: inst.effectivePriority },
       `VRRP_Instance(${inst.cfg.name}) Entering ${to} STATE`,
     );
     const cfg = inst.cfg;
-    const script =
-      to === "MASTER"
-        ? cfg.notifyMaster
-        : to === "BACKUP"
-          ? cfg.notifyBackup
-          : to === "FAULT"
-            ? cfg.notifyFault
-            : to === "STOP"
-              ? cfg.notifyStop
-              : null;
+    const field = NOTIFY_OF[to];
+    const script = field === null ? null : cfg[field];
     if (script !== null) this.runScript(splitScript(script));
     if (cfg.notify !== null)
       this.runScript([...splitScript(cfg.notify), "INSTANCE", cfg.name, to, String(inst.effectivePriority)]);
@@ -471,22 +464,19 @@ class ScriptTracker {
   private streak = 0;
   private running = false;
 
+  private readonly argv: string[];
+
   constructor(
-    readonly name: string,
-    private readonly argv: string[],
-    private readonly intervalMs: number,
-    private readonly timeoutMs: number,
-    private readonly rise: number,
-    private readonly fall: number,
-    initFail: boolean,
+    private readonly cfg: VrrpScriptConfig,
     private readonly onChange: (up: boolean) => void,
   ) {
-    this.up = !initFail;
+    this.argv = splitScript(cfg.script);
+    this.up = !cfg.initFail;
   }
 
   start(): void {
     if (!this.up) this.onChange(false);
-    this.timer = setInterval(() => this.run(), this.intervalMs);
+    this.timer = setInterval(() => this.run(), this.cfg.intervalMs);
     this.run();
   }
 
@@ -498,7 +488,7 @@ class ScriptTracker {
   private run(): void {
     if (this.running || this.argv.length === 0) return;
     this.running = true;
-    const child = spawn(this.argv[0], this.argv.slice(1), { stdio: "ignore", timeout: this.timeoutMs });
+    const child = spawn(this.argv[0], this.argv.slice(1), { stdio: "ignore", timeout: this.cfg.timeoutMs });
     const done = (ok: boolean): void => {
       if (!this.running) return;
       this.running = false;
@@ -514,7 +504,7 @@ class ScriptTracker {
       return;
     }
     this.streak++;
-    if (this.streak >= (ok ? this.rise : this.fall)) {
+    if (this.streak >= (ok ? this.cfg.rise : this.cfg.fall)) {
       this.up = ok;
       this.streak = 0;
       this.onChange(ok);

@@ -218,8 +218,6 @@ class DataPlane {
   private lipVersion = -1;
   /** When syncOut last looked (ms). */
   private syncSent = 0;
-  /** Synced entries by what installing them did (status). */
-  private readonly syncInstalled: Record<string, number> = {};
   /** VRRP's addresses (main thread's VrrpRunner): MASTER ones are owned like VIPs. */
   private vrrp: VrrpOwnership = { master: [], standby: [] };
   /** use_vmac: the virtual MACs of MASTER instances (frames to them arrive as PACKET_OTHERHOST). */
@@ -400,8 +398,8 @@ class DataPlane {
   private applyVrrp(o: VrrpOwnership): void {
     this.vrrp = o;
     this.engine.setVrrp(o.master, o.standby, o.macs ?? []);
-    const macs = [...new Set((o.macs ?? []).map((m) => m.mac.join(":")))];
-    this.vmacs = macs.map((m) => Uint8Array.from(m.split(":").map(Number)));
+    // One entry per address: an instance's MAC may repeat, which only costs a compare.
+    this.vmacs = (o.macs ?? []).map((m) => Uint8Array.from(m.mac));
   }
 
   /** Is the frame's destination one of the virtual MACs (use_vmac) this director holds? */
@@ -436,8 +434,7 @@ class DataPlane {
             : fanoutHash(c.caddr) % n === w;
         if (!mine) return;
       }
-      const r = e.installSynced(c, now);
-      this.syncInstalled[r] = (this.syncInstalled[r] ?? 0) + 1;
+      e.installSynced(c, now);
     });
   }
 

@@ -172,10 +172,17 @@ export function decodeSyncMessage(
   if (len > buf.length || u16(buf, 2) !== len) return fail("size", 0);
   if (syncidFilter !== 0 && buf[1] !== syncidFilter) return fail("syncid", 0);
   const c = emptySyncConn();
-  if (len >= SYNC_MESG_HDR && buf[0] === 0 && buf[5] === SYNC_PROTO_VER && buf[6] === 0 && buf[7] === 0) {
-    return decodeV1(buf, len, c, onConn);
-  }
-  return decodeV0(buf, len, c, onConn);
+  return isV1(buf, len) ? decodeV1(buf, len, c, onConn) : decodeV0(buf, len, c, onConn);
+}
+
+/** A message is version 1 when reserved, version and spare say so (ip_vs_process_message); else 0. */
+function isV1(buf: Uint8Array, len: number): boolean {
+  return len >= SYNC_MESG_HDR && buf[0] === 0 && buf[5] === SYNC_PROTO_VER && buf[6] === 0 && buf[7] === 0;
+}
+
+/** The entries a well-formed message says it carries (nr_conns of its header, v1 or v0). */
+export function syncMessageConns(buf: Uint8Array): number {
+  return isV1(buf, buf.length) ? buf[4] : (buf[0] ?? 0);
 }
 
 function decodeV0(
