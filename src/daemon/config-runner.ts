@@ -29,6 +29,11 @@ export interface HealthRow {
   server: string;
   alive: boolean;
   failures: number;
+  /** Since the daemon started: checks by result, and the verdict's changes (up, down). */
+  checksOk: number;
+  checksFailed: number;
+  wentUp: number;
+  wentDown: number;
 }
 
 export class DaemonConfig {
@@ -101,7 +106,16 @@ export class DaemonConfig {
     if (state === undefined) return rows;
     for (const vs of state.virtualServers)
       for (const s of vs.servers)
-        rows.push({ service: vs.name, server: s.name, alive: s.alive, failures: s.failures });
+        rows.push({
+          service: vs.name,
+          server: s.name,
+          alive: s.alive,
+          failures: s.failures,
+          checksOk: s.checksOk,
+          checksFailed: s.checksFailed,
+          wentUp: s.wentUp,
+          wentDown: s.wentDown,
+        });
     return rows;
   }
 

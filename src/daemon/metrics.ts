@@ -17,6 +17,7 @@ import type { ServiceSnapshot, StatsSnapshot, TableSnapshot } from "../control/s
 import { formatIPv4 } from "../core/addr.js";
 import { VRRP_STATE_NUM } from "../core/vrrp/config.js";
 import type { DaemonStatus } from "./protocol.js";
+import type { VrrpInstanceStatus } from "./vrrp.js";
 
 /** node_exporter's backend labels, in its order. */
 export const IPVS_BACKEND_LABELS = [
@@ -215,6 +216,80 @@ function haMetrics(reg: Registry, st: DaemonStatus): void {
   }
 }
 
+/**
+ * keepalived_*: the names, labels and help texts of mehdy/keepalived-exporter
+ * (internal/collector/collector.go), so that its dashboards and alerts read a tsvs pair as they read
+ * keepalived. Its counters carry the state's name as a label ("MASTER"…), as there.
+ */
+const KEEPALIVED_COUNTERS: ReadonlyArray<{
+  name: string;
+  help: string;
+  get: (v: VrrpInstanceStatus) => number;
+}> = [
+  { name: "gratuitous_arp_delay_total", help: "Gratuitous ARP delay", get: (v) => v.garpDelayS },
+  { name: "advertisements_received_total", help: "Advertisements received", get: (v) => v.advertsRx },
+  { name: "advertisements_sent_total", help: "Advertisements sent", get: (v) => v.advertsTx },
+  { name: "become_master_total", help: "Became master", get: (v) => v.becameMaster },
+  { name: "release_master_total", help: "Released master", get: (v) => v.releasedMaster },
+  { name: "packet_length_errors_total", help: "Packet length errors", get: (v) => v.drops.length ?? 0 },
+  {
+    name: "advertisements_interval_errors_total",
+    help: "Advertisement interval errors",
+    get: (v) => v.drops.interval ?? 0,
+  },
+  { name: "ip_ttl_errors_total", help: "TTL errors", get: (v) => v.drops.ttl ?? 0 },
+  { name: "invalid_type_received_total", help: "Invalid type errors", get: (v) => v.drops.type ?? 0 },
+  { name: "address_list_errors_total", help: "Address list errors", get: (v) => v.addrListErrors },
+  {
+    name: "authentication_invalid_total",
+    help: "Authentication invalid",
+    get: (v) => v.drops.auth_type ?? 0,
+  },
+  {
+    name: "authentication_mismatch_total",
+    help: "Authentication mismatch",
+    get: (v) => v.drops.auth_mismatch ?? 0,
+  },
+  { name: "authentication_failure_total", help: "Authentication failure", get: (v) => v.drops.auth ?? 0 },
+  { name: "priority_zero_received_total", help: "Priority zero received", get: (v) => v.priZeroRx },
+  { name: "priority_zero_sent_total", help: "Priority zero sent", get: (v) => v.priZeroTx },
+];
+
+/** The exporter's state names; a state it does not know (tsvs's STOP) is "" there too. */
+const KEEPALIVED_STATE_NAMES = ["INIT", "BACKUP", "MASTER", "FAULT"];
+
+function keepalivedMetrics(reg: Registry, st: DaemonStatus): void {
+  // Only with VRRP configured: a keepalived_up of 0 would page whoever alerts on it.
+  if (st.vrrp === undefined || st.vrrp.length === 0) return;
+  gauge(reg, "keepalived_up", "Status").set(1);
+  const state = gauge(reg, "keepalived_vrrp_state", "State of vrrp", ["iname", "intf", "vrid", "ip_address"]);
+  const common = ["iname", "intf", "vrid", "state"];
+  const cs = KEEPALIVED_COUNTERS.map((k) => ({ k, c: counter(reg, `keepalived_${k.name}`, k.help, common) }));
+  for (const v of st.vrrp) {
+    const num = VRRP_STATE_NUM[v.state];
+    const l = {
+      iname: v.name,
+      intf: v.iface,
+      vrid: String(v.vrid),
+      state: KEEPALIVED_STATE_NAMES[num] ?? "",
+    };
+    for (const { k, c } of cs) c.inc(l, k.get(v));
+    for (const a of v.addresses) {
+      const ip = a.split("/")[0];
+      state.set({ iname: v.name, intf: v.iface, vrid: String(v.vrid), ip_address: ip }, num);
+    }
+  }
+  const scripts = st.vrrpScripts ?? [];
+  if (scripts.length === 0) return;
+  const status = gauge(reg, "keepalived_script_status", "Tracker Script Status", ["name"]);
+  const sstate = gauge(reg, "keepalived_script_state", "Tracker Script State", ["name"]);
+  for (const s of scripts) {
+    // The exporter's encodings: status BAD 0 / GOOD 1; state idle 0 / running 1.
+    status.set({ name: s.name }, s.good ? 1 : 0);
+    sstate.set({ name: s.name }, s.running ? 1 : 0);
+  }
+}
+
 function healthMetrics(reg: Registry, st: DaemonStatus): void {
   const up = gauge(
     reg,
@@ -228,10 +303,26 @@ function healthMetrics(reg: Registry, st: DaemonStatus): void {
     "Consecutive failed health checks per real server.",
     ["service", "server"],
   );
+  const checks = counter(
+    reg,
+    "tsvs_realserver_checks_total",
+    "Health checks run per real server, by result.",
+    ["service", "server", "result"],
+  );
+  const trans = counter(
+    reg,
+    "tsvs_realserver_transitions_total",
+    "Health verdict changes per real server, by the state entered (up, down).",
+    ["service", "server", "to"],
+  );
   for (const h of st.config?.health ?? []) {
     const l = { service: h.service, server: h.server };
     up.set(l, h.alive ? 1 : 0);
     fails.set(l, h.failures);
+    checks.inc({ ...l, result: "ok" }, h.checksOk);
+    checks.inc({ ...l, result: "failed" }, h.checksFailed);
+    trans.inc({ ...l, to: "up" }, h.wentUp);
+    trans.inc({ ...l, to: "down" }, h.wentDown);
   }
 }
 
@@ -241,6 +332,7 @@ export function buildMetrics(table: TableSnapshot, status: DaemonStatus): Regist
   ipvsMetrics(reg, table);
   dataPlaneMetrics(reg, status);
   haMetrics(reg, status);
+  keepalivedMetrics(reg, status);
   healthMetrics(reg, status);
   return reg;
 }

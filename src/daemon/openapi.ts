@@ -195,6 +195,11 @@ const schemas: Record<string, Schema> = {
       nft: { type: "object" },
       host: { type: "object" },
       vrrp: { type: "array", items: { type: "object" }, description: "VRRP instances (--config)" },
+      vrrpScripts: {
+        type: "array",
+        items: obj({ name: str, good: { type: "boolean" }, running: { type: "boolean" } }),
+        description: "the vrrp_scripts VRRP instances track",
+      },
       sync: { type: "array", items: { type: "object" }, description: "connection sync daemons" },
       config: {
         type: "object",
@@ -204,7 +209,16 @@ const schemas: Record<string, Schema> = {
           reloads: int(),
           health: {
             type: "array",
-            items: obj({ service: str, server: str, alive: { type: "boolean" }, failures: int() }),
+            items: obj({
+              service: str,
+              server: str,
+              alive: { type: "boolean" },
+              failures: int(),
+              checksOk: int(),
+              checksFailed: int(),
+              wentUp: int(),
+              wentDown: int(),
+            }),
           },
         },
       },

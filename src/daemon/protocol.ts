@@ -8,7 +8,8 @@ import { type ControlCommand, parseCommands, parseSysctlArg, type SysctlValue } 
 import type { TableSnapshot } from "../control/snapshot.js";
 import type { SyncDaemonStatus } from "../control/sync.js";
 import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
-import type { VrrpInstanceStatus } from "./vrrp.js";
+import type { HealthRow } from "./config-runner.js";
+import type { VrrpInstanceStatus, VrrpScriptStatus } from "./vrrp.js";
 
 export { parseSysctlArg, SYSCTLS, type SysctlValue } from "../control/commands.js";
 export type { SyncDaemonStatus } from "../control/sync.js";
@@ -75,13 +76,15 @@ export interface DaemonStatus extends WorkerStatus {
   host?: HostStatus;
   /** VRRP instances (--config with vrrp_instance sections): state, priorities, master, counters. */
   vrrp?: VrrpInstanceStatus[];
+  /** The vrrp_scripts the instances track. */
+  vrrpScripts?: VrrpScriptStatus[];
   /** The connection sync daemons running (ipvsadm --start-daemon, lvs_sync_daemon). */
   sync?: SyncDaemonStatus[];
   /** With --config: the file, its reloads, and every checked real server's health. */
   config?: {
     file: string;
     reloads: number;
-    health: Array<{ service: string; server: string; alive: boolean; failures: number }>;
+    health: HealthRow[];
   };
 }
 

@@ -163,7 +163,10 @@ async function status(ctx: RequestContext): Promise<Response> {
   const config = ctx.config();
   if (config !== null) out.config = { file: config.path, reloads: config.reloads, health: config.health() };
   const vrrp = ctx.vrrp?.() ?? null;
-  if (vrrp !== null) out.vrrp = vrrp.status();
+  if (vrrp !== null) {
+    out.vrrp = vrrp.status();
+    out.vrrpScripts = vrrp.scriptStatus();
+  }
   if (ctx.sync !== undefined) out.sync = ctx.sync.list();
   return { status: out };
 }

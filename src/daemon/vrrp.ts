@@ -80,7 +80,20 @@ export interface VrrpInstanceStatus {
   advertsTx: number;
   priZeroRx: number;
   priZeroTx: number;
+  becameMaster: number;
+  releasedMaster: number;
+  /** Adverts whose address list differs from ours (keepalived counts and logs them). */
+  addrListErrors: number;
+  /** garp_master_delay, whole seconds (what keepalived's data dump calls "Gratuitous ARP delay"). */
+  garpDelayS: number;
   drops: Record<string, number>;
+}
+
+/** A vrrp_script as keepalived's data dump shows it: GOOD/BAD, and whether a run is under way. */
+export interface VrrpScriptStatus {
+  name: string;
+  good: boolean;
+  running: boolean;
 }
 
 export interface VrrpDeps {
@@ -276,8 +289,16 @@ export class VrrpRunner {
       advertsTx: i.stats.advertsTx,
       priZeroRx: i.stats.priZeroRx,
       priZeroTx: i.stats.priZeroTx,
+      becameMaster: i.stats.becameMaster,
+      releasedMaster: i.stats.releasedMaster,
+      addrListErrors: i.stats.addrListErrors,
+      garpDelayS: Math.trunc(i.cfg.garpMasterDelayMs / 1000),
       drops: { ...i.stats.drops },
     }));
+  }
+
+  scriptStatus(): VrrpScriptStatus[] {
+    return this.scripts.map((s) => s.status());
   }
 
   private link(name: string): HostLink | undefined {
@@ -483,6 +504,10 @@ class ScriptTracker {
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  status(): VrrpScriptStatus {
+    return { name: this.cfg.name, good: this.up, running: this.running };
   }
 
   private run(): void {

@@ -56,6 +56,11 @@ export class RealServerHealth {
   alive: boolean;
   /** Consecutive failures while alive (retries used so far + 1). */
   failures = 0;
+  /** Counters since the daemon started (kept across reloads): checks by result, and verdict changes. */
+  checksOk = 0;
+  checksFailed = 0;
+  wentUp = 0;
+  wentDown = 0;
 
   constructor(config: RealServerConfig, spec: DestSpec, alive: boolean) {
     this.config = config;
@@ -109,6 +114,10 @@ export class VirtualServerHealth {
       if (prev !== undefined) {
         h.alive = prev.alive;
         h.failures = prev.failures;
+        h.checksOk = prev.checksOk;
+        h.checksFailed = prev.checksFailed;
+        h.wentUp = prev.wentUp;
+        h.wentDown = prev.wentDown;
       }
       return h;
     });
@@ -216,10 +225,13 @@ export class VirtualServerHealth {
     const delayLoopMs = this.config.delayLoop * 1000;
     const { retry, delayBeforeRetry } = checkRetry(s.config.check);
     let nextCheckMs = delayLoopMs;
+    if (ok) s.checksOk++;
+    else s.checksFailed++;
     if (ok) {
       s.failures = 0;
       if (!s.alive) {
         s.alive = true;
+        s.wentUp++;
         events.push({ kind: "rs-up", vs: this.name, rs: s.name, detail });
       }
     } else if (s.alive) {
@@ -237,6 +249,7 @@ export class VirtualServerHealth {
       } else {
         s.alive = false;
         s.failures = 0;
+        s.wentDown++;
         events.push({ kind: "rs-down", vs: this.name, rs: s.name, detail });
       }
     }

@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -204,6 +205,10 @@ function tally(rows: readonly { body: string }[]): Record<string, number> {
   return out;
 }
 
+const parseProm = createRequire(import.meta.url)("parse-prometheus-text-format") as (
+  text: string,
+) => { name: string; metrics: { value: string; labels?: Record<string, string> }[] }[];
+
 describe("health checks through the lab (NAT, keepalived.conf)", { skip, timeout: 180_000 }, () => {
   let names: LabNames;
   let st: LabState;
@@ -318,6 +323,20 @@ describe("health checks through the lab (NAT, keepalived.conf)", { skip, timeout
     });
     const c = count(names, 6);
     assert.equal(c.r1, 2, JSON.stringify(c));
+    // The verdict changes are counted once each, as the rs-down / rs-up log lines.
+    const scrape = nsExecStatus(names.director, ["curl", "-sf", "http://127.0.0.1:9715/metrics"]);
+    assert.equal(scrape.status, 0, scrape.stderr);
+    const trans = parseProm(scrape.stdout).find((f) => f.name === "tsvs_realserver_transitions_total");
+    const n = (to: string): number =>
+      Number(
+        trans?.metrics.find(
+          (m) =>
+            m.labels?.service === `TCP ${VIP}:80` &&
+            m.labels?.server === "198.18.1.11:80" &&
+            m.labels?.to === to,
+        )?.value,
+      );
+    assert.deepEqual([n("down"), n("up")], [1, 1], JSON.stringify(trans?.metrics));
     console.log(`# r1 back ${back - started} ms after its server started (bound ${UP_WITHIN_MS} ms)`);
   });
 

@@ -153,8 +153,26 @@ const STATUS: DaemonStatus = {
     file: "/etc/tsvs.yaml",
     reloads: 0,
     health: [
-      { service: "192.168.0.22:3306", server: "192.168.82.22:3306", alive: true, failures: 0 },
-      { service: "192.168.0.22:3306", server: "192.168.83.24:3306", alive: false, failures: 3 },
+      {
+        service: "192.168.0.22:3306",
+        server: "192.168.82.22:3306",
+        alive: true,
+        failures: 0,
+        checksOk: 40,
+        checksFailed: 2,
+        wentUp: 1,
+        wentDown: 0,
+      },
+      {
+        service: "192.168.0.22:3306",
+        server: "192.168.83.24:3306",
+        alive: false,
+        failures: 3,
+        checksOk: 7,
+        checksFailed: 9,
+        wentUp: 2,
+        wentDown: 3,
+      },
     ],
   },
 };
@@ -332,6 +350,12 @@ describe("/metrics: tsvs_* families", () => {
     const up = fams.get("tsvs_realserver_up");
     assert.equal(value(up, { service: "192.168.0.22:3306", server: "192.168.82.22:3306" }), 1);
     assert.equal(value(up, { service: "192.168.0.22:3306", server: "192.168.83.24:3306" }), 0);
+    const rs2 = { service: "192.168.0.22:3306", server: "192.168.83.24:3306" };
+    assert.equal(fams.get("tsvs_realserver_checks_total")?.type, "COUNTER");
+    assert.equal(value(fams.get("tsvs_realserver_checks_total"), { ...rs2, result: "ok" }), 7);
+    assert.equal(value(fams.get("tsvs_realserver_checks_total"), { ...rs2, result: "failed" }), 9);
+    assert.equal(value(fams.get("tsvs_realserver_transitions_total"), { ...rs2, to: "up" }), 2);
+    assert.equal(value(fams.get("tsvs_realserver_transitions_total"), { ...rs2, to: "down" }), 3);
   });
 
   it("VRRP state in keepalived's numbering and sync counters by role", async () => {
@@ -353,6 +377,10 @@ describe("/metrics: tsvs_* families", () => {
       advertsTx: 20,
       priZeroRx: 0,
       priZeroTx: 0,
+      becameMaster: 0,
+      releasedMaster: 0,
+      addrListErrors: 0,
+      garpDelayS: 5,
       drops: {},
     });
     const st: DaemonStatus = {
@@ -399,10 +427,79 @@ describe("/metrics: tsvs_* families", () => {
     assert.equal(value(fams.get("tsvs_sync_drops_total"), { ...l, reason: "malformed" }), 2);
   });
 
+  it("keepalived-exporter's families: names, labels (state as a name), one state series per address", async () => {
+    const st: DaemonStatus = {
+      ...STATUS,
+      vrrp: [
+        {
+          name: "VI_1",
+          iface: "eth0",
+          vrid: 51,
+          version: 2,
+          state: "MASTER",
+          priority: 150,
+          effectivePriority: 150,
+          master: "198.18.0.2",
+          advertIntMs: 1000,
+          masterAdvertIntMs: 1000,
+          transitions: 2,
+          lastReason: "",
+          addresses: ["198.18.0.100/32", "198.18.0.101/24"],
+          advertsRx: 10,
+          advertsTx: 20,
+          priZeroRx: 1,
+          priZeroTx: 2,
+          becameMaster: 3,
+          releasedMaster: 4,
+          addrListErrors: 5,
+          garpDelayS: 5,
+          drops: { length: 6, interval: 7, ttl: 8, type: 9, auth_type: 10, auth_mismatch: 11, auth: 12 },
+        },
+      ],
+      vrrpScripts: [
+        { name: "chk_nginx", good: true, running: false },
+        { name: "chk_disk", good: false, running: true },
+      ],
+    };
+    const fams = await families(TABLE, st);
+    assert.equal(value(fams.get("keepalived_up")), 1);
+    const state = fams.get("keepalived_vrrp_state");
+    assert.equal(state?.help, "State of vrrp");
+    for (const ip of ["198.18.0.100", "198.18.0.101"])
+      assert.equal(value(state, { iname: "VI_1", intf: "eth0", vrid: "51", ip_address: ip }), 2);
+    const l = { iname: "VI_1", intf: "eth0", vrid: "51", state: "MASTER" };
+    const want: [string, number][] = [
+      ["keepalived_advertisements_received_total", 10],
+      ["keepalived_advertisements_sent_total", 20],
+      ["keepalived_become_master_total", 3],
+      ["keepalived_release_master_total", 4],
+      ["keepalived_packet_length_errors_total", 6],
+      ["keepalived_advertisements_interval_errors_total", 7],
+      ["keepalived_ip_ttl_errors_total", 8],
+      ["keepalived_invalid_type_received_total", 9],
+      ["keepalived_address_list_errors_total", 5],
+      ["keepalived_authentication_invalid_total", 10],
+      ["keepalived_authentication_mismatch_total", 11],
+      ["keepalived_authentication_failure_total", 12],
+      ["keepalived_priority_zero_received_total", 1],
+      ["keepalived_priority_zero_sent_total", 2],
+      ["keepalived_gratuitous_arp_delay_total", 5],
+    ];
+    for (const [name, n] of want) {
+      assert.equal(fams.get(name)?.type, "COUNTER", name);
+      assert.equal(value(fams.get(name), l), n, name);
+    }
+    assert.equal(value(fams.get("keepalived_script_status"), { name: "chk_nginx" }), 1);
+    assert.equal(value(fams.get("keepalived_script_status"), { name: "chk_disk" }), 0);
+    assert.equal(value(fams.get("keepalived_script_state"), { name: "chk_disk" }), 1);
+  });
+
   it("no VRRP, no sync, no --config: the families are there, without series", async () => {
     const { config: _c, ...bare } = STATUS;
     const fams = await families(TABLE, bare);
     for (const n of ["tsvs_vrrp_state", "tsvs_sync_messages_sent_total", "tsvs_realserver_up"])
       assert.deepEqual(fams.get(n)?.metrics ?? [], [], n);
+    // keepalived_up 0 would read as "keepalived is down": without VRRP there is no keepalived family.
+    assert.equal(fams.get("keepalived_up"), undefined);
   });
 });

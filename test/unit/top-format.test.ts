@@ -130,6 +130,8 @@ function row(lines: string[], prefix: string): string[] {
   return l.slice(prefix.length).trim().split(/\s+/);
 }
 
+const CHECKS = { checksOk: 0, checksFailed: 0, wentUp: 0, wentDown: 0 };
+
 describe("top-format: rates", () => {
   it("are the counters' differences over the interval between two samples", () => {
     const r = ratesBetween(stats(10, 100, 80, 10_000, 40_000), stats(20, 200, 160, 20_000, 90_000), 2000);
@@ -208,8 +210,8 @@ describe("top-format: the frame", () => {
       file: "/etc/tsvs.yaml",
       reloads: 2,
       health: [
-        { service: "TCP 198.18.0.100:80", server: "198.18.1.11:80", alive: true, failures: 0 },
-        { service: "TCP 198.18.0.100:80", server: "198.18.2.12:80", alive: false, failures: 3 },
+        { service: "TCP 198.18.0.100:80", server: "198.18.1.11:80", alive: true, failures: 0, ...CHECKS },
+        { service: "TCP 198.18.0.100:80", server: "198.18.2.12:80", alive: false, failures: 3, ...CHECKS },
       ],
     };
     const lines = formatTop(p, c, { width: 200 });
@@ -239,6 +241,10 @@ describe("top-format: the frame", () => {
       advertsTx: 20,
       priZeroRx: 0,
       priZeroTx: 0,
+      becameMaster: 1,
+      releasedMaster: 0,
+      addrListErrors: 0,
+      garpDelayS: 5,
       drops: {},
     };
     const sync = {

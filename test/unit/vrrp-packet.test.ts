@@ -436,7 +436,7 @@ describe("checkAdvert: keepalived's receive checks, one reason each", () => {
       name: "no auth while we use PASS",
       cfg: v2cfg(),
       frame: frame(msg({ authType: 0, auth: "" })),
-      want: "auth_type",
+      want: "auth_mismatch",
     },
     { name: "wrong password", cfg: v2cfg(), frame: frame(msg({ auth: "2222" })), want: "auth" },
     {

@@ -297,6 +297,7 @@ export type VrrpDropReason =
   | "ttl"
   | "version"
   | "auth_type"
+  | "auth_mismatch"
   | "auth"
   | "interval"
   | "type"
@@ -323,7 +324,8 @@ function authMatches(buf: Uint8Array, off: number, pass: string): boolean {
  *   length    the VRRP length is not 8 + 4·naddr (+ 8 in v2)
  *   ttl       TTL ≠ 255 while multicasting (unicast instances accept any TTL)
  *   version   not our configured version
- *   auth_type v2: unknown auth type, or not the one we use
+ *   auth_type v2: unknown auth type (keepalived's invalid_authtype)
+ *   auth_mismatch v2: a known auth type, not the one we use (authtype_mismatch)
  *   auth      v2 PASS: the 8 password bytes differ (keepalived ignores the advert)
  *   interval  v2: advert interval ≠ ours ("to prevent concurrent VRID running"); v3 only logs it
  *   type      not an ADVERTISEMENT
@@ -345,7 +347,7 @@ export function checkAdvert(cfg: AdvertCheckConfig, buf: Uint8Array, p: VrrpFram
     const at = buf[v + VRRP_V2_AUTH_TYPE];
     if (at !== VRRP_AUTH_NONE && at !== VRRP_AUTH_PASS && at !== VRRP_AUTH_AH) return "auth_type";
     const ours = cfg.authPass !== null ? VRRP_AUTH_PASS : VRRP_AUTH_NONE;
-    if (at !== ours) return "auth_type";
+    if (at !== ours) return "auth_mismatch";
     if (cfg.authPass !== null && !authMatches(buf, v + VRRP_HLEN + 4 * p.naddr, cfg.authPass)) return "auth";
     if (buf[v + VRRP_V2_ADVER_INT] * 1000 !== cfg.advertIntMs) return "interval";
   }
