@@ -45,6 +45,8 @@ export class EngineCounters {
   /** Aggregates cut in software (TUN, FULLNAT with TOA, no partial checksum), and the segments made. */
   gsoSegmented = 0;
   gsoSegments = 0;
+  /** Plain frames received CHECKSUM_PARTIAL whose TCP/UDP checksum the engine finished. */
+  csumCompleted = 0;
   readonly parseErrors = new Float64Array(PARSE_RESULT_NAMES.length);
   readonly drops = new Float64Array(DROP_REASONS.length);
 

@@ -35,7 +35,7 @@
 // (TUN: no IPIP GSO type in virtio_net_hdr; FULLNAT adding TOA: the option would be copied into
 // every segment) gets it cut in software first (output.ts), one segment at a time.
 
-import type { InetAddr } from "./addr.js";
+import { type InetAddr, writeU16 } from "./addr.js";
 import { ConnLife } from "./conn/life.js";
 import {
   CONN_F_FWD_MASK,
@@ -53,10 +53,13 @@ import { LipTable } from "./lip.js";
 import { LocalReplies } from "./local.js";
 import { NeighCache } from "./neigh.js";
 import { Output } from "./output.js";
+import { l4ChecksumV4 } from "./packet/csum.js";
 import { Flow, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_RST, TCP_SYN } from "./packet/flow.js";
 import { ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED } from "./packet/icmp.js";
 import { ipv4DecTtl } from "./packet/ipv4.js";
 import { PARSE_ARP, PARSE_OK, PARSE_RESULT_NAMES, parseFrame } from "./packet/parse.js";
+import { TCP_CHECK } from "./packet/tcp.js";
+import { UDP_CHECK } from "./packet/udp.js";
 import { offloadGsoType, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_UDP_L4 } from "./packet/vnet.js";
 import { DIR_INPUT, DIR_OUTPUT, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT, TCP_STATE_NAMES } from "./proto/tcp.js";
 import { Timeouts } from "./proto/timeouts.js";
@@ -312,6 +315,23 @@ export class Engine {
     }
   }
 
+  /**
+   * CHECKSUM_PARTIAL (veth, local senders, virtio with offloads): the TCP/UDP field holds only the
+   * pseudo-header sum, for a device that will never see this frame. The methods' incremental
+   * rewrites need the full sum, so it is computed once over pseudo-header + segment (the IP total
+   * length, not the frame: Ethernet padding is not part of it). A fragment never arrives partial
+   * (ip_fragment finishes the sum before it splits); SCTP's CRC32c is not the Internet checksum.
+   */
+  private completePartial(f: Flow): void {
+    f.csumPartial = false;
+    const p = f.proto;
+    if (f.fragment || (p !== IPPROTO_TCP && p !== IPPROTO_UDP)) return;
+    const b = f.buf;
+    const sum = l4ChecksumV4(b, f.l3Off, f.l4Off, f.l3End - f.l4Off, p);
+    writeU16(b, f.l4Off + (p === IPPROTO_TCP ? TCP_CHECK : UDP_CHECK), sum);
+    this.counters.csumCompleted++;
+  }
+
   // ---------------------------------------------------------------- input
 
   /**
@@ -333,6 +353,9 @@ export class Engine {
     if (gt !== 0) c.gsoIn++;
     const r = parseFrame(buf, len, f, ifindex);
     if (r === PARSE_ARP) return this.local.arpInput(f, now);
+    // A plain frame's partial checksum is finished here, from the offsets just parsed (io leaves
+    // it: one parse per frame); an aggregate's stays partial for the kernel to finish per segment.
+    if (f.csumPartial && gt === 0 && r === PARSE_OK) this.completePartial(f);
     if (r !== PARSE_OK) {
       if (r < c.parseErrors.length && PARSE_RESULT_NAMES[r].startsWith("err")) {
         c.parseErrors[r]++;

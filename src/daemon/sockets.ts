@@ -88,12 +88,15 @@ export class SocketSet {
       o.io === "ring"
         ? openRingSocket(c.name, {
             batch: o.batch,
+            // The engine finishes partial checksums after its parse (no second parse here).
+            partialToConsumer: true,
             qdiscBypass: o.qdiscBypass,
             // --rx-kib in 128 KiB blocks (a block holds one 64 KiB aggregate).
             blocks: rx === undefined ? undefined : Math.max(2, Math.round(rx / 128)),
           })
         : openPacketSocket(c.name, {
             batch: o.batch,
+            partialToConsumer: true,
             qdiscBypass: o.qdiscBypass,
             rcvbuf: rx === undefined ? undefined : rx * 1024,
           });

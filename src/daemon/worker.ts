@@ -358,6 +358,7 @@ class DataPlane {
         gsoOut: k.gsoOut,
         gsoSegmented: k.gsoSegmented,
         gsoSegments: k.gsoSegments,
+        csumCompleted: k.csumCompleted,
         otherHost: this.otherHost,
         noSocket: this.noSocket,
         zeroCopy: this.zeroCopy,

@@ -15,9 +15,8 @@
 // - TP_STATUS_VLAN_VALID: the NIC (or veth's tx-vlan offload) took the 802.1Q tag out of the
 //   frame into skb->vlan_tci; we put it back, so the frame is what was on the wire.
 
-import { readU16, writeU16 } from "../core/addr.js";
+import { writeU16 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
-import { l4ChecksumV4 } from "../core/packet/csum.js";
 import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN, vnetOffloadWord } from "../core/packet/vnet.js";
 import {
   AUX_LEN,
@@ -68,9 +67,12 @@ import {
   setIntOpt,
   setPtr,
   splitAddr,
+  tagCount,
 } from "./packet-common.js";
 
 export type { PacketSocketCounters } from "./frame-io.js";
+// Where the tests and older callers look for them.
+export { completeL4Checksum, tagCount } from "./packet-common.js";
 
 export interface PacketSocketOptions extends PacketSocketBaseOptions {
   /** Frames per recvmmsg/sendmmsg call, and the number of preallocated rx and tx slots. Default 64. */
@@ -94,8 +96,6 @@ export interface PacketSocketOptions extends PacketSocketBaseOptions {
 const ETH_HLEN = 14;
 const VLAN_HLEN = 4;
 const ETH_P_8021Q = 0x8100;
-const ETH_P_8021AD = 0x88a8;
-const ETH_P_IP = 0x0800;
 
 /**
  * One AF_PACKET socket bound to one interface.
@@ -255,9 +255,8 @@ export class PacketSocket extends PacketSocketBase {
           const status = rx.getUint32(d + AUX_STATUS, true);
           origLen = rx.getUint32(d + AUX_LEN, true);
           if ((status & TP_STATUS_CSUMNOTREADY) !== 0) {
-            cnt.rxCsumPartial++;
-            // A cut frame lacks bytes the checksum covers: leave it (it is counted as truncated).
-            if (!aggregate && !truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
+            if (aggregate) cnt.rxCsumPartial++;
+            else this.#rxOffload[i] = this.plainPartial(f, len, truncated);
           }
           if ((status & TP_STATUS_VLAN_VALID) !== 0) {
             const tpid =
@@ -273,10 +272,8 @@ export class PacketSocket extends PacketSocketBase {
       // Tags in the frame (restored or never removed) ride on top of the MTU, as on the wire.
       if (!aggregate && origLen > maxLen + VLAN_HLEN * tagCount(f, len)) cnt.rxOversize++;
       // Without AUXDATA the header's NEEDS_CSUM says the same as TP_STATUS_CSUMNOTREADY.
-      if (!aux && vnet && !aggregate && (hdrBytes[this.#rxHdrOff + i * 16] & VNET_F_NEEDS_CSUM) !== 0) {
-        cnt.rxCsumPartial++;
-        if (!truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
-      }
+      if (!aux && vnet && !aggregate && (hdrBytes[this.#rxHdrOff + i * 16] & VNET_F_NEEDS_CSUM) !== 0)
+        this.#rxOffload[i] = this.plainPartial(f, len, truncated);
       this.#rxLen[i] = len;
       cnt.rxBytes += len;
     }
@@ -345,58 +342,6 @@ export class PacketSocket extends PacketSocketBase {
     freeRegions(this.#rxData, this.#rxMsgs);
     this.#rxCount = 0;
   }
-}
-
-/**
- * Completes, in place, the TCP or UDP checksum of an IPv4 frame received CHECKSUM_PARTIAL: the field
- * then holds only the pseudo-header sum that the transmitting device was to finish, so the checksum
- * is computed from scratch over pseudo-header + segment (IP total length, not the frame length:
- * Ethernet padding is not part of the segment). Up to two 802.1Q/802.1ad tags may precede the IP
- * header. Returns false, frame untouched, for anything else (IPv6, other protocols, fragments, a
- * header or total length that does not fit in len): such frames are passed on as they came.
- */
-export function completeL4Checksum(f: Uint8Array, len: number): boolean {
-  if (len > f.length) return false;
-  let off = 12;
-  if (off + 2 > len) return false;
-  let type = readU16(f, off);
-  for (let k = 0; k < 2 && isVlanType(type); k++) {
-    off += VLAN_HLEN;
-    if (off + 2 > len) return false;
-    type = readU16(f, off);
-  }
-  if (type !== ETH_P_IP) return false;
-  const l3 = off + 2;
-  if (l3 + 20 > len || f[l3] >>> 4 !== 4) return false;
-  const ihl = (f[l3] & 15) << 2;
-  const tot = readU16(f, l3 + 2);
-  if (ihl < 20 || tot < ihl || l3 + tot > len) return false;
-  // MF set or a non-zero offset: a fragment never carries a partial checksum (ip_fragment
-  // finishes it before it splits), and its L4 header may not be here.
-  if ((readU16(f, l3 + 6) & 0x3fff) !== 0) return false;
-  const proto = f[l3 + 9];
-  const l4 = l3 + ihl;
-  const l4Len = tot - ihl;
-  let field: number;
-  if (proto === 6 /* TCP */) {
-    if (l4Len < 20) return false;
-    field = 16;
-  } else if (proto === 17 /* UDP */) {
-    if (l4Len < 8) return false;
-    field = 6;
-  } else return false;
-  writeU16(f, l4 + field, l4ChecksumV4(f, l3, l4, l4Len, proto));
-  return true;
-}
-
-function isVlanType(t: number): boolean {
-  return t === ETH_P_8021Q || t === ETH_P_8021AD;
-}
-
-/** 802.1Q/802.1ad tags at the start of the frame (0, 1 or 2: QinQ). */
-export function tagCount(f: Uint8Array, len: number): number {
-  if (len < 18 || !isVlanType(readU16(f, 12))) return 0;
-  return len >= 22 && isVlanType(readU16(f, 16)) ? 2 : 1;
 }
 
 /**

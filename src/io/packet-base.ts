@@ -2,6 +2,7 @@
 // have in common: the AF_PACKET socket up to (not including) bind(), the interface's identity, the
 // sendmmsg transmit batch and the lifecycle. A subclass adds its receive path and binds.
 
+import { VNET_F_NEEDS_CSUM } from "../core/packet/vnet.js";
 import type { BpfProgram } from "./bpf.js";
 import { attachFilter } from "./bpf.js";
 import type { FrameIo, PacketSocketCounters } from "./frame-io.js";
@@ -17,6 +18,7 @@ import {
 import {
   addPromisc,
   checkIfname,
+  completeL4Checksum,
   freeRegions,
   ifHwInfo,
   ifIndex,
@@ -44,7 +46,17 @@ export interface PacketSocketBaseOptions {
    * Default true; false gives the old behaviour (aggregates are cut at snaplen and dropped).
    */
   vnetHdr?: boolean;
+  /**
+   * A plain (non-aggregate) frame received CHECKSUM_PARTIAL is handed over as it came, its offload
+   * word saying NEEDS_CSUM, for a consumer that parses the frame anyway to finish the checksum
+   * (the engine). Default false: the socket finishes it (a second parse of the headers), so that
+   * every other reader sees the frame as it would be on the wire.
+   */
+  partialToConsumer?: boolean;
 }
+
+/** The offload word of a plain frame whose checksum the consumer finishes (partialToConsumer). */
+export const PLAIN_PARTIAL_WORD = VNET_F_NEEDS_CSUM << 24;
 
 /**
  * The largest frame a receive slot holds without cutting it: a 64 KiB IP datagram (GSO and GRO stop
@@ -61,6 +73,7 @@ export abstract class PacketSocketBase implements FrameIo {
   readonly snaplen: number;
   readonly txFrameSize: number;
   readonly vnetHdr: boolean;
+  readonly partialToConsumer: boolean;
   readonly counters: PacketSocketCounters = newCounters();
   protected readonly tx: TxBatch;
   protected readonly pollfd: Region;
@@ -95,6 +108,7 @@ export abstract class PacketSocketBase implements FrameIo {
     this.batch = batch;
     this.snaplen = snaplen;
     this.vnetHdr = opts.vnetHdr ?? true;
+    this.partialToConsumer = opts.partialToConsumer ?? false;
     const ifindex = ifIndex(ifname);
     this.ifindex = ifindex;
     const fd = packetSocketFd();
@@ -178,6 +192,20 @@ export abstract class PacketSocketBase implements FrameIo {
   close(): void {
     if (this.#closed) return;
     this.release();
+  }
+
+  /**
+   * A plain frame received CHECKSUM_PARTIAL: its offload word, after finishing the checksum here
+   * unless the consumer does (partialToConsumer). A cut frame lacks bytes the sum covers: it is left
+   * as it is (and counted as truncated).
+   */
+  protected plainPartial(f: Uint8Array, len: number, truncated: boolean): number {
+    const cnt = this.counters;
+    cnt.rxCsumPartial++;
+    if (truncated) return 0;
+    if (this.partialToConsumer) return PLAIN_PARTIAL_WORD;
+    if (completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
+    return 0;
   }
 
   /** Subclasses free their own memory too, then call this. Also their constructor's failure path. */

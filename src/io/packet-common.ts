@@ -1,8 +1,11 @@
 // What both AF_PACKET link backends (PacketSocket, src/io/afpacket.ts; RingSocket, src/io/ring.ts)
 // do alike outside the per-packet path: native memory regions, socket options, the interface's MAC
 // and MTU, PROMISC membership, binding, PACKET_STATISTICS. All of it runs at open time or on demand
-// (kernelStats), never per packet.
+// (kernelStats), never per packet; and the checksum completion of a CHECKSUM_PARTIAL frame, for
+// readers that do not parse the frame themselves.
 
+import { readU16, writeU16 } from "../core/addr.js";
+import { l4ChecksumV4 } from "../core/packet/csum.js";
 import type { PacketSocketCounters } from "./frame-io.js";
 import {
   AF_PACKET,
@@ -224,4 +227,61 @@ export function readKernelStats(fd: number, size: number): { packets: number; dr
     throw new SyscallError("getsockopt(PACKET_STATISTICS)", c.errno());
   }
   return { packets: val.readUInt32LE(0), drops: val.readUInt32LE(4) };
+}
+
+const VLAN_HLEN = 4;
+const ETH_P_8021Q = 0x8100;
+const ETH_P_8021AD = 0x88a8;
+const ETH_P_IP = 0x0800;
+
+/**
+ * Completes, in place, the TCP or UDP checksum of an IPv4 frame received CHECKSUM_PARTIAL: the field
+ * then holds only the pseudo-header sum that the transmitting device was to finish, so the checksum
+ * is computed from scratch over pseudo-header + segment (IP total length, not the frame length:
+ * Ethernet padding is not part of the segment). Up to two 802.1Q/802.1ad tags may precede the IP
+ * header. Returns false, frame untouched, for anything else (IPv6, other protocols, fragments, a
+ * header or total length that does not fit in len): such frames are passed on as they came.
+ */
+export function completeL4Checksum(f: Uint8Array, len: number): boolean {
+  if (len > f.length) return false;
+  let off = 12;
+  if (off + 2 > len) return false;
+  let type = readU16(f, off);
+  for (let k = 0; k < 2 && isVlanType(type); k++) {
+    off += VLAN_HLEN;
+    if (off + 2 > len) return false;
+    type = readU16(f, off);
+  }
+  if (type !== ETH_P_IP) return false;
+  const l3 = off + 2;
+  if (l3 + 20 > len || f[l3] >>> 4 !== 4) return false;
+  const ihl = (f[l3] & 15) << 2;
+  const tot = readU16(f, l3 + 2);
+  if (ihl < 20 || tot < ihl || l3 + tot > len) return false;
+  // MF set or a non-zero offset: a fragment never carries a partial checksum (ip_fragment
+  // finishes it before it splits), and its L4 header may not be here.
+  if ((readU16(f, l3 + 6) & 0x3fff) !== 0) return false;
+  const proto = f[l3 + 9];
+  const l4 = l3 + ihl;
+  const l4Len = tot - ihl;
+  let field: number;
+  if (proto === 6 /* TCP */) {
+    if (l4Len < 20) return false;
+    field = 16;
+  } else if (proto === 17 /* UDP */) {
+    if (l4Len < 8) return false;
+    field = 6;
+  } else return false;
+  writeU16(f, l4 + field, l4ChecksumV4(f, l3, l4, l4Len, proto));
+  return true;
+}
+
+function isVlanType(t: number): boolean {
+  return t === ETH_P_8021Q || t === ETH_P_8021AD;
+}
+
+/** 802.1Q/802.1ad tags at the start of the frame (0, 1 or 2: QinQ). */
+export function tagCount(f: Uint8Array, len: number): number {
+  if (len < 18 || !isVlanType(readU16(f, 12))) return 0;
+  return len >= 22 && isVlanType(readU16(f, 16)) ? 2 : 1;
 }

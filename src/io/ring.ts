@@ -23,7 +23,6 @@
 
 import { TsvsError } from "../core/errors.js";
 import { VNET_HDR_LEN, vnetOffloadWord } from "../core/packet/vnet.js";
-import { completeL4Checksum, tagCount } from "./afpacket.js";
 import { attachFilter, type BpfProgram } from "./bpf.js";
 import {
   addressOf,
@@ -43,7 +42,7 @@ import {
   TPACKET_V3,
 } from "./libc.js";
 import { MAX_AGGREGATE_FRAME, PacketSocketBase, type PacketSocketBaseOptions } from "./packet-base.js";
-import { bindAll, readKernelStats, setIntOpt } from "./packet-common.js";
+import { bindAll, readKernelStats, setIntOpt, tagCount } from "./packet-common.js";
 
 export interface RingSocketOptions extends PacketSocketBaseOptions {
   /** Most frames one recvBatch() returns, and the number of tx slots. Default 256. */
@@ -269,8 +268,8 @@ export class RingSocket extends PacketSocketBase {
       }
       const f = this.#view(h, start);
       if ((status & TP_STATUS_CSUMNOTREADY) !== 0) {
-        cnt.rxCsumPartial++;
-        if (!aggregate && !truncated && completeL4Checksum(f, len)) cnt.rxCsumCompleted++;
+        if (aggregate) cnt.rxCsumPartial++;
+        else word = this.plainPartial(f, len, truncated);
       }
       if (!aggregate && origLen > maxLen + VLAN_HLEN * tagCount(f, len)) cnt.rxOversize++;
       this.#curOffload[n] = word;

@@ -526,3 +526,62 @@ describe("the pseudo-header sum of a partial checksum", () => {
     assert.equal(inetChecksum(pseudoHeader(CLIENT, VIP, 6, l4.length), l4), 0);
   });
 });
+
+describe("a plain frame received CHECKSUM_PARTIAL (NEEDS_CSUM, no gso_type): the engine finishes its sum once", () => {
+  const PLAIN_PARTIAL = makeOffloadWord(0, 0, VNET_F_NEEDS_CSUM);
+  const small = BIG.subarray(0, 700);
+  const cases: {
+    desc: string;
+    fwd: "-m" | "-g";
+    frame: () => Uint8Array;
+    want: (d: GsoDirector) => Uint8Array;
+  }[] = [
+    {
+      desc: "NAT: TCP to RIP:8080, the full checksum of the rewritten packet",
+      fwd: "-m",
+      frame: () => fromClient(ACK | PSH, small),
+      want: () =>
+        tcpFrame(
+          L2_TO_RS1,
+          { src: CLIENT, dst: RS1, ttl: 63, df: true, id: 0x4000 },
+          { sport: 40000, dport: 8080, flags: ACK | PSH, seq: 101, ack: 5001, payload: small },
+        ),
+    },
+    {
+      desc: "NAT: UDP to RIP:5353",
+      fwd: "-m",
+      frame: () =>
+        udpFrame(
+          L2_FROM_ROUTER,
+          { src: CLIENT, dst: VIP, ttl: 64 },
+          { sport: 5000, dport: 53, payload: small },
+        ),
+      want: () =>
+        udpFrame(L2_TO_RS1, { src: CLIENT, dst: RS1, ttl: 63 }, { sport: 5000, dport: 5353, payload: small }),
+    },
+    {
+      desc: "DR: the segment goes on unchanged, with its full checksum (the real server verifies it)",
+      fwd: "-g",
+      frame: () => fromClient(ACK | PSH, small),
+      want: () =>
+        tcpFrame(
+          L2_TO_RS1,
+          { src: CLIENT, dst: VIP, ttl: 63, df: true, id: 0x4000 },
+          { sport: 40000, dport: 80, flags: ACK | PSH, seq: 101, ack: 5001, payload: small },
+        ),
+    },
+  ];
+  for (const c of cases) {
+    it(c.desc, () => {
+      const d = natDirector(c.fwd);
+      handshake(d, c.fwd === "-m");
+      const before = d.engine.counters.csumCompleted;
+      const r = d.input(1, asPartial(c.frame()), PLAIN_PARTIAL);
+      assert.equal(r.verdict, Verdict.Sent);
+      assert.equal(r.out.length, 1);
+      assert.equal(r.out[0].vnet, null, "a plain frame leaves without a virtio_net_hdr");
+      assert.deepEqual(r.out[0].frame, c.want(d));
+      assert.equal(d.engine.counters.csumCompleted - before, 1);
+    });
+  }
+});
