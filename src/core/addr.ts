@@ -70,3 +70,222 @@ export function writeU16(b: Uint8Array, off: number, v: number): void {
   b[off] = (v >>> 8) & 255;
   b[off + 1] = v & 255;
 }
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 addresses. The wire form is 16 bytes in network order (a Uint8Array + offset, as in
+// packets). The text forms follow the tools the output is compared with: inet_pton for input (what
+// ipvsadm accepts), glibc's inet_ntop for output (what ipvsadm -n prints), and the kernel's %pI6
+// for /proc/net/ip_vs. The hot-path key form is four u32 words (see ipv6ToWords).
+
+export const IPV6_ALEN = 16;
+/** Longest text inet_pton accepts: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255". */
+const IPV6_TEXT_MAX = 45;
+/** A dotted quad as inet_pton4 accepts it inside an IPv6 address: no leading zeros. */
+const DOTTED_STRICT = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * Parses IPv6 text as glibc's inet_pton(AF_INET6) does: every RFC 4291 §2.2 form (full, "::"
+ * once, a trailing dotted quad in the last 32 bits), hex groups of 1-4 digits in either case.
+ * Rejected like inet_pton: a "::" that stands for no group ("1:2:3:4::5:6:7:8"), a lone leading or
+ * trailing ":", leading zeros in the dotted quad, zone ids ("fe80::1%eth0": node's net.isIPv6
+ * takes them, inet_pton does not), brackets and spaces. Returns 16 bytes or null.
+ */
+export function parseIPv6(s: string): Uint8Array | null {
+  const n = s.length;
+  if (n < 2 || n > IPV6_TEXT_MAX) return null;
+  const out = new Uint8Array(IPV6_ALEN);
+  let i = 0;
+  if (s.charCodeAt(0) === 58) {
+    if (s.charCodeAt(1) !== 58) return null;
+    i = 1;
+  }
+  let tp = 0;
+  let colonp = -1;
+  let curtok = i;
+  let val = 0;
+  let digits = 0;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    const d = hexDigit(c);
+    if (d >= 0) {
+      if (++digits > 4) return null;
+      val = (val << 4) | d;
+      continue;
+    }
+    if (c === 58) {
+      curtok = i + 1;
+      if (digits === 0) {
+        if (colonp >= 0) return null;
+        colonp = tp;
+        continue;
+      }
+      if (i + 1 === n || tp + 2 > IPV6_ALEN) return null;
+      out[tp++] = val >>> 8;
+      out[tp++] = val & 255;
+      val = 0;
+      digits = 0;
+      continue;
+    }
+    if (c === 46) {
+      // The dotted quad must be the last 32 bits: it runs to the end of the string.
+      const v = DOTTED_STRICT.test(s.slice(curtok)) ? parseIPv4(s.slice(curtok)) : null;
+      if (v === null || tp + 4 > IPV6_ALEN) return null;
+      writeU32(out, tp, v);
+      tp += 4;
+      digits = 0;
+      break;
+    }
+    return null;
+  }
+  if (digits > 0) {
+    if (tp + 2 > IPV6_ALEN) return null;
+    out[tp++] = val >>> 8;
+    out[tp++] = val & 255;
+  }
+  if (colonp >= 0) {
+    // "::" stands for at least one zero group (glibc rejects it in a full address).
+    if (tp === IPV6_ALEN) return null;
+    const tail = tp - colonp;
+    for (let k = 1; k <= tail; k++) {
+      out[IPV6_ALEN - k] = out[colonp + tail - k];
+      out[colonp + tail - k] = 0;
+    }
+    tp = IPV6_ALEN;
+  }
+  return tp === IPV6_ALEN ? out : null;
+}
+
+/**
+ * Text as glibc's inet_ntop(AF_INET6) prints it (what ipvsadm -n shows): lowercase hex without
+ * leading zeros; the longest run of two or more zero groups becomes "::", the leftmost on a tie
+ * (RFC 5952 §4.2); a single zero group stays "0". The last 32 bits print as a dotted quad when the
+ * run is exactly groups 0-5 (IPv4-compatible, "::1.2.3.4", though "::1" and "::" stay as they are
+ * since their run is longer) or groups 0-4 followed by ffff (IPv4-mapped, "::ffff:1.2.3.4").
+ */
+export function formatIPv6(b: Uint8Array, off = 0): string {
+  let bestBase = -1;
+  let bestLen = 0;
+  let curBase = -1;
+  for (let i = 0; i <= 8; i++) {
+    const zero = i < 8 && b[off + 2 * i] === 0 && b[off + 2 * i + 1] === 0;
+    if (zero) {
+      if (curBase < 0) curBase = i;
+    } else if (curBase >= 0) {
+      if (i - curBase > bestLen) {
+        bestBase = curBase;
+        bestLen = i - curBase;
+      }
+      curBase = -1;
+    }
+  }
+  if (bestLen < 2) bestBase = -1;
+  let s = "";
+  for (let i = 0; i < 8; i++) {
+    if (bestBase >= 0 && i >= bestBase && i < bestBase + bestLen) {
+      if (i === bestBase) s += ":";
+      continue;
+    }
+    if (i !== 0) s += ":";
+    if (
+      i === 6 &&
+      bestBase === 0 &&
+      (bestLen === 6 || (bestLen === 5 && b[off + 10] === 0xff && b[off + 11] === 0xff))
+    ) {
+      s += formatIPv4(readU32(b, off + 12));
+      return s;
+    }
+    s += readU16(b, off + 2 * i).toString(16);
+  }
+  if (bestBase >= 0 && bestBase + bestLen === 8) s += ":";
+  return s;
+}
+
+/** The kernel's %pI6: eight groups of four lowercase hex digits (/proc/net/ip_vs, ip_vs_conn). */
+export function formatIPv6Full(b: Uint8Array, off = 0): string {
+  let s = "";
+  for (let i = 0; i < 8; i++) {
+    if (i !== 0) s += ":";
+    s += readU16(b, off + 2 * i)
+      .toString(16)
+      .padStart(4, "0");
+  }
+  return s;
+}
+
+/** An IPv6 InetAddr holding a copy of the 16 bytes at b[off]. */
+export function v6(b: Uint8Array, off = 0): InetAddr {
+  return { af: 6, v4: 0, v6: b.slice(off, off + IPV6_ALEN) };
+}
+
+/** Writes the netmask of a prefix length (clamped to 0..128) as 16 bytes at out[off]. */
+export function ipv6PrefixMask(prefix: number, out: Uint8Array, off = 0): Uint8Array {
+  for (let i = 0; i < IPV6_ALEN; i++) {
+    const bits = prefix - 8 * i;
+    out[off + i] = bits >= 8 ? 255 : bits <= 0 ? 0 : (0xff00 >>> bits) & 255;
+  }
+  return out;
+}
+
+/** dst[dOff..+16] = src[sOff..+16] with the bits past `prefix` cleared (the kernel's ipv6_addr_prefix). */
+export function ipv6ApplyPrefix(
+  src: Uint8Array,
+  sOff: number,
+  prefix: number,
+  dst: Uint8Array,
+  dOff: number,
+): void {
+  for (let i = 0; i < IPV6_ALEN; i++) {
+    const bits = prefix - 8 * i;
+    const m = bits >= 8 ? 255 : bits <= 0 ? 0 : (0xff00 >>> bits) & 255;
+    dst[dOff + i] = src[sOff + i] & m;
+  }
+}
+
+/** Prefix length of a contiguous 16-byte netmask, or -1 when the mask has holes. */
+export function ipv6MaskToPrefix(mask: Uint8Array, off = 0): number {
+  let n = 0;
+  let i = 0;
+  while (i < IPV6_ALEN && mask[off + i] === 255) i++;
+  n = 8 * i;
+  if (i === IPV6_ALEN) return n;
+  const p = maskToPrefix((mask[off + i] << 24) >>> 0);
+  if (p < 0) return -1;
+  for (let k = i + 1; k < IPV6_ALEN; k++) if (mask[off + k] !== 0) return -1;
+  return n + p;
+}
+
+/**
+ * The hot-path key form: word k (0..3) = bytes 4k..4k+3 read big-endian as an unsigned 32-bit
+ * number, the same convention as an IPv4 address in the core (so ::ffff:a.b.c.d has a.b.c.d as
+ * its word 3). Words compare and hash without touching bytes; store them in a Uint32Array (a
+ * plain number above 2^31 is boxed by V8). Writes out[outOff..+4].
+ */
+export function ipv6ToWords(b: Uint8Array, off: number, out: Uint32Array, outOff: number): void {
+  out[outOff] = readU32(b, off);
+  out[outOff + 1] = readU32(b, off + 4);
+  out[outOff + 2] = readU32(b, off + 8);
+  out[outOff + 3] = readU32(b, off + 12);
+}
+
+/** The inverse of ipv6ToWords: 16 network-order bytes at b[off]. */
+export function ipv6FromWords(w: Uint32Array, wOff: number, b: Uint8Array, off: number): void {
+  writeU32(b, off, w[wOff]);
+  writeU32(b, off + 4, w[wOff + 1]);
+  writeU32(b, off + 8, w[wOff + 2]);
+  writeU32(b, off + 12, w[wOff + 3]);
+}
+
+/** Clears, in place, the bits of the word form past `prefix` (0..128): word k keeps prefix - 32k bits. */
+export function ipv6MaskWords(w: Uint32Array, wOff: number, prefix: number): void {
+  for (let k = 0; k < 4; k++) {
+    const bits = prefix - 32 * k;
+    w[wOff + k] &= bits >= 32 ? 0xffffffff : prefixToMask(bits);
+  }
+}
