@@ -1,23 +1,28 @@
-// `tsvs realserver setup|doctor|teardown --vip VIP [--method dr|tun] [--director ADDR] [--iface IF]`: prepares a real
+// `tsvs realserver setup|doctor|teardown --vip VIP [--method dr|tun] [--tun-type ipip|gue|gre] [--director ADDR] [--iface IF]`: prepares a real
 // server of the DR/TUN methods in the current network namespace (docs/realserver.md). Runnable on
 // its own too (`node dist/src/cli/realserver.js …`), which is how `tsvs lab` runs it in a namespace.
 
 import { pathToFileURL } from "node:url";
 import { TsvsError } from "../core/errors.js";
 import {
+  type DecapMode,
   formatFindings,
   type RealserverMethod,
   realserverDoctor,
   realserverSetup,
   realserverTeardown,
+  type TunnelType,
 } from "../realserver/realserver.js";
 
 const USAGE = `Usage: tsvs realserver COMMAND --vip VIP [--method dr|tun] [--director ADDR[,ADDR]] [--iface IF]
+                           [--tun-type ipip|gue|gre] [--tun-port PORT] [--decap auto|kernel|user]
                            [--tunnel-local ADDR[,ADDR]] [--json]
 
 Commands:
   setup      arp_ignore=1, arp_announce=2 (all + IF), VIP/32 on lo; TUN: rp_filter=0 (all + IF)
-             and the user-space IPIP decapsulator (any local address) on a tun device; DR with
+             and a decapsulator for the director's --tun-type (GUE: on its --tun-port): the
+             kernel's device where it has the module (tunl0, fou + tunl0, gre0), else the
+             user-space decapsulator (any local address) on a tun device; DR with
              clients routed through another interface: rp_filter=2 on IF
   doctor     print every setting with its meaning; exit 1 when something is wrong (also when the
              decapsulator received tunnelled packets it did not deliver)
@@ -26,7 +31,9 @@ Commands:
 IF is the interface that leads to the director: the route toward --director (the DIP, or the
 tunnel source), else --iface, else the route toward the tunnel sources the decapsulator has seen,
 else the only interface with IPv4; with several and no hint, every one of them.
---method defaults to dr. --tunnel-local restricts the decapsulator to these outer destinations.
+--method defaults to dr, --tun-type to ipip (doctor: to what setup was given). --decap kernel
+insists on the kernel's devices, --decap user on the user-space decapsulator. --tunnel-local
+restricts the user-space decapsulator to these outer destinations.
 `;
 
 interface Args {
@@ -36,6 +43,9 @@ interface Args {
   iface: string | undefined;
   director: string[];
   tunnelLocal: string[] | undefined;
+  tunType: TunnelType | undefined;
+  tunPort: number | undefined;
+  decap: DecapMode | undefined;
   json: boolean;
   quiet: boolean;
 }
@@ -49,6 +59,9 @@ function parse(argv: string[]): Args | string {
     iface: undefined,
     director: [],
     tunnelLocal: undefined,
+    tunType: undefined,
+    tunPort: undefined,
+    decap: undefined,
     json: false,
     quiet: false,
   };
@@ -86,6 +99,26 @@ function parse(argv: string[]): Args | string {
         a.tunnelLocal = [...(a.tunnelLocal ?? []), ...v.split(",").filter((x) => x !== "")];
         break;
       }
+      case "--tun-type": {
+        const v = needs();
+        if (v !== "ipip" && v !== "gue" && v !== "gre")
+          return `--tun-type must be ipip, gue or gre, not '${v ?? ""}'`;
+        a.tunType = v;
+        break;
+      }
+      case "--tun-port": {
+        const v = Number(needs());
+        if (!Number.isInteger(v) || v < 1 || v > 65535) return "--tun-port needs a port (1..65535)";
+        a.tunPort = v;
+        break;
+      }
+      case "--decap": {
+        const v = needs();
+        if (v !== "auto" && v !== "kernel" && v !== "user")
+          return `--decap must be auto, kernel or user, not '${v ?? ""}'`;
+        a.decap = v;
+        break;
+      }
       case "--json":
         a.json = true;
         break;
@@ -121,6 +154,9 @@ export async function realserverMain(argv: string[]): Promise<number> {
           iface: a.iface,
           director: a.director,
           tunnelLocal: a.tunnelLocal,
+          tunType: a.tunType,
+          tunPort: a.tunPort,
+          decap: a.decap,
           log,
         });
         return 0;
@@ -129,7 +165,14 @@ export async function realserverMain(argv: string[]): Promise<number> {
         return 0;
       case "doctor": {
         if (a.vip === undefined) throw new TsvsError("TSVS_ERR_USAGE", "--vip is required");
-        const f = realserverDoctor({ vip: a.vip, method: a.method, iface: a.iface, director: a.director });
+        const f = realserverDoctor({
+          vip: a.vip,
+          method: a.method,
+          iface: a.iface,
+          director: a.director,
+          tunType: a.tunType,
+          tunPort: a.tunPort,
+        });
         if (a.json) process.stdout.write(`${JSON.stringify(f, null, 2)}\n`);
         else process.stdout.write(formatFindings(a.vip, a.method, f));
         return f.some((x) => x.level === "FAIL") ? 1 : 0;

@@ -16,6 +16,7 @@ import { readU32 } from "./addr.js";
 import type { ConnTable } from "./conn/table.js";
 import { type EngineCounters, R } from "./counters.js";
 import type { IpvsCtl } from "./ctl.js";
+import type { Dest } from "./dest.js";
 import type { Engine, EngineOptions } from "./engine.js";
 import type { Neigh, NeighCache } from "./neigh.js";
 import { ETH_HLEN, writeEthHeader } from "./packet/eth.js";
@@ -36,6 +37,8 @@ export class DestPath {
     nexthop: number,
     /** The director's address on the way to the destination (TUN's outer source). */
     readonly src: number,
+    /** The destination itself (TUN reads its tunnel type and flags from it, once per packet). */
+    readonly dest: Dest,
   ) {
     this.nexthop = nexthop | 0;
   }
@@ -233,7 +236,7 @@ export class Output implements XmitEngine {
     const d = this.ctl.destById(destId);
     const rt = this.rt;
     if (d === undefined || !this.routes.lookup(d.addr | 0, rt) || rt.iface === null) return null;
-    const p = new DestPath(rt.iface, rt.nexthop, rt.src);
+    const p = new DestPath(rt.iface, rt.nexthop, rt.src, d);
     this.destRoute[destId] = p;
     return p;
   }

@@ -26,6 +26,58 @@ export interface Finding {
 
 export type RealserverMethod = "dr" | "tun";
 
+/** The director's tunnel type for a TUN real server (ipvsadm --tun-type). */
+export type TunnelType = "ipip" | "gue" | "gre";
+/** Who decapsulates: the kernel's tunnel devices, the user-space decapsulator, or whichever exists. */
+export type DecapMode = "auto" | "kernel" | "user";
+
+/** What this kernel offers for decapsulation (probed by realserver.ts). */
+export interface KernelTunnels {
+  /** The ipip module: the fallback device tunl0 exists. */
+  ipip: boolean;
+  /** ip_gre: the fallback device gre0 exists. */
+  gre: boolean;
+  /** The fou module (its generic-netlink family answers `ip fou show`). */
+  fou: boolean;
+}
+
+/** The kernel device that receives a type's tunnelled datagrams (GUE: fou hands them to IPIP). */
+export const KERNEL_DEVICE: Record<TunnelType, string> = { ipip: "tunl0", gue: "tunl0", gre: "gre0" };
+
+export interface DecapChoice {
+  how: "kernel" | "user";
+  detail: string;
+}
+
+/**
+ * Kernel or user space for a tunnel type: the kernel's devices where it has every module the type
+ * needs (IPIP: ipip; GRE: ip_gre; GUE: fou and ipip, fou handing the inner datagram to the IPIP
+ * receive path), else the user-space decapsulator. "kernel" without the modules is an error; "user"
+ * is always possible (where the kernel has the module, it still answers each tunnelled datagram
+ * with an ICMP error while its device is down: tunnel4_rcv / gre_rcv).
+ */
+export function chooseDecap(type: TunnelType, mode: DecapMode, k: KernelTunnels): DecapChoice {
+  const has = type === "ipip" ? k.ipip : type === "gre" ? k.gre : k.fou && k.ipip;
+  const need =
+    type === "ipip"
+      ? "the ipip module (tunl0)"
+      : type === "gre"
+        ? "the ip_gre module (gre0)"
+        : "the fou and ipip modules";
+  if (mode === "user")
+    return {
+      how: "user",
+      detail: `user-space decapsulator (asked with --decap user)${has ? `; the kernel has ${need}` : ""}`,
+    };
+  if (has) return { how: "kernel", detail: `the kernel has ${need}` };
+  if (mode === "kernel")
+    throw new TsvsError(
+      "TSVS_ERR_HOST",
+      `--decap kernel: this kernel lacks ${need} for ${type.toUpperCase()}`,
+    );
+  return { how: "user", detail: `this kernel lacks ${need}: user-space decapsulator` };
+}
+
 /** A route lookup (`ip -j route get ADDR`): the device toward addr, and the source it would use. */
 export interface RouteTo {
   addr: string;
@@ -174,9 +226,16 @@ export interface DecapStatsView extends DecapCounters {
   sources: string[];
   /** The last outer destination refused as not local. */
   lastNotLocal: string | null;
+  /** The type it decapsulates and its GUE port (absent in stats of older versions: ipip). */
+  type?: TunnelType;
+  port?: number;
 }
 
 export interface DecapInput {
+  /** The tunnel type the decapsulator is checked for (default ipip). */
+  type?: TunnelType;
+  /** GUE: the UDP port it should listen on. */
+  port?: number;
   alive: boolean;
   pid: number | null;
   tun: string;
@@ -199,13 +258,20 @@ export function decapFindings(d: DecapInput): Finding[] {
     s === null
       ? ""
       : `; received ${s.received}, delivered ${s.delivered}, bad ${s.badOuter + s.badInner}, not local ${s.notLocal}, write errors ${s.writeErrors}`;
-  const what = `IPIP decapsulator ${d.alive ? `pid ${d.pid}` : "not running"}, ${d.tun} ${d.hasTun ? "present" : "absent"}`;
+  const type = d.type ?? "ipip";
+  const port = type === "gue" ? ` (UDP port ${d.port ?? 0})` : "";
+  const what = `${type.toUpperCase()} decapsulator ${d.alive ? `pid ${d.pid}` : "not running"}${port}, ${d.tun} ${d.hasTun ? "present" : "absent"}`;
+  const setup = `tsvs realserver setup --method tun${type === "ipip" ? "" : ` --tun-type ${type}`}${type === "gue" ? ` --tun-port ${d.port ?? "PORT"}` : ""}`;
   if (!d.alive || !d.hasTun) {
+    return [{ level: "FAIL", what, detail: `tunnelled packets are not decapsulated: run ${setup}` }];
+  }
+  const runs = s?.type ?? "ipip";
+  if (s !== null && (runs !== type || (type === "gue" && (s.port ?? 0) !== (d.port ?? 0)))) {
     return [
       {
         level: "FAIL",
         what,
-        detail: "tunnelled packets are not decapsulated: run tsvs realserver setup --method tun",
+        detail: `the running decapsulator takes ${runs.toUpperCase()}${runs === "gue" ? ` on UDP port ${s.port ?? 0}` : ""}, not ${type.toUpperCase()}${port}: run ${setup}`,
       },
     ];
   }
@@ -249,7 +315,8 @@ export function decapFindings(d: DecapInput): Finding[] {
     out.push({
       level: "warn",
       what: `malformed tunnelled datagrams: ${s.badOuter} outer, ${s.badInner} inner`,
-      detail: "not IPv4, header length or total length inconsistent: dropped",
+      detail:
+        "not IPv4, header length or total length inconsistent, or a tunnel header the kernel would refuse too (version, flags, checksum): dropped",
     });
   }
   return out;

@@ -6,9 +6,12 @@
 //   - arp_announce = 2 on all and the director-facing interface: ARP requests carry the best local
 //     address for the target as sender, never the VIP;
 //   - VIP/32 on lo (a wider mask makes its whole subnet local: see maskProblem);
-//   - TUN: rp_filter 0 on all and the director-facing interface, and the user-space IPIP
-//     decapsulator (decap.ts, any local address) on a tun device, since this kernel has no ipip
-//     module;
+//   - TUN: rp_filter 0 on all and the director-facing interface, and a decapsulator for the
+//     director's tunnel type (--tun-type ipip|gue|gre, GUE with --tun-port): the kernel's device
+//     where the kernel has the module (tunl0 for IPIP; a fou port feeding tunl0 for GUE; gre0 for
+//     GRE), rp_filter 0 on it, else the user-space decapsulator (decap.ts, any local address) on a
+//     tun device (tsvsipip0, tsvsgue0, tsvsgre0) — the kernels tsvs is developed on have none of
+//     those modules;
 //   - DR with clients routed through another interface than the director's: rp_filter loose (2)
 //     on the director-facing interface, where strict filtering drops every client packet.
 //
@@ -27,20 +30,29 @@ import { join } from "node:path";
 import { TsvsError } from "../core/errors.js";
 import { fileHas, jsPath, type ProcRef, procAlive, spawnInNs, stopProc, waitFor } from "../lab/proc.js";
 import {
+  chooseDecap,
   chooseDirectorIface,
+  type DecapMode,
   type DecapStatsView,
   type DirectorIfaceChoice,
   decapFindings,
   type Finding,
+  KERNEL_DEVICE,
+  type KernelTunnels,
   type RealserverMethod,
   type RouteTo,
   rpFilterFinding,
   rpFilterMeaning,
+  type TunnelType,
 } from "./checks.js";
 
-export type { Finding, Level, RealserverMethod } from "./checks.js";
+export type { DecapMode, Finding, Level, RealserverMethod, TunnelType } from "./checks.js";
 export { rpFilterMeaning };
+/** The user-space decapsulator's tun device for IPIP (and the name it has always had). */
 export const TUN_DEVICE = "tsvsipip0";
+/** The user-space decapsulator's tun device per tunnel type. */
+export const TUN_DEVICES: Record<TunnelType, string> = { ipip: TUN_DEVICE, gue: "tsvsgue0", gre: "tsvsgre0" };
+const TUN_DEVICE_NAMES = new Set(Object.values(TUN_DEVICES));
 export const STATE_ROOT = "/run/tsvs/realserver";
 
 /** What each arp_ignore value does (net/ipv4/arp.c, arp_ignore()). */
@@ -122,6 +134,62 @@ function linkShow(name: string): boolean {
   }
 }
 
+/** `ip link show NAME`: whether the device exists and is administratively up; null when absent. */
+function linkIsUp(name: string): boolean | null {
+  try {
+    const l = ipJson<{ flags?: string[] }[]>(["link", "show", "dev", name])[0];
+    return (l?.flags ?? []).includes("UP");
+  } catch {
+    return null;
+  }
+}
+
+/** Does the kernel have the module for `kind` (ip link type)? Creating a device loads it where it can. */
+function kernelLinkType(kind: string, fallback: string): boolean {
+  if (linkShow(fallback)) return true;
+  const probe = "tsvsprobe0";
+  try {
+    execFileSync("ip", ["link", "add", probe, "type", kind], { stdio: "ignore" });
+  } catch {
+    return false;
+  }
+  try {
+    execFileSync("ip", ["link", "del", probe], { stdio: "ignore" });
+  } catch {
+    // gone already
+  }
+  return linkShow(fallback);
+}
+
+/** The fou module answers on generic netlink. */
+function kernelFou(): boolean {
+  try {
+    execFileSync("ip", ["fou", "show"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What this kernel offers for each tunnel type (a probe may load a module, as `ip link add` does). */
+export function kernelTunnels(): KernelTunnels {
+  return { ipip: kernelLinkType("ipip", "tunl0"), gre: kernelLinkType("gre", "gre0"), fou: kernelFou() };
+}
+
+/** The fou ports configured (`ip fou show`: "port 6080 gue"), or null without fou. */
+function fouPorts(): { port: number; gue: boolean }[] | null {
+  try {
+    const out = execFileSync("ip", ["fou", "show"], { encoding: "utf8" });
+    return out
+      .split("\n")
+      .map((l) => /port (\d+)(.*)/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ port: Number(m[1]), gue: /\bgue\b/.test(m[2]) }));
+  } catch {
+    return null;
+  }
+}
+
 /** The default route's device and gateway (where client addresses are routed), or nulls. */
 export function defaultRoute(): { dev: string | null; gateway: string | null } {
   try {
@@ -145,7 +213,7 @@ export function routeGet(addr: string): RouteTo {
 
 /** Interfaces with an IPv4 address, except lo and the decapsulator's tun device. */
 export function ipv4Ifaces(addrs = ipv4Addresses()): string[] {
-  return [...new Set(addrs.map((a) => a.ifname))].filter((i) => i !== "lo" && i !== TUN_DEVICE);
+  return [...new Set(addrs.map((a) => a.ifname))].filter((i) => i !== "lo" && !TUN_DEVICE_NAMES.has(i));
 }
 
 /** The kernel's count of packets dropped by rp_filter in this namespace (TcpExt IPReversePathFilter). */
@@ -180,6 +248,8 @@ export function readDecapStats(): DecapStatsView | null {
       addresses: s.addresses ?? [],
       sources: s.sources ?? [],
       lastNotLocal: s.lastNotLocal ?? null,
+      type: s.type ?? "ipip",
+      port: s.port ?? 0,
     };
   } catch {
     return null;
@@ -258,6 +328,11 @@ export interface RealserverState {
   ifaceGiven: string | null;
   /** The decapsulator's fixed address list (--tunnel-local), null = every local address. */
   tunnelLocal: string[] | null;
+  /** TUN: the director's tunnel type and GUE port (absent in state of older versions: ipip). */
+  tunType?: TunnelType;
+  tunPort?: number;
+  /** TUN decapsulated by the kernel: what setup changed there (undone by teardown). */
+  kernel?: KernelSetup | null;
   /** sysctl values found before setup, restored by teardown. */
   saved: Record<string, number>;
   vipAdded: boolean;
@@ -277,9 +352,24 @@ function writeRsState(st: RealserverState): void {
   writeFileSync(join(stateDir(), "state.json"), `${JSON.stringify(st, null, 2)}\n`);
 }
 
+/** What setup did to the kernel's tunnel devices. */
+export interface KernelSetup {
+  /** The device the tunnelled datagrams arrive on (tunl0, gre0). */
+  dev: string;
+  /** It was down before setup (teardown takes it down again). */
+  wasDown: boolean;
+  /** GUE: the fou port setup added (`ip fou add port N gue`), or null. */
+  fouPort: number | null;
+}
+
 export interface RealserverOptions {
   vip: string;
   method: RealserverMethod;
+  /** TUN: the director's --tun-type (default ipip) and, for GUE, its --tun-port. */
+  tunType?: TunnelType;
+  tunPort?: number;
+  /** TUN: kernel devices, the user-space decapsulator, or the kernel's where it has the modules (default). */
+  decap?: DecapMode;
   /** The director-facing interface. */
   iface?: string;
   /** Addresses of the director (DIP, tunnel source): the interface is the route toward them. */
@@ -338,22 +428,35 @@ function settingsFor(
   return s;
 }
 
+/** The tunnel type and GUE port of the options, checked. */
+function tunnelOf(opts: { tunType?: TunnelType; tunPort?: number }): { type: TunnelType; port: number } {
+  const type = opts.tunType ?? "ipip";
+  const port = opts.tunPort ?? 0;
+  if (type === "gue" && (!Number.isInteger(port) || port < 1 || port > 65535))
+    throw new TsvsError("TSVS_ERR_USAGE", "--tun-type gue needs --tun-port (the director's, 1..65535)");
+  if (type !== "gue" && opts.tunPort !== undefined)
+    throw new TsvsError("TSVS_ERR_USAGE", `--tun-port goes with --tun-type gue, not ${type}`);
+  return { type, port: type === "gue" ? port : 0 };
+}
+
 /** Applies the settings (idempotent: a second setup keeps the values saved by the first). */
 export async function realserverSetup(opts: RealserverOptions): Promise<RealserverState> {
   const log = opts.log ?? (() => {});
   u32(opts.vip);
   for (const a of opts.tunnelLocal ?? []) u32(a);
+  const { type, port } = tunnelOf(opts);
   const choice = directorIface(opts, opts.method);
   const ifaces = choice.ifaces;
   log(`director-facing interface ${ifaces.join(", ")}: ${choice.detail}`);
   const clientDev = defaultRoute().dev;
   const prev = readRsState();
   const saved: Record<string, number> = { ...(prev?.saved ?? {}) };
-  for (const [key, v, why] of settingsFor(opts.method, ifaces, clientDev)) {
+  const set = (key: string, v: number, why = ""): void => {
     if (!(key in saved)) saved[key] = readSysctl(key);
     writeSysctl(key, v);
     log(`${key} = ${v}${why}`);
-  }
+  };
+  for (const [key, v, why] of settingsFor(opts.method, ifaces, clientDev)) set(key, v, why);
   const addrs = ipv4Addresses().filter((a) => a.local === opts.vip);
   const elsewhere = addrs.filter((a) => a.ifname !== "lo");
   if (elsewhere.length > 0) {
@@ -376,13 +479,29 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
   }
   execFileSync("ip", ["link", "set", "lo", "up"]);
   const tunnelLocal = opts.tunnelLocal !== undefined && opts.tunnelLocal.length > 0 ? opts.tunnelLocal : null;
+  const how = opts.method === "tun" ? chooseDecap(type, opts.decap ?? "auto", kernelTunnels()) : null;
+  if (how !== null) log(`${type.toUpperCase()} decapsulation: ${how.detail}`);
   let decap = prev?.decap != null && procAlive(prev.decap) ? prev.decap : null;
-  // A decapsulator started with another address list is replaced (e.g. the RIP of an earlier setup).
-  const sameDecap = JSON.stringify(prev?.tunnelLocal ?? null) === JSON.stringify(tunnelLocal);
-  if (decap !== null && (opts.method === "dr" || !sameDecap)) {
+  // A decapsulator started for another type, port or address list is replaced (e.g. the RIP of an
+  // earlier setup); none runs for DR or where the kernel decapsulates.
+  const sameDecap =
+    JSON.stringify(prev?.tunnelLocal ?? null) === JSON.stringify(tunnelLocal) &&
+    (prev?.tunType ?? "ipip") === type &&
+    (prev?.tunPort ?? 0) === port;
+  if (decap !== null && (how?.how !== "user" || !sameDecap)) {
     await stopProc(decap);
-    log(`stopped the IPIP decapsulator (pid ${decap.pid})`);
+    log(`stopped the ${(prev?.tunType ?? "ipip").toUpperCase()} decapsulator (pid ${decap.pid})`);
     decap = null;
+  }
+  // Kernel devices of an earlier setup that this one does not use any more are put back.
+  let kernel = prev?.kernel ?? null;
+  const sameKernel =
+    kernel !== null &&
+    kernel.dev === KERNEL_DEVICE[type] &&
+    kernel.fouPort === (type === "gue" ? port : null);
+  if (kernel !== null && (how?.how !== "kernel" || !sameKernel)) {
+    undoKernel(kernel, log);
+    kernel = null;
   }
   const st: RealserverState = {
     vip: opts.vip,
@@ -392,23 +511,73 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
     director: opts.director ?? [],
     ifaceGiven: opts.iface ?? null,
     tunnelLocal,
+    tunType: opts.method === "tun" ? type : undefined,
+    tunPort: opts.method === "tun" ? port : undefined,
+    kernel,
     saved,
     vipAdded,
     decap,
   };
   writeRsState(st);
-  if (opts.method === "tun" && decap === null) {
-    decap = await startDecap(tunnelLocal);
+  if (how?.how === "kernel" && kernel === null) {
+    kernel = setupKernel(type, port, log);
+    st.kernel = kernel;
+    writeRsState(st);
+  }
+  if (kernel !== null)
+    set(`net.ipv4.conf.${kernel.dev}.rp_filter`, 0, " (decapsulated datagrams arrive here)");
+  if (how?.how === "user" && decap === null) {
+    decap = await startDecap(type, port, tunnelLocal);
     st.decap = decap;
     writeRsState(st);
     log(
-      `IPIP decapsulator on ${TUN_DEVICE} (pid ${decap.pid}), accepting ${tunnelLocal === null ? "every local address" : tunnelLocal.join(", ")}`,
+      `${type.toUpperCase()} decapsulator on ${TUN_DEVICES[type]} (pid ${decap.pid})${type === "gue" ? `, UDP port ${port}` : ""}, accepting ${tunnelLocal === null ? "every local address" : tunnelLocal.join(", ")}`,
     );
   }
+  st.saved = saved;
+  writeRsState(st);
   return st;
 }
 
-async function startDecap(tunnelLocal: string[] | null): Promise<ProcRef> {
+/** The kernel's devices for `type`: a fou port for GUE, the fallback device up. */
+function setupKernel(type: TunnelType, port: number, log: (line: string) => void): KernelSetup {
+  const dev = KERNEL_DEVICE[type];
+  let fouPort: number | null = null;
+  if (type === "gue" && !(fouPorts() ?? []).some((p) => p.port === port)) {
+    execFileSync("ip", ["fou", "add", "port", String(port), "gue"], { stdio: "ignore" });
+    fouPort = port;
+    log(`ip fou add port ${port} gue (fou hands the inner datagrams to ${dev})`);
+  }
+  const wasDown = linkIsUp(dev) !== true;
+  if (wasDown) {
+    execFileSync("ip", ["link", "set", dev, "up"], { stdio: "ignore" });
+    log(
+      `ip link set ${dev} up (the kernel's fallback ${type === "gre" ? "GRE" : "IPIP"} device takes tunnelled datagrams to any local address)`,
+    );
+  }
+  return { dev, wasDown, fouPort };
+}
+
+function undoKernel(k: KernelSetup, log: (line: string) => void): void {
+  if (k.fouPort !== null) {
+    try {
+      execFileSync("ip", ["fou", "del", "port", String(k.fouPort)], { stdio: "ignore" });
+      log(`ip fou del port ${k.fouPort}`);
+    } catch {
+      // already gone
+    }
+  }
+  if (k.wasDown) {
+    try {
+      execFileSync("ip", ["link", "set", k.dev, "down"], { stdio: "ignore" });
+      log(`ip link set ${k.dev} down`);
+    } catch {
+      // the module went away
+    }
+  }
+}
+
+async function startDecap(type: TunnelType, port: number, tunnelLocal: string[] | null): Promise<ProcRef> {
   const dir = stateDir();
   const logFile = join(dir, "decap.log");
   rmSync(logFile, { force: true });
@@ -416,18 +585,22 @@ async function startDecap(tunnelLocal: string[] | null): Promise<ProcRef> {
   const argv = [
     process.execPath,
     jsPath("src/realserver/decap.js"),
+    "--type",
+    type,
     "--tun",
-    TUN_DEVICE,
+    TUN_DEVICES[type],
     "--stats",
     join(dir, "decap-stats.json"),
   ];
+  if (type === "gue") argv.push("--port", String(port));
   if (tunnelLocal !== null) argv.push("--local", tunnelLocal.join(","));
-  const p = spawnInNs(null, argv, logFile, "tsvs IPIP decapsulator");
+  const name = type.toUpperCase();
+  const p = spawnInNs(null, argv, logFile, `tsvs ${name} decapsulator`);
   const ok = await waitFor(() => fileHas(logFile, "ready") || !procAlive(p), 5000);
   if (!ok || !procAlive(p)) {
     await stopProc(p);
     const why = existsSync(logFile) ? readFileSync(logFile, "utf8").trim() : "";
-    throw new TsvsError("TSVS_ERR_HOST", `IPIP decapsulator did not start${why !== "" ? `: ${why}` : ""}`);
+    throw new TsvsError("TSVS_ERR_HOST", `${name} decapsulator did not start${why !== "" ? `: ${why}` : ""}`);
   }
   writeFileSync(join(dir, "decap.pid"), `${p.pid}\n`);
   return p;
@@ -442,8 +615,9 @@ export async function realserverTeardown(opts: {
   const st = readRsState();
   if (st?.decap != null) {
     await stopProc(st.decap);
-    log(`stopped the IPIP decapsulator (pid ${st.decap.pid})`);
+    log(`stopped the ${(st.tunType ?? "ipip").toUpperCase()} decapsulator (pid ${st.decap.pid})`);
   }
+  if (st?.kernel != null) undoKernel(st.kernel, log);
   for (const [key, v] of Object.entries(st?.saved ?? {})) {
     try {
       writeSysctl(key, v);
@@ -475,6 +649,9 @@ export interface DoctorOptions {
   method: RealserverMethod;
   iface?: string;
   director?: string[];
+  /** TUN: the director's tunnel type and GUE port (default: what setup was given, else ipip). */
+  tunType?: TunnelType;
+  tunPort?: number;
 }
 
 /**
@@ -583,55 +760,99 @@ export function realserverDoctor(opts: DoctorOptions): Finding[] {
     );
   }
 
-  if (opts.method === "tun") {
-    const kernelIpip = linkShow("tunl0");
-    const hasTun = linkShow(TUN_DEVICE);
-    const alive = st?.decap != null && procAlive(st.decap);
-    if (kernelIpip && !alive) {
+  if (opts.method === "tun") out.push(...tunFindings(opts, st, given, toDirector, choice));
+  return out;
+}
+
+/** The TUN checks for the director's tunnel type: the kernel's device, or the user-space decapsulator. */
+function tunFindings(
+  opts: DoctorOptions,
+  st: RealserverState | null,
+  given: { iface?: string; director?: string[] },
+  toDirector: Set<string>,
+  choice: DirectorIfaceChoice,
+): Finding[] {
+  const out: Finding[] = [];
+  const type = opts.tunType ?? st?.tunType ?? "ipip";
+  const port = opts.tunPort ?? (type === "gue" ? (st?.tunType === "gue" ? (st.tunPort ?? 0) : 0) : 0);
+  const name = type.toUpperCase();
+  const tunDev = TUN_DEVICES[type];
+  const alive = st?.decap != null && procAlive(st.decap);
+  const kdev = KERNEL_DEVICE[type];
+  const kUp = linkIsUp(kdev);
+  // The kernel decapsulates: setup chose it, or its device is up and no decapsulator runs.
+  if (!alive && (st?.kernel != null || kUp === true)) {
+    out.push({
+      level: kUp === true ? "ok" : "FAIL",
+      what: `kernel ${name}: ${kdev} ${kUp === null ? "absent" : kUp ? "up" : "down"}`,
+      detail:
+        kUp === true
+          ? `the kernel decapsulates ${name} on ${kdev} (its fallback device takes any local address); the VIP must be on lo or ${kdev}`
+          : `tunnelled datagrams are not decapsulated: ip link set ${kdev} up, or run tsvs realserver setup --method tun --tun-type ${type}`,
+    });
+    if (type === "gue") {
+      const fou = fouPorts();
+      const mine = (fou ?? []).find((p) => p.port === port);
       out.push({
-        level: "info",
-        what: "kernel IPIP (tunl0) present",
-        detail: "the kernel decapsulates; the VIP must be on tunl0 or lo",
+        level: mine?.gue === true ? "ok" : "FAIL",
+        what: `fou port ${port} ${mine === undefined ? "absent" : mine.gue ? "gue" : "direct (not gue)"}`,
+        detail:
+          mine?.gue === true
+            ? "the kernel takes GUE on the director's --tun-port and hands the inner datagram to IPIP"
+            : `the director sends GUE to UDP port ${port}: ip fou add port ${port} gue`,
       });
-    } else {
-      const stats = alive ? readDecapStats() : null;
-      // The addresses the director tunnels to: the route source toward it (given, or seen).
-      const toward = (given.director ?? []).length > 0 ? (given.director ?? []) : (stats?.sources ?? []);
-      const directorSrc = toward
-        .map(routeGet)
-        .map((r) => r.src)
-        .filter((a): a is string => a !== null);
-      out.push(
-        ...decapFindings({
-          alive,
-          pid: st?.decap?.pid ?? null,
-          tun: TUN_DEVICE,
-          hasTun,
-          stats,
-          directorSrc,
-        }),
-      );
-      const seen = (stats?.sources ?? [])
-        .map(routeGet)
-        .filter((r) => r.dev !== null && !toDirector.has(r.dev));
-      if (seen.length > 0) {
-        out.push({
-          level: "warn",
-          what: `tunnelled packets come in through ${[...new Set(seen.map((r) => r.dev))].join(", ")}`,
-          detail: `tunnel sources ${seen.map((r) => `${r.addr} (via ${r.dev})`).join(", ")} are not routed through the interface checked as director-facing (${choice.ifaces.join(", ")}): run doctor with --director ${seen[0].addr}`,
-        });
-      }
-      if (hasTun) {
-        const t = eff("rp_filter", TUN_DEVICE);
-        out.push({
-          level: t.value === 1 ? "FAIL" : "ok",
-          what: `rp_filter on ${TUN_DEVICE} → ${t.value}`,
-          detail:
-            rpFilterMeaning(t.value) +
-            (t.value === 1 ? "; decapsulated packets from clients would be dropped" : ""),
-        });
-      }
     }
+    if (kUp !== null) {
+      const t = eff("rp_filter", kdev);
+      out.push({
+        level: t.value === 1 ? "FAIL" : "ok",
+        what: `rp_filter on ${kdev} → ${t.value}`,
+        detail:
+          rpFilterMeaning(t.value) +
+          (t.value === 1 ? "; decapsulated packets from clients would be dropped" : ""),
+      });
+    }
+    return out;
+  }
+  const hasTun = linkShow(tunDev);
+  const stats = alive ? readDecapStats() : null;
+  // The addresses the director tunnels to: the route source toward it (given, or seen).
+  const toward = (given.director ?? []).length > 0 ? (given.director ?? []) : (stats?.sources ?? []);
+  const directorSrc = toward
+    .map(routeGet)
+    .map((r) => r.src)
+    .filter((a): a is string => a !== null);
+  // The running decapsulator may be of another type (its own tun device).
+  const running = stats?.type ?? st?.tunType ?? "ipip";
+  out.push(
+    ...decapFindings({
+      type,
+      port,
+      alive,
+      pid: st?.decap?.pid ?? null,
+      tun: tunDev,
+      hasTun: hasTun || (alive && running !== type && linkShow(TUN_DEVICES[running])),
+      stats,
+      directorSrc,
+    }),
+  );
+  const seen = (stats?.sources ?? []).map(routeGet).filter((r) => r.dev !== null && !toDirector.has(r.dev));
+  if (seen.length > 0) {
+    out.push({
+      level: "warn",
+      what: `tunnelled packets come in through ${[...new Set(seen.map((r) => r.dev))].join(", ")}`,
+      detail: `tunnel sources ${seen.map((r) => `${r.addr} (via ${r.dev})`).join(", ")} are not routed through the interface checked as director-facing (${choice.ifaces.join(", ")}): run doctor with --director ${seen[0].addr}`,
+    });
+  }
+  if (hasTun) {
+    const t = eff("rp_filter", tunDev);
+    out.push({
+      level: t.value === 1 ? "FAIL" : "ok",
+      what: `rp_filter on ${tunDev} → ${t.value}`,
+      detail:
+        rpFilterMeaning(t.value) +
+        (t.value === 1 ? "; decapsulated packets from clients would be dropped" : ""),
+    });
   }
   return out;
 }

@@ -8,6 +8,15 @@ import { IP_DF, IPV4_HLEN, writeIpv4Header } from "./ipv4.js";
 export const IPIP_OVERHEAD = IPV4_HLEN;
 
 /**
+ * The outer TOS of every tunnel type (ip_vs_prepare_tunneled_skb: INET_ECN_encapsulate(old, old),
+ * include/net/inet_ecn.h): the inner DSCP and ECN field, except that a CE-marked inner datagram
+ * gets ECT(0) outside — congestion already seen is not reported again by the tunnel.
+ */
+export function tunnelTos(innerTos: number): number {
+  return (innerTos & 3) === 3 ? (innerTos & 0xfc) | 2 : innerTos & 0xff;
+}
+
+/**
  * Writes the outer IPv4 header (proto 4) at out[outL3Off] and the inner datagram
  * src[srcL3Off, +srcL3Len) right after it; src may be out (the move is overlap-safe). The outer ID
  * is `id` (optional, default 0: with DF set the kernel's ip_select_ident leaves 0 for an atomic

@@ -1,35 +1,134 @@
-// TUN (LVS-TUN, "Tunnel"): net/netfilter/ipvs/ip_vs_xmit.c ip_vs_tunnel_xmit, IPIP
-// encapsulation (RFC 2003) from the DIP to the RIP. The outer header copies the inner
-// TOS, TTL and DF bit. When the encapsulated datagram would exceed the path MTU and the
-// client set DF, the client gets fragmentation-needed with MTU - 20 (ensure_mtu_is_adequate
-// with the tunnel's overhead), so its TCP lowers its segment size.
+// TUN (LVS-TUN, "Tunnel"): net/netfilter/ipvs/ip_vs_xmit.c ip_vs_tunnel_xmit. The client's
+// datagram goes from the DIP to the RIP inside one of the kernel's three encapsulations, chosen by
+// the destination's --tun-type:
+//   ipip  RFC 2003, outer IPv4 proto 4                               (packet/ipip.ts)  +20 bytes
+//   gue   outer IPv4 + UDP to --tun-port + GUE header, proto_ctype 4  (packet/gue.ts)   +32 (+8)
+//   gre   outer IPv4 proto 47 + GRE, protocol 0x0800                  (packet/gre.ts)   +24 (+4)
+// The outer header copies the inner TTL and DF bit, and the inner TOS with ECN encapsulated
+// (packet/ipip.ts tunnelTos). When the encapsulated datagram would exceed the path MTU and the
+// client set DF, the client gets fragmentation-needed with the link MTU minus the type's overhead
+// (__ip_vs_get_out_rt in tunnel mode: 1480 for IPIP, 1468 for GUE, 1476 for GRE, 1472 for GRE with
+// checksum, on a 1500-byte link), so its TCP lowers its segment size.
+//
+// Flags (include/uapi/linux/ip_vs.h IP_VS_TUNNEL_ENCAP_FLAG_*): GUE computes its UDP checksum with
+// CSUM or REMCSUM (else 0); GRE carries a checksum with CSUM. REMCSUM adds GUE's remote-checksum
+// option only for a datagram whose transport checksum is still partial (the kernel's
+// skb->ip_summed == CHECKSUM_PARTIAL; here f.csumPartial on a plain frame): its checksum stays
+// partial for the real server to finish, and the option's 8 bytes count in the MTU. Frames from
+// the AF_PACKET links arrive complete (the link finishes partial checksums), so on the wire
+// REMCSUM then looks like CSUM, as it does from a kernel director fed by a NIC.
+//
+// The outer UDP source port of GUE is udp_flow_src_port's: a flow hash scaled into the local port
+// range 32768-60999 (packet/gue.ts), so one connection keeps one port.
 //
 // A GSO aggregate is cut into segments before it is encapsulated (the engine does it:
-// segmentsInbound): a virtio_net_hdr has no gso_type for IPIP (SKB_GSO_IPXIP4), so the kernel
-// could not segment an encapsulated aggregate.
+// segmentsInbound): a virtio_net_hdr has no gso_type for these tunnels (SKB_GSO_IPXIP4,
+// SKB_GSO_UDP_TUNNEL, SKB_GSO_GRE), so the kernel could not segment an encapsulated aggregate.
 
+import { R } from "../counters.js";
+import { type Dest, TunType } from "../dest.js";
 import type { DestPath } from "../output.js";
-import type { Flow } from "../packet/flow.js";
-import { ipipEncap } from "../packet/ipip.js";
+import { l4ChecksumV4 } from "../packet/csum.js";
+import { type Flow, IPPROTO_TCP, IPPROTO_UDP } from "../packet/flow.js";
+import { GRE_CSUM_OVERHEAD, GRE_OVERHEAD, greEncap } from "../packet/gre.js";
+import {
+  GUE_OVERHEAD,
+  GUE_REMCSUM_OVERHEAD,
+  gueEncap,
+  gueFlowHash,
+  udpSrcPortFromHash,
+} from "../packet/gue.js";
+import { IPIP_OVERHEAD, ipipEncap, tunnelTos } from "../packet/ipip.js";
 import { Verdict, type XmitEngine, type XmitMethod } from "./types.js";
 
-const IPIP_OVERHEAD = 20;
+/** IP_VS_TUNNEL_ENCAP_FLAG_CSUM / _REMCSUM (NOCSUM is 0). */
+export const TUN_F_CSUM = 1;
+export const TUN_F_REMCSUM = 2;
+
 const ETH_HLEN = 14;
 
-function encapsulate(e: XmitEngine, p: DestPath, c: number, f: Flow, now: number): number {
-  const out = e.scratch;
-  const len = ipipEncap(
-    out,
-    ETH_HLEN,
-    f.buf,
-    f.l3Off,
-    f.l3End - f.l3Off,
-    p.src,
-    e.conns.daddrOf(c),
-    f.ttl,
-    f.tos,
-    f.df,
+/** GUE with REMCSUM, and a datagram whose TCP/UDP checksum the receiver is to finish. */
+function remcsum(d: Dest, f: Flow): boolean {
+  return (
+    (d.tunFlags & TUN_F_REMCSUM) !== 0 &&
+    f.csumPartial &&
+    f.gsoType === 0 &&
+    !f.fragment &&
+    (f.proto === IPPROTO_TCP || f.proto === IPPROTO_UDP)
   );
+}
+
+/** The bytes the destination's encapsulation adds to a datagram (the MTU check's overhead). */
+export function tunOverhead(d: Dest, f: Flow): number {
+  const t = d.tunType;
+  if (t === TunType.Gue) return GUE_OVERHEAD + (remcsum(d, f) ? GUE_REMCSUM_OVERHEAD : 0);
+  if (t === TunType.Gre) return (d.tunFlags & TUN_F_CSUM) !== 0 ? GRE_CSUM_OVERHEAD : GRE_OVERHEAD;
+  return IPIP_OVERHEAD;
+}
+
+/**
+ * A plain frame whose transport checksum is partial leaves encapsulated with it finished (the
+ * kernel's device or skb_checksum_help would finish it; the tunnel hides it from any offload).
+ */
+function finishChecksum(f: Flow): void {
+  if (!f.csumPartial || f.gsoType !== 0 || f.fragment) return;
+  const field = f.proto === IPPROTO_TCP ? 16 : f.proto === IPPROTO_UDP ? 6 : -1;
+  if (field < 0) return;
+  const c = l4ChecksumV4(f.buf, f.l3Off, f.l4Off, f.l3End - f.l4Off, f.proto);
+  f.buf[f.l4Off + field] = c >>> 8;
+  f.buf[f.l4Off + field + 1] = c & 255;
+  f.csumPartial = false;
+}
+
+function encapsulate(e: XmitEngine, p: DestPath, c: number, f: Flow, now: number): number {
+  const d = p.dest;
+  const out = e.scratch;
+  const l3Len = f.l3End - f.l3Off;
+  const daddr = e.conns.daddrOf(c);
+  const tos = tunnelTos(f.tos);
+  const t = d.tunType;
+  let len: number;
+  if (t === TunType.Gue) {
+    const rem = remcsum(d, f);
+    if (!rem) finishChecksum(f);
+    const sport = udpSrcPortFromHash(gueFlowHash(f.saddr, f.daddr, f.sport, f.dport, f.proto));
+    len = gueEncap(
+      out,
+      ETH_HLEN,
+      f.buf,
+      f.l3Off,
+      l3Len,
+      p.src,
+      daddr,
+      f.ttl,
+      tos,
+      f.df,
+      sport,
+      d.tunPort,
+      (d.tunFlags & (TUN_F_CSUM | TUN_F_REMCSUM)) !== 0,
+      rem ? f.l4Off - f.l3Off : -1,
+      f.proto === IPPROTO_TCP ? 16 : 6,
+    );
+  } else {
+    finishChecksum(f);
+    len =
+      t === TunType.Gre
+        ? greEncap(
+            out,
+            ETH_HLEN,
+            f.buf,
+            f.l3Off,
+            l3Len,
+            p.src,
+            daddr,
+            f.ttl,
+            tos,
+            f.df,
+            (d.tunFlags & TUN_F_CSUM) !== 0,
+          )
+        : ipipEncap(out, ETH_HLEN, f.buf, f.l3Off, l3Len, p.src, daddr, f.ttl, tos, f.df);
+  }
+  if (len === 0) return e.drop(R.too_big);
   return e.emitToDest(out, ETH_HLEN, len, p, now);
 }
 
@@ -39,7 +138,7 @@ export const tun: XmitMethod = {
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const p = e.destPath(e.conns.destOf(c));
     if (p === null) return Verdict.Drop;
-    if (!e.fitsPath(p, f.l3End - f.l3Off, IPIP_OVERHEAD, f, f.daddr | 0, now)) return Verdict.Drop;
+    if (!e.fitsPath(p, f.l3End - f.l3Off, tunOverhead(p.dest, f), f, f.daddr | 0, now)) return Verdict.Drop;
     return encapsulate(e, p, c, f, now);
   },
 
@@ -53,7 +152,7 @@ export const tun: XmitMethod = {
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const p = e.destPath(e.conns.destOf(c));
     if (p === null) return Verdict.Drop;
-    if (!e.fitsPath(p, f.l3End - f.l3Off, IPIP_OVERHEAD, f, 0, now)) return Verdict.Drop;
+    if (!e.fitsPath(p, f.l3End - f.l3Off, tunOverhead(p.dest, f), f, 0, now)) return Verdict.Drop;
     return encapsulate(e, p, c, f, now);
   },
 

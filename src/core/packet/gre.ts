@@ -1,0 +1,96 @@
+// GRE (RFC 2784, with the RFC 2890 key/sequence fields on receive) as IPVS builds it for a TUN
+// destination with --tun-type gre: net/netfilter/ipvs/ip_vs_xmit.c ipvs_gre_encap →
+// gre_build_header (include/net/gre.h) with no key and no sequence number:
+//
+//   outer IPv4 (proto 47, DIP → RIP) | flags+version (16) | protocol 0x0800 (ETH_P_IP) |
+//   [checksum (16) | reserved1 (16) = 0]  (--tun-csum: the C bit, 0x8000) | the client's datagram
+//
+// gre_calc_hlen: 4 bytes, 8 with the checksum. The checksum is the Internet checksum of the GRE
+// header (checksum field 0) and the payload (gre_checksum / the device's offload of it).
+// The receive side follows gre_parse_header (net/ipv4/gre_demux.c): version and routing bits
+// refused, a checksum verified when present, key and sequence skipped.
+
+import { readU16, writeU16 } from "../addr.js";
+import { moveBytes } from "./bytes.js";
+import { csumAdd, csumFinish, csumFold } from "./csum.js";
+import { ETH_P_IP } from "./flow.js";
+import { IP_DF, IPV4_HLEN, writeIpv4Header } from "./ipv4.js";
+
+export const IPPROTO_GRE = 47;
+/** struct gre_base_hdr: flags (16) + protocol (16). */
+export const GRE_HLEN = 4;
+/** The C bit (GRE_CSUM) and the checksum + reserved1 word it adds. */
+export const GRE_CSUM = 0x8000;
+export const GRE_CSUM_LEN = 4;
+/** RFC 2890 bits the receiver skips over (GRE_KEY, GRE_SEQ) and those it refuses (GRE_ROUTING, GRE_VERSION). */
+export const GRE_KEY = 0x2000;
+export const GRE_SEQ = 0x1000;
+export const GRE_ROUTING = 0x4000;
+export const GRE_VERSION = 0x0007;
+/** Outer IPv4 + GRE without / with the checksum: the MTU overheads. */
+export const GRE_OVERHEAD = IPV4_HLEN + GRE_HLEN;
+export const GRE_CSUM_OVERHEAD = GRE_OVERHEAD + GRE_CSUM_LEN;
+
+/**
+ * Writes outer IPv4 + GRE at out[outL3Off] and the inner IPv4 datagram src[srcL3Off, +srcL3Len)
+ * after them (src may be out: the move is overlap-safe); csum adds the checksum field. Returns the
+ * outer IP length, or 0 when out is too small or the result would exceed 65535 bytes.
+ */
+export function greEncap(
+  out: Uint8Array,
+  outL3Off: number,
+  src: Uint8Array,
+  srcL3Off: number,
+  srcL3Len: number,
+  saddr: number,
+  daddr: number,
+  ttl: number,
+  tos: number,
+  df: boolean,
+  csum: boolean,
+): number {
+  const greLen = csum ? GRE_HLEN + GRE_CSUM_LEN : GRE_HLEN;
+  const hdr = IPV4_HLEN + greLen;
+  const total = hdr + srcL3Len;
+  if (outL3Off < 0 || srcL3Off < 0 || srcL3Len < 0 || srcL3Off + srcL3Len > src.length) return 0;
+  if (total > 0xffff || outL3Off + total > out.length) return 0;
+  moveBytes(out, outL3Off + hdr, src, srcL3Off, srcL3Len);
+  const g = outL3Off + IPV4_HLEN;
+  writeU16(out, g, csum ? GRE_CSUM : 0);
+  writeU16(out, g + 2, ETH_P_IP);
+  if (csum) {
+    writeU16(out, g + 4, 0);
+    writeU16(out, g + 6, 0);
+    writeU16(out, g + 4, csumFinish(csumAdd(out, g, greLen + srcL3Len)));
+  }
+  writeIpv4Header(out, outL3Off, tos, total, 0, df ? IP_DF : 0, ttl, IPPROTO_GRE, saddr, daddr);
+  return total;
+}
+
+/** greDecap results (negative: dropped, as gre_parse_header / ipgre_rcv drop). */
+export const GRE_ERR_SHORT = -1;
+/** Version not 0 or the routing bit set (gre_parse_header: -EINVAL). */
+export const GRE_ERR_HEADER = -2;
+/** The checksum does not verify (csum_err). */
+export const GRE_ERR_CSUM = -3;
+/** A protocol tsvs does not deliver (anything but 0x0800, inner IPv4). */
+export const GRE_ERR_PROTO = -4;
+
+/**
+ * Parses the GRE packet at buf[off, off+len) (the outer IP payload) and returns the offset of the
+ * inner datagram, or a GRE_ERR_* code. A present checksum must verify over the whole GRE packet.
+ */
+export function greDecap(buf: Uint8Array, off: number, len: number): number {
+  if (off < 0 || len < GRE_HLEN || off + len > buf.length) return GRE_ERR_SHORT;
+  const flags = readU16(buf, off);
+  if ((flags & (GRE_VERSION | GRE_ROUTING)) !== 0) return GRE_ERR_HEADER;
+  // gre_calc_hlen: 4 + 4 for each of checksum, key, sequence.
+  let hlen = GRE_HLEN;
+  if ((flags & GRE_CSUM) !== 0) hlen += 4;
+  if ((flags & GRE_KEY) !== 0) hlen += 4;
+  if ((flags & GRE_SEQ) !== 0) hlen += 4;
+  if (len < hlen) return GRE_ERR_SHORT;
+  if ((flags & GRE_CSUM) !== 0 && csumFold(csumAdd(buf, off, len)) !== 0xffff) return GRE_ERR_CSUM;
+  if (readU16(buf, off + 2) !== ETH_P_IP) return GRE_ERR_PROTO;
+  return off + hlen;
+}
