@@ -270,8 +270,8 @@ export function decapFindings(d: DecapInput): Finding[] {
     return [
       {
         level: "FAIL",
-        what,
-        detail: `the running decapsulator takes ${runs.toUpperCase()}${runs === "gue" ? ` on UDP port ${s.port ?? 0}` : ""}, not ${type.toUpperCase()}${port}: run ${setup}`,
+        what: `${type.toUpperCase()} decapsulator${port}: the one running (pid ${d.pid}) takes ${runs.toUpperCase()}${runs === "gue" ? ` on UDP port ${s.port ?? 0}` : ""}`,
+        detail: `tunnelled ${type.toUpperCase()} datagrams are not decapsulated: run ${setup}`,
       },
     ];
   }

@@ -137,7 +137,11 @@ function linkShow(name: string): boolean {
 /** `ip link show NAME`: whether the device exists and is administratively up; null when absent. */
 function linkIsUp(name: string): boolean | null {
   try {
-    const l = ipJson<{ flags?: string[] }[]>(["link", "show", "dev", name])[0];
+    const out = execFileSync("ip", ["-j", "link", "show", "dev", name], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const l = (JSON.parse(out || "[]") as { flags?: string[] }[])[0];
     return (l?.flags ?? []).includes("UP");
   } catch {
     return null;
@@ -445,6 +449,8 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
   u32(opts.vip);
   for (const a of opts.tunnelLocal ?? []) u32(a);
   const { type, port } = tunnelOf(opts);
+  // Decided before anything changes: --decap kernel on a kernel without the module stops here.
+  const how = opts.method === "tun" ? chooseDecap(type, opts.decap ?? "auto", kernelTunnels()) : null;
   const choice = directorIface(opts, opts.method);
   const ifaces = choice.ifaces;
   log(`director-facing interface ${ifaces.join(", ")}: ${choice.detail}`);
@@ -479,7 +485,6 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
   }
   execFileSync("ip", ["link", "set", "lo", "up"]);
   const tunnelLocal = opts.tunnelLocal !== undefined && opts.tunnelLocal.length > 0 ? opts.tunnelLocal : null;
-  const how = opts.method === "tun" ? chooseDecap(type, opts.decap ?? "auto", kernelTunnels()) : null;
   if (how !== null) log(`${type.toUpperCase()} decapsulation: ${how.detail}`);
   let decap = prev?.decap != null && procAlive(prev.decap) ? prev.decap : null;
   // A decapsulator started for another type, port or address list is replaced (e.g. the RIP of an

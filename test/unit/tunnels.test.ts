@@ -42,7 +42,13 @@ import {
 import { PARSE_OK, parseFrame } from "../../src/core/packet/parse.js";
 import { TUN_F_CSUM, TUN_F_REMCSUM, tun } from "../../src/core/xmit/tun.js";
 import type { XmitEngine } from "../../src/core/xmit/types.js";
-import { chooseDecap, type KernelTunnels, type TunnelType } from "../../src/realserver/checks.js";
+import {
+  chooseDecap,
+  type DecapStatsView,
+  decapFindings,
+  type KernelTunnels,
+  type TunnelType,
+} from "../../src/realserver/checks.js";
 import {
   classify,
   DECAP_BAD_INNER,
@@ -647,5 +653,47 @@ describe("kernel devices or the user-space decapsulator", () => {
   it("--decap kernel without the module is an error naming it", () => {
     assert.throws(() => chooseDecap("gue", "kernel", { ipip: true, gre: true, fou: false }), /fou and ipip/);
     assert.equal(chooseDecap("gre", "kernel", all).how, "kernel");
+  });
+});
+
+describe("doctor's verdict on the decapsulator, per type", () => {
+  const stats = (type: TunnelType, port: number): DecapStatsView => ({
+    received: 4,
+    delivered: 4,
+    badOuter: 0,
+    badInner: 0,
+    notLocal: 0,
+    writeErrors: 0,
+    accept: "host",
+    addresses: [IP.rs1],
+    sources: [IP.dir1],
+    lastNotLocal: null,
+    type,
+    port,
+  });
+  const up = { alive: true, pid: 42, hasTun: true, directorSrc: [] as string[] };
+  it("GUE on the right port: ok, named with its port and device", () => {
+    const f = decapFindings({ ...up, type: "gue", port: 6080, tun: "tsvsgue0", stats: stats("gue", 6080) });
+    assert.equal(f.length, 1);
+    assert.equal(f[0].level, "ok");
+    assert.equal(f[0].what, "GUE decapsulator pid 42 (UDP port 6080), tsvsgue0 present");
+    assert.match(f[0].detail, /received 4, delivered 4, bad 0/);
+  });
+  it("GRE wanted, a GUE decapsulator running: FAIL, naming the setup to run", () => {
+    const f = decapFindings({ ...up, type: "gre", tun: "tsvsgre0", stats: stats("gue", 6080) });
+    assert.equal(f[0].level, "FAIL");
+    assert.equal(f[0].what, "GRE decapsulator: the one running (pid 42) takes GUE on UDP port 6080");
+    assert.match(f[0].detail, /run tsvs realserver setup --method tun --tun-type gre$/);
+  });
+  it("GUE on another port than the director's: FAIL", () => {
+    const f = decapFindings({ ...up, type: "gue", port: 6080, tun: "tsvsgue0", stats: stats("gue", 7000) });
+    assert.equal(f[0].level, "FAIL");
+    assert.match(f[0].detail, /--tun-type gue --tun-port 6080$/);
+  });
+  it("stats of an older decapsulator (no type): IPIP, as before", () => {
+    const s = stats("ipip", 0);
+    delete s.type;
+    const f = decapFindings({ ...up, tun: "tsvsipip0", stats: s });
+    assert.equal(f[0].what, "IPIP decapsulator pid 42, tsvsipip0 present");
   });
 });
