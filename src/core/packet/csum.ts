@@ -132,3 +132,91 @@ export function verifyL4V4(
   s = csumAdd(buf, l4Off, l4Len, s);
   return csumFold(s) === 0xffff;
 }
+
+// IPv6 (RFC 8200 §8.1). The pseudo-header is source, destination, the upper-layer length as a
+// 32-bit number, three zero bytes and the next header; ICMPv6 is covered by it too (unlike ICMP).
+// A zero UDP checksum is not "no checksum" over IPv6: receivers drop it (§8.1), except where a
+// tunnel allows it (RFC 6935), so verifyL4V6 rejects it and rewrites leave a 0 alone as l4.ts does.
+
+const IPPROTO_ICMPV6 = 58;
+/** Offset of the source address in the IPv6 header; the destination follows it. */
+const IP6_SADDR = 8;
+
+/**
+ * Unfolded sum of the pseudo-header for the IPv6 header at l3Off: its two addresses, l4Len and
+ * nextHdr. With a routing header the pseudo-header should carry the final destination, not the
+ * header's (RFC 8200 §8.1); the director does not route by segments, so it sums what is there.
+ */
+export function ipv6PseudoSum(
+  buf: Uint8Array,
+  l3Off: number,
+  l4Len: number,
+  nextHdr: number,
+  sum = 0,
+): number {
+  return csumAdd(buf, l3Off + IP6_SADDR, 32, sum) + (l4Len >>> 16) + (l4Len & 0xffff) + (nextHdr & 255);
+}
+
+function l6CheckField(proto: number): number {
+  if (proto === IPPROTO_TCP) return 16;
+  if (proto === IPPROTO_UDP) return 6;
+  if (proto === IPPROTO_ICMPV6) return 2;
+  return -1;
+}
+
+/**
+ * Checksum of the TCP/UDP/ICMPv6 message buf[l4Off, l4Off+l4Len) (its checksum field taken as 0)
+ * with the pseudo-header of the IPv6 header at l3Off. A UDP result of 0 is stored as 0xffff.
+ */
+export function l4ChecksumV6(
+  buf: Uint8Array,
+  l3Off: number,
+  l4Off: number,
+  l4Len: number,
+  proto: number,
+): number {
+  let s = ipv6PseudoSum(buf, l3Off, l4Len, proto);
+  const cf = l6CheckField(proto);
+  if (cf < 0 || cf + 2 > l4Len) {
+    s = csumAdd(buf, l4Off, l4Len, s);
+  } else {
+    s = csumAdd(buf, l4Off, cf, s);
+    s = csumAdd(buf, l4Off + cf + 2, l4Len - cf - 2, s);
+  }
+  const c = csumFinish(s);
+  return proto === IPPROTO_UDP && c === 0 ? 0xffff : c;
+}
+
+/** True when the TCP/UDP/ICMPv6 message sums to 0xffff with its pseudo-header; UDP checksum 0 is invalid. */
+export function verifyL4V6(
+  buf: Uint8Array,
+  l3Off: number,
+  l4Off: number,
+  l4Len: number,
+  proto: number,
+): boolean {
+  if (l3Off < 0 || l3Off + 40 > buf.length || l4Off < 0 || l4Len < 0 || l4Off + l4Len > buf.length)
+    return false;
+  if (proto === IPPROTO_UDP && l4Len >= 8 && readU16(buf, l4Off + 6) === 0) return false;
+  return csumFold(csumAdd(buf, l4Off, l4Len, ipv6PseudoSum(buf, l3Off, l4Len, proto))) === 0xffff;
+}
+
+/**
+ * RFC 1624 eqn. 3 over the eight words of a 128-bit field (a pseudo-header address under NAT):
+ * the checksum after oldA[oOff..+16] became newA[nOff..+16]. Call it before the old bytes are
+ * overwritten. The field sits at an even offset of the summed data, as addresses always do.
+ */
+export function csumReplace128(
+  check: number,
+  oldA: Uint8Array,
+  oOff: number,
+  newA: Uint8Array,
+  nOff: number,
+): number {
+  let s = ~check & 0xffff;
+  for (let i = 0; i < 16; i += 2) {
+    s +=
+      (~((oldA[oOff + i] << 8) | oldA[oOff + i + 1]) & 0xffff) + ((newA[nOff + i] << 8) | newA[nOff + i + 1]);
+  }
+  return ~csumFold(s) & 0xffff;
+}
