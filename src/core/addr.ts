@@ -289,3 +289,45 @@ export function ipv6MaskWords(w: Uint32Array, wOff: number, prefix: number): voi
     w[wOff + k] &= bits >= 32 ? 0xffffffff : prefixToMask(bits);
   }
 }
+
+/**
+ * The control plane's IPv6 form (docs/dev-notes.md "IPv6 design"): the text glibc's inet_ntop
+ * prints. Any text inet_pton accepts → that form; null when it is not an IPv6 address.
+ */
+export function canonicalIPv6(s: string): string | null {
+  const b = parseIPv6(s);
+  return b === null ? null : formatIPv6(b);
+}
+
+/** The core's IPv6 form: four words as int32 bits (the engine's rule for numbers it passes on). */
+export function ipv6TextWords(s: string): Int32Array | null {
+  const b = parseIPv6(s);
+  if (b === null) return null;
+  const w = new Int32Array(4);
+  for (let k = 0; k < 4; k++) w[k] = readU32(b, 4 * k) | 0;
+  return w;
+}
+
+/** The text of the four-word form. */
+export function ipv6WordsText(w: Int32Array): string {
+  const b = new Uint8Array(IPV6_ALEN);
+  for (let k = 0; k < 4; k++) writeU32(b, 4 * k, w[k] >>> 0);
+  return formatIPv6(b);
+}
+
+/**
+ * The kernel's addr_fold of an IPv6 address (ip_vs_svc_hashkey, ip_vs_sh/dh/lblc/lblcr/mh): the
+ * XOR of its four words, u32. The core keeps it where an IPv4 address would be, so that every hash
+ * keyed by address treats IPv6 as the kernel does.
+ */
+export function ipv6Fold(w: Int32Array, off = 0): number {
+  return (w[off] ^ w[off + 1] ^ w[off + 2] ^ w[off + 3]) >>> 0;
+}
+
+/** ipv6_addr_type's verdict for a destination: unicast, not link-local (fe80::/10), not ::. */
+export function ipv6UsableUnicast(w: Int32Array): boolean {
+  const w0 = w[0] >>> 0;
+  if (w0 >>> 24 === 0xff) return false; // multicast
+  if (w0 >>> 22 === 0x3fa) return false; // fe80::/10
+  return (w[0] | w[1] | w[2] | w[3]) !== 0;
+}

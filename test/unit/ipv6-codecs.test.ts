@@ -89,8 +89,7 @@ import {
   ndpParse,
   ndpSolicitedNode,
   UNSOLICITED_NA_FRAME_LEN,
-  writeNdpNa,
-  writeNdpNs,
+  writeNdp,
   writeUnsolicitedNa,
 } from "../../src/core/packet/ndp.js";
 
@@ -1191,18 +1190,30 @@ describe("NDP validation (RFC 4861 §7.1.1, §7.1.2, RFC 6980)", () => {
 });
 
 describe("NDP builders reproduce the kernel's packets", () => {
-  it("writeNdpNs: the kernel's multicast NS", () => {
+  it("writeNdp: the kernel's multicast NS", () => {
     const out = new Uint8Array(100);
     const target = a6("2001:db8:1::1");
     const group = new Uint8Array(16);
     ndpSolicitedNode(target, 0, group, 0);
-    const n = writeNdpNs(out, 0, a6(SRC), 0, group, 0, target, 0, mac(A_MAC));
+    const n = writeNdp(out, 0, 135, 0, a6(SRC), 0, group, 0, target, 0, mac(A_MAC));
     assert.equal(toHex(out.subarray(0, n)), toHex(K_NS_MCAST.subarray(L3)));
   });
 
-  it("writeNdpNs: a DAD probe never carries a source link-layer address", () => {
+  it("writeNdp: a DAD probe never carries a source link-layer address", () => {
     const out = new Uint8Array(100);
-    const n = writeNdpNs(out, 0, a6("::"), 0, a6("ff02::1:ff00:bb"), 0, a6("2001:db8:2::bb"), 0, mac(A_MAC));
+    const n = writeNdp(
+      out,
+      0,
+      135,
+      0,
+      a6("::"),
+      0,
+      a6("ff02::1:ff00:bb"),
+      0,
+      a6("2001:db8:2::bb"),
+      0,
+      mac(A_MAC),
+    );
     assert.equal(
       toHex(out.subarray(0, n)),
       toHex(ndp({ src: "::", dst: "ff02::1:ff00:bb" }, nsBody("2001:db8:2::bb"))),
@@ -1255,7 +1266,7 @@ describe("NDP builders reproduce the kernel's packets", () => {
     assert.equal(writeUnsolicitedNa(new Uint8Array(85), 0, mac(R_MAC), a6(SRC), 0, false), 0);
   });
 
-  it("writeNdpNa without a link-layer address, and what it builds parses back (property)", () => {
+  it("writeNdp: an NA without a link-layer address, and what it builds parses back (property)", () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ minLength: 16, maxLength: 16 }).filter((a) => a[0] !== 0xff),
@@ -1264,7 +1275,7 @@ describe("NDP builders reproduce the kernel's packets", () => {
         fc.boolean(),
         (target, hw, flags, withMac) => {
           const out = new Uint8Array(80);
-          const n = writeNdpNa(out, 0, target, 0, a6(SRC), 0, target, 0, flags, withMac ? hw : null);
+          const n = writeNdp(out, 0, 136, flags, target, 0, a6(SRC), 0, target, 0, withMac ? hw : null);
           assert.equal(n, withMac ? 72 : 64);
           const m = parsed(out.subarray(0, n));
           assert.equal(m.code, NDP_OK);

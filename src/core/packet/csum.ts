@@ -175,14 +175,11 @@ export function l4ChecksumV6(
   l4Len: number,
   proto: number,
 ): number {
-  let s = ipv6PseudoSum(buf, l3Off, l4Len, proto);
+  let s = csumAdd(buf, l4Off, l4Len, ipv6PseudoSum(buf, l3Off, l4Len, proto));
+  // Adding the complement of the stored field takes it out (one's complement subtraction); the
+  // pseudo-header's next header keeps the sum above 0, so no 0/0xffff ambiguity arises.
   const cf = l6CheckField(proto);
-  if (cf < 0 || cf + 2 > l4Len) {
-    s = csumAdd(buf, l4Off, l4Len, s);
-  } else {
-    s = csumAdd(buf, l4Off, cf, s);
-    s = csumAdd(buf, l4Off + cf + 2, l4Len - cf - 2, s);
-  }
+  if (cf >= 0 && cf + 2 <= l4Len) s += ~((buf[l4Off + cf] << 8) | buf[l4Off + cf + 1]) & 0xffff;
   const c = csumFinish(s);
   return proto === IPPROTO_UDP && c === 0 ? 0xffff : c;
 }

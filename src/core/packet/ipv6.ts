@@ -193,6 +193,18 @@ function walkChain(buf: Uint8Array, w: Ipv6Walk, quoted: boolean): number {
   return IP6_OK;
 }
 
+function walk(buf: Uint8Array, l3Off: number, end: number, w: Ipv6Walk, quoted: boolean): number {
+  resetWalk(w, l3Off);
+  if (end > buf.length) end = buf.length;
+  if (l3Off < 0 || l3Off + IPV6_HLEN > end) return IP6_ERR_TRUNC;
+  if (buf[l3Off] >>> 4 !== 6) return IP6_ERR_VERSION;
+  const l3End = l3Off + IPV6_HLEN + readU16(buf, l3Off + IP6_PLEN);
+  if (l3End <= end) w.l3End = l3End;
+  else if (quoted) w.l3End = end;
+  else return IP6_ERR_PLEN;
+  return walkChain(buf, w, quoted);
+}
+
 /**
  * Checks the IPv6 header at l3Off (version, payload length within `end`, the frame's end; bytes
  * after the payload are link padding) and walks its extension headers into w. Returns IP6_OK or
@@ -200,14 +212,7 @@ function walkChain(buf: Uint8Array, w: Ipv6Walk, quoted: boolean): number {
  * ends the walk with proto 59 and nothing after it.
  */
 export function ipv6Walk(buf: Uint8Array, l3Off: number, end: number, w: Ipv6Walk): number {
-  resetWalk(w, l3Off);
-  if (end > buf.length) end = buf.length;
-  if (l3Off < 0 || l3Off + IPV6_HLEN > end) return IP6_ERR_TRUNC;
-  if (buf[l3Off] >>> 4 !== 6) return IP6_ERR_VERSION;
-  const l3End = l3Off + IPV6_HLEN + readU16(buf, l3Off + IP6_PLEN);
-  if (l3End > end) return IP6_ERR_PLEN;
-  w.l3End = l3End;
-  return walkChain(buf, w, false);
+  return walk(buf, l3Off, end, w, false);
 }
 
 /**
@@ -217,13 +222,7 @@ export function ipv6Walk(buf: Uint8Array, l3Off: number, end: number, w: Ipv6Wal
  * IP6_ERR_EXT_TRUNC (ipv6_find_hdr fails, and IPVS ignores the error).
  */
 export function ipv6WalkQuoted(buf: Uint8Array, l3Off: number, end: number, w: Ipv6Walk): number {
-  resetWalk(w, l3Off);
-  if (end > buf.length) end = buf.length;
-  if (l3Off < 0 || l3Off + IPV6_HLEN > end) return IP6_ERR_TRUNC;
-  if (buf[l3Off] >>> 4 !== 6) return IP6_ERR_VERSION;
-  const l3End = l3Off + IPV6_HLEN + readU16(buf, l3Off + IP6_PLEN);
-  w.l3End = l3End < end ? l3End : end;
-  return walkChain(buf, w, true);
+  return walk(buf, l3Off, end, w, true);
 }
 
 /** Traffic class: the 8 bits after the version (DSCP << 2 | ECN). */

@@ -195,7 +195,7 @@ const addrScratch = new Uint8Array(48);
  * traffic class and flow label 0 (ip6_nd_hdr); the addresses are in addrScratch (src 0, dst 16,
  * target 32). Returns the IPv6 length.
  */
-function writeNdp(
+function writeNdpMsg(
   out: Uint8Array,
   l3Off: number,
   type: number,
@@ -239,46 +239,31 @@ function loadAddrs(
 }
 
 /**
- * Writes a neighbour solicitation for target at out[l3Off] (IPv6 header on): dst is the target's
- * solicited-node group for resolution (ndpSolicitedNode) or the target itself for a unicast
- * reachability probe. The source link-layer option carries mac, and is left out when mac is null
- * or the source is :: (a DAD probe must not have one, §7.2.2). Returns the IPv6 length (64 or 72),
- * or 0 when out is too small.
+ * Writes a neighbour solicitation or advertisement (type) for target at out[l3Off], IPv6 header
+ * on. An NS goes to the target's solicited-node group for resolution (ndpSolicitedNode) or to the
+ * target itself for a reachability probe; its source link-layer option carries mac, and is left
+ * out when mac is null or the source is :: (a DAD probe must not have one, §7.2.2). An NA has
+ * `flags` (NDP_NA_*; ignored for an NS) and the target link-layer option with mac unless mac is
+ * null. Returns the IPv6 length (64 or 72), or 0 when out is too small.
  */
-export function writeNdpNs(
+export function writeNdp(
   out: Uint8Array,
   l3Off: number,
-  src: Uint8Array,
-  sOff: number,
-  dst: Uint8Array,
-  dOff: number,
-  target: Uint8Array,
-  tOff: number,
-  mac: Uint8Array | null,
-): number {
-  loadAddrs(src, sOff, dst, dOff, target, tOff);
-  const lla = ipv6IsUnspecified(addrScratch, 0) ? null : mac;
-  return writeNdp(out, l3Off, NDISC_NEIGHBOUR_SOLICITATION, 0, ND_OPT_SOURCE_LL_ADDR, lla);
-}
-
-/**
- * Writes a neighbour advertisement for target at out[l3Off]: flags NDP_NA_*, and the target
- * link-layer option with mac unless mac is null. Returns the IPv6 length (64 or 72), or 0.
- */
-export function writeNdpNa(
-  out: Uint8Array,
-  l3Off: number,
-  src: Uint8Array,
-  sOff: number,
-  dst: Uint8Array,
-  dOff: number,
-  target: Uint8Array,
-  tOff: number,
+  type: typeof NDISC_NEIGHBOUR_SOLICITATION | typeof NDISC_NEIGHBOUR_ADVERTISEMENT,
   flags: number,
+  src: Uint8Array,
+  sOff: number,
+  dst: Uint8Array,
+  dOff: number,
+  target: Uint8Array,
+  tOff: number,
   mac: Uint8Array | null,
 ): number {
   loadAddrs(src, sOff, dst, dOff, target, tOff);
-  return writeNdp(out, l3Off, NDISC_NEIGHBOUR_ADVERTISEMENT, flags, ND_OPT_TARGET_LL_ADDR, mac);
+  if (type === NDISC_NEIGHBOUR_ADVERTISEMENT)
+    return writeNdpMsg(out, l3Off, type, flags, ND_OPT_TARGET_LL_ADDR, mac);
+  const lla = ipv6IsUnspecified(addrScratch, 0) ? null : mac;
+  return writeNdpMsg(out, l3Off, NDISC_NEIGHBOUR_SOLICITATION, 0, ND_OPT_SOURCE_LL_ADDR, lla);
 }
 
 /**
@@ -304,7 +289,7 @@ export function ndpAnswerNs(
   const r = router ? NDP_NA_ROUTER : 0;
   if (m.dad) {
     loadAddrs(ns, m.targetOff, ALL_NODES, 0, ns, m.targetOff);
-    return writeNdp(
+    return writeNdpMsg(
       out,
       l3Off,
       NDISC_NEIGHBOUR_ADVERTISEMENT,
@@ -315,7 +300,7 @@ export function ndpAnswerNs(
   }
   loadAddrs(ns, m.targetOff, ns, w.l3Off + IP6_SADDR, ns, m.targetOff);
   const flags = r | NDP_NA_SOLICITED | (m.dstMulticast ? NDP_NA_OVERRIDE : 0);
-  return writeNdp(
+  return writeNdpMsg(
     out,
     l3Off,
     NDISC_NEIGHBOUR_ADVERTISEMENT,
@@ -347,6 +332,7 @@ export function writeUnsolicitedNa(
   writeEthHeader(out, off, ALL_NODES_MAC, mac, ETH_P_IPV6);
   const flags = NDP_NA_OVERRIDE | (router ? NDP_NA_ROUTER : 0);
   return (
-    ETH_HLEN + writeNdp(out, off + ETH_HLEN, NDISC_NEIGHBOUR_ADVERTISEMENT, flags, ND_OPT_TARGET_LL_ADDR, mac)
+    ETH_HLEN +
+    writeNdpMsg(out, off + ETH_HLEN, NDISC_NEIGHBOUR_ADVERTISEMENT, flags, ND_OPT_TARGET_LL_ADDR, mac)
   );
 }
