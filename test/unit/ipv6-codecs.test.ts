@@ -855,6 +855,70 @@ describe("ICMPv6 builders reproduce the kernel's packets", () => {
   });
 });
 
+describe("ICMPv6 builders: properties", () => {
+  it("an error about any datagram fits in 1280 bytes, verifies, and quotes the datagram's ports", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 1800 }),
+        fc.integer({ min: 1, max: 65535 }),
+        fc.constantFrom(ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED, ICMPV6_PARAMPROB),
+        (len, sport, type) => {
+          const dgram = udp6(
+            {},
+            sport,
+            53,
+            Array.from({ length: len }, (_, i) => i & 255),
+          );
+          const out = new Uint8Array(1400);
+          const n = buildIcmpv6Error(
+            out,
+            0,
+            type,
+            0,
+            1280,
+            dgram,
+            0,
+            dgram.length,
+            a6(DST),
+            0,
+            a6(SRC),
+            0,
+            64,
+          );
+          assert.equal(n, Math.min(1280, 48 + dgram.length));
+          const w = walk(out.subarray(0, n));
+          assert.equal(w.code, IP6_OK);
+          assert.ok(icmpv6Verify(out, 0, 40, n - 40));
+          const i = new Icmpv6Inner();
+          assert.equal(icmpv6Inner(out.subarray(0, n), w, i), ICMPV6_INNER_OK);
+          assert.deepEqual([i.hasPorts, i.sport, i.dport], [true, sport, 53]);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("an echo reply to any request verifies and keeps identifier, sequence and data", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 4, maxLength: 1400 }),
+        fc.integer({ min: 0, max: 255 }),
+        (body, tc) => {
+          const req = icmp6({ tc }, cat([128, 0, 0, 0], body));
+          const out = new Uint8Array(1500);
+          const n = buildIcmpv6EchoReply(out, 0, req, walk(req), req, IP6_DADDR, 64);
+          assert.equal(n, req.length);
+          assert.ok(icmpv6Verify(out, 0, 40, n - 40));
+          assert.equal(out[40], 129);
+          assert.equal(ipv6TrafficClass(out, 0), tc);
+          assert.equal(toHex(out.subarray(44, n)), toHex(body));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe("icmpv6ErrorAllowed (icmp6_send's rules)", () => {
   const rows: ReadonlyArray<readonly [string, Uint8Array, number, number, boolean]> = [
     ["UDP to a unicast address", udp6({}, 1, 2, []), ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, true],
