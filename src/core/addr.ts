@@ -264,10 +264,10 @@ export function ipv6MaskToPrefix(mask: Uint8Array, off = 0): number {
 /**
  * The hot-path key form: word k (0..3) = bytes 4k..4k+3 read big-endian as an unsigned 32-bit
  * number, the same convention as an IPv4 address in the core (so ::ffff:a.b.c.d has a.b.c.d as
- * its word 3). Words compare and hash without touching bytes; store them in a Uint32Array (a
- * plain number above 2^31 is boxed by V8). Writes out[outOff..+4].
+ * its word 3). Words compare and hash without touching bytes; store them in a Uint32Array, or an
+ * Int32Array holding the same bits (a plain number above 2^31 is boxed by V8). Writes out[outOff..+4].
  */
-export function ipv6ToWords(b: Uint8Array, off: number, out: Uint32Array, outOff: number): void {
+export function ipv6ToWords(b: Uint8Array, off: number, out: Uint32Array | Int32Array, outOff: number): void {
   out[outOff] = readU32(b, off);
   out[outOff + 1] = readU32(b, off + 4);
   out[outOff + 2] = readU32(b, off + 8);
@@ -275,7 +275,7 @@ export function ipv6ToWords(b: Uint8Array, off: number, out: Uint32Array, outOff
 }
 
 /** The inverse of ipv6ToWords: 16 network-order bytes at b[off]. */
-export function ipv6FromWords(w: Uint32Array, wOff: number, b: Uint8Array, off: number): void {
+export function ipv6FromWords(w: Uint32Array | Int32Array, wOff: number, b: Uint8Array, off: number): void {
   writeU32(b, off, w[wOff]);
   writeU32(b, off + 4, w[wOff + 1]);
   writeU32(b, off + 8, w[wOff + 2]);
@@ -283,7 +283,7 @@ export function ipv6FromWords(w: Uint32Array, wOff: number, b: Uint8Array, off: 
 }
 
 /** Clears, in place, the bits of the word form past `prefix` (0..128): word k keeps prefix - 32k bits. */
-export function ipv6MaskWords(w: Uint32Array, wOff: number, prefix: number): void {
+export function ipv6MaskWords(w: Uint32Array | Int32Array, wOff: number, prefix: number): void {
   for (let k = 0; k < 4; k++) {
     const bits = prefix - 32 * k;
     w[wOff + k] &= bits >= 32 ? 0xffffffff : prefixToMask(bits);

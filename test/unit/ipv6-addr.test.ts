@@ -292,10 +292,10 @@ describe("the four-word key form", () => {
     assert.deepEqual([...w.subarray(0, 4)], [0xfffffffe, 0x80000001, 0, 0]);
   });
 
-  it("bytes → words → bytes is the identity; masking words = masking bytes", () => {
+  it("bytes → words → bytes is the identity; masking words = masking bytes (Uint32Array or Int32Array)", () => {
     fc.assert(
-      fc.property(anyAddr, fc.integer({ min: 0, max: 128 }), (a, p) => {
-        const w = new Uint32Array(5);
+      fc.property(anyAddr, fc.integer({ min: 0, max: 128 }), fc.boolean(), (a, p, signed) => {
+        const w = signed ? new Int32Array(5) : new Uint32Array(5);
         ipv6ToWords(a, 0, w, 1);
         const back = new Uint8Array(18);
         ipv6FromWords(w, 1, back, 2);
