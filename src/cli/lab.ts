@@ -3,7 +3,7 @@
 import { listCommand } from "../lab/daemon.js";
 import { labDemo } from "../lab/demo.js";
 import { labDemoHa } from "../lab/demo-ha.js";
-import { formatStatus, labStatus, labUp } from "../lab/lab.js";
+import { formatStatus, LAB_GUE_PORT, labStatus, labUp } from "../lab/lab.js";
 import type { ServerKind } from "../lab/servers.js";
 import {
   DEFAULT_PREFIX,
@@ -23,6 +23,9 @@ const USAGE = `Usage: tsvs lab COMMAND [OPTIONS]
 Commands:
   up [--method nat|dr|tun|fullnat]   build the lab, start the servers and the daemon, add the service
                                      TCP ${LAB_ADDR.VIP}:80 (default method nat)
+  up --method tun --tun-type ipip|gue|gre
+                                     TUN over IPIP (default), GUE (UDP port ${LAB_GUE_PORT}) or GRE;
+                                     the real servers are set up for it
   down                               remove everything the lab made (idempotent, works after a crash)
   status [--json]                    namespaces, addresses, processes, daemon
   demo [--methods LIST] [--requests N]
@@ -65,6 +68,7 @@ interface Args {
   requests: number;
   ha: boolean;
   backup: LabBackup;
+  tunType: "ipip" | "gue" | "gre";
 }
 
 function isMethod(s: string | undefined): s is LabMethod {
@@ -85,6 +89,7 @@ function parse(argv: string[]): Args | string {
     requests: 30,
     ha: false,
     backup: "tsvs",
+    tunType: "ipip",
   };
   for (let i = 0; i < rest.length; i++) {
     const opt = rest[i];
@@ -128,6 +133,11 @@ function parse(argv: string[]): Args | string {
       case "--ha":
         a.ha = true;
         break;
+      case "--tun-type":
+        if (v !== "ipip" && v !== "gue" && v !== "gre") return "--tun-type must be ipip, gue or gre";
+        a.tunType = v;
+        i++;
+        break;
       case "--backup":
         if (v !== "tsvs" && v !== "keepalived") return `--backup must be one of ${LAB_BACKUPS.join(", ")}`;
         a.backup = v;
@@ -144,6 +154,8 @@ function parse(argv: string[]): Args | string {
     }
   }
   if (argv.includes("--backup") && !a.ha) return "--backup goes with --ha";
+  if (a.tunType !== "ipip" && (a.method !== "tun" || a.cmd !== "up"))
+    return "--tun-type goes with up --method tun";
   return a;
 }
 
@@ -165,10 +177,13 @@ export async function labMain(argv: string[]): Promise<number> {
           servers: a.servers,
           daemon: a.daemon,
           offloads: a.offloads,
+          tunType: a.tunType,
           ...(a.ha ? { ha: { backup: a.backup } } : {}),
           log,
         });
-        log(`lab ${names.prefix} is up (${st.method}${a.ha ? `, HA with a ${a.backup} backup` : ""}); try:`);
+        log(
+          `lab ${names.prefix} is up (${st.method}${a.tunType !== "ipip" ? ` over ${a.tunType}` : ""}${a.ha ? `, HA with a ${a.backup} backup` : ""}); try:`,
+        );
         log(`  ip netns exec ${names.client} curl http://${LAB_ADDR.VIP}/`);
         if (st.daemonStatus.startsWith("running")) log(`  ${listCommand(names)}`);
         if (a.ha)

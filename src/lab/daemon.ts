@@ -162,12 +162,19 @@ export function tsvsCtlIn(
   return nsExecStatus(ns, [...NO_TSVS_CONTROL, ...tsvsArgv([cmd, ...args])], timeoutMs);
 }
 
-/** The lab's service: TCP VIP:80, round robin, with the method's servers. Returns the error, or null. */
-export function addLabService(names: LabNames, method: LabMethod): string | null {
+/**
+ * The lab's service: TCP VIP:80, round robin, with the method's servers (`destArgs` after each
+ * destination, e.g. TUN's --tun-type). Returns the error, or null.
+ */
+export function addLabService(
+  names: LabNames,
+  method: LabMethod,
+  destArgs: readonly string[] = [],
+): string | null {
   const vs = `${LAB_ADDR.VIP}:80`;
   const cmds: string[][] = [["-A", "-t", vs, "-s", "rr"]];
   for (const s of methodServers(names, method))
-    cmds.push(["-a", "-t", vs, "-r", `${s.rip}:80`, IPVSADM_FLAG[method]]);
+    cmds.push(["-a", "-t", vs, "-r", `${s.rip}:80`, IPVSADM_FLAG[method], ...destArgs]);
   for (const c of cmds) {
     const r = ipvsadm(names, c);
     if (r.status !== 0) return `tsvs ipvsadm ${c.join(" ")}: ${(r.stderr || r.stdout).trim()}`;

@@ -33,8 +33,13 @@ import {
   writeState,
 } from "./topology.js";
 
+/** The UDP port of the lab's GUE tunnels (`lab up --method tun --tun-type gue`). */
+export const LAB_GUE_PORT = 6080;
+
 export interface LabUpOptions {
   method: LabMethod;
+  /** TUN: the tunnel type of the lab's destinations (default ipip); GUE goes to LAB_GUE_PORT. */
+  tunType?: "ipip" | "gue" | "gre";
   /** "auto" (default): nginx when installed (or installable), else the Node server. */
   servers?: ServerKind | "auto";
   /** Start the daemon and add the service (default true). */
@@ -68,6 +73,18 @@ export function realserverArgv(args: readonly string[]): string[] {
  */
 export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabState> {
   const log = opts.log ?? (() => {});
+  const tunType = opts.tunType ?? "ipip";
+  if (tunType !== "ipip" && opts.method !== "tun")
+    throw new TsvsError("TSVS_ERR_USAGE", "--tun-type goes with --method tun");
+  if (tunType !== "ipip" && opts.ha !== undefined)
+    throw new TsvsError("TSVS_ERR_USAGE", "--tun-type gue|gre is not available with --ha");
+  // What the real servers and the destinations are given (ipvsadm's --tun-type, --tun-port).
+  const tunArgs =
+    tunType === "gue"
+      ? ["--tun-type", "gue", "--tun-port", String(LAB_GUE_PORT)]
+      : tunType === "gre"
+        ? ["--tun-type", "gre"]
+        : [];
   const want = opts.servers ?? "auto";
   const offloads = opts.offloads ?? "on";
   const pkgs = ["iproute2", "curl"];
@@ -118,13 +135,22 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
       for (const s of methodServers(names, opts.method)) {
         const r = nsExecStatus(
           s.ns,
-          realserverArgv(["setup", "--vip", LAB_ADDR.VIP, "--method", opts.method, "--iface", "eth0"]),
+          realserverArgv([
+            "setup",
+            "--vip",
+            LAB_ADDR.VIP,
+            "--method",
+            opts.method,
+            "--iface",
+            "eth0",
+            ...tunArgs,
+          ]),
         );
         if (r.status !== 0)
           throw new TsvsError("TSVS_ERR_LAB", `${s.name}: tsvs realserver setup failed: ${r.stderr.trim()}`);
       }
       log(
-        `real servers prepared for ${opts.method.toUpperCase()} (VIP ${LAB_ADDR.VIP} on lo, ARP suppressed)`,
+        `real servers prepared for ${opts.method.toUpperCase()}${tunType !== "ipip" ? ` over ${tunType.toUpperCase()}` : ""} (VIP ${LAB_ADDR.VIP} on lo, ARP suppressed)`,
       );
     }
   } catch (e) {
@@ -141,7 +167,7 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
     st.daemonStatus = d.status;
     writeState(names, st);
     if (d.status === "running" && opts.service !== false) {
-      const err = addLabService(names, opts.method);
+      const err = addLabService(names, opts.method, tunArgs);
       if (err !== null) st.daemonStatus = `running; service not added: ${err}`;
       writeState(names, st);
     }

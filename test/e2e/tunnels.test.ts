@@ -24,7 +24,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { delNetns, freshNetns, ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
-import { tsvsArgv } from "../../src/lab/daemon.js";
+import { ipvsadm as labIpvsadm, tsvsArgv } from "../../src/lab/daemon.js";
+import { LAB_GUE_PORT, labUp } from "../../src/lab/lab.js";
 import {
   fileHas,
   jsPath,
@@ -34,8 +35,10 @@ import {
   stopProc,
   waitFor,
 } from "../../src/lab/proc.js";
+import { type LabNames, labDown } from "../../src/lab/topology.js";
 import { e2eSkip } from "../support/e2e-env.js";
 import { get16, get32, ip as ipv4, l4ChecksumOk, onesSum, pseudoHeader } from "../support/packet-builder.js";
+import { count, runNames } from "./lab-methods-helpers.js";
 
 const skip = e2eSkip("tunnels e2e", ["curl", "nftables"]);
 
@@ -358,5 +361,26 @@ describe(
         assert.notEqual(nsExecStatus(ns, ["ip", "link", "show", "dev", dev]).status, 0, `${dev} gone`);
       }
     });
+  },
+);
+
+describe(
+  "the lab over GUE and GRE: tsvs lab up --method tun --tun-type gue|gre",
+  { skip, timeout: 60_000 },
+  () => {
+    let names: LabNames | undefined;
+    after(async () => {
+      if (names !== undefined) await labDown(names);
+    });
+    for (const type of ["gue", "gre"] as const) {
+      it(`${type}: rr over r1-r4 (r4 behind the router), 8 requests give 2/2/2/2`, async () => {
+        names ??= await runNames("tn");
+        const st = await labUp(names, { method: "tun", tunType: type, servers: "node" });
+        assert.equal(st.daemonStatus, "running", st.daemonStatus);
+        assert.deepEqual(count(names, 8), { r1: 2, r2: 2, r3: 2, r4: 2 });
+        const l = labIpvsadm(names, ["-Ln", "--tun-info"]).stdout;
+        assert.match(l, type === "gue" ? new RegExp(`Tunnel\\s+gue:${LAB_GUE_PORT}:-c`) : /Tunnel\s+gre:-c/);
+      });
+    }
   },
 );
