@@ -4,7 +4,7 @@
 // Requests are handled one at a time across all connections, in arrival order, so two
 // ipvsadm invocations never interleave inside the table.
 
-import { chmodSync, existsSync, mkdirSync, rmdirSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmdirSync, rmSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import { TsvsError } from "../core/errors.js";
@@ -27,8 +27,12 @@ export class ControlServer {
   async listen(handler: Handler): Promise<void> {
     const dir = dirname(this.path);
     this.#createdDir = !existsSync(dir);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
+    // Only a directory made here is made private: an existing one (/run, /tmp, a user's) keeps
+    // its mode (the socket itself is 0600). Changing /tmp to 0700 broke every other user of it.
+    if (this.#createdDir) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      chmodSync(dir, 0o700);
+    }
     if (existsSync(this.path)) {
       if (await answers(this.path))
         throw new TsvsError("TSVS_ERR_BUSY", `another daemon is listening on ${this.path}`);
@@ -90,12 +94,13 @@ export class ControlServer {
     this.#server = null;
     for (const sock of this.#sockets) sock.destroy();
     if (s !== null) await new Promise<void>((resolve) => s.close(() => resolve()));
+    // Node removes the socket file itself when the server closes; whatever is left goes here.
+    rmSync(this.path, { force: true });
     try {
-      unlinkSync(this.path);
       // The directory too when this daemon made it (per-namespace directories would pile up).
       if (this.#createdDir) rmdirSync(dirname(this.path));
     } catch {
-      // already gone, or not empty
+      // not empty: something else lives there now
     }
   }
 }
