@@ -3,7 +3,7 @@
 # Only as root with apt-get; elsewhere it says what is missing and leaves the decision to the
 # tests (they skip, or fail when CI=true).
 set -euo pipefail
-want=(curl nginx-light nftables ethtool iproute2 iputils-ping traceroute socat iperf3 keepalived tmux)
+want=(curl nginx-light nftables ethtool iproute2 iputils-ping traceroute socat iperf3 keepalived tmux chromium)
 cmd_of() { case "$1" in nginx-light) echo nginx ;; iproute2) echo ip ;; nftables) echo nft ;; iputils-ping) echo ping ;; *) echo "$1" ;; esac; }
 missing=()
 for p in "${want[@]}"; do

@@ -1,7 +1,8 @@
 // The daemon's HTTP endpoint (`--http ADDR:PORT`, docs/daemon.md "HTTP endpoint"): fastify, in the
 // daemon's main thread and network namespace. A scrape asks the workers for what the control
 // socket's `table` and `status` requests ask them (requests.ts), between batches: it costs the
-// data path one snapshot, never per-packet work. The REST API (rest.ts) asks the same way.
+// data path one snapshot, never per-packet work. The REST API (rest.ts) asks the same way, and so
+// does the dashboard's feed (dashboard-http.ts: the page at `/`, `/events`), once a second.
 
 import { rmSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
@@ -49,10 +50,11 @@ export class HttpEndpoint {
     opts: { tokenFile?: string } = {},
   ): Promise<HttpEndpoint> {
     // Loaded here: `tsvs` commands other than the daemon never pay for fastify and prom-client.
-    const [{ default: fastify }, { buildMetrics }, rest] = await Promise.all([
+    const [{ default: fastify }, { buildMetrics }, rest, { registerDashboard }] = await Promise.all([
       import("fastify"),
       import("./metrics.js"),
       import("./rest.js"),
+      import("./dashboard-http.js"),
     ]);
     let token: { token: string; file: string; created: boolean };
     try {
@@ -80,11 +82,13 @@ export class HttpEndpoint {
       const reg = buildMetrics(t.table, s.status);
       return reply.type(reg.contentType).send(await reg.metrics());
     });
-    app.get("/", async (_req, reply) =>
-      reply
-        .type("text/plain; charset=utf-8")
-        .send("tsvs daemon: metrics at /metrics, REST API at /api/v1 (/api/v1/openapi.json)\n"),
-    );
+    // The live dashboard at `/` and its feed `/events` (docs/dashboard.md).
+    await registerDashboard(app, {
+      ask: (req) => handleRequest(ctx, req),
+      token: token.token,
+      openReads: rest.isLoopback(addr.host),
+      log,
+    });
     try {
       await app.listen({ host: addr.host, port: addr.port });
     } catch (e) {
