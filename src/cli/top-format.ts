@@ -6,13 +6,13 @@
 
 import { protoName } from "../config/model.js";
 import {
+  addrPortText,
   type DestSnapshot,
   type ServiceSnapshot,
   type StatsSnapshot,
   serviceKeyOfSnapshot,
   type TableSnapshot,
 } from "../control/snapshot.js";
-import { formatIPv4 } from "../core/addr.js";
 import { Fwd } from "../core/dest.js";
 import { SVC_F_PERSISTENT } from "../core/service.js";
 import type { DaemonStatus } from "../daemon/protocol.js";
@@ -108,18 +108,20 @@ const FWD: Record<number, string> = {
 
 /** The name the health checker gives a service ("TCP 10.0.0.1:80", "FWM 7"): config-runner's rows. */
 export function healthServiceName(s: ServiceSnapshot): string {
-  return s.fwmark !== 0 ? `FWM ${s.fwmark}` : `${protoName(s.protocol)} ${formatIPv4(s.addr)}:${s.port}`;
+  return s.fwmark !== 0 ? `FWM ${s.fwmark}` : `${protoName(s.protocol)} ${addrPortText(s, s.port)}`;
 }
 
 function serviceLabel(s: ServiceSnapshot): string {
   const where =
-    s.fwmark !== 0 ? `FWM  ${s.fwmark}` : `${protoName(s.protocol)}  ${formatIPv4(s.addr)}:${s.port}`;
+    s.fwmark !== 0
+      ? `FWM  ${s.fwmark}${s.af === 6 ? " IPv6" : ""}`
+      : `${protoName(s.protocol)}  ${addrPortText(s, s.port)}`;
   const persist = (s.flags & SVC_F_PERSISTENT) !== 0 ? ` persistent ${s.timeout}` : "";
   return `${where} ${s.schedName}${persist}`;
 }
 
 function destLabel(d: DestSnapshot): string {
-  return `  -> ${formatIPv4(d.addr)}:${d.port} ${FWD[d.fwd] ?? "?"}`;
+  return `  -> ${addrPortText(d, d.port)} ${FWD[d.fwd] ?? "?"}`;
 }
 
 interface Row {
@@ -265,7 +267,7 @@ export function formatTopFrame(prev: TopSample | null, cur: TopSample, opts: Top
     });
     for (const d of s.dests) {
       const pd = ps?.dests.find((x) => x.addr === d.addr && x.port === d.port);
-      const server = `${formatIPv4(d.addr)}:${d.port}`;
+      const server = addrPortText(d, d.port);
       const h = health?.find((x) => x.service === hname && x.server === server);
       rows.push({
         name: destLabel(d),

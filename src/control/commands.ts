@@ -5,6 +5,7 @@
 // are checked against schemas before anything looks at them.
 
 import { z } from "zod";
+import { canonicalIPv6 } from "../core/addr.js";
 import type { CtlCommand } from "../core/ctl-types.js";
 import { TsvsError } from "../core/errors.js";
 import type { SyncDaemonConfig, SyncRole } from "../core/sync/types.js";
@@ -197,11 +198,28 @@ const intMax = z.number().int().min(0).max(0x7fffffff);
 const af = z.union([z.literal(4), z.literal(6)]);
 const protocol = z.union([z.literal(0), z.literal(6), z.literal(17), z.literal(132)]);
 
-const serviceKey = z.strictObject({ af, protocol, addr: u32, port: u16, fwmark: u32 });
+/** An IPv6 address as text: any form inet_pton takes, carried on in the form inet_ntop prints. */
+const ipv6Text = z.string().transform((s, ctx) => {
+  const c = canonicalIPv6(s);
+  if (c === null) {
+    ctx.addIssue({ code: "custom", message: `not an IPv6 address: ${JSON.stringify(s)}` });
+    return z.NEVER;
+  }
+  return c;
+});
+const serviceKey = z.strictObject({
+  af,
+  protocol,
+  addr: u32,
+  addr6: ipv6Text.optional(),
+  port: u16,
+  fwmark: u32,
+});
 const serviceSpec = z.strictObject({
   af,
   protocol,
   addr: u32,
+  addr6: ipv6Text.optional(),
   port: u16,
   fwmark: u32,
   schedName: z.string().max(15),
@@ -213,6 +231,7 @@ const serviceSpec = z.strictObject({
 const destSpec = z.strictObject({
   af,
   addr: u32,
+  addr6: ipv6Text.optional(),
   port: u16,
   // Fwd: Masq 0, Local 1, Tunnel 2, Route 3, FullNat 5 (Bypass is never configured).
   fwd: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3), z.literal(5)]),
@@ -250,7 +269,13 @@ const commandSchema = z.discriminatedUnion("op", [
   z.strictObject({ op: z.literal("zero"), key: serviceKey.nullable() }),
   z.strictObject({ op: z.literal("add-dest"), key: serviceKey, dest: destSpec }),
   z.strictObject({ op: z.literal("edit-dest"), key: serviceKey, dest: destSpec }),
-  z.strictObject({ op: z.literal("del-dest"), key: serviceKey, addr: u32, port: u16 }),
+  z.strictObject({
+    op: z.literal("del-dest"),
+    key: serviceKey,
+    addr: u32,
+    addr6: ipv6Text.optional(),
+    port: u16,
+  }),
   z.strictObject({ op: z.literal("set-timeout"), timeouts: timeoutSpec }),
   z.strictObject({ op: z.literal("add-laddr"), key: serviceKey, addr: u32 }),
   z.strictObject({ op: z.literal("del-laddr"), key: serviceKey, addr: u32 }),

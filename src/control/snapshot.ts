@@ -3,6 +3,7 @@
 // by field, and every front end (ipvsadm text, JSON, metrics) formats the same thing. A snapshot is
 // taken between packets; taking one never touches the data path.
 
+import { formatIPv4, ipv6WordsText } from "../core/addr.js";
 import type { ConnView, TimeoutSpec } from "../core/ctl-types.js";
 import type { Dest } from "../core/dest.js";
 import { DEST_F_AVAILABLE } from "../core/dest.js";
@@ -26,8 +27,10 @@ export interface StatsSnapshot {
 
 export interface DestSnapshot {
   af: 4 | 6;
-  /** IPv4 as a host-order u32. */
+  /** IPv4 as a host-order u32 (0 for IPv6). */
   addr: number;
+  /** IPv6: the address as inet_ntop prints it; absent for IPv4. */
+  addr6?: string;
   port: number;
   /** Fwd: 0 Masq, 1 Local, 2 Tunnel, 3 Route, 5 FullNat. */
   fwd: number;
@@ -59,7 +62,10 @@ export interface LaddrSnapshot {
 export interface ServiceSnapshot {
   af: 4 | 6;
   protocol: number;
+  /** IPv4 VIP as a host-order u32 (0 for IPv6 and fwmark services). */
   addr: number;
+  /** IPv6: the VIP as inet_ntop prints it; absent for IPv4 and fwmark services. */
+  addr6?: string;
   port: number;
   fwmark: number;
   schedName: string;
@@ -67,7 +73,7 @@ export interface ServiceSnapshot {
   flags: number;
   /** Persistence timeout, seconds. */
   timeout: number;
-  /** Persistence granularity, host-order u32. */
+  /** Persistence granularity: IPv4 a host-order u32 mask, IPv6 a prefix length. */
   netmask: number;
   peName: string;
   stats: StatsSnapshot;
@@ -117,9 +123,9 @@ export function statsSnapshot(s: Stats): StatsSnapshot {
 }
 
 export function destSnapshot(d: Dest): DestSnapshot {
-  return {
+  const snap: DestSnapshot = {
     af: d.af,
-    addr: d.addr >>> 0,
+    addr: d.addr6 !== null ? 0 : d.addr >>> 0,
     port: d.port,
     fwd: d.fwd,
     weight: d.weight,
@@ -134,6 +140,8 @@ export function destSnapshot(d: Dest): DestSnapshot {
     available: (d.flags & DEST_F_AVAILABLE) !== 0,
     stats: statsSnapshot(d.stats),
   };
+  if (d.addr6 !== null) snap.addr6 = ipv6WordsText(d.addr6);
+  return snap;
 }
 
 export function serviceSnapshot(s: Service): ServiceSnapshot {
@@ -144,7 +152,7 @@ function serviceSnapshotOf(s: Service, lips: TableSource["lipTable"]): ServiceSn
   const snap: ServiceSnapshot = {
     af: s.af,
     protocol: s.protocol,
-    addr: s.addr >>> 0,
+    addr: s.addr6 !== null ? 0 : s.addr >>> 0,
     port: s.port,
     fwmark: s.fwmark,
     schedName: s.sched?.name ?? "",
@@ -155,6 +163,7 @@ function serviceSnapshotOf(s: Service, lips: TableSource["lipTable"]): ServiceSn
     stats: statsSnapshot(s.stats),
     dests: s.dests.map(destSnapshot),
   };
+  if (s.addr6 !== null) snap.addr6 = ipv6WordsText(s.addr6);
   if (s.laddrs.length > 0) {
     snap.laddrs = s.laddrs.map((addr) => {
       const u = lips?.usage(addr) ?? { conns: 0, conflicts: 0 };
@@ -188,8 +197,18 @@ function addStats(into: StatsSnapshot, s: StatsSnapshot): void {
   into.outbps += s.outbps;
 }
 
+/** An address of a snapshot as text: dotted quad, or inet_ntop's IPv6 form. */
+export function addrText(a: { addr: number; addr6?: string }): string {
+  return a.addr6 ?? formatIPv4(a.addr);
+}
+
+/** "ADDR:PORT", with the IPv6 address in brackets ("[2001:db8::1]:80"), as ipvsadm -n prints it. */
+export function addrPortText(a: { addr: number; addr6?: string }, port: number): string {
+  return a.addr6 !== undefined ? `[${a.addr6}]:${port}` : `${formatIPv4(a.addr)}:${port}`;
+}
+
 export function serviceKeyOfSnapshot(s: ServiceSnapshot): string {
-  return s.fwmark !== 0 ? `f${s.af}/${s.fwmark}` : `${s.af}/${s.protocol}/${s.addr}/${s.port}`;
+  return s.fwmark !== 0 ? `f${s.af}/${s.fwmark}` : `${s.af}/${s.protocol}/${s.addr6 ?? s.addr}/${s.port}`;
 }
 
 /**
@@ -212,7 +231,7 @@ export function mergeTables(tables: readonly TableSnapshot[]): TableSnapshot {
       if (into === undefined) continue;
       addStats(into.stats, s.stats);
       for (const d of s.dests) {
-        const dd = into.dests.find((x) => x.addr === d.addr && x.port === d.port);
+        const dd = into.dests.find((x) => x.addr === d.addr && x.addr6 === d.addr6 && x.port === d.port);
         if (dd === undefined) continue;
         dd.activeConns += d.activeConns;
         dd.inactConns += d.inactConns;

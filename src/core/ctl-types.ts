@@ -8,7 +8,13 @@ import type { Fwd, TunType } from "./dest.js";
 export interface ServiceKey {
   af: 4 | 6;
   protocol: number;
+  /** IPv4 (host-order u32); 0 for IPv6 and fwmark services. */
   addr: number;
+  /**
+   * IPv6 (af 6, fwmark 0): the VIP as text, the form inet_ntop prints (canonicalIPv6); absent
+   * for IPv4. The control plane's IPv6 form (docs/dev-notes.md "IPv6 design").
+   */
+  addr6?: string;
   port: number;
   fwmark: number;
 }
@@ -19,15 +25,19 @@ export interface ServiceSpec extends ServiceKey {
   flags: number;
   /** Persistence timeout, seconds. */
   timeout: number;
-  /** Persistence granularity (host-order u32 mask). */
+  /** Persistence granularity: IPv4 a host-order u32 mask, IPv6 a prefix length 1..128. */
   netmask: number;
   /** Persistence engine name, "" for none. */
   peName: string;
 }
 
 export interface DestSpec {
+  /** The service's family, or the other one for a TUN destination (the kernel's rule). */
   af: 4 | 6;
+  /** IPv4 (host-order u32); 0 for IPv6. */
   addr: number;
+  /** IPv6: the address as canonical text (see ServiceKey.addr6). */
+  addr6?: string;
   port: number;
   fwd: Fwd;
   weight: number;
@@ -54,7 +64,7 @@ export type CtlCommand =
   | { op: "zero"; key: ServiceKey | null }
   | { op: "add-dest"; key: ServiceKey; dest: DestSpec }
   | { op: "edit-dest"; key: ServiceKey; dest: DestSpec }
-  | { op: "del-dest"; key: ServiceKey; addr: number; port: number }
+  | { op: "del-dest"; key: ServiceKey; addr: number; addr6?: string; port: number }
   | { op: "set-timeout"; timeouts: TimeoutSpec }
   /** DPVS's `ipvsadm -P`: a FULLNAT local address for the service (host-order u32). */
   | { op: "add-laddr"; key: ServiceKey; addr: number }

@@ -8,8 +8,9 @@
 // Every batch is validated whole against a shadow of the table before anything changes, so
 // one ipvsadm command (or one -R file) is one atomic change: it fails with nothing applied.
 
+import { canonicalIPv6, ipv6Fold, ipv6TextWords, ipv6UsableUnicast, ipv6WordsText } from "./addr.js";
 import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec, TimeoutSpec } from "./ctl-types.js";
-import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, Dest } from "./dest.js";
+import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, Dest, Fwd } from "./dest.js";
 import { IPVS_MESSAGES, TsvsError, type TsvsErrorCode } from "./errors.js";
 import type { Flow } from "./packet/flow.js";
 import { findScheduler } from "./sched/index.js";
@@ -53,11 +54,27 @@ function destKeyNum(addr: number, port: number): number {
   return (addr >>> 0) * 65536 + port;
 }
 
+/** A service's or destination's identity in the maps: a number for IPv4, text for IPv6. */
+type MapKey = number | string;
+
+function destKeyOf(af: 4 | 6, addr: number, addr6: string | undefined, port: number): MapKey {
+  return af === 6 ? `${canonicalIPv6(addr6 ?? "") ?? addr6}/${port}` : destKeyNum(addr, port);
+}
+
+function destKeyOfDest(d: Dest): MapKey {
+  return d.addr6 !== null ? `${ipv6WordsText(d.addr6)}/${d.port}` : destKeyNum(d.addr, d.port);
+}
+
+function destKeyOfSpec(d: DestSpec): MapKey {
+  return destKeyOf(d.af, d.addr, d.addr6, d.port);
+}
+
 /**
  * ip_vs_svc_hashkey with the netns pointer term taken as 0: the kernel's listing order is
  * the walk of its 256 buckets (then the fwmark table), newest first within a bucket.
  */
 function svcBucket(s: Service): number {
+  // An IPv6 service's addr is its fold: ip_vs_svc_hashkey folds the same way.
   if (s.fwmark !== 0) return 256 + (s.fwmark & SVC_TAB_MASK);
   return (s.protocol ^ (s.addr >>> 0) ^ (s.port >>> SVC_TAB_BITS) ^ s.port) & SVC_TAB_MASK;
 }
@@ -92,6 +109,8 @@ class ServiceIndex {
     this.b = new Int32Array(n);
     this.svc = new Array<Service | null>(n).fill(null);
     for (const s of services) {
+      // The data path's lookups are IPv4: an IPv6 service (its addr a fold) must never match.
+      if (s.af !== 4) continue;
       const a = s.fwmark !== 0 ? s.fwmark | 0 : s.addr | 0;
       const b = s.fwmark !== 0 ? SVC_IDX_FWMARK : ((s.port & 0xffff) << 8) | (s.protocol & 0xff);
       let i = svcIdxSlot(a, b, this.mask);
@@ -113,8 +132,15 @@ class ServiceIndex {
   }
 }
 
-function keyOf(k: ServiceKey): number {
-  return k.fwmark !== 0 ? -k.fwmark : svcKeyNum(k.protocol, k.addr, k.port);
+function keyOf(k: ServiceKey): MapKey {
+  if (k.fwmark !== 0) return k.af === 6 ? `f6/${k.fwmark}` : -k.fwmark;
+  if (k.af === 6) return `6/${k.protocol}/${canonicalIPv6(k.addr6 ?? "") ?? k.addr6}/${k.port}`;
+  return svcKeyNum(k.protocol, k.addr, k.port);
+}
+
+function keyOfService(s: Service): MapKey {
+  const addr6 = s.addr6 === null ? undefined : ipv6WordsText(s.addr6);
+  return keyOf({ af: s.af, protocol: s.protocol, addr: s.addr, addr6, port: s.port, fwmark: s.fwmark });
 }
 
 function fail(code: TsvsErrorCode, message: string, index: number): never {
@@ -122,7 +148,7 @@ function fail(code: TsvsErrorCode, message: string, index: number): never {
 }
 
 export class IpvsCtl {
-  private readonly byKey = new Map<number, Service>();
+  private readonly byKey = new Map<MapKey, Service>();
   /** byKey for the data path (see ServiceIndex); rebuilt by reorder(). */
   private index = new ServiceIndex([], 0);
   /** Kernel listing order (see svcBucket), recomputed on change. */
@@ -214,11 +240,11 @@ export class IpvsCtl {
 
   private validate(cmds: readonly CtlCommand[]): void {
     // Shadow: service key → set of destination keys, and its local addresses.
-    const shadow = new Map<number, Set<number>>();
-    for (const [k, s] of this.byKey) shadow.set(k, new Set(s.dests.map((d) => destKeyNum(d.addr, d.port))));
-    const laddrs = new Map<number, Set<number>>();
+    const shadow = new Map<MapKey, Set<MapKey>>();
+    for (const [k, s] of this.byKey) shadow.set(k, new Set(s.dests.map(destKeyOfDest)));
+    const laddrs = new Map<MapKey, Set<number>>();
     for (const [k, s] of this.byKey) if (s.laddrs.length > 0) laddrs.set(k, new Set(s.laddrs));
-    const laddrsOf = (k: number): Set<number> => {
+    const laddrsOf = (k: MapKey): Set<number> => {
       let set = laddrs.get(k);
       if (set === undefined) {
         set = new Set();
@@ -255,8 +281,8 @@ export class IpvsCtl {
         case "add-dest": {
           const set = shadow.get(keyOf(c.key));
           if (set === undefined) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
-          checkDest(c.dest, i);
-          const dk = destKeyNum(c.dest.addr, c.dest.port);
+          checkDest(c.dest, c.key.af, i);
+          const dk = destKeyOfSpec(c.dest);
           if (set.has(dk)) fail("TSVS_ERR_DEST_EXISTS", IPVS_MESSAGES.destExists, i);
           set.add(dk);
           break;
@@ -264,15 +290,16 @@ export class IpvsCtl {
         case "edit-dest": {
           const set = shadow.get(keyOf(c.key));
           if (set === undefined) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
-          checkDest(c.dest, i);
-          if (!set.has(destKeyNum(c.dest.addr, c.dest.port)))
-            fail("TSVS_ERR_NO_DEST", IPVS_MESSAGES.noDest, i);
+          checkDest(c.dest, c.key.af, i);
+          if (!set.has(destKeyOfSpec(c.dest))) fail("TSVS_ERR_NO_DEST", IPVS_MESSAGES.noDest, i);
           break;
         }
         case "del-dest": {
           const set = shadow.get(keyOf(c.key));
           if (set === undefined) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
-          if (!set.delete(destKeyNum(c.addr, c.port))) fail("TSVS_ERR_NO_DEST", IPVS_MESSAGES.noDest, i);
+          const af = c.addr6 !== undefined ? 6 : 4;
+          if (!set.delete(destKeyOf(af, c.addr, c.addr6, c.port)))
+            fail("TSVS_ERR_NO_DEST", IPVS_MESSAGES.noDest, i);
           break;
         }
         case "add-laddr": {
@@ -331,7 +358,8 @@ export class IpvsCtl {
         break;
       case "del-dest": {
         const s = this.byKey.get(keyOf(c.key))!;
-        this.delDest(s, s.dests.find((x) => x.addr === c.addr >>> 0 && x.port === c.port)!);
+        const dk = destKeyOf(c.addr6 !== undefined ? 6 : 4, c.addr, c.addr6, c.port);
+        this.delDest(s, s.dests.find((x) => destKeyOfDest(x) === dk)!);
         break;
       }
       case "set-timeout":
@@ -356,12 +384,16 @@ export class IpvsCtl {
   private addService(spec: ServiceSpec): void {
     const s = new Service(spec.fwmark !== 0 ? 0 : spec.protocol, spec.addr, spec.port, spec.fwmark);
     s.af = spec.af;
+    if (spec.af === 6 && spec.fwmark === 0) {
+      s.addr6 = ipv6TextWords(spec.addr6 ?? "")!;
+      s.addr = ipv6Fold(s.addr6);
+    }
     setServiceParams(s, spec);
     s.sched = findScheduler(spec.schedName)!;
     s.sched.initService?.(s);
     this.byKey.set(keyOf(spec), s);
     this.svcSeq.set(s, this.nextSvcSeq++);
-    if (s.fwmark === 0) this.own(s.addr, 1);
+    if (ownsVip(s)) this.own(s.addr, 1);
     this.reorder();
   }
 
@@ -380,9 +412,9 @@ export class IpvsCtl {
   private delService(s: Service): void {
     for (const d of [...s.dests]) this.delDest(s, d);
     s.sched.doneService?.(s);
-    this.byKey.delete(s.fwmark !== 0 ? -s.fwmark : svcKeyNum(s.protocol, s.addr, s.port));
+    this.byKey.delete(keyOfService(s));
     this.svcSeq.delete(s);
-    if (s.fwmark === 0) this.own(s.addr, -1);
+    if (ownsVip(s)) this.own(s.addr, -1);
     this.reorder();
     this.hooks.onServiceRemoved(s);
   }
@@ -390,8 +422,9 @@ export class IpvsCtl {
   private addDest(s: Service, spec: DestSpec): void {
     // ip_vs_trash_get_dest: a removed destination still in use comes back with its counters.
     let d: Dest | undefined;
+    const dk = destKeyOfSpec(spec);
     for (const t of this.trash) {
-      if (t.addr === spec.addr >>> 0 && t.port === spec.port && t.lastSvc === s) {
+      if (t.lastSvc === s && destKeyOfDest(t) === dk) {
         d = t;
         break;
       }
@@ -400,6 +433,10 @@ export class IpvsCtl {
     else {
       d = new Dest(spec.addr, spec.port);
       d.af = spec.af;
+      if (spec.af === 6) {
+        d.addr6 = ipv6TextWords(spec.addr6 ?? "")!;
+        d.addr = ipv6Fold(d.addr6);
+      }
       const id = this.freeIds.pop() ?? this.dests.length;
       d.id = id;
       this.dests[id] = d;
@@ -414,7 +451,8 @@ export class IpvsCtl {
   }
 
   private editDest(s: Service, spec: DestSpec): void {
-    const d = s.dests.find((x) => x.addr === spec.addr >>> 0 && x.port === spec.port)!;
+    const dk = destKeyOfSpec(spec);
+    const d = s.dests.find((x) => destKeyOfDest(x) === dk)!;
     const wasQuiesced = d.weight === 0;
     this.updateDest(d, spec, false);
     s.sched.updDest?.(s, d);
@@ -470,23 +508,48 @@ export class IpvsCtl {
   }
 }
 
+/**
+ * An IPv4 VIP the director answers ARP for. An IPv6 service's `addr` is a fold, not an address: it
+ * must never make the director answer for an IPv4 address that happens to equal it.
+ */
+function ownsVip(s: Service): boolean {
+  return s.fwmark === 0 && s.af === 4;
+}
+
 /** What the kernel refuses in a service spec (ipvsadm checks the rest before it asks). */
 function checkService(spec: ServiceSpec, i: number): void {
   const sched = findScheduler(spec.schedName);
   if (sched === null || !PERSISTENT_PE.has(spec.peName)) {
     fail("TSVS_ERR_SCHED_NOT_FOUND", IPVS_MESSAGES.schedOrPeNotFound, i);
   }
-  if (spec.af !== 4) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+  if (spec.af === 6) {
+    if (spec.fwmark === 0 && ipv6TextWords(spec.addr6 ?? "") === null)
+      fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+    // ip_vs_add_service / ip_vs_edit_service: an IPv6 netmask is a prefix length, 1..128.
+    if (!Number.isInteger(spec.netmask) || spec.netmask < 1 || spec.netmask > 128)
+      fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+  } else if (spec.af !== 4) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
   if ((spec.flags & SVC_F_PERSISTENT) !== 0 && (spec.timeout < 1 || spec.timeout > MAX_TIMEOUT_S)) {
     fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
   }
 }
 
-function checkDest(spec: DestSpec, i: number): void {
-  if (spec.af !== 4) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+function checkDest(spec: DestSpec, svcAf: 4 | 6, i: number): void {
+  if (spec.af !== 4 && spec.af !== 6) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+  // ip_vs_genl_set_cmd: only a tunnel crosses address families.
+  if (spec.af !== svcAf) {
+    if (spec.fwd !== Fwd.Tunnel) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+    fail("TSVS_ERR_INVALID", "tsvs does not tunnel between IPv4 and IPv6 yet", i);
+  }
   // ip_vs_add_dest/ip_vs_edit_dest: -ERANGE for a weight out of range or l_threshold > u_threshold.
   if (spec.weight < 0 || spec.weight > 65535 || spec.lThreshold > spec.uThreshold) {
     fail("TSVS_ERR_INVALID", "Numerical result out of range", i);
+  }
+  if (spec.af === 6) {
+    // ip_vs_new_dest: ipv6_addr_type must say unicast and not link-local.
+    const w = ipv6TextWords(spec.addr6 ?? "");
+    if (w === null || !ipv6UsableUnicast(w)) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+    return;
   }
   const a = spec.addr >>> 0;
   // A destination must be a unicast address (the kernel's inet_addr_type check).

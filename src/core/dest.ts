@@ -38,7 +38,10 @@ export class Dest {
   /** Index in the engine's destination registry; connections refer to it. */
   id = -1;
   af: 4 | 6 = 4;
+  /** IPv4: the address; IPv6: the fold of addr6 (ipv6Fold), so that address hashes work alike. */
   addr: number;
+  /** IPv6: the address's four words (int32 bits); null for IPv4. */
+  addr6: Int32Array | null = null;
   port: number;
   fwd: Fwd = Fwd.Route;
   /** 0..65535; 0 = quiescent (no new connections, existing ones continue). */

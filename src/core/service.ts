@@ -28,13 +28,16 @@ export class Service {
   af: 4 | 6 = 4;
   /** IPPROTO_TCP / IPPROTO_UDP; for fwmark services the protocol is 0 in listings. */
   protocol: number;
+  /** IPv4: the VIP; IPv6: the fold of addr6 (ipv6Fold), as the kernel hashes an IPv6 VIP. */
   addr: number;
+  /** IPv6: the VIP's four words (int32 bits); null for IPv4 and fwmark services. */
+  addr6: Int32Array | null = null;
   port: number;
   fwmark: number;
   flags = 0;
   /** Persistence timeout in seconds (meaningful with SVC_F_PERSISTENT). */
   timeout = 0;
-  /** Persistence granularity netmask (host-order u32). */
+  /** Persistence granularity: IPv4 a netmask (host-order u32), IPv6 a prefix length (the kernel's). */
   netmask = 0xffffffff;
   sched!: Scheduler;
   schedData: unknown = undefined;

@@ -3,8 +3,14 @@
 // /metrics ask), and the bounded history of rates the charts start from. Pure: no clock, no I/O;
 // dashboard-http.ts runs the ticks and serves the page.
 
-import type { DestSnapshot, ServiceSnapshot, StatsSnapshot, TableSnapshot } from "../control/snapshot.js";
-import { formatIPv4 } from "../core/addr.js";
+import {
+  addrPortText,
+  addrText,
+  type DestSnapshot,
+  type ServiceSnapshot,
+  type StatsSnapshot,
+  type TableSnapshot,
+} from "../control/snapshot.js";
 import { Fwd } from "../core/dest.js";
 import type { DaemonStatus } from "./protocol.js";
 import { serviceKeyPath } from "./rest.js";
@@ -79,14 +85,16 @@ export interface DashboardSnapshot {
 }
 
 /** The service as ipvsadm and config/model.ts's serviceKeyString name it. */
-export function serviceName(s: Pick<ServiceSnapshot, "fwmark" | "protocol" | "addr" | "port">): string {
+export function serviceName(
+  s: Pick<ServiceSnapshot, "fwmark" | "protocol" | "addr" | "addr6" | "port">,
+): string {
   return s.fwmark !== 0
     ? `FWM ${s.fwmark}`
-    : `${PROTO_NAMES[s.protocol] ?? String(s.protocol)} ${formatIPv4(s.addr)}:${s.port}`;
+    : `${PROTO_NAMES[s.protocol] ?? String(s.protocol)} ${addrPortText(s, s.port)}`;
 }
 
-export function destId(serviceKey: string, d: Pick<DestSnapshot, "addr" | "port">): string {
-  return `${serviceKey}>${formatIPv4(d.addr)}:${d.port}`;
+export function destId(serviceKey: string, d: Pick<DestSnapshot, "addr" | "addr6" | "port">): string {
+  return `${serviceKey}>${addrPortText(d, d.port)}`;
 }
 
 function healthOf(row: { alive: boolean; failures: number }): HealthState {
@@ -114,12 +122,12 @@ export function buildSnapshot(
     const checked = health.get(name);
     const seen = new Set<string>();
     const destinations = s.dests.map((d): DashboardDest => {
-      const server = `${formatIPv4(d.addr)}:${d.port}`;
+      const server = addrPortText(d, d.port);
       seen.add(server);
       const h = checked?.get(server);
       return {
         id: destId(key, d),
-        address: formatIPv4(d.addr),
+        address: addrText(d),
         port: d.port,
         forward: FWD_NAMES[d.fwd] ?? String(d.fwd),
         weight: d.weight,

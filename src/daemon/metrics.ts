@@ -43,9 +43,14 @@ const IPVS_TOTALS: ReadonlyArray<{ field: keyof StatsSnapshot; name: string; hel
   { field: "outbytes", name: "outgoing_bytes_total", help: "The total amount of outgoing data." },
 ];
 
-/** An address as node_exporter prints it (Go's net.IP.String()); IPv6 tables come with its issue. */
-function addrLabel(af: 4 | 6, addr: number): string {
-  return af === 4 ? formatIPv4(addr) : String(addr);
+/**
+ * An address as node_exporter prints it: Go's net.IP.String(), which for IPv6 is RFC 5952's text —
+ * inet_ntop's, except that an IPv4-mapped address prints as a dotted quad (net.IP.To4 succeeds).
+ */
+function addrLabel(a: { addr: number; addr6?: string }): string {
+  if (a.addr6 === undefined) return formatIPv4(a.addr);
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a.addr6);
+  return m !== null ? m[1] : a.addr6;
 }
 
 /** The service half of the labels, with node_exporter's fwmark convention. */
@@ -58,7 +63,7 @@ export function serviceLabels(s: ServiceSnapshot): Labels {
       local_mark: (s.fwmark >>> 0).toString(16).toUpperCase().padStart(8, "0"),
     };
   return {
-    local_address: addrLabel(s.af, s.addr),
+    local_address: addrLabel(s),
     local_port: String(s.port),
     proto: PROTO_NAME[s.protocol] ?? String(s.protocol),
     local_mark: "",
@@ -112,7 +117,7 @@ function ipvsMetrics(reg: Registry, table: TableSnapshot): void {
     for (const { t, c } of svcTotals) c.inc(sl, s.stats[t.field]);
     for (const d of s.dests) {
       // inc, not set: colliding label tuples add up, as node_exporter sums them.
-      const l: Labels = { ...sl, remote_address: addrLabel(d.af, d.addr), remote_port: String(d.port) };
+      const l: Labels = { ...sl, remote_address: addrLabel(d), remote_port: String(d.port) };
       active.inc(l, d.activeConns);
       inactive.inc(l, d.inactConns);
       weight.inc(l, d.weight);

@@ -298,6 +298,19 @@ describe("/metrics: node_exporter's ipvs collector", () => {
     assert.equal(f?.metrics[0].labels?.local_mark, "0000000A");
   });
 
+  it("IPv6: addresses as Go's net.IP.String() prints them (RFC 5952, a v4-mapped one dotted)", async () => {
+    const v6 = service({ protocol: 6, addr: "0.0.0.0", port: 443 }, [
+      { ...dest("0.0.0.0", 443, 5, 7, 1), af: 6, addr6: "2001:db8:1::11" },
+      { ...dest("0.0.0.0", 443, 1, 2, 0), af: 6, addr6: "::ffff:198.18.1.12" },
+    ]);
+    const table: TableSnapshot = { ...TABLE, services: [{ ...v6, af: 6, addr6: "2001:db8::100" }] };
+    const fams = await families(table);
+    const active = fams.get("node_ipvs_backend_connections_active");
+    const l = { local_address: "2001:db8::100", local_port: "443", proto: "TCP", local_mark: "" };
+    assert.equal(value(active, { ...l, remote_address: "2001:db8:1::11", remote_port: "443" }), 7);
+    assert.equal(value(active, { ...l, remote_address: "198.18.1.12", remote_port: "443" }), 2);
+  });
+
   it("colliding label tuples are summed, as node_exporter does", async () => {
     const twice: TableSnapshot = {
       ...TABLE,

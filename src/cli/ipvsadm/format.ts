@@ -14,7 +14,7 @@ import type {
   TableSnapshot,
 } from "../../control/snapshot.js";
 import { daemonsInKernelOrder } from "../../control/sync.js";
-import { formatIPv4 } from "../../core/addr.js";
+import { formatIPv4, ipv6TextWords } from "../../core/addr.js";
 import type { ConnView, ServiceKey, TimeoutSpec } from "../../core/ctl-types.js";
 import { Fwd, TunType } from "../../core/dest.js";
 import { IPVS_MESSAGES, TsvsError } from "../../core/errors.js";
@@ -72,9 +72,22 @@ function protocolOption(p: number): string {
 }
 
 /** addrport_to_anyname. */
-function addrPort(addr: number, port: number, protocol: number, numeric: boolean): string {
+function addrPort(addr: number, port: number, protocol: number, numeric: boolean, addr6?: string): string {
   const p = numeric ? null : portName(port, protocol);
-  return `${formatIPv4(addr)}:${p ?? port}`;
+  // inet_ntop's text in brackets for IPv6 (no resolver: a name is the address, as with -n).
+  return `${addr6 !== undefined ? `[${addr6}]` : formatIPv4(addr)}:${p ?? port}`;
+}
+
+/** A destination's name in listings: IPv4 names are cut at 28 characters, IPv6 ones never. */
+function destName(d: Dest, protocol: number, numeric: boolean): string {
+  const name = addrPort(d.addr, d.port, protocol, numeric, d.addr6);
+  return d.addr6 !== undefined ? name : name.slice(0, 28);
+}
+
+/** The persistence granularity as listings (" mask X") and rules (" -M X") print it, "" when the default. */
+function persistMask(svc: Service): string {
+  if (svc.af === 6) return svc.netmask !== 128 ? String(svc.netmask) : "";
+  return svc.netmask >>> 0 !== 0xffffffff ? formatIPv4(svc.netmask >>> 0) : "";
 }
 
 /** fwd_name: the Forward column. FullNat is tsvs's own. */
@@ -155,13 +168,28 @@ function cmpServices(a: Service, b: Service): number {
     (a.fwmark - b.fwmark) | 0 ||
     a.af - b.af ||
     a.protocol - b.protocol ||
-    ((a.addr >>> 0) - (b.addr >>> 0)) | 0 ||
+    cmpAddr(a.addr, a.addr6, b.addr, b.addr6) ||
     a.port - b.port
   );
 }
 
 function cmpDests(a: Dest, b: Dest): number {
-  return ((a.addr >>> 0) - (b.addr >>> 0)) | 0 || a.port - b.port;
+  return cmpAddr(a.addr, a.addr6, b.addr, b.addr6) || a.port - b.port;
+}
+
+/**
+ * ipvs_cmp_services / ipvs_cmp_dests: IPv4 as ntohl(a) - ntohl(b) in an int; IPv6 word by word
+ * (s6_addr32, ntohl) the same way, the first non-zero difference deciding.
+ */
+function cmpAddr(a: number, a6: string | undefined, b: number, b6: string | undefined): number {
+  if (a6 === undefined || b6 === undefined) return ((a >>> 0) - (b >>> 0)) | 0;
+  const x = ipv6TextWords(a6)!;
+  const y = ipv6TextWords(b6)!;
+  for (let k = 0; k < 4; k++) {
+    const r = ((x[k] >>> 0) - (y[k] >>> 0)) | 0;
+    if (r !== 0) return r;
+  }
+  return 0;
 }
 
 /** glibc msort_with_tmp: first half n/2, merge taking the left element on ties. */
@@ -213,9 +241,10 @@ function serviceName(svc: Service, numeric: boolean, rule: boolean): string {
     const v6 = svc.af === 6;
     return rule ? `-f ${svc.fwmark}${v6 ? " -6" : ""}` : `FWM  ${svc.fwmark}${v6 ? " IPv6" : ""}`;
   }
-  const v = addrPort(svc.addr, svc.port, svc.protocol, numeric);
+  const v = addrPort(svc.addr, svc.port, svc.protocol, numeric, svc.addr6);
   if (rule) return `${protocolOption(svc.protocol)} ${v}`;
-  return `${left(protocolName(svc.protocol), 4)} ${v}`.slice(0, 33);
+  const name = `${left(protocolName(svc.protocol), 4)} ${v}`;
+  return svc.af === 6 ? name : name.slice(0, 33);
 }
 
 function sortedDests(svc: Service, sort: boolean): readonly Dest[] {
@@ -241,14 +270,15 @@ function serviceEntry(svc: Service, opts: ListOptions): string {
     if (svc.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` (${schedFlags(svc)})`;
     if (svc.flags & SVC_F_PERSISTENT) {
       line += ` persistent ${svc.timeout}`;
-      if (svc.netmask >>> 0 !== 0xffffffff) line += ` mask ${formatIPv4(svc.netmask >>> 0)}`;
+      const mask = persistMask(svc);
+      if (mask !== "") line += ` mask ${mask}`;
       if (svc.peName !== "") line += ` pe ${svc.peName}`;
     }
     if (svc.flags & SVC_F_ONEPACKET) line += " ops";
   }
   let out = `${line}\n`;
   for (const d of sortedDests(svc, opts.sort)) {
-    const dname = addrPort(d.addr, d.port, svc.protocol, opts.numeric).slice(0, 28);
+    const dname = destName(d, svc.protocol, opts.numeric);
     if (opts.stats) out += `  -> ${left(dname, 28)}${statsNums(d.stats, opts.exact)}\n`;
     else if (opts.rate) {
       const r = d.stats;
@@ -273,6 +303,7 @@ function keyMatches(svc: Service, key: ServiceKey): boolean {
     svc.af === key.af &&
     svc.protocol === key.protocol &&
     svc.addr >>> 0 === key.addr >>> 0 &&
+    svc.addr6 === key.addr6 &&
     svc.port === key.port
   );
 }
@@ -327,14 +358,15 @@ export function formatSave(snap: IpvsSnapshot, numeric: boolean): string {
     out += `-A ${name} -s ${schedName(svc)}`;
     if (svc.flags & SVC_F_PERSISTENT) {
       out += ` -p ${svc.timeout}`;
-      if (svc.netmask >>> 0 !== 0xffffffff) out += ` -M ${formatIPv4(svc.netmask >>> 0)}`;
+      const mask = persistMask(svc);
+      if (mask !== "") out += ` -M ${mask}`;
     }
     if (svc.peName !== "") out += ` --pe ${svc.peName}`;
     if (svc.flags & SVC_F_ONEPACKET) out += " -o";
     if (svc.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) out += ` -b ${schedFlags(svc)}`;
     out += "\n";
     for (const d of sortedDests(svc, true)) {
-      const head = `-a ${name} -r ${addrPort(d.addr, d.port, svc.protocol, numeric)} ${fwdSwitch(d.fwd)} -w ${d.weight}`;
+      const head = `-a ${name} -r ${addrPort(d.addr, d.port, svc.protocol, numeric, d.addr6)} ${fwdSwitch(d.fwd)} -w ${d.weight}`;
       if (d.fwd !== Fwd.Tunnel) out += `${head}\n`;
       else if (d.tunType === TunType.Gre) out += `${head} --tun-type gre ${TUN_FLAG_OPTS[d.tunFlags]}\n`;
       else if (d.tunType === TunType.Gue)
@@ -349,7 +381,7 @@ export function formatSave(snap: IpvsSnapshot, numeric: boolean): string {
 
 /** The service column of `-G` (addrport_to_anyname with FMT_NUMERIC; tsvs names fwmark services). */
 function laddrServiceName(svc: Service): string {
-  return svc.fwmark !== 0 ? `FWM ${svc.fwmark}` : `${formatIPv4(svc.addr >>> 0)}:${svc.port}`;
+  return svc.fwmark !== 0 ? `FWM ${svc.fwmark}` : addrPort(svc.addr, svc.port, svc.protocol, true, svc.addr6);
 }
 
 /**

@@ -16,7 +16,6 @@
 // Where tsvs differs (documented in the user docs):
 // - No resolver: addresses are dotted quads (inet_aton's short forms such as "10.1" are
 //   refused) or "localhost"; service names come from SERVICE_PORTS below only.
-// - IPv6 is not supported yet: "[v6]:port" is an illegal address, -6 is refused.
 // - --fullnat (long form only) selects tsvs's FULLNAT forwarding method.
 // - DPVS's local address commands (tools/ipvsadm/ipvsadm.c in iqiyi/dpvs): --add-laddr|-P,
 //   --del-laddr|-Q with --laddr|-z, and --get-laddr|-G, with DPVS's option names and table rows,
@@ -35,7 +34,7 @@ import {
   IPPROTO_UDP,
   SpecError,
 } from "../../control/spec.js";
-import { parseIPv4 } from "../../core/addr.js";
+import { canonicalIPv6, parseIPv4 } from "../../core/addr.js";
 import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec, TimeoutSpec } from "../../core/ctl-types.js";
 import { Fwd, TunType } from "../../core/dest.js";
 import { TsvsError } from "../../core/errors.js";
@@ -522,6 +521,12 @@ function parseFwmark(s: string): number {
   return n;
 }
 
+/** C's atoi: optional blanks and sign, then digits up to the first non-digit; 0 without any. */
+function atoi(s: string): number {
+  const m = /^\s*([+-]?\d+)/.exec(s);
+  return m === null ? 0 : Number.parseInt(m[1], 10);
+}
+
 /** inet_aton for dotted quads, plus the one host name we know. */
 export function hostToAddr(s: string): number | null {
   if (s === "localhost") return 0x7f000001;
@@ -532,26 +537,53 @@ const SERVICE_NONE = 0;
 const SERVICE_ADDR = 1;
 const SERVICE_PORT = 2;
 
-/** parse_service: "host[:port]"; returns SERVICE_* bits with addr/port. */
-function parseService(s: string, protocol: number): { result: number; addr: number; port: number } {
-  const none = { result: SERVICE_NONE, addr: 0, port: 0 };
+interface ParsedService {
+  result: number;
+  af: 4 | 6;
+  addr: number;
+  /** IPv6: the address as inet_ntop prints it. */
+  addr6?: string;
+  port: number;
+}
+
+/**
+ * parse_service: "host[:port]", "[v6]:port" or a bare IPv6 address; returns SERVICE_* bits with
+ * the family, address and port. "[v6]" must be followed by ":port"; a bare IPv6 address has none.
+ */
+function parseService(s: string, protocol: number): ParsedService {
+  const none: ParsedService = { result: SERVICE_NONE, af: 4, addr: 0, port: 0 };
   if (/^\d*$/.test(s)) return none; // str_is_digit: a bare number is not an address
-  if (s.startsWith("[")) return none; // IPv6: not supported yet
-  const colon = s.lastIndexOf(":");
-  const host = colon >= 0 ? s.slice(0, colon) : s;
-  const addr = hostToAddr(host);
-  if (addr === null) return none;
-  let result = SERVICE_ADDR;
-  let port = 0;
-  if (colon >= 0) {
-    result |= SERVICE_PORT;
-    const p = s.slice(colon + 1);
-    const n = stringToNumber(p, 0, 65535);
-    if (n !== -1) port = n;
-    else if (serviceToPort(p, protocol) !== -1) port = serviceToPort(p, protocol);
+  let host = s;
+  let portText: string | null = null;
+  if (s.startsWith("[")) {
+    const close = s.indexOf("]");
+    if (close < 0 || s[close + 1] !== ":") return none;
+    host = s.slice(1, close);
+    portText = s.slice(close + 2);
+  }
+  const v6 = canonicalIPv6(host);
+  let out: ParsedService;
+  if (v6 !== null) out = { result: SERVICE_ADDR, af: 6, addr: 0, addr6: v6, port: 0 };
+  else {
+    if (portText === null) {
+      const colon = s.lastIndexOf(":");
+      if (colon >= 0) {
+        host = s.slice(0, colon);
+        portText = s.slice(colon + 1);
+      }
+    }
+    const addr = hostToAddr(host);
+    if (addr === null) return none;
+    out = { result: SERVICE_ADDR, af: 4, addr, port: 0 };
+  }
+  if (portText !== null) {
+    out.result |= SERVICE_PORT;
+    const n = stringToNumber(portText, 0, 65535);
+    if (n !== -1) out.port = n;
+    else if (serviceToPort(portText, protocol) !== -1) out.port = serviceToPort(portText, protocol);
     else return none;
   }
-  return { result, addr, port };
+  return out;
 }
 
 /** inet_pton(AF_INET): a strict dotted quad (no leading zeros, no short forms). */
@@ -750,8 +782,13 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         svc.protocol = tag === "t" ? IPPROTO_TCP : tag === "u" ? IPPROTO_UDP : IPPROTO_SCTP;
         const p = parseService(arg, svc.protocol);
         if ((p.result & SERVICE_ADDR) === 0) fail("illegal virtual server address[:port] specified");
+        svc.af = p.af;
         svc.addr = p.addr;
+        if (p.addr6 !== undefined) svc.addr6 = p.addr6;
+        else delete svc.addr6;
         svc.port = p.port;
+        // parse_service: an IPv6 service's persistence granularity defaults to /128.
+        if (p.af === 6) svc.netmask = 128;
         break;
       }
       case "f":
@@ -772,6 +809,13 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         break;
       case "M": {
         setOption(Opt.Netmask);
+        // As ipvsadm: the family known so far decides (-M before -t parses an IPv4 mask).
+        if (svc.af === 6) {
+          const n = atoi(arg);
+          if (n < 1 || n > 128) fail("illegal ipv6 netmask specified");
+          svc.netmask = n;
+          break;
+        }
         const m = hostToAddr(arg);
         if (m === null) fail("illegal virtual server persistent mask specified");
         svc.netmask = m;
@@ -782,7 +826,10 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         // ipvsadm gives -f services IPPROTO_TCP ("a sane value"): tcp port names parse.
         const p = parseService(arg, svc.fwmark !== 0 ? IPPROTO_TCP : svc.protocol);
         if ((p.result & SERVICE_ADDR) === 0) fail("illegal real server address[:port] specified");
+        dest.af = p.af;
         dest.addr = p.addr;
+        if (p.addr6 !== undefined) dest.addr6 = p.addr6;
+        else delete dest.addr6;
         // Without a port -r copies the service port known so far: "-r RIP -t VIP:80" gets 0.
         dest.port = p.result === SERVICE_ADDR ? svc.port : p.port;
         break;
@@ -871,7 +918,8 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         break;
       case "6":
         if (svc.fwmark === 0) fail("-6 used before -f\n");
-        fail("IPv6 is not supported by tsvs yet");
+        svc.af = 6;
+        svc.netmask = 128;
         break;
       case "o":
         setOption(Opt.OnePacket);
@@ -937,6 +985,7 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         setOption(Opt.LocalAddress);
         const p = parseService(arg, IPPROTO_TCP);
         if ((p.result & SERVICE_ADDR) === 0) fail("illegal local address");
+        if (p.af === 6) fail("IPv6 local addresses are not supported by tsvs yet");
         laddr = p.addr;
         break;
       }
@@ -988,6 +1037,7 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
     port: svc.port,
     fwmark: svc.fwmark,
   };
+  if (svc.addr6 !== undefined && svc.fwmark === 0) key.addr6 = svc.addr6;
 
   switch (cmd) {
     case Cmd.List:
@@ -1016,7 +1066,13 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
     case Cmd.EditDest:
       return { kind: "ctl", cmd: { op: "edit-dest", key, dest } };
     case Cmd.DelDest:
-      return { kind: "ctl", cmd: { op: "del-dest", key, addr: dest.addr, port: dest.port } };
+      return {
+        kind: "ctl",
+        cmd:
+          dest.addr6 !== undefined
+            ? { op: "del-dest", key, addr: 0, addr6: dest.addr6, port: dest.port }
+            : { op: "del-dest", key, addr: dest.addr, port: dest.port },
+      };
     case Cmd.Timeout:
       return { kind: "ctl", cmd: { op: "set-timeout", timeouts } };
     case Cmd.StartDaemon:
