@@ -8,6 +8,7 @@ import { TsvsError } from "../core/errors.js";
 import { benchMain } from "./bench.js";
 import { configMain } from "./config.js";
 import { daemonMain } from "./daemon.js";
+import { explainMain } from "./explain.js";
 import { fwmarkMain, ipvsadmMain, reloadMain, statusMain, sysctlMain } from "./ipvsadm-client.js";
 import { labMain } from "./lab.js";
 import { realserverMain } from "./realserver.js";
@@ -22,6 +23,7 @@ Commands:
   ipvsadm ARGS              ipvsadm 1.31's commands and output, through the daemon's control socket
   status [--json]           the daemon's interfaces, the host it follows, worker, counters
   top [-d SECONDS] [--once] a live view: rates per service and real server, drops, health (docs/top.md)
+  explain -t VIP:PORT --from CIP:CPORT [--fwmark N] [--json]   where a new connection would go, and why (docs/explain.md)
   sysctl [NAME[=VALUE]]     the daemon's director sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   fwmark add|del|list|flush [RULE]   the daemon's firewall-mark rules (iptables -j MARK phrasing)
   realserver setup|doctor|teardown --vip VIP [--method dr|tun]   prepare a DR/TUN real server
@@ -56,6 +58,8 @@ export async function main(argv: string[]): Promise<number> {
         return await statusMain(rest);
       case "top":
         return await topMain(rest);
+      case "explain":
+        return await explainMain(rest);
       case "sysctl":
         return await sysctlMain(rest);
       case "fwmark":

@@ -64,6 +64,7 @@ import { offloadGsoType, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_UDP_L4 } fr
 import { DIR_INPUT, DIR_OUTPUT, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT, TCP_STATE_NAMES } from "./proto/tcp.js";
 import { Timeouts } from "./proto/timeouts.js";
 import { UDP_STATE_NAME } from "./proto/udp.js";
+import { Xorshift32 } from "./random.js";
 import { estimatorTick } from "./rate.js";
 import { type IfaceAddr, type IfaceConfig, type RouteConfig, RouteTable } from "./route.js";
 import type { Service } from "./service.js";
@@ -111,8 +112,13 @@ export interface EngineOptions {
   sysctls?: Partial<Sysctls>;
   /** Answer ARP and ping for the interfaces' own addresses too (the simulation has no kernel). */
   ownInterfaceAddresses?: boolean;
-  /** Uniform random u32; injected for deterministic simulation. */
+  /**
+   * Uniform random u32, injected (tests, simulation). Without it the engine draws from its own
+   * xorshift32 (random.ts) seeded with `seed`, whose next values `tsvs explain` can read ahead.
+   */
   random?: () => number;
+  /** Seed of the engine's own generator (default: a constant, so an engine is deterministic). */
+  seed?: number;
   /**
    * Where finished frames go: (ifindex, buffer, offset, length, vnet); must not keep the buffer.
    * vnet is null for a plain frame, or the 10-byte virtio_net_hdr an aggregate must be sent with
@@ -189,7 +195,7 @@ export class Engine {
     });
     this.out = new Output(this, this.flow, opts.send);
     this.local = new LocalReplies(this, this.out, opts.ownInterfaceAddresses ?? false);
-    this.life = new ConnLife(this, opts.random ?? defaultRandom());
+    this.life = new ConnLife(this, opts.random ?? new Xorshift32(opts.seed));
     this.syncInstaller = new SyncInstaller(this);
   }
 
@@ -239,7 +245,7 @@ export class Engine {
   }
 
   /** Is addr the address of a (non-fwmark) virtual service, and not a LIP? */
-  private isVip(addr: number): boolean {
+  isVip(addr: number): boolean {
     const set = this.vipSet;
     const m = set.length - 1;
     const a = addr | 0;
@@ -469,20 +475,23 @@ export class Engine {
    * (ip_vs_in: is_new_conn && cp). Returns the entry to use, or -1 to schedule anew.
    */
   private reuseCheck(cx: number, now: number): number {
+    if (!this.synReschedules(cx)) return cx;
+    if (this.conns.nControlOf(cx) === 0) this.life.expireNow(cx, now);
+    return -1;
+  }
+
+  /** Would a SYN that hits entry cx be scheduled anew (reuseCheck's test; changes nothing)? */
+  synReschedules(cx: number): boolean {
     const t = this.conns;
     const sc = this.sysctls;
-    let resched = false;
-    if (sc.expireNodestConn && this.ctl.destById(t.destOf(cx))?.weight === 0) resched = true;
-    else if (sc.connReuseMode !== 0 && t.controlOf(cx) < 0) {
-      const st = t.stateOf(cx);
-      resched =
-        t.protoOf(cx) === IPPROTO_TCP &&
-        (st === TCP_S_TIME_WAIT ||
-          ((sc.connReuseMode & 2) !== 0 && st === TCP_S_FIN_WAIT && (t.flagsOf(cx) & CONN_F_NOOUTPUT) !== 0));
-    }
-    if (!resched) return cx;
-    if (t.nControlOf(cx) === 0) this.life.expireNow(cx, now);
-    return -1;
+    if (sc.expireNodestConn && this.ctl.destById(t.destOf(cx))?.weight === 0) return true;
+    if (sc.connReuseMode === 0 || t.controlOf(cx) >= 0) return false;
+    const st = t.stateOf(cx);
+    return (
+      t.protoOf(cx) === IPPROTO_TCP &&
+      (st === TCP_S_TIME_WAIT ||
+        ((sc.connReuseMode & 2) !== 0 && st === TCP_S_FIN_WAIT && (t.flagsOf(cx) & CONN_F_NOOUTPUT) !== 0))
+    );
   }
 
   // ---------------------------------------------------------------- connection sync
@@ -595,19 +604,6 @@ export class Engine {
 
 function vipSlot(addr: number, mask: number): number {
   return (Math.imul(addr | 0, 0x9e3779b1) >>> 16) & mask;
-}
-
-/** xorshift32 seeded from a constant: deterministic unless the caller injects randomness. */
-function defaultRandom(): () => number {
-  let s = 0x9e3779b9;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
 }
 
 export type { InetAddr };

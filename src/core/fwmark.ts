@@ -100,6 +100,11 @@ export class FwmarkClassifier {
     return this.rules.map((r) => ({ id: r.id, rule: r.text }));
   }
 
+  /** The compiled rules in evaluation order (read only: explain.ts tests them one by one). */
+  compiled(): readonly FwmarkRule[] {
+    return this.rules;
+  }
+
   /**
    * Does a rule match `addr` as one host (`-d A` or `-d A/32`, not negated)? Such an address
    * is the VIP of a firewall-mark service, and the director answers ARP and ping for it.

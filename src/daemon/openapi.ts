@@ -232,8 +232,102 @@ const schemas: Record<string, Schema> = {
     },
   }),
   Applied: obj({ applied: int(), warning: str }, ["applied"]),
+  ...explainSchemas(),
   Zeroed: obj({ zeroed: str }),
 };
+
+/** `GET /explain`'s answer (core/explain.ts Explanation, daemon/protocol.ts ExplainAnswer). */
+function explainSchemas(): Record<string, Schema> {
+  const figure: Schema = { type: ["number", "string", "boolean", "null"] };
+  const figures: Schema = { type: "object", additionalProperties: figure };
+  const nullable = (s: Schema): Schema => ({ oneOf: [s, { type: "null" }] });
+  const method = { enum: ["masq", "route", "tunnel", "fullnat", "local"] };
+  return {
+    Explanation: obj({
+      verdict: {
+        enum: ["existing", "template", "scheduled", "no-destination", "no-service", "reply", "drop", "pass"],
+      },
+      summary: str,
+      notes: { type: "array", items: str },
+      packet: obj({ protocol: str, client: str, virtual: str, assumed: str }),
+      fwmark: obj({
+        source: { enum: ["given", "rules", "none"] },
+        mark: int(0, 0xffffffff),
+        rules: {
+          type: "array",
+          items: obj({ id: int(), rule: str, matched: { type: "boolean" }, markAfter: int(0, 0xffffffff) }),
+        },
+      }),
+      lookups: { type: "array", items: str },
+      service: nullable(
+        obj({
+          name: str,
+          matchedBy: { enum: ["fwmark", "address and port", "port 0"] },
+          scheduler: str,
+          persistent: nullable(obj({ timeoutS: int(), netmask: ipv4 })),
+          flags: { type: "array", items: str },
+        }),
+      ),
+      connection: nullable(
+        obj({
+          state: str,
+          client: str,
+          virtual: str,
+          destination: str,
+          local: nullable(str),
+          expiresMs: num,
+          controlledBy: nullable(str),
+        }),
+      ),
+      template: nullable(
+        obj({
+          key: str,
+          client: ipv4,
+          netmask: ipv4,
+          status: { enum: ["exists", "unfit", "new"] },
+          destination: nullable(str),
+          expiresMs: num,
+          timeoutS: int(),
+          controls: int(),
+        }),
+      ),
+      schedule: nullable(
+        obj({
+          scheduler: str,
+          destination: nullable(str),
+          exact: { type: "boolean" },
+          rule: str,
+          figures,
+          dests: { type: "array", items: obj({ destination: str, figures }) },
+        }),
+      ),
+      destination: nullable(
+        obj({
+          address: ipv4,
+          port: int(0, 65535),
+          forward: method,
+          weight: int(0, 65535),
+          active: int(),
+          inactive: int(),
+        }),
+      ),
+      forward: nullable(
+        obj({
+          method,
+          ipvsadm: str,
+          src: str,
+          dst: str,
+          outer: nullable(obj({ src: str, dst: str })),
+          iface: nullable(str),
+          nexthop: nullable(str),
+          mac: nullable(str),
+          rewrite: str,
+        }),
+      ),
+      worker: obj({ index: int(), of: int(1) }),
+    }),
+  };
+}
 
 const keyParams = {
   proto: [
@@ -412,6 +506,37 @@ export function openApiDocument(): Schema {
           ],
           responses: {
             200: answer("a page of connections", ref("ConnectionPage")),
+            400: E400,
+            401: E401,
+            503: E503,
+          },
+        },
+      },
+      [`${P}/explain`]: {
+        get: {
+          summary:
+            "what the director would do with the first packet of a connection (tsvs explain, docs/explain.md): service, entry or template, the scheduler's pick and its figures, the forwarding; nothing is sent or changed",
+          parameters: [
+            { name: "proto", in: "query", schema: { enum: ["tcp", "udp", "sctp"], default: "tcp" } },
+            {
+              name: "vip",
+              in: "query",
+              required: true,
+              schema: ipv4,
+              description: "the packet's destination",
+            },
+            { name: "port", in: "query", required: true, schema: int(0, 65535) },
+            { name: "client", in: "query", required: true, schema: ipv4, description: "the packet's source" },
+            { name: "cport", in: "query", required: true, schema: int(0, 65535) },
+            {
+              name: "fwmark",
+              in: "query",
+              schema: int(0, 0xffffffff),
+              description: "the mark the packet carries; absent: tsvs's fwmark rules decide",
+            },
+          ],
+          responses: {
+            200: answer("the explanation, from the worker the client's packets reach", ref("Explanation")),
             400: E400,
             401: E401,
             503: E503,

@@ -5,6 +5,7 @@
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { ControlCommand } from "../control/commands.js";
+import type { ExplainQuery } from "../core/explain.js";
 import type { FwmarkAction } from "./protocol.js";
 import type { FromWorker, Guard, HostUpdate, ToWorker, WorkerInit } from "./worker.js";
 
@@ -15,7 +16,9 @@ export type WorkerRequest =
   | { type: "status" }
   | { type: "sysctl"; name?: string; value?: number; value2?: number }
   | { type: "fwmark"; action: FwmarkAction; rule?: string }
-  | ({ type: "host" } & HostUpdate);
+  | ({ type: "host" } & HostUpdate)
+  /** `tsvs explain`, asked of the one worker the client's packets reach (answered as a "result"). */
+  | { type: "explain"; query: ExplainQuery };
 
 /** What the main thread tells a worker without waiting for an answer (VRRP, connection sync). */
 export type WorkerNotice = Extract<ToWorker, { type: "vrrp" | "sync-master" | "sync-in" }>;

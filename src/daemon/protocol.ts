@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { type ControlCommand, parseCommands, parseSysctlArg, type SysctlValue } from "../control/commands.js";
 import type { TableSnapshot } from "../control/snapshot.js";
 import type { SyncDaemonStatus } from "../control/sync.js";
+import { parseIPv4 } from "../core/addr.js";
 import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
+import type { Explanation } from "../core/explain.js";
 import type { HealthRow } from "./config-runner.js";
 import type { VrrpInstanceStatus, VrrpScriptStatus } from "./vrrp.js";
 
@@ -31,7 +33,32 @@ export type Request =
   | { op: "fwmark"; action: FwmarkAction; rule?: string }
   | { op: "reload" }
   /** The connection sync daemons running (ipvsadm -L --daemon). */
-  | { op: "daemons" };
+  | { op: "daemons" }
+  | ExplainRequest;
+
+/**
+ * `tsvs explain` (docs/explain.md): what the director would do with the first packet of a
+ * connection from client:cport to vip:port, read from the live tables without changing them.
+ * fwmark: the mark the packet carries (as if the mangle table set it); absent: tsvs's rules decide.
+ */
+export interface ExplainRequest {
+  op: "explain";
+  proto: "tcp" | "udp" | "sctp";
+  vip: string;
+  port: number;
+  client: string;
+  cport: number;
+  fwmark?: number;
+}
+
+/**
+ * `explain`'s answer: the core's Explanation, and the worker that gave it. With several workers
+ * each schedules on its own state; the daemon asks the one the fanout hands the client's packets
+ * to (io/bpf.ts fanoutHash of the client address, modulo the workers).
+ */
+export interface ExplainAnswer extends Explanation {
+  worker: { index: number; of: number };
+}
 
 export interface IfaceStatus {
   name: string;
@@ -129,6 +156,7 @@ export type Response =
   | { reloaded: string }
   /** Master first, then backup; empty when none runs. */
   | { daemons: SyncDaemonStatus[] }
+  | { explain: ExplainAnswer }
   | { error: string };
 
 /** Validates one request line; returns the request or the reason it is refused. */
@@ -187,9 +215,41 @@ export function parseRequest(line: string): Request | { error: string } {
       return { op: "reload" };
     case "daemons":
       return { op: "daemons" };
+    case "explain":
+      return parseExplain(o);
     default:
       return { error: `unknown op ${JSON.stringify(o.op)}` };
   }
+}
+
+const isPort = (v: unknown): v is number =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535;
+
+function parseExplain(o: Record<string, unknown>): ExplainRequest | { error: string } {
+  const proto = o.proto;
+  if (proto !== "tcp" && proto !== "udp" && proto !== "sctp")
+    return { error: "explain: proto must be tcp, udp or sctp" };
+  if (typeof o.vip !== "string" || parseIPv4(o.vip) === null)
+    return { error: "explain: vip must be an IPv4 address" };
+  if (typeof o.client !== "string" || parseIPv4(o.client) === null)
+    return { error: "explain: client must be an IPv4 address" };
+  if (!isPort(o.port)) return { error: "explain: port must be an integer 0..65535" };
+  if (!isPort(o.cport)) return { error: "explain: cport must be an integer 0..65535" };
+  const req: ExplainRequest = {
+    op: "explain",
+    proto,
+    vip: o.vip,
+    port: o.port,
+    client: o.client,
+    cport: o.cport,
+  };
+  if (o.fwmark !== undefined) {
+    const m = o.fwmark;
+    if (!Number.isInteger(m) || (m as number) < 0 || (m as number) > 0xffffffff)
+      return { error: "explain: fwmark must be an integer 0..4294967295" };
+    req.fwmark = m as number;
+  }
+  return req;
 }
 
 /**

@@ -5,13 +5,19 @@
 import type { Logger } from "pino";
 import { type ControlCommand, isSyncDaemonCommand } from "../control/commands.js";
 import { mergeTables } from "../control/snapshot.js";
+import { parseIPv4 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
+import type { ExplainQuery } from "../core/explain.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "../core/packet/flow.js";
+import { IPPROTO_SCTP } from "../core/sched/util.js";
+import { fanoutHash } from "../io/bpf.js";
 import type { DaemonConfig } from "./config-runner.js";
 import type { HostFollower } from "./follow.js";
 import { NFT_FAMILY, NFT_TABLE, type NftGuard } from "./nft.js";
 import { mergeGuards, type WorkerPool } from "./pool.js";
 import {
   type DaemonStatus,
+  type ExplainRequest,
   netnsId,
   PROTOCOL_VERSION,
   type Request,
@@ -61,7 +67,45 @@ export async function handleRequest(ctx: RequestContext, req: Request): Promise<
       return status(ctx);
     case "daemons":
       return { daemons: ctx.sync?.list() ?? [] };
+    case "explain":
+      return explain(ctx, req);
   }
+}
+
+const EXPLAIN_PROTO = { tcp: IPPROTO_TCP, udp: IPPROTO_UDP, sctp: IPPROTO_SCTP } as const;
+
+/** The request as the core takes it (parseRequest checked the addresses already). */
+export function explainQuery(req: ExplainRequest): ExplainQuery {
+  const q: ExplainQuery = {
+    proto: EXPLAIN_PROTO[req.proto],
+    vaddr: parseIPv4(req.vip) ?? 0,
+    vport: req.port,
+    caddr: parseIPv4(req.client) ?? 0,
+    cport: req.cport,
+  };
+  if (req.fwmark !== undefined) q.fwmark = req.fwmark;
+  return q;
+}
+
+/**
+ * Which worker a client's packets reach: the fanout program hashes the source address of a request
+ * (io/bpf.ts compileFanoutProgram; the kernel's fanout_demux_bpf takes it modulo the group), the
+ * worker that then schedules with its own state (rr cursors, lblc tables, twos' generator).
+ */
+export function explainWorker(caddr: number, workers: number): number {
+  return workers > 1 ? fanoutHash(caddr) % workers : 0;
+}
+
+/** `explain`: asked of the worker that would own the flow, the only one whose state decides. */
+async function explain(ctx: RequestContext, req: ExplainRequest): Promise<Response> {
+  const q = explainQuery(req);
+  let m: Awaited<ReturnType<WorkerPool["askOne"]>>;
+  try {
+    m = await ctx.pool.askOne(explainWorker(q.caddr, ctx.pool.size), { type: "explain", query: q });
+  } catch {
+    return STOPPED;
+  }
+  return m.type === "result" ? m.response : STOPPED;
 }
 
 /**

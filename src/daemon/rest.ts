@@ -27,7 +27,13 @@ import {
   SVC_F_SCHED3,
 } from "../core/service.js";
 import { openApiDocument } from "./openapi.js";
-import type { DaemonStatus, Request, Response } from "./protocol.js";
+import {
+  type DaemonStatus,
+  type ExplainAnswer,
+  parseRequest,
+  type Request,
+  type Response,
+} from "./protocol.js";
 
 export const API_PREFIX = "/api/v1";
 /** The token file's name, beside the control socket. */
@@ -463,6 +469,36 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
           limit,
           connections: all.slice(offset, offset + limit).map(connOut),
         };
+      });
+
+      // `tsvs explain` (docs/explain.md): ?proto=tcp&vip=A&port=P&client=C&cport=Q[&fwmark=N].
+      api.get("/explain", async (req) => {
+        const q = req.query as Record<string, unknown>;
+        const num = (name: string, max: number): number | undefined => {
+          const v = q[name];
+          if (v === undefined) return undefined;
+          const n = typeof v === "string" && /^\d{1,10}$/.test(v) ? Number(v) : -1;
+          if (n < 0 || n > max)
+            throw new RestError(400, "TSVS_ERR_INVALID", `${name} must be an integer 0..${max}`);
+          return n;
+        };
+        for (const k of ["vip", "port", "client", "cport"])
+          if (q[k] === undefined) throw new RestError(400, "TSVS_ERR_INVALID", `${k} is required`);
+        const parsed = parseRequest(
+          JSON.stringify({
+            op: "explain",
+            proto: q.proto ?? "tcp",
+            vip: q.vip,
+            port: num("port", 65535),
+            client: q.client,
+            cport: num("cport", 65535),
+            fwmark: num("fwmark", 0xffffffff),
+          }),
+        );
+        if ("error" in parsed)
+          throw new RestError(400, "TSVS_ERR_INVALID", parsed.error.replace(/^explain: /, ""));
+        const r = await ask(parsed);
+        return "explain" in r ? (r.explain satisfies ExplainAnswer) : failed(r, false);
       });
 
       api.get("/status", async () => {

@@ -5,6 +5,7 @@
 // messages are pulled with receiveMessageOnPort between batches, and the only blocking call is
 // one poll(2) over all sockets with a short timeout when every socket was empty.
 
+import { randomInt } from "node:crypto";
 import { type MessagePort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { ControlApi, type Guard } from "../control/api.js";
 import type { ControlCommand } from "../control/commands.js";
@@ -12,6 +13,7 @@ import type { TableSnapshot } from "../control/snapshot.js";
 import { formatIPv4 } from "../core/addr.js";
 import { Engine, type Sysctls } from "../core/engine.js";
 import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
+import { type ExplainQuery, explainPacket } from "../core/explain.js";
 import type { IfaceAddr, IfaceConfig, RouteConfig } from "../core/route.js";
 import { decodeSyncMessage } from "../core/sync/codec.js";
 import { SYNC_SEND_DELAY_MS, SyncSender } from "../core/sync/sender.js";
@@ -120,6 +122,8 @@ export type ToWorker =
   | { type: "sysctl"; id: number; name?: string; value?: number; value2?: number }
   | { type: "fwmark"; id: number; action: FwmarkAction; rule?: string }
   | ({ type: "host"; id: number } & HostUpdate)
+  /** `tsvs explain`: answered as a "result" with `{ explain }`. */
+  | { type: "explain"; id: number; query: ExplainQuery }
   /** VRRP's addresses (daemon/vrrp.ts): held as MASTER, held back as BACKUP. */
   | ({ type: "vrrp" } & VrrpOwnership)
   /** The master sync daemon started (its settings) or stopped (null). */
@@ -251,7 +255,9 @@ class DataPlane {
       worker: { index: init.index ?? 0, count: nWorkers },
       sysctls: init.sysctls,
       ownInterfaceAddresses: false,
-      random: () => (Math.random() * 0x100000000) >>> 0,
+      // The engine's own generator, seeded at random per worker: `tsvs explain` reads its next
+      // draws ahead (twos), which an injected Math.random could not offer.
+      seed: randomInt(1, 0x100000000),
       // vnet: the virtio_net_hdr of an aggregate sent whole (null for a plain frame).
       send: (ifindex, buf, off, len, vnet) => this.send(ifindex, buf, off, len, vnet),
     });
@@ -449,6 +455,16 @@ class DataPlane {
     if (msgs.length > 0) this.post({ type: "sync-out", msgs: msgs.map((m) => m.slice()) });
   }
 
+  /** `tsvs explain` from this worker's engine, at this moment, changing nothing. */
+  private explain(q: ExplainQuery): Response {
+    try {
+      const e = explainPacket(this.engine, q, performance.now());
+      return { explain: { ...e, worker: { index: this.init.index ?? 0, of: this.nWorkers } } };
+    } catch (err) {
+      return { error: `internal error: ${err instanceof Error ? err.message : String(err)}` };
+    }
+  }
+
   /** The control messages waiting on the port; false when asked to stop. */
   private control(port: MessagePort): boolean {
     const post = this.post;
@@ -480,6 +496,9 @@ class DataPlane {
           break;
         case "sync-in":
           this.syncIn(msg.data, msg.syncid);
+          break;
+        case "explain":
+          post({ type: "result", id: msg.id, response: this.explain(msg.query), guard: this.api.guard() });
           break;
         case "sysctl":
         case "fwmark": {

@@ -146,6 +146,25 @@ describe("tsvs daemon --http: the REST API", { skip, timeout: 90_000 }, () => {
     ]);
     assert.deepEqual(restL(), listed, "GET /services on loopback, no token: what ipvsadm -Ln lists");
 
+    // GET /explain (a read: no token on loopback): wrr's first pick, the highest weight; the
+    // answers' schemas are checked in test/unit/rest.test.ts, predictions in test/e2e/explain.test.ts.
+    const ex = curl("GET", `/explain?proto=tcp&vip=${VIP}&port=80&client=198.18.0.1&cport=40000`);
+    assert.equal(ex.status, 200, JSON.stringify(ex.body));
+    const e = ex.body as {
+      verdict: string;
+      schedule: { scheduler: string; destination: string };
+      forward: { ipvsadm: string; dst: string };
+      worker: { index: number; of: number };
+    };
+    assert.equal(e.verdict, "scheduled");
+    assert.equal(e.schedule.scheduler, "wrr");
+    assert.equal(e.schedule.destination, `${RS[1]}:80`);
+    assert.deepEqual([e.forward.ipvsadm, e.forward.dst], ["Masq", `${RS[1]}:80`]);
+    assert.deepEqual(e.worker, { index: 0, of: 1 });
+    const exBad = curl("GET", `/explain?vip=${VIP}&port=80&client=198.18.0&cport=1`);
+    assert.equal(exBad.status, 400);
+    assert.equal((exBad.body as { error: { code: string } }).error.code, "TSVS_ERR_INVALID");
+
     // A write without the token, and with a bad one: refused, nothing changed.
     const no = curl("PUT", `/services/tcp/${VIP}/80/destinations/${RS[0]}/80`, { body: { weight: 0 } });
     assert.equal(no.status, 401);

@@ -14,8 +14,10 @@ import { ControlApi } from "../../src/control/api.js";
 import { mergeTables } from "../../src/control/snapshot.js";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { TsvsError } from "../../src/core/errors.js";
+import { explainPacket } from "../../src/core/explain.js";
 import { openApiDocument } from "../../src/daemon/openapi.js";
 import type { Request, Response } from "../../src/daemon/protocol.js";
+import { explainQuery } from "../../src/daemon/requests.js";
 import { isLoopback, loadToken, registerRest, tokenMatches } from "../../src/daemon/rest.js";
 import { Director, IP, L2_FROM_ROUTER } from "../support/frames.js";
 import { SYN, tcpFrame } from "../support/packet-builder.js";
@@ -67,6 +69,10 @@ function fakeDaemon(): { d: Director; api: ControlApi; ask: (req: Request) => Pr
           },
         };
       }
+      case "explain":
+        return {
+          explain: { ...explainPacket(d.engine, explainQuery(req), d.now), worker: { index: 0, of: 1 } },
+        };
       default:
         return { error: `${req.op}: not in this test` };
     }
@@ -614,5 +620,61 @@ describe("REST API: errors, nothing applied", () => {
         error: { code: "TSVS_ERR_UNAVAILABLE", message: "the data plane stopped" },
       });
     }
+  });
+});
+
+describe("REST API: explain", () => {
+  const EX = `${P}/explain`;
+  it("GET /explain: the destination a SYN then goes to, no service, bad parameters, the token off loopback", async () => {
+    const h = await harness(true);
+    await withService(h);
+    const q = `proto=tcp&vip=${VIP}&port=80&client=${IP.client1}&cport=40000`;
+    const r = await h.call("GET", `${EX}?${q}`, EX, { token: false });
+    assert.equal(r.statusCode, 200, r.body);
+    const a = r.json();
+    assert.equal(a.verdict, "scheduled");
+    assert.equal(a.service.name, `TCP  ${VIP}:80`);
+    assert.deepEqual(a.worker, { index: 0, of: 1 });
+    const out = h.d.input(
+      1,
+      tcpFrame(
+        L2_FROM_ROUTER,
+        { src: parseIPv4(IP.client1) as number, dst: parseIPv4(VIP) as number },
+        { sport: 40000, dport: 80, flags: SYN },
+      ),
+    ).out;
+    const f = out.find((x) => x.ifindex === 2)?.frame;
+    assert.ok(f !== undefined);
+    assert.equal(`${f[30]}.${f[31]}.${f[32]}.${f[33]}:80`, a.forward.dst);
+    const existing = await h.call("GET", `${EX}?${q}`, EX, { token: false });
+    assert.equal(existing.json().verdict, "existing");
+    // proto defaults to tcp; fwmark given.
+    const marked = await h.call("GET", `${EX}?vip=${VIP}&port=80&client=${IP.client2}&cport=1&fwmark=7`, EX, {
+      token: false,
+    });
+    assert.equal(marked.statusCode, 200, marked.body);
+    assert.equal(marked.json().fwmark.source, "given");
+    const none = await h.call("GET", `${EX}?proto=udp&vip=${VIP}&port=80&client=${IP.client1}&cport=1`, EX, {
+      token: false,
+    });
+    assert.equal(none.statusCode, 200);
+    assert.equal(none.json().verdict, "no-service");
+    assert.match(none.json().summary, /^No such service/);
+    for (const bad of [
+      `vip=${VIP}&port=80&client=${IP.client1}`,
+      `vip=1.2.3&port=80&client=${IP.client1}&cport=1`,
+      `vip=${VIP}&port=70000&client=${IP.client1}&cport=1`,
+      `proto=icmp&vip=${VIP}&port=80&client=${IP.client1}&cport=1`,
+      `vip=${VIP}&port=80&client=${IP.client1}&cport=1&fwmark=-1`,
+    ]) {
+      const res = await h.call("GET", `${EX}?${bad}`, EX, { token: false });
+      assert.equal(res.statusCode, 400, bad);
+      assert.equal(res.json().error.code, "TSVS_ERR_INVALID");
+    }
+    const off = await harness(false);
+    assert.equal((await off.call("GET", `${EX}?${q}`, EX, { token: false })).statusCode, 401);
+    assert.equal((await off.call("GET", `${EX}?${q}`, EX)).statusCode, 200);
+    const stopped = await harness(true, async () => ({ error: "the data plane stopped" }));
+    assert.equal((await stopped.call("GET", `${EX}?${q}`, EX)).statusCode, 503);
   });
 });

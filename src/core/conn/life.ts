@@ -20,6 +20,7 @@ import {
   tcpNextState,
 } from "../proto/tcp.js";
 import type { Timeouts } from "../proto/timeouts.js";
+import type { Xorshift32 } from "../random.js";
 import type { SchedContext } from "../sched/types.js";
 import type { Service } from "../service.js";
 import { SVC_F_ONEPACKET } from "../service.js";
@@ -58,12 +59,17 @@ export class ConnLife {
   private readonly totalStats: Stats;
   private readonly sysctls: { readonly expireQuiescentTemplate: boolean };
   private readonly schedCtx: SchedContext;
+  /** The schedulers' generator when it is the engine's own (readable ahead); null when injected. */
+  private readonly rng: Xorshift32 | null;
   private lipCursor = 0;
   private lportCursor = FIRST_LPORT;
+  /** pickLocal's answer (two numbers, no object per connection). */
+  pickedLip = 0;
+  pickedLport = 0;
   /** The conn table's timer callback (ConnTable.advance): one closure for the engine's life. */
   readonly expireCb = (cx: number, at: number): void => this.expire(cx, at);
 
-  constructor(e: ConnLifeDeps, random: () => number) {
+  constructor(e: ConnLifeDeps, random: (() => number) | Xorshift32) {
     this.conns = e.conns;
     this.ctl = e.ctl;
     this.timeouts = e.timeouts;
@@ -71,7 +77,25 @@ export class ConnLife {
     this.lipTable = e.lipTable;
     this.totalStats = e.totalStats;
     this.sysctls = e.sysctls;
-    this.schedCtx = { now: 0, random };
+    if (typeof random === "function") {
+      this.rng = null;
+      this.schedCtx = { now: 0, random };
+    } else {
+      const rng = random;
+      this.rng = rng;
+      this.schedCtx = { now: 0, random: () => rng.next() };
+    }
+  }
+
+  /**
+   * For explain: a scheduler context at `now` whose random() draws what the next connection's
+   * scheduling will draw, from a copy of the generator (the engine's own is not advanced); null
+   * when the randomness was injected and cannot be read ahead.
+   */
+  peekContext(now: number): SchedContext | null {
+    if (this.rng === null) return null;
+    const copy = this.rng.copy();
+    return { now, random: () => copy.next() };
   }
 
   // ---------------------------------------------------------------- scheduling
@@ -135,13 +159,7 @@ export class ConnLife {
   /** ip_vs_check_template: is the template's destination still fit for new connections? */
   private checkTemplate(ct: number): boolean {
     const t = this.conns;
-    const dest = this.ctl.destById(t.destOf(ct));
-    if (
-      dest === undefined ||
-      dest.svc === null ||
-      (dest.flags & DEST_F_AVAILABLE) === 0 ||
-      (this.sysctls.expireQuiescentTemplate && dest.weight === 0)
-    ) {
+    if (!this.templateFit(ct)) {
       // Invalidate: re-key so that it is never found again; it lives on while it controls.
       if (t.vportOf(ct) !== INVALID_PORT) {
         t.unhash(ct);
@@ -153,6 +171,17 @@ export class ConnLife {
       return false;
     }
     return true;
+  }
+
+  /** checkTemplate's test alone (changes nothing): the destination is there, available, not quiesced-and-expired. */
+  templateFit(ct: number): boolean {
+    const dest = this.ctl.destById(this.conns.destOf(ct));
+    return !(
+      dest === undefined ||
+      dest.svc === null ||
+      (dest.flags & DEST_F_AVAILABLE) === 0 ||
+      (this.sysctls.expireQuiescentTemplate && dest.weight === 0)
+    );
   }
 
   // ---------------------------------------------------------------- new
@@ -266,32 +295,46 @@ export class ConnLife {
    * laddrs all belong to other workers gets nothing here: the connection fails (no_dest).
    */
   private allocLocal(cx: number, proto: number, raddr: number, rport: number, svc: Service | null): boolean {
+    if (!this.pickLocal(proto, raddr, rport, svc, true)) return false;
+    const t = this.conns;
+    t.setLaddr(cx, this.pickedLip);
+    t.setLport(cx, this.pickedLport);
+    this.lipTable.acquire(this.pickedLip);
+    return true;
+  }
+
+  /**
+   * allocLocal's choice into pickedLip / pickedLport; false when there is none. `commit` moves the
+   * cursors and counts port conflicts, as a new connection does; without it nothing changes
+   * (explain: the LIP and port the next FULLNAT connection toward raddr:rport would take).
+   */
+  pickLocal(proto: number, raddr: number, rport: number, svc: Service | null, commit: boolean): boolean {
     const own = svc !== null && svc.laddrs.length > 0;
     const lips = own ? svc.laddrShare : this.lipTable.poolShare;
     const n = lips.length;
     if (n === 0) return false;
     const t = this.conns;
     const lt = this.lipTable;
+    let cursor = own ? svc.laddrCursor : this.lipCursor;
+    let lport = this.lportCursor;
     for (let l = 0; l < n; l++) {
-      let at: number;
-      if (own) {
-        at = svc.laddrCursor < n ? svc.laddrCursor : 0;
-        svc.laddrCursor = (at + 1) % n;
-      } else {
-        at = this.lipCursor < n ? this.lipCursor : 0;
-        this.lipCursor = (at + 1) % n;
+      const at = cursor < n ? cursor : 0;
+      cursor = (at + 1) % n;
+      if (commit) {
+        if (own) svc.laddrCursor = cursor;
+        else this.lipCursor = cursor;
       }
       const lip = lips[at];
       for (let k = 0; k < 65536 - FIRST_LPORT; k++) {
-        const p = this.lportCursor;
-        this.lportCursor = p === 65535 ? FIRST_LPORT : p + 1;
+        const p = lport;
+        lport = p === 65535 ? FIRST_LPORT : p + 1;
+        if (commit) this.lportCursor = lport;
         if (t.lookupOut(proto, raddr, rport, lip, p) < 0) {
-          t.setLaddr(cx, lip);
-          t.setLport(cx, p);
-          lt.acquire(lip);
+          this.pickedLip = lip;
+          this.pickedLport = p;
           return true;
         }
-        lt.conflict(lip);
+        if (commit) lt.conflict(lip);
       }
     }
     return false;

@@ -3,10 +3,11 @@
 // weights ignored; the bucket is hash_32(daddr, 8). A bucket whose dest is removed, quiesced or
 // overloaded yields no destination (no fallback). Like the kernel, only add/del rebuild the table
 // (there is no upd_dest hook).
+import { formatIPv4 } from "../addr.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import type { Service } from "../service.js";
-import type { Scheduler } from "./types.js";
+import type { SchedDetail, Scheduler } from "./types.js";
 import { hash32 } from "./util.js";
 
 export const DH_TAB_BITS = 8;
@@ -46,6 +47,29 @@ export function createDh(): Scheduler {
     },
     delDest(svc: Service): void {
       reassign(svc);
+    },
+    explain(svc: Service, flow: Flow): SchedDetail {
+      const st = svc.schedData as DhState | undefined;
+      const bucket = dhBucket(flow.daddr);
+      const d = st === undefined ? null : st.buckets[bucket];
+      return {
+        rule: "destination hashing: bucket hash_32(packet's destination address, 8) of 256, dealt to the destinations in list order; an unavailable bucket destination means no destination",
+        figures: {
+          hashed: formatIPv4(flow.daddr),
+          bucket,
+          buckets: DH_TAB_SIZE,
+          bucketDest: d,
+          bucketUsable: d !== null && (d.flags & DEST_F_OVERLOAD) === 0 && d.weight > 0,
+        },
+        dests: svc.dests.map((x) => {
+          let count = 0;
+          if (st !== undefined) for (const b of st.buckets) if (b === x) count++;
+          return {
+            dest: x,
+            figures: { weight: x.weight, overloaded: (x.flags & DEST_F_OVERLOAD) !== 0, buckets: count },
+          };
+        }),
+      };
     },
     schedule(svc: Service, flow: Flow): Dest | null {
       const st = (svc.schedData as DhState | undefined) ?? reassign(svc);

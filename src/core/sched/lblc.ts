@@ -8,11 +8,12 @@
 // a full check drops entries unused for lblc_expiration (24 h); on other ticks, only when the
 // table holds more than 16 * 1024 entries, entries unused for 6 min are dropped, at most
 // min((entries - max) * 4/3, max/2) of them. The timer starts at the first schedule call.
+import { formatIPv4 } from "../addr.js";
 import { DEST_F_AVAILABLE, type Dest } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import type { Service } from "../service.js";
-import type { SchedContext, Scheduler } from "./types.js";
-import { wlcSelect } from "./util.js";
+import type { Figure, SchedContext, SchedDetail, Scheduler } from "./types.js";
+import { wlcFigures, wlcSelect } from "./util.js";
 
 export const LBLC_CHECK_EXPIRE_INTERVAL_MS = 60 * 1000;
 export const LBLC_ENTRY_TIMEOUT_MS = 6 * 60 * 1000;
@@ -39,6 +40,8 @@ export interface LocalityState<E extends { lastuse: number }> {
 }
 
 export type LblcState = LocalityState<LblcEntry>;
+
+const copyEntry = (e: LblcEntry): LblcEntry => ({ dest: e.dest, lastuse: e.lastuse });
 
 function newLocalityState<E extends { lastuse: number }>(): LocalityState<E> {
   return { table: new Map(), nextCheck: Number.NaN, counter: 1, dead: false };
@@ -70,6 +73,52 @@ export function localityState<E extends { lastuse: number }>(
   }
   runTimers(st.table, st, now, expiration);
   return st;
+}
+
+/** explain: a copy of lblc's / lblcr's state, its entries copied by `entry` (schedule may change them). */
+export function cloneLocality<E extends { lastuse: number }>(
+  data: unknown,
+  entry: (e: E) => E,
+): LocalityState<E> | undefined {
+  const st = data as LocalityState<E> | undefined;
+  if (st === undefined) return undefined;
+  const table = new Map<number, E>();
+  for (const [k, e] of st.table) table.set(k, entry(e));
+  return { table, nextCheck: st.nextCheck, counter: st.counter, dead: st.dead };
+}
+
+/**
+ * explain: the entry for the packet's destination address as schedule() will find it (the copy's
+ * timers caught up to now first), and why lblc's "overloaded" holds or not: the entry's dest has
+ * more active connections than its weight while `underused` has active*2 < weight.
+ */
+export function localityLookup<E extends { lastuse: number }>(
+  svc: Service,
+  daddr: number,
+  now: number,
+  expiration: number,
+  entry: (e: E) => E,
+): { entry: E | undefined; tableSize: number } {
+  const st = cloneLocality<E>(svc.schedData, entry) ?? newLocalityState<E>();
+  runTimers(st.table, st, now, expiration);
+  return { entry: st.table.get(daddr), tableSize: st.table.size };
+}
+
+/** The figures of lblc's overload test for dest: its active vs weight, and a dest with active*2 < weight. */
+export function overloadFigures(dest: Dest, svc: Service): Record<string, Figure | Dest> {
+  let underused: Dest | null = null;
+  for (const d of svc.dests) {
+    if (d.activeConns * 2 < d.weight) {
+      underused = d;
+      break;
+    }
+  }
+  return {
+    entryActive: dest.activeConns,
+    entryWeight: dest.weight,
+    underused: dest.activeConns > dest.weight ? underused : null,
+    entryOverloaded: lblcOverloaded(dest, svc),
+  };
 }
 
 /** is_overloaded() of ip_vs_lblc.c / ip_vs_lblcr.c. */
@@ -137,6 +186,44 @@ export function createLblc(expiration = LBLC_DEFAULT_EXPIRATION_MS): Scheduler {
     name: "lblc",
     initService: initLocality,
     doneService: doneLocality,
+    cloneState(data: unknown): unknown {
+      return cloneLocality<LblcEntry>(data, copyEntry);
+    },
+    explain(svc: Service, flow: Flow, ctx: SchedContext): SchedDetail {
+      const { entry: en, tableSize } = localityLookup<LblcEntry>(
+        svc,
+        flow.daddr,
+        ctx.now,
+        expiration,
+        copyEntry,
+      );
+      let figures: Record<string, Figure | Dest> = {
+        key: formatIPv4(flow.daddr),
+        tableSize,
+        entry: en?.dest ?? null,
+        entryIdleMs: en === undefined ? null : ctx.now - en.lastuse,
+      };
+      let path: string;
+      if (en === undefined) path = "no entry for the address: weighted least-connection, then cached";
+      else {
+        const d = en.dest;
+        figures = { ...figures, ...overloadFigures(d, svc) };
+        if ((d.flags & DEST_F_AVAILABLE) === 0)
+          path = "the entry's destination is gone: weighted least-connection";
+        else if (d.weight <= 0)
+          path = "the entry's destination is quiesced (weight 0): weighted least-connection";
+        else if (lblcOverloaded(d, svc))
+          path =
+            "the entry's destination is overloaded (active > weight while another has active*2 < weight): weighted least-connection";
+        else path = "the entry's destination is kept";
+      }
+      figures.path = path;
+      return {
+        rule: "locality-based least-connection: the destination cached for the packet's destination address, unless gone, quiesced or overloaded; else weighted least-connection",
+        figures,
+        dests: svc.dests.map((d) => ({ dest: d, figures: wlcFigures(d) })),
+      };
+    },
     schedule(svc: Service, flow: Flow, ctx: SchedContext): Dest | null {
       const now = ctx.now;
       const st = localityState<LblcEntry>(svc, now, expiration);

@@ -6,19 +6,23 @@
 // missing or overloaded (active > weight while some dest has active*2 < weight) makes weighted
 // least-connection over the whole service pick a dest, which joins the set. Garbage collection
 // of whole entries is lblc's (60 s timer, 6 min / 24 h), run lazily from ctx.now.
+import { formatIPv4 } from "../addr.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest, destOverhead } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import type { Service } from "../service.js";
 import {
+  cloneLocality,
   doneLocality,
   initLocality,
   LBLC_DEFAULT_EXPIRATION_MS,
   type LocalityState,
   lblcOverloaded,
+  localityLookup,
   localityState,
+  overloadFigures,
 } from "./lblc.js";
-import type { SchedContext, Scheduler } from "./types.js";
-import { wlcSelect } from "./util.js";
+import type { Figure, SchedContext, SchedDetail, Scheduler } from "./types.js";
+import { wlcFigures, wlcSelect } from "./util.js";
 
 interface LblcrEntry {
   set: Dest[];
@@ -27,6 +31,12 @@ interface LblcrEntry {
 }
 
 export type LblcrState = LocalityState<LblcrEntry>;
+
+const copyEntry = (e: LblcrEntry): LblcrEntry => ({
+  set: e.set.slice(),
+  lastmod: e.lastmod,
+  lastuse: e.lastuse,
+});
 
 /** ip_vs_dest_set_min: the seed must be non-overloaded, weighted and available. */
 function setMin(set: readonly Dest[]): Dest | null {
@@ -84,6 +94,45 @@ export function createLblcr(expiration = LBLC_DEFAULT_EXPIRATION_MS): Scheduler 
     name: "lblcr",
     initService: initLocality,
     doneService: doneLocality,
+    cloneState(data: unknown): unknown {
+      return cloneLocality<LblcrEntry>(data, copyEntry);
+    },
+    explain(svc: Service, flow: Flow, ctx: SchedContext): SchedDetail {
+      const now = ctx.now;
+      const { entry: en, tableSize } = localityLookup<LblcrEntry>(
+        svc,
+        flow.daddr,
+        now,
+        expiration,
+        copyEntry,
+      );
+      let figures: Record<string, Figure | Dest> = {
+        key: formatIPv4(flow.daddr),
+        tableSize,
+        set: en === undefined ? null : en.set.map((d) => `${formatIPv4(d.addr)}:${d.port}`).join(" "),
+        entryIdleMs: en === undefined ? null : now - en.lastuse,
+      };
+      let path: string;
+      if (en === undefined) path = "no entry for the address: weighted least-connection, a new set of one";
+      else {
+        const min = setMin(en.set);
+        const drops = en.set.length > 1 && now > en.lastmod + expiration ? setMax(en.set) : null;
+        figures = { ...figures, setMin: min, dropsMostLoaded: drops };
+        if (min === null) path = "no usable member in the set: weighted least-connection joins the set";
+        else {
+          figures = { ...figures, ...overloadFigures(min, svc) };
+          path = lblcOverloaded(min, svc)
+            ? "the set's least-loaded member is overloaded (active > weight while another has active*2 < weight): weighted least-connection joins the set"
+            : "the set's weighted least-connection member";
+        }
+      }
+      figures.path = path;
+      return {
+        rule: "locality-based least-connection with replication: the least-loaded usable member of the set cached for the packet's destination address, unless overloaded; else weighted least-connection, which joins the set",
+        figures,
+        dests: svc.dests.map((d) => ({ dest: d, figures: wlcFigures(d) })),
+      };
+    },
     schedule(svc: Service, flow: Flow, ctx: SchedContext): Dest | null {
       const now = ctx.now;
       const st = localityState<LblcrEntry>(svc, now, expiration);

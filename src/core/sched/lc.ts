@@ -4,12 +4,19 @@
 // found in list order (newest dest first).
 import { type Dest, destOverhead } from "../dest.js";
 import type { Service } from "../service.js";
-import type { Scheduler } from "./types.js";
-import { usable } from "./util.js";
+import type { SchedDetail, Scheduler } from "./types.js";
+import { loadFigures, usable } from "./util.js";
 
 export function createLc(): Scheduler {
   return {
     name: "lc",
+    explain(svc: Service): SchedDetail {
+      return {
+        rule: "least connections: the smallest overhead = active*256 + inactive among usable destinations, ties to the first in list order",
+        figures: {},
+        dests: svc.dests.map((d) => ({ dest: d, figures: loadFigures(d) })),
+      };
+    },
     schedule(svc: Service): Dest | null {
       let least: Dest | null = null;
       let loh = 0;

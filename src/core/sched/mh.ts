@@ -9,10 +9,11 @@
 // "unavailable" at lookup — no destination, or with mh-fallback (SVC_F_SCHED1) the slots
 // h1(saddr + port + roffset) % M for roffset = ihash, ihash+1, ... are tried. mh-port
 // (SVC_F_SCHED2) adds the source port to the key.
+import { formatIPv4 } from "../addr.js";
 import { DEST_F_OVERLOAD, type Dest } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import { type Service, SVC_F_SCHED_MH_FALLBACK, SVC_F_SCHED_MH_PORT } from "../service.js";
-import type { Scheduler } from "./types.js";
+import type { SchedDetail, Scheduler } from "./types.js";
 import { fls, gcd, hashPort, hsiphash1u32 } from "./util.js";
 
 export const MH_PRIMES: readonly number[] = [251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071];
@@ -150,6 +151,56 @@ export function createMh(): Scheduler {
       const st = state(svc);
       st.lastWeight.delete(dest);
       rebuild(st, svc);
+    },
+    explain(svc: Service, flow: Flow): SchedDetail {
+      const st = svc.schedData as MhState | undefined;
+      const portFlag = (svc.flags & SVC_F_SCHED_MH_PORT) !== 0;
+      const fallback = (svc.flags & SVC_F_SCHED_MH_FALLBACK) !== 0;
+      const port = portFlag ? hashPort(flow.proto, flow.sport) : 0;
+      const hash = mhHash1(flow.saddr, port, 0);
+      const slot = hash % MH_TAB_SIZE;
+      const d = st === undefined ? null : st.lookup[slot];
+      // The slot a fallback ends at (the walk schedule() makes).
+      let fallbackSlot: number | null = null;
+      if (st !== undefined && d !== null && unavailable(d) && fallback) {
+        for (let offset = 0; offset < MH_TAB_SIZE; offset++) {
+          const s = mhHash1(flow.saddr, port, (offset + slot) % MH_TAB_SIZE) % MH_TAB_SIZE;
+          const x = st.lookup[s];
+          if (x === null || !unavailable(x)) {
+            fallbackSlot = s;
+            break;
+          }
+        }
+      }
+      return {
+        rule: "Maglev hashing: lookup-table slot hsiphash(client address + port if mh-port) mod 4093, slots dealt by each destination's permutation in proportion to its weight; an unavailable slot destination means no destination, unless mh-fallback walks on",
+        figures: {
+          hashed: portFlag ? `${formatIPv4(flow.saddr)} + port ${port}` : formatIPv4(flow.saddr),
+          hash,
+          slot,
+          slots: MH_TAB_SIZE,
+          slotDest: d,
+          slotUsable: d !== null && !unavailable(d),
+          "mh-fallback": fallback,
+          "mh-port": portFlag,
+          fallbackSlot,
+          gcd: st?.gcd ?? null,
+          rshift: st?.rshift ?? null,
+        },
+        dests: svc.dests.map((x) => {
+          let count = 0;
+          if (st !== undefined) for (const s of st.lookup) if (s === x) count++;
+          return {
+            dest: x,
+            figures: {
+              weight: x.weight,
+              lastWeight: st === undefined ? x.weight : lw(st, x),
+              overloaded: (x.flags & DEST_F_OVERLOAD) !== 0,
+              slots: count,
+            },
+          };
+        }),
+      };
     },
     schedule(svc: Service, flow: Flow): Dest | null {
       const st = state(svc);

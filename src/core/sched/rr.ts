@@ -5,7 +5,7 @@
 // the most recently added dest.
 import type { Dest } from "../dest.js";
 import type { Service } from "../service.js";
-import type { Scheduler } from "./types.js";
+import type { SchedDetail, Scheduler } from "./types.js";
 import { usable } from "./util.js";
 
 interface RrState {
@@ -50,6 +50,21 @@ export function createRr(): Scheduler {
         st.cursor = i > 0 ? st.order[i - 1] : null;
       }
       st.order = svc.dests.slice();
+    },
+    cloneState(data: unknown): unknown {
+      const st = data as RrState | undefined;
+      return st === undefined ? undefined : ({ cursor: st.cursor, order: st.order } satisfies RrState);
+    },
+    explain(svc: Service, _flow, _ctx, after: unknown): SchedDetail {
+      const cur = (svc.schedData as RrState | undefined)?.cursor ?? null;
+      return {
+        rule: "round robin: the first usable destination after the cursor, wrapping to the head (weight 0 and overloaded ones are passed over)",
+        figures: { cursor: cur, cursorAfter: (after as RrState | undefined)?.cursor ?? null },
+        dests: svc.dests.map((d) => ({
+          dest: d,
+          figures: { weight: d.weight, usable: usable(d), cursor: d === cur },
+        })),
+      };
     },
     schedule(svc: Service): Dest | null {
       const st = state(svc);

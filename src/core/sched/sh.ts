@@ -5,10 +5,11 @@
 // quiesced or overloaded bucket dest gives no destination, unless sh-fallback (SVC_F_SCHED1): then
 // the kernel tries bucket (offset + 2*ihash) & 255 for offset = 0..255 — ip_vs_sh_get_fallback
 // adds ihash to the rotating offset and hashkey adds the offset to the hash again.
+import { formatIPv4 } from "../addr.js";
 import { DEST_F_OVERLOAD, type Dest } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import { type Service, SVC_F_SCHED_SH_FALLBACK, SVC_F_SCHED_SH_PORT } from "../service.js";
-import type { Scheduler } from "./types.js";
+import type { SchedDetail, Scheduler } from "./types.js";
 import { hash32, hashPort } from "./util.js";
 
 export const SH_TAB_BITS = 8;
@@ -69,6 +70,47 @@ export function createSh(): Scheduler {
     addDest: changed,
     delDest: changed,
     updDest: changed,
+    explain(svc: Service, flow: Flow): SchedDetail {
+      const st = svc.schedData as ShState | undefined;
+      const portFlag = (svc.flags & SVC_F_SCHED_SH_PORT) !== 0;
+      const fallback = (svc.flags & SVC_F_SCHED_SH_FALLBACK) !== 0;
+      const port = portFlag ? hashPort(flow.proto, flow.sport) : 0;
+      const ihash = shHashKey(flow.saddr, port, 0);
+      const d = st === undefined ? null : st.buckets[ihash];
+      // The bucket a fallback ends at (the walk schedule() makes).
+      let fallbackBucket: number | null = null;
+      if (st !== undefined && d !== null && unavailable(d) && fallback) {
+        for (let offset = 0; offset < SH_TAB_SIZE; offset++) {
+          const b = shHashKey(flow.saddr, port, (offset + ihash) % SH_TAB_SIZE);
+          const x = st.buckets[b];
+          if (x === null || !unavailable(x)) {
+            fallbackBucket = b;
+            break;
+          }
+        }
+      }
+      return {
+        rule: "source hashing: bucket hash_32(client address + port if sh-port, 8) of 256, weight consecutive buckets per destination; an unavailable bucket destination means no destination, unless sh-fallback walks on",
+        figures: {
+          hashed: portFlag ? `${formatIPv4(flow.saddr)} + port ${port}` : formatIPv4(flow.saddr),
+          bucket: ihash,
+          buckets: SH_TAB_SIZE,
+          bucketDest: d,
+          bucketUsable: d !== null && !unavailable(d),
+          "sh-fallback": fallback,
+          "sh-port": portFlag,
+          fallbackBucket,
+        },
+        dests: svc.dests.map((x) => {
+          let count = 0;
+          if (st !== undefined) for (const b of st.buckets) if (b === x) count++;
+          return {
+            dest: x,
+            figures: { weight: x.weight, overloaded: (x.flags & DEST_F_OVERLOAD) !== 0, buckets: count },
+          };
+        }),
+      };
+    },
     schedule(svc: Service, flow: Flow): Dest | null {
       const st = (svc.schedData as ShState | undefined) ?? reassign(svc);
       const port = (svc.flags & SVC_F_SCHED_SH_PORT) !== 0 ? hashPort(flow.proto, flow.sport) : 0;

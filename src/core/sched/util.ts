@@ -2,7 +2,9 @@
 // gcd/fls/hash_32, weighted least-connection selection (ip_vs_wlc.c, reused by lblc/lblcr),
 // and hsiphash as the 64-bit kernel computes it (lib/siphash.c), for mh.
 import { DEST_F_OVERLOAD, type Dest, destOverhead } from "../dest.js";
-import { IPPROTO_TCP, IPPROTO_UDP } from "../packet/flow.js";
+import { type Flow, IPPROTO_TCP, IPPROTO_UDP } from "../packet/flow.js";
+import type { Service } from "../service.js";
+import type { Figure, SchedContext } from "./types.js";
 
 export const IPPROTO_SCTP = 132;
 
@@ -70,6 +72,52 @@ export function wlcSelect(dests: readonly Dest[]): Dest | null {
     }
   }
   return least;
+}
+
+// ---- explain: the prediction is schedule() itself, over a copy of the state ----
+
+/**
+ * The destination svc's scheduler would pick for flow now: schedule() itself, run over a copy of
+ * the service's state (Scheduler.cloneState) with a context whose random() reads ahead
+ * (ConnLife.peekContext); the live state is put back as it was, whatever happens. `after` is the
+ * copy as schedule() left it. Control plane only (explain.ts); never on the data path.
+ */
+export function peekSchedule(
+  svc: Service,
+  flow: Flow,
+  ctx: SchedContext,
+): { dest: Dest | null; after: unknown } {
+  const live = svc.schedData;
+  const s = svc.sched;
+  svc.schedData = s.cloneState === undefined ? live : s.cloneState(live);
+  try {
+    const dest = s.schedule(svc, flow, ctx);
+    return { dest, after: svc.schedData };
+  } finally {
+    svc.schedData = live;
+  }
+}
+
+/** A ratio for explanations: 3 decimals, null for a zero divisor. */
+export function ratio(a: number, b: number): number | null {
+  return b === 0 ? null : Math.round((a / b) * 1000) / 1000;
+}
+
+/** The figures the connection-counting schedulers compare, per destination. */
+export function loadFigures(d: Dest): Record<string, Figure> {
+  return {
+    weight: d.weight,
+    active: d.activeConns,
+    inactive: d.inactConns,
+    overhead: destOverhead(d),
+    overloaded: (d.flags & DEST_F_OVERLOAD) !== 0,
+    usable: usable(d),
+  };
+}
+
+/** wlc's figures: loadFigures and overhead/weight. */
+export function wlcFigures(d: Dest): Record<string, Figure> {
+  return { ...loadFigures(d), "overhead/weight": ratio(destOverhead(d), d.weight) };
 }
 
 // ---- SipHash over 64-bit words kept as (hi, lo) u32 pairs: no BigInt, nothing allocated. ----

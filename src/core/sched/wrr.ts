@@ -6,7 +6,7 @@
 // fruitless search after every dest was tried with cw <= di (i.e. weight >= 1).
 import { DEST_F_OVERLOAD, type Dest } from "../dest.js";
 import type { Service } from "../service.js";
-import type { Scheduler } from "./types.js";
+import type { SchedDetail, Scheduler } from "./types.js";
 import { gcd } from "./util.js";
 
 interface WrrState {
@@ -65,6 +65,35 @@ export function createWrr(): Scheduler {
     addDest: destChanged,
     delDest: destChanged,
     updDest: destChanged,
+    cloneState(data: unknown): unknown {
+      const st = data as WrrState | undefined;
+      return st === undefined ? undefined : { ...st };
+    },
+    explain(svc: Service, _flow, _ctx, after: unknown): SchedDetail {
+      const st = svc.schedData as WrrState | undefined;
+      const next = after as WrrState | undefined;
+      const cw = st?.cw ?? maxWeight(svc) - (gcdWeight(svc) - 1);
+      return {
+        rule: "weighted round robin: the first destination after the cursor whose weight >= the current weight cw (not overloaded); at the end of the list cw drops by gcd, below 1 it wraps to max",
+        figures: {
+          cursor: st?.cl ?? null,
+          cw,
+          gcd: st?.di ?? gcdWeight(svc),
+          max: st?.mw ?? maxWeight(svc) - (gcdWeight(svc) - 1),
+          cursorAfter: next?.cl ?? null,
+          cwAfter: next?.cw ?? null,
+        },
+        dests: svc.dests.map((d) => ({
+          dest: d,
+          figures: {
+            weight: d.weight,
+            overloaded: (d.flags & DEST_F_OVERLOAD) !== 0,
+            "weight>=cw": d.weight >= cw,
+            cursor: d === (st?.cl ?? null),
+          },
+        })),
+      };
+    },
     schedule(svc: Service): Dest | null {
       const st = (svc.schedData as WrrState | undefined) ?? init(svc);
       if (st.mw === 0) return null; // no dest with a positive weight
