@@ -3,7 +3,13 @@
 // default scheduler, "Zero port specified for non-persistent service", one-packet scheduling for
 // UDP only, and DR/TUN destinations taking the service port. The ipvsadm parser and the
 // configuration files both build through here, so a rule means the same whichever way it came.
+//
+// Addresses come as text of either family (or an IPv4 u32) and leave in the control plane's form
+// (docs/dev-notes.md "IPv6 design"): IPv4 in `addr`, IPv6 as inet_ntop's text in `addr6` with
+// `addr` 0. An IPv6 service's persistence granularity is a prefix length, 128 unless given (as
+// ipvsadm's parse_service and keepalived's ipvswrapper.c set it).
 
+import { canonicalIPv6, parseIPv4 } from "../core/addr.js";
 import type { DestSpec, ServiceKey, ServiceSpec } from "../core/ctl-types.js";
 import { Fwd, TunType } from "../core/dest.js";
 import { TsvsError } from "../core/errors.js";
@@ -27,23 +33,60 @@ export class SpecError extends TsvsError {
   }
 }
 
-export function serviceKeyOf(s: ServiceKey): ServiceKey {
-  return s.fwmark !== 0
-    ? { af: s.af, protocol: 0, addr: 0, port: 0, fwmark: s.fwmark }
-    : { af: s.af, protocol: s.protocol, addr: s.addr >>> 0, port: s.port, fwmark: 0 };
+/** An address as the control plane carries it: IPv4 in `addr`, IPv6 as text in `addr6`. */
+export interface InetFields {
+  af: 4 | 6;
+  /** IPv4 (host-order u32); 0 for IPv6. */
+  addr: number;
+  /** IPv6: inet_ntop's text; absent for IPv4. */
+  addr6?: string;
 }
+
+/**
+ * A dotted quad, or IPv6 in any form inet_pton takes (then canonicalised); null for anything
+ * else. A ':' decides the family, as keepalived's inet_stosockaddr does.
+ */
+export function inetFields(text: string): InetFields | null {
+  if (text.includes(":")) {
+    const addr6 = canonicalIPv6(text);
+    return addr6 === null ? null : { af: 6, addr: 0, addr6 };
+  }
+  const addr = parseIPv4(text);
+  return addr === null ? null : { af: 4, addr };
+}
+
+/** An address given as text or as an IPv4 u32; null when the text is not an address. */
+function fieldsOf(a: number | string): InetFields | null {
+  return typeof a === "number" ? { af: 4, addr: a >>> 0 } : inetFields(a);
+}
+
+export function serviceKeyOf(s: ServiceKey): ServiceKey {
+  if (s.fwmark !== 0) return { af: s.af, protocol: 0, addr: 0, port: 0, fwmark: s.fwmark };
+  const k: ServiceKey = { af: s.af, protocol: s.protocol, addr: s.addr >>> 0, port: s.port, fwmark: 0 };
+  if (s.addr6 !== undefined) k.addr6 = s.addr6;
+  return k;
+}
+
+/** The longest IPv6 persistence granularity: one client address (ipvsadm's -M for -6). */
+export const IPV6_FULL_PREFIX = 128;
 
 export interface ServiceDesc {
   protocol: number;
-  addr: number;
+  /** IPv4 as a host-order u32, or the VIP as text of either family. */
+  addr: number | string;
   port: number;
   /** Non-zero: a firewall-mark service (protocol, addr and port are then 0). */
   fwmark?: number;
+  /** A fwmark service's family (ipvsadm -f MARK -6), default 4; an address service has its VIP's. */
+  af?: 4 | 6;
   /** "" or absent: ipvsadm's default (wlc). */
   scheduler?: string;
   /** Seconds; 0 or absent: not persistent. */
   persistence?: number;
-  /** Persistence granularity, host-order u32 (default 255.255.255.255). */
+  /**
+   * Persistence granularity: IPv4 a host-order u32 mask (default 255.255.255.255), IPv6 a prefix
+   * length 1..128 (default 128).
+   */
   netmask?: number;
   onePacket?: boolean;
   /** SVC_F_SCHED1..3. */
@@ -63,28 +106,42 @@ export function checkService(svc: ServiceSpec): ServiceSpec {
 
 export function serviceSpec(d: ServiceDesc): ServiceSpec {
   const fwmark = d.fwmark ?? 0;
-  if (fwmark === 0 && (d.port < 0 || d.port > 65535 || !Number.isInteger(d.port)))
+  const vip: InetFields | null = fwmark !== 0 ? { af: d.af ?? 4, addr: 0 } : fieldsOf(d.addr);
+  if (vip === null || (fwmark === 0 && (d.port < 0 || d.port > 65535 || !Number.isInteger(d.port))))
     throw new SpecError("illegal virtual server address[:port] specified");
+  if (d.af !== undefined && d.af !== vip.af) throw new SpecError(`the address ${d.addr} is not IPv${d.af}`);
+  let netmask = 0xffffffff;
+  if (vip.af === 6) {
+    netmask = d.netmask ?? IPV6_FULL_PREFIX;
+    if (!Number.isInteger(netmask) || netmask < 1 || netmask > IPV6_FULL_PREFIX)
+      throw new SpecError("illegal ipv6 netmask specified");
+  } else if (d.netmask !== undefined) netmask = d.netmask >>> 0;
   let flags = d.schedFlags ?? 0;
   const persistence = d.persistence ?? 0;
   if (persistence > 0) flags |= SVC_F_PERSISTENT;
   if (d.onePacket) flags |= SVC_F_ONEPACKET;
-  return checkService({
-    af: 4,
+  const svc: ServiceSpec = {
+    af: vip.af,
     protocol: fwmark !== 0 ? 0 : d.protocol,
-    addr: fwmark !== 0 ? 0 : d.addr >>> 0,
+    addr: vip.addr,
     port: fwmark !== 0 ? 0 : d.port,
     fwmark,
     schedName: (d.scheduler ?? "").slice(0, 15),
     flags,
     timeout: persistence,
-    netmask: (d.netmask ?? 0xffffffff) >>> 0,
+    netmask,
     peName: d.peName ?? "",
-  });
+  };
+  if (vip.addr6 !== undefined) svc.addr6 = vip.addr6;
+  return checkService(svc);
 }
 
 export interface DestDesc {
-  addr: number;
+  /**
+   * IPv4 as a host-order u32, or text of either family. The family may differ from the service's
+   * only for TUN (the kernel's rule, which the control core applies).
+   */
+  addr: number | string;
   /** 0 / absent: the service's port (as `-r ADDR` without a port). */
   port?: number;
   fwd: Fwd;
@@ -108,11 +165,12 @@ export function destSpec(key: ServiceKey, d: DestDesc): DestSpec {
   const l = d.lThreshold ?? 0;
   if (!Number.isInteger(l) || l < 0 || l > INT_MAX) throw new SpecError("illegal l_threshold specified");
   const port = d.port === undefined || d.port === 0 ? key.port : d.port;
-  if (port < 0 || port > 65535 || !Number.isInteger(port))
+  const rs = fieldsOf(d.addr);
+  if (rs === null || port < 0 || port > 65535 || !Number.isInteger(port))
     throw new SpecError("illegal real server address[:port] specified");
-  return checkDest(key, {
-    af: 4,
-    addr: d.addr >>> 0,
+  const dest: DestSpec = {
+    af: rs.af,
+    addr: rs.addr,
     port,
     fwd: d.fwd,
     weight,
@@ -121,5 +179,7 @@ export function destSpec(key: ServiceKey, d: DestDesc): DestSpec {
     tunType: TunType.Ipip,
     tunPort: 0,
     tunFlags: 0,
-  });
+  };
+  if (rs.addr6 !== undefined) dest.addr6 = rs.addr6;
+  return checkDest(key, dest);
 }

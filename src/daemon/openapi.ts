@@ -10,6 +10,15 @@ const int = (min = 0, max?: number): Schema =>
 const num: Schema = { type: "number", minimum: 0 };
 const str: Schema = { type: "string" };
 const ipv4: Schema = { type: "string", pattern: "^\\d{1,3}(\\.\\d{1,3}){3}$" };
+/** IPv6 text: taken in any form inet_pton accepts, answered in the form inet_ntop prints. */
+const ipv6: Schema = { type: "string", pattern: "^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$" };
+const inet: Schema = { anyOf: [ipv4, ipv6] };
+const family: Schema = { enum: [4, 6], description: "the address family: 4 IPv4, 6 IPv6" };
+/** Persistence granularity: an IPv4 service's dotted mask, an IPv6 service's prefix length. */
+const netmask: Schema = {
+  anyOf: [ipv4, int(1, 128)],
+  description: "IPv4: a dotted mask; IPv6: a prefix length 1..128 (ipvsadm -M)",
+};
 const obj = (
   properties: Record<string, Schema>,
   required = Object.keys(properties),
@@ -50,7 +59,8 @@ const schemas: Record<string, Schema> = {
   }),
   Stats: obj(Object.fromEntries(STATS.map((k) => [k, num]))),
   Destination: obj({
-    address: ipv4,
+    family: { ...family, description: "differs from the service's only for a tunnel" },
+    address: inet,
     port: int(0, 65535),
     forward: { enum: ["masq", "local", "tunnel", "route", "fullnat"] },
     weight: { ...int(0, 65535), description: "0: quiesced (drained), no new connections" },
@@ -66,14 +76,18 @@ const schemas: Record<string, Schema> = {
     stats: ref("Stats"),
   }),
   Service: obj({
-    key: { type: "string", description: "the service in paths: tcp/ADDR/PORT, udp/…, sctp/…, fwm/MARK" },
+    key: {
+      type: "string",
+      description: "the service in paths: tcp/ADDR/PORT, udp/…, sctp/…, fwm/MARK, fwm6/MARK (IPv6 fwmark)",
+    },
     protocol: { enum: ["tcp", "udp", "sctp", "fwm"] },
-    address: { oneOf: [ipv4, { type: "null" }] },
+    family,
+    address: { anyOf: [inet, { type: "null" }] },
     port: int(0, 65535),
     fwmark: int(0, 0xffffffff),
     scheduler: str,
     persistence: { ...int(), description: "persistence timeout, seconds; 0: not persistent" },
-    netmask: ipv4,
+    netmask,
     onePacket: { type: "boolean" },
     schedFlags: int(),
     flags: { ...int(), description: "SVC_F_* bits" },
@@ -88,11 +102,12 @@ const schemas: Record<string, Schema> = {
       obj(
         {
           protocol: { enum: ["tcp", "udp", "sctp"] },
-          address: ipv4,
+          family: { ...family, description: "the address's, when given" },
+          address: inet,
           port: int(0, 65535),
           scheduler: str,
           persistence: int(),
-          netmask: ipv4,
+          netmask,
           onePacket: { type: "boolean" },
           schedFlags: int(),
           peName: str,
@@ -102,9 +117,10 @@ const schemas: Record<string, Schema> = {
       obj(
         {
           fwmark: int(1, 0xffffffff),
+          family: { ...family, default: 4, description: "6: an IPv6 fwmark service (ipvsadm -f MARK -6)" },
           scheduler: str,
           persistence: int(),
-          netmask: ipv4,
+          netmask,
           onePacket: { type: "boolean" },
           schedFlags: int(),
           peName: str,
@@ -117,7 +133,7 @@ const schemas: Record<string, Schema> = {
     {
       scheduler: str,
       persistence: int(),
-      netmask: ipv4,
+      netmask,
       onePacket: { type: "boolean" },
       schedFlags: int(),
       peName: str,
@@ -126,7 +142,7 @@ const schemas: Record<string, Schema> = {
   ),
   NewDestination: obj(
     {
-      address: ipv4,
+      address: { ...inet, description: "IPv4 or IPv6; the family follows the address" },
       port: { ...int(0, 65535), description: "0 or absent: the service's port" },
       forward: { enum: ["masq", "local", "tunnel", "route", "fullnat"], default: "route" },
       weight: { ...int(0, 65535), default: 1 },
@@ -144,7 +160,7 @@ const schemas: Record<string, Schema> = {
     },
     [],
   ),
-  Endpoint: obj({ address: ipv4, port: int(0, 65535) }),
+  Endpoint: obj({ address: inet, port: int(0, 65535) }),
   Connection: obj({
     protocol: str,
     state: str,
@@ -332,13 +348,19 @@ function explainSchemas(): Record<string, Schema> {
 const keyParams = {
   proto: [
     { name: "protocol", in: "path", required: true, schema: { enum: ["tcp", "udp", "sctp"] } },
-    { name: "address", in: "path", required: true, schema: ipv4 },
+    {
+      name: "address",
+      in: "path",
+      required: true,
+      schema: inet,
+      description: "IPv4, or IPv6 unbracketed in any form inet_pton takes (2001:db8::100)",
+    },
     { name: "port", in: "path", required: true, schema: int(0, 65535) },
   ],
   fwm: [{ name: "fwmark", in: "path", required: true, schema: int(1, 0xffffffff) }],
 };
 const destParams = [
-  { name: "rsAddress", in: "path", required: true, schema: ipv4 },
+  { name: "rsAddress", in: "path", required: true, schema: inet },
   { name: "rsPort", in: "path", required: true, schema: int(0, 65535) },
 ];
 
@@ -489,20 +511,31 @@ export function openApiDocument(): Schema {
       },
       ...servicePaths(`${P}/services/{protocol}/{address}/{port}`, keyParams.proto),
       ...servicePaths(`${P}/services/fwm/{fwmark}`, keyParams.fwm),
+      ...servicePaths(`${P}/services/fwm6/{fwmark}`, keyParams.fwm),
       [`${P}/connections`]: {
         get: {
           summary: "the connection table (ipvsadm -Lnc), paged and filtered",
           parameters: [
             { name: "limit", in: "query", schema: { ...int(0, 10_000), default: 100 } },
             { name: "offset", in: "query", schema: { ...int(), default: 0 } },
-            { name: "client", in: "query", schema: str, description: "ADDR or ADDR:PORT of the client" },
+            {
+              name: "client",
+              in: "query",
+              schema: str,
+              description: "ADDR, ADDR:PORT or [IPv6]:PORT of the client",
+            },
             {
               name: "vip",
               in: "query",
               schema: str,
-              description: "ADDR or ADDR:PORT of the virtual service",
+              description: "ADDR, ADDR:PORT or [IPv6]:PORT of the virtual service",
             },
-            { name: "server", in: "query", schema: str, description: "ADDR or ADDR:PORT of the real server" },
+            {
+              name: "server",
+              in: "query",
+              schema: str,
+              description: "ADDR, ADDR:PORT or [IPv6]:PORT of the real server",
+            },
           ],
           responses: {
             200: answer("a page of connections", ref("ConnectionPage")),

@@ -1,7 +1,8 @@
 // The REST API under /api/v1 (docs/daemon.md "REST API"): the control socket's structured requests
 // (requests.ts: `apply`, `table`, `status`) as resources, never ipvsadm's text. A service is named
-// in paths as `tcp/198.18.0.100/80` (udp, sctp alike) or `fwm/5`, a destination by `ADDR/PORT`
-// under its service. Writes are the commands ipvsadm sends (add/edit/del service and destination,
+// in paths as `tcp/198.18.0.100/80` or `tcp/2001:db8::100/80` (udp, sctp alike; IPv6 in any form
+// inet_pton takes, answered in inet_ntop's), `fwm/5`, or `fwm6/5` for an IPv6 fwmark service
+// (ipvsadm -f 5 -6), a destination by `ADDR/PORT` under its service. Writes are the commands ipvsadm sends (add/edit/del service and destination,
 // zero) or a batch of ControlCommands, applied whole or not at all as every `apply` is.
 //
 // Auth: a bearer token (loadToken) for writes, and for reads too unless the endpoint listens on
@@ -13,8 +14,22 @@ import { dirname, join } from "node:path";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { type ControlCommand, parseCommands } from "../control/commands.js";
-import type { DestSnapshot, ServiceSnapshot, StatsSnapshot, TableSnapshot } from "../control/snapshot.js";
-import { destSpec, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, serviceSpec } from "../control/spec.js";
+import {
+  addrText,
+  type DestSnapshot,
+  type ServiceSnapshot,
+  type StatsSnapshot,
+  type TableSnapshot,
+} from "../control/snapshot.js";
+import {
+  destSpec,
+  type InetFields,
+  IPPROTO_SCTP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  inetFields,
+  serviceSpec,
+} from "../control/spec.js";
 import { formatIPv4, parseIPv4 } from "../core/addr.js";
 import type { ConnView, ServiceKey } from "../core/ctl-types.js";
 import { Fwd } from "../core/dest.js";
@@ -117,10 +132,9 @@ const FWD_BY_NAME: Record<string, Fwd> = Object.fromEntries(
 );
 const SCHED_FLAGS = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
 
-export function serviceKeyPath(s: { protocol: number; addr: number; port: number; fwmark: number }): string {
-  return s.fwmark !== 0
-    ? `fwm/${s.fwmark}`
-    : `${PROTO_NAMES[s.protocol] ?? s.protocol}/${formatIPv4(s.addr)}/${s.port}`;
+export function serviceKeyPath(s: ServiceKey): string {
+  if (s.fwmark !== 0) return `${s.af === 6 ? "fwm6" : "fwm"}/${s.fwmark}`;
+  return `${PROTO_NAMES[s.protocol] ?? s.protocol}/${addrText(s)}/${s.port}`;
 }
 
 function statsOut(s: StatsSnapshot): StatsSnapshot {
@@ -129,7 +143,8 @@ function statsOut(s: StatsSnapshot): StatsSnapshot {
 
 function destOut(d: DestSnapshot): Record<string, unknown> {
   return {
-    address: formatIPv4(d.addr),
+    family: d.af,
+    address: addrText(d),
     port: d.port,
     forward: FWD_NAMES[d.fwd] ?? String(d.fwd),
     weight: d.weight,
@@ -151,12 +166,14 @@ function serviceOut(s: ServiceSnapshot): Record<string, unknown> {
   return {
     key: serviceKeyPath(s),
     protocol: fwm ? "fwm" : (PROTO_NAMES[s.protocol] ?? String(s.protocol)),
-    address: fwm ? null : formatIPv4(s.addr),
+    family: s.af,
+    address: fwm ? null : addrText(s),
     port: s.port,
     fwmark: s.fwmark,
     scheduler: s.schedName,
     persistence: (s.flags & SVC_F_PERSISTENT) !== 0 ? s.timeout : 0,
-    netmask: formatIPv4(s.netmask),
+    // IPv6: a prefix length, as the kernel keeps it (ipvsadm -M 64).
+    netmask: s.af === 6 ? s.netmask : formatIPv4(s.netmask),
     onePacket: (s.flags & SVC_F_ONEPACKET) !== 0,
     schedFlags: s.flags & SCHED_FLAGS,
     flags: s.flags,
@@ -166,19 +183,25 @@ function serviceOut(s: ServiceSnapshot): Record<string, unknown> {
   };
 }
 
-function endpoint(addr: number, port: number): { address: string; port: number } {
-  return { address: formatIPv4(addr), port };
+/**
+ * A connection with its IPv6 sides as text, when the data path fills them in: each `*6` field
+ * stands for its IPv4 twin (which then holds the fold). Either side may be IPv6 alone (NAT64).
+ */
+type ConnView6 = ConnView & { caddr6?: string; vaddr6?: string; daddr6?: string; laddr6?: string };
+
+function endpoint(addr: number, addr6: string | undefined, port: number): { address: string; port: number } {
+  return { address: addr6 ?? formatIPv4(addr), port };
 }
 
-function connOut(c: ConnView): Record<string, unknown> {
+function connOut(c: ConnView6): Record<string, unknown> {
   return {
     protocol: PROTO_NAMES[c.protocol] ?? String(c.protocol),
     state: c.state,
     expiresMs: c.expiresMs,
-    client: endpoint(c.caddr, c.cport),
-    virtual: endpoint(c.vaddr, c.vport),
-    server: endpoint(c.daddr, c.dport),
-    local: c.laddr === 0 ? null : endpoint(c.laddr, c.lport),
+    client: endpoint(c.caddr, c.caddr6, c.cport),
+    virtual: endpoint(c.vaddr, c.vaddr6, c.vport),
+    server: endpoint(c.daddr, c.daddr6, c.dport),
+    local: c.laddr === 0 && c.laddr6 === undefined ? null : endpoint(c.laddr, c.laddr6, c.lport),
     template: c.template,
     fwmark: c.fwmark,
   };
@@ -187,11 +210,14 @@ function connOut(c: ConnView): Record<string, unknown> {
 // --- inputs --------------------------------------------------------------------------------------
 
 const ipv4 = z.string().refine((s) => parseIPv4(s) !== null, { message: "must be an IPv4 address" });
+const inet = z.string().refine((s) => inetFields(s) !== null, { message: "must be an IPv4 or IPv6 address" });
 const port = z.number().int().min(0).max(65535);
+const family = z.union([z.literal(4), z.literal(6)]);
 const serviceOptions = {
   scheduler: z.string().min(1).max(15).optional(),
   persistence: z.number().int().min(0).max(0x7fffffff).optional(),
-  netmask: ipv4.optional(),
+  // IPv4: a dotted mask; IPv6: a prefix length (which family is checked against the service).
+  netmask: z.union([ipv4, z.number().int().min(1).max(128)]).optional(),
   onePacket: z.boolean().optional(),
   schedFlags: z
     .number()
@@ -202,11 +228,16 @@ const serviceOptions = {
 };
 const newAddrService = z.strictObject({
   protocol: z.enum(["tcp", "udp", "sctp"]),
-  address: ipv4,
+  family: family.optional(),
+  address: inet,
   port,
   ...serviceOptions,
 });
-const newFwmService = z.strictObject({ fwmark: z.number().int().min(1).max(0xffffffff), ...serviceOptions });
+const newFwmService = z.strictObject({
+  fwmark: z.number().int().min(1).max(0xffffffff),
+  family: family.optional(),
+  ...serviceOptions,
+});
 const editService = z.strictObject(serviceOptions);
 const destOptions = {
   forward: z.enum(["masq", "local", "tunnel", "route", "fullnat"]).optional(),
@@ -214,7 +245,7 @@ const destOptions = {
   upperThreshold: z.number().int().min(0).max(0x7fffffff).optional(),
   lowerThreshold: z.number().int().min(0).max(0x7fffffff).optional(),
 };
-const newDest = z.strictObject({ address: ipv4, port: port.optional(), ...destOptions });
+const newDest = z.strictObject({ address: inet, port: port.optional(), ...destOptions });
 const editDest = z.strictObject(destOptions);
 
 /** An error answer; `status` is the HTTP status. */
@@ -271,18 +302,23 @@ function statusOf(code: string): number {
 
 type Params = Record<string, string>;
 
-function keyOf(p: Params): ServiceKey {
+/** A service's key from its path: the route's fixed `af` for fwm/fwm6, else the address's. */
+function keyOf(p: Params, af: 4 | 6): ServiceKey {
   if (p.mark !== undefined) {
     const m = /^\d{1,10}$/.test(p.mark) ? Number(p.mark) : Number.NaN;
     if (!(m >= 1 && m <= 0xffffffff)) throw new RestError(400, "TSVS_ERR_INVALID", `bad fwmark ${p.mark}`);
-    return { af: 4, protocol: 0, addr: 0, port: 0, fwmark: m };
+    return { af, protocol: 0, addr: 0, port: 0, fwmark: m };
   }
   const protocol = PROTO_NUMBERS[p.proto];
   if (protocol === undefined)
-    throw new RestError(400, "TSVS_ERR_INVALID", `bad protocol ${p.proto} (tcp, udp, sctp or fwm)`);
-  const addr = parseIPv4(p.addr);
-  if (addr === null) throw new RestError(400, "TSVS_ERR_INVALID", `bad address ${p.addr}`);
-  return { af: 4, protocol, addr: addr >>> 0, port: portParam(p.port), fwmark: 0 };
+    throw new RestError(400, "TSVS_ERR_INVALID", `bad protocol ${p.proto} (tcp, udp, sctp, fwm or fwm6)`);
+  return { ...addrParam(p.addr), protocol, port: portParam(p.port), fwmark: 0 };
+}
+
+function addrParam(s: string): InetFields {
+  const a = inetFields(s);
+  if (a === null) throw new RestError(400, "TSVS_ERR_INVALID", `bad address ${s}`);
+  return a;
 }
 
 function portParam(s: string): number {
@@ -291,21 +327,48 @@ function portParam(s: string): number {
   return n;
 }
 
-function sameKey(s: ServiceSnapshot, k: ServiceKey): boolean {
-  return k.fwmark !== 0
-    ? s.fwmark === k.fwmark
-    : s.fwmark === 0 && s.protocol === k.protocol && s.addr === k.addr && s.port === k.port;
+/** The same address: IPv6 compares as canonical text, IPv4 as the number. */
+function sameAddr(a: { addr: number; addr6?: string }, b: { addr: number; addr6?: string }): boolean {
+  return a.addr6 !== undefined || b.addr6 !== undefined ? a.addr6 === b.addr6 : a.addr >>> 0 === b.addr >>> 0;
 }
 
-/** "ADDR" or "ADDR:PORT" as a connection filter. */
-function endpointFilter(name: string, v: unknown): ((addr: number, port: number) => boolean) | null {
+function sameKey(s: ServiceSnapshot, k: ServiceKey): boolean {
+  return k.fwmark !== 0
+    ? s.fwmark === k.fwmark && s.af === k.af
+    : s.fwmark === 0 && s.protocol === k.protocol && sameAddr(s, k) && s.port === k.port;
+}
+
+/** "ADDR", "ADDR:PORT", a bare IPv6 address or "[IPv6]:PORT" (as ipvsadm writes an endpoint). */
+function parseEndpoint(v: string): { a: InetFields; port: number | null } | null {
+  let host = v;
+  let portText: string | undefined;
+  const br = /^\[([^\]]*)\](?::(\d{1,5}))?$/.exec(v);
+  if (br !== null) [, host, portText] = br;
+  else if (v.indexOf(":") === v.lastIndexOf(":")) {
+    const m = /^([^:]*)(?::(\d{1,5}))?$/.exec(v);
+    if (m === null) return null;
+    [, host, portText] = m;
+  }
+  const a = inetFields(host);
+  const port = portText === undefined ? null : Number(portText);
+  if (a === null || (br !== null && a.af !== 6) || (port !== null && port > 65535)) return null;
+  return { a, port };
+}
+
+/** A connection filter (parseEndpoint); the connection's IPv6 sides compare as text. */
+function endpointFilter(
+  name: string,
+  v: unknown,
+): ((addr: number, addr6: string | undefined, port: number) => boolean) | null {
   if (v === undefined) return null;
-  const m = typeof v === "string" ? /^([\d.]+)(?::(\d{1,5}))?$/.exec(v) : null;
-  const a = m === null ? null : parseIPv4(m[1]);
-  const p = m?.[2] === undefined ? null : Number(m[2]);
-  if (a === null || (p !== null && p > 65535))
-    throw new RestError(400, "TSVS_ERR_INVALID", `${name}: ADDR or ADDR:PORT, not ${JSON.stringify(v)}`);
-  return (addr, port) => addr >>> 0 === a >>> 0 && (p === null || port === p);
+  const e = typeof v === "string" ? parseEndpoint(v) : null;
+  if (e === null)
+    throw new RestError(
+      400,
+      "TSVS_ERR_INVALID",
+      `${name}: ADDR, ADDR:PORT or [IPv6]:PORT, not ${JSON.stringify(v)}`,
+    );
+  return (addr, addr6, port) => sameAddr({ addr, addr6 }, e.a) && (e.port === null || port === e.port);
 }
 
 function intQuery(name: string, v: unknown, dflt: number, max: number): number {
@@ -369,15 +432,10 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
     if (s === undefined) throw new RestError(404, "TSVS_ERR_NO_SERVICE", "No such service");
     return s;
   };
-  const findDest = (s: ServiceSnapshot, addr: number, p: number): DestSnapshot => {
-    const d = s.dests.find((x) => x.addr === addr && x.port === p);
+  const findDest = (s: ServiceSnapshot, a: InetFields, p: number): DestSnapshot => {
+    const d = s.dests.find((x) => sameAddr(x, a) && x.port === p);
     if (d === undefined) throw new RestError(404, "TSVS_ERR_NO_DEST", "No such destination");
     return d;
-  };
-  const destParams = (p: Params): { addr: number; port: number } => {
-    const addr = parseIPv4(p.raddr);
-    if (addr === null) throw new RestError(400, "TSVS_ERR_INVALID", `bad address ${p.raddr}`);
-    return { addr: addr >>> 0, port: portParam(p.rport) };
   };
   const spec = <T>(f: () => T): T => {
     try {
@@ -429,15 +487,18 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
         serial(async () => {
           const fwm = typeof req.body === "object" && req.body !== null && "fwmark" in req.body;
           const b = fwm ? parseBody(newFwmService, req.body) : parseBody(newAddrService, req.body);
+          const af = "fwmark" in b ? (b.family ?? 4) : (inetFields(b.address) as InetFields).af;
+          if (b.family !== undefined && b.family !== af)
+            throw new RestError(400, "TSVS_ERR_INVALID", `family: the address is IPv${af}`);
           const svc = spec(() =>
             serviceSpec(
               "fwmark" in b
-                ? { protocol: 0, addr: 0, port: 0, fwmark: b.fwmark, ...serviceDesc(b) }
+                ? { protocol: 0, addr: 0, port: 0, fwmark: b.fwmark, af, ...serviceDesc(b, af) }
                 : {
                     protocol: PROTO_NUMBERS[b.protocol],
-                    addr: parseIPv4(b.address) as number,
+                    addr: b.address,
                     port: b.port,
-                    ...serviceDesc(b),
+                    ...serviceDesc(b, af),
                   },
             ),
           );
@@ -458,10 +519,10 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
         const vip = endpointFilter("vip", q.vip);
         const server = endpointFilter("server", q.server);
         const all = ((await table(true)).conns ?? []).filter(
-          (c) =>
-            (client === null || client(c.caddr, c.cport)) &&
-            (vip === null || vip(c.vaddr, c.vport)) &&
-            (server === null || server(c.daddr, c.dport)),
+          (c: ConnView6) =>
+            (client === null || client(c.caddr, c.caddr6, c.cport)) &&
+            (vip === null || vip(c.vaddr, c.vaddr6, c.vport)) &&
+            (server === null || server(c.daddr, c.daddr6, c.dport)),
         );
         return {
           total: all.length,
@@ -529,28 +590,38 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
         }),
       );
 
-      // Every service route twice: `tcp/ADDR/PORT` (udp, sctp) and `fwm/MARK` (a static segment,
-      // which find-my-way prefers to a parameter).
-      for (const key of [":proto/:addr/:port", "fwm/:mark"]) {
-        const svcPath = `/services/${key}`;
+      // Every service route three times: `tcp/ADDR/PORT` (udp, sctp; ADDR of either family),
+      // `fwm/MARK` and `fwm6/MARK` (static segments, which find-my-way prefers to a parameter).
+      for (const [route, routeAf] of [
+        [":proto/:addr/:port", 4],
+        ["fwm/:mark", 4],
+        ["fwm6/:mark", 6],
+      ] as const) {
+        const svcPath = `/services/${route}`;
         const destPath = `${svcPath}/destinations/:raddr/:rport`;
+        const key = (req: FastifyRequest): ServiceKey => keyOf(req.params as Params, routeAf);
+        const destOf = (req: FastifyRequest): { a: InetFields; port: number } => {
+          const p = req.params as Params;
+          return { a: addrParam(p.raddr), port: portParam(p.rport) };
+        };
 
-        api.get(svcPath, async (req) => serviceOut(await findService(keyOf(req.params as Params))));
+        api.get(svcPath, async (req) => serviceOut(await findService(key(req))));
 
         api.put(svcPath, async (req) =>
           serial(async () => {
-            const k = keyOf(req.params as Params);
+            const k = key(req);
             const b = parseBody(editService, req.body);
             const cur = await findService(k);
             const svc = spec(() =>
               serviceSpec({
                 protocol: cur.protocol,
-                addr: cur.addr,
+                addr: cur.addr6 ?? cur.addr,
                 port: cur.port,
                 fwmark: cur.fwmark,
+                af: cur.af,
                 scheduler: b.scheduler ?? cur.schedName,
                 persistence: b.persistence ?? ((cur.flags & SVC_F_PERSISTENT) !== 0 ? cur.timeout : 0),
-                netmask: b.netmask !== undefined ? (parseIPv4(b.netmask) as number) : cur.netmask,
+                netmask: netmaskOf(b.netmask, cur.af) ?? cur.netmask,
                 onePacket: b.onePacket ?? (cur.flags & SVC_F_ONEPACKET) !== 0,
                 schedFlags: b.schedFlags ?? cur.flags & SCHED_FLAGS,
                 peName: b.peName ?? cur.peName,
@@ -563,30 +634,30 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
 
         api.delete(svcPath, async (req, reply) =>
           serial(async () => {
-            await apply([{ op: "del-service", key: keyOf(req.params as Params) }]);
+            await apply([{ op: "del-service", key: key(req) }]);
             return reply.code(204).send();
           }),
         );
 
         api.post(`${svcPath}/zero`, async (req) =>
           serial(async () => {
-            const k = keyOf(req.params as Params);
+            const k = key(req);
             await apply([{ op: "zero", key: k }]);
             return { zeroed: serviceKeyPath(k) };
           }),
         );
 
         api.get(`${svcPath}/destinations`, async (req) => ({
-          destinations: (await findService(keyOf(req.params as Params))).dests.map(destOut),
+          destinations: (await findService(key(req))).dests.map(destOut),
         }));
 
         api.post(`${svcPath}/destinations`, async (req, reply) =>
           serial(async () => {
-            const k = keyOf(req.params as Params);
+            const k = key(req);
             const b = parseBody(newDest, req.body);
             const dest = spec(() =>
               destSpec(k, {
-                addr: parseIPv4(b.address) as number,
+                addr: b.address,
                 port: b.port,
                 // ipvsadm's default: -g, direct routing.
                 fwd: FWD_BY_NAME[b.forward ?? "route"],
@@ -596,34 +667,32 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
               }),
             );
             await apply([{ op: "add-dest", key: k, dest }]);
-            const d = findDest(await findService(k), dest.addr, dest.port);
+            const d = findDest(await findService(k), dest, dest.port);
             return reply
               .code(201)
               .header(
                 "location",
-                `${API_PREFIX}/services/${serviceKeyPath(k)}/destinations/${formatIPv4(d.addr)}/${d.port}`,
+                `${API_PREFIX}/services/${serviceKeyPath(k)}/destinations/${addrText(d)}/${d.port}`,
               )
               .send(destOut(d));
           }),
         );
 
         api.get(destPath, async (req) => {
-          const p = req.params as Params;
-          const { addr, port: rport } = destParams(p);
-          return destOut(findDest(await findService(keyOf(p)), addr, rport));
+          const { a, port: rport } = destOf(req);
+          return destOut(findDest(await findService(key(req)), a, rport));
         });
 
         api.put(destPath, async (req) =>
           serial(async () => {
-            const p = req.params as Params;
-            const k = keyOf(p);
-            const { addr, port: rport } = destParams(p);
+            const k = key(req);
+            const { a, port: rport } = destOf(req);
             const b = parseBody(editDest, req.body);
-            const cur = findDest(await findService(k), addr, rport);
+            const cur = findDest(await findService(k), a, rport);
             const dest = {
               ...spec(() =>
                 destSpec(k, {
-                  addr,
+                  addr: a.addr6 ?? a.addr,
                   port: rport,
                   fwd: b.forward !== undefined ? FWD_BY_NAME[b.forward] : (cur.fwd as Fwd),
                   weight: b.weight ?? cur.weight,
@@ -636,15 +705,16 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
               tunFlags: cur.tunFlags,
             };
             await apply([{ op: "edit-dest", key: k, dest }]);
-            return destOut(findDest(await findService(k), addr, dest.port));
+            return destOut(findDest(await findService(k), a, dest.port));
           }),
         );
 
         api.delete(destPath, async (req, reply) =>
           serial(async () => {
-            const p = req.params as Params;
-            const { addr, port: rport } = destParams(p);
-            await apply([{ op: "del-dest", key: keyOf(p), addr, port: rport }]);
+            const { a, port: rport } = destOf(req);
+            const del: ControlCommand = { op: "del-dest", key: key(req), addr: a.addr, port: rport };
+            if (a.addr6 !== undefined) del.addr6 = a.addr6;
+            await apply([del]);
             return reply.code(204).send();
           }),
         );
@@ -654,7 +724,24 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
   );
 }
 
-function serviceDesc(b: z.infer<typeof editService>): {
+/** A netmask from a body: a dotted mask for an IPv4 service, a prefix length for an IPv6 one. */
+function netmaskOf(m: string | number | undefined, af: 4 | 6): number | undefined {
+  if (m === undefined) return undefined;
+  if (af === 6 && typeof m === "number") return m;
+  if (af === 4 && typeof m === "string") return parseIPv4(m) as number;
+  throw new RestError(
+    400,
+    "TSVS_ERR_INVALID",
+    af === 6
+      ? "netmask: an IPv6 service's netmask is a prefix length 1..128"
+      : "netmask: an IPv4 service's netmask is a dotted mask (255.255.255.0)",
+  );
+}
+
+function serviceDesc(
+  b: z.infer<typeof editService>,
+  af: 4 | 6,
+): {
   scheduler?: string;
   persistence?: number;
   netmask?: number;
@@ -665,7 +752,7 @@ function serviceDesc(b: z.infer<typeof editService>): {
   return {
     scheduler: b.scheduler,
     persistence: b.persistence,
-    netmask: b.netmask === undefined ? undefined : (parseIPv4(b.netmask) as number),
+    netmask: netmaskOf(b.netmask, af),
     onePacket: b.onePacket,
     schedFlags: b.schedFlags,
     peName: b.peName,

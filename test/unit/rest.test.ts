@@ -13,6 +13,7 @@ import fastify, { type FastifyInstance, type LightMyRequestResponse } from "fast
 import { ControlApi } from "../../src/control/api.js";
 import { mergeTables } from "../../src/control/snapshot.js";
 import { parseIPv4 } from "../../src/core/addr.js";
+import type { ConnView } from "../../src/core/ctl-types.js";
 import { TsvsError } from "../../src/core/errors.js";
 import { explainPacket } from "../../src/core/explain.js";
 import { openApiDocument } from "../../src/daemon/openapi.js";
@@ -158,6 +159,10 @@ const T = {
   fwm: `${P}/services/fwm/{fwmark}`,
   fwmDests: `${P}/services/fwm/{fwmark}/destinations`,
   fwmDest: `${P}/services/fwm/{fwmark}/destinations/{rsAddress}/{rsPort}`,
+  fwm6: `${P}/services/fwm6/{fwmark}`,
+  fwm6Zero: `${P}/services/fwm6/{fwmark}/zero`,
+  fwm6Dests: `${P}/services/fwm6/{fwmark}/destinations`,
+  fwm6Dest: `${P}/services/fwm6/{fwmark}/destinations/{rsAddress}/{rsPort}`,
   conns: `${P}/connections`,
   status: `${P}/status`,
   zero: `${P}/zero`,
@@ -482,7 +487,7 @@ describe("REST API: errors, nothing applied", () => {
         T.dests,
         { body: { address: "198.18.1" } },
         "TSVS_ERR_INVALID",
-        /address: must be an IPv4 address/,
+        /address: must be an IPv4 or IPv6 address/,
       ],
       [
         "weight 65536",
@@ -676,5 +681,462 @@ describe("REST API: explain", () => {
     assert.equal((await off.call("GET", `${EX}?${q}`, EX)).statusCode, 200);
     const stopped = await harness(true, async () => ({ error: "the data plane stopped" }));
     assert.equal((await stopped.call("GET", `${EX}?${q}`, EX)).statusCode, 503);
+  });
+});
+
+// IPv6 (issue 14): services and destinations named by IPv6 text in paths and bodies, fwm6/MARK for
+// an IPv6 fwmark service, prefix-length netmasks, IPv6 endpoints and filters on connections.
+const VIP6 = "2001:db8::100";
+const SVC6 = `${P}/services/tcp/${VIP6}/80`;
+const RS6 = ["2001:db8:1::11", "2001:db8:1::12"] as const;
+
+async function withService6(h: Harness): Promise<void> {
+  const r = await h.call("POST", `${P}/services`, T.services, {
+    body: { protocol: "tcp", address: "2001:DB8:0:0::100", port: 80, scheduler: "rr" },
+  });
+  assert.equal(r.statusCode, 201, r.body);
+  for (const [addr, weight] of [
+    [RS6[0], 3],
+    [RS6[1], 1],
+  ] as const) {
+    const d = await h.call("POST", `${SVC6}/destinations`, T.dests, {
+      body: { address: addr, forward: "masq", weight },
+    });
+    assert.equal(d.statusCode, 201, d.body);
+  }
+}
+
+describe("REST API: IPv6", () => {
+  it("an IPv6 service through every route: any inet_pton spelling in, inet_ntop's out", async () => {
+    const h = await harness(true);
+    const add = await h.call("POST", `${P}/services`, T.services, {
+      body: { protocol: "tcp", address: "2001:DB8:0:0::100", port: 80, scheduler: "rr" },
+    });
+    assert.equal(add.statusCode, 201, add.body);
+    assert.equal(add.headers.location, SVC6);
+    assert.deepEqual(
+      [add.json().key, add.json().family, add.json().address, add.json().netmask],
+      [`tcp/${VIP6}/80`, 6, VIP6, 128],
+      "an IPv6 service's granularity is a prefix length, 128 by default",
+    );
+    const d = await h.call("POST", `${SVC6}/destinations`, T.dests, {
+      body: { address: "2001:db8:1:0:0:0:0:11", port: 8080, forward: "masq", weight: 3 },
+    });
+    assert.equal(d.statusCode, 201, d.body);
+    assert.equal(d.headers.location, `${SVC6}/destinations/${RS6[0]}/8080`);
+    assert.deepEqual([d.json().family, d.json().address, d.json().port], [6, RS6[0], 8080]);
+    const snap = h.api.snapshot(false).services[0];
+    assert.deepEqual([snap.af, snap.addr, snap.addr6], [6, 0, VIP6]);
+    assert.deepEqual([snap.dests[0].addr6, snap.dests[0].port], [RS6[0], 8080]);
+
+    // The same service however its address is written in the path (percent-encoded colons too).
+    for (const spelling of [VIP6, "2001:0db8:0000::0100", "2001:db8:0:0:0:0:0:100", "2001%3Adb8%3A%3A100"]) {
+      const r = await h.call("GET", `${P}/services/tcp/${spelling}/80`, T.svc, { token: false });
+      assert.equal(r.statusCode, 200, `${spelling}: ${r.body}`);
+      assert.equal(r.json().key, `tcp/${VIP6}/80`);
+    }
+    const list = await h.call("GET", `${SVC6}/destinations`, T.dests, { token: false });
+    assert.equal(list.json().destinations.length, 1);
+    const one = await h.call("GET", `${SVC6}/destinations/2001:db8:1::0:11/8080`, T.dest, { token: false });
+    assert.equal(one.statusCode, 200, one.body);
+    assert.equal(one.json().weight, 3);
+    const drain = await h.call("PUT", `${SVC6}/destinations/${RS6[0]}/8080`, T.dest, { body: { weight: 0 } });
+    assert.equal(drain.statusCode, 200, drain.body);
+    assert.deepEqual([drain.json().weight, drain.json().forward], [0, "masq"]);
+    const edit = await h.call("PUT", SVC6, T.svc, { body: { persistence: 60, netmask: 64 } });
+    assert.equal(edit.statusCode, 200, edit.body);
+    assert.deepEqual([edit.json().persistence, edit.json().netmask], [60, 64]);
+    assert.equal(h.api.snapshot(false).services[0].netmask, 64);
+    const zero = await h.call("POST", `${SVC6}/zero`, T.svcZero);
+    assert.deepEqual(zero.json(), { zeroed: `tcp/${VIP6}/80` });
+    assert.equal((await h.call("DELETE", `${SVC6}/destinations/${RS6[0]}/8080`, T.dest)).statusCode, 204);
+    assert.equal(h.api.snapshot(false).services[0].dests.length, 0);
+    assert.equal((await h.call("DELETE", `${P}/services/tcp/2001:db8:0::100/80`, T.svc)).statusCode, 204);
+    assert.equal(h.api.snapshot(false).services.length, 0);
+  });
+
+  it("an IPv4 and an IPv6 service side by side keep apart; an IPv6 batch through /commands", async () => {
+    const h = await harness(true);
+    await withService(h);
+    await withService6(h);
+    const all = (await h.call("GET", `${P}/services`, T.services)).json().services;
+    assert.deepEqual(all.map((s: { key: string }) => s.key).sort(), [`tcp/${VIP}/80`, `tcp/${VIP6}/80`]);
+    const v6 = (await h.call("GET", SVC6, T.svc)).json();
+    assert.deepEqual(
+      v6.destinations.map((x: { address: string; family: number }) => [x.address, x.family]),
+      [
+        [RS6[1], 6],
+        [RS6[0], 6],
+      ],
+    );
+    const key = { af: 6, protocol: 17, addr: 0, addr6: "2001:db8::53", port: 53, fwmark: 0 };
+    const commands = [
+      { op: "add-service", svc: { ...key, schedName: "rr", flags: 0, timeout: 0, netmask: 128, peName: "" } },
+      {
+        op: "add-dest",
+        key,
+        dest: {
+          af: 6,
+          addr: 0,
+          addr6: "2001:db8:1::53",
+          port: 53,
+          fwd: 0,
+          weight: 1,
+          uThreshold: 0,
+          lThreshold: 0,
+          tunType: 0,
+          tunPort: 0,
+          tunFlags: 0,
+        },
+      },
+    ];
+    const r = await h.call("POST", `${P}/commands`, T.commands, { body: { commands } });
+    assert.equal(r.statusCode, 200, r.body);
+    const dns = await h.call(
+      "GET",
+      `${P}/services/udp/2001:db8::53/53/destinations/2001:db8:1::53/53`,
+      T.dest,
+    );
+    assert.equal(dns.statusCode, 200, dns.body);
+  });
+
+  it("fwm6/MARK: an IPv6 fwmark service, apart from fwm/MARK", async () => {
+    const h = await harness(true);
+    const r = await h.call("POST", `${P}/services`, T.services, {
+      body: { fwmark: 5, family: 6, scheduler: "wrr", persistence: 30, netmask: 48 },
+    });
+    assert.equal(r.statusCode, 201, r.body);
+    assert.deepEqual(
+      [r.json().key, r.json().family, r.json().address, r.json().netmask],
+      ["fwm6/5", 6, null, 48],
+    );
+    assert.equal(r.headers.location, `${P}/services/fwm6/5`);
+    const none = await h.call("GET", `${P}/services/fwm/5`, T.fwm);
+    assert.equal(none.statusCode, 404, "fwm/5 is the IPv4 service with mark 5");
+    const v4 = await h.call("POST", `${P}/services`, T.services, { body: { fwmark: 5 } });
+    assert.equal(v4.statusCode, 201, v4.body);
+    assert.deepEqual([v4.json().key, v4.json().family, v4.json().netmask], ["fwm/5", 4, "255.255.255.255"]);
+    const d = await h.call("POST", `${P}/services/fwm6/5/destinations`, T.fwm6Dests, {
+      body: { address: RS6[0], port: 8080, forward: "masq" },
+    });
+    assert.equal(d.statusCode, 201, d.body);
+    assert.equal(d.headers.location, `${P}/services/fwm6/5/destinations/${RS6[0]}/8080`);
+    const w = await h.call("PUT", `${P}/services/fwm6/5/destinations/${RS6[0]}/8080`, T.fwm6Dest, {
+      body: { weight: 7 },
+    });
+    assert.equal(w.json().weight, 7);
+    assert.equal(
+      (await h.call("GET", `${P}/services/fwm6/5/destinations/${RS6[0]}/8080`, T.fwm6Dest)).statusCode,
+      200,
+    );
+    assert.equal(
+      (await h.call("GET", `${P}/services/fwm6/5/destinations`, T.fwm6Dests)).json().destinations.length,
+      1,
+    );
+    assert.equal((await h.call("GET", `${P}/services/fwm/5`, T.fwm)).json().destinations.length, 0);
+    const e = await h.call("PUT", `${P}/services/fwm6/5`, T.fwm6, { body: { netmask: 56 } });
+    assert.equal(e.json().netmask, 56);
+    assert.deepEqual((await h.call("POST", `${P}/services/fwm6/5/zero`, T.fwm6Zero)).json(), {
+      zeroed: "fwm6/5",
+    });
+    assert.equal(
+      (await h.call("DELETE", `${P}/services/fwm6/5/destinations/${RS6[0]}/8080`, T.fwm6Dest)).statusCode,
+      204,
+    );
+    assert.equal((await h.call("DELETE", `${P}/services/fwm6/5`, T.fwm6)).statusCode, 204);
+    assert.deepEqual(
+      h.api.snapshot(false).services.map((s) => [s.fwmark, s.af]),
+      [[5, 4]],
+    );
+  });
+
+  it("bad IPv6 values: 400 with their codes, 404s, and nothing applied", async () => {
+    const h = await harness(true);
+    await withService(h);
+    await withService6(h);
+    const before = JSON.stringify(h.api.snapshot(false));
+    const cases: Array<[string, "GET" | "POST" | "PUT" | "DELETE", string, string, unknown, string, RegExp]> =
+      [
+        [
+          "two '::'",
+          "POST",
+          `${P}/services`,
+          T.services,
+          { protocol: "tcp", address: "2001:db8::1::2", port: 80 },
+          "TSVS_ERR_INVALID",
+          /^address: must be an IPv4 or IPv6 address/,
+        ],
+        [
+          "a zone id (inet_pton has none)",
+          "POST",
+          `${SVC6}/destinations`,
+          T.dests,
+          { address: "2001:db8::1%eth0" },
+          "TSVS_ERR_INVALID",
+          /^address: /,
+        ],
+        [
+          "brackets in a body",
+          "POST",
+          `${SVC6}/destinations`,
+          T.dests,
+          { address: `[${RS6[0]}]` },
+          "TSVS_ERR_INVALID",
+          /^address: /,
+        ],
+        [
+          "a family that is not the address's",
+          "POST",
+          `${P}/services`,
+          T.services,
+          { protocol: "tcp", address: "2001:db8::2", port: 80, family: 4 },
+          "TSVS_ERR_INVALID",
+          /family/,
+        ],
+        [
+          "a prefix length for an IPv4 service",
+          "PUT",
+          SVC,
+          T.svc,
+          { netmask: 24 },
+          "TSVS_ERR_INVALID",
+          /IPv4 service's netmask is a dotted mask/,
+        ],
+        [
+          "a dotted mask for an IPv6 service",
+          "PUT",
+          SVC6,
+          T.svc,
+          { netmask: "255.255.255.0" },
+          "TSVS_ERR_INVALID",
+          /IPv6 service's netmask is a prefix length/,
+        ],
+        ["prefix length 129", "PUT", SVC6, T.svc, { netmask: 129 }, "TSVS_ERR_INVALID", /^netmask: /],
+        [
+          "prefix length 0",
+          "POST",
+          `${P}/services`,
+          T.services,
+          { fwmark: 9, family: 6, netmask: 0 },
+          "TSVS_ERR_INVALID",
+          /^netmask: /,
+        ],
+        [
+          "a link-local real server (the kernel's ipv6_addr_type)",
+          "POST",
+          `${SVC6}/destinations`,
+          T.dests,
+          { address: "fe80::1" },
+          "TSVS_ERR_INVALID",
+          /address not unicast/,
+        ],
+        [
+          "a multicast real server",
+          "POST",
+          `${SVC6}/destinations`,
+          T.dests,
+          { address: "ff02::1" },
+          "TSVS_ERR_INVALID",
+          /address not unicast/,
+        ],
+        [
+          "NAT from IPv6 to an IPv4 real server",
+          "POST",
+          `${SVC6}/destinations`,
+          T.dests,
+          { address: IP.rs3, forward: "masq" },
+          "TSVS_ERR_INVALID",
+          /address not unicast/,
+        ],
+        [
+          "a tunnel across families (the kernel's rule, not in tsvs yet)",
+          "POST",
+          `${SVC}/destinations`,
+          T.dests,
+          { address: RS6[0], forward: "tunnel" },
+          "TSVS_ERR_INVALID",
+          /does not tunnel between IPv4 and IPv6/,
+        ],
+        [
+          "a bad IPv6 path",
+          "GET",
+          `${P}/services/tcp/2001:db8::zz/80`,
+          T.svc,
+          undefined,
+          "TSVS_ERR_INVALID",
+          /bad address/,
+        ],
+        [
+          "brackets in a path",
+          "GET",
+          `${P}/services/tcp/[${VIP6}]/80`,
+          T.svc,
+          undefined,
+          "TSVS_ERR_INVALID",
+          /bad address/,
+        ],
+        [
+          "a bad IPv6 destination path",
+          "DELETE",
+          `${SVC6}/destinations/2001:db8:1::11::/80`,
+          T.dest,
+          undefined,
+          "TSVS_ERR_INVALID",
+          /bad address/,
+        ],
+        [
+          "a bad connection filter",
+          "GET",
+          `${P}/connections?client=[${IP.client1}]:80`,
+          T.conns,
+          undefined,
+          "TSVS_ERR_INVALID",
+          /^client: ADDR, ADDR:PORT or \[IPv6\]:PORT/,
+        ],
+        [
+          "an unclosed bracket",
+          "GET",
+          `${P}/connections?vip=[${VIP6}:80`,
+          T.conns,
+          undefined,
+          "TSVS_ERR_INVALID",
+          /^vip: /,
+        ],
+        [
+          "a port too big",
+          "GET",
+          `${P}/connections?server=[${RS6[0]}]:65536`,
+          T.conns,
+          undefined,
+          "TSVS_ERR_INVALID",
+          /^server: /,
+        ],
+      ];
+    for (const [what, method, url, template, body, code, message] of cases) {
+      const r = await h.call(method, url, template, { body });
+      assert.equal(r.statusCode, 400, `${what}: ${r.body}`);
+      assert.equal(r.json().error.code, code, what);
+      assert.match(r.json().error.message, message, what);
+    }
+    for (const [method, url, template, body, code] of [
+      ["GET", `${P}/services/tcp/2001:db8::101/80`, T.svc, undefined, "TSVS_ERR_NO_SERVICE"],
+      ["GET", `${P}/services/udp/${VIP6}/80`, T.svc, undefined, "TSVS_ERR_NO_SERVICE"],
+      ["GET", `${SVC6}/destinations/2001:db8:1::13/80`, T.dest, undefined, "TSVS_ERR_NO_DEST"],
+      ["PUT", `${SVC6}/destinations/2001:db8:1::13/80`, T.dest, { weight: 0 }, "TSVS_ERR_NO_DEST"],
+      ["DELETE", `${SVC6}/destinations/2001:db8:1::13/80`, T.dest, undefined, "TSVS_ERR_NO_DEST"],
+      ["GET", `${P}/services/fwm6/5`, T.fwm6, undefined, "TSVS_ERR_NO_SERVICE"],
+      // An IPv4 address in an IPv6 service's real server path is another destination.
+      ["GET", `${SVC6}/destinations/${IP.rs1}/80`, T.dest, undefined, "TSVS_ERR_NO_DEST"],
+    ] as const) {
+      const r = await h.call(method, url, template, { body });
+      assert.equal(r.statusCode, 404, `${method} ${url}: ${r.body}`);
+      assert.equal(r.json().error.code, code, `${method} ${url}`);
+    }
+    const dup = await h.call("POST", `${SVC6}/destinations`, T.dests, {
+      body: { address: "2001:db8:1:0::11" },
+    });
+    assert.equal(dup.statusCode, 409, "the same real server written another way");
+    assert.equal(dup.json().error.code, "TSVS_ERR_DEST_EXISTS");
+    assert.equal(JSON.stringify(h.api.snapshot(false)), before, "nothing applied");
+  });
+
+  it("connections: IPv6 endpoints as text, filters ADDR, ADDR:PORT, bare IPv6 and [IPv6]:PORT", async () => {
+    const base = fakeDaemon();
+    base.api.apply([]);
+    const conn = (o: Partial<ConnView> & Record<string, unknown>): ConnView =>
+      ({
+        protocol: 6,
+        expiresMs: 900_000,
+        state: "ESTABLISHED",
+        caddr: 0,
+        cport: 0,
+        vaddr: 0,
+        vport: 80,
+        daddr: 0,
+        dport: 80,
+        laddr: 0,
+        lport: 0,
+        template: false,
+        fwmark: 0,
+        ...o,
+      }) as ConnView;
+    // The data path's IPv6 entries: the folds in the numbers, the text beside them.
+    const conns = [
+      conn({
+        caddr: parseIPv4(IP.client1) as number,
+        cport: 5000,
+        vaddr: parseIPv4(VIP) as number,
+        daddr: parseIPv4(IP.rs1) as number,
+      }),
+      conn({
+        caddr: 1,
+        caddr6: "2001:db8:c::1",
+        cport: 5000,
+        vaddr: 2,
+        vaddr6: VIP6,
+        daddr: 3,
+        daddr6: RS6[0],
+      }),
+      conn({
+        caddr: 1,
+        caddr6: "2001:db8:c::1",
+        cport: 5001,
+        vaddr: 2,
+        vaddr6: VIP6,
+        daddr: 4,
+        daddr6: RS6[1],
+      }),
+      // NAT64 FULLNAT: an IPv6 client side, an IPv4 server side with an IPv4 local address.
+      conn({
+        caddr: 5,
+        caddr6: "2001:db8:c::2",
+        cport: 6000,
+        vaddr: 2,
+        vaddr6: VIP6,
+        daddr: parseIPv4(IP.rs2) as number,
+        laddr: parseIPv4("198.18.2.1") as number,
+        lport: 1024,
+      }),
+    ];
+    const h = await harness(true, async (req) =>
+      req.op === "table" ? { table: { ...mergeTables([base.api.snapshot(false)]), conns } } : { error: "no" },
+    );
+    const page = (await h.call("GET", `${P}/connections`, T.conns)).json();
+    assert.equal(page.total, 4);
+    assert.deepEqual(page.connections[1].client, { address: "2001:db8:c::1", port: 5000 });
+    assert.deepEqual(page.connections[1].virtual, { address: VIP6, port: 80 });
+    assert.deepEqual(page.connections[1].server, { address: RS6[0], port: 80 });
+    assert.equal(page.connections[1].local, null);
+    assert.deepEqual(page.connections[3].server, { address: IP.rs2, port: 80 });
+    assert.deepEqual(page.connections[3].local, { address: "198.18.2.1", port: 1024 });
+    for (const [query, want] of [
+      [`client=${IP.client1}`, [0]],
+      [`client=2001:db8:c::1`, [1, 2]],
+      [`client=2001:DB8:C:0::1`, [1, 2]],
+      [`client=[2001:db8:c::1]:5001`, [2]],
+      [`client=[2001:db8:c::1]`, [1, 2]],
+      [`vip=[${VIP6}]:80`, [1, 2, 3]],
+      [`vip=[${VIP6}]:81`, []],
+      [`vip=${VIP}:80`, [0]],
+      [`server=${RS6[1]}`, [2]],
+      [`server=${IP.rs2}:80`, [3]],
+      // The folds in the numbers never match an IPv4 filter.
+      ["client=0.0.0.1", []],
+    ] as const) {
+      const r = await h.call("GET", `${P}/connections?${query}`, T.conns);
+      assert.equal(r.statusCode, 200, `${query}: ${r.body}`);
+      assert.deepEqual(
+        r
+          .json()
+          .connections.map((c: { client: { port: number; address: string } }) =>
+            page.connections.findIndex(
+              (p: { client: { port: number; address: string } }) =>
+                p.client.port === c.client.port && p.client.address === c.client.address,
+            ),
+          ),
+        want,
+        query,
+      );
+    }
   });
 });
