@@ -28,7 +28,8 @@ export const FLOW_G_IP = 1;
 export const FLOW_G_L4 = 2;
 export const FLOW_G_ICMP = 4;
 export const FLOW_G_ARP = 8;
-export const FLOW_G_ALL = FLOW_G_IP | FLOW_G_L4 | FLOW_G_ICMP | FLOW_G_ARP;
+export const FLOW_G_IP6 = 16;
+export const FLOW_G_ALL = FLOW_G_IP | FLOW_G_L4 | FLOW_G_ICMP | FLOW_G_ARP | FLOW_G_IP6;
 
 export class Flow {
   /** The frame being processed and its length (frames may sit in larger buffers). */
@@ -46,17 +47,42 @@ export class Flow {
   l3End = 0;
 
   af: 4 | 6 = 4;
+  /** The upper-layer protocol (IPv6: after the extension headers). */
   proto = 0;
+  /**
+   * IPv4: the addresses (u32). IPv6: the kernel's addr_fold of s6/d6 (the XOR of the words, u32),
+   * so that every hash keyed by address (schedulers, connection table, service index) treats
+   * IPv6 as the kernel's does; anything that compares addresses compares the words too.
+   */
   saddr = 0;
   daddr = 0;
+  /** IPv6 addresses: word k = bytes 4k..4k+3 big-endian, as int32 bits (addr.ts ipv6ToWords). */
+  readonly s6 = new Int32Array(4);
+  readonly d6 = new Int32Array(4);
+  /** TTL, or the IPv6 hop limit. */
   ttl = 0;
+  /** TOS, or the IPv6 traffic class. */
   tos = 0;
   ipId = 0;
-  /** Don't-fragment bit set. */
+  /** Don't-fragment bit set; always for IPv6, which routers never fragment. */
   df = false;
   /** Any fragment (MF set or offset > 0); only the first fragment has ports. */
   fragment = false;
   firstFragment = false;
+
+  /**
+   * The rest of an IPv6 extension-header walk (packet/ipv6.ts Ipv6Walk, whose fields the Flow
+   * shares by name): the parser walks into the Flow itself, and the IPv6 codecs that take a walk
+   * take the Flow. Meaningful for af 6 only.
+   */
+  protoOff = 0;
+  extCount = 0;
+  routingOff = -1;
+  fragHdrOff = -1;
+  /** Fragment offset in bytes, the M flag and the identification of the fragment header. */
+  fragOffset = 0;
+  fragMore = false;
+  fragId = 0;
 
   sport = 0;
   dport = 0;
@@ -74,8 +100,11 @@ export class Flow {
   innerL3Off = 0;
   innerL4Off = 0;
   innerProto = 0;
+  /** The embedded addresses (IPv6: folds, with the words in innerS6/innerD6). */
   innerSaddr = 0;
   innerDaddr = 0;
+  readonly innerS6 = new Int32Array(4);
+  readonly innerD6 = new Int32Array(4);
   innerSport = 0;
   innerDport = 0;
   /** The error quotes at least 8 bytes of the embedded TCP/UDP header (innerSport/Dport are valid). */
@@ -85,6 +114,12 @@ export class Flow {
   arpOp = 0;
   arpSpa = 0;
   arpTpa = 0;
+
+  /**
+   * Set once by the owner of the Flow when it handles IPv6: parseFrame then parses ethertype
+   * 0x86DD. Without it an IPv6 frame is PARSE_OTHER, for callers that handle IPv4 only.
+   */
+  acceptIpv6 = false;
 
   /** Firewall mark set by the classifier (0 = none). */
   fwmark = 0;

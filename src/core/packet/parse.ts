@@ -1,12 +1,15 @@
 // Frame parser: Ethernet II (802.1Q / 802.1ad tags skipped), ARP, IPv4 (options, fragments),
-// TCP, UDP, ICMP (with the header embedded in errors) into one reusable Flow.
+// IPv6 (extension headers, fragments), TCP, UDP, ICMP and ICMPv6 (with the packet embedded in
+// errors) into one reusable Flow.
 //
 // The IPv4 checks are ip_rcv_core's (version, IHL, header checksum, total length within the frame
-// and not below the header; bytes after the datagram are link padding). L4 checksums are not
-// verified, as the IPVS forwarding path does not verify them either. Never throws, allocates
-// nothing: every read is preceded by a bounds check against the frame length.
+// and not below the header; bytes after the datagram are link padding). IPv6 is packet/ipv6.ts's
+// walk (ipv6_rcv's version and payload length, ipv6_find_hdr's chain, ipv6_frag_rcv's fragment
+// rules), done into the Flow itself. L4 checksums are not verified, as the IPVS forwarding path
+// does not verify them either. Never throws, allocates nothing: every read is preceded by a bounds
+// check against the frame length.
 
-import { readU16, readU32 } from "../addr.js";
+import { ipv6Fold, ipv6ToWords, readU16, readU32 } from "../addr.js";
 import { csumAdd, csumFold } from "./csum.js";
 import { ETH_HLEN } from "./eth.js";
 import {
@@ -14,9 +17,11 @@ import {
   ETH_P_8021Q,
   ETH_P_ARP,
   ETH_P_IP,
+  ETH_P_IPV6,
   FLOW_G_ARP,
   FLOW_G_ICMP,
   FLOW_G_IP,
+  FLOW_G_IP6,
   FLOW_G_L4,
   type Flow,
   IPPROTO_ICMP,
@@ -24,7 +29,17 @@ import {
   IPPROTO_UDP,
 } from "./flow.js";
 import { ICMP_ECHO, ICMP_ECHOREPLY, ICMP_HLEN, icmpIsError } from "./icmp.js";
+import {
+  ICMPV6_ECHO_REPLY,
+  ICMPV6_ECHO_REQUEST,
+  ICMPV6_HLEN,
+  ICMPV6_INNER_OK,
+  Icmpv6Inner,
+  icmpv6Inner,
+  icmpv6IsError,
+} from "./icmpv6.js";
 import { IP_MF, IP_OFFMASK, IPV4_HLEN } from "./ipv4.js";
+import { IP6_DADDR, IP6_OK, IP6_RESULT_NAMES, IP6_SADDR, ipv6Walk, NEXTHDR_ICMPV6 } from "./ipv6.js";
 import { TCP_HLEN } from "./tcp.js";
 import { UDP_HLEN } from "./udp.js";
 
@@ -45,6 +60,17 @@ export const PARSE_ERR_TCP_DOFF = 12;
 export const PARSE_ERR_UDP_TRUNC = 13;
 export const PARSE_ERR_UDP_LEN = 14;
 export const PARSE_ERR_ICMP_TRUNC = 15;
+/** IPv6 header and extension-header errors: 15 + the walk's IP6_ERR_* code (16..23). */
+const PARSE_IP6_BASE = 15;
+export const PARSE_ERR_IP6_TRUNC = 16;
+export const PARSE_ERR_IP6_VERSION = 17;
+export const PARSE_ERR_IP6_PLEN = 18;
+export const PARSE_ERR_IP6_EXT_TRUNC = 19;
+export const PARSE_ERR_IP6_HOP_ORDER = 20;
+export const PARSE_ERR_IP6_EXT_MANY = 21;
+export const PARSE_ERR_IP6_FRAG_LEN = 22;
+export const PARSE_ERR_IP6_FRAG_HDRS = 23;
+export const PARSE_ERR_ICMP6_TRUNC = 24;
 
 /** Name of every result code, indexed by code (drop counters); error names start with "err_". */
 export const PARSE_RESULT_NAMES: readonly string[] = [
@@ -64,6 +90,9 @@ export const PARSE_RESULT_NAMES: readonly string[] = [
   "err_udp_trunc",
   "err_udp_len",
   "err_icmp_trunc",
+  // err_ip6_trunc .. err_ip6_frag_hdrs, in the walk's order.
+  ...IP6_RESULT_NAMES.slice(1),
+  "err_icmp6_trunc",
 ];
 
 /** Back to the defaults of a fresh Flow: the fields of `groups` (FLOW_G_*). */
@@ -101,6 +130,19 @@ function clearGroups(f: Flow, groups: number): void {
     f.innerSport = 0;
     f.innerDport = 0;
     f.innerHasPorts = false;
+    f.innerS6.fill(0);
+    f.innerD6.fill(0);
+  }
+  if ((groups & FLOW_G_IP6) !== 0) {
+    f.s6.fill(0);
+    f.d6.fill(0);
+    f.protoOff = 0;
+    f.extCount = 0;
+    f.routingOff = -1;
+    f.fragHdrOff = -1;
+    f.fragOffset = 0;
+    f.fragMore = false;
+    f.fragId = 0;
   }
   if ((groups & FLOW_G_ARP) !== 0) {
     f.arpOp = 0;
@@ -154,6 +196,7 @@ function parseEth(buf: Uint8Array, len: number, flow: Flow): number {
   flow.l3Off = off;
   if (type === ETH_P_IP) return parseIpv4(buf, len, off, flow);
   if (type === ETH_P_ARP) return parseArp(buf, len, off, flow);
+  if (type === ETH_P_IPV6 && flow.acceptIpv6) return parseIpv6(buf, len, off, flow);
   return PARSE_OTHER;
 }
 
@@ -232,38 +275,8 @@ function parseIpv4(buf: Uint8Array, len: number, l3: number, f: Flow): number {
   // Only the first fragment carries the transport header.
   if (fragOff !== 0) return PARSE_OK;
 
-  if (proto === IPPROTO_TCP) {
-    if (l4 + TCP_HLEN > end) return PARSE_ERR_TCP_TRUNC;
-    const thlen = (buf[l4 + 12] >>> 4) << 2;
-    if (thlen < TCP_HLEN || l4 + thlen > end) return PARSE_ERR_TCP_DOFF;
-    const sport = (buf[l4] << 8) | buf[l4 + 1];
-    const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
-    const seq = (buf[l4 + 4] << 24) | (buf[l4 + 5] << 16) | (buf[l4 + 6] << 8) | buf[l4 + 7];
-    const ack = (buf[l4 + 8] << 24) | (buf[l4 + 9] << 16) | (buf[l4 + 10] << 8) | buf[l4 + 11];
-    const flags = buf[l4 + 13];
-    f.sport = sport;
-    f.dport = dport;
-    f.tcpSeq = seq >>> 0;
-    f.tcpAck = ack >>> 0;
-    f.tcpFlags = flags;
-    f.payloadOff = l4 + thlen;
-    f.groups |= FLOW_G_L4;
-    return PARSE_OK;
-  }
-  if (proto === IPPROTO_UDP) {
-    if (l4 + UDP_HLEN > end) return PARSE_ERR_UDP_TRUNC;
-    const ulen = readU16(buf, l4 + 4);
-    // A first fragment's UDP length covers the whole reassembled datagram.
-    if (ulen < UDP_HLEN || (!f.fragment && l4 + ulen > end)) return PARSE_ERR_UDP_LEN;
-    f.sport = readU16(buf, l4);
-    f.dport = readU16(buf, l4 + 2);
-    f.tcpFlags = 0;
-    f.tcpSeq = 0;
-    f.tcpAck = 0;
-    f.payloadOff = l4 + UDP_HLEN;
-    f.groups |= FLOW_G_L4;
-    return PARSE_OK;
-  }
+  if (proto === IPPROTO_TCP) return parseTcp(buf, l4, end, f);
+  if (proto === IPPROTO_UDP) return parseUdp(buf, l4, end, f);
   if (proto === IPPROTO_ICMP) {
     if (l4 + ICMP_HLEN > end) return PARSE_ERR_ICMP_TRUNC;
     // ICMP is rare: the group is reset whole here rather than tracked field by field.
@@ -299,5 +312,109 @@ function parseInner(buf: Uint8Array, il3: number, end: number, f: Flow): void {
     f.innerHasPorts = true;
     f.innerSport = readU16(buf, il4);
     f.innerDport = readU16(buf, il4 + 2);
+  }
+}
+
+/** The TCP header at l4 (either family). */
+function parseTcp(buf: Uint8Array, l4: number, end: number, f: Flow): number {
+  if (l4 + TCP_HLEN > end) return PARSE_ERR_TCP_TRUNC;
+  const thlen = (buf[l4 + 12] >>> 4) << 2;
+  if (thlen < TCP_HLEN || l4 + thlen > end) return PARSE_ERR_TCP_DOFF;
+  const sport = (buf[l4] << 8) | buf[l4 + 1];
+  const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
+  const seq = (buf[l4 + 4] << 24) | (buf[l4 + 5] << 16) | (buf[l4 + 6] << 8) | buf[l4 + 7];
+  const ack = (buf[l4 + 8] << 24) | (buf[l4 + 9] << 16) | (buf[l4 + 10] << 8) | buf[l4 + 11];
+  const flags = buf[l4 + 13];
+  f.sport = sport;
+  f.dport = dport;
+  f.tcpSeq = seq >>> 0;
+  f.tcpAck = ack >>> 0;
+  f.tcpFlags = flags;
+  f.payloadOff = l4 + thlen;
+  f.groups |= FLOW_G_L4;
+  return PARSE_OK;
+}
+
+/** The UDP header at l4 (either family); f.fragment is already set. */
+function parseUdp(buf: Uint8Array, l4: number, end: number, f: Flow): number {
+  if (l4 + UDP_HLEN > end) return PARSE_ERR_UDP_TRUNC;
+  const ulen = readU16(buf, l4 + 4);
+  // A first fragment's UDP length covers the whole reassembled datagram.
+  if (ulen < UDP_HLEN || (!f.fragment && l4 + ulen > end)) return PARSE_ERR_UDP_LEN;
+  f.sport = readU16(buf, l4);
+  f.dport = readU16(buf, l4 + 2);
+  f.tcpFlags = 0;
+  f.tcpSeq = 0;
+  f.tcpAck = 0;
+  f.payloadOff = l4 + UDP_HLEN;
+  f.groups |= FLOW_G_L4;
+  return PARSE_OK;
+}
+
+/** Where icmpv6Inner walks the packet an ICMPv6 error quotes (parseFrame only; not reentrant). */
+const quoted6 = new Icmpv6Inner();
+
+function parseIpv6(buf: Uint8Array, len: number, l3: number, f: Flow): number {
+  // The Flow has an Ipv6Walk's fields: the walk fills l3End, proto, l4Off, the fragment facts.
+  f.af = 6;
+  const r = ipv6Walk(buf, l3, len, f);
+  if (r !== IP6_OK) {
+    // Back to a fresh Flow's values (the walk wrote some before it failed), as an IPv4 error leaves them.
+    clearGroups(f, FLOW_G_IP | FLOW_G_IP6);
+    f.l3End = 0;
+    return PARSE_IP6_BASE + r;
+  }
+  f.groups |= FLOW_G_IP | FLOW_G_IP6;
+  ipv6ToWords(buf, l3 + IP6_SADDR, f.s6, 0);
+  ipv6ToWords(buf, l3 + IP6_DADDR, f.d6, 0);
+  f.saddr = ipv6Fold(f.s6);
+  f.daddr = ipv6Fold(f.d6);
+  f.tos = ((buf[l3] & 15) << 4) | (buf[l3 + 1] >>> 4);
+  f.ttl = buf[l3 + 7];
+  f.ipId = 0;
+  f.df = true;
+  const l4 = f.l4Off;
+  const end = f.l3End;
+  f.payloadOff = l4;
+  // A non-first fragment stops the walk at its header: nothing after it is a header.
+  if (f.fragOffset !== 0) return PARSE_OK;
+  const proto = f.proto;
+  if (proto === IPPROTO_TCP) return parseTcp(buf, l4, end, f);
+  if (proto === IPPROTO_UDP) return parseUdp(buf, l4, end, f);
+  if (proto === NEXTHDR_ICMPV6) {
+    if (l4 + ICMPV6_HLEN > end) return PARSE_ERR_ICMP6_TRUNC;
+    clearGroups(f, FLOW_G_ICMP);
+    f.groups |= FLOW_G_ICMP;
+    const t = buf[l4];
+    f.icmpType = t;
+    f.icmpCode = buf[l4 + 1];
+    f.payloadOff = l4 + ICMPV6_HLEN;
+    if (t === ICMPV6_ECHO_REQUEST || t === ICMPV6_ECHO_REPLY) f.icmpId = readU16(buf, l4 + 4);
+    else if (icmpv6IsError(t) && !f.fragment) parseInner6(buf, f);
+  }
+  return PARSE_OK;
+}
+
+/**
+ * The packet quoted by an ICMPv6 error, as ip_vs_in_icmp_v6 reads it: its extension headers
+ * walked within the quote, and its ports when 4 bytes of them are there. A cut or malformed quote
+ * leaves hasInner false (IPVS ignores such an error).
+ */
+function parseInner6(buf: Uint8Array, f: Flow): void {
+  const q = quoted6;
+  if (icmpv6Inner(buf, f, q) !== ICMPV6_INNER_OK) return;
+  const il3 = q.l3Off;
+  f.hasInner = true;
+  f.innerL3Off = il3;
+  f.innerL4Off = q.l4Off;
+  f.innerProto = q.proto;
+  ipv6ToWords(buf, il3 + IP6_SADDR, f.innerS6, 0);
+  ipv6ToWords(buf, il3 + IP6_DADDR, f.innerD6, 0);
+  f.innerSaddr = ipv6Fold(f.innerS6);
+  f.innerDaddr = ipv6Fold(f.innerD6);
+  if (q.hasPorts) {
+    f.innerHasPorts = true;
+    f.innerSport = q.sport;
+    f.innerDport = q.dport;
   }
 }
