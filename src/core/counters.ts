@@ -19,6 +19,8 @@ export const DROP_REASONS = [
   "closed_port",
   "arp_ignored",
   "unsupported",
+  /** An NS or NA that RFC 4861 §7.1 makes a receiver ignore (ndp.ts NDP_ERR_*). */
+  "ndp_invalid",
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** A drop reason's index in EngineCounters.drops. */
@@ -35,6 +37,10 @@ export class EngineCounters {
   arpRequests = 0;
   echoReplies = 0;
   icmpErrorsSent = 0;
+  /** IPv6: NAs answering an NS for an owned address, NSs sent to resolve or probe a neighbour, unsolicited NAs. */
+  ndpAdverts = 0;
+  ndpSolicits = 0;
+  unsolicitedNas = 0;
   connsCreated = 0;
   connsExpired = 0;
   connsDropped = 0;

@@ -13,6 +13,7 @@ import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec, TimeoutSpec } from 
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, Dest, Fwd } from "./dest.js";
 import { IPVS_MESSAGES, TsvsError, type TsvsErrorCode } from "./errors.js";
 import type { Flow } from "./packet/flow.js";
+import { sameWords6 } from "./route.js";
 import { findScheduler } from "./sched/index.js";
 import { Service, SVC_F_PERSISTENT } from "./service.js";
 
@@ -161,6 +162,11 @@ export class IpvsCtl {
   private readonly trash = new Set<Dest>();
   /** VIP → number of services (and explicit owners) using it. */
   private readonly owned = new Map<number, number>();
+  /**
+   * IPv6 VIPs, kept apart so that a fold never reaches `owned`: fold (int32) → the chain of
+   * owned addresses with that fold, each with its own count (see own6).
+   */
+  private readonly owned6 = new Map<number, Owned6>();
   private nextSvcSeq = 0;
   private readonly svcSeq = new Map<Service, number>();
 
@@ -211,6 +217,29 @@ export class IpvsCtl {
   /** Addresses the director answers for: the VIPs of its services and explicit ones (fwmark VIPs). */
   ownsAddress(addr: number): boolean {
     return this.owned.has(addr >>> 0);
+  }
+
+  /** ownsAddress for IPv6: the four words at w[off] are the VIP of one of the IPv6 services (or owned explicitly). */
+  ownsAddress6(w: Int32Array, off = 0): boolean {
+    let o = this.owned6.get((w[off] ^ w[off + 1] ^ w[off + 2] ^ w[off + 3]) | 0);
+    while (o !== undefined && !sameWords6(o.words, 0, w, off)) o = o.next;
+    return o !== undefined;
+  }
+
+  /** Every owned IPv6 address, as text (the socket filter, the guard, the multicast memberships). */
+  ownedAddresses6(): string[] {
+    const out: string[] = [];
+    for (const h of this.owned6.values())
+      for (let o: Owned6 | undefined = h; o !== undefined; o = o.next) out.push(ipv6WordsText(o.words));
+    return out;
+  }
+
+  addOwnedAddress6(w: Int32Array): void {
+    this.own6(w, 1);
+  }
+
+  removeOwnedAddress6(w: Int32Array): void {
+    this.own6(w, -1);
   }
 
   addOwnedAddress(addr: number): void {
@@ -394,6 +423,7 @@ export class IpvsCtl {
     this.byKey.set(keyOf(spec), s);
     this.svcSeq.set(s, this.nextSvcSeq++);
     if (ownsVip(s)) this.own(s.addr, 1);
+    else if (ownsVip6(s)) this.own6(s.addr6 as Int32Array, 1);
     this.reorder();
   }
 
@@ -415,6 +445,7 @@ export class IpvsCtl {
     this.byKey.delete(keyOfService(s));
     this.svcSeq.delete(s);
     if (ownsVip(s)) this.own(s.addr, -1);
+    else if (ownsVip6(s)) this.own6(s.addr6 as Int32Array, -1);
     this.reorder();
     this.hooks.onServiceRemoved(s);
   }
@@ -499,6 +530,26 @@ export class IpvsCtl {
     else this.owned.set(a, n);
   }
 
+  private own6(w: Int32Array, delta: number): void {
+    const key = ipv6Fold(w) | 0;
+    const head = this.owned6.get(key);
+    let prev: Owned6 | undefined;
+    let o = head;
+    while (o !== undefined && !sameWords6(o.words, 0, w, 0)) {
+      prev = o;
+      o = o.next;
+    }
+    if (o === undefined) {
+      if (delta > 0) this.owned6.set(key, { words: w.slice(0, 4), count: delta, next: head });
+      return;
+    }
+    o.count += delta;
+    if (o.count > 0) return;
+    if (prev !== undefined) prev.next = o.next;
+    else if (o.next !== undefined) this.owned6.set(key, o.next);
+    else this.owned6.delete(key);
+  }
+
   private reorder(): void {
     this.index = new ServiceIndex(this.byKey.values(), this.byKey.size);
     const seq = this.svcSeq;
@@ -514,6 +565,18 @@ export class IpvsCtl {
  */
 function ownsVip(s: Service): boolean {
   return s.fwmark === 0 && s.af === 4;
+}
+
+/** An IPv6 VIP the director answers NDP for. */
+function ownsVip6(s: Service): boolean {
+  return s.fwmark === 0 && s.af === 6 && s.addr6 !== null;
+}
+
+/** An owned IPv6 address and how many services (and explicit owners) use it; chained by fold. */
+interface Owned6 {
+  readonly words: Int32Array;
+  count: number;
+  next: Owned6 | undefined;
 }
 
 /** What the kernel refuses in a service spec (ipvsadm checks the rest before it asks). */

@@ -20,11 +20,11 @@ import type { Dest } from "./dest.js";
 import type { Engine, EngineOptions } from "./engine.js";
 import type { Neigh, NeighCache } from "./neigh.js";
 import { ETH_HLEN, writeEthHeader } from "./packet/eth.js";
-import { ETH_P_IP, type Flow, IPPROTO_TCP } from "./packet/flow.js";
+import { ETH_P_IP, ETH_P_IPV6, type Flow, IPPROTO_TCP } from "./packet/flow.js";
 import { gsoBuildSegment, gsoSegmentCount, writePseudoHeaderSum } from "./packet/gso.js";
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED } from "./packet/icmp.js";
 import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN, writeVnetHdr } from "./packet/vnet.js";
-import { type Iface, RouteResult, type RouteTable } from "./route.js";
+import { type Iface, Route6Result, RouteResult, type RouteTable, sameWords6 } from "./route.js";
 import { Verdict, type XmitEngine, type XmitFn } from "./xmit/types.js";
 
 /** The cached way to a destination: route, and the neighbour entry once one exists. */
@@ -61,6 +61,13 @@ export class Output implements XmitEngine {
   private hopNeigh: Neigh | null = null;
   private hopIface: Iface | null = null;
   private hopAddr = 0;
+  private readonly rt6 = new Route6Result();
+  /** emitIp6's last next hop and its neighbour entry, as for IPv4. */
+  private hop6Neigh: Neigh | null = null;
+  private hop6Iface: Iface | null = null;
+  private readonly hop6Addr = new Int32Array(4);
+  /** The MAC of a multicast group (33:33 + its last 32 bits, RFC 2464 §7). */
+  private readonly groupMac = new Uint8Array([0x33, 0x33, 0, 0, 0, 0]);
   /** Where an aggregate's segments are built, one at a time (the methods may then use scratch). */
   private readonly segBuf = new Uint8Array(65536 + 256);
   /** The virtio_net_hdr handed to `send` with an aggregate. */
@@ -94,6 +101,8 @@ export class Output implements XmitEngine {
     this.hopNeigh = null;
     this.hopIface = null;
     this.hopAddr = 0;
+    this.hop6Neigh = null;
+    this.hop6Iface = null;
   }
 
   drop(reason: number): number {
@@ -219,6 +228,86 @@ export class Output implements XmitEngine {
     writeEthHeader(buf, off, mac, iface.mac, ETH_P_IP);
     this.transmit(iface.ifindex, buf, off, ETH_HLEN + l3Len);
     return Verdict.Sent;
+  }
+
+  // ---------------------------------------------------------------- IPv6
+
+  /**
+   * emitIp for IPv6: buf[l3Off, +l3Len) to the destination at dst[dOff..+4], routed by lookup6.
+   * `oif` is the interface a link-scoped destination (fe80::/10, a link-local group) is on (the
+   * interface the conversation came in on), 0 when none. A multicast destination goes to its
+   * group's MAC; a unicast one through its neighbour, resolved by NDP when it is not yet.
+   */
+  emitIp6(
+    buf: Uint8Array,
+    l3Off: number,
+    l3Len: number,
+    dst: Int32Array,
+    dOff: number,
+    oif: number,
+    now: number,
+  ): number {
+    const rt = this.rt6;
+    if (!this.routes.lookup6(dst, dOff, oif, rt) || rt.iface === null) return this.drop(R.no_route);
+    const iface = rt.iface;
+    const nh = rt.nexthop;
+    if (nh[0] >>> 24 === 0xff) {
+      const g = this.groupMac;
+      const w = nh[3];
+      g[2] = w >>> 24;
+      g[3] = (w >>> 16) & 255;
+      g[4] = (w >>> 8) & 255;
+      g[5] = w & 255;
+      const off = l3Off - ETH_HLEN;
+      writeEthHeader(buf, off, g, iface.mac, ETH_P_IPV6);
+      this.transmit(iface.ifindex, buf, off, ETH_HLEN + l3Len);
+      return Verdict.Sent;
+    }
+    let n = this.hop6Neigh;
+    if (n === null || n.dead || this.hop6Iface !== iface || !sameWords6(this.hop6Addr, 0, nh, 0)) {
+      n = this.neigh.entry6(iface.ifindex, nh, 0);
+      this.hop6Neigh = n;
+      this.hop6Iface = iface;
+      this.hop6Addr.set(nh);
+    }
+    return this.emitNeigh6(iface, nh, 0, n, buf, l3Off, l3Len, now);
+  }
+
+  /**
+   * The IPv6 tail (emitNeigh's twin): to the on-link next hop at nh[nhOff..+4] through its
+   * neighbour handle n (null: none yet; a dead one is looked up again), else queued while an NS
+   * resolves it.
+   */
+  emitNeigh6(
+    iface: Iface,
+    nh: Int32Array,
+    nhOff: number,
+    n: Neigh | null,
+    buf: Uint8Array,
+    l3Off: number,
+    l3Len: number,
+    now: number,
+  ): number {
+    const off = l3Off - ETH_HLEN;
+    if (n?.dead) n = this.neigh.entry6(iface.ifindex, nh, nhOff);
+    const mac = n === null ? null : this.neigh.use(n, now);
+    if (mac !== null) {
+      writeEthHeader(buf, off, mac, iface.mac, ETH_P_IPV6);
+      this.transmit(iface.ifindex, buf, off, ETH_HLEN + l3Len);
+      return Verdict.Sent;
+    }
+    writeEthHeader(buf, off, this.zeroMac, iface.mac, ETH_P_IPV6);
+    const act = this.neigh.enqueue6(
+      iface.ifindex,
+      nh,
+      nhOff,
+      buf.subarray(off, l3Off + l3Len),
+      ETH_HLEN + l3Len,
+      now,
+      this.vnetFor(buf, off),
+    );
+    if (act.sendRequest) this.e.local.sendNs(iface.ifindex, nh, nhOff, null, buf, l3Off);
+    return act.queued ? Verdict.Sent : this.drop(R.neigh_failed);
   }
 
   // ---------------------------------------------------------------- destinations
