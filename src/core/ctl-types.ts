@@ -89,4 +89,13 @@ export interface ConnView {
   lport: number;
   template: boolean;
   fwmark: number;
+  /**
+   * IPv6 ends as inet_ntop text (the numeric field then holds the kernel's addr_fold): the client
+   * and virtual side, and the destination and local side (NAT64 FULLNAT has IPv6 before the
+   * director and IPv4 after it). Absent for IPv4.
+   */
+  caddr6?: string;
+  vaddr6?: string;
+  daddr6?: string;
+  laddr6?: string;
 }

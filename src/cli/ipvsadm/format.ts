@@ -445,9 +445,10 @@ export function formatConns(
     // The kernel prints whole seconds left ((expires - jiffies) / HZ).
     const secs = Math.max(0, Math.floor(c.expiresMs / 1000));
     const expire = `${String(Math.floor(secs / 60)).padStart(2, "0")}:${String(secs % 60).padStart(2, "0")}`;
-    const src = addrPort(c.caddr, c.cport, c.protocol, opts.numeric);
-    const vip = addrPort(c.vaddr, c.vport, c.protocol, opts.numeric);
-    const dst = addrPort(c.daddr, c.dport, c.protocol, opts.numeric);
+    // addrport_to_anyname: an IPv6 end is "[addr]:port", which overruns the %-18s columns.
+    const src = addrPort(c.caddr, c.cport, c.protocol, opts.numeric, c.caddr6);
+    const vip = addrPort(c.vaddr, c.vport, c.protocol, opts.numeric, c.vaddr6);
+    const dst = addrPort(c.daddr, c.dport, c.protocol, opts.numeric, c.daddr6);
     out += `${left(connProtoName(c.protocol), 3)} ${left(expire, 6)} ${left(c.state, 11)} ${left(src, 18)} ${left(vip, 18)} ${dst}\n`;
   }
   return out;

@@ -30,6 +30,16 @@
 //
 // The free list reuses the IN next-links (a free entry is never hashed). Addresses are stored
 // as int32 (the bits of the u32) so that every word stays a small integer for V8.
+//
+// IPv6 (docs/dev-notes.md "IPv6 design"): the hot record is the same. An IPv6 entry keeps in its
+// address words the kernel's addr_fold of each address (the XOR of its four words), so it hashes
+// as the kernel's IPv6 entries do, and two tsvs-private flags say which side is IPv6: the client
+// side (caddr, vaddr: the IN key) and the server side (daddr, laddr: the OUT key; NAT64 FULLNAT
+// has an IPv6 client side and an IPv4 server side). Every lookup masks the flag of the side it
+// compares into the test it already makes on H_META, so an IPv4 lookup never matches an IPv6
+// entry and the other way round, at no extra read for IPv4. The full addresses sit in a side
+// array of 16 words per entry (caddr, vaddr, daddr, laddr × 4), allocated with the first IPv6
+// entry: an IPv6 lookup whose hot line matches reads one more line, IPv4 entries never touch it.
 
 import { TCP_S_SYN_RECV, TCP_S_SYNACK } from "../proto/tcp.js";
 
@@ -43,6 +53,16 @@ export const CONN_F_TEMPLATE = 0x1000;
 export const CONN_F_ONE_PACKET = 0x2000;
 /** tsvs: the TOA option went out with the handshake-completing ACK (FULLNAT). */
 export const CONN_F_TOA_SENT = 0x8000;
+/** tsvs: the client side (caddr, vaddr) is IPv6; the hot record holds folds (bits the kernel leaves unused). */
+export const CONN_F_IPV6 = 0x4000;
+/** tsvs: the server side (daddr, laddr) is IPv6. */
+export const CONN_F_DEST_IPV6 = 0x0010;
+
+/** Word offsets of the four addresses in an entry's IPv6 record (addr6Words). */
+export const A6_CADDR = 0;
+export const A6_VADDR = 4;
+export const A6_DADDR = 8;
+export const A6_LADDR = 12;
 
 const FWD_MASQ = 0;
 const FWD_FULLNAT = 5;
@@ -91,6 +111,19 @@ const C_ALIVE = 6;
 const C_SYNC = 7;
 
 const META_TEMPLATE = CONN_F_TEMPLATE << 16;
+const META_IPV6 = CONN_F_IPV6 << 16;
+const META_DEST_IPV6 = CONN_F_DEST_IPV6 << 16;
+/** IPv6 record: 16 words per entry. */
+const SHIFT6 = 4;
+
+function fold(w: Int32Array): number {
+  return w[0] ^ w[1] ^ w[2] ^ w[3];
+}
+
+/** Do the four words at a[ai] equal w[0..3]? */
+function words4Equal(a: Int32Array, ai: number, w: Int32Array): boolean {
+  return a[ai] === w[0] && a[ai + 1] === w[1] && a[ai + 2] === w[2] && a[ai + 3] === w[3];
+}
 
 // murmur3's 32-bit block round and finaliser: cheap, and every key bit reaches every bucket bit.
 function round(h: number, k: number): number {
@@ -143,6 +176,9 @@ export class ConnTable {
   private readonly embRing: Int32Array;
   private embTail = 0;
   private embCount = 0;
+
+  /** The IPv6 addresses of every entry (16 words each), allocated with the first IPv6 entry. */
+  private a6: Int32Array | null = null;
 
   /** `seed` perturbs the hash (the kernel's ip_vs_conn_rnd); inject randomness to resist flooding. */
   constructor(capacity: number, seed = 0) {
@@ -225,6 +261,29 @@ export class ConnTable {
   }
   lportOf(cx: number): number {
     return this.h[(cx << SHIFT) + H_DLPORT] & 0xffff;
+  }
+  /** Is the client side (caddr, vaddr) IPv6? Then caddrOf/vaddrOf are folds and addr6Of has the words. */
+  isIpv6(cx: number): boolean {
+    return (this.h[(cx << SHIFT) + H_META] & META_IPV6) !== 0;
+  }
+  /** Is the server side (daddr, laddr) IPv6? */
+  isDestIpv6(cx: number): boolean {
+    return (this.h[(cx << SHIFT) + H_META] & META_DEST_IPV6) !== 0;
+  }
+  /**
+   * The IPv6 record of every entry, null before the first IPv6 entry: the words of address `which`
+   * (A6_CADDR, A6_VADDR, A6_DADDR, A6_LADDR) of entry cx are at (cx << 4) + which, +1, +2, +3.
+   * Meaningful only for the sides isIpv6 / isDestIpv6 say are IPv6.
+   */
+  get addr6Words(): Int32Array | null {
+    return this.a6;
+  }
+  /** Copies the four words of address `which` (A6_*) of entry cx into out[off..off+3]. */
+  addr6Of(cx: number, which: number, out: Int32Array, off = 0): void {
+    const a = this.a6;
+    const i = (cx << SHIFT6) + which;
+    if (a === null) out.fill(0, off, off + 4);
+    else for (let k = 0; k < 4; k++) out[off + k] = a[i + k];
   }
   /** Destination id, -1 for none. */
   destOf(cx: number): number {
@@ -354,6 +413,48 @@ export class ConnTable {
     h[b + H_LADDR] = laddr;
     h[b + H_DLPORT] = ((dport & 0xffff) << 16) | (lport & 0xffff);
     h[b + H_DEST] = dest;
+  }
+
+  /**
+   * Makes the client side of a set entry IPv6 (call after setEntry, before hash): caddr and vaddr
+   * become the words c6 and v6 (their folds in the hot record).
+   */
+  setClient6(cx: number, c6: Int32Array, v6: Int32Array): void {
+    const a = this.addr6Array();
+    const h = this.h;
+    const b = cx << SHIFT;
+    const i = cx << SHIFT6;
+    for (let k = 0; k < 4; k++) {
+      a[i + A6_CADDR + k] = c6[k];
+      a[i + A6_VADDR + k] = v6[k];
+    }
+    h[b + H_CADDR] = fold(c6);
+    h[b + H_VADDR] = fold(v6);
+    h[b + H_META] |= META_IPV6;
+  }
+
+  /** The same for the server side: daddr and laddr become d6 and l6 (for NAT, l6 is the client). */
+  setServer6(cx: number, d6: Int32Array, l6: Int32Array): void {
+    const a = this.addr6Array();
+    const h = this.h;
+    const b = cx << SHIFT;
+    const i = cx << SHIFT6;
+    for (let k = 0; k < 4; k++) {
+      a[i + A6_DADDR + k] = d6[k];
+      a[i + A6_LADDR + k] = l6[k];
+    }
+    h[b + H_DADDR] = fold(d6);
+    h[b + H_LADDR] = fold(l6);
+    h[b + H_META] |= META_DEST_IPV6;
+  }
+
+  private addr6Array(): Int32Array {
+    let a = this.a6;
+    if (a === null) {
+      a = new Int32Array(this.capacity << SHIFT6);
+      this.a6 = a;
+    }
+    return a;
   }
 
   // ------------------------------------------------------------ allocation
@@ -491,7 +592,37 @@ export class ConnTable {
         h[b + H_CADDR] === caddr &&
         h[b + H_CVPORT] === ports &&
         h[b + H_VADDR] === vaddr &&
-        (h[b + H_META] & (0xff | META_TEMPLATE)) === proto
+        (h[b + H_META] & (0xff | META_TEMPLATE | META_IPV6)) === proto
+      ) {
+        return i;
+      }
+      i = h[b + H_INNEXT];
+    }
+    return -1;
+  }
+
+  /** lookupIn for an IPv6 client side: the folds find the hot line, the words confirm it. */
+  lookupIn6(proto: number, c6: Int32Array, cport: number, v6: Int32Array, vport: number): number {
+    const a = this.a6;
+    if (a === null) return -1;
+    proto &= 0xff;
+    cport &= 0xffff;
+    vport &= 0xffff;
+    const caddr = fold(c6);
+    const vaddr = fold(v6);
+    const ports = (cport << 16) | vport;
+    const meta = proto | META_IPV6;
+    const h = this.h;
+    let i = this.inHead[hashKey(this.seed, proto, caddr, cport, vaddr, vport) & this.bucketMask];
+    while (i >= 0) {
+      const b = i << SHIFT;
+      if (
+        h[b + H_CADDR] === caddr &&
+        h[b + H_CVPORT] === ports &&
+        h[b + H_VADDR] === vaddr &&
+        (h[b + H_META] & (0xff | META_TEMPLATE | META_IPV6)) === meta &&
+        words4Equal(a, (i << SHIFT6) + A6_CADDR, c6) &&
+        words4Equal(a, (i << SHIFT6) + A6_VADDR, v6)
       ) {
         return i;
       }
@@ -514,7 +645,38 @@ export class ConnTable {
         h[b + H_CADDR] === caddr &&
         h[b + H_CVPORT] === vport &&
         h[b + H_VADDR] === vaddr &&
-        (h[b + H_META] & (0xff | META_TEMPLATE)) === (proto | META_TEMPLATE)
+        (h[b + H_META] & (0xff | META_TEMPLATE | META_IPV6)) === (proto | META_TEMPLATE)
+      ) {
+        return i;
+      }
+      i = h[b + H_INNEXT];
+    }
+    return -1;
+  }
+
+  /**
+   * lookupTemplate for an IPv6 service: c6 is the client's address under the service's prefix
+   * length, v6 the VIP (a fwmark service's: the mark in word 0, as the kernel's fwmark union).
+   */
+  lookupTemplate6(proto: number, c6: Int32Array, v6: Int32Array, vport: number): number {
+    const a = this.a6;
+    if (a === null) return -1;
+    proto &= 0xff;
+    vport &= 0xffff;
+    const caddr = fold(c6);
+    const vaddr = fold(v6);
+    const meta = proto | META_TEMPLATE | META_IPV6;
+    const h = this.h;
+    let i = this.inHead[hashKey(this.seed, proto, caddr, 0, vaddr, vport) & this.bucketMask];
+    while (i >= 0) {
+      const b = i << SHIFT;
+      if (
+        h[b + H_CADDR] === caddr &&
+        h[b + H_CVPORT] === vport &&
+        h[b + H_VADDR] === vaddr &&
+        (h[b + H_META] & (0xff | META_TEMPLATE | META_IPV6)) === meta &&
+        words4Equal(a, (i << SHIFT6) + A6_CADDR, c6) &&
+        words4Equal(a, (i << SHIFT6) + A6_VADDR, v6)
       ) {
         return i;
       }
@@ -542,7 +704,37 @@ export class ConnTable {
         h[b + H_DADDR] === saddr &&
         h[b + H_DLPORT] === ports &&
         h[b + H_LADDR] === daddr &&
-        (h[b + H_META] & 0xff) === proto
+        (h[b + H_META] & (0xff | META_DEST_IPV6)) === proto
+      ) {
+        return i;
+      }
+      i = h[b + H_OUTNEXT];
+    }
+    return -1;
+  }
+
+  /** lookupOut for an IPv6 server side (a reply RIP → client, or → LIP for FULLNAT). */
+  lookupOut6(proto: number, s6: Int32Array, sport: number, d6: Int32Array, dport: number): number {
+    const a = this.a6;
+    if (a === null) return -1;
+    proto &= 0xff;
+    sport &= 0xffff;
+    dport &= 0xffff;
+    const saddr = fold(s6);
+    const daddr = fold(d6);
+    const ports = (sport << 16) | dport;
+    const meta = proto | META_DEST_IPV6;
+    const h = this.h;
+    let i = this.outHead[hashKey(this.seed, proto, saddr, sport, daddr, dport) & this.bucketMask];
+    while (i >= 0) {
+      const b = i << SHIFT;
+      if (
+        h[b + H_DADDR] === saddr &&
+        h[b + H_DLPORT] === ports &&
+        h[b + H_LADDR] === daddr &&
+        (h[b + H_META] & (0xff | META_DEST_IPV6)) === meta &&
+        words4Equal(a, (i << SHIFT6) + A6_DADDR, s6) &&
+        words4Equal(a, (i << SHIFT6) + A6_LADDR, d6)
       ) {
         return i;
       }
@@ -803,6 +995,7 @@ export class ConnTable {
     return (
       this.h.byteLength +
       this.cold.byteLength +
+      (this.a6 === null ? 0 : this.a6.byteLength) +
       this.inHead.byteLength +
       this.outHead.byteLength +
       this.embRing.byteLength
