@@ -9,7 +9,7 @@ import { type ConfigModel, serviceKeyString, toCommands } from "./model.js";
 
 export interface TableEntry {
   svc: ServiceSpec;
-  /** By "addr:port". */
+  /** By destKey. */
   dests: Map<string, DestSpec>;
   /** FULLNAT local addresses, in order (u32). */
   laddrs: number[];
@@ -18,12 +18,22 @@ export interface TableEntry {
 /** A desired table, by serviceKeyString, in insertion order. */
 export type Table = Map<string, TableEntry>;
 
-export function destKey(addr: number, port: number): string {
-  return `${addr >>> 0}:${port}`;
+/** A destination's identity in its service: IPv6 by its canonical text, so spellings agree. */
+export function destKey(d: { addr: number; addr6?: string; port: number }): string {
+  return d.addr6 !== undefined ? `[${d.addr6}]:${d.port}` : `${d.addr >>> 0}:${d.port}`;
 }
 
 function keyOf(s: ServiceKey): ServiceKey {
-  return { af: s.af, protocol: s.protocol, addr: s.addr, port: s.port, fwmark: s.fwmark };
+  const k: ServiceKey = { af: s.af, protocol: s.protocol, addr: s.addr, port: s.port, fwmark: s.fwmark };
+  if (s.addr6 !== undefined) k.addr6 = s.addr6;
+  return k;
+}
+
+/** The del-dest command of a destination. */
+export function delDest(key: ServiceKey, d: DestSpec): CtlCommand {
+  return d.addr6 !== undefined
+    ? { op: "del-dest", key, addr: 0, addr6: d.addr6, port: d.port }
+    : { op: "del-dest", key, addr: d.addr, port: d.port };
 }
 
 /** Replays add/edit/del commands onto a table (other commands are ignored). */
@@ -42,10 +52,10 @@ export function applyToTable(table: Table, cmds: readonly CtlCommand[]): Table {
         break;
       case "add-dest":
       case "edit-dest":
-        table.get(serviceKeyString(c.key))?.dests.set(destKey(c.dest.addr, c.dest.port), { ...c.dest });
+        table.get(serviceKeyString(c.key))?.dests.set(destKey(c.dest), { ...c.dest });
         break;
       case "del-dest":
-        table.get(serviceKeyString(c.key))?.dests.delete(destKey(c.addr, c.port));
+        table.get(serviceKeyString(c.key))?.dests.delete(destKey(c));
         break;
       case "clear":
         table.clear();
@@ -107,8 +117,7 @@ export function diffTables(a: Table, b: Table): CtlCommand[] {
     if (na === undefined) continue;
     const key = keyOf(nb.svc);
     if (!sameService(na.svc, nb.svc)) out.push({ op: "edit-service", svc: { ...nb.svc } });
-    for (const [dk, d] of na.dests)
-      if (!nb.dests.has(dk)) out.push({ op: "del-dest", key, addr: d.addr, port: d.port });
+    for (const [dk, d] of na.dests) if (!nb.dests.has(dk)) out.push(delDest(key, d));
     for (const [dk, d] of nb.dests) {
       const old = na.dests.get(dk);
       if (old !== undefined && !sameDest(old, d)) out.push({ op: "edit-dest", key, dest: { ...d } });

@@ -2,6 +2,7 @@
 // (keepalived-vrrp.ts): tokens, statements, and the argument readers that turn a bad value into
 // a diagnostic at its line and column.
 
+import { type InetFields, inetFields } from "../control/spec.js";
 import { parseIPv4 } from "../core/addr.js";
 import type { Diagnostic, SourcePos } from "./model.js";
 
@@ -70,6 +71,14 @@ export function ip(ctx: Ctx, t: KaToken | null): number | null {
   if (t === null) return null;
   const v = parseIPv4(t.text);
   if (v === null) error(ctx, t, `"${t.text}" is not an IPv4 address (tsvs is IPv4 only)`);
+  return v;
+}
+
+/** An address of either family (keepalived's inet_stosockaddr: a ':' makes it IPv6). */
+export function inet(ctx: Ctx, t: KaToken | null): InetFields | null {
+  if (t === null) return null;
+  const v = inetFields(t.text);
+  if (v === null) error(ctx, t, `"${t.text}" is not an IPv4 or IPv6 address`);
   return v;
 }
 

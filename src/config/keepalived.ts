@@ -3,6 +3,11 @@
 // SSL_GET, MISC_CHECK and DNS_CHECK checkers; from DPVS's keepalived, local_address_group and
 // laddr_group_name (FULLNAT local addresses per virtual server).
 //
+// IPv6 as keepalived takes it: an address with a ':' is IPv6 (inet_stosockaddr), real and sorry
+// servers have the virtual server's family unless tunnelled, a fwmark service's family is
+// ip_family's or its servers' (model.ts vsFamily), and an IPv6 persistence_granularity is a prefix
+// length (pgr_handler).
+//
 // The syntax is keepalived's: one keyword a line with its arguments, "{ ... }" opening a
 // block (on the same line or alone), comments from '#' or '!' to the end of the line,
 // double-quoted strings. global_defs, vrrp_instance, vrrp_sync_group and vrrp_script are read
@@ -10,15 +15,16 @@
 // named in a warning with its line, never silently dropped; `include` is refused with a
 // warning (tsvs reads one file).
 
-import { IPPROTO_TCP } from "../control/spec.js";
-import { parseIPv4 } from "../core/addr.js";
+import { addrText } from "../control/snapshot.js";
+import { IPPROTO_TCP, inetFields } from "../control/spec.js";
+import { ipv6TextWords, ipv6WordsText, parseIPv4 } from "../core/addr.js";
 import {
   arg,
   type Ctx,
   error,
   flag,
+  inet,
   int,
-  ip,
   type KaStatement,
   type KaToken,
   noBlock,
@@ -40,6 +46,7 @@ import {
   ConfigError,
   type ConfigModel,
   DEFAULTS,
+  fullGranularity,
   type HttpUrl,
   LB_KINDS,
   type LbKind,
@@ -50,6 +57,7 @@ import {
   type RealServerConfig,
   type VirtualServerConfig,
   validateModel,
+  vsFamily,
 } from "./model.js";
 import { buildHa, emptyDraft, emptyHa } from "./vrrp.js";
 
@@ -220,7 +228,15 @@ function parseUrl(ctx: Ctx, st: KaStatement): HttpUrl | null {
 
 function parseChecker(ctx: Ctx, st: KaStatement): CheckSpec | null {
   const kind = st.keyword.text as CheckKind;
-  const common = {
+  const common: {
+    connectTimeout: number;
+    connectPort: number;
+    connectIp: number;
+    connectIp6?: string;
+    bindTo?: string;
+    retry: number;
+    delayBeforeRetry: number;
+  } = {
     connectTimeout: DEFAULTS.connectTimeout,
     connectPort: 0,
     connectIp: 0,
@@ -247,7 +263,17 @@ function parseChecker(ctx: Ctx, st: KaStatement): CheckSpec | null {
         break;
       case "connect_ip":
         if (kind !== "MISC_CHECK") {
-          common.connectIp = ip(ctx, arg(ctx, s, 0, "address")) ?? 0;
+          const a = inet(ctx, arg(ctx, s, 0, "address"));
+          common.connectIp = a?.addr ?? 0;
+          if (a?.addr6 !== undefined) common.connectIp6 = a.addr6;
+          else delete common.connectIp6;
+          continue;
+        }
+        break;
+      case "bindto":
+        if (kind !== "MISC_CHECK") {
+          const a = inet(ctx, arg(ctx, s, 0, "address"));
+          if (a !== null) common.bindTo = addrText(a);
           continue;
         }
         break;
@@ -337,11 +363,12 @@ function parseChecker(ctx: Ctx, st: KaStatement): CheckSpec | null {
 export const DNS_TYPES = ["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];
 
 function parseRealServer(ctx: Ctx, st: KaStatement): RealServerConfig | null {
-  const addr = ip(ctx, arg(ctx, st, 0, "address"));
+  const a = inet(ctx, arg(ctx, st, 0, "address"));
   const p = port(ctx, st.args[1]);
-  if (addr === null || p === null) return null;
+  if (a === null || p === null) return null;
   const rs: RealServerConfig = {
-    addr,
+    addr: a.addr,
+    ...(a.addr6 !== undefined ? { addr6: a.addr6 } : {}),
     port: p,
     weight: DEFAULTS.weight,
     inhibitOnFailure: false,
@@ -390,35 +417,63 @@ function parseRealServer(ctx: Ctx, st: KaStatement): RealServerConfig | null {
 }
 
 interface GroupEntry {
+  /** Absent for a fwmark without inet/inet6: the virtual server decides (vsFamily). */
+  af?: 4 | 6;
   addr: number;
+  addr6?: string;
   port: number;
   fwmark: number;
 }
 
-/** virtual_server_group NAME { IP[-LAST] PORT ... fwmark N }. */
+/**
+ * virtual_server_group NAME { IP[-LAST] PORT ... fwmark N [inet|inet6] } (check_data.c
+ * alloc_vsg_entry). A range runs the last part of the address up to LAST: the last octet of an
+ * IPv4 address (decimal), the last group of an IPv6 one (hex, inet_stor).
+ */
 function parseGroup(ctx: Ctx, st: KaStatement): GroupEntry[] {
   const out: GroupEntry[] = [];
   for (const s of st.block ?? []) {
     if (s.keyword.text === "fwmark") {
       const m = int(ctx, s, 1, 4294967295);
-      if (m !== null) out.push({ addr: 0, port: 0, fwmark: m });
+      const fam = s.args[1];
+      const af = fam === undefined ? undefined : fam.text === "inet" ? 4 : fam.text === "inet6" ? 6 : null;
+      if (af === null) error(ctx, fam, `fwmark family must be inet or inet6, not "${fam.text}"`);
+      else if (m !== null) out.push({ ...(af !== undefined ? { af } : {}), addr: 0, port: 0, fwmark: m });
       continue;
     }
-    // "10.0.0.1-10 80": the last octet runs up to the number after '-'.
-    const m = /^(\d+\.\d+\.\d+\.)(\d+)(?:-(\d+))?$/.exec(s.keyword.text);
-    const first = m !== null ? parseIPv4(m[1] + m[2]) : null;
-    if (m === null || first === null) {
-      error(ctx, s.keyword, `"${s.keyword.text}" is not an address, an address range or fwmark`);
-      continue;
-    }
-    const last = m[3] !== undefined ? Number(m[3]) : Number(m[2]);
-    if (last < Number(m[2]) || last > 255) {
-      error(ctx, s.keyword, `bad address range "${s.keyword.text}"`);
+    const r = groupRange(s.keyword.text);
+    if (typeof r === "string") {
+      error(ctx, s.keyword, r);
       continue;
     }
     const p = port(ctx, s.args[0]);
     if (p === null) continue;
-    for (let k = 0; k <= last - Number(m[2]); k++) out.push({ addr: (first + k) >>> 0, port: p, fwmark: 0 });
+    for (const a of r) out.push({ ...a, port: p, fwmark: 0 });
+  }
+  return out;
+}
+
+/** The addresses of a group entry "IP" or "IP-LAST" (either family), or why it is not one. */
+function groupRange(text: string): Array<{ af: 4 | 6; addr: number; addr6?: string }> | string {
+  const dash = text.indexOf("-");
+  const first = inetFields(dash < 0 ? text : text.slice(0, dash));
+  if (first === null) return `"${text}" is not an address, an address range or fwmark`;
+  if (dash < 0) return [first];
+  const lastText = text.slice(dash + 1);
+  const v6 = first.addr6 !== undefined;
+  const last = (v6 ? /^[0-9a-fA-F]{1,4}$/ : /^\d{1,3}$/).test(lastText)
+    ? Number.parseInt(lastText, v6 ? 16 : 10)
+    : -1;
+  const words = v6 ? (ipv6TextWords(first.addr6 as string) as Int32Array) : null;
+  const start = words !== null ? words[3] & 0xffff : first.addr & 255;
+  if (last < start || last > (v6 ? 0xffff : 255)) return `bad address range "${text}"`;
+  const out: Array<{ af: 4 | 6; addr: number; addr6?: string }> = [];
+  for (let k = start; k <= last; k++) {
+    if (words === null) out.push({ af: 4, addr: (first.addr - start + k) >>> 0 });
+    else {
+      words[3] = (words[3] & ~0xffff) | k;
+      out.push({ af: 6, addr: 0, addr6: ipv6WordsText(words) });
+    }
   }
   return out;
 }
@@ -431,6 +486,10 @@ function parseGroup(ctx: Ctx, st: KaStatement): GroupEntry[] {
 function parseLaddrGroup(ctx: Ctx, st: KaStatement): number[] {
   const out: number[] = [];
   for (const s of st.block ?? []) {
+    if (s.keyword.text.includes(":")) {
+      error(ctx, s.keyword, `"${s.keyword.text}": IPv6 local addresses are not supported by tsvs yet`);
+      continue;
+    }
     const m = /^(\d+\.\d+\.\d+\.)(\d+)(?:-(\d+))?$/.exec(s.keyword.text);
     const first = m !== null ? parseIPv4(m[1] + m[2]) : null;
     if (m === null || first === null) {
@@ -471,16 +530,19 @@ function parseVirtualServer(
     }
     targets = entries;
   } else {
-    const addr = ip(ctx, a0);
+    const a = inet(ctx, a0);
     const p = port(ctx, st.args[1]);
-    if (addr === null || p === null) return [];
-    targets = [{ addr, port: p, fwmark: 0 }];
+    if (a === null || p === null) return [];
+    targets = [{ ...a, port: p, fwmark: 0 }];
   }
-  const base: Omit<VirtualServerConfig, "addr" | "port" | "fwmark"> = {
+  // Both wait for the block's end: the family may be known only from the real servers.
+  let ipFamily: { af: 4 | 6; at: KaToken } | null = null;
+  let granularity: KaToken | null = null;
+  const base: Omit<VirtualServerConfig, "af" | "addr" | "port" | "fwmark"> = {
     protocol: IPPROTO_TCP,
     scheduler: DEFAULTS.scheduler,
     persistenceTimeout: 0,
-    persistenceGranularity: 0xffffffff,
+    persistenceGranularity: 0,
     lbKind: DEFAULTS.lbKind,
     onePacket: false,
     sorryServer: null,
@@ -517,12 +579,14 @@ function parseVirtualServer(
         base.persistenceTimeout =
           s.args.length === 0 ? DEFAULTS.persistenceTimeout : (int(ctx, s, 1, 86400 * 31) ?? 0);
         break;
-      case "persistence_granularity": {
-        const a = arg(ctx, s, 0, "netmask");
+      case "persistence_granularity":
+        granularity = arg(ctx, s, 0, "netmask");
+        break;
+      case "ip_family": {
+        const a = arg(ctx, s, 0, "inet or inet6");
         if (a === null) break;
-        const m = parseNetmask(a.text);
-        if (m === null) error(ctx, a, `persistence_granularity must be a netmask, not "${a.text}"`);
-        else base.persistenceGranularity = m;
+        if (a.text === "inet" || a.text === "inet6") ipFamily = { af: a.text === "inet" ? 4 : 6, at: a };
+        else error(ctx, a, `unknown address family ${a.text} (inet or inet6)`);
         break;
       }
       case "protocol": {
@@ -540,9 +604,10 @@ function parseVirtualServer(
         base.delayLoop = num(ctx, s, 0.001, 86400) ?? base.delayLoop;
         break;
       case "sorry_server": {
-        const addr = ip(ctx, arg(ctx, s, 0, "address"));
+        const a = inet(ctx, arg(ctx, s, 0, "address"));
         const p = port(ctx, s.args[1]);
-        if (addr !== null && p !== null) base.sorryServer = { addr, port: p };
+        if (a !== null && p !== null)
+          base.sorryServer = { addr: a.addr, ...(a.addr6 !== undefined ? { addr6: a.addr6 } : {}), port: p };
         break;
       }
       case "quorum":
@@ -575,9 +640,32 @@ function parseVirtualServer(
         unknown(ctx, s, "virtual_server");
     }
   }
-  return targets.map((t) => ({
+  const servers = base.sorryServer !== null ? [...base.realServers, base.sorryServer] : base.realServers;
+  const ipf = ipFamily;
+  const afs = targets.map(
+    (t) => t.af ?? ipf?.af ?? vsFamily(base.lbKind, servers, granularity?.text ?? null),
+  );
+  // keepalived's ip_family_handler: it must agree with the address.
+  if (ipf !== null && afs.some((af) => af !== ipf.af))
+    error(ctx, ipf.at, `ip_family ${ipf.at.text} conflicts with the virtual server's address`);
+  const granularities = new Map<4 | 6, number>();
+  for (const af of new Set(afs)) {
+    const g = granularity === null ? fullGranularity(af) : parseNetmask(granularity.text, af);
+    if (g === null && granularity !== null)
+      error(
+        ctx,
+        granularity,
+        af === 6
+          ? `persistence_granularity of an IPv6 service is a prefix length 1..128, not "${granularity.text}"`
+          : `persistence_granularity must be a netmask, not "${granularity.text}"`,
+      );
+    granularities.set(af, g ?? fullGranularity(af));
+  }
+  return targets.map((t, i) => ({
     ...base,
     ...t,
+    af: afs[i],
+    persistenceGranularity: granularities.get(afs[i]) as number,
     protocol: t.fwmark !== 0 ? 0 : base.protocol,
     realServers: base.realServers.map((rs) => ({ ...rs })),
     ...(base.localAddresses !== undefined ? { localAddresses: [...base.localAddresses] } : {}),

@@ -5,9 +5,21 @@
 // does, so a configuration means exactly what the same rules typed at ipvsadm would mean
 // (defaults, DR/TUN taking the service port, "Zero port specified for non-persistent
 // service", ...). Errors quote the ipvsadm command line the entry stands for.
+//
+// Addresses are the control plane's (docs/dev-notes.md "IPv6 design"): IPv4 in `addr`, IPv6 as
+// inet_ntop's text in `addr6` with `addr` 0, so a model compares and prints as the table does.
 
-import { destSpec, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, SpecError, serviceSpec } from "../control/spec.js";
-import { formatIPv4, parseIPv4 } from "../core/addr.js";
+import { addrPortText, addrText } from "../control/snapshot.js";
+import {
+  destSpec,
+  IPPROTO_SCTP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPV6_FULL_PREFIX,
+  SpecError,
+  serviceSpec,
+} from "../control/spec.js";
+import { formatIPv4, ipv6TextWords, parseIPv4 } from "../core/addr.js";
 import type { CtlCommand, DestSpec, ServiceKey } from "../core/ctl-types.js";
 import { Fwd } from "../core/dest.js";
 import { TsvsError } from "../core/errors.js";
@@ -65,6 +77,10 @@ interface CheckCommon {
   connectPort: number;
   /** Address to probe, 0 = the real server's address. */
   connectIp: number;
+  /** An IPv6 connect_ip as inet_ntop's text (connectIp is then 0). */
+  connectIp6?: string;
+  /** keepalived's bindto: the checker's source address, canonical text of either family. */
+  bindTo?: string;
   /** Further attempts after a failure before the server is declared down (keepalived's retry). */
   retry: number;
   /** Seconds between those attempts. */
@@ -92,7 +108,10 @@ export type CheckSpec =
     };
 
 export interface RealServerConfig {
+  /** IPv4; 0 for IPv6. */
   addr: number;
+  /** IPv6: inet_ntop's text; absent for IPv4. */
+  addr6?: string;
   /** 0 when not given (fwmark services). */
   port: number;
   weight: number;
@@ -104,20 +123,25 @@ export interface RealServerConfig {
 }
 
 export interface VirtualServerConfig {
+  /** The VIP's family; a fwmark service's is keepalived's ip_family, or its servers' (vsFamily). */
+  af: 4 | 6;
   /** IPPROTO_*; 0 for fwmark services. */
   protocol: number;
+  /** IPv4 VIP; 0 for IPv6 and fwmark services. */
   addr: number;
+  /** IPv6 VIP as inet_ntop's text; absent otherwise. */
+  addr6?: string;
   port: number;
   fwmark: number;
   scheduler: string;
   /** Seconds, 0 = not persistent. */
   persistenceTimeout: number;
-  /** Host-order netmask. */
+  /** IPv4: a host-order netmask (default 255.255.255.255); IPv6: a prefix length (default 128). */
   persistenceGranularity: number;
   lbKind: LbKind;
   /** One-packet scheduling (-o). */
   onePacket: boolean;
-  sorryServer: { addr: number; port: number } | null;
+  sorryServer: { addr: number; addr6?: string; port: number } | null;
   /** Sum of the live servers' weights below which the service has lost quorum (keepalived default 1). */
   quorum: number;
   hysteresis: number;
@@ -170,9 +194,16 @@ export function parseProtocol(s: string): number | null {
   return u === "TCP" ? IPPROTO_TCP : u === "UDP" ? IPPROTO_UDP : u === "SCTP" ? IPPROTO_SCTP : null;
 }
 
-/** A persistence granularity: dotted mask, "/N" or "N" (prefix length); null if invalid. */
-export function parseNetmask(s: string): number | null {
-  const p = /^\/?(\d{1,2})$/.exec(s);
+/**
+ * A persistence granularity. IPv4: a dotted mask, "/N" or "N" (prefix length), as a mask; IPv6:
+ * a prefix length 1..128 ("N" as keepalived's pgr_handler reads it, or "/N"). Null if invalid.
+ */
+export function parseNetmask(s: string, af: 4 | 6 = 4): number | null {
+  const p = /^\/?(\d{1,3})$/.exec(s);
+  if (af === 6) {
+    const n = p === null ? 0 : Number(p[1]);
+    return n >= 1 && n <= IPV6_FULL_PREFIX ? n : null;
+  }
   if (p !== null) {
     const n = Number(p[1]);
     return n <= 32 ? (n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0) : null;
@@ -180,40 +211,69 @@ export function parseNetmask(s: string): number | null {
   return parseIPv4(s);
 }
 
+/** The granularity a service has when none is given: one client address. */
+export function fullGranularity(af: 4 | 6): number {
+  return af === 6 ? IPV6_FULL_PREFIX : 0xffffffff;
+}
+
+/**
+ * A fwmark virtual server's family when ip_family does not say (keepalived's vs_end_handler and
+ * pgr_handler): the family of its real and sorry servers when they are not tunnelled (they must
+ * all have it); tunnelled ones give theirs when they all agree. Then a granularity without a '.'
+ * (keepalived reads it as an IPv6 prefix length), else IPv4.
+ */
+export function vsFamily(
+  lbKind: LbKind,
+  servers: ReadonlyArray<{ addr6?: string }>,
+  granularity: string | null,
+): 4 | 6 {
+  const fams = new Set(servers.map((s) => (s.addr6 !== undefined ? 6 : 4)));
+  if (lbKind !== "TUN" && servers.length > 0) return servers[0].addr6 !== undefined ? 6 : 4;
+  if (granularity !== null) return granularity.includes(".") ? 4 : 6;
+  return fams.size === 1 && fams.has(6) ? 6 : 4;
+}
+
+/** "IPv4" or "IPv6". */
+export function familyName(af: 4 | 6): string {
+  return `IPv${af}`;
+}
+
 export function isScheduler(name: string): boolean {
   return SCHEDULER_NAMES.includes(name);
 }
 
-/** `-t VIP:PORT`, `-u ...`, `--sctp-service ...` or `-f MARK`. */
-export function serviceArgs(
-  vs: Pick<VirtualServerConfig, "protocol" | "addr" | "port" | "fwmark">,
-): string[] {
-  if (vs.fwmark !== 0) return ["-f", String(vs.fwmark)];
+/** `-t VIP:PORT` (`-t [V6]:PORT`), `-u ...`, `--sctp-service ...`, `-f MARK` or `-f MARK -6`. */
+export function serviceArgs(vs: ServiceKey): string[] {
+  if (vs.fwmark !== 0) return vs.af === 6 ? ["-f", String(vs.fwmark), "-6"] : ["-f", String(vs.fwmark)];
   const flag = vs.protocol === IPPROTO_UDP ? "-u" : vs.protocol === IPPROTO_SCTP ? "--sctp-service" : "-t";
-  return [flag, `${formatIPv4(vs.addr)}:${vs.port}`];
+  return [flag, addrPortText(vs, vs.port)];
+}
+
+/** ipvsadm's -M text of a granularity: a dotted mask, an IPv6 prefix length; "" for the full one. */
+function granularityArg(af: 4 | 6, g: number): string {
+  if (g >>> 0 === fullGranularity(af)) return "";
+  return af === 6 ? String(g) : formatIPv4(g);
 }
 
 /** The `ipvsadm -A` argv of a virtual server. */
 export function serviceArgv(vs: VirtualServerConfig): string[] {
-  const a = ["-A", ...serviceArgs(vs), "-s", vs.scheduler];
+  const a = ["-A", ...serviceArgs(serviceKeyOf(vs)), "-s", vs.scheduler];
   if (vs.persistenceTimeout > 0) {
     a.push("-p", String(vs.persistenceTimeout));
-    if (vs.persistenceGranularity >>> 0 !== 0xffffffff) a.push("-M", formatIPv4(vs.persistenceGranularity));
+    const m = granularityArg(vs.af, vs.persistenceGranularity);
+    if (m !== "") a.push("-M", m);
   }
   if (vs.onePacket) a.push("-o");
   return a;
 }
 
 /** The `ipvsadm -a` argv of a real server (or the sorry server) of a virtual server. */
-export function destArgv(
-  vs: VirtualServerConfig,
-  rs: { addr: number; port: number; weight: number; uThreshold?: number; lThreshold?: number },
-): string[] {
+export function destArgv(vs: VirtualServerConfig, rs: RealServerDesc): string[] {
   const a = [
     "-a",
-    ...serviceArgs(vs),
+    ...serviceArgs(serviceKeyOf(vs)),
     "-r",
-    rs.port !== 0 ? `${formatIPv4(rs.addr)}:${rs.port}` : formatIPv4(rs.addr),
+    rs.port !== 0 ? addrPortText(rs, rs.port) : addrText(rs),
   ];
   a.push(FWD_SWITCH[vs.lbKind], "-w", String(rs.weight));
   if (rs.uThreshold) a.push("-x", String(rs.uThreshold));
@@ -222,15 +282,18 @@ export function destArgv(
 }
 
 export function serviceKeyOf(
-  vs: Pick<VirtualServerConfig, "protocol" | "addr" | "port" | "fwmark">,
+  vs: Pick<VirtualServerConfig, "af" | "protocol" | "addr" | "addr6" | "port" | "fwmark">,
 ): ServiceKey {
-  return vs.fwmark !== 0
-    ? { af: 4, protocol: 0, addr: 0, port: 0, fwmark: vs.fwmark }
-    : { af: 4, protocol: vs.protocol, addr: vs.addr >>> 0, port: vs.port, fwmark: 0 };
+  if (vs.fwmark !== 0) return { af: vs.af, protocol: 0, addr: 0, port: 0, fwmark: vs.fwmark };
+  const k: ServiceKey = { af: vs.af, protocol: vs.protocol, addr: vs.addr >>> 0, port: vs.port, fwmark: 0 };
+  if (vs.addr6 !== undefined) k.addr6 = vs.addr6;
+  return k;
 }
 
+/** "TCP 10.0.0.1:80", "TCP [2001:db8::1]:80", "FWM 5", "FWM 5 IPv6" (as ipvsadm -L names them). */
 export function serviceKeyString(k: ServiceKey): string {
-  return k.fwmark !== 0 ? `FWM ${k.fwmark}` : `${protoName(k.protocol)} ${formatIPv4(k.addr)}:${k.port}`;
+  if (k.fwmark !== 0) return k.af === 6 ? `FWM ${k.fwmark} IPv6` : `FWM ${k.fwmark}`;
+  return `${protoName(k.protocol)} ${addrPortText(k, k.port)}`;
 }
 
 /** Builds with `make`; a rule ipvsadm would refuse becomes a diagnostic quoting the ipvsadm line. */
@@ -252,9 +315,10 @@ function buildService(
     () =>
       serviceSpec({
         protocol: vs.protocol,
-        addr: vs.addr,
+        addr: vs.addr6 ?? vs.addr,
         port: vs.port,
         fwmark: vs.fwmark,
+        af: vs.af,
         scheduler: vs.scheduler,
         persistence: vs.persistenceTimeout,
         // As ipvsadm -M: only with -p does the granularity go in.
@@ -270,6 +334,7 @@ function buildService(
 
 interface RealServerDesc {
   addr: number;
+  addr6?: string;
   port: number;
   weight: number;
   uThreshold?: number;
@@ -286,7 +351,7 @@ function buildDest(
   const dest = build(
     () =>
       destSpec(key, {
-        addr: rs.addr,
+        addr: rs.addr6 ?? rs.addr,
         port: rs.port,
         fwd: lbKindToFwd(vs.lbKind),
         weight: rs.weight,
@@ -345,16 +410,15 @@ export function validateModel(model: ConfigModel): Diagnostic[] {
     else seen.set(k, vs.pos);
     const dests = new Set<string>();
     for (const rs of vs.realServers) {
+      familyErrors(vs, rs, "real server", rs.pos, errors);
+      checkerErrors(rs, errors);
       const cmd = buildDest(vs, rs, rs.pos, errors);
       if (cmd === null) continue;
-      const dk = `${cmd.dest.addr}:${cmd.dest.port}`;
-      if (dests.has(dk))
-        errors.push({
-          ...rs.pos,
-          message: `real server ${formatIPv4(cmd.dest.addr)}:${cmd.dest.port} appears twice in ${k}`,
-        });
+      const dk = addrPortText(cmd.dest, cmd.dest.port);
+      if (dests.has(dk)) errors.push({ ...rs.pos, message: `real server ${dk} appears twice in ${k}` });
       dests.add(dk);
     }
+    if (vs.sorryServer !== null) familyErrors(vs, vs.sorryServer, "sorry server", vs.pos, errors);
     const laddrs = new Set<number>();
     for (const a of vs.localAddresses ?? []) {
       const u = a >>> 0;
@@ -369,7 +433,48 @@ export function validateModel(model: ConfigModel): Diagnostic[] {
     }
     buildService(vs, errors);
   }
-  return errors;
+  // A virtual_server_group repeats its block for every member: one error is enough.
+  return errors.filter((e, i) => errors.findIndex((x) => formatDiagnostic(x) === formatDiagnostic(e)) === i);
+}
+
+/**
+ * keepalived's rs_end_handler / vs_end_handler rule, which is the kernel's: a real or sorry server
+ * has the virtual server's family unless it is tunnelled.
+ */
+function familyErrors(
+  vs: VirtualServerConfig,
+  rs: { addr: number; addr6?: string },
+  what: string,
+  pos: SourcePos,
+  errors: Diagnostic[],
+): void {
+  const af = rs.addr6 !== undefined ? 6 : 4;
+  if (af === vs.af || vs.lbKind === "TUN") return;
+  errors.push({
+    ...pos,
+    message: `${what} ${addrText(rs)} is ${familyName(af)}, ${serviceKeyString(serviceKeyOf(vs))} ${familyName(vs.af)}: only TUN crosses families`,
+  });
+}
+
+/**
+ * keepalived's co_ip_handler / co_srcip_handler and check_conn_opts: connect_ip and bindto of one
+ * family, the one the check connects to; a link-local one would need bind_if, which tsvs lacks.
+ */
+function checkerErrors(rs: RealServerConfig, errors: Diagnostic[]): void {
+  const c = rs.check;
+  if (c === null || c.type === "misc") return;
+  const dst = c.connectIp6 ?? (c.connectIp !== 0 ? formatIPv4(c.connectIp) : addrText(rs));
+  for (const a of [c.connectIp6, c.bindTo])
+    if (a !== undefined && (ipv6TextWords(a)?.[0] ?? 0) >>> 22 === 0x3fa /* fe80::/10 */)
+      errors.push({
+        ...rs.pos,
+        message: `the checker's link-local address ${a} needs bind_if (not in tsvs)`,
+      });
+  if (c.bindTo !== undefined && c.bindTo.includes(":") !== dst.includes(":"))
+    errors.push({
+      ...rs.pos,
+      message: `the checker's bindto ${c.bindTo} is not of the family of ${dst}, where it connects`,
+    });
 }
 
 /**
@@ -379,7 +484,7 @@ export function validateModel(model: ConfigModel): Diagnostic[] {
 export function modelWarnings(model: ConfigModel): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const vs of model.virtualServers) {
-    if (vs.persistenceTimeout === 0 && vs.persistenceGranularity >>> 0 !== 0xffffffff)
+    if (vs.persistenceTimeout === 0 && vs.persistenceGranularity >>> 0 !== fullGranularity(vs.af))
       out.push({ ...vs.pos, message: "persistence_granularity without persistence_timeout has no effect" });
     if (vs.fwmark !== 0 || (vs.lbKind !== "DR" && vs.lbKind !== "TUN")) continue;
     for (const rs of vs.realServers)
@@ -420,7 +525,7 @@ export function commandToIpvsadm(cmd: CtlCommand): string {
   const dest = (d: DestSpec): string => {
     const fwd =
       d.fwd === Fwd.Masq ? "-m" : d.fwd === Fwd.Tunnel ? "-i" : d.fwd === Fwd.FullNat ? "--fullnat" : "-g";
-    let s = `-r ${formatIPv4(d.addr)}:${d.port} ${fwd} -w ${d.weight}`;
+    let s = `-r ${addrPortText(d, d.port)} ${fwd} -w ${d.weight}`;
     if (d.uThreshold) s += ` -x ${d.uThreshold}`;
     if (d.lThreshold) s += ` -y ${d.lThreshold}`;
     return s;
@@ -432,7 +537,8 @@ export function commandToIpvsadm(cmd: CtlCommand): string {
       let line = `${cmd.op === "add-service" ? "-A" : "-E"} ${svc(s)} -s ${s.schedName}`;
       if (s.flags & SVC_F_PERSISTENT) {
         line += ` -p ${s.timeout}`;
-        if (s.netmask >>> 0 !== 0xffffffff) line += ` -M ${formatIPv4(s.netmask)}`;
+        const m = granularityArg(s.af, s.netmask);
+        if (m !== "") line += ` -M ${m}`;
       }
       if (s.flags & SVC_F_ONEPACKET) line += " -o";
       return line;
@@ -444,7 +550,7 @@ export function commandToIpvsadm(cmd: CtlCommand): string {
     case "edit-dest":
       return `-e ${svc(cmd.key)} ${dest(cmd.dest)}`;
     case "del-dest":
-      return `-d ${svc(cmd.key)} -r ${formatIPv4(cmd.addr)}:${cmd.port}`;
+      return `-d ${svc(cmd.key)} -r ${addrPortText(cmd, cmd.port)}`;
     case "clear":
       return "-C";
     case "zero":

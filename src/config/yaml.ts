@@ -2,9 +2,15 @@
 // every node's source range) and validated with zod. Every error is reported as
 // `file:line:col: message`, at the value that is wrong (or at the key for unknown keys,
 // at the enclosing mapping for missing ones).
+//
+// Addresses of virtual and real servers, sorry servers and checkers are IPv4 or IPv6 (any form
+// inet_pton takes); a fwmark virtual server's family is `ip_family` (inet, inet6) or its servers'
+// as in keepalived.conf (model.ts vsFamily); an IPv6 persistence_granularity is a prefix length.
 
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
 import { z } from "zod";
+import { addrText } from "../control/snapshot.js";
+import { type InetFields, inetEndpoint, inetFields } from "../control/spec.js";
 import { parseIPv4 } from "../core/addr.js";
 import type { VrrpAddr } from "../core/vrrp/config.js";
 import { DNS_TYPES } from "./keepalived.js";
@@ -13,7 +19,9 @@ import {
   ConfigError,
   DEFAULTS,
   type Diagnostic,
+  fullGranularity,
   LB_KINDS,
+  type LbKind,
   modelWarnings,
   type ParsedConfig,
   parseNetmask,
@@ -22,6 +30,7 @@ import {
   type SourcePos,
   type VirtualServerConfig,
   validateModel,
+  vsFamily,
 } from "./model.js";
 import {
   buildHa,
@@ -42,17 +51,24 @@ const seconds = (name: string) => {
   const msg = `${name} must be a number of seconds (0..86400)`;
   return z.number({ error: msg }).min(0, { error: msg }).max(86400, { error: msg });
 };
-const ipv4 = (name: string) =>
+/** A string checked by `why` (the error message, or null when fine): one error a value. */
+const checked = (what: string, why: (s: string) => string | null) =>
+  z.string({ error: what }).superRefine((s, ctx) => {
+    const message = why(s);
+    if (message !== null) ctx.addIssue({ code: "custom", message });
+  });
+const inet = (name: string) =>
   z
-    .string({ error: `${name} must be an IPv4 address` })
-    .refine((s) => parseIPv4(s) !== null, { error: `${name} must be an IPv4 address (tsvs is IPv4 only)` });
+    .string({ error: `${name} must be an IPv4 or IPv6 address` })
+    .refine((s) => inetFields(s) !== null, { error: `${name} must be an IPv4 or IPv6 address` });
 const port = (name: string) => int(name, 0, 65535);
 const bool = (name: string) => z.boolean({ error: `${name} must be true or false` });
 
 const common = {
   connect_timeout: seconds("connect_timeout").optional(),
   connect_port: port("connect_port").optional(),
-  connect_ip: ipv4("connect_ip").optional(),
+  connect_ip: inet("connect_ip").optional(),
+  bindto: inet("bindto").optional(),
   retry: int("retry", 0, 1000000).optional(),
   delay_before_retry: seconds("delay_before_retry").optional(),
 };
@@ -98,7 +114,7 @@ const checkSchema = z.discriminatedUnion(
 );
 
 const realServerSchema = z.strictObject({
-  address: ipv4("address"),
+  address: inet("address"),
   port: port("port").optional(),
   weight: int("weight", 0, 65535).optional(),
   inhibit_on_failure: bool("inhibit_on_failure").optional(),
@@ -107,19 +123,22 @@ const realServerSchema = z.strictObject({
   check: checkSchema.optional(),
 });
 
+const SORRY_FORMS = "sorry_server must be ADDRESS, ADDRESS:PORT or [IPv6]:PORT";
+
 const virtualServerSchema = z
   .strictObject({
-    address: ipv4("address").optional(),
+    address: inet("address").optional(),
     port: port("port").optional(),
+    ip_family: z.enum(["inet", "inet6"], { error: "ip_family must be inet or inet6" }).optional(),
     protocol: z
       .enum(["tcp", "udp", "sctp", "TCP", "UDP", "SCTP"], { error: "protocol must be tcp, udp or sctp" })
       .optional(),
     fwmark: int("fwmark", 1, 4294967295).optional(),
     scheduler: z.string({ error: "scheduler must be a name" }).optional(),
     persistence_timeout: int("persistence_timeout", 1, 86400 * 31).optional(),
+    // Checked with the family, which may come from the real servers (superRefine below).
     persistence_granularity: z
       .union([z.string(), z.number()], { error: "persistence_granularity must be a netmask" })
-      .refine((v) => parseNetmask(String(v)) !== null, { error: "persistence_granularity must be a netmask" })
       .optional(),
     ops: bool("ops").optional(),
     lb_kind: z
@@ -131,13 +150,22 @@ const virtualServerSchema = z
     alpha: bool("alpha").optional(),
     omega: bool("omega").optional(),
     sorry_server: z
-      .string({ error: "sorry_server must be ADDRESS or ADDRESS:PORT" })
-      .refine((s) => parseHostPort(s) !== null, { error: "sorry_server must be ADDRESS or ADDRESS:PORT" })
+      .string({ error: SORRY_FORMS })
+      .refine((s) => inetEndpoint(s) !== null, { error: SORRY_FORMS })
       .optional(),
     real_servers: z.array(realServerSchema, { error: "real_servers must be a list" }).optional(),
     // FULLNAT local addresses of this service (DPVS's ipvsadm -P -z / laddr_group_name).
     local_addresses: z
-      .array(ipv4("local_addresses entry"), { error: "local_addresses must be a list of addresses" })
+      .array(
+        checked("local_addresses entry must be an IPv4 address", (s) =>
+          s.includes(":")
+            ? "IPv6 local addresses are not supported by tsvs yet"
+            : parseIPv4(s) === null
+              ? "local_addresses entry must be an IPv4 address"
+              : null,
+        ),
+        { error: "local_addresses must be a list of addresses" },
+      )
       .optional(),
   })
   .superRefine((v, ctx) => {
@@ -149,16 +177,46 @@ const virtualServerSchema = z
       });
     if (v.fwmark !== undefined && (v.port !== undefined || v.protocol !== undefined))
       ctx.addIssue({ code: "custom", message: "a fwmark virtual server has no port or protocol", path: [] });
+    const af = familyOf(v);
+    if (v.ip_family !== undefined && v.address !== undefined && (v.ip_family === "inet6") !== (af === 6))
+      ctx.addIssue({
+        code: "custom",
+        message: `ip_family ${v.ip_family} conflicts with the address ${v.address}`,
+        path: ["ip_family"],
+      });
+    const g = v.persistence_granularity;
+    if (g !== undefined && parseNetmask(String(g), af) === null)
+      ctx.addIssue({
+        code: "custom",
+        message:
+          af === 6
+            ? "persistence_granularity of an IPv6 service is a prefix length 1..128"
+            : "persistence_granularity must be a netmask",
+        path: ["persistence_granularity"],
+      });
   });
+
+/** A virtual server's family: its address's, ip_family, or its servers' (model.ts vsFamily). */
+function familyOf(v: {
+  address?: string;
+  ip_family?: "inet" | "inet6";
+  lb_kind?: string;
+  persistence_granularity?: string | number;
+  real_servers?: ReadonlyArray<{ address: string }>;
+  sorry_server?: string;
+}): 4 | 6 {
+  const a = v.address !== undefined ? inetFields(v.address) : null;
+  if (a !== null) return a.af;
+  if (v.ip_family !== undefined) return v.ip_family === "inet6" ? 6 : 4;
+  const servers = (v.real_servers ?? []).flatMap((rs) => inetFields(rs.address) ?? []);
+  const sorry = v.sorry_server !== undefined ? inetEndpoint(v.sorry_server) : null;
+  if (sorry !== null) servers.push(sorry.a);
+  const g = v.persistence_granularity;
+  return vsFamily((v.lb_kind ?? DEFAULTS.lbKind) as LbKind, servers, g === undefined ? null : String(g));
+}
 
 // The vrrp section: keepalived's vrrp_instance / vrrp_sync_group / vrrp_script / lvs_sync_daemon
 // keywords, as YAML keys (docs/config.md). Durations are seconds, as in keepalived.conf.
-/** A string checked by `why` (the error message, or null when fine): one error a value. */
-const checked = (what: string, why: (s: string) => string | null) =>
-  z.string({ error: what }).superRefine((s, ctx) => {
-    const message = why(s);
-    if (message !== null) ctx.addIssue({ code: "custom", message });
-  });
 const vrrpIpv4 = (name: string) =>
   checked(`${name} must be an IPv4 address`, (s) =>
     s.includes(":")
@@ -432,14 +490,6 @@ function haDraftOf(v: VrrpFile, at: (path: Path) => SourcePos): HaDraft {
   return d;
 }
 
-function parseHostPort(s: string): { addr: number; port: number } | null {
-  const m = /^([\d.]+)(?::(\d{1,5}))?$/.exec(s);
-  if (m === null) return null;
-  const addr = parseIPv4(m[1]);
-  const p = m[2] === undefined ? 0 : Number(m[2]);
-  return addr === null || p > 65535 ? null : { addr, port: p };
-}
-
 function checkOf(c: NonNullable<z.infer<typeof realServerSchema>["check"]>): CheckSpec {
   const retry = c.retry ?? DEFAULTS.retry;
   const delayBeforeRetry = c.delay_before_retry ?? DEFAULTS.delayBeforeRetry;
@@ -448,10 +498,15 @@ function checkOf(c: NonNullable<z.infer<typeof realServerSchema>["check"]>): Che
   const base = {
     connectTimeout: c.connect_timeout ?? DEFAULTS.connectTimeout,
     connectPort: c.connect_port ?? 0,
-    connectIp: c.connect_ip !== undefined ? (parseIPv4(c.connect_ip) ?? 0) : 0,
+    connectIp: 0,
     retry,
     delayBeforeRetry,
   };
+  const ci = c.connect_ip !== undefined ? inetFields(c.connect_ip) : null;
+  if (ci !== null)
+    Object.assign(base, ci.addr6 !== undefined ? { connectIp6: ci.addr6 } : { connectIp: ci.addr });
+  const bind = c.bindto !== undefined ? inetFields(c.bindto) : null;
+  if (bind !== null) Object.assign(base, { bindTo: addrText(bind) });
   if (c.type === "tcp") return { type: "tcp", ...base };
   if (c.type === "dns") return { type: "dns", name: c.name ?? ".", qtype: c.query_type ?? "SOA", ...base };
   return {
@@ -527,7 +582,7 @@ export function parseYamlConfig(src: string, file: string): ParsedConfig {
     virtualServers: cfg.virtual_servers.map((v, i): VirtualServerConfig => {
       const realServers = (v.real_servers ?? []).map(
         (rs, j): RealServerConfig => ({
-          addr: parseIPv4(rs.address) ?? 0,
+          ...inetOf(rs.address),
           port: rs.port ?? 0,
           weight: rs.weight ?? DEFAULTS.weight,
           inhibitOnFailure: rs.inhibit_on_failure ?? false,
@@ -537,20 +592,23 @@ export function parseYamlConfig(src: string, file: string): ParsedConfig {
           pos: posOf(nodeAt(["virtual_servers", i, "real_servers", j]).node),
         }),
       );
+      const af = familyOf(v);
+      const sorry = v.sorry_server !== undefined ? inetEndpoint(v.sorry_server) : null;
       return {
+        af,
         protocol: v.fwmark !== undefined ? 0 : (parseProtocol(v.protocol ?? "tcp") ?? 6),
-        addr: v.address !== undefined ? (parseIPv4(v.address) ?? 0) : 0,
+        ...(v.address !== undefined ? inetOf(v.address) : { addr: 0 }),
         port: v.fwmark !== undefined ? 0 : (v.port ?? 0),
         fwmark: v.fwmark ?? 0,
         scheduler: v.scheduler ?? DEFAULTS.scheduler,
         persistenceTimeout: v.persistence_timeout ?? 0,
         persistenceGranularity:
           v.persistence_granularity !== undefined
-            ? (parseNetmask(String(v.persistence_granularity)) ?? 0xffffffff)
-            : 0xffffffff,
+            ? (parseNetmask(String(v.persistence_granularity), af) ?? fullGranularity(af))
+            : fullGranularity(af),
         lbKind: (v.lb_kind as VirtualServerConfig["lbKind"] | undefined) ?? DEFAULTS.lbKind,
         onePacket: v.ops ?? false,
-        sorryServer: v.sorry_server !== undefined ? parseHostPort(v.sorry_server) : null,
+        sorryServer: sorry === null ? null : { ...addrOf(sorry.a), port: sorry.port ?? 0 },
         quorum: v.quorum ?? DEFAULTS.quorum,
         hysteresis: v.hysteresis ?? DEFAULTS.hysteresis,
         alpha: v.alpha ?? false,
@@ -567,4 +625,15 @@ export function parseYamlConfig(src: string, file: string): ParsedConfig {
   const errors = validateModel(model);
   if (errors.length > 0) throw new ConfigError(errors);
   return { model, warnings: [...warnings, ...ha.warnings, ...modelWarnings(model)] };
+}
+
+/** `addr` and, for IPv6, `addr6` of an address (without its family: the model's shape). */
+function addrOf(a: InetFields | null): { addr: number; addr6?: string } {
+  if (a === null) return { addr: 0 };
+  return a.addr6 !== undefined ? { addr: 0, addr6: a.addr6 } : { addr: a.addr };
+}
+
+/** addrOf an address the schema has checked. */
+function inetOf(text: string): { addr: number; addr6?: string } {
+  return addrOf(inetFields(text));
 }

@@ -55,6 +55,26 @@ export function inetFields(text: string): InetFields | null {
   return addr === null ? null : { af: 4, addr };
 }
 
+/**
+ * An endpoint as ipvsadm writes one: "ADDR", "ADDR:PORT", a bare IPv6 address, or "[IPv6]" with
+ * ":PORT"; `port` null when none is given. Null for anything else (brackets round IPv4 too).
+ */
+export function inetEndpoint(text: string): { a: InetFields; port: number | null } | null {
+  let host = text;
+  let portText: string | undefined;
+  const br = /^\[([^\]]*)\](?::(\d{1,5}))?$/.exec(text);
+  if (br !== null) [, host, portText] = br;
+  else if (text.indexOf(":") === text.lastIndexOf(":")) {
+    const m = /^([^:]*)(?::(\d{1,5}))?$/.exec(text);
+    if (m === null) return null;
+    [, host, portText] = m;
+  }
+  const a = inetFields(host);
+  const port = portText === undefined ? null : Number(portText);
+  if (a === null || (br !== null && a.af !== 6) || (port !== null && port > 65535)) return null;
+  return { a, port };
+}
+
 /** An address given as text or as an IPv4 u32; null when the text is not an address. */
 function fieldsOf(a: number | string): InetFields | null {
   return typeof a === "number" ? { af: 4, addr: a >>> 0 } : inetFields(a);

@@ -27,6 +27,7 @@ import {
   IPPROTO_SCTP,
   IPPROTO_TCP,
   IPPROTO_UDP,
+  inetEndpoint,
   inetFields,
   serviceSpec,
 } from "../control/spec.js";
@@ -338,30 +339,13 @@ function sameKey(s: ServiceSnapshot, k: ServiceKey): boolean {
     : s.fwmark === 0 && s.protocol === k.protocol && sameAddr(s, k) && s.port === k.port;
 }
 
-/** "ADDR", "ADDR:PORT", a bare IPv6 address or "[IPv6]:PORT" (as ipvsadm writes an endpoint). */
-function parseEndpoint(v: string): { a: InetFields; port: number | null } | null {
-  let host = v;
-  let portText: string | undefined;
-  const br = /^\[([^\]]*)\](?::(\d{1,5}))?$/.exec(v);
-  if (br !== null) [, host, portText] = br;
-  else if (v.indexOf(":") === v.lastIndexOf(":")) {
-    const m = /^([^:]*)(?::(\d{1,5}))?$/.exec(v);
-    if (m === null) return null;
-    [, host, portText] = m;
-  }
-  const a = inetFields(host);
-  const port = portText === undefined ? null : Number(portText);
-  if (a === null || (br !== null && a.af !== 6) || (port !== null && port > 65535)) return null;
-  return { a, port };
-}
-
-/** A connection filter (parseEndpoint); the connection's IPv6 sides compare as text. */
+/** A connection filter (inetEndpoint); the connection's IPv6 sides compare as text. */
 function endpointFilter(
   name: string,
   v: unknown,
 ): ((addr: number, addr6: string | undefined, port: number) => boolean) | null {
   if (v === undefined) return null;
-  const e = typeof v === "string" ? parseEndpoint(v) : null;
+  const e = typeof v === "string" ? inetEndpoint(v) : null;
   if (e === null)
     throw new RestError(
       400,

@@ -9,8 +9,11 @@ import { miscCheck } from "./check-misc.js";
 import { tcpCheck } from "./check-tcp.js";
 
 export interface CheckTarget {
+  /** IPv4 or IPv6 text (IPv6 without brackets, as node's net, http and dgram take it). */
   host: string;
   port: number;
+  /** keepalived's bindto: the source address, of the host's family. */
+  localAddress?: string;
 }
 
 export interface CheckResult {

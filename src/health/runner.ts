@@ -6,6 +6,7 @@
 // chain), so a server that goes down then up is removed then re-added, never the reverse.
 
 import type { CheckSpec, ConfigModel } from "../config/model.js";
+import { addrText } from "../control/snapshot.js";
 import { formatIPv4 } from "../core/addr.js";
 import type { CtlCommand } from "../core/ctl-types.js";
 import { type CheckResult, type CheckTarget, runCheck as defaultRunCheck } from "./checkers.js";
@@ -37,14 +38,17 @@ const realTimers: HealthTimers = {
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
 
-/** Where the checker connects: connect_ip / connect_port, else the real server's own. */
+/**
+ * Where the checker connects: connect_ip / connect_port, else the real server's own; from bindto
+ * when given. Addresses go to node as text of either family (net, http and dgram take both).
+ */
 export function checkTarget(vs: VirtualServerHealth, i: number): CheckTarget {
   const s = vs.servers[i];
   const c = s.config.check;
-  const addr = c !== null && c.type !== "misc" && c.connectIp !== 0 ? c.connectIp : s.spec.addr;
-  const port =
-    c !== null && c.type !== "misc" && c.connectPort !== 0 ? c.connectPort : s.config.port || s.spec.port;
-  return { host: formatIPv4(addr), port };
+  if (c === null || c.type === "misc") return { host: addrText(s.spec), port: s.config.port || s.spec.port };
+  const host = c.connectIp6 ?? (c.connectIp !== 0 ? formatIPv4(c.connectIp) : addrText(s.spec));
+  const port = c.connectPort !== 0 ? c.connectPort : s.config.port || s.spec.port;
+  return c.bindTo !== undefined ? { host, port, localAddress: c.bindTo } : { host, port };
 }
 
 export class HealthRunner {

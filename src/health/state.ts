@@ -17,7 +17,7 @@
 //   before the sorry server goes.
 // - omega: on shutdown, the live servers and the quorum are reported as going down.
 
-import { destKey, sameDest, sameService } from "../config/diff.js";
+import { delDest, destKey, sameDest, sameService } from "../config/diff.js";
 import {
   type CheckSpec,
   type ConfigModel,
@@ -29,7 +29,7 @@ import {
   sorryCommand,
   type VirtualServerConfig,
 } from "../config/model.js";
-import { formatIPv4 } from "../core/addr.js";
+import { addrPortText } from "../control/snapshot.js";
 import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec } from "../core/ctl-types.js";
 
 export type HealthEvent =
@@ -65,13 +65,13 @@ export class RealServerHealth {
   constructor(config: RealServerConfig, spec: DestSpec, alive: boolean) {
     this.config = config;
     this.spec = spec;
-    this.name = `${formatIPv4(spec.addr)}:${spec.port}`;
+    this.name = addrPortText(spec, spec.port);
     this.alive = alive;
   }
 
   /** Identity across reloads: same place and same checker keeps the state. */
   get identity(): string {
-    return `${destKey(this.spec.addr, this.spec.port)}|${JSON.stringify(this.config.check)}`;
+    return `${destKey(this.spec)}|${JSON.stringify(this.config.check)}`;
   }
 }
 
@@ -141,11 +141,11 @@ export class VirtualServerHealth {
     const out = new Map<string, DestSpec>();
     const sorryOn = !this.quorumUp && this.sorry !== null;
     for (const s of this.servers) {
-      const k = destKey(s.spec.addr, s.spec.port);
+      const k = destKey(s.spec);
       if (s.alive && !sorryOn) out.set(k, s.spec);
       else if (s.config.inhibitOnFailure) out.set(k, { ...s.spec, weight: 0 });
     }
-    if (sorryOn && this.sorry !== null) out.set(destKey(this.sorry.addr, this.sorry.port), this.sorry);
+    if (sorryOn && this.sorry !== null) out.set(destKey(this.sorry), this.sorry);
     return out;
   }
 
@@ -191,8 +191,7 @@ export class VirtualServerHealth {
       else if (!sameDest(have, d))
         (d.weight >= have.weight ? out : later).push({ op: "edit-dest", key, dest: { ...d } });
     }
-    for (const [k, d] of this.installed)
-      if (!want.has(k)) later.push({ op: "del-dest", key, addr: d.addr, port: d.port });
+    for (const [k, d] of this.installed) if (!want.has(k)) later.push(delDest(key, d));
     this.installed.clear();
     for (const [k, d] of want) this.installed.set(k, d);
     // The local addresses (DPVS's laddr_group_name): new ones with the additions, gone ones last.
@@ -271,7 +270,7 @@ export class VirtualServerHealth {
 }
 
 function sorryName(d: DestSpec): string {
-  return `${formatIPv4(d.addr)}:${d.port}`;
+  return addrPortText(d, d.port);
 }
 
 /** The health state of a whole configuration. */

@@ -83,6 +83,33 @@ describe("tsvs config check", () => {
     });
   });
 
+  it("prints IPv6 services as ipvsadm takes them, and IPv6 errors at file:line:col", async () => {
+    const p = file(
+      "v6.conf",
+      "virtual_server 2001:db8::100 443 {\n lb_kind NAT\n persistence_timeout 60\n persistence_granularity 64\n" +
+        " real_server 2001:db8:1::11 8443 { }\n}\nvirtual_server fwmark 5 {\n ip_family inet6\n}\n",
+    );
+    const r = await run(["check", p]);
+    assert.deepEqual(r, {
+      code: 0,
+      out:
+        "-A -t [2001:db8::100]:443 -s wlc -p 60 -M 64\n" +
+        "-a -t [2001:db8::100]:443 -r [2001:db8:1::11]:8443 -m -w 1\n" +
+        "-A -f 5 -6 -s wlc\n",
+      err: "",
+    });
+    for (const line of r.out.trim().split("\n")) assert.equal(parseIpvsadm(line.split(" ")).kind, "ctl");
+    const bad = file(
+      "v6bad.yaml",
+      "virtual_servers:\n  - address: 2001:db8::100\n    port: 80\n    real_servers:\n      - address: 2001:db8:1::1::1\n",
+    );
+    assert.deepEqual(await run(["check", bad]), {
+      code: 1,
+      out: "",
+      err: `${bad}:5:18: address must be an IPv4 or IPv6 address\n`,
+    });
+  });
+
   it("exits 1 for a missing file and 2 for usage errors", async () => {
     assert.equal((await run(["check", join(dir, "none.conf")])).code, 1);
     assert.equal((await run(["check"])).code, 2);

@@ -186,7 +186,7 @@ describe("keepalived.conf errors name file:line:col", () => {
   it("reports every bad value at once", () => {
     assert.deepEqual(errorsOf(fixture("keepalived-errors.conf"), "bad.conf"), [
       'bad.conf:5:16: weight must be 0..65535, not "70000"',
-      'bad.conf:7:17: "10.0.1.300" is not an IPv4 address (tsvs is IPv4 only)',
+      'bad.conf:7:17: "10.0.1.300" is not an IPv4 or IPv6 address',
     ]);
   });
 

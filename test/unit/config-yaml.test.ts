@@ -96,7 +96,7 @@ describe("tsvs YAML configuration", () => {
     [
       "a bad address",
       "virtual_servers:\n  - address: 10.0.0.256\n    port: 80\n",
-      /^c\.yaml:2:14: address must be an IPv4 address/,
+      /^c\.yaml:2:14: address must be an IPv4 or IPv6 address/,
     ],
     [
       "an unknown check type",
