@@ -1,6 +1,6 @@
-// Route netlink (rtnetlink, rtnetlink(7)): the kernel's notifications of link, IPv4 address and
-// IPv4 route changes, so that the daemon follows a host whose interfaces, addresses and routes
-// change at run time (DHCP, a link going down, VRRP moving a VIP).
+// Route netlink (rtnetlink, rtnetlink(7)): the kernel's notifications of link, address and route
+// changes (IPv4 and IPv6), so that the daemon follows a host whose interfaces, addresses and routes
+// change at run time (DHCP, SLAAC, a link going down, VRRP moving a VIP).
 //
 // Two parts:
 //   decodeRtnl()  a pure codec over one received datagram: nlmsghdr, then per type ifinfomsg,
@@ -8,8 +8,8 @@
 //                 rtnetlink.h, if_link.h, if_addr.h). It never throws: a message whose lengths do
 //                 not add up is counted as malformed and skipped; a header that cannot be trusted
 //                 ends the datagram (the next message's position depends on it).
-//   RtnlSocket    a NETLINK_ROUTE socket bound to RTMGRP_LINK | RTMGRP_IPV4_IFADDR |
-//                 RTMGRP_IPV4_ROUTE, non-blocking; read() drains what is queued. The kernel drops
+//   RtnlSocket    a NETLINK_ROUTE socket bound to RTMGRP_LINK and the address and route groups
+//                 of both families (RTMGRP_IPV4_IFADDR, _ROUTE, RTMGRP_IPV6_IFADDR, _ROUTE), non-blocking; read() drains what is queued. The kernel drops
 //                 notifications when the receive buffer is full and reports it once as ENOBUFS
 //                 (netlink_overrun): read() says so (`lost`), and the caller re-reads the whole
 //                 state, which it does after any event anyway.
@@ -17,6 +17,7 @@
 // Layouts: host byte order for the header and struct fields (netlink is a local protocol), network
 // order for the addresses in IFA_*/RTA_* attributes; attributes are 4-byte aligned (NLA_ALIGNTO).
 
+import { formatIPv6 } from "../core/addr.js";
 import { addressOf, libc, MSG_DONTWAIT, type NativePtr, SOL_SOCKET, SyscallError } from "./libc.js";
 
 export const AF_NETLINK = 16;
@@ -35,6 +36,8 @@ const MSG_TRUNC = 0x20;
 export const RTMGRP_LINK = 0x1;
 export const RTMGRP_IPV4_IFADDR = 0x10;
 export const RTMGRP_IPV4_ROUTE = 0x40;
+export const RTMGRP_IPV6_IFADDR = 0x100;
+export const RTMGRP_IPV6_ROUTE = 0x400;
 
 // nlmsghdr { u32 len; u16 type; u16 flags; u32 seq; u32 pid }
 export const NLMSG_HDRLEN = 16;
@@ -81,6 +84,7 @@ export const RTN_UNICAST = 1;
 export const RTN_LOCAL = 2;
 
 export const AF_INET = 2;
+export const AF_INET6 = 10;
 
 export interface LinkEvent {
   kind: "link";
@@ -103,8 +107,10 @@ export interface AddrEvent {
   op: "new" | "del";
   ifindex: number;
   prefix: number;
-  /** IFA_LOCAL (the interface's own address), else IFA_ADDRESS; as a u32. null when neither. */
+  /** IFA_LOCAL (the interface's own address), else IFA_ADDRESS; as a u32. null when neither, or IPv6. */
   addr: number | null;
+  /** IPv6 only: the address (IFA_LOCAL, else IFA_ADDRESS) as inet_ntop prints it, null when absent. */
+  addr6?: string | null;
 }
 
 export interface RouteEvent {
@@ -121,6 +127,13 @@ export interface RouteEvent {
   /** 0 when absent (multipath routes carry their hops in RTA_MULTIPATH). */
   oif: number;
   prefsrc: number;
+  /**
+   * IPv6 only (dst, gateway and prefsrc are then 0): the destination ("::" for a default route),
+   * the gateway and the preferred source as text; gateway6/prefsrc6 null when absent.
+   */
+  dst6?: string;
+  gateway6?: string | null;
+  prefsrc6?: string | null;
 }
 
 export type RtnlEvent = LinkEvent | AddrEvent | RouteEvent;
@@ -274,28 +287,40 @@ function decodeLink(dv: DataView, off: number, end: number, op: "new" | "del"): 
   return ok && ev.ifindex > 0 ? ev : undefined;
 }
 
-/** undefined = malformed, null = not IPv4. */
+/** The attribute at s (n bytes) as an address of the family: a u32, or IPv6 text; undefined when its length is wrong. */
+function addrAttr(dv: DataView, s: number, n: number, family: number): number | string | undefined {
+  if (family === AF_INET) return n === 4 ? be32(dv, s) : undefined;
+  if (n !== 16) return undefined;
+  return formatIPv6(new Uint8Array(dv.buffer, dv.byteOffset + s, 16));
+}
+
+/** undefined = malformed, null = neither IPv4 nor IPv6. */
 function decodeAddr(dv: DataView, off: number, end: number, op: "new" | "del"): AddrEvent | null | undefined {
   if (end - off < IFADDRMSG_LEN) return undefined;
   const family = dv.getUint8(off);
   const prefix = dv.getUint8(off + 1);
   const ifindex = dv.getUint32(off + 4, true);
-  let local: number | null = null;
-  let address: number | null = null;
+  let local: number | string | null = null;
+  let address: number | string | null = null;
+  const known = family === AF_INET || family === AF_INET6;
   const ok = walkAttrs(dv, off + IFADDRMSG_LEN, end, (t, s, n) => {
-    if (family !== AF_INET || (t !== IFA_LOCAL && t !== IFA_ADDRESS)) return true;
-    if (n !== 4) return false;
-    if (t === IFA_LOCAL) local = be32(dv, s);
-    else address = be32(dv, s);
+    if (!known || (t !== IFA_LOCAL && t !== IFA_ADDRESS)) return true;
+    const a = addrAttr(dv, s, n, family);
+    if (a === undefined) return false;
+    if (t === IFA_LOCAL) local = a;
+    else address = a;
     return true;
   });
   if (!ok || ifindex === 0) return undefined;
-  if (family !== AF_INET) return null;
-  if (prefix > 32) return undefined;
-  return { kind: "addr", op, ifindex, prefix, addr: local ?? address };
+  if (!known) return null;
+  if (prefix > (family === AF_INET ? 32 : 128)) return undefined;
+  const a = local ?? address;
+  if (family === AF_INET6)
+    return { kind: "addr", op, ifindex, prefix, addr: null, addr6: a as string | null };
+  return { kind: "addr", op, ifindex, prefix, addr: a as number | null };
 }
 
-/** undefined = malformed, null = not IPv4. */
+/** undefined = malformed, null = neither IPv4 nor IPv6. */
 function decodeRoute(
   dv: DataView,
   off: number,
@@ -315,17 +340,29 @@ function decodeRoute(
     oif: 0,
     prefsrc: 0,
   };
+  const v6 = family === AF_INET6;
+  if (v6) {
+    ev.dst6 = "::";
+    ev.gateway6 = null;
+    ev.prefsrc6 = null;
+  }
   const ok = walkAttrs(dv, off + RTMSG_LEN, end, (t, s, n) => {
-    if (family !== AF_INET) return true;
+    if (family !== AF_INET && !v6) return true;
     switch (t) {
       case RTA_DST:
       case RTA_GATEWAY:
-      case RTA_PREFSRC:
-        if (n !== 4) return false;
-        if (t === RTA_DST) ev.dst = be32(dv, s);
-        else if (t === RTA_GATEWAY) ev.gateway = be32(dv, s);
-        else ev.prefsrc = be32(dv, s);
+      case RTA_PREFSRC: {
+        const a = addrAttr(dv, s, n, family);
+        if (a === undefined) return false;
+        if (typeof a === "string") {
+          if (t === RTA_DST) ev.dst6 = a;
+          else if (t === RTA_GATEWAY) ev.gateway6 = a;
+          else ev.prefsrc6 = a;
+        } else if (t === RTA_DST) ev.dst = a;
+        else if (t === RTA_GATEWAY) ev.gateway = a;
+        else ev.prefsrc = a;
         return true;
+      }
       case RTA_OIF:
       case RTA_TABLE:
         if (n !== 4) return false;
@@ -337,8 +374,8 @@ function decodeRoute(
     }
   });
   if (!ok) return undefined;
-  if (family !== AF_INET) return null;
-  if (ev.prefix > 32) return undefined;
+  if (family !== AF_INET && !v6) return null;
+  if (ev.prefix > (v6 ? 128 : 32)) return undefined;
   return ev;
 }
 
@@ -380,8 +417,11 @@ export class RtnlSocket {
     this.view = new Uint8Array(c.koffi.view(this.mem, RECV_BYTES) as ArrayBuffer);
   }
 
-  /** A non-blocking NETLINK_ROUTE socket subscribed to `groups` (default: links, IPv4 addresses and routes). */
-  static open(groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE, rcvbuf = 1 << 20): RtnlSocket {
+  /** A non-blocking NETLINK_ROUTE socket subscribed to `groups` (default: links, addresses and routes of both families). */
+  static open(
+    groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE,
+    rcvbuf = 1 << 20,
+  ): RtnlSocket {
     const c = libc();
     const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0) throw new SyscallError("socket(AF_NETLINK)", c.errno());

@@ -125,8 +125,8 @@ const cases: Case[] = [
     events: [{ kind: "addr", op: "del", ifindex: 3, prefix: 32, addr: A("198.18.0.101") }],
   },
   {
-    name: "RTM_NEWADDR for IPv6 is ignored, not malformed",
-    bytes: msg(20, [...ifaddr(10, 64, 3), ...attr(1, new Array(16).fill(0xfe))]),
+    name: "RTM_NEWADDR of another family (AF_BRIDGE) is ignored, not malformed (IPv6: rtnetlink6.test.ts)",
+    bytes: msg(20, [...ifaddr(7, 64, 3), ...attr(1, new Array(16).fill(0xfe))]),
     events: [],
     ignored: 1,
   },
