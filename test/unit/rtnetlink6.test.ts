@@ -12,7 +12,7 @@ import { decodeRtnl, type RtnlEvent } from "../../src/io/rtnetlink.js";
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "hex"));
 
 /** The attributes every route message carries after its own (RTA_OIF 3, RTA_CACHEINFO, RTA_PREF). */
-const ROUTE_TAIL = "080004000300000024000c00" + "00".repeat(32) + "0500140000000000";
+const ROUTE_TAIL = `080004000300000024000c00${"00".repeat(32)}0500140000000000`;
 
 const K = {
   /** RTM_NEWADDR fe80::ff:fe00:aa/64 (scope link, IFA_CACHEINFO, IFA_FLAGS, IFA_PROTO). */
