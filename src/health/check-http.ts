@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { isIPv6 } from "node:net";
 import type { HttpUrl } from "../config/model.js";
 import type { CheckResult, CheckTarget } from "./checkers.js";
 import { settleOnce } from "./settle.js";
@@ -14,8 +15,16 @@ export interface HttpCheckOptions {
   timeoutMs: number;
   tls: boolean;
   urls: readonly HttpUrl[];
-  /** Host header; "" = the target's address. */
+  /** Host header; "" = the target's address and port. */
   virtualHost: string;
+}
+
+/**
+ * The Host header without a virtualhost, as keepalived's check_http.c writes it: the address and
+ * port, an IPv6 address in brackets (RFC 2732's literal, "[2001:db8::1]:80").
+ */
+export function hostHeader(target: CheckTarget): string {
+  return isIPv6(target.host) ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
 }
 
 /** At most this much of a body is read (keepalived reads the whole body, we cap it). */
@@ -26,10 +35,11 @@ function getOnce(target: CheckTarget, url: HttpUrl, opts: HttpCheckOptions): Pro
   const req = request({
     host: target.host,
     port: target.port,
+    localAddress: target.localAddress,
     path: url.path,
     method: "GET",
     headers: {
-      Host: opts.virtualHost || target.host,
+      Host: opts.virtualHost || hostHeader(target),
       "User-Agent": "tsvs-healthcheck",
       Connection: "close",
     },

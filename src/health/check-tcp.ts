@@ -18,7 +18,7 @@ export function tcpCheck(target: CheckTarget, opts: TcpCheckOptions): Promise<Ch
     (finish) => {
       sock.once("connect", () => finish({ ok: true, detail: "connected" }));
       sock.once("error", (e: NodeJS.ErrnoException) => finish({ ok: false, detail: e.code ?? e.message }));
-      sock.connect(target.port, target.host);
+      sock.connect({ port: target.port, host: target.host, localAddress: target.localAddress });
     },
   );
 }

@@ -2,6 +2,8 @@
 // header and answer records back. Decoding is bounds checked and returns null on a
 // malformed message; compressed names (§4.1.4) are followed with a hop limit.
 
+import { formatIPv6 } from "../core/addr.js";
+
 export const DNS_QTYPES: Readonly<Record<string, number>> = {
   A: 1,
   NS: 2,
@@ -25,7 +27,7 @@ export interface DnsRecord {
   class: number;
   ttl: number;
   data: Uint8Array;
-  /** Dotted address for A records, "" otherwise. */
+  /** The address of an A (dotted) or AAAA (inet_ntop's form) record, "" otherwise. */
   address: string;
 }
 
@@ -116,7 +118,12 @@ export function decodeMessage(b: Uint8Array): DnsMessage | null {
       class: u16(b, p + 2),
       ttl: (u16(b, p + 4) * 65536 + u16(b, p + 6)) >>> 0,
       data,
-      address: type === DNS_QTYPES.A && rdlen === 4 ? data.join(".") : "",
+      address:
+        type === DNS_QTYPES.A && rdlen === 4
+          ? data.join(".")
+          : type === DNS_QTYPES.AAAA && rdlen === 16
+            ? formatIPv6(data)
+            : "",
     });
     o = p + 10 + rdlen;
   }
