@@ -8,6 +8,7 @@ import type { ServerKind } from "../lab/servers.js";
 import {
   DEFAULT_PREFIX,
   LAB_ADDR,
+  LAB_ADDR6,
   LAB_BACKUPS,
   LAB_METHODS,
   type LabBackup,
@@ -51,6 +52,8 @@ Options:
   --backup tsvs|keepalived   with --ha: what runs on the second director (default tsvs)
   --offloads on|off          up, demo: veth checksum/segmentation offloads as veth has them (on,
                              the default, as on a user's host) or turned off with ethtool (to compare)
+  --ipv6                     up: dual stack, IPv6 on every link in ${LAB_ADDR6.CLIENT_NET.replace("::/64", "::/48")} (docs/lab.md
+                             "IPv6"); the servers answer on it too
 
 The daemon listens on the director namespace's own control socket, so \`ip netns exec P-d tsvs
 ipvsadm -Ln\` reaches it (${RUN_ROOT}/lab.sock is a link to it for older scripts).
@@ -69,6 +72,7 @@ interface Args {
   ha: boolean;
   backup: LabBackup;
   tunType: "ipip" | "gue" | "gre";
+  ipv6: boolean;
 }
 
 function isMethod(s: string | undefined): s is LabMethod {
@@ -90,6 +94,7 @@ function parse(argv: string[]): Args | string {
     ha: false,
     backup: "tsvs",
     tunType: "ipip",
+    ipv6: false,
   };
   for (let i = 0; i < rest.length; i++) {
     const opt = rest[i];
@@ -146,6 +151,9 @@ function parse(argv: string[]): Args | string {
       case "--no-daemon":
         a.daemon = false;
         break;
+      case "--ipv6":
+        a.ipv6 = true;
+        break;
       case "--json":
         a.json = true;
         break;
@@ -154,6 +162,7 @@ function parse(argv: string[]): Args | string {
     }
   }
   if (argv.includes("--backup") && !a.ha) return "--backup goes with --ha";
+  if (a.ipv6 && a.cmd !== "up") return "--ipv6 goes with up";
   if (a.tunType !== "ipip" && (a.method !== "tun" || a.cmd !== "up"))
     return "--tun-type goes with up --method tun";
   return a;
@@ -178,6 +187,7 @@ export async function labMain(argv: string[]): Promise<number> {
           daemon: a.daemon,
           offloads: a.offloads,
           tunType: a.tunType,
+          ipv6: a.ipv6,
           ...(a.ha ? { ha: { backup: a.backup } } : {}),
           log,
         });
@@ -185,6 +195,10 @@ export async function labMain(argv: string[]): Promise<number> {
           `lab ${names.prefix} is up (${st.method}${a.tunType !== "ipip" ? ` over ${a.tunType}` : ""}${a.ha ? `, HA with a ${a.backup} backup` : ""}); try:`,
         );
         log(`  ip netns exec ${names.client} curl http://${LAB_ADDR.VIP}/`);
+        if (a.ipv6)
+          log(
+            `  ip netns exec ${names.client} ping -6 -c 1 ${LAB_ADDR6.DIR_CLIENT}   (the director over IPv6)`,
+          );
         if (st.daemonStatus.startsWith("running")) log(`  ${listCommand(names)}`);
         if (a.ha)
           log(

@@ -54,6 +54,8 @@ export interface LabUpOptions {
   service?: boolean;
   /** "on" (default): veth's default offloads on every link; "off" turns them off, to compare. */
   offloads?: LabOffloads;
+  /** Dual stack: IPv6 on every link (LAB_ADDR6's plan) and the servers listening on it too. */
+  ipv6?: boolean;
   /**
    * Two directors (docs/lab.md "HA"): P-d runs `tsvs daemon --config` (priority 150), P-d2 the
    * same (100) or keepalived (VRRP only). The service comes from the keepalived.conf.
@@ -114,6 +116,7 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
     method: opts.method,
     servers: kind,
     offloads,
+    ...(opts.ipv6 === true ? { ipv6: true } : {}),
     namespaces: labNamespaces(names, ha),
     procs: [],
     daemon: null,
@@ -122,12 +125,12 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
   };
   try {
     writeState(names, st);
-    buildTopology(names, opts.method, offloads, ha);
+    buildTopology(names, opts.method, offloads, ha, opts.ipv6 === true);
     log(
       `topology ${names.prefix}: ${st.namespaces.join(" ")} (${opts.method}${ha ? ", two directors" : ""}, offloads ${offloads === "on" ? "as veth has them" : "off"})`,
     );
     for (const s of names.servers) {
-      st.procs.push(...(await startServer(s, kind, join(names.runDir, s.name))));
+      st.procs.push(...(await startServer(s, kind, join(names.runDir, s.name), opts.ipv6 === true)));
       writeState(names, st);
     }
     log(`servers: ${kind} on ${names.servers.map((s) => `${s.name} ${s.rip}`).join(", ")}`);

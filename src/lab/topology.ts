@@ -15,6 +15,14 @@
 // two bridges. The VIP floats between the directors by VRRP, and so does, for NAT, the real
 // servers' gateway 198.18.1.250 (GW): with two directors the DIP of one of them cannot be the
 // gateway, so NAT routes (r1-r3 default, x's route to the client net) go via GW instead.
+//
+// Dual stack (`lab up --ipv6`, docs/lab.md "IPv6"): the same plan in the ULA /48 fd74:7376::/48
+// ("tsv" in ASCII), one /64 per net with the IPv4 address's last number as the interface id:
+//   client net fd74:7376:0:0::/64:  c ::2, d ::1, x ::fe, VIP6 ::100
+//   server LAN fd74:7376:0:1::/64:  d ::1 (DIP6), r1-r3 ::11-::13, x ::fe, LIP6 ::100
+//   routed net fd74:7376:0:2::/64:  x ::1, r4 ::14
+// and the same return paths. Addresses are added `nodad` and router advertisements are ignored,
+// so the lab's IPv6 is there at once and stays what this file says.
 
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -45,11 +53,31 @@ export const LAB_ADDR = {
   ROUTED_NET: "198.18.2.0/24",
 } as const;
 
+/** The dual-stack lab's IPv6 plan (see the header): LAB_ADDR's layout in fd74:7376::/48. */
+export const LAB_ADDR6 = {
+  CIP: "fd74:7376::2",
+  DIR_CLIENT: "fd74:7376::1",
+  X_CLIENT: "fd74:7376::fe",
+  VIP: "fd74:7376::100",
+  DIP: "fd74:7376:0:1::1",
+  DIR2_CLIENT: "fd74:7376::3",
+  DIP2: "fd74:7376:0:1::3",
+  GW: "fd74:7376:0:1::fa",
+  X_LAN: "fd74:7376:0:1::fe",
+  LIP: "fd74:7376:0:1::100",
+  X_ROUTED: "fd74:7376:0:2::1",
+  CLIENT_NET: "fd74:7376::/64",
+  LAN_NET: "fd74:7376:0:1::/64",
+  ROUTED_NET: "fd74:7376:0:2::/64",
+} as const;
+
 export interface LabServerSpec {
   /** "r1" … "r4": the name the server answers with. */
   name: string;
   ns: string;
   rip: string;
+  /** Its IPv6 address in the dual-stack lab (LAB_ADDR6's plan). */
+  rip6: string;
   /** On the director's LAN (r1-r3), or behind the router x (r4). */
   onLan: boolean;
 }
@@ -100,10 +128,10 @@ export function labNames(prefix = DEFAULT_PREFIX): LabNames {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$/.test(prefix))
     throw new TsvsError("TSVS_ERR_USAGE", `bad lab prefix '${prefix}'`);
   const servers: LabServerSpec[] = [
-    { name: "r1", ns: `${prefix}-r1`, rip: "198.18.1.11", onLan: true },
-    { name: "r2", ns: `${prefix}-r2`, rip: "198.18.1.12", onLan: true },
-    { name: "r3", ns: `${prefix}-r3`, rip: "198.18.1.13", onLan: true },
-    { name: "r4", ns: `${prefix}-r4`, rip: "198.18.2.14", onLan: false },
+    { name: "r1", ns: `${prefix}-r1`, rip: "198.18.1.11", rip6: "fd74:7376:0:1::11", onLan: true },
+    { name: "r2", ns: `${prefix}-r2`, rip: "198.18.1.12", rip6: "fd74:7376:0:1::12", onLan: true },
+    { name: "r3", ns: `${prefix}-r3`, rip: "198.18.1.13", rip6: "fd74:7376:0:1::13", onLan: true },
+    { name: "r4", ns: `${prefix}-r4`, rip: "198.18.2.14", rip6: "fd74:7376:0:2::14", onLan: false },
   ];
   const runDir = prefix === DEFAULT_PREFIX ? RUN_ROOT : join(RUN_ROOT, prefix);
   const n = {
@@ -152,6 +180,8 @@ export interface LabState {
   servers: "nginx" | "node";
   /** Offloads on the lab's links (absent in state files of labs that always turned them off). */
   offloads?: LabOffloads;
+  /** The dual-stack lab (LAB_ADDR6); absent: IPv4 only. */
+  ipv6?: boolean;
   namespaces: string[];
   procs: ServerProc[];
   daemon: ProcRef | null;
@@ -279,15 +309,25 @@ export function buildTopology(
   method: LabMethod,
   offloads: LabOffloads = "on",
   ha = false,
+  ipv6 = false,
 ): void {
   const A = LAB_ADDR;
   const port = (br: string, p: string, ns: string, ifname: string, cidr: string): void =>
     bridgePort(names, offloads, br, p, ns, ifname, cidr);
   for (const ns of labNamespaces(names, ha)) {
     addNetns(ns);
-    // No IPv6: router and neighbour solicitations would only add noise to the daemon's links.
-    sysctl(ns, "net.ipv6.conf.all.disable_ipv6", 1);
-    sysctl(ns, "net.ipv6.conf.default.disable_ipv6", 1);
+    if (ipv6) {
+      // Set before any link exists, so that every link inherits them from "default".
+      for (const c of ["all", "default"]) {
+        sysctl(ns, `net.ipv6.conf.${c}.disable_ipv6`, 0);
+        sysctl(ns, `net.ipv6.conf.${c}.accept_ra`, 0);
+        sysctl(ns, `net.ipv6.conf.${c}.accept_dad`, 0);
+      }
+    } else {
+      // No IPv6: router and neighbour solicitations would only add noise to the daemon's links.
+      sysctl(ns, "net.ipv6.conf.all.disable_ipv6", 1);
+      sysctl(ns, "net.ipv6.conf.default.disable_ipv6", 1);
+    }
   }
   for (const br of ["brc", "brl"]) {
     ip("-n", names.bridge, "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0");
@@ -320,11 +360,53 @@ export function buildTopology(
   for (const s of names.servers) {
     if (s.onLan) ip("-n", s.ns, "route", "add", "default", "via", gw);
   }
+  if (ipv6) addIpv6(names, method, ha);
   if (method === "nat") {
     // The router's own client-net route would win over a route via the DIP: take the link down.
     ip("-n", names.router, "link", "set", "eth0", "down");
     ip("-n", names.router, "route", "add", A.CLIENT_NET, "via", natGw);
+    if (ipv6)
+      ip(
+        "-n",
+        names.router,
+        "-6",
+        "route",
+        "add",
+        LAB_ADDR6.CLIENT_NET,
+        "via",
+        ha ? LAB_ADDR6.GW : LAB_ADDR6.DIP,
+      );
   }
+}
+
+/** The dual-stack lab's addresses and routes: the IPv4 plan's, in LAB_ADDR6 (links already up). */
+function addIpv6(names: LabNames, method: LabMethod, ha: boolean): void {
+  const A = LAB_ADDR6;
+  const add = (ns: string, ifname: string, addr: string): void => {
+    ip("-n", ns, "-6", "addr", "add", `${addr}/64`, "dev", ifname, "nodad");
+  };
+  add(names.client, "eth0", A.CIP);
+  add(names.director, names.dirClientIf, A.DIR_CLIENT);
+  add(names.director, names.dirLanIf, A.DIP);
+  if (ha) {
+    add(names.director2, names.dirClientIf, A.DIR2_CLIENT);
+    add(names.director2, names.dirLanIf, A.DIP2);
+  }
+  add(names.router, "eth0", A.X_CLIENT);
+  add(names.router, "eth1", A.X_LAN);
+  const r4 = names.servers.find((s) => !s.onLan);
+  if (r4 !== undefined) {
+    add(names.router, "eth2", A.X_ROUTED);
+    add(r4.ns, "eth0", r4.rip6);
+    ip("-n", r4.ns, "-6", "route", "add", "default", "via", A.X_ROUTED);
+  }
+  for (const s of names.servers) if (s.onLan) add(s.ns, "eth0", s.rip6);
+  ip("-n", names.client, "-6", "route", "add", "default", "via", A.DIR_CLIENT);
+  ip("-n", names.director, "-6", "route", "add", A.ROUTED_NET, "via", A.X_LAN);
+  if (ha) ip("-n", names.director2, "-6", "route", "add", A.ROUTED_NET, "via", A.X_LAN);
+  sysctl(names.router, "net.ipv6.conf.all.forwarding", 1);
+  const gw = method === "nat" ? (ha ? A.GW : A.DIP) : A.X_LAN;
+  for (const s of names.servers) if (s.onLan) ip("-n", s.ns, "-6", "route", "add", "default", "via", gw);
 }
 
 /**

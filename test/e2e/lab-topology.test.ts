@@ -20,7 +20,7 @@ import { labStatus, labUp, realserverArgv } from "../../src/lab/lab.js";
 import { ensurePackages } from "../../src/lab/packages.js";
 import { procAlive } from "../../src/lab/proc.js";
 import { nginxAvailable } from "../../src/lab/servers.js";
-import { LAB_ADDR, type LabNames, labDown, labNames, readState } from "../../src/lab/topology.js";
+import { LAB_ADDR, LAB_ADDR6, type LabNames, labDown, labNames, readState } from "../../src/lab/topology.js";
 import { e2eSkip, skipOrFail } from "../support/e2e-env.js";
 
 const skip = e2eSkip("lab e2e", ["curl", "ethtool"]);
@@ -156,6 +156,27 @@ describe("tsvs lab topology, servers and teardown", { skip, timeout: 60_000 }, (
       const d = nsExecStatus(s.ns, realserverArgv(["doctor", "--vip", LAB_ADDR.VIP, "--method", "dr"]));
       assert.equal(d.status, 0, `${s.name} doctor:\n${d.stdout}${d.stderr}`);
     }
+    const pids = st.procs.map((p) => p.pid);
+    await labDown(names);
+    assertGone(pids);
+  });
+
+  it("--ipv6: every link dual stack in fd74:7376::/48, nginx on [::]:80 too, IPv4 unchanged", async (t) => {
+    if (!nginxAvailable() && ensurePackages(["nginx"]).length > 0) {
+      skipOrFail(t, "nginx is not installed and cannot be installed here");
+      return;
+    }
+    const st = await labUp(names, { method: "dr", servers: "nginx", daemon: false, ipv6: true });
+    assert.equal(st.ipv6, true);
+    const ping6 = (ns: string, to: string): number =>
+      nsExecStatus(ns, ["ping", "-6", "-c", "1", "-W", "2", to]).status;
+    assert.equal(ping6(names.client, LAB_ADDR6.DIR_CLIENT), 0, "client → director");
+    assert.equal(ping6(names.director, LAB_ADDR6.X_ROUTED), 0, "director → router's routed side");
+    for (const s of names.servers) {
+      const r = nsExecStatus(names.director, ["curl", "-sS", "-m", "3", `http://[${s.rip6}]/`]);
+      assert.equal(r.stdout.trim(), s.name, `${s.name} over IPv6: ${r.stderr}`);
+    }
+    checkServers(names.director);
     const pids = st.procs.map((p) => p.pid);
     await labDown(names);
     assertGone(pids);
