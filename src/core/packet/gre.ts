@@ -11,9 +11,9 @@
 // refused, a checksum verified when present, key and sequence skipped.
 
 import { readU16, writeU16 } from "../addr.js";
-import { moveBytes } from "./bytes.js";
 import { csumAdd, csumFinish, csumFold } from "./csum.js";
 import { ETH_P_IP } from "./flow.js";
+import { placeInner } from "./ipip.js";
 import { IP_DF, IPV4_HLEN, writeIpv4Header } from "./ipv4.js";
 
 export const IPPROTO_GRE = 47;
@@ -51,10 +51,8 @@ export function greEncap(
 ): number {
   const greLen = csum ? GRE_HLEN + GRE_CSUM_LEN : GRE_HLEN;
   const hdr = IPV4_HLEN + greLen;
-  const total = hdr + srcL3Len;
-  if (outL3Off < 0 || srcL3Off < 0 || srcL3Len < 0 || srcL3Off + srcL3Len > src.length) return 0;
-  if (total > 0xffff || outL3Off + total > out.length) return 0;
-  moveBytes(out, outL3Off + hdr, src, srcL3Off, srcL3Len);
+  const total = placeInner(out, outL3Off, src, srcL3Off, srcL3Len, hdr);
+  if (total === 0) return 0;
   const g = outL3Off + IPV4_HLEN;
   writeU16(out, g, csum ? GRE_CSUM : 0);
   writeU16(out, g + 2, ETH_P_IP);

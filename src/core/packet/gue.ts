@@ -19,9 +19,9 @@
 // messages and proto_ctype 0 dropped.
 
 import { readU16, readU32, writeU16, writeU32 } from "../addr.js";
-import { moveBytes } from "./bytes.js";
 import { csumAdd, csumFinish, l4ChecksumV4 } from "./csum.js";
 import { IPPROTO_IPIP, IPPROTO_UDP } from "./flow.js";
+import { placeInner } from "./ipip.js";
 import { IP_DF, IPV4_HLEN, writeIpv4Header } from "./ipv4.js";
 import { UDP_HLEN } from "./udp.js";
 
@@ -100,10 +100,8 @@ export function gueEncap(
 ): number {
   const optLen = remcsumStart >= 0 ? GUE_REMCSUM_OVERHEAD : 0;
   const hdr = IPV4_HLEN + UDP_HLEN + GUE_HLEN + optLen;
-  const total = hdr + srcL3Len;
-  if (outL3Off < 0 || srcL3Off < 0 || srcL3Len < 0 || srcL3Off + srcL3Len > src.length) return 0;
-  if (total > 0xffff || outL3Off + total > out.length) return 0;
-  moveBytes(out, outL3Off + hdr, src, srcL3Off, srcL3Len);
+  const total = placeInner(out, outL3Off, src, srcL3Off, srcL3Len, hdr);
+  if (total === 0) return 0;
   const u = outL3Off + IPV4_HLEN;
   const g = u + UDP_HLEN;
   out[g] = optLen >>> 2; // version 0, C 0, hlen
