@@ -42,6 +42,7 @@ import {
   parseVrrpScript,
 } from "./keepalived-vrrp.js";
 import {
+  type CheckCommon,
   type CheckSpec,
   ConfigError,
   type ConfigModel,
@@ -228,15 +229,7 @@ function parseUrl(ctx: Ctx, st: KaStatement): HttpUrl | null {
 
 function parseChecker(ctx: Ctx, st: KaStatement): CheckSpec | null {
   const kind = st.keyword.text as CheckKind;
-  const common: {
-    connectTimeout: number;
-    connectPort: number;
-    connectIp: number;
-    connectIp6?: string;
-    bindTo?: string;
-    retry: number;
-    delayBeforeRetry: number;
-  } = {
+  const common: CheckCommon = {
     connectTimeout: DEFAULTS.connectTimeout,
     connectPort: 0,
     connectIp: 0,

@@ -70,7 +70,7 @@ export function lbKindToFwd(k: LbKind): Fwd {
 
 const FWD_SWITCH: Record<LbKind, string> = { NAT: "-m", DR: "-g", TUN: "-i", FULLNAT: "--fullnat" };
 
-interface CheckCommon {
+export interface CheckCommon {
   /** Seconds; keepalived's connect_timeout (default 5). */
   connectTimeout: number;
   /** Port to probe, 0 = the real server's port. */

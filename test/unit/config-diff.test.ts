@@ -1,36 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatSave } from "../../src/cli/ipvsadm/format.js";
 import { parseIpvsadm } from "../../src/cli/ipvsadm/parse.js";
 import { diff } from "../../src/config/diff.js";
 import { parseKeepalived } from "../../src/config/keepalived.js";
 import { type ConfigModel, commandToIpvsadm, toCommands } from "../../src/config/model.js";
-import { serviceSnapshot, zeroStats } from "../../src/control/snapshot.js";
-import { type CtlHooks, IpvsCtl } from "../../src/core/ctl.js";
-import type { CtlCommand } from "../../src/core/ctl-types.js";
+import { saved, tableCtl } from "../support/config.js";
 
 const model = (src: string): ConfigModel => parseKeepalived(src, "t.conf").model;
-
-const noop = () => {};
-const HOOKS: CtlHooks = {
-  onSetTimeout: noop,
-  onDestRemoved: noop,
-  onServiceRemoved: noop,
-  onDestQuiesced: noop,
-};
-
-function saved(cmds: readonly CtlCommand[], ctl = new IpvsCtl(HOOKS)): string {
-  ctl.applyAll(cmds);
-  return formatSave(
-    {
-      services: ctl.services().map(serviceSnapshot),
-      connTabSize: 4096,
-      total: zeroStats(),
-      timeouts: { tcp: 0, tcpFin: 0, udp: 0 },
-    },
-    true,
-  );
-}
 
 const OLD = `
 virtual_server 10.0.0.1 80 {
@@ -112,7 +88,7 @@ describe("config diff (reload)", () => {
   });
 
   it("leads to the same table as building the new configuration from scratch", () => {
-    const ctl = new IpvsCtl(HOOKS);
+    const ctl = tableCtl();
     ctl.applyAll(toCommands(model(OLD)));
     const kept = ctl.services().find((s) => s.port === 80 && s.fwmark === 0 && s.addr === 0x0a000001);
     assert.equal(saved(diff(model(OLD), model(NEW)), ctl), saved(toCommands(model(NEW))));

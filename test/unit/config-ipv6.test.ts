@@ -5,64 +5,19 @@
 // the table does (one address, however it is written).
 
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import { formatSave } from "../../src/cli/ipvsadm/format.js";
 import { parseIpvsadm } from "../../src/cli/ipvsadm/parse.js";
 import { diff } from "../../src/config/diff.js";
 import { parseKeepalived } from "../../src/config/keepalived.js";
-import { ConfigError, type ConfigModel, commandToIpvsadm, toCommands } from "../../src/config/model.js";
+import { type ConfigModel, commandToIpvsadm, toCommands } from "../../src/config/model.js";
 import { parseYamlConfig } from "../../src/config/yaml.js";
-import { serviceSnapshot, zeroStats } from "../../src/control/snapshot.js";
 import { destSpec, inetEndpoint, SpecError, serviceSpec } from "../../src/control/spec.js";
-import { type CtlHooks, IpvsCtl } from "../../src/core/ctl.js";
-import type { CtlCommand } from "../../src/core/ctl-types.js";
 import { Fwd } from "../../src/core/dest.js";
-
-function fixture(name: string): string {
-  const dirs = [
-    join(process.cwd(), "test/fixtures"),
-    fileURLToPath(new URL("../../../test/fixtures", import.meta.url)),
-  ];
-  for (const d of dirs) if (existsSync(join(d, name))) return readFileSync(join(d, name), "utf8");
-  throw new Error(`fixture ${name} not found (run from the repository root)`);
-}
-
-const noop = () => {};
-const HOOKS: CtlHooks = {
-  onSetTimeout: noop,
-  onDestRemoved: noop,
-  onServiceRemoved: noop,
-  onDestQuiesced: noop,
-};
-
-/** The commands applied to a control core, listed as ipvsadm -Sn lists them. */
-function saved(cmds: readonly CtlCommand[], ctl = new IpvsCtl(HOOKS)): string {
-  ctl.applyAll(cmds);
-  return formatSave(
-    {
-      services: ctl.services().map(serviceSnapshot),
-      connTabSize: 4096,
-      total: zeroStats(),
-      timeouts: { tcp: 0, tcpFin: 0, udp: 0 },
-    },
-    true,
-  );
-}
+import { configErrors, fixture, saved, tableCtl } from "../support/config.js";
 
 const ka = (src: string): ConfigModel => parseKeepalived(src, "k.conf").model;
 
-function errorsOf(parse: () => unknown): string[] {
-  try {
-    parse();
-  } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
-    return e.message.split("\n");
-  }
-  assert.fail("expected a ConfigError");
-}
+const errorsOf = configErrors;
 
 describe("control/spec: IPv6 services and destinations", () => {
   it("takes text of either family, canonicalises IPv6, defaults the granularity to /128", () => {
@@ -449,7 +404,7 @@ virtual_server fwmark 5 {
   });
 
   it("leads to the same table as building the new configuration from scratch", () => {
-    const ctl = new IpvsCtl(HOOKS);
+    const ctl = tableCtl();
     ctl.applyAll(toCommands(ka(OLD)));
     const kept = ctl.services().find((s) => s.af === 6 && s.fwmark === 0);
     assert.equal(saved(diff(ka(OLD), ka(NEW)), ctl), saved(toCommands(ka(NEW))));

@@ -1,30 +1,11 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { parseKeepalived, parseStatements, tokenize } from "../../src/config/keepalived.js";
-import { ConfigError, commandToIpvsadm, toCommands } from "../../src/config/model.js";
+import { commandToIpvsadm, toCommands } from "../../src/config/model.js";
 import { parseIPv4 } from "../../src/core/addr.js";
+import { configErrors, fixture } from "../support/config.js";
 
-function fixture(name: string): string {
-  const dirs = [
-    join(process.cwd(), "test/fixtures"),
-    fileURLToPath(new URL("../../../test/fixtures", import.meta.url)),
-  ];
-  for (const d of dirs) if (existsSync(join(d, name))) return readFileSync(join(d, name), "utf8");
-  throw new Error(`fixture ${name} not found (run from the repository root)`);
-}
-
-function errorsOf(src: string, file = "k.conf"): string[] {
-  try {
-    parseKeepalived(src, file);
-  } catch (e) {
-    assert.ok(e instanceof ConfigError);
-    return e.message.split("\n");
-  }
-  assert.fail("expected a ConfigError");
-}
+const errorsOf = (src: string, file = "k.conf"): string[] => configErrors(() => parseKeepalived(src, file));
 
 const ip = (s: string) => parseIPv4(s)!;
 

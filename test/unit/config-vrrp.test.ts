@@ -1,36 +1,17 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { diff } from "../../src/config/diff.js";
 import { parseKeepalived } from "../../src/config/keepalived.js";
-import { ConfigError, commandToIpvsadm, type ParsedConfig, toCommands } from "../../src/config/model.js";
+import { commandToIpvsadm, toCommands } from "../../src/config/model.js";
 import { haSummary } from "../../src/config/vrrp.js";
 import { parseYamlConfig } from "../../src/config/yaml.js";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { vrrpInstanceDefaults } from "../../src/core/vrrp/config.js";
-
-function fixture(name: string): string {
-  const dirs = [
-    join(process.cwd(), "test/fixtures"),
-    fileURLToPath(new URL("../../../test/fixtures", import.meta.url)),
-  ];
-  for (const d of dirs) if (existsSync(join(d, name))) return readFileSync(join(d, name), "utf8");
-  throw new Error(`fixture ${name} not found (run from the repository root)`);
-}
+import { configErrors, fixture } from "../support/config.js";
 
 const ip = (s: string) => parseIPv4(s)!;
 
-function errorsOf(parse: () => ParsedConfig): string[] {
-  try {
-    parse();
-  } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
-    return e.message.split("\n");
-  }
-  assert.fail("expected a ConfigError");
-}
+const errorsOf = configErrors;
 const kaErrors = (src: string) => errorsOf(() => parseKeepalived(src, "k.conf"));
 const yamlErrors = (src: string) => errorsOf(() => parseYamlConfig(src, "c.yaml"));
 const kaWarnings = (src: string) =>

@@ -172,6 +172,28 @@ const T = {
 
 const addService = { protocol: "tcp", address: VIP, port: 80, scheduler: "rr" };
 
+/** A /commands batch as the control socket takes it: a UDP service on 53 and one NAT real server. */
+function dnsBatch(key: object, netmask: number, rs: object): object[] {
+  return [
+    { op: "add-service", svc: { ...key, schedName: "rr", flags: 0, timeout: 0, netmask, peName: "" } },
+    {
+      op: "add-dest",
+      key,
+      dest: {
+        ...rs,
+        port: 53,
+        fwd: 0,
+        weight: 1,
+        uThreshold: 0,
+        lThreshold: 0,
+        tunType: 0,
+        tunPort: 0,
+        tunFlags: 0,
+      },
+    },
+  ];
+}
+
 async function withService(h: Harness): Promise<void> {
   assert.equal((await h.call("POST", `${P}/services`, T.services, { body: addService })).statusCode, 201);
   for (const [addr, weight] of [
@@ -315,29 +337,11 @@ describe("REST API: reads and writes on loopback", () => {
 
   it("a batch of ControlCommands applies whole", async () => {
     const h = await harness(true);
-    const key = { af: 4, protocol: 17, addr: parseIPv4(VIP), port: 53, fwmark: 0 };
-    const commands = [
-      {
-        op: "add-service",
-        svc: { ...key, schedName: "rr", flags: 0, timeout: 0, netmask: 0xffffffff, peName: "" },
-      },
-      {
-        op: "add-dest",
-        key,
-        dest: {
-          af: 4,
-          addr: parseIPv4(IP.rs1),
-          port: 53,
-          fwd: 0,
-          weight: 1,
-          uThreshold: 0,
-          lThreshold: 0,
-          tunType: 0,
-          tunPort: 0,
-          tunFlags: 0,
-        },
-      },
-    ];
+    const commands = dnsBatch(
+      { af: 4, protocol: 17, addr: parseIPv4(VIP), port: 53, fwmark: 0 },
+      0xffffffff,
+      { af: 4, addr: parseIPv4(IP.rs1) },
+    );
     const r = await h.call("POST", `${P}/commands`, T.commands, { body: { commands } });
     assert.equal(r.statusCode, 200, r.body);
     assert.deepEqual(r.json(), { applied: 2 });
@@ -769,27 +773,11 @@ describe("REST API: IPv6", () => {
         [RS6[0], 6],
       ],
     );
-    const key = { af: 6, protocol: 17, addr: 0, addr6: "2001:db8::53", port: 53, fwmark: 0 };
-    const commands = [
-      { op: "add-service", svc: { ...key, schedName: "rr", flags: 0, timeout: 0, netmask: 128, peName: "" } },
-      {
-        op: "add-dest",
-        key,
-        dest: {
-          af: 6,
-          addr: 0,
-          addr6: "2001:db8:1::53",
-          port: 53,
-          fwd: 0,
-          weight: 1,
-          uThreshold: 0,
-          lThreshold: 0,
-          tunType: 0,
-          tunPort: 0,
-          tunFlags: 0,
-        },
-      },
-    ];
+    const commands = dnsBatch(
+      { af: 6, protocol: 17, addr: 0, addr6: "2001:db8::53", port: 53, fwmark: 0 },
+      128,
+      { af: 6, addr: 0, addr6: "2001:db8:1::53" },
+    );
     const r = await h.call("POST", `${P}/commands`, T.commands, { body: { commands } });
     assert.equal(r.statusCode, 200, r.body);
     const dns = await h.call(
