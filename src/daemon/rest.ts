@@ -184,17 +184,11 @@ function serviceOut(s: ServiceSnapshot): Record<string, unknown> {
   };
 }
 
-/**
- * A connection with its IPv6 sides as text, when the data path fills them in: each `*6` field
- * stands for its IPv4 twin (which then holds the fold). Either side may be IPv6 alone (NAT64).
- */
-type ConnView6 = ConnView & { caddr6?: string; vaddr6?: string; daddr6?: string; laddr6?: string };
-
 function endpoint(addr: number, addr6: string | undefined, port: number): { address: string; port: number } {
   return { address: addr6 ?? formatIPv4(addr), port };
 }
 
-function connOut(c: ConnView6): Record<string, unknown> {
+function connOut(c: ConnView): Record<string, unknown> {
   return {
     protocol: PROTO_NAMES[c.protocol] ?? String(c.protocol),
     state: c.state,
@@ -503,7 +497,7 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
         const vip = endpointFilter("vip", q.vip);
         const server = endpointFilter("server", q.server);
         const all = ((await table(true)).conns ?? []).filter(
-          (c: ConnView6) =>
+          (c) =>
             (client === null || client(c.caddr, c.caddr6, c.cport)) &&
             (vip === null || vip(c.vaddr, c.vaddr6, c.vport)) &&
             (server === null || server(c.daddr, c.daddr6, c.dport)),

@@ -1030,24 +1030,22 @@ describe("REST API: IPv6", () => {
 
   it("connections: IPv6 endpoints as text, filters ADDR, ADDR:PORT, bare IPv6 and [IPv6]:PORT", async () => {
     const base = fakeDaemon();
-    base.api.apply([]);
-    const conn = (o: Partial<ConnView> & Record<string, unknown>): ConnView =>
-      ({
-        protocol: 6,
-        expiresMs: 900_000,
-        state: "ESTABLISHED",
-        caddr: 0,
-        cport: 0,
-        vaddr: 0,
-        vport: 80,
-        daddr: 0,
-        dport: 80,
-        laddr: 0,
-        lport: 0,
-        template: false,
-        fwmark: 0,
-        ...o,
-      }) as ConnView;
+    const conn = (o: Partial<ConnView>): ConnView => ({
+      protocol: 6,
+      expiresMs: 900_000,
+      state: "ESTABLISHED",
+      caddr: 0,
+      cport: 0,
+      vaddr: 0,
+      vport: 80,
+      daddr: 0,
+      dport: 80,
+      laddr: 0,
+      lport: 0,
+      template: false,
+      fwmark: 0,
+      ...o,
+    });
     // The data path's IPv6 entries: the folds in the numbers, the text beside them.
     const conns = [
       conn({
