@@ -20,7 +20,6 @@ import {
   type TableSnapshot,
   zeroStats,
 } from "../../src/control/snapshot.js";
-import { parseIPv4 } from "../../src/core/addr.js";
 import {
   buildSnapshot,
   type DashboardSnapshot,
@@ -39,31 +38,14 @@ import {
   type SseClient,
 } from "../../src/daemon/dashboard-http.js";
 import type { DaemonStatus, Request, Response } from "../../src/daemon/protocol.js";
-
-const a = (s: string): number => parseIPv4(s) ?? 0;
+import { destSnap, serviceSnap } from "../support/snapshots.js";
 
 function stats(o: Partial<StatsSnapshot> = {}): StatsSnapshot {
   return { ...zeroStats(), ...o };
 }
 
 function dest(addr: string, port: number, weight: number, st = stats(), active = 0, inact = 0): DestSnapshot {
-  return {
-    af: 4,
-    addr: a(addr),
-    port,
-    fwd: 0,
-    weight,
-    uThreshold: 0,
-    lThreshold: 0,
-    activeConns: active,
-    inactConns: inact,
-    persistConns: 0,
-    tunType: 0,
-    tunPort: 0,
-    tunFlags: 0,
-    available: true,
-    stats: st,
-  };
+  return destSnap(addr, port, { weight, activeConns: active, inactConns: inact, stats: st });
 }
 
 function service(
@@ -71,20 +53,7 @@ function service(
   dests: DestSnapshot[],
   st = stats(),
 ): ServiceSnapshot {
-  return {
-    af: 4,
-    protocol: k.protocol,
-    addr: a(k.addr),
-    port: k.port,
-    fwmark: k.fwmark ?? 0,
-    schedName: "rr",
-    flags: 0,
-    timeout: 0,
-    netmask: 0xffffffff,
-    peName: "",
-    stats: st,
-    dests,
-  };
+  return serviceSnap(k, dests, { schedName: "rr", stats: st });
 }
 
 function table(services: ServiceSnapshot[], total = stats()): TableSnapshot {

@@ -15,6 +15,7 @@ import {
 import { parseIPv4 } from "../../src/core/addr.js";
 import { metricsText } from "../../src/daemon/metrics.js";
 import type { DaemonStatus } from "../../src/daemon/protocol.js";
+import { destSnap, serviceSnap } from "../support/snapshots.js";
 
 interface Sample {
   value: string;
@@ -48,23 +49,7 @@ function dest(
   inact: number,
   st = zeroStats(),
 ): DestSnapshot {
-  return {
-    af: 4,
-    addr: a(addr),
-    port,
-    fwd: 0,
-    weight,
-    uThreshold: 0,
-    lThreshold: 0,
-    activeConns: active,
-    inactConns: inact,
-    persistConns: 0,
-    tunType: 0,
-    tunPort: 0,
-    tunFlags: 0,
-    available: true,
-    stats: st,
-  };
+  return destSnap(addr, port, { weight, activeConns: active, inactConns: inact, stats: st });
 }
 
 function service(
@@ -72,20 +57,7 @@ function service(
   dests: DestSnapshot[],
   st = zeroStats(),
 ): ServiceSnapshot {
-  return {
-    af: 4,
-    protocol: s.protocol,
-    addr: a(s.addr),
-    port: s.port,
-    fwmark: s.fwmark ?? 0,
-    schedName: "wlc",
-    flags: 0,
-    timeout: 0,
-    netmask: 0xffffffff,
-    peName: "",
-    stats: st,
-    dests,
-  };
+  return serviceSnap(s, dests, { stats: st });
 }
 
 // node_exporter's fixture (/proc/net/ip_vs in collector/fixtures), as a tsvs table.

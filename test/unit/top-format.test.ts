@@ -16,6 +16,7 @@ import {
 } from "../../src/control/snapshot.js";
 import { parseIPv4 } from "../../src/core/addr.js";
 import type { DaemonStatus } from "../../src/daemon/protocol.js";
+import { destSnap, serviceSnap } from "../support/snapshots.js";
 
 const a = (s: string): number => parseIPv4(s) ?? 0;
 
@@ -30,40 +31,11 @@ function stats(
 }
 
 function dest(addr: string, weight: number, active: number, inact: number, st: StatsSnapshot): DestSnapshot {
-  return {
-    af: 4,
-    addr: a(addr),
-    port: 80,
-    fwd: 0,
-    weight,
-    uThreshold: 0,
-    lThreshold: 0,
-    activeConns: active,
-    inactConns: inact,
-    persistConns: 0,
-    tunType: 0,
-    tunPort: 0,
-    tunFlags: 0,
-    available: true,
-    stats: st,
-  };
+  return destSnap(addr, 80, { weight, activeConns: active, inactConns: inact, stats: st });
 }
 
 function service(vip: string, st: StatsSnapshot, dests: DestSnapshot[]): ServiceSnapshot {
-  return {
-    af: 4,
-    protocol: 6,
-    addr: a(vip),
-    port: 80,
-    fwmark: 0,
-    schedName: "wlc",
-    flags: 0,
-    timeout: 0,
-    netmask: 0xffffffff,
-    peName: "",
-    stats: st,
-    dests,
-  };
+  return serviceSnap({ protocol: 6, addr: vip, port: 80 }, dests, { stats: st });
 }
 
 function table(services: ServiceSnapshot[], total: StatsSnapshot): TableSnapshot {
