@@ -75,8 +75,10 @@ export class HostFollower {
         carrier: l.lowerUp,
         served: this.served.has(l.ifindex),
         addrs: l.addrs.map((a) => `${formatIPv4(a.addr)}/${a.prefix}`),
+        addrs6: l.addrs6.map((a) => `${a.addr6}/${a.prefix}`),
       })),
-      routes: this.view.routes.length,
+      routes: this.view.routes.filter((r) => r.dst6 === undefined).length,
+      routes6: this.view.routes.filter((r) => r.dst6 !== undefined).length,
       changes: this.changes,
       updates: this.updates,
       lastChange: this.lastChange === null ? null : new Date(this.lastChange).toISOString(),
@@ -110,7 +112,7 @@ export class HostFollower {
     const reopen = changedLinks(nextView, before);
     this.view = nextView;
     try {
-      guard.follow(this.ifnames, nextView.locals);
+      guard.follow(this.ifnames, nextView.locals, nextView.locals6);
     } catch (e) {
       // Most likely an interface went away between the reading and nft: read again shortly.
       this.log.error({ err: (e as Error).message }, "nft guard update failed (retrying)");
@@ -127,6 +129,7 @@ export class HostFollower {
       {
         interfaces: this.ifnames,
         locals: nextView.locals.length,
+        locals6: nextView.locals6.length,
         routes: nextView.routes.length,
         hostVips: this.opts.hostVips,
       },

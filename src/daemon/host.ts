@@ -8,7 +8,7 @@
 // events that may have been lost (ENOBUFS) or arrived out of order.
 
 import { formatIPv4 } from "../core/addr.js";
-import type { IfaceAddr, IfaceConfig, RouteConfig } from "../core/route.js";
+import type { IfaceAddr, IfaceAddr6, IfaceConfig, RouteConfig } from "../core/route.js";
 import { RT_TABLE_LOCAL, RT_TABLE_MAIN, type RtnlEvent, RtnlSocket } from "../io/rtnetlink.js";
 import { type HostLink, type HostState, ifaceConfig } from "./kernel.js";
 
@@ -56,7 +56,9 @@ export interface HostView {
   routes: RouteConfig[];
   /** The served links' own addresses (the guard's local4, the filter's locals). */
   locals: number[];
-  /** Every locally delivered address of the host (--host-vips). */
+  /** The served links' own IPv6 addresses, link-local ones included (the guard's local6). */
+  locals6: string[];
+  /** Every locally delivered address of the host (--host-vips), IPv6 ones with addr6. */
   hostLocal: IfaceAddr[];
 }
 
@@ -67,8 +69,13 @@ export function hostView(state: HostState, served: readonly HostLink[]): HostVie
     interfaces,
     routes: state.routes
       .filter((r) => idx.has(r.ifindex))
-      .map((r) => ({ dst: r.dst, prefix: r.prefix, via: r.via, ifindex: r.ifindex })),
+      .map((r) =>
+        r.dst6 === undefined
+          ? { dst: r.dst, prefix: r.prefix, via: r.via, ifindex: r.ifindex }
+          : { dst: 0, prefix: r.prefix, via: 0, ifindex: r.ifindex, dst6: r.dst6, via6: r.via6 ?? "" },
+      ),
     locals: interfaces.flatMap((i) => i.addrs.map((a) => a.addr)),
+    locals6: [...new Set(interfaces.flatMap((i) => (i.addrs6 ?? []).map((a) => a.addr6)))],
     hostLocal: state.local,
   };
 }
@@ -76,7 +83,7 @@ export function hostView(state: HostState, served: readonly HostLink[]): HostVie
 /** A comparable key of what a worker is given (equal keys: nothing to send). */
 export function viewKey(v: HostView): string {
   return JSON.stringify([
-    v.interfaces.map((i) => [i.ifindex, i.name, [...i.mac], i.mtu, i.addrs]),
+    v.interfaces.map((i) => [i.ifindex, i.name, [...i.mac], i.mtu, i.addrs, i.addrs6, i.forwarding6]),
     v.routes,
     v.hostLocal,
   ]);
@@ -88,11 +95,19 @@ export interface HostChange {
   [field: string]: unknown;
 }
 
-const cidr = (a: IfaceAddr): string => `${formatIPv4(a.addr)}/${a.prefix}`;
+const cidr = (a: IfaceAddr): string => `${a.addr6 ?? formatIPv4(a.addr)}/${a.prefix}`;
+const cidr6 = (a: IfaceAddr6): string => `${a.addr6}/${a.prefix}`;
 const macText = (m: Uint8Array | null): string =>
   m === null ? "none" : [...m].map((b) => b.toString(16).padStart(2, "0")).join(":");
 
+/** As `ip route` prints it (`ip -6 route` for an IPv6 one). */
 function routeText(r: HostState["routes"][number]): string {
+  if (r.dst6 !== undefined) {
+    const dst = r.prefix === 0 ? "default" : `${r.dst6}/${r.prefix}`;
+    return r.via6 === undefined || r.via6 === ""
+      ? `${dst} dev ${r.dev}`
+      : `${dst} via ${r.via6} dev ${r.dev}`;
+  }
   const dst = r.prefix === 0 ? "default" : `${formatIPv4(r.dst)}/${r.prefix}`;
   return r.via === 0 ? `${dst} dev ${r.dev}` : `${dst} via ${formatIPv4(r.via)} dev ${r.dev}`;
 }
@@ -107,9 +122,9 @@ export function diffHost(a: HostState, b: HostState): HostChange[] {
     const o = before.get(l.ifindex);
     if (o === undefined) {
       out.push({ what: "link added", name: l.name, ifindex: l.ifindex, up: l.up });
-      for (const x of l.addrs) {
-        out.push({ what: "address added", dev: l.name, addr: cidr(x) });
-        addrChanged.add(formatIPv4(x.addr));
+      for (const x of addrsOf(l)) {
+        out.push({ what: "address added", dev: l.name, addr: x });
+        addrChanged.add(bare(x));
       }
       continue;
     }
@@ -120,23 +135,23 @@ export function diffHost(a: HostState, b: HostState): HostChange[] {
     if (macText(o.mac) !== macText(l.mac))
       out.push({ what: "MAC changed", name: l.name, mac: macText(l.mac), was: macText(o.mac) });
     if (o.mtu !== l.mtu) out.push({ what: "MTU changed", name: l.name, mtu: l.mtu, was: o.mtu });
-    const oa = new Set(o.addrs.map(cidr));
-    const na = new Set(l.addrs.map(cidr));
-    for (const x of l.addrs)
-      if (!oa.has(cidr(x))) {
-        out.push({ what: "address added", dev: l.name, addr: cidr(x) });
-        addrChanged.add(formatIPv4(x.addr));
+    const oa = new Set(addrsOf(o));
+    const na = new Set(addrsOf(l));
+    for (const x of na)
+      if (!oa.has(x)) {
+        out.push({ what: "address added", dev: l.name, addr: x });
+        addrChanged.add(bare(x));
       }
-    for (const x of o.addrs)
-      if (!na.has(cidr(x))) {
-        out.push({ what: "address removed", dev: l.name, addr: cidr(x) });
-        addrChanged.add(formatIPv4(x.addr));
+    for (const x of oa)
+      if (!na.has(x)) {
+        out.push({ what: "address removed", dev: l.name, addr: x });
+        addrChanged.add(bare(x));
       }
   }
   for (const o of a.links) {
     if (after.has(o.ifindex)) continue;
     out.push({ what: "link removed", name: o.name, ifindex: o.ifindex });
-    for (const x of o.addrs) addrChanged.add(formatIPv4(x.addr));
+    for (const x of addrsOf(o)) addrChanged.add(bare(x));
   }
   const ra = new Set(a.routes.map(routeText));
   const rb = new Set(b.routes.map(routeText));
@@ -147,12 +162,21 @@ export function diffHost(a: HostState, b: HostState): HostChange[] {
   // (`ip route add local 198.18.0.100 dev lo`, the other way to give the host a VIP).
   const la = new Set(a.local.map(cidr));
   const lb = new Set(b.local.map(cidr));
-  const own = (x: IfaceAddr): boolean => x.prefix === 32 && addrChanged.has(formatIPv4(x.addr));
+  const own = (x: IfaceAddr): boolean =>
+    x.prefix === (x.addr6 === undefined ? 32 : 128) && addrChanged.has(x.addr6 ?? formatIPv4(x.addr));
   for (const x of b.local)
     if (!la.has(cidr(x)) && !own(x)) out.push({ what: "local route added", dst: cidr(x) });
   for (const x of a.local)
     if (!lb.has(cidr(x)) && !own(x)) out.push({ what: "local route removed", dst: cidr(x) });
   return out;
+}
+
+/** The address of an addr/prefix. */
+const bare = (cidrText: string): string => cidrText.slice(0, cidrText.indexOf("/"));
+
+/** A link's addresses as `ip addr` names them (addr/prefix), IPv4 then IPv6. */
+function addrsOf(l: HostLink): string[] {
+  return [...l.addrs.map(cidr), ...l.addrs6.map(cidr6)];
 }
 
 /** Does an event concern what the daemon follows? Routes of other tables than main and local do not. */

@@ -687,10 +687,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   let config: DaemonConfig | null = null;
   const ctx: RequestContext = {
     pool,
-    guard: new NftGuard(host.ifnames, view.locals, {
-      owned: [...new Set(opts.lips)].sort((a, b) => a - b),
-      nat: [],
-    }),
+    guard: new NftGuard(
+      host.ifnames,
+      view.locals,
+      { owned: [...new Set(opts.lips)].sort((a, b) => a - b), nat: [] },
+      view.locals6,
+    ),
     host,
     log,
     control,

@@ -19,12 +19,26 @@
 //       ip saddr . ip protocol @nat4any ip daddr != @local4 drop
 //                                                        the same for port-0 destinations (PCC,
 //                                                        fwmark): replies from any port
+//     and the same for IPv6, with own6, local6 (link-local addresses included), nat6, nat6any:
+//       ip6 daddr @own6 drop                             requests to IPv6 VIPs, echo to them
+//       icmpv6 type nd-neighbor-solicit @th,64,128 @nd6 drop
+//                                                        NS whose target is a VIP (tsvs answers):
+//                                                        nd6 holds own6 as 128-bit integers, since
+//                                                        nft compares a raw payload (the target,
+//                                                        after the ICMPv6 header's 8 bytes) with
+//                                                        integers only
+//       ip6 saddr . meta l4proto . th sport @nat6 ip6 daddr != @local6 drop
+//       ip6 saddr . meta l4proto @nat6any ip6 daddr != @local6 drop
+//                                                        NAT replies (meta l4proto: after any
+//                                                        extension header)
+//     Everything else IPv6 (the host's own addresses, its NDP, router advertisements) stays with
+//     the kernel.
 //
 // Updates replace the whole table in one `nft -f` transaction (create, delete, recreate), so
 // there is no instant without a guard and a table left by a crashed daemon goes away on start.
 
 import { execFileSync } from "node:child_process";
-import { formatIPv4 } from "../core/addr.js";
+import { formatIPv4, parseIPv6 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
 import type { Guard } from "./worker.js";
 
@@ -54,23 +68,63 @@ function elements(items: string[]): string {
   return items.length === 0 ? "" : ` elements = { ${items.join(", ")} };`;
 }
 
-/** The nft script that replaces the table (pure: tested by reading it). */
-export function guardScript(ifnames: readonly string[], locals: readonly number[], guard: Guard): string {
-  const own = guard.owned.map(formatIPv4);
-  const local = [...new Set(locals)].sort((a, b) => a - b).map(formatIPv4);
+/** A NAT or FULLNAT destination with an IPv6 address (text), as GuardDest has an IPv4 one. */
+export interface GuardDest6 {
+  addr6: string;
+  proto: number;
+  port: number;
+}
+
+/**
+ * The IPv6 side of what the workers own: their IPv6 VIPs (text) and NAT destinations. Optional so
+ * that a guard without IPv6 is the IPv4 Guard as it was.
+ */
+export interface Guard6 {
+  owned6?: string[];
+  nat6?: GuardDest6[];
+}
+
+/** A guarded destination's `addr . proto . port` and `addr . proto` (port 0) elements. */
+function natElements(
+  dests: readonly { proto: number; port: number }[],
+  addr: (i: number) => string,
+): [string[], string[]] {
   const nat: string[] = [];
   const natAny: string[] = [];
-  for (const d of guard.nat) {
+  dests.forEach((d, i) => {
     const protos = d.proto === 0 ? [6, 17] : [d.proto];
     for (const p of protos) {
       const name = PROTO_NAMES[p];
       if (name === undefined) continue;
       // Port 0 (PCC and fwmark destinations): the connection keeps the client's port, so a
       // reply may come from any port of the RIP.
-      if (d.port === 0) natAny.push(`${formatIPv4(d.addr)} . ${name}`);
-      else nat.push(`${formatIPv4(d.addr)} . ${name} . ${d.port}`);
+      if (d.port === 0) natAny.push(`${addr(i)} . ${name}`);
+      else nat.push(`${addr(i)} . ${name} . ${d.port}`);
     }
-  }
+  });
+  return [nat, [...new Set(natAny)]];
+}
+
+/** An IPv6 address as the 128-bit integer nft compares a raw payload with. */
+function ipv6Integer(a: string): string {
+  const b = parseIPv6(a);
+  if (b === null) throw new TsvsError("TSVS_ERR_NFT", `bad IPv6 address ${JSON.stringify(a)}`);
+  return `0x${Buffer.from(b).toString("hex")}`;
+}
+
+/** The nft script that replaces the table (pure: tested by reading it). */
+export function guardScript(
+  ifnames: readonly string[],
+  locals: readonly number[],
+  guard: Guard & Guard6,
+  locals6: readonly string[] = [],
+): string {
+  const own = guard.owned.map(formatIPv4);
+  const local = [...new Set(locals)].sort((a, b) => a - b).map(formatIPv4);
+  const [nat, natAny] = natElements(guard.nat, (i) => formatIPv4(guard.nat[i].addr));
+  const own6 = [...new Set(guard.owned6 ?? [])];
+  const nat6Dests = guard.nat6 ?? [];
+  const [nat6, nat6Any] = natElements(nat6Dests, (i) => nat6Dests[i].addr6);
   const t = `${NFT_FAMILY} ${NFT_TABLE}`;
   const lines = [
     `table ${t} {}`,
@@ -79,7 +133,12 @@ export function guardScript(ifnames: readonly string[], locals: readonly number[
     `  set own4 { type ipv4_addr;${elements(own)} }`,
     `  set local4 { type ipv4_addr;${elements(local)} }`,
     `  set nat4 { type ipv4_addr . inet_proto . inet_service;${elements(nat)} }`,
-    `  set nat4any { type ipv4_addr . inet_proto;${elements([...new Set(natAny)])} }`,
+    `  set nat4any { type ipv4_addr . inet_proto;${elements(natAny)} }`,
+    `  set own6 { type ipv6_addr;${elements(own6)} }`,
+    `  set nd6 { typeof @th,64,128;${elements(own6.map(ipv6Integer))} }`,
+    `  set local6 { type ipv6_addr;${elements([...new Set(locals6)])} }`,
+    `  set nat6 { type ipv6_addr . inet_proto . inet_service;${elements(nat6)} }`,
+    `  set nat6any { type ipv6_addr . inet_proto;${elements(nat6Any)} }`,
   ];
   for (const ifname of ifnames) {
     lines.push(
@@ -89,6 +148,10 @@ export function guardScript(ifnames: readonly string[], locals: readonly number[
       "    arp daddr ip @own4 drop",
       "    ip saddr . ip protocol . th sport @nat4 ip daddr != @local4 drop",
       "    ip saddr . ip protocol @nat4any ip daddr != @local4 drop",
+      "    ip6 daddr @own6 drop",
+      "    icmpv6 type nd-neighbor-solicit @th,64,128 @nd6 drop",
+      "    ip6 saddr . meta l4proto . th sport @nat6 ip6 daddr != @local6 drop",
+      "    ip6 saddr . meta l4proto @nat6any ip6 daddr != @local6 drop",
       "  }",
     );
   }
@@ -115,8 +178,13 @@ function nft(args: string[], input?: string): void {
 }
 
 /** Installs or replaces the guard table atomically. */
-export function applyGuard(ifnames: readonly string[], locals: readonly number[], guard: Guard): void {
-  nft(["-f", "-"], guardScript(ifnames, locals, guard));
+export function applyGuard(
+  ifnames: readonly string[],
+  locals: readonly number[],
+  guard: Guard & Guard6,
+  locals6: readonly string[] = [],
+): void {
+  nft(["-f", "-"], guardScript(ifnames, locals, guard, locals6));
 }
 
 /** Removes the guard table; silent when it is not there. */
@@ -138,7 +206,7 @@ export function guardPresent(): boolean {
   }
 }
 
-function sameGuard(a: Guard, b: Guard): boolean {
+function sameGuard(a: Guard & Guard6, b: Guard & Guard6): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
@@ -153,24 +221,26 @@ export class NftGuard {
   constructor(
     private ifnames: readonly string[],
     private locals: readonly number[],
-    private current: Guard,
+    private current: Guard & Guard6,
+    /** The interfaces' IPv6 addresses (HostView.locals6). */
+    private locals6: readonly string[] = [],
   ) {}
 
-  get guard(): Guard {
+  get guard(): Guard & Guard6 {
     return this.current;
   }
 
   /** Installs the table (replacing one a crashed daemon left). Throws with nft's message. */
   install(): void {
-    applyGuard(this.ifnames, this.locals, this.current);
+    applyGuard(this.ifnames, this.locals, this.current, this.locals6);
     this.updates++;
   }
 
   /** The workers' guard changed: null when the table follows (or had nothing to do), else why not. */
-  update(g: Guard): string | null {
+  update(g: Guard & Guard6): string | null {
     if (sameGuard(this.current, g)) return null;
     try {
-      applyGuard(this.ifnames, this.locals, g);
+      applyGuard(this.ifnames, this.locals, g, this.locals6);
     } catch (e) {
       return (e as Error).message;
     }
@@ -180,10 +250,15 @@ export class NftGuard {
   }
 
   /** The served interfaces or their addresses changed. Throws with nft's message (nothing changed then). */
-  follow(ifnames: readonly string[], locals: readonly number[]): void {
-    applyGuard(ifnames, locals, this.current);
+  follow(
+    ifnames: readonly string[],
+    locals: readonly number[],
+    locals6: readonly string[] = this.locals6,
+  ): void {
+    applyGuard(ifnames, locals, this.current, locals6);
     this.ifnames = ifnames;
     this.locals = locals;
+    this.locals6 = locals6;
     this.updates++;
   }
 

@@ -120,7 +120,7 @@ export interface HostStatus {
   following: boolean;
   /** --host-vips: VIPs served only while the host has them. */
   hostVips: boolean;
-  /** Every link of the namespace: operational state, admin up, carrier, served, IPv4 addresses. */
+  /** Every link of the namespace: operational state, admin up, carrier, served, addresses. */
   interfaces: Array<{
     name: string;
     ifindex: number;
@@ -128,10 +128,15 @@ export interface HostStatus {
     up: boolean;
     carrier: boolean;
     served: boolean;
+    /** IPv4 addresses, addr/prefix. */
     addrs: string[];
+    /** IPv6 addresses, addr/prefix, link-local ones included (not those still tentative). */
+    addrs6: string[];
   }>;
-  /** Main-table routes through served interfaces. */
+  /** Main-table IPv4 routes through served interfaces. */
   routes: number;
+  /** Main-table IPv6 routes through served interfaces. */
+  routes6: number;
   /** Readings that found a difference, and updates sent to the data plane. */
   changes: number;
   updates: number;

@@ -244,7 +244,13 @@ describe("what changed between two readings", () => {
       desc: "a link deleted, another added",
       next: variant((s) => {
         s.links = s.links.filter((l) => l.name !== "port1");
-        s.links.push({ ...structuredClone(link(s, "eth0")), ifindex: 9, name: "eth9", addrs: [] });
+        s.links.push({
+          ...structuredClone(link(s, "eth0")),
+          ifindex: 9,
+          name: "eth9",
+          addrs: [],
+          addrs6: [],
+        });
       }),
       want: ["link added name=eth9 ifindex=9 up=true", "link removed name=port1 ifindex=4"],
     },
