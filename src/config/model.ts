@@ -217,9 +217,17 @@ export function fullGranularity(af: 4 | 6): number {
 }
 
 /**
+ * Methods whose real servers may have the other family: TUN (the kernel's ip_vs_genl_set_cmd,
+ * keepalived's rs_end_handler) and FULLNAT (DPVS's NAT64). The control core has the last word.
+ */
+export function crossesFamilies(k: LbKind): boolean {
+  return k === "TUN" || k === "FULLNAT";
+}
+
+/**
  * A fwmark virtual server's family when ip_family does not say (keepalived's vs_end_handler and
- * pgr_handler): the family of its real and sorry servers when they are not tunnelled (they must
- * all have it); tunnelled ones give theirs when they all agree. Then a granularity without a '.'
+ * pgr_handler): the family of its real and sorry servers when they cannot cross families (they
+ * must all have it); others give theirs when they all agree. Then a granularity without a '.'
  * (keepalived reads it as an IPv6 prefix length), else IPv4.
  */
 export function vsFamily(
@@ -228,7 +236,7 @@ export function vsFamily(
   granularity: string | null,
 ): 4 | 6 {
   const fams = new Set(servers.map((s) => (s.addr6 !== undefined ? 6 : 4)));
-  if (lbKind !== "TUN" && servers.length > 0) return servers[0].addr6 !== undefined ? 6 : 4;
+  if (!crossesFamilies(lbKind) && servers.length > 0) return servers[0].addr6 !== undefined ? 6 : 4;
   if (granularity !== null) return granularity.includes(".") ? 4 : 6;
   return fams.size === 1 && fams.has(6) ? 6 : 4;
 }
@@ -439,7 +447,7 @@ export function validateModel(model: ConfigModel): Diagnostic[] {
 
 /**
  * keepalived's rs_end_handler / vs_end_handler rule, which is the kernel's: a real or sorry server
- * has the virtual server's family unless it is tunnelled.
+ * has the virtual server's family unless it is tunnelled (or behind FULLNAT: crossesFamilies).
  */
 function familyErrors(
   vs: VirtualServerConfig,
@@ -449,10 +457,10 @@ function familyErrors(
   errors: Diagnostic[],
 ): void {
   const af = rs.addr6 !== undefined ? 6 : 4;
-  if (af === vs.af || vs.lbKind === "TUN") return;
+  if (af === vs.af || crossesFamilies(vs.lbKind)) return;
   errors.push({
     ...pos,
-    message: `${what} ${addrText(rs)} is ${familyName(af)}, ${serviceKeyString(serviceKeyOf(vs))} ${familyName(vs.af)}: only TUN crosses families`,
+    message: `${what} ${addrText(rs)} is ${familyName(af)}, ${serviceKeyString(serviceKeyOf(vs))} ${familyName(vs.af)}: only TUN and FULLNAT cross families`,
   });
 }
 

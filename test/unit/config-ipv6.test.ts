@@ -189,6 +189,7 @@ describe("keepalived.conf with IPv6", () => {
       // Tunnelled real servers give theirs when they agree, else IPv4 (vs_end_handler).
       ["lb_kind TUN\n real_server 2001:db8::1 80 { }\n real_server 2001:db8::2 80 { }", 6],
       ["lb_kind TUN\n real_server 2001:db8::1 80 { }\n real_server 10.0.0.2 80 { }", 4],
+      ["lb_kind FULLNAT\n real_server 10.0.0.1 80 { }\n real_server 10.0.0.2 80 { }", 4],
       // A granularity without a '.' is an IPv6 prefix length (pgr_handler)...
       ["lb_kind TUN\n persistence_timeout 60\n persistence_granularity 64", 6],
       // ...unless the real servers have already said IPv4 (tsvs's "N" prefix lengths for IPv4).
@@ -270,20 +271,25 @@ describe("keepalived.conf with IPv6", () => {
     assert.deepEqual(
       errorsOf(() => parseKeepalived(fam, "fam.conf")),
       [
-        "fam.conf:4:3: real server 10.0.0.1 is IPv4, TCP [2001:db8::100]:80 IPv6: only TUN crosses families",
+        "fam.conf:4:3: real server 10.0.0.1 is IPv4, TCP [2001:db8::100]:80 IPv6: only TUN and FULLNAT cross families",
         "fam.conf:5:3: the checker's link-local address fe80::1 needs bind_if (not in tsvs)",
         "fam.conf:10:3: the checker's bindto 10.0.0.5 is not of the family of 2001:db8:1::2, where it connects",
-        "fam.conf:1:1: sorry server 10.0.0.99 is IPv4, TCP [2001:db8::100]:80 IPv6: only TUN crosses families",
+        "fam.conf:1:1: sorry server 10.0.0.99 is IPv4, TCP [2001:db8::100]:80 IPv6: only TUN and FULLNAT cross families",
       ],
     );
   });
 
-  it("lets a tunnel cross families (the kernel's rule; the control core decides)", () => {
-    const m = ka("virtual_server 2001:db8::100 80 {\n lb_kind TUN\n real_server 10.0.0.1 80 { }\n}\n");
-    assert.deepEqual(toCommands(m).map(commandToIpvsadm), [
-      "-A -t [2001:db8::100]:80 -s wlc",
-      "-a -t [2001:db8::100]:80 -r 10.0.0.1:80 -i -w 1",
-    ]);
+  it("lets TUN and FULLNAT cross families (the kernel's rule, DPVS's NAT64; the control core decides)", () => {
+    for (const [kind, sw] of [
+      ["TUN", "-i"],
+      ["FULLNAT", "--fullnat"],
+    ] as const) {
+      const m = ka(`virtual_server 2001:db8::100 80 {\n lb_kind ${kind}\n real_server 10.0.0.1 80 { }\n}\n`);
+      assert.deepEqual(toCommands(m).map(commandToIpvsadm), [
+        "-A -t [2001:db8::100]:80 -s wlc",
+        `-a -t [2001:db8::100]:80 -r 10.0.0.1:80 ${sw} -w 1`,
+      ]);
+    }
   });
 });
 
@@ -350,7 +356,7 @@ describe("tsvs YAML with IPv6", () => {
       errorsOf(() => parseYamlConfig(fam, "f.yaml")),
       [
         "f.yaml:5:9: the checker's bindto 10.0.0.1 is not of the family of 2001:db8:1::1, where it connects",
-        "f.yaml:7:9: real server 10.0.0.2 is IPv4, TCP [2001:db8::100]:80 IPv6: only TUN crosses families",
+        "f.yaml:7:9: real server 10.0.0.2 is IPv4, TCP [2001:db8::100]:80 IPv6: only TUN and FULLNAT cross families",
       ],
     );
   });
