@@ -26,7 +26,7 @@ import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { delNetns } from "../../src/io/netns.js";
 import { commandPath } from "../../src/lab/packages.js";
-import { Children, startDaemon, startHttp, tsvsIn } from "../support/e2e-daemon.js";
+import { Children, ipvsadmDests, startDaemon, startHttp, tsvsIn } from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
 import { buildTwoLanNat, twoLanNatNames } from "../support/two-lan-nat.js";
 
@@ -78,19 +78,6 @@ function ipvsadmStats(sock: string): Map<string, number[]> {
   for (const line of r.stdout.split("\n")) {
     const f = line.trim().split(/\s+/);
     if (line.startsWith("  -> ") && /^\d/.test(f[2] ?? "")) out.set(f[1], f.slice(2, 7).map(Number));
-  }
-  return out;
-}
-
-/** Weight ActiveConn InActConn per "RIP:80". */
-function ipvsadmDests(sock: string): Map<string, number[]> {
-  const r = tsvsIn(NS.d, sock, "ipvsadm", "-Ln");
-  assert.equal(r.status, 0, r.stderr);
-  const out = new Map<string, number[]>();
-  for (const line of r.stdout.split("\n")) {
-    if (!line.startsWith("  -> ")) continue;
-    const f = line.trim().split(/\s+/);
-    if (/^\d/.test(f[3] ?? "")) out.set(f[1], f.slice(3, 6).map(Number));
   }
   return out;
 }
@@ -210,7 +197,7 @@ describe("tsvs daemon --http: the live dashboard in headless Chromium", { skip, 
     await Promise.all([startHttp(NS.r1, "r1", children), startHttp(NS.r2, "r2", children)]);
     // alpha: the real servers join on their first good check.
     for (let i = 0; ; i++) {
-      if (ipvsadmDests(sock).size === 2) break;
+      if (ipvsadmDests(NS.d, sock).size === 2) break;
       assert.ok(i < 50, `the checked servers did not join:\n${d.stderr()}`);
       await sleep(100);
     }
@@ -286,11 +273,11 @@ describe("tsvs daemon --http: the live dashboard in headless Chromium", { skip, 
     // Traffic over: the figures hold still; the page equals -Ln and --stats exactly.
     for (let tries = 0; ; tries++) {
       const s0 = ipvsadmStats(sock);
-      const d0 = ipvsadmDests(sock);
+      const d0 = ipvsadmDests(NS.d, sock);
       await nextSnapshots(page, 2);
       rows = await pageRows(page);
       const s1 = ipvsadmStats(sock);
-      const d1 = ipvsadmDests(sock);
+      const d1 = ipvsadmDests(NS.d, sock);
       const still = JSON.stringify([...s0, ...d0]) === JSON.stringify([...s1, ...d1]);
       const same = RS.every((r) => {
         const k = `${r.addr}:80`;
@@ -331,7 +318,7 @@ describe("tsvs daemon --http: the live dashboard in headless Chromium", { skip, 
     await page.waitForSelector(`${drainSel}:not([disabled])`);
     await page.click(drainSel);
     for (let i = 0; ; i++) {
-      if (ipvsadmDests(sock).get(`${RS[0].addr}:80`)?.[0] === 0) break;
+      if (ipvsadmDests(NS.d, sock).get(`${RS[0].addr}:80`)?.[0] === 0) break;
       assert.ok(i < 30, "ipvsadm -Ln never showed weight 0");
       await sleep(100);
     }
@@ -340,7 +327,7 @@ describe("tsvs daemon --http: the live dashboard in headless Chromium", { skip, 
     rows = await pageRows(page);
     assert.equal(rows[idOf(RS[0].addr)].weight, "0", "the live snapshot says 0 too");
     assert.equal(rows[idOf(RS[1].addr)].weight, String(RS[1].weight), "the other one untouched");
-    assert.equal(ipvsadmDests(sock).get(`${RS[1].addr}:80`)?.[0], RS[1].weight);
+    assert.equal(ipvsadmDests(NS.d, sock).get(`${RS[1].addr}:80`)?.[0], RS[1].weight);
 
     // The connection search (REST /api/v1/connections?client=…): the client's connections.
     await page.type(`#conn-form input[name="client"]`, "198.18.0.1");

@@ -20,6 +20,7 @@ import { delNetns, nsExecStatus } from "../../src/io/netns.js";
 import {
   Children,
   type Daemon,
+  ipvsadmDests,
   startDaemon,
   startHttp,
   startListener,
@@ -64,19 +65,6 @@ function ipvsadmStats(sock: string): Map<string, number[]> {
       out.set(svc, f.slice(2, 7).map(Number));
     } else if (line.startsWith("  -> ") && /^\d/.test(f[2] ?? ""))
       out.set(`${svc} -> ${f[1]}`, f.slice(2, 7).map(Number));
-  }
-  return out;
-}
-
-/** Weight ActiveConn InActConn per "RIP:80", from -Ln. */
-function ipvsadmDests(sock: string): Map<string, number[]> {
-  const r = tsvsIn(NS.d, sock, "ipvsadm", "-Ln");
-  assert.equal(r.status, 0, r.stderr);
-  const out = new Map<string, number[]>();
-  for (const line of r.stdout.split("\n")) {
-    if (!line.startsWith("  -> ")) continue;
-    const f = line.trim().split(/\s+/);
-    if (/^\d/.test(f[3] ?? "")) out.set(f[1], f.slice(3, 6).map(Number));
   }
   return out;
 }
@@ -147,10 +135,10 @@ describe("tsvs daemon --http: /metrics after real traffic", { skip, timeout: 90_
     for (let tries = 0; ; tries++) {
       await new Promise((r) => setTimeout(r, 300));
       const s0 = ipvsadmStats(sock);
-      const d0 = ipvsadmDests(sock);
+      const d0 = ipvsadmDests(NS.d, sock);
       fams = scrape().families;
       stats = ipvsadmStats(sock);
-      dests = ipvsadmDests(sock);
+      dests = ipvsadmDests(NS.d, sock);
       if (JSON.stringify([...s0, ...d0]) === JSON.stringify([...stats, ...dests])) break;
       assert.ok(tries < 10, "the table kept changing");
     }

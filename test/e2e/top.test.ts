@@ -20,6 +20,7 @@ import {
   Children,
   type Daemon,
   ENTRY,
+  ipvsadmDests,
   startDaemon,
   startHttp,
   startListener,
@@ -61,19 +62,6 @@ async function until(what: string, ms: number, test: () => boolean, detail: () =
     assert.ok(Date.now() < end, `${what} within ${ms} ms:\n${detail()}`);
     await sleep(100);
   }
-}
-
-/** Weight, ActiveConn, InActConn per "RIP:80", from ipvsadm -Ln. */
-function ipvsadmDests(sock: string): Map<string, number[]> {
-  const r = tsvsIn(NS.d, sock, "ipvsadm", "-Ln");
-  assert.equal(r.status, 0, r.stderr);
-  const out = new Map<string, number[]>();
-  for (const line of r.stdout.split("\n")) {
-    if (!line.startsWith("  -> ")) continue;
-    const f = line.trim().split(/\s+/);
-    if (/^\d/.test(f[3] ?? "")) out.set(f[1], f.slice(3, 6).map(Number));
-  }
-  return out;
 }
 
 /** The fields after the row's name in top's table. */
@@ -130,11 +118,11 @@ describe("tsvs top against a daemon with traffic", { skip, timeout: 60_000 }, ()
   it("--once prints the service and its real servers with ipvsadm's connection counts", async () => {
     // The counts hold still once the last FIN is answered: a frame between two equal readings.
     for (let tries = 0; ; tries++) {
-      const before = JSON.stringify([...ipvsadmDests(sock)]);
+      const before = JSON.stringify([...ipvsadmDests(NS.d, sock)]);
       const r = tsvsIn(NS.d, sock, "top", "--once", "-d", "0.3");
       assert.equal(r.status, 0, r.stderr);
       assert.ok(!r.stdout.includes("\x1b"), "no terminal control in --once");
-      const dests = ipvsadmDests(sock);
+      const dests = ipvsadmDests(NS.d, sock);
       if (before !== JSON.stringify([...dests])) {
         assert.ok(tries < 10, "the table kept changing");
         await sleep(200);

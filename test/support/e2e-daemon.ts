@@ -80,6 +80,19 @@ export function tsvsIn(
   return nsExecStatus(ns, [process.execPath, ENTRY, sub, "--control", sock, ...args], 15_000);
 }
 
+/** Weight, ActiveConn, InActConn per "RIP:PORT", from `tsvs ipvsadm -Ln` in namespace ns. */
+export function ipvsadmDests(ns: string, sock: string): Map<string, number[]> {
+  const r = tsvsIn(ns, sock, "ipvsadm", "-Ln");
+  if (r.status !== 0) throw new Error(`ipvsadm -Ln: ${r.stderr}`);
+  const out = new Map<string, number[]>();
+  for (const line of r.stdout.split("\n")) {
+    if (!line.startsWith("  -> ")) continue;
+    const f = line.trim().split(/\s+/);
+    if (/^\d/.test(f[3] ?? "")) out.set(f[1], f.slice(3, 6).map(Number));
+  }
+  return out;
+}
+
 /**
  * A node program in namespace ns that prints a line once it listens; resolves then (rejects
  * after 5 s). `src` is its source (node -e).
