@@ -1,10 +1,11 @@
 // Classic BPF for the packet sockets: a socket filter (SO_ATTACH_FILTER) compiled from the addresses
-// the engine owns, so the kernel drops frames the director has no business with before they are
-// queued for user space; and a fanout program (PACKET_FANOUT_CBPF) that sends both directions of a
+// the engine owns (IPv4 and IPv6), so the kernel drops frames the director has no business with
+// before they are queued for user space; and a fanout program (PACKET_FANOUT_CBPF) that sends both directions of a
 // NAT connection to the same worker. Instruction set: Documentation/networking/filter.rst. Socket
 // filters run on the frame from its Ethernet header (af_packet.c run_filter), with a stripped VLAN
 // tag out of the data (so offsets are the untagged ones).
 
+import { ipv6TextWords } from "../core/addr.js";
 import {
   libc,
   PACKET_FANOUT,
@@ -36,7 +37,20 @@ export const BPF_MAX_INSNS = 4096;
 
 const ETH_P_IP = 0x0800;
 const ETH_P_ARP = 0x0806;
+const ETH_P_IPV6 = 0x86dd;
 const OFF_TYPE = 12;
+// An IPv6 header after the Ethernet header; the ICMPv6 type, and an NS's target, right after it
+// (NDP with extension headers does not occur: RFC 6980 forbids fragments, and nothing else goes there).
+const OFF_IP6_NEXTHDR = 14 + 6;
+const OFF_IP6_SADDR = 14 + 8;
+const OFF_IP6_DADDR = 14 + 24;
+const OFF_ICMP6_TYPE = 14 + 40;
+const OFF_NS_TARGET = 14 + 40 + 8;
+const NEXTHDR_ICMPV6 = 58;
+const NDISC_NEIGHBOUR_SOLICITATION = 135;
+const NDISC_NEIGHBOUR_ADVERTISEMENT = 136;
+/** Instructions per IPv6 address in a set (acceptIfEq6). */
+const IP6_MATCH_INSNS = 9;
 const OFF_ARP_TPA = 14 + 24;
 const OFF_IP_PROTO = 14 + 9;
 const OFF_IP_SADDR = 14 + 12;
@@ -68,6 +82,19 @@ class Asm {
     this.emit(JEQ_K, v, 0, 1);
     this.emit(retA ? RET_A : RET_K, ret);
   }
+  /**
+   * "if the 16 bytes at off are w, return ret": IP6_MATCH_INSNS instructions, the last word (the
+   * one that differs most between neighbouring addresses) first.
+   */
+  acceptIfEq6(off: number, w: Int32Array, ret: number): void {
+    const order = [3, 0, 1, 2];
+    for (let i = 0; i < 4; i++) {
+      const k = order[i];
+      this.emit(LD_W_ABS, off + 4 * k);
+      this.emit(JEQ_K, w[k], 0, 7 - 2 * i);
+    }
+    this.emit(RET_K, ret);
+  }
   encode(): BpfProgram {
     const out = new Uint8Array(this.insns.length * 8);
     const dv = new DataView(out.buffer);
@@ -90,36 +117,63 @@ export interface OwnedFilterSpec {
   rips: readonly number[];
   /** Accept every IPv4 frame (a fwmark rule matches a network: its addresses are not listed). */
   allIpv4?: boolean;
-  /** Accept ARP (false for the fanout sockets of a multi-worker daemon, which read ARP elsewhere). */
+  /** Accept ARP and NDP (false for the fanout sockets of a multi-worker daemon, which read them elsewhere). */
   arp?: boolean;
-  /** Accept every ARP frame, whatever its target (the ARP-only sockets of a multi-worker daemon). */
+  /** Accept every ARP frame and every NS/NA, whatever their target (the neighbour sockets of a multi-worker daemon). */
   allArp?: boolean;
-  /** Accept IPv4 at all (false: an ARP-only socket). Default true. */
+  /** Accept IP at all (false: a socket for ARP and NS/NA only). Default true. */
   ipv4?: boolean;
+  /** IPv6 VIPs (text): IPv6 to them is ours, and NSs asking for them. */
+  owned6?: readonly string[];
+  /** The interfaces' IPv6 addresses (text): NSs for them teach tsvs its neighbours. */
+  locals6?: readonly string[];
+  /** NAT/FULLNAT real servers with IPv6 addresses (text): IPv6 from them is (possibly) a reply. */
+  rips6?: readonly string[];
+  /** Accept every IPv6 frame (a -6 fwmark rule on a network). */
+  allIpv6?: boolean;
   /** Bytes of an accepted frame to keep (the filter's return value). */
   snaplen: number;
 }
 
 /**
- * The receive filter: ARP whose target is owned or local, IPv4 to an owned address, from a real
- * server, or ICMP (errors about connections, echo to VIPs); everything else is dropped in the
- * kernel. Sets are linear `jeq` chains (2 instructions per address); when they would not fit in
- * BPF_MAXINSNS the program accepts all IPv4 instead (correct, only less selective).
+ * The receive filter. IPv4: ARP whose target is owned or local, IPv4 to an owned address, from a
+ * real server, or ICMP (errors about connections, echo to VIPs). IPv6: an NS whose target is owned
+ * or local, every NA (the answers to tsvs's solicitations, and neighbours announcing a new MAC),
+ * every other ICMPv6, IPv6 to an owned address or from a real server. Everything else is dropped in
+ * the kernel. Sets are linear `jeq` chains (2 instructions per IPv4 address, 9 per IPv6 one); when
+ * they would not fit in BPF_MAXINSNS the program accepts all IPv6, then all NSs, then all IPv4,
+ * then all ARP instead (correct, only less selective).
  */
 export function compileOwnedFilter(spec: OwnedFilterSpec): BpfProgram {
   const arpSet = [...new Set([...spec.owned, ...spec.locals].map((a) => a >>> 0))];
   const owned = [...new Set(spec.owned.map((a) => a >>> 0))];
   const rips = [...new Set(spec.rips.map((a) => a >>> 0))];
+  const owned6 = words6([...(spec.owned6 ?? [])]);
+  const rips6 = words6([...(spec.rips6 ?? [])]);
+  const ndSet = words6([...(spec.owned6 ?? []), ...(spec.locals6 ?? [])]);
   const arp = spec.arp ?? true;
-  const budget = BPF_MAX_INSNS - 16;
+  const ip = spec.ipv4 !== false;
+  const budget = BPF_MAX_INSNS - 32;
   const arpCost = arp ? 2 * arpSet.length : 0;
-  const allIpv4 = spec.allIpv4 === true || arpCost + 2 * (owned.length + rips.length) > budget;
-  const allArp = spec.allArp === true || arpCost > budget;
+  const ndCost = arp ? IP6_MATCH_INSNS * ndSet.length : 0;
+  const v4Cost = 2 * (owned.length + rips.length);
+  const v6Cost = IP6_MATCH_INSNS * (owned6.length + rips6.length);
+  // What does not fit is accepted whole, in this order: IPv6, NSs, IPv4, ARP.
+  let cost = arpCost + ndCost + v4Cost + v6Cost;
+  const allIpv6 = spec.allIpv6 === true || cost > budget;
+  if (allIpv6) cost -= v6Cost;
+  const allNd = spec.allArp === true || cost > budget;
+  if (allNd) cost -= ndCost;
+  const allIpv4 = spec.allIpv4 === true || cost > budget;
+  if (allIpv4) cost -= v4Cost;
+  const allArp = spec.allArp === true || cost > budget;
   const a = new Asm();
   const snap = spec.snaplen;
   a.emit(LD_H_ABS, OFF_TYPE);
   a.emit(JEQ_K, ETH_P_IP, 0, 1);
   const toIp = a.emit(JA);
+  a.emit(JEQ_K, ETH_P_IPV6, 0, 1);
+  const toIp6 = a.emit(JA);
   if (arp) {
     a.emit(JEQ_K, ETH_P_ARP, 1, 0);
     a.emit(RET_K, 0);
@@ -130,23 +184,58 @@ export function compileOwnedFilter(spec: OwnedFilterSpec): BpfProgram {
     }
   }
   a.emit(RET_K, 0);
+
   a.patchJa(toIp);
-  if (spec.ipv4 === false) {
+  if (!ip) a.emit(RET_K, 0);
+  else if (allIpv4) a.emit(RET_K, snap);
+  else {
+    a.emit(LD_B_ABS, OFF_IP_PROTO);
+    a.acceptIfEq(1 /* ICMP */, snap);
+    a.emit(LD_W_ABS, OFF_IP_DADDR);
+    for (const x of owned) a.acceptIfEq(x, snap);
+    a.emit(LD_W_ABS, OFF_IP_SADDR);
+    for (const x of rips) a.acceptIfEq(x, snap);
     a.emit(RET_K, 0);
-    return a.encode();
   }
-  if (allIpv4) {
-    a.emit(RET_K, snap);
-    return a.encode();
+
+  a.patchJa(toIp6);
+  a.emit(LD_B_ABS, OFF_IP6_NEXTHDR);
+  a.emit(JEQ_K, NEXTHDR_ICMPV6, 0, 1);
+  const toIcmp6 = a.emit(JA);
+  // Not ICMPv6: to a VIP, or from a real server.
+  if (!ip) a.emit(RET_K, 0);
+  else if (allIpv6) a.emit(RET_K, snap);
+  else {
+    for (const w of owned6) a.acceptIfEq6(OFF_IP6_DADDR, w, snap);
+    for (const w of rips6) a.acceptIfEq6(OFF_IP6_SADDR, w, snap);
+    a.emit(RET_K, 0);
   }
-  a.emit(LD_B_ABS, OFF_IP_PROTO);
-  a.acceptIfEq(1 /* ICMP */, snap);
-  a.emit(LD_W_ABS, OFF_IP_DADDR);
-  for (const x of owned) a.acceptIfEq(x, snap);
-  a.emit(LD_W_ABS, OFF_IP_SADDR);
-  for (const x of rips) a.acceptIfEq(x, snap);
-  a.emit(RET_K, 0);
+  a.patchJa(toIcmp6);
+  a.emit(LD_B_ABS, OFF_ICMP6_TYPE);
+  a.emit(JEQ_K, NDISC_NEIGHBOUR_ADVERTISEMENT, 0, 1);
+  a.emit(RET_K, arp ? snap : 0);
+  a.emit(JEQ_K, NDISC_NEIGHBOUR_SOLICITATION, 1, 0);
+  a.emit(RET_K, ip ? snap : 0);
+  if (!arp) a.emit(RET_K, 0);
+  else if (allNd) a.emit(RET_K, snap);
+  else {
+    for (const w of ndSet) a.acceptIfEq6(OFF_NS_TARGET, w, snap);
+    a.emit(RET_K, 0);
+  }
   return a.encode();
+}
+
+/** Distinct IPv6 addresses (text) in the four-word form; what is not one is left out. */
+function words6(addrs: string[]): Int32Array[] {
+  const seen = new Set<string>();
+  const out: Int32Array[] = [];
+  for (const t of addrs) {
+    const w = ipv6TextWords(t);
+    if (w === null || seen.has(w.join())) continue;
+    seen.add(w.join());
+    out.push(w);
+  }
+  return out;
 }
 
 /**

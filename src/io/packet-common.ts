@@ -1,10 +1,11 @@
 // What both AF_PACKET link backends (PacketSocket, src/io/afpacket.ts; RingSocket, src/io/ring.ts)
 // do alike outside the per-packet path: native memory regions, socket options, the interface's MAC
-// and MTU, PROMISC membership, binding, PACKET_STATISTICS. All of it runs at open time or on demand
+// and MTU, PROMISC and multicast memberships (the IPv6 VIPs' solicited-node groups), binding,
+// PACKET_STATISTICS. All of it runs at open time or on demand
 // (kernelStats), never per packet; and the checksum completion of a CHECKSUM_PARTIAL frame, for
 // readers that do not parse the frame themselves.
 
-import { readU16, writeU16 } from "../core/addr.js";
+import { parseIPv6, readU16, writeU16 } from "../core/addr.js";
 import { l4ChecksumV4 } from "../core/packet/csum.js";
 import type { PacketSocketCounters } from "./frame-io.js";
 import {
@@ -34,6 +35,8 @@ import {
 } from "./libc.js";
 
 const ETH_ALEN = 6;
+/** <linux/if_packet.h>: undoes PACKET_ADD_MEMBERSHIP. */
+const PACKET_DROP_MEMBERSHIP = 2;
 
 /** A block of koffi-managed native memory, zeroed, with its address and two views. */
 export interface Region {
@@ -180,16 +183,95 @@ export function addLinkMembership(
   type: "multicast" | "unicast",
   mac: Uint8Array,
 ): void {
+  linkMembership(fd, ifindex, type, mac, PACKET_ADD_MEMBERSHIP, "ADD");
+}
+
+/** Drops one addLinkMembership (the kernel counts them per socket: packet_mc_drop). */
+export function dropLinkMembership(
+  fd: number,
+  ifindex: number,
+  type: "multicast" | "unicast",
+  mac: Uint8Array,
+): void {
+  linkMembership(fd, ifindex, type, mac, PACKET_DROP_MEMBERSHIP, "DROP");
+}
+
+function linkMembership(
+  fd: number,
+  ifindex: number,
+  type: "multicast" | "unicast",
+  mac: Uint8Array,
+  opt: number,
+  what: string,
+): void {
   const c = libc();
   const mreq = Buffer.alloc(SIZEOF_PACKET_MREQ);
   mreq.writeInt32LE(ifindex, 0);
   mreq.writeUInt16LE(type === "multicast" ? PACKET_MR_MULTICAST : PACKET_MR_UNICAST, 4);
   mreq.writeUInt16LE(mac.length, 6);
   mreq.set(mac, 8);
-  if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, SIZEOF_PACKET_MREQ) < 0) {
-    throw new SyscallError(`setsockopt(PACKET_ADD_MEMBERSHIP, ${type})`, c.errno());
+  if (c.setsockopt(fd, SOL_PACKET, opt, mreq, SIZEOF_PACKET_MREQ) < 0) {
+    throw new SyscallError(`setsockopt(PACKET_${what}_MEMBERSHIP, ${type})`, c.errno());
   }
 }
+
+/**
+ * The multicast memberships a packet socket needs to hear the NSs for IPv6 addresses it answers
+ * for (VIPs): each address's solicited-node group ff02::1:ffXX:XXXX (RFC 4291 §2.7.1), whose MAC
+ * is 33:33:ff:XX:XX:XX (RFC 2464 §7). The kernel joins those groups for its own addresses only; a
+ * NIC that filters multicast would drop the others. Addresses sharing their low 24 bits share a
+ * group: one membership each.
+ */
+export class SolicitedNodeMemberships {
+  /** Group MACs joined, as "33:33:ff:xx:xx:xx". */
+  private readonly joined = new Set<string>();
+
+  constructor(
+    private readonly fd: number,
+    private readonly ifindex: number,
+  ) {}
+
+  /** Joins the groups of `addrs` (IPv6 text; others are ignored) not joined yet, leaves the rest. */
+  set(addrs: readonly string[]): { joined: number; left: number } {
+    const want = new Map<string, Uint8Array>();
+    for (const a of addrs) {
+      const m = solicitedNodeMac(a);
+      if (m !== null) want.set(macKey(m), m);
+    }
+    let joined = 0;
+    let left = 0;
+    for (const [k, m] of want)
+      if (!this.joined.has(k)) {
+        addLinkMembership(this.fd, this.ifindex, "multicast", m);
+        this.joined.add(k);
+        joined++;
+      }
+    for (const k of [...this.joined])
+      if (!want.has(k)) {
+        dropLinkMembership(
+          this.fd,
+          this.ifindex,
+          "multicast",
+          Uint8Array.from(k.split(":"), (x) => Number.parseInt(x, 16)),
+        );
+        this.joined.delete(k);
+        left++;
+      }
+    return { joined, left };
+  }
+
+  get groups(): string[] {
+    return [...this.joined];
+  }
+}
+
+/** 33:33:ff and the address's low 24 bits; null when the text is not an IPv6 address. */
+export function solicitedNodeMac(addr: string): Uint8Array | null {
+  const b = parseIPv6(addr);
+  return b === null ? null : Uint8Array.from([0x33, 0x33, 0xff, b[13], b[14], b[15]]);
+}
+
+const macKey = (m: Uint8Array): string => [...m].map((x) => x.toString(16).padStart(2, "0")).join(":");
 
 /** bind() to ETH_P_ALL on the interface: from here on frames are queued. */
 export function bindAll(fd: number, ifindex: number, ifname: string): void {
