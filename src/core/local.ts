@@ -381,7 +381,8 @@ export class LocalReplies {
    * unicast to `mac` (PROBE). Its source is the source of `frame` (the packet waiting for the
    * neighbour, IPv6 header at frame[l3Off]) when that is an address of the interface, else the
    * interface's link-local address (ndisc_send_ns: ipv6_get_lladdr); an interface without one
-   * solicits from the address lookup6 would choose, where the kernel would not solicit at all.
+   * solicits from the address lookup6 would choose (its first address toward a link-local
+   * target), where the kernel would not solicit at all; one without any IPv6 address does not.
    */
   sendNs(
     ifindex: number,
@@ -401,7 +402,13 @@ export class LocalReplies {
     }
     if (!ok) {
       if (iface.linkLocal6 !== null) src.set(iface.linkLocal6);
-      else this.routes.source6(iface, t, tOff, src);
+      else {
+        this.routes.source6(iface, t, tOff, src);
+        // Toward a link-local target source6 wants a link-local address: the interface's first then.
+        if ((src[0] | src[1] | src[2] | src[3]) === 0 && iface.ip6.length > 0) src.set(iface.ip6[0].words);
+      }
+      // No address at all: an NS from :: would be a DAD probe, not a solicitation.
+      if ((src[0] | src[1] | src[2] | src[3]) === 0) return;
     }
     const a = this.a6;
     ipv6FromWords(src, 0, a, 0);

@@ -310,6 +310,16 @@ describe("IPv6 local answers, byte for byte against the kernel's", () => {
     assert.equal(l.e.counters.ndpSolicits, 2);
   });
 
+  it("an interface without a link-local address solicits from a global one; without any address, not at all", () => {
+    const l = lab({ mac: mac(1), addrs6: [{ addr6: "2001:db8:1::1", prefix: 64 }] });
+    l.e.local.sendNs(1, W("fe80::9"), 0, null, null, 0);
+    const [ns] = l.take();
+    assert.equal(ns.slice(L3 * 2 + 16, L3 * 2 + 48), "20010db8000100000000000000000001");
+    const bare = lab({ mac: mac(1), addrs6: [] });
+    bare.e.local.sendNs(1, W("fe80::9"), 0, null, null, 0);
+    assert.equal(bare.sent.length, 0);
+  });
+
   it("hop limit out in forwarding → time exceeded from our address on the sender's link", () => {
     const l = lab({ mac: mac(1), addrs6: [{ addr6: "2001:db8:1::1", prefix: 64 }] });
     neighbour(l, "2001:db8:1::a", mac(0x0a));
