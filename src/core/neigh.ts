@@ -245,10 +245,7 @@ export class NeighCache {
     now: number,
     vnet: Uint8Array | null = null,
   ): EnqueueResult {
-    const r = this.result;
-    r.sendRequest = false;
-    r.queued = false;
-    r.dropped = 0;
+    const r = this.freshResult();
     ip >>>= 0;
     const m = this.mapOf(ifindex);
     const key = ip | 0;
@@ -264,6 +261,14 @@ export class NeighCache {
       return r;
     }
     return this.queueFrame(n, frame, len, vnet);
+  }
+
+  private freshResult(): EnqueueResult {
+    const r = this.result;
+    r.sendRequest = false;
+    r.queued = false;
+    r.dropped = 0;
+    return r;
   }
 
   /** Fills this.result for a frame that waits for the INCOMPLETE entry n. */
@@ -321,10 +326,7 @@ export class NeighCache {
     now: number,
     vnet: Uint8Array | null = null,
   ): EnqueueResult {
-    const r = this.result;
-    r.sendRequest = false;
-    r.queued = false;
-    r.dropped = 0;
+    const r = this.freshResult();
     let n = this.entry6(ifindex, w, off);
     if (n === null) {
       n = this.create6(ifindex, w, off);

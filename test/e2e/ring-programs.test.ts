@@ -6,27 +6,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseIPv4 } from "../../src/core/addr.js";
 import { compileFanoutProgram, compileOwnedFilter, fanoutHash } from "../../src/io/bpf.js";
-import { runBpf } from "../support/cbpf.js";
+import { arpFrame, ipv4Frame, runBpf } from "../support/cbpf.js";
 
 const A = (s: string): number => parseIPv4(s) ?? 0;
-
-function ipv4Frame(saddr: string, daddr: string, proto = 17): Uint8Array {
-  const f = new Uint8Array(60);
-  f[12] = 0x08;
-  f[14] = 0x45;
-  f[23] = proto;
-  new DataView(f.buffer).setUint32(26, A(saddr));
-  new DataView(f.buffer).setUint32(30, A(daddr));
-  return f;
-}
-
-function arpFrame(target: string): Uint8Array {
-  const f = new Uint8Array(60);
-  f[12] = 0x08;
-  f[13] = 0x06;
-  new DataView(f.buffer).setUint32(38, A(target));
-  return f;
-}
 
 describe("owned-address socket filter", () => {
   const prog = compileOwnedFilter({

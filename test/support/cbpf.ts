@@ -2,7 +2,30 @@
 // programs src/io/bpf.ts compiles on hand-built frames, without a kernel (test/e2e/ring-programs,
 // test/unit/bpf6). It knows the opcodes those programs use and throws on any other.
 
+import { parseIPv4 } from "../../src/core/addr.js";
 import type { BpfProgram } from "../../src/io/bpf.js";
+
+const A = (s: string): number => parseIPv4(s) ?? 0;
+
+/** A minimum-size Ethernet frame with an IPv4 header's protocol and addresses (the rest zero). */
+export function ipv4Frame(saddr: string, daddr: string, proto = 17): Uint8Array {
+  const f = new Uint8Array(60);
+  f[12] = 0x08;
+  f[14] = 0x45;
+  f[23] = proto;
+  new DataView(f.buffer).setUint32(26, A(saddr));
+  new DataView(f.buffer).setUint32(30, A(daddr));
+  return f;
+}
+
+/** A minimum-size ARP frame with its target protocol address (the rest zero). */
+export function arpFrame(target: string): Uint8Array {
+  const f = new Uint8Array(60);
+  f[12] = 0x08;
+  f[13] = 0x06;
+  new DataView(f.buffer).setUint32(38, A(target));
+  return f;
+}
 
 /** Runs a cBPF program over pkt; `proto` answers the SKF_AD_PROTOCOL ancillary load. */
 export function runBpf(prog: BpfProgram, pkt: Uint8Array, proto = 0): number {

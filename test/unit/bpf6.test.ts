@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseIPv4, parseIPv6 } from "../../src/core/addr.js";
 import { BPF_MAX_INSNS, compileOwnedFilter, type OwnedFilterSpec } from "../../src/io/bpf.js";
-import { runBpf } from "../support/cbpf.js";
+import { arpFrame, ipv4Frame, runBpf } from "../support/cbpf.js";
 
 const A = (s: string): number => parseIPv4(s) ?? 0;
 const B = (s: string): Uint8Array => parseIPv6(s) ?? new Uint8Array(16);
@@ -31,23 +31,6 @@ const tcp6 = (src: string, dst: string): Uint8Array => ip6Frame(src, dst, 6, [0x
 const icmp6 = (src: string, dst: string, type: number, target?: string): Uint8Array =>
   ip6Frame(src, dst, 58, [type, 0, 0, 0, 0, 0, 0, 0, ...(target === undefined ? [] : B(target))]);
 const ns = (target: string): Uint8Array => icmp6("fe80::99", "ff02::1:ff00:80", 135, target);
-
-function ipv4Frame(saddr: string, daddr: string, proto = 17): Uint8Array {
-  const f = new Uint8Array(60);
-  f[12] = 0x08;
-  f[14] = 0x45;
-  f[23] = proto;
-  new DataView(f.buffer).setUint32(26, A(saddr));
-  new DataView(f.buffer).setUint32(30, A(daddr));
-  return f;
-}
-function arpFrame(target: string): Uint8Array {
-  const f = new Uint8Array(60);
-  f[12] = 0x08;
-  f[13] = 0x06;
-  new DataView(f.buffer).setUint32(38, A(target));
-  return f;
-}
 
 const VIP6 = "2001:db8::80";
 const RIP6 = "2001:db8:1::11";

@@ -1,6 +1,6 @@
 // The director's own IPv6 answers (src/core/local.ts, through output.ts's emitIp6): frame in →
-// frame out, byte for byte against frames the kernel built in throwaway namespaces (the captures of
-// test/unit/ipv6-codecs.test.ts, copied here): NS answered for an owned address (multicast with
+// frame out, byte for byte against frames the kernel built in throwaway namespaces
+// (test/support/kernel6.ts, the IPv6 codecs' fixtures too): NS answered for an owned address (multicast with
 // R, S, O and our MAC; unicast with S only; a DAD probe defended to all nodes), the NS sent to
 // resolve a neighbour (from the waiting packet's source when it is ours, from the link-local
 // address otherwise; unicast when probing), echo, time exceeded, packet too big, port unreachable,
@@ -19,104 +19,29 @@ import { type Ipv6Frame, unsolicitedNaFrames } from "../../src/core/local.js";
 import type { NeighTickOut } from "../../src/core/neigh.js";
 import { Ipv6Walk, ipv6Walk } from "../../src/core/packet/ipv6.js";
 import type { IfaceConfig, RouteConfig } from "../../src/core/route.js";
+import {
+  K_DAD_NS,
+  K_ECHO_REPLY,
+  K_ECHO_REQUEST,
+  K_NA_SOLICITED,
+  K_NA_UNICAST,
+  K_NS_MCAST,
+  K_NS_UNICAST,
+  K_PORT_UNREACH,
+  K_PTB,
+  K_PTB_INVOKING,
+  K_TE,
+  K_TE_INVOKING,
+  K_UDP_AT_B,
+  K_UNSOL_NA,
+  K_UNSOL_NA_DAD,
+} from "../support/kernel6.js";
 
-// ---- kernel captures (Ethernet frames), from test/unit/ipv6-codecs.test.ts ------------------------
+// ---- the test's own helpers -----------------------------------------------------------------------
 
-function hex(s: string): Uint8Array {
-  return new Uint8Array(Buffer.from(s, "hex"));
-}
 function toHex(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");
 }
-
-/** NS from 2001:db8:1::a (02:..:0a) for 2001:db8:1::1, to its solicited-node group. */
-const K_NS_MCAST = hex(
-  "3333ff00000102000000000a86dd6000000000203aff20010db800010000000000000000000aff020000000000000000" +
-    "0001ff00000187001c150000000020010db8000100000000000000000001010102000000000a",
-);
-/** the router's answer: R, S, O, target link-layer 02:..:01. */
-const K_NA_SOLICITED = hex(
-  "02000000000a02000000000186dd6000000000203aff20010db800010000000000000000000120010db8000100000000" +
-    "00000000000a88000a68e000000020010db80001000000000000000000010201020000000001",
-);
-/** ping -6 -s 16 2001:db8:1::1. */
-const K_ECHO_REQUEST = hex(
-  "02000000000102000000000a86dd6000000000183a4020010db800010000000000000000000a20010db8000100000000" +
-    "0000000000018000294a2a54000187d3126b0000000028500e0000000000",
-);
-/** its reply. */
-const K_ECHO_REPLY = hex(
-  "02000000000a02000000000186dd6000000000183a4020010db800010000000000000000000120010db8000100000000" +
-    "00000000000a8100284a2a54000187d3126b0000000028500e0000000000",
-);
-/** A 1400-byte echo request toward a 1280-byte link (ping's fill pattern after its timestamp). */
-const K_PTB_INVOKING = cat(
-  hex(
-    "02000000000102000000000a86dd6000000005503a4020010db800010000000000000000000a20010db8000200000000" +
-      "00000000000b800002e32a56000187d3126b00000000cf5e0e0000000000",
-  ),
-  Uint8Array.from({ length: 1352 - 16 }, (_, i) => (i + 16) & 255),
-);
-/** The router's packet too big, MTU 1280: its headers, then the first 1232 bytes of the invoking packet. */
-const K_PTB = cat(
-  hex(
-    "02000000000a02000000000186dd6000000004d83a4020010db800010000000000000000000120010db8000100000000" +
-      "00000000000a0200e6a300000500",
-  ),
-  K_PTB_INVOKING.subarray(14, 14 + 1232),
-);
-/** an echo request with hop limit 1. */
-const K_TE_INVOKING = hex(
-  "02000000000102000000000a86dd6000000000103a0120010db800010000000000000000000a20010db8000200000000" +
-    "00000000000b8000edc22a5700010001020304050607",
-);
-/** the router's time exceeded. */
-const K_TE = hex(
-  "02000000000a02000000000186dd6000000000403a4020010db800010000000000000000000120010db8000100000000" +
-    "00000000000a0300073f000000006000000000103a0120010db800010000000000000000000a20010db8000200000000" +
-    "00000000000b8000edc22a5700010001020304050607",
-);
-/** unsolicited NA for 2001:db8:1::a after the MAC became 02:..:0c (ndisc_notify). */
-const K_UNSOL_NA = hex(
-  "33330000000102000000000c86dd6000000000203aff20010db800010000000000000000000aff020000000000000000" +
-    "0000000000018800f90b2000000020010db800010000000000000000000a020102000000000c",
-);
-/** reachability probe: unicast NS from fe80::ff:fe00:1 for 2001:db8:1::a. */
-const K_NS_UNICAST = hex(
-  "02000000000c02000000000186dd6000000000203afffe80000000000000000000fffe00000120010db8000100000000" +
-    "00000000000a87001c990000000020010db800010000000000000000000a0101020000000001",
-);
-/** its answer: S only, no target link-layer option. */
-const K_NA_UNICAST = hex(
-  "02000000000102000000000c86dd6000000000183aff20010db800010000000000000000000afe800000000000000000" +
-    "00fffe0000018800dea24000000020010db800010000000000000000000a",
-);
-/** UDP to a closed port, as the server received it (hop limit 63; checksum left partial by veth). */
-const K_UDP_AT_B = hex(
-  "02000000000b02000000000286dd60000000000d113f20010db800010000000000000000000a20010db8000200000000" +
-    "00000000000b9c400009000d5ba868656c6c6f",
-);
-/** the server's port unreachable. */
-const K_PORT_UNREACH = hex(
-  "02000000000202000000000b86dd60000000003d3a4020010db800020000000000000000000b20010db8000100000000" +
-    "00000000000a01049a520000000060000000000d113f20010db800010000000000000000000a20010db8000200000000" +
-    "00000000000b9c400009000d5ba868656c6c6f",
-);
-/** DAD probe for 2001:db8:2::bb from ::, with a nonce option (RFC 7527). */
-const K_DAD_NS = hex(
-  "3333ff0000bb02000000000b86dd6000000000203aff00000000000000000000000000000000ff020000000000000000" +
-    "0001ff0000bb870038e00000000020010db80002000000000000000000bb0e019b3723504606",
-);
-/**
- * unsolicited NA for 2001:db8:2::bb once DAD completed (02:..:0b); ndisc_recv_ns defends an address
- * against a DAD probe with the same message (to all nodes, from the address, O, our MAC).
- */
-const K_UNSOL_NA_DAD = hex(
-  "33330000000102000000000b86dd6000000000203aff20010db80002000000000000000000bbff020000000000000000" +
-    "0000000000018800f7a82000000020010db80002000000000000000000bb020102000000000b",
-);
-
-// ---- the test's own helpers -----------------------------------------------------------------------
 
 function cat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -234,6 +159,7 @@ describe("IPv6 local answers, byte for byte against the kernel's", () => {
   it("DAD probe for an owned address → defended to all nodes with O and our MAC", () => {
     const l = lab({ mac: mac(0x0b), addrs6: [] }, { ipvsadm: ["-A -t [2001:db8:2::bb]:443 -s wrr"] });
     l.e.local.ndpInput(frame6(K_DAD_NS), 0);
+    // ndisc_recv_ns defends with the very bytes of ndisc_notify's NA once DAD completed.
     assert.deepEqual(l.take(), [toHex(K_UNSOL_NA_DAD)]);
     assert.equal(l.e.neigh.size, 0, "a DAD probe teaches nothing");
   });
