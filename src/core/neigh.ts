@@ -177,12 +177,10 @@ export class NeighCache {
     return m;
   }
 
+  /** The interface's IPv6 map, created when missing (cold paths: creation and deletion). */
   private map6Of(ifindex: number): Map<number, Neigh> {
-    let m = this.maps6.get(ifindex);
-    if (m === undefined) {
-      m = new Map();
-      this.maps6.set(ifindex, m);
-    }
+    const m = this.maps6.get(ifindex) ?? new Map<number, Neigh>();
+    this.maps6.set(ifindex, m);
     return m;
   }
 

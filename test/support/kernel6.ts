@@ -6,7 +6,8 @@
 function hex(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, "hex"));
 }
-function cat(...parts: Uint8Array[]): Uint8Array {
+/** The parts one after the other, in a new array. */
+export function cat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) {

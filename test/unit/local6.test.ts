@@ -20,6 +20,7 @@ import type { NeighTickOut } from "../../src/core/neigh.js";
 import { Ipv6Walk, ipv6Walk } from "../../src/core/packet/ipv6.js";
 import type { IfaceConfig, RouteConfig } from "../../src/core/route.js";
 import {
+  cat,
   K_DAD_NS,
   K_ECHO_REPLY,
   K_ECHO_REQUEST,
@@ -43,15 +44,6 @@ function toHex(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");
 }
 
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 const mac = (last: number): Uint8Array => Uint8Array.from([2, 0, 0, 0, 0, last]);
 const W = (s: string): Int32Array => ipv6TextWords(s) as Int32Array;
 const L3 = 14;
