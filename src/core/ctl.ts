@@ -86,9 +86,13 @@ function svcBucket(s: Service): number {
  * 2^31 (a boxed heap number per get), so the data path reads this instead and allocates
  * nothing. A slot is <word A, word B> → service: A = VIP as int32 and B = port << 8 | proto for
  * proto/VIP/port services; A = fwmark as int32 and B = SVC_IDX_FWMARK for fwmark services (no
- * proto/port word has bit 24 set, so the two kinds never collide).
+ * proto/port word has bit 24 set, so the two kinds never collide). An IPv6 service has its VIP's
+ * fold in A and SVC_IDX_V6 in B (a fwmark service of family 6: its mark, FWMARK | V6, as
+ * __ip_vs_svc_fwm_find matches the family too); folds collide, so an IPv6 slot whose A and B
+ * match is taken only when its VIP's words are the packet's.
  */
 const SVC_IDX_FWMARK = 1 << 24;
+const SVC_IDX_V6 = 1 << 25;
 
 function svcIdxSlot(a: number, b: number, mask: number): number {
   const h = Math.imul(a ^ Math.imul(b, 0x9e3779b1), 0x85ebca6b);
@@ -110,10 +114,9 @@ class ServiceIndex {
     this.b = new Int32Array(n);
     this.svc = new Array<Service | null>(n).fill(null);
     for (const s of services) {
-      // The data path's lookups are IPv4: an IPv6 service (its addr a fold) must never match.
-      if (s.af !== 4) continue;
+      const v6 = s.af === 6 ? SVC_IDX_V6 : 0;
       const a = s.fwmark !== 0 ? s.fwmark | 0 : s.addr | 0;
-      const b = s.fwmark !== 0 ? SVC_IDX_FWMARK : ((s.port & 0xffff) << 8) | (s.protocol & 0xff);
+      const b = (s.fwmark !== 0 ? SVC_IDX_FWMARK : ((s.port & 0xffff) << 8) | (s.protocol & 0xff)) | v6;
       let i = svcIdxSlot(a, b, this.mask);
       while (this.svc[i] !== null) i = (i + 1) & this.mask;
       this.a[i] = a;
@@ -129,6 +132,16 @@ class ServiceIndex {
       const s = this.svc[i];
       if (s === null) return null;
       if (this.a[i] === a && this.b[i] === b) return s;
+    }
+  }
+
+  /** get for an IPv6 VIP: a = its fold, b with SVC_IDX_V6; the slot's VIP must be the words w. */
+  get6(a: number, b: number, w: Int32Array): Service | null {
+    const m = this.mask;
+    for (let i = svcIdxSlot(a, b, m); ; i = (i + 1) & m) {
+      const s = this.svc[i];
+      if (s === null) return null;
+      if (this.a[i] === a && this.b[i] === b && s.addr6 !== null && sameWords6(s.addr6, 0, w, 0)) return s;
     }
   }
 }
@@ -197,6 +210,20 @@ export class IpvsCtl {
     const s = ix.get(daddr, ((f.dport & 0xffff) << 8) | proto);
     if (s !== null) return s;
     return ix.get(daddr, proto);
+  }
+
+  /** findService for an IPv6 packet (f.d6 its destination, f.daddr the fold): the same three steps. */
+  findService6(f: Flow): Service | null {
+    const ix = this.index;
+    if (f.fwmark !== 0) {
+      const s = ix.get(f.fwmark | 0, SVC_IDX_FWMARK | SVC_IDX_V6);
+      if (s !== null) return s;
+    }
+    const proto = f.proto & 0xff;
+    const daddr = f.daddr | 0;
+    const s = ix.get6(daddr, ((f.dport & 0xffff) << 8) | proto | SVC_IDX_V6, f.d6);
+    if (s !== null) return s;
+    return ix.get6(daddr, proto | SVC_IDX_V6, f.d6);
   }
 
   destById(id: number): Dest | undefined {

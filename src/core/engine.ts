@@ -24,6 +24,11 @@
 // converts with `| 0` where it passes one on, and callees that compare or hash treat both forms
 // alike (`| 0` or `>>> 0` first).
 //
+// IPv6 (issue 14) takes the same steps in input6: the Flow carries the addresses' words (s6, d6)
+// and their folds (saddr, daddr, the kernel's addr_fold), the connection table keys IPv6 entries
+// by the folds and confirms them by the words, the service index likewise, and the methods for
+// IPv6 are XMIT6's (NAT, DR, TUN). The director's own NDP and ICMPv6 answers are local.ts's.
+//
 // The engine owns nothing that is I/O: a `send` callback takes finished frames, the caller
 // supplies `now` (ms) with every call, and randomness is injected.
 //
@@ -35,9 +40,12 @@
 // (TUN: no IPIP GSO type in virtio_net_hdr; FULLNAT adding TOA: the option would be copied into
 // every segment) gets it cut in software first (output.ts), one segment at a time.
 
-import { type InetAddr, writeU16 } from "./addr.js";
+import { type InetAddr, ipv6WordsText, writeU16 } from "./addr.js";
 import { ConnLife } from "./conn/life.js";
 import {
+  A6_CADDR,
+  A6_DADDR,
+  A6_VADDR,
   CONN_F_FWD_MASK,
   CONN_F_NOOUTPUT,
   CONN_F_ONE_PACKET,
@@ -51,16 +59,31 @@ import { DEST_F_AVAILABLE, type Dest, Fwd } from "./dest.js";
 import { FwmarkClassifier } from "./fwmark.js";
 import { LipTable } from "./lip.js";
 import { LocalReplies } from "./local.js";
-import { NeighCache } from "./neigh.js";
+import { NeighCache, type NeighTickOut } from "./neigh.js";
 import { Output } from "./output.js";
-import { l4ChecksumV4 } from "./packet/csum.js";
+import { l4ChecksumV4, l4ChecksumV6 } from "./packet/csum.js";
 import { Flow, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_RST, TCP_SYN } from "./packet/flow.js";
 import { ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED } from "./packet/icmp.js";
+import {
+  ICMPV6_DEST_UNREACH,
+  ICMPV6_ECHO_REQUEST,
+  ICMPV6_PKT_TOOBIG,
+  ICMPV6_TIME_EXCEED,
+  NDISC_NEIGHBOUR_ADVERTISEMENT,
+  NDISC_NEIGHBOUR_SOLICITATION,
+} from "./packet/icmpv6.js";
 import { ipv4DecTtl } from "./packet/ipv4.js";
+import { ipv6DecHopLimit, NEXTHDR_ICMPV6 } from "./packet/ipv6.js";
 import { PARSE_ARP, PARSE_OK, PARSE_RESULT_NAMES, parseFrame } from "./packet/parse.js";
 import { TCP_CHECK } from "./packet/tcp.js";
 import { UDP_CHECK } from "./packet/udp.js";
-import { offloadGsoType, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_UDP_L4 } from "./packet/vnet.js";
+import {
+  offloadGsoType,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_TCPV4,
+  VNET_GSO_TCPV6,
+  VNET_GSO_UDP_L4,
+} from "./packet/vnet.js";
 import { DIR_INPUT, DIR_OUTPUT, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT, TCP_STATE_NAMES } from "./proto/tcp.js";
 import { Timeouts } from "./proto/timeouts.js";
 import { UDP_STATE_NAME } from "./proto/udp.js";
@@ -72,7 +95,7 @@ import { Stats } from "./stats.js";
 import { SyncInstaller, type SyncInstallResult } from "./sync/install.js";
 import type { SyncSender } from "./sync/sender.js";
 import { SYNC_SYSCTL_DEFAULTS, type SyncConn, type SyncSysctls } from "./sync/types.js";
-import { XMIT } from "./xmit/index.js";
+import { XMIT, XMIT6 } from "./xmit/index.js";
 import { Verdict } from "./xmit/types.js";
 
 export { DROP_REASONS, type DropReason, EngineCounters } from "./counters.js";
@@ -193,6 +216,7 @@ export class Engine {
       onDestQuiesced: () => {},
       onLaddrAdded: this.lipCb,
     });
+    this.flow.acceptIpv6 = true;
     this.out = new Output(this, this.flow, opts.send);
     this.local = new LocalReplies(this, this.out, opts.ownInterfaceAddresses ?? false);
     this.life = new ConnLife(this, opts.random ?? new Xorshift32(opts.seed));
@@ -231,7 +255,8 @@ export class Engine {
     const vips: number[] = [];
     for (const s of this.ctl.services()) {
       const a = s.addr >>> 0;
-      if (s.fwmark === 0 && a !== 0 && !lt.isLip(a)) vips.push(a);
+      // An IPv6 service's addr is a fold: equal to some IPv4 address, it must not hide its replies.
+      if (s.af === 4 && s.fwmark === 0 && a !== 0 && !lt.isLip(a)) vips.push(a);
     }
     let n = 8;
     while (n < vips.length * 4) n *= 2;
@@ -299,12 +324,10 @@ export class Engine {
     if (now >= this.nextTimerCheck) {
       this.nextTimerCheck = now + TIMER_CHECK_MS;
       this.conns.advance(now, this.life.expireCb);
-      const t: { requests: { ifindex: number; ip: number }[]; dropped: number } = {
-        requests: [],
-        dropped: 0,
-      };
+      const t: NeighTickOut = { requests: [], solicits: [], dropped: 0 };
       this.neigh.tick(now, t);
       for (const r of t.requests) this.local.sendArpRequest(r.ifindex, r.ip);
+      for (const s of t.solicits ?? []) this.local.solicit(s);
       if (t.dropped > 0) this.counters.drops[R.neigh_failed] += t.dropped;
     }
     if (now >= this.nextEstimate) {
@@ -333,7 +356,10 @@ export class Engine {
     const p = f.proto;
     if (f.fragment || (p !== IPPROTO_TCP && p !== IPPROTO_UDP)) return;
     const b = f.buf;
-    const sum = l4ChecksumV4(b, f.l3Off, f.l4Off, f.l3End - f.l4Off, p);
+    const sum =
+      f.af === 6
+        ? l4ChecksumV6(b, f.l3Off, f.l4Off, f.l3End - f.l4Off, p)
+        : l4ChecksumV4(b, f.l3Off, f.l4Off, f.l3End - f.l4Off, p);
     writeU16(b, f.l4Off + (p === IPPROTO_TCP ? TCP_CHECK : UDP_CHECK), sum);
     this.counters.csumCompleted++;
   }
@@ -359,6 +385,7 @@ export class Engine {
     if (gt !== 0) c.gsoIn++;
     const r = parseFrame(buf, len, f, ifindex);
     if (r === PARSE_ARP) return this.local.arpInput(f, now);
+    if (f.af === 6) return this.input6(f, r, gt, now);
     // A plain frame's partial checksum is finished here, from the offsets just parsed (io leaves
     // it: one parse per frame); an aggregate's stays partial for the kernel to finish per segment.
     if (f.csumPartial && gt === 0 && r === PARSE_OK) this.completePartial(f);
@@ -406,14 +433,9 @@ export class Engine {
       const svc = this.ctl.findService(f);
       // --host-vips: a VIP the host does not have (VRRP moved it away) is not ours right now.
       if (svc === null || !this.routes.hostDelivers(daddr)) return this.local.notForUs(f, now);
-      if (f.proto === IPPROTO_TCP) {
-        const fl = f.tcpFlags;
-        if ((fl & TCP_RST) !== 0 || ((fl & TCP_SYN) === 0 && !this.sysctls.sloppyTcp)) {
-          // tcp_conn_schedule declines: the packet goes to the local stack, which has no
-          // socket on the VIP — it answers with a reset.
-          return this.local.tcpReset(f, now);
-        }
-      }
+      // tcp_conn_schedule declines: the packet goes to the local stack, which has no socket on
+      // the VIP — it answers with a reset.
+      if (this.tcpDeclines(f)) return this.local.tcpReset(f, now);
       cx = this.life.schedule(svc, f, now);
       if (cx < 0) return cx === -2 ? this.drop(R.table_full) : this.local.leave(f, now);
       dest = this.ctl.destById(t.destOf(cx));
@@ -421,16 +443,41 @@ export class Engine {
     return this.inbound(cx, dest, f, now);
   }
 
-  /** ip_vs_in for a request of connection cx (its destination `dest`). */
-  private inbound(cx: number, dest: Dest | undefined, f: Flow, now: number): Verdict {
+  /** A TCP segment that schedules no connection: a RST, or no SYN (unless sloppy_tcp). */
+  private tcpDeclines(f: Flow): boolean {
+    if (f.proto !== IPPROTO_TCP) return false;
+    const fl = f.tcpFlags;
+    return (fl & TCP_RST) !== 0 || ((fl & TCP_SYN) === 0 && !this.sysctls.sloppyTcp);
+  }
+
+  /**
+   * ip_vs_in's accounting of a request of connection cx (its destination `dest`): the stats and
+   * the state transition come first; the TTL is checked by the method's route lookup
+   * (decrement_ttl in __ip_vs_get_out_rt), so a request that dies of its TTL still counts and
+   * still moves the connection's state.
+   */
+  private countRequest(cx: number, dest: Dest | undefined, f: Flow, now: number): void {
     const t = this.conns;
-    // ip_vs_in: the stats and the state transition come first; the TTL is checked by the
-    // method's route lookup (decrement_ttl in __ip_vs_get_out_rt), so a request that dies of
-    // its TTL still counts and still moves the connection's state.
     this.life.inStats(dest, f.l3End - f.l3Off);
     if (f.proto === IPPROTO_TCP) this.life.setTcpState(cx, dest, DIR_INPUT, f.tcpFlags, now);
     else t.arm(cx, this.timeouts.udpMs(), now);
     t.countIn(cx);
+  }
+
+  /** ip_vs_out's accounting of a reply of connection cx. */
+  private countReply(cx: number, f: Flow, now: number): void {
+    const t = this.conns;
+    const dest = this.ctl.destById(t.destOf(cx));
+    this.life.outStats(dest, f.l3End - f.l3Off);
+    if (f.proto === IPPROTO_TCP) this.life.setTcpState(cx, dest, DIR_OUTPUT, f.tcpFlags, now);
+    else t.arm(cx, this.timeouts.udpMs(), now);
+    t.countOut(cx);
+  }
+
+  /** ip_vs_in for a request of connection cx (its destination `dest`). */
+  private inbound(cx: number, dest: Dest | undefined, f: Flow, now: number): Verdict {
+    const t = this.conns;
+    this.countRequest(cx, dest, f, now);
     let v: Verdict;
     if (f.ttl <= 1) v = this.local.ttlExceeded(f, f.daddr | 0, now);
     else {
@@ -454,20 +501,145 @@ export class Engine {
     const m = XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK];
     if (m.outbound === undefined) return this.drop(R.unsupported);
     if (f.ttl <= 1) return this.local.ttlExceeded(f, 0, now);
-    const dest = this.ctl.destById(t.destOf(cx));
-    this.life.outStats(dest, f.l3End - f.l3Off);
-    if (f.proto === IPPROTO_TCP) this.life.setTcpState(cx, dest, DIR_OUTPUT, f.tcpFlags, now);
-    else t.arm(cx, this.timeouts.udpMs(), now);
-    t.countOut(cx);
+    this.countReply(cx, f, now);
     ipv4DecTtl(f.buf, f);
     if (f.gsoType !== 0 && !f.csumPartial) return this.out.segmented(m.outbound, cx, f, now);
     return m.outbound(this.out, cx, f, now);
   }
 
-  /** Is the aggregate's gso_type the one of its transport protocol (TCPV4 for TCP, UDP_L4 for UDP)? */
+  /**
+   * Is the aggregate's gso_type the one of its transport protocol (TCPV4 or TCPV6 for TCP by the
+   * family, UDP_L4 for UDP)?
+   */
   private gsoMatches(f: Flow): boolean {
     const t = offloadGsoType(f.gsoType << 16);
-    return f.proto === IPPROTO_TCP ? t === VNET_GSO_TCPV4 : t === VNET_GSO_UDP_L4;
+    if (f.proto !== IPPROTO_TCP) return t === VNET_GSO_UDP_L4;
+    return t === (f.af === 6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4);
+  }
+
+  // ---------------------------------------------------------------- IPv6
+
+  /**
+   * input() for an IPv6 frame: ip_vs_in / ip_vs_out for AF_INET6, the lookups and methods of
+   * IPv6, the director's own NDP and ICMPv6 (local.ts). Every parse result but OK is a malformed
+   * packet, dropped with its reason.
+   */
+  private input6(f: Flow, r: number, gt: number, now: number): Verdict {
+    if (r !== PARSE_OK) {
+      this.counters.parseErrors[r]++;
+      return Verdict.Drop;
+    }
+    if (f.csumPartial && gt === 0) this.completePartial(f);
+    // The classifier holds iptables rules, which never see IPv6 (ip6tables marks are not modelled).
+    f.fwmark = 0;
+    const proto = f.proto;
+    if (proto === NEXTHDR_ICMPV6) return this.icmp6Input(f, now);
+    if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return this.pass();
+    if (f.fragment && !f.firstFragment) return this.drop(R.fragment);
+    if (gt !== 0 && !this.gsoMatches(f)) f.csumPartial = false;
+
+    const t = this.conns;
+    // Reply direction first (ip_vs_out). No VIP set spares it here: a fold says nothing sure.
+    let cx = t.lookupOut6(proto, f.s6, f.sport, f.d6, f.dport);
+    if (cx >= 0) return this.outbound6(cx, f, now);
+    cx = t.lookupIn6(proto, f.s6, f.sport, f.d6, f.dport);
+    if (cx >= 0 && proto === IPPROTO_TCP && (f.tcpFlags & TCP_SYN) !== 0) cx = this.reuseCheck(cx, now);
+    let dest: Dest | undefined;
+    if (cx >= 0) {
+      dest = this.ctl.destById(t.destOf(cx));
+      if (dest !== undefined && (dest.flags & DEST_F_AVAILABLE) === 0) {
+        if (!this.sysctls.expireNodestConn) return this.drop(R.dest_unavailable);
+        this.life.expireNow(cx, now);
+        cx = -1;
+      }
+    }
+    if (cx < 0) {
+      const svc = this.ctl.findService6(f);
+      if (svc === null || !this.routes.hostDelivers6(f.d6, 0)) return this.local.notForUs6(f, now);
+      if (this.tcpDeclines(f)) return this.local.tcpReset6(f, now);
+      cx = this.life.schedule(svc, f, now);
+      if (cx < 0) {
+        if (cx === -2) return this.drop(R.table_full);
+        return cx === -3 ? this.drop(R.unsupported) : this.local.leave6(f, now);
+      }
+      dest = this.ctl.destById(t.destOf(cx));
+    }
+    return this.inbound6(cx, dest, f, now);
+  }
+
+  /** The forwarding step of a request or reply: false when the hop limit ran out (ip6_forward). */
+  private decHopLimit(f: Flow): boolean {
+    if (!ipv6DecHopLimit(f.buf, f.l3Off)) return false;
+    f.ttl--;
+    return true;
+  }
+
+  /** inbound() for IPv6: time exceeded from the VIP when the hop limit runs out. */
+  private inbound6(cx: number, dest: Dest | undefined, f: Flow, now: number): Verdict {
+    const t = this.conns;
+    this.countRequest(cx, dest, f, now);
+    let v: Verdict;
+    if (!this.decHopLimit(f)) v = this.local.ttlExceeded6(f, f.d6, now);
+    else {
+      const m = XMIT6[t.flagsOf(cx) & CONN_F_FWD_MASK];
+      const out = this.out;
+      v =
+        f.gsoType !== 0 && (!f.csumPartial || m.segmentsInbound?.(out, cx, f) === true)
+          ? out.segmented(m.inbound, cx, f, now)
+          : m.inbound(out, cx, f, now);
+    }
+    // Connection sync carries IPv4 entries only so far (sync/: no IPv6 v1 entries are written).
+    if ((t.flagsOf(cx) & CONN_F_ONE_PACKET) !== 0) this.life.expireNow(cx, now);
+    return v;
+  }
+
+  /** outbound() for IPv6. */
+  private outbound6(cx: number, f: Flow, now: number): Verdict {
+    const m = XMIT6[this.conns.flagsOf(cx) & CONN_F_FWD_MASK];
+    if (m.outbound === undefined) return this.drop(R.unsupported);
+    if (f.ttl <= 1) return this.local.ttlExceeded6(f, null, now);
+    this.countReply(cx, f, now);
+    this.decHopLimit(f);
+    if (f.gsoType !== 0 && !f.csumPartial) return this.out.segmented(m.outbound, cx, f, now);
+    return m.outbound(this.out, cx, f, now);
+  }
+
+  /**
+   * ICMPv6: echo requests and NDP to the director's own answers (local.ts); destination
+   * unreachable, packet too big and time exceeded about a connection relayed as ip_vs_out_icmp_v6 /
+   * ip_vs_in_icmp_v6 do; the rest is the kernel's.
+   */
+  private icmp6Input(f: Flow, now: number): Verdict {
+    const type = f.icmpType;
+    if (
+      type === ICMPV6_ECHO_REQUEST ||
+      type === NDISC_NEIGHBOUR_SOLICITATION ||
+      type === NDISC_NEIGHBOUR_ADVERTISEMENT
+    )
+      return this.local.icmpv6Input(f, now);
+    if (!f.hasInner) return this.pass();
+    if (type !== ICMPV6_DEST_UNREACH && type !== ICMPV6_PKT_TOOBIG && type !== ICMPV6_TIME_EXCEED)
+      return this.pass();
+    const t = this.conns;
+    const p = f.innerProto;
+    if (p !== IPPROTO_TCP && p !== IPPROTO_UDP) return this.pass();
+    // The quoted packet went toward a real server (CIP → RIP): its reply key is RIP → CIP.
+    let cx = t.lookupOut6(p, f.innerD6, f.innerDport, f.innerS6, f.innerSport);
+    if (cx >= 0) {
+      const m = XMIT6[t.flagsOf(cx) & CONN_F_FWD_MASK];
+      if (m.icmpOutbound === undefined) return this.drop(R.icmp_unrelated);
+      if (!this.decHopLimit(f)) return this.drop(R.ttl_exceeded);
+      this.life.outStats(this.ctl.destById(t.destOf(cx)), f.l3End - f.l3Off);
+      return m.icmpOutbound(this.out, cx, f, now);
+    }
+    // The quoted packet is a reply to the client (VIP → CIP): looked up as the client's request.
+    cx = t.lookupIn6(p, f.innerD6, f.innerDport, f.innerS6, f.innerSport);
+    if (cx >= 0) {
+      if (!this.decHopLimit(f)) return this.drop(R.ttl_exceeded);
+      this.life.inStats(this.ctl.destById(t.destOf(cx)), f.l3End - f.l3Off);
+      return XMIT6[t.flagsOf(cx) & CONN_F_FWD_MASK].icmpInbound(this.out, cx, f, now);
+    }
+    return this.pass();
   }
 
   /**
@@ -592,8 +764,21 @@ export class Engine {
         template,
         fwmark: template && proto === 0 ? t.vaddrOf(cx) : 0,
       });
+      if (t.isIpv6(cx)) {
+        const v = out[out.length - 1];
+        v.caddr6 = this.addr6Text(cx, A6_CADDR);
+        v.vaddr6 = this.addr6Text(cx, A6_VADDR);
+        if (t.isDestIpv6(cx)) v.daddr6 = this.addr6Text(cx, A6_DADDR);
+      }
     });
     return out;
+  }
+
+  /** Address `which` (A6_*) of IPv6 entry cx as inet_ntop text (listings). */
+  private addr6Text(cx: number, which: number): string {
+    const w = new Int32Array(4);
+    this.conns.addr6Of(cx, which, w);
+    return ipv6WordsText(w);
   }
 
   /** How many entries the connection table holds (templates included). */

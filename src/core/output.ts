@@ -21,8 +21,15 @@ import type { Engine, EngineOptions } from "./engine.js";
 import type { Neigh, NeighCache } from "./neigh.js";
 import { ETH_HLEN, writeEthHeader } from "./packet/eth.js";
 import { ETH_P_IP, ETH_P_IPV6, type Flow, IPPROTO_TCP } from "./packet/flow.js";
-import { gsoBuildSegment, gsoSegmentCount, writePseudoHeaderSum } from "./packet/gso.js";
+import {
+  gsoBuildSegment,
+  gsoBuildSegment6,
+  gsoSegmentCount,
+  writePseudoHeaderSum,
+  writePseudoHeaderSum6,
+} from "./packet/gso.js";
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED } from "./packet/icmp.js";
+import { IPV6_MIN_MTU } from "./packet/ipv6.js";
 import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN, writeVnetHdr } from "./packet/vnet.js";
 import { type Iface, Route6Result, RouteResult, type RouteTable, sameWords6 } from "./route.js";
 import { Verdict, type XmitEngine, type XmitFn } from "./xmit/types.js";
@@ -30,6 +37,12 @@ import { Verdict, type XmitEngine, type XmitFn } from "./xmit/types.js";
 /** The cached way to a destination: route, and the neighbour entry once one exists. */
 export class DestPath {
   neigh: Neigh | null = null;
+  /**
+   * An IPv6 destination's next hop and the director's address toward it (TUN's outer source), as
+   * words; null for an IPv4 one (whose are nexthop and src).
+   */
+  nexthop6: Int32Array | null = null;
+  src6: Int32Array | null = null;
   /** int32 bits (see engine.ts: addresses cross calls as int32). */
   readonly nexthop: number;
   constructor(
@@ -137,7 +150,8 @@ export class Output implements XmitEngine {
    */
   private aggregateHeader(f: Flow, off: number): Uint8Array {
     const field = f.proto === IPPROTO_TCP ? 16 : 6;
-    writePseudoHeaderSum(f.buf, f.l3Off, f.l4Off, f.l3End, field);
+    if (f.af === 6) writePseudoHeaderSum6(f.buf, f.l3Off, f.l4Off, f.l3End, f.proto, field);
+    else writePseudoHeaderSum(f.buf, f.l3Off, f.l4Off, f.l3End, field);
     writeVnetHdr(
       this.txVnet,
       0,
@@ -320,14 +334,63 @@ export class Output implements XmitEngine {
     return p;
   }
 
-  /** __ip_vs_get_out_rt without a cached dest_dst: the route, kept until the next change. */
+  /** __ip_vs_get_out_rt (_v6) without a cached dest_dst: the route, kept until the next change. */
   private resolveDest(destId: number): DestPath | null {
     const d = this.ctl.destById(destId);
-    const rt = this.rt;
-    if (d === undefined || !this.routes.lookup(d.addr | 0, rt) || rt.iface === null) return null;
-    const p = new DestPath(rt.iface, rt.nexthop, rt.src, d);
+    if (d === undefined) return null;
+    let p: DestPath;
+    if (d.addr6 !== null) {
+      const rt = this.rt6;
+      if (!this.routes.lookup6(d.addr6, 0, 0, rt) || rt.iface === null) return null;
+      p = new DestPath(rt.iface, 0, 0, d);
+      p.nexthop6 = rt.nexthop.slice();
+      p.src6 = rt.src.slice();
+    } else {
+      const rt = this.rt;
+      if (!this.routes.lookup(d.addr | 0, rt) || rt.iface === null) return null;
+      p = new DestPath(rt.iface, rt.nexthop, rt.src, d);
+    }
     this.destRoute[destId] = p;
     return p;
+  }
+
+  emitToDest6(buf: Uint8Array, l3Off: number, l3Len: number, p: DestPath, now: number): number {
+    const nh = p.nexthop6;
+    if (nh === null) return this.drop(R.no_route);
+    let n = p.neigh;
+    if (n === null || n.dead) {
+      n = this.neigh.entry6(p.iface.ifindex, nh, 0);
+      p.neigh = n;
+    }
+    return this.emitNeigh6(p.iface, nh, 0, n, buf, l3Off, l3Len, now);
+  }
+
+  /**
+   * ensure_mtu_is_adequate for IPv6, which is never fragmented on the way: a packet over the path's
+   * MTU (less `overhead` for a tunnel) gets packet too big from errSrc (four words; null: the
+   * route's source), unless it is an ICMPv6 error or a non-first fragment (local.ts refuses those).
+   * A tunnel leaving less than IPV6_MIN_MTU is refused outright, as __ip_vs_get_out_rt_v6 does.
+   */
+  fitsPath6(
+    p: DestPath,
+    l3Len: number,
+    overhead: number,
+    f: Flow,
+    errSrc: Int32Array | null,
+    now: number,
+  ): boolean {
+    const mtu = p.iface.mtu - overhead;
+    if (overhead !== 0 && mtu < IPV6_MIN_MTU) {
+      this.counters.drops[R.too_big]++;
+      return false;
+    }
+    if (f.gsoType !== 0 && f.gsoSize !== 0 && l3Len === f.l3End - f.l3Off) {
+      const seg = f.payloadOff - f.l3Off + f.gsoSize;
+      if (seg < l3Len) l3Len = seg;
+    }
+    if (l3Len <= mtu) return true;
+    this.e.local.tooBig6(f, mtu, errSrc, now);
+    return false;
   }
 
   fitsPath(p: DestPath, l3Len: number, overhead: number, f: Flow, errSrc: number, now: number): boolean {
@@ -375,8 +438,11 @@ export class Output implements XmitEngine {
     const c = this.counters;
     c.gsoSegmented++;
     let v: number = Verdict.Drop;
+    const v6 = f.af === 6;
     for (let k = 0; k < n; k++) {
-      const len = gsoBuildSegment(out, o3, src, l3, l4, pay, end, mss, k);
+      const len = v6
+        ? gsoBuildSegment6(out, o3, src, l3, l4, pay, end, f.proto, mss, k)
+        : gsoBuildSegment(out, o3, src, l3, l4, pay, end, mss, k);
       if (len === 0) return this.drop(R.unsupported);
       c.gsoSegments++;
       f.buf = out;

@@ -5,7 +5,11 @@
 // ip_vs_conn_stats) and DPVS's FULLNAT local address and port choice.
 //
 // Addresses cross these calls as int32 bits (see engine.ts). The connection table stores them so.
+// An IPv6 connection is keyed by the folds like an IPv4 one, its words going to the table beside
+// them (conn/table.ts); the schedulers see the folds in the Flow's saddr/daddr and dest.addr, which
+// is how the kernel's hash their IPv6 keys (addr_fold).
 
+import { ipv6Fold, ipv6MaskWords } from "../addr.js";
 import type { EngineCounters } from "../counters.js";
 import type { IpvsCtl } from "../ctl.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest, Fwd } from "../dest.js";
@@ -63,6 +67,9 @@ export class ConnLife {
   private readonly rng: Xorshift32 | null;
   private lipCursor = 0;
   private lportCursor = FIRST_LPORT;
+  /** An IPv6 template's key: the client under the service's prefix, and a fwmark service's vaddr. */
+  private readonly snet6 = new Int32Array(4);
+  private readonly fwmark6 = new Int32Array(4);
   /** pickLocal's answer (two numbers, no object per connection). */
   pickedLip = 0;
   pickedLport = 0;
@@ -102,7 +109,8 @@ export class ConnLife {
 
   /**
    * ip_vs_schedule: returns the new connection's index, -1 when no destination can be
-   * found (the caller answers as ip_vs_leave does), -2 when the table is full.
+   * found (the caller answers as ip_vs_leave does), -2 when the table is full, -3 when the
+   * destination's method cannot carry the packet's family (FULLNAT for IPv6, so far).
    */
   schedule(svc: Service, f: Flow, now: number): number {
     this.schedCtx.now = now;
@@ -112,7 +120,20 @@ export class ConnLife {
     if (dest === null) return -1;
     const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
     const dport = dest.port !== 0 ? dest.port : f.dport;
-    const cx = this.newConn(f.proto, f.saddr | 0, f.sport, f.daddr | 0, f.dport, dest, dport, flags, now);
+    const c6 = f.af === 6 ? f.s6 : null;
+    const cx = this.newConn(
+      f.proto,
+      f.saddr | 0,
+      f.sport,
+      f.daddr | 0,
+      f.dport,
+      dest,
+      dport,
+      flags,
+      now,
+      c6,
+      f.d6,
+    );
     if (cx >= 0) this.connStats(svc, dest);
     return cx;
   }
@@ -120,16 +141,37 @@ export class ConnLife {
   /** ip_vs_sched_persist: find or create the template, then the connection under it. */
   private schedulePersist(svc: Service, f: Flow, now: number): number {
     const t = this.conns;
-    const snet = f.saddr & svc.netmask;
     // Template keys, as the kernel fills ip_vs_conn_param for them:
     //   port-specific (PPC):      <proto, snet, 0, vaddr, vport>
     //   port zero (PCC):          <proto, snet, 0, vaddr, 0>
     //   fwmark:                   <IPPROTO_IP, snet, 0, fwmark, 0>
+    // IPv6: snet is ipv6_addr_prefix(saddr, netmask) (a prefix length), and a fwmark template's
+    // vaddr the mark in the first word of the address (union nf_inet_addr fwmark = { .ip = mark }).
     const portMatch = f.dport === svc.port;
     const tproto = svc.fwmark !== 0 ? 0 : f.proto;
-    const tvaddr = (svc.fwmark !== 0 ? svc.fwmark : f.daddr) | 0;
     const tvport = svc.fwmark === 0 && portMatch ? f.dport : 0;
-    let ct = t.lookupTemplate(tproto, snet, tvaddr, tvport);
+    let snet: number;
+    let tvaddr: number;
+    let snet6: Int32Array | null = null;
+    let tv6: Int32Array | null = null;
+    let ct: number;
+    if (f.af === 6) {
+      snet6 = this.snet6;
+      snet6.set(f.s6);
+      ipv6MaskWords(snet6, 0, svc.netmask);
+      snet = ipv6Fold(snet6) | 0;
+      tv6 = f.d6;
+      if (svc.fwmark !== 0) {
+        tv6 = this.fwmark6;
+        tv6[0] = svc.fwmark;
+      }
+      tvaddr = ipv6Fold(tv6) | 0;
+      ct = t.lookupTemplate6(tproto, snet6, tv6, tvport);
+    } else {
+      snet = f.saddr & svc.netmask;
+      tvaddr = (svc.fwmark !== 0 ? svc.fwmark : f.daddr) | 0;
+      ct = t.lookupTemplate(tproto, snet, tvaddr, tvport);
+    }
     let dest: Dest | undefined;
     if (ct >= 0 && this.checkTemplate(ct)) {
       dest = this.ctl.destById(t.destOf(ct));
@@ -138,7 +180,7 @@ export class ConnLife {
       if (d === null) return -1;
       dest = d;
       const tdport = portMatch ? d.port : 0;
-      ct = this.newConn(tproto, snet, 0, tvaddr, tvport, d, tdport, CONN_F_TEMPLATE, now);
+      ct = this.newConn(tproto, snet, 0, tvaddr, tvport, d, tdport, CONN_F_TEMPLATE, now, snet6, tv6);
       if (ct < 0) return -2;
       t.setTimeout(ct, svc.timeout * 1000);
     }
@@ -146,8 +188,21 @@ export class ConnLife {
     let dport = f.dport;
     if (dport === svc.port && dest.port !== 0) dport = dest.port;
     const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
-    const cx = this.newConn(f.proto, f.saddr | 0, f.sport, f.daddr | 0, f.dport, dest, dport, flags, now);
-    if (cx < 0) return -2;
+    const c6 = f.af === 6 ? f.s6 : null;
+    const cx = this.newConn(
+      f.proto,
+      f.saddr | 0,
+      f.sport,
+      f.daddr | 0,
+      f.dport,
+      dest,
+      dport,
+      flags,
+      now,
+      c6,
+      f.d6,
+    );
+    if (cx < 0) return cx === -1 ? -2 : cx;
     t.setControl(cx, ct);
     t.setNControl(ct, t.nControlOf(ct) + 1);
     // ip_vs_conn_put(ct): every new connection restarts the template's timer.
@@ -186,7 +241,11 @@ export class ConnLife {
 
   // ---------------------------------------------------------------- new
 
-  /** ip_vs_conn_new + ip_vs_bind_dest. Returns the index, or -1 when the table is full. */
+  /**
+   * ip_vs_conn_new + ip_vs_bind_dest. Returns the index, -1 when the table is full, -3 for FULLNAT
+   * and an IPv6 client. An IPv6 client side comes as its words c6 and v6 (caddr and vaddr then
+   * being their folds), null for IPv4.
+   */
   private newConn(
     proto: number,
     caddr: number,
@@ -197,17 +256,25 @@ export class ConnLife {
     dport: number,
     flags: number,
     now: number,
+    c6: Int32Array | null,
+    v6: Int32Array | null,
   ): number {
     const t = this.conns;
+    const template = (flags & CONN_F_TEMPLATE) !== 0;
+    // FULLNAT has no IPv6 local addresses yet (nor NAT64's IPv4 ones for an IPv6 client).
+    if (c6 !== null && dest.fwd === Fwd.FullNat && !template) return -3;
     const cx = this.alloc(now);
     if (cx < 0) return -1;
-    const template = (flags & CONN_F_TEMPLATE) !== 0;
     let fl = flags | dest.fwd | CONN_F_INACTIVE;
     if (dest.fwd !== Fwd.Masq && dest.fwd !== Fwd.FullNat) fl |= CONN_F_NOOUTPUT;
     // alloc() cleared state, control, counters. The real server replies to the client itself
     // (NAT): the reply key is <RIP:rport → CIP:cport>; FULLNAT picks laddr:lport below.
     const daddr = dest.addr | 0;
     t.setEntry(cx, proto, caddr, cport, vaddr, vport, daddr, dport, caddr, cport, fl, dest.id);
+    if (c6 !== null && v6 !== null) {
+      t.setClient6(cx, c6, v6);
+      if (dest.addr6 !== null) t.setServer6(cx, dest.addr6, c6);
+    }
     if (dest.fwd === Fwd.FullNat && !template) {
       if (!this.allocLocal(cx, proto, daddr, dport, dest.svc)) {
         t.free(cx);

@@ -4,6 +4,9 @@
 // IPIP (TUN: virtio_net_hdr has no way to say SKB_GSO_IPXIP4) and a TCP option inserted into one
 // segment (FULLNAT's TOA: GSO would copy it into every segment).
 //
+// IPv6 aggregates (TCPV6, UDP_L4 over IPv6: net/ipv6/tcpv6_offload.c, udp_offload.c) are cut the
+// same way with the IPv6 payload length in place of the total length (no ID, no header checksum).
+//
 // Segment k of an aggregate whose payload is cut in gso_size pieces carries the aggregate's
 // headers with: IP total length and header checksum for its size, IP id + k (as the kernel does
 // for TCPv4 without SKB_GSO_TCP_FIXEDID; UDP segments likewise), TCP seq + k × gso_size, CWR only
@@ -12,9 +15,10 @@
 
 import { readU16, readU32, writeU16, writeU32 } from "../addr.js";
 import { moveBytes } from "./bytes.js";
-import { ipv4HeaderChecksum, l4ChecksumV4 } from "./csum.js";
+import { csumFold, ipv4HeaderChecksum, ipv6PseudoSum, l4ChecksumV4, l4ChecksumV6 } from "./csum.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "./flow.js";
 import { IP_CHECK, IP_ID, IP_TOTLEN } from "./ipv4.js";
+import { IP6_PLEN, IPV6_HLEN } from "./ipv6.js";
 
 const TCP_FIN_PSH = 0x09;
 const TCP_CWR = 0x80;
@@ -44,6 +48,38 @@ export function gsoBuildSegment(
 ): number {
   const proto = src[l3 + 9];
   if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return 0;
+  const total = segmentInto(out, outL3, src, l3, pay, end, mss, k);
+  if (total === 0) return 0;
+  writeU16(out, outL3 + IP_TOTLEN, total);
+  writeU16(out, outL3 + IP_ID, (readU16(src, l3 + IP_ID) + k) & 0xffff);
+  writeU16(out, outL3 + IP_CHECK, 0);
+  writeU16(out, outL3 + IP_CHECK, ipv4HeaderChecksum(out, outL3));
+  const o4 = outL3 + (l4 - l3);
+  const l4Len = total - (l4 - l3);
+  if (proto === IPPROTO_TCP) {
+    segmentTcp(out, o4, src, l4, end - pay, mss, k);
+    writeU16(out, o4 + 16, l4ChecksumV4(out, outL3, o4, l4Len, IPPROTO_TCP));
+  } else {
+    writeU16(out, o4 + 4, l4Len);
+    writeU16(out, o4 + 6, l4ChecksumV4(out, outL3, o4, l4Len, IPPROTO_UDP));
+  }
+  return total;
+}
+
+/**
+ * Both families' common part: segment k's headers src[l3, pay) and its piece of the payload
+ * src[pay, end) at out[outL3]. Returns its IP length, 0 when k is out of range or out too small.
+ */
+function segmentInto(
+  out: Uint8Array,
+  outL3: number,
+  src: Uint8Array,
+  l3: number,
+  pay: number,
+  end: number,
+  mss: number,
+  k: number,
+): number {
   const hlen = pay - l3;
   const payload = end - pay;
   const n = gsoSegmentCount(payload, mss);
@@ -55,24 +91,26 @@ export function gsoBuildSegment(
   if (outL3 + total > out.length) return 0;
   moveBytes(out, outL3, src, l3, hlen);
   if (chunk > 0) moveBytes(out, outL3 + hlen, src, from, chunk);
-  writeU16(out, outL3 + IP_TOTLEN, total);
-  writeU16(out, outL3 + IP_ID, (readU16(src, l3 + IP_ID) + k) & 0xffff);
-  writeU16(out, outL3 + IP_CHECK, 0);
-  writeU16(out, outL3 + IP_CHECK, ipv4HeaderChecksum(out, outL3));
-  const o4 = outL3 + (l4 - l3);
-  const l4Len = total - (l4 - l3);
-  if (proto === IPPROTO_TCP) {
-    writeU32(out, o4 + 4, (readU32(src, l4 + 4) + k * step) >>> 0);
-    let flags = src[l4 + 13];
-    if (k > 0) flags &= ~TCP_CWR;
-    if (k < n - 1) flags &= ~TCP_FIN_PSH;
-    out[o4 + 13] = flags;
-    writeU16(out, o4 + 16, l4ChecksumV4(out, outL3, o4, l4Len, IPPROTO_TCP));
-  } else {
-    writeU16(out, o4 + 4, l4Len);
-    writeU16(out, o4 + 6, l4ChecksumV4(out, outL3, o4, l4Len, IPPROTO_UDP));
-  }
   return total;
+}
+
+/** Segment k's TCP sequence number and flags (CWR on the first only, FIN and PSH on the last only). */
+function segmentTcp(
+  out: Uint8Array,
+  o4: number,
+  src: Uint8Array,
+  l4: number,
+  payload: number,
+  mss: number,
+  k: number,
+): void {
+  const n = gsoSegmentCount(payload, mss);
+  const step = mss > 0 ? mss : payload;
+  writeU32(out, o4 + 4, (readU32(src, l4 + 4) + k * step) >>> 0);
+  let flags = src[l4 + 13];
+  if (k > 0) flags &= ~TCP_CWR;
+  if (k < n - 1) flags &= ~TCP_FIN_PSH;
+  out[o4 + 13] = flags;
 }
 
 /**
@@ -99,4 +137,49 @@ export function writePseudoHeaderSum(
   s = (s & 0xffff) + (s >>> 16);
   s = (s & 0xffff) + (s >>> 16);
   writeU16(buf, l4 + field, s);
+}
+
+/**
+ * gsoBuildSegment for an IPv6 aggregate (extension headers, if any, are in [l3, l4) and copied):
+ * the payload length for its size, TCP seq/flags or UDP length, and a full transport checksum
+ * with the IPv6 pseudo-header. `proto` is the upper-layer protocol the walk found.
+ */
+export function gsoBuildSegment6(
+  out: Uint8Array,
+  outL3: number,
+  src: Uint8Array,
+  l3: number,
+  l4: number,
+  pay: number,
+  end: number,
+  proto: number,
+  mss: number,
+  k: number,
+): number {
+  if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return 0;
+  const total = segmentInto(out, outL3, src, l3, pay, end, mss, k);
+  if (total === 0) return 0;
+  writeU16(out, outL3 + IP6_PLEN, total - IPV6_HLEN);
+  const o4 = outL3 + (l4 - l3);
+  const l4Len = total - (l4 - l3);
+  if (proto === IPPROTO_TCP) {
+    segmentTcp(out, o4, src, l4, end - pay, mss, k);
+    writeU16(out, o4 + 16, l4ChecksumV6(out, outL3, o4, l4Len, IPPROTO_TCP));
+  } else {
+    writeU16(out, o4 + 4, l4Len);
+    writeU16(out, o4 + 6, l4ChecksumV6(out, outL3, o4, l4Len, IPPROTO_UDP));
+  }
+  return total;
+}
+
+/** writePseudoHeaderSum for IPv6: the RFC 8200 §8.1 pseudo-header (addresses, length, next header). */
+export function writePseudoHeaderSum6(
+  buf: Uint8Array,
+  l3: number,
+  l4: number,
+  end: number,
+  proto: number,
+  field: number,
+): void {
+  writeU16(buf, l4 + field, csumFold(ipv6PseudoSum(buf, l3, end - l4, proto)));
 }

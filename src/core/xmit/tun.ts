@@ -24,7 +24,16 @@
 // A GSO aggregate is cut into segments before it is encapsulated (the engine does it:
 // segmentsInbound): a virtio_net_hdr has no gso_type for these tunnels (SKB_GSO_IPXIP4,
 // SKB_GSO_UDP_TUNNEL, SKB_GSO_GRE), so the kernel could not segment an encapsulated aggregate.
+//
+// IPv6 (tun6: ip_vs_tunnel_xmit_v6 toward an IPv6 real server): the datagram goes inside an outer
+// IPv6 header, next header 41 (IPv6-in-IPv6), from the director's address toward the real server,
+// with the inner hop limit (already decremented), the inner traffic class with ECN encapsulated,
+// and flow label 0. The MTU less the 40 outer bytes must stay at least IPV6_MIN_MTU, else the
+// packet is dropped; past it the client gets packet too big. GUE and GRE over IPv6 are not built
+// yet: those destinations drop their packets (unsupported).
 
+import { ipv6FromWords } from "../addr.js";
+import { A6_DADDR } from "../conn/table.js";
 import { R } from "../counters.js";
 import { type Dest, TunType } from "../dest.js";
 import type { DestPath } from "../output.js";
@@ -38,7 +47,8 @@ import {
   gueFlowHash,
   udpSrcPortFromHash,
 } from "../packet/gue.js";
-import { IPIP_OVERHEAD, ipipEncap, tunnelTos } from "../packet/ipip.js";
+import { IPIP_OVERHEAD, ipipEncap, placeInner, tunnelTos } from "../packet/ipip.js";
+import { IPV6_HLEN, NEXTHDR_IPV6, writeIpv6Header } from "../packet/ipv6.js";
 import { Verdict, type XmitEngine, type XmitMethod } from "./types.js";
 
 /** IP_VS_TUNNEL_ENCAP_FLAG_CSUM / _REMCSUM (NOCSUM is 0). */
@@ -154,6 +164,63 @@ export const tun: XmitMethod = {
     if (p === null) return Verdict.Drop;
     if (!e.fitsPath(p, f.l3End - f.l3Off, tunOverhead(p.dest, f), f, 0, now)) return Verdict.Drop;
     return encapsulate(e, p, c, f, now);
+  },
+
+  icmpOutbound: undefined,
+};
+
+/** The outer source and destination of an IPv6 tunnel, as 16 bytes each. */
+const outerAddrs = new Uint8Array(32);
+
+/** The IPv6-in-IPv6 packet toward the connection's real server, built in scratch and sent. */
+function encapsulate6(e: XmitEngine, p: DestPath, c: number, f: Flow, now: number): number {
+  const a = e.conns.addr6Words;
+  const src = p.src6;
+  if (a === null || src === null) return e.drop(R.no_route);
+  const out = e.scratch;
+  const len = placeInner(out, ETH_HLEN, f.buf, f.l3Off, f.l3End - f.l3Off, IPV6_HLEN);
+  if (len === 0) return e.drop(R.too_big);
+  ipv6FromWords(src, 0, outerAddrs, 0);
+  ipv6FromWords(a, (c << 4) + A6_DADDR, outerAddrs, 16);
+  writeIpv6Header(
+    out,
+    ETH_HLEN,
+    tunnelTos(f.tos),
+    0,
+    len - IPV6_HLEN,
+    NEXTHDR_IPV6,
+    f.ttl,
+    outerAddrs,
+    0,
+    outerAddrs,
+    16,
+  );
+  return e.emitToDest6(out, ETH_HLEN, len, p, now);
+}
+
+export const tun6: XmitMethod = {
+  name: "tun",
+
+  inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const p = e.destPath(e.conns.destOf(c));
+    if (p === null) return Verdict.Drop;
+    if (p.dest.tunType !== TunType.Ipip) return e.drop(R.unsupported);
+    if (!e.fitsPath6(p, f.l3End - f.l3Off, IPV6_HLEN, f, f.d6, now)) return Verdict.Drop;
+    return encapsulate6(e, p, c, f, now);
+  },
+
+  segmentsInbound(): boolean {
+    return true;
+  },
+
+  outbound: undefined,
+
+  icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const p = e.destPath(e.conns.destOf(c));
+    if (p === null) return Verdict.Drop;
+    if (p.dest.tunType !== TunType.Ipip) return e.drop(R.unsupported);
+    if (!e.fitsPath6(p, f.l3End - f.l3Off, IPV6_HLEN, f, null, now)) return Verdict.Drop;
+    return encapsulate6(e, p, c, f, now);
   },
 
   icmpOutbound: undefined,

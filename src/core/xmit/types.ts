@@ -35,6 +35,33 @@ export interface XmitEngine {
    * packet as the client sent it.
    */
   fitsPath(p: DestPath, l3Len: number, overhead: number, f: Flow, errSrc: number, now: number): boolean;
+  /**
+   * emitIp for IPv6: to the address at dst[dOff..+4], through its neighbour (resolved by NDP);
+   * `oif` is the interface of a link-scoped destination, 0 when none.
+   */
+  emitIp6(
+    buf: Uint8Array,
+    l3Off: number,
+    l3Len: number,
+    dst: Int32Array,
+    dOff: number,
+    oif: number,
+    now: number,
+  ): number;
+  /** emitToDest through an IPv6 destination's path. */
+  emitToDest6(buf: Uint8Array, l3Off: number, l3Len: number, p: DestPath, now: number): number;
+  /**
+   * fitsPath for IPv6: packet too big from errSrc (four words; null: the route's source) where IPv4
+   * would fragment or answer fragmentation-needed.
+   */
+  fitsPath6(
+    p: DestPath,
+    l3Len: number,
+    overhead: number,
+    f: Flow,
+    errSrc: Int32Array | null,
+    now: number,
+  ): boolean;
   /** MTU of the link toward destination `destId` (before the packet's own destPath). */
   destMtuOf(destId: number): number;
   drop(reason: number): number;
