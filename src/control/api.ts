@@ -7,7 +7,7 @@
 // sysctl and fwmark commands are checked here first, so a batch with one bad command changes
 // nothing and its error names the command (CtlError.index).
 
-import { parseIPv4 } from "../core/addr.js";
+import { ipv6WordsText, parseIPv4 } from "../core/addr.js";
 import { CtlError } from "../core/ctl.js";
 import type { CtlCommand } from "../core/ctl-types.js";
 import { Fwd } from "../core/dest.js";
@@ -33,10 +33,23 @@ export interface GuardDest {
   port: number;
 }
 
-/** What the kernel must not see (the daemon's nft guard): owned addresses, NAT destinations. */
+/** An IPv6 NAT/FULLNAT destination the kernel must not answer for (the address as text). */
+export interface GuardDest6 {
+  addr6: string;
+  proto: number;
+  port: number;
+}
+
+/**
+ * What the kernel must not see (the daemon's nft guard): owned addresses, NAT destinations; IPv6
+ * ones apart (an IPv6 service's `addr` is a fold, never an IPv4 address to guard).
+ */
 export interface Guard {
   owned: number[];
   nat: GuardDest[];
+  /** Absent: none (a guard from before IPv6, or a test's). */
+  owned6?: string[];
+  nat6?: GuardDest6[];
 }
 
 /**
@@ -58,6 +71,18 @@ export function ruleHostDst(canonical: string): number | null {
 /** A rule's canonical text (as iptables -D compares rules), or the parse error. */
 function canonicalRule(rule: string): string {
   return parseFwmarkRule(rule).text;
+}
+
+/** Sorted, so that equal guards compare equal (the daemon updates nft only on a change). */
+export function sortGuard(g: Guard): Guard {
+  return {
+    owned: [...new Set(g.owned)].sort((a, b) => a - b),
+    nat: [...g.nat].sort((a, b) => a.addr - b.addr || a.proto - b.proto || a.port - b.port),
+    owned6: [...new Set(g.owned6 ?? [])].sort(),
+    nat6: [...(g.nat6 ?? [])].sort((a, b) =>
+      a.addr6 < b.addr6 ? -1 : a.addr6 > b.addr6 ? 1 : a.proto - b.proto || a.port - b.port,
+    ),
+  };
 }
 
 export class ControlApi {
@@ -231,18 +256,27 @@ export class ControlApi {
     const owned = new Set<number>(e.lipTable.owned());
     for (const a of this.fwOwned.values()) owned.add(a >>> 0);
     const nat = new Map<string, GuardDest>();
+    const nat6 = new Map<string, GuardDest6>();
     for (const s of e.services()) {
-      if (s.fwmark === 0) owned.add(s.addr >>> 0);
+      if (s.fwmark === 0 && s.af === 4) owned.add(s.addr >>> 0);
       for (const d of s.dests) {
         if (d.fwd !== Fwd.Masq && d.fwd !== Fwd.FullNat) continue;
-        const g = { addr: d.addr >>> 0, proto: s.fwmark === 0 ? s.protocol : 0, port: d.port };
-        nat.set(`${g.addr}/${g.proto}/${g.port}`, g);
+        const proto = s.fwmark === 0 ? s.protocol : 0;
+        if (d.addr6 !== null) {
+          const g = { addr6: ipv6WordsText(d.addr6), proto, port: d.port };
+          nat6.set(`${g.addr6}/${proto}/${g.port}`, g);
+        } else {
+          const g = { addr: d.addr >>> 0, proto, port: d.port };
+          nat.set(`${g.addr}/${g.proto}/${g.port}`, g);
+        }
       }
     }
-    return {
-      owned: [...owned].sort((a, b) => a - b),
-      nat: [...nat.values()].sort((a, b) => a.addr - b.addr || a.proto - b.proto || a.port - b.port),
-    };
+    return sortGuard({
+      owned: [...owned],
+      nat: [...nat.values()],
+      owned6: e.ctl.ownedAddresses6(),
+      nat6: [...nat6.values()],
+    });
   }
 
   /** Whether a fwmark rule matches a network rather than one host (the socket filter must then let all IPv4 in). */

@@ -38,9 +38,9 @@
 // there is no instant without a guard and a table left by a crashed daemon goes away on start.
 
 import { execFileSync } from "node:child_process";
+import type { Guard, GuardDest6 } from "../control/api.js";
 import { formatIPv4, parseIPv6 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
-import type { Guard } from "./worker.js";
 
 export const NFT_TABLE = "tsvs";
 export const NFT_FAMILY = "netdev";
@@ -68,21 +68,9 @@ function elements(items: string[]): string {
   return items.length === 0 ? "" : ` elements = { ${items.join(", ")} };`;
 }
 
-/** A NAT or FULLNAT destination with an IPv6 address (text), as GuardDest has an IPv4 one. */
-export interface GuardDest6 {
-  addr6: string;
-  proto: number;
-  port: number;
-}
-
-/**
- * The IPv6 side of what the workers own: their IPv6 VIPs (text) and NAT destinations. Optional so
- * that a guard without IPv6 is the IPv4 Guard as it was.
- */
-export interface Guard6 {
-  owned6?: string[];
-  nat6?: GuardDest6[];
-}
+/** The IPv6 side of the guard (owned6, nat6) is the control API's Guard's. */
+export type Guard6 = Pick<Guard, "owned6" | "nat6">;
+export type { GuardDest6 };
 
 /** A guarded destination's `addr . proto . port` and `addr . proto` (port 0) elements. */
 function natElements(

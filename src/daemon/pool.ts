@@ -4,6 +4,7 @@
 
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { Logger } from "pino";
+import { type GuardDest6, sortGuard } from "../control/api.js";
 import type { ControlCommand } from "../control/commands.js";
 import type { ExplainQuery } from "../core/explain.js";
 import type { FwmarkAction } from "./protocol.js";
@@ -177,14 +178,16 @@ export class WorkerPool {
 
 /** The union of the workers' guards (each owns its share of the LIPs), sorted as ControlApi.guard sorts. */
 export function mergeGuards(gs: readonly Guard[]): Guard {
-  const owned = new Set<number>();
   const nat = new Map<string, Guard["nat"][number]>();
+  const nat6 = new Map<string, GuardDest6>();
   for (const g of gs) {
-    for (const a of g.owned) owned.add(a);
     for (const d of g.nat) nat.set(`${d.addr}/${d.proto}/${d.port}`, d);
+    for (const d of g.nat6 ?? []) nat6.set(`${d.addr6}/${d.proto}/${d.port}`, d);
   }
-  return {
-    owned: [...owned].sort((a, b) => a - b),
-    nat: [...nat.values()].sort((a, b) => a.addr - b.addr || a.proto - b.proto || a.port - b.port),
-  };
+  return sortGuard({
+    owned: gs.flatMap((g) => g.owned),
+    nat: [...nat.values()],
+    owned6: gs.flatMap((g) => g.owned6 ?? []),
+    nat6: [...nat6.values()],
+  });
 }

@@ -21,6 +21,7 @@ import type { SyncConn, SyncDaemonConfig } from "../core/sync/types.js";
 import { compileFanoutProgram, compileOwnedFilter, fanoutHash, setFanoutProgram } from "../io/bpf.js";
 import type { IoBackend } from "../io/frame-io.js";
 import { libc, PACKET_OTHERHOST, setThreadAffinity, threadAffinity } from "../io/libc.js";
+import { SolicitedNodeMemberships } from "../io/packet-common.js";
 import type { FwmarkAction, IfaceStatus, Response, WorkerStatus } from "./protocol.js";
 import { SocketSet } from "./sockets.js";
 
@@ -200,6 +201,10 @@ class DataPlane {
   readonly engine: Engine;
   private readonly api: ControlApi;
   private locals: number[];
+  /** The interfaces' IPv6 addresses (text, link-local included). */
+  private locals6: string[];
+  /** Per socket (by fd): the solicited-node groups joined for the IPv6 VIPs, so the NIC passes their NSs. */
+  private readonly groups6 = new Map<number, SolicitedNodeMemberships>();
   // The frame being handed to the engine: when the engine sends it back out (rewritten in place),
   // the frame is queued by address, without a copy (ring or rx slot stay valid until the flush at
   // the end of the loop).
@@ -235,6 +240,7 @@ class DataPlane {
     this.nWorkers = nWorkers;
     const allLips = init.allLips ?? init.lips;
     this.locals = init.interfaces.flatMap((c) => c.addrs.map((a) => a.addr));
+    this.locals6 = init.interfaces.flatMap((c) => (c.addrs6 ?? []).map((a) => a.addr6));
     this.socks = new SocketSet(
       {
         io: init.io ?? "ring",
@@ -291,17 +297,34 @@ class DataPlane {
     // A fwmark rule on a network (not one host) owns addresses we cannot list: let all IPv4 in.
     const allIpv4 = this.api.hasNetworkFwmark();
     const rips = g.nat.map((d) => d.addr);
+    const owned6 = g.owned6 ?? [];
+    const rips6 = (g.nat6 ?? []).map((d) => d.addr6);
     const lipList = engine.lipTable.all();
-    const key = JSON.stringify([owned, rips, allIpv4, this.locals, lipList.length]);
+    const sockets = this.socks.sockets;
+    const key = JSON.stringify([
+      owned,
+      rips,
+      allIpv4,
+      this.locals,
+      lipList.length,
+      owned6,
+      rips6,
+      this.locals6,
+      sockets.map((s) => s.fd),
+    ]);
     if (key === this.filterKey) return;
     this.filterKey = key;
-    const sockets = this.socks.sockets;
+    this.joinGroups6(owned6);
     if (this.init.filter !== false || nWorkers > 1) {
       const prog = compileOwnedFilter({
         owned,
         locals: this.locals,
         rips,
+        owned6,
+        locals6: this.locals6,
+        rips6,
         allIpv4: allIpv4 || this.init.filter === false,
+        allIpv6: this.init.filter === false,
         arp: nWorkers === 1,
         // The filter's return value cuts the frame: an aggregate (up to 64 KiB) must pass whole.
         snaplen: 0x40000,
@@ -316,6 +339,21 @@ class DataPlane {
       for (const s of sockets) setFanoutProgram(s.fd, fp);
     }
     this.filterUpdates++;
+  }
+
+  /** Every socket in the solicited-node groups of the IPv6 VIPs (closed sockets' entries go). */
+  private joinGroups6(owned6: readonly string[]): void {
+    const live = new Set<number>();
+    for (const s of this.socks.sockets) {
+      live.add(s.fd);
+      let m = this.groups6.get(s.fd);
+      if (m === undefined) {
+        m = new SolicitedNodeMemberships(s.fd, s.ifindex);
+        this.groups6.set(s.fd, m);
+      }
+      m.set(owned6);
+    }
+    for (const fd of [...this.groups6.keys()]) if (!live.has(fd)) this.groups6.delete(fd);
   }
 
   private status(): WorkerStatus {
@@ -380,6 +418,7 @@ class DataPlane {
     const r = this.socks.follow(u);
     this.engine.setHost(u.interfaces, u.routes, u.hostLocal);
     this.locals = u.interfaces.flatMap((cfg) => cfg.addrs.map((a) => a.addr));
+    this.locals6 = u.interfaces.flatMap((cfg) => (cfg.addrs6 ?? []).map((a) => a.addr6));
     if (r.opened.length > 0) this.filterKey = ""; // new sockets start without the filter
     this.refilter();
     return r;

@@ -8,7 +8,7 @@ import { ControlApi, ruleHostDst } from "../../src/control/api.js";
 import { type ControlCommand, parseCommands } from "../../src/control/commands.js";
 import { mergeTables, type TableSnapshot } from "../../src/control/snapshot.js";
 import { destSpec, SpecError, serviceSpec } from "../../src/control/spec.js";
-import { parseIPv4 } from "../../src/core/addr.js";
+import { ipv6Fold, ipv6TextWords, parseIPv4 } from "../../src/core/addr.js";
 import { CtlError } from "../../src/core/ctl.js";
 import type { ServiceKey } from "../../src/core/ctl-types.js";
 import { Fwd } from "../../src/core/dest.js";
@@ -159,6 +159,37 @@ describe("ControlApi.apply: one batch, all or nothing", () => {
     assert.equal(changed.length, 2);
     assert.deepEqual(a.fwmarkRules(), []);
     assert.ok(!a.guard().owned.includes(parseIPv4("198.18.0.201") as number));
+  });
+});
+
+describe("control API guard with IPv6", () => {
+  it("an IPv6 service's VIP and NAT real servers go to owned6/nat6, never as folds into the IPv4 sets", () => {
+    const a = api();
+    a.apply([
+      addSvc,
+      addRs1,
+      {
+        op: "add-service",
+        svc: { ...serviceSpec({ protocol: 6, addr: "2001:db8::100", port: 80 }), schedName: "rr" },
+      },
+      {
+        op: "add-dest",
+        key: { af: 6, protocol: 6, addr: 0, addr6: "2001:db8::100", port: 80, fwmark: 0 },
+        dest: destSpec(
+          { af: 6, protocol: 6, addr: 0, addr6: "2001:db8::100", port: 80, fwmark: 0 },
+          { addr: "2001:db8:1::11", port: 8080, fwd: Fwd.Masq },
+        ),
+      },
+    ]);
+    const g = a.guard();
+    const fold = ipv6Fold(ipv6TextWords("2001:db8::100") as Int32Array);
+    assert.ok(g.owned.includes(VIP) && !g.owned.includes(fold), JSON.stringify(g.owned));
+    assert.deepEqual(
+      g.nat.map((d) => d.addr),
+      [RS1],
+    );
+    assert.deepEqual(g.owned6, ["2001:db8::100"]);
+    assert.deepEqual(g.nat6, [{ addr6: "2001:db8:1::11", proto: 6, port: 8080 }]);
   });
 });
 
