@@ -40,7 +40,7 @@
 // (TUN: no IPIP GSO type in virtio_net_hdr; FULLNAT adding TOA: the option would be copied into
 // every segment) gets it cut in software first (output.ts), one segment at a time.
 
-import { type InetAddr, ipv6WordsText, writeU16 } from "./addr.js";
+import { type InetAddr, ipv6Fold, ipv6WordsText, writeU16 } from "./addr.js";
 import { ConnLife } from "./conn/life.js";
 import {
   A6_CADDR,
@@ -89,7 +89,7 @@ import { Timeouts } from "./proto/timeouts.js";
 import { UDP_STATE_NAME } from "./proto/udp.js";
 import { Xorshift32 } from "./random.js";
 import { estimatorTick } from "./rate.js";
-import { type IfaceAddr, type IfaceConfig, type RouteConfig, RouteTable } from "./route.js";
+import { type IfaceAddr, type IfaceConfig, type RouteConfig, RouteTable, sameWords6 } from "./route.js";
 import type { Service } from "./service.js";
 import { Stats } from "./stats.js";
 import { SyncInstaller, type SyncInstallResult } from "./sync/install.js";
@@ -198,6 +198,12 @@ export class Engine {
    * them is a request, so the reply-direction lookup is skipped (see input()).
    */
   private vipSet = new Int32Array(8);
+  /**
+   * The same for IPv6 VIPs, by fold, each slot confirmed by its four words (vip6Words[4i..]):
+   * slot i is used when vip6Used[i] is 1.
+   */
+  private vip6Used = new Uint8Array(8);
+  private vip6Words = new Int32Array(32);
   now = 0;
 
   constructor(opts: EngineOptions) {
@@ -267,6 +273,34 @@ export class Engine {
       set[i] = a | 0;
     }
     this.vipSet = set;
+    const vips6: Int32Array[] = [];
+    for (const s of this.ctl.services())
+      if (s.af === 6 && s.fwmark === 0 && s.addr6 !== null) vips6.push(s.addr6);
+    n = 8;
+    while (n < vips6.length * 4) n *= 2;
+    const used = new Uint8Array(n);
+    const words = new Int32Array(n * 4);
+    for (const w of vips6) {
+      let i = vipSlot(ipv6Fold(w), n - 1);
+      while (used[i] !== 0 && !sameWords6(words, i * 4, w, 0)) i = (i + 1) & (n - 1);
+      used[i] = 1;
+      words.set(w.subarray(0, 4), i * 4);
+    }
+    this.vip6Used = used;
+    this.vip6Words = words;
+  }
+
+  /** isVip for IPv6: are the words w those of an IPv6 (non-fwmark) service's VIP? */
+  isVip6(w: Int32Array): boolean {
+    const used = this.vip6Used;
+    const words = this.vip6Words;
+    const m = used.length - 1;
+    for (let i = vipSlot(w[0] ^ w[1] ^ w[2] ^ w[3], m); ; i = (i + 1) & m) {
+      if (used[i] === 0) return false;
+      const k = i * 4;
+      if (words[k] === w[0] && words[k + 1] === w[1] && words[k + 2] === w[2] && words[k + 3] === w[3])
+        return true;
+    }
   }
 
   /** Is addr the address of a (non-fwmark) virtual service, and not a LIP? */
@@ -539,9 +573,12 @@ export class Engine {
     if (gt !== 0 && !this.gsoMatches(f)) f.csumPartial = false;
 
     const t = this.conns;
-    // Reply direction first (ip_vs_out). No VIP set spares it here: a fold says nothing sure.
-    let cx = t.lookupOut6(proto, f.s6, f.sport, f.d6, f.dport);
-    if (cx >= 0) return this.outbound6(cx, f, now);
+    // Reply direction first (ip_vs_out), skipped for a packet to a VIP as in input().
+    let cx: number;
+    if (!this.isVip6(f.d6)) {
+      cx = t.lookupOut6(proto, f.s6, f.sport, f.d6, f.dport);
+      if (cx >= 0) return this.outbound6(cx, f, now);
+    }
     cx = t.lookupIn6(proto, f.s6, f.sport, f.d6, f.dport);
     if (cx >= 0 && proto === IPPROTO_TCP && (f.tcpFlags & TCP_SYN) !== 0) cx = this.reuseCheck(cx, now);
     let dest: Dest | undefined;
