@@ -368,3 +368,25 @@ describe("NAT over IPv6: GSO aggregates", () => {
     assert.equal(out.frame.length, agg.length);
   });
 });
+
+describe("NAT over IPv6: replies to a client whose fold is the VIP's", () => {
+  it("are still found (the VIP set is confirmed by the words, not the fold)", () => {
+    const d = natDirector();
+    const client = "2001:db8:0:100::";
+    assert.equal(fold6(client), fold6(VIP));
+    d.one(1, tcp6Frame(L2_6_FROM_ROUTER, { src: client, dst: VIP }, { sport: 40000, dport: 80, flags: SYN }));
+    const r = d.one(
+      2,
+      tcp6Frame(
+        l2_6FromLan(MAC6.rs1),
+        { src: RS1, dst: client },
+        { sport: 8080, dport: 40000, flags: SYN | ACK },
+      ),
+    );
+    assertFields(
+      r.f,
+      { dmac: MAC6.router, src: IP6.vip, dst: "2001:db8:0:100:0:0:0:0", sport: 80, dport: 40000 },
+      "reply",
+    );
+  });
+});
