@@ -97,8 +97,10 @@ export interface DirectorIfaceInput {
   iface: string | null;
   /** Routes toward the tunnel sources the running decapsulator has seen. */
   tunnel: RouteTo[];
-  /** The interfaces with an IPv4 address, lo and the decapsulator's tun device excepted. */
+  /** The interfaces with an address of the VIP's family, lo and the decapsulator's tun device excepted. */
   ifaces: string[];
+  /** The VIP's family, for the wording (default 4). */
+  family?: 4 | 6;
 }
 
 export interface DirectorIfaceChoice {
@@ -139,13 +141,17 @@ export function chooseDirectorIface(inp: DirectorIfaceInput): DirectorIfaceChoic
     const devs = uniq(seen.map((r) => r.dev as string));
     return { ifaces: devs, how: "tunnel", detail: `route to the tunnel sources seen: ${routeList(seen)}` };
   }
+  const fam = inp.family === 6 ? "IPv6" : "IPv4";
   if (inp.ifaces.length === 0)
-    throw new TsvsError("TSVS_ERR_HOST", "no interface with an IPv4 address besides lo");
+    throw new TsvsError(
+      "TSVS_ERR_HOST",
+      `no interface with an ${fam} address besides lo${inp.family === 6 ? " (link-local aside)" : ""}`,
+    );
   if (inp.ifaces.length === 1) return { ifaces: inp.ifaces, how: "only", detail: "the only interface" };
   return {
     ifaces: [...inp.ifaces],
     how: "ambiguous",
-    detail: `${inp.ifaces.join(", ")} all carry IPv4 and nothing says which leads to the director: each is treated as if it did (give --director DIP to check only its interface)`,
+    detail: `${inp.ifaces.join(", ")} all carry ${fam} and nothing says which leads to the director: each is treated as if it did (give --director DIP to check only its interface)`,
   };
 }
 
@@ -229,6 +235,10 @@ export interface DecapStatsView extends DecapCounters {
   /** The type it decapsulates and its GUE port (absent in stats of older versions: ipip). */
   type?: TunnelType;
   port?: number;
+  /** The inner family (the VIP's; absent in stats of older versions: 4). */
+  family?: 4 | 6;
+  /** The sockets it reads, in words ("IPv6 next header 41"). */
+  receivers?: string[];
 }
 
 export interface DecapInput {
@@ -243,6 +253,10 @@ export interface DecapInput {
   stats: DecapStatsView | null;
   /** Local addresses toward the director (route src), when the director is known. */
   directorSrc: string[];
+  /** The decapsulator's name in the verdict (default: the type, "IPIP"). */
+  label?: string;
+  /** The setup command that starts the right one (default: for an IPv4 VIP and this type). */
+  setup?: string;
 }
 
 /**
@@ -260,8 +274,11 @@ export function decapFindings(d: DecapInput): Finding[] {
       : `; received ${s.received}, delivered ${s.delivered}, bad ${s.badOuter + s.badInner}, not local ${s.notLocal}, write errors ${s.writeErrors}`;
   const type = d.type ?? "ipip";
   const port = type === "gue" ? ` (UDP port ${d.port ?? 0})` : "";
-  const what = `${type.toUpperCase()} decapsulator ${d.alive ? `pid ${d.pid}` : "not running"}${port}, ${d.tun} ${d.hasTun ? "present" : "absent"}`;
-  const setup = `tsvs realserver setup --method tun${type === "ipip" ? "" : ` --tun-type ${type}`}${type === "gue" ? ` --tun-port ${d.port ?? "PORT"}` : ""}`;
+  const label = d.label ?? type.toUpperCase();
+  const what = `${label} decapsulator ${d.alive ? `pid ${d.pid}` : "not running"}${port}, ${d.tun} ${d.hasTun ? "present" : "absent"}`;
+  const setup =
+    d.setup ??
+    `tsvs realserver setup --method tun${type === "ipip" ? "" : ` --tun-type ${type}`}${type === "gue" ? ` --tun-port ${d.port ?? "PORT"}` : ""}`;
   if (!d.alive || !d.hasTun) {
     return [{ level: "FAIL", what, detail: `tunnelled packets are not decapsulated: run ${setup}` }];
   }
@@ -278,9 +295,8 @@ export function decapFindings(d: DecapInput): Finding[] {
   const accepts =
     s === null
       ? ""
-      : s.accept === "host"
-        ? "; accepts every local address"
-        : `; accepts ${s.addresses.join(", ")} only`;
+      : (s.accept === "host" ? "; accepts every local address" : `; accepts ${s.addresses.join(", ")} only`) +
+        ((s.receivers ?? []).length > 0 ? `; reads ${(s.receivers ?? []).join(", ")}` : "");
   const out: Finding[] = [
     { level: "ok", what, detail: `user-space decapsulation into ${d.tun}${counts}${accepts}` },
   ];
@@ -316,7 +332,7 @@ export function decapFindings(d: DecapInput): Finding[] {
       level: "warn",
       what: `malformed tunnelled datagrams: ${s.badOuter} outer, ${s.badInner} inner`,
       detail:
-        "not IPv4, header length or total length inconsistent, or a tunnel header the kernel would refuse too (version, flags, checksum): dropped",
+        "not of the family the tunnel says, header length or total length inconsistent, or a tunnel header the kernel would refuse too (version, flags, checksum): dropped",
     });
   }
   return out;

@@ -32,17 +32,32 @@
 //     (version 0, known flags only, no control messages, proto_ctype 4), and a remote-checksum
 //     option is applied to the inner datagram before it is delivered. A socket on the port also
 //     spares the director ICMP port-unreachable errors.
+//   - IPv6 (issue 14): the kernel's tunnel method puts an IPv6 datagram behind next header 41 and
+//     an IPv4 one behind 4, inside IPv6 or IPv4 as the destination's family says (ip_vs_xmit.c,
+//     ip_vs_prepare_tunneled_skb), so one decapsulator takes every outer family for its inner one
+//     (--family, the VIP's): inner IPv4 = raw IPv4 socket for 4 and raw IPv6 socket for 4; inner
+//     IPv6 = raw IPv6 socket for 41 and raw IPv4 socket for 41. The two processes of a dual-stack
+//     server hold disjoint protocols, so no datagram is taken twice. A raw IPv6 socket is handed
+//     the payload only (RFC 3542 §3: no IPv6 header on input; the kernel has walked the outer
+//     header and its extension headers and reassembled fragments): the inner datagram starts at
+//     byte 0, the outer source comes as msg_name and the outer destination as IPV6_PKTINFO. Without
+//     such a socket ip6_protocol_deliver_rcu answers every datagram with ICMPv6 parameter problem
+//     "unrecognized next header" to the director (seen on this kernel, which has no ip6_tunnel).
 // (An AF_PACKET socket on the RIP interface would see the frames too, but would need its own
 // address/fragment/checksum checks and would not stop the ICMP errors.)
 // Deliver: the inner datagram is written to a tun device (IFF_TUN | IFF_NO_PI), so the kernel
-// receives it as if it arrived on that interface: VIP on lo → local socket. rp_filter must be off
-// on the tun device (the client's address is routed elsewhere): set here and by `realserver setup`.
+// receives it as if it arrived on that interface: VIP on lo → local socket. Without packet
+// information, tun_get_user takes the family from the first nibble (4 → ETH_P_IP, 6 → ETH_P_IPV6),
+// so one device carries either. rp_filter must be off on the tun device (the client's address is
+// routed elsewhere), and IPv6 on (disable_ipv6 0: ipv6_rcv drops everything on a device where it is
+// disabled): both set here and by `realserver setup`.
 //
 // One native buffer, read through one typed-array view: nothing is allocated per packet.
 
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
+import { formatIPv6, parseIPv6 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
 import { greDecap, IPPROTO_GRE } from "../core/packet/gre.js";
 import { gueDecap } from "../core/packet/gue.js";
@@ -54,28 +69,44 @@ import {
   MMSG_LEN,
   MSG_CONTROL,
   MSG_CONTROLLEN,
+  MSG_DONTWAIT,
   MSG_IOV,
   MSG_IOVLEN,
   MSG_NAME,
   MSG_NAMELEN,
+  POLLIN,
   SIZEOF_CMSGHDR,
   SIZEOF_IOVEC,
   SIZEOF_MMSGHDR,
+  SIZEOF_POLLFD,
   SOL_SOCKET,
   SyscallError,
 } from "../io/libc.js";
-import { RTMGRP_IPV4_IFADDR, RtnlSocket } from "../io/rtnetlink.js";
+import { RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RtnlSocket } from "../io/rtnetlink.js";
 
 const AF_INET = 2;
+const AF_INET6 = 10;
 const SOCK_DGRAM = 2;
 const SOCK_RAW = 3;
 const IPPROTO_IP = 0;
 const IPPROTO_IPIP = 4;
+/** IPv6 inside (IPv4 or IPv6): protocol / next header 41; also the IPv6 socket option level. */
+const IPPROTO_IPV6 = 41;
 const IP_PKTINFO = 8;
+const IPV6_RECVPKTINFO = 49;
+const IPV6_PKTINFO = 50;
 const SO_RCVTIMEO = 20;
+const EAFNOSUPPORT = 97;
 const SIZEOF_SOCKADDR_IN = 16;
+/** struct sockaddr_in6: family, port, flowinfo, sin6_addr at 8, scope id. */
+const SIZEOF_SOCKADDR_IN6 = 28;
+const SIN6_ADDR = 8;
 /** CMSG_SPACE(sizeof(struct in_pktinfo)): { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }. */
 const PKTINFO_CMSG_SPACE = SIZEOF_CMSGHDR + 16;
+/** CMSG_SPACE(sizeof(struct in6_pktinfo)): { in6_addr ipi6_addr; int ipi6_ifindex; }, padded to 8. */
+const PKTINFO6_CMSG_SPACE = SIZEOF_CMSGHDR + 24;
+/** At most this many datagrams are taken from one socket per poll, so that none starves the others. */
+const DRAIN_MAX = 64;
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
 // <linux/if_tun.h>: TUNSETIFF = _IOW('T', 202, int)
@@ -87,6 +118,8 @@ const BUF_SIZE = 65536;
 /** The tunnel types, numbered as the destination's tunType (src/core/dest.ts TunType). */
 export type DecapType = "ipip" | "gue" | "gre";
 export const DECAP_TYPES: readonly DecapType[] = ["ipip", "gue", "gre"];
+/** The inner datagrams' family (the VIP's). */
+export type DecapFamily = 4 | 6;
 
 export interface DecapCounters {
   received: number;
@@ -97,7 +130,10 @@ export interface DecapCounters {
    * message, a remote-checksum option out of range).
    */
   badOuter: number;
-  /** Inner datagram not IPv4 (GRE protocol, GUE proto_ctype) or its total length beyond what arrived. */
+  /**
+   * Inner datagram not of the family its protocol number says (4: IPv4, 41: IPv6; GRE protocol, GUE
+   * proto_ctype), shorter than its header, or its length beyond what arrived.
+   */
   badInner: number;
   /** Outer destination not among the accepted addresses (the host's, or --local). */
   notLocal: number;
@@ -154,11 +190,34 @@ export function openIpipSocket(timeoutMs: number): number {
   return openRawSocket(IPPROTO_IPIP, "IPPROTO_IPIP", timeoutMs);
 }
 
-/** A raw IPv4 socket for protocol `proto` (4 IPIP, 47 GRE), with a receive timeout. */
+/** A raw IPv4 socket for protocol `proto` (4 IPIP, 47 GRE, 41 IPv6-in-IPv4), with a receive timeout. */
 export function openRawSocket(proto: number, name: string, timeoutMs: number): number {
   const c = libc();
   const fd = c.socket(AF_INET, SOCK_RAW | O_CLOEXEC, proto);
   if (fd < 0) throw new SyscallError(`socket(AF_INET, SOCK_RAW, ${name})`, c.errno());
+  setRecvTimeout(fd, timeoutMs);
+  return fd;
+}
+
+/**
+ * A raw IPv6 socket for next header `proto` (41 IPv6-in-IPv6, 4 IPv4-in-IPv6) reporting each
+ * datagram's destination (IPV6_RECVPKTINFO); null when the kernel has no IPv6 (EAFNOSUPPORT).
+ */
+export function openRawSocket6(proto: number, name: string, timeoutMs: number): number | null {
+  const c = libc();
+  const fd = c.socket(AF_INET6, SOCK_RAW | O_CLOEXEC, proto);
+  if (fd < 0) {
+    const e = c.errno();
+    if (e === EAFNOSUPPORT) return null;
+    throw new SyscallError(`socket(AF_INET6, SOCK_RAW, ${name})`, e);
+  }
+  const on = Buffer.alloc(4);
+  on.writeInt32LE(1, 0);
+  if (c.setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, on, 4) < 0) {
+    const e = c.errno();
+    c.close(fd);
+    throw new SyscallError("setsockopt(IPV6_RECVPKTINFO)", e);
+  }
   setRecvTimeout(fd, timeoutMs);
   return fd;
 }
@@ -210,6 +269,26 @@ function innerIpv4(buf: Uint8Array, off: number, len: number): number {
   return off;
 }
 
+/**
+ * The inner IPv6 datagram at buf[off] within len: its offset, or DECAP_BAD_INNER (shorter than the
+ * fixed header, not version 6, or a payload length beyond what arrived; a jumbogram cannot arrive
+ * in a 64 KiB datagram).
+ */
+function innerIpv6(buf: Uint8Array, off: number, len: number): number {
+  if (len - off < IPV6_HDR_LEN || buf[off] >> 4 !== 6) return DECAP_BAD_INNER;
+  if (IPV6_HDR_LEN + ((buf[off + 4] << 8) | buf[off + 5]) > len - off) return DECAP_BAD_INNER;
+  return off;
+}
+
+const IPV6_HDR_LEN = 40;
+
+/** The length of the inner datagram at buf[off], checked by innerIpv4 or innerIpv6. */
+export function innerLength(buf: Uint8Array, off: number): number {
+  return buf[off] >> 4 === 6
+    ? IPV6_HDR_LEN + ((buf[off + 4] << 8) | buf[off + 5])
+    : (buf[off + 2] << 8) | buf[off + 3];
+}
+
 /** The outer IPv4 header of a raw-socket datagram carrying `proto`: its length, or DECAP_BAD_OUTER. */
 function outerIpv4(buf: Uint8Array, len: number, proto: number): number {
   if (len < 20 || buf[0] >> 4 !== 4) return DECAP_BAD_OUTER;
@@ -252,6 +331,35 @@ export function gueInnerOffset(buf: Uint8Array, len: number, dst: number, accept
   return innerIpv4(buf, off, len);
 }
 
+/**
+ * IPv6 inside IPv4 (protocol 41, as sit carries it) as a raw IPv4 socket hands it over, outer header
+ * included: the inner IPv6 datagram's offset, or a negative code as innerOffset.
+ */
+export function ip6in4InnerOffset(buf: Uint8Array, len: number, accept: Uint32Array): number {
+  const ihl = outerIpv4(buf, len, IPPROTO_IPV6);
+  if (ihl < 0) return DECAP_BAD_OUTER;
+  if (accept.length > 0 && !hasAddr(accept, readU32be(buf, 16))) return DECAP_NOT_LOCAL;
+  return innerIpv6(buf, ihl, len);
+}
+
+/**
+ * IPv6 (next header 41) or IPv4 (4) inside IPv6, as a raw IPv6 socket hands it over: the kernel has
+ * consumed the outer header and its extension headers, so buf[0, len) is the inner datagram; the
+ * outer destination is dst[dstOff, +16) (IPV6_PKTINFO). accept6: 16 bytes per address; empty = any.
+ * Returns 0 (the inner datagram's offset), DECAP_NOT_LOCAL or DECAP_BAD_INNER.
+ */
+export function ipxip6InnerOffset(
+  inner: DecapFamily,
+  buf: Uint8Array,
+  len: number,
+  dst: Uint8Array,
+  dstOff: number,
+  accept6: Uint8Array,
+): number {
+  if (accept6.length > 0 && !hasAddr6(accept6, dst, dstOff)) return DECAP_NOT_LOCAL;
+  return inner === 6 ? innerIpv6(buf, 0, len) : innerIpv4(buf, 0, len);
+}
+
 /** One received datagram of `type` (see innerOffset, greInnerOffset, gueInnerOffset). */
 export function classify(
   type: DecapType,
@@ -275,21 +383,61 @@ export class DecapTally {
   readonly sources = new Uint32Array(MAX_SOURCES);
   nSources = 0;
   lastNotLocal = -1;
+  /** IPv6 tunnel sources, 16 bytes each, and the last refused IPv6 destination. */
+  readonly sources6 = new Uint8Array(MAX_SOURCES * 16);
+  nSources6 = 0;
+  readonly lastNotLocal6 = new Uint8Array(16);
+  /** The family of the last refused destination (0: none yet). */
+  lastNotLocalFamily: 0 | 4 | 6 = 0;
 
+  /** A datagram whose outer header was IPv4 (src, dst: host-order u32). */
   account(off: number, src: number, dst: number): void {
-    const cnt = this.cnt;
-    cnt.received++;
+    this.count(off);
     if (off >= 0 || off === DECAP_NOT_LOCAL) {
       src >>>= 0;
       if (this.nSources < MAX_SOURCES && !hasAddr(this.sources, src, this.nSources))
         this.sources[this.nSources++] = src;
     }
+    if (off === DECAP_NOT_LOCAL) {
+      this.lastNotLocal = dst >>> 0;
+      this.lastNotLocalFamily = 4;
+    }
+  }
+
+  /** A datagram whose outer header was IPv6 (addresses of 16 bytes at src[srcOff], dst[dstOff]). */
+  account6(off: number, src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number): void {
+    this.count(off);
+    if (off >= 0 || off === DECAP_NOT_LOCAL) {
+      if (this.nSources6 < MAX_SOURCES && !hasAddr6(this.sources6, src, srcOff, this.nSources6)) {
+        copy16(src, srcOff, this.sources6, this.nSources6 * 16);
+        this.nSources6++;
+      }
+    }
+    if (off === DECAP_NOT_LOCAL) {
+      copy16(dst, dstOff, this.lastNotLocal6, 0);
+      this.lastNotLocalFamily = 6;
+    }
+  }
+
+  private count(off: number): void {
+    const cnt = this.cnt;
+    cnt.received++;
     if (off === DECAP_BAD_OUTER) cnt.badOuter++;
     else if (off === DECAP_BAD_INNER) cnt.badInner++;
-    else if (off === DECAP_NOT_LOCAL) {
-      cnt.notLocal++;
-      this.lastNotLocal = dst >>> 0;
-    }
+    else if (off === DECAP_NOT_LOCAL) cnt.notLocal++;
+  }
+
+  /** Every tunnel source seen, as text (IPv4 first). */
+  sourceList(): string[] {
+    const out = Array.from(this.sources.subarray(0, this.nSources), fmtU32);
+    for (let i = 0; i < this.nSources6; i++) out.push(formatIPv6(this.sources6, i * 16));
+    return out;
+  }
+
+  lastNotLocalText(): string | null {
+    if (this.lastNotLocalFamily === 4) return fmtU32(this.lastNotLocal);
+    if (this.lastNotLocalFamily === 6) return formatIPv6(this.lastNotLocal6);
+    return null;
   }
 }
 
@@ -302,6 +450,21 @@ function hasAddr(set: Uint32Array, a: number, n = set.length): boolean {
   return false;
 }
 
+/** Is the 16-byte address b[off] among the first n of set (16 bytes each)? */
+function hasAddr6(set: Uint8Array, b: Uint8Array, off: number, n = set.length >> 4): boolean {
+  for (let i = 0; i < n; i++) {
+    const at = i * 16;
+    let k = 0;
+    while (k < 16 && set[at + k] === b[off + k]) k++;
+    if (k === 16) return true;
+  }
+  return false;
+}
+
+function copy16(from: Uint8Array, fromOff: number, to: Uint8Array, toOff: number): void {
+  for (let k = 0; k < 16; k++) to[toOff + k] = from[fromOff + k];
+}
+
 function fmtU32(a: number): string {
   return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 }
@@ -312,19 +475,35 @@ function fmtU32(a: number): string {
  * ip_tunnel_lookup falls back to the wildcard device). Read with `ip -j -4 addr show`.
  */
 export function hostAddresses(): Uint32Array {
+  return Uint32Array.from(new Set(addrTexts("-4", "inet").map(parseIPv4u32)));
+}
+
+/**
+ * Every IPv6 address of this network namespace, 16 bytes each, as the kernel's fallback ip6tnl0
+ * (IP6_TNL_F_CAP_PER_PACKET) takes IPv6-in-IPv6 to any local address. Read with `ip -j -6 addr show`.
+ */
+export function hostAddresses6(): Uint8Array {
+  return packAddrs6([...new Set(addrTexts("-6", "inet6"))].map(parseIPv6Strict), 0);
+}
+
+/** IPv6 addresses one after the other, 16 bytes each, in at least `min` slots (zeros: ::). */
+function packAddrs6(addrs: Uint8Array[], min: number): Uint8Array {
+  const out = new Uint8Array(Math.max(addrs.length, min) * 16);
+  for (let i = 0; i < addrs.length; i++) out.set(addrs[i], i * 16);
+  return out;
+}
+
+function addrTexts(flag: "-4" | "-6", family: string): string[] {
   const links = JSON.parse(
-    execFileSync("ip", ["-j", "-4", "addr", "show"], { encoding: "utf8" }) || "[]",
+    execFileSync("ip", ["-j", flag, "addr", "show"], { encoding: "utf8" }) || "[]",
   ) as {
     addr_info?: { family?: string; local?: string }[];
   }[];
-  const out: number[] = [];
-  for (const l of links) {
-    for (const a of l.addr_info ?? []) {
-      if (a.local !== undefined && (a.family === undefined || a.family === "inet"))
-        out.push(parseIPv4u32(a.local));
-    }
-  }
-  return Uint32Array.from(new Set(out));
+  return links.flatMap((l) =>
+    (l.addr_info ?? [])
+      .filter((a) => a.local !== undefined && (a.family === undefined || a.family === family))
+      .map((a) => a.local as string),
+  );
 }
 
 /** How often the host's addresses are re-read without rtnetlink. */
@@ -334,16 +513,36 @@ export const RTNL_CHECK_MS = 100;
 /** A packet to an address not (yet) known re-reads them at once, at most this often. */
 export const ADDR_MISS_REFRESH_MS = 200;
 
+/** The outer destinations accepted, per outer family (replaced whole when the host's addresses change). */
+export interface DecapAccept {
+  /** Host-order u32 addresses; empty = any. */
+  v4: Uint32Array;
+  /** 16 bytes per address; empty = any. */
+  v6: Uint8Array;
+}
+
+/**
+ * A fixed --local list split by family. A family absent from it accepts nothing: its list holds the
+ * unspecified address alone (0.0.0.0, ::), which is never a datagram's destination.
+ */
+export function fixedAccept(addrs: readonly string[]): DecapAccept {
+  const v4 = addrs.filter((a) => !a.includes(":")).map(parseIPv4u32);
+  const v6 = addrs.filter((a) => a.includes(":")).map(parseIPv6Strict);
+  return { v4: v4.length > 0 ? Uint32Array.from(v4) : Uint32Array.of(0), v6: packAddrs6(v6, 1) };
+}
+
 export interface DecapOptions {
   /** The director's tunnel type (default ipip). */
   type?: DecapType;
+  /** The inner datagrams' family, the VIP's (default 4). */
+  family?: DecapFamily;
   /** GUE: the UDP port (the director's --tun-port). */
   port?: number;
   tun: string;
-  /** Accept only these outer destinations (host-order u32, like `ip tunnel add … local A`); null = every local address, followed. */
-  local: Uint32Array | null;
+  /** Accept only these outer destinations (like `ip tunnel add … local A`); null = every local address, followed. */
+  local: DecapAccept | null;
   statsFile: string | null;
-  /** Called once the socket and the tun device are ready. */
+  /** Called once the sockets and the tun device are ready. */
   onReady?: () => void;
   /** Stop after this many ms (tests); 0 = forever. */
   durationMs?: number;
@@ -353,9 +552,13 @@ export interface DecapOptions {
 export interface DecapStats extends DecapCounters {
   pid: number;
   type: DecapType;
+  /** The inner family (the VIP's). */
+  family: DecapFamily;
   /** GUE: the UDP port; 0 otherwise. */
   port: number;
   tun: string;
+  /** The sockets it reads, in words ("IPv6 next header 41"). */
+  receivers: string[];
   startedAt: string;
   accept: "host" | "fixed";
   /** How the host's addresses are followed ("host" only). */
@@ -366,50 +569,82 @@ export interface DecapStats extends DecapCounters {
 }
 
 /**
- * The receiving end for one tunnel type: recv() fills the shared buffer and returns the length
- * (or -1 with errno set), src/dst are the outer addresses of the last datagram.
+ * One receiving socket, bound to its codec once (the datagram's path never branches on the
+ * socket's kind): recv() fills the shared buffer without waiting and returns the length (or -1
+ * with errno set); classify() checks it (see innerOffset) and account() counts it in the tally.
  */
 interface Receiver {
   fd: number;
+  label: string;
   recv(): number;
-  src(): number;
-  dst(): number;
+  classify(len: number): number;
+  account(off: number): void;
 }
 
-function rawReceiver(fd: number, base: number, buf: Uint8Array): Receiver {
+/** A raw IPv4 socket: the datagram comes with its outer header (addresses at 12 and 16). */
+function rawReceiver(
+  fd: number,
+  label: string,
+  base: number,
+  buf: Uint8Array,
+  tally: DecapTally,
+  classify: (len: number) => number,
+): Receiver {
   const n = nat();
   return {
     fd,
-    recv: () => Number(n.recv(fd, base, BUF_SIZE, 0)),
-    src: () => readU32be(buf, 12),
-    dst: () => readU32be(buf, 16),
+    label,
+    recv: () => Number(n.recv(fd, base, BUF_SIZE, MSG_DONTWAIT)),
+    classify,
+    account: (off) => tally.account(off, readU32be(buf, 12), readU32be(buf, 16)),
   };
 }
 
-/** recvmmsg of one datagram with its source (msg_name) and IP_PKTINFO destination. */
-function gueReceiver(fd: number, base: number): Receiver {
-  const c = libc();
-  const k = c.koffi;
-  const size = SIZEOF_MMSGHDR + SIZEOF_IOVEC + SIZEOF_SOCKADDR_IN + PKTINFO_CMSG_SPACE;
+/**
+ * One recvmmsg of one datagram into the shared buffer with its source (msg_name) and the
+ * destination from IP_PKTINFO or IPV6_PKTINFO; `meta` views the native msghdr, name and control.
+ */
+function msgHeader(
+  base: number,
+  nameLen: number,
+  ctlSpace: number,
+): { at: number; dv: DataView; meta: Uint8Array; name: number; ctl: number } {
+  const k = libc().koffi;
+  const size = SIZEOF_MMSGHDR + SIZEOF_IOVEC + nameLen + ctlSpace;
   const mem = k.alloc("uint8_t", size);
   const at = addressOf(mem);
-  const dv = new DataView(k.view(mem, size) as ArrayBuffer);
+  const ab = k.view(mem, size) as ArrayBuffer;
+  const dv = new DataView(ab);
   const iov = SIZEOF_MMSGHDR;
   const name = iov + SIZEOF_IOVEC;
-  const ctl = name + SIZEOF_SOCKADDR_IN;
+  const ctl = name + nameLen;
   dv.setBigUint64(iov, BigInt(base), true);
   dv.setBigUint64(iov + 8, BigInt(BUF_SIZE), true);
   dv.setBigUint64(MSG_NAME, BigInt(at + name), true);
   dv.setBigUint64(MSG_IOV, BigInt(at + iov), true);
   dv.setBigUint64(MSG_IOVLEN, 1n, true);
   dv.setBigUint64(MSG_CONTROL, BigInt(at + ctl), true);
+  return { at, dv, meta: new Uint8Array(ab), name, ctl };
+}
+
+/** The GUE socket: the UDP payload, source from msg_name, destination from IP_PKTINFO. */
+function gueReceiver(
+  fd: number,
+  base: number,
+  buf: Uint8Array,
+  tally: DecapTally,
+  acc: DecapAccept,
+): Receiver {
+  const c = libc();
+  const { at, dv, name, ctl } = msgHeader(base, SIZEOF_SOCKADDR_IN, PKTINFO_CMSG_SPACE);
   let dst = 0;
   return {
     fd,
+    label: "UDP (GUE)",
     recv: () => {
       dv.setUint32(MSG_NAMELEN, SIZEOF_SOCKADDR_IN, true);
       dv.setBigUint64(MSG_CONTROLLEN, BigInt(PKTINFO_CMSG_SPACE), true);
-      const r = c.recvmmsg(fd, at, 1, 0, null);
+      const r = c.recvmmsg(fd, at, 1, MSG_DONTWAIT, null);
       if (r < 1) return -1;
       dst = 0;
       // One cmsg asked for: IP_PKTINFO (level IPPROTO_IP), ipi_addr = the header's destination.
@@ -421,48 +656,134 @@ function gueReceiver(fd: number, base: number): Receiver {
         dst = dv.getUint32(ctl + SIZEOF_CMSGHDR + 8, false);
       return dv.getUint32(MMSG_LEN, true);
     },
-    src: () => dv.getUint32(name + 4, false),
-    dst: () => dst,
+    classify: (len) => gueInnerOffset(buf, len, dst, acc.v4),
+    account: (off) => tally.account(off, dv.getUint32(name + 4, false), dst),
   };
+}
+
+/**
+ * A raw IPv6 socket for next header 41 or 4: the inner datagram at buf[0], the outer source from
+ * msg_name (sin6_addr), the outer destination from IPV6_PKTINFO (ipi6_addr). A datagram without
+ * the control message (never seen) is checked against ::, which no list holds.
+ */
+function raw6Receiver(
+  fd: number,
+  inner: DecapFamily,
+  base: number,
+  buf: Uint8Array,
+  tally: DecapTally,
+  acc: DecapAccept,
+): Receiver {
+  const c = libc();
+  const { at, dv, meta, name, ctl } = msgHeader(base, SIZEOF_SOCKADDR_IN6, PKTINFO6_CMSG_SPACE);
+  const dstOff = ctl + SIZEOF_CMSGHDR;
+  return {
+    fd,
+    label: `IPv6 next header ${inner === 6 ? IPPROTO_IPV6 : IPPROTO_IPIP}`,
+    recv: () => {
+      dv.setUint32(MSG_NAMELEN, SIZEOF_SOCKADDR_IN6, true);
+      dv.setBigUint64(MSG_CONTROLLEN, BigInt(PKTINFO6_CMSG_SPACE), true);
+      const r = c.recvmmsg(fd, at, 1, MSG_DONTWAIT, null);
+      if (r < 1) return -1;
+      if (
+        Number(dv.getBigUint64(MSG_CONTROLLEN, true)) < SIZEOF_CMSGHDR + 16 ||
+        dv.getInt32(ctl + 8, true) !== IPPROTO_IPV6 ||
+        dv.getInt32(ctl + 12, true) !== IPV6_PKTINFO
+      )
+        meta.fill(0, dstOff, dstOff + 16);
+      return dv.getUint32(MMSG_LEN, true);
+    },
+    classify: (len) => ipxip6InnerOffset(inner, buf, len, meta, dstOff, acc.v6),
+    account: (off) => tally.account6(off, meta, name + SIN6_ADDR, meta, dstOff),
+  };
+}
+
+/**
+ * The sockets for a tunnel type and inner family. Inner IPv4: IPIP over IPv4 and over IPv6 (the
+ * latter skipped where the kernel has no IPv6), GRE or GUE over IPv4. Inner IPv6: next header 41
+ * over IPv6 and over IPv4; GUE and GRE around IPv6 are not decapsulated here (yet).
+ */
+function openReceivers(
+  type: DecapType,
+  family: DecapFamily,
+  port: number,
+  base: number,
+  buf: Uint8Array,
+  tally: DecapTally,
+  acc: DecapAccept,
+): Receiver[] {
+  const raw4 = (proto: number, name: string, classify: (len: number) => number): Receiver =>
+    rawReceiver(openRawSocket(proto, name, 1000), `IPv4 protocol ${proto}`, base, buf, tally, classify);
+  if (family === 6) {
+    if (type !== "ipip")
+      throw new TsvsError(
+        "TSVS_ERR_USAGE",
+        `${type.toUpperCase()} around IPv6 datagrams is not decapsulated: use --type ipip (next header 41)`,
+      );
+    const fd6 = openRawSocket6(IPPROTO_IPV6, "IPPROTO_IPV6", 1000);
+    if (fd6 === null)
+      throw new TsvsError("TSVS_ERR_HOST", "this kernel has no IPv6 (socket(AF_INET6): EAFNOSUPPORT)");
+    return [
+      raw6Receiver(fd6, 6, base, buf, tally, acc),
+      raw4(IPPROTO_IPV6, "IPPROTO_IPV6", (len) => ip6in4InnerOffset(buf, len, acc.v4)),
+    ];
+  }
+  if (type === "gue") return [gueReceiver(openGueSocket(port, 1000), base, buf, tally, acc)];
+  const rx = [
+    raw4(
+      type === "gre" ? IPPROTO_GRE : IPPROTO_IPIP,
+      type === "gre" ? "IPPROTO_GRE" : "IPPROTO_IPIP",
+      (len) => classify(type, buf, len, 0, acc.v4),
+    ),
+  ];
+  if (type === "ipip") {
+    const fd6 = openRawSocket6(IPPROTO_IPIP, "IPPROTO_IPIP", 1000);
+    if (fd6 !== null) rx.push(raw6Receiver(fd6, 4, base, buf, tally, acc));
+  }
+  return rx;
 }
 
 /** Runs the decapsulator loop (blocking: meant for its own process). Returns the counters. */
 export function runDecap(opts: DecapOptions): DecapCounters {
   const type = opts.type ?? "ipip";
+  const family = opts.family ?? 4;
   const port = opts.port ?? 0;
   if (type === "gue" && (port < 1 || port > 65535))
     throw new TsvsError("TSVS_ERR_USAGE", "GUE needs the UDP port (--port 1..65535)");
   const c = libc();
   const n = nat();
-  const tunFd = openTun(opts.tun);
-  execFileSync("ip", ["link", "set", opts.tun, "up"], { stdio: "ignore" });
-  try {
-    writeFileSync(`/proc/sys/net/ipv4/conf/${opts.tun}/rp_filter`, "0");
-  } catch {
-    // best effort; realserver doctor reports the effective value
-  }
+  const follow = opts.local === null;
+  const acc: DecapAccept = opts.local ?? { v4: hostAddresses(), v6: hostAddresses6() };
   const mem = c.koffi.alloc("uint8_t", BUF_SIZE);
   const base = addressOf(mem);
   const buf = new Uint8Array(c.koffi.view(mem, BUF_SIZE));
-  const rx =
-    type === "gue"
-      ? gueReceiver(openGueSocket(port, 1000), base)
-      : rawReceiver(
-          type === "gre"
-            ? openRawSocket(IPPROTO_GRE, "IPPROTO_GRE", 1000)
-            : openRawSocket(IPPROTO_IPIP, "IPPROTO_IPIP", 1000),
-          base,
-          buf,
-        );
   const tally = new DecapTally();
   const cnt = tally.cnt;
-  const follow = opts.local === null;
-  let accept = opts.local ?? hostAddresses();
+  const rx = openReceivers(type, family, port, base, buf, tally, acc);
+  const tunFd = openTun(opts.tun);
+  execFileSync("ip", ["link", "set", opts.tun, "up"], { stdio: "ignore" });
+  for (const [key, v] of [
+    [`ipv4/conf/${opts.tun}/rp_filter`, "0"],
+    [`ipv6/conf/${opts.tun}/disable_ipv6`, "0"],
+  ]) {
+    try {
+      writeFileSync(`/proc/sys/net/${key}`, v);
+    } catch {
+      // best effort; realserver doctor reports the effective value
+    }
+  }
+  const pollMem = c.koffi.alloc("uint8_t", SIZEOF_POLLFD * rx.length);
+  const pollAt = addressOf(pollMem);
+  const pollDv = new DataView(c.koffi.view(pollMem, SIZEOF_POLLFD * rx.length) as ArrayBuffer);
+  rx.forEach((r, i) => {
+    pollDv.setInt32(i * SIZEOF_POLLFD, r.fd, true);
+    pollDv.setInt16(i * SIZEOF_POLLFD + 4, POLLIN, true);
+  });
   let refreshedAt = Date.now();
   let rtnl: RtnlSocket | null = null;
   if (follow) {
     try {
-      rtnl = RtnlSocket.open(RTMGRP_IPV4_IFADDR);
+      rtnl = RtnlSocket.open(RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
     } catch {
       rtnl = null; // polled instead
     }
@@ -471,9 +792,10 @@ export function runDecap(opts: DecapOptions): DecapCounters {
   const refresh = (now: number): void => {
     refreshedAt = now;
     try {
-      accept = hostAddresses();
+      acc.v4 = hostAddresses();
+      acc.v6 = hostAddresses6();
     } catch {
-      // keep the last list; the next refresh tries again
+      // keep the last lists; the next refresh tries again
     }
   };
   const startedAt = new Date().toISOString();
@@ -485,15 +807,17 @@ export function runDecap(opts: DecapOptions): DecapCounters {
     const st: DecapStats = {
       pid: process.pid,
       type,
+      family,
       port: type === "gue" ? port : 0,
       tun: opts.tun,
+      receivers: rx.map((r) => r.label),
       startedAt,
       accept: follow ? "host" : "fixed",
       follow: !follow ? null : rtnl !== null ? "rtnetlink" : "poll",
-      addresses: Array.from(accept, fmtU32),
+      addresses: acceptTexts(acc),
       ...cnt,
-      sources: Array.from(tally.sources.subarray(0, tally.nSources), fmtU32),
-      lastNotLocal: tally.lastNotLocal < 0 ? null : fmtU32(tally.lastNotLocal),
+      sources: tally.sourceList(),
+      lastNotLocal: tally.lastNotLocalText(),
     };
     const text = `${JSON.stringify(st)}\n`;
     writtenAt = now;
@@ -505,45 +829,65 @@ export function runDecap(opts: DecapOptions): DecapCounters {
   opts.onReady?.();
   const end = opts.durationMs !== undefined && opts.durationMs > 0 ? Date.now() + opts.durationMs : 0;
   for (;;) {
-    const len = rx.recv();
+    const ready = c.poll(pollAt, rx.length, 1000);
     // errno first: the refresh below runs a process, which overwrites it.
-    const e = len < 0 ? c.errno() : 0;
-    const now = Date.now();
+    const e = ready < 0 ? c.errno() : 0;
+    let now = Date.now();
     if (rtnl !== null) {
-      if (len < 0 || now - rtnlCheckedAt >= RTNL_CHECK_MS) {
+      if (ready <= 0 || now - rtnlCheckedAt >= RTNL_CHECK_MS) {
         rtnlCheckedAt = now;
         const r = rtnl.read();
         if (r.datagrams > 0 || r.lost) refresh(now);
       }
     } else if (follow && now - refreshedAt >= ADDR_REFRESH_MS) refresh(now);
-    if (len < 0) {
-      if (e !== EAGAIN && e !== EINTR) throw new SyscallError(`recv(${type.toUpperCase()})`, e);
+    if (ready < 0 && e !== EINTR) throw new SyscallError("poll", e);
+    if (ready <= 0) {
       writeStats(now);
       if (end !== 0 && now > end) break;
       continue;
     }
-    const dst = rx.dst();
-    let off = classify(type, buf, len, dst, accept);
-    if (off === DECAP_NOT_LOCAL && follow && now - refreshedAt >= ADDR_MISS_REFRESH_MS) {
-      // An address added since the last read: read them again before refusing.
-      refresh(now);
-      off = classify(type, buf, len, dst, accept);
+    for (let i = 0; i < rx.length; i++) {
+      if ((pollDv.getInt16(i * SIZEOF_POLLFD + 6, true) & POLLIN) === 0) continue;
+      const r = rx[i];
+      for (let k = 0; k < DRAIN_MAX; k++) {
+        const len = r.recv();
+        if (len < 0) {
+          const err = c.errno();
+          if (err !== EAGAIN && err !== EINTR) throw new SyscallError(`recv(${r.label})`, err);
+          break;
+        }
+        let off = r.classify(len);
+        if (off === DECAP_NOT_LOCAL && follow && now - refreshedAt >= ADDR_MISS_REFRESH_MS) {
+          // An address added since the last read: read them again before refusing.
+          refresh(now);
+          off = r.classify(len);
+        }
+        r.account(off);
+        if (off >= 0) {
+          const innerLen = innerLength(buf, off);
+          if (Number(n.write(tunFd, base + off, innerLen)) === innerLen) cnt.delivered++;
+          else cnt.writeErrors++;
+        }
+      }
     }
-    tally.account(off, rx.src(), dst);
-    if (off >= 0) {
-      const innerLen = (buf[off + 2] << 8) | buf[off + 3];
-      if (Number(n.write(tunFd, base + off, innerLen)) === innerLen) cnt.delivered++;
-      else cnt.writeErrors++;
-    }
+    now = Date.now();
     if (now - writtenAt >= 1000) writeStats(now);
     if (end !== 0 && now > end) break;
   }
   writeStats(Date.now());
   rtnl?.close();
-  c.close(rx.fd);
+  for (const r of rx) c.close(r.fd);
   c.close(tunFd);
   c.koffi.free(mem);
+  c.koffi.free(pollMem);
   return cnt;
+}
+
+/** The accepted addresses as text (IPv4 first); the unspecified placeholders of fixedAccept left out. */
+function acceptTexts(acc: DecapAccept): string[] {
+  const out = Array.from(acc.v4, fmtU32).filter((a) => a !== "0.0.0.0");
+  for (let i = 0; i < acc.v6.length; i += 16) out.push(formatIPv6(acc.v6, i));
+  return out.filter((a) => a !== "::");
 }
 
 function parseIPv4u32(s: string): number {
@@ -553,11 +897,18 @@ function parseIPv4u32(s: string): number {
   return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
 }
 
+function parseIPv6Strict(s: string): Uint8Array {
+  const b = parseIPv6(s);
+  if (b === null) throw new TsvsError("TSVS_ERR_USAGE", `bad address '${s}'`);
+  return b;
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   let tun = "tsvsipip0";
   let type: DecapType = "ipip";
+  let family: DecapFamily = 4;
   let port = 0;
-  let local: number[] | null = null;
+  let local: DecapAccept | null = null;
   let statsFile: string | null = null;
   const argv = process.argv.slice(2);
   try {
@@ -568,20 +919,21 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
         if (!(DECAP_TYPES as readonly string[]).includes(v))
           throw new TsvsError("TSVS_ERR_USAGE", `--type must be ipip, gue or gre, not '${v}'`);
         type = v as DecapType;
+      } else if (argv[i] === "--family") {
+        if (v !== "4" && v !== "6")
+          throw new TsvsError("TSVS_ERR_USAGE", `--family must be 4 or 6, not '${v}'`);
+        family = v === "6" ? 6 : 4;
       } else if (argv[i] === "--port") port = Number(v);
-      else if (argv[i] === "--local")
-        local = v
-          .split(",")
-          .filter((x) => x !== "")
-          .map(parseIPv4u32);
+      else if (argv[i] === "--local") local = fixedAccept(v.split(",").filter((x) => x !== ""));
       else if (argv[i] === "--stats") statsFile = v;
       else throw new TsvsError("TSVS_ERR_USAGE", `unknown argument '${argv[i]}'`);
     }
     runDecap({
       type,
+      family,
       port,
       tun,
-      local: local === null ? null : Uint32Array.from(local),
+      local,
       statsFile,
       onReady: () => process.stdout.write(`ready ${tun}\n`),
     });

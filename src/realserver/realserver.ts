@@ -22,11 +22,22 @@
 // The kernel uses max(all, interface) for arp_ignore, arp_announce and rp_filter
 // (IN_DEV_ARP_IGNORE / IN_DEV_ARP_ANNOUNCE / IN_DEV_RPFILTER in include/linux/inetdevice.h), so
 // doctor reports that effective value. State (values found before setup, the decapsulator's pid)
-// is kept per network namespace under /run/tsvs/realserver/<netns inode>/.
+// is kept per network namespace under /run/tsvs/realserver/<netns inode>/ (state.json; an IPv6 VIP
+// has its own, state6.json, and decapsulator: realserver6.ts).
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
+import { parseIPv6 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
 import { fileHas, jsPath, type ProcRef, procAlive, spawnInNs, stopProc, waitFor } from "../lab/proc.js";
 import {
@@ -52,7 +63,10 @@ export { rpFilterMeaning };
 export const TUN_DEVICE = "tsvsipip0";
 /** The user-space decapsulator's tun device per tunnel type. */
 export const TUN_DEVICES: Record<TunnelType, string> = { ipip: TUN_DEVICE, gue: "tsvsgue0", gre: "tsvsgre0" };
-const TUN_DEVICE_NAMES = new Set(Object.values(TUN_DEVICES));
+/** The decapsulator's tun device for an IPv6 VIP (realserver6.ts). */
+export const TUN_DEVICE6 = "tsvsip6tnl0";
+/** Every tun device of the user-space decapsulators: never a RIP interface. */
+export const TUN_DEVICE_NAMES: ReadonlySet<string> = new Set([...Object.values(TUN_DEVICES), TUN_DEVICE6]);
 export const STATE_ROOT = "/run/tsvs/realserver";
 
 /** What each arp_ignore value does (net/ipv4/arp.c, arp_ignore()). */
@@ -106,7 +120,7 @@ export function writeSysctl(key: string, v: number): void {
   writeFileSync(sysctlPath(key), String(v));
 }
 
-function ipJson<T>(args: string[]): T {
+export function ipJson<T>(args: string[]): T {
   return JSON.parse(execFileSync("ip", ["-j", ...args], { encoding: "utf8" }) || "[]") as T;
 }
 
@@ -125,7 +139,7 @@ export function ipv4Addresses(): AddrInfo[] {
   );
 }
 
-function linkShow(name: string): boolean {
+export function linkShow(name: string): boolean {
   try {
     execFileSync("ip", ["link", "show", "dev", name], { stdio: "ignore" });
     return true;
@@ -135,7 +149,7 @@ function linkShow(name: string): boolean {
 }
 
 /** `ip link show NAME`: whether the device exists and is administratively up; null when absent. */
-function linkIsUp(name: string): boolean | null {
+export function linkIsUp(name: string): boolean | null {
   try {
     const out = execFileSync("ip", ["-j", "link", "show", "dev", name], {
       encoding: "utf8",
@@ -149,7 +163,7 @@ function linkIsUp(name: string): boolean | null {
 }
 
 /** Does the kernel have the module for `kind` (ip link type)? Creating a device loads it where it can. */
-function kernelLinkType(kind: string, fallback: string): boolean {
+export function kernelLinkType(kind: string, fallback: string): boolean {
   if (linkShow(fallback)) return true;
   const probe = "tsvsprobe0";
   try {
@@ -204,11 +218,25 @@ export function defaultRoute(): { dev: string | null; gateway: string | null } {
   }
 }
 
-/** `ip -j route get ADDR`: the device and source address toward addr. */
+/**
+ * `ip -j route get ADDR`: the device and source address toward addr, of either family (a director
+ * may tunnel over IPv6 to a server of an IPv4 VIP, and over IPv4 to one of an IPv6 VIP).
+ */
 export function routeGet(addr: string): RouteTo {
-  u32(addr);
+  const six = addr.includes(":");
+  if (six) {
+    if (parseIPv6(addr) === null) throw new TsvsError("TSVS_ERR_USAGE", `bad IPv6 address '${addr}'`);
+  } else u32(addr);
   try {
-    const r = ipJson<{ type?: string; dev?: string; prefsrc?: string }[]>(["-4", "route", "get", addr])[0];
+    const r = ipJson<{ type?: string; dev?: string; prefsrc?: string }[]>([
+      six ? "-6" : "-4",
+      "route",
+      "get",
+      addr,
+    ])[0];
+    // An unreachable IPv6 destination is answered with a route of that type (dev lo), not an error.
+    if (r?.type === "unreachable" || r?.type === "prohibit" || r?.type === "blackhole")
+      return { addr, dev: null, src: null, local: false };
     return { addr, dev: r?.dev ?? null, src: r?.prefsrc ?? null, local: r?.type === "local" };
   } catch {
     return { addr, dev: null, src: null, local: false };
@@ -235,12 +263,10 @@ export function rpFilterDrops(): number {
   return 0;
 }
 
-/** The running (or last) decapsulator's counters, or null. */
-export function readDecapStats(): DecapStatsView | null {
+/** The running (or last) decapsulator's counters (the IPv6 VIP's: decap6-stats.json), or null. */
+export function readDecapStats(file = "decap-stats.json"): DecapStatsView | null {
   try {
-    const s = JSON.parse(
-      readFileSync(join(stateDir(), "decap-stats.json"), "utf8"),
-    ) as Partial<DecapStatsView>;
+    const s = JSON.parse(readFileSync(join(stateDir(), file), "utf8")) as Partial<DecapStatsView>;
     return {
       received: s.received ?? 0,
       delivered: s.delivered ?? 0,
@@ -254,6 +280,8 @@ export function readDecapStats(): DecapStatsView | null {
       lastNotLocal: s.lastNotLocal ?? null,
       type: s.type ?? "ipip",
       port: s.port ?? 0,
+      family: s.family ?? 4,
+      receivers: s.receivers ?? [],
     };
   } catch {
     return null;
@@ -265,6 +293,12 @@ function u32(s: string): number {
   if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255))
     throw new TsvsError("TSVS_ERR_USAGE", `bad IPv4 address '${s}'`);
   return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
+}
+
+/** An address of either family, checked (TSVS_ERR_USAGE naming it otherwise). */
+export function checkAddr(a: string): void {
+  if (!a.includes(":")) u32(a);
+  else if (parseIPv6(a) === null) throw new TsvsError("TSVS_ERR_USAGE", `bad IPv6 address '${a}'`);
 }
 
 function inNet(addr: string, net: string, prefixlen: number): boolean {
@@ -343,18 +377,35 @@ export interface RealserverState {
   decap: ProcRef | null;
 }
 
-function readRsState(): RealserverState | null {
+/** A state file of this namespace (state.json for an IPv4 VIP, state6.json for an IPv6 one), or null. */
+export function readStateFile<T>(file: string): T | null {
   try {
-    return JSON.parse(readFileSync(join(stateDir(), "state.json"), "utf8")) as RealserverState;
+    return JSON.parse(readFileSync(join(stateDir(), file), "utf8")) as T;
   } catch {
     return null;
   }
 }
 
-function writeRsState(st: RealserverState): void {
+export function writeStateFile(file: string, st: unknown): void {
   mkdirSync(stateDir(), { recursive: true });
-  writeFileSync(join(stateDir(), "state.json"), `${JSON.stringify(st, null, 2)}\n`);
+  writeFileSync(join(stateDir(), file), `${JSON.stringify(st, null, 2)}\n`);
 }
+
+/** Removes these files of the state directory, and the directory once nothing else is left in it. */
+export function removeStateFiles(files: string[]): void {
+  const dir = stateDir();
+  for (const f of files) rmSync(join(dir, f), { force: true });
+  try {
+    if (readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    // no directory
+  }
+}
+
+const readRsState = (): RealserverState | null => readStateFile<RealserverState>("state.json");
+const writeRsState = (st: RealserverState): void => writeStateFile("state.json", st);
+/** What an IPv4 VIP's setup keeps in the state directory. */
+const STATE_FILES = ["state.json", "decap.pid", "decap.log", "decap-stats.json"];
 
 /** What setup did to the kernel's tunnel devices. */
 export interface KernelSetup {
@@ -447,7 +498,8 @@ function tunnelOf(opts: { tunType?: TunnelType; tunPort?: number }): { type: Tun
 export async function realserverSetup(opts: RealserverOptions): Promise<RealserverState> {
   const log = opts.log ?? (() => {});
   u32(opts.vip);
-  for (const a of opts.tunnelLocal ?? []) u32(a);
+  // IPv6 tunnel ends too: the decapsulator takes IPv4 inside IPv6 (next header 4) as well.
+  for (const a of opts.tunnelLocal ?? []) checkAddr(a);
   const { type, port } = tunnelOf(opts);
   // Decided before anything changes: --decap kernel on a kernel without the module stops here.
   const how = opts.method === "tun" ? chooseDecap(type, opts.decap ?? "auto", kernelTunnels()) : null;
@@ -532,7 +584,7 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
   if (kernel !== null)
     set(`net.ipv4.conf.${kernel.dev}.rp_filter`, 0, " (decapsulated datagrams arrive here)");
   if (how?.how === "user" && decap === null) {
-    decap = await startDecap(type, port, tunnelLocal);
+    decap = await startDecap({ type, port, tunnelLocal, family: 4 });
     st.decap = decap;
     writeRsState(st);
     log(
@@ -582,24 +634,38 @@ function undoKernel(k: KernelSetup, log: (line: string) => void): void {
   }
 }
 
-async function startDecap(type: TunnelType, port: number, tunnelLocal: string[] | null): Promise<ProcRef> {
+/**
+ * Starts the user-space decapsulator in the background for a VIP of `family`: files decap.* for an
+ * IPv4 VIP, decap6.* for an IPv6 one (both may run: they read disjoint protocols).
+ */
+export async function startDecap(o: {
+  type: TunnelType;
+  port: number;
+  tunnelLocal: string[] | null;
+  family: 4 | 6;
+}): Promise<ProcRef> {
   const dir = stateDir();
-  const logFile = join(dir, "decap.log");
+  const base = o.family === 6 ? "decap6" : "decap";
+  const logFile = join(dir, `${base}.log`);
+  const statsFile = join(dir, `${base}-stats.json`);
+  mkdirSync(dir, { recursive: true });
   rmSync(logFile, { force: true });
-  rmSync(join(dir, "decap-stats.json"), { force: true });
+  rmSync(statsFile, { force: true });
   const argv = [
     process.execPath,
     jsPath("src/realserver/decap.js"),
     "--type",
-    type,
+    o.type,
+    "--family",
+    String(o.family),
     "--tun",
-    TUN_DEVICES[type],
+    o.family === 6 ? TUN_DEVICE6 : TUN_DEVICES[o.type],
     "--stats",
-    join(dir, "decap-stats.json"),
+    statsFile,
   ];
-  if (type === "gue") argv.push("--port", String(port));
-  if (tunnelLocal !== null) argv.push("--local", tunnelLocal.join(","));
-  const name = type.toUpperCase();
+  if (o.type === "gue") argv.push("--port", String(o.port));
+  if (o.tunnelLocal !== null) argv.push("--local", o.tunnelLocal.join(","));
+  const name = o.family === 6 ? "IPv6-in-IP" : o.type.toUpperCase();
   const p = spawnInNs(null, argv, logFile, `tsvs ${name} decapsulator`);
   const ok = await waitFor(() => fileHas(logFile, "ready") || !procAlive(p), 5000);
   if (!ok || !procAlive(p)) {
@@ -607,7 +673,7 @@ async function startDecap(type: TunnelType, port: number, tunnelLocal: string[] 
     const why = existsSync(logFile) ? readFileSync(logFile, "utf8").trim() : "";
     throw new TsvsError("TSVS_ERR_HOST", `${name} decapsulator did not start${why !== "" ? `: ${why}` : ""}`);
   }
-  writeFileSync(join(dir, "decap.pid"), `${p.pid}\n`);
+  writeFileSync(join(dir, `${base}.pid`), `${p.pid}\n`);
   return p;
 }
 
@@ -638,7 +704,7 @@ export async function realserverTeardown(opts: {
       log(`removed ${a.local}/${a.prefixlen} from lo`);
     }
   }
-  rmSync(stateDir(), { recursive: true, force: true });
+  removeStateFiles(STATE_FILES);
 }
 
 // ---- doctor ----
@@ -841,14 +907,7 @@ function tunFindings(
       directorSrc,
     }),
   );
-  const seen = (stats?.sources ?? []).map(routeGet).filter((r) => r.dev !== null && !toDirector.has(r.dev));
-  if (seen.length > 0) {
-    out.push({
-      level: "warn",
-      what: `tunnelled packets come in through ${[...new Set(seen.map((r) => r.dev))].join(", ")}`,
-      detail: `tunnel sources ${seen.map((r) => `${r.addr} (via ${r.dev})`).join(", ")} are not routed through the interface checked as director-facing (${choice.ifaces.join(", ")}): run doctor with --director ${seen[0].addr}`,
-    });
-  }
+  out.push(...sourcesElsewhere(stats?.sources ?? [], toDirector, choice));
   if (hasTun) {
     const t = eff("rp_filter", tunDev);
     out.push({
@@ -860,6 +919,23 @@ function tunFindings(
     });
   }
   return out;
+}
+
+/** A warning when the tunnel sources seen are routed through another interface than the director-facing one(s). */
+export function sourcesElsewhere(
+  sources: string[],
+  toDirector: Set<string>,
+  choice: DirectorIfaceChoice,
+): Finding[] {
+  const seen = sources.map(routeGet).filter((r) => r.dev !== null && !toDirector.has(r.dev));
+  if (seen.length === 0) return [];
+  return [
+    {
+      level: "warn",
+      what: `tunnelled packets come in through ${[...new Set(seen.map((r) => r.dev))].join(", ")}`,
+      detail: `tunnel sources ${seen.map((r) => `${r.addr} (via ${r.dev})`).join(", ")} are not routed through the interface checked as director-facing (${choice.ifaces.join(", ")}): run doctor with --director ${seen[0].addr}`,
+    },
+  ];
 }
 
 export function formatFindings(vip: string, method: RealserverMethod, findings: Finding[]): string {
