@@ -131,6 +131,12 @@ export function chooseDirectorIface(inp: DirectorIfaceInput): DirectorIfaceChoic
       if (r.local) throw new TsvsError("TSVS_ERR_HOST", `director ${r.addr} is an address of this host`);
       if (r.dev === null)
         throw new TsvsError("TSVS_ERR_HOST", `director ${r.addr} is not reachable from this host (no route)`);
+      // A prefix on lo covers it (IPv6 routes a VIP's prefix into lo): its packets would loop.
+      if (r.dev === "lo")
+        throw new TsvsError(
+          "TSVS_ERR_HOST",
+          `director ${r.addr} is routed into lo (a prefix on lo covers it)`,
+        );
     }
     const devs = uniq(inp.director.map((r) => r.dev as string));
     return { ifaces: devs, how: "director", detail: `route to the director: ${routeList(inp.director)}` };

@@ -121,7 +121,10 @@ export function writeSysctl(key: string, v: number): void {
 }
 
 export function ipJson<T>(args: string[]): T {
-  return JSON.parse(execFileSync("ip", ["-j", ...args], { encoding: "utf8" }) || "[]") as T;
+  // stderr kept from the terminal: "RTNETLINK answers: Network is unreachable" is an answer here.
+  return JSON.parse(
+    execFileSync("ip", ["-j", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }) || "[]",
+  ) as T;
 }
 
 interface AddrInfo {

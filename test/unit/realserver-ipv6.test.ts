@@ -419,5 +419,17 @@ describe("doctor's verdicts for an IPv6 VIP", () => {
       family: 6,
     });
     assert.match(c.detail, /all carry IPv6/);
+    // A VIP's /64 on lo covering the DIP routes it into lo: the director is not behind lo.
+    assert.throws(
+      () =>
+        chooseDirectorIface({
+          director: [{ addr: "fd00:6:1::1", dev: "lo", src: "fd00:6:1::100", local: false }],
+          iface: null,
+          tunnel: [],
+          ifaces: ["eth0"],
+          family: 6,
+        }),
+      /director fd00:6:1::1 is routed into lo/,
+    );
   });
 });
