@@ -204,6 +204,8 @@ export class Engine {
    */
   private vip6Used = new Uint8Array(8);
   private vip6Words = new Int32Array(32);
+  /** hit()'s second answer: the destination of the entry a request hit. */
+  private hitDest: Dest | undefined = undefined;
   now = 0;
 
   constructor(opts: EngineOptions) {
@@ -452,16 +454,11 @@ export class Engine {
     }
 
     cx = t.lookupIn(f.proto, saddr, f.sport, daddr, f.dport);
-    if (cx >= 0 && f.proto === IPPROTO_TCP && (f.tcpFlags & TCP_SYN) !== 0) cx = this.reuseCheck(cx, now);
-    // The connection's destination, looked up once for the packet (stats, state, availability).
     let dest: Dest | undefined;
     if (cx >= 0) {
-      dest = this.ctl.destById(t.destOf(cx));
-      if (dest !== undefined && (dest.flags & DEST_F_AVAILABLE) === 0) {
-        if (!this.sysctls.expireNodestConn) return this.drop(R.dest_unavailable);
-        this.life.expireNow(cx, now);
-        cx = -1;
-      }
+      cx = this.hit(cx, f, now);
+      if (cx === -2) return Verdict.Drop;
+      dest = this.hitDest;
     }
     if (cx < 0) {
       const svc = this.ctl.findService(f);
@@ -475,6 +472,29 @@ export class Engine {
       dest = this.ctl.destById(t.destOf(cx));
     }
     return this.inbound(cx, dest, f, now);
+  }
+
+  /**
+   * The entry cx a request hit, as ip_vs_in takes it: a SYN may reschedule (reuseCheck), and the
+   * connection's destination, looked up once for the packet (stats, state, availability), goes to
+   * hitDest. Returns cx, -1 to schedule anew, or -2 when the destination is unavailable and the
+   * packet was dropped (counted).
+   */
+  private hit(cx: number, f: Flow, now: number): number {
+    this.hitDest = undefined;
+    if (f.proto === IPPROTO_TCP && (f.tcpFlags & TCP_SYN) !== 0) cx = this.reuseCheck(cx, now);
+    if (cx < 0) return -1;
+    const dest = this.ctl.destById(this.conns.destOf(cx));
+    this.hitDest = dest;
+    if (dest !== undefined && (dest.flags & DEST_F_AVAILABLE) === 0) {
+      if (!this.sysctls.expireNodestConn) {
+        this.drop(R.dest_unavailable);
+        return -2;
+      }
+      this.life.expireNow(cx, now);
+      return -1;
+    }
+    return cx;
   }
 
   /** A TCP segment that schedules no connection: a RST, or no SYN (unless sloppy_tcp). */
@@ -580,15 +600,11 @@ export class Engine {
       if (cx >= 0) return this.outbound6(cx, f, now);
     }
     cx = t.lookupIn6(proto, f.s6, f.sport, f.d6, f.dport);
-    if (cx >= 0 && proto === IPPROTO_TCP && (f.tcpFlags & TCP_SYN) !== 0) cx = this.reuseCheck(cx, now);
     let dest: Dest | undefined;
     if (cx >= 0) {
-      dest = this.ctl.destById(t.destOf(cx));
-      if (dest !== undefined && (dest.flags & DEST_F_AVAILABLE) === 0) {
-        if (!this.sysctls.expireNodestConn) return this.drop(R.dest_unavailable);
-        this.life.expireNow(cx, now);
-        cx = -1;
-      }
+      cx = this.hit(cx, f, now);
+      if (cx === -2) return Verdict.Drop;
+      dest = this.hitDest;
     }
     if (cx < 0) {
       const svc = this.ctl.findService6(f);

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { parseIpvsadm } from "../../src/cli/ipvsadm/parse.js";
 import { ipv6TextWords } from "../../src/core/addr.js";
 import { Engine, type Sysctls } from "../../src/core/engine.js";
-import { inetChecksum, ip, mac as macBytes, macStr } from "./packet-builder.js";
+import { get16, get32, inetChecksum, ip, mac as macBytes, macStr } from "./packet-builder.js";
 import {
   a6Str,
   NH_DEST,
@@ -20,13 +20,6 @@ import {
   NH_UDP,
   pseudoHeader6,
 } from "./packet6.js";
-
-function u16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
 
 export interface Decoded6 {
   src: string;
@@ -53,14 +46,14 @@ export interface Decoded6 {
 export function decode6(b: Uint8Array, quoted = false): Decoded6 {
   assert.ok(b.length >= 40, `IPv6 packet shorter than 40 bytes (${b.length})`);
   assert.equal(b[0] >> 4, 6, "IPv6 version");
-  const plen = u16(b, 4);
+  const plen = get16(b, 4);
   if (!quoted) assert.equal(plen, b.length - 40, "IPv6 payload length != packet length - 40");
   const end = quoted ? b.length : 40 + plen;
   let nh = b[6];
   let off = 40;
   let fragment = false;
   while ((nh === NH_HOP || nh === NH_DEST || nh === NH_ROUTING || nh === NH_FRAGMENT) && off + 8 <= end) {
-    if (nh === NH_FRAGMENT) fragment = fragment || (u16(b, off + 2) & 0xfff9) !== 0;
+    if (nh === NH_FRAGMENT) fragment = fragment || (get16(b, off + 2) & 0xfff9) !== 0;
     const next = b[off];
     off += nh === NH_FRAGMENT ? 8 : (b[off + 1] + 1) * 8;
     nh = next;
@@ -72,7 +65,7 @@ export function decode6(b: Uint8Array, quoted = false): Decoded6 {
     dst: a6Str(b, 24),
     hl: b[7],
     tc: ((b[0] & 15) << 4) | (b[1] >> 4),
-    flow: ((b[1] & 15) << 16) | u16(b, 2),
+    flow: ((b[1] & 15) << 16) | get16(b, 2),
     plen,
     nh,
     sport: 0,
@@ -84,8 +77,8 @@ export function decode6(b: Uint8Array, quoted = false): Decoded6 {
   };
   const l4 = b.subarray(off, end);
   if ((nh === NH_TCP || nh === NH_UDP) && l4.length >= 4) {
-    d.sport = u16(l4, 0);
-    d.dport = u16(l4, 2);
+    d.sport = get16(l4, 0);
+    d.dport = get16(l4, 2);
   }
   if (quoted || fragment) return d;
   const sum = (what: string): void =>
@@ -94,13 +87,13 @@ export function decode6(b: Uint8Array, quoted = false): Decoded6 {
     assert.ok(l4.length >= 20, "TCP header truncated");
     sum("TCP");
     const thlen = (l4[12] >> 4) * 4;
-    d.tcp = { seq: u32(l4, 4), ack: u32(l4, 8), flags: l4[13], payload: l4.slice(thlen) };
+    d.tcp = { seq: get32(l4, 4), ack: get32(l4, 8), flags: l4[13], payload: l4.slice(thlen) };
   } else if (nh === NH_UDP) {
     assert.ok(l4.length >= 8, "UDP header truncated");
-    assert.equal(u16(l4, 4), l4.length, "UDP length");
-    assert.notEqual(u16(l4, 6), 0, "UDP checksum 0 over IPv6");
+    assert.equal(get16(l4, 4), l4.length, "UDP length");
+    assert.notEqual(get16(l4, 6), 0, "UDP checksum 0 over IPv6");
     sum("UDP");
-    d.udp = { checksum: u16(l4, 6), payload: l4.slice(8) };
+    d.udp = { checksum: get16(l4, 6), payload: l4.slice(8) };
   } else if (nh === NH_ICMPV6) {
     assert.ok(l4.length >= 8, "ICMPv6 header truncated");
     sum("ICMPv6");
@@ -108,7 +101,7 @@ export function decode6(b: Uint8Array, quoted = false): Decoded6 {
     d.icmp = {
       type,
       code: l4[1],
-      rest: u32(l4, 4),
+      rest: get32(l4, 4),
       data: l4.slice(8),
       quoted: type < 128 && l4.length >= 48 ? decode6(l4.subarray(8), true) : null,
     };
@@ -118,7 +111,7 @@ export function decode6(b: Uint8Array, quoted = false): Decoded6 {
 
 /** A flat view for table assertions (as frames.ts flat): only the keys a test names are compared. */
 export function flat6(frame: Uint8Array): Record<string, string | number | boolean | null> {
-  assert.equal(u16(frame, 12), 0x86dd, "ethertype");
+  assert.equal(get16(frame, 12), 0x86dd, "ethertype");
   const d = decode6(frame.subarray(14));
   const r: Record<string, string | number | boolean | null> = {
     dmac: macStr(frame, 0),

@@ -11,7 +11,9 @@ import {
   put16,
   put32,
   type TcpSpec,
+  tcpSegment,
   type UdpSpec,
+  udpDatagram,
 } from "./packet-builder.js";
 
 export const ETH_P_IPV6 = 0x86dd;
@@ -139,31 +141,14 @@ export function ipv6WithExt(s: Ip6Spec, headers: ExtHdr[], nh: number, upper: Ui
   return ipv6Packet(s, headers.length > 0 ? headers[0].type : nh, concat(...hs, upper));
 }
 
+/** packet-builder.ts's TCP segment, its checksum taken over the IPv6 pseudo-header instead. */
 export function tcp6Segment(src: string, dst: string, s: TcpSpec): Uint8Array {
-  const opt = s.options ?? new Uint8Array(0);
-  const optLen = (opt.length + 3) & ~3;
-  const payload = s.payload ?? new Uint8Array(0);
-  const hlen = 20 + optLen;
-  const b = new Uint8Array(hlen + payload.length);
-  put16(b, 0, s.sport);
-  put16(b, 2, s.dport);
-  put32(b, 4, s.seq ?? 1000);
-  put32(b, 8, s.ack ?? 0);
-  b[12] = (hlen / 4) << 4;
-  b[13] = s.flags;
-  put16(b, 14, s.win ?? 65535);
-  b.set(opt, 20);
-  b.set(payload, hlen);
-  return checksummed6(b, a6(src), a6(dst), NH_TCP, 16);
+  return checksummed6(tcpSegment(0, 0, s), a6(src), a6(dst), NH_TCP, 16);
 }
 
+/** packet-builder.ts's UDP datagram, checksummed over the IPv6 pseudo-header (or left 0 with noChecksum). */
 export function udp6Datagram(src: string, dst: string, s: UdpSpec): Uint8Array {
-  const payload = s.payload ?? new Uint8Array(0);
-  const b = new Uint8Array(8 + payload.length);
-  put16(b, 0, s.sport);
-  put16(b, 2, s.dport);
-  put16(b, 4, b.length);
-  b.set(payload, 8);
+  const b = udpDatagram(0, 0, { ...s, noChecksum: true });
   return s.noChecksum ? b : checksummed6(b, a6(src), a6(dst), NH_UDP, 6);
 }
 

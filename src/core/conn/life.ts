@@ -118,10 +118,16 @@ export class ConnLife {
     if (svc.fwmark === 0 && f.dport !== svc.port) return -1;
     const dest = svc.sched.schedule(svc, f, this.schedCtx);
     if (dest === null) return -1;
+    const cx = this.packetConn(svc, f, dest, dest.port !== 0 ? dest.port : f.dport, now);
+    if (cx >= 0) this.connStats(svc, dest);
+    return cx;
+  }
+
+  /** The connection of the packet in f (its client and virtual ends, either family) to dest:dport. */
+  private packetConn(svc: Service, f: Flow, dest: Dest, dport: number, now: number): number {
     const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
-    const dport = dest.port !== 0 ? dest.port : f.dport;
     const c6 = f.af === 6 ? f.s6 : null;
-    const cx = this.newConn(
+    return this.newConn(
       f.proto,
       f.saddr | 0,
       f.sport,
@@ -134,8 +140,6 @@ export class ConnLife {
       c6,
       f.d6,
     );
-    if (cx >= 0) this.connStats(svc, dest);
-    return cx;
   }
 
   /** ip_vs_sched_persist: find or create the template, then the connection under it. */
@@ -187,21 +191,7 @@ export class ConnLife {
     if (dest === undefined) return -1;
     let dport = f.dport;
     if (dport === svc.port && dest.port !== 0) dport = dest.port;
-    const flags = (svc.flags & SVC_F_ONEPACKET) !== 0 && f.proto === IPPROTO_UDP ? CONN_F_ONE_PACKET : 0;
-    const c6 = f.af === 6 ? f.s6 : null;
-    const cx = this.newConn(
-      f.proto,
-      f.saddr | 0,
-      f.sport,
-      f.daddr | 0,
-      f.dport,
-      dest,
-      dport,
-      flags,
-      now,
-      c6,
-      f.d6,
-    );
+    const cx = this.packetConn(svc, f, dest, dport, now);
     if (cx < 0) return cx === -1 ? -2 : cx;
     t.setControl(cx, ct);
     t.setNControl(ct, t.nControlOf(ct) + 1);

@@ -603,32 +603,7 @@ export class ConnTable {
 
   /** lookupIn for an IPv6 client side: the folds find the hot line, the words confirm it. */
   lookupIn6(proto: number, c6: Int32Array, cport: number, v6: Int32Array, vport: number): number {
-    const a = this.a6;
-    if (a === null) return -1;
-    proto &= 0xff;
-    cport &= 0xffff;
-    vport &= 0xffff;
-    const caddr = fold(c6);
-    const vaddr = fold(v6);
-    const ports = (cport << 16) | vport;
-    const meta = proto | META_IPV6;
-    const h = this.h;
-    let i = this.inHead[hashKey(this.seed, proto, caddr, cport, vaddr, vport) & this.bucketMask];
-    while (i >= 0) {
-      const b = i << SHIFT;
-      if (
-        h[b + H_CADDR] === caddr &&
-        h[b + H_CVPORT] === ports &&
-        h[b + H_VADDR] === vaddr &&
-        (h[b + H_META] & (0xff | META_TEMPLATE | META_IPV6)) === meta &&
-        words4Equal(a, (i << SHIFT6) + A6_CADDR, c6) &&
-        words4Equal(a, (i << SHIFT6) + A6_VADDR, v6)
-      ) {
-        return i;
-      }
-      i = h[b + H_INNEXT];
-    }
-    return -1;
+    return this.find6(true, proto & 0xff, c6, cport, v6, vport);
   }
 
   /** A persistence template <proto, caddr, 0, vaddr, vport> (ip_vs_ct_in_get); templates only. */
@@ -659,30 +634,7 @@ export class ConnTable {
    * length, v6 the VIP (a fwmark service's: the mark in word 0, as the kernel's fwmark union).
    */
   lookupTemplate6(proto: number, c6: Int32Array, v6: Int32Array, vport: number): number {
-    const a = this.a6;
-    if (a === null) return -1;
-    proto &= 0xff;
-    vport &= 0xffff;
-    const caddr = fold(c6);
-    const vaddr = fold(v6);
-    const meta = proto | META_TEMPLATE | META_IPV6;
-    const h = this.h;
-    let i = this.inHead[hashKey(this.seed, proto, caddr, 0, vaddr, vport) & this.bucketMask];
-    while (i >= 0) {
-      const b = i << SHIFT;
-      if (
-        h[b + H_CADDR] === caddr &&
-        h[b + H_CVPORT] === vport &&
-        h[b + H_VADDR] === vaddr &&
-        (h[b + H_META] & (0xff | META_TEMPLATE | META_IPV6)) === meta &&
-        words4Equal(a, (i << SHIFT6) + A6_CADDR, c6) &&
-        words4Equal(a, (i << SHIFT6) + A6_VADDR, v6)
-      ) {
-        return i;
-      }
-      i = h[b + H_INNEXT];
-    }
-    return -1;
+    return this.find6(true, (proto & 0xff) | META_TEMPLATE, c6, 0, v6, vport);
   }
 
   /**
@@ -715,30 +667,54 @@ export class ConnTable {
 
   /** lookupOut for an IPv6 server side (a reply RIP → client, or → LIP for FULLNAT). */
   lookupOut6(proto: number, s6: Int32Array, sport: number, d6: Int32Array, dport: number): number {
+    return this.find6(false, proto & 0xff, s6, sport, d6, dport);
+  }
+
+  /**
+   * The IPv6 lookups: in IN (`inSide`: caddr, vaddr; `meta` is proto with META_TEMPLATE for a
+   * template) or OUT (daddr, laddr), the entry whose hot line has the folds, the ports and `meta`
+   * under its side's IPv6 flag, and whose IPv6 record has the words x6 and y6.
+   */
+  private find6(
+    inSide: boolean,
+    meta: number,
+    x6: Int32Array,
+    xp: number,
+    y6: Int32Array,
+    yp: number,
+  ): number {
     const a = this.a6;
     if (a === null) return -1;
-    proto &= 0xff;
-    sport &= 0xffff;
-    dport &= 0xffff;
-    const saddr = fold(s6);
-    const daddr = fold(d6);
-    const ports = (sport << 16) | dport;
-    const meta = proto | META_DEST_IPV6;
+    xp &= 0xffff;
+    yp &= 0xffff;
+    const x = fold(x6);
+    const y = fold(y6);
+    const ports = (xp << 16) | yp;
     const h = this.h;
-    let i = this.outHead[hashKey(this.seed, proto, saddr, sport, daddr, dport) & this.bucketMask];
+    const wx = inSide ? H_CADDR : H_DADDR;
+    const wy = inSide ? H_VADDR : H_LADDR;
+    const wp = inSide ? H_CVPORT : H_DLPORT;
+    const link = inSide ? H_INNEXT : H_OUTNEXT;
+    const flag = inSide ? META_IPV6 : META_DEST_IPV6;
+    const mask = 0xff | flag | (inSide ? META_TEMPLATE : 0);
+    const ax = inSide ? A6_CADDR : A6_DADDR;
+    const ay = inSide ? A6_VADDR : A6_LADDR;
+    meta |= flag;
+    const bucket = hashKey(this.seed, meta & 0xff, x, xp, y, yp) & this.bucketMask;
+    let i = inSide ? this.inHead[bucket] : this.outHead[bucket];
     while (i >= 0) {
       const b = i << SHIFT;
       if (
-        h[b + H_DADDR] === saddr &&
-        h[b + H_DLPORT] === ports &&
-        h[b + H_LADDR] === daddr &&
-        (h[b + H_META] & (0xff | META_DEST_IPV6)) === meta &&
-        words4Equal(a, (i << SHIFT6) + A6_DADDR, s6) &&
-        words4Equal(a, (i << SHIFT6) + A6_LADDR, d6)
+        h[b + wx] === x &&
+        h[b + wp] === ports &&
+        h[b + wy] === y &&
+        (h[b + H_META] & mask) === meta &&
+        words4Equal(a, (i << SHIFT6) + ax, x6) &&
+        words4Equal(a, (i << SHIFT6) + ay, y6)
       ) {
         return i;
       }
-      i = h[b + H_OUTNEXT];
+      i = h[b + link];
     }
     return -1;
   }

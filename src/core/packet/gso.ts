@@ -54,15 +54,7 @@ export function gsoBuildSegment(
   writeU16(out, outL3 + IP_ID, (readU16(src, l3 + IP_ID) + k) & 0xffff);
   writeU16(out, outL3 + IP_CHECK, 0);
   writeU16(out, outL3 + IP_CHECK, ipv4HeaderChecksum(out, outL3));
-  const o4 = outL3 + (l4 - l3);
-  const l4Len = total - (l4 - l3);
-  if (proto === IPPROTO_TCP) {
-    segmentTcp(out, o4, src, l4, end - pay, mss, k);
-    writeU16(out, o4 + 16, l4ChecksumV4(out, outL3, o4, l4Len, IPPROTO_TCP));
-  } else {
-    writeU16(out, o4 + 4, l4Len);
-    writeU16(out, o4 + 6, l4ChecksumV4(out, outL3, o4, l4Len, IPPROTO_UDP));
-  }
+  segmentL4(out, outL3, outL3 + (l4 - l3), total - (l4 - l3), src, l4, end - pay, proto, mss, k, false);
   return total;
 }
 
@@ -94,23 +86,37 @@ function segmentInto(
   return total;
 }
 
-/** Segment k's TCP sequence number and flags (CWR on the first only, FIN and PSH on the last only). */
-function segmentTcp(
+/**
+ * Segment k's transport header at out[o4] (l4Len bytes to the segment's end): TCP sequence number
+ * and flags (CWR on the first only, FIN and PSH on the last only), or the UDP length; then the full
+ * checksum with the family's pseudo-header.
+ */
+function segmentL4(
   out: Uint8Array,
+  outL3: number,
   o4: number,
+  l4Len: number,
   src: Uint8Array,
   l4: number,
   payload: number,
+  proto: number,
   mss: number,
   k: number,
+  v6: boolean,
 ): void {
-  const n = gsoSegmentCount(payload, mss);
-  const step = mss > 0 ? mss : payload;
-  writeU32(out, o4 + 4, (readU32(src, l4 + 4) + k * step) >>> 0);
-  let flags = src[l4 + 13];
-  if (k > 0) flags &= ~TCP_CWR;
-  if (k < n - 1) flags &= ~TCP_FIN_PSH;
-  out[o4 + 13] = flags;
+  let field = 6;
+  if (proto === IPPROTO_TCP) {
+    const n = gsoSegmentCount(payload, mss);
+    const step = mss > 0 ? mss : payload;
+    writeU32(out, o4 + 4, (readU32(src, l4 + 4) + k * step) >>> 0);
+    let flags = src[l4 + 13];
+    if (k > 0) flags &= ~TCP_CWR;
+    if (k < n - 1) flags &= ~TCP_FIN_PSH;
+    out[o4 + 13] = flags;
+    field = 16;
+  } else writeU16(out, o4 + 4, l4Len);
+  const c = v6 ? l4ChecksumV6(out, outL3, o4, l4Len, proto) : l4ChecksumV4(out, outL3, o4, l4Len, proto);
+  writeU16(out, o4 + field, c);
 }
 
 /**
@@ -160,15 +166,7 @@ export function gsoBuildSegment6(
   const total = segmentInto(out, outL3, src, l3, pay, end, mss, k);
   if (total === 0) return 0;
   writeU16(out, outL3 + IP6_PLEN, total - IPV6_HLEN);
-  const o4 = outL3 + (l4 - l3);
-  const l4Len = total - (l4 - l3);
-  if (proto === IPPROTO_TCP) {
-    segmentTcp(out, o4, src, l4, end - pay, mss, k);
-    writeU16(out, o4 + 16, l4ChecksumV6(out, outL3, o4, l4Len, IPPROTO_TCP));
-  } else {
-    writeU16(out, o4 + 4, l4Len);
-    writeU16(out, o4 + 6, l4ChecksumV6(out, outL3, o4, l4Len, IPPROTO_UDP));
-  }
+  segmentL4(out, outL3, outL3 + (l4 - l3), total - (l4 - l3), src, l4, end - pay, proto, mss, k, true);
   return total;
 }
 

@@ -279,18 +279,26 @@ function parseIpv4(buf: Uint8Array, len: number, l3: number, f: Flow): number {
   if (proto === IPPROTO_UDP) return parseUdp(buf, l4, end, f);
   if (proto === IPPROTO_ICMP) {
     if (l4 + ICMP_HLEN > end) return PARSE_ERR_ICMP_TRUNC;
-    // ICMP is rare: the group is reset whole here rather than tracked field by field.
-    clearGroups(f, FLOW_G_ICMP);
-    f.groups |= FLOW_G_ICMP;
-    const t = buf[l4];
-    f.icmpType = t;
-    f.icmpCode = buf[l4 + 1];
-    f.payloadOff = l4 + ICMP_HLEN;
+    const t = icmpHeader(buf, l4, f);
     if (t === ICMP_ECHO || t === ICMP_ECHOREPLY) f.icmpId = readU16(buf, l4 + 4);
     else if (icmpIsError(t) && !f.fragment) parseInner(buf, l4 + ICMP_HLEN, end, f);
     return PARSE_OK;
   }
   return PARSE_OK;
+}
+
+/**
+ * The 8-byte ICMP or ICMPv6 header at l4 (checked to be there): type, code, payload offset; the
+ * type is returned. ICMP is rare: the group is reset whole here rather than tracked field by field.
+ */
+function icmpHeader(buf: Uint8Array, l4: number, f: Flow): number {
+  clearGroups(f, FLOW_G_ICMP);
+  f.groups |= FLOW_G_ICMP;
+  const t = buf[l4];
+  f.icmpType = t;
+  f.icmpCode = buf[l4 + 1];
+  f.payloadOff = l4 + ICMP_HLEN;
+  return t;
 }
 
 /** The datagram quoted by an ICMP error; its checksum and total length are not checked (quoted). */
@@ -383,12 +391,7 @@ function parseIpv6(buf: Uint8Array, len: number, l3: number, f: Flow): number {
   if (proto === IPPROTO_UDP) return parseUdp(buf, l4, end, f);
   if (proto === NEXTHDR_ICMPV6) {
     if (l4 + ICMPV6_HLEN > end) return PARSE_ERR_ICMP6_TRUNC;
-    clearGroups(f, FLOW_G_ICMP);
-    f.groups |= FLOW_G_ICMP;
-    const t = buf[l4];
-    f.icmpType = t;
-    f.icmpCode = buf[l4 + 1];
-    f.payloadOff = l4 + ICMPV6_HLEN;
+    const t = icmpHeader(buf, l4, f);
     if (t === ICMPV6_ECHO_REQUEST || t === ICMPV6_ECHO_REPLY) f.icmpId = readU16(buf, l4 + 4);
     else if (icmpv6IsError(t) && !f.fragment) parseInner6(buf, f);
   }

@@ -198,15 +198,23 @@ function encapsulate6(e: XmitEngine, p: DestPath, c: number, f: Flow, now: numbe
   return e.emitToDest6(out, ETH_HLEN, len, p, now);
 }
 
+/**
+ * A packet of connection c (a request, or an error from the client's side) through the tunnel:
+ * over the MTU, packet too big from errSrc (the VIP for a request; none for a relayed error).
+ */
+function tunnel6(e: XmitEngine, c: number, f: Flow, errSrc: Int32Array | null, now: number): number {
+  const p = e.destPath(e.conns.destOf(c));
+  if (p === null) return Verdict.Drop;
+  if (p.dest.tunType !== TunType.Ipip) return e.drop(R.unsupported);
+  if (!e.fitsPath6(p, f.l3End - f.l3Off, IPV6_HLEN, f, errSrc, now)) return Verdict.Drop;
+  return encapsulate6(e, p, c, f, now);
+}
+
 export const tun6: XmitMethod = {
   name: "tun",
 
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    const p = e.destPath(e.conns.destOf(c));
-    if (p === null) return Verdict.Drop;
-    if (p.dest.tunType !== TunType.Ipip) return e.drop(R.unsupported);
-    if (!e.fitsPath6(p, f.l3End - f.l3Off, IPV6_HLEN, f, f.d6, now)) return Verdict.Drop;
-    return encapsulate6(e, p, c, f, now);
+    return tunnel6(e, c, f, f.d6, now);
   },
 
   segmentsInbound(): boolean {
@@ -216,11 +224,7 @@ export const tun6: XmitMethod = {
   outbound: undefined,
 
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
-    const p = e.destPath(e.conns.destOf(c));
-    if (p === null) return Verdict.Drop;
-    if (p.dest.tunType !== TunType.Ipip) return e.drop(R.unsupported);
-    if (!e.fitsPath6(p, f.l3End - f.l3Off, IPV6_HLEN, f, null, now)) return Verdict.Drop;
-    return encapsulate6(e, p, c, f, now);
+    return tunnel6(e, c, f, null, now);
   },
 
   icmpOutbound: undefined,
