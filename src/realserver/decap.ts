@@ -211,15 +211,21 @@ export function openRawSocket6(proto: number, name: string, timeoutMs: number): 
     if (e === EAFNOSUPPORT) return null;
     throw new SyscallError(`socket(AF_INET6, SOCK_RAW, ${name})`, e);
   }
-  const on = Buffer.alloc(4);
-  on.writeInt32LE(1, 0);
-  if (c.setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, on, 4) < 0) {
-    const e = c.errno();
-    c.close(fd);
-    throw new SyscallError("setsockopt(IPV6_RECVPKTINFO)", e);
-  }
+  setFlag(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, "IPV6_RECVPKTINFO");
   setRecvTimeout(fd, timeoutMs);
   return fd;
+}
+
+/** setsockopt(fd, level, opt, int 1); on failure the socket is closed and the error thrown. */
+function setFlag(fd: number, level: number, opt: number, name: string): void {
+  const c = libc();
+  const on = Buffer.alloc(4);
+  on.writeInt32LE(1, 0);
+  if (c.setsockopt(fd, level, opt, on, 4) < 0) {
+    const e = c.errno();
+    c.close(fd);
+    throw new SyscallError(`setsockopt(${name})`, e);
+  }
 }
 
 /**
@@ -230,13 +236,7 @@ export function openGueSocket(port: number, timeoutMs: number): number {
   const c = libc();
   const fd = c.socket(AF_INET, SOCK_DGRAM | O_CLOEXEC, 0);
   if (fd < 0) throw new SyscallError("socket(AF_INET, SOCK_DGRAM)", c.errno());
-  const on = Buffer.alloc(4);
-  on.writeInt32LE(1, 0);
-  if (c.setsockopt(fd, IPPROTO_IP, IP_PKTINFO, on, 4) < 0) {
-    const e = c.errno();
-    c.close(fd);
-    throw new SyscallError("setsockopt(IP_PKTINFO)", e);
-  }
+  setFlag(fd, IPPROTO_IP, IP_PKTINFO, "IP_PKTINFO");
   const sa = Buffer.alloc(SIZEOF_SOCKADDR_IN);
   sa.writeUInt16LE(AF_INET, 0);
   sa.writeUInt16BE(port, 2);
@@ -601,16 +601,20 @@ function rawReceiver(
 }
 
 /**
- * One recvmmsg of one datagram into the shared buffer with its source (msg_name) and the
- * destination from IP_PKTINFO or IPV6_PKTINFO; `meta` views the native msghdr, name and control.
+ * One recvmmsg of one datagram into the shared buffer, with its source (msg_name, nameLen bytes at
+ * `name`) and one control message of (level, type) carrying at least dataLen bytes at `data`:
+ * recv() returns the length or -1 (errno set), cmsg() whether that control message came. `meta`
+ * views the native msghdr, name and control area.
  */
-function msgHeader(
+function msgReceiver(
+  fd: number,
   base: number,
   nameLen: number,
-  ctlSpace: number,
-): { at: number; dv: DataView; meta: Uint8Array; name: number; ctl: number } {
-  const k = libc().koffi;
-  const size = SIZEOF_MMSGHDR + SIZEOF_IOVEC + nameLen + ctlSpace;
+  cmsg: { level: number; type: number; dataLen: number; space: number },
+): { recv(): number; cmsg(): boolean; dv: DataView; meta: Uint8Array; name: number; data: number } {
+  const c = libc();
+  const k = c.koffi;
+  const size = SIZEOF_MMSGHDR + SIZEOF_IOVEC + nameLen + cmsg.space;
   const mem = k.alloc("uint8_t", size);
   const at = addressOf(mem);
   const ab = k.view(mem, size) as ArrayBuffer;
@@ -624,10 +628,25 @@ function msgHeader(
   dv.setBigUint64(MSG_IOV, BigInt(at + iov), true);
   dv.setBigUint64(MSG_IOVLEN, 1n, true);
   dv.setBigUint64(MSG_CONTROL, BigInt(at + ctl), true);
-  return { at, dv, meta: new Uint8Array(ab), name, ctl };
+  return {
+    recv: () => {
+      dv.setUint32(MSG_NAMELEN, nameLen, true);
+      dv.setBigUint64(MSG_CONTROLLEN, BigInt(cmsg.space), true);
+      return c.recvmmsg(fd, at, 1, MSG_DONTWAIT, null) < 1 ? -1 : dv.getUint32(MMSG_LEN, true);
+    },
+    // One control message asked for; the kernel writes it first.
+    cmsg: () =>
+      Number(dv.getBigUint64(MSG_CONTROLLEN, true)) >= SIZEOF_CMSGHDR + cmsg.dataLen &&
+      dv.getInt32(ctl + 8, true) === cmsg.level &&
+      dv.getInt32(ctl + 12, true) === cmsg.type,
+    dv,
+    meta: new Uint8Array(ab),
+    name,
+    data: ctl + SIZEOF_CMSGHDR,
+  };
 }
 
-/** The GUE socket: the UDP payload, source from msg_name, destination from IP_PKTINFO. */
+/** The GUE socket: the UDP payload, source from msg_name, destination from IP_PKTINFO (ipi_addr). */
 function gueReceiver(
   fd: number,
   base: number,
@@ -635,29 +654,23 @@ function gueReceiver(
   tally: DecapTally,
   acc: DecapAccept,
 ): Receiver {
-  const c = libc();
-  const { at, dv, name, ctl } = msgHeader(base, SIZEOF_SOCKADDR_IN, PKTINFO_CMSG_SPACE);
+  const m = msgReceiver(fd, base, SIZEOF_SOCKADDR_IN, {
+    level: IPPROTO_IP,
+    type: IP_PKTINFO,
+    dataLen: 12,
+    space: PKTINFO_CMSG_SPACE,
+  });
   let dst = 0;
   return {
     fd,
     label: "UDP (GUE)",
     recv: () => {
-      dv.setUint32(MSG_NAMELEN, SIZEOF_SOCKADDR_IN, true);
-      dv.setBigUint64(MSG_CONTROLLEN, BigInt(PKTINFO_CMSG_SPACE), true);
-      const r = c.recvmmsg(fd, at, 1, MSG_DONTWAIT, null);
-      if (r < 1) return -1;
-      dst = 0;
-      // One cmsg asked for: IP_PKTINFO (level IPPROTO_IP), ipi_addr = the header's destination.
-      if (
-        Number(dv.getBigUint64(MSG_CONTROLLEN, true)) >= SIZEOF_CMSGHDR + 12 &&
-        dv.getInt32(ctl + 8, true) === IPPROTO_IP &&
-        dv.getInt32(ctl + 12, true) === IP_PKTINFO
-      )
-        dst = dv.getUint32(ctl + SIZEOF_CMSGHDR + 8, false);
-      return dv.getUint32(MMSG_LEN, true);
+      const len = m.recv();
+      dst = len >= 0 && m.cmsg() ? m.dv.getUint32(m.data + 8, false) : 0;
+      return len;
     },
     classify: (len) => gueInnerOffset(buf, len, dst, acc.v4),
-    account: (off) => tally.account(off, dv.getUint32(name + 4, false), dst),
+    account: (off) => tally.account(off, m.dv.getUint32(m.name + 4, false), dst),
   };
 }
 
@@ -674,27 +687,22 @@ function raw6Receiver(
   tally: DecapTally,
   acc: DecapAccept,
 ): Receiver {
-  const c = libc();
-  const { at, dv, meta, name, ctl } = msgHeader(base, SIZEOF_SOCKADDR_IN6, PKTINFO6_CMSG_SPACE);
-  const dstOff = ctl + SIZEOF_CMSGHDR;
+  const m = msgReceiver(fd, base, SIZEOF_SOCKADDR_IN6, {
+    level: IPPROTO_IPV6,
+    type: IPV6_PKTINFO,
+    dataLen: 16,
+    space: PKTINFO6_CMSG_SPACE,
+  });
   return {
     fd,
     label: `IPv6 next header ${inner === 6 ? IPPROTO_IPV6 : IPPROTO_IPIP}`,
     recv: () => {
-      dv.setUint32(MSG_NAMELEN, SIZEOF_SOCKADDR_IN6, true);
-      dv.setBigUint64(MSG_CONTROLLEN, BigInt(PKTINFO6_CMSG_SPACE), true);
-      const r = c.recvmmsg(fd, at, 1, MSG_DONTWAIT, null);
-      if (r < 1) return -1;
-      if (
-        Number(dv.getBigUint64(MSG_CONTROLLEN, true)) < SIZEOF_CMSGHDR + 16 ||
-        dv.getInt32(ctl + 8, true) !== IPPROTO_IPV6 ||
-        dv.getInt32(ctl + 12, true) !== IPV6_PKTINFO
-      )
-        meta.fill(0, dstOff, dstOff + 16);
-      return dv.getUint32(MMSG_LEN, true);
+      const len = m.recv();
+      if (len >= 0 && !m.cmsg()) m.meta.fill(0, m.data, m.data + 16);
+      return len;
     },
-    classify: (len) => ipxip6InnerOffset(inner, buf, len, meta, dstOff, acc.v6),
-    account: (off) => tally.account6(off, meta, name + SIN6_ADDR, meta, dstOff),
+    classify: (len) => ipxip6InnerOffset(inner, buf, len, m.meta, m.data, acc.v6),
+    account: (off) => tally.account6(off, m.meta, m.name + SIN6_ADDR, m.meta, m.data),
   };
 }
 

@@ -443,19 +443,52 @@ export function directorIface(
   method: RealserverMethod,
   addrs = ipv4Addresses(),
 ): DirectorIfaceChoice {
+  return directorIfaceAmong(opts, method, ipv4Ifaces(addrs), 4);
+}
+
+/**
+ * The director-facing interface(s) among `ifaces` (those with an address of the VIP's family):
+ * --iface checked, the TUN tunnel sources read from that family's decapsulator.
+ */
+export function directorIfaceAmong(
+  opts: { iface?: string; director?: string[] },
+  method: RealserverMethod,
+  ifaces: string[],
+  family: 4 | 6,
+): DirectorIfaceChoice {
   if (opts.iface !== undefined) {
     if (opts.iface === "lo")
       throw new TsvsError("TSVS_ERR_USAGE", "the director-facing interface cannot be lo");
     if (!linkShow(opts.iface))
       throw new TsvsError("TSVS_ERR_HOST", `no interface '${opts.iface}' in this network namespace`);
   }
-  const stats = method === "tun" ? readDecapStats() : null;
+  const stats =
+    method === "tun" ? readDecapStats(family === 6 ? "decap6-stats.json" : "decap-stats.json") : null;
   return chooseDirectorIface({
     director: (opts.director ?? []).map(routeGet),
     iface: opts.iface ?? null,
     tunnel: (stats?.sources ?? []).map(routeGet),
-    ifaces: ipv4Ifaces(addrs),
+    ifaces,
+    family,
   });
+}
+
+/** doctor's hints: --iface/--director when given, else those setup was given (its state). */
+export function givenHints(
+  opts: { iface?: string; director?: string[] },
+  st: { ifaceGiven: string | null; director: string[] } | null,
+): { iface?: string; director?: string[] } {
+  return opts.iface !== undefined || (opts.director ?? []).length > 0
+    ? { iface: opts.iface, director: opts.director }
+    : { iface: st?.ifaceGiven ?? undefined, director: st?.director };
+}
+
+/** The local addresses the routes toward these addresses leave from (where the director tunnels to). */
+export function routeSources(toward: string[]): string[] {
+  return toward
+    .map(routeGet)
+    .map((r) => r.src)
+    .filter((a): a is string => a !== null);
 }
 
 function settingsFor(
@@ -680,6 +713,19 @@ export async function startDecap(o: {
   return p;
 }
 
+/** Writes back the values setup found, those that differ now (an interface gone is skipped). */
+export function restoreSysctls(saved: Record<string, number>, log: (line: string) => void): void {
+  for (const [key, v] of Object.entries(saved)) {
+    try {
+      if (readSysctl(key) === v) continue;
+      writeSysctl(key, v);
+      log(`${key} = ${v} (restored)`);
+    } catch {
+      // the interface is gone
+    }
+  }
+}
+
 /** Stops the decapsulator, restores the saved sysctls, removes the VIP if setup added it. */
 export async function realserverTeardown(opts: {
   vip?: string;
@@ -692,14 +738,7 @@ export async function realserverTeardown(opts: {
     log(`stopped the ${(st.tunType ?? "ipip").toUpperCase()} decapsulator (pid ${st.decap.pid})`);
   }
   if (st?.kernel != null) undoKernel(st.kernel, log);
-  for (const [key, v] of Object.entries(st?.saved ?? {})) {
-    try {
-      writeSysctl(key, v);
-      log(`${key} = ${v} (restored)`);
-    } catch {
-      // the interface is gone
-    }
-  }
+  restoreSysctls(st?.saved ?? {}, log);
   const vip = opts.vip ?? st?.vip;
   if (vip !== undefined && (st === null || st.vipAdded)) {
     for (const a of ipv4Addresses().filter((x) => x.local === vip && x.ifname === "lo")) {
@@ -736,10 +775,7 @@ export function realserverDoctor(opts: DoctorOptions): Finding[] {
   const out: Finding[] = [];
   u32(opts.vip);
   const st = readRsState();
-  const given =
-    opts.iface !== undefined || (opts.director ?? []).length > 0
-      ? { iface: opts.iface, director: opts.director }
-      : { iface: st?.ifaceGiven ?? undefined, director: st?.director };
+  const given = givenHints(opts, st);
   const addrs = ipv4Addresses();
   const choice = directorIface(given, opts.method, addrs);
   const toDirector = new Set(choice.ifaces);
@@ -892,10 +928,7 @@ function tunFindings(
   const stats = alive ? readDecapStats() : null;
   // The addresses the director tunnels to: the route source toward it (given, or seen).
   const toward = (given.director ?? []).length > 0 ? (given.director ?? []) : (stats?.sources ?? []);
-  const directorSrc = toward
-    .map(routeGet)
-    .map((r) => r.src)
-    .filter((a): a is string => a !== null);
+  const directorSrc = routeSources(toward);
   // The running decapsulator may be of another type (its own tun device).
   const running = stats?.type ?? st?.tunType ?? "ipip";
   out.push(

@@ -19,13 +19,7 @@
 import { execFileSync } from "node:child_process";
 import { TsvsError } from "../core/errors.js";
 import { type ProcRef, procAlive, stopProc } from "../lab/proc.js";
-import {
-  chooseDirectorIface,
-  type DirectorIfaceChoice,
-  decapFindings,
-  type Finding,
-  type RealserverMethod,
-} from "./checks.js";
+import { type DirectorIfaceChoice, decapFindings, type Finding, type RealserverMethod } from "./checks.js";
 import {
   type Addr6,
   acceptDadFinding,
@@ -44,6 +38,8 @@ import {
 import {
   checkAddr,
   type DoctorOptions,
+  directorIfaceAmong,
+  givenHints,
   ipJson,
   kernelLinkType,
   linkIsUp,
@@ -53,7 +49,8 @@ import {
   readStateFile,
   readSysctl,
   removeStateFiles,
-  routeGet,
+  restoreSysctls,
+  routeSources,
   sourcesElsewhere,
   startDecap,
   TUN_DEVICE_NAMES,
@@ -187,20 +184,7 @@ function directorIface6(
   method: RealserverMethod,
   links: Link6[],
 ): DirectorIfaceChoice {
-  if (opts.iface !== undefined) {
-    if (opts.iface === "lo")
-      throw new TsvsError("TSVS_ERR_USAGE", "the director-facing interface cannot be lo");
-    if (!linkShow(opts.iface))
-      throw new TsvsError("TSVS_ERR_HOST", `no interface '${opts.iface}' in this network namespace`);
-  }
-  const stats = method === "tun" ? readDecapStats(STATS6) : null;
-  return chooseDirectorIface({
-    director: (opts.director ?? []).map(routeGet),
-    iface: opts.iface ?? null,
-    tunnel: (stats?.sources ?? []).map(routeGet),
-    ifaces: ipv6Ifaces(links),
-    family: 6,
-  });
+  return directorIfaceAmong(opts, method, ipv6Ifaces(links), 6);
 }
 
 /** Is the director reached over IPv4 only (TUN, IPv6 inside IPv4)? Then its interface needs no IPv6. */
@@ -344,15 +328,7 @@ export async function realserverTeardown6(opts: {
     log(`stopped the IPv6-in-IP decapsulator (pid ${st.decap.pid})`);
   }
   if (st?.kernel != null) undoKernel6(st.kernel, log);
-  for (const [key, v] of Object.entries(st?.saved ?? {})) {
-    try {
-      if (readSysctl(key) === v) continue;
-      writeSysctl(key, v);
-      log(`${key} = ${v} (restored)`);
-    } catch {
-      // the interface is gone
-    }
-  }
+  restoreSysctls(st?.saved ?? {}, log);
   const vip = opts.vip !== undefined ? parseVip6(opts.vip) : st?.vip;
   if (vip !== undefined && (st === null || st.vipAdded)) {
     for (const a of ipv6Links()
@@ -384,10 +360,7 @@ export function realserverDoctor6(opts: DoctorOptions): Finding[] {
   checkTunnel6(opts);
   for (const a of opts.director ?? []) checkAddr(a);
   const st = readStateFile<Realserver6State>(STATE6);
-  const given =
-    opts.iface !== undefined || (opts.director ?? []).length > 0
-      ? { iface: opts.iface, director: opts.director }
-      : { iface: st?.ifaceGiven ?? undefined, director: st?.director };
+  const given = givenHints(opts, st);
   const links = ipv6Links();
   let choice: DirectorIfaceChoice;
   try {
@@ -513,10 +486,7 @@ function tunFindings6(
       tun: TUN_DEVICE6,
       hasTun,
       stats,
-      directorSrc: toward
-        .map(routeGet)
-        .map((r) => r.src)
-        .filter((a): a is string => a !== null),
+      directorSrc: routeSources(toward),
       label: "IPv6-in-IP",
       setup: `tsvs realserver setup --vip ${vip} --method tun`,
     }),
