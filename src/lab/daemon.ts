@@ -11,7 +11,14 @@ import { TsvsError } from "../core/errors.js";
 import { nsExecStatus } from "../io/netns.js";
 import { commandPath } from "./packages.js";
 import { DIST_ROOT, jsPath, type ProcRef, procAlive, spawnInNs, waitFor } from "./proc.js";
-import { LAB_ADDR, type LabMethod, type LabNames, methodServers } from "./topology.js";
+import {
+  LAB_ADDR,
+  LAB_ADDR6,
+  type LabMethod,
+  type LabNames,
+  type LabServerSpec,
+  methodServers,
+} from "./topology.js";
 
 /** `node -e` launcher: imports the CLI entry (argv[1]) and runs main() on the remaining arguments. */
 const LAUNCHER =
@@ -164,17 +171,23 @@ export function tsvsCtlIn(
 
 /**
  * The lab's service: TCP VIP:80, round robin, with the method's servers (`destArgs` after each
- * destination, e.g. TUN's --tun-type). Returns the error, or null.
+ * destination, e.g. TUN's --tun-type); with `ipv6` the same on [VIP6]:80 over their IPv6
+ * addresses. Returns the error, or null.
  */
 export function addLabService(
   names: LabNames,
   method: LabMethod,
   destArgs: readonly string[] = [],
+  ipv6 = false,
 ): string | null {
-  const vs = `${LAB_ADDR.VIP}:80`;
-  const cmds: string[][] = [["-A", "-t", vs, "-s", "rr"]];
-  for (const s of methodServers(names, method))
-    cmds.push(["-a", "-t", vs, "-r", `${s.rip}:80`, IPVSADM_FLAG[method], ...destArgs]);
+  const cmds: string[][] = [];
+  const service = (vs: string, rip: (s: LabServerSpec) => string): void => {
+    cmds.push(["-A", "-t", vs, "-s", "rr"]);
+    for (const s of methodServers(names, method))
+      cmds.push(["-a", "-t", vs, "-r", `${rip(s)}:80`, IPVSADM_FLAG[method], ...destArgs]);
+  };
+  service(`${LAB_ADDR.VIP}:80`, (s) => s.rip);
+  if (ipv6) service(`[${LAB_ADDR6.VIP}]:80`, (s) => `[${s.rip6}]`);
   for (const c of cmds) {
     const r = ipvsadm(names, c);
     if (r.status !== 0) return `tsvs ipvsadm ${c.join(" ")}: ${(r.stderr || r.stdout).trim()}`;

@@ -1,5 +1,6 @@
-// `tsvs lab demo`: for each forwarding method, bring the lab up, send requests from the client to the
-// VIP, count which real server answered each, show the director's table, take the lab down.
+// `tsvs lab demo`: for each forwarding method, bring the lab up (dual stack), send requests from the
+// client to the VIP, and to the IPv6 VIP where the method has IPv6 (not FULLNAT yet), count which
+// real server answered each, show the director's table, take the lab down.
 
 import { nsExecStatus } from "../io/netns.js";
 import { ipvsadm, listCommand } from "./daemon.js";
@@ -7,6 +8,7 @@ import { labUp } from "./lab.js";
 import type { ServerKind } from "./servers.js";
 import {
   LAB_ADDR,
+  LAB_ADDR6,
   LAB_METHODS,
   type LabMethod,
   type LabNames,
@@ -17,7 +19,10 @@ import {
 export interface DemoResult {
   method: LabMethod;
   counts: Record<string, number>;
+  /** Requests that got no answer, IPv4 and IPv6 together. */
   failed: number;
+  /** The IPv6 VIP's answers (absent: the method has no IPv6 in tsvs yet). */
+  counts6?: Record<string, number>;
   table: string;
   daemonStatus: string;
 }
@@ -39,7 +44,8 @@ export function countResponses(
   const counts: Record<string, number> = {};
   let failed = 0;
   for (let i = 0; i < requests; i++) {
-    const r = nsExecStatus(names.client, ["curl", "-s", "--max-time", "3", url], 10_000);
+    // -g: no URL globbing, so that an IPv6 literal in brackets is an address, not a range.
+    const r = nsExecStatus(names.client, ["curl", "-s", "-g", "--max-time", "3", url], 10_000);
     const who = r.stdout.trim();
     if (r.status !== 0 || who === "") failed++;
     else counts[who] = (counts[who] ?? 0) + 1;
@@ -47,10 +53,22 @@ export function countResponses(
   return { counts, failed };
 }
 
+function logCounts(
+  log: (line: string) => void,
+  family: string,
+  r: { counts: Record<string, number>; failed: number },
+): void {
+  const per = Object.keys(r.counts)
+    .sort()
+    .map((k) => `${k} ${r.counts[k]}`)
+    .join(", ");
+  log(`   ${family} responses: ${per === "" ? "none" : per}${r.failed > 0 ? `; ${r.failed} failed` : ""}`);
+}
+
 const TITLE: Record<LabMethod, string> = {
   nat: "NAT (-m, masquerading)",
   dr: "DR (-g, direct routing)",
-  tun: "TUN (-i, IPIP tunnelling)",
+  tun: "TUN (-i, IPIP / IPv6-in-IPv6 tunnelling)",
   fullnat: "FULLNAT (--fullnat)",
 };
 
@@ -60,11 +78,15 @@ export async function labDemo(names: LabNames, opts: DemoOptions = {}): Promise<
   const results: DemoResult[] = [];
   try {
     for (const method of opts.methods ?? LAB_METHODS) {
-      log(`== ${TITLE[method]}: ${requests} requests from ${LAB_ADDR.CIP} to ${LAB_ADDR.VIP}:80`);
+      const ipv6 = method !== "fullnat";
+      log(
+        `== ${TITLE[method]}: ${requests} requests from ${LAB_ADDR.CIP} to ${LAB_ADDR.VIP}:80${ipv6 ? `, ${requests} from [${LAB_ADDR6.CIP}] to [${LAB_ADDR6.VIP}]:80` : ""}`,
+      );
       const st = await labUp(names, {
         method,
         servers: opts.servers ?? "auto",
         offloads: opts.offloads,
+        ipv6,
         log: (l) => log(`   ${l}`),
       });
       if (st.daemonStatus !== "running") {
@@ -73,12 +95,12 @@ export async function labDemo(names: LabNames, opts: DemoOptions = {}): Promise<
         await labDown(names);
         continue;
       }
-      const { counts, failed } = countResponses(names, requests);
-      const per = Object.keys(counts)
-        .sort()
-        .map((k) => `${k} ${counts[k]}`)
-        .join(", ");
-      log(`   responses: ${per === "" ? "none" : per}${failed > 0 ? `; ${failed} failed` : ""}`);
+      const v4 = countResponses(names, requests);
+      logCounts(log, "IPv4", v4);
+      const v6 = ipv6 ? countResponses(names, requests, `http://[${LAB_ADDR6.VIP}]/`) : null;
+      if (v6 !== null) logCounts(log, "IPv6", v6);
+      const counts = v4.counts;
+      const failed = v4.failed + (v6?.failed ?? 0);
       // What a user types, run as the user would: in the director namespace, no --control.
       log(`   # ${listCommand(names)}`);
       const t = ipvsadm(names, ["-Ln"]);
@@ -90,7 +112,14 @@ export async function labDemo(names: LabNames, opts: DemoOptions = {}): Promise<
           .map((l) => `   ${l}`)
           .join("\n"),
       );
-      results.push({ method, counts, failed, table, daemonStatus: st.daemonStatus });
+      results.push({
+        method,
+        counts,
+        failed,
+        ...(v6 !== null ? { counts6: v6.counts } : {}),
+        table,
+        daemonStatus: st.daemonStatus,
+      });
       await labDown(names);
     }
   } finally {

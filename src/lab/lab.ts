@@ -21,6 +21,7 @@ import {
   buildTopology,
   existingNamespaces,
   LAB_ADDR,
+  LAB_ADDR6,
   type LabBackup,
   type LabMethod,
   type LabNames,
@@ -135,22 +136,19 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
     }
     log(`servers: ${kind} on ${names.servers.map((s) => `${s.name} ${s.rip}`).join(", ")}`);
     if (opts.method === "dr" || opts.method === "tun") {
+      const vips = opts.ipv6 === true ? [LAB_ADDR.VIP, LAB_ADDR6.VIP] : [LAB_ADDR.VIP];
       for (const s of methodServers(names, opts.method)) {
-        const r = nsExecStatus(
-          s.ns,
-          realserverArgv([
-            "setup",
-            "--vip",
-            LAB_ADDR.VIP,
-            "--method",
-            opts.method,
-            "--iface",
-            "eth0",
-            ...tunArgs,
-          ]),
-        );
-        if (r.status !== 0)
-          throw new TsvsError("TSVS_ERR_LAB", `${s.name}: tsvs realserver setup failed: ${r.stderr.trim()}`);
+        for (const vip of vips) {
+          const r = nsExecStatus(
+            s.ns,
+            realserverArgv(["setup", "--vip", vip, "--method", opts.method, "--iface", "eth0", ...tunArgs]),
+          );
+          if (r.status !== 0)
+            throw new TsvsError(
+              "TSVS_ERR_LAB",
+              `${s.name}: tsvs realserver setup failed: ${r.stderr.trim()}`,
+            );
+        }
       }
       log(
         `real servers prepared for ${opts.method.toUpperCase()}${tunType !== "ipip" ? ` over ${tunType.toUpperCase()}` : ""} (VIP ${LAB_ADDR.VIP} on lo, ARP suppressed)`,
@@ -170,7 +168,7 @@ export async function labUp(names: LabNames, opts: LabUpOptions): Promise<LabSta
     st.daemonStatus = d.status;
     writeState(names, st);
     if (d.status === "running" && opts.service !== false) {
-      const err = addLabService(names, opts.method, tunArgs);
+      const err = addLabService(names, opts.method, tunArgs, opts.ipv6 === true);
       if (err !== null) st.daemonStatus = `running; service not added: ${err}`;
       writeState(names, st);
     }

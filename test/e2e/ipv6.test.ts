@@ -1,0 +1,91 @@
+// IPv6 through the dual-stack lab (`lab up --ipv6`, docs/lab.md "IPv6"): for NAT, DR and TUN the
+// lab serves TCP [fd74:7376::100]:80 beside the IPv4 VIP, and real curl in the client namespace
+// reaches nginx on the real servers over IPv6 — round robin over the method's servers, a 10 MiB
+// download checked byte for byte, the connection entries listed as ipvsadm prints IPv6 — while the
+// IPv4 service keeps working in the same lab.
+// Prefix tsvs-v6<pid>; every lab is removed after its group. Needs root, iproute2, curl, nginx, nft.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { labUp } from "../../src/lab/lab.js";
+import { LAB_ADDR6, type LabMethod, type LabNames, labDown } from "../../src/lab/topology.js";
+import { conns, count, curl, labUnavailable, patternSha256, runNames } from "./lab-methods-helpers.js";
+
+const unavailable = labUnavailable();
+const skip = unavailable === null ? false : `IPv6 e2e: ${unavailable}`;
+const VIP6_URL = `http://[${LAB_ADDR6.VIP}]`;
+
+let names: LabNames | undefined;
+
+after(async () => {
+  if (names !== undefined) await labDown(names);
+});
+
+/** n sequential requests to the IPv6 VIP, one connection each; the answering servers counted. */
+function count6(n: LabNames, k: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < k; i++) {
+    const r = curl(n, `${VIP6_URL}/`, ["-g", "-6"]);
+    const who = r.status === 0 ? r.stdout.trim() : `curl exit ${r.status}`;
+    out[who] = (out[who] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** /bytes/N from the IPv6 VIP: "SIZE SHA256" of the body. */
+function download6(n: LabNames, size: number): string {
+  const dir = mkdtempSync(join(tmpdir(), "tsvs-v6dl-"));
+  try {
+    const file = join(dir, "body");
+    const r = curl(n, `${VIP6_URL}/bytes/${size}`, ["-g", "-6", "-o", file], 60);
+    if (r.status !== 0) return `curl exit ${r.status}: ${r.stderr}`;
+    const body = readFileSync(file);
+    return `${body.length} ${createHash("sha256").update(body).digest("hex")}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const CASES: { method: LabMethod; servers: string[] }[] = [
+  { method: "nat", servers: ["r1", "r2", "r3"] },
+  { method: "dr", servers: ["r1", "r2", "r3"] },
+  { method: "tun", servers: ["r1", "r2", "r3", "r4"] },
+];
+
+for (const c of CASES) {
+  describe(`IPv6 through ${c.method.toUpperCase()}`, { skip, timeout: 180_000 }, () => {
+    it(`round robin over ${c.servers.join(", ")} on [${LAB_ADDR6.VIP}]:80, the IPv4 VIP beside it`, async () => {
+      names ??= await runNames("v6");
+      const st = await labUp(names, { method: c.method, ipv6: true });
+      assert.equal(st.daemonStatus, "running", st.daemonStatus);
+      const k = c.servers.length * 6;
+      const got = count6(names, k);
+      assert.deepEqual(
+        Object.entries(got).sort(),
+        c.servers.map((s) => [s, 6]),
+        JSON.stringify(got),
+      );
+      const v4 = count(names, c.servers.length);
+      assert.deepEqual(Object.keys(v4).sort(), c.servers, JSON.stringify(v4));
+    });
+
+    it("a 10 MiB download arrives intact", () => {
+      assert.ok(names !== undefined);
+      const size = 10 << 20;
+      assert.equal(download6(names, size), `${size} ${patternSha256(size)}`);
+    });
+
+    it("ipvsadm -Lnc lists the IPv6 connections with bracketed addresses", async () => {
+      assert.ok(names !== undefined);
+      const rows = await conns(names);
+      const v6 = rows.filter((r) => r[4] === `[${LAB_ADDR6.VIP}]:80`);
+      assert.ok(v6.length > 0, JSON.stringify(rows.slice(0, 5)));
+      for (const r of v6) assert.match(r[3], /^\[fd74:7376::2\]:\d+$/);
+      await labDown(names);
+    });
+  });
+}
