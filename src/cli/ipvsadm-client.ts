@@ -238,12 +238,12 @@ export function formatStatus(s: DaemonStatus): string {
     const h = s.host;
     lines.push(
       `host: ${h.following ? "followed (rtnetlink)" : "read once at start"}${h.hostVips ? ", VIPs only while the host has them" : ""}; ` +
-        `${h.routes} routes, ${h.changes} changes, ${h.updates} updates applied, last ${h.lastChange ?? "never"}`,
+        `${h.routes} IPv4 and ${h.routes6} IPv6 routes, ${h.changes} changes, ${h.updates} updates applied, last ${h.lastChange ?? "never"}`,
     );
     for (const l of h.interfaces)
       lines.push(
         `  ${l.name} (#${l.ifindex}) ${l.state}${l.up ? "" : " admin-down"}${l.carrier ? "" : " no-carrier"}` +
-          `${l.served ? " served" : ""}${l.addrs.length > 0 ? ` ${l.addrs.join(" ")}` : ""}`,
+          `${l.served ? " served" : ""}${[...l.addrs, ...l.addrs6].map((a) => ` ${a}`).join("")}`,
       );
   }
   lines.push(
