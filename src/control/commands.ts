@@ -277,8 +277,8 @@ const commandSchema = z.discriminatedUnion("op", [
     port: u16,
   }),
   z.strictObject({ op: z.literal("set-timeout"), timeouts: timeoutSpec }),
-  z.strictObject({ op: z.literal("add-laddr"), key: serviceKey, addr: u32 }),
-  z.strictObject({ op: z.literal("del-laddr"), key: serviceKey, addr: u32 }),
+  z.strictObject({ op: z.literal("add-laddr"), key: serviceKey, addr: u32, addr6: ipv6Text.optional() }),
+  z.strictObject({ op: z.literal("del-laddr"), key: serviceKey, addr: u32, addr6: ipv6Text.optional() }),
   z.strictObject({
     op: z.literal("set-sysctl"),
     name: z.string(),

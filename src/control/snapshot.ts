@@ -52,7 +52,10 @@ export interface DestSnapshot {
 /** A FULLNAT local address of a service (DPVS's ip_vs_laddr_entry). */
 export interface LaddrSnapshot {
   af: 4 | 6;
+  /** IPv4: the address (host-order u32); IPv6: 0, the address being addr6. */
   addr: number;
+  /** An IPv6 local address as inet_ntop prints it. */
+  addr6?: string;
   /** Connections bound to the address now (of every service that lists it). */
   conns: number;
   /** Local ports found taken while allocating on it (DPVS's port_conflict). */
@@ -170,6 +173,11 @@ function serviceSnapshotOf(s: Service, lips: TableSource["lipTable"]): ServiceSn
       return { af: 4, addr: addr >>> 0, conns: u.conns, conflicts: u.conflicts };
     });
   }
+  // IPv6 local addresses keep no usage counts (lip.ts counts the IPv4 ones).
+  if (s.laddrs6.length > 0) {
+    const l6 = s.laddrs6.map((addr6): LaddrSnapshot => ({ af: 6, addr: 0, addr6, conns: 0, conflicts: 0 }));
+    snap.laddrs = [...(snap.laddrs ?? []), ...l6];
+  }
   return snap;
 }
 
@@ -239,7 +247,7 @@ export function mergeTables(tables: readonly TableSnapshot[]): TableSnapshot {
         addStats(dd.stats, d.stats);
       }
       for (const l of s.laddrs ?? []) {
-        const ll = into.laddrs?.find((x) => x.addr === l.addr);
+        const ll = into.laddrs?.find((x) => x.addr === l.addr && x.addr6 === l.addr6);
         if (ll === undefined) continue;
         ll.conns += l.conns;
         ll.conflicts += l.conflicts;

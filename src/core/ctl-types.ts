@@ -66,10 +66,13 @@ export type CtlCommand =
   | { op: "edit-dest"; key: ServiceKey; dest: DestSpec }
   | { op: "del-dest"; key: ServiceKey; addr: number; addr6?: string; port: number }
   | { op: "set-timeout"; timeouts: TimeoutSpec }
-  /** DPVS's `ipvsadm -P`: a FULLNAT local address for the service (host-order u32). */
-  | { op: "add-laddr"; key: ServiceKey; addr: number }
+  /**
+   * DPVS's `ipvsadm -P`: a FULLNAT local address for the service (host-order u32), or an IPv6 one
+   * (addr6, inet_ntop text; addr 0) for an IPv6 service's IPv6 real servers.
+   */
+  | { op: "add-laddr"; key: ServiceKey; addr: number; addr6?: string }
   /** DPVS's `ipvsadm -Q`. */
-  | { op: "del-laddr"; key: ServiceKey; addr: number };
+  | { op: "del-laddr"; key: ServiceKey; addr: number; addr6?: string };
 
 /** One row of `ipvsadm -L -c` (ip_vs_conn_seq_show). */
 export interface ConnView {

@@ -298,9 +298,11 @@ export class IpvsCtl {
     // Shadow: service key → set of destination keys, and its local addresses.
     const shadow = new Map<MapKey, Set<MapKey>>();
     for (const [k, s] of this.byKey) shadow.set(k, new Set(s.dests.map(destKeyOfDest)));
-    const laddrs = new Map<MapKey, Set<number>>();
-    for (const [k, s] of this.byKey) if (s.laddrs.length > 0) laddrs.set(k, new Set(s.laddrs));
-    const laddrsOf = (k: MapKey): Set<number> => {
+    // An IPv4 local address by its u32, an IPv6 one by its inet_ntop text.
+    const laddrs = new Map<MapKey, Set<number | string>>();
+    for (const [k, s] of this.byKey)
+      if (s.laddrs.length + s.laddrs6.length > 0) laddrs.set(k, new Set([...s.laddrs, ...s.laddrs6]));
+    const laddrsOf = (k: MapKey): Set<number | string> => {
       let set = laddrs.get(k);
       if (set === undefined) {
         set = new Set();
@@ -362,16 +364,17 @@ export class IpvsCtl {
           // dp_vs_laddr_add: ESRCH without the service, EEXIST for an address already listed.
           const k = keyOf(c.key);
           if (!shadow.has(k)) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
-          checkLaddr(c.addr, i);
+          const a = checkLaddr(c.addr, c.addr6, c.key.af, i);
           const set = laddrsOf(k);
-          if (set.has(c.addr >>> 0)) fail("TSVS_ERR_LADDR_EXISTS", IPVS_MESSAGES.laddrExists, i);
-          set.add(c.addr >>> 0);
+          if (set.has(a)) fail("TSVS_ERR_LADDR_EXISTS", IPVS_MESSAGES.laddrExists, i);
+          set.add(a);
           break;
         }
         case "del-laddr": {
           const k = keyOf(c.key);
           if (!shadow.has(k)) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
-          if (!laddrsOf(k).delete(c.addr >>> 0)) fail("TSVS_ERR_NO_LADDR", IPVS_MESSAGES.noLaddr, i);
+          const a = c.addr6 !== undefined ? (canonicalIPv6(c.addr6) ?? "") : c.addr >>> 0;
+          if (!laddrsOf(k).delete(a)) fail("TSVS_ERR_NO_LADDR", IPVS_MESSAGES.noLaddr, i);
           break;
         }
         case "set-timeout": {
@@ -423,6 +426,13 @@ export class IpvsCtl {
         break;
       case "add-laddr": {
         // list_add_tail: local addresses are used in the order they were added.
+        if (c.addr6 !== undefined) {
+          const s = this.byKey.get(keyOf(c.key))!;
+          s.laddrs6.push(canonicalIPv6(c.addr6)!);
+          setLaddr6Words(s);
+          this.own6(ipv6TextWords(c.addr6)!, 1);
+          break;
+        }
         const a = c.addr >>> 0;
         this.byKey.get(keyOf(c.key))!.laddrs.push(a);
         this.hooks.onLaddrAdded?.(a);
@@ -431,6 +441,13 @@ export class IpvsCtl {
       case "del-laddr": {
         // Connections bound to the address keep it (the engine keeps owning it while they last).
         const s = this.byKey.get(keyOf(c.key))!;
+        if (c.addr6 !== undefined) {
+          const a = canonicalIPv6(c.addr6);
+          s.laddrs6 = s.laddrs6.filter((x) => x !== a);
+          setLaddr6Words(s);
+          this.own6(ipv6TextWords(c.addr6)!, -1);
+          break;
+        }
         s.laddrs = s.laddrs.filter((a) => a !== c.addr >>> 0);
         break;
       }
@@ -473,6 +490,8 @@ export class IpvsCtl {
     this.svcSeq.delete(s);
     if (ownsVip(s)) this.own(s.addr, -1);
     else if (ownsVip6(s)) this.own6(s.addr6 as Int32Array, -1);
+    // IPv6 local addresses are owned (NDP answered, kernel kept out) while configured.
+    for (const a of s.laddrs6) this.own6(ipv6TextWords(a)!, -1);
     this.reorder();
     this.hooks.onServiceRemoved(s);
   }
@@ -646,10 +665,31 @@ function checkDest(spec: DestSpec, svcAf: 4 | 6, i: number): void {
   if (a === 0 || a === 0xffffffff || a >>> 28 === 0xe) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
 }
 
-/** A local address must be a unicast address, as a destination's (EINVAL otherwise). */
-function checkLaddr(addr: number, i: number): void {
+/**
+ * A local address must be a unicast address, as a destination's (EINVAL otherwise); an IPv6 one
+ * serves an IPv6 service only (an IPv4 service's real servers are IPv4). Returns its key in the
+ * shadow: the u32, or the IPv6 text as inet_ntop prints it.
+ */
+function checkLaddr(addr: number, addr6: string | undefined, svcAf: 4 | 6, i: number): number | string {
+  if (addr6 !== undefined) {
+    const w = ipv6TextWords(addr6);
+    if (svcAf !== 6 || w === null || !ipv6UsableUnicast(w))
+      fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+    return ipv6WordsText(w);
+  }
   const a = addr >>> 0;
   if (a === 0 || a === 0xffffffff || a >>> 28 === 0xe) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
+  return a;
+}
+
+/** The data path's form of a service's IPv6 local addresses: four words each, in order. */
+function setLaddr6Words(s: Service): void {
+  const w = new Int32Array(s.laddrs6.length * 4);
+  s.laddrs6.forEach((a, k) => {
+    w.set(ipv6TextWords(a)!, k * 4);
+  });
+  s.laddr6Words = w;
+  if (s.laddr6Cursor >= s.laddrs6.length) s.laddr6Cursor = 0;
 }
 
 function setServiceParams(s: Service, spec: ServiceSpec): void {

@@ -45,6 +45,7 @@ import { ConnLife } from "./conn/life.js";
 import {
   A6_CADDR,
   A6_DADDR,
+  A6_LADDR,
   A6_VADDR,
   CONN_F_FWD_MASK,
   CONN_F_NOOUTPUT,
@@ -641,7 +642,8 @@ export class Engine {
           ? out.segmented(m.inbound, cx, f, now)
           : m.inbound(out, cx, f, now);
     }
-    // Connection sync carries IPv4 entries only so far (sync/: no IPv6 v1 entries are written).
+    const sm = this.syncMaster;
+    if (sm !== null) sm.connIn(cx, now);
     if ((t.flagsOf(cx) & CONN_F_ONE_PACKET) !== 0) this.life.expireNow(cx, now);
     return v;
   }
@@ -821,7 +823,10 @@ export class Engine {
         const v = out[out.length - 1];
         v.caddr6 = this.addr6Text(cx, A6_CADDR);
         v.vaddr6 = this.addr6Text(cx, A6_VADDR);
-        if (t.isDestIpv6(cx)) v.daddr6 = this.addr6Text(cx, A6_DADDR);
+        if (t.isDestIpv6(cx)) {
+          v.daddr6 = this.addr6Text(cx, A6_DADDR);
+          if (v.lport !== 0) v.laddr6 = this.addr6Text(cx, A6_LADDR);
+        }
       }
     });
     return out;

@@ -53,6 +53,13 @@ export class Service {
   laddrShare: Int32Array = new Int32Array(0);
   /** Round-robin position in laddrShare (DPVS's svc->laddr_curr). */
   laddrCursor = 0;
+  /**
+   * IPv6 local addresses (inet_ntop text), in the order added, and their words (4 each) for the
+   * data path. No share: IPv6 goes to the first worker, which takes them all.
+   */
+  laddrs6: string[] = [];
+  laddr6Words: Int32Array = new Int32Array(0);
+  laddr6Cursor = 0;
   readonly stats = new Stats();
 
   constructor(protocol: number, addr: number, port: number, fwmark = 0) {

@@ -13,6 +13,7 @@ import type {
   StatsSnapshot as Stats,
   TableSnapshot,
 } from "../../control/snapshot.js";
+import { addrText } from "../../control/snapshot.js";
 import { daemonsInKernelOrder } from "../../control/sync.js";
 import { formatIPv4, ipv6TextWords } from "../../core/addr.js";
 import type { ConnView, ServiceKey, TimeoutSpec } from "../../core/ctl-types.js";
@@ -374,7 +375,7 @@ export function formatSave(snap: IpvsSnapshot, numeric: boolean): string {
       else out += `${head} --tun-type ${TUN_NAMES[d.tunType] ?? "ipip"}\n`;
     }
     // FULLNAT local addresses (DPVS's -P), after the destinations, in the order they were added.
-    for (const l of svc.laddrs ?? []) out += `-P ${name} -z ${formatIPv4(l.addr)}\n`;
+    for (const l of svc.laddrs ?? []) out += `-P ${name} -z ${addrText(l)}\n`;
   }
   return out;
 }
@@ -404,7 +405,7 @@ export function formatLaddrs(snap: IpvsSnapshot, key: ServiceKey | null): string
     const laddrs = svc.laddrs ?? [];
     out += `${left(laddrServiceName(svc), 20)} ${left(laddrs.length, 8)} \n`;
     for (const l of laddrs)
-      out += `${left("", 20)} ${left("", 8)} ${left(formatIPv4(l.addr), 20)} ${left(l.conflicts, 10)} ${left(l.conns, 10)}\n`;
+      out += `${left("", 20)} ${left("", 8)} ${left(addrText(l), 20)} ${left(l.conflicts, 10)} ${left(l.conns, 10)}\n`;
   });
   return out;
 }

@@ -770,6 +770,7 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
   };
   let schedFlagsArg = "";
   let laddr = 0;
+  let laddr6: string | undefined;
 
   for (let k = 1; k < opts.length; k++) {
     const { tag, word } = opts[k];
@@ -985,8 +986,8 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         setOption(Opt.LocalAddress);
         const p = parseService(arg, IPPROTO_TCP);
         if ((p.result & SERVICE_ADDR) === 0) fail("illegal local address");
-        if (p.af === 6) fail("IPv6 local addresses are not supported by tsvs yet");
         laddr = p.addr;
+        laddr6 = p.addr6;
         break;
       }
       case "F":
@@ -1082,10 +1083,20 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
       // ipvsadm sends the interface and syncid too; the kernel stops the role's daemon whatever they are.
       return { kind: "daemon", cmd: { op: "stop-daemon", role: daemon.role } };
     case Cmd.AddLaddr:
-      return { kind: "ctl", cmd: { op: "add-laddr", key, addr: laddr } };
+      return { kind: "ctl", cmd: laddrCmd("add-laddr", key, laddr, laddr6) };
     case Cmd.DelLaddr:
-      return { kind: "ctl", cmd: { op: "del-laddr", key, addr: laddr } };
+      return { kind: "ctl", cmd: laddrCmd("del-laddr", key, laddr, laddr6) };
     case Cmd.GetLaddr:
       return { kind: "laddrs", key: options.has(Opt.Service) ? key : null };
   }
+}
+
+/** -P / -Q: an IPv4 local address by its u32, an IPv6 one by its text (addr 0). */
+function laddrCmd(
+  op: "add-laddr" | "del-laddr",
+  key: ServiceKey,
+  addr: number,
+  addr6: string | undefined,
+): CtlCommand {
+  return addr6 === undefined ? { op, key, addr } : { op, key, addr: 0, addr6 };
 }

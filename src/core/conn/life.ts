@@ -70,6 +70,8 @@ export class ConnLife {
   /** An IPv6 template's key: the client under the service's prefix, and a fwmark service's vaddr. */
   private readonly snet6 = new Int32Array(4);
   private readonly fwmark6 = new Int32Array(4);
+  /** allocLocal6's candidate LIP. */
+  private readonly lip6 = new Int32Array(4);
   /** pickLocal's answer (two numbers, no object per connection). */
   pickedLip = 0;
   pickedLport = 0;
@@ -251,8 +253,9 @@ export class ConnLife {
   ): number {
     const t = this.conns;
     const template = (flags & CONN_F_TEMPLATE) !== 0;
-    // FULLNAT has no IPv6 local addresses yet (nor NAT64's IPv4 ones for an IPv6 client).
-    if (c6 !== null && dest.fwd === Fwd.FullNat && !template) return -3;
+    const fnat = dest.fwd === Fwd.FullNat && !template;
+    // NAT64 (an IPv6 client, an IPv4 real server) has no translation yet.
+    if (fnat && c6 !== null && dest.addr6 === null) return -3;
     const cx = this.alloc(now);
     if (cx < 0) return -1;
     let fl = flags | dest.fwd | CONN_F_INACTIVE;
@@ -265,8 +268,12 @@ export class ConnLife {
       t.setClient6(cx, c6, v6);
       if (dest.addr6 !== null) t.setServer6(cx, dest.addr6, c6);
     }
-    if (dest.fwd === Fwd.FullNat && !template) {
-      if (!this.allocLocal(cx, proto, daddr, dport, dest.svc)) {
+    if (fnat) {
+      const ok =
+        dest.addr6 !== null
+          ? this.allocLocal6(cx, proto, dest.addr6, dport, dest.svc)
+          : this.allocLocal(cx, proto, daddr, dport, dest.svc);
+      if (!ok) {
         t.free(cx);
         return -1;
       }
@@ -358,6 +365,42 @@ export class ConnLife {
     t.setLport(cx, this.pickedLport);
     this.lipTable.acquire(this.pickedLip);
     return true;
+  }
+
+  /**
+   * allocLocal for an IPv6 real server: an IPv6 LIP of the service (DPVS's -P, round robin; the
+   * --lip pool is IPv4) and a free local port, the entry's server side becoming RIP6 → LIP6. The
+   * first worker takes every IPv6 connection, so it walks the whole list (no share).
+   */
+  private allocLocal6(
+    cx: number,
+    proto: number,
+    r6: Int32Array,
+    rport: number,
+    svc: Service | null,
+  ): boolean {
+    const lips = svc === null ? null : svc.laddr6Words;
+    const n = lips === null ? 0 : lips.length >> 2;
+    if (svc === null || lips === null || n === 0) return false;
+    const t = this.conns;
+    const l6 = this.lip6;
+    let lport = this.lportCursor;
+    for (let l = 0; l < n; l++) {
+      const at = svc.laddr6Cursor < n ? svc.laddr6Cursor : 0;
+      svc.laddr6Cursor = (at + 1) % n;
+      for (let k = 0; k < 4; k++) l6[k] = lips[(at << 2) + k];
+      for (let k = 0; k < 65536 - FIRST_LPORT; k++) {
+        const p = lport;
+        lport = p === 65535 ? FIRST_LPORT : p + 1;
+        this.lportCursor = lport;
+        if (t.lookupOut6(proto, r6, rport, l6, p) < 0) {
+          t.setServer6(cx, r6, l6);
+          t.setLport(cx, p);
+          return true;
+        }
+      }
+    }
+    return false;
   }
 
   /**
@@ -477,8 +520,9 @@ export class ConnLife {
       } else dest.flags &= ~DEST_F_OVERLOAD;
       this.ctl.destUnref(id);
     }
-    // A FULLNAT connection held its LIP (the hash key <RIP:rport → LIP:lport> dies with it).
-    if ((t.flagsOf(cx) & (CONN_F_FWD_MASK | CONN_F_TEMPLATE)) === Fwd.FullNat)
+    // A FULLNAT connection held its LIP (the hash key <RIP:rport → LIP:lport> dies with it); an
+    // IPv6 LIP is not counted (owned while configured).
+    if ((t.flagsOf(cx) & (CONN_F_FWD_MASK | CONN_F_TEMPLATE)) === Fwd.FullNat && !t.isDestIpv6(cx))
       this.lipTable.release(t.laddrOf(cx));
     t.free(cx);
   }

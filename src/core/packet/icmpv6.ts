@@ -313,3 +313,30 @@ export function icmpv6NatRelay(
   }
   icmpv6RecomputeChecksum(buf, outer);
 }
+
+/**
+ * The FULLNAT relay of an ICMPv6 error (both ends rewritten): the error goes from `from` to `to`
+ * (the outer addresses, 16 bytes each at fOff/tOff) about a packet `to`:toPort → `from`:fromPort
+ * (the quote), the ICMPv6 checksum recomputed over the whole message. Toward a real server `from`
+ * is the LIP and `to` the real server; toward a client, the VIP and the client.
+ */
+export function icmpv6FullnatRelay(
+  buf: Uint8Array,
+  outer: Ipv6Walk,
+  inner: Icmpv6Inner,
+  from: Uint8Array,
+  fOff: number,
+  fromPort: number,
+  to: Uint8Array,
+  tOff: number,
+  toPort: number,
+): void {
+  if (outer.l3Off < 0 || outer.l3End > buf.length || inner.l3Off + IPV6_HLEN > outer.l3End) return;
+  ipv6AddrCopy(buf, outer.l3Off + IP6_SADDR, from, fOff);
+  ipv6AddrCopy(buf, outer.l3Off + IP6_DADDR, to, tOff);
+  ipv6AddrCopy(buf, inner.l3Off + IP6_SADDR, to, tOff);
+  ipv6AddrCopy(buf, inner.l3Off + IP6_DADDR, from, fOff);
+  icmpv6InnerSetPort(buf, inner, 0, toPort);
+  icmpv6InnerSetPort(buf, inner, 2, fromPort);
+  icmpv6RecomputeChecksum(buf, outer);
+}

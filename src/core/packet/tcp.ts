@@ -5,6 +5,7 @@ import { readU16, writeU16, writeU32 } from "../addr.js";
 import { csumAdd, csumFold, csumReplace16 } from "./csum.js";
 import { type Flow, IPPROTO_TCP } from "./flow.js";
 import { IP_CHECK, IP_TOTLEN } from "./ipv4.js";
+import { IP6_PLEN, IPV6_HLEN } from "./ipv6.js";
 
 export const TCP_SPORT = 0;
 export const TCP_DPORT = 2;
@@ -26,6 +27,8 @@ export const TCPOLEN_MSS = 4;
 /** TOA: "TCP option address", kind 254 (experimental), as the ip_vs TOA module and DPVS use it. */
 export const TCPOPT_TOA = 254;
 export const TCPOLEN_TOA = 8;
+/** TOA for an IPv6 client (DPVS's kmod/toa/toa.h TCPOLEN_IP6_TOA): kind 254, length 20, port, address. */
+export const TCPOLEN_TOA6 = 20;
 
 /**
  * Offset in buf of the first option of this kind in the TCP header at l4Off, or -1. Stops at EOL,
@@ -111,7 +114,9 @@ export function tcpInsertOption(
   const doffByte = buf[l4 + TCP_DOFF];
   const hlen = (doffByte >>> 4) << 2;
   if (hlen < TCP_HLEN || l4 + hlen > end || hlen + optLen > TCP_MAX_HLEN) return false;
-  const totLen = end - l3;
+  // IPv6's payload length leaves out the 40-byte fixed header (and bounds the same 16 bits).
+  const v6 = flow.af === 6;
+  const totLen = v6 ? end - l3 - IPV6_HLEN : end - l3;
   if (totLen + optLen > 0xffff || end + optLen > capacity) return false;
 
   const at = l4 + TCP_HLEN;
@@ -131,8 +136,11 @@ export function tcpInsertOption(
   s = csumAdd(opt, 0, optLen, s);
   writeU16(buf, l4 + TCP_CHECK, ~csumFold(s) & 0xffff);
 
-  writeU16(buf, l3 + IP_TOTLEN, totLen + optLen);
-  writeU16(buf, l3 + IP_CHECK, csumReplace16(readU16(buf, l3 + IP_CHECK), totLen, totLen + optLen));
+  if (v6) writeU16(buf, l3 + IP6_PLEN, totLen + optLen);
+  else {
+    writeU16(buf, l3 + IP_TOTLEN, totLen + optLen);
+    writeU16(buf, l3 + IP_CHECK, csumReplace16(readU16(buf, l3 + IP_CHECK), totLen, totLen + optLen));
+  }
 
   flow.l3End = end + optLen;
   flow.len = flow.l3End;
@@ -146,4 +154,18 @@ export function writeToaOption(opt: Uint8Array, off: number, port: number, addr:
   opt[off + 1] = TCPOLEN_TOA;
   writeU16(opt, off + 2, port & 0xffff);
   writeU32(opt, off + 4, addr >>> 0);
+}
+
+/** The 20-byte TOA option of an IPv6 client: kind 254, length 20, client port, the 16-byte address. */
+export function writeToa6Option(
+  opt: Uint8Array,
+  off: number,
+  port: number,
+  w: Int32Array,
+  wOff: number,
+): void {
+  opt[off] = TCPOPT_TOA;
+  opt[off + 1] = TCPOLEN_TOA6;
+  writeU16(opt, off + 2, port & 0xffff);
+  for (let k = 0; k < 4; k++) writeU32(opt, off + 4 + 4 * k, w[wOff + k] >>> 0);
 }

@@ -4,8 +4,16 @@
 // reply back to VIP:vport → CIP:cport. The client's address is handed to the real server
 // in a TOA TCP option (kind 254: port + IPv4 address), the layout the TOA kernel module
 // reads from the ACK that completes the handshake; tsvs adds it to the SYN and that ACK.
+//
+// IPv6 (fullnat6, DPVS's FULLNAT for AF_INET6): the same with 128-bit addresses from the
+// connection's IPv6 record, CIP6:cport → LIP6:lport and VIP6:vport → RIP6:rport, the checksums
+// fixed by csumReplace128 (setAddrPort6). The TOA option of an IPv6 client is DPVS's
+// (kmod/toa/toa.h TCPOLEN_IP6_TOA): kind 254, length 20, port, the 16-byte address; it goes in when
+// the grown datagram still fits the link, as the IPv4 one does.
 
-import { CONN_F_TOA_SENT } from "../conn/table.js";
+import { ipv6FromWords } from "../addr.js";
+import { A6_CADDR, A6_DADDR, A6_LADDR, A6_VADDR, CONN_F_TOA_SENT } from "../conn/table.js";
+import { R } from "../counters.js";
 import type { Flow } from "../packet/flow.js";
 import { IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from "../packet/flow.js";
 import {
@@ -15,12 +23,26 @@ import {
   icmpInnerSetSport,
   icmpRecomputeChecksum,
 } from "../packet/icmp.js";
+import { Icmpv6Inner, icmpv6FullnatRelay, icmpv6Inner } from "../packet/icmpv6.js";
 import { ipv4SetDaddr, ipv4SetDaddrDport, ipv4SetSaddr, ipv4SetSaddrSport } from "../packet/ipv4.js";
-import { TCPOLEN_TOA, tcpInsertOption, writeToaOption } from "../packet/tcp.js";
+import { IP6_DADDR, IP6_SADDR } from "../packet/ipv6.js";
+import {
+  TCPOLEN_TOA,
+  TCPOLEN_TOA6,
+  tcpInsertOption,
+  writeToa6Option,
+  writeToaOption,
+} from "../packet/tcp.js";
+import { setAddrPort6 } from "./nat.js";
 import { Verdict, type XmitEngine, type XmitMethod } from "./types.js";
 
-/** Preallocated option bytes (no allocation per packet). */
-const toa = new Uint8Array(TCPOLEN_TOA);
+/** Preallocated option bytes (no allocation per packet), room for either family's. */
+const toa = new Uint8Array(TCPOLEN_TOA6);
+
+/** The TOA option's length: the client's family decides (an IPv6 client's address is 16 bytes). */
+function toaLen(e: XmitEngine, c: number): number {
+  return e.conns.isIpv6(c) ? TCPOLEN_TOA6 : TCPOLEN_TOA;
+}
 
 /** Does this packet get a TOA option: a SYN, or the first ACK of the connection? */
 function wantsToa(e: XmitEngine, c: number, f: Flow): boolean {
@@ -33,15 +55,17 @@ function maybeAddToa(e: XmitEngine, c: number, f: Flow, mtu: number): void {
   if (!wantsToa(e, c, f)) return;
   const t = e.conns;
   const handshakeAck = (f.tcpFlags & TCP_SYN) === 0;
-  if (f.l3End - f.l3Off + TCPOLEN_TOA > mtu) return;
+  const len = toaLen(e, c);
+  if (f.l3End - f.l3Off + len > mtu) return;
   // The frame is moved to the scratch buffer, which has room to grow the TCP header.
   const s = e.scratch;
   if (f.buf !== s) {
     s.set(f.buf.subarray(0, f.l3End), 0);
     f.buf = s;
   }
-  writeToaOption(toa, 0, t.cportOf(c), t.caddrOf(c));
-  if (tcpInsertOption(s, f, toa, TCPOLEN_TOA, s.length) && handshakeAck)
+  if (len === TCPOLEN_TOA6) writeToa6Option(toa, 0, t.cportOf(c), t.addr6Words!, (c << 4) + A6_CADDR);
+  else writeToaOption(toa, 0, t.cportOf(c), t.caddrOf(c));
+  if (tcpInsertOption(s, f, toa, len, s.length) && handshakeAck)
     t.setFlags(c, t.flagsOf(c) | CONN_F_TOA_SENT);
 }
 
@@ -66,7 +90,7 @@ export const fullnat: XmitMethod = {
   segmentsInbound(e: XmitEngine, c: number, f: Flow): boolean {
     if (!wantsToa(e, c, f)) return false;
     const first = f.payloadOff - f.l3Off + Math.min(f.gsoSize, f.l3End - f.payloadOff);
-    return first + TCPOLEN_TOA <= e.destMtuOf(e.conns.destOf(c));
+    return first + toaLen(e, c) <= e.destMtuOf(e.conns.destOf(c));
   },
 
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
@@ -107,5 +131,77 @@ export const fullnat: XmitMethod = {
     icmpInnerSetDport(buf, f, t.vportOf(c));
     icmpRecomputeChecksum(buf, f);
     return e.emitIp(buf, f.l3Off, f.l3End - f.l3Off, f.daddr | 0, now);
+  },
+};
+
+/** The two ends of a relayed error as bytes (the ICMPv6 codecs' form) and its quoted packet. */
+const from16 = new Uint8Array(16);
+const to16 = new Uint8Array(16);
+const quoted = new Icmpv6Inner();
+
+/**
+ * The FULLNAT relay of an ICMPv6 error about connection c: from address `from` (A6_*) and port to
+ * address `to` and port, about the packet to → from (icmpv6FullnatRelay). False when the quote
+ * cannot be walked (nothing changed).
+ */
+function relay6(
+  f: Flow,
+  a: Int32Array,
+  c: number,
+  from: number,
+  fromPort: number,
+  to: number,
+  toPort: number,
+): boolean {
+  if (icmpv6Inner(f.buf, f, quoted) !== 0) return false;
+  ipv6FromWords(a, (c << 4) + from, from16, 0);
+  ipv6FromWords(a, (c << 4) + to, to16, 0);
+  icmpv6FullnatRelay(f.buf, f, quoted, from16, 0, fromPort, to16, 0, toPort);
+  return true;
+}
+
+export const fullnat6: XmitMethod = {
+  name: "fullnat",
+
+  inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    const p = e.destPath(t.destOf(c));
+    const a = t.addr6Words;
+    if (p === null || a === null) return Verdict.Drop;
+    if (!e.fitsPath6(p, f.l3End - f.l3Off, 0, f, f.d6, now)) return Verdict.Drop;
+    setAddrPort6(f, IP6_SADDR, a, (c << 4) + A6_LADDR, t.lportOf(c));
+    setAddrPort6(f, IP6_DADDR, a, (c << 4) + A6_DADDR, t.dportOf(c));
+    maybeAddToa(e, c, f, p.iface.mtu);
+    return e.emitToDest6(f.buf, f.l3Off, f.l3End - f.l3Off, p, now);
+  },
+
+  segmentsInbound: fullnat.segmentsInbound,
+
+  outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    const a = t.addr6Words;
+    if (a === null) return Verdict.Drop;
+    setAddrPort6(f, IP6_SADDR, a, (c << 4) + A6_VADDR, t.vportOf(c));
+    setAddrPort6(f, IP6_DADDR, a, (c << 4) + A6_CADDR, t.cportOf(c));
+    return e.emitIp6(f.buf, f.l3Off, f.l3End - f.l3Off, a, (c << 4) + A6_CADDR, 0, now);
+  },
+
+  // As the IPv4 one: toward the real server from the LIP, about RIP:rport → LIP:lport.
+  icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    const p = e.destPath(t.destOf(c));
+    const a = t.addr6Words;
+    if (p === null || a === null) return Verdict.Drop;
+    if (!relay6(f, a, c, A6_LADDR, t.lportOf(c), A6_DADDR, t.dportOf(c))) return e.drop(R.icmp_unrelated);
+    return e.emitToDest6(f.buf, f.l3Off, f.l3End - f.l3Off, p, now);
+  },
+
+  // Toward the client from the VIP, about CIP:cport → VIP:vport.
+  icmpOutbound(e: XmitEngine, c: number, f: Flow, now: number): number {
+    const t = e.conns;
+    const a = t.addr6Words;
+    if (a === null) return Verdict.Drop;
+    if (!relay6(f, a, c, A6_VADDR, t.vportOf(c), A6_CADDR, t.cportOf(c))) return e.drop(R.icmp_unrelated);
+    return e.emitIp6(f.buf, f.l3Off, f.l3End - f.l3Off, a, (c << 4) + A6_CADDR, 0, now);
   },
 };

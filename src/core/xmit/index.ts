@@ -1,9 +1,8 @@
-import { R } from "../counters.js";
 import { dr, dr6 } from "./dr.js";
-import { fullnat } from "./fullnat.js";
+import { fullnat, fullnat6 } from "./fullnat.js";
 import { nat, nat6 } from "./nat.js";
 import { tun, tun6 } from "./tun.js";
-import type { XmitEngine, XmitMethod } from "./types.js";
+import type { XmitMethod } from "./types.js";
 
 /**
  * Methods indexed by the connection's forwarding bits (Fwd): a connection is bound to its
@@ -12,12 +11,5 @@ import type { XmitEngine, XmitMethod } from "./types.js";
  */
 export const XMIT: readonly XmitMethod[] = [nat, dr, tun, dr, dr, fullnat];
 
-/** FULLNAT has no IPv6 side yet: the life cycle creates no such connection (this is its slot). */
-const noFullnat6: XmitMethod = {
-  name: "fullnat",
-  inbound: (e: XmitEngine) => e.drop(R.unsupported),
-  icmpInbound: (e: XmitEngine) => e.drop(R.unsupported),
-};
-
 /** The same for connections whose client side is IPv6 (conn/table.ts isIpv6). */
-export const XMIT6: readonly XmitMethod[] = [nat6, dr6, tun6, dr6, dr6, noFullnat6];
+export const XMIT6: readonly XmitMethod[] = [nat6, dr6, tun6, dr6, dr6, fullnat6];
