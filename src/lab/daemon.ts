@@ -188,6 +188,8 @@ export function addLabService(
   };
   service(`${LAB_ADDR.VIP}:80`, (s) => s.rip);
   if (ipv6) service(`[${LAB_ADDR6.VIP}]:80`, (s) => `[${s.rip6}]`);
+  // FULLNAT over IPv6 takes the service's own local address: the --lip pool is IPv4.
+  if (ipv6 && method === "fullnat") cmds.push(["-P", "-t", `[${LAB_ADDR6.VIP}]:80`, "-z", LAB_ADDR6.LIP]);
   for (const c of cmds) {
     const r = ipvsadm(names, c);
     if (r.status !== 0) return `tsvs ipvsadm ${c.join(" ")}: ${(r.stderr || r.stdout).trim()}`;

@@ -54,6 +54,7 @@ const CASES: { method: LabMethod; servers: string[] }[] = [
   { method: "nat", servers: ["r1", "r2", "r3"] },
   { method: "dr", servers: ["r1", "r2", "r3"] },
   { method: "tun", servers: ["r1", "r2", "r3", "r4"] },
+  { method: "fullnat", servers: ["r1", "r2", "r3", "r4"] },
 ];
 
 for (const c of CASES) {
