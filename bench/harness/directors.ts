@@ -3,6 +3,7 @@
 //
 //   direct        the client talks to r1 itself, routed by the director's kernel (the ceiling)
 //   tsvs-*        `tsvs daemon` (src/lab/daemon.ts) with NAT, DR, FULLNAT, TUN; 2 workers if supported
+//   tsvs-nat6/dr6 the same NAT and DR over IPv6: the services on [VIP6], the clients' load to it
 //   nft-dnat      nftables DNAT with `numgen inc mod 3` (round robin per connection, conntrack)
 //   haproxy       haproxy `mode tcp`, nbthread 1, balance roundrobin
 //   nginx-stream  nginx `stream`, one worker, round robin (UDP too)
@@ -10,7 +11,7 @@
 //
 // Every director serves the same three services: TCP VIP:80 and UDP VIP:53 round robin over
 // r1-r3, and TCP VIP:5201 to r1 alone (iperf3's control and data connections must meet the same
-// server).
+// server). The IPv6 directors serve the same three on the lab's IPv6 plan (topology.ts).
 
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
@@ -19,7 +20,7 @@ import { ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
 import { IPVSADM_FLAG, ipvsadm, startDaemon, tsvsArgv, tsvsEntry } from "../../src/lab/daemon.js";
 import { commandPath, ensurePackages } from "../../src/lab/packages.js";
 import { fileHas, type ProcRef, procAlive, spawnInNs, waitFor } from "../../src/lab/proc.js";
-import { LAB_ADDR, type LabMethod } from "../../src/lab/topology.js";
+import { LAB_ADDR, LAB_ADDR6, type LabMethod } from "../../src/lab/topology.js";
 import { type BenchNet, benchServers, IPERF_PORT, type RouteMode, UDP_PORT } from "./topology.js";
 import type { WorkloadName } from "./workloads.js";
 
@@ -36,8 +37,15 @@ export interface DirectorDef {
   name: string;
   label: string;
   mode: RouteMode;
+  /** Over IPv6: the bench network gets the dual-stack plan and the client sends to an IPv6 target. */
+  ipv6?: boolean;
   /** null when this director can run here, else why not ("unavailable (no ip_vs)"). */
   unavailable(): string | null;
+  /**
+   * In a --smoke run that does not name this director in --only: only these workloads run (none:
+   * the director is left out), so that the test suite's run stays short.
+   */
+  smokeWorkloads?: readonly WorkloadName[];
   /** Workloads that do not apply to this director, with the reason. */
   skip?: Partial<Record<WorkloadName, string>>;
   /** Starts the director on a fresh network; its processes go to net.procs (stopped by teardown). */
@@ -79,16 +87,18 @@ export function daemonHasOption(opt: string): boolean {
   return new RegExp(`${opt}\\b`).test(daemonHelp);
 }
 
-/** The tsvs daemon's three services, added through its control socket. */
-function addTsvsServices(net: BenchNet, method: LabMethod): void {
+/** The tsvs daemon's three services, added through its control socket; IPv6 ones in brackets. */
+function addTsvsServices(net: BenchNet, method: LabMethod, ipv6: boolean): void {
   const flag = IPVSADM_FLAG[method];
+  const vip = ipv6 ? `[${LAB_ADDR6.VIP}]` : VIP;
+  const rs = ipv6 ? benchServers(net.names).map((s) => `[${s.rip6}]`) : rips(net);
   const cmds: string[][] = [
-    ["-A", "-t", `${VIP}:80`, "-s", "rr"],
-    ...rips(net).map((r) => ["-a", "-t", `${VIP}:80`, "-r", `${r}:80`, flag]),
-    ["-A", "-u", `${VIP}:${UDP_PORT}`, "-s", "rr"],
-    ...rips(net).map((r) => ["-a", "-u", `${VIP}:${UDP_PORT}`, "-r", `${r}:${UDP_PORT}`, flag]),
-    ["-A", "-t", `${VIP}:${IPERF_PORT}`, "-s", "rr"],
-    ["-a", "-t", `${VIP}:${IPERF_PORT}`, "-r", `${rips(net)[0]}:${IPERF_PORT}`, flag],
+    ["-A", "-t", `${vip}:80`, "-s", "rr"],
+    ...rs.map((r) => ["-a", "-t", `${vip}:80`, "-r", `${r}:80`, flag]),
+    ["-A", "-u", `${vip}:${UDP_PORT}`, "-s", "rr"],
+    ...rs.map((r) => ["-a", "-u", `${vip}:${UDP_PORT}`, "-r", `${r}:${UDP_PORT}`, flag]),
+    ["-A", "-t", `${vip}:${IPERF_PORT}`, "-s", "rr"],
+    ["-a", "-t", `${vip}:${IPERF_PORT}`, "-r", `${rs[0]}:${IPERF_PORT}`, flag],
   ];
   for (const c of cmds) {
     const r = ipvsadm(net.names, c);
@@ -100,14 +110,17 @@ function tsvsDirector(
   name: string,
   method: LabMethod,
   label: string,
-  opts: { workers?: number; args?: string[] } = {},
+  opts: { workers?: number; args?: string[]; ipv6?: boolean; smokeWorkloads?: readonly WorkloadName[] } = {},
 ): DirectorDef {
   const workers = opts.workers ?? 1;
+  const ipv6 = opts.ipv6 === true;
   const args = [...(workers > 1 ? ["--workers", String(workers)] : []), ...(opts.args ?? [])];
   return {
     name,
     label,
     mode: method,
+    ...(ipv6 ? { ipv6 } : {}),
+    ...(opts.smokeWorkloads !== undefined ? { smokeWorkloads: opts.smokeWorkloads } : {}),
     unavailable() {
       if (tsvsEntry() === null) return "unavailable (tsvs is not built)";
       for (const a of args) {
@@ -125,9 +138,9 @@ function tsvsDirector(
       if (usePin !== null) {
         nsExecStatus(net.names.director, ["taskset", "-a", "-p", "-c", usePin, String(d.proc.pid)]);
       }
-      addTsvsServices(net, method);
+      addTsvsServices(net, method, ipv6);
       return {
-        target: VIP,
+        target: ipv6 ? LAB_ADDR6.VIP : VIP,
         pids: [d.proc.pid],
         pinned: usePin === null ? "not pinned (all cores)" : `cpu ${usePin}`,
       };
@@ -361,6 +374,11 @@ const ipvs: DirectorDef = {
 export const DIRECTORS: readonly DirectorDef[] = [
   direct,
   tsvsDirector("tsvs-nat", "nat", "tsvs NAT (-m), 1 worker"),
+  // The smoke run takes IPv6 NAT's two headline cells (about 10 s more), not DR's (another 10 s).
+  tsvsDirector("tsvs-nat6", "nat", "tsvs NAT (-m) over IPv6, 1 worker", {
+    ipv6: true,
+    smokeWorkloads: ["udp_pps", "http_cps"],
+  }),
   tsvsDirector("tsvs-nat-2w", "nat", "tsvs NAT (-m), 2 workers", { workers: 2 }),
   tsvsDirector("tsvs-nat-ring", "nat", "tsvs NAT (-m), TPACKET_V3 ring receive (--io ring)", {
     args: ["--io", "ring"],
@@ -369,6 +387,7 @@ export const DIRECTORS: readonly DirectorDef[] = [
     args: ["--spin-us", "100"],
   }),
   tsvsDirector("tsvs-dr", "dr", "tsvs DR (-g)"),
+  tsvsDirector("tsvs-dr6", "dr", "tsvs DR (-g) over IPv6", { ipv6: true, smokeWorkloads: [] }),
   tsvsDirector("tsvs-fullnat", "fullnat", "tsvs FULLNAT (--fullnat)"),
   tsvsDirector("tsvs-tun", "tun", "tsvs TUN (-i)"),
   nft,

@@ -13,7 +13,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { linkMac, linkStats } from "../../src/io/netns.js";
 import { jsPath } from "../../src/lab/proc.js";
-import { LAB_ADDR } from "../../src/lab/topology.js";
+import { LAB_ADDR, LAB_ADDR6 } from "../../src/lab/topology.js";
 import type { DirectorRun } from "./directors.js";
 import {
   type BenchNet,
@@ -111,6 +111,16 @@ export function parseWrk(out: string): WrkOut | null {
   };
 }
 
+/** Is the director's target an IPv6 address (tsvs-nat6, tsvs-dr6)? Then the client sends from CIP6. */
+function isIpv6(target: string): boolean {
+  return target.includes(":");
+}
+
+/** The target as a URL's host: IPv6 in brackets. */
+export function urlHost(target: string): string {
+  return isIpv6(target) ? `[${target}]` : target;
+}
+
 function serverCounts(ctx: CellCtx): SinkCounts[] {
   return benchServers(ctx.net.names).map((s) => sinkCounts(s.ns));
 }
@@ -118,7 +128,7 @@ function serverCounts(ctx: CellCtx): SinkCounts[] {
 async function wrk(ctx: CellCtx, conns: number, close: boolean): Promise<WrkOut> {
   const argv = ["wrk", "-t1", `-c${conns}`, `-d${ctx.durationS}s`, "--latency", "--timeout", "5s"];
   if (close) argv.push("-H", "Connection: close");
-  argv.push(`http://${ctx.run.target}/`);
+  argv.push(`http://${urlHost(ctx.run.target)}/`);
   const r = await runCmd(ctx.net.names.client, pinned(ctx.genPin, argv), ctx.durationS * 1000 + 20_000);
   const w = parseWrk(r.stdout);
   if (w === null) {
@@ -150,10 +160,14 @@ async function httpCell(ctx: CellCtx, conns: number, close: boolean): Promise<Re
   };
 }
 
+/** trafgen's packet: IPv4, or IPv6 when dst is (trafgen fills the UDP checksum IPv6 requires). */
 export function trafgenConf(dstMac: string, srcMac: string, src: string, dst: string): string {
+  const l3 = isIpv6(dst)
+    ? `ipv6(saddr=${src}, daddr=${dst}, hl=64)`
+    : `ipv4(saddr=${src}, daddr=${dst}, ttl=64)`;
   return `{
   eth(da=${dstMac}, sa=${srcMac}),
-  ipv4(saddr=${src}, daddr=${dst}, ttl=64),
+  ${l3},
   udp(sp=dinc(1024, ${1024 + UDP_SPORTS - 1}), dp=${UDP_PORT}),
   fill(0x41, ${UDP_PAYLOAD})
 }
@@ -166,10 +180,11 @@ async function udpCell(ctx: CellCtx): Promise<RepResult> {
   const srcMac = linkMac(n.client, "eth0");
   // Upper bound on what is sent, whatever the rate: 5 Mpps for the whole duration.
   const bound = Math.ceil(5_000_000 * ctx.durationS);
+  const cip = isIpv6(ctx.run.target) ? LAB_ADDR6.CIP : LAB_ADDR.CIP;
   let argv: string[];
   if (ctx.generator === "trafgen") {
     const f = join(ctx.net.dir, "udp.trafgen");
-    writeFileSync(f, trafgenConf(dstMac, srcMac, LAB_ADDR.CIP, ctx.run.target));
+    writeFileSync(f, trafgenConf(dstMac, srcMac, cip, ctx.run.target));
     argv = [
       "trafgen",
       "--dev",
@@ -193,7 +208,7 @@ async function udpCell(ctx: CellCtx): Promise<RepResult> {
       "--dst-mac",
       dstMac,
       "--src",
-      LAB_ADDR.CIP,
+      cip,
       "--dst",
       ctx.run.target,
       "--dport",
