@@ -39,14 +39,24 @@ interface Row {
   l: string;
 }
 
+/** Words k..k+3 as 8 uncompressed groups, bracketed (the test's own formatter). */
+function w6Str(w: Int32Array, k: number): string {
+  const g: string[] = [];
+  for (let i = k; i < k + 4; i++) g.push(((w[i] >>> 16) & 0xffff).toString(16), (w[i] & 0xffff).toString(16));
+  return `[${g.join(":")}]`;
+}
+
 function decode(buf: Uint8Array, filter = 0, len = buf.length): { r: SyncDecodeResult; rows: Row[] } {
   const rows: Row[] = [];
   const r = decodeSyncMessage(buf, len, filter, (c) => {
+    const v6 = c.af === 6;
+    // An IPv6 entry's u32 fields are the folds of its words.
+    if (v6) assert.deepEqual([c.caddr, c.vaddr, c.daddr], [fold(c.a6, 0), fold(c.a6, 4), fold(c.a6, 8)]);
     rows.push({
       proto: c.proto,
-      c: `${ipStr(c.caddr)}:${c.cport}`,
-      v: `${ipStr(c.vaddr)}:${c.vport}`,
-      d: `${ipStr(c.daddr)}:${c.dport}`,
+      c: `${v6 ? w6Str(c.a6, 0) : ipStr(c.caddr)}:${c.cport}`,
+      v: `${v6 ? w6Str(c.a6, 4) : ipStr(c.vaddr)}:${c.vport}`,
+      d: `${v6 ? w6Str(c.a6, 8) : ipStr(c.daddr)}:${c.dport}`,
       flags: c.flags,
       state: c.state,
       fwmark: c.fwmark,
@@ -55,6 +65,10 @@ function decode(buf: Uint8Array, filter = 0, len = buf.length): { r: SyncDecodeR
     });
   });
   return { r, rows };
+}
+
+function fold(w: Int32Array, k: number): number {
+  return (w[k] ^ w[k + 1] ^ w[k + 2] ^ w[k + 3]) >>> 0;
 }
 
 // ---------------------------------------------------------------------------------- fixtures
@@ -105,6 +119,19 @@ const V0_SEQ = `
   00 11 d431 0035 0035 cb007114 c6120064 c612010d 0083 0000
 `;
 
+/** The v4 UDP DR entry that ends V1_THREE and V1_V6, decoded. */
+const UDP_DR_ROW: Row = {
+  proto: 17,
+  c: "203.0.113.20:54321",
+  v: "198.18.0.100:53",
+  d: "198.18.1.13:53",
+  flags: 0x0183,
+  state: 0,
+  fwmark: 7,
+  timeoutS: 300,
+  l: "0.0.0.0:0",
+};
+
 test("v1: SEQ option accepted, PE-data template skipped (no engine), alignment followed", () => {
   const { r, rows } = decode(hex(V1_THREE));
   assert.deepEqual(r, { ok: true, version: 1, conns: 2, skipped: 1, v6: 0 });
@@ -120,17 +147,7 @@ test("v1: SEQ option accepted, PE-data template skipped (no engine), alignment f
       timeoutS: 900,
       l: "0.0.0.0:0",
     },
-    {
-      proto: 17,
-      c: "203.0.113.20:54321",
-      v: "198.18.0.100:53",
-      d: "198.18.1.13:53",
-      flags: 0x0183,
-      state: 0,
-      fwmark: 7,
-      timeoutS: 300,
-      l: "0.0.0.0:0",
-    },
+    UDP_DR_ROW,
   ]);
 });
 
@@ -201,20 +218,124 @@ test("v1 options: tsvs's FULLNAT local end; unknown optional skipped; unknown ma
   assert.deepEqual(decode(v1With("41 02 abcd")).r, { ok: false, reason: "option", conns: 0 });
 });
 
-test("v1: an IPv6 entry is counted and skipped, the next one decoded", () => {
-  const b = hex(`
-    00 00 0074 02 01 0000                   # size 8 + 72 + 36 = 116
-    01 06 0048 00000000 0001 9c40 0050 1f90 00000000 00000384
-    20010db8000000000000000000000001
-    20010db8000000000000000000000100
-    20010db8000000000000000000000200
-    00 06 0024 00000000 0001 9c41 0050 1f90 00000000 00000384
-    cb00710a c6120064 c612010b
-  `);
-  const { r, rows } = decode(b);
-  assert.deepEqual(r, { ok: true, version: 1, conns: 1, skipped: 0, v6: 1 });
-  assert.equal(rows[0].c, "203.0.113.10:40001");
+/**
+ * v1, syncid 0: struct ip_vs_sync_v6 (a NAT connection, then a fwmark template with the mark in
+ * the vaddr's first word as ip_vs_sched_persist keys it, SEQ data after it), then a v4 entry.
+ */
+const V1_V6 = `
+  00 00 00d8 03 01 0000                   # size 8 + 72 + 98 (+2 pad) + 36 = 216
+  # entry 1: 72 bytes
+  01 06 0048                              # type STYPE_F_INET6, TCP, version 0 | size 72
+  00000100                                # flags INACTIVE, FWD MASQ
+  0004 9c40 0050 1f90                     # state FIN_WAIT, cport 40000, vport 80, dport 8080
+  00000000 00000078                       # fwmark 0, timeout 120 s
+  20010db8 00ff0000 00000000 00000010     # caddr 2001:db8:ff::10
+  20010db8 00000000 00000000 00000100     # vaddr 2001:db8::100
+  20010db8 00010000 00000000 00000011     # daddr 2001:db8:1::11
+  # entry 2: a template (72 + SEQ option 26 = 98, padded to 100)
+  01 00 0062
+  00001003                                # TEMPLATE | DROUTE
+  0000 0000 0000 0000
+  00000009 0000012c                       # fwmark 9, timeout 300 s
+  20010db8 00ff0000 00000000 00000000     # caddr 2001:db8:ff::/64 (the persistence prefix)
+  00000009 00000000 00000000 00000000     # vaddr: the mark in word 0
+  20010db8 00010000 00000000 00000012
+  01 18 ${"00".repeat(24)}                # IPVS_OPT_SEQ_DATA
+  0000                                    # padding
+  # entry 3: v4
+  00 11 0024 00000183 0000 d431 0035 0035 00000007 0000012c
+  cb007114 c6120064 c612010d
+`;
+
+test("v1: IPv6 entries (struct ip_vs_sync_v6) decoded with their words, between and beside v4 ones", () => {
+  const { r, rows } = decode(hex(V1_V6));
+  assert.deepEqual(r, { ok: true, version: 1, conns: 3, skipped: 0, v6: 2 });
+  assert.deepEqual(rows, [
+    {
+      proto: 6,
+      c: "[2001:db8:ff:0:0:0:0:10]:40000",
+      v: "[2001:db8:0:0:0:0:0:100]:80",
+      d: "[2001:db8:1:0:0:0:0:11]:8080",
+      flags: 0x0100,
+      state: 4,
+      fwmark: 0,
+      timeoutS: 120,
+      l: "0.0.0.0:0",
+    },
+    {
+      proto: 0,
+      c: "[2001:db8:ff:0:0:0:0:0]:0",
+      v: "[0:9:0:0:0:0:0:0]:0",
+      d: "[2001:db8:1:0:0:0:0:12]:0",
+      flags: 0x1003,
+      state: 0,
+      fwmark: 9,
+      timeoutS: 300,
+      l: "0.0.0.0:0",
+    },
+    UDP_DR_ROW,
+  ]);
 });
+
+/** One v1 message of one IPv6 entry (size 72 + opts) whose options are `opts` (hex). */
+function v6With(opts: string, type = "01", verSizeOverride?: number): Uint8Array {
+  const o = hex(opts);
+  const size = 72 + o.length;
+  const vs = verSizeOverride ?? size;
+  return hex(`
+    00 00 ${(8 + size).toString(16).padStart(4, "0")} 01 01 0000
+    ${type} 11 ${vs.toString(16).padStart(4, "0")} 00000000 0000 d431 0035 0035 00000000 0000012c
+    20010db8 00ff0000 00000000 00000010 20010db8 00000000 00000000 00000100
+    20010db8 00010000 00000000 00000012
+    ${opts}
+  `);
+}
+
+test("v1 IPv6: the kernel's type test (bit 0), options after the 72 bytes, tsvs's IPv4 local end not taken", () => {
+  const cases: { what: string; buf: Uint8Array; r: SyncDecodeResult; l?: string }[] = [
+    { what: "plain", buf: v6With(""), r: { ok: true, version: 1, conns: 1, skipped: 0, v6: 1 } },
+    // ip_vs_proc_sync_conn tests type & STYPE_F_INET6 before type == 0: type 3 is IPv6.
+    { what: "type 3", buf: v6With("", "03"), r: { ok: true, version: 1, conns: 1, skipped: 0, v6: 1 } },
+    {
+      what: "unknown optional parameter",
+      buf: v6With("45 02 abcd"),
+      r: { ok: true, version: 1, conns: 1, skipped: 0, v6: 1 },
+    },
+    {
+      what: "unknown mandatory parameter: the entry skipped",
+      buf: v6With("05 02 abcd"),
+      r: { ok: true, version: 1, conns: 0, skipped: 1, v6: 0 },
+    },
+    {
+      what: "tsvs's local-end option on an IPv6 entry",
+      buf: v6With("48 06 c6120164 0400"),
+      r: { ok: true, version: 1, conns: 1, skipped: 0, v6: 1 },
+      l: "0.0.0.0:0",
+    },
+    { what: "size 71 (below the fixed part)", buf: v6With("", "01", 71), r: fail("entry-size") },
+    { what: "size 36 (a v4 size)", buf: v6With("", "01", 36), r: fail("entry-size") },
+    { what: "size past the datagram", buf: v6With("", "01", 76), r: fail("entry-size") },
+    {
+      what: "datagram cut inside the addresses",
+      buf: (() => {
+        const b = v6With("").subarray(0, 8 + 60);
+        b[3] = 68;
+        return b;
+      })(),
+      r: fail("entry-size"),
+    },
+    { what: "zero-length option", buf: v6With("48 00"), r: fail("option") },
+  ];
+  for (const c of cases) {
+    const { r, rows } = decode(c.buf);
+    assert.deepEqual(r, c.r, c.what);
+    if (c.l !== undefined) assert.equal(rows[0].l, c.l, c.what);
+  }
+});
+
+function fail(reason: string, conns = 0): SyncDecodeResult {
+  return { ok: false, reason, conns } as SyncDecodeResult;
+}
 
 test("malformed messages: each a stable reason, entries before the fault delivered", () => {
   const three = hex(V1_THREE);
@@ -304,7 +425,7 @@ test("fuzz: random bytes and mutated fixtures never throw", () => {
     s ^= s << 5;
     return s >>> 0;
   };
-  const seeds = [hex(V1_THREE), hex(V0_ONE), hex(V0_SEQ), v1With("48 06 c6120164 0400")];
+  const seeds = [hex(V1_THREE), hex(V0_ONE), hex(V0_SEQ), v1With("48 06 c6120164 0400"), hex(V1_V6)];
   let delivered = 0;
   for (let i = 0; i < 20000; i++) {
     let b: Uint8Array;
@@ -437,4 +558,88 @@ test("writer: add is refused when the entry does not fit or nr_conns would pass 
   const tiny = new SyncWriter(1);
   tiny.begin(1);
   assert.equal(tiny.add(conn({ flags: 5, laddr: 1, lport: 2 })), true);
+});
+
+/** The test's own parser of an IPv6 text into four words (no production code). */
+function words(s: string): Int32Array {
+  const [h, t] = s.split("::");
+  const hg = h === "" ? [] : h.split(":");
+  const tg = t === undefined || t === "" ? [] : t.split(":");
+  const g = [...hg, ...Array<string>(8 - hg.length - tg.length).fill("0"), ...tg].map((x) =>
+    Number.parseInt(x, 16),
+  );
+  return Int32Array.from([0, 1, 2, 3], (k) => (g[2 * k] << 16) | g[2 * k + 1]);
+}
+
+function conn6(o: Partial<SyncConn>, c: string, v: string, d: string): SyncConn {
+  const a6 = new Int32Array(12);
+  a6.set(words(c), 0);
+  a6.set(words(v), 4);
+  a6.set(words(d), 8);
+  return conn({ af: 6, a6, caddr: fold(a6, 0), vaddr: fold(a6, 4), daddr: fold(a6, 8), ...o });
+}
+
+test("writer v1 IPv6: struct ip_vs_sync_v6 byte for byte, the tsvs-only local end never on it", () => {
+  const w = new SyncWriter(1472);
+  w.begin(3, 1);
+  const nat = conn6(
+    { proto: 6, cport: 40000, vport: 80, dport: 8080, flags: 0x0020, state: 1, timeoutS: 900 },
+    "2001:db8:ff::10",
+    "2001:db8::100",
+    "2001:db8:1::11",
+  );
+  assert.equal(w.add(nat), true);
+  const tpl = conn6(
+    { proto: 0, flags: 0x1003, fwmark: 9, timeoutS: 300 },
+    "2001:db8:ff::",
+    "0:9::",
+    "2001:db8:1::12",
+  );
+  assert.equal(w.add(tpl), true);
+  // FULLNAT flags with a local end: IPv4-only option, not written for IPv6.
+  const fnat = conn6(
+    { proto: 17, cport: 5353, vport: 53, dport: 53, flags: 5, laddr: 1, lport: 2, timeoutS: 300 },
+    "2001:db8:ff::20",
+    "2001:db8::100",
+    "2001:db8:1::13",
+  );
+  assert.equal(w.add(fnat), true);
+  const len = w.finish();
+  const expected = hex(`
+    00 03 00e0 03 01 0000                   # size 8 + 3 * 72 = 224
+    01 06 0048 00000020 0001 9c40 0050 1f90 00000000 00000384
+    20010db8 00ff0000 00000000 00000010 20010db8 00000000 00000000 00000100
+    20010db8 00010000 00000000 00000011
+    01 00 0048 00001003 0000 0000 0000 0000 00000009 0000012c
+    20010db8 00ff0000 00000000 00000000 00000009 00000000 00000000 00000000
+    20010db8 00010000 00000000 00000012
+    01 11 0048 00000005 0000 14e9 0035 0035 00000000 0000012c
+    20010db8 00ff0000 00000000 00000020 20010db8 00000000 00000000 00000100
+    20010db8 00010000 00000000 00000013
+  `);
+  assert.equal(toHex(w.buf.subarray(0, len)), toHex(expected));
+  // And the decoder reads it back.
+  const { r, rows } = decode(w.buf.subarray(0, len));
+  assert.deepEqual(r, { ok: true, version: 1, conns: 3, skipped: 0, v6: 3 });
+  assert.deepEqual(
+    rows.map((x) => [x.c, x.v, x.d]),
+    [
+      ["[2001:db8:ff:0:0:0:0:10]:40000", "[2001:db8:0:0:0:0:0:100]:80", "[2001:db8:1:0:0:0:0:11]:8080"],
+      ["[2001:db8:ff:0:0:0:0:0]:0", "[0:9:0:0:0:0:0:0]:0", "[2001:db8:1:0:0:0:0:12]:0"],
+      ["[2001:db8:ff:0:0:0:0:20]:5353", "[2001:db8:0:0:0:0:0:100]:53", "[2001:db8:1:0:0:0:0:13]:53"],
+    ],
+  );
+});
+
+test("writer: v0 refuses IPv6 (no layout); a maxlen below one IPv6 entry still holds one", () => {
+  const c = conn6({ proto: 6 }, "2001:db8:ff::10", "2001:db8::100", "2001:db8:1::11");
+  const w = new SyncWriter(1472);
+  w.begin(1, 0);
+  assert.equal(w.add(c), false);
+  assert.equal(w.count, 0);
+  assert.equal(w.finish(), 4);
+  const tiny = new SyncWriter(1);
+  tiny.begin(1);
+  assert.equal(tiny.add(c), true);
+  assert.equal(tiny.finish(), 8 + 72);
 });

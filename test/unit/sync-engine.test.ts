@@ -5,12 +5,14 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CONN_F_SYNC } from "../../src/core/conn/table.js";
+import { CONN_F_SYNC, CONN_F_TEMPLATE } from "../../src/core/conn/table.js";
 import { decodeSyncMessage } from "../../src/core/sync/codec.js";
 import { SyncSender } from "../../src/core/sync/sender.js";
 import type { SyncConn } from "../../src/core/sync/types.js";
 import { Director, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
-import { ACK, bytes, FIN, ip, ipStr, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
+import { Director6, IP6, L2_6_FROM_ROUTER, l2_6FromLan, MAC6 } from "../support/frames6.js";
+import { ACK, bytes, FIN, ip, ipStr, PSH, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
+import { a6, a6Str, fold6, tcp6Frame, w6 } from "../support/packet6.js";
 
 const VIP = ip(IP.vip);
 const CLIENT = ip(IP.client1);
@@ -31,11 +33,11 @@ function master(lines: string[], sysctls = {}, maxlen = 1472): { d: Director; s:
 }
 
 /** Everything the sender holds now, decoded (entries copied). */
-function drain(d: Director, s: SyncSender, version = 1): SyncConn[] {
+function drain(d: { now: number }, s: SyncSender, version = 1): SyncConn[] {
   s.flush(d.now, 0);
   const out: SyncConn[] = [];
   for (const m of s.takeMessages()) {
-    const r = decodeSyncMessage(m, m.length, 1, (c) => out.push({ ...c }));
+    const r = decodeSyncMessage(m, m.length, 1, (c) => out.push({ ...c, a6: c.a6.slice() }));
     assert.ok(r.ok, `message decodes: ${JSON.stringify(r)}`);
     assert.equal(r.version, version);
   }
@@ -311,6 +313,7 @@ test("backup: FULLNAT keeps the master's LIP:lport, replies to it are found and 
 test("backup: another destination replaces the entry; stale INACTIVE news of it is ignored", () => {
   const b = director(NAT);
   const c: SyncConn = {
+    af: 4,
     proto: 6,
     caddr: CLIENT,
     cport: 40000,
@@ -324,6 +327,7 @@ test("backup: another destination replaces the entry; stale INACTIVE news of it 
     timeoutS: 900,
     laddr: 0,
     lport: 0,
+    a6: new Int32Array(12),
   };
   const dests = b.engine.services()[0].dests;
   const rs1 = dests.find((x) => ipStr(x.addr) === IP.rs1);
@@ -374,5 +378,197 @@ test("backup: templates installed and linked; a new connection of the client kee
   for (const sport of [40001, 40002]) {
     const r = b.one(1, tcpFrame(L2_FROM_ROUTER, { src: CLIENT, dst: VIP }, { sport, dport: 80, flags: SYN }));
     assert.equal(r.f.dst, rs, `new connection ${sport}`);
+  }
+});
+
+// ---------------------------------------------------------------------------------- IPv6
+
+const VIP6 = "2001:db8::100";
+const NAT6 = [
+  `-A -t [${VIP6}]:80 -s rr`,
+  `-a -t [${VIP6}]:80 -r [${IP6.rs1}]:8080 -m`,
+  `-a -t [${VIP6}]:80 -r [${IP6.rs2}]:8080 -m`,
+];
+const PERSIST6 = [
+  `-A -t [${VIP6}]:80 -s rr -p 300 -M 64`,
+  `-a -t [${VIP6}]:80 -r [${IP6.rs1}]:8080 -m`,
+  `-a -t [${VIP6}]:80 -r [${IP6.rs2}]:8080 -m`,
+];
+
+function director6(lines: string[], sysctls = {}): Director6 {
+  const d = new Director6({ sysctls });
+  for (const l of lines) d.ipvsadm(l);
+  return d;
+}
+
+function master6(lines: string[], sysctls = {}): { d: Director6; s: SyncSender } {
+  const d = director6(lines, sysctls);
+  const s = new SyncSender(d.engine, { syncid: 1, maxlen: 1472 });
+  d.engine.syncMaster = s;
+  return { d, s };
+}
+
+function client6(sport: number, flags: number, client: string = IP6.client1, payload = ""): Uint8Array {
+  return tcp6Frame(
+    L2_6_FROM_ROUTER,
+    { src: client, dst: VIP6, hl: 64 },
+    { sport, dport: 80, flags, seq: 1000, ack: 2000, payload: bytes(payload) },
+  );
+}
+
+function server6(
+  rs: string,
+  dport: number,
+  flags: number,
+  client: string = IP6.client1,
+  payload = "",
+): Uint8Array {
+  const m = rs === IP6.rs1 ? MAC6.rs1 : MAC6.rs2;
+  return tcp6Frame(
+    l2_6FromLan(m),
+    { src: rs, dst: client, hl: 64 },
+    { sport: 8080, dport, flags, seq: 2000, ack: 1001, payload: bytes(payload) },
+  );
+}
+
+/** The real server (inet_ntop text of the decoder: uncompressed) of the connection from sport. */
+function rsOf(d: Director6, sport: number): string {
+  const row = d.engine.connections(d.now).find((c) => c.cport === sport && !c.template);
+  assert.ok(row?.daddr6 !== undefined);
+  return a6Str(a6(row.daddr6));
+}
+
+/** SYN, SYN/ACK, ACK, one more request: ESTABLISHED at its 3rd request (synced). */
+function established6(d: Director6, sport: number, client: string = IP6.client1): string {
+  assert.equal(d.input(1, client6(sport, SYN, client)).out.length, 1);
+  const rs = rsOf(d, sport);
+  assert.equal(d.input(2, server6(rs, sport, SYN | ACK, client)).out.length, 1);
+  assert.equal(d.input(1, client6(sport, ACK, client)).out.length, 1);
+  assert.equal(d.input(1, client6(sport, PSH | ACK, client, "GET /")).out.length, 1);
+  return rs;
+}
+
+test("IPv6 NAT: the master's entry installs on a backup, which forwards the next request and its reply byte for byte as the master", () => {
+  const { d, s } = master6(NAT6);
+  // Another client's SYN first: rr gives 40000 the other server than a fresh backup would pick.
+  d.input(1, client6(50000, SYN, IP6.client2));
+  const first = rsOf(d, 50000);
+  const rs = established6(d, 40000);
+  assert.notEqual(rs, first);
+  const e = drain(d, s);
+  assert.equal(e.length, 1);
+  assert.deepEqual(
+    [e[0].af, e[0].proto, e[0].cport, e[0].vport, e[0].dport, e[0].flags, e[0].state, e[0].timeoutS],
+    [6, 6, 40000, 80, 8080, 0, 1, 900],
+  );
+  assert.deepEqual([...e[0].a6], [...w6(IP6.client1), ...w6(VIP6), ...w6(rs)]);
+  assert.equal(e[0].caddr, fold6(IP6.client1));
+
+  const b = director6(NAT6);
+  b.now = d.now;
+  assert.equal(b.engine.installSynced(e[0], b.now), "new");
+  const row = b.engine.connections(b.now)[0];
+  assert.deepEqual(
+    [row.caddr6, row.vaddr6, row.daddr, row.cport, row.dport, row.state],
+    ["2001:db8:ff::10", VIP6, fold6(rs), 40000, 8080, "ESTABLISHED"],
+  );
+  const cx = b.engine.conns.lookupIn6(6, w6(IP6.client1), 40000, w6(VIP6), 80);
+  assert.equal(b.engine.conns.flagsOf(cx) & CONN_F_SYNC, CONN_F_SYNC);
+  const dest = b.engine.services()[0].dests.find((x) => x.addr === fold6(rs));
+  assert.deepEqual([dest?.activeConns, dest?.inactConns], [1, 0]);
+
+  // The failover: the same next request and the same reply into both; the same frames out.
+  for (const [what, ifindex, frame] of [
+    ["request", 1, client6(40000, PSH | ACK, IP6.client1, "more")],
+    ["reply", 2, server6(rs, 40000, PSH | ACK, IP6.client1, "200 OK")],
+  ] as const) {
+    const m = d.one(ifindex, frame);
+    const o = b.one(ifindex, frame);
+    assert.equal(o.ifindex, m.ifindex, what);
+    assert.deepEqual(o.f, m.f, what);
+    assert.equal(Buffer.from(o.raw).toString("hex"), Buffer.from(m.raw).toString("hex"), what);
+  }
+  assert.equal(b.engine.connections(b.now).length, 1, "no second entry on the backup");
+});
+
+test("IPv6 persistence: the template (a /64 prefix) is synced first and linked; a new connection keeps its server", () => {
+  const { d, s } = master6(PERSIST6);
+  const rs = established6(d, 40000);
+  const e = drain(d, s);
+  // Templates are synced at every request (sync_period), the connection at its third.
+  assert.deepEqual(
+    e.map((c) => [c.af, c.flags & CONN_F_TEMPLATE, c.cport]),
+    [
+      [6, CONN_F_TEMPLATE, 0],
+      [6, CONN_F_TEMPLATE, 0],
+      [6, CONN_F_TEMPLATE, 0],
+      [6, 0, 40000],
+    ],
+  );
+  assert.deepEqual([...e[0].a6.subarray(0, 4)], [...w6("2001:db8:ff::")], "the client's /64");
+  const b = director6(PERSIST6);
+  b.now = d.now;
+  assert.deepEqual(
+    e.map((c) => b.engine.installSynced(c, b.now)),
+    ["new", "updated", "updated", "new"],
+  );
+  const t = b.engine.conns;
+  const cx = t.lookupIn6(6, w6(IP6.client1), 40000, w6(VIP6), 80);
+  const ct = t.lookupTemplate6(6, w6("2001:db8:ff::"), w6(VIP6), 80);
+  assert.ok(cx >= 0 && ct >= 0);
+  assert.equal(t.controlOf(cx), ct);
+  assert.equal(Math.round((t.expiresAt(ct) - b.now) / 1000), 300);
+  // Another client of the same /64: rr would start at rs1, the template says rs.
+  for (const sport of [40001, 40002]) {
+    const o = b.one(1, client6(sport, SYN, "2001:db8:ff::99"));
+    assert.equal(o.f.dst, rs, `new connection ${sport}`);
+  }
+});
+
+test("IPv6 entries: never in v0 (ip_vs_sync_conn_v0 skips af != AF_INET), IPv4 ones still", () => {
+  const { d, s } = master6(NAT6, { syncVersion: 0 });
+  established6(d, 40000);
+  for (let i = 0; i < 60; i++) d.input(1, client6(40000, ACK));
+  assert.deepEqual(drain(d, s, 0), []);
+  // The same engine with an IPv4 service: its connection goes out in v0.
+  const v4 = master(NAT, { syncVersion: 0 });
+  handshake(v4.d, 40000);
+  tcpIn(v4.d, 40000, ACK);
+  assert.equal(drain(v4.d, v4.s, 0).length, 1);
+});
+
+test("kept out of sync: mixed-family entries (NAT64) and IPv6 FULLNAT (no place for its IPv6 local end)", () => {
+  const cases = [
+    { what: "NAT64: IPv6 client side, IPv4 server side", server6: false, fwd: 5, n: 0 },
+    { what: "IPv6 FULLNAT", server6: true, fwd: 5, n: 0 },
+    { what: "IPv6 NAT", server6: true, fwd: 0, n: 1 },
+  ];
+  for (const c of cases) {
+    const { d, s } = master6(NAT6);
+    const t = d.engine.conns;
+    const cx = t.alloc();
+    const c6 = w6(IP6.client1);
+    t.setEntry(
+      cx,
+      6,
+      fold6(IP6.client1) | 0,
+      40000,
+      fold6(VIP6) | 0,
+      80,
+      ip(IP.rs1) | 0,
+      8080,
+      0,
+      0,
+      c.fwd,
+      -1,
+    );
+    t.setClient6(cx, c6, w6(VIP6));
+    if (c.server6) t.setServer6(cx, w6(IP6.rs1), c6);
+    t.hash(cx);
+    t.setState(cx, 1);
+    t.setInPkts(cx, 3);
+    t.arm(cx, 900_000, d.now);
+    s.connIn(cx, d.now);
+    assert.equal(drain(d, s).length, c.n, c.what);
   }
 });

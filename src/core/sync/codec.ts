@@ -15,15 +15,21 @@
 //
 // The decoder applies ip_vs_process_message's checks in the kernel's order and returns a stable
 // reason for whatever makes the kernel drop the rest of the buffer; entries the kernel skips one
-// at a time (IPv6 without IPv6 support, an unknown mandatory option, persistence-engine data
-// without the engine) are counted and skipped. It never throws.
+// at a time (an unknown mandatory option, persistence-engine data without the engine) are
+// counted and skipped. It never throws.
+//
+// IPv6: an entry is one family (ip_vs_sync_conn_v1 lays it out by cp->af, all three addresses of
+// that family), so the format carries IPv6 connections whose real server is IPv6 too, never
+// tsvs's mixed-family ones (NAT64: the kernel refuses sync with mixed-family pools). v0 has no
+// IPv6 at all: ip_vs_sync_conn_v0 returns on cp->af != AF_INET, and its decoder reads IPv4 only.
 //
 // tsvs adds one option: FULLNAT's local address and port (IPVS_OPT_TSVS_LOCAL, 6 bytes: be32
 // laddr, be16 lport). Its type has IPVS_OPT_F_PARAM set and a number the kernel does not use
 // (8; the kernel switches on type & ~F_PARAM, so 1..3 with the bit would be taken as its own),
 // so a kernel backup skips it as an optional parameter.
 
-import type { SyncConn } from "./types.js";
+import { ipv6Fold } from "../addr.js";
+import { SA6_CADDR, SA6_DADDR, SA6_VADDR, type SyncConn } from "./types.js";
 
 export const SYNC_MESG_V0_HDR = 4;
 export const SYNC_MESG_HDR = 8;
@@ -108,7 +114,7 @@ export type SyncDecodeResult =
       conns: number;
       /** Entries skipped one by one: unknown mandatory option, persistence-engine data. */
       skipped: number;
-      /** IPv6 entries (skipped until tsvs syncs IPv6). */
+      /** Of conns, the IPv6 ones (struct ip_vs_sync_v6). */
       v6: number;
     }
   | { ok: false; reason: SyncDropReason; conns: number };
@@ -140,6 +146,7 @@ function fail(reason: SyncDropReason, conns: number): SyncDecodeResult {
 /** A SyncConn with every field zero (the decoder's and the sender's scratch). */
 export function emptySyncConn(): SyncConn {
   return {
+    af: 4,
     proto: 0,
     caddr: 0,
     cport: 0,
@@ -153,12 +160,13 @@ export function emptySyncConn(): SyncConn {
     timeoutS: null,
     laddr: 0,
     lport: 0,
+    a6: new Int32Array(12),
   };
 }
 
 /**
- * ip_vs_process_message: checks and decodes one received datagram (buf[0..len)). Every IPv4
- * connection it carries is passed to onConn, in order, in one scratch object that is valid only
+ * ip_vs_process_message: checks and decodes one received datagram (buf[0..len)). Every
+ * connection it carries (IPv4 or IPv6) is passed to onConn, in order, in one scratch object that is valid only
  * during the call (copy what you keep). syncidFilter 0 accepts every syncid (a backup's
  * --syncid 0). Flags are the wire's (the receiver masks them: SYNC_F_BACKUP_MASK).
  */
@@ -198,6 +206,7 @@ function decodeV0(
     const flags = u16(buf, p + 20);
     const size = (flags & SYNC_F_SEQ_MASK) !== 0 ? SYNC_CONN_V0_FULL_SIZE : SYNC_CONN_V0_SIZE;
     if (p + size > len) return fail("truncated", i);
+    c.af = 4;
     c.proto = buf[p + 1];
     c.cport = u16(buf, p + 2);
     c.vport = u16(buf, p + 4);
@@ -284,7 +293,6 @@ function decodeV1(
     // Persistence-engine data is a template keyed by the engine (ip_vs_conn_fill_param_sync):
     // tsvs has no engine on the data path, as a kernel without the PE module it skips the entry.
     if (skip || (seen & SEEN_PE_DATA) !== 0) skipped++;
-    else if (fixed === SYNC_V6_SIZE) v6++;
     else {
       c.proto = buf[p + 1];
       c.flags = u32(buf, p + 4);
@@ -294,11 +302,25 @@ function decodeV1(
       c.dport = u16(buf, p + 14);
       c.fwmark = u32(buf, p + 16);
       c.timeoutS = u32(buf, p + 20);
-      c.caddr = u32(buf, p + 24);
-      c.vaddr = u32(buf, p + 28);
-      c.daddr = u32(buf, p + 32);
-      c.laddr = laddr;
-      c.lport = lport;
+      if (fixed === SYNC_V6_SIZE) {
+        const a = c.a6;
+        for (let k = 0; k < 12; k++) a[k] = u32(buf, p + 24 + 4 * k);
+        c.af = 6;
+        c.caddr = ipv6Fold(a, SA6_CADDR);
+        c.vaddr = ipv6Fold(a, SA6_VADDR);
+        c.daddr = ipv6Fold(a, SA6_DADDR);
+        // tsvs's local-end option is IPv4 (FULLNAT has no IPv6 local addresses).
+        c.laddr = 0;
+        c.lport = 0;
+        v6++;
+      } else {
+        c.af = 4;
+        c.caddr = u32(buf, p + 24);
+        c.vaddr = u32(buf, p + 28);
+        c.daddr = u32(buf, p + 32);
+        c.laddr = laddr;
+        c.lport = lport;
+      }
       onConn(c);
       conns++;
     }
@@ -328,7 +350,7 @@ export class SyncWriter {
    * least one entry of the largest kind whatever maxlen says.
    */
   constructor(maxlen: number) {
-    const largest = SYNC_MESG_HDR + SYNC_V4_SIZE + 2 + TSVS_LOCAL_LEN;
+    const largest = SYNC_MESG_HDR + Math.max(SYNC_V6_SIZE, SYNC_V4_SIZE + 2 + TSVS_LOCAL_LEN);
     this.buf = new Uint8Array(Math.max(Math.floor(maxlen) || 0, largest));
   }
 
@@ -357,14 +379,17 @@ export class SyncWriter {
 
   /**
    * Appends one connection; false when no message is begun or it does not fit (by size or by
-   * the 255 entries nr_conns can count). v0 cannot carry IPv6, timeouts, fwmarks nor FULLNAT's
-   * local end: it writes what its 24 bytes hold.
+   * the 255 entries nr_conns can count). v0 cannot carry timeouts, fwmarks nor FULLNAT's local
+   * end: it writes what its 24 bytes hold; nor IPv6 (false: the caller keeps IPv6 out of v0, as
+   * ip_vs_sync_conn_v0 does). An IPv6 entry is struct ip_vs_sync_v6, without tsvs's option.
    */
   add(c: SyncConn): boolean {
     if (this.ver < 0 || this.nr >= SYNC_MAX_CONNS) return false;
     const b = this.buf;
     const flags = c.flags & ~(SYNC_F_HASHED | SYNC_F_SEQ_MASK);
+    const v6 = c.af === 6;
     if (this.ver === 0) {
+      if (v6) return false;
       const p = this.off;
       if (p + SYNC_CONN_V0_SIZE > b.length) return false;
       b[p] = 0;
@@ -382,13 +407,16 @@ export class SyncWriter {
       return true;
     }
     const local =
-      (flags & (SYNC_F_FWD_MASK | SYNC_F_TEMPLATE)) === FWD_FULLNAT && (c.laddr !== 0 || c.lport !== 0);
-    const size = SYNC_V4_SIZE + (local ? 2 + TSVS_LOCAL_LEN : 0);
+      !v6 &&
+      (flags & (SYNC_F_FWD_MASK | SYNC_F_TEMPLATE)) === FWD_FULLNAT &&
+      (c.laddr !== 0 || c.lport !== 0);
+    const fixed = v6 ? SYNC_V6_SIZE : SYNC_V4_SIZE;
+    const size = fixed + (local ? 2 + TSVS_LOCAL_LEN : 0);
     const pad = (4 - this.off) & 3;
     if (this.off + pad + size > b.length) return false;
     let p = this.off;
     for (let k = 0; k < pad; k++) b[p++] = 0;
-    b[p] = 0;
+    b[p] = v6 ? STYPE_F_INET6 : 0;
     b[p + 1] = c.proto;
     put16(b, p + 2, size & SVER_MASK);
     put32(b, p + 4, flags);
@@ -398,9 +426,14 @@ export class SyncWriter {
     put16(b, p + 14, c.dport);
     put32(b, p + 16, c.fwmark);
     put32(b, p + 20, c.timeoutS ?? 0);
-    put32(b, p + 24, c.caddr);
-    put32(b, p + 28, c.vaddr);
-    put32(b, p + 32, c.daddr);
+    if (v6) {
+      const a = c.a6;
+      for (let k = 0; k < 12; k++) put32(b, p + 24 + 4 * k, a[k]);
+    } else {
+      put32(b, p + 24, c.caddr);
+      put32(b, p + 28, c.vaddr);
+      put32(b, p + 32, c.daddr);
+    }
     if (local) {
       b[p + 36] = IPVS_OPT_TSVS_LOCAL;
       b[p + 37] = TSVS_LOCAL_LEN;

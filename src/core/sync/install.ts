@@ -16,14 +16,21 @@
 // real server's replies to LIP:lport find it in the OUT table; a connection of a persistent
 // service is linked to its template when the backup has it (the kernel's backup links none; the
 // master sends templates first, sender.ts), so that the template outlives it as on the master.
+//
+// IPv6 (struct ip_vs_sync_v6): the same steps with the entry's words: the IN and template lookups
+// by folds confirmed by words, the service by its IPv6 VIP (findService6), the destination by
+// its IPv6 address and port; a new entry gets both sides IPv6 (the client is the reply's
+// destination: NAT's laddr). An IPv6 FULLNAT entry is ignored: tsvs has no IPv6 local addresses.
 
+import { ipv6MaskWords } from "../addr.js";
 import type { ConnLife } from "../conn/life.js";
-import { CONN_F_SYNC, CONN_F_TOA_SENT, type ConnTable } from "../conn/table.js";
+import { A6_DADDR, CONN_F_SYNC, CONN_F_TOA_SENT, type ConnTable } from "../conn/table.js";
 import type { IpvsCtl } from "../ctl.js";
 import { type Dest, Fwd } from "../dest.js";
 import { Flow, IPPROTO_TCP, IPPROTO_UDP } from "../packet/flow.js";
 import { TCP_S_LAST } from "../proto/tcp.js";
 import type { Timeouts } from "../proto/timeouts.js";
+import { sameWords6 } from "../route.js";
 import type { Service } from "../service.js";
 import {
   SYNC_F_BACKUP_MASK,
@@ -34,7 +41,7 @@ import {
   SYNC_F_TEMPLATE,
 } from "./codec.js";
 import { syncWordInstalled } from "./policy.js";
-import type { SyncConn } from "./types.js";
+import { SA6_CADDR, SA6_DADDR, SA6_VADDR, type SyncConn } from "./types.js";
 
 /**
  * What became of one entry: created, updated in place, created in place of a connection to
@@ -64,6 +71,12 @@ export class SyncInstaller {
   private readonly t: ConnTable;
   /** The service lookup's key (findService reads a Flow). */
   private readonly key = new Flow();
+  /** An IPv6 entry's caddr, vaddr and daddr words, and a template key's client net and vaddr. */
+  private readonly c6 = new Int32Array(4);
+  private readonly v6 = new Int32Array(4);
+  private readonly d6 = new Int32Array(4);
+  private readonly snet6 = new Int32Array(4);
+  private readonly tv6 = new Int32Array(4);
 
   constructor(private readonly e: SyncInstallDeps) {
     this.t = e.conns;
@@ -80,17 +93,28 @@ export class SyncInstaller {
     if (template ? state > 0xff : !stateValid(proto, state)) return "bad-state";
     const caddr = c.caddr | 0;
     const vaddr = c.vaddr | 0;
+    const v6 = c.af === 6;
+    const c6 = this.c6;
+    const v6w = this.v6;
+    if (v6) {
+      c6.set(c.a6.subarray(SA6_CADDR, SA6_CADDR + 4));
+      v6w.set(c.a6.subarray(SA6_VADDR, SA6_VADDR + 4));
+      this.d6.set(c.a6.subarray(SA6_DADDR, SA6_DADDR + 4));
+    }
     let result: SyncInstallResult = "new";
     let cx: number;
     if (!template) {
-      cx = t.lookupIn(proto, caddr, c.cport, vaddr, c.vport);
-      if (cx >= 0 && (t.dportOf(cx) !== c.dport || t.daddrOf(cx) !== c.daddr >>> 0)) {
+      cx = v6
+        ? t.lookupIn6(proto, c6, c.cport, v6w, c.vport)
+        : t.lookupIn(proto, caddr, c.cport, vaddr, c.vport);
+      if (cx >= 0 && (t.dportOf(cx) !== c.dport || !this.sameDaddr(cx, c, v6))) {
         if ((flags & SYNC_F_INACTIVE) !== 0) return "ignored";
         this.e.life.expireNow(cx, now);
         cx = -1;
         result = "replaced";
       }
-    } else cx = t.lookupTemplate(proto, caddr, vaddr, c.vport);
+    } else
+      cx = v6 ? t.lookupTemplate6(proto, c6, v6w, c.vport) : t.lookupTemplate(proto, caddr, vaddr, c.vport);
 
     if (cx >= 0) {
       const old = t.flagsOf(cx);
@@ -121,7 +145,7 @@ export class SyncInstaller {
       let laddr = caddr;
       let lport = c.cport;
       if (fwd === Fwd.FullNat && !template) {
-        if (c.laddr === 0) return "ignored";
+        if (c.laddr === 0 || v6) return "ignored";
         laddr = c.laddr | 0;
         lport = c.lport;
       }
@@ -140,14 +164,29 @@ export class SyncInstaller {
         now,
       );
       if (cx < 0) return "full";
+      if (v6) {
+        t.setClient6(cx, c6, v6w);
+        t.setServer6(cx, this.d6, c6);
+        // The folds newSynced hashed by are the words' (re-hashed for setClient6's contract).
+        t.hash(cx);
+      }
     }
 
     t.setInPkts(cx, this.e.sysctls.syncThreshold);
     t.setState(cx, state);
     t.setSyncWord(cx, syncWordInstalled(state));
     t.arm(cx, this.timeoutMs(c, proto, state, template), now);
-    if (!template && t.controlOf(cx) < 0) this.linkTemplate(cx, proto);
+    if (!template && t.controlOf(cx) < 0) this.linkTemplate(cx, proto, v6);
     return result;
+  }
+
+  /** Is the entry's real server the one c names (the same family, address and, for IPv6, words)? */
+  private sameDaddr(cx: number, c: SyncConn, v6: boolean): boolean {
+    const t = this.t;
+    if (t.isDestIpv6(cx) !== v6 || t.daddrOf(cx) !== c.daddr >>> 0) return false;
+    if (!v6) return true;
+    const a = t.addr6Words;
+    return a !== null && sameWords6(a, (cx << 4) + A6_DADDR, this.d6, 0);
   }
 
   private timeoutMs(c: SyncConn, proto: number, state: number, template: boolean): number {
@@ -164,7 +203,9 @@ export class SyncInstaller {
     k.proto = proto;
     k.daddr = c.vaddr;
     k.dport = c.vport;
-    return this.e.ctl.findService(k);
+    if (c.af !== 6) return this.e.ctl.findService(k);
+    k.d6.set(c.a6.subarray(SA6_VADDR, SA6_VADDR + 4));
+    return this.e.ctl.findService6(k);
   }
 
   /**
@@ -175,9 +216,10 @@ export class SyncInstaller {
     const svc = this.findService(c, proto, template);
     if (svc === null) return undefined;
     const addr = c.daddr >>> 0;
+    const a6 = c.af === 6 ? c.a6 : null;
     let port = c.dport;
     if (svc.fwmark !== 0 && (flags & SYNC_F_FWD_MASK) !== Fwd.Masq) port = 0;
-    return lookupDest(svc, addr, port) ?? lookupDest(svc, addr, port ^ c.dport);
+    return lookupDest(svc, addr, a6, port) ?? lookupDest(svc, addr, a6, port ^ c.dport);
   }
 
   /** ip_vs_try_bind_dest: an unbound entry whose destination exists now (same method only). */
@@ -190,18 +232,33 @@ export class SyncInstaller {
   }
 
   /** A connection of a persistent service under its template, when the backup has it. */
-  private linkTemplate(cx: number, proto: number): void {
+  private linkTemplate(cx: number, proto: number, v6: boolean): void {
     const t = this.t;
     const svc = this.e.ctl.destById(t.destOf(cx))?.svc ?? null;
     if (svc === null || !svc.persistent) return;
     const vport = t.vportOf(cx);
     const fwmark = svc.fwmark !== 0;
-    const ct = t.lookupTemplate(
-      fwmark ? 0 : proto,
-      t.caddrOf(cx) & svc.netmask,
-      (fwmark ? svc.fwmark : t.vaddrOf(cx)) | 0,
-      !fwmark && vport === svc.port ? vport : 0,
-    );
+    const tproto = fwmark ? 0 : proto;
+    const tvport = !fwmark && vport === svc.port ? vport : 0;
+    let ct: number;
+    if (v6) {
+      // life.ts's keys: ipv6_addr_prefix(caddr, netmask), the fwmark in the vaddr's first word.
+      const snet = this.snet6;
+      snet.set(this.c6);
+      ipv6MaskWords(snet, 0, svc.netmask);
+      const tv = this.tv6;
+      if (fwmark) {
+        tv.fill(0);
+        tv[0] = svc.fwmark;
+      } else tv.set(this.v6);
+      ct = t.lookupTemplate6(tproto, snet, tv, tvport);
+    } else
+      ct = t.lookupTemplate(
+        tproto,
+        t.caddrOf(cx) & svc.netmask,
+        (fwmark ? svc.fwmark : t.vaddrOf(cx)) | 0,
+        tvport,
+      );
     if (ct < 0) return;
     t.setControl(cx, ct);
     t.setNControl(ct, t.nControlOf(ct) + 1);
@@ -219,7 +276,12 @@ function destConnFlags(d: Dest): number {
   return d.fwd === Fwd.Masq || d.fwd === Fwd.FullNat ? d.fwd : d.fwd | SYNC_F_NOOUTPUT;
 }
 
-function lookupDest(svc: Service, addr: number, port: number): Dest | undefined {
-  for (const d of svc.dests) if (d.addr === addr && d.port === port) return d;
+/** The service's destination addr:port; a6 (the entry's words, daddr at SA6_DADDR) for IPv6. */
+function lookupDest(svc: Service, addr: number, a6: Int32Array | null, port: number): Dest | undefined {
+  for (const d of svc.dests) {
+    if (d.addr !== addr || d.port !== port) continue;
+    const w = d.addr6;
+    if (a6 === null ? w === null : w !== null && sameWords6(w, 0, a6, SA6_DADDR)) return d;
+  }
   return undefined;
 }

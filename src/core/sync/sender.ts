@@ -9,15 +9,29 @@
 //
 // Per packet this allocates nothing: one scratch SyncConn is filled from the table and written.
 //
+// IPv6: an entry whose two sides are IPv6 is written as struct ip_vs_sync_v6 (v1) from the
+// words of the table's IPv6 record; v0 has no IPv6 layout and skips it with its controllers
+// (ip_vs_sync_conn_v0 returns on cp->af != AF_INET). A mixed-family entry (NAT64: IPv6 client
+// side, IPv4 real server) is never written: one entry has one family, and the kernel refuses
+// sync with mixed-family pools. Nor is an IPv6 FULLNAT one: its local end has no place in the
+// format (tsvs's option carries an IPv4 LIP) and a backup could not answer its replies.
+//
 // Order within a message: the kernel writes a connection, then its template. tsvs writes the
 // template first (both when both are due) so that a tsvs backup finds the template when the
 // connection arrives and links them; a kernel backup does not depend on the order.
 
-import type { ConnTable } from "../conn/table.js";
+import {
+  A6_CADDR,
+  A6_DADDR,
+  A6_VADDR,
+  CONN_F_DEST_IPV6,
+  CONN_F_IPV6,
+  type ConnTable,
+} from "../conn/table.js";
 import type { Dest } from "../dest.js";
 import { emptySyncConn, SYNC_F_FWD_MASK, SYNC_F_ONE_PACKET, SYNC_F_TEMPLATE, SyncWriter } from "./codec.js";
 import { syncNeeded } from "./policy.js";
-import type { SyncConn, SyncSysctls } from "./types.js";
+import { SA6_CADDR, SA6_DADDR, SA6_VADDR, type SyncConn, type SyncSysctls } from "./types.js";
 
 /** IPVS_SYNC_FLUSH_TIME: a partly filled message waits at most this long (ms). */
 export const SYNC_FLUSH_MS = 2000;
@@ -28,6 +42,7 @@ export const SYNC_QUEUE_MAX = 256;
 /** Controllers followed from one connection (tsvs: a connection and its template). */
 const MAX_CHAIN = 4;
 const FWD_FULLNAT = 5;
+const F_FAMILY = CONN_F_IPV6 | CONN_F_DEST_IPV6;
 
 /** What the sender reads of the engine. */
 export interface SyncSenderDeps {
@@ -92,9 +107,12 @@ export class SyncSender {
     const sc = this.deps.sysctls;
     const v0 = sc.syncVersion === 0;
     const chain = this.chain;
+    const flags = t.flagsOf(cx);
+    const family = flags & F_FAMILY;
+    if (family !== 0 && (family !== F_FAMILY || v0 || (flags & SYNC_F_FWD_MASK) === FWD_FULLNAT)) return;
     let n = 0;
     let c = cx;
-    let pkts = (t.flagsOf(cx) & SYNC_F_ONE_PACKET) !== 0 ? sc.syncThreshold : t.inPktsOf(cx);
+    let pkts = (flags & SYNC_F_ONE_PACKET) !== 0 ? sc.syncThreshold : t.inPktsOf(cx);
     for (let depth = 0; depth < MAX_CHAIN; depth++) {
       if (this.needed(c, pkts, now)) chain[n++] = c;
       // v0 follows a controller only from an entry it wrote (ip_vs_sync_conn_v0 returns early).
@@ -177,7 +195,7 @@ export class SyncSender {
     c.vport = t.vportOf(cx);
     c.daddr = t.daddrOf(cx);
     c.dport = t.dportOf(cx);
-    c.flags = flags;
+    c.flags = flags & ~F_FAMILY;
     c.state = t.stateOf(cx);
     // cp->fwmark is the packet's mark; tsvs keeps the service's (a fwmark template's vaddr).
     const svc = this.deps.ctl.destById(t.destOf(cx))?.svc;
@@ -186,6 +204,12 @@ export class SyncSender {
     const local = !template && (flags & SYNC_F_FWD_MASK) === FWD_FULLNAT;
     c.laddr = local ? t.laddrOf(cx) : 0;
     c.lport = local ? t.lportOf(cx) : 0;
+    c.af = (flags & CONN_F_IPV6) !== 0 ? 6 : 4;
+    if (c.af === 6) {
+      t.addr6Of(cx, A6_CADDR, c.a6, SA6_CADDR);
+      t.addr6Of(cx, A6_VADDR, c.a6, SA6_VADDR);
+      t.addr6Of(cx, A6_DADDR, c.a6, SA6_DADDR);
+    }
 
     const w = this.w;
     if (w.version !== version) {

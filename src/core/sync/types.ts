@@ -1,9 +1,13 @@
 // IPVS connection synchronisation as data (net/netfilter/ipvs/ip_vs_sync.c): a synced connection,
 // a sync daemon's settings as `ipvsadm --start-daemon` gives them, and the sync sysctls with the
-// kernel's defaults (Documentation/networking/ipvs-sysctl.rst). Addresses are u32 (IPv4).
+// kernel's defaults (Documentation/networking/ipvs-sysctl.rst). Addresses are u32 (IPv4); an
+// IPv6 entry (struct ip_vs_sync_v6) has its words in a6 and their folds where the u32s would be,
+// as the connection table keeps them.
 
 /** One connection (or persistence template) as the sync protocol carries it. */
 export interface SyncConn {
+  /** 6: the kernel's cp->af is AF_INET6 (both sides IPv6: the format has one family per entry). */
+  af: 4 | 6;
   proto: number;
   caddr: number;
   cport: number;
@@ -21,7 +25,17 @@ export interface SyncConn {
   /** FULLNAT: the local address and port the connection left from (tsvs option); 0 when none. */
   laddr: number;
   lport: number;
+  /**
+   * af 6: the words (addr.ts ipv6ToWords) of caddr (0..3), vaddr (4..7) and daddr (8..11);
+   * caddr, vaddr and daddr then hold their folds (ipv6Fold). Unread for af 4.
+   */
+  a6: Int32Array;
 }
+
+/** Word offsets of the three addresses in SyncConn.a6. */
+export const SA6_CADDR = 0;
+export const SA6_VADDR = 4;
+export const SA6_DADDR = 8;
 
 export type SyncRole = "master" | "backup";
 
