@@ -13,6 +13,7 @@
 // 64-byte payload) on an engine of their own, built and filled after the IPv4 one is dropped, so
 // that neither family's table shares caches or the side record with the other. An IPv6 entry's
 // bytes_per_conn_v6 adds the side record (16 words per slot, allocated with the first IPv6 entry).
+// --ipv4-only leaves the IPv6 half out.
 //
 // Frames are restored from pristine copies before each input (the engine rewrites in place);
 // the restore is a copyWithin inside one ArrayBuffer, the same work a receive ring does, and
