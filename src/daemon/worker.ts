@@ -474,10 +474,13 @@ class DataPlane {
     const e = this.engine;
     decodeSyncMessage(data, data.length, syncid, (c: SyncConn) => {
       if (n > 1) {
+        // IPv6 goes to the first worker (the fanout program keys IPv4 only: docs/ipv6.md).
         const mine =
-          (c.flags & 7) === FWD_FULLNAT && c.laddr !== 0
-            ? e.lipTable.indexOf(c.laddr) % n === w
-            : fanoutHash(c.caddr) % n === w;
+          c.af === 6
+            ? w === 0
+            : (c.flags & 7) === FWD_FULLNAT && c.laddr !== 0
+              ? e.lipTable.indexOf(c.laddr) % n === w
+              : fanoutHash(c.caddr) % n === w;
         if (!mine) return;
       }
       e.installSynced(c, now);

@@ -1,6 +1,6 @@
 // `tsvs lab demo`: for each forwarding method, bring the lab up (dual stack), send requests from the
-// client to the VIP, and to the IPv6 VIP where the method has IPv6 (not FULLNAT yet), count which
-// real server answered each, show the director's table, take the lab down.
+// client to the VIP and to the IPv6 VIP, count which real server answered each, show the director's
+// table, take the lab down.
 
 import { nsExecStatus } from "../io/netns.js";
 import { ipvsadm, listCommand } from "./daemon.js";
@@ -21,8 +21,8 @@ export interface DemoResult {
   counts: Record<string, number>;
   /** Requests that got no answer, IPv4 and IPv6 together. */
   failed: number;
-  /** The IPv6 VIP's answers (absent: the method has no IPv6 in tsvs yet). */
-  counts6?: Record<string, number>;
+  /** The IPv6 VIP's answers. */
+  counts6: Record<string, number>;
   table: string;
   daemonStatus: string;
 }
@@ -78,29 +78,35 @@ export async function labDemo(names: LabNames, opts: DemoOptions = {}): Promise<
   const results: DemoResult[] = [];
   try {
     for (const method of opts.methods ?? LAB_METHODS) {
-      const ipv6 = method !== "fullnat";
       log(
-        `== ${TITLE[method]}: ${requests} requests from ${LAB_ADDR.CIP} to ${LAB_ADDR.VIP}:80${ipv6 ? `, ${requests} from [${LAB_ADDR6.CIP}] to [${LAB_ADDR6.VIP}]:80` : ""}`,
+        `== ${TITLE[method]}: ${requests} requests from ${LAB_ADDR.CIP} to ${LAB_ADDR.VIP}:80, ${requests} from [${LAB_ADDR6.CIP}] to [${LAB_ADDR6.VIP}]:80`,
       );
       const st = await labUp(names, {
         method,
         servers: opts.servers ?? "auto",
         offloads: opts.offloads,
-        ipv6,
+        ipv6: true,
         log: (l) => log(`   ${l}`),
       });
       if (st.daemonStatus !== "running") {
         log(`   skipped: ${st.daemonStatus}`);
-        results.push({ method, counts: {}, failed: requests, table: "", daemonStatus: st.daemonStatus });
+        results.push({
+          method,
+          counts: {},
+          counts6: {},
+          failed: 2 * requests,
+          table: "",
+          daemonStatus: st.daemonStatus,
+        });
         await labDown(names);
         continue;
       }
       const v4 = countResponses(names, requests);
       logCounts(log, "IPv4", v4);
-      const v6 = ipv6 ? countResponses(names, requests, `http://[${LAB_ADDR6.VIP}]/`) : null;
-      if (v6 !== null) logCounts(log, "IPv6", v6);
+      const v6 = countResponses(names, requests, `http://[${LAB_ADDR6.VIP}]/`);
+      logCounts(log, "IPv6", v6);
       const counts = v4.counts;
-      const failed = v4.failed + (v6?.failed ?? 0);
+      const failed = v4.failed + v6.failed;
       // What a user types, run as the user would: in the director namespace, no --control.
       log(`   # ${listCommand(names)}`);
       const t = ipvsadm(names, ["-Ln"]);
@@ -116,7 +122,7 @@ export async function labDemo(names: LabNames, opts: DemoOptions = {}): Promise<
         method,
         counts,
         failed,
-        ...(v6 !== null ? { counts6: v6.counts } : {}),
+        counts6: v6.counts,
         table,
         daemonStatus: st.daemonStatus,
       });
