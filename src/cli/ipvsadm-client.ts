@@ -173,8 +173,11 @@ export async function sysctlMain(args: string[]): Promise<number> {
 export const FWMARK_USAGE = `Usage: tsvs fwmark add|del|list|flush [--control PATH] [RULE]
   RULE in iptables-mangle phrasing, e.g.
     tsvs fwmark add -d 198.18.0.100 -p tcp --dport 80 -j MARK --set-mark 10
+    tsvs fwmark add -d 2001:db8::100 -p tcp --dport 80 -j MARK --set-mark 11   (ip6tables rule)
+    tsvs fwmark add -6 -p tcp --dport 80 -j MARK --set-mark 11   (no address: -6 makes it IPv6)
   del takes the same rule (or the number list prints first). A rule's single-host -d address
-  becomes the director's (it answers ARP and keeps the kernel out), as a fwmark VIP must be.
+  (/32, or /128) becomes the director's (it answers ARP or NDP and keeps the kernel out), as a
+  fwmark VIP must be.
 `;
 
 /** `tsvs fwmark add|del|list|flush RULE`: the daemon's firewall-mark classifier. */

@@ -7,7 +7,7 @@
 // sysctl and fwmark commands are checked here first, so a batch with one bad command changes
 // nothing and its error names the command (CtlError.index).
 
-import { ipv6WordsText, parseIPv4 } from "../core/addr.js";
+import { canonicalIPv6, ipv6TextWords, ipv6WordsText, parseIPv4 } from "../core/addr.js";
 import { CtlError } from "../core/ctl.js";
 import type { CtlCommand } from "../core/ctl-types.js";
 import { Fwd } from "../core/dest.js";
@@ -68,6 +68,26 @@ export function ruleHostDst(canonical: string): number | null {
   return null;
 }
 
+/**
+ * ruleHostDst for an ip6tables rule (`-d ADDR/128`, not negated): the address as text (inet_ntop's
+ * form), which the director must own (answer NDP, keep the kernel out). Null for a network, no -d,
+ * or an IPv4 rule.
+ */
+export function ruleHostDst6(canonical: string): string | null {
+  const tok = canonical.split(/\s+/);
+  for (let i = 0; i + 1 < tok.length; i++) {
+    if (tok[i] !== "-d" || (i > 0 && tok[i - 1] === "!")) continue;
+    const m = /^([0-9a-fA-F:.]*:[0-9a-fA-F:.]*)\/128$/.exec(tok[i + 1]);
+    return m === null ? null : canonicalIPv6(m[1]);
+  }
+  return null;
+}
+
+/** An ip6tables rule's canonical text: it names an IPv6 address, or starts with -6. */
+function isRule6(canonical: string): boolean {
+  return canonical.startsWith("-6 ") || /(^|\s)-[sd] [^\s]*:/.test(canonical);
+}
+
 /** A rule's canonical text (as iptables -D compares rules), or the parse error. */
 function canonicalRule(rule: string): string {
   return parseFwmarkRule(rule).text;
@@ -90,6 +110,8 @@ export class ControlApi {
   private readonly now: () => number;
   /** Fwmark rule id → the host address the rule made the director's (ruleHostDst). */
   private readonly fwOwned = new Map<number, number>();
+  /** The same for ip6tables rules (ruleHostDst6): the address's words. */
+  private readonly fwOwned6 = new Map<number, Int32Array>();
 
   constructor(engine: Engine, now: () => number) {
     this.engine = engine;
@@ -185,7 +207,7 @@ export class ControlApi {
         case "flush-fwmarks":
           for (let k = 0; k < rules.length; k++) rules[k] = null;
           steps.push(() => {
-            for (const id of [...this.fwOwned.keys()]) this.releaseOwned(id);
+            for (const id of [...this.fwOwned.keys(), ...this.fwOwned6.keys()]) this.releaseOwned(id);
             fw.clear();
             return null;
           });
@@ -204,6 +226,12 @@ export class ControlApi {
       this.engine.ctl.addOwnedAddress(host);
       this.fwOwned.set(id, host);
     }
+    const host6 = view === null ? null : ruleHostDst6(view.rule);
+    const w = host6 === null ? null : ipv6TextWords(host6);
+    if (w !== null) {
+      this.engine.ctl.addOwnedAddress6(w);
+      this.fwOwned6.set(id, w);
+    }
     return view;
   }
 
@@ -219,9 +247,15 @@ export class ControlApi {
 
   private releaseOwned(id: number): void {
     const a = this.fwOwned.get(id);
-    if (a === undefined) return;
-    this.fwOwned.delete(id);
-    this.engine.ctl.removeOwnedAddress(a);
+    if (a !== undefined) {
+      this.fwOwned.delete(id);
+      this.engine.ctl.removeOwnedAddress(a);
+    }
+    const w = this.fwOwned6.get(id);
+    if (w !== undefined) {
+      this.fwOwned6.delete(id);
+      this.engine.ctl.removeOwnedAddress6(w);
+    }
   }
 
   /** The table as plain data (with the connections when asked: ipvsadm -Lc). */
@@ -279,8 +313,13 @@ export class ControlApi {
     });
   }
 
-  /** Whether a fwmark rule matches a network rather than one host (the socket filter must then let all IPv4 in). */
+  /** Whether an iptables fwmark rule matches a network rather than one host (the socket filter must then let all IPv4 in). */
   hasNetworkFwmark(): boolean {
-    return this.engine.fwmarks.list().some((r) => ruleHostDst(r.rule) === null);
+    return this.engine.fwmarks.list().some((r) => !isRule6(r.rule) && ruleHostDst(r.rule) === null);
+  }
+
+  /** The same for ip6tables rules (the socket filter must then let all IPv6 in). */
+  hasNetworkFwmark6(): boolean {
+    return this.engine.fwmarks.list().some((r) => isRule6(r.rule) && ruleHostDst6(r.rule) === null);
   }
 }

@@ -1,10 +1,24 @@
 // iptables text for firewall-mark rules: `[-t mangle] [-A PREROUTING] MATCHES -j MARK --set-mark N`
 // parsed into the core's compiled form (src/core/fwmark.ts) and printed back as `iptables -S`
-// prints it, which the parser accepts again. Messages follow iptables' own (xtables.c,
+// prints it, which the parser accepts again. One parser for iptables and ip6tables: the rule's
+// family is its addresses' (a rule without -s/-d is an iptables rule, as typed at iptables),
+// or `-6` (`--ipv6`, the option iptables-restore files use to say a rule is ip6tables'), which
+// the printed form keeps where no address tells the family. Messages follow iptables' own (xtables.c,
 // libxt_tcp.c, libxt_multiport.c, libxt_MARK.c). Parsing is control-plane work: the data path
 // only ever sees compiled rules.
 
-import { formatIPv4, maskToPrefix, parseIPv4, prefixToMask } from "../core/addr.js";
+import {
+  formatIPv4,
+  formatIPv6,
+  ipv6FromWords,
+  ipv6MaskToPrefix,
+  ipv6MaskWords,
+  ipv6ToWords,
+  maskToPrefix,
+  parseIPv4,
+  parseIPv6,
+  prefixToMask,
+} from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
 import {
   F_DPORT,
@@ -83,6 +97,36 @@ function parseAddrMask(s: string): [number, number] {
   return [(a & mask) >>> 0, mask >>> 0];
 }
 
+/**
+ * ip6tables' -s/-d: ADDR[/PREFIX|/MASK] (xtables_ip6parse_any) as words into out[off..+8]: the
+ * address under the mask, then the mask.
+ */
+function parseAddrMask6(s: string, out: Int32Array, off: number): void {
+  const slash = s.indexOf("/");
+  const host = slash < 0 ? s : s.slice(0, slash);
+  const a = parseIPv6(host);
+  if (a === null) throw parseErr(`host/network \`${host}' not found`);
+  ipv6ToWords(a, 0, out, off);
+  out.fill(-1, off + 4, off + 8);
+  if (slash >= 0) {
+    const m = s.slice(slash + 1);
+    const asAddr = parseIPv6(m);
+    if (asAddr !== null) ipv6ToWords(asAddr, 0, out, off + 4);
+    else if (/^\d{1,3}$/.test(m) && Number(m) <= 128) ipv6MaskWords(out, off + 4, Number(m));
+    else throw parseErr(`invalid mask \`${m}' specified`);
+  }
+  for (let k = 0; k < 4; k++) out[off + k] &= out[off + 4 + k];
+}
+
+function formatAddrMask6(w: Int32Array, off: number): string {
+  const a = new Uint8Array(16);
+  const m = new Uint8Array(16);
+  ipv6FromWords(w, off, a, 0);
+  ipv6FromWords(w, off + 4, m, 0);
+  const p = ipv6MaskToPrefix(m);
+  return `${formatIPv6(a)}/${p >= 0 ? p : formatIPv6(m)}`;
+}
+
 function formatAddrMask(a: number, m: number): string {
   const p = maskToPrefix(m);
   return `${formatIPv4(a)}/${p >= 0 ? p : formatIPv4(m)}`;
@@ -105,10 +149,20 @@ function protoName(p: number): string {
 function canonical(r: Rule): string {
   const out: string[] = [];
   const neg = (f: number): string => ((r.flags & f) !== 0 ? "! " : "");
-  if (r.smask !== 0 || (r.flags & F_NEG_SRC) !== 0)
-    out.push(`${neg(F_NEG_SRC)}-s ${formatAddrMask(r.saddr, r.smask)}`);
-  if (r.dmask !== 0 || (r.flags & F_NEG_DST) !== 0)
-    out.push(`${neg(F_NEG_DST)}-d ${formatAddrMask(r.daddr, r.dmask)}`);
+  if (r.af === 6) {
+    // ip6tables -S prints ::/0 as nothing, as iptables does 0.0.0.0/0.
+    const a = r.a6;
+    const src = (a[4] | a[5] | a[6] | a[7]) !== 0 || (r.flags & F_NEG_SRC) !== 0;
+    const dst = (a[12] | a[13] | a[14] | a[15]) !== 0 || (r.flags & F_NEG_DST) !== 0;
+    if (!src && !dst) out.push("-6");
+    if (src) out.push(`${neg(F_NEG_SRC)}-s ${formatAddrMask6(a, 0)}`);
+    if (dst) out.push(`${neg(F_NEG_DST)}-d ${formatAddrMask6(a, 8)}`);
+  } else {
+    if (r.smask !== 0 || (r.flags & F_NEG_SRC) !== 0)
+      out.push(`${neg(F_NEG_SRC)}-s ${formatAddrMask(r.saddr, r.smask)}`);
+    if (r.dmask !== 0 || (r.flags & F_NEG_DST) !== 0)
+      out.push(`${neg(F_NEG_DST)}-d ${formatAddrMask(r.daddr, r.dmask)}`);
+  }
   if (r.ifindex >= 0) out.push(`${neg(F_NEG_IF)}-i ${r.ifname}`);
   if (r.proto !== 0) out.push(`${neg(F_NEG_PROTO)}-p ${protoName(r.proto)}`);
   if ((r.flags & F_FRAG) !== 0) out.push(`${(r.flags & F_FRAG_NEG) !== 0 ? "! " : ""}-f`);
@@ -163,11 +217,13 @@ function markOf(kind: MarkKind, v: string): { mask: number; xor: number } {
 function emptyRule(): Rule {
   return {
     id: 0,
+    af: 4,
     flags: 0,
     saddr: 0,
     smask: 0,
     daddr: 0,
     dmask: 0,
+    a6: new Int32Array(16),
     proto: 0,
     ifindex: -1,
     ifname: "",
@@ -195,6 +251,9 @@ class RuleParser {
   private markSet = false;
   private multiLoaded = false;
   private readonly explicitMatches: string[] = [];
+  /** The family -4/-6 asked for (0: none), and the first address that told one ("" if none). */
+  private familyFlag: 0 | 4 | 6 = 0;
+  private familyAddr = "";
 
   constructor(
     text: string,
@@ -262,6 +321,12 @@ class RuleParser {
       case "--destination":
       case "--dst":
         return this.address(t, "-d", neg);
+      case "-4":
+      case "--ipv4":
+      case "-6":
+      case "--ipv6":
+        noNeg();
+        return this.family(t, t === "-4" || t === "--ipv4" ? 4 : 6);
       case "-p":
       case "--protocol":
         return this.protocol(t, neg);
@@ -310,9 +375,37 @@ class RuleParser {
       throw parseErr(`chain \`${v}' not supported: fwmark rules are mangle PREROUTING rules`);
   }
 
+  /** xshared.c's -4/-6: iptables refuses -6 and ip6tables -4; here either names the rule's family. */
+  private family(t: string, af: 4 | 6): void {
+    if (this.familyFlag !== 0 && this.familyFlag !== af)
+      throw parseErr("-4 and -6 together: a rule has one family");
+    if (this.familyAddr !== "" && this.r.af !== af) this.mixed(t, af);
+    this.familyFlag = af;
+    this.r.af = af;
+  }
+
+  private mixed(what: string, af: 4 | 6): never {
+    const other = this.familyAddr !== "" ? `\`${this.familyAddr}' is` : `-${this.familyFlag} says`;
+    throw parseErr(
+      `\`${what}' is IPv${af} but ${other} IPv${af === 4 ? 6 : 4}: a rule is an iptables (IPv4) or an ip6tables (IPv6) rule`,
+    );
+  }
+
   private address(t: string, key: "-s" | "-d", neg: boolean): void {
     this.once(key);
-    const [a, m] = parseAddrMask(this.arg(t));
+    const text = this.arg(t);
+    const host = text.split("/")[0];
+    const af = host.includes(":") ? 6 : 4;
+    if ((this.familyAddr !== "" && this.r.af !== af) || (this.familyFlag !== 0 && this.familyFlag !== af))
+      this.mixed(text, af);
+    this.r.af = af;
+    if (this.familyAddr === "") this.familyAddr = text;
+    if (af === 6) {
+      parseAddrMask6(text, this.r.a6, key === "-s" ? 0 : 8);
+      if (neg) this.r.flags |= key === "-s" ? F_NEG_SRC : F_NEG_DST;
+      return;
+    }
+    const [a, m] = parseAddrMask(text);
     if (key === "-s") {
       this.r.saddr = a;
       this.r.smask = m;
@@ -415,6 +508,10 @@ class RuleParser {
   /** What only the whole rule can tell: ports need tcp/udp, -m tcp needs -p tcp, a target. */
   private finish(): void {
     const r = this.r;
+    if (r.af === 6 && (r.flags & F_FRAG) !== 0)
+      throw parseErr(
+        "-f: ip6tables has no fragment flag (IPv6 fragments are matched with -m frag, which tsvs does not model)",
+      );
     const hasPorts = (r.flags & (F_SPORT | F_DPORT)) !== 0 || r.multi !== MULTI_NONE;
     const tcpUdp = this.protoSet && (r.proto === 6 || r.proto === 17);
     for (const m of this.explicitMatches) {

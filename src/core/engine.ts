@@ -585,8 +585,7 @@ export class Engine {
       return Verdict.Drop;
     }
     if (f.csumPartial && gt === 0) this.completePartial(f);
-    // The classifier holds iptables rules, which never see IPv6 (ip6tables marks are not modelled).
-    f.fwmark = 0;
+    f.fwmark = this.fwmarks.size === 0 ? 0 : this.fwmarks.classify(f);
     const proto = f.proto;
     if (proto === NEXTHDR_ICMPV6) return this.icmp6Input(f, now);
     if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return this.pass();

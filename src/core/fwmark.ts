@@ -1,8 +1,12 @@
-// Firewall-mark classifier: the subset of `iptables -t mangle -A PREROUTING ... -j MARK` that
-// IPVS fwmark services are configured with (keepalived and LVS how-tos), applied to every IPv4
-// packet before the service lookup, as the mangle PREROUTING hook runs before ip_vs_in.
+// Firewall-mark classifier: the subset of `iptables -t mangle -A PREROUTING ... -j MARK` (and of
+// ip6tables') that IPVS fwmark services are configured with (keepalived and LVS how-tos), applied
+// to every packet before the service lookup, as the mangle PREROUTING hook runs before ip_vs_in.
+// A rule is of one family, as a rule lives in iptables or in ip6tables: an IPv4 rule never sees an
+// IPv6 packet and the other way round.
 //
-// Matches: -s/-d (net/ipv4/netfilter/ip_tables.c ip_packet_match), -p, -f, -i, the tcp/udp
+// Matches: -s/-d (net/ipv4/netfilter/ip_tables.c ip_packet_match, and for IPv6
+// net/ipv6/netfilter/ip6_tables.c ip6_packet_match: the address under the prefix mask, word by
+// word; -p is the upper-layer protocol after the extension headers), -p, -f (IPv4 only), -i, the tcp/udp
 // port matches (net/netfilter/xt_tcpudp.c) and -m multiport (xt_multiport.c); target MARK
 // (xt_mark.c: mark = (mark & ~mask) ^ value, which --set-mark, --set-xmark, --and-mark,
 // --or-mark and --xor-mark all reduce to, as libxt_MARK.c does). Every matching rule applies its
@@ -40,16 +44,31 @@ export const MULTI_DST = 2;
 export const MULTI_ANY = 3;
 export const MULTI_OPT = ["", "--sports", "--dports", "--ports"] as const;
 
-export const PROTO_NAMES: Record<string, number> = { all: 0, icmp: 1, tcp: 6, udp: 17 };
+/** libxtables xtables_chain_protos' names; the first of a number is the one printed. */
+export const PROTO_NAMES: Record<string, number> = {
+  all: 0,
+  icmp: 1,
+  tcp: 6,
+  udp: 17,
+  "ipv6-icmp": 58,
+  icmpv6: 58,
+};
 
 /** A compiled rule (src/control/fwmark-rule.ts builds them from iptables text). */
 export interface FwmarkRule {
   id: number;
+  /** The family of the packets the rule sees: 4 = an iptables rule, 6 = an ip6tables one. */
+  af: 4 | 6;
   flags: number;
   saddr: number;
   smask: number;
   daddr: number;
   dmask: number;
+  /**
+   * af 6: source, source mask, destination, destination mask as four words each (addr.ts
+   * ipv6ToWords, int32 bits), the address already masked; af 4: unused (zeros).
+   */
+  a6: Int32Array;
   /** 0 = any (iptables -p all). */
   proto: number;
   /** -1 = any. */
@@ -112,7 +131,26 @@ export class FwmarkClassifier {
   matchesHost(addr: number): boolean {
     addr >>>= 0;
     for (const r of this.rules) {
-      if (r.dmask === 0xffffffff && (r.flags & F_NEG_DST) === 0 && r.daddr === addr) return true;
+      if (r.af === 4 && r.dmask === 0xffffffff && (r.flags & F_NEG_DST) === 0 && r.daddr === addr)
+        return true;
+    }
+    return false;
+  }
+
+  /** matchesHost for IPv6: a rule `-d A/128`, not negated, for the words w. */
+  matchesHost6(w: Int32Array): boolean {
+    for (const r of this.rules) {
+      const a = r.a6;
+      if (
+        r.af === 6 &&
+        (r.flags & F_NEG_DST) === 0 &&
+        (a[12] & a[13] & a[14] & a[15]) === -1 &&
+        a[8] === w[0] &&
+        a[9] === w[1] &&
+        a[10] === w[2] &&
+        a[11] === w[3]
+      )
+        return true;
     }
     return false;
   }
@@ -125,8 +163,14 @@ export class FwmarkClassifier {
     for (let i = 0; i < rules.length; i++) {
       const r = rules[i];
       const fl = r.flags;
-      if (((f.saddr & r.smask) >>> 0 === r.saddr) === ((fl & F_NEG_SRC) !== 0)) continue;
-      if (((f.daddr & r.dmask) >>> 0 === r.daddr) === ((fl & F_NEG_DST) !== 0)) continue;
+      if (r.af !== f.af) continue;
+      if (r.af === 6) {
+        if (match6(f.s6, r.a6, 0) === ((fl & F_NEG_SRC) !== 0)) continue;
+        if (match6(f.d6, r.a6, 8) === ((fl & F_NEG_DST) !== 0)) continue;
+      } else {
+        if (((f.saddr & r.smask) >>> 0 === r.saddr) === ((fl & F_NEG_SRC) !== 0)) continue;
+        if (((f.daddr & r.dmask) >>> 0 === r.daddr) === ((fl & F_NEG_DST) !== 0)) continue;
+      }
       if (r.ifindex >= 0 && (f.ifindex === r.ifindex) === ((fl & F_NEG_IF) !== 0)) continue;
       if (r.proto !== 0 && (f.proto === r.proto) === ((fl & F_NEG_PROTO) !== 0)) continue;
       if ((fl & F_FRAG) !== 0 && nonFirst === ((fl & F_FRAG_NEG) !== 0)) continue;
@@ -151,6 +195,16 @@ export class FwmarkClassifier {
     }
     return mark;
   }
+}
+
+/** ip6_packet_match's ipv6_masked_addr_cmp: w under the mask at a[off + 4..] equals a[off..]. */
+function match6(w: Int32Array, a: Int32Array, off: number): boolean {
+  return (
+    (w[0] & a[off + 4]) === a[off] &&
+    (w[1] & a[off + 5]) === a[off + 1] &&
+    (w[2] & a[off + 6]) === a[off + 2] &&
+    (w[3] & a[off + 7]) === a[off + 3]
+  );
 }
 
 function multiMatch(r: FwmarkRule, sport: number, dport: number): boolean {

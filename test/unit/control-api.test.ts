@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ControlApi, ruleHostDst } from "../../src/control/api.js";
+import { ControlApi, ruleHostDst, ruleHostDst6 } from "../../src/control/api.js";
 import { type ControlCommand, parseCommands } from "../../src/control/commands.js";
 import { mergeTables, type TableSnapshot } from "../../src/control/snapshot.js";
 import { destSpec, SpecError, serviceSpec } from "../../src/control/spec.js";
@@ -302,4 +302,94 @@ describe("the table's total (ipvs->tot_stats)", () => {
     assert.equal(snap.total.inpkts, 1);
     assert.equal(snap.total.inpkts, snap.services[0].stats.inpkts);
   });
+});
+
+describe("ControlApi: ip6tables fwmark rules own their IPv6 host (issue 14)", () => {
+  it("a -d ADDR/128 rule puts ADDR in owned6 while a rule names it; networks, negations and IPv4 rules do not", () => {
+    const a = api();
+    const steps: { cmd: ControlCommand; owned6: string[]; owned4: boolean }[] = [
+      {
+        cmd: { op: "add-fwmark", rule: "-d 2001:DB8::100 -p tcp --dport 80 -j MARK --set-mark 5" },
+        owned6: ["2001:db8::100"],
+        owned4: false,
+      },
+      {
+        cmd: { op: "add-fwmark", rule: "-d 2001:db8::100/128 -p tcp --dport 443 -j MARK --set-mark 5" },
+        owned6: ["2001:db8::100"],
+        owned4: false,
+      },
+      {
+        cmd: { op: "add-fwmark", rule: "-d 2001:db8::/64 -j MARK --set-mark 6" },
+        owned6: ["2001:db8::100"],
+        owned4: false,
+      },
+      {
+        cmd: { op: "add-fwmark", rule: "! -d 2001:db8::200 -j MARK --set-mark 6" },
+        owned6: ["2001:db8::100"],
+        owned4: false,
+      },
+      {
+        cmd: { op: "add-fwmark", rule: "-6 -p udp --dport 53 -j MARK --set-mark 7" },
+        owned6: ["2001:db8::100"],
+        owned4: false,
+      },
+      {
+        cmd: { op: "add-fwmark", rule: "-d 198.18.0.100 -j MARK --set-mark 8" },
+        owned6: ["2001:db8::100"],
+        owned4: true,
+      },
+      // The address stays the director's while the second rule names it.
+      {
+        cmd: { op: "del-fwmark", rule: "-d 2001:db8::100 -p tcp --dport 80 -j MARK --set-mark 5" },
+        owned6: ["2001:db8::100"],
+        owned4: true,
+      },
+      { cmd: { op: "del-fwmark", rule: "2" }, owned6: [], owned4: true },
+      {
+        cmd: { op: "add-fwmark", rule: "-d 2001:db8::300 -j MARK --set-mark 9" },
+        owned6: ["2001:db8::300"],
+        owned4: true,
+      },
+      { cmd: { op: "flush-fwmarks" }, owned6: [], owned4: false },
+    ];
+    const v4 = parseIPv4("198.18.0.100") as number;
+    for (const s of steps) {
+      a.apply([s.cmd]);
+      const g = a.guard();
+      const what = JSON.stringify(s.cmd);
+      assert.deepEqual(g.owned6, s.owned6, what);
+      assert.equal(g.owned.includes(v4), s.owned4, what);
+      for (const w of s.owned6)
+        assert.ok(a.engine.ctl.ownsAddress6(ipv6TextWords(w) as Int32Array), `${what}: answers NDP for ${w}`);
+    }
+    assert.equal(a.engine.ctl.ownsAddress6(ipv6TextWords("2001:db8::100") as Int32Array), false);
+  });
+
+  it("hasNetworkFwmark per family: an IPv6 network rule lets all IPv6 in, not all IPv4 (table)", () => {
+    const cases: { rule: string; net4: boolean; net6: boolean }[] = [
+      { rule: "-d 2001:db8::100 -j MARK --set-mark 1", net4: false, net6: false },
+      { rule: "-d 2001:db8::/64 -j MARK --set-mark 1", net4: false, net6: true },
+      { rule: "-6 -p tcp --dport 80 -j MARK --set-mark 1", net4: false, net6: true },
+      { rule: "-p tcp --dport 80 -j MARK --set-mark 1", net4: true, net6: false },
+      { rule: "-d 198.18.0.100 -j MARK --set-mark 1", net4: false, net6: false },
+    ];
+    for (const t of cases) {
+      const a = api();
+      a.apply([{ op: "add-fwmark", rule: t.rule }]);
+      assert.deepEqual([a.hasNetworkFwmark(), a.hasNetworkFwmark6()], [t.net4, t.net6], t.rule);
+    }
+  });
+});
+
+describe("ruleHostDst6", () => {
+  for (const [rule, want] of [
+    ["-d 2001:db8::100/128 -p tcp -j MARK --set-xmark 0x1/0xffffffff", "2001:db8::100"],
+    ["-s fd00::/8 -d ::ffff:10.0.0.1/128 -j MARK --set-xmark 0x1/0xffffffff", "::ffff:10.0.0.1"],
+    ["-d 2001:db8::/64 -j MARK --set-xmark 0x1/0xffffffff", null],
+    ["! -d 2001:db8::100/128 -j MARK --set-xmark 0x1/0xffffffff", null],
+    ["-s 2001:db8::100/128 -j MARK --set-xmark 0x1/0xffffffff", null],
+    ["-d 198.18.0.100/32 -j MARK --set-xmark 0x1/0xffffffff", null],
+    ["-6 -p udp -j MARK --set-xmark 0x1/0xffffffff", null],
+  ] as const)
+    it(`${rule} → ${want}`, () => assert.equal(ruleHostDst6(rule), want));
 });

@@ -5,8 +5,9 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ControlApi } from "../../src/control/api.js";
 import { Verdict } from "../../src/core/engine.js";
-import { Director6, IP6, L2_6_FROM_ROUTER, MAC6 } from "../support/frames6.js";
+import { Director6, flat6, IP6, L2_6_FROM_ROUTER, MAC6 } from "../support/frames6.js";
 import { ACK, concat, ethFrame, mac, SYN } from "../support/packet-builder.js";
 import {
   a6,
@@ -188,5 +189,45 @@ describe("engine, IPv6: the director's own and malformed packets", () => {
       [c.caddr6, c.vaddr6, c.daddr6, c.state],
       ["2001:db8:ff::10", VIP, "2001:db8:1::12", "UDP"],
     );
+  });
+});
+
+describe("engine, IPv6: firewall-mark services (ip6tables rules, issue 14)", () => {
+  it("a -f 5 -6 service gets the connection an IPv6 host rule marks; other ports and IPv4 rules mark nothing", () => {
+    const d = new Director6();
+    const api = new ControlApi(d.engine, () => d.now);
+    api.apply([
+      { op: "add-fwmark", rule: `-d ${VIP} -p tcp -m multiport --dports 80,443 -j MARK --set-mark 5` },
+      // An iptables rule (no address): it never sees IPv6 packets.
+      { op: "add-fwmark", rule: "-p tcp --dport 8080 -j MARK --set-mark 5" },
+    ]);
+    d.ipvsadm("-A -f 5 -6 -s rr");
+    d.ipvsadm("-a -f 5 -6 -r [2001:db8:1::11]:0 -m");
+    const cases: { dport: number; dst: string | null }[] = [
+      { dport: 80, dst: IP6.rs1 },
+      { dport: 443, dst: IP6.rs1 },
+      { dport: 8080, dst: null },
+      { dport: 22, dst: null },
+    ];
+    let sport = 2000;
+    for (const t of cases) {
+      const r = d.input(
+        1,
+        tcp6Frame(
+          L2_6_FROM_ROUTER,
+          { src: CLIENT, dst: VIP },
+          { sport: sport++, dport: t.dport, flags: SYN },
+        ),
+      );
+      const out = r.out.length === 1 ? flat6(r.out[0].frame) : null;
+      assert.equal(
+        out !== null && out.dport === t.dport ? out.dst : null,
+        t.dst,
+        `port ${t.dport}: verdict ${r.verdict}, ${r.out.length} frames`,
+      );
+    }
+    assert.equal(d.engine.connCount(), 2);
+    const [c] = d.engine.connections(d.now);
+    assert.deepEqual([c.vaddr6, c.daddr6], [VIP, "2001:db8:1::11"]);
   });
 });
