@@ -138,17 +138,17 @@ export class FwmarkClassifier {
   }
 
   /** matchesHost for IPv6: a rule `-d A/128`, not negated, for the words w. */
-  matchesHost6(w: Int32Array): boolean {
+  matchesHost6(w: Int32Array, off = 0): boolean {
     for (const r of this.rules) {
       const a = r.a6;
       if (
         r.af === 6 &&
         (r.flags & F_NEG_DST) === 0 &&
         (a[12] & a[13] & a[14] & a[15]) === -1 &&
-        a[8] === w[0] &&
-        a[9] === w[1] &&
-        a[10] === w[2] &&
-        a[11] === w[3]
+        a[8] === w[off] &&
+        a[9] === w[off + 1] &&
+        a[10] === w[off + 2] &&
+        a[11] === w[off + 3]
       )
         return true;
     }

@@ -295,11 +295,16 @@ export class LocalReplies {
   // ---------------------------------------------------------------- IPv6
 
   /**
-   * ownsLocal for IPv6 (the four words at w[off]): the VIPs of IPv6 services while the host
-   * delivers them, VRRP's IPv6 addresses while MASTER, and (simulation) the interfaces' own.
+   * ownsLocal for IPv6 (the four words at w[off]): the VIPs of IPv6 services (and the hosts
+   * IPv6 fwmark rules match with `-d A[/128]`) while the host delivers them, VRRP's IPv6 addresses
+   * while MASTER, and (simulation) the interfaces' own.
    */
   ownsLocal6(w: Int32Array, off = 0): boolean {
-    if (this.ctl.ownsAddress6(w, off) && this.routes.hostDelivers6(w, off)) return true;
+    if (
+      (this.ctl.ownsAddress6(w, off) || this.fwmarks.matchesHost6(w, off)) &&
+      this.routes.hostDelivers6(w, off)
+    )
+      return true;
     if (this.routes.vrrpOwns6(w, off)) return true;
     return this.ownIfaceAddrs && this.routes.isLocal6(w, off);
   }

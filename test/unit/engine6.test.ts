@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ControlApi } from "../../src/control/api.js";
+import { parseFwmarkRule } from "../../src/control/fwmark-rule.js";
+import { ipv6TextWords } from "../../src/core/addr.js";
 import { Verdict } from "../../src/core/engine.js";
 import { Director6, flat6, IP6, L2_6_FROM_ROUTER, MAC6 } from "../support/frames6.js";
 import { ACK, concat, ethFrame, mac, SYN } from "../support/packet-builder.js";
@@ -193,6 +195,14 @@ describe("engine, IPv6: the director's own and malformed packets", () => {
 });
 
 describe("engine, IPv6: firewall-mark services (ip6tables rules, issue 14)", () => {
+  it("a host rule added to the classifier alone (the simulation's way) still makes its address answered", () => {
+    const d = new Director6();
+    const w = ipv6TextWords("2001:db8::77") as Int32Array;
+    assert.equal(d.engine.local.ownsLocal6(w), false);
+    d.engine.fwmarks.add(parseFwmarkRule("-d 2001:db8::77 -j MARK --set-mark 9"));
+    assert.equal(d.engine.local.ownsLocal6(w), true);
+  });
+
   it("a -f 5 -6 service gets the connection an IPv6 host rule marks; other ports and IPv4 rules mark nothing", () => {
     const d = new Director6();
     const api = new ControlApi(d.engine, () => d.now);
