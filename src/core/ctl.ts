@@ -645,8 +645,9 @@ function checkService(spec: ServiceSpec, i: number): void {
 
 function checkDest(spec: DestSpec, svcAf: 4 | 6, i: number): void {
   if (spec.af !== 4 && spec.af !== 6) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
-  // ip_vs_genl_set_cmd: only a tunnel crosses address families.
-  if (spec.af !== svcAf) {
+  // ip_vs_genl_set_cmd: only a tunnel crosses address families; DPVS lets FULLNAT cross from an
+  // IPv6 service to IPv4 real servers (NAT64, xmit/fullnat.ts), never the other way.
+  if (spec.af !== svcAf && !(spec.fwd === Fwd.FullNat && svcAf === 6)) {
     if (spec.fwd !== Fwd.Tunnel) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
     fail("TSVS_ERR_INVALID", "tsvs does not tunnel between IPv4 and IPv6 yet", i);
   }

@@ -111,8 +111,7 @@ export class ConnLife {
 
   /**
    * ip_vs_schedule: returns the new connection's index, -1 when no destination can be
-   * found (the caller answers as ip_vs_leave does), -2 when the table is full, -3 when the
-   * destination's method cannot carry the packet's family (FULLNAT for IPv6, so far).
+   * found (the caller answers as ip_vs_leave does), -2 when the table is full.
    */
   schedule(svc: Service, f: Flow, now: number): number {
     this.schedCtx.now = now;
@@ -234,9 +233,10 @@ export class ConnLife {
   // ---------------------------------------------------------------- new
 
   /**
-   * ip_vs_conn_new + ip_vs_bind_dest. Returns the index, -1 when the table is full, -3 for FULLNAT
-   * and an IPv6 client. An IPv6 client side comes as its words c6 and v6 (caddr and vaddr then
-   * being their folds), null for IPv4.
+   * ip_vs_conn_new + ip_vs_bind_dest. Returns the index, or -1 when the table is full. An IPv6
+   * client side comes as its words c6 and v6 (caddr and vaddr then being their folds), null for
+   * IPv4. FULLNAT from an IPv6 client to an IPv4 real server is NAT64 (xmit/fullnat.ts fullnat64):
+   * the server side stays IPv4, an IPv4 LIP from allocLocal.
    */
   private newConn(
     proto: number,
@@ -254,8 +254,6 @@ export class ConnLife {
     const t = this.conns;
     const template = (flags & CONN_F_TEMPLATE) !== 0;
     const fnat = dest.fwd === Fwd.FullNat && !template;
-    // NAT64 (an IPv6 client, an IPv4 real server) has no translation yet.
-    if (fnat && c6 !== null && dest.addr6 === null) return -3;
     const cx = this.alloc(now);
     if (cx < 0) return -1;
     let fl = flags | dest.fwd | CONN_F_INACTIVE;

@@ -10,6 +10,14 @@
 // fixed by csumReplace128 (setAddrPort6). The TOA option of an IPv6 client is DPVS's
 // (kmod/toa/toa.h TCPOLEN_IP6_TOA): kind 254, length 20, port, the 16-byte address; it goes in when
 // the grown datagram still fits the link, as the IPv4 one does.
+//
+// NAT64 (fullnat64, DPVS's FULLNAT from an IPv6 VIP to IPv4 real servers): the entry's client side
+// is IPv6 and its server side IPv4 (an IPv4 LIP of the service's -P addresses). Requests are
+// translated (packet/nat64.ts) to LIP:lport → RIP:rport and leave by the IPv4 routes; replies,
+// found by the IPv4 reply lookup, are translated back to VIP6:vport → CIP6:cport. The real server
+// learns the client from the IPv6 TOA option (the connection's client is IPv6), as with DPVS. The
+// FULLNAT methods hand such an entry to fullnat64 on its family (one flags read); ICMP errors about
+// it are not translated (RFC 7915's ICMP translation with its quote): dropped, counted unsupported.
 
 import { ipv6FromWords } from "../addr.js";
 import { A6_CADDR, A6_DADDR, A6_LADDR, A6_VADDR, CONN_F_TOA_SENT } from "../conn/table.js";
@@ -24,8 +32,15 @@ import {
   icmpRecomputeChecksum,
 } from "../packet/icmp.js";
 import { Icmpv6Inner, icmpv6FullnatRelay, icmpv6Inner } from "../packet/icmpv6.js";
-import { ipv4SetDaddr, ipv4SetDaddrDport, ipv4SetSaddr, ipv4SetSaddrSport } from "../packet/ipv4.js";
+import {
+  IPV4_HLEN,
+  ipv4SetDaddr,
+  ipv4SetDaddrDport,
+  ipv4SetSaddr,
+  ipv4SetSaddrSport,
+} from "../packet/ipv4.js";
 import { IP6_DADDR, IP6_SADDR } from "../packet/ipv6.js";
+import { nat64ToIpv4, nat64ToIpv6 } from "../packet/nat64.js";
 import {
   TCPOLEN_TOA,
   TCPOLEN_TOA6,
@@ -69,6 +84,15 @@ function maybeAddToa(e: XmitEngine, c: number, f: Flow, mtu: number): void {
     t.setFlags(c, t.flagsOf(c) | CONN_F_TOA_SENT);
 }
 
+// An aggregate that would get TOA is cut first: GSO would copy the option into every segment
+// (and past the MSS the sender chose); only the first segment gets it. When the first segment
+// has no room for it (maybeAddToa would skip it too), the aggregate goes out whole.
+function cutForToa(e: XmitEngine, c: number, f: Flow): boolean {
+  if (!wantsToa(e, c, f)) return false;
+  const first = f.payloadOff - f.l3Off + Math.min(f.gsoSize, f.l3End - f.payloadOff);
+  return first + toaLen(e, c) <= e.destMtuOf(e.conns.destOf(c));
+}
+
 export const fullnat: XmitMethod = {
   name: "fullnat",
 
@@ -84,17 +108,11 @@ export const fullnat: XmitMethod = {
     return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, p, now);
   },
 
-  // An aggregate that would get TOA is cut first: GSO would copy the option into every segment
-  // (and past the MSS the sender chose); only the first segment gets it. When the first segment
-  // has no room for it (maybeAddToa would skip it too), the aggregate goes out whole.
-  segmentsInbound(e: XmitEngine, c: number, f: Flow): boolean {
-    if (!wantsToa(e, c, f)) return false;
-    const first = f.payloadOff - f.l3Off + Math.min(f.gsoSize, f.l3End - f.payloadOff);
-    return first + toaLen(e, c) <= e.destMtuOf(e.conns.destOf(c));
-  },
+  segmentsInbound: cutForToa,
 
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
+    if (t.isIpv6(c)) return outbound64(e, c, f, now);
     const buf = f.buf;
     ipv4SetSaddrSport(buf, f, t.vaddrOf(c) | 0, t.vportOf(c));
     ipv4SetDaddrDport(buf, f, t.caddrOf(c) | 0, t.cportOf(c));
@@ -122,6 +140,7 @@ export const fullnat: XmitMethod = {
   // it about CIP:cport → VIP:vport, from the VIP.
   icmpOutbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
+    if (t.isIpv6(c)) return e.drop(R.unsupported);
     const buf = f.buf;
     ipv4SetSaddr(buf, f, t.vaddrOf(c) | 0);
     ipv4SetDaddr(buf, f, t.caddrOf(c) | 0);
@@ -165,6 +184,7 @@ export const fullnat6: XmitMethod = {
 
   inbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
+    if (!t.isDestIpv6(c)) return inbound64(e, c, f, now);
     const p = e.destPath(t.destOf(c));
     const a = t.addr6Words;
     if (p === null || a === null) return Verdict.Drop;
@@ -175,7 +195,9 @@ export const fullnat6: XmitMethod = {
     return e.emitToDest6(f.buf, f.l3Off, f.l3End - f.l3Off, p, now);
   },
 
-  segmentsInbound: fullnat.segmentsInbound,
+  segmentsInbound(e: XmitEngine, c: number, f: Flow): boolean {
+    return !e.conns.isDestIpv6(c) || cutForToa(e, c, f);
+  },
 
   outbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
@@ -189,6 +211,7 @@ export const fullnat6: XmitMethod = {
   // As the IPv4 one: toward the real server from the LIP, about RIP:rport → LIP:lport.
   icmpInbound(e: XmitEngine, c: number, f: Flow, now: number): number {
     const t = e.conns;
+    if (!t.isDestIpv6(c)) return e.drop(R.unsupported);
     const p = e.destPath(t.destOf(c));
     const a = t.addr6Words;
     if (p === null || a === null) return Verdict.Drop;
@@ -204,4 +227,43 @@ export const fullnat6: XmitMethod = {
     if (!relay6(f, a, c, A6_VADDR, t.vportOf(c), A6_CADDR, t.cportOf(c))) return e.drop(R.icmp_unrelated);
     return e.emitIp6(f.buf, f.l3Off, f.l3End - f.l3Off, a, (c << 4) + A6_CADDR, 0, now);
   },
+};
+
+/** NAT64's request (see the top): IPv6 from the client, out as IPv4 from the LIP to the RIP. */
+function inbound64(e: XmitEngine, c: number, f: Flow, now: number): number {
+  const t = e.conns;
+  const p = e.destPath(t.destOf(c));
+  if (p === null) return Verdict.Drop;
+  // The IPv4 datagram is 20 bytes (and the extension headers) shorter: the IPv6 packet may be
+  // that much longer than the IPv4 link, and packet too big says so (RFC 7915 §5.1's MTU + 20).
+  if (!e.fitsPath6(p, f.l3End - f.l3Off, IPV4_HLEN - (f.l4Off - f.l3Off), f, f.d6, now)) return Verdict.Drop;
+  if (!nat64ToIpv4(f, t.laddrOf(c) | 0, t.lportOf(c), t.daddrOf(c) | 0, t.dportOf(c)))
+    return e.drop(f.fragment ? R.fragment : R.unsupported);
+  maybeAddToa(e, c, f, p.iface.mtu);
+  return e.emitToDest(f.buf, f.l3Off, f.l3End - f.l3Off, p, now);
+}
+
+/** NAT64's reply: IPv4 from the RIP to the LIP, out as IPv6 from the VIP6 to the client. */
+function outbound64(e: XmitEngine, c: number, f: Flow, now: number): number {
+  const t = e.conns;
+  const a = t.addr6Words;
+  if (a === null) return Verdict.Drop;
+  const at = c << 4;
+  if (!nat64ToIpv6(f, e.scratch, a, at + A6_VADDR, t.vportOf(c), a, at + A6_CADDR, t.cportOf(c)))
+    return e.drop(f.fragment ? R.fragment : R.unsupported);
+  return e.emitIp6(f.buf, f.l3Off, f.l3End - f.l3Off, a, at + A6_CADDR, 0, now);
+}
+
+/**
+ * NAT64 as a method of its own (tests, explain): the FULLNAT methods of either family reach the
+ * same functions when the entry's sides differ.
+ */
+export const fullnat64: XmitMethod = {
+  name: "fullnat",
+  inbound: inbound64,
+  // An aggregate changes family: it is cut, each segment translated.
+  segmentsInbound: () => true,
+  outbound: outbound64,
+  icmpInbound: (e: XmitEngine) => e.drop(R.unsupported),
+  icmpOutbound: (e: XmitEngine) => e.drop(R.unsupported),
 };
