@@ -10,15 +10,23 @@ import { type MessagePort, receiveMessageOnPort, workerData } from "node:worker_
 import { ControlApi, type Guard } from "../control/api.js";
 import type { ControlCommand } from "../control/commands.js";
 import type { TableSnapshot } from "../control/snapshot.js";
-import { formatIPv4 } from "../core/addr.js";
+import { formatIPv4, ipv6TextWords, ipv6WordsText } from "../core/addr.js";
+import { Fwd } from "../core/dest.js";
 import { Engine, type Sysctls } from "../core/engine.js";
 import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
 import { type ExplainQuery, explainPacket } from "../core/explain.js";
 import type { IfaceAddr, IfaceConfig, RouteConfig } from "../core/route.js";
 import { decodeSyncMessage } from "../core/sync/codec.js";
 import { SYNC_SEND_DELAY_MS, SyncSender } from "../core/sync/sender.js";
-import type { SyncConn, SyncDaemonConfig } from "../core/sync/types.js";
-import { compileFanoutProgram, compileOwnedFilter, fanoutHash, setFanoutProgram } from "../io/bpf.js";
+import { SA6_VADDR, type SyncConn, type SyncDaemonConfig } from "../core/sync/types.js";
+import {
+  compileFanoutProgram,
+  compileOwnedFilter,
+  type FanoutSpec,
+  fanoutHash,
+  fanoutSpreadsIpv6,
+  setFanoutProgram,
+} from "../io/bpf.js";
 import type { IoBackend } from "../io/frame-io.js";
 import { libc, PACKET_OTHERHOST, setThreadAffinity, threadAffinity } from "../io/libc.js";
 import { SolicitedNodeMemberships } from "../io/packet-common.js";
@@ -225,6 +233,11 @@ class DataPlane {
   // The LIP list and the owned LIPs change with laddr commands, and when the last connection on a
   // deleted laddr ends (engine.tick): lipVersion tells the loop when to look again.
   private lipVersion = -1;
+  /**
+   * Where the fanout program sends IPv6 (syncIn follows it): spread by client unless the sets did
+   * not fit (spread false: all to worker 0), and the VIPs whose frames go to worker 0 (IPv6 FULLNAT).
+   */
+  private fanout6: { spread: boolean; worker0Vips: Int32Array[] } = { spread: false, worker0Vips: [] };
   /** When syncOut last looked (ms). */
   private syncSent = 0;
   /** VRRP's addresses (main thread's VrrpRunner): MASTER ones are owned like VIPs. */
@@ -300,6 +313,21 @@ class DataPlane {
     const owned6 = g.owned6 ?? [];
     const rips6 = (g.nat6 ?? []).map((d) => d.addr6);
     const lipList = engine.lipTable.all();
+    // IPv6 FULLNAT stays on worker 0 (an IPv6 LIP is every worker's: core/service.ts laddrs6), so
+    // do its replies (to the LIPs) and its requests (to the VIPs of the services that have LIPs).
+    // Such a service with IPv6 NAT servers too, or a fwmark one (no VIP to key on), would have
+    // replies from a RIP the program sends by client: all IPv6 to worker 0 then.
+    const worker0Dsts6: string[] = [];
+    const worker0Vips6: string[] = [];
+    let allIpv6ToWorker0 = false;
+    for (const s of engine.services()) {
+      if (s.laddrs6.length === 0) continue;
+      worker0Dsts6.push(...s.laddrs6);
+      if (s.fwmark !== 0 || s.dests.some((d) => d.fwd === Fwd.Masq && d.addr6 !== null))
+        allIpv6ToWorker0 = true;
+      else if (s.addr6 !== null) worker0Vips6.push(ipv6WordsText(s.addr6));
+    }
+    worker0Dsts6.push(...worker0Vips6);
     const sockets = this.socks.sockets;
     const key = JSON.stringify([
       owned,
@@ -310,6 +338,8 @@ class DataPlane {
       owned6,
       rips6,
       this.locals6,
+      worker0Dsts6,
+      allIpv6ToWorker0,
       sockets.map((s) => s.fd),
     ]);
     if (key === this.filterKey) return;
@@ -332,11 +362,19 @@ class DataPlane {
       for (const s of sockets) s.attachFilter(prog);
     }
     if (nWorkers > 1) {
-      const fp = compileFanoutProgram({
+      const spec: FanoutSpec = {
         lips: lipList.map((a, i) => ({ addr: a, worker: i % nWorkers })),
         rips,
-      });
+        rips6,
+        worker0Dsts6,
+        allIpv6ToWorker0,
+      };
+      const fp = compileFanoutProgram(spec);
       for (const s of sockets) setFanoutProgram(s.fd, fp);
+      this.fanout6 = {
+        spread: fanoutSpreadsIpv6(spec),
+        worker0Vips: worker0Vips6.map((t) => ipv6TextWords(t) as Int32Array),
+      };
     }
     this.filterUpdates++;
   }
@@ -465,7 +503,8 @@ class DataPlane {
 
   /**
    * A backup's message: this worker installs the connections whose packets its fanout share
-   * brings (the client address's hash, or for FULLNAT the worker owning the local address).
+   * brings (the client address's hash, or for FULLNAT the worker owning the local address; IPv6
+   * FULLNAT, and all IPv6 when the program could not spread it, on worker 0).
    */
   private syncIn(data: Uint8Array, syncid: number): void {
     const now = performance.now();
@@ -474,10 +513,11 @@ class DataPlane {
     const e = this.engine;
     decodeSyncMessage(data, data.length, syncid, (c: SyncConn) => {
       if (n > 1) {
-        // IPv6 goes to the first worker (the fanout program keys IPv4 only: docs/ipv6.md).
         const mine =
           c.af === 6
-            ? w === 0
+            ? this.onWorker0v6(c)
+              ? w === 0
+              : fanoutHash(c.caddr) % n === w // caddr: the fold of the client's words, as the program's
             : (c.flags & 7) === FWD_FULLNAT && c.laddr !== 0
               ? e.lipTable.indexOf(c.laddr) % n === w
               : fanoutHash(c.caddr) % n === w;
@@ -485,6 +525,20 @@ class DataPlane {
       }
       e.installSynced(c, now);
     });
+  }
+
+  /** Whether the fanout program sends a synced IPv6 connection's packets to worker 0. */
+  private onWorker0v6(c: SyncConn): boolean {
+    const f = this.fanout6;
+    if (!f.spread || (c.flags & 7) === FWD_FULLNAT) return true;
+    const v = c.a6;
+    return f.worker0Vips.some(
+      (x) =>
+        x[0] === v[SA6_VADDR] &&
+        x[1] === v[SA6_VADDR + 1] &&
+        x[2] === v[SA6_VADDR + 2] &&
+        x[3] === v[SA6_VADDR + 3],
+    );
   }
 
   /** Every SYNC_SEND_DELAY_MS: partly filled messages old enough (2 s, as the kernel) and full ones go out. */

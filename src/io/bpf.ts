@@ -5,7 +5,7 @@
 // filters run on the frame from its Ethernet header (af_packet.c run_filter), with a stripped VLAN
 // tag out of the data (so offsets are the untagged ones).
 
-import { ipv6TextWords } from "../core/addr.js";
+import { ipv6Fold, ipv6TextWords } from "../core/addr.js";
 import {
   libc,
   PACKET_FANOUT,
@@ -57,6 +57,12 @@ const OFF_IP_SADDR = 14 + 12;
 const OFF_IP_DADDR = 14 + 16;
 const NET_SADDR = 12;
 const NET_DADDR = 16;
+const NET6_NEXTHDR = 6;
+const NET6_SADDR = 8;
+const NET6_DADDR = 24;
+const NET6_ICMP_TYPE = 40;
+/** Router solicitation .. redirect: the NDP types (RFC 4861), all for the director itself. */
+const NDISC_TYPES = [133, 134, 135, 136, 137];
 const SKF_AD_OFF = -0x1000;
 const SKF_AD_PROTOCOL = 0;
 
@@ -94,6 +100,25 @@ class Asm {
       this.emit(JEQ_K, w[k], 0, 7 - 2 * i);
     }
     this.emit(RET_K, ret);
+  }
+  /** "if the 16 bytes at off are w, jump": as acceptIfEq6, returning the ja to patch. */
+  jumpIfEq6(off: number, w: Int32Array): number {
+    const order = [3, 0, 1, 2];
+    for (let i = 0; i < 4; i++) {
+      const k = order[i];
+      this.emit(LD_W_ABS, off + 4 * k);
+      this.emit(JEQ_K, w[k], 0, 7 - 2 * i);
+    }
+    return this.emit(JA);
+  }
+  /** A = w0 ^ w1 ^ w2 ^ w3 of the 16 bytes at off (ipv6Fold), clobbering X. */
+  fold6(off: number): void {
+    this.emit(LD_W_ABS, off);
+    for (let k = 1; k < 4; k++) {
+      this.emit(TAX);
+      this.emit(LD_W_ABS, off + 4 * k);
+      this.emit(ALU_XOR_X);
+    }
   }
   encode(): BpfProgram {
     const out = new Uint8Array(this.insns.length * 8);
@@ -260,23 +285,49 @@ export interface FanoutSpec {
   lips: readonly { addr: number; worker: number }[];
   /** NAT/FULLNAT real servers: a frame from one is a reply, keyed on its destination (the client). */
   rips: readonly number[];
+  /** IPv6 NAT/FULLNAT real servers (text), as `rips`. */
+  rips6?: readonly string[];
+  /**
+   * IPv6 destinations whose frames all go to worker 0: the IPv6 local addresses and the VIPs of the
+   * services that have some. IPv6 LIPs are not shared out (core/service.ts laddrs6: every worker
+   * would use every one), so IPv6 FULLNAT, requests and replies, stays on the first worker.
+   */
+  worker0Dsts6?: readonly string[];
+  /** Every IPv6 frame to worker 0 (an IPv6 fwmark service with local addresses: no VIP to key on). */
+  allIpv6ToWorker0?: boolean;
 }
 
 /**
  * The fanout program: returns a worker index (the kernel takes it modulo the group size,
  * af_packet.c fanout_demux_bpf). Key = the client address: the source of a request, the
  * destination of a NAT reply (source ∈ rips) — the one address both directions share — mixed by a
- * multiplicative hash. A frame to a LIP (FULLNAT reply) goes to the worker owning that LIP, which is
- * the worker that chose it. Non-IPv4 frames go to worker 0.
+ * multiplicative hash; for IPv6, the fold of its four words (ipv6Fold) mixed the same way. A frame
+ * to a LIP (FULLNAT reply) goes to the worker owning that LIP, which is the worker that chose it.
+ * IPv6 FULLNAT (to an IPv6 LIP or to a VIP of a service with IPv6 LIPs) and NDP go to worker 0, as
+ * does every other frame, and all of IPv6 when its sets would not fit in BPF_MAXINSNS.
  */
 export function compileFanoutProgram(spec: FanoutSpec): BpfProgram {
+  const p = fanoutProgram(spec, spec.allIpv6ToWorker0 !== true);
+  return p.length / 8 <= BPF_MAX_INSNS ? p : fanoutProgram(spec, false);
+}
+
+/**
+ * Whether the program compiled from spec spreads IPv6 by client (false: every IPv6 frame goes to
+ * worker 0); a synced IPv6 entry is installed where its packets will arrive.
+ */
+export function fanoutSpreadsIpv6(spec: FanoutSpec): boolean {
+  return spec.allIpv6ToWorker0 !== true && fanoutProgram(spec, true).length / 8 <= BPF_MAX_INSNS;
+}
+
+function fanoutProgram(spec: FanoutSpec, spread6: boolean): BpfProgram {
   // A fanout program runs before the packet socket pushes the link header back
   // (af_packet.c packet_rcv_fanout → fanout_demux_bpf): offsets are from the IP header, and the
   // ethertype comes from the skb (ancillary load SKF_AD_PROTOCOL, host order).
   const a = new Asm();
+  const toMix: number[] = [];
   a.emit(LD_H_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL);
   a.emit(JEQ_K, ETH_P_IP, 1, 0);
-  a.emit(RET_K, 0);
+  const toIp6 = a.emit(JA);
   a.emit(LD_W_ABS, NET_DADDR);
   for (const l of spec.lips) a.acceptIfEq(l.addr >>> 0, l.worker);
   a.emit(LD_W_ABS, NET_SADDR);
@@ -285,10 +336,32 @@ export function compileFanoutProgram(spec: FanoutSpec): BpfProgram {
     a.emit(JEQ_K, r, 0, 1);
     reply.push(a.emit(JA));
   }
-  const toHash = a.emit(JA); // request: A = saddr already
+  toMix.push(a.emit(JA)); // request: A = saddr already
   for (const j of reply) a.patchJa(j);
   a.emit(LD_W_ABS, NET_DADDR);
-  a.patchJa(toHash);
+  toMix.push(a.emit(JA));
+
+  a.patchJa(toIp6);
+  a.emit(JEQ_K, ETH_P_IPV6, 1, 0);
+  a.emit(RET_K, 0);
+  if (!spread6) a.emit(RET_K, 0);
+  else {
+    // NDP is the director's own business, read by the neighbour sockets: worker 0, as before.
+    a.emit(LD_B_ABS, NET6_NEXTHDR);
+    a.emit(JEQ_K, NEXTHDR_ICMPV6, 0, NDISC_TYPES.length + 3);
+    a.emit(LD_B_ABS, NET6_ICMP_TYPE);
+    for (let i = 0; i < NDISC_TYPES.length; i++) a.emit(JEQ_K, NDISC_TYPES[i], NDISC_TYPES.length - i, 0);
+    a.emit(JA, 1);
+    a.emit(RET_K, 0);
+    for (const w of words6([...(spec.worker0Dsts6 ?? [])])) a.acceptIfEq6(NET6_DADDR, w, 0);
+    const reply6 = words6([...(spec.rips6 ?? [])]).map((w) => a.jumpIfEq6(NET6_SADDR, w));
+    a.fold6(NET6_SADDR);
+    toMix.push(a.emit(JA));
+    for (const j of reply6) a.patchJa(j);
+    a.fold6(NET6_DADDR);
+  }
+
+  for (const j of toMix) a.patchJa(j);
   // A ^= A >> 16; A *= 0x45d9f3b; A ^= A >> 16 (a 32-bit integer mix: consecutive client
   // addresses spread over the workers).
   a.emit(TAX);
@@ -308,6 +381,11 @@ export function fanoutHash(addr: number): number {
   x = (x ^ (x >>> 16)) >>> 0;
   x = Math.imul(x, 0x45d9f3b) >>> 0;
   return (x ^ (x >>> 16)) >>> 0;
+}
+
+/** fanoutHash of an IPv6 client, its four words (addr.ts ipv6ToWords) folded as the program does. */
+export function fanoutHash6(w: Int32Array, off = 0): number {
+  return fanoutHash(ipv6Fold(w, off));
 }
 
 /** A struct sock_fprog { u16 len; struct sock_filter *filter; } pointing at a copy of prog. */

@@ -11,6 +11,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { ipv6TextWords } from "../../src/core/addr.js";
+import { fanoutHash6 } from "../../src/io/bpf.js";
+import { ip } from "../../src/io/netns.js";
 import { labUp } from "../../src/lab/lab.js";
 import { LAB_ADDR6, type LabMethod, type LabNames, labDown } from "../../src/lab/topology.js";
 import { conns, count, curl, labUnavailable, patternSha256, runNames } from "./lab-methods-helpers.js";
@@ -90,3 +93,61 @@ for (const c of CASES) {
     });
   });
 }
+
+// `--workers 2`: the fanout program keys IPv6 on the client (io/bpf.ts compileFanoutProgram), so
+// clients spread over both workers, and each NAT reply (from an IPv6 real server) must reach the
+// worker holding its connection, or the download stalls.
+describe("IPv6 through NAT with --workers 2", { skip, timeout: 180_000 }, () => {
+  const clients = Array.from({ length: 8 }, (_, i) => `fd74:7376::c:${i + 1}`);
+  it("clients on both workers: every download arrives intact, one entry per client", async () => {
+    const worker = clients.map((a) => fanoutHash6(ipv6TextWords(a) ?? new Int32Array(4)) % 2);
+    const per = [0, 1].map((w) => worker.filter((x) => x === w).length);
+    assert.ok(per[0] > 0 && per[1] > 0, JSON.stringify(per));
+    names ??= await runNames("v6");
+    const n = names;
+    try {
+      const st = await labUp(n, { method: "nat", ipv6: true, daemonArgs: ["--workers", "2"] });
+      assert.equal(st.daemonStatus, "running", st.daemonStatus);
+      for (const a of clients) ip("-n", n.client, "addr", "add", `${a}/64`, "dev", "eth0", "nodad");
+      // rr schedules per worker (docs/daemon.md "Several workers"): each worker's clients see the
+      // servers in turn (the kernel's list order, r3 first), and the clients in the order asked do
+      // not, as they would on one worker.
+      const order = ["r3", "r2", "r1"];
+      const seen = clients.map((a) => {
+        const r = curl(n, `${VIP6_URL}/`, ["-g", "-6", "--interface", a]);
+        return r.status === 0 ? r.stdout.trim() : `curl exit ${r.status}`;
+      });
+      const inTurn = (xs: string[]): boolean =>
+        xs.every((x, i) => i === 0 || order.indexOf(x) === (order.indexOf(xs[i - 1]) + 1) % order.length);
+      const onWorker = (w: number): string[] => seen.filter((_, i) => worker[i] === w);
+      const msg = JSON.stringify({ seen, worker });
+      assert.ok(inTurn(onWorker(0)) && inTurn(onWorker(1)), msg);
+      assert.ok(!inTurn(seen), `one round robin over all clients: ${msg}`);
+      const size = 1 << 20;
+      const dir = mkdtempSync(join(tmpdir(), "tsvs-v6w2-"));
+      try {
+        for (const a of clients) {
+          const file = join(dir, a);
+          const r = curl(n, `${VIP6_URL}/bytes/${size}`, ["-g", "-6", "--interface", a, "-o", file], 30);
+          assert.equal(r.status, 0, `${a}: curl exit ${r.status} ${r.stderr}`);
+          const body = readFileSync(file);
+          assert.equal(
+            `${body.length} ${createHash("sha256").update(body).digest("hex")}`,
+            `${size} ${patternSha256(size)}`,
+            a,
+          );
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const from = new Set(
+        (await conns(n))
+          .filter((r) => r[4] === `[${LAB_ADDR6.VIP}]:80`)
+          .map((r) => r[3].replace(/:\d+$/, "")),
+      );
+      assert.deepEqual([...from].sort(), clients.map((a) => `[${a}]`).sort());
+    } finally {
+      await labDown(n);
+    }
+  });
+});
