@@ -6,10 +6,40 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import {
+  makeOffloadWord,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_TCPV4,
+  VNET_GSO_TCPV6,
+} from "../../src/core/packet/vnet.js";
 import { decodeFrame, flat } from "../support/frames.js";
 import { Director6, flat6, IP6, L2_6_FROM_ROUTER, MAC6 } from "../support/frames6.js";
-import { ACK, bytes, FIN, ip, mac, PSH, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
-import { fragmentHdr, ipv6WithExt, NH_TCP, tcp6Frame, tcp6Segment, udp6Frame } from "../support/packet6.js";
+import {
+  ACK,
+  bytes,
+  FIN,
+  icmpErrorFrame,
+  inetChecksum,
+  ip,
+  mac,
+  PSH,
+  pseudoHeader,
+  put16,
+  SYN,
+  tcpFrame,
+  udpFrame,
+} from "../support/packet-builder.js";
+import {
+  a6,
+  fragmentHdr,
+  icmp6ErrorFrame,
+  ipv6WithExt,
+  NH_TCP,
+  pseudoHeader6,
+  tcp6Frame,
+  tcp6Segment,
+  udp6Frame,
+} from "../support/packet6.js";
 
 const VIP = "2001:db8::100";
 const CLIENT = IP6.client1;
@@ -319,5 +349,121 @@ describe("NAT64: FULLNAT from an IPv6 VIP to IPv4 real servers", () => {
     frame[13] = 0xdd;
     frame.set(pkt, 14);
     assert.equal(d.input(1, frame).out.length, 0);
+  });
+
+  it("ICMP errors about a NAT64 connection are not translated: dropped, counted unsupported", () => {
+    const d = nat64Director();
+    const syn = one(
+      d,
+      1,
+      tcp6Frame(L2_6_FROM_ROUTER, { src: CLIENT, dst: VIP, hl: 64 }, { sport: 40005, dport: 80, flags: SYN }),
+    );
+    // From the real server's side, about the request LIP → RIP.
+    const e4 = icmpErrorFrame(
+      FROM_RS1,
+      { src: ip(RS1), dst: ip(LIP), ttl: 64 },
+      3,
+      3,
+      0,
+      syn.raw.subarray(14),
+    );
+    assert.equal(d.input(2, e4).out.length, 0);
+    // From the client's side, about a reply VIP → CIP.
+    const reply = tcp6Segment(VIP, CLIENT, { sport: 80, dport: 40005, flags: SYN | ACK });
+    const quoted = ipv6WithExt({ src: VIP, dst: CLIENT, hl: 60 }, [], NH_TCP, reply);
+    const e6 = icmp6ErrorFrame(L2_6_FROM_ROUTER, { src: CLIENT, dst: VIP, hl: 64 }, 1, 4, 0, quoted);
+    assert.equal(d.input(1, e6).out.length, 0);
+    assert.deepEqual(d.engine.counters.dropTable(), { unsupported: 2 });
+  });
+});
+
+describe("NAT64: GSO aggregates", () => {
+  function established(d: Director6): number {
+    const s = one(
+      d,
+      1,
+      tcp6Frame(L2_6_FROM_ROUTER, { src: CLIENT, dst: VIP, hl: 64 }, { sport: 40000, dport: 80, flags: SYN }),
+    );
+    one(
+      d,
+      1,
+      tcp6Frame(
+        L2_6_FROM_ROUTER,
+        { src: CLIENT, dst: VIP, hl: 64 },
+        { sport: 40000, dport: 80, flags: ACK, seq: 1 },
+      ),
+    );
+    return flat(decodeFrame(s.raw)).sport as number;
+  }
+  const payload = new Uint8Array(4000).map((_, i) => (i * 7) & 255);
+
+  it("a TCPV6 aggregate from the client is cut, each segment translated to IPv4", () => {
+    const d = nat64Director();
+    established(d);
+    const agg = tcp6Frame(
+      L2_6_FROM_ROUTER,
+      { src: CLIENT, dst: VIP, hl: 64 },
+      { sport: 40000, dport: 80, flags: ACK, seq: 1, payload },
+    );
+    const l4 = 14 + 40;
+    put16(agg, l4 + 16, ~inetChecksum(pseudoHeader6(a6(CLIENT), a6(VIP), NH_TCP, agg.length - l4)) & 0xffff);
+    const r = d.input(1, agg, d.now, makeOffloadWord(VNET_GSO_TCPV6, 1400, VNET_F_NEEDS_CSUM));
+    assert.deepEqual(
+      r.out.map((o) => {
+        assert.equal(o.vnet, null);
+        const f = flat(decodeFrame(o.frame));
+        return [f.src, f.dst, f.seq, (f.payload as string).length, f.ttl];
+      }),
+      [
+        [LIP, RS1, 1, 1400, 63],
+        [LIP, RS1, 1401, 1400, 63],
+        [LIP, RS1, 2801, 1200, 63],
+      ],
+    );
+  });
+
+  it("a TCPV4 aggregate from the real server leaves whole as TCPV6, its field the IPv6 pseudo-header sum", () => {
+    const d = nat64Director();
+    const lport = established(d);
+    const agg = tcpFrame(
+      FROM_RS1,
+      { src: ip(RS1), dst: ip(LIP), ttl: 64, df: true },
+      { sport: 8080, dport: lport, flags: ACK, seq: 1, payload },
+    );
+    const l4 = 14 + 20;
+    put16(agg, l4 + 16, ~inetChecksum(pseudoHeader(ip(RS1), ip(LIP), 6, agg.length - l4)) & 0xffff);
+    const r = d.input(2, agg, d.now, makeOffloadWord(VNET_GSO_TCPV4, 1400, VNET_F_NEEDS_CSUM));
+    assert.equal(r.out.length, 1);
+    const out = r.out[0];
+    assert.ok(out.vnet !== null, "leaves with a virtio_net_hdr");
+    assert.equal(out.vnet[1], VNET_GSO_TCPV6);
+    const o4 = 14 + 40;
+    const field = (out.frame[o4 + 16] << 8) | out.frame[o4 + 17];
+    const want = ~inetChecksum(pseudoHeader6(a6(VIP), a6(CLIENT), NH_TCP, out.frame.length - o4)) & 0xffff;
+    assert.equal(field, want);
+    assert.equal(out.frame.length, agg.length + 20);
+    assert.equal(out.frame[14 + 7], 63, "hop limit");
+  });
+
+  it("a TCPV4 aggregate without a partial checksum is cut, each segment translated to IPv6", () => {
+    const d = nat64Director();
+    const lport = established(d);
+    const agg = tcpFrame(
+      FROM_RS1,
+      { src: ip(RS1), dst: ip(LIP), ttl: 64, df: true },
+      { sport: 8080, dport: lport, flags: ACK, seq: 1, payload },
+    );
+    const r = d.input(2, agg, d.now, makeOffloadWord(VNET_GSO_TCPV4, 1400, 0));
+    assert.deepEqual(
+      r.out.map((o) => {
+        const f = flat6(o.frame);
+        return [f.src, f.dst, f.seq, (f.payload as string).length, f.hl];
+      }),
+      [
+        [IP6.vip, CLIENT, 1, 1400, 63],
+        [IP6.vip, CLIENT, 1401, 1400, 63],
+        [IP6.vip, CLIENT, 2801, 1200, 63],
+      ],
+    );
   });
 });
