@@ -309,6 +309,8 @@ class DataPlane {
     const owned = this.vrrp.master.length === 0 ? g.owned : [...g.owned, ...this.vrrp.master];
     // A fwmark rule on a network (not one host) owns addresses we cannot list: let all IPv4 in.
     const allIpv4 = this.api.hasNetworkFwmark();
+    // The same for an IPv6 mark rule on a network, or one with no address (`-6 …`).
+    const allIpv6 = this.api.hasNetworkFwmark6();
     const rips = g.nat.map((d) => d.addr);
     const owned6 = g.owned6 ?? [];
     const rips6 = (g.nat6 ?? []).map((d) => d.addr6);
@@ -340,6 +342,7 @@ class DataPlane {
       this.locals6,
       worker0Dsts6,
       allIpv6ToWorker0,
+      allIpv6,
       sockets.map((s) => s.fd),
     ]);
     if (key === this.filterKey) return;
@@ -354,7 +357,7 @@ class DataPlane {
         locals6: this.locals6,
         rips6,
         allIpv4: allIpv4 || this.init.filter === false,
-        allIpv6: this.init.filter === false,
+        allIpv6: allIpv6 || this.init.filter === false,
         arp: nWorkers === 1,
         // The filter's return value cuts the frame: an aggregate (up to 64 KiB) must pass whole.
         snaplen: 0x40000,
