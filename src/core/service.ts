@@ -55,7 +55,8 @@ export class Service {
   laddrCursor = 0;
   /**
    * IPv6 local addresses (inet_ntop text), in the order added, and their words (4 each) for the
-   * data path. No share: IPv6 goes to the first worker, which takes them all.
+   * data path. No share per worker: the fanout sends a service with IPv6 local addresses to the
+   * first worker, which takes them all (docs/daemon.md "Several workers").
    */
   laddrs6: string[] = [];
   laddr6Words: Int32Array = new Int32Array(0);
