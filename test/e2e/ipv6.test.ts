@@ -15,8 +15,16 @@ import { ipv6TextWords } from "../../src/core/addr.js";
 import { fanoutHash6 } from "../../src/io/bpf.js";
 import { ip } from "../../src/io/netns.js";
 import { labUp } from "../../src/lab/lab.js";
-import { LAB_ADDR6, type LabMethod, type LabNames, labDown } from "../../src/lab/topology.js";
-import { conns, count, curl, labUnavailable, patternSha256, runNames } from "./lab-methods-helpers.js";
+import { LAB_ADDR, LAB_ADDR6, type LabMethod, type LabNames, labDown } from "../../src/lab/topology.js";
+import {
+  conns,
+  count,
+  curl,
+  ipvsadm,
+  labUnavailable,
+  patternSha256,
+  runNames,
+} from "./lab-methods-helpers.js";
 
 const unavailable = labUnavailable();
 const skip = unavailable === null ? false : `IPv6 e2e: ${unavailable}`;
@@ -146,6 +154,64 @@ describe("IPv6 through NAT with --workers 2", { skip, timeout: 180_000 }, () => 
           .map((r) => r[3].replace(/:\d+$/, "")),
       );
       assert.deepEqual([...from].sort(), clients.map((a) => `[${a}]`).sort());
+    } finally {
+      await labDown(n);
+    }
+  });
+});
+
+// NAT64 (DPVS's FULLNAT from an IPv6 VIP to IPv4 real servers, docs/ipv6.md "NAT64"): a service on
+// the IPv6 VIP whose real servers are the lab's IPv4 ones, with the lab's IPv4 local address as
+// its `-P`; curl over IPv6 reaches nginx over IPv4, and the server's replies come back translated.
+describe("NAT64: the IPv6 VIP to the lab's IPv4 real servers", { skip, timeout: 180_000 }, () => {
+  const port = 8064;
+  const url = `http://[${LAB_ADDR6.VIP}]:${port}`;
+  const servers = [
+    ["r1", "198.18.1.11"],
+    ["r2", "198.18.1.12"],
+    ["r3", "198.18.1.13"],
+  ];
+  it("round robin over r1, r2, r3 through IPv4, a 10 MiB download intact, IPv6 → IPv4 entries", async () => {
+    names ??= await runNames("v6");
+    const n = names;
+    try {
+      const st = await labUp(n, { method: "fullnat", ipv6: true });
+      assert.equal(st.daemonStatus, "running", st.daemonStatus);
+      await ipvsadm(n, ["-A", "-t", `[${LAB_ADDR6.VIP}]:${port}`, "-s", "rr"]);
+      for (const [, rip] of servers)
+        await ipvsadm(n, ["-a", "-t", `[${LAB_ADDR6.VIP}]:${port}`, "-r", `${rip}:80`, "--fullnat"]);
+      await ipvsadm(n, ["-P", "-t", `[${LAB_ADDR6.VIP}]:${port}`, "-z", LAB_ADDR.LIP]);
+      const got: Record<string, number> = {};
+      for (let i = 0; i < servers.length * 3; i++) {
+        const r = curl(n, `${url}/`, ["-g", "-6"]);
+        const who = r.status === 0 ? r.stdout.trim() : `curl exit ${r.status}`;
+        got[who] = (got[who] ?? 0) + 1;
+      }
+      assert.deepEqual(
+        Object.entries(got).sort(),
+        servers.map(([s]) => [s, 3]),
+        JSON.stringify(got),
+      );
+      const size = 10 << 20;
+      const dir = mkdtempSync(join(tmpdir(), "tsvs-v6nat64-"));
+      try {
+        const file = join(dir, "body");
+        const r = curl(n, `${url}/bytes/${size}`, ["-g", "-6", "-o", file], 60);
+        assert.equal(r.status, 0, `curl exit ${r.status} ${r.stderr}`);
+        const body = readFileSync(file);
+        assert.equal(
+          `${body.length} ${createHash("sha256").update(body).digest("hex")}`,
+          `${size} ${patternSha256(size)}`,
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const rows = (await conns(n)).filter((r) => r[4] === `[${LAB_ADDR6.VIP}]:${port}`);
+      assert.ok(rows.length > 0, "NAT64 entries listed");
+      for (const r of rows) {
+        assert.match(r[3], /^\[fd74:7376::2\]:\d+$/);
+        assert.match(r[5], /^198\.18\.1\.1[123]:80$/);
+      }
     } finally {
       await labDown(n);
     }
