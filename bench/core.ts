@@ -337,78 +337,82 @@ interface Figures {
 const PICK = 8192;
 const N = 2_000_000;
 
-function setup4(capacity: number, now: number): FamilySetup {
-  const e = makeEngine(capacity);
+/** What differs between the families when a setup builds its table and frames. */
+interface Family<A> {
+  makeEngine(capacity: number): Engine;
+  client(i: number): { addr: A; port: number };
+  write(buf: Uint8Array, off: number, saddr: A, sport: number, daddr: A, flags: number, dport?: number): void;
+  vipNat: A;
+  vipDr: A;
+  frameLen: number;
+  /** The real server (address and port) the NAT connection of this client was bound to. */
+  rip(e: Engine, c: { addr: A; port: number }, i: number): { addr: A; port: number };
+}
+
+const IPV4: Family<number> = {
+  makeEngine,
+  client,
+  write: writeTcpFrame,
+  vipNat: VIP_NAT,
+  vipDr: VIP_DR,
+  frameLen: FRAME_LEN,
+  rip: (e, c) => {
+    const cx = e.conns.lookupIn(IPPROTO_TCP, c.addr, c.port, VIP_NAT, 80);
+    return { addr: e.conns.daddrOf(cx), port: e.conns.dportOf(cx) };
+  },
+};
+
+const ripWords = new Int32Array(4);
+const IPV6: Family<Int32Array> = {
+  makeEngine: makeEngine6,
+  client: client6,
+  write: writeTcpFrame6,
+  vipNat: VIP6_NAT,
+  vipDr: VIP6_DR,
+  frameLen: FRAME_LEN6,
+  rip: (e, c, i) => {
+    const cx = e.conns.lookupIn6(IPPROTO_TCP, c.addr, c.port, VIP6_NAT, 80);
+    if (cx < 0) throw new Error(`IPv6 connection ${i} is not in the table`);
+    e.conns.addr6Of(cx, A6_DADDR, ripWords);
+    return { addr: ripWords, port: e.conns.dportOf(cx) };
+  },
+};
+
+function setup<A>(fam: Family<A>, capacity: number, now: number): FamilySetup {
+  const e = fam.makeEngine(capacity);
+  const len = fam.frameLen;
   // Fill: CONNS connections through NAT (SYN + ACK makes them ESTABLISHED on the client side).
   const fillStart = process.hrtime.bigint();
   const one = new Uint8Array(2048);
   for (let i = 0; i < CONNS; i++) {
-    const c = client(i);
-    const vip = i % 2 === 0 ? VIP_NAT : VIP_DR;
-    writeTcpFrame(one, 0, c.addr, c.port, vip, TCP_SYN);
-    e.input(1, one, FRAME_LEN, now);
-    writeTcpFrame(one, 0, c.addr, c.port, vip, TCP_ACK);
-    e.input(1, one, FRAME_LEN, now);
+    const c = fam.client(i);
+    const vip = i % 2 === 0 ? fam.vipNat : fam.vipDr;
+    fam.write(one, 0, c.addr, c.port, vip, TCP_SYN);
+    e.input(1, one, len, now);
+    fam.write(one, 0, c.addr, c.port, vip, TCP_ACK);
+    e.input(1, one, len, now);
   }
   const fillNs = Number(process.hrtime.bigint() - fillStart) / CONNS;
   const live = e.conns.size;
   // Established packets over 8192 connections of each method (spread over the table).
   const stride = Math.max(2, Math.floor(CONNS / PICK) & ~1);
-  const nat = ring(PICK, FRAME_LEN, (b, off, i) => {
-    const c = client((i * stride) % CONNS);
-    writeTcpFrame(b, off, c.addr, c.port, VIP_NAT, TCP_ACK | TCP_PSH);
+  const nat = ring(PICK, len, (b, off, i) => {
+    const c = fam.client((i * stride) % CONNS);
+    fam.write(b, off, c.addr, c.port, fam.vipNat, TCP_ACK | TCP_PSH);
   });
-  const dr = ring(PICK, FRAME_LEN, (b, off, i) => {
-    const c = client(((i * stride) % CONNS) + 1);
-    writeTcpFrame(b, off, c.addr, c.port, VIP_DR, TCP_ACK | TCP_PSH);
+  const dr = ring(PICK, len, (b, off, i) => {
+    const c = fam.client(((i * stride) % CONNS) + 1);
+    fam.write(b, off, c.addr, c.port, fam.vipDr, TCP_ACK | TCP_PSH);
   });
   // Replies of the same NAT connections: RIP:rport → CIP:cport, as the table bound them.
-  const rep = ring(PICK, FRAME_LEN, (b, off, i) => {
-    const c = client((i * stride) % CONNS);
-    const cx = e.conns.lookupIn(IPPROTO_TCP, c.addr, c.port, VIP_NAT, 80);
-    writeTcpFrame(b, off, e.conns.daddrOf(cx), e.conns.dportOf(cx), c.addr, TCP_ACK | TCP_PSH, c.port);
+  const rep = ring(PICK, len, (b, off, i) => {
+    const c = fam.client((i * stride) % CONNS);
+    const r = fam.rip(e, c, i);
+    fam.write(b, off, r.addr, r.port, c.addr, TCP_ACK | TCP_PSH, c.port);
   });
-  const fresh = ring(newCount(capacity, live), FRAME_LEN, (b, off, i) => {
-    const c = client(CONNS + i);
-    writeTcpFrame(b, off, c.addr, c.port, VIP_NAT, TCP_SYN);
-  });
-  return { engine: e, fillNs, live, nat, dr, rep, fresh };
-}
-
-function setup6(capacity: number, now: number): FamilySetup {
-  const e = makeEngine6(capacity);
-  const fillStart = process.hrtime.bigint();
-  const one = new Uint8Array(2048);
-  for (let i = 0; i < CONNS; i++) {
-    const c = client6(i);
-    const vip = i % 2 === 0 ? VIP6_NAT : VIP6_DR;
-    writeTcpFrame6(one, 0, c.addr, c.port, vip, TCP_SYN);
-    e.input(1, one, FRAME_LEN6, now);
-    writeTcpFrame6(one, 0, c.addr, c.port, vip, TCP_ACK);
-    e.input(1, one, FRAME_LEN6, now);
-  }
-  const fillNs = Number(process.hrtime.bigint() - fillStart) / CONNS;
-  const live = e.conns.size;
-  const stride = Math.max(2, Math.floor(CONNS / PICK) & ~1);
-  const nat = ring(PICK, FRAME_LEN6, (b, off, i) => {
-    const c = client6((i * stride) % CONNS);
-    writeTcpFrame6(b, off, c.addr, c.port, VIP6_NAT, TCP_ACK | TCP_PSH);
-  });
-  const dr = ring(PICK, FRAME_LEN6, (b, off, i) => {
-    const c = client6(((i * stride) % CONNS) + 1);
-    writeTcpFrame6(b, off, c.addr, c.port, VIP6_DR, TCP_ACK | TCP_PSH);
-  });
-  const d6 = new Int32Array(4);
-  const rep = ring(PICK, FRAME_LEN6, (b, off, i) => {
-    const c = client6((i * stride) % CONNS);
-    const cx = e.conns.lookupIn6(IPPROTO_TCP, c.addr, c.port, VIP6_NAT, 80);
-    if (cx < 0) throw new Error(`IPv6 connection ${i} is not in the table`);
-    e.conns.addr6Of(cx, A6_DADDR, d6);
-    writeTcpFrame6(b, off, d6, e.conns.dportOf(cx), c.addr, TCP_ACK | TCP_PSH, c.port);
-  });
-  const fresh = ring(newCount(capacity, live), FRAME_LEN6, (b, off, i) => {
-    const c = client6(CONNS + i);
-    writeTcpFrame6(b, off, c.addr, c.port, VIP6_NAT, TCP_SYN);
+  const fresh = ring(newCount(capacity, live), len, (b, off, i) => {
+    const c = fam.client(CONNS + i);
+    fam.write(b, off, c.addr, c.port, fam.vipNat, TCP_SYN);
   });
   return { engine: e, fillNs, live, nat, dr, rep, fresh };
 }
@@ -494,9 +498,9 @@ function main(): void {
   const bytes4 = tableBytesPerConn(false);
   const bytes6 = tableBytesPerConn(true);
   // One family at a time: the IPv4 engine is unreachable (and collected) before the IPv6 one fills.
-  const f4 = measure(setup4(capacity, now), now, bytes4);
+  const f4 = measure(setup(IPV4, capacity, now), now, bytes4);
   gcNow();
-  const f6 = v6 ? measure(setup6(capacity, now), now, bytes6) : null;
+  const f6 = v6 ? measure(setup(IPV6, capacity, now), now, bytes6) : null;
 
   const fig: Record<string, number> = {
     established_ns_nat: round(f4.nat),
