@@ -14,6 +14,7 @@ import {
   type TableSnapshot,
 } from "../control/snapshot.js";
 import { Fwd } from "../core/dest.js";
+import type { Rates } from "../core/rate.js";
 import { SVC_F_PERSISTENT } from "../core/service.js";
 import type { DaemonStatus } from "../daemon/protocol.js";
 
@@ -39,14 +40,7 @@ export interface TopFrame {
   headerRow: number;
 }
 
-/** Per-second rates, as the estimator names them. */
-export interface Rates {
-  cps: number;
-  inpps: number;
-  outpps: number;
-  inbps: number;
-  outbps: number;
-}
+export type { Rates };
 
 /**
  * The rates between two readings of the same counters, `dtMs` apart. Null `prev` (first sample,

@@ -215,13 +215,7 @@ const serviceKey = z.strictObject({
   port: u16,
   fwmark: u32,
 });
-const serviceSpec = z.strictObject({
-  af,
-  protocol,
-  addr: u32,
-  addr6: ipv6Text.optional(),
-  port: u16,
-  fwmark: u32,
+const serviceSpec = serviceKey.extend({
   schedName: z.string().max(15),
   flags: u32,
   timeout: intMax,
