@@ -3,7 +3,7 @@
 
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: all deps build demo sim test e2e-deps lint format bench bench-core bench-smoke bench-ha clean
+.PHONY: all deps build demo sim test e2e-deps lint format bench bench-core bench-smoke bench-ha bench-scale clean
 
 all: build
 
@@ -48,6 +48,11 @@ bench-ring: build e2e-deps
 # writes bench/results/ha-<date>.json. Knobs: TSVS_HA_BENCH_ROUNDS (20), TSVS_HA_BENCH_* (bench/ha.ts).
 bench-ha: build e2e-deps
 	node dist/bench/ha.js
+
+# Flows surviving a director's loss and addition behind an ECMP router, mh/rr x sync on/off, and
+# plain vs resilient ECMP (root, BIRD; docs/scale-out.md): writes bench/results/scale-<date>.json.
+bench-scale: build e2e-deps
+	node dist/bench/scale.js
 
 # tsvs against nft DNAT, haproxy and nginx stream on a namespace network (root; docs/bench.md):
 # writes bench/results/<date>.json and .svg. The README section: bin/tsvs bench --update-readme FILE.json

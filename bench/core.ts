@@ -3,37 +3,51 @@
 //
 //   established_ns_nat / _dr  ns per packet of an established TCP connection (64-byte payload)
 //   established_ns_nat_reply  the same for the real server's replies of NAT connections
+//   established_ns_nat_all    established NAT packets over every NAT connection of the table, in a
+//                             shuffled order (the rows above cycle over 8192 connections of each
+//                             kind, whose records stay in the caches; this one reads from memory)
 //   new_conn_ns               ns per new connection: lookup miss + schedule + insert (+ xmit)
 //   bytes_per_conn            connection-table bytes per entry (typed arrays, links and buckets)
 //   alloc_bytes_per_pkt       JS heap bytes allocated per packet in the steady state (heap growth
 //                             plus what every GC in between collected, from v8.GCProfiler)
 //   alloc_bytes_per_new_conn  the same for the new connections
+//   acl_lookup_ns_100k        ns per ACL check of a new connection's source (acl.ts) against a deny
+//                             list of 100k random prefixes (IPv4 /8../32, IPv6 /16../128) and an
+//                             allow list of 100k more: both tries walked, half the sources inside
 //
 // The same figures follow for IPv6 entries (suffix _v6: TCP/IPv6 frames, 138 bytes with the same
 // 64-byte payload) on an engine of their own, built and filled after the IPv4 one is dropped, so
 // that neither family's table shares caches or the side record with the other. An IPv6 entry's
 // bytes_per_conn_v6 adds the side record (16 words per slot, allocated with the first IPv6 entry).
-// --ipv4-only leaves the IPv6 half out.
+// --ipv4-only leaves the IPv6 half out; --no-acl the ACL rows; --min reports each row's fastest
+// round instead of the median, --cpu times rounds by the process's CPU time instead of the wall
+// clock (on a shared machine: time spent descheduled is not the engine's).
 //
 // Frames are restored from pristine copies before each input (the engine rewrites in place);
 // the restore is a copyWithin inside one ArrayBuffer, the same work a receive ring does, and
 // its own cost is measured and reported separately as copy_ns.
 
 import { GCProfiler, setFlagsFromString } from "node:v8";
-import { ipv6TextWords, parseIPv4 } from "../src/core/addr.js";
-import { A6_DADDR, ConnTable } from "../src/core/conn/table.js";
+import { parseAclPrefix, ServiceAcl } from "../src/core/acl.js";
+import { formatIPv4, ipv6TextWords, ipv6WordsText, parseIPv4 } from "../src/core/addr.js";
+import { A6_DADDR, ConnTable, type TableAlloc } from "../src/core/conn/table.js";
 import type { CtlCommand, DestSpec, ServiceKey } from "../src/core/ctl-types.js";
 import { Fwd } from "../src/core/dest.js";
 import { ENGINE_V8_FLAGS, Engine } from "../src/core/engine.js";
 import { csumAdd, csumFinish, ipv4HeaderChecksum } from "../src/core/packet/csum.js";
 import { ETH_HLEN, writeEthHeader } from "../src/core/packet/eth.js";
 import { ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, TCP_ACK, TCP_PSH, TCP_SYN } from "../src/core/packet/flow.js";
+import { anonHugeBytes, hugePageAlloc } from "../src/io/hugepages.js";
 
 // As the daemon does: the figures are of the engine as it runs there.
 setFlagsFromString(ENGINE_V8_FLAGS);
 
 const json = process.argv.includes("--json");
+/** --min: the fastest round of each row instead of the median (a shared machine's stable figure). */
+const pick = process.argv.includes("--min") ? (xs: number[]): number => Math.min(...xs) : median;
 const CONNS = Number(process.env.TSVS_BENCH_CONNS ?? 1_000_000);
+/** The daemon's table memory (huge pages where the kernel gives them) unless --no-huge. */
+const tableAlloc: TableAlloc | undefined = process.argv.includes("--no-huge") ? undefined : hugePageAlloc;
 const ROUNDS = 5;
 
 const VIP_NAT = parseIPv4("198.18.0.100")!;
@@ -44,12 +58,16 @@ const CMAC = Uint8Array.from([2, 0, 0, 0, 0, 2]);
 const FRAME_LEN = ETH_HLEN + 20 + 20 + 64;
 const FRAME_LEN6 = ETH_HLEN + 40 + 20 + 64;
 
+/** The most anonymous memory seen in huge pages (the tables', V8 uses none). */
+let hugeSeen = 0;
+
 /** Frames the engines sent: every ring's first frame must leave, or the figure is a drop path's. */
 let sent = 0;
 
 function makeEngine(capacity: number): Engine {
   const e = new Engine({
     connCapacity: capacity,
+    tableAlloc,
     interfaces: [
       {
         ifindex: 1,
@@ -164,6 +182,7 @@ function w6(s: string): Int32Array {
 function makeEngine6(capacity: number): Engine {
   const e = new Engine({
     connCapacity: capacity,
+    tableAlloc,
     interfaces: [
       {
         ifindex: 1,
@@ -287,15 +306,24 @@ function ring(count: number, len: number, fill: (buf: Uint8Array, off: number, i
   return { mem, work: new Uint8Array(mem.buffer, 0, 2048), count, len, slot };
 }
 
+/** --cpu: the process's CPU time (user + system) instead of the wall clock, in ns. */
+const cpuClock = process.argv.includes("--cpu");
+
+function clockNs(): number {
+  if (!cpuClock) return Number(process.hrtime.bigint());
+  const c = process.cpuUsage();
+  return (c.user + c.system) * 1000;
+}
+
 function runRing(e: Engine, r: Ring, packets: number, now: number, input: boolean): number {
   const { mem, work, count, len, slot } = r;
-  const t0 = process.hrtime.bigint();
+  const t0 = clockNs();
   for (let p = 0; p < packets; p++) {
     const src = 2048 + (p % count) * slot;
     mem.copyWithin(0, src, src + len);
     if (input) e.input(1, work, len, now);
   }
-  return Number(process.hrtime.bigint() - t0) / packets;
+  return (clockNs() - t0) / packets;
 }
 
 function median(xs: number[]): number {
@@ -314,6 +342,7 @@ interface FamilySetup {
   fillNs: number;
   live: number;
   nat: Ring;
+  natAll: Ring;
   dr: Ring;
   rep: Ring;
   fresh: Ring;
@@ -326,12 +355,14 @@ interface Figures {
   nat: number;
   dr: number;
   rep: number;
+  natAll: number;
   newConn: number;
   created: number;
   bytesPerConn: number;
   allocPerPkt: number;
   gcs: number;
   allocPerConn: number;
+  aclNs: number;
 }
 
 const PICK = 8192;
@@ -393,6 +424,7 @@ function setup<A>(fam: Family<A>, capacity: number, now: number): FamilySetup {
     e.input(1, one, len, now);
   }
   const fillNs = Number(process.hrtime.bigint() - fillStart) / CONNS;
+  hugeSeen = Math.max(hugeSeen, anonHugeBytes() ?? 0);
   const live = e.conns.size;
   // Established packets over 8192 connections of each method (spread over the table).
   const stride = Math.max(2, Math.floor(CONNS / PICK) & ~1);
@@ -410,11 +442,33 @@ function setup<A>(fam: Family<A>, capacity: number, now: number): FamilySetup {
     const r = fam.rip(e, c, i);
     fam.write(b, off, r.addr, r.port, c.addr, TCP_ACK | TCP_PSH, c.port);
   });
+  // Every NAT connection (the even clients) once a pass, in a shuffled order: no layout of the
+  // table (creation order, hash order) walks its records in sequence.
+  const order = shuffled(CONNS >> 1);
+  const natAll = ring(CONNS >> 1, len, (b, off, i) => {
+    const c = fam.client(2 * order[i]);
+    fam.write(b, off, c.addr, c.port, fam.vipNat, TCP_ACK | TCP_PSH);
+  });
   const fresh = ring(newCount(capacity, live), len, (b, off, i) => {
     const c = fam.client(CONNS + i);
     fam.write(b, off, c.addr, c.port, fam.vipNat, TCP_SYN);
   });
-  return { engine: e, fillNs, live, nat, dr, rep, fresh };
+  return { engine: e, fillNs, live, nat, dr, rep, natAll, fresh };
+}
+
+/** 0..n-1 in a fixed pseudo-random order (Fisher-Yates over an LCG: the same in every run). */
+function shuffled(n: number): Int32Array {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = i;
+  let s = 12345;
+  for (let i = n - 1; i > 0; i--) {
+    s = (Math.imul(s, 1103515245) + 12345) | 0;
+    const j = (s >>> 1) % (i + 1);
+    const x = a[i];
+    a[i] = a[j];
+    a[j] = x;
+  }
+  return a;
 }
 
 function newCount(capacity: number, live: number): number {
@@ -422,8 +476,8 @@ function newCount(capacity: number, live: number): number {
 }
 
 /** Established rounds, allocation in the steady state, then new connections into the full table. */
-function measure(f: FamilySetup, now: number, bytesPerConn: number): Figures {
-  const { engine: e, nat, dr, rep, fresh } = f;
+function measure(f: FamilySetup, now: number, bytesPerConn: number, af: 4 | 6): Figures {
+  const { engine: e, nat, dr, rep, natAll, fresh } = f;
   for (const [name, r] of [
     ["NAT", nat],
     ["DR", dr],
@@ -437,6 +491,7 @@ function measure(f: FamilySetup, now: number, bytesPerConn: number): Figures {
   const natNs: number[] = [];
   const drNs: number[] = [];
   const repNs: number[] = [];
+  const allNs: number[] = [];
   runRing(e, nat, N, now, true); // warm up
   runRing(e, dr, N, now, true);
   runRing(e, rep, N, now, true);
@@ -445,6 +500,7 @@ function measure(f: FamilySetup, now: number, bytesPerConn: number): Figures {
     natNs.push(runRing(e, nat, N, now, true));
     drNs.push(runRing(e, dr, N, now, true));
     repNs.push(runRing(e, rep, N, now, true));
+    allNs.push(runRing(e, natAll, natAll.count, now, true));
   }
 
   // Allocation in the steady state: 1.5M packets.
@@ -461,13 +517,17 @@ function measure(f: FamilySetup, now: number, bytesPerConn: number): Figures {
   const [newAllocated] = heapAllocated(() => {
     newNs = runRing(e, fresh, fresh.count, now, true);
   });
+  // --no-acl: the table's rows alone (the ACL rows build 200k prefixes first).
+  const aclNs = process.argv.includes("--no-acl") ? Number.NaN : aclLookupNs(af);
   return {
+    aclNs,
     live: f.live,
     fillNs: f.fillNs,
-    copyNs: median(copyNs),
-    nat: median(natNs),
-    dr: median(drNs),
-    rep: median(repNs),
+    copyNs: pick(copyNs),
+    nat: pick(natNs),
+    dr: pick(drNs),
+    rep: pick(repNs),
+    natAll: pick(allNs),
     newConn: newNs,
     created: e.conns.size - f.live,
     bytesPerConn,
@@ -482,6 +542,75 @@ function measure(f: FamilySetup, now: number, bytesPerConn: number): Figures {
  * timers) as the table counts them; `ipv6` adds the side record, allocated with the first IPv6
  * entry. (The process's array-buffer total would count the other family's engine as it is freed.)
  */
+/**
+ * ns per ServiceAcl check (deny then allow, as the engine calls it for a new connection) with
+ * 100k prefixes on each list; the sources cycle through 64k, half of them inside a deny prefix.
+ */
+function aclLookupNs(af: 4 | 6): number {
+  let seed = 0x2545f491;
+  const rnd = (): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed | 0;
+  };
+  const acl = new ServiceAcl();
+  const RULES = 100_000;
+  const SRC = 65_536;
+  const words = af === 4 ? 1 : 4;
+  const src = new Int32Array(SRC * 4);
+  const w = new Int32Array(4);
+  let inside = 0;
+  for (const list of [acl.deny, acl.allow]) {
+    while (list.size < RULES) {
+      const len = af === 4 ? 8 + ((rnd() >>> 0) % 25) : 16 + ((rnd() >>> 0) % 113);
+      w.fill(0);
+      for (let i = 0; i < words; i++) {
+        const bits = len - 32 * i;
+        w[i] = bits >= 32 ? rnd() : bits <= 0 ? 0 : (rnd() >>> (32 - bits)) << (32 - bits);
+      }
+      const text = af === 4 ? formatIPv4(w[0] >>> 0) : ipv6WordsText(w);
+      const p = parseAclPrefix(len === 32 * words ? text : `${text}/${len}`);
+      if (typeof p === "string") throw new Error(`bench:core: ${p}`);
+      if (list.has(p)) continue;
+      list.add(p);
+      // Even sources: inside this deny rule (its prefix, random host bits).
+      if (list === acl.deny && inside < SRC / 2) {
+        for (let i = 0; i < 4; i++) {
+          const bits = len - 32 * i;
+          const host = bits >= 32 ? 0 : bits <= 0 ? -1 : -1 >>> bits;
+          src[inside * 8 + i] = w[i] | (rnd() & host);
+        }
+        inside++;
+      }
+    }
+  }
+  // Odd sources: random (almost always on neither list: denied by the allow list).
+  for (let k = 1; k < SRC; k += 2) for (let i = 0; i < 4; i++) src[k * 4 + i] = rnd();
+  const s6 = new Int32Array(4);
+  let sink = 0;
+  const run = (n: number): number => {
+    const t0 = process.hrtime.bigint();
+    for (let j = 0; j < n; j++) {
+      const o = (j & (SRC - 1)) * 4;
+      if (af === 4) sink += acl.check4(src[o]);
+      else {
+        s6[0] = src[o];
+        s6[1] = src[o + 1];
+        s6[2] = src[o + 2];
+        s6[3] = src[o + 3];
+        sink += acl.check6(s6);
+      }
+    }
+    return Number(process.hrtime.bigint() - t0) / n;
+  };
+  run(200_000);
+  const xs: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) xs.push(run(1_000_000));
+  if (sink === 0) throw new Error("bench:core: no ACL verdict");
+  return median(xs);
+}
+
 function tableBytesPerConn(ipv6: boolean): number {
   const probe = new ConnTable(CONNS);
   if (ipv6) {
@@ -498,28 +627,33 @@ function main(): void {
   const bytes4 = tableBytesPerConn(false);
   const bytes6 = tableBytesPerConn(true);
   // One family at a time: the IPv4 engine is unreachable (and collected) before the IPv6 one fills.
-  const f4 = measure(setup(IPV4, capacity, now), now, bytes4);
+  const f4 = measure(setup(IPV4, capacity, now), now, bytes4, 4);
   gcNow();
-  const f6 = v6 ? measure(setup(IPV6, capacity, now), now, bytes6) : null;
+  const f6 = v6 ? measure(setup(IPV6, capacity, now), now, bytes6, 6) : null;
 
   const fig: Record<string, number> = {
     established_ns_nat: round(f4.nat),
     established_ns_dr: round(f4.dr),
     established_ns_nat_reply: round(f4.rep),
+    established_ns_nat_all: round(f4.natAll),
     new_conn_ns: round(f4.newConn),
     bytes_per_conn: round(f4.bytesPerConn),
     alloc_bytes_per_pkt: round(f4.allocPerPkt),
     alloc_bytes_per_new_conn: round(f4.allocPerConn),
+    acl_lookup_ns_100k: round(f4.aclNs),
+    huge_page_mib: round(hugeSeen / 1048576),
   };
   if (f6 !== null) {
     Object.assign(fig, {
       established_ns_nat_v6: round(f6.nat),
       established_ns_dr_v6: round(f6.dr),
       established_ns_nat_reply_v6: round(f6.rep),
+      established_ns_nat_all_v6: round(f6.natAll),
       new_conn_ns_v6: round(f6.newConn),
       bytes_per_conn_v6: round(f6.bytesPerConn),
       alloc_bytes_per_pkt_v6: round(f6.allocPerPkt),
       alloc_bytes_per_new_conn_v6: round(f6.allocPerConn),
+      acl_lookup_ns_100k_v6: round(f6.aclNs),
     });
   }
   if (json) {
@@ -533,14 +667,19 @@ function main(): void {
     ["established NAT", (x) => `${round(x.nat)} ns/pkt`, "goal <= 100"],
     ["established DR", (x) => `${round(x.dr)} ns/pkt`, "goal <= 100"],
     ["established NAT reply", (x) => `${round(x.rep)} ns/pkt`, "goal <= 100"],
+    ["established NAT, every conn", (x) => `${round(x.natAll)} ns/pkt`, "records from memory"],
     ["  (frame restore, included)", (x) => `${round(x.copyNs)} ns/pkt`, ""],
     ["new connection", (x) => `${round(x.newConn)} ns/conn (${x.created})`, "goal <= 400"],
     ["table bytes per connection", (x) => `${round(x.bytesPerConn)} B`, "goal <= 128 (IPv4)"],
     ["allocated per packet", (x) => `${round(x.allocPerPkt)} B (${x.gcs} GCs)`, "goal ~0"],
     ["allocated per new connection", (x) => `${round(x.allocPerConn)} B`, "goal ~0"],
+    ["ACL check, 100k+100k prefixes", (x) => `${round(x.aclNs)} ns/conn`, "O(prefix length)"],
   ];
   process.stdout.write(
-    `bench:core — ${CONNS} connections per family, node ${process.version}, ${ROUNDS} rounds of ${N} packets, medians\n`,
+    `bench:core — ${CONNS} connections per family, node ${process.version}, ${ROUNDS} rounds of ${N} packets, ${pick === median ? "medians" : "minimum"}\n`,
+  );
+  process.stdout.write(
+    `connection tables: ${tableAlloc === undefined ? "V8's memory (--no-huge)" : `huge pages where the kernel gives them (${round(hugeSeen / 1048576)} MiB seen)`}\n`,
   );
   process.stdout.write(`${"".padEnd(30)} ${"IPv4".padEnd(26)} ${(f6 === null ? "" : "IPv6").padEnd(26)}\n`);
   for (const [a, cell, goal] of rows)

@@ -11,10 +11,12 @@
 //
 //   [TSVS_RING_BENCH_SECONDS=5] [TSVS_RING_BENCH_REPS=3] node dist/bench/ring.js     (make bench-ring)
 //
-// Knobs: TSVS_RING_BENCH_SET=rps|livelock (the cell sets below), TSVS_RING_BENCH_ONLY=REGEXP (cells
-// whose name matches), TSVS_RING_BENCH_IO=mmsg,ring and TSVS_RING_BENCH_RATES=pps,… (livelock set).
+// Knobs: TSVS_RING_BENCH_SET=rps|livelock|io (the cell sets below), TSVS_RING_BENCH_ONLY=REGEXP
+// (cells whose name matches), TSVS_RING_BENCH_IO=mmsg,ring,xdp and TSVS_RING_BENCH_RATES=pps,…
+// (livelock and io sets; "max" or 0 = unpaced), TSVS_RING_BENCH_EXTRA="daemon options" (io set).
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
   addVethPair,
@@ -81,6 +83,18 @@ function plan(): Cell[] {
       for (const st of settings)
         for (const pps of rates)
           for (const io of ios) cells.push({ io, workers: 1, pps, genPin: "0", ...st });
+  } else if (set === "io") {
+    // The backends side by side (docs/io.md "AF_XDP"): one worker on CPU 1, the generator on
+    // CPU 0, unpaced and paced.
+    const ios = (process.env.TSVS_RING_BENCH_IO ?? "mmsg,ring,xdp").split(",");
+    // TSVS_RING_BENCH_EXTRA: more daemon options for every cell of this set (e.g. "--idle-ms 0").
+    const extra = (process.env.TSVS_RING_BENCH_EXTRA ?? "").split(" ").filter((a) => a !== "");
+    const rates = (process.env.TSVS_RING_BENCH_RATES ?? "max,200000,300000")
+      .split(",")
+      .map((r) => (r === "max" ? 0 : Number(r)));
+    for (let rep = 0; rep < REPS; rep++)
+      for (const pps of rates)
+        for (const io of ios) cells.push({ io, workers: 1, rps: "off", pps, pin: "1", extra });
   } else if (set === "rps") {
     // Only the receive-steering variants (both CPUs, two workers).
     for (let rep = 0; rep < REPS; rep++) {
@@ -98,7 +112,7 @@ function plan(): Cell[] {
       for (const pps of [100_000, 200_000, 300_000, 400_000])
         for (const io of ["mmsg", "ring"]) cells.push({ io, workers: 1, rps: "off", pps, pin: "1" });
     }
-  } else throw new Error(`TSVS_RING_BENCH_SET: unknown set "${set}" (rps, livelock, or unset)`);
+  } else throw new Error(`TSVS_RING_BENCH_SET: unknown set "${set}" (rps, livelock, io, or unset)`);
   const only = process.env.TSVS_RING_BENCH_ONLY;
   return only === undefined ? cells : cells.filter((x) => new RegExp(only).test(cellName(x)));
 }
@@ -190,12 +204,14 @@ async function runCell(c: Cell): Promise<Row> {
   };
   gen(1);
   const k0 = linkStats(NS.k, IF.k0).rxPackets;
+  const cpu0 = cpuSeconds(d.pid);
   const g = gen(SECONDS);
+  const cpu = cpuSeconds(d.pid) - cpu0;
   // Frames still in flight through the daemon when the generator stops.
   await new Promise((r) => setTimeout(r, 200));
   const got = linkStats(NS.k, IF.k0).rxPackets - k0;
   const st = JSON.parse(tsvs("status", "--json")) as {
-    interfaces: { kernelDrops: number }[];
+    interfaces: { kernelDrops: number; io?: string; xdp?: Record<string, number> }[];
   };
   const exited = new Promise((r) => d.once("exit", r));
   d.kill("SIGTERM");
@@ -214,7 +230,25 @@ async function runCell(c: Cell): Promise<Row> {
     offered: Math.round(g.sent / g.seconds),
     forwarded: Math.round(got / g.seconds),
     kernelDrops: st.interfaces[0]?.kernelDrops ?? 0,
+    io_used: st.interfaces.map((i) => i.io ?? c.io).join(","),
+    // Where an XDP socket lost frames (rxDropped: no fill-ring frame; rxRingFull: we were late).
+    ...(st.interfaces[0]?.xdp === undefined ? {} : { xdp: JSON.stringify(st.interfaces[0].xdp) }),
+    // The daemon's own CPU (user + system, all its threads) per forwarded frame, in µs: the
+    // receive softirq of veth runs on the generator's CPU and is not in it.
+    daemonUsPerPkt: got > 0 ? Math.round((cpu / got) * 1e8) / 100 : 0,
   };
+}
+
+/** utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15, in clock ticks). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 /** Medians over the repetitions of each cell, as a markdown table. */
@@ -226,12 +260,12 @@ function printTable(results: Row[]): void {
   }
   const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
   console.log(
-    "| io | workers | rps | options | worker CPUs | target pps | offered pps | forwarded pps (median) | min–max |",
+    "| io | workers | rps | options | worker CPUs | target pps | offered pps | forwarded pps (median) | min–max | daemon µs/pkt (median) |",
   );
   for (const [k, rs] of groups) {
     const f = rs.map((r) => Number(r.forwarded));
     console.log(
-      `| ${k} | ${med(rs.map((r) => Number(r.offered)))} | ${med(f)} | ${Math.min(...f)}–${Math.max(...f)} |`,
+      `| ${k} | ${med(rs.map((r) => Number(r.offered)))} | ${med(f)} | ${Math.min(...f)}–${Math.max(...f)} | ${med(rs.map((r) => Number(r.daemonUsPerPkt)))} |`,
     );
   }
 }

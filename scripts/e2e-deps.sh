@@ -3,8 +3,8 @@
 # Only as root with apt-get; elsewhere it says what is missing and leaves the decision to the
 # tests (they skip, or fail when CI=true).
 set -euo pipefail
-want=(curl nginx-light nftables ethtool iproute2 iputils-ping traceroute socat iperf3 keepalived tmux chromium)
-cmd_of() { case "$1" in nginx-light) echo nginx ;; iproute2) echo ip ;; nftables) echo nft ;; iputils-ping) echo ping ;; *) echo "$1" ;; esac; }
+want=(curl nginx-light nftables ethtool iproute2 iputils-ping traceroute socat iperf3 keepalived tmux chromium netsniff-ng bird2)
+cmd_of() { case "$1" in nginx-light) echo nginx ;; iproute2) echo ip ;; nftables) echo nft ;; iputils-ping) echo ping ;; netsniff-ng) echo trafgen ;; bird2) echo bird ;; *) echo "$1" ;; esac; }
 missing=()
 for p in "${want[@]}"; do
   c=$(cmd_of "$p")

@@ -10,12 +10,11 @@
 // that the bench measures the topology the tests check. Everything here is bounded: each socket
 // request and each wait has a timeout, and processes are stopped by pid.
 
-import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { nsExecStatus } from "../../src/io/netns.js";
-import { procAlive, sleep } from "../../src/lab/proc.js";
+import { deadRuns, sleep } from "../../src/lab/proc.js";
 import {
   buildHa,
   type HaNames,
@@ -43,21 +42,13 @@ export function benchNames(pid = process.pid): HaNames {
  * /tmp/tsvs-hb<pid> left by bench runs whose process is gone (killed before the cleanup).
  */
 export async function removeStaleBench(): Promise<string[]> {
-  const r = execFileSync("ip", ["netns", "list"], { encoding: "utf8", timeout: 10_000 });
-  const re = new RegExp(`^${BENCH_PREFIX}(\\d+)-`);
-  const pids = new Set<number>();
-  for (const line of r.split("\n")) {
-    const m = re.exec(line);
-    if (m !== null) pids.add(Number(m[1]));
-  }
   const removed: string[] = [];
-  for (const pid of pids)
-    if (pid !== process.pid && !procAlive({ pid, start: 0, what: "" })) {
-      const n = benchNames(pid);
-      await removeHa(n);
-      rmSync(join("/tmp", n.prefix), { recursive: true, force: true });
-      removed.push(n.prefix);
-    }
+  for (const id of deadRuns(BENCH_PREFIX)) {
+    const n = benchNames(Number(id));
+    await removeHa(n);
+    rmSync(join("/tmp", n.prefix), { recursive: true, force: true });
+    removed.push(n.prefix);
+  }
   return removed;
 }
 

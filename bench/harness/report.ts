@@ -21,9 +21,6 @@ export type Cell =
       value: number;
       unit: string;
       director_cpu_pct: number | null;
-      /** Latency cells: p50/p99 added over the direct path (medians). */
-      added_p50_ms?: number;
-      added_p99_ms?: number;
       reps: RepRecord[];
     }
   | { status: "unavailable"; reason: string }
@@ -39,29 +36,36 @@ export interface DirectorRecord {
 
 export const RATIO_KEYS = [
   "pps_vs_nft",
+  "cps_nat_vs_nft",
   "cps_nat_vs_haproxy",
-  "cps_dr_vs_nat",
-  "rps_keepalive_vs_haproxy",
-  "p99_added_vs_haproxy",
+  "rps_keepalive_vs_nft",
+  "p99_vs_haproxy",
+  "p99_vs_nft",
   "bulk_vs_nft",
+  "cpu_per_conn_dr_vs_nat",
+  "director_us_per_pkt",
 ] as const;
 export type RatioKey = (typeof RATIO_KEYS)[number];
 
-/** What each ratio divides, and the issue's goal for it. */
-export const RATIO_DEFS: Record<
-  RatioKey,
-  { num: [string, WorkloadName]; den: [string, WorkloadName]; goal: string; added?: boolean }
-> = {
+/**
+ * A figure of one cell: its headline value, or the director's CPU per unit of work (core-seconds
+ * per connection at http_cps; core-microseconds per packet forwarded at udp_pps, the packets
+ * counted at the sink).
+ */
+type Figure = [director: string, workload: WorkloadName, what?: "cpu_per_unit"];
+
+/**
+ * What each ratio divides (a figure, or a figure over another from the same run), and the issue's
+ * goal. Like is compared with like: the same workload, the same run, tsvs's default flags.
+ */
+export const RATIO_DEFS: Record<RatioKey, { num: Figure; den?: Figure; goal: string }> = {
   pps_vs_nft: { num: ["tsvs-nat", "udp_pps"], den: ["nft-dnat", "udp_pps"], goal: "≥ 1.0" },
+  cps_nat_vs_nft: { num: ["tsvs-nat", "http_cps"], den: ["nft-dnat", "http_cps"], goal: "≥ 1.0" },
   cps_nat_vs_haproxy: { num: ["tsvs-nat", "http_cps"], den: ["haproxy", "http_cps"], goal: "≥ 1.0" },
-  cps_dr_vs_nat: { num: ["tsvs-dr", "http_cps"], den: ["tsvs-nat", "http_cps"], goal: "≥ 1.5" },
-  rps_keepalive_vs_haproxy: { num: ["tsvs-nat", "http_rps"], den: ["haproxy", "http_rps"], goal: "≥ 1.0" },
-  p99_added_vs_haproxy: {
-    num: ["tsvs-nat", "latency"],
-    den: ["haproxy", "latency"],
-    goal: "≤ 1.0",
-    added: true,
-  },
+  rps_keepalive_vs_nft: { num: ["tsvs-nat", "http_rps"], den: ["nft-dnat", "http_rps"], goal: "≥ 1.0" },
+  // Absolute p99 of one request at a time (the latency cell's value), tsvs NAT over the peer's.
+  p99_vs_haproxy: { num: ["tsvs-nat", "latency"], den: ["haproxy", "latency"], goal: "≤ 1.5" },
+  p99_vs_nft: { num: ["tsvs-nat", "latency"], den: ["nft-dnat", "latency"], goal: "(none)" },
   // iperf3 through tsvs NAT against the kernel's DNAT, both with veth's default offloads (unless
   // the run says offloads off): the kernel forwards 64 KiB aggregates whole, so must tsvs.
   bulk_vs_nft: {
@@ -69,6 +73,13 @@ export const RATIO_DEFS: Record<
     den: ["nft-dnat", "tcp_bulk"],
     goal: "≥ 0.5 (stretch ≥ 0.8)",
   },
+  // DR does less per connection than NAT (it never sees the replies): its CPU per connection.
+  cpu_per_conn_dr_vs_nat: {
+    num: ["tsvs-dr", "http_cps", "cpu_per_unit"],
+    den: ["tsvs-nat", "http_cps", "cpu_per_unit"],
+    goal: "≤ 0.6",
+  },
+  director_us_per_pkt: { num: ["tsvs-nat", "udp_pps", "cpu_per_unit"], goal: "≤ 1.0" },
 };
 
 export interface BenchResult {
@@ -92,37 +103,34 @@ export interface BenchResult {
   ratio_notes: Record<RatioKey, string>;
 }
 
-function okValue(r: BenchResult, d: string, w: WorkloadName, added: boolean): number | null {
+/** A cell's figure, or null (no such cell, not measured, or no director CPU for a per-unit one). */
+function figure(r: BenchResult, [d, w, what]: Figure): number | null {
   const c = r.cells[d]?.[w];
-  if (c === undefined || c.status !== "ok") return null;
-  const v = added ? c.added_p99_ms : c.value;
-  return v === undefined || !Number.isFinite(v) ? null : v;
+  if (c === undefined || c.status !== "ok" || !Number.isFinite(c.value) || c.value <= 0) return null;
+  if (what === undefined) return c.value;
+  if (c.director_cpu_pct === null) return null;
+  // cpu % of one core / units per second = core-seconds per unit (µs per packet for udp_pps).
+  const perUnit = c.director_cpu_pct / 100 / c.value;
+  return w === "udp_pps" ? perUnit * 1e6 : perUnit;
 }
 
-/** Fills the latency cells' added p50/p99 (over the direct path) and the top-level ratios. */
+function figureText([d, w, what]: Figure): string {
+  return what === undefined
+    ? `${d} ${w}`
+    : `${d} ${w === "udp_pps" ? "CPU µs per packet" : "CPU s per connection"}`;
+}
+
+/** Fills the top-level ratios from the cells. */
 export function finalize(r: BenchResult): void {
-  const direct = r.cells.direct?.latency;
-  for (const d of Object.keys(r.cells)) {
-    const c = r.cells[d].latency;
-    if (c === undefined || c.status !== "ok" || direct === undefined || direct.status !== "ok") continue;
-    const med = (k: "p50_ms" | "p99_ms", cell: typeof c): number => {
-      const xs = cell.reps.map((x) => Number(x.extra[k])).sort((a, b) => a - b);
-      return xs[(xs.length - 1) >> 1];
-    };
-    c.added_p50_ms = round3(med("p50_ms", c) - med("p50_ms", direct));
-    c.added_p99_ms = round3(med("p99_ms", c) - med("p99_ms", direct));
-  }
   for (const k of RATIO_KEYS) {
     const def = RATIO_DEFS[k];
-    const a = okValue(r, def.num[0], def.num[1], def.added === true);
-    const b = okValue(r, def.den[0], def.den[1], def.added === true);
-    const what = `${def.num[0]} ${def.num[1]}${def.added ? " (added p99)" : ""} / ${def.den[0]} ${def.den[1]}${def.added ? " (added p99)" : ""}; goal ${def.goal}`;
+    const a = figure(r, def.num);
+    const b = def.den === undefined ? 1 : figure(r, def.den);
+    const what = `${figureText(def.num)}${def.den === undefined ? "" : ` / ${figureText(def.den)}`}; goal ${def.goal}`;
     if (a === null || b === null) {
+      const missing = a === null ? def.num : (def.den as Figure);
       r.ratios[k] = null;
-      r.ratio_notes[k] = `${what}; not computed: ${a === null ? def.num[0] : def.den[0]} has no figure`;
-    } else if (b <= 0) {
-      r.ratios[k] = null;
-      r.ratio_notes[k] = `${what}; not computed: the denominator is ${b} (not above the direct path)`;
+      r.ratio_notes[k] = `${what}; not computed: ${missing[0]} has no figure`;
     } else {
       r.ratios[k] = round3(a / b);
       r.ratio_notes[k] = what;
@@ -138,11 +146,8 @@ function cellText(c: Cell | undefined, w: WorkloadName): string {
   if (c === undefined) return "—";
   if (c.status !== "ok") return c.status === "unavailable" ? "n/a" : "error";
   if (w === "latency") {
-    const p50 = medianExtra(c, "p50_ms");
-    const p99 = c.value;
-    const add =
-      c.added_p99_ms !== undefined ? ` (${c.added_p99_ms >= 0 ? "+" : ""}${fmtMs(c.added_p99_ms)})` : "";
-    return `${fmtMs(p50)} / ${fmtMs(p99)}${add}`;
+    const pct = ["p50_ms", "p90_ms", "p99_ms", "p999_ms"].map((k) => fmtMs(medianExtra(c, k)));
+    return pct.join(" / ");
   }
   return formatValue(c.value);
 }
@@ -160,7 +165,7 @@ const HEAD: Record<WorkloadName, string> = {
   udp_pps: "UDP pps at sink",
   http_cps: "`Connection: close` conn/s",
   http_rps: "keep-alive req/s",
-  latency: "p50 / p99 ms (+p99 over direct)",
+  latency: "latency p50 / p90 / p99 / p99.9 ms",
   tcp_bulk: "iperf3 Gbit/s",
 };
 
@@ -213,7 +218,7 @@ export function runLine(r: BenchResult): string {
 
 export function chartSvg(r: BenchResult): string {
   const panels: ChartPanel[] = r.workloads.map((w) => ({
-    title: w.name === "latency" ? "p99 latency added over direct" : w.label,
+    title: w.label,
     unit: w.unit,
     bars: r.directors.map((d) => {
       const c = r.cells[d.name]?.[w.name];
@@ -221,8 +226,7 @@ export function chartSvg(r: BenchResult): string {
       if (c === undefined || c.status !== "ok") {
         return { label: d.name, value: null, note: c?.reason ?? d.reason ?? "n/a", kind };
       }
-      const v = w.name === "latency" ? (c.added_p99_ms ?? null) : c.value;
-      return { label: d.name, value: v, kind };
+      return { label: d.name, value: c.value, kind };
     }),
   }));
   // The run line, broken after its clauses so that it fits the chart's width.

@@ -2,11 +2,12 @@
 // workload against each, repetitions, medians; then the JSON, the chart and the printed table.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
-import { ip, netnsUnavailableReason } from "../../src/io/netns.js";
+import { netnsUnavailableReason } from "../../src/io/netns.js";
 import { commandPath, ensurePackages } from "../../src/lab/packages.js";
+import { deadRuns } from "../../src/lab/proc.js";
 import { type LabOffloads, labDown } from "../../src/lab/topology.js";
 import { DIRECTORS, type DirectorDef, type DirectorRun, nginxStreamReason } from "./directors.js";
 import {
@@ -94,20 +95,7 @@ function installTools(log: (s: string) => void, offloads: LabOffloads): void {
 
 /** Removes the namespaces of earlier bench runs whose process is gone (killed before teardown). */
 export async function removeStaleRuns(log: (s: string) => void): Promise<void> {
-  let list = "";
-  try {
-    list = ip("netns", "list");
-  } catch {
-    return;
-  }
-  const suffixes = new Set<string>();
-  for (const line of list.split("\n")) {
-    const m = /^tsvs-b([0-9a-z]+)-/.exec(line);
-    if (m !== null) suffixes.add(m[1]);
-  }
-  for (const sfx of suffixes) {
-    const pid = Number.parseInt(sfx, 36);
-    if (pid === process.pid || existsSync(`/proc/${pid}`)) continue;
+  for (const sfx of deadRuns("tsvs-b", 36)) {
     log(`removing the namespaces of an earlier bench run (tsvs-b${sfx}-*)`);
     await labDown(benchNames(sfx));
   }

@@ -9,8 +9,9 @@ export const BENCH_USAGE = `Usage: tsvs bench [--smoke] [--only NAME,...] [--dur
                   [--generator trafgen|node] [--offloads on|off]
        tsvs bench --update-readme FILE.json [--readme README.md]
 
-Runs every director (direct, tsvs-nat, tsvs-nat6, tsvs-nat-2w, tsvs-nat-ring, tsvs-nat-spin, tsvs-dr,
-tsvs-dr6, tsvs-fullnat, tsvs-tun, nft-dnat, haproxy, nginx-stream, ipvs-nat; the ...6 ones over IPv6)
+Runs every director (direct, tsvs-nat, tsvs-nat6, tsvs-nat-2w, tsvs-nat-ring, tsvs-nat-spin,
+tsvs-nat-xdp, tsvs-dr, tsvs-dr-xdp, tsvs-dr6, tsvs-fullnat, tsvs-tun, nft-dnat, haproxy, nginx-stream,
+ipvs-nat; the ...6 ones over IPv6, the ...-xdp ones with --io xdp)
 over every workload (udp_pps, http_cps, http_rps, latency,
 tcp_bulk) in network namespaces tsvs-b<pid>-*, then writes DIR/<date>.json and .svg
 (default DIR: bench/results; with --smoke: bench/results/tmp). Needs root.

@@ -1,6 +1,7 @@
 // `tsvs daemon ARGS`: see src/daemon/main.ts and docs/daemon.md.
 
 import { DAEMON_USAGE, DaemonUsageError, parseDaemonArgs, runDaemon } from "../daemon/main.js";
+import { dropCapabilities } from "../daemon/privileges.js";
 
 export async function daemonMain(args: string[]): Promise<number> {
   if (args.includes("-h") || args.includes("--help")) {
@@ -8,7 +9,10 @@ export async function daemonMain(args: string[]): Promise<number> {
     return 0;
   }
   try {
-    return await runDaemon(parseDaemonArgs(args));
+    const opts = parseDaemonArgs(args);
+    // Before anything else: only the capabilities the daemon needs (src/daemon/privileges.ts).
+    dropCapabilities(opts);
+    return await runDaemon(opts);
   } catch (e) {
     if (e instanceof DaemonUsageError) {
       process.stderr.write(`tsvs daemon: ${e.message}\n${DAEMON_USAGE}`);

@@ -57,7 +57,9 @@ export function formatExplanation(a: ExplainAnswer): string {
     if (s.flags.length > 0) desc += ` (${s.flags.join(",")})`;
     if (s.persistent !== null) {
       desc += ` persistent ${s.persistent.timeoutS}`;
-      if (s.persistent.netmask !== "255.255.255.255") desc += ` mask ${s.persistent.netmask}`;
+      // As ipvsadm -L: the mask only when not one client address (IPv4 /32, IPv6 /128).
+      if (s.persistent.netmask !== "255.255.255.255" && s.persistent.netmask !== "128")
+        desc += ` mask ${s.persistent.netmask}`;
     }
     out += line("service", `${desc}  [matched by ${s.matchedBy}]`);
   }
@@ -99,8 +101,8 @@ export function formatExplanation(a: ExplainAnswer): string {
     const via =
       fwd.iface === null
         ? " (no route)"
-        : ` via ${fwd.iface} next hop ${fwd.nexthop}${fwd.mac === null ? " (MAC unresolved: ARP first)" : ` ${fwd.mac}`}`;
-    const outer = fwd.outer !== null ? ` in IPIP ${fwd.outer.src} -> ${fwd.outer.dst}` : "";
+        : ` via ${fwd.iface} next hop ${fwd.nexthop}${fwd.mac === null ? ` (MAC unresolved: ${fwd.nexthop?.includes(":") ? "NDP" : "ARP"} first)` : ` ${fwd.mac}`}`;
+    const outer = fwd.outer !== null ? ` in ${fwd.outer.kind} ${fwd.outer.src} -> ${fwd.outer.dst}` : "";
     out += line("forward", `${fwd.ipvsadm}: ${fwd.src} -> ${fwd.dst}${outer}${via}`);
     out += line("", fwd.rewrite);
   }

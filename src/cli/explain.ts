@@ -3,7 +3,7 @@
 // in ipvsadm's terms (-t/-u/--sctp-service VIP:PORT, -f MARK), prints explain-format.ts's lines or
 // the raw answer (--json).
 
-import { parseIPv4 } from "../core/addr.js";
+import { inetEndpoint } from "../control/spec.js";
 import { request } from "../daemon/control.js";
 import { type ExplainRequest, resolveControlPath } from "../daemon/protocol.js";
 import { explainExitCode, formatExplanation } from "./explain-format.js";
@@ -12,7 +12,7 @@ import { takeControlFlag } from "./ipvsadm-client.js";
 export const EXPLAIN_USAGE = `Usage: tsvs explain -t|-u|--sctp-service VIP:PORT --from CIP:CPORT [--fwmark N] [--json] [--control PATH]
        tsvs explain -f MARK -t|-u|--sctp-service VIP:PORT --from CIP:CPORT [--json]
   what the director would do with the first packet (a TCP SYN, a UDP datagram) from CIP:CPORT to
-  VIP:PORT: the service that matches, an existing connection or persistence template, the real
+  VIP:PORT (IPv6 as [ADDR]:PORT, both ends of one family): the service that matches, an existing connection or persistence template, the real
   server the scheduler would pick now and the figures that decide it, the forwarding method and the
   rewritten addresses. Nothing is sent, nothing changes.
   --fwmark N, -f N   the packet carries firewall mark N (default: tsvs's fwmark rules decide)
@@ -33,12 +33,14 @@ const SERVICE_FLAGS: Record<string, ExplainRequest["proto"]> = {
   "--sctp-service": "sctp",
 };
 
-/** "A.B.C.D:PORT" → address and port; null when malformed. */
+/**
+ * "A.B.C.D:PORT" or "[IPv6]:PORT" (as ipvsadm writes a service) → the address (IPv6 as inet_ntop
+ * prints it) and the port; null when malformed or without a port.
+ */
 export function parseEndpoint(s: string): { addr: string; port: number } | null {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
-  if (m === null || parseIPv4(m[1]) === null) return null;
-  const port = Number(m[2]);
-  return port > 65535 ? null : { addr: m[1], port };
+  const e = inetEndpoint(s);
+  if (e === null || e.port === null || (e.a.af === 6 && !s.startsWith("["))) return null;
+  return { addr: e.a.addr6 ?? s.slice(0, s.lastIndexOf(":")), port: e.port };
 }
 
 function markArg(v: string | undefined, flag: string): number | { error: string } {
@@ -62,14 +64,18 @@ export function parseExplainArgs(args: readonly string[]): ExplainArgs | { error
       const v = args[++i];
       if (v === undefined) return { error: `${a} needs VIP:PORT` };
       const e = parseEndpoint(v);
-      if (e === null) return { error: `bad service address '${v}' (VIP:PORT, e.g. 198.18.0.100:80)` };
+      if (e === null)
+        return { error: `bad service address '${v}' (VIP:PORT, e.g. 198.18.0.100:80 or [2001:db8::100]:80)` };
       proto = SERVICE_FLAGS[a];
       vip = e;
     } else if (a === "--from") {
       const v = args[++i];
       if (v === undefined) return { error: "--from needs CIP:CPORT" };
       const e = parseEndpoint(v);
-      if (e === null) return { error: `bad client address '${v}' (CIP:CPORT, e.g. 203.0.113.10:40000)` };
+      if (e === null)
+        return {
+          error: `bad client address '${v}' (CIP:CPORT, e.g. 203.0.113.10:40000 or [2001:db8:ff::10]:40000)`,
+        };
       from = e;
     } else if (a === "--fwmark" || a === "-f" || a === "--fwmark-service") {
       if (fwmark !== undefined) return { error: "one firewall mark only (-f or --fwmark)" };
@@ -86,6 +92,8 @@ export function parseExplainArgs(args: readonly string[]): ExplainArgs | { error
           : "which packet? -t|-u|--sctp-service VIP:PORT is required",
     };
   if (from === undefined) return { error: "--from CIP:CPORT is required (the client's address and port)" };
+  if (vip.addr.includes(":") !== from.addr.includes(":"))
+    return { error: "the service and the client must be of one family (both IPv4 or both IPv6)" };
   const req: ExplainRequest = {
     op: "explain",
     proto,

@@ -10,7 +10,7 @@ import { formatIPv4 } from "../core/addr.js";
 import { CtlError } from "../core/ctl.js";
 import { TsvsError } from "../core/errors.js";
 import { request } from "../daemon/control.js";
-import type { DaemonStatus, FwmarkAction, Request, Response } from "../daemon/protocol.js";
+import type { DaemonStatus, DefenseStatus, FwmarkAction, Request, Response } from "../daemon/protocol.js";
 import { parseSysctlArg, resolveControlPath, SYSCTLS } from "../daemon/protocol.js";
 import { parseIpvsadm } from "./ipvsadm/parse.js";
 import { type IpvsadmResult, planIpvsadm } from "./ipvsadm/run.js";
@@ -215,6 +215,19 @@ export async function fwmarkMain(args: string[]): Promise<number> {
   return 0;
 }
 
+const DEFENSE_MODE = ["off", "auto", "active (auto)", "always"];
+
+/** The defence's line: each strategy's mode (number and meaning), availmem/amemthresh, what it did. */
+export function defenseLine(d: DefenseStatus): string {
+  const m = (n: number): string => `${n} ${DEFENSE_MODE[n] ?? "?"}`;
+  return (
+    `defense: availmem ${d.availmem}/amemthresh ${d.amemthresh} pages; drop_entry ${m(d.dropEntry)}` +
+    ` (${d.entriesDropped} entries dropped), drop_packet ${m(d.dropPacket)}` +
+    `${d.dropRate > 0 ? ` (1 in ${d.dropRate})` : ""} (${d.packetsDropped} packets dropped), secure_tcp ${m(d.secureTcp)}` +
+    `${d.secureTcpTable ? " (tcp_states_dos)" : ""}`
+  );
+}
+
 export function formatStatus(s: DaemonStatus): string {
   const lines: string[] = [];
   lines.push(`tsvs daemon pid ${s.pid}, netns ${s.netns}, control ${s.control}`);
@@ -229,7 +242,7 @@ export function formatStatus(s: DaemonStatus): string {
   lines.push("interfaces:");
   for (const i of s.interfaces) {
     lines.push(
-      `  ${i.name} (#${i.ifindex}) ${i.mac} mtu ${i.mtu} ${i.addrs.join(" ")}: rx ${i.rxFrames} tx ${i.txFrames}` +
+      `  ${i.name} (#${i.ifindex}) ${i.mac} mtu ${i.mtu} ${i.addrs.join(" ")}${i.io === undefined ? "" : ` io ${i.io}`}: rx ${i.rxFrames} tx ${i.txFrames}` +
         ` txDropped ${i.txDropped} txErrors ${i.txErrors} truncated ${i.rxTruncated} kernelDrops ${i.kernelDrops}`,
     );
     if (i.rxAggregates !== undefined)
@@ -256,6 +269,7 @@ export function formatStatus(s: DaemonStatus): string {
   );
   const drops = Object.entries(s.drops);
   lines.push(`drops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  if (s.defense !== undefined) lines.push(defenseLine(s.defense));
   for (const v of s.vrrp ?? []) {
     const drops = Object.entries(v.drops);
     lines.push(
@@ -272,6 +286,16 @@ export function formatStatus(s: DaemonStatus): string {
         `messages sent ${d.messagesSent} received ${d.messagesReceived}, conns sent ${d.connsSent} received ${d.connsReceived}, ` +
         `errors ${d.errors}${drops.length === 0 ? "" : `, drops ${drops.map(([k, v]) => `${k}=${v}`).join(" ")}`}`,
     );
+  }
+  if (s.bgp !== undefined) {
+    const b = s.bgp;
+    lines.push(
+      `bgp: AS ${b.localAs} router id ${b.routerId}, BIRD ${b.bird.reachable ? "answering" : "NOT answering"} on ${b.bird.socket}` +
+        `${b.bird.pid !== null ? ` (pid ${b.bird.pid}, started by tsvs)` : ""}, liveness ${b.liveness.ifname} ${b.liveness.up ? "up" : "down"}` +
+        `${b.bird.error !== "" ? `; last error: ${b.bird.error}` : ""}`,
+    );
+    for (const n of b.sessions) lines.push(`  neighbor ${n.neighbor}: ${n.state} ${n.info}`.trimEnd());
+    for (const v of b.vips) lines.push(`  ${v.vip}: ${v.announced ? "announced" : "withdrawn"} (${v.why})`);
   }
   if (s.config !== undefined) {
     lines.push(`config: ${s.config.file} (reloads ${s.config.reloads})`);

@@ -3,7 +3,18 @@
 import { listCommand } from "../lab/daemon.js";
 import { labDemo } from "../lab/demo.js";
 import { labDemoHa } from "../lab/demo-ha.js";
+import { labDemoScale } from "../lab/demo-scale.js";
 import { formatStatus, LAB_GUE_PORT, labStatus, labUp } from "../lab/lab.js";
+import {
+  formatScaleStatus,
+  isScaleLab,
+  SCALE_ADDR,
+  SCALE_MAX_DIRECTORS,
+  scaleDown,
+  scaleNames,
+  scaleStatus,
+  scaleUp,
+} from "../lab/scale.js";
 import type { ServerKind } from "../lab/servers.js";
 import {
   DEFAULT_PREFIX,
@@ -14,7 +25,6 @@ import {
   type LabBackup,
   type LabMethod,
   type LabOffloads,
-  labDown,
   labNames,
   RUN_ROOT,
 } from "../lab/topology.js";
@@ -43,6 +53,19 @@ Commands:
                                      up --ha, a ~6 s download through the VIP, SIGKILL to the
                                      master's daemon halfway: prints the takeover time and whether
                                      the download completed intact (exit 1 if not), then down
+  up --directors N [--bgp] [--method M] [--scheduler S] [--sync on|off] [--no-sloppy-tcp]
+                                     scale-out (docs/lab.md "Scale-out"): N active directors
+                                     (2..${SCALE_MAX_DIRECTORS}) behind a router that spreads the VIP
+                                     ${SCALE_ADDR.VIP} over them by ECMP; with --bgp each
+                                     director announces it over BGP (BIRD) and the router runs
+                                     BIRD; without, a static multipath route. Default method dr,
+                                     scheduler mh, sync on (master and backup on every director)
+  demo --scale [--directors N] [--method M] [--conns C]
+                                     up --directors N --bgp (default 3), C downloads (default 60)
+                                     through the VIP, SIGKILL to one director's daemon: prints
+                                     the flows per director, the time until the router dropped
+                                     it and whether every download completed intact (exit 1 if
+                                     not), then down
 
 Options:
   --prefix P                 namespace name prefix (default ${DEFAULT_PREFIX}: ${DEFAULT_PREFIX}-c, ${DEFAULT_PREFIX}-d, ...)
@@ -73,6 +96,14 @@ interface Args {
   backup: LabBackup;
   tunType: "ipip" | "gue" | "gre";
   ipv6: boolean;
+  /** Scale-out: the number of directors (0: not a scale-out lab). */
+  directors: number;
+  bgp: boolean;
+  scheduler: string;
+  sync: boolean;
+  sloppyTcp: boolean;
+  scale: boolean;
+  conns: number;
 }
 
 function isMethod(s: string | undefined): s is LabMethod {
@@ -95,6 +126,13 @@ function parse(argv: string[]): Args | string {
     backup: "tsvs",
     tunType: "ipip",
     ipv6: false,
+    directors: 0,
+    bgp: false,
+    scheduler: "mh",
+    sync: true,
+    sloppyTcp: true,
+    scale: false,
+    conns: 60,
   };
   for (let i = 0; i < rest.length; i++) {
     const opt = rest[i];
@@ -157,11 +195,53 @@ function parse(argv: string[]): Args | string {
       case "--json":
         a.json = true;
         break;
+      case "--directors": {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 2 || n > SCALE_MAX_DIRECTORS)
+          return `--directors needs a number from 2 to ${SCALE_MAX_DIRECTORS}`;
+        a.directors = n;
+        i++;
+        break;
+      }
+      case "--bgp":
+        a.bgp = true;
+        break;
+      case "--scheduler":
+        if (v === undefined || !/^[a-z]+$/.test(v)) return "--scheduler needs a scheduler name";
+        a.scheduler = v;
+        i++;
+        break;
+      case "--sync":
+        if (v !== "on" && v !== "off") return "--sync must be on or off";
+        a.sync = v === "on";
+        i++;
+        break;
+      case "--no-sloppy-tcp":
+        a.sloppyTcp = false;
+        break;
+      case "--scale":
+        a.scale = true;
+        break;
+      case "--conns": {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 2000) return "--conns needs a number from 1 to 2000";
+        a.conns = n;
+        i++;
+        break;
+      }
       default:
         return `unknown option '${opt}'`;
     }
   }
   if (argv.includes("--backup") && !a.ha) return "--backup goes with --ha";
+  const scaleOnly = ["--bgp", "--scheduler", "--sync", "--no-sloppy-tcp"].find((o) => argv.includes(o));
+  if (scaleOnly !== undefined && a.directors === 0 && !a.scale) return `${scaleOnly} goes with --directors`;
+  if ((a.directors > 0 || a.scale) && (a.ha || a.ipv6 || a.tunType !== "ipip" || argv.includes("--offloads")))
+    return "--directors and --scale go without --ha, --ipv6, --tun-type and --offloads";
+  if (a.scale && a.cmd !== "demo") return "--scale goes with demo";
+  if (argv.includes("--conns") && !a.scale) return "--conns goes with demo --scale";
+  // The scale-out lab's default method is DR (docs/lab.md "Scale-out").
+  if ((a.directors > 0 || a.scale) && !argv.includes("--method") && !argv.includes("-m")) a.method = "dr";
   if (a.ipv6 && a.cmd !== "up") return "--ipv6 goes with up";
   if (a.tunType !== "ipip" && (a.method !== "tun" || a.cmd !== "up"))
     return "--tun-type goes with up --method tun";
@@ -181,6 +261,26 @@ export async function labMain(argv: string[]): Promise<number> {
     const names = labNames(a.prefix);
     switch (a.cmd) {
       case "up": {
+        if (a.directors > 0) {
+          const sn = scaleNames(a.prefix);
+          const st = await scaleUp(sn, {
+            directors: a.directors,
+            method: a.method,
+            scheduler: a.scheduler,
+            sync: a.sync,
+            sloppyTcp: a.sloppyTcp,
+            bgp: a.bgp,
+            servers: a.servers,
+            daemon: a.daemon,
+            log,
+          });
+          const p = names.prefix !== DEFAULT_PREFIX ? ` --prefix ${names.prefix}` : "";
+          log(`lab ${names.prefix} is up (scale-out, ${st.directors.length} directors, ${st.method}); try:`);
+          log(`  ip netns exec ${sn.client} curl http://${SCALE_ADDR.VIP}/`);
+          log(`  ip netns exec ${sn.router} ip route show ${SCALE_ADDR.VIP}`);
+          log(`  tsvs lab status${p}`);
+          return a.daemon && st.directors.some((d) => d.status !== "running") ? 1 : 0;
+        }
         const st = await labUp(names, {
           method: a.method,
           servers: a.servers,
@@ -208,14 +308,35 @@ export async function labMain(argv: string[]): Promise<number> {
         return a.daemon && (st.daemonStatus !== "running" || !ha2) ? 1 : 0;
       }
       case "down":
-        for (const l of await labDown(names)) log(l);
+        // Also a scale-out lab's directors; the classic lab's teardown comes with it.
+        for (const l of await scaleDown(scaleNames(a.prefix))) log(l);
         return 0;
       case "status": {
+        const sn = scaleNames(a.prefix);
+        if (isScaleLab(sn)) {
+          const ss = scaleStatus(sn);
+          if (ss !== null) {
+            process.stdout.write(a.json ? `${JSON.stringify(ss, null, 2)}\n` : formatScaleStatus(ss));
+            return 0;
+          }
+        }
         const s = labStatus(names);
         process.stdout.write(a.json ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s));
         return 0;
       }
       case "demo": {
+        if (a.scale) {
+          const r = await labDemoScale(scaleNames(a.prefix), {
+            directors: a.directors > 0 ? a.directors : 3,
+            method: a.method,
+            scheduler: a.scheduler,
+            sync: a.sync,
+            conns: a.conns,
+            servers: a.servers,
+            log,
+          });
+          return r.ok ? 0 : 1;
+        }
         if (a.ha) {
           const r = await labDemoHa(names, {
             method: a.method,

@@ -29,7 +29,8 @@ Commands:
              user-space decapsulator (any local address) on a tun device; DR with
              clients routed through another interface: rp_filter=2 on IF
              IPv6 VIP: VIP/128 on lo (nodad), disable_ipv6=0 on lo and IF; TUN: a decapsulator
-             for next header 41 inside IPv6 and IPv4 (ip6tnl0 + sit0 where the kernel has them)
+             for next header 41, GUE or GRE inside IPv6 and IPv4 (ip6tnl0 + sit0, fou, gre0 +
+             ip6gre0 where the kernel has them)
   doctor     print every setting with its meaning; exit 1 when something is wrong (also when the
              decapsulator received tunnelled packets it did not deliver)
   undo       stop the decapsulator, restore the settings found by setup, remove the VIP from lo

@@ -9,6 +9,7 @@ import { benchMain } from "./bench.js";
 import { configMain } from "./config.js";
 import { daemonMain } from "./daemon.js";
 import { explainMain } from "./explain.js";
+import { fuzzMain } from "./fuzz.js";
 import { fwmarkMain, ipvsadmMain, reloadMain, statusMain, sysctlMain } from "./ipvsadm-client.js";
 import { labMain } from "./lab.js";
 import { realserverMain } from "./realserver.js";
@@ -30,6 +31,7 @@ Commands:
   reload                    the daemon re-reads its --config file (as SIGHUP does)
   config check FILE         validate a keepalived.conf or tsvs YAML file, print its ipvsadm rules
   bench [--smoke] [--only NAME,...]   tsvs against nft DNAT, haproxy, nginx stream (docs/bench.md)
+  fuzz [--count N] [--seed S]   malformed and random frames against a daemon in namespaces (docs/fuzz.md)
   sim FILE...               run scenario files on the in-memory network (docs/sim.md)
   sim --all DIR             run every *.tsvs scenario in DIR
   version                   print the version
@@ -42,8 +44,22 @@ function version(): string {
   return pkg.version;
 }
 
+/**
+ * `tsvs … | head`: the reader went away. Node ignores SIGPIPE and reports EPIPE as an error event,
+ * which unhandled would end the process with a stack trace; a command-line tool just stops.
+ */
+function quietOnClosedPipe(): void {
+  for (const s of [process.stdout, process.stderr])
+    if (s.listenerCount("error") === 0)
+      s.on("error", (e: NodeJS.ErrnoException) => {
+        if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+        throw e;
+      });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  quietOnClosedPipe();
   try {
     switch (cmd) {
       case "sim":
@@ -72,6 +88,8 @@ export async function main(argv: string[]): Promise<number> {
         return await realserverMain(rest);
       case "bench":
         return await benchMain(rest);
+      case "fuzz":
+        return await fuzzMain(rest);
       case "version":
       case "--version":
       case "-V":

@@ -67,10 +67,15 @@ export function int(ctx: Ctx, st: KaStatement, lo: number, hi: number, k = 0): n
   return v;
 }
 
+/**
+ * An address that can only be IPv4 where tsvs reads it (vrrp_mcast_group4, and the VRRP keywords
+ * whose IPv6 forms keepalived-vrrp.ts handles before it asks). The LVS part takes either family
+ * everywhere (inet).
+ */
 export function ip(ctx: Ctx, t: KaToken | null): number | null {
   if (t === null) return null;
   const v = parseIPv4(t.text);
-  if (v === null) error(ctx, t, `"${t.text}" is not an IPv4 address (tsvs is IPv4 only)`);
+  if (v === null) error(ctx, t, `"${t.text}" is not an IPv4 address`);
   return v;
 }
 
@@ -109,4 +114,21 @@ export function unknown(ctx: Ctx, st: KaStatement, where: string): void {
 
 export function noBlock(ctx: Ctx, st: KaStatement): void {
   if (st.block !== null) error(ctx, st.keyword, `${st.keyword.text} does not take a block`);
+}
+
+/** A notify_* line: the (quoted) command line, then keepalived's optional user and group. */
+export function notifyScript(ctx: Ctx, st: KaStatement): string | null {
+  const a = arg(ctx, st, 0, "script");
+  if (a === null) return null;
+  if (st.args.length > 1)
+    warn(
+      ctx,
+      st.args[1],
+      `${st.keyword.text}: "${st.args
+        .slice(1)
+        .map((x) => x.text)
+        .join(" ")}" is keepalived's script user/group` +
+        " (ignored: scripts run as the daemon's user); quote the command line to pass arguments",
+    );
+  return a.text;
 }

@@ -9,7 +9,7 @@
 // track_file, virtual_routes, ...) are named in a warning; a keyword keepalived does not know
 // is a warning too, as for virtual_server.
 
-import { parseIPv4 } from "../core/addr.js";
+import { formatIPv6, parseIPv4, parseIPv6 } from "../core/addr.js";
 import type { VrrpAddr } from "../core/vrrp/config.js";
 import {
   arg,
@@ -20,17 +20,19 @@ import {
   ip,
   type KaStatement,
   type KaToken,
+  notifyScript,
   num,
   pos,
   unknown,
   warn,
 } from "./keepalived-syntax.js";
 import {
+  claimedFamily,
   emptyInstanceDraft,
   type HaDraft,
   type HaGlobals,
   type InstanceDraft,
-  IPV6_VRRP,
+  isLinkLocalMulticast6,
   type NameRef,
   type ScriptDraft,
   type SyncGroupDraft,
@@ -62,7 +64,6 @@ const GLOBAL_SILENT = new Set([
   "nftables_ipvs",
   "nftables_ipvs_priority",
   "nftables_ipvs_start_fwmark",
-  "vrrp_mcast_group6",
   "vrrp_priority",
   "vrrp_no_swap",
   "vrrp_rt_priority",
@@ -167,8 +168,6 @@ const GLOBAL_WARN: Record<string, string> = {
   lvs_notify_fifo: "no notify FIFO is written",
   lvs_notify_fifo_script: "no notify FIFO is written",
   vrrp_min_garp: "tsvs sends the configured gratuitous ARP bursts",
-  vrrp_garp_interval: "gratuitous ARPs of a burst are not spaced",
-  vrrp_gna_interval: "IPv6 comes with the IPv6 issue",
   vrrp_garp_extra_if: "no extra gratuitous ARPs on other interfaces",
   vrrp_vmac_garp_intvl: "no extra gratuitous ARPs on other interfaces",
   vrrp_owner_ignore_adverts: "the address owner processes adverts",
@@ -211,7 +210,6 @@ const INSTANCE_WARN: Record<string, string> = {
   virtual_rules: "not supported by tsvs (no rules are added)",
   use_ipvlan: "not supported by tsvs",
   vrf: "not supported by tsvs",
-  native_ipv6: IPV6_VRRP,
   notify_master_rx_lower_pri: "not supported by tsvs (not run)",
   owner_ignore_adverts: "not supported by tsvs",
   timer_expired_backup: "not supported by tsvs",
@@ -261,25 +259,35 @@ function isIPv6(t: KaToken): boolean {
   return t.text.includes(":");
 }
 
-/** A notify_* line: the (quoted) command line, then keepalived's optional user and group. */
-function notifyScript(ctx: Ctx, st: KaStatement): string | null {
-  const a = arg(ctx, st, 0, "script");
-  if (a === null) return null;
-  if (st.args.length > 1)
-    warn(
-      ctx,
-      st.args[1],
-      `${st.keyword.text}: "${st.args
-        .slice(1)
-        .map((x) => x.text)
-        .join(" ")}" is keepalived's script user/group` +
-        " (ignored: scripts run as the daemon's user); quote the command line to pass arguments",
-    );
-  return a.text;
+/**
+ * One address of either family as keepalived's parse_ipaddress reads it: a ':' makes it IPv6, the
+ * prefix defaults to the host's (/32, /128). Null (with an error) when it is not one.
+ */
+function vrrpAddr(ctx: Ctx, t: KaToken): VrrpAddr | null {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(t.text);
+  if (isIPv6(t)) {
+    const b = m !== null ? parseIPv6(m[1]) : null;
+    const prefix = m?.[2] !== undefined ? Number(m[2]) : 128;
+    if (b === null || prefix > 128) {
+      error(ctx, t, `"${t.text}" is not an address (A.B.C.D[/PREFIX] or an IPv6 address[/PREFIX])`);
+      return null;
+    }
+    return { addr: 0, prefix, addr6: formatIPv6(b) };
+  }
+  const addr = m !== null && /^[\d.]+$/.test(m[1]) ? parseIPv4(m[1]) : null;
+  const prefix = m?.[2] !== undefined ? Number(m[2]) : 32;
+  if (addr === null || prefix > 32) {
+    error(ctx, t, `"${t.text}" is not an address (A.B.C.D[/PREFIX] or an IPv6 address[/PREFIX])`);
+    return null;
+  }
+  return { addr, prefix };
 }
 
-/** `virtual_ipaddress { A[/M] [dev IF] [label L] [brd B] [scope S] ... }`. */
-function parseAddrs(ctx: Ctx, st: KaStatement): VrrpAddr[] {
+/**
+ * `virtual_ipaddress { A[/M] [dev IF] [label L] [brd B] [scope S] ... }`, either family. The
+ * virtual_ipaddress entries decide the instance's family (d.families); the excluded ones may mix.
+ */
+function parseAddrs(ctx: Ctx, st: KaStatement, d: InstanceDraft, claim: boolean): VrrpAddr[] {
   const out: VrrpAddr[] = [];
   if (st.block === null) {
     error(ctx, st.keyword, `${st.keyword.text} needs a block { address ... }`);
@@ -287,18 +295,10 @@ function parseAddrs(ctx: Ctx, st: KaStatement): VrrpAddr[] {
   }
   for (const s of st.block) {
     const t = s.keyword;
-    if (isIPv6(t)) {
-      error(ctx, t, `${t.text}: ${IPV6_VRRP}`);
-      continue;
-    }
-    const m = /^([\d.]+)(?:\/(\d{1,2}))?$/.exec(t.text);
-    const addr = m !== null ? parseIPv4(m[1]) : null;
-    const prefix = m?.[2] !== undefined ? Number(m[2]) : 32;
-    if (m === null || addr === null || prefix > 32) {
-      error(ctx, t, `"${t.text}" is not an address (A.B.C.D[/PREFIX])`);
-      continue;
-    }
-    const a: VrrpAddr = { addr, prefix };
+    const a = vrrpAddr(ctx, t);
+    if (a === null) continue;
+    if (claim)
+      d.families.push({ family: a.addr6 !== undefined ? 6 : 4, kind: "vip", text: t.text, pos: pos(ctx, t) });
     for (let k = 0; k < s.args.length; k++) {
       const o = s.args[k];
       if (ADDR_OPTS_VALUE.has(o.text)) {
@@ -314,6 +314,24 @@ function parseAddrs(ctx: Ctx, st: KaStatement): VrrpAddr[] {
     out.push(a);
   }
   return out;
+}
+
+/** A unicast or multicast address of an instance, either family: IPv4 u32 or IPv6 text. */
+function instanceIp(ctx: Ctx, t: KaToken): { v4: number } | { v6: string } | null {
+  if (isIPv6(t)) {
+    const b = parseIPv6(t.text);
+    if (b === null) {
+      error(ctx, t, `"${t.text}" is not an IPv4 or IPv6 address`);
+      return null;
+    }
+    return { v6: formatIPv6(b) };
+  }
+  const v = parseIPv4(t.text);
+  if (v === null) {
+    error(ctx, t, `"${t.text}" is not an IPv4 or IPv6 address`);
+    return null;
+  }
+  return { v4: v };
 }
 
 /** `track_interface { IF [weight W [reverse]] }` and `track_script { NAME [weight W [reverse]] }`. */
@@ -399,9 +417,21 @@ export function parseVrrpInstance(ctx: Ctx, st: KaStatement): InstanceDraft | nu
       }
       case "version": {
         const v = int(ctx, k, 2, 3);
-        if (v !== null) s.version = v as 2 | 3;
+        if (v === null) break;
+        // keepalived ignores a version 2 once the instance is IPv6 (buildHa says so).
+        d.families.push({
+          family: 4,
+          kind: "version",
+          text: String(v),
+          pos: pos(ctx, k.args[0] ?? k.keyword),
+        });
+        if (!(v === 2 && claimedFamily(d) === 6)) s.version = v as 2 | 3;
         break;
       }
+      case "native_ipv6":
+        // An IPv6 instance (VRRPv3) even before its addresses say so; after IPv4 ones, an error.
+        d.families.push({ family: 6, kind: "native_ipv6", text: "native_ipv6", pos: pos(ctx, k.keyword) });
+        break;
       case "authentication":
         parseAuth(ctx, k, d);
         break;
@@ -409,50 +439,52 @@ export function parseVrrpInstance(ctx: Ctx, st: KaStatement): InstanceDraft | nu
         error(ctx, k.keyword, "auth_hmac (keepalived's HMAC-SHA256 extension) is not supported by tsvs");
         break;
       case "virtual_ipaddress":
-        s.addrs = [...(s.addrs ?? []), ...parseAddrs(ctx, k)];
+        s.addrs = [...(s.addrs ?? []), ...parseAddrs(ctx, k, d, true)];
         break;
       case "virtual_ipaddress_excluded":
-        s.excludedAddrs = [...(s.excludedAddrs ?? []), ...parseAddrs(ctx, k)];
+        s.excludedAddrs = [...(s.excludedAddrs ?? []), ...parseAddrs(ctx, k, d, false)];
         break;
       case "unicast_src_ip":
       case "mcast_src_ip": {
         // Both set the advert's source address (vrrp_parser.c vrrp_srcip_handler).
         const a = arg(ctx, k, 0, "address");
-        if (a === null) break;
-        if (isIPv6(a)) error(ctx, a, `${a.text}: ${IPV6_VRRP}`);
-        else {
-          const v = ip(ctx, a);
-          if (v !== null) s.unicastSrc = v;
-        }
+        const v = a === null ? null : instanceIp(ctx, a);
+        if (a === null || v === null) break;
+        d.families.push({ family: "v6" in v ? 6 : 4, kind: "src", text: a.text, pos: pos(ctx, a) });
+        if ("v6" in v) s.unicastSrc6 = v.v6;
+        else s.unicastSrc = v.v4;
         break;
       }
       case "unicast_peer": {
         const peers = s.unicastPeers ?? [];
+        const peers6 = s.unicastPeers6 ?? [];
         for (const p of k.block ?? []) {
-          if (isIPv6(p.keyword)) {
-            error(ctx, p.keyword, `${p.keyword.text}: ${IPV6_VRRP}`);
-            continue;
+          const v = instanceIp(ctx, p.keyword);
+          if (v !== null) {
+            const family = "v6" in v ? 6 : 4;
+            d.families.push({ family, kind: "peer", text: p.keyword.text, pos: pos(ctx, p.keyword) });
+            if ("v6" in v) peers6.push(v.v6);
+            else peers.push(v.v4);
           }
-          const v = ip(ctx, p.keyword);
-          if (v !== null) peers.push(v);
           for (let j = 0; j < p.args.length; j += 2)
             if (p.args[j].text !== "min_ttl" && p.args[j].text !== "max_ttl")
               warn(ctx, p.args[j], `unknown unicast_peer option ${p.args[j].text} (ignored)`);
         }
-        s.unicastPeers = peers;
+        if (peers.length > 0) s.unicastPeers = peers;
+        if (peers6.length > 0) s.unicastPeers6 = peers6;
         break;
       }
       case "mcast_dst_ip": {
         const a = arg(ctx, k, 0, "address");
-        if (a === null) break;
-        if (isIPv6(a)) {
-          error(ctx, a, `${a.text}: ${IPV6_VRRP}`);
-          break;
-        }
-        const v = ip(ctx, a);
-        if (v !== null && v >>> 28 !== 0xe)
-          error(ctx, a, `mcast_dst_ip ${a.text} is not a multicast address`);
-        else if (v !== null) s.mcastDst = v;
+        const v = a === null ? null : instanceIp(ctx, a);
+        if (a === null || v === null) break;
+        d.families.push({ family: "v6" in v ? 6 : 4, kind: "mcast_dst", text: a.text, pos: pos(ctx, a) });
+        if ("v6" in v) {
+          if (!isLinkLocalMulticast6(v.v6))
+            error(ctx, a, `(${d.name}) mcast_dst_ip ${a.text} not link-local multicast`);
+          else s.mcastDst6 = v.v6;
+        } else if (v.v4 >>> 28 !== 0xe) error(ctx, a, `mcast_dst_ip ${a.text} is not a multicast address`);
+        else s.mcastDst = v.v4;
         break;
       }
       case "nopreempt":
@@ -843,6 +875,29 @@ export function parseGlobalDefs(ctx: Ctx, st: KaStatement, d: HaDraft): void {
         if (v !== null && v >>> 28 !== 0xe)
           error(ctx, k.args[0], "vrrp_mcast_group4 must be a multicast address");
         else if (v !== null) g.mcastDst = v;
+        break;
+      }
+      case "vrrp_mcast_group6": {
+        const a = arg(ctx, k, 0, "address");
+        if (a === null) break;
+        const b = parseIPv6(a.text);
+        if (b === null) error(ctx, a, `vrrp_mcast_group6 [${a.text}] is not IPv6`);
+        else if (b[0] !== 0xff) error(ctx, a, `vrrp_mcast_group6 [${a.text}] is not multicast`);
+        else {
+          if (!isLinkLocalMulticast6(a.text))
+            warn(ctx, a, `vrrp_mcast_group6 [${a.text}] should be link-local multicast`);
+          g.mcastDst6 = formatIPv6(b);
+        }
+        break;
+      }
+      case "vrrp_garp_interval":
+      case "vrrp_gna_interval": {
+        // Seconds with up to 6 decimals (read_decimal_unsigned_strvec, TIMER_HZ_DIGITS), at least 1 µs.
+        const v = num(ctx, k, 0.000001, 4294.967295);
+        if (v === null) break;
+        if (v >= 1) warn(ctx, k.keyword, `The ${kw} is very large - ${k.args[0]?.text} seconds`);
+        if (kw === "vrrp_garp_interval") d.garpIntervalMs = v * 1000;
+        else d.gnaIntervalMs = v * 1000;
         break;
       }
       case "lvs_sync_daemon":

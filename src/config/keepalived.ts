@@ -1,7 +1,7 @@
 // keepalived.conf, the LVS part (keepalived's check/check_parser.c and check_*.c keyword
 // sets): virtual_server, virtual_server_group, real_server and the TCP_CHECK, HTTP_GET,
 // SSL_GET, MISC_CHECK and DNS_CHECK checkers; from DPVS's keepalived, local_address_group and
-// laddr_group_name (FULLNAT local addresses per virtual server).
+// laddr_group_name (FULLNAT local addresses per virtual server, IPv4 or IPv6).
 //
 // IPv6 as keepalived takes it: an address with a ':' is IPv6 (inet_stosockaddr), real and sorry
 // servers have the virtual server's family unless tunnelled, a fwmark service's family is
@@ -17,7 +17,9 @@
 
 import { addrText } from "../control/snapshot.js";
 import { IPPROTO_TCP, inetFields } from "../control/spec.js";
-import { ipv6TextWords, ipv6WordsText, parseIPv4 } from "../core/addr.js";
+import { parseAclPrefix } from "../core/acl.js";
+import { formatIPv4, ipv6TextWords, ipv6WordsText } from "../core/addr.js";
+import { SCHED_FLAG_BITS } from "../core/service.js";
 import {
   arg,
   type Ctx,
@@ -28,6 +30,7 @@ import {
   type KaStatement,
   type KaToken,
   noBlock,
+  notifyScript,
   num,
   port,
   pos,
@@ -51,6 +54,7 @@ import {
   type HttpUrl,
   LB_KINDS,
   type LbKind,
+  type LocalAddress,
   modelWarnings,
   type ParsedConfig,
   parseNetmask,
@@ -402,6 +406,12 @@ function parseRealServer(ctx: Ctx, st: KaStatement): RealServerConfig | null {
       case "lthreshold":
         rs.lThreshold = int(ctx, s, 0, 2147483647) ?? 0;
         break;
+      case "notify_up":
+      case "notify_down": {
+        const script = notifyScript(ctx, s);
+        if (script !== null) rs[kw === "notify_up" ? "notifyUp" : "notifyDown"] = script;
+        break;
+      }
       default:
         unknown(ctx, s, "real_server");
     }
@@ -473,38 +483,96 @@ function groupRange(text: string): Array<{ af: 4 | 6; addr: number; addr6?: stri
 
 /**
  * DPVS keepalived's `local_address_group NAME { IP[-LAST] [IFNAME] ... }`: FULLNAT local
- * addresses (check_data.c alloc_laddr_entry). The interface name is accepted and ignored: tsvs
- * sends by route, whatever interface the address would sit on.
+ * addresses of either family, a ':' making one IPv6 (check_data.c alloc_laddr_entry,
+ * inet_stosockaddr). The interface name is accepted and ignored: tsvs sends by route, whatever
+ * interface the address would sit on.
  */
-function parseLaddrGroup(ctx: Ctx, st: KaStatement): number[] {
-  const out: number[] = [];
+function parseLaddrGroup(ctx: Ctx, st: KaStatement): LocalAddress[] {
+  const out: LocalAddress[] = [];
   for (const s of st.block ?? []) {
-    if (s.keyword.text.includes(":")) {
-      error(ctx, s.keyword, `"${s.keyword.text}": IPv6 local addresses are not supported by tsvs yet`);
-      continue;
-    }
-    const m = /^(\d+\.\d+\.\d+\.)(\d+)(?:-(\d+))?$/.exec(s.keyword.text);
-    const first = m !== null ? parseIPv4(m[1] + m[2]) : null;
-    if (m === null || first === null) {
-      error(ctx, s.keyword, `"${s.keyword.text}" is not an address or an address range`);
-      continue;
-    }
-    const last = m[3] !== undefined ? Number(m[3]) : Number(m[2]);
-    if (last < Number(m[2]) || last > 255) {
-      error(ctx, s.keyword, `bad address range "${s.keyword.text}"`);
+    const r = laddrRange(s.keyword.text);
+    if (typeof r === "string") {
+      error(ctx, s.keyword, r);
       continue;
     }
     if (s.args.length > 1) error(ctx, s.args[1], `unexpected "${s.args[1].text}" (IP[-LAST] [IFNAME])`);
-    for (let k = 0; k <= last - Number(m[2]); k++) out.push((first + k) >>> 0);
+    const at = pos(ctx, s.keyword);
+    for (const a of r) out.push({ ...a, pos: at });
   }
   return out;
+}
+
+/**
+ * The addresses of a local address group entry, "IP" or "IP-LAST", or why it is not one. A range
+ * is DPVS's (inet_stor, then ipvswrapper.c dpvs_laddr_range_cmd): the address's last byte runs up
+ * to LAST, decimal for IPv4 (the last octet), hex for IPv6 (2001:db8::10-1f is ::10 to ::1f; not
+ * the last group, as a virtual_server_group range runs), LAST at most 254 (DPVS drops a larger one).
+ */
+function laddrRange(text: string): Array<{ addr: number; addr6?: string }> | string {
+  const dash = text.indexOf("-");
+  const first = inetFields(dash < 0 ? text : text.slice(0, dash));
+  if (first === null) return `"${text}" is not an address or an address range`;
+  const v6 = first.addr6 !== undefined;
+  if (dash < 0) return [v6 ? { addr: 0, addr6: first.addr6 } : { addr: first.addr }];
+  const lastText = text.slice(dash + 1);
+  const last = (v6 ? /^[0-9a-fA-F]{1,4}$/ : /^\d{1,3}$/).test(lastText)
+    ? Number.parseInt(lastText, v6 ? 16 : 10)
+    : -1;
+  const words = v6 ? (ipv6TextWords(first.addr6 as string) as Int32Array) : null;
+  const start = words !== null ? words[3] & 255 : first.addr & 255;
+  if (last < start || last > 254)
+    return v6
+      ? `bad address range "${text}": an IPv6 range runs the last byte, LAST in hex up to fe (2001:db8::10-1f)`
+      : `bad address range "${text}": the last octet runs up to LAST, at most 254`;
+  const out: Array<{ addr: number; addr6?: string }> = [];
+  for (let k = start; k <= last; k++) {
+    if (words === null) out.push({ addr: (first.addr - start + k) >>> 0 });
+    else {
+      words[3] = (words[3] & ~255) | k;
+      out.push({ addr: 0, addr6: ipv6WordsText(words) });
+    }
+  }
+  return out;
+}
+
+/**
+ * DPVS keepalived's `deny_address_group NAME { ... }` / `allow_address_group NAME { ... }`
+ * (check_data.c alloc_blklst_entry / alloc_whtlst_entry): one entry a line, IP or IP-LAST (a range
+ * as local_address_group's); tsvs also takes ADDR/LEN, and has no `ipset:NAME`. Canonical rule
+ * texts, each once.
+ */
+function parseAclGroup(ctx: Ctx, st: KaStatement): string[] {
+  const out = new Set<string>();
+  for (const s of st.block ?? []) {
+    const text = s.keyword.text;
+    if (s.args.length > 0)
+      error(ctx, s.args[0], `unexpected "${s.args[0].text}" (one address, range or prefix a line)`);
+    if (text.startsWith("ipset:")) {
+      error(ctx, s.keyword, `"${text}": tsvs has no ipsets; list addresses or prefixes (ADDR/LEN)`);
+      continue;
+    }
+    if (text.includes("/")) {
+      const p = parseAclPrefix(text);
+      if (typeof p === "string") error(ctx, s.keyword, p);
+      else out.add(p.text);
+      continue;
+    }
+    const r = laddrRange(text);
+    if (typeof r === "string") {
+      error(ctx, s.keyword, r);
+      continue;
+    }
+    for (const a of r) out.add(a.addr6 ?? formatIPv4(a.addr));
+  }
+  return [...out];
 }
 
 function parseVirtualServer(
   ctx: Ctx,
   st: KaStatement,
   groups: ReadonlyMap<string, GroupEntry[]>,
-  laddrGroups: ReadonlyMap<string, number[]> = new Map(),
+  laddrGroups: ReadonlyMap<string, LocalAddress[]> = new Map(),
+  aclGroups: ReadonlyMap<string, string[]> = new Map(),
 ): VirtualServerConfig[] {
   const a0 = arg(ctx, st, 0, "address, fwmark or group");
   if (a0 === null) return [];
@@ -531,6 +599,7 @@ function parseVirtualServer(
   // Both wait for the block's end: the family may be known only from the real servers.
   let ipFamily: { af: 4 | 6; at: KaToken } | null = null;
   let granularity: KaToken | null = null;
+  let synproxyAt: KaToken | null = null;
   const base: Omit<VirtualServerConfig, "af" | "addr" | "port" | "fwmark"> = {
     protocol: IPPROTO_TCP,
     scheduler: DEFAULTS.scheduler,
@@ -593,6 +662,37 @@ function parseVirtualServer(
       case "ops":
         base.onePacket = flag(ctx, s);
         break;
+      case "flag-1":
+      case "flag-2":
+      case "flag-3":
+      case "sh-port":
+      case "sh-fallback":
+      case "mh-port":
+      case "mh-fallback": {
+        // keepalived's lbflags_handler: sh-/mh- names count only after lb_algo named that scheduler.
+        noBlock(ctx, s);
+        const own = kw.startsWith("flag-") ? "" : kw.slice(0, 2);
+        const bit = SCHED_FLAG_BITS[kw];
+        if (own !== "" && base.scheduler !== own)
+          warn(
+            ctx,
+            s.keyword,
+            `${kw} only applies to the ${own} scheduler (lb_algo ${own} before it): ignored`,
+          );
+        else base.schedFlags = (base.schedFlags ?? 0) | bit;
+        break;
+      }
+      case "syn_proxy":
+        // DPVS's keepalived (check_parser.c syn_proxy_handler): ipvsadm --synproxy.
+        base.synproxy = flag(ctx, s);
+        if (base.synproxy) synproxyAt = s.keyword;
+        break;
+      case "proxy_protocol": {
+        // DPVS's keepalived (check_parser.c proxy_protocol_handler); checked with the protocol.
+        const a = arg(ctx, s, 0, "disable, v1 or v2");
+        if (a !== null) base.proxyProtocol = a.text;
+        break;
+      }
       case "delay_loop":
         base.delayLoop = num(ctx, s, 0.001, 86400) ?? base.delayLoop;
         break;
@@ -615,6 +715,12 @@ function parseVirtualServer(
       case "omega":
         base.omega = flag(ctx, s);
         break;
+      case "quorum_up":
+      case "quorum_down": {
+        const script = notifyScript(ctx, s);
+        if (script !== null) base[s.keyword.text === "quorum_up" ? "quorumUp" : "quorumDown"] = script;
+        break;
+      }
       case "real_server": {
         const rs = parseRealServer(ctx, s);
         if (rs !== null) base.realServers.push(rs);
@@ -629,10 +735,34 @@ function parseVirtualServer(
         else base.localAddresses = [...addrs];
         break;
       }
+      case "daddr_group_name":
+      case "waddr_group_name": {
+        // DPVS keepalived: the service's blacklist / whitelist (ipvsadm -U ... -k / -O ... -2).
+        const deny = s.keyword.text === "daddr_group_name";
+        const g = arg(ctx, s, 0, "group name");
+        if (g === null) break;
+        const rules = aclGroups.get(`${deny ? "deny" : "allow"} ${g.text}`);
+        if (rules === undefined)
+          error(ctx, g, `${deny ? "deny" : "allow"}_address_group "${g.text}" is not defined`);
+        else if (deny) base.deny = [...rules];
+        else base.allow = [...rules];
+        break;
+      }
       default:
         unknown(ctx, s, "virtual_server");
     }
   }
+  // The SYN proxy translates the real servers' replies: TCP, and methods whose replies cross tsvs.
+  if (synproxyAt !== null && base.protocol !== IPPROTO_TCP)
+    error(ctx, synproxyAt, "syn_proxy is for TCP virtual servers only");
+  else if (synproxyAt !== null && base.lbKind !== "NAT" && base.lbKind !== "FULLNAT")
+    error(
+      ctx,
+      synproxyAt,
+      `syn_proxy needs lb_kind NAT or FULLNAT (${base.lbKind} replies bypass the director)`,
+    );
+  else if (synproxyAt !== null && targets.some((t) => t.fwmark !== 0))
+    error(ctx, synproxyAt, "syn_proxy is for an address:port virtual server, not a fwmark one");
   const servers = base.sorryServer !== null ? [...base.realServers, base.sorryServer] : base.realServers;
   const ipf = ipFamily;
   const afs = targets.map(
@@ -662,6 +792,8 @@ function parseVirtualServer(
     protocol: t.fwmark !== 0 ? 0 : base.protocol,
     realServers: base.realServers.map((rs) => ({ ...rs })),
     ...(base.localAddresses !== undefined ? { localAddresses: [...base.localAddresses] } : {}),
+    ...(base.deny !== undefined ? { deny: [...base.deny] } : {}),
+    ...(base.allow !== undefined ? { allow: [...base.allow] } : {}),
   }));
 }
 
@@ -679,22 +811,30 @@ export function parseKeepalived(src: string, file: string): ParsedConfig {
   const haDraft = emptyDraft();
   const groups = new Map<string, GroupEntry[]>();
   // Local address groups may come before or after the virtual servers that name them.
-  const laddrGroups = new Map<string, number[]>();
+  const laddrGroups = new Map<string, LocalAddress[]>();
+  // Deny/allow address groups too, by "deny NAME" / "allow NAME".
+  const aclGroups = new Map<string, string[]>();
   for (const st of stmts) {
-    if (st.keyword.text !== "local_address_group") continue;
+    const kw = st.keyword.text;
+    if (kw === "deny_address_group" || kw === "allow_address_group") {
+      const name = arg(ctx, st, 0, "group name");
+      if (name !== null)
+        aclGroups.set(`${kw.slice(0, kw.indexOf("_"))} ${name.text}`, parseAclGroup(ctx, st));
+    }
+    if (kw !== "local_address_group") continue;
     const name = arg(ctx, st, 0, "group name");
     if (name !== null) laddrGroups.set(name.text, parseLaddrGroup(ctx, st));
   }
   for (const st of stmts) {
     const kw = st.keyword.text;
-    if (kw === "local_address_group") continue;
+    if (kw === "local_address_group" || kw === "deny_address_group" || kw === "allow_address_group") continue;
     if (kw === "include") {
       warn(ctx, st.keyword, `include ${st.args.map((a) => a.text).join(" ")} refused: tsvs reads one file`);
     } else if (kw === "virtual_server_group") {
       const name = arg(ctx, st, 0, "group name");
       if (name !== null) groups.set(name.text, parseGroup(ctx, st));
     } else if (kw === "virtual_server") {
-      model.virtualServers.push(...parseVirtualServer(ctx, st, groups, laddrGroups));
+      model.virtualServers.push(...parseVirtualServer(ctx, st, groups, laddrGroups, aclGroups));
     } else if (kw === "global_defs") {
       parseGlobalDefs(ctx, st, haDraft);
     } else if (kw === "vrrp_instance") {

@@ -19,13 +19,21 @@ import {
   SpecError,
   serviceSpec,
 } from "../control/spec.js";
-import { formatIPv4, ipv6TextWords, parseIPv4 } from "../core/addr.js";
+import { formatIPv4, ipv6TextWords, ipv6UsableUnicast, parseIPv4 } from "../core/addr.js";
+import type { ConnLimitSpec } from "../core/conn-limit.js";
 import type { CtlCommand, DestSpec, ServiceKey } from "../core/ctl-types.js";
 import { Fwd } from "../core/dest.js";
 import { TsvsError } from "../core/errors.js";
 import { SCHEDULER_NAMES } from "../core/sched/index.js";
-import { SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../core/service.js";
+import {
+  SVC_F_ONEPACKET,
+  SVC_F_PERSISTENT,
+  SVC_F_SCHED_BITS,
+  SVC_F_SYNPROXY,
+  schedFlagNames,
+} from "../core/service.js";
 import type { HaConfig } from "../core/vrrp/config.js";
+import type { BgpNeighbor } from "./bird.js";
 
 /** Where something was written: 1-based line and column. */
 export interface SourcePos {
@@ -119,6 +127,9 @@ export interface RealServerConfig {
   uThreshold: number;
   lThreshold: number;
   check: CheckSpec | null;
+  /** keepalived's notify_up / notify_down: run (no arguments added) when the server's verdict changes. */
+  notifyUp?: string;
+  notifyDown?: string;
   pos: SourcePos;
 }
 
@@ -141,6 +152,12 @@ export interface VirtualServerConfig {
   lbKind: LbKind;
   /** One-packet scheduling (-o). */
   onePacket: boolean;
+  /** ipvsadm -b: SVC_F_SCHED1..3 (flag-N, sh-/mh-fallback and -port); absent: none. */
+  schedFlags?: number;
+  /** DPVS's `proxy_protocol` (ipvsadm --proxy-protocol): v1 or v2; absent: disable (TOA). */
+  proxyProtocol?: string;
+  /** DPVS keepalived's `syn_proxy` (ipvsadm --synproxy): SYN cookies for a TCP NAT/FULLNAT service. */
+  synproxy?: boolean;
   sorryServer: { addr: number; addr6?: string; port: number } | null;
   /** Sum of the live servers' weights below which the service has lost quorum (keepalived default 1). */
   quorum: number;
@@ -149,15 +166,39 @@ export interface VirtualServerConfig {
   alpha: boolean;
   /** On shutdown, report servers and quorum as going down. */
   omega: boolean;
+  /** keepalived's quorum_up / quorum_down: run (no arguments added) when the quorum is gained or lost. */
+  quorumUp?: string;
+  quorumDown?: string;
   /** Seconds between checks. */
   delayLoop: number;
   realServers: RealServerConfig[];
   /**
    * FULLNAT local addresses of this service (`ipvsadm -P ... -z LIP`): DPVS keepalived's
    * `laddr_group_name` (a `local_address_group`), YAML's `local_addresses`. Absent or empty: the
-   * daemon's `--lip` pool.
+   * daemon's `--lip` pool (IPv4 real servers only).
    */
-  localAddresses?: number[];
+  localAddresses?: LocalAddress[];
+  /**
+   * Access lists (docs/acl.md): DPVS keepalived's `daddr_group_name` (a `deny_address_group`) and
+   * `waddr_group_name` (an `allow_address_group`), YAML's `deny` and `allow`: canonical rule texts
+   * ("ADDR" or "ADDR/LEN", acl.ts parseAclPrefix).
+   */
+  deny?: string[];
+  allow?: string[];
+  /** The per-source new-connection rate limit (YAML's `conn_limit`, keepalived's `conn_limit`). */
+  connLimit?: ConnLimitSpec;
+  pos: SourcePos;
+}
+
+/**
+ * A FULLNAT local address, in the model's address form (IPv4 in `addr`; IPv6 as inet_ntop's text in
+ * `addr6`, `addr` 0), and where it was written. The family rules are DPVS's (ip_vs_laddr.c): an IPv4
+ * service takes IPv4 ones; an IPv6 service IPv6 ones for its IPv6 real servers and IPv4 ones for its
+ * IPv4 real servers (NAT64).
+ */
+export interface LocalAddress {
+  addr: number;
+  addr6?: string;
   pos: SourcePos;
 }
 
@@ -165,7 +206,56 @@ export interface ConfigModel {
   virtualServers: VirtualServerConfig[];
   /** VRRP instances, sync groups, scripts and the sync daemon (config/vrrp.ts); empty when none. */
   ha: HaConfig;
+  /** The VIPs' announcement over BGP through BIRD (YAML's bgp section, docs/scale-out.md). */
+  bgp?: BgpConfig;
 }
+
+/**
+ * YAML's `bgp` section: the director's BGP speaker (BIRD) and its sessions. The VIPs it announces
+ * are the virtual servers' addresses (fwmark services have none), each while one of its services
+ * has quorum (src/daemon/bgp.ts).
+ */
+export interface BgpConfig {
+  /** BGP identifier; null: the source address toward the first neighbour, chosen at start. */
+  routerId: string | null;
+  localAs: number;
+  neighbors: BgpNeighbor[];
+  /** Seconds (BIRD negotiates the smaller of the two sides'). */
+  holdTime: number;
+  keepaliveTime: number;
+  connectRetryTime: number;
+  bfd: boolean;
+  /** The TUN device whose life is the daemon's (src/config/bird.ts, "liveness"). */
+  livenessIfname: string;
+  /**
+   * Seconds a director whose sync daemons start together waits at most for its peers' tables
+   * before it announces (daemon/sync.ts warm-up); absent: BGP_DEFAULTS.warmup.
+   */
+  warmup?: number;
+  bird: {
+    binary: string;
+    /** Control socket, configuration and log files; null: next to the daemon's control socket. */
+    socket: string | null;
+    config: string | null;
+    log: string | null;
+    /** Leave a BIRD that tsvs started running when the daemon stops (SIGTERM), its VIPs withdrawn. */
+    keepRunning: boolean;
+  };
+  pos: SourcePos;
+}
+
+export const BGP_DEFAULTS = {
+  holdTime: 3,
+  keepaliveTime: 1,
+  connectRetryTime: 5,
+  livenessIfname: "tsvs-bgp0",
+  birdBinary: "bird",
+  /**
+   * The sync refresh's bound: 3 s to hear every peer (core/sync/peers.ts PEER_LOST_MS), then 7 s of
+   * refresh at sync_table_rate's default (4000 messages/s of ~40 entries per worker: ~1.1M entries).
+   */
+  warmup: 10,
+};
 
 export interface ParsedConfig {
   model: ConfigModel;
@@ -263,6 +353,12 @@ function granularityArg(af: 4 | 6, g: number): string {
   return af === 6 ? String(g) : formatIPv4(g);
 }
 
+/** ipvsadm -b's argument for scheduler flags: their names for the scheduler, comma-separated. */
+export function schedFlagsText(sched: string, flags: number): string {
+  const names = schedFlagNames(sched);
+  return SVC_F_SCHED_BITS.flatMap((b, i) => ((flags & b) !== 0 ? [names[i]] : [])).join(",");
+}
+
 /** The `ipvsadm -A` argv of a virtual server. */
 export function serviceArgv(vs: VirtualServerConfig): string[] {
   const a = ["-A", ...serviceArgs(serviceKeyOf(vs)), "-s", vs.scheduler];
@@ -272,6 +368,10 @@ export function serviceArgv(vs: VirtualServerConfig): string[] {
     if (m !== "") a.push("-M", m);
   }
   if (vs.onePacket) a.push("-o");
+  const flags = schedFlagsText(vs.scheduler, vs.schedFlags ?? 0);
+  if (flags !== "") a.push("-b", flags);
+  if (vs.synproxy === true) a.push("--synproxy", "enable");
+  if (vs.proxyProtocol !== undefined) a.push("--proxy-protocol", vs.proxyProtocol);
   return a;
 }
 
@@ -332,6 +432,9 @@ function buildService(
         // As ipvsadm -M: only with -p does the granularity go in.
         netmask: vs.persistenceTimeout > 0 ? vs.persistenceGranularity : undefined,
         onePacket: vs.onePacket,
+        schedFlags: vs.schedFlags,
+        proxyProtocol: vs.proxyProtocol,
+        synproxy: vs.synproxy,
       }),
     serviceArgv(vs),
     vs.pos,
@@ -427,22 +530,38 @@ export function validateModel(model: ConfigModel): Diagnostic[] {
       dests.add(dk);
     }
     if (vs.sorryServer !== null) familyErrors(vs, vs.sorryServer, "sorry server", vs.pos, errors);
-    const laddrs = new Set<number>();
-    for (const a of vs.localAddresses ?? []) {
-      const u = a >>> 0;
-      if (u === 0 || u === 0xffffffff || u >>> 28 === 0xe)
-        errors.push({
-          ...vs.pos,
-          message: `local address ${formatIPv4(u)} of ${k} is not a unicast address`,
-        });
-      else if (laddrs.has(u))
-        errors.push({ ...vs.pos, message: `local address ${formatIPv4(u)} appears twice in ${k}` });
-      laddrs.add(u);
-    }
+    laddrErrors(vs, k, errors);
     buildService(vs, errors);
   }
   // A virtual_server_group repeats its block for every member: one error is enough.
   return errors.filter((e, i) => errors.findIndex((x) => formatDiagnostic(x) === formatDiagnostic(e)) === i);
+}
+
+/**
+ * A virtual server's local addresses, each at the line that wrote it: unicast (ipvsadm's -z checks,
+ * ctl.ts checkLaddr: not 0, broadcast or multicast; IPv6 not ::, multicast or link-local), listed
+ * once, and of a family the service can use (LocalAddress).
+ */
+function laddrErrors(vs: VirtualServerConfig, k: string, errors: Diagnostic[]): void {
+  const seen = new Set<string>();
+  for (const a of vs.localAddresses ?? []) {
+    const text = addrText(a);
+    const u = a.addr >>> 0;
+    const w = a.addr6 !== undefined ? ipv6TextWords(a.addr6) : null;
+    if (a.addr6 !== undefined && vs.af === 4)
+      errors.push({
+        ...a.pos,
+        message: `local address ${text} is IPv6, ${k} IPv4: an IPv4 service takes IPv4 local addresses (an IPv6 service takes both: IPv6 ones for IPv6 real servers, IPv4 ones for NAT64)`,
+      });
+    else if (w !== null ? !ipv6UsableUnicast(w) : u === 0 || u === 0xffffffff || u >>> 28 === 0xe)
+      errors.push({
+        ...a.pos,
+        message: `local address ${text} of ${k} is not a unicast address${w !== null && w[0] >>> 22 === 0x3fa ? " (link-local)" : ""}`,
+      });
+    else if (seen.has(text))
+      errors.push({ ...a.pos, message: `local address ${text} appears twice in ${k}` });
+    seen.add(text);
+  }
 }
 
 /**
@@ -457,7 +576,16 @@ function familyErrors(
   errors: Diagnostic[],
 ): void {
   const af = rs.addr6 !== undefined ? 6 : 4;
-  if (af === vs.af || crossesFamilies(vs.lbKind)) return;
+  if (af === vs.af || vs.lbKind === "TUN") return;
+  // DPVS's FULLNAT crosses one way: an IPv6 service to IPv4 servers (NAT64), as ctl's checkDest.
+  if (vs.lbKind === "FULLNAT") {
+    if (vs.af === 6) return;
+    errors.push({
+      ...pos,
+      message: `${what} ${addrText(rs)} is IPv6, ${serviceKeyString(serviceKeyOf(vs))} IPv4: FULLNAT crosses families only from an IPv6 service to IPv4 servers (NAT64)`,
+    });
+    return;
+  }
   errors.push({
     ...pos,
     message: `${what} ${addrText(rs)} is ${familyName(af)}, ${serviceKeyString(serviceKeyOf(vs))} ${familyName(vs.af)}: only TUN and FULLNAT cross families`,
@@ -494,6 +622,13 @@ export function modelWarnings(model: ConfigModel): Diagnostic[] {
   for (const vs of model.virtualServers) {
     if (vs.persistenceTimeout === 0 && vs.persistenceGranularity >>> 0 !== fullGranularity(vs.af))
       out.push({ ...vs.pos, message: "persistence_granularity without persistence_timeout has no effect" });
+    if (vs.lbKind === "FULLNAT" && !(vs.localAddresses ?? []).some((a) => a.addr6 !== undefined))
+      for (const rs of vs.realServers)
+        if (rs.addr6 !== undefined)
+          out.push({
+            ...rs.pos,
+            message: `FULLNAT to the IPv6 real server ${rs.addr6} takes an IPv6 local address of the service (the --lip pool is IPv4): ${serviceKeyString(serviceKeyOf(vs))} has none, its connections to this server fail`,
+          });
     if (vs.fwmark !== 0 || (vs.lbKind !== "DR" && vs.lbKind !== "TUN")) continue;
     for (const rs of vs.realServers)
       if (rs.port !== 0 && rs.port !== vs.port)
@@ -517,6 +652,11 @@ export function toCommands(model: ConfigModel): CtlCommand[] {
     out.push(serviceCommand(vs));
     for (const rs of vs.realServers) out.push(destCommand(vs, rs));
     out.push(...laddrCommands(vs));
+    const key = serviceKeyOf(vs);
+    for (const rule of vs.deny ?? []) out.push({ op: "add-acl", key, list: "deny", rule });
+    for (const rule of vs.allow ?? []) out.push({ op: "add-acl", key, list: "allow", rule });
+    if (vs.connLimit !== undefined && vs.connLimit.rate > 0)
+      out.push({ op: "set-conn-limit", key, limit: { ...vs.connLimit } });
   }
   return out;
 }
@@ -524,7 +664,16 @@ export function toCommands(model: ConfigModel): CtlCommand[] {
 /** The add-laddr commands of a virtual server's local addresses, in order. */
 export function laddrCommands(vs: VirtualServerConfig): CtlCommand[] {
   const key = serviceKeyOf(vs);
-  return (vs.localAddresses ?? []).map((addr) => ({ op: "add-laddr", key, addr: addr >>> 0 }));
+  return (vs.localAddresses ?? []).map((a) => laddrCommand("add-laddr", key, a));
+}
+
+/** The add-laddr / del-laddr command of one local address (`-P|-Q ... -z LIP`). */
+export function laddrCommand(
+  op: "add-laddr" | "del-laddr",
+  key: ServiceKey,
+  a: { addr: number; addr6?: string },
+): Extract<CtlCommand, { op: "add-laddr" | "del-laddr" }> {
+  return a.addr6 !== undefined ? { op, key, addr: 0, addr6: a.addr6 } : { op, key, addr: a.addr >>> 0 };
 }
 
 /** A destination's ipvsadm -S line for a command (config check, logs). */
@@ -549,6 +698,10 @@ export function commandToIpvsadm(cmd: CtlCommand): string {
         if (m !== "") line += ` -M ${m}`;
       }
       if (s.flags & SVC_F_ONEPACKET) line += " -o";
+      const flags = schedFlagsText(s.schedName, s.flags);
+      if (flags !== "") line += ` -b ${flags}`;
+      if (s.flags & SVC_F_SYNPROXY) line += " --synproxy enable";
+      if (s.proxyProtocol !== undefined) line += ` --proxy-protocol ${s.proxyProtocol}`;
       return line;
     }
     case "del-service":
@@ -566,8 +719,22 @@ export function commandToIpvsadm(cmd: CtlCommand): string {
     case "set-timeout":
       return `--set ${cmd.timeouts.tcp} ${cmd.timeouts.tcpFin} ${cmd.timeouts.udp}`;
     case "add-laddr":
-      return `-P ${svc(cmd.key)} -z ${formatIPv4(cmd.addr)}`;
+      return `-P ${svc(cmd.key)} -z ${addrText(cmd)}`;
     case "del-laddr":
-      return `-Q ${svc(cmd.key)} -z ${formatIPv4(cmd.addr)}`;
+      return `-Q ${svc(cmd.key)} -z ${addrText(cmd)}`;
+    case "add-acl":
+    case "del-acl": {
+      const o =
+        cmd.list === "deny" ? (cmd.op === "add-acl" ? "-U" : "-V") : cmd.op === "add-acl" ? "-O" : "-Y";
+      return `${o} ${svc(cmd.key)} ${cmd.list === "deny" ? "-k" : "-2"} ${cmd.rule}`;
+    }
+    case "set-conn-limit":
+      return `--conn-limit ${svc(cmd.key)} ${connLimitArgs(cmd.limit)}`;
   }
+}
+
+/** The ipvsadm options of a per-source rate limit (tsvs's extension; "--conn-rate 0" = off). */
+export function connLimitArgs(l: ConnLimitSpec): string {
+  if (l.rate === 0) return "--conn-rate 0";
+  return `--conn-rate ${l.rate} --conn-burst ${l.burst} --conn-rate-prefix ${l.prefix4},${l.prefix6}`;
 }

@@ -8,8 +8,13 @@
 // (a track_script naming no vrrp_script, a sync group member that does not exist, a priority
 // out of range) is an error here, so that a director never runs a half-read configuration; and
 // a vrrp_script may be defined after the instance that tracks it.
+//
+// An instance's family is keepalived's: the first virtual_ipaddress, unicast_src_ip/mcast_src_ip,
+// unicast_peer or mcast_dst_ip, or native_ipv6, decides it (IPv4 when nothing does); a later one
+// of the other family is keepalived's "MUST match" error (keepalived skips it and runs; tsvs
+// refuses the file). virtual_ipaddress_excluded may mix families. An IPv6 instance is VRRPv3.
 
-import { formatIPv4 } from "../core/addr.js";
+import { formatIPv4, parseIPv6 } from "../core/addr.js";
 import {
   type HaConfig,
   type LvsSyncDaemonConfig,
@@ -26,7 +31,18 @@ export function emptyHa(): HaConfig {
   return { routerId: null, instances: [], syncGroups: [], scripts: [], lvsSyncDaemon: null };
 }
 
-export const IPV6_VRRP = "IPv6 VRRP comes with the IPv6 issue (tsvs's VRRP is IPv4 only)";
+/**
+ * Something that decides an instance's family, in the order the file gives it (keepalived sets
+ * vrrp->family from the first one). `version` entries are there for their order only: a
+ * `version 2` after IPv6 is keepalived's conflict.
+ */
+export interface FamilyClaim {
+  family: 4 | 6;
+  kind: "vip" | "native_ipv6" | "src" | "peer" | "mcast_dst" | "version";
+  /** The address as written (or the version number). */
+  text: string;
+  pos: SourcePos;
+}
 
 /** Ports and group of the kernel's sync daemon (ip_vs_sync.c), for summaries. */
 export const SYNC_DEFAULTS = { port: 8848, group: 0xe0000051, ttl: 1 };
@@ -55,6 +71,8 @@ export interface InstanceDraft {
   at: Partial<Record<"vrid" | "advertInt" | "auth" | "nopreempt" | "preemptDelay", SourcePos>>;
   trackInterfaces: TrackDraft[];
   trackScripts: TrackDraft[];
+  /** What decides the family, in file order (FamilyClaim). */
+  families: FamilyClaim[];
 }
 
 export interface SyncGroupDraft
@@ -93,6 +111,7 @@ export type HaGlobals = Pick<
   | "lowerPrioNoAdvert"
   | "higherPrioSendAdvert"
   | "v3ChecksumAsV2"
+  | "mcastDst6"
 >;
 
 export interface HaDraft {
@@ -102,6 +121,9 @@ export interface HaDraft {
   syncGroups: SyncGroupDraft[];
   scripts: ScriptDraft[];
   lvsSyncDaemon: SyncDaemonDraft | null;
+  /** global_defs vrrp_garp_interval / vrrp_gna_interval, ms. */
+  garpIntervalMs?: number;
+  gnaIntervalMs?: number;
 }
 
 export function emptyDraft(): HaDraft {
@@ -109,7 +131,57 @@ export function emptyDraft(): HaDraft {
 }
 
 export function emptyInstanceDraft(name: string, pos: SourcePos): InstanceDraft {
-  return { name, pos, set: {}, at: {}, trackInterfaces: [], trackScripts: [] };
+  return { name, pos, set: {}, at: {}, trackInterfaces: [], trackScripts: [], families: [] };
+}
+
+/** The family the claims so far give (the first address's), or null when none has. */
+export function claimedFamily(d: InstanceDraft): 4 | 6 | null {
+  return d.families.find((c) => c.kind !== "version")?.family ?? null;
+}
+
+/** Is the text an IPv6 link-local multicast group (ff02::/16, IN6_IS_ADDR_MC_LINKLOCAL)? */
+export function isLinkLocalMulticast6(text: string): boolean {
+  const b = parseIPv6(text);
+  return b !== null && b[0] === 0xff && (b[1] & 15) === 2;
+}
+
+/** Is the text an IPv6 link-local unicast address (fe80::/10)? */
+export function isLinkLocal6(text: string): boolean {
+  const b = parseIPv6(text);
+  return b !== null && b[0] === 0xfe && (b[1] & 0xc0) === 0x80;
+}
+
+/**
+ * keepalived's family rule over an instance's claims: the first address decides (native_ipv6 too,
+ * unless an IPv4 address came first), a later one of the other family is an error with
+ * keepalived's message (vrrp_parser.c, vrrp_data.c), as is `version 2` once the instance is IPv6.
+ */
+function resolveFamily(inst: InstanceDraft, errors: Diagnostic[]): 4 | 6 {
+  let family: 4 | 6 | null = null;
+  const n = inst.name;
+  for (const c of inst.families) {
+    if (c.kind === "version") {
+      if (family === 6 && c.text === "2")
+        errors.push({
+          ...c.pos,
+          message: `(${n}) vrrp_version 2 conflicts with configured or deduced version 3`,
+        });
+      continue;
+    }
+    if (family === null || family === c.family) {
+      family = c.family;
+      continue;
+    }
+    const message = {
+      vip: `(${n}): address family must match VRRP instance [${c.text}]`,
+      native_ipv6: `(${n}) Cannot specify native_ipv6 with IPv4 addresses`,
+      src: `Configuration error: VRRP instance[${n}] and src address[${c.text}] MUST be of the same family`,
+      peer: `Configuration error: VRRP instance[${n}] and unicast peer address[${c.text}] MUST be of the same family`,
+      mcast_dst: `(${n}) mcast dest address ${c.text} MUST match VRRP instance family`,
+    }[c.kind];
+    errors.push({ ...c.pos, message });
+  }
+  return family ?? 4;
 }
 
 export interface HaResult {
@@ -295,7 +367,9 @@ export function buildHa(d: HaDraft): HaResult {
     if (s.vrid === undefined && inst.at.vrid === undefined)
       errors.push({ ...inst.pos, message: `${who} needs a virtual_router_id` });
     if (s.iface === undefined || s.vrid === undefined) continue;
-    const key = `${s.iface}/${s.vrid}`;
+    const family = resolveFamily(inst, errors);
+    // check_vrid_conflicts: an IPv4 and an IPv6 instance are two virtual routers on one VRID.
+    const key = `${s.iface}/${s.vrid}/${family}`;
     const same = vrids.get(key);
     if (same !== undefined)
       errors.push({
@@ -303,8 +377,10 @@ export function buildHa(d: HaDraft): HaResult {
         message: `virtual_router_id ${s.vrid} on ${s.iface} is already used by vrrp_instance ${same.name} (line ${same.pos.line})`,
       });
     else vrids.set(key, inst);
+    if (family === 6) checkIpv6Instance(inst, errors, warnings);
 
-    const version = s.version ?? g.version ?? VRRP_DEFAULTS.version;
+    // vrrp_complete_instance: an IPv6 instance is VRRPv3 whatever vrrp_version says.
+    const version = family === 6 ? 3 : (s.version ?? g.version ?? VRRP_DEFAULTS.version);
     const initialState = s.initialState ?? "BACKUP";
     // vrrp.c: no priority written → 255 (the owner) when the instance starts MASTER, else 100.
     const priority =
@@ -389,6 +465,7 @@ export function buildHa(d: HaDraft): HaResult {
       name: inst.name,
       iface: s.iface,
       vrid: s.vrid,
+      family,
       priority,
       version,
       advertIntMs,
@@ -431,8 +508,39 @@ export function buildHa(d: HaDraft): HaResult {
     // global_parser.c: the sync id defaults to the instance's VRID (0 = accept any on a backup).
     ha.lvsSyncDaemon = { ...sd.cfg, instance, syncid: sd.cfg.syncid ?? vrid };
   }
+  if (d.garpIntervalMs !== undefined) ha.garpIntervalMs = d.garpIntervalMs;
+  if (d.gnaIntervalMs !== undefined) ha.gnaIntervalMs = d.gnaIntervalMs;
   const byPos = (a: Diagnostic, b: Diagnostic) => a.line - b.line || a.col - b.col;
   return { ha, errors: errors.sort(byPos), warnings: warnings.sort(byPos) };
+}
+
+/**
+ * What keepalived requires of an IPv6 instance beyond its family (vrrp_complete_instance): at least
+ * one virtual_ipaddress, the first one link-local when multicasting (logged only, unless
+ * vrrp_strict), and VRRPv3: keepalived ignores a `version 2` that comes after an IPv6 address
+ * (resolveFamily) but keeps one that comes before and would send VRRPv2 over IPv6, which no
+ * standard describes; tsvs refuses both.
+ */
+function checkIpv6Instance(inst: InstanceDraft, errors: Diagnostic[], warnings: Diagnostic[]): void {
+  const s = inst.set;
+  const n = inst.name;
+  const addrs = s.addrs ?? [];
+  if (addrs.length === 0)
+    errors.push({ ...inst.pos, message: `(${n}) No VIP specified; at least one is required` });
+  const unicast = (s.unicastPeers6 ?? []).length > 0;
+  const first = addrs[0]?.addr6;
+  if (!unicast && first !== undefined && !isLinkLocal6(first))
+    warnings.push({
+      ...(inst.families.find((c) => c.kind === "vip")?.pos ?? inst.pos),
+      message: `(${n}) the first IPv6 VIP address should be link local`,
+    });
+  const v = inst.families.findIndex((c) => c.kind === "version" && c.text === "2");
+  const v6 = inst.families.findIndex((c) => c.kind !== "version" && c.family === 6);
+  if (v >= 0 && v < v6)
+    errors.push({
+      ...inst.families[v].pos,
+      message: `(${n}) version 2 with IPv6 addresses: an IPv6 instance is VRRPv3 (keepalived would send VRRPv2 over IPv6 here); write version 3 or leave it out`,
+    });
 }
 
 /** One line per instance, sync group and sync daemon (config check, logs). */
@@ -441,12 +549,14 @@ export function haSummary(ha: HaConfig): string[] {
   for (const i of ha.instances) {
     let line =
       `vrrp_instance ${i.name}: ${i.iface} vrid ${i.vrid} ${i.initialState} priority ${i.priority}` +
-      ` v${i.version} advert ${i.advertIntMs / 1000}s`;
+      ` v${i.version}${i.family === 6 ? " IPv6" : ""} advert ${i.advertIntMs / 1000}s`;
     if (i.nopreempt) line += " nopreempt";
     if (i.preemptDelayMs > 0) line += ` preempt_delay ${i.preemptDelayMs / 1000}s`;
     if (i.authPass !== null) line += " auth PASS";
     const addrs = (list: typeof i.addrs) =>
-      list.map((a) => `${formatIPv4(a.addr)}/${a.prefix}${a.dev !== undefined ? `@${a.dev}` : ""}`).join(",");
+      list
+        .map((a) => `${a.addr6 ?? formatIPv4(a.addr)}/${a.prefix}${a.dev !== undefined ? `@${a.dev}` : ""}`)
+        .join(",");
     line += ` vips ${addrs(i.addrs) || "-"}`;
     if (i.excludedAddrs.length > 0) line += ` excluded ${addrs(i.excludedAddrs)}`;
     if (i.trackInterfaces.length > 0)

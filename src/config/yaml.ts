@@ -3,18 +3,24 @@
 // `file:line:col: message`, at the value that is wrong (or at the key for unknown keys,
 // at the enclosing mapping for missing ones).
 //
-// Addresses of virtual and real servers, sorry servers and checkers are IPv4 or IPv6 (any form
-// inet_pton takes); a fwmark virtual server's family is `ip_family` (inet, inet6) or its servers'
-// as in keepalived.conf (model.ts vsFamily); an IPv6 persistence_granularity is a prefix length.
+// Addresses of virtual and real servers, sorry servers, checkers and local addresses are IPv4 or
+// IPv6 (any form inet_pton takes); a fwmark virtual server's family is `ip_family` (inet, inet6)
+// or its servers' as in keepalived.conf (model.ts vsFamily); an IPv6 persistence_granularity is a
+// prefix length.
 
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
 import { z } from "zod";
 import { addrText } from "../control/snapshot.js";
 import { type InetFields, inetEndpoint, inetFields } from "../control/spec.js";
-import { parseIPv4 } from "../core/addr.js";
+import { type AclPrefix, parseAclPrefix } from "../core/acl.js";
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../core/addr.js";
+import { SCHED_FLAG_BITS } from "../core/service.js";
 import type { VrrpAddr } from "../core/vrrp/config.js";
+import { type BgpNeighbor, bgpConfigErrors, bgpVips } from "./bird.js";
 import { DNS_TYPES } from "./keepalived.js";
 import {
+  BGP_DEFAULTS,
+  type BgpConfig,
   type CheckSpec,
   ConfigError,
   DEFAULTS,
@@ -36,10 +42,11 @@ import {
   buildHa,
   emptyDraft,
   emptyInstanceDraft,
+  type FamilyClaim,
   type HaDraft,
   type HaGlobals,
   type InstanceSettings,
-  IPV6_VRRP,
+  isLinkLocalMulticast6,
   type TrackDraft,
 } from "./vrrp.js";
 
@@ -63,6 +70,9 @@ const inet = (name: string) =>
     .refine((s) => inetFields(s) !== null, { error: `${name} must be an IPv4 or IPv6 address` });
 const port = (name: string) => int(name, 0, 65535);
 const bool = (name: string) => z.boolean({ error: `${name} must be true or false` });
+/** A script keyword's command line (keepalived's word splitting: quotes group words). */
+const script = (name: string) =>
+  z.string({ error: `${name} must be a command line` }).min(1, `${name} is empty`);
 
 const common = {
   connect_timeout: seconds("connect_timeout").optional(),
@@ -121,8 +131,11 @@ const realServerSchema = z.strictObject({
   uthreshold: int("uthreshold", 0, 2147483647).optional(),
   lthreshold: int("lthreshold", 0, 2147483647).optional(),
   check: checkSchema.optional(),
+  notify_up: script("notify_up").optional(),
+  notify_down: script("notify_down").optional(),
 });
 
+const SCHED_FLAGS_FORMS = `scheduler_flags must be a list of ${Object.keys(SCHED_FLAG_BITS).join(", ")}`;
 const SORRY_FORMS = "sorry_server must be ADDRESS, ADDRESS:PORT or [IPv6]:PORT";
 
 const virtualServerSchema = z
@@ -141,6 +154,16 @@ const virtualServerSchema = z
       .union([z.string(), z.number()], { error: "persistence_granularity must be a netmask" })
       .optional(),
     ops: bool("ops").optional(),
+    // ipvsadm -b's names (flag-1..3, sh-/mh-fallback, sh-/mh-port): checked with the scheduler below.
+    scheduler_flags: z
+      .array(z.enum(Object.keys(SCHED_FLAG_BITS) as [string, ...string[]], { error: SCHED_FLAGS_FORMS }), {
+        error: SCHED_FLAGS_FORMS,
+      })
+      .optional(),
+    // DPVS keepalived's syn_proxy (ipvsadm --synproxy): TCP with NAT or FULLNAT (superRefine below).
+    syn_proxy: bool("syn_proxy").optional(),
+    // DPVS's --proxy-protocol; the value is checked with the protocol (control/spec.ts).
+    proxy_protocol: z.string({ error: "proxy_protocol must be disable, v1 or v2" }).optional(),
     lb_kind: z
       .enum(LB_KINDS as [string, ...string[]], { error: "lb_kind must be NAT, DR, TUN or FULLNAT" })
       .optional(),
@@ -149,22 +172,31 @@ const virtualServerSchema = z
     hysteresis: int("hysteresis", 0, 2147483647).optional(),
     alpha: bool("alpha").optional(),
     omega: bool("omega").optional(),
+    quorum_up: script("quorum_up").optional(),
+    quorum_down: script("quorum_down").optional(),
     sorry_server: z
       .string({ error: SORRY_FORMS })
       .refine((s) => inetEndpoint(s) !== null, { error: SORRY_FORMS })
       .optional(),
     real_servers: z.array(realServerSchema, { error: "real_servers must be a list" }).optional(),
-    // FULLNAT local addresses of this service (DPVS's ipvsadm -P -z / laddr_group_name).
+    // FULLNAT local addresses of this service (DPVS's ipvsadm -P -z / laddr_group_name), either
+    // family; which family a service takes is checked with the model (validateModel).
     local_addresses: z
-      .array(
-        checked("local_addresses entry must be an IPv4 address", (s) =>
-          s.includes(":")
-            ? "IPv6 local addresses are not supported by tsvs yet"
-            : parseIPv4(s) === null
-              ? "local_addresses entry must be an IPv4 address"
-              : null,
-        ),
-        { error: "local_addresses must be a list of addresses" },
+      .array(inet("local_addresses entry"), { error: "local_addresses must be a list of addresses" })
+      .optional(),
+    // Access lists (docs/acl.md; DPVS's blacklist/whitelist): addresses or prefixes ADDR/LEN.
+    deny: aclList("deny").optional(),
+    allow: aclList("allow").optional(),
+    // The per-source new-connection rate limit (docs/acl.md).
+    conn_limit: z
+      .strictObject(
+        {
+          rate: int("conn_limit.rate", 1, 1e9),
+          burst: int("conn_limit.burst", 1, 1e9).optional(),
+          prefix4: int("conn_limit.prefix4", 1, 32).optional(),
+          prefix6: int("conn_limit.prefix6", 1, 128).optional(),
+        },
+        { error: "conn_limit is a mapping: rate, and optionally burst, prefix4, prefix6" },
       )
       .optional(),
   })
@@ -184,6 +216,26 @@ const virtualServerSchema = z
         message: `ip_family ${v.ip_family} conflicts with the address ${v.address}`,
         path: ["ip_family"],
       });
+    if (v.syn_proxy === true) {
+      const kind = v.lb_kind ?? DEFAULTS.lbKind;
+      const why =
+        v.fwmark !== undefined || (v.protocol !== undefined && v.protocol.toLowerCase() !== "tcp")
+          ? "syn_proxy is for TCP address:port virtual servers only"
+          : kind !== "NAT" && kind !== "FULLNAT"
+            ? `syn_proxy needs lb_kind NAT or FULLNAT (${kind} replies bypass the director)`
+            : null;
+      if (why !== null) ctx.addIssue({ code: "custom", message: why, path: ["syn_proxy"] });
+    }
+    // ipvsadm's check: sh-/mh- flags only with their scheduler (its message).
+    const sched = v.scheduler ?? DEFAULTS.scheduler;
+    (v.scheduler_flags ?? []).forEach((n, i) => {
+      if ((n.startsWith("sh-") || n.startsWith("mh-")) && n.slice(0, 2) !== sched)
+        ctx.addIssue({
+          code: "custom",
+          message: `incompatible scheduler flag \`${n}'`,
+          path: ["scheduler_flags", i],
+        });
+    });
     const g = v.persistence_granularity;
     if (g !== undefined && parseNetmask(String(g), af) === null)
       ctx.addIssue({
@@ -216,24 +268,26 @@ function familyOf(v: {
 }
 
 // The vrrp section: keepalived's vrrp_instance / vrrp_sync_group / vrrp_script / lvs_sync_daemon
-// keywords, as YAML keys (docs/config.md). Durations are seconds, as in keepalived.conf.
+// keywords, as YAML keys (docs/config.md). Durations are seconds, as in keepalived.conf. An
+// instance's addresses are IPv4 or IPv6; its family is keepalived's (config/vrrp.ts buildHa).
 const vrrpIpv4 = (name: string) =>
   checked(`${name} must be an IPv4 address`, (s) =>
-    s.includes(":")
-      ? `${name}: ${IPV6_VRRP}`
-      : parseIPv4(s) === null
-        ? `${name} must be an IPv4 address`
-        : null,
+    parseIPv4(s) === null ? `${name} must be an IPv4 address` : null,
   );
-const vipString = checked("an address must be A.B.C.D[/PREFIX]", (s) =>
-  s.includes(":") ? IPV6_VRRP : parseVip(s) === null ? "an address must be A.B.C.D[/PREFIX]" : null,
-);
+const vrrpIp = (name: string) =>
+  checked(`${name} must be an IPv4 or IPv6 address`, (s) =>
+    (s.includes(":") ? parseIPv6(s) : parseIPv4(s)) === null
+      ? `${name} must be an IPv4 or IPv6 address`
+      : null,
+  );
+const VIP_FORM = "an address must be A.B.C.D[/PREFIX] or an IPv6 address[/PREFIX]";
+const vipString = checked(VIP_FORM, (s) => (parseVip(s) === null ? VIP_FORM : null));
 const vipSchema = z.union(
   [
     vipString,
     z.strictObject({ address: vipString, dev: z.string({ error: "dev must be a name" }).optional() }),
   ],
-  { error: "an address is A.B.C.D[/PREFIX] or { address, dev }" },
+  { error: "an address is ADDRESS[/PREFIX] or { address, dev }" },
 );
 const trackSchema = z.union(
   [
@@ -284,10 +338,13 @@ const instanceSchema = z.strictObject({
   virtual_ipaddress_excluded: z
     .array(vipSchema, { error: "virtual_ipaddress_excluded must be a list" })
     .optional(),
-  unicast_src_ip: vrrpIpv4("unicast_src_ip").optional(),
-  unicast_peer: z.array(vrrpIpv4("unicast_peer entry"), { error: "unicast_peer must be a list" }).optional(),
-  mcast_dst_ip: vrrpIpv4("mcast_dst_ip")
-    .refine((s) => (parseIPv4(s) ?? 0) >>> 28 === 0xe, { error: "mcast_dst_ip must be a multicast address" })
+  native_ipv6: bool("native_ipv6").optional(),
+  unicast_src_ip: vrrpIp("unicast_src_ip").optional(),
+  unicast_peer: z.array(vrrpIp("unicast_peer entry"), { error: "unicast_peer must be a list" }).optional(),
+  mcast_dst_ip: vrrpIp("mcast_dst_ip")
+    .refine((s) => (s.includes(":") ? isLinkLocalMulticast6(s) : (parseIPv4(s) ?? 0) >>> 28 === 0xe), {
+      error: "mcast_dst_ip must be a multicast address (IPv6: link-local, ff02::/16)",
+    })
     .optional(),
   nopreempt: bool("nopreempt").optional(),
   preempt_delay: z
@@ -340,6 +397,16 @@ const vrrpSchema = z.strictObject(
     router_id: z.string({ error: "router_id must be a string" }).optional(),
     version: z.union([z.literal(2), z.literal(3)], { error: "version must be 2 or 3" }).optional(),
     ...garpKeys,
+    garp_interval: z
+      .number({ error: "garp_interval must be 0.000001..4294 seconds" })
+      .min(0.000001, { error: "garp_interval must be 0.000001..4294 seconds" })
+      .max(4294, { error: "garp_interval must be 0.000001..4294 seconds" })
+      .optional(),
+    gna_interval: z
+      .number({ error: "gna_interval must be 0.000001..4294 seconds" })
+      .min(0.000001, { error: "gna_interval must be 0.000001..4294 seconds" })
+      .max(4294, { error: "gna_interval must be 0.000001..4294 seconds" })
+      .optional(),
     instances: z.array(instanceSchema, { error: "instances must be a list" }).optional(),
     sync_groups: z.array(syncGroupSchema, { error: "sync_groups must be a list" }).optional(),
     scripts: z.array(scriptSchema, { error: "scripts must be a list" }).optional(),
@@ -348,15 +415,164 @@ const vrrpSchema = z.strictObject(
   { error: "vrrp must be a mapping (router_id, instances, sync_groups, scripts, lvs_sync_daemon)" },
 );
 
+// The bgp section (docs/scale-out.md): the director's BIRD, its BGP sessions and timers. The VIPs
+// are the virtual servers' addresses; bird.ts validates the whole (AS numbers, timers, families).
+const bgpNeighborSchema = z.strictObject({
+  address: inet("address"),
+  as: int("as", 1, 4294967295),
+  port: port("port").optional(),
+  password: z.string({ error: "password must be a string" }).optional(),
+  bfd: bool("bfd").optional(),
+});
+const pathString = (name: string) =>
+  z.string({ error: `${name} must be a path` }).min(1, { error: `${name} must not be empty` });
+const bgpSchema = z.strictObject(
+  {
+    router_id: vrrpIpv4("router_id").optional(),
+    local_as: int("local_as", 1, 4294967295),
+    neighbors: z.array(bgpNeighborSchema, { error: "neighbors must be a list" }),
+    hold_time: int("hold_time", 3, 65535).optional(),
+    keepalive_time: int("keepalive_time", 1, 65535).optional(),
+    connect_retry_time: int("connect_retry_time", 1, 65535).optional(),
+    bfd: bool("bfd").optional(),
+    liveness_interface: z.string({ error: "liveness_interface must be an interface name" }).optional(),
+    warmup: int("warmup", 0, 3600).optional(),
+    bird: z
+      .strictObject(
+        {
+          binary: pathString("binary").optional(),
+          socket: pathString("socket").optional(),
+          config: pathString("config").optional(),
+          log: pathString("log").optional(),
+          keep_running: bool("keep_running").optional(),
+        },
+        { error: "bird is a mapping: binary, socket, config, log, keep_running" },
+      )
+      .optional(),
+  },
+  { error: "bgp must be a mapping (router_id, local_as, neighbors, hold_time, keepalive_time, bfd, bird)" },
+);
+
 const fileSchema = z.strictObject({
   virtual_servers: z.array(virtualServerSchema, { error: "virtual_servers must be a list" }),
   vrrp: vrrpSchema.optional(),
+  bgp: bgpSchema.optional(),
 });
 
+/** The bgp section as the model's BgpConfig; `at` gives the position of a path's node. */
+function bgpOf(b: z.infer<typeof bgpSchema>, at: (path: Path) => SourcePos): BgpConfig {
+  return {
+    routerId: b.router_id !== undefined ? formatIPv4(parseIPv4(b.router_id) ?? 0) : null,
+    localAs: b.local_as,
+    neighbors: b.neighbors.map((n) => {
+      const out: BgpNeighbor = { address: addrText(inetOf(n.address)), as: n.as };
+      if (n.port !== undefined) out.port = n.port;
+      if (n.password !== undefined) out.password = n.password;
+      if (n.bfd !== undefined) out.bfd = n.bfd;
+      return out;
+    }),
+    holdTime: b.hold_time ?? BGP_DEFAULTS.holdTime,
+    keepaliveTime: b.keepalive_time ?? BGP_DEFAULTS.keepaliveTime,
+    connectRetryTime: b.connect_retry_time ?? BGP_DEFAULTS.connectRetryTime,
+    bfd: b.bfd ?? false,
+    livenessIfname: b.liveness_interface ?? BGP_DEFAULTS.livenessIfname,
+    ...(b.warmup !== undefined ? { warmup: b.warmup } : {}),
+    bird: {
+      binary: b.bird?.binary ?? BGP_DEFAULTS.birdBinary,
+      socket: b.bird?.socket ?? null,
+      config: b.bird?.config ?? null,
+      log: b.bird?.log ?? null,
+      keepRunning: b.bird?.keep_running ?? false,
+    },
+    pos: at(["bgp"]),
+  };
+}
+
+/**
+ * bird.ts's checks of the bgp section with the VIPs of the virtual servers, each at the node its
+ * message names ("neighbors[1].as: ..." at bgp.neighbors[1].as; "hold_time: ..." at bgp.hold_time).
+ */
+function bgpDiagnostics(
+  bgp: BgpConfig,
+  virtualServers: readonly VirtualServerConfig[],
+  at: (path: Path) => SourcePos,
+): Diagnostic[] {
+  return bgpConfigErrors(bgp, bgpVips(virtualServers)).map((message) => {
+    const m = /^([a-z_]+)(?:\[(\d+)\])?(?:\.([a-z_]+))?:/.exec(message);
+    const path: PropertyKey[] = ["bgp"];
+    if (m !== null && m[1] !== "vips4" && m[1] !== "vips6") {
+      path.push(m[1]);
+      if (m[2] !== undefined) path.push(Number(m[2]));
+      if (m[3] !== undefined) path.push(m[3]);
+    }
+    return { ...at(path), message: `bgp: ${message}` };
+  });
+}
+
+/**
+ * `tsvs daemon --bgp FILE`: the bgp section of a YAML file, for a daemon whose services come from
+ * keepalived.conf (which has no BGP); the file's other sections are not read. The VIPs are checked
+ * with the daemon's configuration, at start.
+ */
+export function parseBgpYaml(src: string, file: string): { bgp: BgpConfig; warnings: Diagnostic[] } {
+  const lc = new LineCounter();
+  const doc = parseDocument(src, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
+  const at0 = (offset: number): SourcePos => {
+    const p = lc.linePos(offset);
+    return { file, line: p.line, col: p.col };
+  };
+  const diag = (e: { message: string; pos: [number, number] }): Diagnostic => ({
+    ...at0(e.pos[0]),
+    message: e.message.split(/ at line \d+, column \d+|\n/)[0],
+  });
+  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map(diag));
+  const nodeAt = (path: readonly PropertyKey[]): Node | null => {
+    let node: unknown = doc.contents;
+    for (const k of path) {
+      const next = (node as { get?: (k: unknown, keep: boolean) => unknown } | null)?.get?.(k, true);
+      if (next === undefined || next === null) break;
+      node = next;
+    }
+    return (node as Node | null) ?? null;
+  };
+  const at = (path: Path): SourcePos => at0(nodeAt(path)?.range?.[0] ?? 0);
+  const data = (doc.toJS() ?? {}) as Record<string, unknown>;
+  if (data === null || typeof data !== "object" || data.bgp === undefined)
+    throw new ConfigError([{ ...at([]), message: "no bgp section" }]);
+  const r = bgpSchema.safeParse(data.bgp);
+  if (!r.success)
+    throw new ConfigError(
+      r.error.issues.map((iss) => {
+        const path = ["bgp", ...iss.path];
+        if (iss.code === "unrecognized_keys")
+          return { ...at(path), message: `unknown key ${iss.keys.map((k) => `"${k}"`).join(", ")}` };
+        return { ...at(path), message: iss.message };
+      }),
+    );
+  const bgp = bgpOf(r.data, at);
+  const errors = bgpDiagnostics(bgp, [], at);
+  if (errors.length > 0) throw new ConfigError(errors);
+  const others = Object.keys(data).filter((k) => k !== "bgp");
+  return {
+    bgp,
+    warnings: others.map((k) => ({
+      ...at([k]),
+      message: `${k}: not read (--bgp reads the bgp section only)`,
+    })),
+  };
+}
+
+/** ADDRESS[/PREFIX] of either family, as keepalived's parse_ipaddress (default /32, /128). */
 function parseVip(s: string): VrrpAddr | null {
-  const m = /^([\d.]+)(?:\/(\d{1,2}))?$/.exec(s);
-  const addr = m !== null ? parseIPv4(m[1]) : null;
-  const prefix = m?.[2] !== undefined ? Number(m[2]) : 32;
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(s);
+  if (m === null) return null;
+  if (m[1].includes(":")) {
+    const b = parseIPv6(m[1]);
+    const prefix = m[2] !== undefined ? Number(m[2]) : 128;
+    return b === null || prefix > 128 ? null : { addr: 0, prefix, addr6: formatIPv6(b) };
+  }
+  const addr = /^[\d.]+$/.test(m[1]) ? parseIPv4(m[1]) : null;
+  const prefix = m[2] !== undefined ? Number(m[2]) : 32;
   return addr === null || prefix > 32 ? null : { addr, prefix };
 }
 
@@ -364,6 +580,8 @@ type FileConfig = z.infer<typeof fileSchema>;
 type VrrpFile = z.infer<typeof vrrpSchema>;
 type Path = readonly PropertyKey[];
 
+const nonEmpty = <T>(l: T[] | undefined): T[] | undefined =>
+  l === undefined || l.length === 0 ? undefined : l;
 const secMs = (v: number | undefined): number | undefined =>
   v === undefined ? undefined : Math.round(v * 1000);
 
@@ -383,6 +601,8 @@ function haDraftOf(v: VrrpFile, at: (path: Path) => SourcePos): HaDraft {
   const d = emptyDraft();
   d.routerId = v.router_id ?? null;
   d.globals = { version: v.version, ...garpOf(v) };
+  if (v.garp_interval !== undefined) d.garpIntervalMs = v.garp_interval * 1000;
+  if (v.gna_interval !== undefined) d.gnaIntervalMs = v.gna_interval * 1000;
   const tracks = (list: z.infer<typeof trackSchema>[] | undefined, path: Path): TrackDraft[] =>
     (list ?? []).map((t, i) =>
       typeof t === "string"
@@ -391,11 +611,17 @@ function haDraftOf(v: VrrpFile, at: (path: Path) => SourcePos): HaDraft {
     );
   const vips = (list: z.infer<typeof vipSchema>[] | undefined): VrrpAddr[] | undefined =>
     list?.map((a) => {
-      const { addr, prefix } = parseVip(typeof a === "string" ? a : a.address) ?? { addr: 0, prefix: 32 };
-      return typeof a === "string" || a.dev === undefined ? { addr, prefix } : { addr, prefix, dev: a.dev };
+      const v = parseVip(typeof a === "string" ? a : a.address) ?? { addr: 0, prefix: 32 };
+      return typeof a === "string" || a.dev === undefined ? v : { ...v, dev: a.dev };
     });
-  const ipOf = (s: string | undefined): number | undefined =>
-    s === undefined ? undefined : (parseIPv4(s) ?? 0);
+  const v4 = (s: string | undefined): number | undefined =>
+    s === undefined || s.includes(":") ? undefined : (parseIPv4(s) ?? 0);
+  const v6 = (s: string | undefined): string | undefined => {
+    const b = s === undefined || !s.includes(":") ? null : parseIPv6(s);
+    return b === null ? undefined : formatIPv6(b);
+  };
+  const peers4 = (l: string[] | undefined) => l?.filter((p) => !p.includes(":")).map((p) => v4(p) ?? 0);
+  const peers6 = (l: string[] | undefined) => l?.flatMap((p) => v6(p) ?? []);
   (v.instances ?? []).forEach((x, i) => {
     const path = ["vrrp", "instances", i];
     const inst = emptyInstanceDraft(x.name, at(path));
@@ -411,9 +637,12 @@ function haDraftOf(v: VrrpFile, at: (path: Path) => SourcePos): HaDraft {
       authPass: x.auth_pass,
       addrs: vips(x.virtual_ipaddress),
       excludedAddrs: vips(x.virtual_ipaddress_excluded),
-      unicastSrc: ipOf(x.unicast_src_ip),
-      unicastPeers: x.unicast_peer?.map((p) => parseIPv4(p) ?? 0),
-      mcastDst: ipOf(x.mcast_dst_ip),
+      unicastSrc: v4(x.unicast_src_ip),
+      unicastPeers: nonEmpty(peers4(x.unicast_peer)),
+      mcastDst: v4(x.mcast_dst_ip),
+      unicastSrc6: v6(x.unicast_src_ip),
+      unicastPeers6: nonEmpty(peers6(x.unicast_peer)),
+      mcastDst6: v6(x.mcast_dst_ip),
       v3ChecksumAsV2: x.v3_checksum_as_v2,
       ...garpOf(x),
       downTimerAdverts: x.down_timer_adverts,
@@ -434,6 +663,23 @@ function haDraftOf(v: VrrpFile, at: (path: Path) => SourcePos): HaDraft {
       nopreempt: at([...path, "nopreempt"]),
       preemptDelay: at([...path, "preempt_delay"]),
     };
+    // What decides the family, in keepalived.conf's usual order (a mapping has no order to keep).
+    const claim = (family: 4 | 6, kind: FamilyClaim["kind"], text: string, p: Path) =>
+      inst.families.push({ family, kind, text, pos: at(p) });
+    const fam = (t: string): 4 | 6 => (t.includes(":") ? 6 : 4);
+    if (x.native_ipv6 === true) claim(6, "native_ipv6", "native_ipv6", [...path, "native_ipv6"]);
+    (x.virtual_ipaddress ?? []).forEach((a, k) => {
+      const t = typeof a === "string" ? a : a.address;
+      claim(fam(t), "vip", t, [...path, "virtual_ipaddress", k]);
+    });
+    if (x.unicast_src_ip !== undefined)
+      claim(fam(x.unicast_src_ip), "src", x.unicast_src_ip, [...path, "unicast_src_ip"]);
+    (x.unicast_peer ?? []).forEach((p, k) => {
+      claim(fam(p), "peer", p, [...path, "unicast_peer", k]);
+    });
+    if (x.mcast_dst_ip !== undefined)
+      claim(fam(x.mcast_dst_ip), "mcast_dst", x.mcast_dst_ip, [...path, "mcast_dst_ip"]);
+    if (x.version !== undefined) claim(4, "version", String(x.version), [...path, "version"]);
     inst.trackInterfaces = tracks(x.track_interface, [...path, "track_interface"]);
     inst.trackScripts = tracks(x.track_script, [...path, "track_script"]);
     d.instances.push(inst);
@@ -589,6 +835,8 @@ export function parseYamlConfig(src: string, file: string): ParsedConfig {
           uThreshold: rs.uthreshold ?? 0,
           lThreshold: rs.lthreshold ?? 0,
           check: rs.check !== undefined ? checkOf(rs.check) : null,
+          ...(rs.notify_up !== undefined ? { notifyUp: rs.notify_up } : {}),
+          ...(rs.notify_down !== undefined ? { notifyDown: rs.notify_down } : {}),
           pos: posOf(nodeAt(["virtual_servers", i, "real_servers", j]).node),
         }),
       );
@@ -608,23 +856,69 @@ export function parseYamlConfig(src: string, file: string): ParsedConfig {
             : fullGranularity(af),
         lbKind: (v.lb_kind as VirtualServerConfig["lbKind"] | undefined) ?? DEFAULTS.lbKind,
         onePacket: v.ops ?? false,
+        ...(v.scheduler_flags !== undefined && v.scheduler_flags.length > 0
+          ? { schedFlags: v.scheduler_flags.reduce((f, n) => f | SCHED_FLAG_BITS[n], 0) }
+          : {}),
+        ...(v.syn_proxy === true ? { synproxy: true } : {}),
+        ...(v.proxy_protocol !== undefined ? { proxyProtocol: v.proxy_protocol } : {}),
         sorryServer: sorry === null ? null : { ...addrOf(sorry.a), port: sorry.port ?? 0 },
         quorum: v.quorum ?? DEFAULTS.quorum,
         hysteresis: v.hysteresis ?? DEFAULTS.hysteresis,
         alpha: v.alpha ?? false,
         omega: v.omega ?? false,
+        ...(v.quorum_up !== undefined ? { quorumUp: v.quorum_up } : {}),
+        ...(v.quorum_down !== undefined ? { quorumDown: v.quorum_down } : {}),
         delayLoop: v.delay_loop ?? DEFAULTS.delayLoop,
         realServers,
         ...(v.local_addresses !== undefined
-          ? { localAddresses: v.local_addresses.map((a) => parseIPv4(a) ?? 0) }
+          ? {
+              localAddresses: v.local_addresses.map((a, j) => ({
+                ...inetOf(a),
+                pos: posOf(nodeAt(["virtual_servers", i, "local_addresses", j]).node),
+              })),
+            }
+          : {}),
+        ...(v.deny !== undefined ? { deny: [...new Set(v.deny.map(aclText))] } : {}),
+        ...(v.allow !== undefined ? { allow: [...new Set(v.allow.map(aclText))] } : {}),
+        ...(v.conn_limit !== undefined
+          ? {
+              connLimit: {
+                rate: v.conn_limit.rate,
+                burst: v.conn_limit.burst ?? v.conn_limit.rate,
+                prefix4: v.conn_limit.prefix4 ?? 32,
+                prefix6: v.conn_limit.prefix6 ?? 64,
+              },
+            }
           : {}),
         pos: posOf(nodeAt(["virtual_servers", i]).node),
       };
     }),
   };
+  if (cfg.bgp !== undefined) {
+    const bgp = bgpOf(cfg.bgp, (p) => posOf(nodeAt(p).node));
+    const bgpErrors = bgpDiagnostics(bgp, model.virtualServers, (p) => posOf(nodeAt(p).node));
+    if (bgpErrors.length > 0) throw new ConfigError(bgpErrors);
+    Object.assign(model, { bgp });
+  }
   const errors = validateModel(model);
   if (errors.length > 0) throw new ConfigError(errors);
   return { model, warnings: [...warnings, ...ha.warnings, ...modelWarnings(model)] };
+}
+
+/** A deny/allow list: addresses or prefixes, each checked (acl.ts parseAclPrefix). */
+function aclList(name: string) {
+  return z.array(
+    z.string({ error: `${name} entries are addresses or prefixes (ADDR/LEN)` }).superRefine((t, ctx) => {
+      const p = parseAclPrefix(t);
+      if (typeof p === "string") ctx.addIssue({ code: "custom", message: `${name}: ${p}` });
+    }),
+    { error: `${name} must be a list of addresses or prefixes` },
+  );
+}
+
+/** The canonical text of a rule the schema has checked. */
+function aclText(t: string): string {
+  return (parseAclPrefix(t) as AclPrefix).text;
 }
 
 /** `addr` and, for IPv6, `addr6` of an address (without its family: the model's shape). */

@@ -16,6 +16,7 @@ import { TsvsError } from "../core/errors.js";
 import type { FwmarkRuleView } from "../core/fwmark.js";
 import {
   type ControlCommand,
+  isDefenseMode,
   isTableCommand,
   SYSCTLS,
   type SysctlValue,
@@ -112,6 +113,8 @@ export class ControlApi {
   private readonly fwOwned = new Map<number, number>();
   /** The same for ip6tables rules (ruleHostDst6): the address's words. */
   private readonly fwOwned6 = new Map<number, Int32Array>();
+  /** VRRP's addresses, master and held back alike (setVrrpAddresses). */
+  private vrrpOwned: { owned: readonly number[]; owned6: readonly string[] } = { owned: [], owned6: [] };
 
   constructor(engine: Engine, now: () => number) {
     this.engine = engine;
@@ -167,6 +170,8 @@ export class ControlApi {
           if (why !== null) bad(i, why);
           steps.push(() => {
             Object.assign(this.engine.sysctls, sysctlFields(cmd.name, cmd.value, cmd.value2));
+            // proc_do_defense_mode: a new mode takes effect now, not at the next second.
+            if (isDefenseMode(cmd.name)) this.engine.updateDefense();
             return null;
           });
           return;
@@ -280,6 +285,15 @@ export class ControlApi {
   }
 
   /**
+   * VRRP's addresses (daemon/vrrp.ts, through the worker), whatever their instance's state: the
+   * guard keeps the kernel from answering or forwarding them, as for VIPs. The workers answer a
+   * MASTER's; a BACKUP's kernel must not either.
+   */
+  setVrrpAddresses(owned: readonly number[], owned6: readonly string[]): void {
+    this.vrrpOwned = { owned: [...owned], owned6: [...owned6] };
+  }
+
+  /**
    * VIPs and LIPs (and the addresses fwmark rules made the director's), and the NAT/FULLNAT
    * destinations, sorted so that equal guards compare equal.
    */
@@ -289,6 +303,7 @@ export class ControlApi {
     // connections still use (lip.ts); the daemon's guard is the union over the workers.
     const owned = new Set<number>(e.lipTable.owned());
     for (const a of this.fwOwned.values()) owned.add(a >>> 0);
+    for (const a of this.vrrpOwned.owned) owned.add(a >>> 0);
     const nat = new Map<string, GuardDest>();
     const nat6 = new Map<string, GuardDest6>();
     for (const s of e.services()) {
@@ -308,7 +323,8 @@ export class ControlApi {
     return sortGuard({
       owned: [...owned],
       nat: [...nat.values()],
-      owned6: e.ctl.ownedAddresses6(),
+      // With this worker's IPv6 LIPs that connections still hold after their laddr went (lip.ts).
+      owned6: [...new Set([...e.ctl.ownedAddresses6(), ...e.lipTable.owned6(), ...this.vrrpOwned.owned6])],
       nat6: [...nat6.values()],
     });
   }

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { canonicalIPv6 } from "../core/addr.js";
 import type { CtlCommand } from "../core/ctl-types.js";
 import { TsvsError } from "../core/errors.js";
+import { PP_NAMES } from "../core/packet/proxy-proto.js";
 import type { SyncDaemonConfig, SyncRole } from "../core/sync/types.js";
 
 /** `ipvsadm --start-daemon ROLE ...` (IPVS_CMD_NEW_DAEMON): every field filled in (SYNC_DEFAULTS). */
@@ -46,6 +47,9 @@ const TABLE_OPS: ReadonlySet<string> = new Set([
   "set-timeout",
   "add-laddr",
   "del-laddr",
+  "add-acl",
+  "del-acl",
+  "set-conn-limit",
 ]);
 
 export function isTableCommand(c: ControlCommand): c is CtlCommand {
@@ -73,6 +77,8 @@ export interface SysctlSpec {
    * As proc_dointvec does, a write with one value sets the first int and keeps the second.
    */
   second?: { field: string; max: number };
+  /** A defence mode (proc_do_defense_mode): outside 0..max the kernel answers EINVAL. */
+  mode?: boolean;
 }
 
 const INT_MAX = 0x7fffffff;
@@ -98,7 +104,25 @@ export const SYSCTLS: Readonly<Record<string, SysctlSpec>> = {
   sync_version: { field: "syncVersion", max: 1 },
   // 0 or 1 (the kernel takes any int; only 1 changes anything).
   sync_persist_mode: { field: "syncPersistMode", max: 1 },
+  // tsvs: the table refresh to a joining peer (core/sync/refresh.ts, docs/ha.md).
+  sync_table_refresh: { field: "syncTableRefresh", max: 2 },
+  sync_table_rate: { field: "syncTableRate", max: 1_000_000 },
+  // The defence against table exhaustion (core/defense.ts). amemthresh and am_droprate are
+  // proc_dointvec ints (a negative one has no meaning); the modes are proc_do_defense_mode's 0..3.
+  amemthresh: { field: "amemthresh", max: INT_MAX },
+  am_droprate: { field: "amDroprate", max: INT_MAX },
+  drop_entry: { field: "dropEntry", max: 3, mode: true },
+  drop_packet: { field: "dropPacket", max: 3, mode: true },
+  secure_tcp: { field: "secureTcp", max: 3, mode: true },
 };
+
+/**
+ * The sysctls whose write reruns update_defense_level at once (proc_do_defense_mode: the three
+ * modes; amemthresh and am_droprate are read at the next second).
+ */
+export function isDefenseMode(name: string): boolean {
+  return SYSCTLS[name]?.mode === true;
+}
 
 /** A sysctl's value as /proc holds it: one int, or a vector of two (sync_threshold). */
 export type SysctlValue = number | [number, number];
@@ -109,6 +133,8 @@ export function formatSysctlValue(v: SysctlValue): string {
 }
 
 function rangeError(name: string, raw: string, max: number): string {
+  if (SYSCTLS[name]?.mode === true)
+    return `${name}: Invalid argument (EINVAL): a defence mode is 0..${max}, not ${JSON.stringify(raw)}`;
   return `${name}: value must be an integer 0..${max}, not ${JSON.stringify(raw)}`;
 }
 
@@ -221,6 +247,7 @@ const serviceSpec = serviceKey.extend({
   timeout: intMax,
   netmask: u32,
   peName: z.string().max(16),
+  proxyProtocol: z.enum(PP_NAMES).optional(),
 });
 const destSpec = z.strictObject({
   af,
@@ -273,6 +300,22 @@ const commandSchema = z.discriminatedUnion("op", [
   z.strictObject({ op: z.literal("set-timeout"), timeouts: timeoutSpec }),
   z.strictObject({ op: z.literal("add-laddr"), key: serviceKey, addr: u32, addr6: ipv6Text.optional() }),
   z.strictObject({ op: z.literal("del-laddr"), key: serviceKey, addr: u32, addr6: ipv6Text.optional() }),
+  z.strictObject({
+    op: z.enum(["add-acl", "del-acl"]),
+    key: serviceKey,
+    list: z.enum(["deny", "allow"]),
+    rule: z.string().max(64),
+  }),
+  z.strictObject({
+    op: z.literal("set-conn-limit"),
+    key: serviceKey,
+    limit: z.strictObject({
+      rate: z.number().int().min(0),
+      burst: z.number().int().min(1),
+      prefix4: z.number().int().min(1).max(32),
+      prefix6: z.number().int().min(1).max(128),
+    }),
+  }),
   z.strictObject({
     op: z.literal("set-sysctl"),
     name: z.string(),

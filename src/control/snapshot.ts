@@ -7,6 +7,7 @@ import { formatIPv4, ipv6WordsText } from "../core/addr.js";
 import type { ConnView, TimeoutSpec } from "../core/ctl-types.js";
 import type { Dest } from "../core/dest.js";
 import { DEST_F_AVAILABLE } from "../core/dest.js";
+import { ppName } from "../core/packet/proxy-proto.js";
 import { rateOf } from "../core/rate.js";
 import type { Service } from "../core/service.js";
 import type { Stats } from "../core/stats.js";
@@ -62,6 +63,22 @@ export interface LaddrSnapshot {
   conflicts: number;
 }
 
+/** A rule of a service's deny or allow list (acl.ts) and the new connections it matched. */
+export interface AclRuleSnapshot {
+  /** "ADDR" or "ADDR/LEN", canonical. */
+  rule: string;
+  hits: number;
+}
+
+/** A service's per-source new-connection limit (conn-limit.ts) and the packets it refused. */
+export interface ConnLimitSnapshot {
+  rate: number;
+  burst: number;
+  prefix4: number;
+  prefix6: number;
+  limited: number;
+}
+
 export interface ServiceSnapshot {
   af: 4 | 6;
   protocol: number;
@@ -79,11 +96,19 @@ export interface ServiceSnapshot {
   /** Persistence granularity: IPv4 a host-order u32 mask, IPv6 a prefix length. */
   netmask: number;
   peName: string;
+  /** DPVS's proxy_protocol name ("v1", "v2"); absent when disabled. */
+  proxyProtocol?: string;
   stats: StatsSnapshot;
   /** In the kernel's list order (newest first), which is the order schedulers break ties in. */
   dests: DestSnapshot[];
   /** FULLNAT local addresses (`ipvsadm -P`), in the order they were added; absent = none. */
   laddrs?: LaddrSnapshot[];
+  /** DPVS's blacklist (deny) and whitelist (allow), in the order added; absent = empty. */
+  deny?: AclRuleSnapshot[];
+  allow?: AclRuleSnapshot[];
+  /** New connections refused because the allow list did not hold the source. */
+  notAllowed?: number;
+  connLimit?: ConnLimitSnapshot;
 }
 
 export interface TableSnapshot {
@@ -102,7 +127,10 @@ export interface TableSnapshot {
 export interface TableSource {
   services(): readonly Service[];
   /** Connections and conflicts per local address (the engine's LipTable); absent = zeros. */
-  readonly lipTable?: { usage(addr: number): { conns: number; conflicts: number } };
+  readonly lipTable?: {
+    usage(addr: number): { conns: number; conflicts: number };
+    usage6(addr6: string): { conns: number; conflicts: number };
+  };
   readonly connTabSize: number;
   readonly totalStats: Stats;
   readonly timeouts: { get(): TimeoutSpec };
@@ -167,17 +195,28 @@ function serviceSnapshotOf(s: Service, lips: TableSource["lipTable"]): ServiceSn
     dests: s.dests.map(destSnapshot),
   };
   if (s.addr6 !== null) snap.addr6 = ipv6WordsText(s.addr6);
+  if (s.proxyProtocol !== 0) snap.proxyProtocol = ppName(s.proxyProtocol);
   if (s.laddrs.length > 0) {
     snap.laddrs = s.laddrs.map((addr) => {
       const u = lips?.usage(addr) ?? { conns: 0, conflicts: 0 };
       return { af: 4, addr: addr >>> 0, conns: u.conns, conflicts: u.conflicts };
     });
   }
-  // IPv6 local addresses keep no usage counts (lip.ts counts the IPv4 ones).
   if (s.laddrs6.length > 0) {
-    const l6 = s.laddrs6.map((addr6): LaddrSnapshot => ({ af: 6, addr: 0, addr6, conns: 0, conflicts: 0 }));
+    const l6 = s.laddrs6.map((addr6): LaddrSnapshot => {
+      const u = lips?.usage6(addr6) ?? { conns: 0, conflicts: 0 };
+      return { af: 6, addr: 0, addr6, conns: u.conns, conflicts: u.conflicts };
+    });
     snap.laddrs = [...(snap.laddrs ?? []), ...l6];
   }
+  if (s.acl !== null) {
+    if (s.acl.deny.size > 0) snap.deny = s.acl.deny.rules().map((r) => ({ rule: r.text, hits: r.hits }));
+    if (s.acl.allow.size > 0) {
+      snap.allow = s.acl.allow.rules().map((r) => ({ rule: r.text, hits: r.hits }));
+      snap.notAllowed = s.acl.allow.misses;
+    }
+  }
+  if (s.connLimit !== null) snap.connLimit = { ...s.connLimit.spec, limited: s.connLimit.limited };
   return snap;
 }
 
@@ -252,10 +291,23 @@ export function mergeTables(tables: readonly TableSnapshot[]): TableSnapshot {
         ll.conns += l.conns;
         ll.conflicts += l.conflicts;
       }
+      addHits(into.deny, s.deny);
+      addHits(into.allow, s.allow);
+      if (into.notAllowed !== undefined) into.notAllowed += s.notAllowed ?? 0;
+      if (into.connLimit !== undefined) into.connLimit.limited += s.connLimit?.limited ?? 0;
     }
     if (out.conns !== undefined && t.conns !== undefined) out.conns.push(...t.conns);
   }
   return out;
+}
+
+function addHits(into: AclRuleSnapshot[] | undefined, from: AclRuleSnapshot[] | undefined): void {
+  if (into === undefined || from === undefined) return;
+  const byRule = new Map(into.map((r) => [r.rule, r]));
+  for (const r of from) {
+    const x = byRule.get(r.rule);
+    if (x !== undefined) x.hits += r.hits;
+  }
 }
 
 /** Counters and rates all zero (a table with no traffic yet). */

@@ -14,7 +14,8 @@ import type { DestSpec, ServiceKey, ServiceSpec } from "../core/ctl-types.js";
 import { Fwd, TunType } from "../core/dest.js";
 import { TsvsError } from "../core/errors.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../core/packet/flow.js";
-import { SVC_F_ONEPACKET, SVC_F_PERSISTENT } from "../core/service.js";
+import { PP_DISABLE, ppName, ppRefusal, ppValue } from "../core/packet/proxy-proto.js";
+import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SYNPROXY } from "../core/service.js";
 
 export { IPPROTO_TCP, IPPROTO_UDP };
 export const IPPROTO_SCTP = 132;
@@ -112,6 +113,10 @@ export interface ServiceDesc {
   /** SVC_F_SCHED1..3. */
   schedFlags?: number;
   peName?: string;
+  /** DPVS's --proxy-protocol (packet/proxy-proto.ts PP_NAMES); absent: disable. */
+  proxyProtocol?: string;
+  /** DPVS's --synproxy: the director answers the handshake with SYN cookies (TCP, NAT and FULLNAT). */
+  synproxy?: boolean;
 }
 
 /** The checks ipvsadm makes on -A/-E; fills the default scheduler in. Throws SpecError. */
@@ -140,6 +145,7 @@ export function serviceSpec(d: ServiceDesc): ServiceSpec {
   const persistence = d.persistence ?? 0;
   if (persistence > 0) flags |= SVC_F_PERSISTENT;
   if (d.onePacket) flags |= SVC_F_ONEPACKET;
+  if (d.synproxy === true) flags |= SVC_F_SYNPROXY;
   const svc: ServiceSpec = {
     af: vip.af,
     protocol: fwmark !== 0 ? 0 : d.protocol,
@@ -153,6 +159,11 @@ export function serviceSpec(d: ServiceDesc): ServiceSpec {
     peName: d.peName ?? "",
   };
   if (vip.addr6 !== undefined) svc.addr6 = vip.addr6;
+  if (d.proxyProtocol !== undefined) {
+    const why = ppRefusal(d.proxyProtocol, svc.protocol, fwmark);
+    if (why !== null) throw new SpecError(why);
+    if (ppValue(d.proxyProtocol) !== PP_DISABLE) svc.proxyProtocol = ppName(ppValue(d.proxyProtocol));
+  }
   return checkService(svc);
 }
 

@@ -1,3 +1,4 @@
+import type { ConnLimitSpec } from "./conn-limit.js";
 import type { Fwd, TunType } from "./dest.js";
 
 // The user-facing shapes of the control API, as ipvsadm hands them to libipvs
@@ -29,6 +30,12 @@ export interface ServiceSpec extends ServiceKey {
   netmask: number;
   /** Persistence engine name, "" for none. */
   peName: string;
+  /**
+   * DPVS's --proxy-protocol: "v1", "v2" (or "v1-insecure", "v2-insecure": a client's own header is
+   * kept) sends the client's address to FULLNAT real servers in a PROXY protocol header (TCP
+   * only); absent or "disable": TOA.
+   */
+  proxyProtocol?: string;
 }
 
 export interface DestSpec {
@@ -72,7 +79,15 @@ export type CtlCommand =
    */
   | { op: "add-laddr"; key: ServiceKey; addr: number; addr6?: string }
   /** DPVS's `ipvsadm -Q`. */
-  | { op: "del-laddr"; key: ServiceKey; addr: number; addr6?: string };
+  | { op: "del-laddr"; key: ServiceKey; addr: number; addr6?: string }
+  /**
+   * DPVS's `ipvsadm -U/-V` (list "deny", its blacklist) and `-O/-Y` (list "allow", its whitelist):
+   * a source address or prefix ("ADDR" or "ADDR/LEN", acl.ts parseAclPrefix).
+   */
+  | { op: "add-acl"; key: ServiceKey; list: "deny" | "allow"; rule: string }
+  | { op: "del-acl"; key: ServiceKey; list: "deny" | "allow"; rule: string }
+  /** tsvs's per-source new-connection rate limit of a service (conn-limit.ts); rate 0 = off. */
+  | { op: "set-conn-limit"; key: ServiceKey; limit: ConnLimitSpec };
 
 /** One row of `ipvsadm -L -c` (ip_vs_conn_seq_show). */
 export interface ConnView {

@@ -8,14 +8,17 @@
 // Every batch is validated whole against a shadow of the table before anything changes, so
 // one ipvsadm command (or one -R file) is one atomic change: it fails with nothing applied.
 
+import { parseAclPrefix, ServiceAcl } from "./acl.js";
 import { canonicalIPv6, ipv6Fold, ipv6TextWords, ipv6UsableUnicast, ipv6WordsText } from "./addr.js";
+import { ConnLimiter, checkConnLimit } from "./conn-limit.js";
 import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec, TimeoutSpec } from "./ctl-types.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, Dest, Fwd } from "./dest.js";
 import { IPVS_MESSAGES, TsvsError, type TsvsErrorCode } from "./errors.js";
-import type { Flow } from "./packet/flow.js";
+import { type Flow, IPPROTO_TCP } from "./packet/flow.js";
+import { ppRefusal, ppValue } from "./packet/proxy-proto.js";
 import { sameWords6 } from "./route.js";
 import { findScheduler } from "./sched/index.js";
-import { Service, SVC_F_PERSISTENT } from "./service.js";
+import { Service, SVC_F_PERSISTENT, SVC_F_SYNPROXY } from "./service.js";
 
 export interface CtlHooks {
   onSetTimeout(t: TimeoutSpec): void;
@@ -26,8 +29,11 @@ export interface CtlHooks {
   onDestQuiesced(d: Dest): void;
   /** `ipvsadm -Z` without a service also zeroes the global counters. */
   onZeroAll?(): void;
-  /** A service gained a FULLNAT local address (in command order: every worker sees the same order). */
-  onLaddrAdded?(addr: number): void;
+  /**
+   * A service gained a FULLNAT local address (in command order: every worker sees the same order):
+   * an IPv4 one as its u32, an IPv6 one as its canonical text.
+   */
+  onLaddrAdded?(addr: number | string): void;
 }
 
 /** A TsvsError raised by a batch, with the position of the failing command (for -R line numbers). */
@@ -183,7 +189,26 @@ export class IpvsCtl {
   private nextSvcSeq = 0;
   private readonly svcSeq = new Map<Service, number>();
 
+  /**
+   * A connection sync daemon runs (the kernel's ipvs->sync_state != 0): a destination whose family
+   * differs from its service's is then refused (ip_vs_genl_set_cmd; the sync protocol has one
+   * family per entry). Set by whoever starts and stops the daemons.
+   */
+  syncRunning = false;
+
   constructor(private readonly hooks: CtlHooks) {}
+
+  /**
+   * TUN destinations whose family differs from their service's (the kernel's
+   * ipvs->mixed_address_family_dests): a sync daemon may start only while there are none
+   * (ip_vs_genl_new_daemon answers EINVAL otherwise). NAT64 ones (DPVS's) are not counted: tsvs
+   * syncs them in its own form.
+   */
+  mixedFamilyDests(): number {
+    let n = 0;
+    for (const s of this.ordered) for (const d of s.dests) if (d.af !== s.af && d.fwd === Fwd.Tunnel) n++;
+    return n;
+  }
 
   // ------------------------------------------------------------------ queries
 
@@ -310,27 +335,73 @@ export class IpvsCtl {
       }
       return set;
     };
+    // ACL rules by service key and list ("k|deny"), from the services' lists when first needed.
+    const acls = new Map<string, Set<string>>();
+    const aclOf = (k: MapKey, list: "deny" | "allow"): Set<string> => {
+      const ak = `${k}|${list}`;
+      let set = acls.get(ak);
+      if (set === undefined) {
+        const acl = this.byKey.get(k)?.acl;
+        set = new Set(acl == null ? [] : acl[list].rules().map((r) => r.text));
+        acls.set(ak, set);
+      }
+      return set;
+    };
+    // SYN proxy services and their DR/TUN destinations' keys: the two are refused together.
+    const synproxy = new Map<MapKey, boolean>();
+    const direct = new Map<MapKey, Set<MapKey>>();
+    for (const [k, s] of this.byKey) {
+      synproxy.set(k, (s.flags & SVC_F_SYNPROXY) !== 0);
+      direct.set(k, new Set(s.dests.filter((d) => !repliesCross(d.fwd)).map(destKeyOfDest)));
+    }
+    const directOf = (k: MapKey): Set<MapKey> => {
+      let set = direct.get(k);
+      if (set === undefined) {
+        set = new Set();
+        direct.set(k, set);
+      }
+      return set;
+    };
+    const checkSynproxyDest = (k: MapKey, d: DestSpec, i: number): void => {
+      if (synproxy.get(k) === true && !repliesCross(d.fwd)) fail("TSVS_ERR_INVALID", SYNPROXY_METHOD, i);
+      if (repliesCross(d.fwd)) directOf(k).delete(destKeyOfSpec(d));
+      else directOf(k).add(destKeyOfSpec(d));
+    };
+    const dropAcls = (k: MapKey): void => {
+      acls.set(`${k}|deny`, new Set());
+      acls.set(`${k}|allow`, new Set());
+    };
     cmds.forEach((c, i) => {
       switch (c.op) {
         case "add-service": {
           const k = keyOf(c.svc);
+          dropAcls(k);
           checkService(c.svc, i);
           if (shadow.has(k)) fail("TSVS_ERR_SERVICE_EXISTS", IPVS_MESSAGES.serviceExists, i);
           shadow.set(k, new Set());
+          synproxy.set(k, (c.svc.flags & SVC_F_SYNPROXY) !== 0);
+          direct.set(k, new Set());
           laddrs.delete(k);
           break;
         }
-        case "edit-service":
+        case "edit-service": {
           checkService(c.svc, i);
-          if (!shadow.has(keyOf(c.svc))) fail("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService, i);
+          const k = keyOf(c.svc);
+          if (!shadow.has(k)) fail("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService, i);
+          const sp = (c.svc.flags & SVC_F_SYNPROXY) !== 0;
+          if (sp && directOf(k).size > 0) fail("TSVS_ERR_INVALID", SYNPROXY_METHOD, i);
+          synproxy.set(k, sp);
           break;
+        }
         case "del-service":
           if (!shadow.delete(keyOf(c.key))) fail("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService, i);
           laddrs.delete(keyOf(c.key));
+          dropAcls(keyOf(c.key));
           break;
         case "clear":
           shadow.clear();
           laddrs.clear();
+          for (const k of this.byKey.keys()) dropAcls(k);
           break;
         case "zero":
           if (c.key !== null && !shadow.has(keyOf(c.key)))
@@ -339,17 +410,19 @@ export class IpvsCtl {
         case "add-dest": {
           const set = shadow.get(keyOf(c.key));
           if (set === undefined) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
-          checkDest(c.dest, c.key.af, i);
+          checkDest(c.dest, c.key.af, i, this.syncRunning);
           const dk = destKeyOfSpec(c.dest);
           if (set.has(dk)) fail("TSVS_ERR_DEST_EXISTS", IPVS_MESSAGES.destExists, i);
+          checkSynproxyDest(keyOf(c.key), c.dest, i);
           set.add(dk);
           break;
         }
         case "edit-dest": {
           const set = shadow.get(keyOf(c.key));
           if (set === undefined) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
-          checkDest(c.dest, c.key.af, i);
+          checkDest(c.dest, c.key.af, i, this.syncRunning);
           if (!set.has(destKeyOfSpec(c.dest))) fail("TSVS_ERR_NO_DEST", IPVS_MESSAGES.noDest, i);
+          checkSynproxyDest(keyOf(c.key), c.dest, i);
           break;
         }
         case "del-dest": {
@@ -358,6 +431,7 @@ export class IpvsCtl {
           const af = c.addr6 !== undefined ? 6 : 4;
           if (!set.delete(destKeyOf(af, c.addr, c.addr6, c.port)))
             fail("TSVS_ERR_NO_DEST", IPVS_MESSAGES.noDest, i);
+          directOf(keyOf(c.key)).delete(destKeyOf(af, c.addr, c.addr6, c.port));
           break;
         }
         case "add-laddr": {
@@ -375,6 +449,32 @@ export class IpvsCtl {
           if (!shadow.has(k)) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
           const a = c.addr6 !== undefined ? (canonicalIPv6(c.addr6) ?? "") : c.addr >>> 0;
           if (!laddrsOf(k).delete(a)) fail("TSVS_ERR_NO_LADDR", IPVS_MESSAGES.noLaddr, i);
+          break;
+        }
+        case "add-acl":
+        case "del-acl": {
+          // dp_vs_blklst_add/del (and whtlst): ESRCH without the service, EEXIST/ENOENT for the entry.
+          const k = keyOf(c.key);
+          if (!shadow.has(k)) fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
+          const p = parseAclPrefix(c.rule);
+          if (typeof p === "string") fail("TSVS_ERR_INVALID", `${c.list} rule: ${p}`, i);
+          const set = aclOf(k, c.list);
+          if (c.op === "add-acl") {
+            if (set.has(p.text))
+              fail(
+                "TSVS_ERR_ACL_EXISTS",
+                c.list === "deny" ? IPVS_MESSAGES.blklstExists : IPVS_MESSAGES.whtlstExists,
+                i,
+              );
+            set.add(p.text);
+          } else if (!set.delete(p.text)) fail("TSVS_ERR_NO_ACL", IPVS_MESSAGES.noAclAddress, i);
+          break;
+        }
+        case "set-conn-limit": {
+          if (!shadow.has(keyOf(c.key)))
+            fail("TSVS_ERR_SERVICE_NOT_DEFINED", IPVS_MESSAGES.serviceNotDefined, i);
+          const m = checkConnLimit(c.limit);
+          if (m !== null) fail("TSVS_ERR_INVALID", m, i);
           break;
         }
         case "set-timeout": {
@@ -428,14 +528,35 @@ export class IpvsCtl {
         // list_add_tail: local addresses are used in the order they were added.
         if (c.addr6 !== undefined) {
           const s = this.byKey.get(keyOf(c.key))!;
-          s.laddrs6.push(canonicalIPv6(c.addr6)!);
-          setLaddr6Words(s);
-          this.own6(ipv6TextWords(c.addr6)!, 1);
+          const a = canonicalIPv6(c.addr6)!;
+          s.laddrs6.push(a);
+          this.own6(ipv6TextWords(a)!, 1);
+          this.hooks.onLaddrAdded?.(a);
           break;
         }
         const a = c.addr >>> 0;
         this.byKey.get(keyOf(c.key))!.laddrs.push(a);
         this.hooks.onLaddrAdded?.(a);
+        break;
+      }
+      case "add-acl":
+      case "del-acl": {
+        const s = this.byKey.get(keyOf(c.key))!;
+        const p = parseAclPrefix(c.rule);
+        if (typeof p === "string") break;
+        if (c.op === "add-acl") {
+          s.acl ??= new ServiceAcl();
+          s.acl[c.list].add(p);
+        } else if (s.acl !== null) {
+          s.acl[c.list].del(p);
+          if (s.acl.empty) s.acl = null;
+        }
+        break;
+      }
+      case "set-conn-limit": {
+        // A new limit starts with full buckets (the old table goes).
+        const s = this.byKey.get(keyOf(c.key))!;
+        s.connLimit = c.limit.rate === 0 ? null : new ConnLimiter(c.limit);
         break;
       }
       case "del-laddr": {
@@ -444,7 +565,6 @@ export class IpvsCtl {
         if (c.addr6 !== undefined) {
           const a = canonicalIPv6(c.addr6);
           s.laddrs6 = s.laddrs6.filter((x) => x !== a);
-          setLaddr6Words(s);
           this.own6(ipv6TextWords(c.addr6)!, -1);
           break;
         }
@@ -641,15 +761,40 @@ function checkService(spec: ServiceSpec, i: number): void {
   if ((spec.flags & SVC_F_PERSISTENT) !== 0 && (spec.timeout < 1 || spec.timeout > MAX_TIMEOUT_S)) {
     fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
   }
+  checkProxyProtocol(spec, i);
+  if ((spec.flags & SVC_F_SYNPROXY) !== 0 && (spec.protocol !== IPPROTO_TCP || spec.fwmark !== 0))
+    fail("TSVS_ERR_INVALID", SYNPROXY_TCP_ONLY, i);
 }
 
-function checkDest(spec: DestSpec, svcAf: 4 | 6, i: number): void {
+/** The SYN proxy answers the handshake of a TCP VIP:port (synproxy.ts). */
+export const SYNPROXY_TCP_ONLY = "synproxy is for TCP virtual services (-t) only";
+/** ...and must see the real server's replies to translate them. */
+export const SYNPROXY_METHOD =
+  "synproxy needs NAT (-m) or FULLNAT (--fullnat) real servers: DR and TUN replies bypass the director";
+
+/** Do a destination's replies cross the director (NAT, FULLNAT), as the SYN proxy needs? */
+function repliesCross(fwd: Fwd): boolean {
+  return fwd === Fwd.Masq || fwd === Fwd.FullNat;
+}
+
+/** The PROXY protocol a service may ask for (DPVS's proxy_protocol): over TCP only (ppRefusal). */
+function checkProxyProtocol(spec: ServiceSpec, i: number): void {
+  if (spec.proxyProtocol === undefined) return;
+  const why = ppRefusal(spec.proxyProtocol, spec.protocol, spec.fwmark);
+  if (why !== null) fail("TSVS_ERR_INVALID", why, i);
+}
+
+function checkDest(spec: DestSpec, svcAf: 4 | 6, i: number, syncRunning: boolean): void {
   if (spec.af !== 4 && spec.af !== 6) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
-  // ip_vs_genl_set_cmd: only a tunnel crosses address families; DPVS lets FULLNAT cross from an
-  // IPv6 service to IPv4 real servers (NAT64, xmit/fullnat.ts), never the other way.
-  if (spec.af !== svcAf && !(spec.fwd === Fwd.FullNat && svcAf === 6)) {
-    if (spec.fwd !== Fwd.Tunnel) fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
-    fail("TSVS_ERR_INVALID", "tsvs does not tunnel between IPv4 and IPv6 yet", i);
+  // ip_vs_genl_set_cmd: a destination of the other family than its service's is taken for TUN
+  // only (ip_vs_tunnel_xmit(_v6) carries either family inside either: xmit/tun.ts), and not while
+  // a sync daemon runs (the sync protocol has one family per entry). DPVS lets FULLNAT cross from
+  // an IPv6 service to IPv4 real servers (NAT64, xmit/fullnat.ts; synced in tsvs's own form),
+  // never the other way.
+  if (spec.af !== svcAf) {
+    const nat64 = spec.fwd === Fwd.FullNat && svcAf === 6;
+    if (!nat64 && (spec.fwd !== Fwd.Tunnel || syncRunning))
+      fail("TSVS_ERR_INVALID", IPVS_MESSAGES.invalid, i);
   }
   // ip_vs_add_dest/ip_vs_edit_dest: -ERANGE for a weight out of range or l_threshold > u_threshold.
   if (spec.weight < 0 || spec.weight > 65535 || spec.lThreshold > spec.uThreshold) {
@@ -683,24 +828,18 @@ function checkLaddr(addr: number, addr6: string | undefined, svcAf: 4 | 6, i: nu
   return a;
 }
 
-/** The data path's form of a service's IPv6 local addresses: four words each, in order. */
-function setLaddr6Words(s: Service): void {
-  const w = new Int32Array(s.laddrs6.length * 4);
-  s.laddrs6.forEach((a, k) => {
-    w.set(ipv6TextWords(a)!, k * 4);
-  });
-  s.laddr6Words = w;
-  if (s.laddr6Cursor >= s.laddrs6.length) s.laddr6Cursor = 0;
-}
-
 function setServiceParams(s: Service, spec: ServiceSpec): void {
   s.flags = spec.flags;
   s.timeout = spec.timeout;
   s.netmask = spec.netmask >>> 0;
   s.peName = spec.peName;
+  s.proxyProtocol = ppValue(spec.proxyProtocol ?? "disable");
 }
 
 function zeroService(s: Service): void {
   s.stats.zero();
   for (const d of s.dests) d.stats.zero();
+  s.acl?.deny.zero();
+  s.acl?.allow.zero();
+  if (s.connLimit !== null) s.connLimit.limited = 0;
 }

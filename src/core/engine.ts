@@ -40,6 +40,7 @@
 // (TUN: no IPIP GSO type in virtio_net_hdr; FULLNAT adding TOA: the option would be copied into
 // every segment) gets it cut in software first (output.ts), one segment at a time.
 
+import { ACL_DENY, ACL_PASS } from "./acl.js";
 import { type InetAddr, ipv6Fold, ipv6WordsText, writeU16 } from "./addr.js";
 import { ConnLife } from "./conn/life.js";
 import {
@@ -50,12 +51,22 @@ import {
   CONN_F_FWD_MASK,
   CONN_F_NOOUTPUT,
   CONN_F_ONE_PACKET,
+  CONN_F_SYNPROXY,
   CONN_F_TEMPLATE,
   ConnTable,
+  type TableAlloc,
 } from "./conn/table.js";
 import { EngineCounters, R } from "./counters.js";
 import { IpvsCtl } from "./ctl.js";
 import type { ConnView, CtlCommand } from "./ctl-types.js";
+import {
+  DEFENSE_PERIOD_MS,
+  DEFENSE_SYSCTL_DEFAULTS,
+  Defense,
+  type DefenseSysctls,
+  randomDropentry,
+  tableAvailmem,
+} from "./defense.js";
 import { DEST_F_AVAILABLE, type Dest, Fwd } from "./dest.js";
 import { FwmarkClassifier } from "./fwmark.js";
 import { LipTable } from "./lip.js";
@@ -63,7 +74,16 @@ import { LocalReplies } from "./local.js";
 import { NeighCache, type NeighTickOut } from "./neigh.js";
 import { Output } from "./output.js";
 import { l4ChecksumV4, l4ChecksumV6 } from "./packet/csum.js";
-import { Flow, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_RST, TCP_SYN } from "./packet/flow.js";
+import {
+  Flow,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+} from "./packet/flow.js";
 import { ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED } from "./packet/icmp.js";
 import {
   ICMPV6_DEST_UNREACH,
@@ -91,11 +111,12 @@ import { UDP_STATE_NAME } from "./proto/udp.js";
 import { Xorshift32 } from "./random.js";
 import { estimatorTick } from "./rate.js";
 import { type IfaceAddr, type IfaceConfig, type RouteConfig, RouteTable, sameWords6 } from "./route.js";
-import type { Service } from "./service.js";
+import { type Service, SVC_F_SYNPROXY } from "./service.js";
 import { Stats } from "./stats.js";
 import { SyncInstaller, type SyncInstallResult } from "./sync/install.js";
 import type { SyncSender } from "./sync/sender.js";
 import { SYNC_SYSCTL_DEFAULTS, type SyncConn, type SyncSysctls } from "./sync/types.js";
+import { SYNPROXY_REOPEN, Synproxy } from "./synproxy.js";
 import { XMIT, XMIT6 } from "./xmit/index.js";
 import { Verdict } from "./xmit/types.js";
 
@@ -103,7 +124,7 @@ export { DROP_REASONS, type DropReason, EngineCounters } from "./counters.js";
 export { Verdict };
 
 /** The kernel's per-netns IPVS sysctls that change data-path behaviour (and connection sync's). */
-export interface Sysctls extends SyncSysctls {
+export interface Sysctls extends SyncSysctls, DefenseSysctls {
   /** 1 (default): a SYN that hits a TIME_WAIT entry (not controlled) reschedules. Bit 2: also FIN_WAIT w/o output. */
   connReuseMode: number;
   /** Expire a connection whose destination is gone (or weight 0 on a new SYN) instead of dropping its packets. */
@@ -120,11 +141,14 @@ export const DEFAULT_SYSCTLS: Sysctls = {
   expireQuiescentTemplate: false,
   sloppyTcp: false,
   ...SYNC_SYSCTL_DEFAULTS,
+  ...DEFENSE_SYSCTL_DEFAULTS,
 };
 
 export interface EngineOptions {
   /** Maximum connection entries (templates included). */
   connCapacity?: number;
+  /** Memory for the connection table's big arrays (default: V8's); the daemon asks for huge pages. */
+  tableAlloc?: TableAlloc;
   /** The size ipvsadm reports as "(size=N)": the kernel's connection hash size. */
   connTabSize?: number;
   interfaces: IfaceConfig[];
@@ -134,6 +158,11 @@ export interface EngineOptions {
   /** This engine's place among the daemon's workers: it takes LIP k only when k % count === index. */
   worker?: { index: number; count: number };
   sysctls?: Partial<Sysctls>;
+  /**
+   * The defence's availmem in pages (defense.ts), read once a second; default: the connection
+   * table's free entries (tableAvailmem). Tests drive it.
+   */
+  availmem?: () => number;
   /** Answer ARP and ping for the interfaces' own addresses too (the simulation has no kernel). */
   ownInterfaceAddresses?: boolean;
   /**
@@ -143,6 +172,11 @@ export interface EngineOptions {
   random?: () => number;
   /** Seed of the engine's own generator (default: a constant, so an engine is deterministic). */
   seed?: number;
+  /**
+   * The SYN proxy's cookie secret (synproxy.ts): 4 words, 128 bits, from a real random source in
+   * the daemon. Default: drawn from a generator seeded with `seed` (deterministic).
+   */
+  synproxySecret?: ArrayLike<number>;
   /**
    * Where finished frames go: (ifindex, buffer, offset, length, vnet); must not keep the buffer.
    * vnet is null for a plain frame, or the 10-byte virtio_net_hdr an aggregate must be sent with
@@ -184,6 +218,14 @@ export class Engine {
   readonly local: LocalReplies;
   /** Scheduling and the connection life cycle. */
   readonly life: ConnLife;
+  /** The defence against table exhaustion (drop_entry, drop_packet, secure_tcp). */
+  readonly defense = new Defense();
+  /** The SYN proxy of the services that ask for it (synproxy.ts). */
+  readonly synproxy: Synproxy;
+  private readonly availmem: () => number;
+  /** drop_entry's random start; its own generator, so that explain's read-ahead stays exact. */
+  private readonly defenseRng: Xorshift32;
+  private nextDefense = 0;
   /**
    * The master sync daemon's writer (sync/sender.ts), null when none runs: every request of a
    * connection is offered to it after it was forwarded (ip_vs_in's ip_vs_sync_conn).
@@ -191,7 +233,8 @@ export class Engine {
   syncMaster: SyncSender | null = null;
   private readonly syncInstaller: SyncInstaller;
   private readonly flow = new Flow();
-  private readonly lipCb = (a: number): void => void this.lipTable.register(a);
+  private readonly lipCb = (a: number | string): void =>
+    void (typeof a === "string" ? this.lipTable.register6(a) : this.lipTable.register(a));
   private nextTimerCheck = 0;
   private nextEstimate = 0;
   /**
@@ -210,7 +253,7 @@ export class Engine {
   now = 0;
 
   constructor(opts: EngineOptions) {
-    this.conns = new ConnTable(opts.connCapacity ?? 1 << 16);
+    this.conns = new ConnTable(opts.connCapacity ?? 1 << 16, 0, opts.tableAlloc);
     this.connTabSize = opts.connTabSize ?? 4096;
     this.sysctls = { ...DEFAULT_SYSCTLS, ...opts.sysctls };
     this.lipTable = new LipTable(opts.lips ?? [], opts.worker?.index ?? 0, opts.worker?.count ?? 1);
@@ -229,6 +272,27 @@ export class Engine {
     this.out = new Output(this, this.flow, opts.send);
     this.local = new LocalReplies(this, this.out, opts.ownInterfaceAddresses ?? false);
     this.life = new ConnLife(this, opts.random ?? new Xorshift32(opts.seed));
+    let secret = opts.synproxySecret;
+    if (secret === undefined) {
+      // Not from `random`: the schedulers' draws stay what they were.
+      const g = new Xorshift32(((opts.seed ?? 0) ^ 0x2545f491) >>> 0);
+      secret = [g.next(), g.next(), g.next(), g.next()];
+    }
+    this.synproxy = new Synproxy(
+      {
+        conns: this.conns,
+        out: this.out,
+        counters: this.counters,
+        life: this.life,
+        ctl: this.ctl,
+        forward: (cx, dest, f, now) =>
+          f.af === 6 ? this.inbound6(cx, dest, f, now) : this.inbound(cx, dest, f, now),
+      },
+      secret,
+    );
+    this.life.synproxy = this.synproxy;
+    this.availmem = opts.availmem ?? (() => tableAvailmem(this.conns));
+    this.defenseRng = new Xorshift32(((opts.seed ?? 0) ^ 0x5bd1e995) >>> 0);
     this.syncInstaller = new SyncInstaller(this);
   }
 
@@ -255,12 +319,16 @@ export class Engine {
     this.out.forgetDests();
     const lt = this.lipTable;
     const laddrs: number[] = [];
+    const laddrs6: string[] = [];
     for (const s of this.ctl.services()) {
       laddrs.push(...s.laddrs);
       s.laddrShare = lt.share(s.laddrs);
       if (s.laddrCursor >= s.laddrShare.length) s.laddrCursor = 0;
+      laddrs6.push(...s.laddrs6);
+      s.laddr6Share = lt.share6(s.laddrs6);
+      if (s.laddr6Cursor >= s.laddr6Share.length >> 2) s.laddr6Cursor = 0;
     }
-    lt.setInUse(laddrs);
+    lt.setInUse(laddrs, laddrs6);
     const vips: number[] = [];
     for (const s of this.ctl.services()) {
       const a = s.addr >>> 0;
@@ -371,6 +439,24 @@ export class Engine {
       if (this.nextEstimate !== 0) this.estimate();
       this.nextEstimate = now + ESTIMATOR_INTERVAL_MS;
     }
+    if (now >= this.nextDefense) {
+      this.nextDefense = now + DEFENSE_PERIOD_MS;
+      this.defenseWork(now);
+    }
+  }
+
+  /** defense_work_handler: the defence levels, then drop_entry's scan while it is active. */
+  private defenseWork(now: number): void {
+    this.updateDefense();
+    if (this.defense.dropEntryActive)
+      randomDropentry(this.conns, this.defense, this.defenseRng.next(), now, (cx) =>
+        this.life.expireNow(cx, now),
+      );
+  }
+
+  /** update_defense_level; also run when a defence sysctl is written, as proc_do_defense_mode does. */
+  updateDefense(): void {
+    this.defense.update(this.sysctls, this.availmem());
   }
 
   private estimate(): void {
@@ -465,9 +551,15 @@ export class Engine {
       const svc = this.ctl.findService(f);
       // --host-vips: a VIP the host does not have (VRRP moved it away) is not ours right now.
       if (svc === null || !this.routes.hostDelivers(daddr)) return this.local.notForUs(f, now);
+      if ((svc.flags & SVC_F_SYNPROXY) !== 0 && f.proto === IPPROTO_TCP) {
+        const v = this.synproxyIn(svc, f, now);
+        if (v >= 0) return v;
+      }
       // tcp_conn_schedule declines: the packet goes to the local stack, which has no socket on
       // the VIP — it answers with a reset.
       if (this.tcpDeclines(f)) return this.local.tcpReset(f, now);
+      if ((svc.acl !== null || svc.connLimit !== null) && !this.admits(svc, f, now)) return Verdict.Drop;
+      if (this.defense.dropRate !== 0 && this.defense.todrop()) return this.defenseDrop();
       cx = this.life.schedule(svc, f, now);
       if (cx < 0) return cx === -2 ? this.drop(R.table_full) : this.local.leave(f, now);
       dest = this.ctl.destById(t.destOf(cx));
@@ -496,6 +588,77 @@ export class Engine {
       return -1;
     }
     return cx;
+  }
+
+  /**
+   * A packet that would create a connection of svc: the deny list, then the allow list (DPVS's
+   * dp_vs_blklst_filtered then dp_vs_whtlst_filtered in tcp_conn_lookup), then the source's
+   * new-connection bucket. False when dropped (counted).
+   */
+  private admits(svc: Service, f: Flow, now: number): boolean {
+    const acl = svc.acl;
+    if (acl !== null) {
+      const v = f.af === 6 ? acl.check6(f.s6) : acl.check4(f.saddr);
+      if (v !== ACL_PASS) {
+        this.drop(v === ACL_DENY ? R.acl_deny : R.acl_not_allowed);
+        return false;
+      }
+    }
+    const lim = svc.connLimit;
+    if (lim !== null && !(f.af === 6 ? lim.take6(f.s6, now) : lim.take4(f.saddr, now))) {
+      this.drop(R.conn_rate_limited);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * A TCP segment to a SYN-proxy service that no connection has (synproxy.ts): a SYN is answered
+   * with a cookie once the deny and allow lists let it by (DPVS's syn_rcv checks them there); an
+   * ACK with a valid cookie makes the connection as a SYN would (the rate limit, the defence, the
+   * scheduler) and opens it to the real server; a bad one gets a reset. -1 for anything else (the
+   * usual path: a reset from the local stack).
+   */
+  private synproxyIn(svc: Service, f: Flow, now: number): number {
+    const fl = f.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
+    const sp = this.synproxy;
+    if (fl === TCP_SYN) {
+      const acl = svc.acl;
+      if (acl !== null) {
+        const v = f.af === 6 ? acl.check6(f.s6) : acl.check4(f.saddr);
+        if (v !== ACL_PASS) return this.drop(v === ACL_DENY ? R.acl_deny : R.acl_not_allowed);
+      }
+      return sp.answerSyn(f, now);
+    }
+    if (fl !== TCP_ACK) return -1;
+    const data = sp.checkAck(f, now);
+    if (data < 0) return f.af === 6 ? this.local.tcpReset6(f, now) : this.local.tcpReset(f, now);
+    const lim = svc.connLimit;
+    if (lim !== null && !(f.af === 6 ? lim.take6(f.s6, now) : lim.take4(f.saddr, now)))
+      return this.drop(R.conn_rate_limited);
+    if (this.defense.dropRate !== 0 && this.defense.todrop()) return this.defenseDrop();
+    const cx = this.life.schedule(svc, f, now);
+    if (cx < 0) {
+      if (cx === -2) return this.drop(R.table_full);
+      if (f.af !== 6) return this.local.leave(f, now);
+      return cx === -3 ? this.drop(R.unsupported) : this.local.leave6(f, now);
+    }
+    return sp.open(cx, this.ctl.destById(this.conns.destOf(cx)), f, data, now);
+  }
+
+  /** A closed SYN-proxy entry gives way to the new handshake whose ACK hit it (synproxy.ts reopens). */
+  private synproxyReopen(cx: number, f: Flow, now: number): Verdict {
+    this.life.expireNow(cx, now);
+    const svc = f.af === 6 ? this.ctl.findService6(f) : this.ctl.findService(f);
+    if (svc === null || (svc.flags & SVC_F_SYNPROXY) === 0) return this.drop(R.unsupported);
+    const v = this.synproxyIn(svc, f, now);
+    return v >= 0 ? v : this.drop(R.unsupported);
+  }
+
+  /** drop_packet: *_conn_schedule's ip_vs_todrop dropped a packet that would create a connection. */
+  private defenseDrop(): Verdict {
+    this.defense.packetsDropped++;
+    return this.drop(R.defense_drop_packet);
   }
 
   /** A TCP segment that schedules no connection: a RST, or no SYN (unless sloppy_tcp). */
@@ -532,6 +695,11 @@ export class Engine {
   /** ip_vs_in for a request of connection cx (its destination `dest`). */
   private inbound(cx: number, dest: Dest | undefined, f: Flow, now: number): Verdict {
     const t = this.conns;
+    if ((t.flagsOf(cx) & CONN_F_SYNPROXY) !== 0) {
+      const v = this.synproxy.request(cx, f, now);
+      if (v >= 0) return v;
+      if (v === SYNPROXY_REOPEN) return this.synproxyReopen(cx, f, now);
+    }
     this.countRequest(cx, dest, f, now);
     let v: Verdict;
     if (f.ttl <= 1) v = this.local.ttlExceeded(f, f.daddr | 0, now);
@@ -553,8 +721,13 @@ export class Engine {
   /** ip_vs_out for a reply of connection cx. */
   private outbound(cx: number, f: Flow, now: number): Verdict {
     const t = this.conns;
-    const m = XMIT[t.flagsOf(cx) & CONN_F_FWD_MASK];
+    const fl = t.flagsOf(cx);
+    const m = XMIT[fl & CONN_F_FWD_MASK];
     if (m.outbound === undefined) return this.drop(R.unsupported);
+    if ((fl & CONN_F_SYNPROXY) !== 0) {
+      const v = this.synproxy.reply(cx, f, now);
+      if (v >= 0) return v;
+    }
     if (f.ttl <= 1) return this.local.ttlExceeded(f, 0, now);
     this.countReply(cx, f, now);
     ipv4DecTtl(f.buf, f);
@@ -609,7 +782,13 @@ export class Engine {
     if (cx < 0) {
       const svc = this.ctl.findService6(f);
       if (svc === null || !this.routes.hostDelivers6(f.d6, 0)) return this.local.notForUs6(f, now);
+      if ((svc.flags & SVC_F_SYNPROXY) !== 0 && proto === IPPROTO_TCP) {
+        const v = this.synproxyIn(svc, f, now);
+        if (v >= 0) return v;
+      }
       if (this.tcpDeclines(f)) return this.local.tcpReset6(f, now);
+      if ((svc.acl !== null || svc.connLimit !== null) && !this.admits(svc, f, now)) return Verdict.Drop;
+      if (this.defense.dropRate !== 0 && this.defense.todrop()) return this.defenseDrop();
       cx = this.life.schedule(svc, f, now);
       if (cx < 0) {
         if (cx === -2) return this.drop(R.table_full);
@@ -630,6 +809,11 @@ export class Engine {
   /** inbound() for IPv6: time exceeded from the VIP when the hop limit runs out. */
   private inbound6(cx: number, dest: Dest | undefined, f: Flow, now: number): Verdict {
     const t = this.conns;
+    if ((t.flagsOf(cx) & CONN_F_SYNPROXY) !== 0) {
+      const v = this.synproxy.request(cx, f, now);
+      if (v >= 0) return v;
+      if (v === SYNPROXY_REOPEN) return this.synproxyReopen(cx, f, now);
+    }
     this.countRequest(cx, dest, f, now);
     let v: Verdict;
     if (!this.decHopLimit(f)) v = this.local.ttlExceeded6(f, f.d6, now);
@@ -649,8 +833,13 @@ export class Engine {
 
   /** outbound() for IPv6. */
   private outbound6(cx: number, f: Flow, now: number): Verdict {
-    const m = XMIT6[this.conns.flagsOf(cx) & CONN_F_FWD_MASK];
+    const fl = this.conns.flagsOf(cx);
+    const m = XMIT6[fl & CONN_F_FWD_MASK];
     if (m.outbound === undefined) return this.drop(R.unsupported);
+    if ((fl & CONN_F_SYNPROXY) !== 0) {
+      const v = this.synproxy.reply(cx, f, now);
+      if (v >= 0) return v;
+    }
     if (f.ttl <= 1) return this.local.ttlExceeded6(f, null, now);
     this.countReply(cx, f, now);
     this.decHopLimit(f);
@@ -826,7 +1015,7 @@ export class Engine {
           v.daddr6 = this.addr6Text(cx, A6_DADDR);
           if (v.lport !== 0) v.laddr6 = this.addr6Text(cx, A6_LADDR);
         }
-      }
+      } else if (t.isDestIpv6(cx)) out[out.length - 1].daddr6 = this.addr6Text(cx, A6_DADDR); // TUN 4 → 6
     });
     return out;
   }

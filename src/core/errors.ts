@@ -9,6 +9,9 @@ export type TsvsErrorCode =
   | "TSVS_ERR_NO_DEST"
   | "TSVS_ERR_LADDR_EXISTS"
   | "TSVS_ERR_NO_LADDR"
+  /** An ACL rule already on (add) or not on (del) the service's list (DPVS's EEXIST/ENOENT). */
+  | "TSVS_ERR_ACL_EXISTS"
+  | "TSVS_ERR_NO_ACL"
   | "TSVS_ERR_SCHED_NOT_FOUND"
   | "TSVS_ERR_PE_NOT_FOUND"
   | "TSVS_ERR_INVALID"
@@ -56,6 +59,10 @@ export const IPVS_MESSAGES = {
   /** DPVS's libipvs (dpvs_add_laddr EEXIST, dpvs_del_laddr ENOENT), spelled as it spells them. */
   laddrExists: "Local address already exists",
   noLaddr: "No such Local address",
+  /** DPVS's libipvs for dpvs_add_blklst/whtlst EEXIST and dpvs_del_blklst/whtlst ENOENT (both "deny", sic). */
+  blklstExists: "blacklist address already exists",
+  whtlstExists: "whitelist address already exists",
+  noAclAddress: "No such deny address",
   schedNotFound: "Scheduler not found",
   schedOrPeNotFound: "Scheduler or persistence engine not found",
   nomem: "Memory allocation problem",

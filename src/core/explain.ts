@@ -9,6 +9,12 @@
 // connection entry (conn_reuse_mode, expire_nodest_conn) → service (fwmark, proto/VIP/port,
 // port 0) → persistence template → scheduler → forwarding method and the rewritten addresses.
 //
+// IPv6 (issue 14) is the same walk over input6's steps: the Flow carries the words (s6, d6) and their
+// folds, the lookups are the IPv6 ones (isVip6, lookupOut6/In6, findService6, hostDelivers6,
+// lookupTemplate6 under the service's prefix length), the route and neighbour are lookup6/entry6,
+// and FULLNAT takes an IPv6 LIP (ConnLife.pickLocal6) or, toward an IPv4 real server (NAT64), an
+// IPv4 one. Addresses print as ipvsadm prints them ([2001:db8::1]:80).
+//
 // Nothing here runs per packet. The tests that decide (checkTemplate's, reuseCheck's) are the data
 // path's own, split out as side-effect-free functions (ConnLife.templateFit, Engine.synReschedules,
 // ConnLife.pickLocal without commit). The destination comes from the service's scheduler itself,
@@ -16,27 +22,31 @@
 // of the engine's (ConnLife.peekContext): rr/wrr cursors, lblc/lblcr tables and the generator are
 // left as they were, and the next real connection of the same tuple goes where this says.
 
-import { formatIPv4 } from "./addr.js";
-import { CONN_F_FWD_MASK } from "./conn/table.js";
+import { formatIPv4, ipv6Fold, ipv6MaskWords, ipv6TextWords, ipv6WordsText } from "./addr.js";
+import { A6_CADDR, A6_DADDR, A6_LADDR, A6_VADDR, CONN_F_FWD_MASK, CONN_F_PP } from "./conn/table.js";
 import { DEST_F_AVAILABLE, type Dest, Fwd } from "./dest.js";
 import type { Engine } from "./engine.js";
+import { TsvsError } from "./errors.js";
 import { FwmarkClassifier } from "./fwmark.js";
 import { Flow, IPPROTO_TCP, IPPROTO_UDP, TCP_SYN } from "./packet/flow.js";
 import { TCP_STATE_NAMES } from "./proto/tcp.js";
 import { UDP_STATE_NAME } from "./proto/udp.js";
-import { RouteResult } from "./route.js";
+import { type Iface, Route6Result, RouteResult } from "./route.js";
 import type { Figure, SchedContext } from "./sched/types.js";
-import { IPPROTO_SCTP, peekSchedule } from "./sched/util.js";
-import { type Service, SVC_F_ONEPACKET, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from "./service.js";
+import { destText, IPPROTO_SCTP, peekSchedule } from "./sched/util.js";
+import { type Service, SVC_F_ONEPACKET, SVC_F_SCHED_BITS, schedFlagNames } from "./service.js";
 
 export interface ExplainQuery {
   /** IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP. */
   proto: number;
-  /** Addresses host-order u32. */
+  /** IPv4 addresses host-order u32 (0 for IPv6). */
   vaddr: number;
   vport: number;
   caddr: number;
   cport: number;
+  /** IPv6: the VIP and the client as text (both, or neither); vaddr and caddr are then 0. */
+  vaddr6?: string;
+  caddr6?: string;
   /** The mark the packet carries, as if the mangle table had set it; absent: tsvs's own rules decide. */
   fwmark?: number;
 }
@@ -69,10 +79,11 @@ export interface ExplainFwmark {
 }
 
 export interface ExplainService {
-  /** As ipvsadm -Ln names it: "TCP  198.18.0.100:80", "FWM  10". */
+  /** As ipvsadm -Ln names it: "TCP  198.18.0.100:80", "TCP  [2001:db8::100]:80", "FWM  10", "FWM  10 IPv6". */
   name: string;
   matchedBy: "fwmark" | "address and port" | "port 0";
   scheduler: string;
+  /** netmask: IPv4 dotted, IPv6 a prefix length ("64"), as ipvsadm -L prints " mask X". */
   persistent: { timeoutS: number; netmask: string } | null;
   flags: string[];
 }
@@ -132,8 +143,8 @@ export interface ExplainForward {
   /** The packet as it leaves toward the real server (the inner one for TUN). */
   src: string;
   dst: string;
-  /** TUN's outer IPIP header (DIP → RIP). */
-  outer: { src: string; dst: string } | null;
+  /** TUN's outer header (DIP → RIP) and its kind: IPIP, IPv6-in-IPv6, IPv6-in-IPv4, IPv4-in-IPv6. */
+  outer: { src: string; dst: string; kind: string } | null;
   /** The way out: interface, next hop, and its MAC when resolved (null: an ARP request goes first). */
   iface: string | null;
   nexthop: string | null;
@@ -182,27 +193,56 @@ const IPVSADM_METHOD: Record<number, string> = {
   [Fwd.FullNat]: "FullNat",
 };
 
-const ep = (addr: number, port: number): string => `${formatIPv4(addr >>> 0)}:${port}`;
-const destName = (d: Dest): string => ep(d.addr, d.port);
+/** An address of either family: IPv4 in v4; IPv6 as its words in w (v4 then its fold). */
+interface Addr {
+  v4: number;
+  w: Int32Array | null;
+}
+
+const v4Addr = (a: number): Addr => ({ v4: a >>> 0, w: null });
+const v6Addr = (w: Int32Array): Addr => ({ v4: ipv6Fold(w), w: Int32Array.from(w) });
+const text = (a: Addr): string => (a.w !== null ? ipv6WordsText(a.w) : formatIPv4(a.v4 >>> 0));
+/** ADDR:PORT, [ADDR6]:PORT, as ipvsadm -n prints an endpoint. */
+const ep = (a: Addr, port: number): string => (a.w !== null ? `[${text(a)}]:${port}` : `${text(a)}:${port}`);
+const destAddr = (d: Dest): Addr => (d.addr6 !== null ? v6Addr(d.addr6) : v4Addr(d.addr));
+const destName = destText;
 const mac = (m: Uint8Array): string => [...m].map((b) => b.toString(16).padStart(2, "0")).join(":");
 
-/** "TCP  198.18.0.100:80" / "FWM  10", as ipvsadm -Ln names a service. */
+/** Address `which` (A6_*) of entry cx, of the family its side has. */
+function entryAddr(e: Engine, cx: number, which: number): Addr {
+  const t = e.conns;
+  const client = which === A6_CADDR || which === A6_VADDR;
+  if (!(client ? t.isIpv6(cx) : t.isDestIpv6(cx)))
+    return v4Addr(
+      which === A6_CADDR
+        ? t.caddrOf(cx)
+        : which === A6_VADDR
+          ? t.vaddrOf(cx)
+          : which === A6_DADDR
+            ? t.daddrOf(cx)
+            : t.laddrOf(cx),
+    );
+  const w = new Int32Array(4);
+  t.addr6Of(cx, which, w);
+  return { v4: ipv6Fold(w), w };
+}
+
+/** "TCP  198.18.0.100:80" / "TCP  [2001:db8::100]:80" / "FWM  10" / "FWM  10 IPv6", as ipvsadm -Ln names a service. */
 export function serviceName(s: Service): string {
-  return s.fwmark !== 0
-    ? `FWM  ${s.fwmark}`
-    : `${PROTO_LABEL[s.protocol] ?? s.protocol}  ${ep(s.addr, s.port)}`;
+  if (s.fwmark !== 0) return s.af === 6 ? `FWM  ${s.fwmark} IPv6` : `FWM  ${s.fwmark}`;
+  const vip = s.addr6 !== null ? v6Addr(s.addr6) : v4Addr(s.addr);
+  return `${PROTO_LABEL[s.protocol] ?? s.protocol}  ${ep(vip, s.port)}`;
+}
+
+/** The persistence granularity as ipvsadm -L prints it after " mask": dotted, or an IPv6 prefix length. */
+function netmaskText(s: Service): string {
+  return s.af === 6 ? String(s.netmask) : formatIPv4(s.netmask >>> 0);
 }
 
 function serviceFlags(s: Service): string[] {
   const out: string[] = [];
-  const sched = s.sched.name;
-  const names =
-    sched === "sh"
-      ? ["sh-fallback", "sh-port", "flag-3"]
-      : sched === "mh"
-        ? ["mh-fallback", "mh-port", "flag-3"]
-        : ["flag-1", "flag-2", "flag-3"];
-  [SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3].forEach((f, i) => {
+  const names = schedFlagNames(s.sched.name);
+  SVC_F_SCHED_BITS.forEach((f, i) => {
     if ((s.flags & f) !== 0) out.push(names[i]);
   });
   if ((s.flags & SVC_F_ONEPACKET) !== 0) out.push("ops");
@@ -214,14 +254,14 @@ function describeService(s: Service, matchedBy: ExplainService["matchedBy"]): Ex
     name: serviceName(s),
     matchedBy,
     scheduler: s.sched.name,
-    persistent: s.persistent ? { timeoutS: s.timeout, netmask: formatIPv4(s.netmask) } : null,
+    persistent: s.persistent ? { timeoutS: s.timeout, netmask: netmaskText(s) } : null,
     flags: serviceFlags(s),
   };
 }
 
 function describeDest(d: Dest): ExplainDestination {
   return {
-    address: formatIPv4(d.addr),
+    address: text(destAddr(d)),
     port: d.port,
     forward: METHOD[d.fwd] ?? "route",
     weight: d.weight,
@@ -248,36 +288,73 @@ function explainFwmark(e: Engine, f: Flow, given: number | undefined): ExplainFw
   return { source: e.fwmarks.size === 0 ? "none" : "rules", mark: real, rules };
 }
 
+/** The way toward an address: the route's interface, next hop and source, and the neighbour's MAC. */
+interface Way {
+  iface: Iface | null;
+  nexthop: Addr;
+  src: Addr;
+  /** The next hop's MAC when resolved, else null (ARP or NDP goes first). */
+  mac: string | null;
+}
+
+function wayToward(e: Engine, a: Addr): Way {
+  if (a.w === null) {
+    const rt = new RouteResult();
+    const iface = e.routes.lookup(a.v4, rt) ? rt.iface : null;
+    const n = iface === null ? null : e.neigh.entry(iface.ifindex, rt.nexthop);
+    const hw = n !== null && !n.dead && n.state !== 0 ? mac(n.mac) : null;
+    return { iface, nexthop: v4Addr(rt.nexthop), src: v4Addr(rt.src), mac: hw };
+  }
+  const rt = new Route6Result();
+  const iface = e.routes.lookup6(a.w, 0, 0, rt) ? rt.iface : null;
+  const n = iface === null ? null : e.neigh.entry6(iface.ifindex, rt.nexthop, 0);
+  const hw = n !== null && !n.dead && n.state !== 0 ? mac(n.mac) : null;
+  return { iface, nexthop: v6Addr(rt.nexthop), src: v6Addr(rt.src), mac: hw };
+}
+
 /** The interface a packet from the client would come in on (the route back to it), for `-i` rules. */
-function ifindexToward(e: Engine, addr: number): number {
-  const rt = new RouteResult();
-  return e.routes.lookup(addr, rt) && rt.iface !== null ? rt.iface.ifindex : 0;
+function ifindexToward(e: Engine, a: Addr): number {
+  return wayToward(e, a).iface?.ifindex ?? 0;
+}
+
+/** The packet: its protocol, the client's and the VIP's addresses and ports. */
+interface Packet {
+  proto: number;
+  client: Addr;
+  cport: number;
+  vip: Addr;
+  vport: number;
+}
+
+/** A tunnel's name by the families inside and outside (ip_vs_tunnel_xmit(_v6)'s IPPROTO_IPIP / IPV6). */
+function tunnelName(inner6: boolean, outer6: boolean): string {
+  return outer6 ? (inner6 ? "IPv6-in-IPv6" : "IPv4-in-IPv6") : inner6 ? "IPv6-in-IPv4" : "IPIP";
 }
 
 /** What the method does to the packet toward daddr:dport (laddr:lport for FULLNAT). */
 function explainForward(
   e: Engine,
   fwd: number,
-  q: ExplainQuery,
-  daddr: number,
+  q: Packet,
+  daddr: Addr,
   dport: number,
-  local: { addr: number; port: number } | null,
+  local: { addr: Addr; port: number } | null,
+  /** FULLNAT: the PROXY protocol version the connection sends (0: TOA). */
+  pp = 0,
 ): ExplainForward {
-  const rt = new RouteResult();
-  const routed = e.routes.lookup(daddr, rt) && rt.iface !== null;
-  const iface = routed && rt.iface !== null ? rt.iface : null;
-  const n = iface === null ? null : e.neigh.entry(iface.ifindex, rt.nexthop);
-  const hw = n !== null && !n.dead && n.state !== 0 ? mac(n.mac) : null;
+  const w = wayToward(e, daddr);
+  const iface = w.iface;
   const way = {
     iface: iface?.name ?? null,
-    nexthop: iface === null ? null : formatIPv4(rt.nexthop >>> 0),
-    mac: hw,
+    nexthop: iface === null ? null : text(w.nexthop),
+    mac: w.mac,
   };
   const method = METHOD[fwd] ?? "route";
   const ipvsadm = IPVSADM_METHOD[fwd] ?? "Route";
-  const client = ep(q.caddr, q.cport);
-  const vip = ep(q.vaddr, q.vport);
+  const client = ep(q.client, q.cport);
+  const vip = ep(q.vip, q.vport);
   const rip = ep(daddr, dport);
+  const resolve = daddr.w !== null ? "NDP" : "ARP";
   switch (fwd) {
     case Fwd.Masq:
       return {
@@ -290,19 +367,21 @@ function explainForward(
         rewrite: `destination ${vip} → ${rip}; replies ${rip} → ${vip} on their way back through the director`,
       };
     case Fwd.Tunnel: {
-      const dip = iface === null ? null : formatIPv4(rt.src >>> 0);
+      const dip = iface === null ? null : text(w.src);
+      const name = tunnelName(q.client.w !== null, daddr.w !== null);
       return {
         method,
         ipvsadm,
         src: client,
         dst: vip,
-        outer: { src: dip ?? "?", dst: formatIPv4(daddr >>> 0) },
+        outer: { src: dip ?? "?", dst: text(daddr), kind: name },
         ...way,
-        rewrite: `IPIP: the packet unchanged inside an outer header ${dip ?? "(no route)"} → ${formatIPv4(daddr >>> 0)}; the real server answers the client itself`,
+        rewrite: `${name}: the packet unchanged inside an outer header ${dip ?? "(no route)"} → ${text(daddr)}; the real server answers the client itself`,
       };
     }
     case Fwd.FullNat: {
       const lip = local === null ? "no free local address" : ep(local.addr, local.port);
+      const nat64 = q.client.w !== null && daddr.w === null ? " (NAT64: IPv6 → IPv4, RFC 7915)" : "";
       return {
         method,
         ipvsadm,
@@ -312,8 +391,8 @@ function explainForward(
         ...way,
         rewrite:
           local === null
-            ? `no LIP of this worker has a free port toward ${rip}: the connection fails`
-            : `source ${client} → ${lip}, destination ${vip} → ${rip}${q.proto === IPPROTO_TCP ? " (client address in a TOA option)" : ""}; replies to ${lip} are rewritten back`,
+            ? `no ${daddr.w !== null ? "IPv6 " : ""}LIP of this worker has a free port toward ${rip}: the connection fails`
+            : `source ${client} → ${lip}, destination ${vip} → ${rip}${nat64}${q.proto !== IPPROTO_TCP ? "" : pp !== 0 ? ` (client address in a PROXY protocol v${pp} header)` : " (client address in a TOA option)"}; replies to ${lip} are rewritten back`,
       };
     }
     default:
@@ -324,16 +403,19 @@ function explainForward(
         dst: vip,
         outer: null,
         ...way,
-        rewrite: `the IP packet unchanged, the frame to the real server's MAC ${hw ?? "(unresolved: ARP first)"}; the real server answers the client itself`,
+        rewrite: `the IP packet unchanged, the frame to the real server's MAC ${w.mac ?? `(unresolved: ${resolve} first)`}; the real server answers the client itself`,
       };
   }
 }
 
-/** The template key as it reads: "TCP 198.18.0.0 → 198.18.0.100:80", "FWM 10 198.18.0.0". */
-function templateKey(proto: number, snet: number, vaddr: number, vport: number): string {
+/**
+ * The template key as it reads: "TCP 198.18.0.0 → 198.18.0.100:80", "TCP 2001:db8:ff:: →
+ * [2001:db8::100]:80", "FWM 10 from 198.18.0.0".
+ */
+function templateKey(proto: number, snet: Addr, vaddr: Addr, vport: number): string {
   return proto === 0
-    ? `FWM ${vaddr >>> 0} from ${formatIPv4(snet >>> 0)}`
-    : `${PROTO_LABEL[proto] ?? proto} ${formatIPv4(snet >>> 0)} → ${ep(vaddr, vport)}`;
+    ? `FWM ${vaddr.w !== null ? vaddr.w[0] >>> 0 : vaddr.v4 >>> 0} from ${text(snet)}`
+    : `${PROTO_LABEL[proto] ?? proto} ${text(snet)} → ${ep(vaddr, vport)}`;
 }
 
 function connView(e: Engine, cx: number, now: number): ExplainConnection {
@@ -343,12 +425,15 @@ function connView(e: Engine, cx: number, now: number): ExplainConnection {
   const ct = t.controlOf(cx);
   return {
     state: proto === IPPROTO_TCP ? TCP_STATE_NAMES[t.stateOf(cx)] : UDP_STATE_NAME,
-    client: ep(t.caddrOf(cx), t.cportOf(cx)),
-    virtual: ep(t.vaddrOf(cx), t.vportOf(cx)),
-    destination: ep(t.daddrOf(cx), t.dportOf(cx)),
-    local: fwd === Fwd.FullNat ? ep(t.laddrOf(cx), t.lportOf(cx)) : null,
+    client: ep(entryAddr(e, cx, A6_CADDR), t.cportOf(cx)),
+    virtual: ep(entryAddr(e, cx, A6_VADDR), t.vportOf(cx)),
+    destination: ep(entryAddr(e, cx, A6_DADDR), t.dportOf(cx)),
+    local: fwd === Fwd.FullNat ? ep(entryAddr(e, cx, A6_LADDR), t.lportOf(cx)) : null,
     expiresMs: Math.max(0, t.expiresAt(cx) - now),
-    controlledBy: ct < 0 ? null : templateKey(t.protoOf(ct), t.caddrOf(ct), t.vaddrOf(ct), t.vportOf(ct)),
+    controlledBy:
+      ct < 0
+        ? null
+        : templateKey(t.protoOf(ct), entryAddr(e, ct, A6_CADDR), entryAddr(e, ct, A6_VADDR), t.vportOf(ct)),
   };
 }
 
@@ -385,18 +470,38 @@ function explainSchedule(
   };
 }
 
+/** The query's addresses: IPv6 when it names them as text, else IPv4. Null: not an address. */
+function queryAddrs(q: ExplainQuery): { client: Addr; vip: Addr } | null {
+  if (q.vaddr6 === undefined && q.caddr6 === undefined)
+    return { client: v4Addr(q.caddr), vip: v4Addr(q.vaddr) };
+  const c = q.caddr6 !== undefined ? ipv6TextWords(q.caddr6) : null;
+  const v = q.vaddr6 !== undefined ? ipv6TextWords(q.vaddr6) : null;
+  return c === null || v === null ? null : { client: v6Addr(c), vip: v6Addr(v) };
+}
+
 /** What the director would do with this packet now (the first packet of a connection). */
 export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanation {
   const proto = PROTO_LABEL[q.proto] ?? String(q.proto);
+  const addrs = queryAddrs(q);
+  // The control request checked them (daemon/protocol.ts); a caller of the core that did not gets this.
+  if (addrs === null)
+    throw new TsvsError("TSVS_ERR_INVALID", "explain: the client and the VIP must both be IPv4 or both IPv6");
+  const pk: Packet = { proto: q.proto, client: addrs.client, cport: q.cport, vip: addrs.vip, vport: q.vport };
+  const v6 = pk.vip.w !== null;
   const f = new Flow();
   f.proto = q.proto;
-  f.saddr = q.caddr >>> 0;
+  f.saddr = pk.client.v4;
   f.sport = q.cport;
-  f.daddr = q.vaddr >>> 0;
+  f.daddr = pk.vip.v4;
   f.dport = q.vport;
+  if (pk.client.w !== null && pk.vip.w !== null) {
+    f.af = 6;
+    f.s6.set(pk.client.w);
+    f.d6.set(pk.vip.w);
+  }
   f.ttl = 64;
   f.tcpFlags = q.proto === IPPROTO_TCP ? TCP_SYN : 0;
-  f.ifindex = ifindexToward(e, q.caddr);
+  f.ifindex = ifindexToward(e, pk.client);
   const fwmark = explainFwmark(e, f, q.fwmark);
   f.fwmark = fwmark.mark;
   const out: Explanation = {
@@ -405,8 +510,8 @@ export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanat
     notes: [],
     packet: {
       protocol: proto,
-      client: ep(q.caddr, q.cport),
-      virtual: ep(q.vaddr, q.vport),
+      client: ep(pk.client, q.cport),
+      virtual: ep(pk.vip, q.vport),
       assumed:
         q.proto === IPPROTO_TCP ? "a SYN: the first packet of a connection" : "a datagram of a new flow",
     },
@@ -428,9 +533,11 @@ export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanat
   const saddr = f.saddr | 0;
   const daddr = f.daddr | 0;
 
-  // ip_vs_out first, unless the address is a VIP (then it is a request: Engine.input).
-  if (!e.isVip(daddr)) {
-    const cx = t.lookupOut(f.proto, saddr, f.sport, daddr, f.dport);
+  // ip_vs_out first, unless the address is a VIP (then it is a request: Engine.input / input6).
+  if (v6 ? !e.isVip6(f.d6) : !e.isVip(daddr)) {
+    const cx = v6
+      ? t.lookupOut6(f.proto, f.s6, f.sport, f.d6, f.dport)
+      : t.lookupOut(f.proto, saddr, f.sport, daddr, f.dport);
     if (cx >= 0) {
       out.verdict = "reply";
       out.connection = connView(e, cx, now);
@@ -440,7 +547,9 @@ export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanat
   }
 
   // The connection entry, and what a SYN does to one (conn_reuse_mode, expire_nodest_conn).
-  let cx = t.lookupIn(f.proto, saddr, f.sport, daddr, f.dport);
+  let cx = v6
+    ? t.lookupIn6(f.proto, f.s6, f.sport, f.d6, f.dport)
+    : t.lookupIn(f.proto, saddr, f.sport, daddr, f.dport);
   if (cx >= 0) {
     out.connection = connView(e, cx, now);
     const dest = e.ctl.destById(t.destOf(cx));
@@ -467,10 +576,11 @@ export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanat
       out.forward = explainForward(
         e,
         fwd,
-        q,
-        t.daddrOf(cx),
+        pk,
+        entryAddr(e, cx, A6_DADDR),
         t.dportOf(cx),
-        fwd === Fwd.FullNat ? { addr: t.laddrOf(cx), port: t.lportOf(cx) } : null,
+        fwd === Fwd.FullNat ? { addr: entryAddr(e, cx, A6_LADDR), port: t.lportOf(cx) } : null,
+        (t.flagsOf(cx) & CONN_F_PP) !== 0 ? (t.ppWordOf(cx) >>> 8) & 15 : 0,
       );
       out.summary = `existing connection (${out.connection.state}, expires in ${secs(out.connection.expiresMs)}): to ${out.connection.destination} (${out.forward.ipvsadm})`;
       return out;
@@ -478,23 +588,24 @@ export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanat
   }
 
   // The service: fwmark, then proto/VIP/port, then proto/VIP/0 (IpvsCtl.findService's order).
-  const svc = e.ctl.findService(f);
+  const svc = v6 ? e.ctl.findService6(f) : e.ctl.findService(f);
   const m = f.fwmark;
+  const fwmName = `FWM  ${m}${v6 ? " IPv6" : ""}`;
   if (m !== 0)
     out.lookups.push(
       svc !== null && svc.fwmark === m
-        ? `fwmark ${m}: service FWM  ${m}`
-        : `fwmark ${m}: no fwmark service ${m}`,
+        ? `fwmark ${m}: service ${fwmName}`
+        : `fwmark ${m}: no ${v6 ? "IPv6 " : ""}fwmark service ${m}`,
     );
   if (svc === null || svc.fwmark === 0) {
     const exact = svc !== null && svc.port === f.dport;
-    out.lookups.push(`${proto}  ${ep(q.vaddr, q.vport)}: ${exact ? "service" : "no such service"}`);
+    out.lookups.push(`${proto}  ${ep(pk.vip, q.vport)}: ${exact ? "service" : "no such service"}`);
     if (!exact && f.dport !== 0)
       out.lookups.push(
-        `${proto}  ${ep(q.vaddr, 0)} (all ports): ${svc !== null ? "service" : "no such service"}`,
+        `${proto}  ${ep(pk.vip, 0)} (all ports): ${svc !== null ? "service" : "no such service"}`,
       );
   }
-  if (svc === null || !e.routes.hostDelivers(daddr)) {
+  if (svc === null || !(v6 ? e.routes.hostDelivers6(f.d6, 0) : e.routes.hostDelivers(daddr))) {
     out.verdict = "no-service";
     if (svc !== null) {
       out.service = describeService(svc, matchedBy(svc, f));
@@ -502,13 +613,14 @@ export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanat
         "the virtual address is held back: its VRRP instance is not MASTER, or the host does not hold it (--host-vips)",
       );
     }
-    const owned = e.ownsLocal(daddr);
+    const owned = v6 ? e.local.ownsLocal6(f.d6, 0) : e.ownsLocal(daddr);
+    const vipText = text(pk.vip);
     out.summary = `No such service: ${
       owned
         ? f.proto === IPPROTO_TCP
-          ? `the director answers with a TCP reset (${formatIPv4(q.vaddr)} is its own address)`
-          : `the director answers ICMP port unreachable (${formatIPv4(q.vaddr)} is its own address)`
-        : `${formatIPv4(q.vaddr)} is not an address tsvs owns: the packet is left to the kernel`
+          ? `the director answers with a TCP reset (${vipText} is its own address)`
+          : `the director answers ${v6 ? "ICMPv6" : "ICMP"} port unreachable (${vipText} is its own address)`
+        : `${vipText} is not an address tsvs owns: the packet is left to the kernel`
     }`;
     return out;
   }
@@ -518,19 +630,32 @@ export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanat
   let dest: Dest | undefined;
   let dport: number;
   if (svc.persistent) {
-    const snet = (f.saddr & svc.netmask) >>> 0;
     const portMatch = f.dport === svc.port;
     const tproto = svc.fwmark !== 0 ? 0 : f.proto;
-    const tvaddr = (svc.fwmark !== 0 ? svc.fwmark : f.daddr) | 0;
     const tvport = svc.fwmark === 0 && portMatch ? f.dport : 0;
-    const ct = t.lookupTemplate(tproto, snet | 0, tvaddr, tvport);
+    let snet: Addr;
+    let tvaddr: Addr;
+    let ct: number;
+    if (v6) {
+      // ipv6_addr_prefix(snet, saddr, netmask); a fwmark template's vaddr is the mark in word 0.
+      const sw = Int32Array.from(f.s6);
+      ipv6MaskWords(sw, 0, svc.netmask);
+      snet = { v4: ipv6Fold(sw), w: sw };
+      const tw = svc.fwmark !== 0 ? Int32Array.of(svc.fwmark | 0, 0, 0, 0) : Int32Array.from(f.d6);
+      tvaddr = { v4: ipv6Fold(tw), w: tw };
+      ct = t.lookupTemplate6(tproto, sw, tw, tvport);
+    } else {
+      snet = v4Addr(f.saddr & svc.netmask);
+      tvaddr = v4Addr(svc.fwmark !== 0 ? svc.fwmark : f.daddr);
+      ct = t.lookupTemplate(tproto, snet.v4 | 0, tvaddr.v4 | 0, tvport);
+    }
     const fit = ct >= 0 && e.life.templateFit(ct);
     const tmpl: ExplainTemplate = {
       key: templateKey(tproto, snet, tvaddr, tvport),
-      client: formatIPv4(snet),
-      netmask: formatIPv4(svc.netmask),
+      client: text(snet),
+      netmask: netmaskText(svc),
       status: ct < 0 ? "new" : fit ? "exists" : "unfit",
-      destination: ct >= 0 ? ep(t.daddrOf(ct), t.dportOf(ct)) : null,
+      destination: ct >= 0 ? ep(entryAddr(e, ct, A6_DADDR), t.dportOf(ct)) : null,
       expiresMs: ct >= 0 ? Math.max(0, t.expiresAt(ct) - now) : svc.timeout * 1000,
       timeoutS: svc.timeout,
       controls: ct >= 0 ? t.nControlOf(ct) : 0,
@@ -548,22 +673,22 @@ export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanat
         );
       const s = explainSchedule(e, svc, f, now);
       out.schedule = s.s;
-      if (s.dest === null) return noDestination(out, "the scheduler found no available destination");
+      if (s.dest === null) return noDestination(out, "the scheduler found no available destination", v6);
       dest = s.dest;
       tmpl.destination = destName(dest);
       notes.push(
         `persistence: no template for ${tmpl.client}/${tmpl.netmask} yet: one is made for ${svc.timeout} s, naming ${tmpl.destination}`,
       );
     }
-    if (dest === undefined) return noDestination(out, "the template's destination is gone");
+    if (dest === undefined) return noDestination(out, "the template's destination is gone", v6);
     dport = f.dport === svc.port && dest.port !== 0 ? dest.port : f.dport;
     out.verdict = fit ? "template" : "scheduled";
   } else {
     if (svc.fwmark === 0 && f.dport !== svc.port)
-      return noDestination(out, "a port-0 (all ports) service works only with persistence (-p)");
+      return noDestination(out, "a port-0 (all ports) service works only with persistence (-p)", v6);
     const s = explainSchedule(e, svc, f, now);
     out.schedule = s.s;
-    if (s.dest === null) return noDestination(out, "the scheduler found no available destination");
+    if (s.dest === null) return noDestination(out, "the scheduler found no available destination", v6);
     dest = s.dest;
     dport = dest.port !== 0 ? dest.port : f.dport;
     out.verdict = "scheduled";
@@ -573,15 +698,18 @@ export function explainPacket(e: Engine, q: ExplainQuery, now: number): Explanat
       "the connection table is full: the oldest embryonic entry makes room, else the packet is dropped",
     );
   out.destination = describeDest(dest);
-  let local: { addr: number; port: number } | null = null;
+  let local: { addr: Addr; port: number } | null = null;
   if (dest.fwd === Fwd.FullNat) {
     const l = e.life;
-    if (l.pickLocal(f.proto, dest.addr | 0, dport, dest.svc, false))
-      local = { addr: l.pickedLip >>> 0, port: l.pickedLport };
+    if (dest.addr6 !== null) {
+      if (l.pickLocal6(f.proto, dest.addr6, dport, dest.svc, false))
+        local = { addr: v6Addr(l.pickedLip6), port: l.pickedLport };
+    } else if (l.pickLocal(f.proto, dest.addr | 0, dport, dest.svc, false))
+      local = { addr: v4Addr(l.pickedLip), port: l.pickedLport };
   }
-  out.forward = explainForward(e, dest.fwd, q, dest.addr, dport, local);
+  out.forward = explainForward(e, dest.fwd, pk, destAddr(dest), dport, local, svc.proxyProtocol & 15);
   const how = out.verdict === "template" ? "persistence template" : `${svc.sched.name} picks`;
-  out.summary = `new connection: ${how} ${ep(dest.addr, dport)} (${out.forward.ipvsadm})`;
+  out.summary = `new connection: ${how} ${ep(destAddr(dest), dport)} (${out.forward.ipvsadm})`;
   if (out.schedule !== null && !out.schedule.exact)
     notes.push("the random source is injected here and cannot be read ahead: twos' draw is a guess");
   return out;
@@ -592,9 +720,9 @@ function matchedBy(svc: Service, f: Flow): ExplainService["matchedBy"] {
   return svc.port === f.dport ? "address and port" : "port 0";
 }
 
-function noDestination(out: Explanation, why: string): Explanation {
+function noDestination(out: Explanation, why: string, v6: boolean): Explanation {
   out.verdict = "no-destination";
-  out.summary = `no destination: ${why}; the client gets ICMP port unreachable`;
+  out.summary = `no destination: ${why}; the client gets ${v6 ? "ICMPv6" : "ICMP"} port unreachable`;
   return out;
 }
 

@@ -305,6 +305,8 @@ export class LocalReplies {
       this.routes.hostDelivers6(w, off)
     )
       return true;
+    // A deleted IPv6 laddr that this worker's connections still use (lip.ts).
+    if (this.lipTable.owns6(w, off)) return true;
     if (this.routes.vrrpOwns6(w, off)) return true;
     return this.ownIfaceAddrs && this.routes.isLocal6(w, off);
   }

@@ -43,6 +43,11 @@ export class DestPath {
    */
   nexthop6: Int32Array | null = null;
   src6: Int32Array | null = null;
+  /**
+   * TUN: the ID of the last outer IPv4 header without DF sent toward the destination (a counter per
+   * destination, as ip_select_ident's per address pair for a datagram that may be fragmented).
+   */
+  ipId = 0;
   /** int32 bits (see engine.ts: addresses cross calls as int32). */
   readonly nexthop: number;
   constructor(
@@ -369,7 +374,8 @@ export class Output implements XmitEngine {
    * ensure_mtu_is_adequate for IPv6, which is never fragmented on the way: a packet over the path's
    * MTU (less `overhead` for a tunnel) gets packet too big from errSrc (four words; null: the
    * route's source), unless it is an ICMPv6 error or a non-first fragment (local.ts refuses those).
-   * A tunnel leaving less than IPV6_MIN_MTU is refused outright, as __ip_vs_get_out_rt_v6 does.
+   * A tunnel leaving less than minMtu is refused outright, as __ip_vs_get_out_rt_v6 does (by
+   * default IPV6_MIN_MTU when there is an overhead; TUN passes the outer family's minimum).
    */
   fitsPath6(
     p: DestPath,
@@ -378,9 +384,10 @@ export class Output implements XmitEngine {
     f: Flow,
     errSrc: Int32Array | null,
     now: number,
+    minMtu = overhead !== 0 ? IPV6_MIN_MTU : 0,
   ): boolean {
     const mtu = p.iface.mtu - overhead;
-    if (overhead !== 0 && mtu < IPV6_MIN_MTU) {
+    if (mtu < minMtu) {
       this.counters.drops[R.too_big]++;
       return false;
     }
@@ -393,8 +400,21 @@ export class Output implements XmitEngine {
     return false;
   }
 
-  fitsPath(p: DestPath, l3Len: number, overhead: number, f: Flow, errSrc: number, now: number): boolean {
+  fitsPath(
+    p: DestPath,
+    l3Len: number,
+    overhead: number,
+    f: Flow,
+    errSrc: number,
+    now: number,
+    minMtu = 0,
+  ): boolean {
     const mtu = p.iface.mtu - overhead;
+    // A tunnel whose MTU falls below the outer family's minimum carries nothing (__ip_vs_get_out_rt).
+    if (mtu < minMtu) {
+      this.counters.drops[R.too_big]++;
+      return false;
+    }
     // An aggregate leaves as segments of gso_size payload: those must fit, not the whole.
     if (f.gsoType !== 0 && f.gsoSize !== 0 && l3Len === f.l3End - f.l3Off) {
       const seg = f.payloadOff - f.l3Off + f.gsoSize;
@@ -406,6 +426,17 @@ export class Output implements XmitEngine {
       this.e.local.icmpError(f, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu & 0xffff, errSrc, now);
     } else this.counters.drops[R.too_big]++;
     return false;
+  }
+
+  routeMtu6(dst: Int32Array, dOff: number): number {
+    const rt = this.rt6;
+    return this.routes.lookup6(dst, dOff, 0, rt) && rt.iface !== null ? rt.iface.mtu : 0;
+  }
+
+  fragNeeded(f: Flow, mtu: number, errSrc: number, now: number): number {
+    this.counters.drops[R.frag_needed]++;
+    this.e.local.icmpError(f, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu & 0xffff, errSrc, now);
+    return Verdict.Drop;
   }
 
   destMtuOf(destId: number): number {

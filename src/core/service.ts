@@ -1,3 +1,5 @@
+import type { ServiceAcl } from "./acl.js";
+import type { ConnLimiter } from "./conn-limit.js";
 import type { Dest } from "./dest.js";
 import type { Scheduler } from "./sched/types.js";
 import { Stats } from "./stats.js";
@@ -9,11 +11,34 @@ export const SVC_F_ONEPACKET = 0x0004;
 export const SVC_F_SCHED1 = 0x0008;
 export const SVC_F_SCHED2 = 0x0010;
 export const SVC_F_SCHED3 = 0x0020;
+/**
+ * tsvs: DPVS's IP_VS_SVC_F_SYNPROXY (ipvsadm --synproxy): the director answers the handshake with
+ * SYN cookies (synproxy.ts). DPVS's value (0x0008) is the kernel's SCHED1 here: a bit of its own.
+ */
+export const SVC_F_SYNPROXY = 0x10000;
 // Scheduler-specific names of the three scheduler flags.
 export const SVC_F_SCHED_SH_FALLBACK = SVC_F_SCHED1;
 export const SVC_F_SCHED_SH_PORT = SVC_F_SCHED2;
 export const SVC_F_SCHED_MH_FALLBACK = SVC_F_SCHED1;
 export const SVC_F_SCHED_MH_PORT = SVC_F_SCHED2;
+/** The three scheduler flags (SCHED1..3) as ipvsadm and keepalived name them for a scheduler. */
+export function schedFlagNames(sched: string): readonly [string, string, string] {
+  if (sched === "sh") return ["sh-fallback", "sh-port", "flag-3"];
+  if (sched === "mh") return ["mh-fallback", "mh-port", "flag-3"];
+  return ["flag-1", "flag-2", "flag-3"];
+}
+/** ipvsadm -b's flag names (keepalived's keywords of the same names) and the bit each sets. */
+export const SCHED_FLAG_BITS: Readonly<Record<string, number>> = {
+  "flag-1": SVC_F_SCHED1,
+  "flag-2": SVC_F_SCHED2,
+  "flag-3": SVC_F_SCHED3,
+  "sh-fallback": SVC_F_SCHED_SH_FALLBACK,
+  "sh-port": SVC_F_SCHED_SH_PORT,
+  "mh-fallback": SVC_F_SCHED_MH_FALLBACK,
+  "mh-port": SVC_F_SCHED_MH_PORT,
+};
+/** SVC_F_SCHED1..3, in the order of schedFlagNames. */
+export const SVC_F_SCHED_BITS: readonly number[] = [SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3];
 
 export const DEFAULT_PERSISTENCE_TIMEOUT = 300;
 
@@ -53,14 +78,20 @@ export class Service {
   laddrShare: Int32Array = new Int32Array(0);
   /** Round-robin position in laddrShare (DPVS's svc->laddr_curr). */
   laddrCursor = 0;
-  /**
-   * IPv6 local addresses (inet_ntop text), in the order added, and their words (4 each) for the
-   * data path. No share per worker: the fanout sends a service with IPv6 local addresses to the
-   * first worker, which takes them all (docs/daemon.md "Several workers").
-   */
+  /** IPv6 local addresses (inet_ntop text), in the order added. */
   laddrs6: string[] = [];
-  laddr6Words: Int32Array = new Int32Array(0);
+  /** This worker's share of `laddrs6` as words (4 each; lip.ts), set by the engine on every change. */
+  laddr6Share: Int32Array = new Int32Array(0);
   laddr6Cursor = 0;
+  /**
+   * DPVS's svc->proxy_protocol (packet/proxy-proto.ts PP_*): FULLNAT destinations get the client's
+   * address in a PROXY protocol header instead of TOA; 0 = disable.
+   */
+  proxyProtocol = 0;
+  /** DPVS's blacklist/whitelist, with prefixes (acl.ts); null = no rule. */
+  acl: ServiceAcl | null = null;
+  /** Per-source new-connection rate limit (conn-limit.ts); null = off (the default). */
+  connLimit: ConnLimiter | null = null;
   readonly stats = new Stats();
 
   constructor(protocol: number, addr: number, port: number, fwmark = 0) {

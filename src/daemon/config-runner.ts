@@ -8,6 +8,8 @@ import type { CtlCommand } from "../core/ctl-types.js";
 import { TsvsError } from "../core/errors.js";
 import { HealthRunner, type HealthRunnerOptions } from "../health/runner.js";
 import type { HealthEvent } from "../health/state.js";
+import { type ServiceQuorum, vipText } from "./bgp.js";
+import { runScript, splitScript } from "./scripts.js";
 
 export interface ConfigLog {
   info(obj: object, msg: string): void;
@@ -21,6 +23,10 @@ export interface ConfigDeps {
   log: ConfigLog;
   /** For tests: the runner's timers and checker. */
   runner?: Pick<HealthRunnerOptions, "timers" | "runCheck">;
+  /** After the start, a reload and every health event: quorum may have changed (daemon/bgp.ts). */
+  onChange?: (why: "start" | "reload" | "health") => void;
+  /** Runs a notify_up/down or quorum_up/down script (default: spawned detached, scripts.ts). */
+  runScript?: (argv: string[]) => void;
 }
 
 /** One real server's health, for `tsvs status`. */
@@ -42,6 +48,8 @@ export class DaemonConfig {
   private first: Promise<ConfigModel> | null = null;
   /** The VRRP part as first read: it is not reloaded (docs/ha.md), a change is only reported. */
   private haKey: string | null = null;
+  /** The configuration in force: the last reading that was applied. */
+  private current: ConfigModel | null = null;
   reloads = 0;
 
   constructor(
@@ -72,6 +80,8 @@ export class DaemonConfig {
       ...this.deps.runner,
     });
     await this.runner.start();
+    this.current = model;
+    this.deps.onChange?.("start");
     this.deps.log.info({ file: this.path, services: model.virtualServers.length }, "configuration applied");
   }
 
@@ -92,12 +102,29 @@ export class DaemonConfig {
     }
     this.reloads++;
     await this.runner?.reload(model);
+    this.current = model;
+    this.deps.onChange?.("reload");
     this.deps.log.info({ file: this.path, services: model.virtualServers.length }, "configuration reloaded");
     return "";
   }
 
   async stop(): Promise<void> {
     await this.runner?.stop();
+  }
+
+  get model(): ConfigModel | null {
+    return this.current;
+  }
+
+  /** Each virtual service's address and quorum (keepalived's, health/state.ts), for daemon/bgp.ts. */
+  quorum(): ServiceQuorum[] {
+    return (this.runner?.health.virtualServers ?? []).map((vs) => ({
+      name: vs.name,
+      vip: vs.config.fwmark !== 0 ? null : vipText(vs.config.addr, vs.config.addr6),
+      quorumUp: vs.quorumUp,
+      weightSum: vs.weightSum(),
+      quorum: vs.config.quorum,
+    }));
   }
 
   health(): HealthRow[] {
@@ -138,5 +165,7 @@ export class DaemonConfig {
 
   private event(ev: HealthEvent): void {
     this.deps.log.info(ev, ev.kind);
+    if ("script" in ev && ev.script !== undefined) (this.deps.runScript ?? runScript)(splitScript(ev.script));
+    if (ev.kind === "quorum-lost" || ev.kind === "quorum-gained") this.deps.onChange?.("health");
   }
 }

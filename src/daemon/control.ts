@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, rmdirSync, rmSync, unlinkSync } from 
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import { TsvsError } from "../core/errors.js";
+import { looseSocketDir } from "./privileges.js";
 import { MAX_REQUEST_BYTES, parseRequest, type Request, type Response } from "./protocol.js";
 
 export type Handler = (req: Request) => Promise<Response>;
@@ -26,6 +27,8 @@ export class ControlServer {
   /** Listens on the path; refuses when another daemon answers there, removes a stale socket. */
   async listen(handler: Handler): Promise<void> {
     const dir = dirname(this.path);
+    const loose = looseSocketDir(this.path);
+    if (loose !== null) throw new TsvsError("TSVS_ERR_INVALID", `refusing the control socket: ${loose}`);
     this.#createdDir = !existsSync(dir);
     // Only a directory made here is made private: an existing one (/run, /tmp, a user's) keeps
     // its mode (the socket itself is 0600). Changing /tmp to 0700 broke every other user of it.
@@ -40,13 +43,22 @@ export class ControlServer {
     }
     const server = createServer((sock) => this.#serve(sock, handler));
     this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.path, () => {
-        server.off("error", reject);
-        resolve();
+    // The socket is born 0600 (umask around the synchronous bind in listen()), not made so
+    // afterwards: there is no moment when others may connect.
+    const umask = process.umask(0o177);
+    let listening: Promise<void>;
+    try {
+      listening = new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(this.path, () => {
+          server.off("error", reject);
+          resolve();
+        });
       });
-    });
+    } finally {
+      process.umask(umask);
+    }
+    await listening;
     chmodSync(this.path, 0o600);
   }
 

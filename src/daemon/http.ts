@@ -62,7 +62,10 @@ export class HttpEndpoint {
     } catch (e) {
       throw new Error(`cannot read the REST API token: ${(e as Error).message}`);
     }
-    const app = fastify({ logger: false });
+    // At close, every connection goes at once: a browser's preconnected socket that never sent a
+    // request counts as busy (waiting for its headers), not idle, and would hold app.close() for
+    // Node's 60-s headers timeout (the dashboard e2e saw daemons take 61 s to stop, or hang).
+    const app = fastify({ logger: false, forceCloseConnections: true });
     await rest.registerRest(app, {
       ask: (req) => handleRequest(ctx, req),
       token: token.token,

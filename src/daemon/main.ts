@@ -11,6 +11,8 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import pino, { type Logger } from "pino";
+import { bgpVips } from "../config/bird.js";
+import { BGP_DEFAULTS } from "../config/model.js";
 import { type ControlCommand, sysctlError, sysctlFields } from "../control/commands.js";
 import { parseIPv4 } from "../core/addr.js";
 import { DEFAULT_SYSCTLS, ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
@@ -19,6 +21,7 @@ import { SYNC_DEFAULTS } from "../core/sync/types.js";
 import type { HaConfig } from "../core/vrrp/config.js";
 import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
 import { threadAffinity } from "../io/libc.js";
+import { BgpAnnouncer, bgpConfigOf } from "./bgp.js";
 import { DaemonConfig } from "./config-runner.js";
 import { ControlServer, type Handler } from "./control.js";
 import { HostFollower } from "./follow.js";
@@ -27,19 +30,25 @@ import { DEFAULT_HTTP, formatHttpAddr, type HttpAddr, HttpEndpoint, parseHttpAdd
 import { ipForward } from "./kernel.js";
 import { checkNft, NftGuard } from "./nft.js";
 import { mergeGuards, WorkerPool } from "./pool.js";
+import { logPrivileges } from "./privileges.js";
 import { netnsId, parseSysctlArg, resolveControlPath } from "./protocol.js";
 import { handleRequest, type RequestContext } from "./requests.js";
 import { SyncDaemons } from "./sync.js";
 import { initialOwnership, VrrpRunner } from "./vrrp.js";
 import { lipsOfWorker, type VrrpOwnership, type WorkerInit } from "./worker.js";
 
+/** --warmup-ms default (docs/bench.md "The latency tail": measured on the bench topology). */
+export const DEFAULT_WARMUP_MS = 1000;
+
 /** --spin-us default (docs/daemon.md "Latency": measured on the bench topology). */
 export const DEFAULT_SPIN_US = 0;
 
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
-                   [--log-level LEVEL] [--idle-ms N] [--spin-us N] [--io ring|mmsg] [--workers N]
+                   [--log-level LEVEL] [--idle-ms N] [--spin-us N] [--io mmsg|ring|xdp|auto]
+                   [--workers N] [--warmup-ms N]
                    [--no-filter] [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin]
-                   [--rx-kib N] [--host-vips] [--http ADDR:PORT|off] [--http-token-file FILE]
+                   [--rx-kib N] [--conn-capacity N] [--host-vips] [--http ADDR:PORT|off] [--http-token-file FILE]
+                   [--keep-caps] [--bgp FILE]
 
 Runs the director in the foreground, in the current network namespace. With no argument it serves
 every Ethernet interface that is up (not lo, not a bridge or bond port) and follows the host:
@@ -49,8 +58,9 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
   --lip ADDR         a FULLNAT local address (repeatable)
   --sysctl NAME=V    a director sysctl, as /proc/sys/net/ipv4/vs names it (repeatable): conn_reuse_mode,
                      expire_nodest_conn, expire_quiescent_template, sloppy_tcp, sync_threshold (=3,50),
-                     sync_refresh_period, sync_retries, sync_version, sync_persist_mode; at run time:
-                     tsvs sysctl
+                     sync_refresh_period, sync_retries, sync_version, sync_persist_mode,
+                     sync_table_refresh (=1), sync_table_rate (=4000), amemthresh,
+                     am_droprate, drop_entry, drop_packet, secure_tcp; at run time: tsvs sysctl
   --control PATH     control socket (default: $TSVS_CONTROL, else /run/tsvs/control.sock in the
                      host namespace, /run/tsvs/netns-<inode>/control.sock in others)
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (default info)
@@ -59,8 +69,16 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
   --spin-us N        keep receiving this long after the last frame before sleeping in poll(2)
                      (default ${DEFAULT_SPIN_US}; 0 = sleep at once): spares the wake-up of a sleeping
                      thread at low rates, for at most N µs of CPU per quiet spell
-  --io mmsg|ring     receive backend: recvmmsg batches (default: lowest latency) or the TPACKET_V3
-                     mmap ring (more packets per second under load, ~1 ms added at low rates)
+  --io mmsg|ring|xdp|auto
+                     packet I/O (docs/io.md): recvmmsg batches (default: lowest latency), the
+                     TPACKET_V3 mmap ring (more packets per second under load, ~1 ms added at low
+                     rates), or AF_XDP (experimental: an XDP program hands the owned traffic to
+                     AF_XDP sockets; an interface where it cannot attach gets mmsg, with a log
+                     line); auto is mmsg for now
+  --warmup-ms N      before reading its first frame, each worker runs traffic of every method
+                     through a throwaway engine on the in-memory lab for N ms (default
+                     ${DEFAULT_WARMUP_MS}; 0 = none), so that V8 compiles the data path before real
+                     traffic needs it rather than during it (docs/bench.md "The latency tail")
   --workers N        data-plane threads (default 1), one PACKET_FANOUT member each per interface;
                      both directions of a connection reach the same worker (docs/daemon.md)
   --no-filter        do not attach the kernel socket filter (every frame crosses to user space)
@@ -74,6 +92,9 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
   --no-pin           leave the workers where the scheduler puts them
   --rx-kib N         receive buffer per socket in KiB (mmsg: SO_RCVBUF, default 4096; ring: the
                      ring size, default 8192, in 128 KiB blocks): room for bursts of aggregates
+  --conn-capacity N  entries of each worker's connection table, allocated at start (default 65536):
+                     the bound the defence's availmem is measured against (docs/daemon.md "Defence
+                     against table exhaustion")
   --host-vips        serve a virtual service's address only while the host has it (an address of
                      one of its interfaces, or a local route), as the kernel's IPVS does: for VIPs
                      that VRRP (keepalived) moves between directors. Default: every VIP, anywhere
@@ -81,7 +102,13 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
                      ${DEFAULT_HTTP}, in the daemon's namespace; off = none)
   --http-token-file FILE
                      the REST API's bearer token (its first line); default: <control dir>/http.token,
-                     created at first start (mode 0600)
+                     created at first start (mode 0600); refused when others may read or write it
+  --bgp FILE         announce the VIPs over BGP through BIRD with the bgp section of the YAML FILE
+                     (for a keepalived.conf --config, which has no BGP; a YAML --config has its own
+                     bgp section): docs/scale-out.md
+  --keep-caps        keep every capability the daemon was started with. Default: it executes
+                     itself again at once with only CAP_NET_ADMIN and CAP_NET_RAW (docs/daemon.md
+                     "Privileges"), no_new_privs set
 `;
 
 export interface DaemonOptions {
@@ -102,12 +129,20 @@ export interface DaemonOptions {
   cpus: number[] | null;
   pin: boolean;
   rxKib: number | undefined;
+  /** --conn-capacity: entries of each worker's connection table; undefined = the engine's default. */
+  connCapacity: number | undefined;
   /** --host-vips: a VIP is served only while it is one of the host's local addresses. */
   hostVips: boolean;
   /** --http: where /metrics is served; null = off. */
   http: HttpAddr | null;
   /** --http-token-file: the REST API's token; undefined = <control dir>/http.token. */
   httpTokenFile: string | undefined;
+  /** false with --keep-caps: the daemon keeps the capabilities it was started with. */
+  dropCaps: boolean;
+  /** --bgp: a YAML file whose bgp section announces the VIPs (daemon/bgp.ts). */
+  bgp: string | undefined;
+  /** --warmup-ms: each worker's warm-up before its first frame (warmup.ts). */
+  warmupMs: number;
 }
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
@@ -131,9 +166,13 @@ function defaultOptions(): DaemonOptions {
     cpus: null,
     pin: true,
     rxKib: undefined,
+    connCapacity: undefined,
     hostVips: false,
     http: parseHttpAddr(DEFAULT_HTTP),
     httpTokenFile: undefined,
+    dropCaps: true,
+    bgp: undefined,
+    warmupMs: DEFAULT_WARMUP_MS,
   };
 }
 
@@ -203,6 +242,13 @@ const DAEMON_FLAGS: readonly DaemonFlag[] = [
     },
   },
   {
+    names: ["--warmup-ms"],
+    takesValue: true,
+    apply: (o, v, n) => {
+      o.warmupMs = int(n, v, 0, 60000);
+    },
+  },
+  {
     names: ["--idle-ms"],
     takesValue: true,
     apply: (o, v, n) => {
@@ -220,9 +266,11 @@ const DAEMON_FLAGS: readonly DaemonFlag[] = [
     names: ["--io"],
     takesValue: true,
     apply: (o, v) => {
-      if (!IO_BACKENDS.includes(v as IoBackend))
-        throw new DaemonUsageError(`--io: ring or mmsg, not ${JSON.stringify(v)}`);
-      o.io = v as IoBackend;
+      // auto: the packet socket until XDP is measured better and as robust (docs/io.md, AF_XDP).
+      const io = v === "auto" ? "mmsg" : v;
+      if (!IO_BACKENDS.includes(io as IoBackend))
+        throw new DaemonUsageError(`--io: mmsg, ring, xdp or auto, not ${JSON.stringify(v)}`);
+      o.io = io as IoBackend;
     },
   },
   {
@@ -271,6 +319,13 @@ const DAEMON_FLAGS: readonly DaemonFlag[] = [
     },
   },
   {
+    names: ["--conn-capacity"],
+    takesValue: true,
+    apply: (o, v, n) => {
+      o.connCapacity = int(n, v, 1, 1 << 24);
+    },
+  },
+  {
     names: ["--host-vips"],
     takesValue: false,
     apply: (o) => {
@@ -297,6 +352,21 @@ const DAEMON_FLAGS: readonly DaemonFlag[] = [
       o.httpTokenFile = v;
     },
   },
+  {
+    names: ["--bgp"],
+    takesValue: true,
+    apply: (o, v) => {
+      if (v === "") throw new DaemonUsageError("--bgp needs a file");
+      o.bgp = v;
+    },
+  },
+  {
+    names: ["--keep-caps"],
+    takesValue: false,
+    apply: (o) => {
+      o.dropCaps = false;
+    },
+  },
 ];
 
 const FLAG_BY_NAME = new Map(DAEMON_FLAGS.flatMap((f) => f.names.map((n) => [n, f] as const)));
@@ -319,6 +389,8 @@ export function parseDaemonArgs(args: readonly string[]): DaemonOptions {
     flag.apply(o, v, name);
   }
   if (o.cpus !== null && !o.pin) throw new DaemonUsageError("--cpus and --no-pin exclude each other");
+  if (o.bgp !== undefined && o.config === undefined)
+    throw new DaemonUsageError("--bgp needs --config: the VIPs and their quorum come from it");
   return o;
 }
 
@@ -540,9 +612,11 @@ function workerInit(
     allLips: opts.lips,
     idleMs: opts.idleMs,
     spinUs: opts.spinUs,
+    warmupMs: opts.warmupMs,
     batch: opts.io === "ring" ? 256 : 64,
     cpus: plan.cpus[index] ?? undefined,
     rxKib: opts.rxKib,
+    connCapacity: opts.connCapacity,
     sysctls: opts.sysctls,
     io: opts.io,
     filter: opts.filter,
@@ -599,7 +673,11 @@ function untilExit(
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // Process-wide, so the workers' isolates compile the engine with it.
   setFlagsFromString(ENGINE_V8_FLAGS);
+  // gc() in the workers' isolates (created after this): a worker collects its warm-up's garbage
+  // before its first frame (warmup.ts).
+  setFlagsFromString("--expose-gc");
   const log = openLog(opts);
+  logPrivileges(log, opts);
   const control = resolveControlPath(opts.control);
   let nftVersion: string;
   try {
@@ -614,6 +692,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const pool = new WorkerPool(log);
   const watcher = openWatcher(log, async () => {
     if (follower !== null && guard !== null) await follower.apply(guard, pool);
+    // --host-vips: a VIP the host gained or lost is announced or withdrawn.
+    if (opts.hostVips) bgp?.update();
   });
   try {
     follower = new HostFollower(
@@ -640,6 +720,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // the file's vrrp sections before the workers start. Its errors are reported below, where the
   // file is applied.
   let ha: HaConfig | null = null;
+  let bgp: BgpAnnouncer | null = null;
   const configFile =
     opts.config === undefined
       ? null
@@ -649,6 +730,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
             if ("error" in r) throw new TsvsError("code" in r ? r.code : "TSVS_ERR_INTERNAL", r.error);
           },
           log,
+          // A reload may change the bgp settings (either file); health changes only quorum.
+          onChange: (why) => {
+            if (bgp !== null && configFile !== null)
+              bgp.update(why === "reload" ? bgpConfigOf(configFile, opts.bgp, log) : undefined);
+          },
         });
   if (configFile !== null) {
     try {
@@ -713,7 +799,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const sync = new SyncDaemons({ log, pool, links: () => host.host.links });
   ctx.sync = sync;
   ctx.vrrp = () => vrrp;
+  ctx.bgp = () => bgp;
   const stop = async (): Promise<void> => {
+    // The VIPs' withdrawal first: the router moves the flows while this director still serves them.
+    await bgp?.stop();
     // Priority 0 first: the backup takes over after its skew time instead of the master-down time.
     vrrp?.stop();
     sync.close();
@@ -759,6 +848,35 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     } catch (e) {
       log.fatal({ err: (e as Error).message, file: opts.config }, "cannot apply the configuration");
       started(false);
+      await stop();
+      return 1;
+    }
+  }
+
+  // BGP once the services and their health run: a VIP is announced only with quorum.
+  if (configFile !== null) {
+    try {
+      const cfg = bgpConfigOf(configFile, opts.bgp, null);
+      if (cfg !== undefined) {
+        const file = configFile;
+        // Active-active sync (an lvs_sync_daemon on no instance): the VIPs wait for the peers' tables.
+        if (ha?.lvsSyncDaemon != null && (ha.lvsSyncDaemon.instance ?? null) === null)
+          sync.beginWarmup((cfg.warmup ?? BGP_DEFAULTS.warmup) * 1000, () => bgp?.update());
+        const announcer = new BgpAnnouncer(cfg, {
+          log,
+          control,
+          services: () => file.quorum(),
+          vips: () => bgpVips(file.model?.virtualServers ?? []),
+          hostLocal: () => host.hostLocal,
+          warming: () => sync.warming(),
+        });
+        await announcer.start();
+        bgp = announcer;
+      }
+    } catch (e) {
+      log.fatal({ err: (e as Error).message }, "cannot announce the VIPs over BGP");
+      started(false);
+      await configFile.stop();
       await stop();
       return 1;
     }

@@ -112,9 +112,39 @@ function ipvsMetrics(reg: Registry, table: TableSnapshot): void {
     "The current persistence templates by local and remote address.",
     IPVS_BACKEND_LABELS,
   );
+  const aclHits = counter(
+    reg,
+    "tsvs_acl_hits_total",
+    `New connections an access-list rule matched (deny: refused; allow: let in), per rule for lists of up to ${ACL_RULE_SERIES} rules, rule="*" for the sum of a longer list.`,
+    [...SERVICE_LABELS, "list", "rule"],
+  );
+  const notAllowed = counter(
+    reg,
+    "tsvs_acl_not_allowed_total",
+    "New connections refused because the service's allow list did not hold the source.",
+    SERVICE_LABELS,
+  );
+  const limited = counter(
+    reg,
+    "tsvs_conn_rate_limited_total",
+    "New connections refused by the service's per-source rate limit.",
+    SERVICE_LABELS,
+  );
   for (const s of table.services) {
     const sl = serviceLabels(s);
     for (const { t, c } of svcTotals) c.inc(sl, s.stats[t.field]);
+    for (const list of ["deny", "allow"] as const) {
+      const rules = s[list] ?? [];
+      if (rules.length <= ACL_RULE_SERIES)
+        for (const r of rules) aclHits.inc({ ...sl, list, rule: r.rule }, r.hits);
+      else
+        aclHits.inc(
+          { ...sl, list, rule: "*" },
+          rules.reduce((n, r) => n + r.hits, 0),
+        );
+    }
+    if (s.notAllowed !== undefined) notAllowed.inc(sl, s.notAllowed);
+    if (s.connLimit !== undefined) limited.inc(sl, s.connLimit.limited);
     for (const d of s.dests) {
       // inc, not set: colliding label tuples add up, as node_exporter sums them.
       const l: Labels = { ...sl, remote_address: addrLabel(d), remote_port: String(d.port) };
@@ -129,6 +159,9 @@ function ipvsMetrics(reg: Registry, table: TableSnapshot): void {
     table.connTabSize,
   );
 }
+
+/** Lists longer than this have one tsvs_acl_hits_total series (rule="*"): cardinality stays bounded. */
+export const ACL_RULE_SERIES = 32;
 
 function lower(s: string): string {
   return s.charAt(0).toLowerCase() + s.slice(1);
@@ -148,6 +181,8 @@ function dataPlaneMetrics(reg: Registry, st: DaemonStatus): void {
   );
   const drops = counter(reg, "tsvs_drops_total", "Frames the data plane dropped, by reason.", ["reason"]);
   for (const [reason, n] of Object.entries(st.drops)) drops.inc({ reason }, n);
+  defenseMetrics(reg, st);
+  synproxyMetrics(reg, st);
   const per: ReadonlyArray<{
     name: string;
     help: string;
@@ -168,6 +203,69 @@ function dataPlaneMetrics(reg: Registry, st: DaemonStatus): void {
     ]);
     for (const i of st.interfaces) c.inc({ interface: i.name }, p.get(i));
   }
+  // Which backend serves each interface (--io xdp may have fallen back to mmsg on some).
+  const io = gauge(reg, "tsvs_interface_info", "Served interface, with its packet I/O backend (value 1).", [
+    "interface",
+    "io",
+  ]);
+  for (const i of st.interfaces) if (i.io !== undefined) io.set({ interface: i.name, io: i.io }, 1);
+}
+
+/** The SYN proxy (core/synproxy.ts), all workers together (their counters are summed). */
+function synproxyMetrics(reg: Registry, st: DaemonStatus): void {
+  const c = st.counters;
+  counter(reg, "tsvs_synproxy_syn_acks_total", "SYN-ACKs with a SYN cookie the SYN proxy sent.").inc(
+    c.synproxySynAcks ?? 0,
+  );
+  const acks = counter(
+    reg,
+    "tsvs_synproxy_acks_total",
+    "Clients' handshake ACKs by their cookie: valid (a connection made) or invalid (answered with a reset).",
+    ["result"],
+  );
+  acks.inc({ result: "valid" }, c.synproxyAcksValid ?? 0);
+  acks.inc({ result: "invalid" }, c.synproxyAcksInvalid ?? 0);
+  counter(
+    reg,
+    "tsvs_synproxy_connections_opened_total",
+    "SYN-proxy connections whose real server completed the handshake.",
+  ).inc(c.synproxyConnsOpened ?? 0);
+  counter(reg, "tsvs_synproxy_rs_syn_retries_total", "SYNs the SYN proxy sent to real servers again.").inc(
+    c.synproxySynRetries ?? 0,
+  );
+}
+
+/** The defence against table exhaustion (core/defense.ts): modes, availmem, what it removed. */
+function defenseMetrics(reg: Registry, st: DaemonStatus): void {
+  const d = st.defense;
+  if (d === undefined) return;
+  const mode = gauge(
+    reg,
+    "tsvs_defense_mode",
+    "Defence strategy mode: 0 off, 1 auto (idle), 2 auto (active), 3 always (the sysctl's value).",
+    ["strategy"],
+  );
+  mode.set({ strategy: "drop_entry" }, d.dropEntry);
+  mode.set({ strategy: "drop_packet" }, d.dropPacket);
+  mode.set({ strategy: "secure_tcp" }, d.secureTcp);
+  gauge(
+    reg,
+    "tsvs_defense_availmem_pages",
+    "The defence's availmem: free connection-table entries, in 4 KiB pages.",
+  ).set(d.availmem);
+  gauge(
+    reg,
+    "tsvs_defense_amemthresh_pages",
+    "The amemthresh sysctl: the defence acts while availmem is below it.",
+  ).set(d.amemthresh);
+  counter(reg, "tsvs_defense_entries_dropped_total", "Connection entries drop_entry removed.").inc(
+    d.entriesDropped,
+  );
+  counter(
+    reg,
+    "tsvs_defense_packets_dropped_total",
+    "Packets drop_packet dropped instead of creating a connection.",
+  ).inc(d.packetsDropped);
 }
 
 function haMetrics(reg: Registry, st: DaemonStatus): void {
@@ -280,7 +378,9 @@ function keepalivedMetrics(reg: Registry, st: DaemonStatus): void {
     };
     for (const { k, c } of cs) c.inc(l, k.get(v));
     for (const a of v.addresses) {
-      const ip = a.split("/")[0];
+      // The exporter's ip_address is the first word of keepalived's data dump line, ipaddresstos:
+      // the address as inet_ntop prints it, with "/prefix" unless that is /32 (/128 for IPv6).
+      const ip = a.replace(a.includes(":") ? /\/128$/ : /\/32$/, "");
       state.set({ iname: v.name, intf: v.iface, vrid: String(v.vrid), ip_address: ip }, num);
     }
   }
@@ -331,6 +431,43 @@ function healthMetrics(reg: Registry, st: DaemonStatus): void {
   }
 }
 
+/** The VIPs' BGP announcement (daemon/bgp.ts): per VIP and per BIRD session. */
+function bgpMetrics(reg: Registry, st: DaemonStatus): void {
+  const b = st.bgp;
+  if (b === undefined) return;
+  const vip = gauge(
+    reg,
+    "tsvs_bgp_vip_announced",
+    "Whether the VIP is announced over BGP now (1) or withdrawn (0): quorum of its services.",
+    ["vip"],
+  );
+  const changes = counter(
+    reg,
+    "tsvs_bgp_vip_changes_total",
+    "Announcements and withdrawals of the VIP since the daemon started.",
+    ["vip"],
+  );
+  const session = gauge(
+    reg,
+    "tsvs_bgp_session_established",
+    "BIRD's BGP session with the neighbour: 1 Established, 0 otherwise.",
+    ["neighbor"],
+  );
+  const bird = gauge(reg, "tsvs_bgp_bird_up", "Whether BIRD answers on its control socket.");
+  const liveness = gauge(
+    reg,
+    "tsvs_bgp_liveness_up",
+    "Whether the liveness device the VIP routes need is up.",
+  );
+  for (const v of b.vips) {
+    vip.set({ vip: v.vip }, v.announced ? 1 : 0);
+    changes.inc({ vip: v.vip }, v.changes);
+  }
+  for (const s of b.sessions) session.set({ neighbor: s.neighbor }, s.info.startsWith("Established") ? 1 : 0);
+  bird.set(b.bird.reachable ? 1 : 0);
+  liveness.set(b.liveness.up ? 1 : 0);
+}
+
 /** A fresh registry holding one scrape's metrics (prom-client's text via `registry.metrics()`). */
 export function buildMetrics(table: TableSnapshot, status: DaemonStatus): Registry {
   const reg = new Registry();
@@ -339,6 +476,7 @@ export function buildMetrics(table: TableSnapshot, status: DaemonStatus): Regist
   haMetrics(reg, status);
   keepalivedMetrics(reg, status);
   healthMetrics(reg, status);
+  bgpMetrics(reg, status);
   return reg;
 }
 

@@ -13,7 +13,17 @@ const ipv4: Schema = { type: "string", pattern: "^\\d{1,3}(\\.\\d{1,3}){3}$" };
 /** IPv6 text: taken in any form inet_pton accepts, answered in the form inet_ntop prints. */
 const ipv6: Schema = { type: "string", pattern: "^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$" };
 const inet: Schema = { anyOf: [ipv4, ipv6] };
+/** explain's persistence granularity: IPv4 dotted, IPv6 a prefix length as text ("64"). */
+const explainMask: Schema = { anyOf: [ipv4, { type: "string", pattern: "^\\d{1,3}$" }] };
+
 const family: Schema = { enum: [4, 6], description: "the address family: 4 IPv4, 6 IPv6" };
+/** DPVS's --proxy-protocol; UDP services are refused (docs/daemon.md). */
+const PROXY_PROTOCOL: Schema = {
+  enum: ["disable", "v1", "v2", "v1-insecure", "v2-insecure"],
+  description: "FULLNAT: the client's address in a PROXY protocol header (TCP) instead of TOA",
+};
+/** DPVS's --synproxy: SYN cookies for a TCP service with NAT/FULLNAT real servers (docs/synproxy.md). */
+const SYNPROXY: Schema = { type: "boolean" };
 /** Persistence granularity: an IPv4 service's dotted mask, an IPv6 service's prefix length. */
 const netmask: Schema = {
   anyOf: [ipv4, int(1, 128)],
@@ -92,9 +102,54 @@ const schemas: Record<string, Schema> = {
     schedFlags: int(),
     flags: { ...int(), description: "SVC_F_* bits" },
     peName: str,
+    proxyProtocol: PROXY_PROTOCOL,
+    synproxy: SYNPROXY,
     stats: ref("Stats"),
     destinations: { type: "array", items: ref("Destination") },
+    deny: {
+      type: "array",
+      items: ref("AclRule"),
+      description: "the deny list (DPVS's blacklist), in the order added",
+    },
+    allow: {
+      type: "array",
+      items: ref("AclRule"),
+      description: "the allow list (DPVS's whitelist); empty: every source",
+    },
+    notAllowed: { ...int(), description: "new connections the allow list refused" },
+    connLimit: { anyOf: [ref("ConnLimit"), { type: "null" }] },
   }),
+  AclRule: obj({
+    rule: { type: "string", description: "ADDR or ADDR/LEN, canonical" },
+    hits: { ...int(), description: "new connections this rule matched (longest match)" },
+  }),
+  ConnLimit: obj({
+    rate: { ...int(), description: "new connections a second per source prefix" },
+    burst: int(1),
+    prefix4: int(1, 32),
+    prefix6: int(1, 128),
+    limited: { ...int(), description: "new connections refused" },
+  }),
+  AclChange: {
+    type: "object",
+    additionalProperties: false,
+    description: "a list given replaces the service's (one atomic batch); a list left out stays",
+    properties: {
+      deny: { type: "array", items: { type: "string", maxLength: 64 } },
+      allow: { type: "array", items: { type: "string", maxLength: 64 } },
+    },
+  },
+  ConnLimitChange: {
+    type: "object",
+    additionalProperties: false,
+    required: ["rate"],
+    properties: {
+      rate: { ...int(0, 1e9), description: "0 turns the limit off" },
+      burst: { ...int(1, 1e9), description: "default: the rate" },
+      prefix4: { ...int(1, 32), description: "default 32" },
+      prefix6: { ...int(1, 128), description: "default 64" },
+    },
+  },
   ServiceList: obj({ services: { type: "array", items: ref("Service") } }),
   DestinationList: obj({ destinations: { type: "array", items: ref("Destination") } }),
   NewService: {
@@ -111,6 +166,8 @@ const schemas: Record<string, Schema> = {
           onePacket: { type: "boolean" },
           schedFlags: int(),
           peName: str,
+          proxyProtocol: PROXY_PROTOCOL,
+          synproxy: SYNPROXY,
         },
         ["protocol", "address", "port"],
       ),
@@ -124,6 +181,8 @@ const schemas: Record<string, Schema> = {
           onePacket: { type: "boolean" },
           schedFlags: int(),
           peName: str,
+          proxyProtocol: PROXY_PROTOCOL,
+          synproxy: SYNPROXY,
         },
         ["fwmark"],
       ),
@@ -137,6 +196,8 @@ const schemas: Record<string, Schema> = {
       onePacket: { type: "boolean" },
       schedFlags: int(),
       peName: str,
+      proxyProtocol: PROXY_PROTOCOL,
+      synproxy: SYNPROXY,
     },
     [],
   ),
@@ -217,6 +278,15 @@ const schemas: Record<string, Schema> = {
         description: "the vrrp_scripts VRRP instances track",
       },
       sync: { type: "array", items: { type: "object" }, description: "connection sync daemons" },
+      bgp: {
+        type: "object",
+        description: "the VIPs' BGP announcement through BIRD, its sessions (docs/scale-out.md)",
+      },
+      defense: {
+        type: "object",
+        description:
+          "the defence against table exhaustion: modes, availmem/amemthresh, entries and packets dropped",
+      },
       config: {
         type: "object",
         description: "--config: the file, its reloads, every checked real server's health",
@@ -280,7 +350,7 @@ function explainSchemas(): Record<string, Schema> {
           name: str,
           matchedBy: { enum: ["fwmark", "address and port", "port 0"] },
           scheduler: str,
-          persistent: nullable(obj({ timeoutS: int(), netmask: ipv4 })),
+          persistent: nullable(obj({ timeoutS: int(), netmask: explainMask })),
           flags: { type: "array", items: str },
         }),
       ),
@@ -298,8 +368,8 @@ function explainSchemas(): Record<string, Schema> {
       template: nullable(
         obj({
           key: str,
-          client: ipv4,
-          netmask: ipv4,
+          client: inet,
+          netmask: explainMask,
           status: { enum: ["exists", "unfit", "new"] },
           destination: nullable(str),
           expiresMs: num,
@@ -319,7 +389,7 @@ function explainSchemas(): Record<string, Schema> {
       ),
       destination: nullable(
         obj({
-          address: ipv4,
+          address: inet,
           port: int(0, 65535),
           forward: method,
           weight: int(0, 65535),
@@ -333,7 +403,7 @@ function explainSchemas(): Record<string, Schema> {
           ipvsadm: str,
           src: str,
           dst: str,
-          outer: nullable(obj({ src: str, dst: str })),
+          outer: nullable(obj({ src: str, dst: str, kind: str })),
           iface: nullable(str),
           nexthop: nullable(str),
           mac: nullable(str),
@@ -405,6 +475,46 @@ function servicePaths(prefix: string, params: Schema[]): Record<string, Schema> 
         summary: "zero the service's counters (ipvsadm -Z -t …)",
         security: secured,
         responses: { 200: answer("zeroed", ref("Zeroed")), 400: E400, 401: E401, 404: E404, 503: E503 },
+      },
+    },
+    [`${svc}/acl`]: {
+      parameters: params,
+      put: {
+        summary: "replace the service's deny and/or allow list (ipvsadm -U/-V, -O/-Y; docs/acl.md)",
+        security: secured,
+        requestBody: { required: true, ...json(ref("AclChange")) },
+        responses: {
+          200: answer(
+            "the lists as changed",
+            obj({
+              deny: { type: "array", items: ref("AclRule") },
+              allow: { type: "array", items: ref("AclRule") },
+              notAllowed: int(),
+            }),
+          ),
+          400: E400,
+          401: E401,
+          404: E404,
+          503: E503,
+        },
+      },
+    },
+    [`${svc}/conn-limit`]: {
+      parameters: params,
+      put: {
+        summary: "set the per-source new-connection rate limit (ipvsadm --conn-limit; docs/acl.md)",
+        security: secured,
+        requestBody: { required: true, ...json(ref("ConnLimitChange")) },
+        responses: {
+          200: answer(
+            "the limit as set",
+            obj({ connLimit: { anyOf: [ref("ConnLimit"), { type: "null" }] } }),
+          ),
+          400: E400,
+          401: E401,
+          404: E404,
+          503: E503,
+        },
       },
     },
     [`${svc}/destinations`]: {
@@ -555,11 +665,11 @@ export function openApiDocument(): Schema {
               name: "vip",
               in: "query",
               required: true,
-              schema: ipv4,
-              description: "the packet's destination",
+              schema: inet,
+              description: "the packet's destination (IPv4, or IPv6 with an IPv6 client)",
             },
             { name: "port", in: "query", required: true, schema: int(0, 65535) },
-            { name: "client", in: "query", required: true, schema: ipv4, description: "the packet's source" },
+            { name: "client", in: "query", required: true, schema: inet, description: "the packet's source" },
             { name: "cport", in: "query", required: true, schema: int(0, 65535) },
             {
               name: "fwmark",

@@ -19,10 +19,12 @@ export type WorkerRequest =
   | { type: "fwmark"; action: FwmarkAction; rule?: string }
   | ({ type: "host" } & HostUpdate)
   /** `tsvs explain`, asked of the one worker the client's packets reach (answered as a "result"). */
-  | { type: "explain"; query: ExplainQuery };
+  | { type: "explain"; query: ExplainQuery }
+  /** A sync daemon runs or none does any more (answered as a "result"). */
+  | { type: "sync-state"; running: boolean };
 
 /** What the main thread tells a worker without waiting for an answer (VRRP, connection sync). */
-export type WorkerNotice = Extract<ToWorker, { type: "vrrp" | "sync-master" | "sync-in" }>;
+export type WorkerNotice = Extract<ToWorker, { type: "vrrp" | "sync-master" | "sync-in" | "sync-refresh" }>;
 
 interface WorkerHandle {
   index: number;
@@ -36,6 +38,9 @@ interface WorkerHandle {
 
 /** How long a worker may take to leave its loop before it is terminated. */
 const STOP_GRACE_MS = 2000;
+
+/** The data-plane worker's young generation (semi-spaces and the large-object part), MiB. */
+const WORKER_YOUNG_GEN_MB = 8;
 
 export class WorkerPool {
   private readonly handles: WorkerHandle[] = [];
@@ -115,6 +120,9 @@ export class WorkerPool {
     const worker = new Worker(new URL("./worker.js", import.meta.url), {
       workerData: { ...init, port: port2, tsvsWorker: true },
       transferList: [port2],
+      // The data path allocates nothing per packet, so a small young generation costs it nothing;
+      // V8's default (48 MiB) would fill with the warm-up's garbage and stay in the RSS.
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB },
     });
     let readyResolve: (g: Guard) => void = () => {};
     let fatal: (e: Error) => void = () => {};

@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { type ControlCommand, parseCommands, parseSysctlArg, type SysctlValue } from "../control/commands.js";
 import type { TableSnapshot } from "../control/snapshot.js";
 import type { SyncDaemonStatus } from "../control/sync.js";
-import { parseIPv4 } from "../core/addr.js";
+import { canonicalIPv6, parseIPv4 } from "../core/addr.js";
 import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
 import type { Explanation } from "../core/explain.js";
+import type { BgpStatus } from "./bgp.js";
 import type { HealthRow } from "./config-runner.js";
 import type { VrrpInstanceStatus, VrrpScriptStatus } from "./vrrp.js";
 
@@ -38,7 +39,8 @@ export type Request =
 
 /**
  * `tsvs explain` (docs/explain.md): what the director would do with the first packet of a
- * connection from client:cport to vip:port, read from the live tables without changing them.
+ * connection from client:cport to vip:port, read from the live tables without changing them. vip
+ * and client are both IPv4 or both IPv6 (any form inet_pton takes; the answer prints inet_ntop's).
  * fwmark: the mark the packet carries (as if the mangle table set it); absent: tsvs's rules decide.
  */
 export interface ExplainRequest {
@@ -62,6 +64,10 @@ export interface ExplainAnswer extends Explanation {
 
 export interface IfaceStatus {
   name: string;
+  /** The backend serving it: mmsg, ring, xdp-native, xdp-generic (…-zerocopy). */
+  io?: string;
+  /** AF_XDP sockets' XDP_STATISTICS (rxDropped, rxRingFull, rxFillRingEmpty…), summed over queues. */
+  xdp?: Record<string, number>;
   ifindex: number;
   mac: string;
   mtu: number;
@@ -90,6 +96,28 @@ export interface WorkerStatus {
   connections: number;
   counters: Record<string, number>;
   drops: Record<string, number>;
+  /** The defence against table exhaustion (core/defense.ts; docs/daemon.md). */
+  defense?: DefenseStatus;
+}
+
+/**
+ * The defence strategies' current modes (0 off, 1 auto idle, 2 auto active, 3 always) and what
+ * drives them: availmem against amemthresh, in pages. With several workers: the lowest availmem,
+ * the highest modes, the counters summed.
+ */
+export interface DefenseStatus {
+  dropEntry: number;
+  dropPacket: number;
+  secureTcp: number;
+  availmem: number;
+  amemthresh: number;
+  /** drop_packet drops 1 packet in this many that would create a connection (0: none). */
+  dropRate: number;
+  /** The TCP transitions in use are tcp_states_dos. */
+  secureTcpTable: boolean;
+  /** Entries drop_entry removed; packets drop_packet dropped. */
+  entriesDropped: number;
+  packetsDropped: number;
 }
 
 export interface DaemonStatus extends WorkerStatus {
@@ -107,6 +135,8 @@ export interface DaemonStatus extends WorkerStatus {
   vrrpScripts?: VrrpScriptStatus[];
   /** The connection sync daemons running (ipvsadm --start-daemon, lvs_sync_daemon). */
   sync?: SyncDaemonStatus[];
+  /** The VIPs' BGP announcement through BIRD: each VIP's state and why, BIRD's sessions. */
+  bgp?: BgpStatus;
   /** With --config: the file, its reloads, and every checked real server's health. */
   config?: {
     file: string;
@@ -162,6 +192,8 @@ export type Response =
   /** Master first, then backup; empty when none runs. */
   | { daemons: SyncDaemonStatus[] }
   | { explain: ExplainAnswer }
+  /** A worker to the main thread only, never on the socket: explain this flow on worker N (it owns it). */
+  | { explainAt: number }
   | { error: string };
 
 /** Validates one request line; returns the request or the reason it is refused. */
@@ -227,6 +259,11 @@ export function parseRequest(line: string): Request | { error: string } {
   }
 }
 
+/** An address of explain: a dotted quad as it is, IPv6 as inet_ntop writes it; null when neither. */
+function explainAddr(s: string): string | null {
+  return s.includes(":") ? canonicalIPv6(s) : parseIPv4(s) !== null ? s : null;
+}
+
 const isPort = (v: unknown): v is number =>
   Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535;
 
@@ -234,18 +271,20 @@ function parseExplain(o: Record<string, unknown>): ExplainRequest | { error: str
   const proto = o.proto;
   if (proto !== "tcp" && proto !== "udp" && proto !== "sctp")
     return { error: "explain: proto must be tcp, udp or sctp" };
-  if (typeof o.vip !== "string" || parseIPv4(o.vip) === null)
-    return { error: "explain: vip must be an IPv4 address" };
-  if (typeof o.client !== "string" || parseIPv4(o.client) === null)
-    return { error: "explain: client must be an IPv4 address" };
+  const vip = typeof o.vip === "string" ? explainAddr(o.vip) : null;
+  if (vip === null) return { error: "explain: vip must be an IPv4 or IPv6 address" };
+  const client = typeof o.client === "string" ? explainAddr(o.client) : null;
+  if (client === null) return { error: "explain: client must be an IPv4 or IPv6 address" };
+  if (vip.includes(":") !== client.includes(":"))
+    return { error: "explain: vip and client must be of one family (NAT64 is a service's, not a packet's)" };
   if (!isPort(o.port)) return { error: "explain: port must be an integer 0..65535" };
   if (!isPort(o.cport)) return { error: "explain: cport must be an integer 0..65535" };
   const req: ExplainRequest = {
     op: "explain",
     proto,
-    vip: o.vip,
+    vip,
     port: o.port,
-    client: o.client,
+    client,
     cport: o.cport,
   };
   if (o.fwmark !== undefined) {

@@ -5,12 +5,13 @@
 import type { Logger } from "pino";
 import { type ControlCommand, isSyncDaemonCommand } from "../control/commands.js";
 import { mergeTables } from "../control/snapshot.js";
-import { parseIPv4 } from "../core/addr.js";
+import { ipv6TextWords, parseIPv4 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
 import type { ExplainQuery } from "../core/explain.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../core/packet/flow.js";
 import { IPPROTO_SCTP } from "../core/sched/util.js";
-import { fanoutHash } from "../io/bpf.js";
+import { fanoutHash, fanoutHash6 } from "../io/bpf.js";
+import type { BgpAnnouncer } from "./bgp.js";
 import type { DaemonConfig } from "./config-runner.js";
 import type { HostFollower } from "./follow.js";
 import { NFT_FAMILY, NFT_TABLE, type NftGuard } from "./nft.js";
@@ -41,6 +42,8 @@ export interface RequestContext {
   sync?: SyncDaemons;
   /** The file's VRRP instances, once running. */
   vrrp?: () => VrrpRunner | null;
+  /** The VIPs' BGP announcement (bgp section or --bgp), once running. */
+  bgp?: () => BgpAnnouncer | null;
 }
 
 const STOPPED: Response = { error: "the data plane stopped" };
@@ -76,13 +79,18 @@ const EXPLAIN_PROTO = { tcp: IPPROTO_TCP, udp: IPPROTO_UDP, sctp: IPPROTO_SCTP }
 
 /** The request as the core takes it (parseRequest checked the addresses already). */
 export function explainQuery(req: ExplainRequest): ExplainQuery {
+  const v6 = req.vip.includes(":");
   const q: ExplainQuery = {
     proto: EXPLAIN_PROTO[req.proto],
-    vaddr: parseIPv4(req.vip) ?? 0,
+    vaddr: v6 ? 0 : (parseIPv4(req.vip) ?? 0),
     vport: req.port,
-    caddr: parseIPv4(req.client) ?? 0,
+    caddr: v6 ? 0 : (parseIPv4(req.client) ?? 0),
     cport: req.cport,
   };
+  if (v6) {
+    q.vaddr6 = req.vip;
+    q.caddr6 = req.client;
+  }
   if (req.fwmark !== undefined) q.fwmark = req.fwmark;
   return q;
 }
@@ -90,10 +98,14 @@ export function explainQuery(req: ExplainRequest): ExplainQuery {
 /**
  * Which worker a client's packets reach: the fanout program hashes the source address of a request
  * (io/bpf.ts compileFanoutProgram; the kernel's fanout_demux_bpf takes it modulo the group), the
- * worker that then schedules with its own state (rr cursors, lblc tables, twos' generator).
+ * worker that then schedules with its own state (rr cursors, lblc tables, twos' generator). An
+ * IPv6 client by the fold of its words (fanoutHash6); the worker asked names worker 0 instead when
+ * the program could not spread IPv6 (worker.ts explainOwner).
  */
-export function explainWorker(caddr: number, workers: number): number {
-  return workers > 1 ? fanoutHash(caddr) % workers : 0;
+export function explainWorker(q: ExplainQuery, workers: number): number {
+  if (workers <= 1) return 0;
+  const c6 = q.caddr6 !== undefined ? ipv6TextWords(q.caddr6) : null;
+  return (c6 !== null ? fanoutHash6(c6) : fanoutHash(q.caddr)) % workers;
 }
 
 /** `explain`: asked of the worker that would own the flow, the only one whose state decides. */
@@ -101,7 +113,10 @@ async function explain(ctx: RequestContext, req: ExplainRequest): Promise<Respon
   const q = explainQuery(req);
   let m: Awaited<ReturnType<WorkerPool["askOne"]>>;
   try {
-    m = await ctx.pool.askOne(explainWorker(q.caddr, ctx.pool.size), { type: "explain", query: q });
+    m = await ctx.pool.askOne(explainWorker(q, ctx.pool.size), { type: "explain", query: q });
+    // The worker knows the fanout program's IPv6 exceptions: it names the owner when not itself.
+    const r = m.type === "result" ? m.response : null;
+    if (r !== null && "explainAt" in r) m = await ctx.pool.askOne(r.explainAt, { type: "explain", query: q });
   } catch {
     return STOPPED;
   }
@@ -212,6 +227,8 @@ async function status(ctx: RequestContext): Promise<Response> {
     out.vrrpScripts = vrrp.scriptStatus();
   }
   if (ctx.sync !== undefined) out.sync = ctx.sync.list();
+  const bgp = ctx.bgp?.() ?? null;
+  if (bgp !== null) out.bgp = bgp.status();
   return { status: out };
 }
 
@@ -228,6 +245,18 @@ export function mergeStatus(sts: readonly WorkerStatus[]): WorkerStatus {
       if (k !== "workers") base.counters[k] = (base.counters[k] ?? 0) + v;
     }
     for (const [k, v] of Object.entries(st.drops)) base.drops[k] = (base.drops[k] ?? 0) + v;
+    const bd = base.defense;
+    const d = st.defense;
+    if (bd !== undefined && d !== undefined) {
+      bd.dropEntry = Math.max(bd.dropEntry, d.dropEntry);
+      bd.dropPacket = Math.max(bd.dropPacket, d.dropPacket);
+      bd.secureTcp = Math.max(bd.secureTcp, d.secureTcp);
+      bd.availmem = Math.min(bd.availmem, d.availmem);
+      bd.dropRate = Math.max(bd.dropRate, d.dropRate);
+      bd.secureTcpTable ||= d.secureTcpTable;
+      bd.entriesDropped += d.entriesDropped;
+      bd.packetsDropped += d.packetsDropped;
+    }
     for (const ifs of st.interfaces) {
       // By ifindex: a worker that could not open one interface's socket lists one fewer.
       const b = base.interfaces.find((x) => x.ifindex === ifs.ifindex);

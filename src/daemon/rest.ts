@@ -9,7 +9,7 @@
 // loopback; compared in constant time. Errors are `{ error: { code: "TSVS_ERR_…", message } }`.
 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, closeSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
@@ -31,18 +31,22 @@ import {
   inetFields,
   serviceSpec,
 } from "../control/spec.js";
+import { parseAclPrefix } from "../core/acl.js";
 import { formatIPv4, parseIPv4 } from "../core/addr.js";
 import type { ConnView, ServiceKey } from "../core/ctl-types.js";
 import { Fwd } from "../core/dest.js";
 import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
+import { PP_NAMES } from "../core/packet/proxy-proto.js";
 import {
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
   SVC_F_SCHED1,
   SVC_F_SCHED2,
   SVC_F_SCHED3,
+  SVC_F_SYNPROXY,
 } from "../core/service.js";
 import { openApiDocument } from "./openapi.js";
+import { looseFile } from "./privileges.js";
 import {
   type DaemonStatus,
   type ExplainAnswer,
@@ -82,7 +86,8 @@ export function isLoopback(host: string): boolean {
  * The bearer token: FILE's first line when given (--http-token-file), else `<control dir>/http.token`,
  * created at first start with 32 random bytes (hex) and mode 0600, read when it exists (a crashed
  * daemon's). `created`: this call made the file (the endpoint removes it when it closes, so that the
- * control socket's directory goes with the daemon, as control.ts intends).
+ * control socket's directory goes with the daemon, as control.ts intends). A token file that is not
+ * the daemon user's own, or that others may read or write, is refused (privileges.ts looseFile).
  */
 export function loadToken(control: string, file?: string): { token: string; file: string; created: boolean } {
   const path = file ?? join(dirname(control), TOKEN_FILE);
@@ -99,9 +104,11 @@ export function loadToken(control: string, file?: string): { token: string; file
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
     }
   }
+  // A token others could read is known to them: refused, never quietly tightened.
+  const loose = looseFile(path);
+  if (loose !== null) throw new Error(loose);
   const token = readFileSync(path, "utf8").split("\n")[0].trim();
   if (token.length < 16) throw new Error(`${path}: the token must have at least 16 characters`);
   return { token, file: path, created };
@@ -179,8 +186,15 @@ function serviceOut(s: ServiceSnapshot): Record<string, unknown> {
     schedFlags: s.flags & SCHED_FLAGS,
     flags: s.flags,
     peName: s.peName,
+    proxyProtocol: s.proxyProtocol ?? "disable",
+    synproxy: (s.flags & SVC_F_SYNPROXY) !== 0,
     stats: statsOut(s.stats),
     destinations: s.dests.map(destOut),
+    // Access lists and the per-source rate limit (docs/acl.md).
+    deny: (s.deny ?? []).map((r) => ({ ...r })),
+    allow: (s.allow ?? []).map((r) => ({ ...r })),
+    notAllowed: s.notAllowed ?? 0,
+    connLimit: s.connLimit === undefined ? null : { ...s.connLimit },
   };
 }
 
@@ -220,7 +234,17 @@ const serviceOptions = {
     .refine((f) => (f & ~SCHED_FLAGS) === 0, { message: "only the scheduler flags 8, 16, 32" })
     .optional(),
   peName: z.string().max(16).optional(),
+  proxyProtocol: z.enum(PP_NAMES).optional(),
+  synproxy: z.boolean().optional(),
 };
+const aclRules = z.array(z.string().max(64)).max(1_000_000);
+const aclBody = z.strictObject({ deny: aclRules.optional(), allow: aclRules.optional() });
+const connLimitBody = z.strictObject({
+  rate: z.number().int().min(0).max(1e9),
+  burst: z.number().int().min(1).max(1e9).optional(),
+  prefix4: z.number().int().min(1).max(32).optional(),
+  prefix6: z.number().int().min(1).max(128).optional(),
+});
 const newAddrService = z.strictObject({
   protocol: z.enum(["tcp", "udp", "sctp"]),
   family: family.optional(),
@@ -276,11 +300,13 @@ function statusOf(code: string): number {
     case "TSVS_ERR_SERVICE_NOT_DEFINED":
     case "TSVS_ERR_NO_DEST":
     case "TSVS_ERR_NO_LADDR":
+    case "TSVS_ERR_NO_ACL":
     case "TSVS_ERR_NO_DAEMON":
       return 404;
     case "TSVS_ERR_SERVICE_EXISTS":
     case "TSVS_ERR_DEST_EXISTS":
     case "TSVS_ERR_LADDR_EXISTS":
+    case "TSVS_ERR_ACL_EXISTS":
     case "TSVS_ERR_DAEMON_EXISTS":
       return 409;
     case "TSVS_ERR_INVALID":
@@ -603,6 +629,8 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
                 onePacket: b.onePacket ?? (cur.flags & SVC_F_ONEPACKET) !== 0,
                 schedFlags: b.schedFlags ?? cur.flags & SCHED_FLAGS,
                 peName: b.peName ?? cur.peName,
+                proxyProtocol: b.proxyProtocol ?? cur.proxyProtocol,
+                synproxy: b.synproxy ?? (cur.flags & SVC_F_SYNPROXY) !== 0,
               }),
             );
             await apply([{ op: "edit-service", svc }]);
@@ -622,6 +650,49 @@ export async function registerRest(app: FastifyInstance, o: RestOptions): Promis
             const k = key(req);
             await apply([{ op: "zero", key: k }]);
             return { zeroed: serviceKeyPath(k) };
+          }),
+        );
+
+        // The access lists as a whole (docs/acl.md): a list given replaces the service's, one atomic
+        // batch of del-acl/add-acl (ipvsadm -V/-U, -Y/-O); a list left out stays.
+        api.put(`${svcPath}/acl`, async (req) =>
+          serial(async () => {
+            const k = key(req);
+            const b = parseBody(aclBody, req.body);
+            const cur = await findService(k);
+            const cmds: ControlCommand[] = [];
+            for (const list of ["deny", "allow"] as const) {
+              const want = b[list];
+              if (want === undefined) continue;
+              const next = new Set<string>();
+              want.forEach((t, i) => {
+                const p = parseAclPrefix(t);
+                if (typeof p === "string") throw new RestError(400, "TSVS_ERR_INVALID", `${list}.${i}: ${p}`);
+                next.add(p.text);
+              });
+              const had = new Set((cur[list] ?? []).map((r) => r.rule));
+              for (const rule of had) if (!next.has(rule)) cmds.push({ op: "del-acl", key: k, list, rule });
+              for (const rule of next) if (!had.has(rule)) cmds.push({ op: "add-acl", key: k, list, rule });
+            }
+            if (cmds.length > 0) await apply(cmds);
+            const s = serviceOut(await findService(k));
+            return { deny: s.deny, allow: s.allow, notAllowed: s.notAllowed };
+          }),
+        );
+
+        // The per-source new-connection rate limit (ipvsadm --conn-limit); rate 0 turns it off.
+        api.put(`${svcPath}/conn-limit`, async (req) =>
+          serial(async () => {
+            const k = key(req);
+            const b = parseBody(connLimitBody, req.body);
+            const limit = {
+              rate: b.rate,
+              burst: b.burst ?? Math.max(1, b.rate),
+              prefix4: b.prefix4 ?? 32,
+              prefix6: b.prefix6 ?? 64,
+            };
+            await apply([{ op: "set-conn-limit", key: k, limit }]);
+            return { connLimit: serviceOut(await findService(k)).connLimit };
           }),
         );
 
@@ -726,6 +797,8 @@ function serviceDesc(
   onePacket?: boolean;
   schedFlags?: number;
   peName?: string;
+  proxyProtocol?: string;
+  synproxy?: boolean;
 } {
   return {
     scheduler: b.scheduler,
@@ -734,6 +807,8 @@ function serviceDesc(
     onePacket: b.onePacket,
     schedFlags: b.schedFlags,
     peName: b.peName,
+    proxyProtocol: b.proxyProtocol,
+    synproxy: b.synproxy,
   };
 }
 

@@ -2,6 +2,13 @@
 // workers), an ARP-only twin per interface with several workers (so that every worker's neighbour
 // cache sees every ARP reply: the fanout would give each reply to one worker), the pollfd array
 // over all of them, and the set following the host as interfaces come and go.
+//
+// With --io xdp an interface gets instead an XDP program and one AF_XDP socket per rx queue, all in
+// the worker's UMEM (src/io/xdp.ts), plus an ARP/NDP packet socket: the program passes ARP and NDP
+// for the director's own addresses to the kernel, and the engine needs its copy of the replies to
+// its own requests (a redirect cannot clone). Where the program cannot be attached, or the daemon
+// runs several workers (no fanout over XDP sockets yet), the interface gets an mmsg socket and the
+// reason is kept in `fallbacks` for the worker to log.
 
 import type { IfaceConfig } from "../core/route.js";
 import { openPacketSocket } from "../io/afpacket.js";
@@ -19,6 +26,8 @@ import {
   SOL_SOCKET,
 } from "../io/libc.js";
 import { openRingSocket } from "../io/ring.js";
+import { Umem, XdpLink } from "../io/xdp.js";
+import { createXskMap, XdpSets, type XdpSetsSpec } from "../io/xdp-prog.js";
 import type { HostApplied, HostUpdate } from "./worker.js";
 
 export interface SocketSetOptions {
@@ -32,6 +41,25 @@ export interface SocketSetOptions {
   fanoutGroup: number;
   /** Every LIP, in order (LIP k belongs to worker k % workers): the first fanout program. */
   lips: readonly number[];
+  /**
+   * --io xdp: UMEM frames of the worker. Default 16384 of 2 KiB (32 MiB, pinned), 4 KiB frames
+   * (64 MiB) when the first interface's MTU is above 1500.
+   */
+  xdpFrames?: number;
+}
+
+/** Frames of the ARP/NDP socket beside a data socket: ARP and NDP only, never an aggregate. */
+function arpOnlySocket(name: string): FrameIo {
+  const a = openPacketSocket(name, { batch: 16, rcvbuf: 0, sndbuf: 0, vnetHdr: false });
+  try {
+    a.attachFilter(
+      compileOwnedFilter({ owned: [], locals: [], rips: [], ipv4: false, snaplen: 2048, allArp: true }),
+    );
+  } catch (e) {
+    a.close();
+    throw e;
+  }
+  return a;
 }
 
 /** A link that went down raises a pending socket error poll(2) reports until it is read. */
@@ -46,8 +74,20 @@ function clearSocketError(fd: number): void {
 export class SocketSet {
   /** The data sockets, one per served interface. */
   readonly sockets: FrameIo[] = [];
-  /** Per data socket, its ARP-only twin (several workers only). */
-  private readonly arpSockets: FrameIo[] = [];
+  /**
+   * Per data socket, the sockets that receive beside it: the ARP-only twin (several workers), or
+   * with XDP the sockets of the other rx queues and the ARP/NDP socket.
+   */
+  private readonly extras: FrameIo[][] = [];
+  /** Per data socket: its XDP program and sockets, or null (a packet socket). */
+  private readonly links: (XdpLink | null)[] = [];
+  /** Per data socket: the backend that serves it (`mmsg`, `ring`, `xdp-native`, `xdp-generic`). */
+  readonly backends: string[] = [];
+  /** Interfaces that asked for XDP and got mmsg instead, and why (the worker logs and clears them). */
+  readonly fallbacks: { name: string; reason: string }[] = [];
+  private umem: Umem | null = null;
+  private xdpSets: XdpSets | null = null;
+  private xdpSpec: XdpSetsSpec | null = null;
   /** Per data socket: the interface as last given, and the kernel drops counted so far. */
   readonly configs: IfaceConfig[] = [];
   readonly kernelDrops: number[] = [];
@@ -83,6 +123,18 @@ export class SocketSet {
   /** One interface's sockets; `group` its fanout group offset. */
   private open(c: IfaceConfig, group: number): void {
     const o = this.opts;
+    if (o.io === "xdp") {
+      let reason = "several workers: the XDP backend serves one worker so far";
+      if (o.workers <= 1) {
+        try {
+          this.openXdp(c);
+          return;
+        } catch (e) {
+          reason = e instanceof Error ? (e.message.split("\n")[0] ?? e.message) : String(e);
+        }
+      }
+      this.fallbacks.push({ name: c.name, reason });
+    }
     const rx = o.rxKib;
     const s =
       o.io === "ring"
@@ -100,10 +152,8 @@ export class SocketSet {
             qdiscBypass: o.qdiscBypass,
             rcvbuf: rx === undefined ? undefined : rx * 1024,
           });
-    this.sockets.push(s);
-    this.configs.push(c);
-    this.kernelDrops.push(0);
-    this.byIfindex[s.ifindex] = s;
+    const extra: FrameIo[] = [];
+    this.push(c, s, extra, null, o.io === "ring" ? "ring" : "mmsg");
     if (o.workers <= 1) return;
     joinFanout(
       s.fd,
@@ -112,11 +162,76 @@ export class SocketSet {
       compileFanoutProgram({ lips: o.lips.map((a, i) => ({ addr: a, worker: i % o.workers })), rips: [] }),
     );
     // Never sends and never sees an aggregate: plain 2 KiB slots.
-    const a = openPacketSocket(c.name, { batch: 16, rcvbuf: 0, sndbuf: 0, vnetHdr: false });
-    this.arpSockets.push(a);
-    a.attachFilter(
-      compileOwnedFilter({ owned: [], locals: [], rips: [], ipv4: false, snaplen: 2048, allArp: true }),
-    );
+    extra.push(arpOnlySocket(c.name));
+  }
+
+  private push(c: IfaceConfig, s: FrameIo, extra: FrameIo[], link: XdpLink | null, backend: string): void {
+    this.sockets.push(s);
+    this.extras.push(extra);
+    this.links.push(link);
+    this.backends.push(backend);
+    this.configs.push(c);
+    this.kernelDrops.push(0);
+    this.byIfindex[s.ifindex] = s;
+  }
+
+  /** The interface on AF_XDP: program, one socket per rx queue, and the ARP/NDP packet socket. */
+  private openXdp(c: IfaceConfig): void {
+    if (this.umem === null) {
+      const size = c.mtu <= 1500 ? 2048 : 4096;
+      this.umem = new Umem(this.opts.xdpFrames ?? 16384, size);
+    }
+    if (this.xdpSets === null) {
+      this.xdpSets = new XdpSets();
+      if (this.xdpSpec !== null) this.xdpSets.update(this.xdpSpec);
+    }
+    const sets = this.xdpSets;
+    const link = XdpLink.open(c.name, { program: (x) => sets.program(x) }, createXskMap, this.umem, {
+      batch: this.opts.batch,
+    });
+    let arp: FrameIo;
+    try {
+      arp = arpOnlySocket(c.name);
+    } catch (e) {
+      link.close();
+      throw e;
+    }
+    const [first, ...rest] = link.sockets;
+    this.push(c, first, [...rest, arp], link, `xdp-${link.mode}${first.zeroCopy ? "-zerocopy" : ""}`);
+  }
+
+  /**
+   * The fd that joins link-layer memberships for data socket i: the socket itself, or for an
+   * AF_XDP socket (which has none) the interface's ARP/NDP packet socket.
+   */
+  membershipFd(i: number): number {
+    if (this.links[i] === null) return this.sockets[i].fd;
+    const e = this.extras[i];
+    return e[e.length - 1].fd;
+  }
+
+  /** XDP_STATISTICS of data socket i's queues, summed (undefined for a packet socket). */
+  xdpStatistics(i: number): Record<string, number> | undefined {
+    const link = this.links[i];
+    if (link === null || link === undefined) return undefined;
+    const out: Record<string, number> = {};
+    for (const s of link.sockets)
+      for (const [k, v] of Object.entries(s.xdpStatistics())) out[k] = (out[k] ?? 0) + v;
+    return out;
+  }
+
+  /** The guard's sets for the XDP programs (kept for interfaces opened later). */
+  updateXdp(spec: XdpSetsSpec): void {
+    this.xdpSpec = spec;
+    this.xdpSets?.update(spec);
+  }
+
+  /** Closes data socket i and what belongs to it (not the arrays: the caller splices). */
+  private closeAt(i: number): void {
+    const link = this.links[i];
+    if (link !== null && link !== undefined) link.close();
+    else this.sockets[i].close();
+    for (const e of this.extras[i] ?? []) e.close();
   }
 
   /**
@@ -136,12 +251,8 @@ export class SocketSet {
         continue;
       }
       r.closed.push(s.ifname);
-      s.close();
-      this.arpSockets[i]?.close();
-      if (this.opts.workers > 1) this.arpSockets.splice(i, 1);
-      this.sockets.splice(i, 1);
-      this.configs.splice(i, 1);
-      this.kernelDrops.splice(i, 1);
+      this.closeAt(i);
+      this.spliceFrom(i, 1);
       this.byIfindex[s.ifindex] = undefined;
     }
     for (const { cfg, group } of want.values()) {
@@ -153,10 +264,8 @@ export class SocketSet {
         r.opened.push(cfg.name);
       } catch (e) {
         // Gone again, or not ready: the next host change tries again.
-        for (const s of this.sockets.splice(n)) s.close();
-        for (const s of this.arpSockets.splice(n)) s.close();
-        this.configs.splice(n);
-        this.kernelDrops.splice(n);
+        for (let i = n; i < this.sockets.length; i++) this.closeAt(i);
+        this.spliceFrom(n, this.sockets.length - n);
         this.byIfindex[cfg.ifindex] = undefined;
         r.errors.push({ name: cfg.name, err: e instanceof Error ? e.message : String(e) });
       }
@@ -165,10 +274,15 @@ export class SocketSet {
     return r;
   }
 
+  private spliceFrom(i: number, n: number): void {
+    for (const a of [this.sockets, this.extras, this.links, this.backends, this.configs, this.kernelDrops])
+      a.splice(i, n);
+  }
+
   /** The pollfd array over every receiving socket; every socket readable for the next pass. */
   private rebuildPoll(): void {
     const c = libc();
-    this.rx = [...this.sockets, ...this.arpSockets];
+    this.rx = [...this.sockets, ...this.extras.flat()];
     if (this.pollMem !== null) c.koffi.free(this.pollMem);
     const size = SIZEOF_POLLFD * Math.max(1, this.rx.length);
     this.pollMem = c.koffi.alloc("uint8_t", size);
@@ -215,7 +329,12 @@ export class SocketSet {
   }
 
   close(): void {
-    for (const s of [...this.sockets, ...this.arpSockets]) s.close();
+    for (let i = 0; i < this.sockets.length; i++) this.closeAt(i);
+    this.spliceFrom(0, this.sockets.length);
+    this.xdpSets?.close();
+    this.xdpSets = null;
+    if (this.umem !== null && this.umem.sockets === 0) this.umem.free();
+    this.umem = null;
     if (this.pollMem !== null) libc().koffi.free(this.pollMem);
     this.pollMem = null;
   }

@@ -17,34 +17,68 @@
 //   - unicast_peer: adverts go to each peer's address and MAC instead of the group. A peer's MAC
 //     is learnt from its ARP replies (the socket asks, every PEER_ARP_MS until it knows) and
 //     from the adverts it sends; it follows a peer that changes its hardware
+//   - IPv6 instances (VRRPv3, RFC 5798 §5.1.2): the same socket passes IPv6 next header 112 too
+//     and joins ff02::12's MAC 33:33:00:00:00:12, and a UDP socket joins the group itself, so that
+//     the kernel sends MLD reports (an MLD-snooping switch forwards ff02::12 only to ports that
+//     report it, as keepalived's raw socket does); adverts go from the interface's link-local
+//     address (or unicast_src_ip), hop limit 255, traffic class 0xc0, as keepalived's raw socket
+//     sends them. The workers answer NS for a MASTER's IPv6 addresses (RouteTable.setVrrp6) and
+//     the new master sends keepalived's unsolicited NAs (ndp.ts writeUnsolicitedNa: ff02::1, O,
+//     R when the interface forwards, the target link-layer option) where it sends gratuitous ARPs
+//     for IPv4, with the same repeat and delay timers. An IPv6 unicast peer's MAC comes from its
+//     neighbour advertisements (the socket solicits, every PEER_ARP_MS until it knows) and adverts
+//   - global_defs vrrp_garp_interval / vrrp_gna_interval space the GARPs / NAs of one interface as
+//     keepalived does (vrrp_arp.c, vrrp_ndisc.c, vrrp_arp_thread): one goes at once, the next no
+//     sooner than the interval after it; an address asked for again while it waits is sent once
 
 import { spawn } from "node:child_process";
+import { createSocket, type Socket } from "node:dgram";
 import type { Logger } from "pino";
-import { formatIPv4, readU16, readU32 } from "../core/addr.js";
+import { canonicalIPv6, formatIPv4, formatIPv6, parseIPv6, readU16, readU32 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
 import { ARP_LEN, ARP_SHA, ARP_SPA } from "../core/packet/arp.js";
 import { ETH_HLEN } from "../core/packet/eth.js";
-import { ETH_P_ARP } from "../core/packet/flow.js";
-import type { HaConfig, VrrpInstanceConfig, VrrpScriptConfig, VrrpStateName } from "../core/vrrp/config.js";
+import { ETH_P_ARP, ETH_P_IPV6 } from "../core/packet/flow.js";
+import { NDISC_NEIGHBOUR_ADVERTISEMENT } from "../core/packet/icmpv6.js";
+import { IP6_OK, IPV6_HLEN, Ipv6Walk, ipv6Walk, NEXTHDR_ICMPV6 } from "../core/packet/ipv6.js";
+import {
+  NDP_OK,
+  NdpMsg,
+  ndpParse,
+  UNSOLICITED_NA_FRAME_LEN,
+  writeUnsolicitedNa,
+} from "../core/packet/ndp.js";
+import type {
+  HaConfig,
+  VrrpAddr,
+  VrrpInstanceConfig,
+  VrrpScriptConfig,
+  VrrpStateName,
+} from "../core/vrrp/config.js";
 import { VrrpSyncGroup } from "../core/vrrp/group.js";
 import { VrrpInstance, type VrrpSink } from "../core/vrrp/instance.js";
+import { UpdatePacer } from "../core/vrrp/pacer.js";
 import {
   checkAdvert,
   decodeAdvert,
   multicastMac,
+  multicastMac6,
   parseVrrpFrame,
+  vmac6Of,
   vmacOf,
   writeAdvertFrame,
+  writeAdvertFrame6,
   writeArpRequestFrame,
   writeGarpFrame,
+  writeNsFrame,
 } from "../core/vrrp/packet.js";
 import { openPacketSocket, type PacketSocket } from "../io/afpacket.js";
-import { compileIpProtoFilter } from "../io/bpf.js";
 import { addLinkMembership } from "../io/packet-common.js";
+import { compileVrrpFilter, type VrrpFilterSpec } from "../io/vrrp-filter.js";
 import type { HostLink } from "./kernel.js";
+import { runScript, splitScript } from "./scripts.js";
 import type { VrrpOwnership } from "./worker.js";
 
-const IPPROTO_VRRP = 112;
 /** How often the sockets are read and the timers run. */
 const POLL_MS = 5;
 /** How often an unresolved unicast peer is asked for its MAC. */
@@ -66,6 +100,8 @@ export interface VrrpInstanceStatus {
   name: string;
   iface: string;
   vrid: number;
+  /** 6: VRRPv3 over IPv6 (master and addresses are IPv6 text); absent from older daemons: 4. */
+  family?: 4 | 6;
   version: number;
   state: VrrpStateName;
   priority: number;
@@ -109,6 +145,12 @@ export interface VrrpDeps {
   now?: () => number;
 }
 
+/** A gratuitous ARP or unsolicited NA waiting for vrrp_garp_interval / vrrp_gna_interval. */
+interface PendingUpdate {
+  inst: VrrpInstance;
+  a: VrrpAddr;
+}
+
 interface IfSocket {
   name: string;
   sock: PacketSocket;
@@ -118,27 +160,73 @@ interface IfSocket {
   peerAsked: Map<number, number>;
   /** Every unicast peer of the instances on this interface. */
   peers: Set<number>;
+  /** The same for IPv6 peers (formatIPv6's text), learnt from NAs and adverts. */
+  peerMacs6: Map<string, Uint8Array>;
+  peerAsked6: Map<string, number>;
+  peers6: Set<string>;
+  /** What the socket's filter passes, and the link-layer groups and unicast MACs it joined. */
+  filter: VrrpFilterSpec;
+  joined: Set<string>;
+  /** vrrp_garp_interval / vrrp_gna_interval on this interface (core/vrrp/pacer.ts). */
+  garps: UpdatePacer<PendingUpdate>;
+  nas: UpdatePacer<PendingUpdate>;
 }
 
-/** The addresses each state holds, from every instance's state: what the workers get. */
+/** The virtual MAC of an instance (use_vmac): 00:00:5e:00:01:VRID, or 00:00:5e:00:02:VRID for IPv6. */
+function instanceVmac(cfg: VrrpInstanceConfig): Uint8Array {
+  return cfg.family === 6 ? vmac6Of(cfg.vrid) : vmacOf(cfg.vrid);
+}
+
+/** fe80::/10 (ipv6_addr_type's IPV6_ADDR_LINKLOCAL). */
+function isLinkLocal(text: string): boolean {
+  const b = parseIPv6(text);
+  return b !== null && b[0] === 0xfe && (b[1] & 0xc0) === 0x80;
+}
+
+/** The text of a VRRP address, with its prefix (status, logs). */
+function addrText(a: VrrpAddr): string {
+  return `${a.addr6 ?? formatIPv4(a.addr)}/${a.prefix}`;
+}
+
+/**
+ * The addresses each state holds, from every instance's state: what the workers get. IPv6
+ * addresses (an IPv6 instance's, or the IPv6 ones of a virtual_ipaddress_excluded) go in the `6`
+ * lists, present only when there are some.
+ */
 export function ownershipOf(
   instances: readonly { state: VrrpStateName; cfg: VrrpInstanceConfig }[],
 ): VrrpOwnership {
   const master = new Set<number>();
   const all = new Set<number>();
   const macs: { addr: number; mac: number[] }[] = [];
+  const master6 = new Set<string>();
+  const all6 = new Set<string>();
+  const macs6: { addr6: string; mac: number[] }[] = [];
   for (const i of instances)
     for (const a of [...i.cfg.addrs, ...i.cfg.excludedAddrs]) {
+      const mac = i.cfg.useVmac ? [...instanceVmac(i.cfg)] : null;
+      if (a.addr6 !== undefined) {
+        all6.add(a.addr6);
+        if (i.state !== "MASTER") continue;
+        master6.add(a.addr6);
+        if (mac !== null) macs6.push({ addr6: a.addr6, mac });
+        continue;
+      }
       all.add(a.addr >>> 0);
       if (i.state !== "MASTER") continue;
       master.add(a.addr >>> 0);
-      if (i.cfg.useVmac) macs.push({ addr: a.addr >>> 0, mac: [...vmacOf(i.cfg.vrid)] });
+      if (mac !== null) macs.push({ addr: a.addr >>> 0, mac });
     }
   const out: VrrpOwnership = {
     master: [...master].sort((a, b) => a - b),
     standby: [...all].filter((a) => !master.has(a)).sort((a, b) => a - b),
   };
   if (macs.length > 0) out.macs = macs.sort((a, b) => a.addr - b.addr);
+  if (all6.size > 0) {
+    out.master6 = [...master6].sort();
+    out.standby6 = [...all6].filter((a) => !master6.has(a)).sort();
+    if (macs6.length > 0) out.macs6 = macs6.sort((a, b) => (a.addr6 < b.addr6 ? -1 : 1));
+  }
   return out;
 }
 
@@ -153,36 +241,6 @@ export function initialOwnership(ha: HaConfig): VrrpOwnership {
   );
 }
 
-/** keepalived's word splitting of a notify/script line: spaces separate, quotes group. */
-export function splitScript(line: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let quote: string | null = null;
-  let any = false;
-  for (const ch of line) {
-    if (quote !== null) {
-      if (ch === quote) quote = null;
-      else cur += ch;
-    } else if (ch === '"' || ch === "'") {
-      quote = ch;
-      any = true;
-    } else if (ch === " " || ch === "\t") {
-      if (cur !== "" || any) out.push(cur);
-      cur = "";
-      any = false;
-    } else cur += ch;
-  }
-  if (cur !== "" || any) out.push(cur);
-  return out;
-}
-
-function defaultRunScript(argv: string[]): void {
-  if (argv.length === 0) return;
-  const child = spawn(argv[0], argv.slice(1), { stdio: "ignore", detached: true });
-  child.on("error", () => {});
-  child.unref();
-}
-
 export class VrrpRunner {
   readonly instances: VrrpInstance[] = [];
   private readonly groups: VrrpSyncGroup[] = [];
@@ -194,13 +252,21 @@ export class VrrpRunner {
   private lastOwnership = "";
   private readonly now: () => number;
   private readonly runScript: (argv: string[]) => void;
+  /** IPv6 instances' addresses as bytes, and their group and peers: parsed once. */
+  private readonly bytes6 = new Map<VrrpInstance, { addrs: Uint8Array[]; group: Uint8Array }>();
+  /** IPv6 instances already logged as having no address to send from. */
+  private readonly noSource6 = new Set<VrrpInstance>();
+  private readonly walk = new Ipv6Walk();
+  private readonly ndp = new NdpMsg();
+  /** IPv6 group memberships (MLD), one UDP socket per interface and group. */
+  private readonly mld = new Map<string, Socket>();
 
   constructor(
     readonly ha: HaConfig,
     private readonly deps: VrrpDeps,
   ) {
     this.now = deps.now ?? (() => performance.now());
-    this.runScript = deps.runScript ?? defaultRunScript;
+    this.runScript = deps.runScript ?? runScript;
     const sink: VrrpSink = {
       advert: (inst, prio) => this.sendAdvert(inst, prio),
       transition: (inst, from, to, reason) => this.transition(inst, from, to, reason),
@@ -211,6 +277,11 @@ export class VrrpRunner {
       const inst = new VrrpInstance(cfg, sink);
       this.instances.push(inst);
       byName.set(cfg.name, inst);
+      if (cfg.family === 6)
+        this.bytes6.set(inst, {
+          addrs: cfg.addrs.map((a) => parseIPv6(a.addr6 ?? "::") ?? new Uint8Array(16)),
+          group: parseIPv6(cfg.mcastDst6) ?? new Uint8Array(16),
+        });
     }
     for (const g of ha.syncGroups) {
       const members = g.members.map((m) => byName.get(m)).filter((x): x is VrrpInstance => x !== undefined);
@@ -236,6 +307,7 @@ export class VrrpRunner {
         );
       this.open(inst.cfg.iface, inst.cfg);
       inst.primaryAddr = inst.cfg.unicastSrc ?? link.addrs[0]?.addr ?? 0;
+      if (inst.cfg.family === 6) inst.primaryAddr6 = this.source6(inst);
     }
     this.pushOwnership();
     for (const l of this.deps.links()) this.linkUp.set(l.name, l.up && l.lowerUp);
@@ -268,6 +340,8 @@ export class VrrpRunner {
       s.sock.close();
     }
     this.socks.clear();
+    for (const m of this.mld.values()) m.close();
+    this.mld.clear();
   }
 
   status(): VrrpInstanceStatus[] {
@@ -275,16 +349,17 @@ export class VrrpRunner {
       name: i.cfg.name,
       iface: i.cfg.iface,
       vrid: i.cfg.vrid,
+      family: i.cfg.family,
       version: i.cfg.version,
       state: i.state,
       priority: i.cfg.priority,
       effectivePriority: i.effectivePriority,
-      master: i.masterAddr === 0 ? null : formatIPv4(i.masterAddr),
+      master: i.masterText(),
       advertIntMs: i.cfg.advertIntMs,
       masterAdvertIntMs: i.masterAdverIntMs,
       transitions: i.transitions,
       lastReason: i.lastReason,
-      addresses: i.cfg.addrs.map((a) => `${formatIPv4(a.addr)}/${a.prefix}`),
+      addresses: i.cfg.addrs.map(addrText),
       advertsRx: i.stats.advertsRx,
       advertsTx: i.stats.advertsTx,
       priZeroRx: i.stats.priZeroRx,
@@ -309,41 +384,107 @@ export class VrrpRunner {
     return [inst.cfg.iface, ...inst.cfg.trackInterfaces.map((t) => t.name)];
   }
 
-  private open(name: string, cfg: VrrpInstanceConfig): void {
-    const unicast = cfg.unicastPeers.length > 0;
-    const have = this.socks.get(name);
-    if (have !== undefined) {
-      for (const p of cfg.unicastPeers) have.peers.add(p >>> 0);
-      if (cfg.useVmac) addLinkMembership(have.sock.fd, have.sock.ifindex, "unicast", vmacOf(cfg.vrid));
-      if (unicast) have.sock.attachFilter(compileIpProtoFilter(IPPROTO_VRRP, 0x10000, true));
-      return;
-    }
-    const sock = openPacketSocket(name, {
-      vnetHdr: false,
-      snaplen: 2048,
-      batch: 16,
-      rcvbuf: 0,
-      auxdata: false,
-    });
-    try {
-      sock.attachFilter(compileIpProtoFilter(IPPROTO_VRRP, 0x10000, unicast));
-      addLinkMembership(sock.fd, sock.ifindex, "multicast", multicastMac(cfg.mcastDst));
-      if (cfg.useVmac) addLinkMembership(sock.fd, sock.ifindex, "unicast", vmacOf(cfg.vrid));
-    } catch (e) {
-      sock.close();
-      throw e;
-    }
-    this.socks.set(name, {
-      name,
-      sock,
-      mac: sock.mac,
-      peerMacs: new Map(),
-      peerAsked: new Map(),
-      peers: new Set(cfg.unicastPeers.map((p) => p >>> 0)),
-    });
+  /**
+   * An IPv6 instance's advert source: unicast_src_ip, else the interface's link-local address
+   * (keepalived's ifp->sin6_addr), else its first IPv6 address; null while it has none (a link
+   * that just came up: the kernel's duplicate address detection is still running).
+   */
+  private source6(inst: VrrpInstance): string | null {
+    if (inst.cfg.unicastSrc6 !== null) return inst.cfg.unicastSrc6;
+    const addrs = this.link(inst.cfg.iface)?.addrs6 ?? [];
+    const ll = addrs.find((a) => isLinkLocal(a.addr6)) ?? addrs[0];
+    return ll === undefined ? null : canonicalIPv6(ll.addr6);
   }
 
-  /** One pass: adverts in, tracked interfaces, timers. */
+  /** The interface's socket, opened the first time; then what cfg needs of it (groups, peers, filter). */
+  private open(name: string, cfg: VrrpInstanceConfig): void {
+    let s = this.socks.get(name);
+    if (s === undefined) {
+      const sock = openPacketSocket(name, {
+        vnetHdr: false,
+        snaplen: 2048,
+        batch: 16,
+        rcvbuf: 0,
+        auxdata: false,
+      });
+      s = {
+        name,
+        sock,
+        mac: sock.mac,
+        peerMacs: new Map(),
+        peerAsked: new Map(),
+        peers: new Set(),
+        peerMacs6: new Map(),
+        peerAsked6: new Map(),
+        peers6: new Set(),
+        filter: { ipv4: false, ipv6: false, arp: false, na: false },
+        joined: new Set(),
+        garps: new UpdatePacer(this.ha.garpIntervalMs ?? 0),
+        nas: new UpdatePacer(this.ha.gnaIntervalMs ?? 0),
+      };
+      this.socks.set(name, s);
+    }
+    const f = { ...s.filter };
+    const join = (type: "multicast" | "unicast", mac: Uint8Array): void => {
+      const key = `${type} ${[...mac].join(":")}`;
+      if (s.joined.has(key)) return;
+      addLinkMembership(s.sock.fd, s.sock.ifindex, type, mac);
+      s.joined.add(key);
+    };
+    try {
+      if (cfg.family === 6) {
+        f.ipv6 = true;
+        f.na ||= cfg.unicastPeers6.length > 0;
+        for (const p of cfg.unicastPeers6) s.peers6.add(p);
+        join("multicast", multicastMac6(parseIPv6(cfg.mcastDst6) ?? new Uint8Array(16)));
+        this.joinMld(name, cfg.mcastDst6);
+      } else {
+        f.ipv4 = true;
+        f.arp ||= cfg.unicastPeers.length > 0;
+        for (const p of cfg.unicastPeers) s.peers.add(p >>> 0);
+        join("multicast", multicastMac(cfg.mcastDst));
+      }
+      if (cfg.useVmac) join("unicast", instanceVmac(cfg));
+      if (JSON.stringify(f) !== JSON.stringify(s.filter)) {
+        s.sock.attachFilter(compileVrrpFilter(f));
+        s.filter = f;
+      }
+    } catch (e) {
+      if (s.joined.size === 0) {
+        s.sock.close();
+        this.socks.delete(name);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * IPV6_JOIN_GROUP on the interface from a UDP socket: the kernel then reports the group (MLD)
+   * and keeps reporting it, as for keepalived's read socket. A failure is logged: the packet
+   * socket's link-layer membership still hears the group where nothing snoops.
+   */
+  private joinMld(ifname: string, group: string): void {
+    const key = `${ifname} ${group}`;
+    if (this.mld.has(key)) return;
+    const sock = createSocket({ type: "udp6", reuseAddr: true });
+    const fail = (e: Error): void =>
+      this.deps.log.warn(
+        { iface: ifname, group, err: e.message },
+        "cannot join the VRRP group (no MLD report)",
+      );
+    sock.on("error", fail);
+    sock.bind(0, "::", () => {
+      try {
+        sock.addMembership(group, `::%${ifname}`);
+      } catch (e) {
+        fail(e as Error);
+      }
+    });
+    sock.unref();
+    this.mld.set(key, sock);
+  }
+
+  /** One pass: adverts in, tracked interfaces, timers, spaced GARPs and NAs. */
   private poll(): void {
     const now = this.now();
     for (const s of this.socks.values()) {
@@ -358,7 +499,13 @@ export class VrrpRunner {
       }
     }
     for (const inst of this.instances) if (inst.nextDeadline() <= now) inst.tick(now);
-    for (const s of this.socks.values()) s.sock.flush();
+    const live = (p: PendingUpdate): boolean => p.inst.state === "MASTER";
+    for (const s of this.socks.values()) {
+      for (const pacer of [s.garps, s.nas])
+        for (let p = pacer.due(now, live); p !== null; p = pacer.due(now, live))
+          this.sendUpdateNow(s, p.inst, p.a);
+      s.sock.flush();
+    }
   }
 
   private input(s: IfSocket, frame: Uint8Array, len: number, now: number): void {
@@ -368,11 +515,25 @@ export class VrrpRunner {
       if (s.peers.has(spa)) s.peerMacs.set(spa, frame.slice(ETH_HLEN + ARP_SHA, ETH_HLEN + ARP_SHA + 6));
       return;
     }
+    if (
+      len >= ETH_HLEN + IPV6_HLEN + 1 &&
+      readU16(frame, 12) === ETH_P_IPV6 &&
+      frame[ETH_HLEN + 6] === NEXTHDR_ICMPV6
+    ) {
+      this.learnNa(s, frame, len);
+      return;
+    }
     const p = parseVrrpFrame(frame, len);
     if (p === null) return;
-    if (s.peers.has(p.srcIp >>> 0)) s.peerMacs.set(p.srcIp >>> 0, frame.slice(6, 12));
+    if (p.family === 4) {
+      if (s.peers.has(p.srcIp >>> 0)) s.peerMacs.set(p.srcIp >>> 0, frame.slice(6, 12));
+    } else if (s.peers6.size > 0) {
+      const src = formatIPv6(frame, p.src6Off);
+      if (s.peers6.has(src)) s.peerMacs6.set(src, frame.slice(6, 12));
+    }
     for (const inst of this.instances) {
-      if (inst.cfg.iface !== s.name || inst.cfg.vrid !== p.vrid) continue;
+      // keepalived's sockets are per family: an instance hears its own family only.
+      if (inst.cfg.iface !== s.name || inst.cfg.vrid !== p.vrid || inst.cfg.family !== p.family) continue;
       const why = checkAdvert(inst.cfg, frame, p);
       if (why !== null) {
         inst.stats.drops[why] = (inst.stats.drops[why] ?? 0) + 1;
@@ -380,6 +541,17 @@ export class VrrpRunner {
       }
       inst.receive(decodeAdvert(frame, p), now);
     }
+  }
+
+  /** An IPv6 unicast peer's MAC, from its neighbour advertisement (target link-layer option, else the frame's source). */
+  private learnNa(s: IfSocket, frame: Uint8Array, len: number): void {
+    if (s.peers6.size === 0 || ipv6Walk(frame, ETH_HLEN, len, this.walk) !== IP6_OK) return;
+    const m = this.ndp;
+    if (ndpParse(frame, this.walk, m) !== NDP_OK || m.type !== NDISC_NEIGHBOUR_ADVERTISEMENT) return;
+    const target = formatIPv6(frame, m.targetOff);
+    if (!s.peers6.has(target)) return;
+    const at = m.lladdrOff >= 0 ? m.lladdrOff : 6;
+    s.peerMacs6.set(target, frame.slice(at, at + 6));
   }
 
   private tracked(kind: "interface" | "script", name: string, up: boolean): void {
@@ -392,6 +564,9 @@ export class VrrpRunner {
       for (const inst of this.instances)
         if (inst.cfg.iface === name && inst.cfg.unicastSrc === null)
           inst.primaryAddr = this.link(name)?.addrs[0]?.addr ?? inst.primaryAddr;
+      for (const inst of this.instances)
+        if (inst.cfg.iface === name && inst.cfg.family === 6)
+          inst.primaryAddr6 = this.source6(inst) ?? inst.primaryAddr6;
     }
   }
 
@@ -405,6 +580,10 @@ export class VrrpRunner {
   }
 
   private sendAdvert(inst: VrrpInstance, priority: number): void {
+    if (inst.cfg.family === 6) {
+      this.sendAdvert6(inst, priority);
+      return;
+    }
     const s = this.socks.get(inst.cfg.iface);
     if (s === undefined) return;
     const cfg = inst.cfg;
@@ -441,6 +620,57 @@ export class VrrpRunner {
     s.sock.flush();
   }
 
+  /** An IPv6 advert to ff02::12 (mcast_dst_ip), or one to each unicast peer whose MAC is known. */
+  private sendAdvert6(inst: VrrpInstance, priority: number): void {
+    const s = this.socks.get(inst.cfg.iface);
+    const b = this.bytes6.get(inst);
+    if (s === undefined || b === undefined) return;
+    const cfg = inst.cfg;
+    // The link-local address may have come (DAD done) or changed since the last advert.
+    if (cfg.unicastSrc6 === null) inst.primaryAddr6 = this.source6(inst) ?? inst.primaryAddr6;
+    const src = inst.primaryAddr6 === null ? null : parseIPv6(inst.primaryAddr6);
+    if (src === null) {
+      if (!this.noSource6.has(inst)) {
+        this.noSource6.add(inst);
+        this.deps.log.warn(
+          { instance: cfg.name, iface: cfg.iface },
+          `VRRP_Instance(${cfg.name}) no IPv6 address on ${cfg.iface} to send adverts from (yet)`,
+        );
+      }
+      return;
+    }
+    this.noSource6.delete(inst);
+    const o = {
+      srcMac: cfg.useVmac ? vmac6Of(cfg.vrid) : s.mac,
+      dstMac: s.mac,
+      src,
+      dst: b.group,
+      vrid: cfg.vrid,
+      advertIntMs: cfg.advertIntMs,
+      addrs: b.addrs,
+      priority,
+    };
+    if (cfg.unicastPeers6.length === 0) {
+      o.dstMac = multicastMac6(b.group);
+      const len = writeAdvertFrame6(this.frame, 0, o);
+      if (len > 0) s.sock.send(this.frame, 0, len);
+    } else {
+      const now = this.now();
+      for (const peer of cfg.unicastPeers6) {
+        const dstMac = s.peerMacs6.get(peer);
+        const dst = parseIPv6(peer);
+        if (dst === null) continue;
+        if (dstMac === undefined) {
+          this.askPeer6(s, src, peer, dst, now);
+          continue;
+        }
+        const len = writeAdvertFrame6(this.frame, 0, { ...o, dstMac, dst });
+        if (len > 0) s.sock.send(this.frame, 0, len);
+      }
+    }
+    s.sock.flush();
+  }
+
   /** An ARP request for an unresolved unicast peer, at most every PEER_ARP_MS. */
   private askPeer(s: IfSocket, src: number, peer: number, now: number): void {
     if (now - (s.peerAsked.get(peer) ?? Number.NEGATIVE_INFINITY) < PEER_ARP_MS) return;
@@ -449,15 +679,49 @@ export class VrrpRunner {
     if (len > 0) s.sock.send(this.frame, 0, len);
   }
 
+  /** A neighbour solicitation for an unresolved IPv6 unicast peer, at most every PEER_ARP_MS. */
+  private askPeer6(s: IfSocket, src: Uint8Array, peer: string, dst: Uint8Array, now: number): void {
+    if (now - (s.peerAsked6.get(peer) ?? Number.NEGATIVE_INFINITY) < PEER_ARP_MS) return;
+    s.peerAsked6.set(peer, now);
+    const len = writeNsFrame(this.frame, 0, s.mac, src, dst);
+    if (len > 0) s.sock.send(this.frame, 0, len);
+  }
+
+  /**
+   * One round of keepalived's vrrp_send_link_update: a gratuitous ARP for each IPv4 address and
+   * an unsolicited NA for each IPv6 one, virtual_ipaddress then virtual_ipaddress_excluded.
+   */
   private sendGarps(inst: VrrpInstance): void {
     const cfg = inst.cfg;
-    for (const a of [...cfg.addrs, ...cfg.excludedAddrs]) {
+    const now = this.now();
+    const base = this.instances.indexOf(inst) * 65536;
+    [...cfg.addrs, ...cfg.excludedAddrs].forEach((a, k) => {
       const s = this.socks.get(a.dev ?? cfg.iface) ?? this.socks.get(cfg.iface);
-      if (s === undefined) continue;
-      const len = writeGarpFrame(this.frame, 0, cfg.useVmac ? vmacOf(cfg.vrid) : s.mac, a.addr);
-      s.sock.send(this.frame, 0, len);
-    }
+      if (s !== undefined) this.sendUpdate(s, inst, a, now, base + k);
+    });
     for (const s of this.socks.values()) s.sock.flush();
+  }
+
+  /** send_gratuitous_arp / ndisc_send_unsolicited_na: at once, or queued behind the interval. */
+  private sendUpdate(s: IfSocket, inst: VrrpInstance, a: VrrpAddr, now: number, rank: number): void {
+    const pacer = a.addr6 !== undefined ? s.nas : s.garps;
+    if (pacer.offer(`${inst.cfg.name} ${addrText(a)}`, { inst, a }, now, rank))
+      this.sendUpdateNow(s, inst, a);
+  }
+
+  private sendUpdateNow(s: IfSocket, inst: VrrpInstance, a: VrrpAddr): void {
+    const mac = inst.cfg.useVmac ? instanceVmac(inst.cfg) : s.mac;
+    if (a.addr6 === undefined) {
+      const len = writeGarpFrame(this.frame, 0, mac, a.addr);
+      s.sock.send(this.frame, 0, len);
+      return;
+    }
+    const addr = parseIPv6(a.addr6);
+    if (addr === null) return;
+    // R as keepalived sets it: the interface forwards IPv6 (set_ipv6_forwarding).
+    const router = this.link(s.name)?.forwarding6 ?? false;
+    const len = writeUnsolicitedNa(this.frame, 0, mac, addr, 0, router);
+    if (len === UNSOLICITED_NA_FRAME_LEN) s.sock.send(this.frame, 0, len);
   }
 
   private transition(inst: VrrpInstance, from: VrrpStateName, to: VrrpStateName, reason: string): void {

@@ -5,20 +5,21 @@
 // messages are pulled with receiveMessageOnPort between batches, and the only blocking call is
 // one poll(2) over all sockets with a short timeout when every socket was empty.
 
-import { randomInt } from "node:crypto";
+import { randomFillSync, randomInt } from "node:crypto";
 import { type MessagePort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { ControlApi, type Guard } from "../control/api.js";
 import type { ControlCommand } from "../control/commands.js";
 import type { TableSnapshot } from "../control/snapshot.js";
-import { formatIPv4, ipv6TextWords, ipv6WordsText } from "../core/addr.js";
-import { Fwd } from "../core/dest.js";
+import { formatIPv4 } from "../core/addr.js";
+import { tableAvailmem } from "../core/defense.js";
 import { Engine, type Sysctls } from "../core/engine.js";
-import { TsvsError, type TsvsErrorCode } from "../core/errors.js";
+import { IPVS_MESSAGES, TsvsError, type TsvsErrorCode } from "../core/errors.js";
 import { type ExplainQuery, explainPacket } from "../core/explain.js";
 import type { IfaceAddr, IfaceConfig, RouteConfig } from "../core/route.js";
 import { decodeSyncMessage } from "../core/sync/codec.js";
-import { SYNC_SEND_DELAY_MS, SyncSender } from "../core/sync/sender.js";
-import { SA6_VADDR, type SyncConn, type SyncDaemonConfig } from "../core/sync/types.js";
+import { TableRefresh } from "../core/sync/refresh.js";
+import { SYNC_QUEUE_MAX, SYNC_SEND_DELAY_MS, SyncSender } from "../core/sync/sender.js";
+import { SA6_LADDR, type SyncConn, type SyncDaemonConfig } from "../core/sync/types.js";
 import {
   compileFanoutProgram,
   compileOwnedFilter,
@@ -28,10 +29,13 @@ import {
   setFanoutProgram,
 } from "../io/bpf.js";
 import type { IoBackend } from "../io/frame-io.js";
+import { anonHugeBytes, hugePageAlloc } from "../io/hugepages.js";
 import { libc, PACKET_OTHERHOST, setThreadAffinity, threadAffinity } from "../io/libc.js";
 import { SolicitedNodeMemberships } from "../io/packet-common.js";
+import { processHeadroom } from "./memory.js";
 import type { FwmarkAction, IfaceStatus, Response, WorkerStatus } from "./protocol.js";
 import { SocketSet } from "./sockets.js";
+import { warmUp } from "./warmup.js";
 
 export type { Guard, GuardDest } from "../control/api.js";
 export { ruleHostDst } from "../control/api.js";
@@ -49,6 +53,8 @@ export interface WorkerInit {
    * halts), paid once per request and once per reply at low rates. 0 = sleep as soon as idle.
    */
   spinUs?: number;
+  /** Wall time (ms) of the data path's warm-up before the first frame (warmup.ts); 0 = none. */
+  warmupMs?: number;
   batch: number;
   /** Director sysctls given at start (`tsvs daemon --sysctl NAME=VALUE`). */
   sysctls?: Partial<Sysctls>;
@@ -69,6 +75,8 @@ export interface WorkerInit {
   cpus?: number[];
   /** Receive buffer per socket, KiB: SO_RCVBUF (mmsg) or ring size (ring, 128 KiB blocks). */
   rxKib?: number;
+  /** Entries of the connection table (--conn-capacity); absent = the engine's default. */
+  connCapacity?: number;
   /** --host-vips: the host's locally delivered addresses, outside which no VIP is served. */
   hostLocal?: IfaceAddr[] | null;
   /** VRRP's addresses at start (every instance starts in BACKUP unless it owns its addresses). */
@@ -81,6 +89,10 @@ export interface VrrpOwnership {
   standby: number[];
   /** use_vmac: the virtual MAC of MASTER addresses whose instance has one. */
   macs?: { addr: number; mac: number[] }[];
+  /** The same for IPv6 addresses (text; present when an instance has some): RouteTable.setVrrp6. */
+  master6?: string[];
+  standby6?: string[];
+  macs6?: { addr6: string; mac: number[] }[];
 }
 
 /**
@@ -133,10 +145,21 @@ export type ToWorker =
   | ({ type: "host"; id: number } & HostUpdate)
   /** `tsvs explain`: answered as a "result" with `{ explain }`. */
   | { type: "explain"; id: number; query: ExplainQuery }
+  /**
+   * A sync daemon starts (running) or the last one stopped: the kernel's ipvs->sync_state, which
+   * refuses destinations of the other family than their service's. Answered as a "result":
+   * applied, or refused while such (TUN) destinations exist (ip_vs_genl_new_daemon's EINVAL).
+   */
+  | { type: "sync-state"; id: number; running: boolean }
   /** VRRP's addresses (daemon/vrrp.ts): held as MASTER, held back as BACKUP. */
   | ({ type: "vrrp" } & VrrpOwnership)
   /** The master sync daemon started (its settings) or stopped (null). */
   | { type: "sync-master"; daemon: SyncDaemonConfig | null }
+  /**
+   * The master's table refresh is due (it started, or a peer joined): sync_table_refresh says
+   * whether it runs; activeActive: a backup daemon runs beside the master.
+   */
+  | { type: "sync-refresh"; activeActive: boolean }
   /** A received sync message (already checked by the main thread): install this worker's share. */
   | { type: "sync-in"; data: Uint8Array; syncid: number }
   | { type: "stop" };
@@ -233,13 +256,12 @@ class DataPlane {
   // The LIP list and the owned LIPs change with laddr commands, and when the last connection on a
   // deleted laddr ends (engine.tick): lipVersion tells the loop when to look again.
   private lipVersion = -1;
-  /**
-   * Where the fanout program sends IPv6 (syncIn follows it): spread by client unless the sets did
-   * not fit (spread false: all to worker 0), and the VIPs whose frames go to worker 0 (IPv6 FULLNAT).
-   */
-  private fanout6: { spread: boolean; worker0Vips: Int32Array[] } = { spread: false, worker0Vips: [] };
+  /** Whether the fanout program spreads IPv6 (false: its sets did not fit, all to worker 0); syncIn follows it. */
+  private spreads6 = false;
   /** When syncOut last looked (ms). */
   private syncSent = 0;
+  /** The master's table refresh (core/sync/refresh.ts), while a master runs. */
+  private refresh: TableRefresh | null = null;
   /** VRRP's addresses (main thread's VrrpRunner): MASTER ones are owned like VIPs. */
   private vrrp: VrrpOwnership = { master: [], standby: [] };
   /** use_vmac: the virtual MACs of MASTER instances (frames to them arrive as PACKET_OTHERHOST). */
@@ -266,7 +288,19 @@ class DataPlane {
       },
       init.interfaces,
     );
+    const headroom = processHeadroom();
     this.engine = new Engine({
+      connCapacity: init.connCapacity,
+      // Huge pages where the kernel gives them: a lookup at a million entries is then a cache miss
+      // without a TLB miss (src/io/hugepages.ts, docs/bench.md "Huge pages").
+      tableAlloc: hugePageAlloc,
+      // The defence's availmem: the table's free entries, or the memory cgroup's headroom when
+      // that is lower (daemon/memory.ts), both in pages, read once a second.
+      availmem: () => {
+        const t = tableAvailmem(this.engine.conns);
+        const h = headroom();
+        return h === null ? t : Math.min(t, h);
+      },
       interfaces: init.interfaces,
       routes: init.routes,
       // Every LIP: the engine takes its own share of them, and of the services' laddrs (core/lip.ts).
@@ -277,15 +311,29 @@ class DataPlane {
       // The engine's own generator, seeded at random per worker: `tsvs explain` reads its next
       // draws ahead (twos), which an injected Math.random could not offer.
       seed: randomInt(1, 0x100000000),
+      // The SYN proxy's cookie secret: 128 bits from the system's generator.
+      synproxySecret: randomFillSync(new Uint32Array(4)),
       // vnet: the virtio_net_hdr of an aggregate sent whole (null for a plain frame).
       send: (ifindex, buf, off, len, vnet) => this.send(ifindex, buf, off, len, vnet),
     });
     if (init.hostLocal !== undefined && init.hostLocal !== null)
       this.engine.routes.setHostLocal(init.hostLocal);
     if (init.vrrp !== undefined) this.vrrp = init.vrrp;
-    this.applyVrrp(this.vrrp);
     this.api = new ControlApi(this.engine, () => performance.now());
+    this.applyVrrp(this.vrrp);
     this.refilter();
+    this.logFallbacks();
+  }
+
+  /** Interfaces that asked for XDP and got a packet socket: one line each, with the reason. */
+  private logFallbacks(): void {
+    for (const f of this.socks.fallbacks.splice(0))
+      this.post({
+        type: "log",
+        level: "warn",
+        msg: `${f.name}: XDP not available, using mmsg: ${f.reason}`,
+        data: { iface: f.name, reason: f.reason },
+      });
   }
 
   private send(ifindex: number, buf: Uint8Array, off: number, len: number, vnet: Uint8Array | null): void {
@@ -295,6 +343,11 @@ class DataPlane {
       s.queueAddress(this.curAddr + off, len, vnet);
       this.zeroCopy++;
     } else s.send(buf, off, len, vnet);
+  }
+
+  /** The connection table's capacity and memory, for the start-up log. */
+  tableSize(): { entries: number; bytes: number } {
+    return { entries: this.engine.conns.capacity, bytes: this.engine.conns.bytes };
   }
 
   guard(): Guard {
@@ -312,24 +365,10 @@ class DataPlane {
     // The same for an IPv6 mark rule on a network, or one with no address (`-6 …`).
     const allIpv6 = this.api.hasNetworkFwmark6();
     const rips = g.nat.map((d) => d.addr);
-    const owned6 = g.owned6 ?? [];
+    const owned6 = [...(g.owned6 ?? []), ...(this.vrrp.master6 ?? [])];
     const rips6 = (g.nat6 ?? []).map((d) => d.addr6);
     const lipList = engine.lipTable.all();
-    // IPv6 FULLNAT stays on worker 0 (an IPv6 LIP is every worker's: core/service.ts laddrs6), so
-    // do its replies (to the LIPs) and its requests (to the VIPs of the services that have LIPs).
-    // Such a service with IPv6 NAT servers too, or a fwmark one (no VIP to key on), would have
-    // replies from a RIP the program sends by client: all IPv6 to worker 0 then.
-    const worker0Dsts6: string[] = [];
-    const worker0Vips6: string[] = [];
-    let allIpv6ToWorker0 = false;
-    for (const s of engine.services()) {
-      if (s.laddrs6.length === 0) continue;
-      worker0Dsts6.push(...s.laddrs6);
-      if (s.fwmark !== 0 || s.dests.some((d) => d.fwd === Fwd.Masq && d.addr6 !== null))
-        allIpv6ToWorker0 = true;
-      else if (s.addr6 !== null) worker0Vips6.push(ipv6WordsText(s.addr6));
-    }
-    worker0Dsts6.push(...worker0Vips6);
+    const lipList6 = engine.lipTable.all6();
     const sockets = this.socks.sockets;
     const key = JSON.stringify([
       owned,
@@ -340,14 +379,26 @@ class DataPlane {
       owned6,
       rips6,
       this.locals6,
-      worker0Dsts6,
-      allIpv6ToWorker0,
+      lipList6.length,
       allIpv6,
       sockets.map((s) => s.fd),
+      g.nat,
+      g.nat6,
     ]);
     if (key === this.filterKey) return;
     this.filterKey = key;
     this.joinGroups6(owned6);
+    // --io xdp: the program's sets are the guard's (src/io/xdp-prog.ts), updated in place.
+    this.socks.updateXdp({
+      owned,
+      locals: this.locals,
+      nat: g.nat,
+      owned6,
+      locals6: this.locals6,
+      nat6: g.nat6 ?? [],
+      allIpv4,
+      allIpv6,
+    });
     if (this.init.filter !== false || nWorkers > 1) {
       const prog = compileOwnedFilter({
         owned,
@@ -369,15 +420,11 @@ class DataPlane {
         lips: lipList.map((a, i) => ({ addr: a, worker: i % nWorkers })),
         rips,
         rips6,
-        worker0Dsts6,
-        allIpv6ToWorker0,
+        lips6: lipList6.map((addr6, i) => ({ addr6, worker: i % nWorkers })),
       };
       const fp = compileFanoutProgram(spec);
       for (const s of sockets) setFanoutProgram(s.fd, fp);
-      this.fanout6 = {
-        spread: fanoutSpreadsIpv6(spec),
-        worker0Vips: worker0Vips6.map((t) => ipv6TextWords(t) as Int32Array),
-      };
+      this.spreads6 = fanoutSpreadsIpv6(spec);
     }
     this.filterUpdates++;
   }
@@ -385,15 +432,17 @@ class DataPlane {
   /** Every socket in the solicited-node groups of the IPv6 VIPs (closed sockets' entries go). */
   private joinGroups6(owned6: readonly string[]): void {
     const live = new Set<number>();
-    for (const s of this.socks.sockets) {
-      live.add(s.fd);
-      let m = this.groups6.get(s.fd);
+    this.socks.sockets.forEach((s, i) => {
+      // An AF_XDP socket has no link memberships: its interface's ARP/NDP packet socket joins.
+      const fd = this.socks.membershipFd(i);
+      live.add(fd);
+      let m = this.groups6.get(fd);
       if (m === undefined) {
-        m = new SolicitedNodeMemberships(s.fd, s.ifindex);
-        this.groups6.set(s.fd, m);
+        m = new SolicitedNodeMemberships(fd, s.ifindex);
+        this.groups6.set(fd, m);
       }
       m.set(owned6);
-    }
+    });
     for (const fd of [...this.groups6.keys()]) if (!live.has(fd)) this.groups6.delete(fd);
   }
 
@@ -402,6 +451,8 @@ class DataPlane {
     socks.countKernelDrops();
     const ifs: IfaceStatus[] = socks.sockets.map((s, i) => ({
       name: s.ifname,
+      io: socks.backends[i],
+      xdp: socks.xdpStatistics(i),
       ifindex: s.ifindex,
       mac: [...s.mac].map((b) => b.toString(16).padStart(2, "0")).join(":"),
       mtu: s.mtu,
@@ -444,6 +495,11 @@ class DataPlane {
         gsoSegmented: k.gsoSegmented,
         gsoSegments: k.gsoSegments,
         csumCompleted: k.csumCompleted,
+        synproxySynAcks: k.synproxySynAcks,
+        synproxyAcksValid: k.synproxyAcksValid,
+        synproxyAcksInvalid: k.synproxyAcksInvalid,
+        synproxyConnsOpened: k.synproxyConnsOpened,
+        synproxySynRetries: k.synproxySynRetries,
         otherHost: this.otherHost,
         noSocket: this.noSocket,
         zeroCopy: this.zeroCopy,
@@ -451,6 +507,17 @@ class DataPlane {
         workers: this.nWorkers,
       },
       drops: k.dropTable(),
+      defense: {
+        dropEntry: e.sysctls.dropEntry,
+        dropPacket: e.sysctls.dropPacket,
+        secureTcp: e.sysctls.secureTcp,
+        availmem: e.defense.availmem,
+        amemthresh: e.sysctls.amemthresh,
+        dropRate: e.defense.dropRate,
+        secureTcpTable: e.defense.secureTcpTable,
+        entriesDropped: e.defense.entriesDropped,
+        packetsDropped: e.defense.packetsDropped,
+      },
     };
   }
 
@@ -462,6 +529,7 @@ class DataPlane {
     this.locals6 = u.interfaces.flatMap((cfg) => (cfg.addrs6 ?? []).map((a) => a.addr6));
     if (r.opened.length > 0) this.filterKey = ""; // new sockets start without the filter
     this.refilter();
+    this.logFallbacks();
     return r;
   }
 
@@ -485,8 +553,11 @@ class DataPlane {
   private applyVrrp(o: VrrpOwnership): void {
     this.vrrp = o;
     this.engine.setVrrp(o.master, o.standby, o.macs ?? []);
+    this.engine.routes.setVrrp6(o.master6 ?? [], o.standby6 ?? [], o.macs6 ?? []);
+    // The nft guard keeps the kernel away from them in every state (the set does not change).
+    this.api.setVrrpAddresses([...o.master, ...o.standby], [...(o.master6 ?? []), ...(o.standby6 ?? [])]);
     // One entry per address: an instance's MAC may repeat, which only costs a compare.
-    this.vmacs = (o.macs ?? []).map((m) => Uint8Array.from(m.mac));
+    this.vmacs = [...(o.macs ?? []), ...(o.macs6 ?? [])].map((m) => Uint8Array.from(m.mac));
   }
 
   /** Is the frame's destination one of the virtual MACs (use_vmac) this director holds? */
@@ -500,14 +571,23 @@ class DataPlane {
   /** The master sync daemon started (a writer on the engine) or stopped. */
   private syncMaster(d: SyncDaemonConfig | null): void {
     const e = this.engine;
-    e.syncMaster = d === null ? null : new SyncSender(e, { syncid: d.syncid, maxlen: d.maxlen });
+    const sm = d === null ? null : new SyncSender(e, { syncid: d.syncid, maxlen: d.maxlen });
+    e.syncMaster = sm;
+    this.refresh = sm === null ? null : new TableRefresh(e.conns, sm, this.init.index ?? 0, this.nWorkers);
     this.syncSent = 0;
+  }
+
+  /** sync_table_refresh: 0 never, 1 when master and backup run together, 2 whenever a master runs. */
+  private syncRefresh(activeActive: boolean): void {
+    const mode = this.engine.sysctls.syncTableRefresh;
+    if (this.refresh === null || mode === 0 || (mode === 1 && !activeActive)) return;
+    this.refresh.start(performance.now());
   }
 
   /**
    * A backup's message: this worker installs the connections whose packets its fanout share
-   * brings (the client address's hash, or for FULLNAT the worker owning the local address; IPv6
-   * FULLNAT, and all IPv6 when the program could not spread it, on worker 0).
+   * brings: for FULLNAT the worker owning the local address, else the client address's hash (all
+   * IPv6 on worker 0 when the program could not spread it).
    */
   private syncIn(data: Uint8Array, syncid: number): void {
     const now = performance.now();
@@ -515,33 +595,19 @@ class DataPlane {
     const w = this.init.index ?? 0;
     const e = this.engine;
     decodeSyncMessage(data, data.length, syncid, (c: SyncConn) => {
-      if (n > 1) {
-        const mine =
-          c.af === 6
-            ? this.onWorker0v6(c)
-              ? w === 0
-              : fanoutHash(c.caddr) % n === w // caddr: the fold of the client's words, as the program's
-            : (c.flags & 7) === FWD_FULLNAT && c.laddr !== 0
-              ? e.lipTable.indexOf(c.laddr) % n === w
-              : fanoutHash(c.caddr) % n === w;
-        if (!mine) return;
-      }
+      if (n > 1 && this.workerOf(c) % n !== w) return;
       e.installSynced(c, now);
     });
   }
 
-  /** Whether the fanout program sends a synced IPv6 connection's packets to worker 0. */
-  private onWorker0v6(c: SyncConn): boolean {
-    const f = this.fanout6;
-    if (!f.spread || (c.flags & 7) === FWD_FULLNAT) return true;
-    const v = c.a6;
-    return f.worker0Vips.some(
-      (x) =>
-        x[0] === v[SA6_VADDR] &&
-        x[1] === v[SA6_VADDR + 1] &&
-        x[2] === v[SA6_VADDR + 2] &&
-        x[3] === v[SA6_VADDR + 3],
-    );
+  /** The worker (before the modulo) the fanout program gives a synced connection's packets. */
+  private workerOf(c: SyncConn): number {
+    const lips = this.engine.lipTable;
+    if ((c.flags & 7) === FWD_FULLNAT && (c.laddr !== 0 || c.lport !== 0))
+      return c.af === 6 && c.daf === 6 ? lips.indexOf6(c.a6, SA6_LADDR) : lips.indexOf(c.laddr);
+    if (c.af === 6 && !this.spreads6) return 0;
+    // caddr: an IPv6 client's fold, as the program's key.
+    return fanoutHash(c.caddr);
   }
 
   /** Every SYNC_SEND_DELAY_MS: partly filled messages old enough (2 s, as the kernel) and full ones go out. */
@@ -549,14 +615,31 @@ class DataPlane {
     const sm = this.engine.syncMaster;
     if (sm === null || now - this.syncSent < SYNC_SEND_DELAY_MS) return;
     this.syncSent = now;
+    const rf = this.refresh;
+    if (rf?.running === true) {
+      // At most 50 ms of the rate per step, and never more than the queue has room for.
+      const rate = this.engine.sysctls.syncTableRate;
+      const room = SYNC_QUEUE_MAX - sm.pending - 1;
+      if (room > 0 && rate > 0) rf.step(now, rate, Math.min(room, Math.max(1, Math.ceil(rate / 20))));
+    }
     sm.flush(now);
     const msgs = sm.takeMessages();
     if (msgs.length > 0) this.post({ type: "sync-out", msgs: msgs.map((m) => m.slice()) });
   }
 
+  /**
+   * The worker the fanout program gives an explained request: the client's hash, as the daemon
+   * asked (requests.ts explainWorker), but worker 0 for IPv6 when the program could not spread it.
+   */
+  private explainOwner(q: ExplainQuery): number {
+    return q.caddr6 !== undefined && this.nWorkers > 1 && !this.spreads6 ? 0 : (this.init.index ?? 0);
+  }
+
   /** `tsvs explain` from this worker's engine, at this moment, changing nothing. */
   private explain(q: ExplainQuery): Response {
     try {
+      const owner = this.explainOwner(q);
+      if (owner !== (this.init.index ?? 0)) return { explainAt: owner };
       const e = explainPacket(this.engine, q, performance.now());
       return { explain: { ...e, worker: { index: this.init.index ?? 0, of: this.nWorkers } } };
     } catch (err) {
@@ -587,14 +670,34 @@ class DataPlane {
           post({ type: "host", id: msg.id, ...this.followHost(msg) });
           break;
         case "vrrp":
-          this.applyVrrp({ master: msg.master, standby: msg.standby, macs: msg.macs });
+          this.applyVrrp({
+            master: msg.master,
+            standby: msg.standby,
+            macs: msg.macs,
+            master6: msg.master6,
+            standby6: msg.standby6,
+            macs6: msg.macs6,
+          });
           this.refilter();
           break;
         case "sync-master":
           this.syncMaster(msg.daemon);
           break;
+        case "sync-state": {
+          const ctl = this.engine.ctl;
+          const refused = msg.running && ctl.mixedFamilyDests() > 0;
+          if (!refused) ctl.syncRunning = msg.running;
+          const response: Response = refused
+            ? { error: IPVS_MESSAGES.invalid, code: "TSVS_ERR_INVALID" }
+            : { applied: 0 };
+          post({ type: "result", id: msg.id, response, guard: this.api.guard() });
+          break;
+        }
         case "sync-in":
           this.syncIn(msg.data, msg.syncid);
+          break;
+        case "sync-refresh":
+          this.syncRefresh(msg.activeActive);
           break;
         case "explain":
           post({ type: "result", id: msg.id, response: this.explain(msg.query), guard: this.api.guard() });
@@ -664,7 +767,8 @@ class DataPlane {
     const init = this.init;
     const socks = this.socks;
     const engine = this.engine;
-    const drainable = (init.io ?? "ring") === "mmsg";
+    // An XDP rx ring, like recvmmsg, returns what is there: fewer than a batch means empty.
+    const drainable = (init.io ?? "ring") === "mmsg" || init.io === "xdp";
     const spinMs = (init.spinUs ?? 0) / 1000;
     let lastFrameAt = 0;
     const c = libc();
@@ -697,12 +801,55 @@ class DataPlane {
   }
 }
 
+/**
+ * The warm-up's garbage (its labs' frames, some 100 MiB over a second) collected now and the
+ * allocator's free memory given back, so that the worker does not start with it in its RSS: the
+ * warm-up then costs the daemon 10-16 MiB (V8's grown heap, the compiled code), not 50-100.
+ */
+function releaseGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc !== undefined) {
+    gc();
+    // V8 frees the dead buffers' memory on a helper thread after the collection: a moment for it,
+    // and a second collection, before the allocator is trimmed (else ~40 MiB stay in the RSS).
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    gc();
+  }
+  libc().malloc_trim(0);
+}
+
 function run(init: WorkerInit): void {
   const port = init.port;
   const post = (m: FromWorker): void => port.postMessage(m);
   const placed = placeThread(init);
   post({ type: "log", level: "info", msg: "worker placed", data: { index: init.index ?? 0, ...placed } });
+  const warmupMs = init.warmupMs ?? 0;
+  if (warmupMs > 0) {
+    const w = warmUp(warmupMs);
+    releaseGarbage();
+    post({
+      type: "log",
+      level: w.failed === 0 ? "info" : "warn",
+      msg: "data path warmed up",
+      data: {
+        index: init.index ?? 0,
+        ...w,
+        ms: Math.round(w.ms),
+        rssMiB: Math.round(process.memoryUsage.rss() / 1048576),
+      },
+    });
+  }
   const dp = new DataPlane(init, post);
+  post({
+    type: "log",
+    level: "info",
+    msg: "connection table",
+    data: {
+      index: init.index ?? 0,
+      ...dp.tableSize(),
+      hugePageBytes: anonHugeBytes(),
+    },
+  });
   post({ type: "ready", guard: dp.guard() });
   dp.run(port);
   post({ type: "stopped" });

@@ -1,12 +1,15 @@
 // HTTP_GET / SSL_GET: every configured URL must answer with an accepted status code
 // (default any 2xx) and, when a digest is given, a body whose MD5 matches it
 // (keepalived's check_http.c; like keepalived, HTTPS does not verify the certificate:
-// the check is about the server answering, not about its identity).
+// the check is about the server answering, not about its identity). A server the director sends
+// the PROXY protocol to gets the check's header first, before the request (and before TLS's
+// ClientHello), as DPVS's keepalived writes it once connected (http_send_proxy_protocol).
 
 import { createHash } from "node:crypto";
-import { request as httpRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
-import { isIPv6 } from "node:net";
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { isIPv6, type NetConnectOpts, connect as netConnect, type Socket } from "node:net";
+import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
 import type { HttpUrl } from "../config/model.js";
 import type { CheckResult, CheckTarget } from "./checkers.js";
 import { settleOnce } from "./settle.js";
@@ -44,7 +47,7 @@ function getOnce(target: CheckTarget, url: HttpUrl, opts: HttpCheckOptions): Pro
       Connection: "close",
     },
     rejectUnauthorized: false,
-    agent: false,
+    agent: target.proxyHeader === undefined ? false : proxyAgent(opts.tls, target.proxyHeader),
   });
   return settleOnce(
     opts.timeoutMs,
@@ -87,6 +90,26 @@ function getOnce(target: CheckTarget, url: HttpUrl, opts: HttpCheckOptions): Pro
       req.end();
     },
   );
+}
+
+/** An agent whose connections start with the PROXY header (then TLS, for SSL_GET). */
+function proxyAgent(tls: boolean, header: Uint8Array): HttpAgent {
+  const raw = (o: NetConnectOpts): Socket => {
+    const s = netConnect(o);
+    s.write(header);
+    return s;
+  };
+  if (!tls) {
+    const a = new HttpAgent();
+    a.createConnection = (o) => raw(o as NetConnectOpts);
+    return a;
+  }
+  const a = new HttpsAgent({ rejectUnauthorized: false });
+  a.createConnection = (o) => {
+    const c = o as ConnectionOptions & NetConnectOpts;
+    return tlsConnect({ ...c, socket: raw(c) });
+  };
+  return a;
 }
 
 export async function httpCheck(target: CheckTarget, opts: HttpCheckOptions): Promise<CheckResult> {

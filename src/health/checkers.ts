@@ -14,6 +14,11 @@ export interface CheckTarget {
   port: number;
   /** keepalived's bindto: the source address, of the host's family. */
   localAddress?: string;
+  /**
+   * Bytes a TCP checker writes first: the PROXY protocol header of a check (proxy-proto.ts
+   * PP1_CHECK / PP2_CHECK) when the service sends the protocol to this real server.
+   */
+  proxyHeader?: Uint8Array;
 }
 
 export interface CheckResult {

@@ -5,10 +5,11 @@
 // Commands are handed to `apply` strictly in the order they were produced (one promise
 // chain), so a server that goes down then up is removed then re-added, never the reverse.
 
-import type { CheckSpec, ConfigModel } from "../config/model.js";
+import type { CheckSpec, ConfigModel, VirtualServerConfig } from "../config/model.js";
 import { addrText } from "../control/snapshot.js";
 import { formatIPv4 } from "../core/addr.js";
 import type { CtlCommand } from "../core/ctl-types.js";
+import { PP_V1, PP_V2, PP_VERSION_MASK, PP1_CHECK, PP2_CHECK, ppValue } from "../core/packet/proxy-proto.js";
 import { type CheckResult, type CheckTarget, runCheck as defaultRunCheck } from "./checkers.js";
 import { type HealthEvent, HealthState, type Step, type VirtualServerHealth } from "./state.js";
 
@@ -48,7 +49,22 @@ export function checkTarget(vs: VirtualServerHealth, i: number): CheckTarget {
   if (c === null || c.type === "misc") return { host: addrText(s.spec), port: s.config.port || s.spec.port };
   const host = c.connectIp6 ?? (c.connectIp !== 0 ? formatIPv4(c.connectIp) : addrText(s.spec));
   const port = c.connectPort !== 0 ? c.connectPort : s.config.port || s.spec.port;
-  return c.bindTo !== undefined ? { host, port, localAddress: c.bindTo } : { host, port };
+  const t: CheckTarget = c.bindTo !== undefined ? { host, port, localAddress: c.bindTo } : { host, port };
+  const h = checkProxyHeader(vs.config);
+  if (h !== null) t.proxyHeader = h;
+  return t;
+}
+
+/**
+ * The PROXY protocol header a check sends first (DPVS keepalived's http_send_proxy_protocol: v1
+ * "PROXY UNKNOWN", v2 the LOCAL command), so that a real server expecting the protocol takes the
+ * check's connection; only where the director sends the protocol, to FULLNAT real servers (DPVS's
+ * keepalived sends it whatever the method, to servers the director never sends it to).
+ */
+export function checkProxyHeader(vs: VirtualServerConfig): Uint8Array | null {
+  if (vs.lbKind !== "FULLNAT" || vs.proxyProtocol === undefined) return null;
+  const v = ppValue(vs.proxyProtocol) & PP_VERSION_MASK;
+  return v === PP_V1 ? PP1_CHECK : v === PP_V2 ? PP2_CHECK : null;
 }
 
 export class HealthRunner {

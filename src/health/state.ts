@@ -17,11 +17,12 @@
 //   before the sorry server goes.
 // - omega: on shutdown, the live servers and the quorum are reported as going down.
 
-import { delDest, destKey, sameDest, sameService } from "../config/diff.js";
+import { delDest, destKey, type Laddr, laddrKey, sameDest, sameLimit, sameService } from "../config/diff.js";
 import {
   type CheckSpec,
   type ConfigModel,
   destCommand,
+  laddrCommand,
   type RealServerConfig,
   serviceCommand,
   serviceKeyOf,
@@ -30,13 +31,23 @@ import {
   type VirtualServerConfig,
 } from "../config/model.js";
 import { addrPortText } from "../control/snapshot.js";
+import type { ConnLimitSpec } from "../core/conn-limit.js";
 import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec } from "../core/ctl-types.js";
 
+/**
+ * What happened, for the log; `script` is the keepalived notify_up/notify_down or
+ * quorum_up/quorum_down command line the event runs (do_rs_notifies, do_vs_notifies).
+ */
 export type HealthEvent =
-  | { kind: "rs-up" | "rs-down"; vs: string; rs: string; detail: string }
+  | { kind: "rs-up" | "rs-down"; vs: string; rs: string; detail: string; script?: string }
   | { kind: "rs-retry"; vs: string; rs: string; attempt: number; retries: number; detail: string }
-  | { kind: "quorum-lost" | "quorum-gained"; vs: string; weightSum: number; quorum: number }
+  | { kind: "quorum-lost" | "quorum-gained"; vs: string; weightSum: number; quorum: number; script?: string }
   | { kind: "sorry-server-on" | "sorry-server-off"; vs: string; rs: string };
+
+/** `{ script }` when the keyword is set, else nothing (events stay as they were without scripts). */
+function scriptOf(script: string | undefined): { script?: string } {
+  return script === undefined ? {} : { script };
+}
 
 export interface Step {
   commands: CtlCommand[];
@@ -94,7 +105,10 @@ export class VirtualServerHealth {
   /** Whether the service itself is in the table. */
   serviceInstalled = false;
   /** The FULLNAT local addresses this virtual server has put in the table (-P), in order. */
-  readonly installedLaddrs: number[] = [];
+  readonly installedLaddrs: Laddr[] = [];
+  /** The access-list rules ("deny RULE", "allow RULE") and the rate limit it has put there. */
+  readonly installedAcl = new Set<string>();
+  installedLimit: ConnLimitSpec | undefined = undefined;
 
   /**
    * `previous` carries state across a reload: servers with the same address, port and
@@ -127,6 +141,8 @@ export class VirtualServerHealth {
       this.serviceInstalled = previous.serviceInstalled;
       for (const [k, d] of previous.installed) this.installed.set(k, d);
       this.installedLaddrs.push(...previous.installedLaddrs);
+      for (const k of previous.installedAcl) this.installedAcl.add(k);
+      this.installedLimit = previous.installedLimit;
     }
   }
 
@@ -159,12 +175,24 @@ export class VirtualServerHealth {
     const { quorum, hysteresis } = this.config;
     if (this.quorumUp && (sum === 0 || sum < quorum - hysteresis)) {
       this.quorumUp = false;
-      events.push({ kind: "quorum-lost", vs: this.name, weightSum: sum, quorum });
+      events.push({
+        kind: "quorum-lost",
+        vs: this.name,
+        weightSum: sum,
+        quorum,
+        ...scriptOf(this.config.quorumDown),
+      });
       if (this.sorry !== null)
         events.push({ kind: "sorry-server-on", vs: this.name, rs: sorryName(this.sorry) });
     } else if (!this.quorumUp && sum > 0 && sum >= quorum + hysteresis) {
       this.quorumUp = true;
-      events.push({ kind: "quorum-gained", vs: this.name, weightSum: sum, quorum });
+      events.push({
+        kind: "quorum-gained",
+        vs: this.name,
+        weightSum: sum,
+        quorum,
+        ...scriptOf(this.config.quorumUp),
+      });
       if (this.sorry !== null)
         events.push({ kind: "sorry-server-off", vs: this.name, rs: sorryName(this.sorry) });
     }
@@ -195,13 +223,32 @@ export class VirtualServerHealth {
     this.installed.clear();
     for (const [k, d] of want) this.installed.set(k, d);
     // The local addresses (DPVS's laddr_group_name): new ones with the additions, gone ones last.
-    const laddrs = (this.config.localAddresses ?? []).map((a) => a >>> 0);
-    for (const a of laddrs)
-      if (!this.installedLaddrs.includes(a)) out.push({ op: "add-laddr", key, addr: a });
+    const laddrs: readonly Laddr[] = this.config.localAddresses ?? [];
+    const wanted = new Set(laddrs.map(laddrKey));
+    const installed = new Set(this.installedLaddrs.map(laddrKey));
+    for (const a of laddrs) if (!installed.has(laddrKey(a))) out.push(laddrCommand("add-laddr", key, a));
     for (const a of this.installedLaddrs)
-      if (!laddrs.includes(a)) later.push({ op: "del-laddr", key, addr: a });
+      if (!wanted.has(laddrKey(a))) later.push(laddrCommand("del-laddr", key, a));
     this.installedLaddrs.length = 0;
     this.installedLaddrs.push(...laddrs);
+    // Access lists and the rate limit (docs/acl.md): new rules with the additions, gone ones last.
+    const acl = [
+      ...(this.config.deny ?? []).map((r) => `deny ${r}`),
+      ...(this.config.allow ?? []).map((r) => `allow ${r}`),
+    ];
+    const aclCmd = (op: "add-acl" | "del-acl", k: string): CtlCommand => {
+      const sp = k.indexOf(" ");
+      return { op, key, list: k.slice(0, sp) as "deny" | "allow", rule: k.slice(sp + 1) };
+    };
+    for (const k of acl) if (!this.installedAcl.has(k)) out.push(aclCmd("add-acl", k));
+    const wantAcl = new Set(acl);
+    for (const k of this.installedAcl) if (!wantAcl.has(k)) later.push(aclCmd("del-acl", k));
+    this.installedAcl.clear();
+    for (const k of acl) this.installedAcl.add(k);
+    const lim = this.config.connLimit?.rate ? this.config.connLimit : undefined;
+    if (!sameLimit(this.installedLimit, lim))
+      out.push({ op: "set-conn-limit", key, limit: lim ?? { rate: 0, burst: 1, prefix4: 32, prefix6: 64 } });
+    this.installedLimit = lim;
     return out.concat(later);
   }
 
@@ -231,7 +278,7 @@ export class VirtualServerHealth {
       if (!s.alive) {
         s.alive = true;
         s.wentUp++;
-        events.push({ kind: "rs-up", vs: this.name, rs: s.name, detail });
+        events.push({ kind: "rs-up", vs: this.name, rs: s.name, detail, ...scriptOf(s.config.notifyUp) });
       }
     } else if (s.alive) {
       s.failures++;
@@ -249,7 +296,7 @@ export class VirtualServerHealth {
         s.alive = false;
         s.failures = 0;
         s.wentDown++;
-        events.push({ kind: "rs-down", vs: this.name, rs: s.name, detail });
+        events.push({ kind: "rs-down", vs: this.name, rs: s.name, detail, ...scriptOf(s.config.notifyDown) });
       }
     }
     if (events.length === 0 || events[0].kind === "rs-retry") return { commands: [], events, nextCheckMs };
@@ -262,9 +309,22 @@ export class VirtualServerHealth {
     const events: HealthEvent[] = [];
     if (!this.config.omega) return { commands: [], events };
     for (const s of this.servers)
-      if (s.alive) events.push({ kind: "rs-down", vs: this.name, rs: s.name, detail: "shutdown" });
+      if (s.alive)
+        events.push({
+          kind: "rs-down",
+          vs: this.name,
+          rs: s.name,
+          detail: "shutdown",
+          ...scriptOf(s.config.notifyDown),
+        });
     if (this.quorumUp)
-      events.push({ kind: "quorum-lost", vs: this.name, weightSum: 0, quorum: this.config.quorum });
+      events.push({
+        kind: "quorum-lost",
+        vs: this.name,
+        weightSum: 0,
+        quorum: this.config.quorum,
+        ...scriptOf(this.config.quorumDown),
+      });
     return { commands: [], events };
   }
 }

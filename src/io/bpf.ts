@@ -287,14 +287,8 @@ export interface FanoutSpec {
   rips: readonly number[];
   /** IPv6 NAT/FULLNAT real servers (text), as `rips`. */
   rips6?: readonly string[];
-  /**
-   * IPv6 destinations whose frames all go to worker 0: the IPv6 local addresses and the VIPs of the
-   * services that have some. IPv6 LIPs are not shared out (core/service.ts laddrs6: every worker
-   * would use every one), so IPv6 FULLNAT, requests and replies, stays on the first worker.
-   */
-  worker0Dsts6?: readonly string[];
-  /** Every IPv6 frame to worker 0 (an IPv6 fwmark service with local addresses: no VIP to key on). */
-  allIpv6ToWorker0?: boolean;
+  /** IPv6 FULLNAT local addresses (text) and their owners, as `lips`. */
+  lips6?: readonly { addr6: string; worker: number }[];
 }
 
 /**
@@ -302,21 +296,21 @@ export interface FanoutSpec {
  * af_packet.c fanout_demux_bpf). Key = the client address: the source of a request, the
  * destination of a NAT reply (source ∈ rips) — the one address both directions share — mixed by a
  * multiplicative hash; for IPv6, the fold of its four words (ipv6Fold) mixed the same way. A frame
- * to a LIP (FULLNAT reply) goes to the worker owning that LIP, which is the worker that chose it.
- * IPv6 FULLNAT (to an IPv6 LIP or to a VIP of a service with IPv6 LIPs) and NDP go to worker 0, as
- * does every other frame, and all of IPv6 when its sets would not fit in BPF_MAXINSNS.
+ * to a LIP, IPv4 or IPv6 (a FULLNAT reply), goes to the worker owning that LIP, which is the
+ * worker that chose it. NDP goes to worker 0, as does every other frame, and all of IPv6 when its
+ * sets would not fit in BPF_MAXINSNS.
  */
 export function compileFanoutProgram(spec: FanoutSpec): BpfProgram {
-  const p = fanoutProgram(spec, spec.allIpv6ToWorker0 !== true);
+  const p = fanoutProgram(spec, true);
   return p.length / 8 <= BPF_MAX_INSNS ? p : fanoutProgram(spec, false);
 }
 
 /**
- * Whether the program compiled from spec spreads IPv6 by client (false: every IPv6 frame goes to
- * worker 0); a synced IPv6 entry is installed where its packets will arrive.
+ * Whether the program compiled from spec spreads IPv6 (false: every IPv6 frame goes to worker 0);
+ * a synced IPv6 entry is installed where its packets will arrive.
  */
 export function fanoutSpreadsIpv6(spec: FanoutSpec): boolean {
-  return spec.allIpv6ToWorker0 !== true && fanoutProgram(spec, true).length / 8 <= BPF_MAX_INSNS;
+  return fanoutProgram(spec, true).length / 8 <= BPF_MAX_INSNS;
 }
 
 function fanoutProgram(spec: FanoutSpec, spread6: boolean): BpfProgram {
@@ -353,7 +347,10 @@ function fanoutProgram(spec: FanoutSpec, spread6: boolean): BpfProgram {
     for (let i = 0; i < NDISC_TYPES.length; i++) a.emit(JEQ_K, NDISC_TYPES[i], NDISC_TYPES.length - i, 0);
     a.emit(JA, 1);
     a.emit(RET_K, 0);
-    for (const w of words6([...(spec.worker0Dsts6 ?? [])])) a.acceptIfEq6(NET6_DADDR, w, 0);
+    for (const l of spec.lips6 ?? []) {
+      const w = ipv6TextWords(l.addr6);
+      if (w !== null) a.acceptIfEq6(NET6_DADDR, w, l.worker);
+    }
     const reply6 = words6([...(spec.rips6 ?? [])]).map((w) => a.jumpIfEq6(NET6_SADDR, w));
     a.fold6(NET6_SADDR);
     toMix.push(a.emit(JA));

@@ -1,11 +1,13 @@
 // What the data plane needs from a link backend: batches of received frames it may rewrite in place,
-// and a transmit queue flushed once per loop. Two backends implement it: PacketSocket (recvmmsg and
-// sendmmsg, src/io/afpacket.ts) and RingSocket (a TPACKET_V3 mmap receive ring, src/io/ring.ts).
+// and a transmit queue flushed once per loop. Three backends implement it: PacketSocket (recvmmsg and
+// sendmmsg, src/io/afpacket.ts), RingSocket (a TPACKET_V3 mmap receive ring, src/io/ring.ts) and
+// XdpSocket (AF_XDP rings over a UMEM, src/io/xdp.ts; the daemon falls back to mmsg where the XDP
+// program cannot be attached).
 
 import type { BpfProgram } from "./bpf.js";
 
-export type IoBackend = "mmsg" | "ring";
-export const IO_BACKENDS: readonly IoBackend[] = ["mmsg", "ring"];
+export type IoBackend = "mmsg" | "ring" | "xdp";
+export const IO_BACKENDS: readonly IoBackend[] = ["mmsg", "ring", "xdp"];
 
 /** Counters kept by the socket itself (monotonic, never reset). */
 export interface PacketSocketCounters {

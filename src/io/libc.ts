@@ -141,6 +141,14 @@ export interface Libc {
   /** mmap(2) of a packet socket's ring: the returned pointer is koffi's (view it with koffi.view). */
   mmap(len: number, prot: number, flags: number, fd: number): NativePtr;
   munmap(addr: NativePtr, len: number): number;
+  /**
+   * mmap(2) in full, the address as an integer (0n: the kernel's choice): for a mapping placed
+   * inside a reservation (MAP_FIXED) or at a page offset (AF_XDP's rings). The returned pointer is
+   * koffi's; compare koffi.address(p) with MAP_FAILED.
+   */
+  mmapAt(addr: bigint, len: number, prot: number, flags: number, fd: number, off: number): NativePtr;
+  munmapAt(addr: bigint, len: number): number;
+  madvise(addr: bigint, len: number, advice: number): number;
   /** send(2) with a plain address: (fd, 0, 0, 0) is the kick of a PACKET_TX_RING. */
   send(fd: number, buf: number, len: number, flags: number): number;
   /** recv(2) into a plain address (the rtnetlink socket reads its notifications with MSG_DONTWAIT). */
@@ -157,6 +165,8 @@ export interface Libc {
   sched_setaffinity(pid: number, size: number, mask: NativePtr): number;
   sched_getaffinity(pid: number, size: number, mask: NativePtr): number;
   gettid(): number;
+  /** malloc_trim(3): gives the allocator's free memory back to the kernel. */
+  malloc_trim(pad: number): number;
 }
 
 let cached: Libc | null = null;
@@ -185,6 +195,9 @@ export function libc(): Libc {
     close: lib.func("int close(int fd)"),
     mmap: lib.func("void *mmap(void *addr, size_t len, int prot, int flags, int fd, intptr_t off)"),
     munmap: lib.func("int munmap(void *addr, size_t len)"),
+    mmapAt: lib.func("void *mmap(uint64_t addr, size_t len, int prot, int flags, int fd, intptr_t off)"),
+    munmapAt: lib.func("int munmap(uint64_t addr, size_t len)"),
+    madvise: lib.func("int madvise(uint64_t addr, size_t len, int advice)"),
     send: lib.func("intptr_t send(int fd, uintptr_t buf, size_t len, int flags)"),
     recv: lib.func("intptr_t recv(int fd, uintptr_t buf, size_t len, int flags)"),
     if_nametoindex: lib.func("unsigned int if_nametoindex(const char *name)"),
@@ -192,6 +205,7 @@ export function libc(): Libc {
     sched_setaffinity: lib.func("int sched_setaffinity(int pid, size_t size, void *mask)"),
     sched_getaffinity: lib.func("int sched_getaffinity(int pid, size_t size, void *mask)"),
     gettid: lib.func("int gettid(void)"),
+    malloc_trim: lib.func("int malloc_trim(size_t pad)"),
   };
   cached = {
     koffi,
@@ -205,6 +219,9 @@ export function libc(): Libc {
     close: raw.close,
     mmap: (len, prot, flags, fd) => raw.mmap(null, len, prot, flags, fd, 0),
     munmap: raw.munmap,
+    mmapAt: raw.mmapAt,
+    munmapAt: raw.munmapAt,
+    madvise: raw.madvise,
     send: raw.send,
     recv: raw.recv,
     if_nametoindex: raw.if_nametoindex,
@@ -214,6 +231,7 @@ export function libc(): Libc {
     sched_setaffinity: raw.sched_setaffinity,
     sched_getaffinity: raw.sched_getaffinity,
     gettid: raw.gettid,
+    malloc_trim: raw.malloc_trim,
   };
   return cached;
 }

@@ -16,6 +16,14 @@ export function ip(...args: string[]): string {
   return run("ip", args);
 }
 
+/** The network namespaces whose name starts with `prefix`, from `ip netns list` (throws where ip fails). */
+export function namespacesWith(prefix = ""): string[] {
+  return ip("netns", "list")
+    .split("\n")
+    .map((l) => l.split(" ")[0])
+    .filter((n) => n !== "" && n.startsWith(prefix));
+}
+
 /** Runs argv inside namespace ns (`ip netns exec NS …`); throws with stderr on failure. */
 export function nsExec(ns: string, argv: readonly string[], opts: { timeoutMs?: number } = {}): string {
   return run("ip", ["netns", "exec", ns, ...argv], opts.timeoutMs);
@@ -71,21 +79,24 @@ export function addNetns(name: string): void {
   ip("-n", name, "link", "set", "lo", "up");
 }
 
+const IPV6_OFF = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"];
+/** IPv6 on for the links made later, with no router advertisement to act on and no DAD to wait for. */
+const IPV6_ON = ["all", "default"].flatMap((k) => [
+  `net.ipv6.conf.${k}.disable_ipv6=0`,
+  `net.ipv6.conf.${k}.accept_dad=0`,
+  `net.ipv6.conf.${k}.accept_ra=0`,
+]);
+
 /**
  * Namespaces for a test topology: leftovers of a killed run with the same names are removed,
- * then each is created with IPv6 off (router solicitations would only add noise).
+ * then each is created with IPv6 off (router solicitations would only add noise), or with
+ * `ipv6` on but quiet (no RA, no DAD: an address is usable at once), before any link exists.
  */
-export function freshNetns(names: readonly string[]): void {
+export function freshNetns(names: readonly string[], opts: { ipv6?: boolean } = {}): void {
   for (const ns of names) delNetns(ns);
   for (const ns of names) {
     addNetns(ns);
-    nsExec(ns, [
-      "sysctl",
-      "-q",
-      "-w",
-      "net.ipv6.conf.all.disable_ipv6=1",
-      "net.ipv6.conf.default.disable_ipv6=1",
-    ]);
+    nsExec(ns, ["sysctl", "-q", "-w", ...(opts.ipv6 === true ? IPV6_ON : IPV6_OFF)]);
   }
 }
 

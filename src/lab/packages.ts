@@ -15,6 +15,8 @@ const PROBE: Record<string, string> = {
   nftables: "nft",
   "iputils-ping": "ping",
   traceroute: "traceroute",
+  systemd: "systemd-analyze",
+  bird2: "bird",
 };
 
 export function commandPath(cmd: string): string | null {

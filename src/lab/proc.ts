@@ -7,6 +7,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:f
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TsvsError } from "../core/errors.js";
+import { namespacesWith } from "../io/netns.js";
 
 export interface ProcRef {
   pid: number;
@@ -45,6 +46,29 @@ export function procAlive(p: ProcRef): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Earlier runs that left namespaces `<prefix><id>-…` behind and whose process is gone (killed
+ * before their cleanup): their ids, each the run's pid written in `radix`. Never this process's.
+ */
+export function deadRuns(prefix: string, radix = 10): string[] {
+  let names: string[];
+  try {
+    names = namespacesWith(prefix);
+  } catch {
+    return [];
+  }
+  const re = new RegExp(`^${prefix}(${radix === 10 ? "\\d" : "[0-9a-z]"}+)-`);
+  const ids = new Set<string>();
+  for (const n of names) {
+    const m = re.exec(n);
+    if (m !== null) ids.add(m[1]);
+  }
+  return [...ids].filter((id) => {
+    const pid = Number.parseInt(id, radix);
+    return pid !== process.pid && !procAlive({ pid, start: 0, what: "" });
+  });
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -27,7 +27,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsvsError } from "../core/errors.js";
-import { addNetns, delNetns, ip, netnsPids, nsExec, nsExecStatus } from "../io/netns.js";
+import { addNetns, delNetns, ip, namespacesWith, netnsPids, nsExec, nsExecStatus } from "../io/netns.js";
 import { commandPath } from "./packages.js";
 import { type ProcRef, procAlive, stopProc } from "./proc.js";
 
@@ -222,12 +222,7 @@ export function writeState(names: LabNames, st: LabState): void {
 
 /** Namespaces whose name is one of the lab's, HA's second director included (from `ip netns list`). */
 export function existingNamespaces(names: LabNames): string[] {
-  const have = new Set(
-    ip("netns", "list")
-      .split("\n")
-      .map((l) => l.split(" ")[0])
-      .filter((l) => l !== ""),
-  );
+  const have = new Set(namespacesWith());
   return labNamespaces(names, true).filter((n) => have.has(n));
 }
 

@@ -1,6 +1,6 @@
 import { formatIPv6, ipv6ApplyPrefix, parseIPv6 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
-import type { DecapChoice, DecapMode, Finding, RealserverMethod } from "./checks.js";
+import type { DecapChoice, DecapMode, Finding, RealserverMethod, TunnelType } from "./checks.js";
 // Pure decisions of `tsvs realserver` for an IPv6 VIP (issue 14; realserver6.ts gathers the facts).
 //
 // What NDP does with a VIP on lo, as net/ipv6 does it (and as the e2e test sees it):
@@ -21,7 +21,8 @@ import type { DecapChoice, DecapMode, Finding, RealserverMethod } from "./checks
 //     probe the link, and with several real servers all but the first would mark it dadfailed.
 // The settings that matter instead: IPv6 on (disable_ipv6 0) on lo and the director-facing
 // interface, the RIP past DAD, a host rather than a router (forwarding 0), a route back to the
-// clients, and for TUN a decapsulator for next header 41 (IPv6 in IPv6 or IPv4).
+// clients, and for TUN a decapsulator for the director's tunnel type: next header 41 (IPv6 in IPv6 or
+// IPv4), GUE (proto_ctype 41) or GRE (protocol 0x86DD) over either family.
 
 /** An IPv6 address of an interface as `ip -j addr` shows it. */
 export interface Addr6 {
@@ -326,18 +327,41 @@ export interface KernelTunnels6 {
   ip6tnl: boolean;
   /** sit: the fallback device sit0 exists (IPv6 in IPv4). */
   sit: boolean;
+  /** fou: its generic-netlink family answers (GUE ports over IPv4 and IPv6). */
+  fou?: boolean;
+  /** ip_gre: gre0 exists (GRE over IPv4, either protocol inside). */
+  gre?: boolean;
+  /** ip6_gre: ip6gre0 exists (GRE over IPv6). */
+  ip6gre?: boolean;
 }
 
-/** The kernel's devices for an IPv6 VIP: ip6tnl0 takes next header 41 inside IPv6, sit0 protocol 41 inside IPv4. */
+/**
+ * The kernel's devices for an IPv6 VIP, per tunnel type: ip6tnl0 takes next header 41 inside IPv6,
+ * sit0 protocol 41 inside IPv4 (GUE: fou resubmits the inner datagram to those by proto_ctype 41,
+ * gue_udp_recv); gre0 and ip6gre0 take GRE protocol 0x86DD over IPv4 and IPv6.
+ */
 export const KERNEL_DEVICES6 = ["ip6tnl0", "sit0"] as const;
+export function kernelDevices6(type: TunnelType): readonly string[] {
+  return type === "gre" ? ["gre0", "ip6gre0"] : KERNEL_DEVICES6;
+}
 
 /**
- * Kernel or user space for an IPv6 VIP's tunnels: the kernel where it has both ip6_tunnel and sit
- * (the director may tunnel over either family), else the user-space decapsulator, which takes both.
+ * Kernel or user space for an IPv6 VIP's tunnels: the kernel where it has every module the type
+ * needs for both outer families (the director tunnels over the real server's family, which the
+ * server cannot know): IPIP ip6_tunnel and sit; GUE fou too; GRE ip_gre and ip6_gre. Else the
+ * user-space decapsulator, which takes both.
  */
-export function chooseDecap6(mode: DecapMode, k: KernelTunnels6): DecapChoice {
-  const has = k.ip6tnl && k.sit;
-  const need = "the ip6_tunnel and sit modules (ip6tnl0, sit0)";
+export function chooseDecap6(mode: DecapMode, k: KernelTunnels6, type: TunnelType = "ipip"): DecapChoice {
+  const has =
+    type === "gre"
+      ? k.gre === true && k.ip6gre === true
+      : k.ip6tnl && k.sit && (type !== "gue" || k.fou === true);
+  const need =
+    type === "gre"
+      ? "the ip_gre and ip6_gre modules (gre0, ip6gre0)"
+      : type === "gue"
+        ? "the fou, ip6_tunnel and sit modules (GUE ports over IPv4 and IPv6, ip6tnl0, sit0)"
+        : "the ip6_tunnel and sit modules (ip6tnl0, sit0)";
   if (mode === "user")
     return {
       how: "user",

@@ -33,11 +33,19 @@
 //     option is applied to the inner datagram before it is delivered. A socket on the port also
 //     spares the director ICMP port-unreachable errors.
 //   - IPv6 (issue 14): the kernel's tunnel method puts an IPv6 datagram behind next header 41 and
-//     an IPv4 one behind 4, inside IPv6 or IPv4 as the destination's family says (ip_vs_xmit.c,
-//     ip_vs_prepare_tunneled_skb), so one decapsulator takes every outer family for its inner one
-//     (--family, the VIP's): inner IPv4 = raw IPv4 socket for 4 and raw IPv6 socket for 4; inner
-//     IPv6 = raw IPv6 socket for 41 and raw IPv4 socket for 41. The two processes of a dual-stack
-//     server hold disjoint protocols, so no datagram is taken twice. A raw IPv6 socket is handed
+//     an IPv4 one behind 4 (GUE: proto_ctype 41 or 4; GRE: protocol 0x86DD or 0x0800), inside
+//     IPv6 or IPv4 as the destination's family says (ip_vs_xmit.c: ip_vs_bind_xmit picks
+//     ip_vs_tunnel_xmit_v6 by the destination's family, ip_vs_prepare_tunneled_skb the inner
+//     protocol by the service's), so a decapsulator takes every outer family. IPIP, for its inner
+//     family (--family, the VIP's): inner IPv4 = raw IPv4 socket for 4 and raw IPv6 socket for 4;
+//     inner IPv6 = raw IPv6 socket for 41 and raw IPv4 socket for 41 — the two processes of a
+//     dual-stack server hold disjoint protocols, so no datagram is taken twice. GUE and GRE name
+//     the inner family in their own header, so their decapsulator delivers both, as fou and the
+//     gre0/ip6gre0 devices do: GUE = the UDP port over IPv4 and over IPv6 (a second socket,
+//     IPV6_V6ONLY as fou's, with UDP_NO_CHECK6_RX: the director sends GUE over IPv6 with a zero
+//     UDP checksum unless --tun-csum, udp6_set_csum(nocheck), and a UDPv6 socket drops those
+//     without the option); GRE = raw sockets for 47 over IPv4 and IPv6. One serves both VIPs of a
+//     dual-stack server (realserver setup shares it). A raw IPv6 socket is handed
 //     the payload only (RFC 3542 §3: no IPv6 header on input; the kernel has walked the outer
 //     header and its extension headers and reassembled fragments): the inner datagram starts at
 //     byte 0, the outer source comes as msg_name and the outer destination as IPV6_PKTINFO. Without
@@ -60,7 +68,7 @@ import { pathToFileURL } from "node:url";
 import { formatIPv6, parseIPv6 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
 import { greDecap, IPPROTO_GRE } from "../core/packet/gre.js";
-import { gueDecap } from "../core/packet/gue.js";
+import { GUE_PROTO_CTYPE, gueDecap } from "../core/packet/gue.js";
 import {
   addressOf,
   EAGAIN,
@@ -93,6 +101,13 @@ const IPPROTO_IPIP = 4;
 /** IPv6 inside (IPv4 or IPv6): protocol / next header 41; also the IPv6 socket option level. */
 const IPPROTO_IPV6 = 41;
 const IP_PKTINFO = 8;
+/** IPV6_V6ONLY: the IPv6 GUE socket takes IPv6 only (the IPv4 one has the port over IPv4). */
+const IPV6_V6ONLY = 26;
+/** SOL_UDP and UDP_NO_CHECK6_RX (include/uapi/linux/udp.h): accept a zero UDP checksum over IPv6. */
+const SOL_UDP = 17;
+const UDP_NO_CHECK6_RX = 102;
+/** GRE's protocol for an IPv6 datagram inside (ETH_P_IPV6). */
+const ETH_P_IPV6 = 0x86dd;
 const IPV6_RECVPKTINFO = 49;
 const IPV6_PKTINFO = 50;
 const SO_RCVTIMEO = 20;
@@ -200,7 +215,7 @@ export function openRawSocket(proto: number, name: string, timeoutMs: number): n
 }
 
 /**
- * A raw IPv6 socket for next header `proto` (41 IPv6-in-IPv6, 4 IPv4-in-IPv6) reporting each
+ * A raw IPv6 socket for next header `proto` (41 IPv6-in-IPv6, 4 IPv4-in-IPv6, 47 GRE) reporting each
  * datagram's destination (IPV6_RECVPKTINFO); null when the kernel has no IPv6 (EAFNOSUPPORT).
  */
 export function openRawSocket6(proto: number, name: string, timeoutMs: number): number | null {
@@ -244,6 +259,35 @@ export function openGueSocket(port: number, timeoutMs: number): number {
     const e = c.errno();
     c.close(fd);
     throw new SyscallError(`bind(UDP port ${port})`, e);
+  }
+  setRecvTimeout(fd, timeoutMs);
+  return fd;
+}
+
+/**
+ * The GUE socket over IPv6: bound to [::]:port with IPV6_V6ONLY (as fou's IPv6 socket), reporting
+ * each datagram's destination (IPV6_PKTINFO), taking a zero UDP checksum (UDP_NO_CHECK6_RX: fou's
+ * socket has no_check6_rx, udp_sock_create6), with a receive timeout; null when the kernel has no
+ * IPv6 (EAFNOSUPPORT).
+ */
+export function openGueSocket6(port: number, timeoutMs: number): number | null {
+  const c = libc();
+  const fd = c.socket(AF_INET6, SOCK_DGRAM | O_CLOEXEC, 0);
+  if (fd < 0) {
+    const e = c.errno();
+    if (e === EAFNOSUPPORT) return null;
+    throw new SyscallError("socket(AF_INET6, SOCK_DGRAM)", e);
+  }
+  setFlag(fd, IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY");
+  setFlag(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, "IPV6_RECVPKTINFO");
+  setFlag(fd, SOL_UDP, UDP_NO_CHECK6_RX, "UDP_NO_CHECK6_RX");
+  const sa = Buffer.alloc(SIZEOF_SOCKADDR_IN6);
+  sa.writeUInt16LE(AF_INET6, 0);
+  sa.writeUInt16BE(port, 2);
+  if (c.bind(fd, sa, SIZEOF_SOCKADDR_IN6) < 0) {
+    const e = c.errno();
+    c.close(fd);
+    throw new SyscallError(`bind(UDP port ${port}, IPv6)`, e);
   }
   setRecvTimeout(fd, timeoutMs);
   return fd;
@@ -309,26 +353,77 @@ export function innerOffset(buf: Uint8Array, len: number, accept: Uint32Array): 
   return innerIpv4(buf, ihl, len);
 }
 
-/** The same for a GRE datagram (outer header included), its GRE header checked (packet/gre.ts). */
+/** The inner datagram at buf[off] of family `af` (the tunnel header's word for it). */
+function innerOf(af: DecapFamily, buf: Uint8Array, off: number, len: number): number {
+  return af === 6 ? innerIpv6(buf, off, len) : innerIpv4(buf, off, len);
+}
+
+/**
+ * The inner datagram of the GRE packet at buf[off, len): its offset (the protocol says its family:
+ * 0x0800 IPv4, 0x86DD IPv6), or DECAP_BAD_OUTER / DECAP_BAD_INNER.
+ */
+function greInner(buf: Uint8Array, off: number, len: number): number {
+  const at = greDecap(buf, off, len - off);
+  if (at < 0) return at === -4 ? DECAP_BAD_INNER : DECAP_BAD_OUTER;
+  return innerOf(((buf[off + 2] << 8) | buf[off + 3]) === ETH_P_IPV6 ? 6 : 4, buf, at, len);
+}
+
+/** The inner datagram of the GUE datagram at buf[0, len) (a UDP payload), as greInner (proto_ctype 4 or 41). */
+function gueInner(buf: Uint8Array, len: number): number {
+  const at = gueDecap(buf, 0, len);
+  if (at < 0) return at === -5 ? DECAP_BAD_INNER : DECAP_BAD_OUTER;
+  return innerOf(buf[GUE_PROTO_CTYPE] === IPPROTO_IPV6 ? 6 : 4, buf, at, len);
+}
+
+/**
+ * The same for a GRE datagram over IPv4 (outer header included), its GRE header checked
+ * (packet/gre.ts); the inner datagram of either family.
+ */
 export function greInnerOffset(buf: Uint8Array, len: number, accept: Uint32Array): number {
   const ihl = outerIpv4(buf, len, IPPROTO_GRE);
   if (ihl < 0) return DECAP_BAD_OUTER;
   if (accept.length > 0 && !hasAddr(accept, readU32be(buf, 16))) return DECAP_NOT_LOCAL;
-  const off = greDecap(buf, ihl, len - ihl);
-  if (off < 0) return off === -4 ? DECAP_BAD_INNER : DECAP_BAD_OUTER;
-  return innerIpv4(buf, off, len);
+  return greInner(buf, ihl, len);
 }
 
 /**
- * The same for a GUE datagram as a UDP socket hands it over (buf[0, len) = the UDP payload; dst =
- * the outer destination address from IP_PKTINFO). A remote-checksum option is applied in place,
- * after the address check (so a second call after an address refresh does not apply it twice).
+ * The same for a GUE datagram over IPv4 as a UDP socket hands it over (buf[0, len) = the UDP
+ * payload; dst = the outer destination address from IP_PKTINFO). A remote-checksum option is
+ * applied in place, after the address check (so a second call after an address refresh does not
+ * apply it twice).
  */
 export function gueInnerOffset(buf: Uint8Array, len: number, dst: number, accept: Uint32Array): number {
   if (accept.length > 0 && !hasAddr(accept, dst >>> 0)) return DECAP_NOT_LOCAL;
-  const off = gueDecap(buf, 0, len);
-  if (off < 0) return off === -5 ? DECAP_BAD_INNER : DECAP_BAD_OUTER;
-  return innerIpv4(buf, off, len);
+  return gueInner(buf, len);
+}
+
+/**
+ * GRE over IPv6, as a raw IPv6 socket for next header 47 hands it over: buf[0, len) is the GRE
+ * packet (the kernel consumed the outer header); the outer destination is dst[dstOff, +16)
+ * (IPV6_PKTINFO); accept6 as ipxip6InnerOffset.
+ */
+export function gre6InnerOffset(
+  buf: Uint8Array,
+  len: number,
+  dst: Uint8Array,
+  dstOff: number,
+  accept6: Uint8Array,
+): number {
+  if (accept6.length > 0 && !hasAddr6(accept6, dst, dstOff)) return DECAP_NOT_LOCAL;
+  if (len < 4) return DECAP_BAD_OUTER;
+  return greInner(buf, 0, len);
+}
+
+/** GUE over IPv6, as the IPv6 UDP socket hands it over (the UDP payload; destination from IPV6_PKTINFO). */
+export function gue6InnerOffset(
+  buf: Uint8Array,
+  len: number,
+  dst: Uint8Array,
+  dstOff: number,
+  accept6: Uint8Array,
+): number {
+  if (accept6.length > 0 && !hasAddr6(accept6, dst, dstOff)) return DECAP_NOT_LOCAL;
+  return gueInner(buf, len);
 }
 
 /**
@@ -675,17 +770,17 @@ function gueReceiver(
 }
 
 /**
- * A raw IPv6 socket for next header 41 or 4: the inner datagram at buf[0], the outer source from
- * msg_name (sin6_addr), the outer destination from IPV6_PKTINFO (ipi6_addr). A datagram without
- * the control message (never seen) is checked against ::, which no list holds.
+ * A raw IPv6 socket (next header 41, 4 or 47) or the IPv6 GUE socket: the datagram's payload at
+ * buf[0], the outer source from msg_name (sin6_addr), the outer destination from IPV6_PKTINFO
+ * (ipi6_addr), classified by `classify(len, dst, dstOff)`. A datagram without the control message
+ * (never seen) is checked against ::, which no list holds.
  */
 function raw6Receiver(
   fd: number,
-  inner: DecapFamily,
+  label: string,
   base: number,
-  buf: Uint8Array,
   tally: DecapTally,
-  acc: DecapAccept,
+  classify: (len: number, dst: Uint8Array, dstOff: number) => number,
 ): Receiver {
   const m = msgReceiver(fd, base, SIZEOF_SOCKADDR_IN6, {
     level: IPPROTO_IPV6,
@@ -695,21 +790,22 @@ function raw6Receiver(
   });
   return {
     fd,
-    label: `IPv6 next header ${inner === 6 ? IPPROTO_IPV6 : IPPROTO_IPIP}`,
+    label,
     recv: () => {
       const len = m.recv();
       if (len >= 0 && !m.cmsg()) m.meta.fill(0, m.data, m.data + 16);
       return len;
     },
-    classify: (len) => ipxip6InnerOffset(inner, buf, len, m.meta, m.data, acc.v6),
+    classify: (len) => classify(len, m.meta, m.data),
     account: (off) => tally.account6(off, m.meta, m.name + SIN6_ADDR, m.meta, m.data),
   };
 }
 
 /**
- * The sockets for a tunnel type and inner family. Inner IPv4: IPIP over IPv4 and over IPv6 (the
- * latter skipped where the kernel has no IPv6), GRE or GUE over IPv4. Inner IPv6: next header 41
- * over IPv6 and over IPv4; GUE and GRE around IPv6 are not decapsulated here (yet).
+ * The sockets for a tunnel type and inner family. IPIP: inner IPv4 = protocol 4 over IPv4 and over
+ * IPv6; inner IPv6 = next header 41 over IPv6 and over IPv4. GUE and GRE, whatever the family (their
+ * header names the inner one, both are delivered): the UDP port or protocol 47, over IPv4 and over
+ * IPv6. An IPv6 socket is skipped where the kernel has no IPv6, except for an IPv6 VIP's IPIP.
  */
 function openReceivers(
   type: DecapType,
@@ -722,33 +818,43 @@ function openReceivers(
 ): Receiver[] {
   const raw4 = (proto: number, name: string, classify: (len: number) => number): Receiver =>
     rawReceiver(openRawSocket(proto, name, 1000), `IPv4 protocol ${proto}`, base, buf, tally, classify);
+  const raw6 = (
+    fd: number | null,
+    label: string,
+    classify: (len: number, dst: Uint8Array, dstOff: number) => number,
+  ): Receiver[] => (fd === null ? [] : [raw6Receiver(fd, label, base, tally, classify)]);
+  if (type === "gue")
+    return [
+      gueReceiver(openGueSocket(port, 1000), base, buf, tally, acc),
+      ...raw6(openGueSocket6(port, 1000), "UDP over IPv6 (GUE)", (len, dst, at) =>
+        gue6InnerOffset(buf, len, dst, at, acc.v6),
+      ),
+    ];
+  if (type === "gre")
+    return [
+      raw4(IPPROTO_GRE, "IPPROTO_GRE", (len) => greInnerOffset(buf, len, acc.v4)),
+      ...raw6(
+        openRawSocket6(IPPROTO_GRE, "IPPROTO_GRE", 1000),
+        `IPv6 next header ${IPPROTO_GRE}`,
+        (len, dst, at) => gre6InnerOffset(buf, len, dst, at, acc.v6),
+      ),
+    ];
+  const nh = family === 6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+  const ipxip6 = (len: number, dst: Uint8Array, at: number): number =>
+    ipxip6InnerOffset(family, buf, len, dst, at, acc.v6);
+  const fd6 = openRawSocket6(nh, family === 6 ? "IPPROTO_IPV6" : "IPPROTO_IPIP", 1000);
   if (family === 6) {
-    if (type !== "ipip")
-      throw new TsvsError(
-        "TSVS_ERR_USAGE",
-        `${type.toUpperCase()} around IPv6 datagrams is not decapsulated: use --type ipip (next header 41)`,
-      );
-    const fd6 = openRawSocket6(IPPROTO_IPV6, "IPPROTO_IPV6", 1000);
     if (fd6 === null)
       throw new TsvsError("TSVS_ERR_HOST", "this kernel has no IPv6 (socket(AF_INET6): EAFNOSUPPORT)");
     return [
-      raw6Receiver(fd6, 6, base, buf, tally, acc),
+      ...raw6(fd6, `IPv6 next header ${nh}`, ipxip6),
       raw4(IPPROTO_IPV6, "IPPROTO_IPV6", (len) => ip6in4InnerOffset(buf, len, acc.v4)),
     ];
   }
-  if (type === "gue") return [gueReceiver(openGueSocket(port, 1000), base, buf, tally, acc)];
-  const rx = [
-    raw4(
-      type === "gre" ? IPPROTO_GRE : IPPROTO_IPIP,
-      type === "gre" ? "IPPROTO_GRE" : "IPPROTO_IPIP",
-      (len) => classify(type, buf, len, 0, acc.v4),
-    ),
+  return [
+    raw4(IPPROTO_IPIP, "IPPROTO_IPIP", (len) => classify("ipip", buf, len, 0, acc.v4)),
+    ...raw6(fd6, `IPv6 next header ${nh}`, ipxip6),
   ];
-  if (type === "ipip") {
-    const fd6 = openRawSocket6(IPPROTO_IPIP, "IPPROTO_IPIP", 1000);
-    if (fd6 !== null) rx.push(raw6Receiver(fd6, 4, base, buf, tally, acc));
-  }
-  return rx;
 }
 
 /** Runs the decapsulator loop (blocking: meant for its own process). Returns the counters. */

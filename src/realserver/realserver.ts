@@ -183,7 +183,7 @@ export function kernelLinkType(kind: string, fallback: string): boolean {
 }
 
 /** The fou module answers on generic netlink. */
-function kernelFou(): boolean {
+export function kernelFou(): boolean {
   try {
     execFileSync("ip", ["fou", "show"], { stdio: "ignore" });
     return true;
@@ -197,15 +197,18 @@ export function kernelTunnels(): KernelTunnels {
   return { ipip: kernelLinkType("ipip", "tunl0"), gre: kernelLinkType("gre", "gre0"), fou: kernelFou() };
 }
 
-/** The fou ports configured (`ip fou show`: "port 6080 gue"), or null without fou. */
-function fouPorts(): { port: number; gue: boolean }[] | null {
+/**
+ * The fou ports configured (`ip fou show`: "port 6080 gue", "port 6080 gue -6" for an IPv6 one), or
+ * null without fou.
+ */
+export function fouPorts(): { port: number; gue: boolean; af: 4 | 6 }[] | null {
   try {
     const out = execFileSync("ip", ["fou", "show"], { encoding: "utf8" });
     return out
       .split("\n")
       .map((l) => /port (\d+)(.*)/.exec(l))
       .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => ({ port: Number(m[1]), gue: /\bgue\b/.test(m[2]) }));
+      .map((m) => ({ port: Number(m[1]), gue: /\bgue\b/.test(m[2]), af: /(^|\s)-6\b/.test(m[2]) ? 6 : 4 }));
   } catch {
     return null;
   }
@@ -378,6 +381,8 @@ export interface RealserverState {
   saved: Record<string, number>;
   vipAdded: boolean;
   decap: ProcRef | null;
+  /** GUE/GRE: the IPv6 VIP's decapsulator, which delivers this VIP's datagrams too (not ours to stop). */
+  sharedDecap?: ProcRef | null;
 }
 
 /** A state file of this namespace (state.json for an IPv4 VIP, state6.json for an IPv6 one), or null. */
@@ -520,7 +525,10 @@ function settingsFor(
 }
 
 /** The tunnel type and GUE port of the options, checked. */
-function tunnelOf(opts: { tunType?: TunnelType; tunPort?: number }): { type: TunnelType; port: number } {
+export function tunnelOf(opts: { tunType?: TunnelType; tunPort?: number }): {
+  type: TunnelType;
+  port: number;
+} {
   const type = opts.tunType ?? "ipip";
   const port = opts.tunPort ?? 0;
   if (type === "gue" && (!Number.isInteger(port) || port < 1 || port > 65535))
@@ -619,7 +627,13 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
   }
   if (kernel !== null)
     set(`net.ipv4.conf.${kernel.dev}.rp_filter`, 0, " (decapsulated datagrams arrive here)");
-  if (how?.how === "user" && decap === null) {
+  const shared = how?.how === "user" && decap === null ? sharedDecap("state6.json", type, port) : null;
+  st.sharedDecap = shared?.proc ?? null;
+  if (shared !== null)
+    log(
+      `${type.toUpperCase()} decapsulation by the IPv6 VIP's decapsulator (pid ${shared.proc.pid}), which delivers IPv4 datagrams too`,
+    );
+  else if (how?.how === "user" && decap === null) {
     decap = await startDecap({ type, port, tunnelLocal, family: 4 });
     st.decap = decap;
     writeRsState(st);
@@ -636,7 +650,7 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
 function setupKernel(type: TunnelType, port: number, log: (line: string) => void): KernelSetup {
   const dev = KERNEL_DEVICE[type];
   let fouPort: number | null = null;
-  if (type === "gue" && !(fouPorts() ?? []).some((p) => p.port === port)) {
+  if (type === "gue" && !(fouPorts() ?? []).some((p) => p.port === port && p.af === 4)) {
     execFileSync("ip", ["fou", "add", "port", String(port), "gue"], { stdio: "ignore" });
     fouPort = port;
     log(`ip fou add port ${port} gue (fou hands the inner datagrams to ${dev})`);
@@ -672,7 +686,9 @@ function undoKernel(k: KernelSetup, log: (line: string) => void): void {
 
 /**
  * Starts the user-space decapsulator in the background for a VIP of `family`: files decap.* for an
- * IPv4 VIP, decap6.* for an IPv6 one (both may run: they read disjoint protocols).
+ * IPv4 VIP, decap6.* for an IPv6 one. Both may run for IPIP (they read disjoint protocols); a GUE or
+ * GRE one delivers both families (its header names the inner one), on the type's tun device, so a
+ * dual-stack server runs one of those (sharedDecap).
  */
 export async function startDecap(o: {
   type: TunnelType;
@@ -695,13 +711,13 @@ export async function startDecap(o: {
     "--family",
     String(o.family),
     "--tun",
-    o.family === 6 ? TUN_DEVICE6 : TUN_DEVICES[o.type],
+    o.family === 6 && o.type === "ipip" ? TUN_DEVICE6 : TUN_DEVICES[o.type],
     "--stats",
     statsFile,
   ];
   if (o.type === "gue") argv.push("--port", String(o.port));
   if (o.tunnelLocal !== null) argv.push("--local", o.tunnelLocal.join(","));
-  const name = o.family === 6 ? "IPv6-in-IP" : o.type.toUpperCase();
+  const name = o.family === 6 && o.type === "ipip" ? "IPv6-in-IP" : o.type.toUpperCase();
   const p = spawnInNs(null, argv, logFile, `tsvs ${name} decapsulator`);
   const ok = await waitFor(() => fileHas(logFile, "ready") || !procAlive(p), 5000);
   if (!ok || !procAlive(p)) {
@@ -711,6 +727,24 @@ export async function startDecap(o: {
   }
   writeFileSync(join(dir, `${base}.pid`), `${p.pid}\n`);
   return p;
+}
+
+/**
+ * The other VIP family's running GUE or GRE decapsulator of this type and port, which delivers this
+ * family's datagrams too (decap.ts): a dual-stack server shares it rather than bind the port (or
+ * read protocol 47) twice. `otherState`: state.json or state6.json. null for IPIP or none.
+ */
+export function sharedDecap(
+  otherState: string,
+  type: TunnelType,
+  port: number,
+): { proc: ProcRef; stats: string } | null {
+  if (type === "ipip") return null;
+  const o = readStateFile<{ decap?: ProcRef | null; tunType?: TunnelType; tunPort?: number }>(otherState);
+  const p = o?.decap;
+  if (p == null || !procAlive(p) || o?.tunType !== type || (type === "gue" && o.tunPort !== port))
+    return null;
+  return { proc: p, stats: otherState === "state6.json" ? "decap6-stats.json" : "decap-stats.json" };
 }
 
 /** Writes back the values setup found, those that differ now (an interface gone is skipped). */
@@ -887,7 +921,11 @@ function tunFindings(
   const port = opts.tunPort ?? (type === "gue" ? (st?.tunType === "gue" ? (st.tunPort ?? 0) : 0) : 0);
   const name = type.toUpperCase();
   const tunDev = TUN_DEVICES[type];
-  const alive = st?.decap != null && procAlive(st.decap);
+  // A GUE/GRE decapsulator shared with the IPv6 VIP (its pid and stats file are that VIP's).
+  const shared =
+    st?.decap == null && st?.sharedDecap != null && procAlive(st.sharedDecap) ? st.sharedDecap : null;
+  const proc = shared ?? st?.decap ?? null;
+  const alive = proc !== null && procAlive(proc);
   const kdev = KERNEL_DEVICE[type];
   const kUp = linkIsUp(kdev);
   // The kernel decapsulates: setup chose it, or its device is up and no decapsulator runs.
@@ -902,7 +940,7 @@ function tunFindings(
     });
     if (type === "gue") {
       const fou = fouPorts();
-      const mine = (fou ?? []).find((p) => p.port === port);
+      const mine = (fou ?? []).find((p) => p.port === port && p.af === 4);
       out.push({
         level: mine?.gue === true ? "ok" : "FAIL",
         what: `fou port ${port} ${mine === undefined ? "absent" : mine.gue ? "gue" : "direct (not gue)"}`,
@@ -925,7 +963,7 @@ function tunFindings(
     return out;
   }
   const hasTun = linkShow(tunDev);
-  const stats = alive ? readDecapStats() : null;
+  const stats = alive ? readDecapStats(shared !== null ? "decap6-stats.json" : "decap-stats.json") : null;
   // The addresses the director tunnels to: the route source toward it (given, or seen).
   const toward = (given.director ?? []).length > 0 ? (given.director ?? []) : (stats?.sources ?? []);
   const directorSrc = routeSources(toward);
@@ -936,7 +974,7 @@ function tunFindings(
       type,
       port,
       alive,
-      pid: st?.decap?.pid ?? null,
+      pid: proc?.pid ?? null,
       tun: tunDev,
       hasTun: hasTun || (alive && running !== type && linkShow(TUN_DEVICES[running])),
       stats,

@@ -4,12 +4,15 @@
 //   - VIP/128 on lo, `nodad` (DAD never runs on lo anyway: checks6.ts); a shorter prefix routes the
 //     rest of it into lo and is replaced;
 //   - IPv6 on (disable_ipv6 0) for lo and for the interface the director reaches over IPv6;
-//   - TUN: the director sends the client's IPv6 datagram behind next header 41, inside IPv6 to an
-//     IPv6 RIP or inside IPv4 to an IPv4 one (ip_vs_xmit.c: the outer family is the destination's).
-//     The kernel's fallback devices take both where it has the modules (ip6tnl0 of ip6_tunnel,
-//     sit0 of sit); else the user-space decapsulator (decap.ts --family 6) on the tun device
-//     tsvsip6tnl0 — the kernels tsvs is developed on have neither module. GUE and GRE around IPv6
-//     datagrams are refused (not decapsulated yet).
+//   - TUN: the director sends the client's IPv6 datagram behind next header 41 (--tun-type ipip),
+//     GUE proto_ctype 41 (gue, to --tun-port) or GRE protocol 0x86DD (gre), inside IPv6 to an IPv6
+//     RIP or inside IPv4 to an IPv4 one (ip_vs_xmit.c: the outer family is the destination's). The
+//     kernel's devices take both outer families where it has the modules (IPIP: ip6tnl0 of
+//     ip6_tunnel and sit0 of sit; GUE: fou ports over IPv4 and IPv6 feeding those two; GRE: gre0
+//     and ip6gre0); else the user-space decapsulator (decap.ts --family 6) on a tun device
+//     (tsvsip6tnl0 for IPIP; tsvsgue0 / tsvsgre0, which a GUE/GRE decapsulator of the IPv4 VIP of a
+//     dual-stack server already is: it delivers IPv6 datagrams too, and is shared) — the kernels
+//     tsvs is developed on have none of those modules.
 //
 // No rp_filter: IPv6 has none in the kernel (only netfilter's rpfilter match). forwarding is only
 // checked: a real server should be a host, but turning routing off is not setup's call.
@@ -19,7 +22,13 @@
 import { execFileSync } from "node:child_process";
 import { TsvsError } from "../core/errors.js";
 import { type ProcRef, procAlive, stopProc } from "../lab/proc.js";
-import { type DirectorIfaceChoice, decapFindings, type Finding, type RealserverMethod } from "./checks.js";
+import {
+  type DirectorIfaceChoice,
+  decapFindings,
+  type Finding,
+  type RealserverMethod,
+  type TunnelType,
+} from "./checks.js";
 import {
   type Addr6,
   acceptDadFinding,
@@ -27,8 +36,8 @@ import {
   disableIpv6Defaults,
   disableIpv6Finding,
   forwardingFinding,
-  KERNEL_DEVICES6,
   type KernelTunnels6,
+  kernelDevices6,
   parseVip6,
   ripStateFindings,
   route6Finding,
@@ -39,8 +48,10 @@ import {
   checkAddr,
   type DoctorOptions,
   directorIfaceAmong,
+  fouPorts,
   givenHints,
   ipJson,
+  kernelFou,
   kernelLinkType,
   linkIsUp,
   linkShow,
@@ -51,10 +62,13 @@ import {
   removeStateFiles,
   restoreSysctls,
   routeSources,
+  sharedDecap,
   sourcesElsewhere,
   startDecap,
   TUN_DEVICE_NAMES,
   TUN_DEVICE6,
+  TUN_DEVICES,
+  tunnelOf,
   writeStateFile,
   writeSysctl,
 } from "./realserver.js";
@@ -146,9 +160,24 @@ function parseVip6Or(text: string): string | null {
   }
 }
 
-/** What this kernel offers for IPv6 tunnels (a probe may load a module, as `ip link add` does). */
-export function kernelTunnels6(): KernelTunnels6 {
-  return { ip6tnl: kernelLinkType("ip6tnl", "ip6tnl0"), sit: kernelLinkType("sit", "sit0") };
+/**
+ * What this kernel offers for an IPv6 VIP's tunnels of `type` (a probe may load a module, as `ip
+ * link add` does; only the modules the type needs are probed).
+ */
+export function kernelTunnels6(type: TunnelType = "ipip"): KernelTunnels6 {
+  if (type === "gre")
+    return {
+      ip6tnl: false,
+      sit: false,
+      gre: kernelLinkType("gre", "gre0"),
+      ip6gre: kernelLinkType("ip6gre", "ip6gre0"),
+    };
+  const k: KernelTunnels6 = {
+    ip6tnl: kernelLinkType("ip6tnl", "ip6tnl0"),
+    sit: kernelLinkType("sit", "sit0"),
+  };
+  if (type === "gue") k.fou = kernelFou();
+  return k;
 }
 
 export interface Realserver6State {
@@ -159,23 +188,27 @@ export interface Realserver6State {
   director: string[];
   ifaceGiven: string | null;
   tunnelLocal: string[] | null;
+  /** TUN: the director's tunnel type and GUE port (absent in state of older versions: ipip). */
+  tunType?: TunnelType;
+  tunPort?: number;
   /** TUN decapsulated by the kernel: the fallback devices setup brought up. */
   kernel: { dev: string; wasDown: boolean }[] | null;
+  /** GUE decapsulated by the kernel: the fou ports setup added (`ip fou add port N gue [-6]`). */
+  fou?: { port: number; af: 4 | 6 }[];
   saved: Record<string, number>;
   vipAdded: boolean;
   decap: ProcRef | null;
+  /** GUE/GRE: the IPv4 VIP's decapsulator, which delivers this VIP's datagrams too (not ours to stop). */
+  sharedDecap?: ProcRef | null;
 }
 
-/** TUN with an IPv6 VIP: the director's IPIP (next header 41) only. */
-function checkTunnel6(opts: { method: RealserverMethod; tunType?: string; tunPort?: number }): void {
-  if (opts.method !== "tun") return;
-  if ((opts.tunType ?? "ipip") !== "ipip")
-    throw new TsvsError(
-      "TSVS_ERR_USAGE",
-      `--tun-type ${opts.tunType} with an IPv6 VIP: GUE and GRE around IPv6 datagrams are not decapsulated (yet); the director's ipip tunnels (next header 41, inside IPv6 or IPv4) are`,
-    );
-  if (opts.tunPort !== undefined)
-    throw new TsvsError("TSVS_ERR_USAGE", "--tun-port goes with --tun-type gue");
+/** The tunnel type and GUE port for an IPv6 VIP (realserver.ts tunnelOf: GUE needs --tun-port). */
+function checkTunnel6(opts: { method: RealserverMethod; tunType?: TunnelType; tunPort?: number }): {
+  type: TunnelType;
+  port: number;
+} {
+  if (opts.method !== "tun") return { type: "ipip", port: 0 };
+  return tunnelOf(opts);
 }
 
 /** The director-facing interface(s) for an IPv6 VIP (see realserver.ts directorIface). */
@@ -198,8 +231,8 @@ export async function realserverSetup6(opts: RealserverOptions): Promise<Realser
   const log = opts.log ?? (() => {});
   const vip = parseVip6(opts.vip);
   for (const a of [...(opts.director ?? []), ...(opts.tunnelLocal ?? [])]) checkAddr(a);
-  checkTunnel6(opts);
-  const how = opts.method === "tun" ? chooseDecap6(opts.decap ?? "auto", kernelTunnels6()) : null;
+  const { type, port } = checkTunnel6(opts);
+  const how = opts.method === "tun" ? chooseDecap6(opts.decap ?? "auto", kernelTunnels6(type), type) : null;
   const prev = readStateFile<Realserver6State>(STATE6);
   const saved: Record<string, number> = { ...(prev?.saved ?? {}) };
   const set = (key: string, v: number, why = ""): void => {
@@ -251,20 +284,28 @@ export async function realserverSetup6(opts: RealserverOptions): Promise<Realser
   execFileSync("ip", ["link", "set", "lo", "up"]);
 
   const tunnelLocal = opts.tunnelLocal !== undefined && opts.tunnelLocal.length > 0 ? opts.tunnelLocal : null;
-  if (how !== null) log(`IPv6-in-IP decapsulation: ${how.detail}`);
+  const name = type === "ipip" ? "IPv6-in-IP" : type.toUpperCase();
+  if (how !== null) log(`${name} decapsulation: ${how.detail}`);
   let decap = prev?.decap != null && procAlive(prev.decap) ? prev.decap : null;
-  if (
-    decap !== null &&
-    (how?.how !== "user" || JSON.stringify(prev?.tunnelLocal ?? null) !== JSON.stringify(tunnelLocal))
-  ) {
+  const sameDecap =
+    JSON.stringify(prev?.tunnelLocal ?? null) === JSON.stringify(tunnelLocal) &&
+    (prev?.tunType ?? "ipip") === type &&
+    (prev?.tunPort ?? 0) === port;
+  if (decap !== null && (how?.how !== "user" || !sameDecap)) {
     await stopProc(decap);
-    log(`stopped the IPv6-in-IP decapsulator (pid ${decap.pid})`);
+    log(
+      `stopped the ${prev?.tunType === undefined || prev.tunType === "ipip" ? "IPv6-in-IP" : prev.tunType.toUpperCase()} decapsulator (pid ${decap.pid})`,
+    );
     decap = null;
   }
   let kernel = prev?.kernel ?? null;
-  if (kernel !== null && how?.how !== "kernel") {
-    undoKernel6(kernel, log);
+  let fou = prev?.fou ?? [];
+  const devs = kernelDevices6(type);
+  const sameKernel = kernel?.every((k) => devs.includes(k.dev)) === true && fou.every((f) => f.port === port);
+  if (kernel !== null && (how?.how !== "kernel" || !sameKernel)) {
+    undoKernel6(kernel, fou, log);
     kernel = null;
+    fou = [];
   }
   const st: Realserver6State = {
     vip,
@@ -274,14 +315,32 @@ export async function realserverSetup6(opts: RealserverOptions): Promise<Realser
     director: opts.director ?? [],
     ifaceGiven: opts.iface ?? null,
     tunnelLocal,
+    tunType: opts.method === "tun" ? type : undefined,
+    tunPort: opts.method === "tun" ? port : undefined,
     kernel,
+    fou,
     saved,
     vipAdded,
     decap,
+    sharedDecap: null,
   };
   writeStateFile(STATE6, st);
   if (how?.how === "kernel" && kernel === null) {
-    st.kernel = KERNEL_DEVICES6.map((dev) => {
+    if (type === "gue") {
+      // fou over both families, each handing proto_ctype 41 to sit0 (IPv4) or ip6tnl0 (IPv6).
+      const have = fouPorts() ?? [];
+      for (const af of [4, 6] as const) {
+        if (have.some((p) => p.port === port && p.af === af)) continue;
+        execFileSync("ip", ["fou", "add", "port", String(port), "gue", ...(af === 6 ? ["-6"] : [])], {
+          stdio: "ignore",
+        });
+        st.fou = [...(st.fou ?? []), { port, af }];
+        log(
+          `ip fou add port ${port} gue${af === 6 ? " -6" : ""} (fou hands the inner datagrams to ${af === 6 ? "ip6tnl0" : "sit0"})`,
+        );
+      }
+    }
+    st.kernel = devs.map((dev) => {
       const wasDown = linkIsUp(dev) !== true;
       if (wasDown) {
         execFileSync("ip", ["link", "set", dev, "up"], { stdio: "ignore" });
@@ -293,11 +352,23 @@ export async function realserverSetup6(opts: RealserverOptions): Promise<Realser
     });
     writeStateFile(STATE6, st);
   }
-  if (how?.how === "user" && decap === null) {
-    st.decap = await startDecap({ type: "ipip", port: 0, tunnelLocal, family: 6 });
-    writeStateFile(STATE6, st);
+  const shared = how?.how === "user" && decap === null ? sharedDecap("state.json", type, port) : null;
+  if (shared !== null) {
+    st.sharedDecap = shared.proc;
     log(
-      `IPv6-in-IP decapsulator on ${TUN_DEVICE6} (pid ${st.decap.pid}), next header 41 inside IPv6 and IPv4, accepting ${tunnelLocal === null ? "every local address" : tunnelLocal.join(", ")}`,
+      `${name} decapsulation by the IPv4 VIP's decapsulator on ${TUN_DEVICES[type]} (pid ${shared.proc.pid}), which delivers IPv6 datagrams too`,
+    );
+  } else if (how?.how === "user" && decap === null) {
+    st.decap = await startDecap({ type, port, tunnelLocal, family: 6 });
+    writeStateFile(STATE6, st);
+    const what =
+      type === "ipip"
+        ? "next header 41 inside IPv6 and IPv4"
+        : type === "gue"
+          ? `UDP port ${port} over IPv6 and IPv4, either family inside`
+          : "protocol 47 over IPv6 and IPv4, either family inside";
+    log(
+      `${name} decapsulator on ${type === "ipip" ? TUN_DEVICE6 : TUN_DEVICES[type]} (pid ${st.decap.pid}), ${what}, accepting ${tunnelLocal === null ? "every local address" : tunnelLocal.join(", ")}`,
     );
   }
   st.saved = saved;
@@ -305,7 +376,21 @@ export async function realserverSetup6(opts: RealserverOptions): Promise<Realser
   return st;
 }
 
-function undoKernel6(devs: { dev: string; wasDown: boolean }[], log: (line: string) => void): void {
+function undoKernel6(
+  devs: { dev: string; wasDown: boolean }[],
+  fou: { port: number; af: 4 | 6 }[],
+  log: (line: string) => void,
+): void {
+  for (const f of fou) {
+    try {
+      execFileSync("ip", ["fou", "del", "port", String(f.port), ...(f.af === 6 ? ["-6"] : [])], {
+        stdio: "ignore",
+      });
+      log(`ip fou del port ${f.port}${f.af === 6 ? " -6" : ""}`);
+    } catch {
+      // already gone
+    }
+  }
   for (const d of devs.filter((x) => x.wasDown)) {
     try {
       execFileSync("ip", ["link", "set", d.dev, "down"], { stdio: "ignore" });
@@ -325,9 +410,10 @@ export async function realserverTeardown6(opts: {
   const st = readStateFile<Realserver6State>(STATE6);
   if (st?.decap != null) {
     await stopProc(st.decap);
-    log(`stopped the IPv6-in-IP decapsulator (pid ${st.decap.pid})`);
+    const t = st.tunType ?? "ipip";
+    log(`stopped the ${t === "ipip" ? "IPv6-in-IP" : t.toUpperCase()} decapsulator (pid ${st.decap.pid})`);
   }
-  if (st?.kernel != null) undoKernel6(st.kernel, log);
+  if (st?.kernel != null) undoKernel6(st.kernel, st.fou ?? [], log);
   restoreSysctls(st?.saved ?? {}, log);
   const vip = opts.vip !== undefined ? parseVip6(opts.vip) : st?.vip;
   if (vip !== undefined && (st === null || st.vipAdded)) {
@@ -357,9 +443,15 @@ function sysctlOr(key: string, fallback: number): number {
 export function realserverDoctor6(opts: DoctorOptions): Finding[] {
   const out: Finding[] = [];
   const vip = parseVip6(opts.vip);
-  checkTunnel6(opts);
   for (const a of opts.director ?? []) checkAddr(a);
   const st = readStateFile<Realserver6State>(STATE6);
+  // The type doctor checks: as given, else as setup was given.
+  const tunType = opts.tunType ?? st?.tunType;
+  const tun = checkTunnel6({
+    method: opts.method,
+    tunType,
+    tunPort: opts.tunPort ?? (tunType === "gue" && st?.tunType === "gue" ? st.tunPort : undefined),
+  });
   const given = givenHints(opts, st);
   const links = ipv6Links();
   let choice: DirectorIfaceChoice;
@@ -378,8 +470,8 @@ export function realserverDoctor6(opts: DoctorOptions): Finding[] {
   }
   const toDirector = new Set(choice.ifaces);
   const ifaces = [...choice.ifaces, ...ipv6Ifaces(links).filter((i) => !toDirector.has(i))];
-  const stats =
-    opts.method === "tun" && st?.decap != null && procAlive(st.decap) ? readDecapStats(STATS6) : null;
+  const dp = decapOf6(st);
+  const stats = opts.method === "tun" && dp !== null ? readDecapStats(dp.stats) : null;
   const viaIpv4 = directorOverIpv4(given.director ?? [], stats?.sources ?? []);
   const addrs = links.flatMap((l) => l.addrs);
   const def = defaultRoute6();
@@ -447,21 +539,33 @@ export function realserverDoctor6(opts: DoctorOptions): Finding[] {
     }),
   );
   out.push(route6Finding(def));
-  if (opts.method === "tun") out.push(...tunFindings6(vip, st, given, toDirector, choice));
+  if (opts.method === "tun") out.push(...tunFindings6(vip, tun, st, given, toDirector, choice));
   return out;
 }
 
-/** The TUN checks: the kernel's fallback devices, or the user-space decapsulator and its device. */
+/** The running decapsulator for this VIP (its own, or the IPv4 VIP's shared one) and its stats file; null if none runs. */
+function decapOf6(st: Realserver6State | null): { proc: ProcRef; stats: string } | null {
+  if (st?.decap != null && procAlive(st.decap)) return { proc: st.decap, stats: STATS6 };
+  if (st?.sharedDecap != null && procAlive(st.sharedDecap))
+    return { proc: st.sharedDecap, stats: "decap-stats.json" };
+  return null;
+}
+
+/** The TUN checks: the kernel's devices for the type, or the user-space decapsulator and its device. */
 function tunFindings6(
   vip: string,
+  tun: { type: TunnelType; port: number },
   st: Realserver6State | null,
   given: { iface?: string; director?: string[] },
   toDirector: Set<string>,
   choice: DirectorIfaceChoice,
 ): Finding[] {
   const out: Finding[] = [];
-  const alive = st?.decap != null && procAlive(st.decap);
-  const kUp = KERNEL_DEVICES6.map((dev) => ({ dev, up: linkIsUp(dev) }));
+  const { type, port } = tun;
+  const dp = decapOf6(st);
+  const alive = dp !== null;
+  const setup = `tsvs realserver setup --vip ${vip} --method tun${type === "ipip" ? "" : ` --tun-type ${type}`}${type === "gue" ? ` --tun-port ${port}` : ""}`;
+  const kUp = kernelDevices6(type).map((dev) => ({ dev, up: linkIsUp(dev) }));
   if (!alive && (st?.kernel != null || kUp.every((k) => k.up === true))) {
     for (const k of kUp) {
       out.push({
@@ -469,32 +573,52 @@ function tunFindings6(
         what: `kernel ${k.dev} ${k.up === null ? "absent" : k.up ? "up" : "down"}`,
         detail:
           k.up === true
-            ? `the kernel decapsulates ${k.dev === "sit0" ? "IPv6 inside IPv4" : "IPv6 inside IPv6"} on ${k.dev} (its fallback device takes any local address)`
-            : `tunnelled datagrams are not decapsulated: ip link set ${k.dev} up, or run tsvs realserver setup --vip ${vip} --method tun`,
+            ? `the kernel decapsulates ${k.dev === "sit0" || k.dev === "gre0" ? "IPv6 inside IPv4" : "IPv6 inside IPv6"}${type === "ipip" ? "" : ` (${type.toUpperCase()})`} on ${k.dev} (its fallback device takes any local address)`
+            : `tunnelled datagrams are not decapsulated: ip link set ${k.dev} up, or run ${setup}`,
       });
+    }
+    if (type === "gue") {
+      const fou = fouPorts() ?? [];
+      for (const af of [4, 6] as const) {
+        const mine = fou.find((p) => p.port === port && p.af === af);
+        out.push({
+          level: mine?.gue === true ? "ok" : "FAIL",
+          what: `fou port ${port} over IPv${af} ${mine === undefined ? "absent" : mine.gue ? "gue" : "direct (not gue)"}`,
+          detail:
+            mine?.gue === true
+              ? `the kernel takes GUE over IPv${af} on the director's --tun-port and hands proto_ctype 41 to ${af === 6 ? "ip6tnl0" : "sit0"}`
+              : `the director sends GUE over IPv${af} to UDP port ${port}: ip fou add port ${port} gue${af === 6 ? " -6" : ""}`,
+        });
+      }
     }
     return out;
   }
-  const hasTun = linkShow(TUN_DEVICE6);
-  const stats = alive ? readDecapStats(STATS6) : null;
+  const tunDev = type === "ipip" ? TUN_DEVICE6 : TUN_DEVICES[type];
+  const hasTun = linkShow(tunDev);
+  const stats = dp !== null ? readDecapStats(dp.stats) : null;
   const toward = (given.director ?? []).length > 0 ? (given.director ?? []) : (stats?.sources ?? []);
   out.push(
     ...decapFindings({
-      type: "ipip",
+      type,
+      port,
       alive,
-      pid: st?.decap?.pid ?? null,
-      tun: TUN_DEVICE6,
+      pid: dp?.proc.pid ?? null,
+      tun: tunDev,
       hasTun,
       stats,
       directorSrc: routeSources(toward),
-      label: "IPv6-in-IP",
-      setup: `tsvs realserver setup --vip ${vip} --method tun`,
+      label: type === "ipip" ? "IPv6-in-IP" : type.toUpperCase(),
+      setup,
     }),
   );
+  if (dp !== null && dp.proc !== st?.decap)
+    out.push({
+      level: "info",
+      what: `${type.toUpperCase()} decapsulator shared with the IPv4 VIP (pid ${dp.proc.pid})`,
+      detail: `its header names the inner family, so the IPv4 VIP's decapsulator delivers this VIP's IPv6 datagrams too; undoing the IPv4 VIP stops it: run ${setup} again then`,
+    });
   out.push(...sourcesElsewhere(stats?.sources ?? [], toDirector, choice));
   if (hasTun)
-    out.push(
-      disableIpv6Finding(TUN_DEVICE6, sysctlOr(`net.ipv6.conf.${TUN_DEVICE6}.disable_ipv6`, 1), "tun"),
-    );
+    out.push(disableIpv6Finding(tunDev, sysctlOr(`net.ipv6.conf.${tunDev}.disable_ipv6`, 1), "tun"));
   return out;
 }

@@ -23,9 +23,9 @@ import {
   runLine,
 } from "../../bench/harness/report.js";
 import { coreUse, meanSteal, median } from "../../bench/harness/util.js";
-import { parseWrk, WORKLOADS, wrkMs } from "../../bench/harness/workloads.js";
+import { parseWrk, WORKLOADS, WRK_PERCENTILES_LUA, wrkMs } from "../../bench/harness/workloads.js";
 import { benchMain } from "../../src/cli/bench.js";
-import { ip, netnsUnavailableReason } from "../../src/io/netns.js";
+import { namespacesWith, netnsUnavailableReason } from "../../src/io/netns.js";
 import { tsvsEntry } from "../../src/lab/daemon.js";
 
 const WRK_OUT = `Running 1s test @ http://198.18.0.100/
@@ -45,13 +45,20 @@ Requests/sec:  15934.40
 Transfer/sec:      2.71MB
 `;
 
-function okCell(value: number, p50 = 0, p99 = 0) {
+function okCell(value: number, p50 = 0, p99 = 0, cpu: number | null = null) {
   return {
     status: "ok" as const,
     value,
     unit: "x",
-    director_cpu_pct: null,
-    reps: [{ value, extra: { p50_ms: p50, p99_ms: p99 }, director_cpu_pct: null, cores: [] }],
+    director_cpu_pct: cpu,
+    reps: [
+      {
+        value,
+        extra: { p50_ms: p50, p90_ms: p50, p99_ms: p99, p999_ms: p99 * 2 },
+        director_cpu_pct: cpu,
+        cores: [],
+      },
+    ],
   };
 }
 
@@ -74,14 +81,20 @@ function fakeResult(): BenchResult {
     cells: {
       direct: { latency: okCell(0.3, 0.1, 0.3), http_cps: okCell(10) },
       "tsvs-nat": {
-        udp_pps: okCell(300),
-        http_cps: okCell(8),
+        udp_pps: okCell(300, 0, 0, 90),
+        http_cps: okCell(8, 0, 0, 80),
         http_rps: okCell(40),
         latency: okCell(0.5, 0.2, 0.5),
         tcp_bulk: okCell(1.2),
       },
-      "tsvs-dr": { http_cps: okCell(12) },
-      "nft-dnat": { udp_pps: okCell(200), tcp_bulk: okCell(1.6) },
+      "tsvs-dr": { http_cps: okCell(12, 0, 0, 30) },
+      "nft-dnat": {
+        udp_pps: okCell(200),
+        http_cps: okCell(10),
+        http_rps: okCell(50),
+        latency: okCell(0.4, 0.1, 0.4),
+        tcp_bulk: okCell(1.6),
+      },
       haproxy: {
         udp_pps: { status: "unavailable", reason: "unavailable (haproxy does not proxy UDP)" },
         http_cps: okCell(4),
@@ -129,25 +142,40 @@ describe("bench harness pieces (no root needed)", () => {
     assert.equal(median([4, 1, 3, 2]), 2.5);
   });
 
-  it("computes the ratios and the added latency from the same result, n/a with the reason", () => {
+  it("computes the ratios from the same result (like with like), n/a with the reason", () => {
     const r = fakeResult();
     finalize(r);
     assert.deepEqual(r.ratios, {
       pps_vs_nft: 1.5,
+      cps_nat_vs_nft: 0.8,
       cps_nat_vs_haproxy: 2,
-      cps_dr_vs_nat: 1.5,
-      rps_keepalive_vs_haproxy: 0.8,
-      p99_added_vs_haproxy: 0.5,
+      rps_keepalive_vs_nft: 0.8,
+      p99_vs_haproxy: 0.714,
+      p99_vs_nft: 1.25,
       bulk_vs_nft: 0.75,
+      // DR: 30 % of a core at 12 conn/s; NAT: 80 % at 8 conn/s.
+      cpu_per_conn_dr_vs_nat: 0.25,
+      // 90 % of a core at 300 packets/s: 3000 µs each.
+      director_us_per_pkt: 3000,
     });
     assert.match(r.ratio_notes.bulk_vs_nft, /tsvs-nat tcp_bulk \/ nft-dnat tcp_bulk/);
-    const lat = r.cells["tsvs-nat"].latency;
-    assert.ok(lat.status === "ok");
-    assert.equal(lat.added_p99_ms, 0.2);
+    assert.match(r.ratio_notes.director_us_per_pkt, /tsvs-nat CPU µs per packet; goal ≤ 1.0/);
     delete r.cells["nft-dnat"].udp_pps;
+    r.cells["tsvs-dr"].http_cps = okCell(12);
     finalize(r);
     assert.equal(r.ratios.pps_vs_nft, null);
     assert.match(r.ratio_notes.pps_vs_nft, /nft-dnat has no figure/);
+    assert.equal(r.ratios.cpu_per_conn_dr_vs_nat, null, "no director CPU: no per-connection figure");
+  });
+
+  it("reads exact percentiles, p99.9 included, from the wrk script's lines", () => {
+    const w = parseWrk(
+      `${WRK_OUT}tsvs-pct 50 812\ntsvs-pct 90 5010\ntsvs-pct 99 1020000\ntsvs-pct 99.9 1500123\n`,
+    );
+    assert.ok(w !== null);
+    assert.deepEqual([w.p50, w.p90, w.p99, w.p999], [0.812, 5.01, 1020, 1500.123]);
+    assert.ok(Number.isNaN(parseWrk(WRK_OUT)?.p999 ?? 0), "no script: no p99.9");
+    assert.match(WRK_PERCENTILES_LUA, /latency:percentile\(p\)/);
   });
 
   it("writes a table, an escaped SVG and a README block between the markers only", () => {
@@ -247,9 +275,7 @@ describe("tsvs bench --smoke", { skip: unavailable === null ? false : `bench smo
       assert.match(text, /tail\n$/);
       assert.ok(!text.includes("\nold\n"));
 
-      const left = ip("netns", "list")
-        .split("\n")
-        .filter((l) => l.startsWith(`tsvs-b${process.pid.toString(36)}-`));
+      const left = namespacesWith(`tsvs-b${process.pid.toString(36)}-`);
       assert.deepEqual(left, [], "namespaces left behind");
     } finally {
       if (existsSync(out)) rmSync(out, { recursive: true, force: true });

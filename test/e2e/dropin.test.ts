@@ -50,9 +50,10 @@ import {
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { delNetns, ip, netnsPids, nsExecStatus } from "../../src/io/netns.js";
+import { delNetns, ip, namespacesWith, netnsPids, nsExecStatus } from "../../src/io/netns.js";
 import {
   DIST_ROOT,
+  deadRuns,
   jsPath,
   type ProcRef,
   procAlive,
@@ -154,12 +155,9 @@ function run(ns: string, argv: string[], timeoutMs = 20_000): string {
   return r.stdout;
 }
 
-/** Namespaces whose name starts with a prefix (from `ip netns list`). */
+/** The namespaces of run `prefix` (`prefix-…`). */
 function namespacesOf(prefix: string): string[] {
-  return ip("netns", "list")
-    .split("\n")
-    .map((l) => l.split(" ")[0])
-    .filter((n) => n.startsWith(`${prefix}-`));
+  return namespacesWith(`${prefix}-`);
 }
 
 /**
@@ -184,14 +182,7 @@ async function removeRun(prefix: string): Promise<void> {
 
 /** Runs of this file killed before their cleanup left namespaces tsvs-di<pid>-*: remove those. */
 async function removeStaleRuns(): Promise<void> {
-  const pids = new Set<number>();
-  for (const line of ip("netns", "list").split("\n")) {
-    const m = /^tsvs-di(\d+)-/.exec(line);
-    if (m !== null) pids.add(Number(m[1]));
-  }
-  for (const pid of pids) {
-    if (pid !== process.pid && !procAlive({ pid, start: 0, what: "" })) await removeRun(`tsvs-di${pid}`);
-  }
+  for (const id of deadRuns("tsvs-di")) await removeRun(`tsvs-di${id}`);
 }
 
 /** `ADDR:PORT`, an IPv6 address in brackets as ipvsadm and socat take and print it. */

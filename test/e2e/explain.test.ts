@@ -6,7 +6,10 @@
 // connections (TIME_WAIT, inactive) and the figures are not all zero. Then through the CLI: a
 // persistent service (the template predicts), no service (No such service, exit 1, the connection
 // refused), the human lines and the errors; and two workers, where the answer comes from the
-// worker the fanout hands the client to.
+// worker the fanout hands the client to. IPv6 (issue 14): the same links carry fd00:6578:706c::/48
+// ("exl"), and a NAT66 service [VIP6]:80 over the three real servers is explained for every
+// scheduler, 10 random IPv6 client tuples each, each prediction checked against the real server
+// that answered a real IPv6 connection from that source address and port.
 //
 //   ns c 198.18.0.1-41/24 ─ 198.18.0.254 ns d 198.18.1.254 ─ 198.18.1.11 r1 (weight 3)
 //                                             198.18.2.254 ─ 198.18.2.12 r2 (weight 1)
@@ -25,9 +28,17 @@ import { after, before, describe, it } from "node:test";
 import { SCHEDULER_NAMES } from "../../src/core/sched/index.js";
 import { request } from "../../src/daemon/control.js";
 import type { ExplainAnswer, ExplainRequest } from "../../src/daemon/protocol.js";
-import { addVethPair, delNetns, freshNetns, ip } from "../../src/io/netns.js";
-import { Children, type Daemon, startDaemon, startHttp, tsvsIn } from "../support/e2e-daemon.js";
+import { addVethPair, delNetns, freshNetns, ip, nsExec } from "../../src/io/netns.js";
+import {
+  Children,
+  type Daemon,
+  startDaemon,
+  startHttp,
+  startListener,
+  tsvsIn,
+} from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
+import { seeded } from "../support/seeded.js";
 import { buildTwoLanNat, twoLanNatNames } from "../support/two-lan-nat.js";
 
 const skip = e2eSkip("explain e2e", ["nftables"]);
@@ -45,6 +56,13 @@ const RS = [
 const RIP_OF = new Map(RS.map((r) => [r.name, `${r.addr}:80`]));
 const CLIENTS = Array.from({ length: 40 }, (_, i) => `198.18.0.${i + 2}`);
 const TUPLES = 50;
+// IPv6: a /64 per link of the test's own /48, the client's 40 addresses beside the VIP.
+const P6 = "fd00:6578:706c";
+const VIP6 = `${P6}::100`;
+const RS6 = RS.map((r, i) => ({ ...r, addr6: `${P6}:${i + 1}::${r.addr.split(".")[3]}` }));
+const RIP6_OF = new Map(RS6.map((r) => [r.name, `[${r.addr6}]:80`]));
+const CLIENTS6 = Array.from({ length: 40 }, (_, i) => `${P6}::${(0x200 + i).toString(16)}`);
+const TUPLES6 = 10;
 
 const children = new Children();
 
@@ -106,18 +124,6 @@ class Client {
   }
 }
 
-/** A seeded generator for the tuples (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe("tsvs explain: the prediction is where the real connection goes", { skip, timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), "tsvs-ex-"));
   const sock = join(dir, "run", "control.sock");
@@ -156,7 +162,43 @@ describe("tsvs explain: the prediction is where the real connection goes", { ski
     );
     ip("-n", NS.r3, "route", "add", "default", "via", "198.18.3.254");
     for (const a of CLIENTS) ip("-n", NS.c, "addr", "add", `${a}/24`, "dev", NET.ifs.c0);
+    // IPv6 on the same links (nodad: usable at once), before the daemon reads the host's addresses;
+    // the namespaces start with IPv6 off (netns.ts freshNetns).
+    for (const ns of Object.values(NS))
+      nsExec(ns, [
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.disable_ipv6=0",
+        "net.ipv6.conf.default.disable_ipv6=0",
+        "net.ipv6.conf.all.accept_ra=0",
+        "net.ipv6.conf.default.accept_ra=0",
+      ]);
+    ip("-n", NS.d, "addr", "add", `${P6}::fe/64`, "dev", NET.ifs.d0, "nodad");
+    for (const a of CLIENTS6) ip("-n", NS.c, "addr", "add", `${a}/64`, "dev", NET.ifs.c0, "nodad");
+    ip("-n", NS.c, "-6", "route", "add", "default", "via", `${P6}::fe`);
+    const links = [
+      [NET.ifs.d1, NET.ifs.r1],
+      [NET.ifs.d2, NET.ifs.r2],
+      [IF3.d3, IF3.r3],
+    ];
+    RS6.forEach((r, i) => {
+      ip("-n", NS.d, "addr", "add", `${P6}:${i + 1}::fe/64`, "dev", links[i][0], "nodad");
+      ip("-n", r.ns, "addr", "add", `${r.addr6}/64`, "dev", links[i][1], "nodad");
+      ip("-n", r.ns, "-6", "route", "add", "default", "via", `${P6}:${i + 1}::fe`);
+    });
     await Promise.all(RS.map((r) => startHttp(r.ns, r.name, children)));
+    // The same answer over IPv6 (startHttp listens on 0.0.0.0 only).
+    await Promise.all(
+      RS.map((r) =>
+        startListener(
+          r.ns,
+          `require("http").createServer((q, s) => { s.setHeader("connection", "close"); s.end(${JSON.stringify(`${r.name}\n`)}); }).listen({ port: 80, host: "::", ipv6Only: true }, () => console.log("listening"));`,
+          children,
+          "http server (IPv6)",
+        ),
+      ),
+    );
     client = await Client.start();
   });
 
@@ -194,6 +236,56 @@ describe("tsvs explain: the prediction is where the real connection goes", { ski
     }
     console.log(`# explain e2e: ${SCHEDULER_NAMES.length} x ${TUPLES} connections in ${Date.now() - t0} ms`);
     console.log(`# ${spread.join("; ")}`);
+  });
+
+  it(`IPv6 (NAT66): every scheduler, ${TUPLES6} random IPv6 client tuples each: explain predicts, the real server answers`, async () => {
+    ipvsadm("-A", "-t", `[${VIP6}]:80`, "-s", "rr");
+    for (const r of RS6)
+      ipvsadm("-a", "-t", `[${VIP6}]:80`, "-r", `[${r.addr6}]:80`, "-m", "-w", String(r.weight));
+    const t0 = Date.now();
+    const rnd = seeded(0x6e6);
+    const spread: string[] = [];
+    for (const sched of SCHEDULER_NAMES) {
+      ipvsadm("-E", "-t", `[${VIP6}]:80`, "-s", sched);
+      const count = new Map<string, number>();
+      for (let i = 0; i < TUPLES6; i++) {
+        const a6 = CLIENTS6[Math.floor(rnd() * CLIENTS6.length)];
+        let port = 20000 + Math.floor(rnd() * 40000);
+        while (used.has(`[${a6}]:${port}`)) port++;
+        used.add(`[${a6}]:${port}`);
+        const a = await explain({ proto: "tcp", vip: VIP6, port: 80, client: a6, cport: port });
+        assert.equal(a.verdict, "scheduled", `${sched} #${i} [${a6}]:${port}: ${a.summary}`);
+        assert.equal(a.schedule?.exact, true);
+        assert.equal(a.packet.client, `[${a6}]:${port}`);
+        const answered = await client.connect(a6, port, VIP6, 80);
+        assert.equal(
+          RIP6_OF.get(answered),
+          a.forward?.dst,
+          `${sched} #${i} [${a6}]:${port}: explain said ${a.forward?.dst}, ${answered} answered\n${JSON.stringify(a.schedule)}\n${d.stderr().slice(-2000)}`,
+        );
+        count.set(answered, (count.get(answered) ?? 0) + 1);
+      }
+      spread.push(`${sched} ${[...count].map(([k, v]) => `${k}=${v}`).join(",")}`);
+    }
+    console.log(
+      `# explain e2e IPv6: ${SCHEDULER_NAMES.length} x ${TUPLES6} connections in ${Date.now() - t0} ms`,
+    );
+    console.log(`# ${spread.join("; ")}`);
+    // The CLI: [ADDR]:PORT in, the answer's lines as ipvsadm prints IPv6.
+    ipvsadm("-E", "-t", `[${VIP6}]:80`, "-s", "wlc");
+    const cli = tsvsIn(NS.d, sock, "explain", "-t", `[${VIP6}]:80`, "--from", `[${CLIENTS6[0]}]:33100`);
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(
+      cli.stdout,
+      new RegExp(
+        `^TCP \\[${CLIENTS6[0]}\\]:33100 -> \\[${VIP6}\\]:80: new connection: wlc picks \\[${P6}:\\d::1\\d\\]:80 \\(Masq\\)\\n`,
+      ),
+    );
+    assert.match(
+      cli.stdout,
+      /\n {2}forward {2}Masq: \[fd00:6578:706c::200\]:33100 -> \[fd00:6578:706c:\d::1\d\]:80 via /,
+    );
+    ipvsadm("-D", "-t", `[${VIP6}]:80`);
   });
 
   it("a persistent service: the template predicts; no service: No such service and the connection refused (CLI)", async () => {
@@ -293,6 +385,26 @@ describe("tsvs explain: the prediction is where the real connection goes", { ski
       }
     }
     assert.equal(workers.size, 2, "the clients spread over both workers");
+    // IPv6: the fanout program spreads IPv6 clients by the fold of their words.
+    ipvsadm("-A", "-t", `[${VIP6}]:80`, "-s", "rr");
+    for (const r of RS6) ipvsadm("-a", "-t", `[${VIP6}]:80`, "-r", `[${r.addr6}]:80`, "-m");
+    const workers6 = new Set<number>();
+    for (let i = 0; i < 12; i++) {
+      const a6 = CLIENTS6[Math.floor(rnd() * CLIENTS6.length)];
+      let port = 20000 + Math.floor(rnd() * 40000);
+      while (used.has(`[${a6}]:${port}`)) port++;
+      used.add(`[${a6}]:${port}`);
+      const a = await explain({ proto: "tcp", vip: VIP6, port: 80, client: a6, cport: port });
+      assert.equal(a.worker.of, 2);
+      workers6.add(a.worker.index);
+      const answered = await client.connect(a6, port, VIP6, 80);
+      assert.equal(
+        RIP6_OF.get(answered),
+        a.forward?.dst,
+        `IPv6 #${i} [${a6}]:${port} (worker ${a.worker.index})`,
+      );
+    }
+    assert.equal(workers6.size, 2, "the IPv6 clients spread over both workers");
     d2.proc.kill("SIGTERM");
     assert.equal(await d2.exited, 0, d2.stderr());
   });

@@ -16,7 +16,7 @@ import { type ChildProcess, type StdioOptions, spawn } from "node:child_process"
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { delNetns, ip, netnsPids, nsExecStatus } from "../../src/io/netns.js";
-import { jsPath, procAlive, sleep, stopProc } from "../../src/lab/proc.js";
+import { deadRuns, jsPath, sleep, stopProc } from "../../src/lab/proc.js";
 import { type Children, ENTRY } from "../support/e2e-daemon.js";
 
 export const HA = {
@@ -351,15 +351,7 @@ function safePids(ns: string): number[] {
 
 /** Runs of the HA suites killed before their cleanup: namespaces tsvs-ha<tag><pid>-* of dead pids. */
 export async function removeStaleHa(tag: string): Promise<void> {
-  const re = new RegExp(`^tsvs-ha${tag}(\\d+)-`);
-  const pids = new Set<number>();
-  for (const line of ip("netns", "list").split("\n")) {
-    const m = re.exec(line);
-    if (m !== null) pids.add(Number(m[1]));
-  }
-  for (const pid of pids)
-    if (pid !== process.pid && !procAlive({ pid, start: 0, what: "" }))
-      await removeHa(haNamesOf(`tsvs-ha${tag}${pid}`));
+  for (const id of deadRuns(`tsvs-ha${tag}`)) await removeHa(haNamesOf(`tsvs-ha${tag}${id}`));
 }
 
 /** A work directory for one suite (config files, keepalived pid files, notify output). */

@@ -123,6 +123,22 @@ describe(
       const bad = ipvsadm(n.d1, "--start-daemon", "master", "--syncid", "300");
       assert.notEqual(bad.status, 0);
       assert.match(bad.stderr, /illegal syncid specified/);
+      // A TUN real server of the other family (IPv6 for this IPv4 VIP), as the kernel: refused
+      // while a sync daemon runs, and no daemon starts while one is there (the v1 entry has one
+      // family; ip_vs_genl_set_cmd / ip_vs_genl_new_daemon answer EINVAL).
+      const svc = `${HA.VIP}:${HA.PORT}`;
+      const rip6 = `[2001:db8:9::1]:${HA.PORT}`;
+      const mixed = ipvsadm(n.d1, "-a", "-t", svc, "-r", rip6, "-i");
+      assert.notEqual(mixed.status, 0);
+      assert.match(mixed.stderr, /Invalid operation/);
+      ok(n.d1, "--stop-daemon", "master");
+      ok(n.d1, "-a", "-t", svc, "-r", rip6, "-i");
+      const refused = ipvsadm(n.d1, "--start-daemon", "master", "--mcast-interface", "eth1");
+      assert.notEqual(refused.status, 0);
+      assert.match(refused.stderr, /Invalid operation/);
+      assert.equal(ok(n.d1, "-L", "--daemon"), "", "nothing started");
+      ok(n.d1, "-d", "-t", svc, "-r", rip6);
+      ok(n.d1, "--start-daemon", "master", "--mcast-interface", "eth1", "--syncid", "9");
     });
 
     it("a backup started late gets the running connections; it runs a master too (active-active)", async () => {

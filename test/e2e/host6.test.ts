@@ -35,16 +35,7 @@ const children = new Children();
 
 /** An IPv6-enabled namespace pair without DAD (addresses usable at once: no tentative state to wait out). */
 function topology(): void {
-  freshNetns(Object.values(NS));
-  for (const ns of Object.values(NS))
-    for (const k of ["all", "default"])
-      nsExec(ns, [
-        "sysctl",
-        "-q",
-        "-w",
-        `net.ipv6.conf.${k}.disable_ipv6=0`,
-        `net.ipv6.conf.${k}.accept_dad=0`,
-      ]);
+  freshNetns(Object.values(NS), { ipv6: true });
   addVethPair({ ns: NS.c, ifname: IF.c0 }, { ns: NS.d, ifname: IF.d0 });
   ip("-n", NS.c, "-6", "addr", "add", `${NET}::1/64`, "dev", IF.c0);
   ip("-n", NS.d, "-6", "addr", "add", `${NET}::fe/64`, "dev", IF.d0);

@@ -217,3 +217,72 @@ describe("NAT64: the IPv6 VIP to the lab's IPv4 real servers", { skip, timeout: 
     }
   });
 });
+
+// IPv6 FULLNAT and NAT64 with `--workers 2` (docs/daemon.md "Several workers"): IPv6 local
+// addresses are shared out as IPv4 ones are (LIP k to worker k % 2), so with two of them each
+// worker leaves from its own and the fanout program brings each reply back to the worker that chose
+// its LIP; a reply steered elsewhere would find no entry and the download would stall.
+describe("IPv6 FULLNAT and NAT64 with --workers 2", { skip, timeout: 240_000 }, () => {
+  const clients = Array.from({ length: 6 }, (_, i) => `fd74:7376::c:${i + 11}`);
+  const LIP6B = "fd74:7376:0:1::101";
+  const LIP4B = "198.18.1.101";
+  const port64 = 8064;
+  it("each worker's clients leave from its own local address, downloads intact, -G counts them", async () => {
+    const worker = clients.map((a) => fanoutHash6(ipv6TextWords(a) ?? new Int32Array(4)) % 2);
+    assert.ok(worker.includes(0) && worker.includes(1), JSON.stringify(worker));
+    names ??= await runNames("v6");
+    const n = names;
+    try {
+      const st = await labUp(n, { method: "fullnat", ipv6: true, daemonArgs: ["--workers", "2"] });
+      assert.equal(st.daemonStatus, "running", st.daemonStatus);
+      for (const a of clients) ip("-n", n.client, "addr", "add", `${a}/64`, "dev", "eth0", "nodad");
+      await ipvsadm(n, ["-P", "-t", `[${LAB_ADDR6.VIP}]:80`, "-z", LIP6B]);
+      await ipvsadm(n, ["-A", "-t", `[${LAB_ADDR6.VIP}]:${port64}`, "-s", "rr"]);
+      await ipvsadm(n, ["-a", "-t", `[${LAB_ADDR6.VIP}]:${port64}`, "-r", "198.18.1.11:80", "--fullnat"]);
+      for (const l of [LAB_ADDR.LIP, LIP4B])
+        await ipvsadm(n, ["-P", "-t", `[${LAB_ADDR6.VIP}]:${port64}`, "-z", l]);
+      const size = 1 << 20;
+      const dir = mkdtempSync(join(tmpdir(), "tsvs-v6fw2-"));
+      try {
+        for (const [i, a] of clients.entries())
+          for (const url of [
+            `${VIP6_URL}/bytes/${size}`,
+            `http://[${LAB_ADDR6.VIP}]:${port64}/bytes/${size}`,
+          ]) {
+            const file = join(dir, `${i}-${url.length}`);
+            const r = curl(n, url, ["-g", "-6", "--interface", a, "-o", file], 30);
+            assert.equal(r.status, 0, `${a} ${url}: curl exit ${r.status} ${r.stderr}`);
+            const body = readFileSync(file);
+            assert.equal(
+              `${body.length} ${createHash("sha256").update(body).digest("hex")}`,
+              `${size} ${patternSha256(size)}`,
+              `${a} ${url}`,
+            );
+          }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      // The lab's LIP is the first of each list (worker 0's), the one added here the second
+      // (worker 1's): each carried its worker's clients, as -G counts (connections in TIME_WAIT).
+      const perWorker = [0, 1].map((w) => worker.filter((x) => x === w).length);
+      for (const [svc, lips] of [
+        [`[${LAB_ADDR6.VIP}]:80`, [LAB_ADDR6.LIP, LIP6B]],
+        [`[${LAB_ADDR6.VIP}]:${port64}`, [LAB_ADDR.LIP, LIP4B]],
+      ] as const) {
+        const out = await ipvsadm(n, ["-G", "-t", svc]);
+        const connsOf = (lip: string): number => {
+          const line = out.split("\n").find((l) => l.trim().split(/\s+/)[0] === lip);
+          assert.ok(line !== undefined, `${lip} in -G:\n${out}`);
+          return Number(line.trim().split(/\s+/)[2]);
+        };
+        assert.deepEqual(
+          lips.map((l) => connsOf(l)),
+          perWorker,
+          `${svc} -G:\n${out}`,
+        );
+      }
+    } finally {
+      await labDown(n);
+    }
+  });
+});

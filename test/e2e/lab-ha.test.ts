@@ -10,11 +10,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { ip, nsExecStatus } from "../../src/io/netns.js";
+import { namespacesWith, nsExecStatus } from "../../src/io/netns.js";
 import { tsvsEntry } from "../../src/lab/daemon.js";
 import { countResponses } from "../../src/lab/demo.js";
 import { labStatus, labUp } from "../../src/lab/lab.js";
-import { jsPath, procAlive, waitFor } from "../../src/lab/proc.js";
+import { deadRuns, jsPath, procAlive, waitFor } from "../../src/lab/proc.js";
 import { LAB_ADDR, type LabNames, labDown, labNames } from "../../src/lab/topology.js";
 import { e2eSkip } from "../support/e2e-env.js";
 
@@ -22,24 +22,9 @@ const skip = e2eSkip("lab HA e2e", ["curl", "nftables"]);
 
 const names: LabNames = labNames(`tsvs-lh${process.pid}`);
 
-function namespacesWith(prefix: string): string[] {
-  return ip("netns", "list")
-    .split("\n")
-    .map((l) => l.split(" ")[0])
-    .filter((n) => n.startsWith(prefix));
-}
-
 /** Labs of earlier runs that were killed before their cleanup: tsvs-lh<pid>-* of dead pids. */
 async function removeStale(): Promise<void> {
-  const pids = new Set<number>();
-  for (const ns of namespacesWith("tsvs-lh")) {
-    const m = /^tsvs-lh(\d+)-/.exec(ns);
-    if (m !== null) pids.add(Number(m[1]));
-  }
-  for (const pid of pids) {
-    if (pid !== process.pid && !procAlive({ pid, start: 0, what: "" }))
-      await labDown(labNames(`tsvs-lh${pid}`));
-  }
+  for (const id of deadRuns("tsvs-lh")) await labDown(labNames(`tsvs-lh${id}`));
 }
 
 describe("tsvs lab up --ha (NAT): two directors, VRRP, the VIP", { skip, timeout: 60_000 }, () => {

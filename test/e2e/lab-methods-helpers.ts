@@ -9,10 +9,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ipvsadmRemote } from "../../src/cli/ipvsadm-client.js";
-import { ip, netnsUnavailableReason, nsExecStatus } from "../../src/io/netns.js";
+import { netnsUnavailableReason, nsExecStatus } from "../../src/io/netns.js";
 import { tsvsEntry } from "../../src/lab/daemon.js";
 import { ensurePackages } from "../../src/lab/packages.js";
-import { procAlive } from "../../src/lab/proc.js";
+import { deadRuns } from "../../src/lab/proc.js";
 import { nginxAvailable } from "../../src/lab/servers.js";
 import { LAB_ADDR, type LabNames, labDown, labNames } from "../../src/lab/topology.js";
 
@@ -36,22 +36,7 @@ export function labUnavailable(): string | null {
  * process is gone (a run killed before its `after` hook).
  */
 export async function runNames(tag: string): Promise<LabNames> {
-  let stale: number[] = [];
-  try {
-    const re = new RegExp(`^tsvs-${tag}(\\d+)-`);
-    stale = [
-      ...new Set(
-        ip("netns", "list")
-          .split("\n")
-          .map((l) => re.exec(l)?.[1])
-          .filter((p): p is string => p !== undefined)
-          .map(Number),
-      ),
-    ].filter((pid) => pid !== process.pid && !procAlive({ pid, start: 0, what: "" }));
-  } catch {
-    stale = [];
-  }
-  for (const pid of stale) await labDown(labNames(`tsvs-${tag}${pid}`));
+  for (const id of deadRuns(`tsvs-${tag}`)) await labDown(labNames(`tsvs-${tag}${id}`));
   return labNames(`tsvs-${tag}${process.pid}`);
 }
 

@@ -115,7 +115,9 @@ describe("NAT through the lab", { skip, timeout: 300_000 }, () => {
     assert.equal(
       all.stdout,
       "conn_reuse_mode = 1\nexpire_nodest_conn = 1\nexpire_quiescent_template = 0\nsloppy_tcp = 0\n" +
-        "sync_threshold = 3\t50\nsync_refresh_period = 0\nsync_retries = 0\nsync_version = 1\nsync_persist_mode = 0\n",
+        "sync_threshold = 3\t50\nsync_refresh_period = 0\nsync_retries = 0\nsync_version = 1\nsync_persist_mode = 0\n" +
+        "sync_table_refresh = 1\nsync_table_rate = 4000\n" +
+        "amemthresh = 1024\nam_droprate = 10\ndrop_entry = 0\ndrop_packet = 0\nsecure_tcp = 0\n",
     );
     assert.equal(tsvsCtl(names, "sysctl", ["sloppy_tcp=1"]).stdout, "sloppy_tcp = 1\n");
     assert.equal(tsvsCtl(names, "sysctl", ["net.ipv4.vs.sloppy_tcp"]).stdout, "sloppy_tcp = 1\n");

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { request } from "../../src/daemon/control.js";
-import { ip, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import { namespacesWith, nsExec, nsExecStatus } from "../../src/io/netns.js";
 import { tsvsArgv, tsvsEntry } from "../../src/lab/daemon.js";
 import { countResponses } from "../../src/lab/demo.js";
 import { labStatus, labUp, realserverArgv } from "../../src/lab/lab.js";
@@ -29,10 +29,7 @@ const names: LabNames = labNames(`tsvs-lt${process.pid}`);
 const tmp = mkdtempSync(join(tmpdir(), "tsvs-lt-"));
 
 function labNamespaces(): string[] {
-  return ip("netns", "list")
-    .split("\n")
-    .map((l) => l.split(" ")[0])
-    .filter((n) => n.startsWith(names.prefix));
+  return namespacesWith(names.prefix);
 }
 
 function curl(ns: string, url: string): { status: number; body: string } {

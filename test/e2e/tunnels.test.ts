@@ -35,7 +35,7 @@ import {
   stopProc,
   waitFor,
 } from "../../src/lab/proc.js";
-import { type LabNames, labDown } from "../../src/lab/topology.js";
+import { LAB_ADDR6, type LabNames, labDown } from "../../src/lab/topology.js";
 import { e2eSkip } from "../support/e2e-env.js";
 import { get16, get32, ip as ipv4, l4ChecksumOk, onesSum, pseudoHeader } from "../support/packet-builder.js";
 import { count, runNames } from "./lab-methods-helpers.js";
@@ -373,11 +373,21 @@ describe(
       if (names !== undefined) await labDown(names);
     });
     for (const type of ["gue", "gre"] as const) {
-      it(`${type}: rr over r1-r4 (r4 behind the router), 8 requests give 2/2/2/2`, async () => {
+      it(`${type}: rr over r1-r4 (r4 behind the router), 8 requests give 2/2/2/2, over IPv4 and IPv6 (one decapsulator per server for both VIPs)`, async () => {
         names ??= await runNames("tn");
-        const st = await labUp(names, { method: "tun", tunType: type, servers: "node" });
+        const st = await labUp(names, { method: "tun", tunType: type, servers: "node", ipv6: true });
         assert.equal(st.daemonStatus, "running", st.daemonStatus);
         assert.deepEqual(count(names, 8), { r1: 2, r2: 2, r3: 2, r4: 2 });
+        // The IPv6 VIP's datagrams inside GUE/GRE over IPv6 (GUE with the kernel's zero UDP
+        // checksum), taken by the IPv4 VIP's decapsulator, which delivers both families.
+        assert.deepEqual(count(names, 8, `http://[${LAB_ADDR6.VIP}]/`), { r1: 2, r2: 2, r3: 2, r4: 2 });
+        const doc = nsExecStatus(
+          names.servers[0].ns,
+          [process.execPath, CLI, "doctor", "--vip", LAB_ADDR6.VIP, "--method", "tun"],
+          20_000,
+        );
+        assert.equal(doc.status, 0, doc.stdout);
+        assert.match(doc.stdout, new RegExp(`${type.toUpperCase()} decapsulator shared with the IPv4 VIP`));
         const l = labIpvsadm(names, ["-Ln", "--tun-info"]).stdout;
         assert.match(l, type === "gue" ? new RegExp(`Tunnel\\s+gue:${LAB_GUE_PORT}:-c`) : /Tunnel\s+gre:-c/);
       });

@@ -356,6 +356,8 @@ export interface DirectorOptions {
   seedNeigh?: boolean;
   mtu1?: number;
   connCapacity?: number;
+  /** The defence's availmem provider (pages; default: the table's free entries). */
+  availmem?: () => number;
 }
 
 function parseMacStr(s: string): Uint8Array {
@@ -376,6 +378,7 @@ export class Director {
     let seed = 12345;
     this.engine = new Engine({
       connCapacity: o.connCapacity,
+      availmem: o.availmem,
       interfaces: [
         {
           ifindex: 1,

@@ -193,7 +193,11 @@ export interface Sent6 {
 export interface Director6Options {
   sysctls?: Partial<Sysctls>;
   seedNeigh?: boolean;
+  /** The MTU of eth0 (the clients' side) and eth1 (the real servers' LAN), 1500 by default. */
+  mtu0?: number;
   mtu1?: number;
+  /** The engine's own generator with this seed (readable ahead, as explain reads it); default an injected LCG. */
+  seed?: number;
 }
 
 /**
@@ -219,7 +223,7 @@ export class Director6 {
             { addr6: "2001:db8::1", prefix: 64 },
             { addr6: "fe80::1", prefix: 64 },
           ],
-          mtu: 1500,
+          mtu: o.mtu0 ?? 1500,
         },
         {
           ifindex: 2,
@@ -239,10 +243,14 @@ export class Director6 {
         { dst: 0, prefix: 0, via: ip("198.18.0.254"), ifindex: 1 },
       ],
       sysctls: o.sysctls,
-      random: () => {
-        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-        return seed;
-      },
+      ...(o.seed !== undefined
+        ? { seed: o.seed }
+        : {
+            random: () => {
+              seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+              return seed;
+            },
+          }),
       send: (ifindex, buf, off, len, vnet) => {
         this.out.push({
           ifindex,

@@ -110,6 +110,38 @@ describe("tsvs config check", () => {
     });
   });
 
+  it("prints IPv6 local addresses as -P lines, and refuses one an IPv4 service cannot take at its line", async () => {
+    const p = file(
+      "laddr6.conf",
+      "virtual_server 2001:db8::100 80 {\n lb_kind FNAT\n laddr_group_name L\n" +
+        " real_server 2001:db8:1::11 80 { }\n real_server 10.0.1.11 80 { }\n}\n" +
+        "local_address_group L {\n 2001:db8:ff::10-11 dpdk0\n 10.0.2.1\n}\n",
+    );
+    const r = await run(["check", p]);
+    assert.deepEqual(r, {
+      code: 0,
+      out:
+        "-A -t [2001:db8::100]:80 -s wlc\n" +
+        "-a -t [2001:db8::100]:80 -r [2001:db8:1::11]:80 --fullnat -w 1\n" +
+        "-a -t [2001:db8::100]:80 -r 10.0.1.11:80 --fullnat -w 1\n" +
+        "-P -t [2001:db8::100]:80 -z 2001:db8:ff::10\n" +
+        "-P -t [2001:db8::100]:80 -z 2001:db8:ff::11\n" +
+        "-P -t [2001:db8::100]:80 -z 10.0.2.1\n",
+      err: "",
+    });
+    for (const line of r.out.trim().split("\n")) assert.equal(parseIpvsadm(line.split(" ")).kind, "ctl");
+    const bad = file(
+      "laddr6bad.yaml",
+      "virtual_servers:\n  - address: 10.0.0.1\n    port: 80\n    lb_kind: FULLNAT\n    local_addresses:\n      - 10.0.2.1\n      - 2001:db8:ff::10\n",
+    );
+    const e = await run(["check", bad]);
+    assert.equal(e.code, 1);
+    assert.match(
+      e.err,
+      /laddr6bad\.yaml:7:9: local address 2001:db8:ff::10 is IPv6, TCP 10\.0\.0\.1:80 IPv4: /,
+    );
+  });
+
   it("exits 1 for a missing file and 2 for usage errors", async () => {
     assert.equal((await run(["check", join(dir, "none.conf")])).code, 1);
     assert.equal((await run(["check"])).code, 2);

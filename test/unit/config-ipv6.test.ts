@@ -12,6 +12,7 @@ import { parseKeepalived } from "../../src/config/keepalived.js";
 import { type ConfigModel, commandToIpvsadm, toCommands } from "../../src/config/model.js";
 import { parseYamlConfig } from "../../src/config/yaml.js";
 import { destSpec, inetEndpoint, SpecError, serviceSpec } from "../../src/control/spec.js";
+import { formatIPv4 } from "../../src/core/addr.js";
 import { Fwd } from "../../src/core/dest.js";
 import { configErrors, fixture, saved, tableCtl } from "../support/config.js";
 
@@ -233,14 +234,14 @@ describe("keepalived.conf with IPv6", () => {
       "  2001:db8::30-10000 80", // 30
       "}",
       "local_address_group L {",
-      "  2001:db8::9", // 33
+      "  2001:db8::9-1ff", // 33
       "}",
     ].join("\n");
     assert.deepEqual(
       errorsOf(() => parseKeepalived(src, "bad.conf")),
       [
         // local_address_group first: virtual servers may name one defined after them.
-        'bad.conf:33:3: "2001:db8::9": IPv6 local addresses are not supported by tsvs yet',
+        'bad.conf:33:3: bad address range "2001:db8::9-1ff": an IPv6 range runs the last byte, LAST in hex up to fe (2001:db8::10-1f)',
         'bad.conf:1:16: "2001:db8::1::2" is not an IPv4 or IPv6 address',
         'bad.conf:19:28: "2001:db8:1::g" is not an IPv4 or IPv6 address',
         "bad.conf:7:13: ip_family inet conflicts with the virtual server's address",
@@ -291,6 +292,20 @@ describe("keepalived.conf with IPv6", () => {
       ]);
     }
   });
+
+  it("refuses FULLNAT from an IPv4 service to an IPv6 server (NAT64 crosses one way only, as the control core)", () => {
+    assert.deepEqual(
+      errorsOf(() =>
+        parseKeepalived(
+          "virtual_server 10.0.0.100 80 {\n lb_kind FULLNAT\n real_server 2001:db8:1::1 80 { }\n}\n",
+          "46.conf",
+        ),
+      ),
+      [
+        "46.conf:3:2: real server 2001:db8:1::1 is IPv6, TCP 10.0.0.100:80 IPv4: FULLNAT crosses families only from an IPv6 service to IPv4 servers (NAT64)",
+      ],
+    );
+  });
 });
 
 describe("tsvs YAML with IPv6", () => {
@@ -320,7 +335,7 @@ describe("tsvs YAML with IPv6", () => {
       "    persistence_timeout: 60",
       "    persistence_granularity: 255.255.255.0", // 8
       '    sorry_server: "[10.0.0.99]:80"', // 9
-      "    local_addresses: [ 2001:db8::5 ]", // 10
+      "    local_addresses: [ 2001:db8::5-6 ]", // 10
       "    real_servers:",
       "      - address: 2001:db8:1::1", // 12
       "        check: { type: tcp, bindto: 10.0.0.1 }",
@@ -338,7 +353,7 @@ describe("tsvs YAML with IPv6", () => {
         "c.yaml:6:16: ip_family inet conflicts with the address 2001:db8::100",
         "c.yaml:8:30: persistence_granularity of an IPv6 service is a prefix length 1..128",
         "c.yaml:9:19: sorry_server must be ADDRESS, ADDRESS:PORT or [IPv6]:PORT",
-        "c.yaml:10:24: IPv6 local addresses are not supported by tsvs yet",
+        "c.yaml:10:24: local_addresses entry must be an IPv4 or IPv6 address",
         "c.yaml:15:16: ip_family must be inet or inet6",
         "c.yaml:19:30: persistence_granularity of an IPv6 service is a prefix length 1..128",
       ],
@@ -419,5 +434,184 @@ virtual_server fwmark 5 {
       kept,
       "the service object survived: its connections and templates are not dropped",
     );
+  });
+});
+
+describe("IPv6 local addresses: DPVS's local_address_group and YAML's local_addresses", () => {
+  // An IPv6 FULLNAT service with an IPv6 real server (IPv6 local addresses) and an IPv4 one (NAT64:
+  // IPv4 local addresses), as DPVS's keepalived and ipvsadm -P take them.
+  const conf = (group: string, vip = "2001:db8::100") =>
+    [
+      `virtual_server ${vip} 80 {`, // 1
+      "  lb_kind FNAT",
+      "  laddr_group_name L", // 3
+      "  real_server 2001:db8:1::11 80 { }", // 4
+      "  real_server 10.0.1.11 80 { }",
+      "}",
+      "local_address_group L {", // 7
+      ...group.split("\n").map((l) => `  ${l}`), // 8...
+      "}",
+    ].join("\n");
+
+  it("become -P commands of either family, which the control core takes and ipvsadm parses back", () => {
+    const m = ka(conf("2001:db8:ff::10-12 dpdk0\n10.0.2.1\n2001:DB8:FF:0::20"));
+    const cmds = toCommands(m);
+    assert.deepEqual(cmds.filter((c) => c.op === "add-laddr").map(commandToIpvsadm), [
+      "-P -t [2001:db8::100]:80 -z 2001:db8:ff::10",
+      "-P -t [2001:db8::100]:80 -z 2001:db8:ff::11",
+      "-P -t [2001:db8::100]:80 -z 2001:db8:ff::12",
+      "-P -t [2001:db8::100]:80 -z 10.0.2.1",
+      "-P -t [2001:db8::100]:80 -z 2001:db8:ff::20",
+    ]);
+    for (const c of cmds.filter((x) => x.op === "add-laddr")) {
+      const r = parseIpvsadm(commandToIpvsadm(c).split(" "));
+      assert.deepEqual(r.kind === "ctl" && r.cmd, c, commandToIpvsadm(c));
+    }
+    const ctl = tableCtl();
+    ctl.applyAll(cmds);
+    const [svc] = ctl.services();
+    assert.deepEqual(svc.laddrs6, [
+      "2001:db8:ff::10",
+      "2001:db8:ff::11",
+      "2001:db8:ff::12",
+      "2001:db8:ff::20",
+    ]);
+    assert.deepEqual(svc.laddrs, [0x0a000201]);
+  });
+
+  it("ranges run the last byte as DPVS's keepalived walks them (table)", () => {
+    const cases: [string, string[] | string][] = [
+      ["2001:db8::10-1f", Array.from({ length: 16 }, (_, i) => `2001:db8::${(0x10 + i).toString(16)}`)],
+      ["2001:db8::1:10-12", ["2001:db8::1:10", "2001:db8::1:11", "2001:db8::1:12"]],
+      ["2001:db8::a-A", ["2001:db8::a"]],
+      ["2001:db8::5:fe-fe", ["2001:db8::5:fe"]],
+      ["::ffff:10.0.0.1-3", ["::ffff:10.0.0.1", "::ffff:10.0.0.2", "::ffff:10.0.0.3"]],
+      ["10.0.2.250-254", ["10.0.2.250", "10.0.2.251", "10.0.2.252", "10.0.2.253", "10.0.2.254"]],
+      // The last byte, not the last group: ::110 is byte 0x10, and 0x11f is past it.
+      [
+        "2001:db8::110-11f",
+        'bad address range "2001:db8::110-11f": an IPv6 range runs the last byte, LAST in hex up to fe (2001:db8::10-1f)',
+      ],
+      [
+        "2001:db8::10-ff",
+        'bad address range "2001:db8::10-ff": an IPv6 range runs the last byte, LAST in hex up to fe (2001:db8::10-1f)',
+      ],
+      [
+        "2001:db8::10-f",
+        'bad address range "2001:db8::10-f": an IPv6 range runs the last byte, LAST in hex up to fe (2001:db8::10-1f)',
+      ],
+      [
+        "2001:db8::10-1g",
+        'bad address range "2001:db8::10-1g": an IPv6 range runs the last byte, LAST in hex up to fe (2001:db8::10-1f)',
+      ],
+      ["10.0.2.250-255", 'bad address range "10.0.2.250-255": the last octet runs up to LAST, at most 254'],
+      ["2001:db8::1::2", '"2001:db8::1::2" is not an address or an address range'],
+      ["2001:db8::/64", '"2001:db8::/64" is not an address or an address range'],
+    ];
+    for (const [entry, want] of cases) {
+      if (typeof want === "string")
+        assert.deepEqual(
+          errorsOf(() => ka(conf(entry))),
+          [`k.conf:8:3: ${want}`],
+          entry,
+        );
+      else
+        assert.deepEqual(
+          ka(conf(entry)).virtualServers[0].localAddresses?.map((a) => a.addr6 ?? formatIPv4(a.addr)),
+          want,
+          entry,
+        );
+    }
+  });
+
+  it("refuses what the service cannot use, at the line that wrote it", () => {
+    const src = [
+      "virtual_server 10.0.0.1 80 {", // 1
+      "  lb_kind FNAT",
+      "  laddr_group_name L",
+      "  real_server 10.0.1.11 80 { }",
+      "}",
+      "virtual_server 2001:db8::100 80 {", // 6
+      "  lb_kind FNAT",
+      "  laddr_group_name M",
+      "  real_server 2001:db8:1::11 80 { }",
+      "}",
+      "local_address_group L {",
+      "  10.0.2.1",
+      "  2001:db8:ff::1", // 13
+      "}",
+      "local_address_group M {",
+      "  2001:db8:ff::1",
+      "  2001:DB8:FF:0:0::1", // 17
+      "  fe80::1 eth0", // 18
+      "  ff02::1", // 19
+      "  :: ", // 20
+      "}",
+    ].join("\n");
+    assert.deepEqual(
+      errorsOf(() => ka(src)),
+      [
+        "k.conf:13:3: local address 2001:db8:ff::1 is IPv6, TCP 10.0.0.1:80 IPv4: an IPv4 service takes IPv4 local addresses (an IPv6 service takes both: IPv6 ones for IPv6 real servers, IPv4 ones for NAT64)",
+        "k.conf:17:3: local address 2001:db8:ff::1 appears twice in TCP [2001:db8::100]:80",
+        "k.conf:18:3: local address fe80::1 of TCP [2001:db8::100]:80 is not a unicast address (link-local)",
+        "k.conf:19:3: local address ff02::1 of TCP [2001:db8::100]:80 is not a unicast address",
+        "k.conf:20:3: local address :: of TCP [2001:db8::100]:80 is not a unicast address",
+      ],
+    );
+  });
+
+  it("warns of IPv6 FULLNAT real servers that no IPv6 local address serves", () => {
+    const { warnings } = parseKeepalived(conf("10.0.2.1"), "k.conf");
+    assert.deepEqual(
+      warnings.map((w) => `${w.line}:${w.col}: ${w.message}`),
+      [
+        "4:3: FULLNAT to the IPv6 real server 2001:db8:1::11 takes an IPv6 local address of the service (the --lip pool is IPv4): TCP [2001:db8::100]:80 has none, its connections to this server fail",
+      ],
+    );
+    assert.deepEqual(parseKeepalived(conf("2001:db8:ff::1"), "k.conf").warnings, []);
+  });
+
+  it("YAML: the same addresses, the same rules, each entry named by its line", () => {
+    const y = (laddrs: string, address = "2001:db8::100") =>
+      [
+        "virtual_servers:",
+        `  - address: ${address}`,
+        "    port: 80",
+        "    lb_kind: FULLNAT",
+        `    local_addresses: [${laddrs}]`, // 5
+        "    real_servers:",
+        "      - { address: 2001:db8:1::11, port: 80 }",
+        "      - { address: 10.0.1.11, port: 80 }",
+      ].join("\n");
+    const k = ka(conf("2001:db8:ff::10-11\n10.0.2.1")).virtualServers[0].localAddresses;
+    const m = parseYamlConfig(y("2001:db8:ff::10, 2001:db8:ff::11, 10.0.2.1"), "c.yaml").model;
+    const strip = (l: typeof k) => l?.map(({ addr, addr6 }) => ({ addr, addr6 }));
+    assert.deepEqual(strip(m.virtualServers[0].localAddresses), strip(k));
+    assert.deepEqual(
+      m.virtualServers[0].localAddresses?.map((a) => `${a.pos.line}:${a.pos.col}`),
+      ["5:23", "5:40", "5:57"],
+    );
+    assert.deepEqual(
+      errorsOf(() => parseYamlConfig(y("2001:db8:ff::10", "10.0.0.1"), "c.yaml")),
+      [
+        "c.yaml:7:9: real server 2001:db8:1::11 is IPv6, TCP 10.0.0.1:80 IPv4: FULLNAT crosses families only from an IPv6 service to IPv4 servers (NAT64)",
+        "c.yaml:5:23: local address 2001:db8:ff::10 is IPv6, TCP 10.0.0.1:80 IPv4: an IPv4 service takes IPv4 local addresses (an IPv6 service takes both: IPv6 ones for IPv6 real servers, IPv4 ones for NAT64)",
+      ],
+    );
+  });
+
+  it("a reload deletes and adds only the IPv6 local addresses that changed, however they are written", () => {
+    const a = ka(conf("2001:db8:ff::10\n2001:db8:ff::11\n10.0.2.1"));
+    const b = ka(conf("2001:DB8:FF::11\n2001:db8:ff::12\n10.0.2.1"));
+    assert.deepEqual(diff(a, b).map(commandToIpvsadm), [
+      "-Q -t [2001:db8::100]:80 -z 2001:db8:ff::10",
+      "-P -t [2001:db8::100]:80 -z 2001:db8:ff::12",
+    ]);
+    assert.deepEqual(diff(a, ka(conf("2001:db8:ff:0::10\n2001:db8:ff::11\n10.0.2.1"))), []);
+    // The difference applies to the table the first configuration built.
+    const ctl = tableCtl();
+    ctl.applyAll(toCommands(a));
+    ctl.applyAll(diff(a, b));
+    assert.deepEqual(ctl.services()[0].laddrs6, ["2001:db8:ff::11", "2001:db8:ff::12"]);
   });
 });

@@ -233,3 +233,70 @@ describe("keepalived.conf: what ipvsadm's rules would change is reported", () =>
     );
   });
 });
+
+describe("keepalived.conf: the scripts of quorum and real-server changes", () => {
+  it("reads quorum_up/quorum_down and notify_up/notify_down, the quoted form keeping its arguments", () => {
+    const { model, warnings } = parseKeepalived(
+      `virtual_server 10.0.0.1 80 {
+ quorum 2
+ quorum_up "/usr/local/bin/vs.sh up web"
+ quorum_down /usr/local/bin/vs-down.sh
+ real_server 10.0.1.1 80 {
+  notify_up "/usr/local/bin/rs.sh up 10.0.1.1"
+  notify_down /usr/local/bin/rs-down.sh
+ }
+ real_server 10.0.1.2 80 {
+ }
+}
+`,
+      "q.conf",
+    );
+    assert.deepEqual(warnings, []);
+    const [vs] = model.virtualServers;
+    assert.equal(vs.quorumUp, "/usr/local/bin/vs.sh up web");
+    assert.equal(vs.quorumDown, "/usr/local/bin/vs-down.sh");
+    const [r1, r2] = vs.realServers;
+    assert.equal(r1.notifyUp, "/usr/local/bin/rs.sh up 10.0.1.1");
+    assert.equal(r1.notifyDown, "/usr/local/bin/rs-down.sh");
+    assert.equal(r2.notifyUp, undefined);
+    assert.equal(r2.notifyDown, undefined);
+  });
+
+  it("says that keepalived's script user and group are not used", () => {
+    const { warnings } = parseKeepalived(
+      "virtual_server 10.0.0.1 80 {\n quorum_up /bin/up.sh nobody\n}\n",
+      "u.conf",
+    );
+    assert.deepEqual(
+      warnings.map((w) => `${w.line}:${w.col}`),
+      ["2:23"],
+    );
+    assert.match(warnings[0].message, /quorum_up: "nobody" is keepalived's script user\/group/);
+  });
+});
+
+describe("keepalived.conf: scheduler flags (lbflags_handler)", () => {
+  it("sets flag-N and, after lb_algo names their scheduler, sh-/mh- flags, as ipvsadm -b", () => {
+    const { model, warnings } = parseKeepalived(
+      "virtual_server 10.0.0.1 80 {\n lb_algo mh\n mh-port\n mh-fallback\n flag-3\n}\n",
+      "f.conf",
+    );
+    assert.deepEqual(warnings, []);
+    assert.equal(model.virtualServers[0].schedFlags, 0x08 | 0x10 | 0x20);
+    assert.deepEqual(toCommands(model).map(commandToIpvsadm), [
+      "-A -t 10.0.0.1:80 -s mh -b mh-fallback,mh-port,flag-3",
+    ]);
+  });
+
+  it("ignores an sh-/mh- flag before (or without) its scheduler, with keepalived's warning", () => {
+    const { model, warnings } = parseKeepalived(
+      "virtual_server 10.0.0.1 80 {\n sh-port\n lb_algo sh\n sh-fallback\n}\n",
+      "f.conf",
+    );
+    assert.deepEqual(
+      warnings.map((w) => `${w.line}:${w.col}: ${w.message}`),
+      ["2:2: sh-port only applies to the sh scheduler (lb_algo sh before it): ignored"],
+    );
+    assert.deepEqual(toCommands(model).map(commandToIpvsadm), ["-A -t 10.0.0.1:80 -s sh -b sh-fallback"]);
+  });
+});

@@ -403,17 +403,17 @@ describe("keepalived.conf VRRP errors", () => {
       errorsOf(() => parseKeepalived(fixture("keepalived-ha-errors.conf"), "e.conf")),
       [
         'e.conf:9:14: priority must be 1..255, not "300"',
-        "e.conf:14:9: 2001:db8::10/64: IPv6 VRRP comes with the IPv6 issue (tsvs's VRRP is IPv4 only)",
-        'e.conf:27:23: virtual_router_id must be 1..255, not "256"',
-        "e.conf:29:19: auth_type AH (IPsec AH authentication) is not supported by tsvs",
-        'e.conf:34:11: state must be MASTER or BACKUP, not "SLAVE"',
+        'e.conf:28:23: virtual_router_id must be 1..255, not "256"',
+        "e.conf:30:19: auth_type AH (IPsec AH authentication) is not supported by tsvs",
+        'e.conf:35:11: state must be MASTER or BACKUP, not "SLAVE"',
         "e.conf:3:31: lvs_sync_daemon: no vrrp_instance VI_9",
         "e.conf:11:9: vrrp_instance VI_1: track_script chk_missing: no vrrp_script chk_missing",
-        "e.conf:17:1: vrrp_instance VI_1 is already defined at line 5",
-        "e.conf:23:23: virtual_router_id 51 on eth0 is already used by vrrp_instance VI_1 (line 5)",
-        "e.conf:38:16: advert_int 50 is out of range for VRRPv3 (0.01..40.95 s)",
-        "e.conf:40:1: vrrp_instance VI_5 needs an interface",
-        "e.conf:46:9: vrrp_sync_group G1: no vrrp_instance VI_7",
+        "e.conf:15:9: (VI_1): address family must match VRRP instance [2001:db8::10/64]",
+        "e.conf:18:1: vrrp_instance VI_1 is already defined at line 5",
+        "e.conf:24:23: virtual_router_id 51 on eth0 is already used by vrrp_instance VI_1 (line 5)",
+        "e.conf:39:16: advert_int 50 is out of range for VRRPv3 (0.01..40.95 s)",
+        "e.conf:41:1: vrrp_instance VI_5 needs an interface",
+        "e.conf:47:9: vrrp_sync_group G1: no vrrp_instance VI_7",
       ],
     );
   });
@@ -432,9 +432,9 @@ describe("keepalived.conf VRRP errors", () => {
       'k.conf:4:13: advert_int must be 0.01..255, not "300"',
     ],
     [
-      "an IPv6 unicast peer",
-      inst(" unicast_peer {\n  fe80::1\n }\n"),
-      "k.conf:5:3: fe80::1: IPv6 VRRP comes with the IPv6 issue (tsvs's VRRP is IPv4 only)",
+      "an IPv6 unicast peer of an IPv4 instance",
+      inst(" virtual_ipaddress {\n  10.0.0.1\n }\n unicast_peer {\n  fe80::1\n }\n"),
+      "k.conf:8:3: Configuration error: VRRP instance[VI_1] and unicast peer address[fe80::1] MUST be of the same family",
     ],
     [
       "a unicast mcast_dst_ip",
@@ -496,8 +496,8 @@ describe("tsvs YAML vrrp section", () => {
 
   it("names file:line:col of value errors and of cross-section errors", () => {
     assert.deepEqual(yamlErrors(base("      priority: 0\n")), ["c.yaml:7:17: priority must be 1..255"]);
-    assert.deepEqual(yamlErrors(base("      virtual_ipaddress: [2001:db8::1/64]\n")), [
-      "c.yaml:7:27: IPv6 VRRP comes with the IPv6 issue (tsvs's VRRP is IPv4 only)",
+    assert.deepEqual(yamlErrors(base('      virtual_ipaddress: [10.0.0.1/24, "2001:db8::1/64"]\n')), [
+      "c.yaml:7:40: (VI_1): address family must match VRRP instance [2001:db8::1/64]",
     ]);
     assert.deepEqual(yamlErrors(base("      wieght: 1\n")), ['c.yaml:7:7: unknown key "wieght"']);
     assert.deepEqual(

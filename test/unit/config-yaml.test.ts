@@ -112,3 +112,52 @@ describe("tsvs YAML configuration", () => {
     });
   }
 });
+
+describe("tsvs YAML: the scripts of quorum and real-server changes", () => {
+  it("reads quorum_up/quorum_down and a real server's notify_up/notify_down", () => {
+    const { model } = parseYamlConfig(
+      `virtual_servers:
+  - address: 10.0.0.1
+    port: 80
+    quorum_up: "/usr/local/bin/vs.sh up"
+    quorum_down: /usr/local/bin/vs.sh down
+    real_servers:
+      - { address: 10.0.1.1, port: 80, notify_up: /bin/up.sh, notify_down: "/bin/down.sh 'a b'" }
+`,
+      "s.yaml",
+    );
+    const [vs] = model.virtualServers;
+    assert.equal(vs.quorumUp, "/usr/local/bin/vs.sh up");
+    assert.equal(vs.quorumDown, "/usr/local/bin/vs.sh down");
+    assert.equal(vs.realServers[0].notifyUp, "/bin/up.sh");
+    assert.equal(vs.realServers[0].notifyDown, "/bin/down.sh 'a b'");
+  });
+
+  it("refuses a script that is not a command line", () => {
+    const errs = errorsOf("virtual_servers:\n  - address: 10.0.0.1\n    port: 80\n    quorum_up: 5\n");
+    assert.deepEqual(errs, ["c.yaml:4:16: quorum_up must be a command line"]);
+  });
+});
+
+describe("tsvs YAML: scheduler flags", () => {
+  it("scheduler_flags takes ipvsadm -b's names", () => {
+    const { model } = parseYamlConfig(
+      "virtual_servers:\n  - address: 10.0.0.1\n    port: 80\n    scheduler: mh\n    scheduler_flags: [mh-port]\n",
+      "f.yaml",
+    );
+    assert.deepEqual(toCommands(model).map(commandToIpvsadm), ["-A -t 10.0.0.1:80 -s mh -b mh-port"]);
+  });
+
+  it("refuses a flag of another scheduler with ipvsadm's message, and an unknown name", () => {
+    assert.deepEqual(
+      errorsOf(
+        "virtual_servers:\n  - address: 10.0.0.1\n    port: 80\n    scheduler: rr\n    scheduler_flags: [sh-port]\n",
+      ),
+      ["c.yaml:5:23: incompatible scheduler flag `sh-port'"],
+    );
+    assert.match(
+      errorsOf("virtual_servers:\n  - address: 10.0.0.1\n    port: 80\n    scheduler_flags: [mh-prot]\n")[0],
+      /^c\.yaml:4:23: scheduler_flags must be a list of flag-1, flag-2, flag-3, sh-fallback/,
+    );
+  });
+});

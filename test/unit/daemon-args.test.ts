@@ -2,13 +2,19 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { DaemonUsageError, DEFAULT_SPIN_US, parseDaemonArgs } from "../../src/daemon/main.js";
+import {
+  DaemonUsageError,
+  DEFAULT_SPIN_US,
+  DEFAULT_WARMUP_MS,
+  parseDaemonArgs,
+} from "../../src/daemon/main.js";
 
 describe("tsvs daemon arguments", () => {
   it("defaults", () => {
     const o = parseDaemonArgs([]);
     assert.equal(o.idleMs, 10);
     assert.equal(o.spinUs, DEFAULT_SPIN_US);
+    assert.equal(o.warmupMs, DEFAULT_WARMUP_MS);
     assert.equal(o.io, "mmsg");
     assert.equal(o.workers, 1);
     assert.equal(o.pin, true);
@@ -19,8 +25,12 @@ describe("tsvs daemon arguments", () => {
     [["--idle-ms=1000"], { idleMs: 1000 }],
     [["--spin-us", "0"], { spinUs: 0 }],
     [["--spin-us=250"], { spinUs: 250 }],
+    [["--warmup-ms", "0"], { warmupMs: 0 }],
+    [["--warmup-ms=2500"], { warmupMs: 2500 }],
     [["--workers", "2"], { workers: 2 }],
     [["--io", "ring"], { io: "ring" }],
+    [["--io", "xdp"], { io: "xdp" }],
+    [["--io", "auto"], { io: "mmsg" }],
     [["--iface", "eth0", "-i", "eth1"], { ifaces: ["eth0", "eth1"] }],
     [["--cpus", "1,3"], { cpus: [1, 3] }],
     [["--no-pin"], { pin: false }],
@@ -55,8 +65,9 @@ describe("tsvs daemon arguments", () => {
     [["--spin-us", "x"], "--spin-us must be 0..100000"],
     [["--spin-us", "100001"], "--spin-us must be 0..100000"],
     [["--spin-us"], "--spin-us needs a value"],
+    [["--warmup-ms", "-1"], "--warmup-ms must be 0..60000"],
     [["--workers", "0"], "--workers must be 1..64"],
-    [["--io", "xdp"], '--io: ring or mmsg, not "xdp"'],
+    [["--io", "dpdk"], '--io: mmsg, ring, xdp or auto, not "dpdk"'],
     [["--cpus", "1", "--no-pin"], "--cpus and --no-pin exclude each other"],
     [["--bogus"], 'unknown argument "--bogus"'],
     // Measured and removed (docs/io.md, receive livelock): they made a sharing worker forward less.

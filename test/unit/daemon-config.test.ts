@@ -59,7 +59,9 @@ function setup(file: string) {
   let now = 0;
   const timers: Array<{ at: number; fn: () => void; live: boolean }> = [];
   const logs: string[] = [];
+  const scripts: string[][] = [];
   const cfg = new DaemonConfig(file, {
+    runScript: (argv) => scripts.push(argv),
     apply: async (cmds) => backend.apply(cmds),
     log: {
       info: (_o, m) => logs.push(m),
@@ -108,7 +110,7 @@ function setup(file: string) {
       daemon: false,
       tunInfo: false,
     });
-  return { cfg, up, advance, table, logs };
+  return { cfg, up, advance, table, logs, ctl, scripts };
 }
 
 describe("daemon --config: services and health checks through ipvsadm -R", () => {
@@ -189,5 +191,86 @@ describe("daemon --config: services and health checks through ipvsadm -R", () =>
     );
     assert.match(w.table(), /198\.18\.1\.12:80 +Masq +4 /);
     await w.cfg.stop();
+  });
+});
+
+describe("daemon --config: IPv6 local addresses", () => {
+  const conf = (laddrs: string) => `virtual_servers:
+  - address: 2001:db8::100
+    port: 80
+    lb_kind: FULLNAT
+    local_addresses: [${laddrs}]
+    real_servers:
+      - { address: 2001:db8:1::11, port: 80 }
+      - { address: 198.18.1.11, port: 80 }
+`;
+
+  it("installs them with the service (NAT64's IPv4 ones too), and a reload changes only the difference", async () => {
+    const file = join(dir, "l6.yaml");
+    writeFileSync(file, conf("2001:db8:ff::10, 2001:db8:ff::11, 198.18.2.1"));
+    const w = setup(file);
+    await w.cfg.start();
+    const laddrs = () => {
+      const [s] = w.ctl.services();
+      return [...s.laddrs6, ...s.laddrs.map((a) => a.toString(16))];
+    };
+    assert.deepEqual(laddrs(), ["2001:db8:ff::10", "2001:db8:ff::11", "c6120201"]);
+    writeFileSync(file, conf("2001:DB8:FF:0::11, 2001:db8:ff::12, 198.18.2.1"));
+    assert.equal(await w.cfg.reload(), "");
+    assert.deepEqual(laddrs(), ["2001:db8:ff::11", "2001:db8:ff::12", "c6120201"]);
+    await w.cfg.stop();
+  });
+});
+
+describe("daemon --config: keepalived's notify_up/notify_down and quorum_up/quorum_down", () => {
+  it("runs a server's script when its verdict changes and the service's when its quorum does", async () => {
+    const file = join(dir, "scripts.yaml");
+    writeFileSync(
+      file,
+      `virtual_servers:
+  - address: 198.18.0.100
+    port: 80
+    lb_kind: NAT
+    delay_loop: 5
+    quorum: 2
+    omega: true
+    quorum_up: /usr/local/bin/quorum.sh up
+    quorum_down: "/usr/local/bin/quorum.sh 'down now'"
+    real_servers:
+      - address: 198.18.1.11
+        port: 80
+        check: { type: tcp, retry: 0 }
+      - address: 198.18.1.12
+        port: 80
+        notify_up: /usr/local/bin/rs.sh up
+        notify_down: /usr/local/bin/rs.sh down
+        check: { type: tcp, retry: 0 }
+`,
+    );
+    const w = setup(file);
+    await w.cfg.start();
+    await w.advance(0);
+    assert.deepEqual(w.scripts, [], "nothing changed at start: no script");
+
+    w.up.delete("198.18.1.12");
+    await w.advance(5_000); // down: weight sum 1 < quorum 2
+    assert.deepEqual(w.scripts, [
+      ["/usr/local/bin/rs.sh", "down"],
+      ["/usr/local/bin/quorum.sh", "down now"],
+    ]);
+
+    w.up.add("198.18.1.12");
+    await w.advance(5_000);
+    assert.deepEqual(w.scripts.slice(2), [
+      ["/usr/local/bin/rs.sh", "up"],
+      ["/usr/local/bin/quorum.sh", "up"],
+    ]);
+
+    // omega: the shutdown reports the live servers and the quorum down, scripts included.
+    await w.cfg.stop();
+    assert.deepEqual(w.scripts.slice(4), [
+      ["/usr/local/bin/rs.sh", "down"],
+      ["/usr/local/bin/quorum.sh", "down now"],
+    ]);
   });
 });

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { vrrpInstanceDefaults } from "../../src/core/vrrp/config.js";
-import { initialOwnership, ownershipOf, splitScript } from "../../src/daemon/vrrp.js";
+import { splitScript } from "../../src/daemon/scripts.js";
+import { initialOwnership, ownershipOf } from "../../src/daemon/vrrp.js";
 import { Director, decodeFrame, flat, IP, L2_FROM_ROUTER, MAC } from "../support/frames.js";
 import { arpFrame, ip, mac, SYN, tcpFrame } from "../support/packet-builder.js";
 

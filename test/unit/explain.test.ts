@@ -18,6 +18,7 @@ import { type ExplainQuery, type Explanation, explainPacket } from "../../src/co
 import { SCHEDULER_NAMES } from "../../src/core/sched/index.js";
 import { IP, L2_FROM_ROUTER, MAC } from "../support/frames.js";
 import { ACK, ip, ipStr, mac, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
+import { seeded } from "../support/seeded.js";
 
 const VIP = IP.vip;
 const RS = [IP.rs1, IP.rs2, IP.rs3];
@@ -86,18 +87,6 @@ function seed(e: Engine, now: number): void {
   e.neigh.confirm(2, ip(IP.rs3), mac(MAC.rs3), now);
 }
 
-/** A seeded generator for the tuples (mulberry32). */
-function tuples(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const u32 = (b: Uint8Array, o: number): number =>
   ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 const u16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
@@ -164,7 +153,7 @@ describe("explain: the predicted destination is where the real connection goes",
       b.ipvsadm(`-a -t ${VIP}:80 -r ${RS[0]}:8080 -m -w 3`);
       b.ipvsadm(`-a -t ${VIP}:80 -r ${RS[1]}:8080 -m -w 1 -x 6`);
       b.ipvsadm(`-a -t ${VIP}:80 -r ${RS[2]}:8080 -m -w 2`);
-      const rnd = tuples(0xc0ffee ^ v.sched.charCodeAt(0));
+      const rnd = seeded(0xc0ffee ^ v.sched.charCodeAt(0));
       const seen = new Set<string>();
       let forwarded = 0;
       for (let i = 0; i < 50; i++) {
@@ -409,7 +398,7 @@ describe("explain: what it says around scheduling", () => {
     assert.equal(dr.forward?.iface, "eth1");
     b.ipvsadm(`-e -t ${VIP}:80 -r ${RS[1]}:80 -i`);
     const tun = explainChecked(b, query(IP.client1, 4001));
-    assert.deepEqual(tun.forward?.outer, { src: IP.dir1, dst: RS[1] });
+    assert.deepEqual(tun.forward?.outer, { src: IP.dir1, dst: RS[1], kind: "IPIP" });
     b.ipvsadm(`-e -t ${VIP}:80 -r ${RS[1]}:80 --fullnat`);
     const fn = explainChecked(b, query(IP.client1, 4002));
     assert.equal(fn.forward?.method, "fullnat");

@@ -1,7 +1,7 @@
 // The fanout program (src/io/bpf.ts compileFanoutProgram) on IPv6 frames, run by the test's cBPF
 // interpreter (test/support/cbpf.ts): requests spread by client, a NAT reply from an IPv6 real
-// server reaches its request's worker, IPv6 FULLNAT (to a LIP, or to a VIP of a service with LIPs)
-// and NDP go to worker 0, and IPv4 is keyed as before. The program sees the network header at
+// server reaches its request's worker, a FULLNAT reply to an IPv6 LIP reaches the LIP's owner, NDP
+// goes to worker 0, and IPv4 is keyed as before. The program sees the network header at
 // offset 0 and the ethertype through SKF_AD_PROTOCOL. No root needed.
 
 import assert from "node:assert/strict";
@@ -40,17 +40,20 @@ function words(s: string): Int32Array {
   const dv = new DataView(B(s).buffer);
   return Int32Array.from([0, 4, 8, 12], (o) => dv.getInt32(o));
 }
-const run6 = (spec: FanoutSpec, f: Uint8Array): number => runBpf(compileFanoutProgram(spec), f, ETH_P_IPV6);
 
 const VIP6 = "2001:db8::80";
 const FNAT_VIP6 = "2001:db8::443";
 const RIP6 = "2001:db8:1::11";
 const LIP6 = "2001:db8:1::201";
+const LIP6B = "2001:db8:1::202";
 const SPEC: FanoutSpec = {
   lips: [{ addr: A("198.18.1.201"), worker: 1 }],
   rips: [A("198.18.1.11")],
   rips6: [RIP6, "2001:db8:1::12"],
-  worker0Dsts6: [LIP6, FNAT_VIP6],
+  lips6: [
+    { addr6: LIP6, worker: 0 },
+    { addr6: LIP6B, worker: 3 },
+  ],
 };
 const client = (i: number): string => `2001:db8:9:${(i >> 8).toString(16)}::${(i & 255).toString(16)}`;
 
@@ -77,15 +80,16 @@ describe("fanout program, IPv6: both directions of a NAT connection on one worke
   });
 });
 
-describe("fanout program, IPv6: what goes to worker 0 (table)", () => {
+describe("fanout program, IPv6: where each kind of frame goes (table)", () => {
   // Clients whose hash is not 0 modulo 4, so that worker 0 is the program's choice, not chance.
   const c = [1, 2, 3, 4, 5, 6, 7, 8].map(client).find((a) => fanoutHash6(words(a)) % 4 !== 0) ?? "";
   const cases: [string, Uint8Array, number | "hash"][] = [
     ["TCP request to a NAT VIP: by client", net6(c, VIP6), "hash"],
     ["an echo request to a VIP: by client", icmp6(c, VIP6, 128), "hash"],
     ["an ICMPv6 error from a real server: by its destination", icmp6(RIP6, c, 1), "hash"],
-    ["FULLNAT reply to an IPv6 LIP", net6(RIP6, LIP6), 0],
-    ["FULLNAT request to a VIP of a service with IPv6 LIPs", net6(c, FNAT_VIP6), 0],
+    ["FULLNAT reply to the IPv6 LIP of worker 0", net6(RIP6, LIP6), 0],
+    ["FULLNAT reply to the IPv6 LIP of worker 3", net6(RIP6, LIP6B), 3],
+    ["FULLNAT request to a VIP of a service with IPv6 LIPs: by client", net6(c, FNAT_VIP6), "hash"],
     ["router solicitation", icmp6(c, "ff02::2", 133), 0],
     ["router advertisement", icmp6(c, "ff02::1", 134), 0],
     ["neighbour solicitation", icmp6(c, "ff02::1:ff00:80", 135), 0],
@@ -102,13 +106,6 @@ describe("fanout program, IPv6: what goes to worker 0 (table)", () => {
 
 describe("fanout program, IPv6: falling back to worker 0, IPv4 unchanged", () => {
   const c = client(3);
-  it("allIpv6ToWorker0 sends every IPv6 frame to worker 0", () => {
-    const spec = { ...SPEC, allIpv6ToWorker0: true };
-    assert.equal(run6(spec, net6(client(1), VIP6)), 0);
-    assert.equal(run6(spec, net6(client(2), VIP6)), 0);
-    assert.equal(fanoutSpreadsIpv6(spec), false);
-  });
-
   it("sets too large for BPF_MAXINSNS: all IPv6 to worker 0, IPv4 still keyed", () => {
     const many = Array.from({ length: 500 }, (_, i) => `2001:db8:7::${(i + 1).toString(16)}`);
     const spec = { ...SPEC, rips6: many };

@@ -69,7 +69,11 @@ describe("lab --ha keepalived.conf", () => {
         vs.realServers.map((r) => `${formatIPv4(r.addr)}:${r.port}`),
         methodServers(names, method).map((s) => `${s.rip}:80`),
       );
-      if (method === "fullnat") assert.deepEqual(vs.localAddresses?.map(formatIPv4), [LAB_ADDR.LIP]);
+      if (method === "fullnat")
+        assert.deepEqual(
+          vs.localAddresses?.map((a) => formatIPv4(a.addr)),
+          [LAB_ADDR.LIP],
+        );
     });
   }
 

@@ -12,6 +12,7 @@ import { commandToIpvsadm, toCommands } from "../../src/config/model.js";
 import { parseYamlConfig } from "../../src/config/yaml.js";
 import { ControlApi } from "../../src/control/api.js";
 import { mergeTables } from "../../src/control/snapshot.js";
+import { parseIPv6 } from "../../src/core/addr.js";
 import type { CtlCommand } from "../../src/core/ctl-types.js";
 import { Engine } from "../../src/core/engine.js";
 import { LipTable } from "../../src/core/lip.js";
@@ -364,6 +365,48 @@ describe("several workers share one ordered list of LIPs", () => {
     assert.equal(conns, 6 * n);
   });
 
+  it("IPv6 LIPs: a list of their own, LIP k to worker k % N, found by words, held while connections use them", () => {
+    const lips6 = ["2001:db8:1::101", "2001:db8:1::102", "2001:db8:1::103"];
+    const tables = [0, 1].map((w) => new LipTable([], w, 2));
+    for (const t of tables) {
+      for (const a of [...lips6, lips6[0]]) t.register6(a);
+      t.setInUse([], lips6);
+      assert.deepEqual(t.all6(), lips6);
+    }
+    const [t0, t1] = tables;
+    const w = (a: string): Int32Array => {
+      const b = parseIPv6(a) ?? new Uint8Array(16);
+      const dv = new DataView(b.buffer);
+      return Int32Array.from([0, 4, 8, 12], (o) => dv.getInt32(o));
+    };
+    assert.deepEqual([...t0.share6(lips6)], [...w(lips6[0]), ...w(lips6[2])]);
+    assert.deepEqual([...t1.share6(lips6)], [...w(lips6[1])]);
+    assert.deepEqual([t0.owned6(), t1.owned6()], [[lips6[0], lips6[2]], [lips6[1]]]);
+    // Two addresses with the same fold (words swapped) are two positions.
+    const twin = "2001:db8:0:0:1::101";
+    assert.equal(
+      (w(twin)[0] ^ w(twin)[1] ^ w(twin)[2] ^ w(twin)[3]) >>> 0,
+      (w(lips6[0])[0] ^ w(lips6[0])[1] ^ w(lips6[0])[2] ^ w(lips6[0])[3]) >>> 0,
+    );
+    assert.equal(t0.indexOf6(w(twin), 0), -1);
+    assert.equal(t0.register6(twin), 3);
+    assert.deepEqual([t0.indexOf6(w(lips6[0]), 0), t0.indexOf6(w(twin), 0)], [0, 3]);
+    // A connection holds its LIP past the laddr's deletion; the last one lets it go.
+    const v0 = t0.version;
+    t0.acquire6(w(lips6[2]), 0);
+    t0.conflict6(w(lips6[2]), 0);
+    t0.setInUse([], [lips6[0]]);
+    assert.ok(t0.version > v0);
+    assert.equal(t0.owns6(w(lips6[2]), 0), true);
+    assert.deepEqual(t0.usage6(lips6[2]), { conns: 1, conflicts: 1 });
+    const v1 = t0.version;
+    t0.release6(w(lips6[2]), 0);
+    assert.equal(t0.owns6(w(lips6[2]), 0), false);
+    assert.ok(t0.version > v1, "the owned set changed: filters recompile");
+    assert.deepEqual(t0.owned6(), [lips6[0]]);
+    assert.equal(t1.owns6(w(lips6[0]), 0), false, "another worker's LIP");
+  });
+
   it("a worker that owns none of a service's laddrs refuses its FULLNAT connections (no_dest)", () => {
     const w0 = new Dir([], { index: 0, count: 2 });
     const w1 = new Dir([], { index: 1, count: 2 });
@@ -424,7 +467,7 @@ local_address_group lg1 {
     );
     assert.throws(
       () => parseYamlConfig(ok.replace(L2, "nope"), "c.yaml"),
-      /local_addresses entry must be an IPv4 address/,
+      /local_addresses entry must be an IPv4 or IPv6 address/,
     );
     assert.throws(() => parseYamlConfig(ok.replace(L2, L1), "c.yaml"), /appears twice/);
   });

@@ -320,6 +320,30 @@ describe("/metrics: tsvs_* families", () => {
     assert.equal(value(fams.get("tsvs_backend_incoming_bytes_total"), be), 3000);
   });
 
+  it('access lists: hits per rule for short lists, one rule="*" series for long ones; not allowed; rate limited', async () => {
+    const small = service({ protocol: 6, addr: "10.0.0.1", port: 80 }, []);
+    small.deny = [
+      { rule: "203.0.113.0/24", hits: 5 },
+      { rule: "2001:db8::/32", hits: 0 },
+    ];
+    small.allow = [{ rule: "198.51.100.1", hits: 2 }];
+    small.notAllowed = 3;
+    small.connLimit = { rate: 10, burst: 20, prefix4: 32, prefix6: 64, limited: 4 };
+    const big = service({ protocol: 6, addr: "10.0.0.2", port: 80 }, []);
+    big.deny = Array.from({ length: 1000 }, (_, i) => ({ rule: `10.${i >> 8}.${i & 255}.0/24`, hits: 1 }));
+    const fams = await families({ ...TABLE, services: [small, big] });
+    const l1 = { local_address: "10.0.0.1", local_mark: "", local_port: "80", proto: "TCP" };
+    const f = fams.get("tsvs_acl_hits_total");
+    assert.equal(value(f, { ...l1, list: "deny", rule: "203.0.113.0/24" }), 5);
+    assert.equal(value(f, { ...l1, list: "deny", rule: "2001:db8::/32" }), 0);
+    assert.equal(value(f, { ...l1, list: "allow", rule: "198.51.100.1" }), 2);
+    const l2 = { ...l1, local_address: "10.0.0.2" };
+    assert.equal(value(f, { ...l2, list: "deny", rule: "*" }), 1000);
+    assert.equal(f?.metrics.length, 4, "1000 rules: one series");
+    assert.equal(value(fams.get("tsvs_acl_not_allowed_total"), l1), 3);
+    assert.equal(value(fams.get("tsvs_conn_rate_limited_total"), l1), 4);
+  });
+
   it("drops by reason, interfaces, workers, table size, health", async () => {
     const fams = await families();
     assert.equal(fams.get("tsvs_drops_total")?.type, "COUNTER");
@@ -450,7 +474,8 @@ describe("/metrics: tsvs_* families", () => {
     assert.equal(value(fams.get("keepalived_up")), 1);
     const state = fams.get("keepalived_vrrp_state");
     assert.equal(state?.help, "State of vrrp");
-    for (const ip of ["198.18.0.100", "198.18.0.101"])
+    // keepalived-exporter's ip_address: keepalived's ipaddresstos, "/prefix" kept unless /32.
+    for (const ip of ["198.18.0.100", "198.18.0.101/24"])
       assert.equal(value(state, { iname: "VI_1", intf: "eth0", vrid: "51", ip_address: ip }), 2);
     const l = { iname: "VI_1", intf: "eth0", vrid: "51", state: "MASTER" };
     const want: [string, number][] = [
@@ -477,6 +502,42 @@ describe("/metrics: tsvs_* families", () => {
     assert.equal(value(fams.get("keepalived_script_status"), { name: "chk_nginx" }), 1);
     assert.equal(value(fams.get("keepalived_script_status"), { name: "chk_disk" }), 0);
     assert.equal(value(fams.get("keepalived_script_state"), { name: "chk_disk" }), 1);
+  });
+
+  it("keepalived_vrrp_state of an IPv6 instance: ip_address as keepalived prints it (inet_ntop, /128 left out)", async () => {
+    const st: DaemonStatus = {
+      ...STATUS,
+      vrrp: [
+        {
+          name: "VI_6",
+          iface: "eth0",
+          vrid: 61,
+          family: 6,
+          version: 3,
+          state: "BACKUP",
+          priority: 100,
+          effectivePriority: 100,
+          master: "fe80::5054:ff:feaa:1",
+          advertIntMs: 1000,
+          masterAdvertIntMs: 1000,
+          transitions: 1,
+          lastReason: "",
+          addresses: ["fe80::61/64", "fd74:7376:6::100/128"],
+          advertsRx: 0,
+          advertsTx: 0,
+          priZeroRx: 0,
+          priZeroTx: 0,
+          becameMaster: 0,
+          releasedMaster: 0,
+          addrListErrors: 0,
+          garpDelayS: 5,
+          drops: {},
+        },
+      ],
+    };
+    const state = (await families(TABLE, st)).get("keepalived_vrrp_state");
+    for (const ip of ["fe80::61/64", "fd74:7376:6::100"])
+      assert.equal(value(state, { iname: "VI_6", intf: "eth0", vrid: "61", ip_address: ip }), 1, ip);
   });
 
   it("no VRRP, no sync, no --config: the families are there, without series", async () => {

@@ -4,7 +4,7 @@
 // and every answer validated against the OpenAPI document the API serves (ajv, JSON Schema 2020-12).
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -445,13 +445,16 @@ describe("REST API: the token", () => {
       assert.equal(b.token, a.token, "a token left behind (a crashed daemon's) is used");
       assert.equal(b.created, false);
     });
-    it("--http-token-file: its first line; a short one is refused", () => {
+    it("--http-token-file: its first line; a short one, or one others may read, is refused", () => {
       const f = join(dir, "given");
-      writeFileSync(f, `${TOKEN}\nanything\n`);
+      writeFileSync(f, `${TOKEN}\nanything\n`, { mode: 0o600 });
       assert.deepEqual(loadToken(join(dir, "x.sock"), f), { token: TOKEN, file: f, created: false });
       writeFileSync(f, "short\n");
       assert.throws(() => loadToken(join(dir, "x.sock"), f), /at least 16 characters/);
       assert.throws(() => loadToken(join(dir, "x.sock"), join(dir, "missing")), /ENOENT/);
+      writeFileSync(f, `${TOKEN}\n`);
+      chmodSync(f, 0o640);
+      assert.throws(() => loadToken(join(dir, "x.sock"), f), /has mode 0640: others may read or change it/);
     });
   });
 });
@@ -710,6 +713,44 @@ async function withService6(h: Harness): Promise<void> {
   }
 }
 
+describe("REST API: explain for IPv6", () => {
+  const EX = `${P}/explain`;
+  it("GET /explain with an IPv6 VIP and client: the answer names them as ipvsadm does, and conforms", async () => {
+    const h = await harness(true);
+    await withService6(h);
+    const r = await h.call("GET", `${EX}?vip=2001:DB8:0::100&port=80&client=2001:db8:ff::10&cport=4000`, EX, {
+      token: false,
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    const a = r.json();
+    assert.equal(a.verdict, "scheduled");
+    assert.equal(a.packet.client, "[2001:db8:ff::10]:4000");
+    assert.equal(a.service.name, "TCP  [2001:db8::100]:80");
+    assert.match(a.forward.dst, /^\[2001:db8:1::1[12]\]:80$/);
+    // A persistent IPv6 service: the prefix length is the mask, the template the client's /64.
+    const e = await h.call("PUT", SVC6, T.svc, {
+      body: { scheduler: "rr", persistence: 60, netmask: 64 },
+    });
+    assert.equal(e.statusCode, 200, e.body);
+    const p = await h.call("GET", `${EX}?vip=${VIP6}&port=80&client=2001:db8:ff::10&cport=4001`, EX, {
+      token: false,
+    });
+    assert.equal(p.statusCode, 200, p.body);
+    assert.deepEqual(
+      [p.json().service.persistent.netmask, p.json().template.client],
+      ["64", "2001:db8:ff::"],
+    );
+    for (const bad of [
+      `vip=${VIP6}&port=80&client=198.18.0.1&cport=1`,
+      `vip=2001:db8::1::2&port=80&client=2001:db8:ff::10&cport=1`,
+    ]) {
+      const res = await h.call("GET", `${EX}?${bad}`, EX, { token: false });
+      assert.equal(res.statusCode, 400, bad);
+      assert.equal(res.json().error.code, "TSVS_ERR_INVALID");
+    }
+  });
+});
+
 describe("REST API: IPv6", () => {
   it("an IPv6 service through every route: any inet_pton spelling in, inet_ntop's out", async () => {
     const h = await harness(true);
@@ -937,13 +978,13 @@ describe("REST API: IPv6", () => {
           /address not unicast/,
         ],
         [
-          "a tunnel across families (the kernel's rule, not in tsvs yet)",
+          "DR across families (only a tunnel crosses them: the kernel's rule)",
           "POST",
           `${SVC}/destinations`,
           T.dests,
-          { address: RS6[0], forward: "tunnel" },
+          { address: RS6[0], forward: "route" },
           "TSVS_ERR_INVALID",
-          /does not tunnel between IPv4 and IPv6/,
+          /address not unicast/,
         ],
         [
           "a bad IPv6 path",
@@ -1124,5 +1165,89 @@ describe("REST API: IPv6", () => {
         query,
       );
     }
+  });
+});
+
+describe("REST API: proxyProtocol (DPVS's --proxy-protocol)", () => {
+  it("set at creation, listed, kept by an edit that does not name it, changed by one that does; UDP refused", async () => {
+    const h = await harness(true);
+    const add = await h.call("POST", `${P}/services`, T.services, {
+      body: { ...addService, proxyProtocol: "v2" },
+    });
+    assert.equal(add.statusCode, 201, add.body);
+    assert.equal((await h.call("GET", SVC, T.svc)).json().proxyProtocol, "v2");
+    await h.call("PUT", SVC, T.svc, { body: { scheduler: "wlc" } });
+    assert.equal((await h.call("GET", SVC, T.svc)).json().proxyProtocol, "v2", "kept");
+    await h.call("PUT", SVC, T.svc, { body: { proxyProtocol: "disable" } });
+    assert.equal((await h.call("GET", SVC, T.svc)).json().proxyProtocol, "disable");
+    const udp = await h.call("POST", `${P}/services`, T.services, {
+      body: { protocol: "udp", address: VIP, port: 53, proxyProtocol: "v1" },
+    });
+    assert.equal(udp.statusCode, 400);
+    assert.match(udp.json().error.message, /proxy protocol is for TCP services/);
+    const bad = await h.call("POST", `${P}/services`, T.services, {
+      body: { protocol: "tcp", address: VIP, port: 81, proxyProtocol: "v3" },
+    });
+    assert.equal(bad.statusCode, 400);
+  });
+});
+
+describe("REST API: synproxy (DPVS's --synproxy)", () => {
+  it("set at creation, listed, kept by an edit that does not name it, switched off by one that does; UDP refused", async () => {
+    const h = await harness(true);
+    const add = await h.call("POST", `${P}/services`, T.services, {
+      body: { ...addService, synproxy: true },
+    });
+    assert.equal(add.statusCode, 201, add.body);
+    assert.equal((await h.call("GET", SVC, T.svc)).json().synproxy, true);
+    await h.call("PUT", SVC, T.svc, { body: { scheduler: "wlc" } });
+    assert.equal((await h.call("GET", SVC, T.svc)).json().synproxy, true, "kept");
+    await h.call("PUT", SVC, T.svc, { body: { synproxy: false } });
+    assert.equal((await h.call("GET", SVC, T.svc)).json().synproxy, false);
+    const udp = await h.call("POST", `${P}/services`, T.services, {
+      body: { protocol: "udp", address: VIP, port: 53, synproxy: true },
+    });
+    assert.equal(udp.statusCode, 400);
+    assert.match(udp.json().error.message, /synproxy is for TCP virtual services/);
+  });
+});
+
+describe("REST API: access lists and the rate limit (docs/acl.md)", () => {
+  it("PUT acl replaces a list in one batch, keeps the other; PUT conn-limit sets and clears; bad rules refused whole", async () => {
+    const h = await harness(true);
+    await withService(h);
+    const T_ACL = `${P}/services/{protocol}/{address}/{port}/acl`;
+    const T_LIM = `${P}/services/{protocol}/{address}/{port}/conn-limit`;
+    let r = await h.call("PUT", `${SVC}/acl`, T_ACL, {
+      body: { deny: ["203.0.113.0/24", "192.0.2.7", "192.0.2.7"], allow: ["2001:DB8::/32"] },
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(r.json(), {
+      deny: [
+        { rule: "203.0.113.0/24", hits: 0 },
+        { rule: "192.0.2.7", hits: 0 },
+      ],
+      allow: [{ rule: "2001:db8::/32", hits: 0 }],
+      notAllowed: 0,
+    });
+    r = await h.call("PUT", `${SVC}/acl`, T_ACL, { body: { deny: ["192.0.2.7"] } });
+    assert.deepEqual(r.json().deny, [{ rule: "192.0.2.7", hits: 0 }]);
+    assert.deepEqual(r.json().allow, [{ rule: "2001:db8::/32", hits: 0 }], "allow left out: kept");
+    r = await h.call("PUT", `${SVC}/acl`, T_ACL, { body: { deny: ["10.0.0.0/8", "10.0.0.1/8"] } });
+    assert.equal(r.statusCode, 400);
+    assert.equal(r.json().error.code, "TSVS_ERR_INVALID");
+    assert.match(r.json().error.message, /deny\.1: '10\.0\.0\.1\/8' has host bits set past \/8/);
+    assert.deepEqual(
+      (await h.call("GET", SVC, T.svc)).json().deny,
+      [{ rule: "192.0.2.7", hits: 0 }],
+      "nothing applied",
+    );
+    r = await h.call("PUT", `${SVC}/conn-limit`, T_LIM, { body: { rate: 20, prefix4: 24 } });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(r.json(), { connLimit: { rate: 20, burst: 20, prefix4: 24, prefix6: 64, limited: 0 } });
+    r = await h.call("PUT", `${SVC}/conn-limit`, T_LIM, { body: { rate: 0 } });
+    assert.deepEqual(r.json(), { connLimit: null });
+    r = await h.call("PUT", `${P}/services/tcp/${VIP}/81/acl`, T_ACL, { body: { deny: [] } });
+    assert.equal(r.statusCode, 404);
   });
 });

@@ -37,7 +37,7 @@ function at(now: number): SchedContext {
   return { now, random: () => 0 };
 }
 function tableSize(svc: Service): number {
-  return (svc.schedData as { table: Map<number, unknown> }).table.size;
+  return (svc.schedData as { entries: number }).entries;
 }
 
 describe("lblc", () => {

@@ -50,18 +50,23 @@ function decode(buf: Uint8Array, filter = 0, len = buf.length): { r: SyncDecodeR
   const rows: Row[] = [];
   const r = decodeSyncMessage(buf, len, filter, (c) => {
     const v6 = c.af === 6;
+    // A NAT64 entry (daf 4): an IPv6 client side, an IPv4 real server and local address.
+    const d6 = v6 && c.daf === 6;
     // An IPv6 entry's u32 fields are the folds of its words.
-    if (v6) assert.deepEqual([c.caddr, c.vaddr, c.daddr], [fold(c.a6, 0), fold(c.a6, 4), fold(c.a6, 8)]);
+    if (v6) assert.deepEqual([c.caddr, c.vaddr], [fold(c.a6, 0), fold(c.a6, 4)]);
+    if (d6) assert.equal(c.daddr, fold(c.a6, 8));
+    const l6 = d6 && c.laddr !== 0;
+    if (l6) assert.equal(c.laddr, fold(c.a6, 12));
     rows.push({
       proto: c.proto,
       c: `${v6 ? w6Str(c.a6, 0) : ipStr(c.caddr)}:${c.cport}`,
       v: `${v6 ? w6Str(c.a6, 4) : ipStr(c.vaddr)}:${c.vport}`,
-      d: `${v6 ? w6Str(c.a6, 8) : ipStr(c.daddr)}:${c.dport}`,
+      d: `${d6 ? w6Str(c.a6, 8) : ipStr(c.daddr)}:${c.dport}`,
       flags: c.flags,
       state: c.state,
       fwmark: c.fwmark,
       timeoutS: c.timeoutS,
-      l: `${ipStr(c.laddr)}:${c.lport}`,
+      l: `${l6 ? w6Str(c.a6, 12) : ipStr(c.laddr)}:${c.lport}`,
     });
   });
   return { r, rows };
@@ -291,7 +296,7 @@ function v6With(opts: string, type = "01", verSizeOverride?: number): Uint8Array
   `);
 }
 
-test("v1 IPv6: the kernel's type test (bit 0), options after the 72 bytes, tsvs's IPv4 local end not taken", () => {
+test("v1 IPv6: the kernel's type test (bit 0), options after the 72 bytes, tsvs's local ends by family", () => {
   const cases: { what: string; buf: Uint8Array; r: SyncDecodeResult; l?: string }[] = [
     { what: "plain", buf: v6With(""), r: { ok: true, version: 1, conns: 1, skipped: 0, v6: 1 } },
     // ip_vs_proc_sync_conn tests type & STYPE_F_INET6 before type == 0: type 3 is IPv6.
@@ -307,10 +312,27 @@ test("v1 IPv6: the kernel's type test (bit 0), options after the 72 bytes, tsvs'
       r: { ok: true, version: 1, conns: 0, skipped: 1, v6: 0 },
     },
     {
-      what: "tsvs's local-end option on an IPv6 entry",
+      what: "tsvs's IPv4 local end on an IPv6 entry whose daddr is not IPv4-mapped",
       buf: v6With("48 06 c6120164 0400"),
+      r: fail("option"),
+    },
+    {
+      what: "tsvs's IPv6 local end (IPv6 FULLNAT)",
+      buf: v6With("49 12 20010db8 00010000 00000000 00000201 0401"),
       r: { ok: true, version: 1, conns: 1, skipped: 0, v6: 1 },
-      l: "0.0.0.0:0",
+      l: "[2001:db8:1:0:0:0:0:201]:1025",
+    },
+    {
+      what: "the IPv6 local end with a wrong length",
+      buf: v6With("49 06 c6120164 0400"),
+      r: fail("option"),
+    },
+    {
+      what: "two local ends",
+      buf: v6With(
+        "49 12 20010db8 00010000 00000000 00000201 0401 49 12 20010db8 00010000 00000000 00000201 0401",
+      ),
+      r: fail("option"),
     },
     { what: "size 71 (below the fixed part)", buf: v6With("", "01", 71), r: fail("entry-size") },
     { what: "size 36 (a v4 size)", buf: v6With("", "01", 36), r: fail("entry-size") },
@@ -571,15 +593,17 @@ function words(s: string): Int32Array {
   return Int32Array.from([0, 1, 2, 3], (k) => (g[2 * k] << 16) | g[2 * k + 1]);
 }
 
-function conn6(o: Partial<SyncConn>, c: string, v: string, d: string): SyncConn {
-  const a6 = new Int32Array(12);
+function conn6(o: Partial<SyncConn>, c: string, v: string, d: string, l = "::"): SyncConn {
+  const a6 = new Int32Array(16);
   a6.set(words(c), 0);
   a6.set(words(v), 4);
   a6.set(words(d), 8);
-  return conn({ af: 6, a6, caddr: fold(a6, 0), vaddr: fold(a6, 4), daddr: fold(a6, 8), ...o });
+  a6.set(words(l), 12);
+  const laddr = l === "::" ? 0 : fold(a6, 12);
+  return conn({ af: 6, daf: 6, a6, caddr: fold(a6, 0), vaddr: fold(a6, 4), daddr: fold(a6, 8), laddr, ...o });
 }
 
-test("writer v1 IPv6: struct ip_vs_sync_v6 byte for byte, the tsvs-only local end never on it", () => {
+test("writer v1 IPv6: struct ip_vs_sync_v6 byte for byte, FULLNAT's IPv6 local end and NAT64 in tsvs's form", () => {
   const w = new SyncWriter(1472);
   w.begin(3, 1);
   const nat = conn6(
@@ -596,37 +620,71 @@ test("writer v1 IPv6: struct ip_vs_sync_v6 byte for byte, the tsvs-only local en
     "2001:db8:1::12",
   );
   assert.equal(w.add(tpl), true);
-  // FULLNAT flags with a local end: IPv4-only option, not written for IPv6.
+  // IPv6 FULLNAT: its IPv6 local end in tsvs's option 9|F_PARAM (18 bytes).
   const fnat = conn6(
-    { proto: 17, cport: 5353, vport: 53, dport: 53, flags: 5, laddr: 1, lport: 2, timeoutS: 300 },
+    { proto: 17, cport: 5353, vport: 53, dport: 53, flags: 5, lport: 2, timeoutS: 300 },
     "2001:db8:ff::20",
     "2001:db8::100",
     "2001:db8:1::13",
+    "2001:db8:1::201",
   );
   assert.equal(w.add(fnat), true);
+  // NAT64: daddr IPv4-mapped, the IPv4 local end in option 8|F_PARAM.
+  const nat64 = conn6(
+    { proto: 6, cport: 40001, vport: 80, dport: 80, flags: 5, state: 1, timeoutS: 900 },
+    "2001:db8:ff::21",
+    "2001:db8::100",
+    "::",
+  );
+  nat64.daf = 4;
+  nat64.daddr = ip("198.18.1.13");
+  nat64.laddr = ip("198.18.1.100");
+  nat64.lport = 1024;
+  assert.equal(w.add(nat64), true);
   const len = w.finish();
   const expected = hex(`
-    00 03 00e0 03 01 0000                   # size 8 + 3 * 72 = 224
+    00 03 0144 04 01 0000                   # size 8 + 2 * 72 + (72 + 20) + (72 + 8) = 324
     01 06 0048 00000020 0001 9c40 0050 1f90 00000000 00000384
     20010db8 00ff0000 00000000 00000010 20010db8 00000000 00000000 00000100
     20010db8 00010000 00000000 00000011
     01 00 0048 00001003 0000 0000 0000 0000 00000009 0000012c
     20010db8 00ff0000 00000000 00000000 00000009 00000000 00000000 00000000
     20010db8 00010000 00000000 00000012
-    01 11 0048 00000005 0000 14e9 0035 0035 00000000 0000012c
+    01 11 005c 00000005 0000 14e9 0035 0035 00000000 0000012c
     20010db8 00ff0000 00000000 00000020 20010db8 00000000 00000000 00000100
     20010db8 00010000 00000000 00000013
+    49 12 20010db8 00010000 00000000 00000201 0002
+    01 06 0050 00000005 0001 9c41 0050 0050 00000000 00000384
+    20010db8 00ff0000 00000000 00000021 20010db8 00000000 00000000 00000100
+    00000000 00000000 0000ffff c612010d
+    48 06 c6120164 0400
   `);
   assert.equal(toHex(w.buf.subarray(0, len)), toHex(expected));
   // And the decoder reads it back.
   const { r, rows } = decode(w.buf.subarray(0, len));
-  assert.deepEqual(r, { ok: true, version: 1, conns: 3, skipped: 0, v6: 3 });
+  assert.deepEqual(r, { ok: true, version: 1, conns: 4, skipped: 0, v6: 4 });
   assert.deepEqual(
-    rows.map((x) => [x.c, x.v, x.d]),
+    rows.map((x) => [x.c, x.v, x.d, x.l]),
     [
-      ["[2001:db8:ff:0:0:0:0:10]:40000", "[2001:db8:0:0:0:0:0:100]:80", "[2001:db8:1:0:0:0:0:11]:8080"],
-      ["[2001:db8:ff:0:0:0:0:0]:0", "[0:9:0:0:0:0:0:0]:0", "[2001:db8:1:0:0:0:0:12]:0"],
-      ["[2001:db8:ff:0:0:0:0:20]:5353", "[2001:db8:0:0:0:0:0:100]:53", "[2001:db8:1:0:0:0:0:13]:53"],
+      [
+        "[2001:db8:ff:0:0:0:0:10]:40000",
+        "[2001:db8:0:0:0:0:0:100]:80",
+        "[2001:db8:1:0:0:0:0:11]:8080",
+        "0.0.0.0:0",
+      ],
+      ["[2001:db8:ff:0:0:0:0:0]:0", "[0:9:0:0:0:0:0:0]:0", "[2001:db8:1:0:0:0:0:12]:0", "0.0.0.0:0"],
+      [
+        "[2001:db8:ff:0:0:0:0:20]:5353",
+        "[2001:db8:0:0:0:0:0:100]:53",
+        "[2001:db8:1:0:0:0:0:13]:53",
+        "[2001:db8:1:0:0:0:0:201]:2",
+      ],
+      [
+        "[2001:db8:ff:0:0:0:0:21]:40001",
+        "[2001:db8:0:0:0:0:0:100]:80",
+        "198.18.1.13:80",
+        "198.18.1.100:1024",
+      ],
     ],
   );
 });

@@ -5,13 +5,15 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { tableSnapshot } from "../../src/control/snapshot.js";
 import { CONN_F_SYNC, CONN_F_TEMPLATE } from "../../src/core/conn/table.js";
-import { decodeSyncMessage } from "../../src/core/sync/codec.js";
+import { decodeSyncMessage, SyncWriter } from "../../src/core/sync/codec.js";
+import type { SyncInstallResult } from "../../src/core/sync/install.js";
 import { SyncSender } from "../../src/core/sync/sender.js";
 import type { SyncConn } from "../../src/core/sync/types.js";
 import { Director, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
-import { Director6, IP6, L2_6_FROM_ROUTER, l2_6FromLan, MAC6 } from "../support/frames6.js";
-import { ACK, bytes, FIN, ip, ipStr, PSH, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
+import { Director6, IP6, L2_6_FROM_ROUTER, l2_6FromLan, MAC6, type Sent6 } from "../support/frames6.js";
+import { ACK, bytes, FIN, ip, ipStr, mac, PSH, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
 import { a6, a6Str, fold6, tcp6Frame, w6 } from "../support/packet6.js";
 
 const VIP = ip(IP.vip);
@@ -314,6 +316,14 @@ test("backup: another destination replaces the entry; stale INACTIVE news of it 
   const b = director(NAT);
   const c: SyncConn = {
     af: 4,
+    daf: 4,
+    pp: false,
+    ppIsn: 0,
+    ppWord: 0,
+    sp: false,
+    spSeqd: 0,
+    spTsd: 0,
+    spOpt: 0,
     proto: 6,
     caddr: CLIENT,
     cport: 40000,
@@ -327,7 +337,7 @@ test("backup: another destination replaces the entry; stale INACTIVE news of it 
     timeoutS: 900,
     laddr: 0,
     lport: 0,
-    a6: new Int32Array(12),
+    a6: new Int32Array(16),
   };
   const dests = b.engine.services()[0].dests;
   const rs1 = dests.find((x) => ipStr(x.addr) === IP.rs1);
@@ -461,7 +471,7 @@ test("IPv6 NAT: the master's entry installs on a backup, which forwards the next
     [e[0].af, e[0].proto, e[0].cport, e[0].vport, e[0].dport, e[0].flags, e[0].state, e[0].timeoutS],
     [6, 6, 40000, 80, 8080, 0, 1, 900],
   );
-  assert.deepEqual([...e[0].a6], [...w6(IP6.client1), ...w6(VIP6), ...w6(rs)]);
+  assert.deepEqual([...e[0].a6.subarray(0, 12)], [...w6(IP6.client1), ...w6(VIP6), ...w6(rs)]);
   assert.equal(e[0].caddr, fold6(IP6.client1));
 
   const b = director6(NAT6);
@@ -537,33 +547,24 @@ test("IPv6 entries: never in v0 (ip_vs_sync_conn_v0 skips af != AF_INET), IPv4 o
   assert.equal(drain(v4.d, v4.s, 0).length, 1);
 });
 
-test("kept out of sync: mixed-family entries (NAT64) and IPv6 FULLNAT (no place for its IPv6 local end)", () => {
+test("kept out of sync: a tunnel between families (the v1 entry has one family); NAT64 and IPv6 FULLNAT go in tsvs's form", () => {
+  // [client side IPv6, server side IPv6, forwarding, entries written]
   const cases = [
-    { what: "NAT64: IPv6 client side, IPv4 server side", server6: false, fwd: 5, n: 0 },
-    { what: "IPv6 FULLNAT", server6: true, fwd: 5, n: 0 },
-    { what: "IPv6 NAT", server6: true, fwd: 0, n: 1 },
+    { what: "NAT64: IPv6 client side, IPv4 server side, FULLNAT", c6: true, s6: false, fwd: 5, n: 1 },
+    { what: "IPv6 FULLNAT", c6: true, s6: true, fwd: 5, n: 1 },
+    { what: "IPv6 NAT", c6: true, s6: true, fwd: 0, n: 1 },
+    { what: "IPv6 client to an IPv4 real server, TUN", c6: true, s6: false, fwd: 2, n: 0 },
+    { what: "IPv4 client to an IPv6 real server, TUN", c6: false, s6: true, fwd: 2, n: 0 },
   ];
   for (const c of cases) {
     const { d, s } = master6(NAT6);
     const t = d.engine.conns;
     const cx = t.alloc();
     const c6 = w6(IP6.client1);
-    t.setEntry(
-      cx,
-      6,
-      fold6(IP6.client1) | 0,
-      40000,
-      fold6(VIP6) | 0,
-      80,
-      ip(IP.rs1) | 0,
-      8080,
-      0,
-      0,
-      c.fwd,
-      -1,
-    );
-    t.setClient6(cx, c6, w6(VIP6));
-    if (c.server6) t.setServer6(cx, w6(IP6.rs1), c6);
+    const caddr = c.c6 ? fold6(IP6.client1) : ip(IP.client1);
+    t.setEntry(cx, 6, caddr | 0, 40000, fold6(VIP6) | 0, 80, ip(IP.rs1) | 0, 8080, 0, 0, c.fwd, -1);
+    if (c.c6) t.setClient6(cx, c6, w6(VIP6));
+    if (c.s6) t.setServer6(cx, w6(IP6.rs1), c6);
     t.hash(cx);
     t.setState(cx, 1);
     t.setInPkts(cx, 3);
@@ -571,4 +572,145 @@ test("kept out of sync: mixed-family entries (NAT64) and IPv6 FULLNAT (no place 
     s.connIn(cx, d.now);
     assert.equal(drain(d, s).length, c.n, c.what);
   }
+});
+
+/**
+ * The one frame x sends for frame (of either family: Director6.one decodes IPv6 output only, and
+ * NAT64 sends IPv4 toward its real servers).
+ */
+function oneOut(x: Director6, ifindex: number, frame: Uint8Array): Sent6 {
+  const r = x.input(ifindex, frame);
+  assert.equal(r.out.length, 1, `one frame out (verdict ${r.verdict})`);
+  return r.out[0];
+}
+
+const FNAT6_LIP = "2001:db8:1::100";
+const FNAT6 = [
+  `-A -t [${VIP6}]:80 -s rr`,
+  `-a -t [${VIP6}]:80 -r [${IP6.rs1}]:8080 --fullnat`,
+  `-P -t [${VIP6}]:80 -z ${FNAT6_LIP}`,
+];
+const NAT64_LIP = "198.18.1.100";
+const NAT64 = [
+  `-A -t [${VIP6}]:80 -s rr`,
+  `-a -t [${VIP6}]:80 -r ${IP.rs1}:8080 --fullnat`,
+  `-P -t [${VIP6}]:80 -z ${NAT64_LIP}`,
+];
+
+for (const kind of ["IPv6 FULLNAT", "NAT64"] as const) {
+  test(`${kind}: the entry and its local end install on a backup, which forwards the next request and reply byte for byte as the master`, () => {
+    const lines = kind === "NAT64" ? NAT64 : FNAT6;
+    const { d, s } = master6(lines);
+    const nat64 = kind === "NAT64";
+    if (nat64) d.engine.neigh.confirm(2, ip(IP.rs1), mac(MAC6.rs1), d.now);
+    // The handshake through the master; the server side is read from what it sent.
+    // The TCP header toward the real server: after 14 + 20 (IPv4) or 14 + 40 (IPv6) bytes.
+    const syn = oneOut(d, 1, client6(40000, SYN)).frame;
+    const l4 = nat64 ? 34 : 54;
+    const lport = (syn[l4] << 8) | syn[l4 + 1];
+    const ack = (((syn[l4 + 4] << 24) | (syn[l4 + 5] << 16) | (syn[l4 + 6] << 8) | syn[l4 + 7]) >>> 0) + 1;
+    const server = (flags: number, payload = ""): Uint8Array =>
+      nat64
+        ? tcpFrame(
+            { dmac: mac(MAC6.dir1), smac: mac(MAC6.rs1) },
+            { src: ip(IP.rs1), dst: ip(NAT64_LIP) },
+            { sport: 8080, dport: lport, flags, seq: 2000, ack, payload: bytes(payload) },
+          )
+        : tcp6Frame(
+            l2_6FromLan(MAC6.rs1),
+            { src: IP6.rs1, dst: FNAT6_LIP, hl: 64 },
+            { sport: 8080, dport: lport, flags, seq: 2000, ack, payload: bytes(payload) },
+          );
+    assert.equal(d.input(2, server(SYN | ACK)).out.length, 1);
+    assert.equal(d.input(1, client6(40000, ACK)).out.length, 1);
+    assert.equal(d.input(1, client6(40000, PSH | ACK, IP6.client1, "GET /")).out.length, 1);
+    const e = drain(d, s);
+    assert.equal(e.length, 1);
+    assert.deepEqual([e[0].af, e[0].daf, e[0].lport, e[0].flags & 7], [6, nat64 ? 4 : 6, lport, 5]);
+    if (nat64) assert.deepEqual([ipStr(e[0].daddr), ipStr(e[0].laddr)], [IP.rs1, NAT64_LIP]);
+    else assert.deepEqual([...e[0].a6.subarray(12, 16)], [...w6(FNAT6_LIP)]);
+
+    // Through the wire format, as a backup receives it.
+    const w = new SyncWriter(1472);
+    w.begin(1, 1);
+    assert.ok(w.add(e[0]));
+    const len = w.finish();
+    const b = director6(lines);
+    b.now = d.now;
+    if (nat64) b.engine.neigh.confirm(2, ip(IP.rs1), mac(MAC6.rs1), b.now);
+    const got: SyncInstallResult[] = [];
+    decodeSyncMessage(w.buf, len, 0, (c) => got.push(b.engine.installSynced(c, b.now)));
+    assert.deepEqual(got, ["new"]);
+    const lips = tableSnapshot(b.engine, b.now, false).services[0].laddrs ?? [];
+    assert.deepEqual(
+      lips.map((l) => [l.addr6 ?? ipStr(l.addr), l.conns]),
+      [[nat64 ? NAT64_LIP : FNAT6_LIP, 1]],
+      "-G counts the backup's connection on its local address",
+    );
+
+    for (const [what, ifindex, frame] of [
+      ["request", 1, client6(40000, PSH | ACK, IP6.client1, "more")],
+      ["reply", 2, server(PSH | ACK, "200 OK")],
+    ] as const) {
+      const m = oneOut(d, ifindex, frame);
+      const o = oneOut(b, ifindex, frame);
+      assert.equal(o.ifindex, m.ifindex, what);
+      assert.equal(Buffer.from(o.frame).toString("hex"), Buffer.from(m.frame).toString("hex"), what);
+    }
+    assert.equal(b.engine.connections(b.now).length, 1, "no second entry on the backup");
+  });
+}
+
+test("IPv6 FULLNAT with the PROXY protocol: the sequence state travels in tsvs's option; the backup shifts the next request and the reply's ACK as the master", () => {
+  const lines = [
+    `-A -t [${VIP6}]:80 -s rr --proxy-protocol v2`,
+    `-a -t [${VIP6}]:80 -r [${IP6.rs1}]:8080 --fullnat`,
+    `-P -t [${VIP6}]:80 -z ${FNAT6_LIP}`,
+  ];
+  const { d, s } = master6(lines);
+  const client = (flags: number, seq: number, payload = ""): Uint8Array =>
+    tcp6Frame(
+      L2_6_FROM_ROUTER,
+      { src: IP6.client1, dst: VIP6, hl: 64 },
+      { sport: 40000, dport: 80, flags, seq, ack: 2001, payload: bytes(payload) },
+    );
+  const syn = oneOut(d, 1, client(SYN, 1000)).frame;
+  const lport = (syn[54] << 8) | syn[55];
+  const server = (flags: number, ack: number, payload = ""): Uint8Array =>
+    tcp6Frame(
+      l2_6FromLan(MAC6.rs1),
+      { src: IP6.rs1, dst: FNAT6_LIP, hl: 64 },
+      { sport: 8080, dport: lport, flags, seq: 2000, ack, payload: bytes(payload) },
+    );
+  oneOut(d, 2, server(SYN | ACK, 1001));
+  oneOut(d, 1, client(ACK, 1001));
+  // The first data: the header (16 + 36 bytes for TCP over IPv6) goes in front of it.
+  const first = oneOut(d, 1, client(PSH | ACK, 1001, "GET /")).frame;
+  const hdr = 16 + 36;
+  assert.equal(first.length, 14 + 40 + 20 + hdr + 5, "header + data toward the real server");
+  const e = drain(d, s);
+  assert.equal(e.length, 1);
+  assert.equal(e[0].pp, true);
+  assert.equal(e[0].ppIsn, 1001);
+  assert.equal(e[0].ppWord & 0xff, hdr, "the header's length in the state word");
+
+  const w = new SyncWriter(1472);
+  w.begin(1, 1);
+  assert.ok(w.add(e[0]));
+  const len = w.finish();
+  const b = director6(lines);
+  b.now = d.now;
+  const got: SyncInstallResult[] = [];
+  decodeSyncMessage(w.buf, len, 0, (c) => got.push(b.engine.installSynced(c, b.now)));
+  assert.deepEqual(got, ["new"]);
+  for (const [what, ifindex, frame] of [
+    ["the next request, shifted by the header", 1, client(PSH | ACK, 1006, "more")],
+    ["the reply, its ACK shifted back", 2, server(PSH | ACK, 1001 + hdr + 9, "200 OK")],
+  ] as const) {
+    const m = oneOut(d, ifindex, frame);
+    const o = oneOut(b, ifindex, frame);
+    assert.equal(Buffer.from(o.frame).toString("hex"), Buffer.from(m.frame).toString("hex"), what);
+  }
+  const seqOut = (f: Uint8Array): number => ((f[58] << 24) | (f[59] << 16) | (f[60] << 8) | f[61]) >>> 0;
+  assert.equal(seqOut(oneOut(b, 1, client(PSH | ACK, 1010, "x")).frame), 1010 + hdr, "the backup shifts too");
 });

@@ -284,9 +284,12 @@ describe("parseVrrpFrame", () => {
     assert.deepEqual(
       { ...p },
       {
+        family: 4,
         l3Off: 14,
         srcIp: SRC,
         dstIp: GROUP,
+        src6Off: -1,
+        dst6Off: -1,
         ttl: 255,
         vrrpOff: 34,
         vrrpLen: 20,

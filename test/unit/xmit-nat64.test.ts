@@ -327,7 +327,7 @@ describe("NAT64: FULLNAT from an IPv6 VIP to IPv4 real servers", () => {
     assert.equal(toa6Of(o.raw), null, "no room left for TOA on the handshake ACK");
   });
 
-  it("an IPv6 fragment is not translated (dropped)", () => {
+  it("an IPv6 fragment is not translated (dropped, nat64_fragment)", () => {
     const d = nat64Director();
     one(
       d,
@@ -339,8 +339,9 @@ describe("NAT64: FULLNAT from an IPv6 VIP to IPv4 real servers", () => {
       dport: 80,
       flags: ACK,
       seq: 1,
-      payload: bytes("abcdefgh"),
+      payload: bytes("abcdefghijkl"),
     });
+    // 32 bytes: a first fragment carries a multiple of 8.
     const pkt = ipv6WithExt({ src: CLIENT, dst: VIP, hl: 64 }, [fragmentHdr(0, true, 7)], NH_TCP, seg);
     const frame = new Uint8Array(14 + pkt.length);
     frame.set(L2_6_FROM_ROUTER.dmac, 0);
@@ -349,16 +350,17 @@ describe("NAT64: FULLNAT from an IPv6 VIP to IPv4 real servers", () => {
     frame[13] = 0xdd;
     frame.set(pkt, 14);
     assert.equal(d.input(1, frame).out.length, 0);
+    assert.deepEqual(d.engine.counters.dropTable(), { nat64_fragment: 1 });
   });
 
-  it("ICMP errors about a NAT64 connection are not translated: dropped, counted unsupported", () => {
+  it("ICMP errors about a NAT64 connection are translated both ways (xmit-nat64-icmp.test.ts has the tables)", () => {
     const d = nat64Director();
     const syn = one(
       d,
       1,
       tcp6Frame(L2_6_FROM_ROUTER, { src: CLIENT, dst: VIP, hl: 64 }, { sport: 40005, dport: 80, flags: SYN }),
     );
-    // From the real server's side, about the request LIP → RIP.
+    // From the real server's side, about the request LIP → RIP: ICMPv6 to the client.
     const e4 = icmpErrorFrame(
       FROM_RS1,
       { src: ip(RS1), dst: ip(LIP), ttl: 64 },
@@ -367,13 +369,18 @@ describe("NAT64: FULLNAT from an IPv6 VIP to IPv4 real servers", () => {
       0,
       syn.raw.subarray(14),
     );
-    assert.equal(d.input(2, e4).out.length, 0);
-    // From the client's side, about a reply VIP → CIP.
+    const o4 = one(d, 2, e4);
+    assert.equal(o4.ifindex, 1);
+    assert.deepEqual([flat6(o4.raw).icmpType, flat6(o4.raw).icmpCode], [1, 4]);
+    // From the client's side, about a reply VIP → CIP: ICMPv4 to the real server.
     const reply = tcp6Segment(VIP, CLIENT, { sport: 80, dport: 40005, flags: SYN | ACK });
     const quoted = ipv6WithExt({ src: VIP, dst: CLIENT, hl: 60 }, [], NH_TCP, reply);
     const e6 = icmp6ErrorFrame(L2_6_FROM_ROUTER, { src: CLIENT, dst: VIP, hl: 64 }, 1, 4, 0, quoted);
-    assert.equal(d.input(1, e6).out.length, 0);
-    assert.deepEqual(d.engine.counters.dropTable(), { unsupported: 2 });
+    const o6 = one(d, 1, e6);
+    assert.equal(o6.ifindex, 2);
+    const f = flat(decodeFrame(o6.raw));
+    assert.deepEqual([f.src, f.dst, f.icmpType, f.icmpCode], [LIP, RS1, 3, 3]);
+    assert.deepEqual(d.engine.counters.dropTable(), {});
   });
 });
 

@@ -104,14 +104,18 @@ describe("TUN over IPv6 (IPv6-in-IPv6)", () => {
     assert.deepEqual(d.engine.counters.dropTable(), { too_big: 1 });
   });
 
-  it("GUE and GRE toward an IPv6 real server are not built yet: counted as unsupported", () => {
-    const d = tunDirector({}, " --tun-type gre");
-    const r = d.input(
-      1,
-      tcp6Frame(L2_6_FROM_ROUTER, { src: CLIENT, dst: VIP }, { sport: 42000, dport: 80, flags: SYN }),
-    );
-    assert.equal(r.out.length, 0);
-    assert.deepEqual(d.engine.counters.dropTable(), { unsupported: 1 });
+  it("GUE and GRE toward an IPv6 real server: next header 17 and 47 (xmit-tun-families.test.ts has the bytes)", () => {
+    for (const [type, nh] of [
+      [" --tun-type gue --tun-port 6080 --tun-csum", 17],
+      [" --tun-type gre", 47],
+    ] as const) {
+      const d = tunDirector({}, type);
+      const o = d.one(
+        1,
+        tcp6Frame(L2_6_FROM_ROUTER, { src: CLIENT, dst: VIP }, { sport: 42000, dport: 80, flags: SYN }),
+      );
+      fields(o.f, { src: IP6.dir1, dst: IP6.rs1, nh, flow: 0 }, type);
+    }
   });
 
   it("a TCPV6 aggregate is cut into segments, each encapsulated with a full inner checksum", () => {

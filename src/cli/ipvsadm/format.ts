@@ -25,6 +25,7 @@ import {
   SVC_F_SCHED1,
   SVC_F_SCHED2,
   SVC_F_SCHED3,
+  SVC_F_SYNPROXY,
 } from "../../core/service.js";
 import type { SyncDaemonConfig } from "../../core/sync/types.js";
 import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, type ListOptions, portName } from "./parse.js";
@@ -276,6 +277,9 @@ function serviceEntry(svc: Service, opts: ListOptions): string {
       if (svc.peName !== "") line += ` pe ${svc.peName}`;
     }
     if (svc.flags & SVC_F_ONEPACKET) line += " ops";
+    if (svc.flags & SVC_F_SYNPROXY) line += " synproxy";
+    // DPVS's ipvsadm print_service_entry: " pp<name>" after ops (and synproxy, conn-timeout).
+    if (svc.proxyProtocol !== undefined && svc.proxyProtocol !== "disable") line += ` pp${svc.proxyProtocol}`;
   }
   let out = `${line}\n`;
   for (const d of sortedDests(svc, opts.sort)) {
@@ -365,6 +369,10 @@ export function formatSave(snap: IpvsSnapshot, numeric: boolean): string {
     if (svc.peName !== "") out += ` --pe ${svc.peName}`;
     if (svc.flags & SVC_F_ONEPACKET) out += " -o";
     if (svc.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) out += ` -b ${schedFlags(svc)}`;
+    // DPVS's -S leaves these out (its restore would lose them); tsvs writes them so -S | -R round-trips.
+    if (svc.flags & SVC_F_SYNPROXY) out += " --synproxy enable";
+    if (svc.proxyProtocol !== undefined && svc.proxyProtocol !== "disable")
+      out += ` --proxy-protocol ${svc.proxyProtocol}`;
     out += "\n";
     for (const d of sortedDests(svc, true)) {
       const head = `-a ${name} -r ${addrPort(d.addr, d.port, svc.protocol, numeric, d.addr6)} ${fwdSwitch(d.fwd)} -w ${d.weight}`;
@@ -376,9 +384,42 @@ export function formatSave(snap: IpvsSnapshot, numeric: boolean): string {
     }
     // FULLNAT local addresses (DPVS's -P), after the destinations, in the order they were added.
     for (const l of svc.laddrs ?? []) out += `-P ${name} -z ${addrText(l)}\n`;
+    // Access lists (DPVS's -U/-O) and tsvs's rate limit, so that -S | -R recreates them.
+    for (const r of svc.deny ?? []) out += `-U ${name} -k ${r.rule}\n`;
+    for (const r of svc.allow ?? []) out += `-O ${name} -2 ${r.rule}\n`;
+    const l = svc.connLimit;
+    if (l !== undefined)
+      out += `--conn-limit ${name} --conn-rate ${l.rate} --conn-burst ${l.burst} --conn-rate-prefix ${l.prefix4},${l.prefix6}\n`;
   }
   return out;
 }
+
+/**
+ * DPVS's `ipvsadm -B|-W [service]` (list_blklsts_print_title, print_service_and_blklsts): the title,
+ * then one line per rule: protocol, VIP:VPORT, the address (or ADDR/LEN); tsvs adds a fourth
+ * column, the new connections the rule matched. Throws TsvsError(TSVS_ERR_NO_SERVICE) for an
+ * unknown service.
+ */
+export function formatAcl(snap: IpvsSnapshot, list: "deny" | "allow", key: ServiceKey | null): string {
+  let services: readonly Service[] = snap.services;
+  if (key !== null) {
+    const svc = snap.services.find((s) => keyMatches(s, key));
+    if (svc === undefined) throw new TsvsError("TSVS_ERR_NO_SERVICE", IPVS_MESSAGES.noService);
+    services = [svc];
+  }
+  let out = `${left("PROTO", 8)} ${left("VIP:VPORT", 30)} ${left(list === "deny" ? "BLACKLIST" : "WHITELIST", 30)} HITS\n`;
+  for (const svc of services) {
+    const proto = svc.fwmark !== 0 ? "FWM" : (ACL_PROTO_NAMES[svc.protocol] ?? String(svc.protocol));
+    const vip =
+      svc.fwmark !== 0 ? String(svc.fwmark) : addrPort(svc.addr, svc.port, svc.protocol, true, svc.addr6);
+    for (const r of svc[list] ?? [])
+      out += `${left(proto, 8)} ${left(vip, 30)} ${left(r.rule, 30)} ${r.hits}\n`;
+  }
+  return out;
+}
+
+/** print_service_and_blklsts's protocol names. */
+const ACL_PROTO_NAMES: Readonly<Record<number, string>> = { 6: "TCP", 17: "UDP", 132: "SCTP" };
 
 /** The service column of `-G` (addrport_to_anyname with FMT_NUMERIC; tsvs names fwmark services). */
 function laddrServiceName(svc: Service): string {

@@ -21,6 +21,10 @@
 //   --del-laddr|-Q with --laddr|-z, and --get-laddr|-G, with DPVS's option names and table rows,
 //   except that -F/--ifname is optional (DPVS requires it for -P/-Q): it is accepted and ignored,
 //   tsvs sends by route.
+// - DPVS's access lists: --add-blklst|-U, --del-blklst|-V, --get-blklst|-B with --blklst|-k, and
+//   --add-whtlst|-O, --del-whtlst|-Y, --get-whtlst|-W with --whtlst|-2; tsvs takes an address or a
+//   prefix (ADDR/LEN) where DPVS takes an address or ipset:NAME (no ipsets in tsvs).
+// - tsvs's --conn-limit with --conn-rate N[/s], --conn-burst N, --conn-rate-prefix LEN[,LEN6].
 
 import { isIPv6 } from "node:net";
 import type { SyncDaemonCommand } from "../../control/commands.js";
@@ -34,16 +38,19 @@ import {
   IPPROTO_UDP,
   SpecError,
 } from "../../control/spec.js";
+import { parseAclPrefix } from "../../core/acl.js";
 import { canonicalIPv6, parseIPv4 } from "../../core/addr.js";
 import type { CtlCommand, DestSpec, ServiceKey, ServiceSpec, TimeoutSpec } from "../../core/ctl-types.js";
 import { Fwd, TunType } from "../../core/dest.js";
 import { TsvsError } from "../../core/errors.js";
+import { ppName, ppValue } from "../../core/packet/proxy-proto.js";
 import {
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
   SVC_F_SCHED1,
   SVC_F_SCHED2,
   SVC_F_SCHED3,
+  SVC_F_SYNPROXY,
 } from "../../core/service.js";
 import { SYNC_DEFAULTS, type SyncDaemonConfig } from "../../core/sync/types.js";
 
@@ -124,6 +131,8 @@ export type IpvsadmRequest =
   | { kind: "save"; numeric: boolean }
   /** DPVS's -G: the local addresses of one service or of every service. */
   | { kind: "laddrs"; key: ServiceKey | null }
+  /** DPVS's -B / -W: the deny or allow list of one service or of every service. */
+  | { kind: "acl"; list: "deny" | "allow"; key: ServiceKey | null }
   | { kind: "restore" }
   | { kind: "version" }
   | { kind: "help" }
@@ -183,6 +192,13 @@ const enum Cmd {
   AddLaddr,
   DelLaddr,
   GetLaddr,
+  AddBlklst,
+  DelBlklst,
+  GetBlklst,
+  AddWhtlst,
+  DelWhtlst,
+  GetWhtlst,
+  ConnLimit,
 }
 
 const CMD_NAMES = [
@@ -203,6 +219,13 @@ const CMD_NAMES = [
   "add-laddr",
   "del-laddr",
   "get-laddr",
+  "add-blklst",
+  "del-blklst",
+  "get-blklst",
+  "add-whtlst",
+  "del-whtlst",
+  "get-whtlst",
+  "conn-limit",
 ];
 
 const enum Opt {
@@ -242,6 +265,13 @@ const enum Opt {
   TunRemcsum,
   LocalAddress,
   Ifname,
+  ProxyProtocol,
+  BlklstAddress,
+  WhtlstAddress,
+  ConnRate,
+  ConnBurst,
+  ConnRatePrefix,
+  Synproxy,
 }
 
 const OPT_NAMES = [
@@ -281,6 +311,13 @@ const OPT_NAMES = [
   "tun-remcsum",
   "local-address",
   "ifname",
+  "proxy-protocol",
+  "blklst-address",
+  "whtlst-address",
+  "conn-rate",
+  "conn-burst",
+  "conn-rate-prefix",
+  "synproxy",
 ];
 
 /**
@@ -288,26 +325,36 @@ const OPT_NAMES = [
  * '+' compulsory, 'x' illegal, '1' exclusive (at most one), ' ' optional.
  * Columns: -n -c svc -s -p -M -r fwd -w -x -y mcif timeout daemon stats rate thr pc nosort
  *          syncid exact ops pe -b grp port ttl maxlen tinfo ttype tport nocsum csum remcsum
- *          laddr ifname (DPVS's two, and its rows for -P -Q -G, with ifname optional)
+ *          laddr ifname pp (DPVS's three, and its rows for -P -Q -G, with ifname optional;
+ *          --proxy-protocol goes with -A/-E only) blklst whtlst (DPVS's -k and -2, its rows for
+ *          -U -V -B -O -Y -W) conn-rate conn-burst conn-rate-prefix (tsvs's --conn-limit)
+ *          synproxy (DPVS's -j / --synproxy, with -A/-E only)
  */
 export const COMMANDS_V_OPTIONS: readonly string[] = [
-  /* add-service    */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
-  /* edit-service   */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
-  /* delete-service */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* flush          */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* list           */ " 11xxxxxxxxx11       xxxxxxx xxxxxxx",
-  /* add-server     */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
-  /* delete-server  */ "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* edit-server    */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
-  /* set            */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* start-daemon   */ "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx",
-  /* stop-daemon    */ "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx",
-  /* restore        */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* save           */ " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* zero           */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-  /* add-laddr      */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+ ",
-  /* del-laddr      */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+ ",
-  /* get-laddr      */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* add-service    */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx xxxxx ",
+  /* edit-service   */ "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx xxxxx ",
+  /* delete-service */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* flush          */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* list           */ " 11xxxxxxxxx11       xxxxxxx xxxxxxxxxxxxxx",
+  /* add-server     */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxxxxxx",
+  /* delete-server  */ "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* edit-server    */ "xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxxxxxxx",
+  /* set            */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* start-daemon   */ "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxxxxxxxx",
+  /* stop-daemon    */ "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxxxxxxxx",
+  /* restore        */ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* save           */ " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* zero           */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* add-laddr      */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+ xxxxxxx",
+  /* del-laddr      */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+ xxxxxxx",
+  /* get-laddr      */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* add-blklst     */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxx",
+  /* del-blklst     */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxxx",
+  /* get-blklst     */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* add-whtlst     */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxx",
+  /* del-whtlst     */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxxx",
+  /* get-whtlst     */ "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+  /* conn-limit     */ "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+  x",
 ];
 
 const TUN_NAMES = ["ipip", "gue", "gre"];
@@ -411,6 +458,22 @@ const OPTION_TABLE: readonly OptDef[] = [
   def("get-laddr", "G", N),
   def("laddr", "z", R),
   def("ifname", "F", R),
+  def("proxy-protocol", "", R),
+  def("add-blklst", "U", N),
+  def("del-blklst", "V", N),
+  def("get-blklst", "B", N),
+  def("add-whtlst", "O", N),
+  def("del-whtlst", "Y", N),
+  def("get-whtlst", "W", N),
+  def("blklst", "k", R),
+  def("whtlst", "2", R),
+  // tsvs's per-source new-connection rate limit (conn-limit.ts).
+  def("conn-limit", "", N),
+  def("conn-rate", "", R),
+  def("conn-burst", "", R),
+  def("conn-rate-prefix", "", R),
+  // DPVS's -j enable|disable (--synproxy); bare, tsvs takes it as enable.
+  def("synproxy", "j", O),
 ];
 
 interface Token {
@@ -650,6 +713,13 @@ const COMMAND_TAGS: Readonly<Record<string, Cmd>> = {
   P: Cmd.AddLaddr,
   Q: Cmd.DelLaddr,
   G: Cmd.GetLaddr,
+  U: Cmd.AddBlklst,
+  V: Cmd.DelBlklst,
+  B: Cmd.GetBlklst,
+  O: Cmd.AddWhtlst,
+  Y: Cmd.DelWhtlst,
+  W: Cmd.GetWhtlst,
+  "conn-limit": Cmd.ConnLimit,
 };
 
 function genericOptCheck(cmd: Cmd, options: ReadonlySet<Opt>): void {
@@ -771,6 +841,8 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
   let schedFlagsArg = "";
   let laddr = 0;
   let laddr6: string | undefined;
+  let aclRule = "";
+  const limit = { rate: 0, burst: 0, prefix4: 32, prefix6: 64 };
 
   for (let k = 1; k < opts.length; k++) {
     const { tag, word } = opts[k];
@@ -930,6 +1002,14 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         setOption(Opt.PersistenceEngine);
         svc.peName = arg.slice(0, 16);
         break;
+      case "proxy-protocol": {
+        // DPVS's proxy_protocol_type takes any other word as "disable"; tsvs says it is wrong.
+        setOption(Opt.ProxyProtocol);
+        const v = ppValue(arg);
+        if (v < 0) fail(`illegal proxy-protocol specified: ${arg} (disable|v1|v2|v1-insecure|v2-insecure)`);
+        svc.proxyProtocol = ppName(v);
+        break;
+      }
       case "b":
         setOption(Opt.SchedFlags);
         schedFlagsArg = arg.slice(0, 127);
@@ -988,6 +1068,51 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
         if ((p.result & SERVICE_ADDR) === 0) fail("illegal local address");
         laddr = p.addr;
         laddr6 = p.addr6;
+        break;
+      }
+      case "k":
+      case "2": {
+        // DPVS: "IP | ipset:NAME"; tsvs takes an address or a prefix (ADDR/LEN), no ipset.
+        const deny = tag === "k";
+        setOption(deny ? Opt.BlklstAddress : Opt.WhtlstAddress);
+        const p = parseAclPrefix(arg);
+        if (typeof p === "string")
+          fail(`illegal ${deny ? "blacklist" : "whitelist"} entry format, require [ IP | IP/LEN ]`);
+        aclRule = p.text;
+        break;
+      }
+      case "conn-rate": {
+        setOption(Opt.ConnRate);
+        const m = /^(\d{1,10})(\/s)?$/.exec(arg);
+        if (m === null || Number(m[1]) > 1e9) fail("illegal conn-rate specified");
+        limit.rate = Number(m[1]);
+        break;
+      }
+      case "conn-burst":
+        setOption(Opt.ConnBurst);
+        if (!/^\d{1,10}$/.test(arg) || Number(arg) < 1 || Number(arg) > 1e9)
+          fail("illegal conn-burst specified");
+        limit.burst = Number(arg);
+        break;
+      case "conn-rate-prefix": {
+        // LEN (both families: IPv4 min(LEN, 32)) or LEN4,LEN6.
+        setOption(Opt.ConnRatePrefix);
+        const m = /^(\d{1,3})(?:,(\d{1,3}))?$/.exec(arg);
+        const p4 = m === null ? 0 : Number(m[1]);
+        const p6 = m === null ? 0 : m[2] !== undefined ? Number(m[2]) : p4;
+        if (m === null || p4 < 1 || p6 < 1 || p6 > 128 || (m[2] !== undefined && p4 > 32))
+          fail("illegal conn-rate-prefix specified");
+        limit.prefix4 = Math.min(p4, 32);
+        limit.prefix6 = p6;
+        break;
+      }
+      case "j": {
+        // DPVS's ipvsadm compares the word's first letters (memcmp); tsvs wants the whole word.
+        setOption(Opt.Synproxy);
+        const w = opts[k].arg;
+        if (w === null || w === "enable") svc.flags |= SVC_F_SYNPROXY;
+        else if (w === "disable") svc.flags &= ~SVC_F_SYNPROXY;
+        else fail("synproxy switch must be enable or disable");
         break;
       }
       case "F":
@@ -1088,6 +1213,25 @@ export function parseIpvsadm(argv: readonly string[]): IpvsadmRequest {
       return { kind: "ctl", cmd: laddrCmd("del-laddr", key, laddr, laddr6) };
     case Cmd.GetLaddr:
       return { kind: "laddrs", key: options.has(Opt.Service) ? key : null };
+    case Cmd.AddBlklst:
+    case Cmd.DelBlklst:
+    case Cmd.AddWhtlst:
+    case Cmd.DelWhtlst: {
+      const op = cmd === Cmd.AddBlklst || cmd === Cmd.AddWhtlst ? "add-acl" : "del-acl";
+      const list = cmd === Cmd.AddBlklst || cmd === Cmd.DelBlklst ? "deny" : "allow";
+      return { kind: "ctl", cmd: { op, key, list, rule: aclRule } };
+    }
+    case Cmd.GetBlklst:
+    case Cmd.GetWhtlst:
+      return {
+        kind: "acl",
+        list: cmd === Cmd.GetBlklst ? "deny" : "allow",
+        key: options.has(Opt.Service) ? key : null,
+      };
+    case Cmd.ConnLimit:
+      // The burst defaults to the rate (one second's worth at once).
+      if (limit.burst === 0) limit.burst = Math.max(1, limit.rate);
+      return { kind: "ctl", cmd: { op: "set-conn-limit", key, limit } };
   }
 }
 

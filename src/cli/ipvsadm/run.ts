@@ -21,7 +21,14 @@ import type { SyncDaemonCommand } from "../../control/commands.js";
 import type { CtlCommand } from "../../core/ctl-types.js";
 import { IPVS_MESSAGES, TsvsError, type TsvsErrorCode } from "../../core/errors.js";
 import type { SyncDaemonConfig } from "../../core/sync/types.js";
-import { formatDaemons, formatLaddrs, formatList, formatSave, type IpvsSnapshot } from "./format.js";
+import {
+  formatAcl,
+  formatDaemons,
+  formatLaddrs,
+  formatList,
+  formatSave,
+  type IpvsSnapshot,
+} from "./format.js";
 import { IpvsadmUsageError, PROGRAM, parseIpvsadm } from "./parse.js";
 
 /** The director as an in-process ipvsadm sees it (the simulation, tests): src/control/api.ts. */
@@ -66,6 +73,10 @@ export function usageText(): string {
   ${p} -S [-n]
   ${p} -P|Q virtual-service -z local-address [-F ifname]
   ${p} -G [virtual-service]
+  ${p} -U|V virtual-service -k blacklist-address
+  ${p} -O|Y virtual-service -2 whitelist-address
+  ${p} -B|W [virtual-service]
+  ${p} --conn-limit virtual-service --conn-rate N[/s] [--conn-burst N] [--conn-rate-prefix LEN[,LEN6]]
   ${p} -a|e virtual-service -r server-address [options]
   ${p} -d virtual-service -r server-address
   ${p} -L|l [virtual-service] [options]
@@ -86,6 +97,13 @@ Either long or short options are allowed.
   --add-laddr       -P        add local address (FULLNAT, as DPVS)
   --del-laddr       -Q        del local address
   --get-laddr       -G        get local address
+  --add-blklst      -U        add blacklist address or prefix (as DPVS; ADDR or ADDR/LEN)
+  --del-blklst      -V        del blacklist address or prefix
+  --get-blklst      -B        get blacklist address or prefix
+  --add-whtlst      -O        add whitelist address or prefix
+  --del-whtlst      -Y        del whitelist address or prefix
+  --get-whtlst      -W        get whitelist address or prefix
+  --conn-limit                set the per-source new-connection rate limit (tsvs)
   --add-server      -a        add real server with options
   --edit-server     -e        edit real server with options
   --delete-server   -d        delete real server
@@ -140,6 +158,13 @@ Options:
   --sched-flags  -b flags             scheduler flags (comma-separated)
   --laddr        -z local-ip          local IP
   --ifname       -F                   nic interface for laddrs (accepted, ignored)
+  --blklst       -k blacklist-address IP or IP/LEN
+  --whtlst       -2 whitelist-address IP or IP/LEN
+  --conn-rate       N[/s]             new connections a second per source prefix (0: off)
+  --conn-burst      N                 bucket size (default: the rate)
+  --conn-rate-prefix LEN[,LEN6]       source prefix of a bucket (default 32,64)
+  --proxy-protocol                    proxy protocol config (disable|v1|v2|v1-insecure|v2-insecure)
+  --synproxy     -j [enable|disable]  TCP syn proxy (NAT and FULLNAT; bare: enable)
 Daemon Options:
   --syncid sid                        syncid for connection sync (default=255)
   --sync-maxlen length                Max sync message length (default=1472)
@@ -294,6 +319,22 @@ export function planIpvsadm(argv: readonly string[], stdin = ""): IpvsadmPlan {
             return ok(formatLaddrs(snap, key));
           } catch (e) {
             // list_laddrs: the service lookup failed -> message, exit(1).
+            if (e instanceof TsvsError) return fail(1, e.message);
+            throw e;
+          }
+        },
+      };
+    }
+    case "acl": {
+      const { key, list } = req;
+      return {
+        kind: "snapshot",
+        withConns: false,
+        format: (snap) => {
+          try {
+            return ok(formatAcl(snap, list, key));
+          } catch (e) {
+            // list_blklst: the service lookup failed -> message, exit(1).
             if (e instanceof TsvsError) return fail(1, e.message);
             throw e;
           }

@@ -30,10 +30,12 @@ import type { Service } from "../service.js";
 import { SVC_F_ONEPACKET } from "../service.js";
 import type { Stats } from "../stats.js";
 import {
+  A6_LADDR,
   CONN_F_FWD_MASK,
   CONN_F_INACTIVE,
   CONN_F_NOOUTPUT,
   CONN_F_ONE_PACKET,
+  CONN_F_SYNPROXY,
   CONN_F_TEMPLATE,
   type ConnTable,
 } from "./table.js";
@@ -43,6 +45,14 @@ const TEMPLATE_EXPIRE_LATER_MS = 60_000;
 /** Port value the kernel writes into an invalidated template so that it is never found again. */
 const INVALID_PORT = 0xffff;
 
+/** The SYN proxy's part in expiry (synproxy.ts): its SYN retries and its held segments. */
+export interface SynproxyLife {
+  /** The timer of a SYN-proxy entry ran out: true when it was re-armed (a SYN sent again). */
+  expire(cx: number, now: number): boolean;
+  /** The entry goes: what was held for it too. */
+  release(cx: number): void;
+}
+
 /** What the life cycle reads of the engine (all fixed for the engine's life). */
 export interface ConnLifeDeps {
   readonly conns: ConnTable;
@@ -50,8 +60,29 @@ export interface ConnLifeDeps {
   readonly sysctls: { readonly expireQuiescentTemplate: boolean };
   readonly timeouts: Timeouts;
   readonly counters: EngineCounters;
+  /** secure_tcp's choice of TCP table (defense.ts). */
+  readonly defense: { readonly secureTcpTable: boolean };
   readonly lipTable: LipTable;
   readonly totalStats: Stats;
+}
+
+/**
+ * set_tcp_state's accounting: a connection leaving ESTABLISHED counts as inactive on its
+ * destination, one entering it as active again. Returns the flags with CONN_F_INACTIVE to match.
+ */
+function activeAccounting(dest: Dest | undefined, flags: number, next: number): number {
+  if (dest === undefined) return flags;
+  if ((flags & CONN_F_INACTIVE) === 0 && next !== TCP_S_ESTABLISHED) {
+    dest.activeConns--;
+    dest.inactConns++;
+    return flags | CONN_F_INACTIVE;
+  }
+  if ((flags & CONN_F_INACTIVE) !== 0 && next === TCP_S_ESTABLISHED) {
+    dest.activeConns++;
+    dest.inactConns--;
+    return flags & ~CONN_F_INACTIVE;
+  }
+  return flags;
 }
 
 export class ConnLife {
@@ -62,6 +93,7 @@ export class ConnLife {
   private readonly lipTable: LipTable;
   private readonly totalStats: Stats;
   private readonly sysctls: { readonly expireQuiescentTemplate: boolean };
+  private readonly defense: { readonly secureTcpTable: boolean };
   private readonly schedCtx: SchedContext;
   /** The schedulers' generator when it is the engine's own (readable ahead); null when injected. */
   private readonly rng: Xorshift32 | null;
@@ -70,11 +102,13 @@ export class ConnLife {
   /** An IPv6 template's key: the client under the service's prefix, and a fwmark service's vaddr. */
   private readonly snet6 = new Int32Array(4);
   private readonly fwmark6 = new Int32Array(4);
-  /** allocLocal6's candidate LIP. */
-  private readonly lip6 = new Int32Array(4);
+  /** pickLocal6's IPv6 LIP (allocLocal6's candidate). */
+  readonly pickedLip6 = new Int32Array(4);
   /** pickLocal's answer (two numbers, no object per connection). */
   pickedLip = 0;
   pickedLport = 0;
+  /** Set by the engine once: the SYN proxy's expiry hooks. */
+  synproxy: SynproxyLife | null = null;
   /** The conn table's timer callback (ConnTable.advance): one closure for the engine's life. */
   readonly expireCb = (cx: number, at: number): void => this.expire(cx, at);
 
@@ -86,6 +120,7 @@ export class ConnLife {
     this.lipTable = e.lipTable;
     this.totalStats = e.totalStats;
     this.sysctls = e.sysctls;
+    this.defense = e.defense;
     if (typeof random === "function") {
       this.rng = null;
       this.schedCtx = { now: 0, random };
@@ -265,7 +300,7 @@ export class ConnLife {
     if (c6 !== null && v6 !== null) {
       t.setClient6(cx, c6, v6);
       if (dest.addr6 !== null) t.setServer6(cx, dest.addr6, c6);
-    }
+    } else if (dest.addr6 !== null) t.setDest6(cx, dest.addr6); // TUN: IPv4 client, IPv6 real server
     if (fnat) {
       const ok =
         dest.addr6 !== null
@@ -288,8 +323,9 @@ export class ConnLife {
     const t = this.conns;
     let cx = t.alloc();
     if (cx < 0) {
-      // The kernel's defense (ip_vs_random_dropentry) frees embryonic entries when memory
-      // is short; here the table is the bound, so the oldest embryonic entry makes room.
+      // The kernel allocates until memory runs out, its defences (drop_entry: defense.ts) freeing
+      // entries once a second meanwhile; here the table is the bound, so when it is full the
+      // oldest embryonic entry makes room at once.
       const victim = t.oldestEmbryonic();
       if (victim < 0) return -1;
       this.counters.connsDropped++;
@@ -335,6 +371,8 @@ export class ConnLife {
     flags: number,
     dest: Dest | undefined,
     now: number,
+    lip6: Int32Array | null = null,
+    lip6Off = 0,
   ): number {
     const t = this.conns;
     const cx = this.alloc(now);
@@ -342,7 +380,10 @@ export class ConnLife {
     t.setEntry(cx, proto, caddr, cport, vaddr, vport, daddr, dport, laddr, lport, flags, -1);
     t.hash(cx);
     if (dest !== undefined) this.bindDest(cx, dest);
-    if ((flags & (CONN_F_FWD_MASK | CONN_F_TEMPLATE)) === Fwd.FullNat) this.lipTable.acquire(laddr);
+    if ((flags & (CONN_F_FWD_MASK | CONN_F_TEMPLATE)) === Fwd.FullNat) {
+      if (lip6 !== null) this.lipTable.acquire6(lip6, lip6Off);
+      else this.lipTable.acquire(laddr);
+    }
     return cx;
   }
 
@@ -366,9 +407,9 @@ export class ConnLife {
   }
 
   /**
-   * allocLocal for an IPv6 real server: an IPv6 LIP of the service (DPVS's -P, round robin; the
-   * --lip pool is IPv4) and a free local port, the entry's server side becoming RIP6 → LIP6. The
-   * first worker takes every IPv6 connection, so it walks the whole list (no share).
+   * allocLocal for an IPv6 real server: an IPv6 LIP of the service (DPVS's -P, round robin over
+   * this worker's share; the --lip pool is IPv4) and a free local port, the entry's server side
+   * becoming RIP6 → LIP6.
    */
   private allocLocal6(
     cx: number,
@@ -377,25 +418,41 @@ export class ConnLife {
     rport: number,
     svc: Service | null,
   ): boolean {
-    const lips = svc === null ? null : svc.laddr6Words;
+    if (!this.pickLocal6(proto, r6, rport, svc, true)) return false;
+    const t = this.conns;
+    t.setServer6(cx, r6, this.pickedLip6);
+    t.setLport(cx, this.pickedLport);
+    this.lipTable.acquire6(this.pickedLip6, 0);
+    return true;
+  }
+
+  /**
+   * allocLocal6's choice into pickedLip6 / pickedLport; false when there is none. `commit` as
+   * pickLocal's (explain: the IPv6 LIP and port the next connection toward [r6]:rport would take).
+   */
+  pickLocal6(proto: number, r6: Int32Array, rport: number, svc: Service | null, commit: boolean): boolean {
+    const lips = svc === null ? null : svc.laddr6Share;
     const n = lips === null ? 0 : lips.length >> 2;
     if (svc === null || lips === null || n === 0) return false;
     const t = this.conns;
-    const l6 = this.lip6;
+    const lt = this.lipTable;
+    const l6 = this.pickedLip6;
+    let cursor = svc.laddr6Cursor;
     let lport = this.lportCursor;
     for (let l = 0; l < n; l++) {
-      const at = svc.laddr6Cursor < n ? svc.laddr6Cursor : 0;
-      svc.laddr6Cursor = (at + 1) % n;
+      const at = cursor < n ? cursor : 0;
+      cursor = (at + 1) % n;
+      if (commit) svc.laddr6Cursor = cursor;
       for (let k = 0; k < 4; k++) l6[k] = lips[(at << 2) + k];
       for (let k = 0; k < 65536 - FIRST_LPORT; k++) {
         const p = lport;
         lport = p === 65535 ? FIRST_LPORT : p + 1;
-        this.lportCursor = lport;
+        if (commit) this.lportCursor = lport;
         if (t.lookupOut6(proto, r6, rport, l6, p) < 0) {
-          t.setServer6(cx, r6, l6);
-          t.setLport(cx, p);
+          this.pickedLport = p;
           return true;
         }
+        if (commit) lt.conflict6(l6, 0);
       }
     }
     return false;
@@ -453,22 +510,21 @@ export class ConnLife {
       fl &= ~CONN_F_NOOUTPUT;
     }
     const old = t.stateOf(cx);
-    const next = tcpNextState(old, dir, tcpFlags, noOutput);
+    const next = tcpNextState(old, dir, tcpFlags, noOutput, this.defense.secureTcpTable);
     if (next !== old) {
-      if (dest !== undefined) {
-        if ((fl & CONN_F_INACTIVE) === 0 && next !== TCP_S_ESTABLISHED) {
-          dest.activeConns--;
-          dest.inactConns++;
-          fl |= CONN_F_INACTIVE;
-        } else if ((fl & CONN_F_INACTIVE) !== 0 && next === TCP_S_ESTABLISHED) {
-          dest.activeConns++;
-          dest.inactConns--;
-          fl &= ~CONN_F_INACTIVE;
-        }
-      }
-      t.setStateFlags(cx, next, fl);
+      t.setStateFlags(cx, next, activeAccounting(dest, fl, next));
       if (next === TCP_S_SYN_RECV || next === TCP_S_SYNACK) t.noteEmbryonic(cx);
     } else if (fl !== fl0) t.setFlags(cx, fl);
+    t.arm(cx, this.timeouts.tcpMs(next), now);
+  }
+
+  /**
+   * The SYN proxy (synproxy.ts) sets a state itself (its SYN_SENT → ESTABLISHED is no transition
+   * of the kernel's table): set_tcp_state's active/inactive accounting, the state's timeout.
+   */
+  setTcpStateTo(cx: number, dest: Dest | undefined, next: number, now: number): void {
+    const t = this.conns;
+    t.setStateFlags(cx, next, activeAccounting(dest, t.flagsOf(cx), next));
     t.arm(cx, this.timeouts.tcpMs(next), now);
   }
 
@@ -477,6 +533,8 @@ export class ConnLife {
   /** ip_vs_conn_expire: entries that still control others wait another 60 s. */
   private expire(cx: number, now: number): void {
     const t = this.conns;
+    const sp = this.synproxy;
+    if (sp !== null && (t.flagsOf(cx) & CONN_F_SYNPROXY) !== 0 && sp.expire(cx, now)) return;
     if (t.nControlOf(cx) > 0) {
       t.arm(cx, TEMPLATE_EXPIRE_LATER_MS, now);
       return;
@@ -518,10 +576,12 @@ export class ConnLife {
       } else dest.flags &= ~DEST_F_OVERLOAD;
       this.ctl.destUnref(id);
     }
-    // A FULLNAT connection held its LIP (the hash key <RIP:rport → LIP:lport> dies with it); an
-    // IPv6 LIP is not counted (owned while configured).
-    if ((t.flagsOf(cx) & (CONN_F_FWD_MASK | CONN_F_TEMPLATE)) === Fwd.FullNat && !t.isDestIpv6(cx))
-      this.lipTable.release(t.laddrOf(cx));
+    // A FULLNAT connection held its LIP (the hash key <RIP:rport → LIP:lport> dies with it).
+    if ((t.flagsOf(cx) & (CONN_F_FWD_MASK | CONN_F_TEMPLATE)) === Fwd.FullNat) {
+      if (!t.isDestIpv6(cx)) this.lipTable.release(t.laddrOf(cx));
+      else if (t.addr6Words !== null) this.lipTable.release6(t.addr6Words, (cx << 4) + A6_LADDR);
+    }
+    if ((t.flagsOf(cx) & CONN_F_SYNPROXY) !== 0) this.synproxy?.release(cx);
     t.free(cx);
   }
 

@@ -40,6 +40,11 @@
 // entry and the other way round, at no extra read for IPv4. The full addresses sit in a side
 // array of 16 words per entry (caddr, vaddr, daddr, laddr × 4), allocated with the first IPv6
 // entry: an IPv6 lookup whose hot line matches reads one more line, IPv4 entries never touch it.
+//
+// PROXY protocol (packet/proxy-proto.ts): a connection whose FULLNAT service sends the header has
+// CONN_F_PP in its hot flags and two words in a third side array (the client's first data sequence
+// number; the header's length, version and state), allocated with the first such connection. Only
+// those connections read it: other entries pay nothing but the flag test their method already makes.
 
 import { TCP_S_SYN_RECV, TCP_S_SYNACK } from "../proto/tcp.js";
 
@@ -57,6 +62,16 @@ export const CONN_F_TOA_SENT = 0x8000;
 export const CONN_F_IPV6 = 0x4000;
 /** tsvs: the server side (daddr, laddr) is IPv6. */
 export const CONN_F_DEST_IPV6 = 0x0010;
+/**
+ * tsvs: FULLNAT sends the PROXY protocol header on this connection (its service asked at the SYN);
+ * the sequence state is in the PP record (ppIsnOf / ppWordOf). A bit the kernel leaves unused.
+ */
+export const CONN_F_PP = 0x0008;
+/**
+ * tsvs: the SYN proxy answered this connection's handshake (synproxy.ts keeps its sequence state in
+ * a side record of its own). The kernel's HASHED bit, which tsvs entries never carry and sync masks.
+ */
+export const CONN_F_SYNPROXY = 0x0040;
 
 /** Word offsets of the four addresses in an entry's IPv6 record (addr6Words). */
 export const A6_CADDR = 0;
@@ -151,6 +166,14 @@ function isMasqOrFullNat(flags: number): boolean {
   return fwd === FWD_MASQ || fwd === FWD_FULLNAT;
 }
 
+/**
+ * Where the table's big arrays live: an ArrayBuffer of at least `bytes` zeroed bytes. Injected (the
+ * daemon's asks the kernel for huge pages, src/io/hugepages.ts); by default V8's own memory.
+ */
+export type TableAlloc = (bytes: number) => ArrayBuffer;
+
+const plainAlloc: TableAlloc = (bytes) => new ArrayBuffer(bytes);
+
 export class ConnTable {
   readonly capacity: number;
   /** Allocated entries. */
@@ -179,26 +202,28 @@ export class ConnTable {
 
   /** The IPv6 addresses of every entry (16 words each), allocated with the first IPv6 entry. */
   private a6: Int32Array | null = null;
+  /** The PROXY protocol record of every entry (2 words), allocated with the first CONN_F_PP entry. */
+  private pp: Int32Array | null = null;
 
   /** `seed` perturbs the hash (the kernel's ip_vs_conn_rnd); inject randomness to resist flooding. */
-  constructor(capacity: number, seed = 0) {
+  constructor(capacity: number, seed = 0, alloc: TableAlloc = plainAlloc) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_CAPACITY) {
       throw new RangeError(`connection table capacity must be an integer in 1..${MAX_CAPACITY}`);
     }
     this.capacity = capacity;
     this.seed = seed | 0;
     const nodes = capacity + TIMER_SLOTS + 1;
-    const buf = new ArrayBuffer(nodes * STRIDE * 4);
-    this.h = new Int32Array(buf);
-    this.hf = new Float64Array(buf);
-    this.cold = new Int32Array(nodes * CSTRIDE);
+    const buf = alloc(nodes * STRIDE * 4);
+    this.h = new Int32Array(buf, 0, nodes * STRIDE);
+    this.hf = new Float64Array(buf, 0, (nodes * STRIDE) >> 1);
+    this.cold = new Int32Array(alloc(nodes * CSTRIDE * 4), 0, nodes * CSTRIDE);
     const h = this.h;
     const c = this.cold;
     let buckets = 1;
     while (buckets < capacity) buckets *= 2;
     this.bucketMask = buckets - 1;
-    this.inHead = new Int32Array(buckets).fill(-1);
-    this.outHead = new Int32Array(buckets).fill(-1);
+    this.inHead = new Int32Array(alloc(buckets * 4), 0, buckets).fill(-1);
+    this.outHead = new Int32Array(alloc(buckets * 4), 0, buckets).fill(-1);
     for (let i = 0; i < nodes; i++) {
       const b = i << SHIFT;
       h[b + H_DEST] = -1;
@@ -446,6 +471,43 @@ export class ConnTable {
     h[b + H_DADDR] = fold(d6);
     h[b + H_LADDR] = fold(l6);
     h[b + H_META] |= META_DEST_IPV6;
+  }
+
+  /**
+   * The destination alone becomes IPv6 (an IPv4 client tunnelled to an IPv6 real server, TUN across
+   * families): daddr becomes d6 (its fold in the hot record). laddr is left as it is: such an entry
+   * is never hashed in OUT (its replies do not cross the director), so it is never compared.
+   */
+  setDest6(cx: number, d6: Int32Array): void {
+    const a = this.addr6Array();
+    const i = cx << SHIFT6;
+    for (let k = 0; k < 4; k++) a[i + A6_DADDR + k] = d6[k];
+    const b = cx << SHIFT;
+    this.h[b + H_DADDR] = fold(d6);
+    this.h[b + H_META] |= META_DEST_IPV6;
+  }
+
+  /** PROXY protocol: the client's first data sequence number (ISN + 1), as int32 bits. */
+  ppIsnOf(cx: number): number {
+    const p = this.pp;
+    return p === null ? 0 : p[cx << 1];
+  }
+
+  /** PROXY protocol: the header's length, version and state (fullnat.ts PPW_*). */
+  ppWordOf(cx: number): number {
+    const p = this.pp;
+    return p === null ? 0 : p[(cx << 1) + 1];
+  }
+
+  /** Sets the PP record (the caller sets CONN_F_PP). */
+  setPp(cx: number, isn1: number, word: number): void {
+    let p = this.pp;
+    if (p === null) {
+      p = new Int32Array(this.capacity << 1);
+      this.pp = p;
+    }
+    p[cx << 1] = isn1 | 0;
+    p[(cx << 1) + 1] = word | 0;
   }
 
   private addr6Array(): Int32Array {
@@ -972,6 +1034,7 @@ export class ConnTable {
       this.h.byteLength +
       this.cold.byteLength +
       (this.a6 === null ? 0 : this.a6.byteLength) +
+      (this.pp === null ? 0 : this.pp.byteLength) +
       this.inHead.byteLength +
       this.outHead.byteLength +
       this.embRing.byteLength

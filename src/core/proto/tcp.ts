@@ -6,7 +6,9 @@
 // (syn, fin, ack, rst), each row indexed by the current state. The rows are those of mainline
 // since the sloppy-TCP change (Linux 3.12): an ACK seen in NONE (input and input-only) leads to
 // ESTABLISHED, which is how a sloppy_tcp connection created mid-stream gets established.
-// The secure_tcp table (tcp_states_dos) is not modelled.
+// The secure_tcp defence (defense.ts) switches to the kernel's second table, tcp_states_dos
+// (tcp_timeout_change): a client's ACK does not establish a connection until the real server's
+// SYN-ACK was seen (SYN_RECV → SYNACK on output), so a flood of spoofed handshakes stays embryonic.
 
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../packet/flow.js";
 
@@ -61,8 +63,9 @@ const sCL = TCP_S_CLOSE;
 const sCW = TCP_S_CLOSE_WAIT;
 const sLA = TCP_S_LAST_ACK;
 const sLI = TCP_S_LISTEN;
+const sSA = TCP_S_SYNACK;
 
-// (No transition leads to NONE or SYNACK, so those two aliases are not needed.)
+// (No transition leads to NONE, so that alias is not needed.)
 
 /** tcp_states[DIR + EVENT][state]: 12 rows of TCP_S_LAST next states. */
 // biome-ignore format: laid out like the kernel's table
@@ -85,8 +88,36 @@ export const TCP_STATES: readonly (readonly number[])[] = [
   /* rst */    [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL],
 ];
 
-// The same table flattened for the per-packet lookup: FLAT[(dir + ev) * TCP_S_LAST + state].
-const FLAT = Uint8Array.from(TCP_STATES.flat());
+/**
+ * tcp_states_dos (ip_vs_proto_tcp.c, mainline since the sloppy-TCP change): the table secure_tcp
+ * selects. Differences from tcp_states: INPUT syn/fin/ack in SYNACK stay SYNACK, INPUT ack in
+ * SYN_RECV stays SYN_RECV, OUTPUT syn in SYN_RECV or SYNACK goes to SYNACK, INPUT-ONLY syn goes to
+ * SYNACK (except from ESTABLISHED, SYN_SENT and SYN_RECV).
+ */
+// biome-ignore format: laid out like the kernel's table
+export const TCP_STATES_DOS: readonly (readonly number[])[] = [
+  /*            sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
+  /* INPUT */
+  /* syn */    [sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSA],
+  /* fin */    [sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sSA],
+  /* ack */    [sES, sES, sSS, sSR, sFW, sTW, sCL, sCW, sCL, sLI, sSA],
+  /* rst */    [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL],
+  /* OUTPUT */
+  /* syn */    [sSS, sES, sSS, sSA, sSS, sSS, sSS, sSS, sSS, sLI, sSA],
+  /* fin */    [sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW],
+  /* ack */    [sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES],
+  /* rst */    [sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL],
+  /* INPUT-ONLY */
+  /* syn */    [sSA, sES, sES, sSR, sSA, sSA, sSA, sSA, sSA, sSA, sSA],
+  /* fin */    [sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW],
+  /* ack */    [sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES],
+  /* rst */    [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL],
+];
+
+// Both tables flattened for the per-packet lookup, tcp_states then tcp_states_dos:
+// FLAT[(dos ? DOS_BASE : 0) + (dir + ev) * TCP_S_LAST + state].
+const DOS_BASE = TCP_STATES.length * TCP_S_LAST;
+const FLAT = Uint8Array.from([...TCP_STATES.flat(), ...TCP_STATES_DOS.flat()]);
 
 /** tcp_state_idx: the event row of a segment, priority rst > syn > fin > ack; -1 for none. */
 export function tcpEventIndex(tcpFlags: number): number {
@@ -102,11 +133,18 @@ export function tcpEventIndex(tcpFlags: number): number {
  * (DIR_INPUT or DIR_OUTPUT). With `noOutput` (IP_VS_CONN_F_NOOUTPUT still set) input
  * segments use the INPUT_ONLY block; clearing the flag on the first output segment is the
  * caller's business. A segment without any of the four flags leaves the state unchanged.
- * States outside 0..TCP_S_LAST-1 are returned unchanged.
+ * States outside 0..TCP_S_LAST-1 are returned unchanged. `dos`: the secure_tcp table
+ * (tcp_states_dos) is in use.
  */
-export function tcpNextState(state: number, dir: number, tcpFlags: number, noOutput: boolean): number {
+export function tcpNextState(
+  state: number,
+  dir: number,
+  tcpFlags: number,
+  noOutput: boolean,
+  dos = false,
+): number {
   const ev = tcpEventIndex(tcpFlags);
   if (ev < 0 || state < 0 || state >= TCP_S_LAST) return state;
   const off = noOutput && dir === DIR_INPUT ? DIR_INPUT_ONLY : dir;
-  return FLAT[(off + ev) * TCP_S_LAST + state];
+  return FLAT[(dos ? DOS_BASE : 0) + (off + ev) * TCP_S_LAST + state];
 }

@@ -3,12 +3,11 @@
 // weights ignored; the bucket is hash_32(daddr, 8). A bucket whose dest is removed, quiesced or
 // overloaded yields no destination (no fallback). Like the kernel, only add/del rebuild the table
 // (there is no upd_dest hook).
-import { formatIPv4 } from "../addr.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import type { Service } from "../service.js";
 import type { SchedDetail, Scheduler } from "./types.js";
-import { hash32 } from "./util.js";
+import { flowDaddrText, hash32 } from "./util.js";
 
 export const DH_TAB_BITS = 8;
 export const DH_TAB_SIZE = 1 << DH_TAB_BITS;
@@ -55,7 +54,7 @@ export function createDh(): Scheduler {
       return {
         rule: "destination hashing: bucket hash_32(packet's destination address, 8) of 256, dealt to the destinations in list order; an unavailable bucket destination means no destination",
         figures: {
-          hashed: formatIPv4(flow.daddr),
+          hashed: flowDaddrText(flow),
           bucket,
           buckets: DH_TAB_SIZE,
           bucketDest: d,

@@ -6,7 +6,6 @@
 // missing or overloaded (active > weight while some dest has active*2 < weight) makes weighted
 // least-connection over the whole service pick a dest, which joins the set. Garbage collection
 // of whole entries is lblc's (60 s timer, 6 min / 24 h), run lazily from ctx.now.
-import { formatIPv4 } from "../addr.js";
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD, type Dest, destOverhead } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import type { Service } from "../service.js";
@@ -15,27 +14,45 @@ import {
   doneLocality,
   initLocality,
   LBLC_DEFAULT_EXPIRATION_MS,
+  type LocalityEntry,
   type LocalityState,
   lblcOverloaded,
+  localityAdd,
+  localityGet,
   localityLookup,
   localityState,
   overloadFigures,
 } from "./lblc.js";
 import type { Figure, SchedContext, SchedDetail, Scheduler } from "./types.js";
-import { wlcFigures, wlcSelect } from "./util.js";
+import { destText, flowDaddrText, wlcFigures, wlcSelect } from "./util.js";
 
-interface LblcrEntry {
+interface LblcrEntry extends LocalityEntry {
   set: Dest[];
   lastmod: number;
-  lastuse: number;
 }
 
 export type LblcrState = LocalityState<LblcrEntry>;
+
+const newEntry = (dest: Dest, now: number): LblcrEntry => ({
+  set: [dest],
+  lastmod: now,
+  lastuse: now,
+  w0: 0,
+  w1: 0,
+  w2: 0,
+  w3: 0,
+  next: null,
+});
 
 const copyEntry = (e: LblcrEntry): LblcrEntry => ({
   set: e.set.slice(),
   lastmod: e.lastmod,
   lastuse: e.lastuse,
+  w0: e.w0,
+  w1: e.w1,
+  w2: e.w2,
+  w3: e.w3,
+  next: null,
 });
 
 /** ip_vs_dest_set_min: the seed must be non-overloaded, weighted and available. */
@@ -99,17 +116,11 @@ export function createLblcr(expiration = LBLC_DEFAULT_EXPIRATION_MS): Scheduler 
     },
     explain(svc: Service, flow: Flow, ctx: SchedContext): SchedDetail {
       const now = ctx.now;
-      const { entry: en, tableSize } = localityLookup<LblcrEntry>(
-        svc,
-        flow.daddr,
-        now,
-        expiration,
-        copyEntry,
-      );
+      const { entry: en, tableSize } = localityLookup<LblcrEntry>(svc, flow, now, expiration, copyEntry);
       let figures: Record<string, Figure | Dest> = {
-        key: formatIPv4(flow.daddr),
+        key: flowDaddrText(flow),
         tableSize,
-        set: en === undefined ? null : en.set.map((d) => `${formatIPv4(d.addr)}:${d.port}`).join(" "),
+        set: en === undefined ? null : en.set.map(destText).join(" "),
         entryIdleMs: en === undefined ? null : now - en.lastuse,
       };
       let path: string;
@@ -136,7 +147,7 @@ export function createLblcr(expiration = LBLC_DEFAULT_EXPIRATION_MS): Scheduler 
     schedule(svc: Service, flow: Flow, ctx: SchedContext): Dest | null {
       const now = ctx.now;
       const st = localityState<LblcrEntry>(svc, now, expiration);
-      const en = st.table.get(flow.daddr);
+      const en = localityGet(st, flow);
       if (en !== undefined) {
         en.lastuse = now;
         let dest = setMin(en.set);
@@ -159,7 +170,7 @@ export function createLblcr(expiration = LBLC_DEFAULT_EXPIRATION_MS): Scheduler 
       }
       const dest = wlcSelect(svc.dests);
       if (dest === null) return null;
-      if (!st.dead) st.table.set(flow.daddr, { set: [dest], lastmod: now, lastuse: now });
+      if (!st.dead) localityAdd(st, flow, newEntry(dest, now));
       return dest;
     },
   };

@@ -9,12 +9,11 @@
 // "unavailable" at lookup — no destination, or with mh-fallback (SVC_F_SCHED1) the slots
 // h1(saddr + port + roffset) % M for roffset = ihash, ihash+1, ... are tried. mh-port
 // (SVC_F_SCHED2) adds the source port to the key.
-import { formatIPv4 } from "../addr.js";
 import { DEST_F_OVERLOAD, type Dest } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import { type Service, SVC_F_SCHED_MH_FALLBACK, SVC_F_SCHED_MH_PORT } from "../service.js";
 import type { SchedDetail, Scheduler } from "./types.js";
-import { fls, gcd, hashPort, hsiphash1u32 } from "./util.js";
+import { flowSaddrText, fls, gcd, hashPort, hsiphash1u32 } from "./util.js";
 
 export const MH_PRIMES: readonly number[] = [251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071];
 const MH_TAB_INDEX_CONFIG = 12;
@@ -175,7 +174,7 @@ export function createMh(): Scheduler {
       return {
         rule: "Maglev hashing: lookup-table slot hsiphash(client address + port if mh-port) mod 4093, slots dealt by each destination's permutation in proportion to its weight; an unavailable slot destination means no destination, unless mh-fallback walks on",
         figures: {
-          hashed: portFlag ? `${formatIPv4(flow.saddr)} + port ${port}` : formatIPv4(flow.saddr),
+          hashed: portFlag ? `${flowSaddrText(flow)} + port ${port}` : flowSaddrText(flow),
           hash,
           slot,
           slots: MH_TAB_SIZE,

@@ -5,12 +5,11 @@
 // quiesced or overloaded bucket dest gives no destination, unless sh-fallback (SVC_F_SCHED1): then
 // the kernel tries bucket (offset + 2*ihash) & 255 for offset = 0..255 — ip_vs_sh_get_fallback
 // adds ihash to the rotating offset and hashkey adds the offset to the hash again.
-import { formatIPv4 } from "../addr.js";
 import { DEST_F_OVERLOAD, type Dest } from "../dest.js";
 import type { Flow } from "../packet/flow.js";
 import { type Service, SVC_F_SCHED_SH_FALLBACK, SVC_F_SCHED_SH_PORT } from "../service.js";
 import type { SchedDetail, Scheduler } from "./types.js";
-import { hash32, hashPort } from "./util.js";
+import { flowSaddrText, hash32, hashPort } from "./util.js";
 
 export const SH_TAB_BITS = 8;
 export const SH_TAB_SIZE = 1 << SH_TAB_BITS;
@@ -92,7 +91,7 @@ export function createSh(): Scheduler {
       return {
         rule: "source hashing: bucket hash_32(client address + port if sh-port, 8) of 256, weight consecutive buckets per destination; an unavailable bucket destination means no destination, unless sh-fallback walks on",
         figures: {
-          hashed: portFlag ? `${formatIPv4(flow.saddr)} + port ${port}` : formatIPv4(flow.saddr),
+          hashed: portFlag ? `${flowSaddrText(flow)} + port ${port}` : flowSaddrText(flow),
           bucket: ihash,
           buckets: SH_TAB_SIZE,
           bucketDest: d,

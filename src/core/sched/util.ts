@@ -1,6 +1,7 @@
 // Helpers shared by the schedulers: the availability test most of them apply, the kernel's
 // gcd/fls/hash_32, weighted least-connection selection (ip_vs_wlc.c, reused by lblc/lblcr),
 // and hsiphash as the 64-bit kernel computes it (lib/siphash.c), for mh.
+import { formatIPv4, ipv6WordsText } from "../addr.js";
 import { DEST_F_OVERLOAD, type Dest, destOverhead } from "../dest.js";
 import { type Flow, IPPROTO_TCP, IPPROTO_UDP } from "../packet/flow.js";
 import type { Service } from "../service.js";
@@ -96,6 +97,21 @@ export function peekSchedule(
   } finally {
     svc.schedData = live;
   }
+}
+
+/** explain: the packet's source address as text (IPv6 from its words, not the fold the hashes read). */
+export function flowSaddrText(f: Flow): string {
+  return f.af === 6 ? ipv6WordsText(f.s6) : formatIPv4(f.saddr);
+}
+
+/** explain: the packet's destination address as text. */
+export function flowDaddrText(f: Flow): string {
+  return f.af === 6 ? ipv6WordsText(f.d6) : formatIPv4(f.daddr);
+}
+
+/** explain: a destination as ipvsadm -Ln names it, ADDR:PORT or [ADDR6]:PORT. */
+export function destText(d: Dest): string {
+  return d.addr6 !== null ? `[${ipv6WordsText(d.addr6)}]:${d.port}` : `${formatIPv4(d.addr)}:${d.port}`;
 }
 
 /** A ratio for explanations: 3 decimals, null for a zero divisor. */

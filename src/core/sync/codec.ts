@@ -18,18 +18,32 @@
 // at a time (an unknown mandatory option, persistence-engine data without the engine) are
 // counted and skipped. It never throws.
 //
-// IPv6: an entry is one family (ip_vs_sync_conn_v1 lays it out by cp->af, all three addresses of
-// that family), so the format carries IPv6 connections whose real server is IPv6 too, never
-// tsvs's mixed-family ones (NAT64: the kernel refuses sync with mixed-family pools). v0 has no
-// IPv6 at all: ip_vs_sync_conn_v0 returns on cp->af != AF_INET, and its decoder reads IPv4 only.
+// IPv6: an entry is one family (ip_vs_sync_conn lays it out by cp->af, all three addresses of
+// that family). v0 has no IPv6 at all: ip_vs_sync_conn_v0 returns on cp->af != AF_INET, and its
+// decoder reads IPv4 only.
 //
-// tsvs adds one option: FULLNAT's local address and port (IPVS_OPT_TSVS_LOCAL, 6 bytes: be32
-// laddr, be16 lport). Its type has IPVS_OPT_F_PARAM set and a number the kernel does not use
-// (8; the kernel switches on type & ~F_PARAM, so 1..3 with the bit would be taken as its own),
-// so a kernel backup skips it as an optional parameter.
+// tsvs adds two options for FULLNAT's local end. Their types have IPVS_OPT_F_PARAM set and numbers
+// the kernel does not use (the kernel switches on type & ~F_PARAM, so 1..3 with the bit would be
+// taken as its own), so a kernel backup skips them as optional parameters:
+//   IPVS_OPT_TSVS_LOCAL   8|F_PARAM, 6 bytes: be32 laddr, be16 lport (an IPv4 local address);
+//   IPVS_OPT_TSVS_LOCAL6  9|F_PARAM, 18 bytes: the IPv6 laddr, be16 lport.
+// and one for FULLNAT's PROXY protocol state (the shift every later packet of the connection
+// needs; without it a backup would forward the client's data unshifted):
+//   IPVS_OPT_TSVS_PP     10|F_PARAM, 8 bytes: be32 the client's first data sequence number,
+//                        be32 the header's length, version and state (xmit/fullnat.ts PPW_*).
+// and one for the SYN proxy's translation of an established connection (NAT or FULLNAT; without
+// it a backup would forward the real server's sequence numbers untranslated):
+//   IPVS_OPT_TSVS_SYNPROXY 11|F_PARAM, 12 bytes: be32 the sequence delta, be32 the TSval delta,
+//                        be32 the option bits (synproxy.ts syncState).
+// NAT64 (DPVS's: an IPv6 client and VIP, an IPv4 real server and local address) has no layout of
+// its own, and the kernel never syncs mixed families. tsvs writes it as an IPv6 entry whose daddr
+// is the real server as an IPv4-mapped address (::ffff:a.b.c.d), a form no IPv6 destination can
+// have (ip_vs_new_dest wants ipv6_addr_type unicast), with the IPv4 local option (a template: no
+// option). A kernel backup, which has no FULLNAT, finds no such destination and keeps the entry
+// unbound, as for any FULLNAT one.
 
 import { ipv6Fold } from "../addr.js";
-import { SA6_CADDR, SA6_DADDR, SA6_VADDR, type SyncConn } from "./types.js";
+import { SA6_CADDR, SA6_DADDR, SA6_LADDR, SA6_VADDR, type SyncConn } from "./types.js";
 
 export const SYNC_MESG_V0_HDR = 4;
 export const SYNC_MESG_HDR = 8;
@@ -54,6 +68,17 @@ export const IPVS_OPT_F_PARAM = 0x40;
 /** tsvs: FULLNAT laddr (be32) and lport (be16). */
 export const IPVS_OPT_TSVS_LOCAL = IPVS_OPT_F_PARAM | 8;
 const TSVS_LOCAL_LEN = 6;
+/** tsvs: FULLNAT's IPv6 laddr (16 bytes) and lport (be16). */
+export const IPVS_OPT_TSVS_LOCAL6 = IPVS_OPT_F_PARAM | 9;
+const TSVS_LOCAL6_LEN = 18;
+/** tsvs: FULLNAT's PROXY protocol state. */
+export const IPVS_OPT_TSVS_PP = IPVS_OPT_F_PARAM | 10;
+const TSVS_PP_LEN = 8;
+/** tsvs: the SYN proxy's translation of an established connection. */
+export const IPVS_OPT_TSVS_SYNPROXY = IPVS_OPT_F_PARAM | 11;
+const TSVS_SP_LEN = 12;
+/** ::ffff:0:0/96's third word: a NAT64 entry's daddr is the IPv4 real server mapped. */
+const V4_MAPPED_WORD = 0xffff;
 const IP_VS_PEDATA_MAXLEN = 255;
 const IP_VS_PENAME_MAXLEN = 16;
 // Which options an entry carried (the kernel's opt_flags), to refuse duplicates.
@@ -61,6 +86,9 @@ const SEEN_SEQ = 1;
 const SEEN_PE_DATA = 2;
 const SEEN_PE_NAME = 4;
 const SEEN_LOCAL = 8;
+const SEEN_LOCAL6 = 16;
+const SEEN_PP = 32;
+const SEEN_SP = 64;
 
 // IP_VS_CONN_F_* as the sync protocol carries them (include/uapi/linux/ip_vs.h).
 export const SYNC_F_FWD_MASK = 0x0007;
@@ -147,6 +175,7 @@ function fail(reason: SyncDropReason, conns: number): SyncDecodeResult {
 export function emptySyncConn(): SyncConn {
   return {
     af: 4,
+    daf: 4,
     proto: 0,
     caddr: 0,
     cport: 0,
@@ -160,7 +189,14 @@ export function emptySyncConn(): SyncConn {
     timeoutS: null,
     laddr: 0,
     lport: 0,
-    a6: new Int32Array(12),
+    pp: false,
+    ppIsn: 0,
+    ppWord: 0,
+    sp: false,
+    spSeqd: 0,
+    spTsd: 0,
+    spOpt: 0,
+    a6: new Int32Array(16),
   };
 }
 
@@ -207,6 +243,9 @@ function decodeV0(
     const size = (flags & SYNC_F_SEQ_MASK) !== 0 ? SYNC_CONN_V0_FULL_SIZE : SYNC_CONN_V0_SIZE;
     if (p + size > len) return fail("truncated", i);
     c.af = 4;
+    c.daf = 4;
+    c.pp = false;
+    c.sp = false;
     c.proto = buf[p + 1];
     c.cport = u16(buf, p + 2);
     c.vport = u16(buf, p + 4);
@@ -277,11 +316,34 @@ function decodeV1(
           seen |= SEEN_PE_NAME;
           break;
         default:
-          if (ot === IPVS_OPT_TSVS_LOCAL) {
-            if (ol !== TSVS_LOCAL_LEN || (seen & SEEN_LOCAL) !== 0) return fail("option", conns);
-            seen |= SEEN_LOCAL;
-            laddr = u32(buf, q);
-            lport = u16(buf, q + 4);
+          if (ot === IPVS_OPT_TSVS_SYNPROXY) {
+            if (ol !== TSVS_SP_LEN || (seen & SEEN_SP) !== 0) return fail("option", conns);
+            seen |= SEEN_SP;
+            c.spSeqd = u32(buf, q) | 0;
+            c.spTsd = u32(buf, q + 4) | 0;
+            c.spOpt = u32(buf, q + 8) | 0;
+          } else if (ot === IPVS_OPT_TSVS_PP) {
+            if (ol !== TSVS_PP_LEN || (seen & SEEN_PP) !== 0) return fail("option", conns);
+            seen |= SEEN_PP;
+            c.ppIsn = u32(buf, q);
+            c.ppWord = u32(buf, q + 4);
+          } else if (ot === IPVS_OPT_TSVS_LOCAL || ot === IPVS_OPT_TSVS_LOCAL6) {
+            // One local end per entry, of a family the entry can have: IPv6 only on an IPv6 one.
+            const six = ot === IPVS_OPT_TSVS_LOCAL6;
+            if (
+              ol !== (six ? TSVS_LOCAL6_LEN : TSVS_LOCAL_LEN) ||
+              (seen & (SEEN_LOCAL | SEEN_LOCAL6)) !== 0 ||
+              (six && fixed !== SYNC_V6_SIZE)
+            )
+              return fail("option", conns);
+            seen |= six ? SEEN_LOCAL6 : SEEN_LOCAL;
+            if (six) {
+              for (let k = 0; k < 4; k++) c.a6[SA6_LADDR + k] = u32(buf, q + 4 * k);
+              lport = u16(buf, q + 16);
+            } else {
+              laddr = u32(buf, q);
+              lport = u16(buf, q + 4);
+            }
           } else if ((ot & IPVS_OPT_F_PARAM) === 0) {
             // An unknown mandatory parameter: this entry cannot be processed (kernel retc 20).
             skip = true;
@@ -296,6 +358,8 @@ function decodeV1(
     else {
       c.proto = buf[p + 1];
       c.flags = u32(buf, p + 4);
+      c.pp = (seen & SEEN_PP) !== 0;
+      c.sp = (seen & SEEN_SP) !== 0;
       c.state = u16(buf, p + 8);
       c.cport = u16(buf, p + 10);
       c.vport = u16(buf, p + 12);
@@ -308,13 +372,24 @@ function decodeV1(
         c.af = 6;
         c.caddr = ipv6Fold(a, SA6_CADDR);
         c.vaddr = ipv6Fold(a, SA6_VADDR);
-        c.daddr = ipv6Fold(a, SA6_DADDR);
-        // tsvs's local-end option is IPv4 (FULLNAT has no IPv6 local addresses).
-        c.laddr = 0;
-        c.lport = 0;
+        c.lport = lport;
+        // A mapped daddr is NAT64's IPv4 real server (the kernel refuses a mapped destination:
+        // ipv6_addr_type gives it no unicast bit); the local option's family must agree.
+        const mapped = a[SA6_DADDR] === 0 && a[SA6_DADDR + 1] === 0 && a[SA6_DADDR + 2] === V4_MAPPED_WORD;
+        if (mapped ? (seen & SEEN_LOCAL6) !== 0 : (seen & SEEN_LOCAL) !== 0) return fail("option", conns);
+        if (mapped) {
+          c.daf = 4;
+          c.daddr = a[SA6_DADDR + 3] >>> 0;
+          c.laddr = laddr;
+        } else {
+          c.daf = 6;
+          c.daddr = ipv6Fold(a, SA6_DADDR);
+          c.laddr = (seen & SEEN_LOCAL6) !== 0 ? ipv6Fold(a, SA6_LADDR) : 0;
+        }
         v6++;
       } else {
         c.af = 4;
+        c.daf = 4;
         c.caddr = u32(buf, p + 24);
         c.vaddr = u32(buf, p + 28);
         c.daddr = u32(buf, p + 32);
@@ -350,7 +425,7 @@ export class SyncWriter {
    * least one entry of the largest kind whatever maxlen says.
    */
   constructor(maxlen: number) {
-    const largest = SYNC_MESG_HDR + Math.max(SYNC_V6_SIZE, SYNC_V4_SIZE + 2 + TSVS_LOCAL_LEN);
+    const largest = SYNC_MESG_HDR + SYNC_V6_SIZE + 2 + TSVS_LOCAL6_LEN + 2 + TSVS_PP_LEN;
     this.buf = new Uint8Array(Math.max(Math.floor(maxlen) || 0, largest));
   }
 
@@ -381,7 +456,8 @@ export class SyncWriter {
    * Appends one connection; false when no message is begun or it does not fit (by size or by
    * the 255 entries nr_conns can count). v0 cannot carry timeouts, fwmarks nor FULLNAT's local
    * end: it writes what its 24 bytes hold; nor IPv6 (false: the caller keeps IPv6 out of v0, as
-   * ip_vs_sync_conn_v0 does). An IPv6 entry is struct ip_vs_sync_v6, without tsvs's option.
+   * ip_vs_sync_conn_v0 does). An IPv6 entry is struct ip_vs_sync_v6; a FULLNAT one carries its
+   * local end as the IPv6 option, a NAT64 one (daf 4) as the IPv4 option beside a mapped daddr.
    */
   add(c: SyncConn): boolean {
     if (this.ver < 0 || this.nr >= SYNC_MAX_CONNS) return false;
@@ -406,12 +482,15 @@ export class SyncWriter {
       this.nr++;
       return true;
     }
+    const nat64 = v6 && c.daf === 4;
     const local =
-      !v6 &&
-      (flags & (SYNC_F_FWD_MASK | SYNC_F_TEMPLATE)) === FWD_FULLNAT &&
-      (c.laddr !== 0 || c.lport !== 0);
+      (flags & (SYNC_F_FWD_MASK | SYNC_F_TEMPLATE)) === FWD_FULLNAT && (c.laddr !== 0 || c.lport !== 0);
+    const local6 = local && v6 && !nat64;
     const fixed = v6 ? SYNC_V6_SIZE : SYNC_V4_SIZE;
-    const size = fixed + (local ? 2 + TSVS_LOCAL_LEN : 0);
+    const pp = c.pp && (flags & (SYNC_F_FWD_MASK | SYNC_F_TEMPLATE)) === FWD_FULLNAT;
+    const localLen = local ? 2 + (local6 ? TSVS_LOCAL6_LEN : TSVS_LOCAL_LEN) : 0;
+    const sp = c.sp && (flags & SYNC_F_TEMPLATE) === 0;
+    const size = fixed + localLen + (pp ? 2 + TSVS_PP_LEN : 0) + (sp ? 2 + TSVS_SP_LEN : 0);
     const pad = (4 - this.off) & 3;
     if (this.off + pad + size > b.length) return false;
     let p = this.off;
@@ -428,17 +507,43 @@ export class SyncWriter {
     put32(b, p + 20, c.timeoutS ?? 0);
     if (v6) {
       const a = c.a6;
-      for (let k = 0; k < 12; k++) put32(b, p + 24 + 4 * k, a[k]);
+      for (let k = 0; k < 8; k++) put32(b, p + 24 + 4 * k, a[k]);
+      if (nat64) {
+        put32(b, p + 56, 0);
+        put32(b, p + 60, 0);
+        put32(b, p + 64, V4_MAPPED_WORD);
+        put32(b, p + 68, c.daddr);
+      } else for (let k = 8; k < 12; k++) put32(b, p + 24 + 4 * k, a[k]);
     } else {
       put32(b, p + 24, c.caddr);
       put32(b, p + 28, c.vaddr);
       put32(b, p + 32, c.daddr);
     }
-    if (local) {
-      b[p + 36] = IPVS_OPT_TSVS_LOCAL;
-      b[p + 37] = TSVS_LOCAL_LEN;
-      put32(b, p + 38, c.laddr);
-      put16(b, p + 42, c.lport);
+    if (local6) {
+      b[p + fixed] = IPVS_OPT_TSVS_LOCAL6;
+      b[p + fixed + 1] = TSVS_LOCAL6_LEN;
+      for (let k = 0; k < 4; k++) put32(b, p + fixed + 2 + 4 * k, c.a6[SA6_LADDR + k]);
+      put16(b, p + fixed + 18, c.lport);
+    } else if (local) {
+      b[p + fixed] = IPVS_OPT_TSVS_LOCAL;
+      b[p + fixed + 1] = TSVS_LOCAL_LEN;
+      put32(b, p + fixed + 2, c.laddr);
+      put16(b, p + fixed + 6, c.lport);
+    }
+    if (pp) {
+      const o = p + fixed + localLen;
+      b[o] = IPVS_OPT_TSVS_PP;
+      b[o + 1] = TSVS_PP_LEN;
+      put32(b, o + 2, c.ppIsn);
+      put32(b, o + 6, c.ppWord);
+    }
+    if (sp) {
+      const o = p + fixed + localLen + (pp ? 2 + TSVS_PP_LEN : 0);
+      b[o] = IPVS_OPT_TSVS_SYNPROXY;
+      b[o + 1] = TSVS_SP_LEN;
+      put32(b, o + 2, c.spSeqd);
+      put32(b, o + 6, c.spTsd);
+      put32(b, o + 10, c.spOpt);
     }
     this.off = p + size;
     this.nr++;

@@ -20,11 +20,20 @@
 // IPv6 (struct ip_vs_sync_v6): the same steps with the entry's words: the IN and template lookups
 // by folds confirmed by words, the service by its IPv6 VIP (findService6), the destination by
 // its IPv6 address and port; a new entry gets both sides IPv6 (the client is the reply's
-// destination: NAT's laddr). An IPv6 FULLNAT entry is ignored: tsvs has no IPv6 local addresses.
+// destination: NAT's laddr; FULLNAT's IPv6 local end from tsvs's option). A NAT64 entry (daf 4,
+// codec.ts) keeps an IPv6 client side and an IPv4 server side: its IPv4 real server and LIP. A
+// FULLNAT connection with the PROXY protocol gets its sequence state from tsvs's PP option.
 
 import { ipv6MaskWords } from "../addr.js";
 import type { ConnLife } from "../conn/life.js";
-import { A6_DADDR, CONN_F_SYNC, CONN_F_TOA_SENT, type ConnTable } from "../conn/table.js";
+import {
+  A6_DADDR,
+  CONN_F_PP,
+  CONN_F_SYNC,
+  CONN_F_SYNPROXY,
+  CONN_F_TOA_SENT,
+  type ConnTable,
+} from "../conn/table.js";
 import type { IpvsCtl } from "../ctl.js";
 import { type Dest, Fwd } from "../dest.js";
 import { Flow, IPPROTO_TCP, IPPROTO_UDP } from "../packet/flow.js";
@@ -41,7 +50,7 @@ import {
   SYNC_F_TEMPLATE,
 } from "./codec.js";
 import { syncWordInstalled } from "./policy.js";
-import { SA6_CADDR, SA6_DADDR, SA6_VADDR, type SyncConn } from "./types.js";
+import { SA6_CADDR, SA6_DADDR, SA6_LADDR, SA6_VADDR, type SyncConn } from "./types.js";
 
 /**
  * What became of one entry: created, updated in place, created in place of a connection to
@@ -61,6 +70,10 @@ const UDP_S_LAST = 1;
 /** What the installer reads and changes of the engine. */
 export interface SyncInstallDeps {
   readonly conns: ConnTable;
+  /** Installs a synced SYN-proxy connection's translation (synproxy.ts installSynced). */
+  readonly synproxy?: {
+    installSynced(cx: number, seqd: number, tsd: number, opt: number, capacity: number): void;
+  };
   readonly ctl: IpvsCtl;
   readonly life: ConnLife;
   readonly timeouts: Timeouts;
@@ -75,6 +88,7 @@ export class SyncInstaller {
   private readonly c6 = new Int32Array(4);
   private readonly v6 = new Int32Array(4);
   private readonly d6 = new Int32Array(4);
+  private readonly l6 = new Int32Array(4);
   private readonly snet6 = new Int32Array(4);
   private readonly tv6 = new Int32Array(4);
 
@@ -144,8 +158,11 @@ export class SyncInstaller {
       if (fwd > Fwd.FullNat) return "bad-state";
       let laddr = caddr;
       let lport = c.cport;
+      // IPv6 FULLNAT: the entry's server side is RIP6 → LIP6 (the option's words).
+      const fnat6 = v6 && c.daf === 6 && fwd === Fwd.FullNat && !template;
+      if (fnat6) this.l6.set(c.a6.subarray(SA6_LADDR, SA6_LADDR + 4));
       if (fwd === Fwd.FullNat && !template) {
-        if (c.laddr === 0 || v6) return "ignored";
+        if (c.laddr === 0 && c.lport === 0) return "ignored";
         laddr = c.laddr | 0;
         lport = c.lport;
       }
@@ -162,16 +179,32 @@ export class SyncInstaller {
         flags,
         dest,
         now,
+        fnat6 ? c.a6 : null,
+        SA6_LADDR,
       );
       if (cx < 0) return "full";
       if (v6) {
         t.setClient6(cx, c6, v6w);
-        t.setServer6(cx, this.d6, c6);
-        // The folds newSynced hashed by are the words' (re-hashed for setClient6's contract).
+        if (c.daf === 6) t.setServer6(cx, this.d6, fnat6 ? this.l6 : c6);
+        // newSynced hashed by the folds alone: again with the words (setClient6's contract).
         t.hash(cx);
       }
     }
 
+    // FULLNAT's PROXY protocol state: the shift the connection's later packets need.
+    if (c.pp && (t.flagsOf(cx) & (SYNC_F_FWD_MASK | SYNC_F_TEMPLATE)) === Fwd.FullNat) {
+      t.setPp(cx, c.ppIsn, c.ppWord);
+      t.setFlags(cx, t.flagsOf(cx) | CONN_F_PP);
+    }
+    // The SYN proxy's translation: the real server's numbers differ from the client's view by it.
+    const sp = this.e.synproxy;
+    if (c.sp && sp !== undefined && (t.flagsOf(cx) & SYNC_F_TEMPLATE) === 0) {
+      const fwd = t.flagsOf(cx) & SYNC_F_FWD_MASK;
+      if (fwd === Fwd.Masq || fwd === Fwd.FullNat) {
+        sp.installSynced(cx, c.spSeqd, c.spTsd, c.spOpt, t.capacity);
+        t.setFlags(cx, t.flagsOf(cx) | CONN_F_SYNPROXY);
+      }
+    }
     t.setInPkts(cx, this.e.sysctls.syncThreshold);
     t.setState(cx, state);
     t.setSyncWord(cx, syncWordInstalled(state));
@@ -183,8 +216,9 @@ export class SyncInstaller {
   /** Is the entry's real server the one c names (the same family, address and, for IPv6, words)? */
   private sameDaddr(cx: number, c: SyncConn, v6: boolean): boolean {
     const t = this.t;
-    if (t.isDestIpv6(cx) !== v6 || t.daddrOf(cx) !== c.daddr >>> 0) return false;
-    if (!v6) return true;
+    const d6 = v6 && c.daf === 6;
+    if (t.isDestIpv6(cx) !== d6 || t.daddrOf(cx) !== c.daddr >>> 0) return false;
+    if (!d6) return true;
     const a = t.addr6Words;
     return a !== null && sameWords6(a, (cx << 4) + A6_DADDR, this.d6, 0);
   }
@@ -216,7 +250,7 @@ export class SyncInstaller {
     const svc = this.findService(c, proto, template);
     if (svc === null) return undefined;
     const addr = c.daddr >>> 0;
-    const a6 = c.af === 6 ? c.a6 : null;
+    const a6 = c.af === 6 && c.daf === 6 ? c.a6 : null;
     let port = c.dport;
     if (svc.fwmark !== 0 && (flags & SYNC_F_FWD_MASK) !== Fwd.Masq) port = 0;
     return lookupDest(svc, addr, a6, port) ?? lookupDest(svc, addr, a6, port ^ c.dport);

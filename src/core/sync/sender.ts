@@ -10,11 +10,13 @@
 // Per packet this allocates nothing: one scratch SyncConn is filled from the table and written.
 //
 // IPv6: an entry whose two sides are IPv6 is written as struct ip_vs_sync_v6 (v1) from the
-// words of the table's IPv6 record; v0 has no IPv6 layout and skips it with its controllers
-// (ip_vs_sync_conn_v0 returns on cp->af != AF_INET). A mixed-family entry (NAT64: IPv6 client
-// side, IPv4 real server) is never written: one entry has one family, and the kernel refuses
-// sync with mixed-family pools. Nor is an IPv6 FULLNAT one: its local end has no place in the
-// format (tsvs's option carries an IPv4 LIP) and a backup could not answer its replies.
+// words of the table's IPv6 record (an IPv6 FULLNAT one with its IPv6 local end, codec.ts); v0
+// has no IPv6 layout and skips it with its controllers (ip_vs_sync_conn_v0 returns on cp->af !=
+// AF_INET). Of the mixed-family entries only NAT64 (DPVS's FULLNAT from an IPv6 client to an IPv4
+// real server) is written, in codec.ts's tsvs form. A tunnel between families (an IPv4 client to
+// an IPv6 real server or the reverse) is not: the kernel's v1 entry has one family for all three
+// addresses (ip_vs_sync_conn writes cp->daddr in cp->af's layout), which is why ipvs refuses
+// mixed-family pools with a sync daemon running.
 //
 // Order within a message: the kernel writes a connection, then its template. tsvs writes the
 // template first (both when both are due) so that a tsvs backup finds the template when the
@@ -23,15 +25,19 @@
 import {
   A6_CADDR,
   A6_DADDR,
+  A6_LADDR,
   A6_VADDR,
   CONN_F_DEST_IPV6,
   CONN_F_IPV6,
+  CONN_F_PP,
+  CONN_F_SYNPROXY,
   type ConnTable,
 } from "../conn/table.js";
 import type { Dest } from "../dest.js";
 import { emptySyncConn, SYNC_F_FWD_MASK, SYNC_F_ONE_PACKET, SYNC_F_TEMPLATE, SyncWriter } from "./codec.js";
 import { syncNeeded } from "./policy.js";
-import { SA6_CADDR, SA6_DADDR, SA6_VADDR, type SyncConn, type SyncSysctls } from "./types.js";
+import { writeRefreshMarker } from "./refresh.js";
+import { SA6_CADDR, SA6_DADDR, SA6_LADDR, SA6_VADDR, type SyncConn, type SyncSysctls } from "./types.js";
 
 /** IPVS_SYNC_FLUSH_TIME: a partly filled message waits at most this long (ms). */
 export const SYNC_FLUSH_MS = 2000;
@@ -44,9 +50,16 @@ const MAX_CHAIN = 4;
 const FWD_FULLNAT = 5;
 const F_FAMILY = CONN_F_IPV6 | CONN_F_DEST_IPV6;
 
+/** NAT64: an IPv6 client side, an IPv4 server side, FULLNAT. */
+function nat64(flags: number): boolean {
+  return (flags & F_FAMILY) === CONN_F_IPV6 && (flags & SYNC_F_FWD_MASK) === FWD_FULLNAT;
+}
+
 /** What the sender reads of the engine. */
 export interface SyncSenderDeps {
   readonly conns: ConnTable;
+  /** The SYN proxy's translation of an established connection (synproxy.ts syncState). */
+  readonly synproxy?: { syncState(cx: number, out: Int32Array): boolean };
   readonly ctl: { destById(id: number): Dest | undefined };
   /** Read at every call: sysctl changes apply to the next packet. */
   readonly sysctls: SyncSysctls;
@@ -76,6 +89,8 @@ export class SyncSender {
   private readonly deps: SyncSenderDeps;
   private readonly w: SyncWriter;
   private readonly c: SyncConn = emptySyncConn();
+  /** syncState's output: seq delta, TSval delta, option bits. */
+  private readonly sp = new Int32Array(3);
   private readonly chain = new Int32Array(MAX_CHAIN);
   private readonly queueMax: number;
   private readonly flushMs: number;
@@ -109,7 +124,7 @@ export class SyncSender {
     const chain = this.chain;
     const flags = t.flagsOf(cx);
     const family = flags & F_FAMILY;
-    if (family !== 0 && (family !== F_FAMILY || v0 || (flags & SYNC_F_FWD_MASK) === FWD_FULLNAT)) return;
+    if (family !== 0 && (v0 || (family !== F_FAMILY && !nat64(flags)))) return;
     let n = 0;
     let c = cx;
     let pkts = (flags & SYNC_F_ONE_PACKET) !== 0 ? sc.syncThreshold : t.inPktsOf(cx);
@@ -128,6 +143,35 @@ export class SyncSender {
     if (n === 0) return;
     const version = v0 ? 0 : 1;
     for (let i = n - 1; i >= 0; i--) this.write(chain[i], version, now);
+  }
+
+  /**
+   * The table refresh (refresh.ts): writes entry cx as connIn would, whatever the policy says;
+   * false when it has no form in the sync version (the family rules of connIn).
+   */
+  writeEntry(cx: number, now: number): boolean {
+    const flags = this.t.flagsOf(cx);
+    const v0 = this.deps.sysctls.syncVersion === 0;
+    const family = flags & F_FAMILY;
+    if (family !== 0 && (v0 || (family !== F_FAMILY && !nat64(flags)))) return false;
+    const before = this.connsWritten;
+    this.write(cx, v0 ? 0 : 1, now);
+    return this.connsWritten !== before;
+  }
+
+  /** The refresh's end: the message being built is queued, then the marker (refresh.ts). */
+  queueRefreshMarker(worker: number, workers: number, _now: number): void {
+    const w = this.w;
+    if (w.version >= 0 && w.count > 0) this.queueCurrent();
+    if (this.queued.length >= this.queueMax) {
+      this.messagesDropped++;
+      return;
+    }
+    const buf = this.pool.pop() ?? new Uint8Array(this.maxlen);
+    const len = writeRefreshMarker(buf, this.syncid, worker, workers);
+    this.queued.push(buf.subarray(0, len));
+    this.queuedBufs.push(buf);
+    this.messagesQueued++;
   }
 
   /**
@@ -195,7 +239,9 @@ export class SyncSender {
     c.vport = t.vportOf(cx);
     c.daddr = t.daddrOf(cx);
     c.dport = t.dportOf(cx);
-    c.flags = flags & ~F_FAMILY;
+    // tsvs-private bits stay home: the family bits (the entry's layout says it), CONN_F_PP and
+    // CONN_F_SYNPROXY (their options carry the state).
+    c.flags = flags & ~(F_FAMILY | CONN_F_PP | CONN_F_SYNPROXY);
     c.state = t.stateOf(cx);
     // cp->fwmark is the packet's mark; tsvs keeps the service's (a fwmark template's vaddr).
     const svc = this.deps.ctl.destById(t.destOf(cx))?.svc;
@@ -204,11 +250,23 @@ export class SyncSender {
     const local = !template && (flags & SYNC_F_FWD_MASK) === FWD_FULLNAT;
     c.laddr = local ? t.laddrOf(cx) : 0;
     c.lport = local ? t.lportOf(cx) : 0;
+    c.pp = local && (flags & CONN_F_PP) !== 0;
+    c.ppIsn = c.pp ? t.ppIsnOf(cx) : 0;
+    c.ppWord = c.pp ? t.ppWordOf(cx) : 0;
+    const sp = this.deps.synproxy;
+    c.sp = !template && (flags & CONN_F_SYNPROXY) !== 0 && sp !== undefined && sp.syncState(cx, this.sp);
+    c.spSeqd = c.sp ? this.sp[0] : 0;
+    c.spTsd = c.sp ? this.sp[1] : 0;
+    c.spOpt = c.sp ? this.sp[2] : 0;
     c.af = (flags & CONN_F_IPV6) !== 0 ? 6 : 4;
+    c.daf = (flags & CONN_F_DEST_IPV6) !== 0 ? 6 : 4;
     if (c.af === 6) {
       t.addr6Of(cx, A6_CADDR, c.a6, SA6_CADDR);
       t.addr6Of(cx, A6_VADDR, c.a6, SA6_VADDR);
-      t.addr6Of(cx, A6_DADDR, c.a6, SA6_DADDR);
+      if (c.daf === 6) {
+        t.addr6Of(cx, A6_DADDR, c.a6, SA6_DADDR);
+        if (local) t.addr6Of(cx, A6_LADDR, c.a6, SA6_LADDR);
+      }
     }
 
     const w = this.w;

@@ -6,8 +6,13 @@
 
 /** One connection (or persistence template) as the sync protocol carries it. */
 export interface SyncConn {
-  /** 6: the kernel's cp->af is AF_INET6 (both sides IPv6: the format has one family per entry). */
+  /** 6: the kernel's cp->af is AF_INET6 (the client side is IPv6). */
   af: 4 | 6;
+  /**
+   * The real server's family (the kernel's cp->daf): af, except for tsvs's NAT64 entries (an IPv6
+   * client side, an IPv4 real server and local address), which codec.ts carries in its own way.
+   */
+  daf: 4 | 6;
   proto: number;
   caddr: number;
   cport: number;
@@ -22,12 +27,32 @@ export interface SyncConn {
   fwmark: number;
   /** Seconds (v1); v0 carries none (null: the backup uses the protocol's table). */
   timeoutS: number | null;
-  /** FULLNAT: the local address and port the connection left from (tsvs option); 0 when none. */
+  /**
+   * FULLNAT: the local address and port the connection left from (tsvs option); 0 when none. An
+   * IPv6 local address has its words in a6 (SA6_LADDR) and its fold here.
+   */
   laddr: number;
   lport: number;
   /**
-   * af 6: the words (addr.ts ipv6ToWords) of caddr (0..3), vaddr (4..7) and daddr (8..11);
-   * caddr, vaddr and daddr then hold their folds (ipv6Fold). Unread for af 4.
+   * FULLNAT with the PROXY protocol: the connection's sequence state (conn/table.ts ppIsnOf,
+   * ppWordOf), carried in tsvs's option; pp false when the connection has none.
+   */
+  pp: boolean;
+  ppIsn: number;
+  ppWord: number;
+  /**
+   * A SYN-proxy connection whose handshake with its real server is done: the translation every
+   * later packet needs (synproxy.ts syncState: seq delta, TSval delta, option bits), carried in
+   * tsvs's option; sp false when the connection has none.
+   */
+  sp: boolean;
+  spSeqd: number;
+  spTsd: number;
+  spOpt: number;
+  /**
+   * af 6: the words (addr.ts ipv6ToWords) of caddr (0..3), vaddr (4..7), daddr (8..11, when daf
+   * is 6) and an IPv6 FULLNAT laddr (12..15); the u32 fields then hold their folds (ipv6Fold).
+   * Unread for af 4.
    */
   a6: Int32Array;
 }
@@ -36,6 +61,7 @@ export interface SyncConn {
 export const SA6_CADDR = 0;
 export const SA6_VADDR = 4;
 export const SA6_DADDR = 8;
+export const SA6_LADDR = 12;
 
 export type SyncRole = "master" | "backup";
 
@@ -80,6 +106,13 @@ export interface SyncSysctls {
   syncVersion: number;
   /** 1: only templates of persistent services are synced. */
   syncPersistMode: number;
+  /**
+   * tsvs (core/sync/refresh.ts): the master re-sends its whole table when a peer joins. 0 off, 1
+   * when master and backup run together (active-active), 2 also with a master alone.
+   */
+  syncTableRefresh: number;
+  /** tsvs: the refresh's bound, messages per second per worker. */
+  syncTableRate: number;
 }
 
 export const SYNC_SYSCTL_DEFAULTS: SyncSysctls = {
@@ -89,4 +122,6 @@ export const SYNC_SYSCTL_DEFAULTS: SyncSysctls = {
   syncRetries: 0,
   syncVersion: 1,
   syncPersistMode: 0,
+  syncTableRefresh: 1,
+  syncTableRate: 4000,
 };

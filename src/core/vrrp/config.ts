@@ -1,7 +1,9 @@
 // VRRP configuration as data: what a keepalived.conf `vrrp_instance`, `vrrp_sync_group`,
 // `vrrp_script` and the `global_defs` keys that matter say, with keepalived's defaults applied by
 // the parser (src/config). The state machine (instance.ts) and the daemon read only this.
-// Addresses are u32 (IPv4; IPv6 instances come with the IPv6 issue).
+// An instance is IPv4 or IPv6 (`family`, from its virtual_ipaddress or native_ipv6, as keepalived
+// decides it): IPv4 addresses are u32, IPv6 ones text as formatIPv6 prints them (docs/ipv6.md's
+// convention: `addr6` beside an `addr` of 0). virtual_ipaddress_excluded may mix the two.
 
 export type VrrpStateName = "INIT" | "BACKUP" | "MASTER" | "FAULT" | "STOP";
 
@@ -15,8 +17,12 @@ export const VRRP_STATE_NUM: Readonly<Record<VrrpStateName, number>> = {
 };
 
 export interface VrrpAddr {
+  /** IPv4 (u32); 0 for an IPv6 address. */
   addr: number;
+  /** 0..32, or 0..128 for an IPv6 address. */
   prefix: number;
+  /** An IPv6 address (formatIPv6's text); absent for IPv4. */
+  addr6?: string;
   /** `dev X`: the interface the address lives on; default the instance's interface. */
   dev?: string;
 }
@@ -35,6 +41,13 @@ export interface VrrpInstanceConfig {
   /** `interface`: where adverts go and the addresses live. */
   iface: string;
   vrid: number;
+  /**
+   * 6: VRRPv3 over IPv6 (RFC 5798 §5.1.2: next header 112 to ff02::12, hop limit 255, the
+   * interface's link-local source), decided by the first virtual_ipaddress, unicast or multicast
+   * address, or native_ipv6. IPv4 and IPv6 instances are separate virtual routers, even on one
+   * VRID and interface.
+   */
+  family: 4 | 6;
   /** Configured (base) priority 1..255; 255 = address owner. */
   priority: number;
   version: 2 | 3;
@@ -57,6 +70,12 @@ export interface VrrpInstanceConfig {
   unicastPeers: number[];
   /** mcast_dst_ip (default 224.0.0.18). */
   mcastDst: number;
+  /** IPv6: unicast_src_ip (default: the interface's link-local address). */
+  unicastSrc6: string | null;
+  /** IPv6: unicast_peer addresses (text). */
+  unicastPeers6: string[];
+  /** IPv6: mcast_dst_ip, a link-local multicast group (default ff02::12, global vrrp_mcast_group6). */
+  mcastDst6: string;
   /** v3_checksum_as_v2: v3 IPv4 checksum without the pseudo-header. */
   v3ChecksumAsV2: boolean;
   garpMasterDelayMs: number;
@@ -127,6 +146,12 @@ export interface HaConfig {
   syncGroups: VrrpSyncGroupConfig[];
   scripts: VrrpScriptConfig[];
   lvsSyncDaemon: LvsSyncDaemonConfig | null;
+  /**
+   * global_defs vrrp_garp_interval / vrrp_gna_interval (ms, fractions kept): the least time between
+   * two gratuitous ARPs (unsolicited NAs) on one interface; 0 (the default) sends a burst at once.
+   */
+  garpIntervalMs?: number;
+  gnaIntervalMs?: number;
 }
 
 export const VRRP_DEFAULTS = {
@@ -135,6 +160,8 @@ export const VRRP_DEFAULTS = {
   version: 2 as 2 | 3,
   advertIntMs: 1000,
   mcastDst: 0xe0000012,
+  /** INADDR6_VRRP_GROUP */
+  mcastDst6: "ff02::12",
   garpMasterDelayMs: 5000,
   garpMasterRepeat: 5,
   garpMasterRefreshMs: 0,
@@ -155,7 +182,9 @@ export function vrrpInstanceDefaults(
       initialState === "MASTER" && o.priority === undefined
         ? VRRP_DEFAULTS.ownerPriority
         : VRRP_DEFAULTS.priority,
-    version: VRRP_DEFAULTS.version,
+    family: 4,
+    // keepalived: an IPv6 instance is VRRPv3 whatever vrrp_version says.
+    version: o.family === 6 ? 3 : VRRP_DEFAULTS.version,
     advertIntMs: VRRP_DEFAULTS.advertIntMs,
     initialState,
     nopreempt: false,
@@ -166,6 +195,9 @@ export function vrrpInstanceDefaults(
     unicastSrc: null,
     unicastPeers: [],
     mcastDst: VRRP_DEFAULTS.mcastDst,
+    unicastSrc6: null,
+    unicastPeers6: [],
+    mcastDst6: VRRP_DEFAULTS.mcastDst6,
     v3ChecksumAsV2: false,
     garpMasterDelayMs: VRRP_DEFAULTS.garpMasterDelayMs,
     garpMasterRepeat: VRRP_DEFAULTS.garpMasterRepeat,

@@ -17,7 +17,8 @@
 //     the maintainer confirmed against the RFC, keepalived issue #1440), or preempt_delay is
 //     running; it discards a lower one and the down timer runs on from the last accepted advert
 //   - priority 0 to a BACKUP: down timer = skew only; to a MASTER: an advert at once, stays MASTER
-//   - MASTER vs equal priority: the higher primary address wins (unsigned compare of the u32s)
+//   - MASTER vs equal priority: the higher primary address wins (unsigned compare of the u32s;
+//     over IPv6 of the 16 bytes, memcmp as inet_inaddrcmp does: link-local against link-local)
 //   - MASTER vs lower priority: re-advertise ("forcing new election") unless lower_prio_no_advert,
 //     plus garp_lower_prio_repeat rounds of GARP now and again after garp_lower_prio_delay
 //   - leaving MASTER for FAULT or STOP sends a priority-0 advert; for BACKUP it does not
@@ -31,7 +32,7 @@
 // calls in a row. On becoming MASTER: garp_master_repeat rounds at once, again after
 // garp_master_delay, and garp_master_refresh_repeat rounds every garp_master_refresh after that.
 
-import { formatIPv4 } from "../addr.js";
+import { formatIPv4, parseIPv6 } from "../addr.js";
 import type { VrrpInstanceConfig, VrrpStateName } from "./config.js";
 import type { VrrpAdvertIn } from "./packet.js";
 
@@ -95,12 +96,16 @@ function contribution(t: Tracker, up: boolean): number {
 export class VrrpInstance {
   /** Set by the daemon: our advert source, and the address compared on equal priority. */
   primaryAddr = 0;
+  /** The same over IPv6 (family 6): the interface's link-local address or unicast_src_ip, formatIPv6's text. */
+  primaryAddr6: string | null = null;
   state: VrrpStateName = "INIT";
   /** The state keepalived would want disregarding the sync group (wantstate). */
   wantState: VrrpStateName;
   effectivePriority: number;
   /** u32 of the current master (ours while MASTER); 0 unknown. */
   masterAddr = 0;
+  /** IPv6: the current master's address (text); null unknown. */
+  masterAddr6: string | null = null;
   masterPriority = 0;
   masterAdverIntMs: number;
   transitions = 0;
@@ -213,7 +218,7 @@ export class VrrpInstance {
     this.stats.advertsRx++;
     if (adv.priority === 0) this.stats.priZeroRx++;
     if (adv.version === 3 && adv.advertIntMs !== this.cfg.advertIntMs) this.stats.v3IntervalMismatch++;
-    if (!this.sameAddrs(adv.addrs)) this.stats.addrListErrors++;
+    if (!this.sameAddrs(adv)) this.stats.addrListErrors++;
     if (this.state === "BACKUP") this.backupRx(adv, now);
     else this.masterRx(adv, now);
     if (this.state !== prev) this.sync?.changed(this, prev, now);
@@ -287,7 +292,7 @@ export class VrrpInstance {
     }
     this.cancelTimers();
     this.sands = Number.POSITIVE_INFINITY;
-    this.masterAddr = 0;
+    this.clearMaster();
     this.setState("STOP", "stop");
   }
 
@@ -317,7 +322,7 @@ export class VrrpInstance {
 
   /** vrrp_state_backup. */
   private backupRx(adv: VrrpAdvertIn, now: number): void {
-    const masterChange = adv.srcIp !== this.masterAddr;
+    const masterChange = !this.fromMaster(adv);
     // Another owner made us step down to 254; it is gone once adverts come from elsewhere or lower.
     if (
       this.isOwner &&
@@ -328,7 +333,7 @@ export class VrrpInstance {
     }
     if (adv.priority === 0) {
       this.msDownTimer = this.skewMs();
-      this.nextMasterReason = `priority 0 advert from ${formatIPv4(adv.srcIp)}`;
+      this.nextMasterReason = `priority 0 advert from ${srcText(adv)}`;
       this.sands = now + this.msDownTimer;
       return;
     }
@@ -337,7 +342,7 @@ export class VrrpInstance {
     if (this.cfg.nopreempt || adv.priority >= this.effectivePriority || delayRunning) {
       if (adv.version === 3) this.masterAdverIntMs = adv.advertIntMs;
       this.msDownTimer = this.masterDownMs();
-      this.masterAddr = adv.srcIp;
+      this.setMaster(adv);
       this.masterPriority = adv.priority;
       this.nextMasterReason = "master down timer expired";
       if (this.cfg.preemptDelayMs > 0) {
@@ -350,16 +355,14 @@ export class VrrpInstance {
     }
     // "received lower priority (%d) advert from %s - discarding": the down timer runs on.
     this.stats.drops.lower_prio = (this.stats.drops.lower_prio ?? 0) + 1;
-    this.masterAddr = adv.srcIp;
-    this.nextMasterReason = `preempting lower priority ${adv.priority} master ${formatIPv4(adv.srcIp)}`;
+    this.setMaster(adv);
+    this.nextMasterReason = `preempting lower priority ${adv.priority} master ${srcText(adv)}`;
   }
 
   /** vrrp_state_master_rx, then the dispatcher's timer reset. */
   private masterRx(adv: VrrpAdvertIn, now: number): void {
     const eff = this.effectivePriority;
-    const src = adv.srcIp >>> 0;
-    const ours = this.primaryAddr >>> 0;
-    const addrCmp = src > ours ? 1 : src < ours ? -1 : 0;
+    const addrCmp = this.compareToOurs(adv);
     const higher = adv.priority > eff || (adv.priority === eff && addrCmp > 0);
     if (adv.priority === 0 || (this.cfg.higherPrioSendAdvert && higher)) {
       this.sendAdvert(eff);
@@ -389,13 +392,13 @@ export class VrrpInstance {
     }
     if (adv.priority > e || (adv.priority === e && addrCmp > 0)) {
       if (adv.version === 3) this.masterAdverIntMs = adv.advertIntMs;
-      this.masterAddr = adv.srcIp;
+      this.setMaster(adv);
       this.masterPriority = adv.priority;
       this.wantState = "BACKUP";
       const why =
         adv.priority > e
-          ? `higher priority ${adv.priority} advert from ${formatIPv4(adv.srcIp)}`
-          : `equal priority ${adv.priority} advert from higher address ${formatIPv4(adv.srcIp)}`;
+          ? `higher priority ${adv.priority} advert from ${srcText(adv)}`
+          : `equal priority ${adv.priority} advert from higher address ${srcText(adv)}`;
       this.leaveMaster("BACKUP", why, now);
       return;
     }
@@ -435,6 +438,7 @@ export class VrrpInstance {
     // The old master must drop the addresses before our GARPs: the advert goes first.
     this.sendAdvert(this.effectivePriority);
     this.masterAddr = this.primaryAddr;
+    this.masterAddr6 = this.primaryAddr6;
     this.masterPriority = this.effectivePriority;
     this.stats.becameMaster++;
     this.setState("MASTER", reason);
@@ -467,12 +471,12 @@ export class VrrpInstance {
     this.stats.releasedMaster++;
     if (to === "BACKUP") {
       this.preemptUntil = null;
-      if (this.masterAddr === this.primaryAddr) this.masterAddr = 0;
+      if (this.masterAddr === this.primaryAddr && this.masterAddr6 === this.primaryAddr6) this.clearMaster();
       this.msDownTimer = this.masterDownMs();
       this.setState("BACKUP", reason);
       this.sands = now + this.msDownTimer;
     } else {
-      this.masterAddr = 0;
+      this.clearMaster();
       this.msDownTimer = this.masterDownMs();
       this.setState("FAULT", reason);
       this.sands = Number.POSITIVE_INFINITY;
@@ -482,7 +486,7 @@ export class VrrpInstance {
   /** FAULT/INIT → BACKUP (vrrp_state_leave_fault with wantstate BACKUP). */
   private enterBackup(reason: string, now: number): void {
     this.preemptUntil = null;
-    this.masterAddr = 0;
+    this.clearMaster();
     this.masterAdverIntMs = this.cfg.advertIntMs;
     this.msDownTimer = this.masterDownMs();
     this.nextMasterReason = "master down timer expired";
@@ -492,7 +496,7 @@ export class VrrpInstance {
 
   /** BACKUP/INIT → FAULT. */
   private enterFault(reason: string): void {
-    this.masterAddr = 0;
+    this.clearMaster();
     this.masterAdverIntMs = this.cfg.advertIntMs;
     this.msDownTimer = this.masterDownMs();
     this.sands = Number.POSITIVE_INFINITY;
@@ -580,10 +584,56 @@ export class VrrpInstance {
     if (this.state === "BACKUP") this.sands += this.msDownTimer - old;
   }
 
-  private sameAddrs(addrs: readonly number[]): boolean {
+  private sameAddrs(adv: VrrpAdvertIn): boolean {
     const mine = this.cfg.addrs;
+    if (this.cfg.family === 6) {
+      const theirs = adv.addrs6 ?? [];
+      if (theirs.length !== mine.length) return false;
+      for (const a of mine) if (a.addr6 === undefined || !theirs.includes(a.addr6)) return false;
+      return true;
+    }
+    const addrs = adv.addrs;
     if (addrs.length !== mine.length) return false;
     for (const a of mine) if (!addrs.includes(a.addr >>> 0)) return false;
     return true;
   }
+
+  /** The master's address as text (status, logs); null unknown. */
+  masterText(): string | null {
+    if (this.cfg.family === 6) return this.masterAddr6;
+    return this.masterAddr === 0 ? null : formatIPv4(this.masterAddr);
+  }
+
+  private setMaster(adv: VrrpAdvertIn): void {
+    this.masterAddr = adv.srcIp;
+    this.masterAddr6 = adv.src6 ?? null;
+  }
+
+  private clearMaster(): void {
+    this.masterAddr = 0;
+    this.masterAddr6 = null;
+  }
+
+  /** Is the advert from the master we know? */
+  private fromMaster(adv: VrrpAdvertIn): boolean {
+    return this.cfg.family === 6 ? (adv.src6 ?? null) === this.masterAddr6 : adv.srcIp === this.masterAddr;
+  }
+
+  /** vrrp_saddr_cmp: the sender's address against ours, unsigned (1: theirs is higher). */
+  private compareToOurs(adv: VrrpAdvertIn): number {
+    if (this.cfg.family === 6) {
+      const theirs = parseIPv6(adv.src6 ?? "::") ?? new Uint8Array(16);
+      const ours = parseIPv6(this.primaryAddr6 ?? "::") ?? new Uint8Array(16);
+      for (let i = 0; i < 16; i++) if (theirs[i] !== ours[i]) return theirs[i] > ours[i] ? 1 : -1;
+      return 0;
+    }
+    const src = adv.srcIp >>> 0;
+    const ours = this.primaryAddr >>> 0;
+    return src > ours ? 1 : src < ours ? -1 : 0;
+  }
+}
+
+/** The sender of an advert, for reasons and logs. */
+function srcText(adv: VrrpAdvertIn): string {
+  return adv.src6 ?? formatIPv4(adv.srcIp);
 }

@@ -32,9 +32,18 @@ export interface XmitEngine {
    * ensure_mtu_is_adequate: true when a datagram of l3Len (+ overhead for encapsulation) fits the
    * path's link; otherwise answers the client with fragmentation-needed (DF set, source
    * `errSrc`) or counts a drop, and returns false. Call before rewriting, so the error quotes the
-   * packet as the client sent it.
+   * packet as the client sent it. A path whose MTU less the overhead is below minMtu (a tunnel's
+   * outer family's minimum: 68 for IPv4, 1280 for IPv6; default 0) drops every packet (too_big).
    */
-  fitsPath(p: DestPath, l3Len: number, overhead: number, f: Flow, errSrc: number, now: number): boolean;
+  fitsPath(
+    p: DestPath,
+    l3Len: number,
+    overhead: number,
+    f: Flow,
+    errSrc: number,
+    now: number,
+    minMtu?: number,
+  ): boolean;
   /**
    * emitIp for IPv6: to the address at dst[dOff..+4], through its neighbour (resolved by NDP);
    * `oif` is the interface of a link-scoped destination, 0 when none.
@@ -52,7 +61,8 @@ export interface XmitEngine {
   emitToDest6(buf: Uint8Array, l3Off: number, l3Len: number, p: DestPath, now: number): number;
   /**
    * fitsPath for IPv6: packet too big from errSrc (four words; null: the route's source) where IPv4
-   * would fragment or answer fragmentation-needed.
+   * would fragment or answer fragmentation-needed. minMtu as for fitsPath (default: IPV6_MIN_MTU
+   * when overhead is not 0, else 0).
    */
   fitsPath6(
     p: DestPath,
@@ -61,9 +71,17 @@ export interface XmitEngine {
     f: Flow,
     errSrc: Int32Array | null,
     now: number,
+    minMtu?: number,
   ): boolean;
   /** MTU of the link toward destination `destId` (before the packet's own destPath). */
   destMtuOf(destId: number): number;
+  /** NAT64: the MTU of the link the IPv6 route toward dst[dOff..+4] leaves by, 0 when there is no route. */
+  routeMtu6(dst: Int32Array, dOff: number): number;
+  /**
+   * fitsPath's answer to an IPv4 datagram with DF that does not fit `mtu` (NAT64's reply toward an
+   * IPv6 link): fragmentation needed from errSrc to its sender, counted frag_needed; Drop.
+   */
+  fragNeeded(f: Flow, mtu: number, errSrc: number, now: number): number;
   drop(reason: number): number;
 }
 
