@@ -13,10 +13,10 @@
 
 import assert from "node:assert/strict";
 import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { delNetns, ip, netnsPids, nsExecStatus } from "../../src/io/netns.js";
-import { deadRuns, jsPath, sleep, stopProc } from "../../src/lab/proc.js";
+import { deadRuns, jsPath, sleep, stopProc, waitFor } from "../../src/lab/proc.js";
 import { type Children, ENTRY } from "../support/e2e-daemon.js";
 
 export const HA = {
@@ -371,5 +371,52 @@ export function readState(path: string): string {
     return readFileSync(path, "utf8").trim();
   } catch {
     return "";
+  }
+}
+
+/**
+ * A keepalived running its VRRP subsystem only (-P), logging to the console (-l -D) into
+ * `<dir>/ka.log`. Its state is read from that log, not from a notify script: keepalived forks
+ * one script per transition and a loaded machine can finish MASTER's after BACKUP's, which
+ * would leave the older state in the file. The VRRP process writes its log lines in order.
+ */
+export class Keepalived {
+  readonly log: string;
+  readonly vrrpPid: string;
+
+  constructor(readonly dir: string) {
+    this.log = join(dir, "ka.log");
+    this.vrrpPid = join(dir, "ka-vrrp.pid");
+  }
+
+  start(children: Children, ns: string, conf: string, extra: readonly string[] = []): ChildProcess {
+    rmSync(this.vrrpPid, { force: true });
+    const out = openSync(this.log, "w");
+    try {
+      const argv = ["keepalived", "-n", "-l", "-D", "-P", ...extra, "-f", conf];
+      return spawnIn(
+        children,
+        ns,
+        [...argv, "-p", join(this.dir, "ka.pid"), "-r", this.vrrpPid],
+        ["ignore", out, out],
+      );
+    } finally {
+      closeSync(out);
+    }
+  }
+
+  /** The state the VRRP instance last entered ("" before its first), as keepalived logged it. */
+  state(): string {
+    const all = [...readState(this.log).matchAll(/\) Entering (\w+) STATE/g)];
+    return all.at(-1)?.[1] ?? "";
+  }
+
+  async wait(state: string, ms: number): Promise<void> {
+    assert.ok(await waitFor(() => this.state() === state, ms), `keepalived not ${state} (${this.state()})`);
+  }
+
+  /** Forgets the last run's log, so that state() is "" until the next start logs. */
+  reset(): void {
+    rmSync(this.log, { force: true });
   }
 }

@@ -1,6 +1,6 @@
 // VRRP interoperation with the real keepalived (Debian's 2.2.7) as the peer director, both ways
 // (docs/ha.md). keepalived has no ip_vs here, so it runs its VRRP subsystem only (-P): its state
-// is read from its notify script's output, and "who has the VIP" from the client's neighbour
+// is read from its log (ha-helpers.ts Keepalived), and "who has the VIP" from the client's neighbour
 // entry for the VIP (the MAC that answered ARP, or sent the last gratuitous ARP) and a ping.
 // tsvs's state comes from `tsvs status --json`. Topology: ha-helpers.ts (d1 .11 and d2 .12; the
 // higher address wins an election at equal priority).
@@ -19,11 +19,11 @@ import {
   HA,
   haConf,
   haNames,
+  Keepalived,
   partition,
   readState,
   removeHa,
   removeStaleHa,
-  spawnIn,
   statusOf,
   waitState,
   workDir,
@@ -36,8 +36,7 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
   const n = haNames("k");
   const dir = workDir(n);
   const children = new Children();
-  const kaState = join(dir, "ka.state");
-  const notify = writeFile(join(dir, "notify.sh"), `#!/bin/sh\necho "$3" > ${kaState}\n`, 0o755);
+  const ka = new Keepalived(dir);
   let tsvs: Daemon | null = null;
   let kaPid: number | null = null;
 
@@ -69,7 +68,7 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
       await waitFor(() => !alive(kaPid ?? 0), 5000);
     }
     kaPid = null;
-    rmSync(kaState, { force: true });
+    ka.reset();
     // The client forgets who had the VIP.
     nsExecStatus(n.c, ["ip", "neigh", "flush", "dev", "eth0"]);
   }
@@ -98,29 +97,11 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
   }
 
   function startKeepalived(ns: string, o: DirectorOpts): void {
-    const conf = writeFile(join(dir, `ka-${ns.slice(-2)}.conf`), haConf({ ...o, vrrpOnly: true, notify }));
-    const p = spawnIn(children, ns, [
-      "keepalived",
-      "-n",
-      "-l",
-      "-D",
-      "-P",
-      "-f",
-      conf,
-      "-p",
-      join(dir, "ka.pid"),
-      "-r",
-      join(dir, "ka-vrrp.pid"),
-    ]);
-    kaPid = p.pid ?? null;
+    const conf = writeFile(join(dir, `ka-${ns.slice(-2)}.conf`), haConf({ ...o, vrrpOnly: true }));
+    kaPid = ka.start(children, ns, conf).pid ?? null;
   }
 
-  async function kaWait(state: string, ms: number): Promise<void> {
-    assert.ok(
-      await waitFor(() => readState(kaState) === state, ms),
-      `keepalived not ${state} (${readState(kaState)})`,
-    );
-  }
+  const kaWait = (state: string, ms: number): Promise<void> => ka.wait(state, ms);
 
   /** The MAC the client reaches the VIP at, after a ping that must succeed. */
   async function vipMac(): Promise<string> {
@@ -163,7 +144,7 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
     const v = statusOf(n.d1)?.vrrp?.[0];
     assert.equal(v?.state, "BACKUP");
     assert.equal(v?.master, HA.D2.c);
-    assert.equal(readState(kaState), "MASTER");
+    assert.equal(ka.state(), "MASTER");
     assert.equal(await vipMac(), linkMac(n.d2, "eth0"));
   });
 
@@ -184,13 +165,13 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
       if (winner === "keepalived") {
         await waitState(tsvsNs, "BACKUP", 3000);
         await sleep(1000);
-        assert.equal(readState(kaState), "MASTER");
+        assert.equal(ka.state(), "MASTER");
         assert.equal(statusOf(tsvsNs)?.vrrp?.[0]?.state, "BACKUP");
       } else {
         await kaWait("BACKUP", 3000);
         await sleep(1000);
         assert.equal(statusOf(tsvsNs)?.vrrp?.[0]?.state, "MASTER");
-        assert.equal(readState(kaState), "BACKUP");
+        assert.equal(ka.state(), "BACKUP");
       }
       await stopAll();
     }
@@ -207,7 +188,7 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
     await kaWait("BACKUP", 5000);
     await sleep(4000);
     assert.equal(statusOf(n.d1)?.vrrp?.[0]?.state, "MASTER");
-    assert.equal(readState(kaState), "BACKUP", "keepalived hears tsvs's unicast adverts");
+    assert.equal(ka.state(), "BACKUP", "keepalived hears tsvs's unicast adverts");
     const t0 = Date.now();
     tsvs?.proc.kill("SIGTERM");
     await kaWait("MASTER", 3000);
@@ -269,7 +250,7 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
     await startTsvs(n.d1, { ...v3, priority: 150, nopreempt: true });
     await sleep(1500);
     assert.equal(statusOf(n.d1)?.vrrp?.[0]?.state, "BACKUP");
-    assert.equal(readState(kaState), "MASTER");
+    assert.equal(ka.state(), "MASTER");
   });
 
   it("PASS authentication mismatch: each side ignores the other's adverts, as keepalived does", async () => {

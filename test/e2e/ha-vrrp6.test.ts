@@ -35,7 +35,7 @@ import {
 import { deadRuns, sleep, stopProc, waitFor } from "../../src/lab/proc.js";
 import { Children, type Daemon, startDaemon } from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
-import { readState, spawnIn, statusOf, waitLogTime, waitState, writeFile } from "./ha-helpers.js";
+import { Keepalived, readState, statusOf, waitLogTime, waitState, writeFile } from "./ha-helpers.js";
 
 const skip = e2eSkip("IPv6 VRRP interop e2e", ["nftables", "keepalived", "iputils-ping"]);
 
@@ -111,12 +111,7 @@ async function ping6(): Promise<boolean> {
 }
 
 /** A keepalived.conf for one director: runs unchanged on keepalived and on `tsvs daemon --config`. */
-function conf(
-  priority: number,
-  notify?: string,
-  unicast?: { src: string; peer: string },
-  gnaInterval?: number,
-): string {
+function conf(priority: number, unicast?: { src: string; peer: string }, gnaInterval?: number): string {
   return `global_defs {
     router_id tsvs-v6
 ${gnaInterval === undefined ? "" : `    vrrp_gna_interval ${gnaInterval}\n`}}
@@ -127,7 +122,7 @@ vrrp_instance V6 {
     virtual_router_id 61
     priority ${priority}
     advert_int ${ADVERT_INT}
-${notify === undefined ? "" : `    notify ${notify}\n`}${
+${
   unicast === undefined
     ? ""
     : `    unicast_src_ip ${unicast.src}\n    unicast_peer {\n        ${unicast.peer}\n    }\n`
@@ -143,9 +138,7 @@ describe("VRRPv3 over IPv6 with keepalived 2.2.7", { skip }, () => {
   const dir = join("/tmp", PREFIX);
   mkdirSync(dir, { recursive: true });
   const children = new Children();
-  const kaState = join(dir, "ka.state");
-  const kaVrrpPid = join(dir, "ka-vrrp.pid");
-  const notify = writeFile(join(dir, "notify.sh"), `#!/bin/sh\necho "$3" > ${kaState}\n`, 0o755);
+  const ka = new Keepalived(dir);
   let tsvs: Daemon | null = null;
 
   before(async () => {
@@ -156,7 +149,7 @@ describe("VRRPv3 over IPv6 with keepalived 2.2.7", { skip }, () => {
   afterEach(async () => {
     await children.stopAll();
     tsvs = null;
-    rmSync(kaState, { force: true });
+    ka.reset();
     // keepalived killed with SIGKILL leaves its VIPs on d2.
     for (const a of [A.ll, A.vip]) nsExecStatus(NS.d2, ["ip", "-6", "addr", "del", `${a}/64`, "dev", "eth0"]);
     nsExecStatus(NS.c, ["ip", "-6", "neigh", "flush", "dev", "eth0"]);
@@ -173,36 +166,17 @@ describe("VRRPv3 over IPv6 with keepalived 2.2.7", { skip }, () => {
     unicast?: { src: string; peer: string },
     gnaInterval?: number,
   ): Promise<Daemon> {
-    const file = writeFile(join(dir, "tsvs.conf"), conf(priority, undefined, unicast, gnaInterval));
+    const file = writeFile(join(dir, "tsvs.conf"), conf(priority, unicast, gnaInterval));
     tsvs = await startDaemon(NS.d1, ["--config", file], children);
     return tsvs;
   }
 
   function startKeepalived(priority: number, unicast?: { src: string; peer: string }): void {
-    const file = writeFile(join(dir, "ka.conf"), conf(priority, notify, unicast));
-    rmSync(kaVrrpPid, { force: true });
-    spawnIn(children, NS.d2, [
-      "keepalived",
-      "-n",
-      "-l",
-      "-D",
-      "-P",
-      "-R",
-      "-f",
-      file,
-      "-p",
-      join(dir, "ka.pid"),
-      "-r",
-      kaVrrpPid,
-    ]);
+    const file = writeFile(join(dir, "ka.conf"), conf(priority, unicast));
+    ka.start(children, NS.d2, file, ["-R"]);
   }
 
-  async function kaWait(state: string, ms: number): Promise<void> {
-    assert.ok(
-      await waitFor(() => readState(kaState) === state, ms),
-      `keepalived not ${state} (${readState(kaState)})`,
-    );
-  }
+  const kaWait = (state: string, ms: number): Promise<void> => ka.wait(state, ms);
 
   /**
    * After the master is killed at t0 (epoch ms): the backup took over within its master-down time
@@ -234,17 +208,17 @@ describe("VRRPv3 over IPv6 with keepalived 2.2.7", { skip }, () => {
     assert.match(ip("-n", NS.d1, "-6", "maddr", "show", "dev", "eth0"), /inet6 ff02::12\b/);
     // keepalived stays backup: it hears tsvs's adverts.
     await sleep(2 * ADVERT_INT * 1000);
-    assert.equal(readState(kaState), "BACKUP");
+    assert.equal(ka.state(), "BACKUP");
     assert.ok(await ping6(), "tsvs answers ping at the VIP");
     assert.equal(clientNeigh(), linkMac(NS.d1, "eth0"));
 
     const t0 = Date.now();
     tsvs?.proc.kill("SIGKILL");
-    const ka = async () => {
+    const kaTook = async () => {
       await kaWait("MASTER", MASTER_DOWN_MS + 2000);
       return Date.now();
     };
-    await movedBy(t0, ka, linkMac(NS.d2, "eth0"), "keepalived");
+    await movedBy(t0, kaTook, linkMac(NS.d2, "eth0"), "keepalived");
     assert.ok(await ping6(), "keepalived's host answers ping at the VIP");
   });
 
@@ -268,14 +242,14 @@ describe("VRRPv3 over IPv6 with keepalived 2.2.7", { skip }, () => {
       {},
       "keepalived's adverts pass tsvs's checks (checksum over the pseudo-header)",
     );
-    assert.equal(readState(kaState), "MASTER");
+    assert.equal(ka.state(), "MASTER");
     // A backup's guard holds the VRRP addresses too: its kernel neither answers nor forwards them.
     const own6 = nsExec(NS.d1, ["nft", "list", "set", "netdev", "tsvs", "own6"]);
     for (const a of [A.ll, A.vip]) assert.ok(own6.includes(a), `${a} not in the guard: ${own6}`);
     assert.ok(await ping6(), "keepalived's host answers ping at the VIP");
     assert.equal(clientNeigh(), linkMac(NS.d2, "eth0"));
 
-    const pid = Number(readState(kaVrrpPid));
+    const pid = Number(readState(ka.vrrpPid));
     assert.ok(pid > 0, "keepalived's VRRP child pid");
     const t0 = Date.now();
     process.kill(pid, "SIGKILL");
@@ -297,7 +271,7 @@ describe("VRRPv3 over IPv6 with keepalived 2.2.7", { skip }, () => {
     startKeepalived(100, kaUni);
     await kaWait("BACKUP", 8000);
     await sleep(MASTER_DOWN_MS + 500);
-    assert.equal(readState(kaState), "BACKUP", "keepalived hears tsvs's unicast adverts");
+    assert.equal(ka.state(), "BACKUP", "keepalived hears tsvs's unicast adverts");
     // tsvs stops (SIGTERM: a priority-0 advert): keepalived takes over after its skew only.
     const t0 = Date.now();
     tsvs?.proc.kill("SIGTERM");
@@ -311,6 +285,6 @@ describe("VRRPv3 over IPv6 with keepalived 2.2.7", { skip }, () => {
     assert.equal(v.state, "BACKUP");
     assert.equal(v.master, A.d2, "tsvs hears keepalived's unicast adverts");
     assert.deepEqual(v.drops, {});
-    assert.equal(readState(kaState), "MASTER");
+    assert.equal(ka.state(), "MASTER");
   });
 });
