@@ -16,6 +16,7 @@ import { type ChildProcess, type StdioOptions, spawn } from "node:child_process"
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { delNetns, ip, netnsPids, nsExecStatus } from "../../src/io/netns.js";
+import { keepalivedLoggedState } from "../../src/lab/ha.js";
 import { deadRuns, jsPath, sleep, stopProc, waitFor } from "../../src/lab/proc.js";
 import { type Children, ENTRY } from "../support/e2e-daemon.js";
 
@@ -384,7 +385,10 @@ export class Keepalived {
   readonly log: string;
   readonly vrrpPid: string;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    readonly instance: string,
+  ) {
     this.log = join(dir, "ka.log");
     this.vrrpPid = join(dir, "ka-vrrp.pid");
   }
@@ -407,8 +411,7 @@ export class Keepalived {
 
   /** The state the VRRP instance last entered ("" before its first), as keepalived logged it. */
   state(): string {
-    const all = [...readState(this.log).matchAll(/\) Entering (\w+) STATE/g)];
-    return all.at(-1)?.[1] ?? "";
+    return keepalivedLoggedState(readState(this.log), this.instance) ?? "";
   }
 
   async wait(state: string, ms: number): Promise<void> {

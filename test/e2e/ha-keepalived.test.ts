@@ -36,7 +36,7 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
   const n = haNames("k");
   const dir = workDir(n);
   const children = new Children();
-  const ka = new Keepalived(dir);
+  const ka = new Keepalived(dir, "VI_1");
   let tsvs: Daemon | null = null;
   let kaPid: number | null = null;
 

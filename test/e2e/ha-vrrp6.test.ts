@@ -138,7 +138,7 @@ describe("VRRPv3 over IPv6 with keepalived 2.2.7", { skip }, () => {
   const dir = join("/tmp", PREFIX);
   mkdirSync(dir, { recursive: true });
   const children = new Children();
-  const ka = new Keepalived(dir);
+  const ka = new Keepalived(dir, "V6");
   let tsvs: Daemon | null = null;
 
   before(async () => {
