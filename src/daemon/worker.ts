@@ -12,7 +12,7 @@ import type { ControlCommand } from "../control/commands.js";
 import type { TableSnapshot } from "../control/snapshot.js";
 import { formatIPv4 } from "../core/addr.js";
 import { tableAvailmem } from "../core/defense.js";
-import { Engine, type Sysctls } from "../core/engine.js";
+import { AHEAD_MAX, Engine, type Sysctls } from "../core/engine.js";
 import { IPVS_MESSAGES, TsvsError, type TsvsErrorCode } from "../core/errors.js";
 import { type ExplainQuery, explainPacket } from "../core/explain.js";
 import type { IfaceAddr, IfaceConfig, RouteConfig } from "../core/route.js";
@@ -736,6 +736,12 @@ class DataPlane {
       const n = s.recvBatch(0);
       if (n === 0) continue;
       const t = performance.now();
+      // A table larger than the caches: load the batch's lookups ahead, their misses overlapping.
+      if (engine.readAheadWorthIt()) {
+        const m = n < AHEAD_MAX ? n : AHEAD_MAX;
+        for (let i = 0; i < m; i++) engine.aheadFrame(i, s.frame(i), s.length(i));
+        engine.aheadRecords(m);
+      }
       for (let i = 0; i < n; i++) {
         // Unicast for another host (a bridge flooding, promiscuous peers): not ours, as in ip_rcv.
         const frame = s.frame(i);

@@ -858,3 +858,29 @@ describe("ConnTable memory", () => {
     assert.ok(t.bytes > 0);
   });
 });
+
+describe("read-ahead heads (headIn, headOut, touch)", () => {
+  it("name the first entry of the bucket each lookup walks, -1 for an empty bucket", () => {
+    const t = new ConnTable(64, 7);
+    assert.equal(t.headIn(TCP, CIP, 40000, VIP, 80), -1);
+    const a = add(t);
+    // Hashed last, an entry heads its bucket in both directions (NAT replies are hashed OUT).
+    assert.equal(t.headIn(TCP, CIP, 40000, VIP, 80), a);
+    assert.equal(t.lookupIn(TCP, CIP, 40000, VIP, 80), a);
+    assert.equal(t.headOut(TCP, RIP, 8080, CIP, 40000), a);
+    assert.equal(t.lookupOut(TCP, RIP, 8080, CIP, 40000), a);
+    const b = add(t, { cport: 40001 });
+    assert.equal(t.headIn(TCP, CIP, 40001, VIP, 80), b);
+    // A DR entry has no OUT bucket: its reply tuple's bucket stays as it was.
+    const before = t.headOut(TCP, RIP, 80, CIP, 40002);
+    add(t, { cport: 40002, dport: 80, flags: ROUTE });
+    assert.equal(t.headOut(TCP, RIP, 80, CIP, 40002), before);
+  });
+
+  it("touch reads a word of the entry, 0 for none", () => {
+    const t = new ConnTable(64, 7);
+    const a = add(t);
+    assert.equal(t.touch(-1), 0);
+    assert.equal(t.touch(a) >>> 0, CIP);
+  });
+});

@@ -264,3 +264,105 @@ test("destination counters always match the table: active = ESTABLISHED entries,
     { numRuns: 300 },
   );
 });
+
+test("reading a batch ahead (aheadFrame, aheadRecords) changes no verdict and no frame sent", () => {
+  // Requests and replies of every method and both protocols, some mutated or cut short, in
+  // batches: one director reads each batch ahead first, the other does not.
+  const seeds = seedFrames();
+  let repliesForwarded = 0;
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          c: clientAddr,
+          sport: port,
+          dport: fc.constantFrom(53, 54, 80, 81, 82, 83),
+          flags: fc.constantFrom(SYN, ACK, PSH | ACK),
+          seed: fc.integer({ min: -1, max: seeds.length - 1 }),
+          flip: fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })),
+          cut: fc.nat(),
+        }),
+        { minLength: 1, maxLength: 40 },
+      ),
+      fc.integer({ min: 1, max: 16 }),
+      (frames, batch) => {
+        const plain = director();
+        const ahead = director();
+        const built = frames.map((x) => {
+          if (x.seed >= 0) {
+            const f = seeds[x.seed].slice();
+            f[x.flip[0] % f.length] = x.flip[1];
+            return f.subarray(0, Math.max(1, f.length - (x.cut % 24)));
+          }
+          const ipf = { src: x.c, dst: VIP };
+          return x.dport === 53 || x.dport === 54
+            ? udpFrame(L2_FROM_ROUTER, ipf, { sport: x.sport, dport: x.dport, payload: new Uint8Array(8) })
+            : tcpFrame(L2_FROM_ROUTER, ipf, { sport: x.sport, dport: x.dport, flags: x.flags });
+        });
+        // Each director's replies, so that the reply direction (lookupOut) is read ahead too.
+        const replies = (out: { frame: Uint8Array }[]): Uint8Array[] =>
+          out.flatMap((o) => {
+            // A mutated request leaves with its wrong checksum (wellFormed above): no reply to it.
+            if (!wellFormed(o.frame)) return [];
+            const f = decodeFrame(o.frame).ip;
+            if (f === null || (f.proto !== 6 && f.proto !== 17)) return [];
+            const back = { src: ip(f.dst), dst: ip(f.src) };
+            return [
+              f.proto === 17
+                ? udpFrame(l2FromLan(MAC.rs1), back, {
+                    sport: f.dport,
+                    dport: f.sport,
+                    payload: new Uint8Array(4),
+                  })
+                : tcpFrame(l2FromLan(MAC.rs1), back, { sport: f.dport, dport: f.sport, flags: ACK }),
+            ];
+          });
+        const want: { verdict: number; out: string[] }[] = [];
+        const got: { verdict: number; out: string[] }[] = [];
+        const hex = (out: { frame: Uint8Array }[]) => out.map((o) => Buffer.from(o.frame).toString("hex"));
+        const queue = [...built];
+        const queue2 = [...built];
+        while (queue.length > 0) {
+          const b1 = queue.splice(0, batch);
+          const b2 = queue2.splice(0, batch);
+          const bufs = b2.map((f) => {
+            const buf = new Uint8Array(f.length + 64);
+            buf.set(f);
+            return buf;
+          });
+          for (let k = 0; k < bufs.length; k++) ahead.engine.aheadFrame(k, bufs[k], b2[k].length);
+          ahead.engine.aheadRecords(bufs.length);
+          for (let k = 0; k < b1.length; k++) {
+            const r1 = plain.input(1, b1[k]);
+            ahead.out = [];
+            const v = ahead.engine.input(1, bufs[k], b2[k].length, ahead.now);
+            const out2 = ahead.out;
+            ahead.out = [];
+            // Not from a client (203.0.0.0/8: byte 26 is the source's first) but forwarded: a reply.
+            if (b1[k][26] !== 0xcb && r1.out.length > 0) repliesForwarded++;
+            want.push({ verdict: r1.verdict, out: hex(r1.out) });
+            got.push({ verdict: v, out: hex(out2) });
+            if (want.length < 200) {
+              for (const rep of replies(r1.out)) queue.push(rep);
+              for (const rep of replies(out2)) queue2.push(rep);
+            }
+          }
+        }
+        assert.deepEqual(got, want);
+      },
+    ),
+    { numRuns: 300 },
+  );
+  assert.ok(repliesForwarded > 100, `replies forwarded: ${repliesForwarded}`);
+});
+
+test("aheadFrame takes any bytes without throwing", () => {
+  const d = director();
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 120 }), fc.integer({ min: 0, max: 255 }), (bytes, k) => {
+      d.engine.aheadFrame(k, bytes, bytes.length);
+      d.engine.aheadRecords(k + 1);
+    }),
+    { numRuns: 2000 },
+  );
+});

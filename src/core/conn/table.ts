@@ -663,6 +663,28 @@ export class ConnTable {
     return -1;
   }
 
+  /**
+   * The first entry of the bucket lookupIn(proto, …) walks, or -1: read ahead of a batch
+   * (Engine.prefetch) so that the bucket heads' cache misses overlap instead of queueing.
+   */
+  headIn(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+    return this.inHead[
+      hashKey(this.seed, proto & 0xff, caddr | 0, cport & 0xffff, vaddr | 0, vport & 0xffff) & this.bucketMask
+    ];
+  }
+
+  /** The same for lookupOut's bucket. */
+  headOut(proto: number, saddr: number, sport: number, daddr: number, dport: number): number {
+    return this.outHead[
+      hashKey(this.seed, proto & 0xff, saddr | 0, sport & 0xffff, daddr | 0, dport & 0xffff) & this.bucketMask
+    ];
+  }
+
+  /** A word of entry cx's hot line (cx may be -1: 0), so that reading it loads the line. */
+  touch(cx: number): number {
+    return cx < 0 ? 0 : this.h[cx << SHIFT];
+  }
+
   /** lookupIn for an IPv6 client side: the folds find the hot line, the words confirm it. */
   lookupIn6(proto: number, c6: Int32Array, cport: number, v6: Int32Array, vport: number): number {
     return this.find6(true, proto & 0xff, c6, cport, v6, vport);
