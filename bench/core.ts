@@ -293,17 +293,29 @@ function client6(i: number): { addr: Int32Array; port: number } {
 interface Ring {
   mem: Uint8Array;
   work: Uint8Array;
+  /** BATCH views of BATCH_SLOT bytes over the work area (runBatch). */
+  batch: Uint8Array[];
   count: number;
   len: number;
   slot: number;
 }
 
-/** Pristine frames of `len` bytes in one buffer after a 2 KiB work area that aliases its start. */
+/** Frames per batch in runBatch: what a receive of the daemon's io hands the engine at a time. */
+const BATCH = 32;
+const BATCH_SLOT = 192;
+/** The work area at the start of a ring's buffer: one frame (runRing) or a batch (runBatch). */
+const WORK = BATCH * BATCH_SLOT;
+
+/** Pristine frames of `len` bytes in one buffer after a work area that aliases its start. */
 function ring(count: number, len: number, fill: (buf: Uint8Array, off: number, i: number) => void): Ring {
   const slot = len <= 128 ? 128 : 192;
-  const mem = new Uint8Array(2048 + count * slot);
-  for (let i = 0; i < count; i++) fill(mem, 2048 + i * slot, i);
-  return { mem, work: new Uint8Array(mem.buffer, 0, 2048), count, len, slot };
+  const mem = new Uint8Array(WORK + count * slot);
+  for (let i = 0; i < count; i++) fill(mem, WORK + i * slot, i);
+  const batch = Array.from(
+    { length: BATCH },
+    (_, k) => new Uint8Array(mem.buffer, k * BATCH_SLOT, BATCH_SLOT),
+  );
+  return { mem, work: new Uint8Array(mem.buffer, 0, 2048), batch, count, len, slot };
 }
 
 /** --cpu: the process's CPU time (user + system) instead of the wall clock, in ns. */
@@ -319,37 +331,32 @@ function runRing(e: Engine, r: Ring, packets: number, now: number, input: boolea
   const { mem, work, count, len, slot } = r;
   const t0 = clockNs();
   for (let p = 0; p < packets; p++) {
-    const src = 2048 + (p % count) * slot;
+    const src = WORK + (p % count) * slot;
     mem.copyWithin(0, src, src + len);
     if (input) e.input(1, work, len, now);
   }
   return (clockNs() - t0) / packets;
 }
 
-/** Frames per batch in runBatch: what a receive of the daemon's io hands the engine at a time. */
-const BATCH = 32;
-const batchWork = new Uint8Array(BATCH * 192);
-const batchViews = Array.from({ length: BATCH }, (_, k) => batchWork.subarray(k * 192, k * 192 + 192));
-
 /**
  * runRing in batches of BATCH frames, as the daemon's receive loop takes them: each batch copied
  * into its own buffers, then (ahead) read ahead by the engine (Engine.aheadFrame), then input().
  */
 function runBatch(e: Engine, r: Ring, packets: number, now: number, ahead: boolean): number {
-  const { mem, count, len, slot } = r;
+  const { mem, batch, count, len, slot } = r;
   const t0 = clockNs();
   let p = 0;
   while (p < packets) {
     const n = Math.min(BATCH, packets - p);
     for (let k = 0; k < n; k++) {
-      const src = 2048 + ((p + k) % count) * slot;
-      batchWork.set(mem.subarray(src, src + len), k * 192);
+      const src = WORK + ((p + k) % count) * slot;
+      mem.copyWithin(k * BATCH_SLOT, src, src + len);
     }
     if (ahead) {
-      for (let k = 0; k < n; k++) e.aheadFrame(k, batchViews[k], len);
+      for (let k = 0; k < n; k++) e.aheadFrame(k, batch[k], len);
       e.aheadRecords(n);
     }
-    for (let k = 0; k < n; k++) e.input(1, batchViews[k], len, now);
+    for (let k = 0; k < n; k++) e.input(1, batch[k], len, now);
     p += n;
   }
   return (clockNs() - t0) / packets;

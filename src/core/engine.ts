@@ -95,7 +95,7 @@ import {
   NDISC_NEIGHBOUR_SOLICITATION,
 } from "./packet/icmpv6.js";
 import { ipv4DecTtl } from "./packet/ipv4.js";
-import { ipv6DecHopLimit, NEXTHDR_ICMPV6 } from "./packet/ipv6.js";
+import { IPV6_HLEN, ipv6DecHopLimit, NEXTHDR_ICMPV6 } from "./packet/ipv6.js";
 import { PARSE_ARP, PARSE_OK, PARSE_RESULT_NAMES, parseFrame } from "./packet/parse.js";
 import { TCP_CHECK } from "./packet/tcp.js";
 import { UDP_CHECK } from "./packet/udp.js";
@@ -252,6 +252,8 @@ export class Engine {
   private vipSet = new Int32Array(8);
   /** aheadFrame's bucket heads, two per frame (OUT, IN; -1 for none). */
   private readonly ahead = new Int32Array(2 * AHEAD_MAX);
+  /** 1 where aheadFrame's frame k is IPv6 (its entries' IPv6 words are read too). */
+  private readonly ahead6 = new Uint8Array(AHEAD_MAX);
   private aheadSink = 0;
   /**
    * The same for IPv6 VIPs, by fold, each slot confirmed by its four words (vip6Words[4i..]):
@@ -591,33 +593,52 @@ export class Engine {
    * its lookups will walk; aheadRecords(n) then loads the entries they point to. Two passes of
    * independent loads let a batch's cache misses overlap instead of queueing one per packet
    * (docs/bench.md "Reading ahead"). Reads only: input() does not depend on it. Untagged IPv4
-   * TCP/UDP; anything else is left to input().
+   * and IPv6 TCP/UDP (IPv6 without extension headers); anything else is left to input().
    */
   aheadFrame(k: number, buf: Uint8Array, len: number): void {
     const a = this.ahead;
     a[2 * k] = -1;
     a[2 * k + 1] = -1;
-    if (len < ETH_HLEN + 20 + 4 || buf[12] !== 0x08 || buf[13] !== 0x00) return;
-    const proto = buf[ETH_HLEN + 9];
+    this.ahead6[k] = 0;
+    if (len < ETH_HLEN + 20 + 4 || (buf[13] !== 0x00 && buf[13] !== 0xdd)) return;
+    const t = this.conns;
+    if (buf[12] === 0x08 && buf[13] === 0x00) {
+      const proto = buf[ETH_HLEN + 9];
+      if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return;
+      const l4 = ETH_HLEN + ((buf[ETH_HLEN] & 0x0f) << 2);
+      if (l4 + 4 > len) return;
+      const saddr = readU32(buf, ETH_HLEN + 12) | 0;
+      const daddr = readU32(buf, ETH_HLEN + 16) | 0;
+      const sport = (buf[l4] << 8) | buf[l4 + 1];
+      const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
+      // As input(): a packet to a VIP is a request, so only its IN bucket is walked.
+      if (!this.isVip(daddr)) a[2 * k] = t.headOut(proto, saddr, sport, daddr, dport);
+      a[2 * k + 1] = t.headIn(proto, saddr, sport, daddr, dport);
+      return;
+    }
+    if (buf[12] !== 0x86 || len < ETH_HLEN + IPV6_HLEN + 4) return;
+    // IPv6 with the transport header first (no extension headers): both buckets, by the folds.
+    const proto = buf[ETH_HLEN + 6];
     if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return;
-    const l4 = ETH_HLEN + ((buf[ETH_HLEN] & 0x0f) << 2);
-    if (l4 + 4 > len) return;
-    const saddr = readU32(buf, ETH_HLEN + 12) | 0;
-    const daddr = readU32(buf, ETH_HLEN + 16) | 0;
+    const s = ETH_HLEN + 8;
+    const d = ETH_HLEN + 24;
+    const sf = readU32(buf, s) ^ readU32(buf, s + 4) ^ readU32(buf, s + 8) ^ readU32(buf, s + 12);
+    const df = readU32(buf, d) ^ readU32(buf, d + 4) ^ readU32(buf, d + 8) ^ readU32(buf, d + 12);
+    const l4 = ETH_HLEN + IPV6_HLEN;
     const sport = (buf[l4] << 8) | buf[l4 + 1];
     const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
-    const t = this.conns;
-    // As input(): a packet to a VIP is a request, so only its IN bucket is walked.
-    if (!this.isVip(daddr)) a[2 * k] = t.headOut(proto, saddr, sport, daddr, dport);
-    a[2 * k + 1] = t.headIn(proto, saddr, sport, daddr, dport);
+    a[2 * k] = t.headOut(proto, sf, sport, df, dport);
+    a[2 * k + 1] = t.headIn(proto, sf, sport, df, dport);
+    this.ahead6[k] = 1;
   }
 
   /** The second pass of aheadFrame: the first entry of each bucket read, for frames 0..n-1. */
   aheadRecords(n: number): void {
     const a = this.ahead;
+    const v6 = this.ahead6;
     const t = this.conns;
     let x = this.aheadSink;
-    for (let i = 0; i < 2 * n; i++) x ^= t.touch(a[i]);
+    for (let i = 0; i < 2 * n; i++) x ^= t.touch(a[i], v6[i >> 1] !== 0);
     // Kept, so that the compiler cannot drop the loads.
     this.aheadSink = x;
   }

@@ -399,3 +399,16 @@ describe("conn table: IPv4 and IPv6 lookups against a model (properties)", () =>
     );
   });
 });
+
+describe("conn table: read-ahead heads for IPv6 entries", () => {
+  it("headIn and headOut over the folds name an IPv6 entry's buckets, as lookupIn6/lookupOut6 walk them", () => {
+    const t = new ConnTable(64, 3);
+    const cx = add(t, { c: c6a, v: v6a, d: r6a });
+    assert.equal(t.headIn(TCP, C4, 40000, V4, 80), cx);
+    assert.equal(lookupIn(t, c6a, v6a), cx);
+    assert.equal(t.headOut(TCP, R4, 8080, C4, 40000), cx);
+    assert.equal(lookupOut(t, r6a, c6a), cx);
+    // touch with v6 also reads the IPv6 words: a different word than the hot line's alone.
+    assert.equal(t.touch(cx, false) ^ t.touch(cx, true), w6(C6A)[0]);
+  });
+});

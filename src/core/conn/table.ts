@@ -665,7 +665,8 @@ export class ConnTable {
 
   /**
    * The first entry of the bucket lookupIn(proto, …) walks, or -1: read ahead of a batch
-   * (Engine.prefetch) so that the bucket heads' cache misses overlap instead of queueing.
+   * (Engine.aheadFrame) so that the bucket heads' cache misses overlap instead of queueing. For
+   * IPv6 the addresses are the folds, as lookupIn6 hashes them.
    */
   headIn(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
     return this.inHead[
@@ -680,9 +681,15 @@ export class ConnTable {
     ];
   }
 
-  /** A word of entry cx's hot line (cx may be -1: 0), so that reading it loads the line. */
-  touch(cx: number): number {
-    return cx < 0 ? 0 : this.h[cx << SHIFT];
+  /**
+   * A word of entry cx's hot line (cx may be -1: 0), so that reading it loads the line; with v6,
+   * also of its IPv6 words, which an IPv6 lookup compares.
+   */
+  touch(cx: number, v6: boolean): number {
+    if (cx < 0) return 0;
+    const w = this.h[cx << SHIFT];
+    const a = this.a6;
+    return v6 && a !== null ? w ^ a[cx << SHIFT6] : w;
   }
 
   /** lookupIn for an IPv6 client side: the folds find the hot line, the words confirm it. */
