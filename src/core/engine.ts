@@ -252,8 +252,9 @@ export class Engine {
   private vipSet = new Int32Array(8);
   /** aheadFrame's bucket heads, two per frame (OUT, IN; -1 for none). */
   private readonly ahead = new Int32Array(2 * AHEAD_MAX);
-  /** 1 where aheadFrame's frame k is IPv6 (its entries' IPv6 words are read too). */
-  private readonly ahead6 = new Uint8Array(AHEAD_MAX);
+  /** The IPv6 frames of the batch being read ahead (their entries' IPv6 words are read too). */
+  private readonly ahead6 = new Int32Array(AHEAD_MAX);
+  private ahead6Count = 0;
   private aheadSink = 0;
   /**
    * The same for IPv6 VIPs, by fold, each slot confirmed by its four words (vip6Words[4i..]):
@@ -599,25 +600,28 @@ export class Engine {
     const a = this.ahead;
     a[2 * k] = -1;
     a[2 * k + 1] = -1;
-    this.ahead6[k] = 0;
-    if (len < ETH_HLEN + 20 + 4 || (buf[13] !== 0x00 && buf[13] !== 0xdd)) return;
-    const t = this.conns;
-    if (buf[12] === 0x08 && buf[13] === 0x00) {
-      const proto = buf[ETH_HLEN + 9];
-      if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return;
-      const l4 = ETH_HLEN + ((buf[ETH_HLEN] & 0x0f) << 2);
-      if (l4 + 4 > len) return;
-      const saddr = readU32(buf, ETH_HLEN + 12) | 0;
-      const daddr = readU32(buf, ETH_HLEN + 16) | 0;
-      const sport = (buf[l4] << 8) | buf[l4 + 1];
-      const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
-      // As input(): a packet to a VIP is a request, so only its IN bucket is walked.
-      if (!this.isVip(daddr)) a[2 * k] = t.headOut(proto, saddr, sport, daddr, dport);
-      a[2 * k + 1] = t.headIn(proto, saddr, sport, daddr, dport);
+    if (k === 0) this.ahead6Count = 0;
+    if (len < ETH_HLEN + 20 + 4 || buf[12] !== 0x08 || buf[13] !== 0x00) {
+      if (buf[12] === 0x86 && buf[13] === 0xdd) this.aheadFrame6(k, buf, len);
       return;
     }
-    if (buf[12] !== 0x86 || len < ETH_HLEN + IPV6_HLEN + 4) return;
-    // IPv6 with the transport header first (no extension headers): both buckets, by the folds.
+    const proto = buf[ETH_HLEN + 9];
+    if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return;
+    const l4 = ETH_HLEN + ((buf[ETH_HLEN] & 0x0f) << 2);
+    if (l4 + 4 > len) return;
+    const saddr = readU32(buf, ETH_HLEN + 12) | 0;
+    const daddr = readU32(buf, ETH_HLEN + 16) | 0;
+    const sport = (buf[l4] << 8) | buf[l4 + 1];
+    const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
+    const t = this.conns;
+    // As input(): a packet to a VIP is a request, so only its IN bucket is walked.
+    if (!this.isVip(daddr)) a[2 * k] = t.headOut(proto, saddr, sport, daddr, dport);
+    a[2 * k + 1] = t.headIn(proto, saddr, sport, daddr, dport);
+  }
+
+  /** aheadFrame for IPv6 with the transport header first (no extension headers): both buckets, by the folds. */
+  private aheadFrame6(k: number, buf: Uint8Array, len: number): void {
+    if (len < ETH_HLEN + IPV6_HLEN + 4) return;
     const proto = buf[ETH_HLEN + 6];
     if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return;
     const s = ETH_HLEN + 8;
@@ -627,18 +631,29 @@ export class Engine {
     const l4 = ETH_HLEN + IPV6_HLEN;
     const sport = (buf[l4] << 8) | buf[l4 + 1];
     const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
+    const t = this.conns;
+    const a = this.ahead;
     a[2 * k] = t.headOut(proto, sf, sport, df, dport);
     a[2 * k + 1] = t.headIn(proto, sf, sport, df, dport);
-    this.ahead6[k] = 1;
+    if (this.ahead6Count < AHEAD_MAX) this.ahead6[this.ahead6Count++] = k;
   }
 
   /** The second pass of aheadFrame: the first entry of each bucket read, for frames 0..n-1. */
   aheadRecords(n: number): void {
     const a = this.ahead;
-    const v6 = this.ahead6;
     const t = this.conns;
     let x = this.aheadSink;
-    for (let i = 0; i < 2 * n; i++) x ^= t.touch(a[i], v6[i >> 1] !== 0);
+    for (let i = 0; i < 2 * n; i++) x ^= t.touch(a[i]);
+    // An IPv6 lookup also compares the entry's IPv6 words.
+    const m = this.ahead6Count;
+    if (m !== 0) {
+      const v6 = this.ahead6;
+      for (let j = 0; j < m; j++) {
+        const k = v6[j];
+        x ^= t.touch6(a[2 * k]) ^ t.touch6(a[2 * k + 1]);
+      }
+      this.ahead6Count = 0;
+    }
     // Kept, so that the compiler cannot drop the loads.
     this.aheadSink = x;
   }

@@ -681,15 +681,15 @@ export class ConnTable {
     ];
   }
 
-  /**
-   * A word of entry cx's hot line (cx may be -1: 0), so that reading it loads the line; with v6,
-   * also of its IPv6 words, which an IPv6 lookup compares.
-   */
-  touch(cx: number, v6: boolean): number {
-    if (cx < 0) return 0;
-    const w = this.h[cx << SHIFT];
+  /** A word of entry cx's hot line (cx may be -1: 0), so that reading it loads the line. */
+  touch(cx: number): number {
+    return cx < 0 ? 0 : this.h[cx << SHIFT];
+  }
+
+  /** The same for the IPv6 words of entry cx, which an IPv6 lookup compares. */
+  touch6(cx: number): number {
     const a = this.a6;
-    return v6 && a !== null ? w ^ a[cx << SHIFT6] : w;
+    return cx < 0 || a === null ? 0 : a[cx << SHIFT6];
   }
 
   /** lookupIn for an IPv6 client side: the folds find the hot line, the words confirm it. */
