@@ -35,7 +35,7 @@ import { netnsId, parseSysctlArg, resolveControlPath } from "./protocol.js";
 import { handleRequest, type RequestContext } from "./requests.js";
 import { SyncDaemons } from "./sync.js";
 import { initialOwnership, VrrpRunner } from "./vrrp.js";
-import { lipsOfWorker, type VrrpOwnership, type WorkerInit } from "./worker.js";
+import { lipsOfWorker, type ReadAhead, type VrrpOwnership, type WorkerInit } from "./worker.js";
 
 /** --warmup-ms default (docs/bench.md "The latency tail": measured on the bench topology). */
 export const DEFAULT_WARMUP_MS = 1000;
@@ -45,7 +45,7 @@ export const DEFAULT_SPIN_US = 0;
 
 export const DAEMON_USAGE = `Usage: tsvs daemon [--iface IF]... [--lip ADDR]... [--sysctl NAME=VALUE]... [--control PATH]
                    [--log-level LEVEL] [--idle-ms N] [--spin-us N] [--io mmsg|ring|xdp|auto]
-                   [--workers N] [--warmup-ms N]
+                   [--workers N] [--warmup-ms N] [--read-ahead auto|on|off]
                    [--no-filter] [--qdisc-bypass] [--config FILE] [--cpus LIST | --no-pin]
                    [--rx-kib N] [--conn-capacity N] [--host-vips] [--http ADDR:PORT|off] [--http-token-file FILE]
                    [--keep-caps] [--bgp FILE]
@@ -79,6 +79,10 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
                      through a throwaway engine on the in-memory lab for N ms (default
                      ${DEFAULT_WARMUP_MS}; 0 = none), so that V8 compiles the data path before real
                      traffic needs it rather than during it (docs/bench.md "The latency tail")
+  --read-ahead auto|on|off
+                     before the engine takes a received batch, load the connection-table lines its
+                     lookups will read, so that their cache misses overlap (docs/bench.md "Reading
+                     a batch ahead"); auto (default): once a worker's table holds 32768 entries
   --workers N        data-plane threads (default 1), one PACKET_FANOUT member each per interface;
                      both directions of a connection reach the same worker (docs/daemon.md)
   --no-filter        do not attach the kernel socket filter (every frame crosses to user space)
@@ -143,6 +147,8 @@ export interface DaemonOptions {
   bgp: string | undefined;
   /** --warmup-ms: each worker's warm-up before its first frame (warmup.ts). */
   warmupMs: number;
+  /** --read-ahead: when a worker reads a received batch's table lines ahead (Engine.aheadFrame). */
+  readAhead: ReadAhead;
 }
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
@@ -173,6 +179,7 @@ function defaultOptions(): DaemonOptions {
     dropCaps: true,
     bgp: undefined,
     warmupMs: DEFAULT_WARMUP_MS,
+    readAhead: "auto",
   };
 }
 
@@ -246,6 +253,15 @@ const DAEMON_FLAGS: readonly DaemonFlag[] = [
     takesValue: true,
     apply: (o, v, n) => {
       o.warmupMs = int(n, v, 0, 60000);
+    },
+  },
+  {
+    names: ["--read-ahead"],
+    takesValue: true,
+    apply: (o, v) => {
+      if (v !== "auto" && v !== "on" && v !== "off")
+        throw new DaemonUsageError(`--read-ahead: auto, on or off, not ${JSON.stringify(v)}`);
+      o.readAhead = v;
     },
   },
   {
@@ -613,6 +629,7 @@ function workerInit(
     idleMs: opts.idleMs,
     spinUs: opts.spinUs,
     warmupMs: opts.warmupMs,
+    readAhead: opts.readAhead,
     batch: opts.io === "ring" ? 256 : 64,
     cpus: plan.cpus[index] ?? undefined,
     rxKib: opts.rxKib,

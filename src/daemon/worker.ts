@@ -40,6 +40,9 @@ import { warmUp } from "./warmup.js";
 export type { Guard, GuardDest } from "../control/api.js";
 export { ruleHostDst } from "../control/api.js";
 
+/** --read-ahead: never, once the table outgrows the caches (Engine.readAheadWorthIt), always. */
+export type ReadAhead = "auto" | "on" | "off";
+
 export interface WorkerInit {
   interfaces: IfaceConfig[];
   routes: RouteConfig[];
@@ -55,6 +58,8 @@ export interface WorkerInit {
   spinUs?: number;
   /** Wall time (ms) of the data path's warm-up before the first frame (warmup.ts); 0 = none. */
   warmupMs?: number;
+  /** --read-ahead (default auto). */
+  readAhead?: ReadAhead;
   batch: number;
   /** Director sysctls given at start (`tsvs daemon --sysctl NAME=VALUE`). */
   sysctls?: Partial<Sysctls>;
@@ -250,6 +255,7 @@ class DataPlane {
   private noSocket = 0;
   private otherHost = 0;
   private filterUpdates = 0;
+  private readonly readAhead: ReadAhead;
   // The kernel filter and the fanout program follow the owned addresses and the NAT destinations:
   // recompiled and re-attached (atomically: SO_ATTACH_FILTER replaces) when they change.
   private filterKey = "";
@@ -273,6 +279,7 @@ class DataPlane {
   ) {
     const nWorkers = init.workers ?? 1;
     this.nWorkers = nWorkers;
+    this.readAhead = init.readAhead ?? "auto";
     const allLips = init.allLips ?? init.lips;
     this.locals = init.interfaces.flatMap((c) => c.addrs.map((a) => a.addr));
     this.locals6 = init.interfaces.flatMap((c) => (c.addrs6 ?? []).map((a) => a.addr6));
@@ -737,7 +744,8 @@ class DataPlane {
       if (n === 0) continue;
       const t = performance.now();
       // A table larger than the caches: load the batch's lookups ahead, their misses overlapping.
-      if (engine.readAheadWorthIt()) {
+      const ra = this.readAhead;
+      if (ra === "on" || (ra === "auto" && engine.readAheadWorthIt())) {
         const m = n < AHEAD_MAX ? n : AHEAD_MAX;
         for (let i = 0; i < m; i++) engine.aheadFrame(i, s.frame(i), s.length(i));
         engine.aheadRecords(m);

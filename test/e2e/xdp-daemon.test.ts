@@ -1,5 +1,5 @@
 // `tsvs daemon --io xdp` end to end: the XDP program on each director interface hands the owned
-// traffic to AF_XDP sockets, the engine serves a NAT and a DR service from them to curl, nginx
+// traffic to AF_XDP sockets, the engine (reading each batch ahead) serves a NAT and a DR service from them to curl, nginx
 // answers on two real servers, and everything else — the director's own traffic, the DR replies
 // the kernel forwards — goes to the kernel (XDP_PASS).
 //
@@ -116,7 +116,21 @@ describe(
       await startNginx(NS.r2, "r2", dir);
       daemon = await startDaemon(
         NS.d,
-        ["--iface", IF.d0, "--iface", IF.d1, "--iface", IF.d2, "--control", sock, "--io", "xdp"],
+        // --read-ahead on: every batch from the UMEM is read ahead (by default only a large table's).
+        [
+          "--iface",
+          IF.d0,
+          "--iface",
+          IF.d1,
+          "--iface",
+          IF.d2,
+          "--control",
+          sock,
+          "--io",
+          "xdp",
+          "--read-ahead",
+          "on",
+        ],
         children,
       );
       for (const argv of [

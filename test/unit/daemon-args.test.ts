@@ -15,6 +15,7 @@ describe("tsvs daemon arguments", () => {
     assert.equal(o.idleMs, 10);
     assert.equal(o.spinUs, DEFAULT_SPIN_US);
     assert.equal(o.warmupMs, DEFAULT_WARMUP_MS);
+    assert.equal(o.readAhead, "auto");
     assert.equal(o.io, "mmsg");
     assert.equal(o.workers, 1);
     assert.equal(o.pin, true);
@@ -27,6 +28,8 @@ describe("tsvs daemon arguments", () => {
     [["--spin-us=250"], { spinUs: 250 }],
     [["--warmup-ms", "0"], { warmupMs: 0 }],
     [["--warmup-ms=2500"], { warmupMs: 2500 }],
+    [["--read-ahead", "on"], { readAhead: "on" }],
+    [["--read-ahead=off"], { readAhead: "off" }],
     [["--workers", "2"], { workers: 2 }],
     [["--io", "ring"], { io: "ring" }],
     [["--io", "xdp"], { io: "xdp" }],
@@ -66,6 +69,7 @@ describe("tsvs daemon arguments", () => {
     [["--spin-us", "100001"], "--spin-us must be 0..100000"],
     [["--spin-us"], "--spin-us needs a value"],
     [["--warmup-ms", "-1"], "--warmup-ms must be 0..60000"],
+    [["--read-ahead", "always"], '--read-ahead: auto, on or off, not "always"'],
     [["--workers", "0"], "--workers must be 1..64"],
     [["--io", "dpdk"], '--io: mmsg, ring, xdp or auto, not "dpdk"'],
     [["--cpus", "1", "--no-pin"], "--cpus and --no-pin exclude each other"],
