@@ -150,6 +150,8 @@ export interface EngineOptions {
   connCapacity?: number;
   /** Memory for the connection table's big arrays (default: V8's); the daemon asks for huge pages. */
   tableAlloc?: TableAlloc;
+  /** The table size from which readAheadWorthIt() says yes (default AHEAD_MIN_CONNS). */
+  readAheadMinConns?: number;
   /** The size ipvsadm reports as "(size=N)": the kernel's connection hash size. */
   connTabSize?: number;
   interfaces: IfaceConfig[];
@@ -199,10 +201,11 @@ const TIMER_CHECK_MS = 100;
 /** The most frames of one batch aheadFrame reads ahead for (the io batches are 64 at most). */
 export const AHEAD_MAX = 256;
 /**
- * Reading ahead pays once the table outgrows the caches: 64 bytes of hot line per entry, so 32k
- * entries fill 2 MiB (docs/bench.md "Reading ahead" has the measurement behind it).
+ * Reading ahead pays once the table outgrows the last-level cache: 64 bytes of hot line per
+ * entry, so 512k entries fill 32 MiB (docs/bench.md "Reading a batch ahead": below that the daemon
+ * measured a small loss). EngineOptions.readAheadMinConns sets it from the machine's cache.
  */
-const AHEAD_MIN_CONNS = 32768;
+export const AHEAD_MIN_CONNS = 524288;
 
 export class Engine {
   readonly conns: ConnTable;
@@ -256,6 +259,7 @@ export class Engine {
   private readonly ahead6 = new Int32Array(AHEAD_MAX);
   private ahead6Count = 0;
   private aheadSink = 0;
+  private readonly readAheadMin: number;
   /**
    * The same for IPv6 VIPs, by fold, each slot confirmed by its four words (vip6Words[4i..]):
    * slot i is used when vip6Used[i] is 1.
@@ -268,6 +272,7 @@ export class Engine {
 
   constructor(opts: EngineOptions) {
     this.conns = new ConnTable(opts.connCapacity ?? 1 << 16, 0, opts.tableAlloc);
+    this.readAheadMin = opts.readAheadMinConns ?? AHEAD_MIN_CONNS;
     this.connTabSize = opts.connTabSize ?? 4096;
     this.sysctls = { ...DEFAULT_SYSCTLS, ...opts.sysctls };
     this.lipTable = new LipTable(opts.lips ?? [], opts.worker?.index ?? 0, opts.worker?.count ?? 1);
@@ -586,7 +591,7 @@ export class Engine {
    * in the caches, where each lookup would otherwise wait for memory in turn.
    */
   readAheadWorthIt(): boolean {
-    return this.conns.size >= AHEAD_MIN_CONNS;
+    return this.conns.size >= this.readAheadMin;
   }
 
   /**

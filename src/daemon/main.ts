@@ -82,7 +82,8 @@ interfaces that come up or go away, addresses and routes that change (docs/daemo
   --read-ahead auto|on|off
                      before the engine takes a received batch, load the connection-table lines its
                      lookups will read, so that their cache misses overlap (docs/bench.md "Reading
-                     a batch ahead"); auto (default): once a worker's table holds 32768 entries
+                     a batch ahead"); auto (default): once a worker's table outgrows the CPU's
+                     last-level cache (64 bytes an entry: 524288 entries for 32 MiB)
   --workers N        data-plane threads (default 1), one PACKET_FANOUT member each per interface;
                      both directions of a connection reach the same worker (docs/daemon.md)
   --no-filter        do not attach the kernel socket filter (every frame crosses to user space)

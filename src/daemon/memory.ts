@@ -85,3 +85,32 @@ export function processHeadroom(): () => number | null {
     }
   };
 }
+
+/** "32768K", "1M", "512" (sysfs cache `size`) in bytes, or null. */
+export function parseCacheSize(text: string): number | null {
+  const m = /^\s*(\d+)\s*([KMG]?)\s*$/.exec(text);
+  if (m === null) return null;
+  const unit = m[2] === "K" ? 1024 : m[2] === "M" ? 1024 ** 2 : m[2] === "G" ? 1024 ** 3 : 1;
+  return Number(m[1]) * unit;
+}
+
+/**
+ * The largest cache of cpu 0 (the last level: L3 on most servers) in bytes, from sysfs, or null
+ * where sysfs does not say. The worker reads its table ahead only once the table's records
+ * outgrow it (Engine.readAheadWorthIt): below that, measured, reading ahead costs more than the
+ * cache hits it would speed up (docs/bench.md "Reading a batch ahead").
+ */
+export function lastLevelCacheBytes(dir = "/sys/devices/system/cpu/cpu0/cache"): number | null {
+  let best: number | null = null;
+  for (let i = 0; i < 8; i++) {
+    let text: string;
+    try {
+      text = readFileSync(`${dir}/index${i}/size`, "utf8");
+    } catch {
+      break;
+    }
+    const n = parseCacheSize(text);
+    if (n !== null && (best === null || n > best)) best = n;
+  }
+  return best;
+}

@@ -32,7 +32,7 @@ import type { IoBackend } from "../io/frame-io.js";
 import { anonHugeBytes, hugePageAlloc } from "../io/hugepages.js";
 import { libc, PACKET_OTHERHOST, setThreadAffinity, threadAffinity } from "../io/libc.js";
 import { SolicitedNodeMemberships } from "../io/packet-common.js";
-import { processHeadroom } from "./memory.js";
+import { lastLevelCacheBytes, processHeadroom } from "./memory.js";
 import type { FwmarkAction, IfaceStatus, Response, WorkerStatus } from "./protocol.js";
 import { SocketSet } from "./sockets.js";
 import { warmUp } from "./warmup.js";
@@ -301,6 +301,8 @@ class DataPlane {
       // Huge pages where the kernel gives them: a lookup at a million entries is then a cache miss
       // without a TLB miss (src/io/hugepages.ts, docs/bench.md "Huge pages").
       tableAlloc: hugePageAlloc,
+      // Read a batch ahead only once the records outgrow the last-level cache (64 bytes each).
+      readAheadMinConns: Math.floor((lastLevelCacheBytes() ?? 32 * 1024 * 1024) / 64),
       // The defence's availmem: the table's free entries, or the memory cgroup's headroom when
       // that is lower (daemon/memory.ts), both in pages, read once a second.
       availmem: () => {

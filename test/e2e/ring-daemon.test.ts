@@ -70,8 +70,8 @@ console.log(JSON.stringify({udp:u.reduce((x,y)=>x+y,0),http80:h80,http81:h81}))}
   };
 }
 
-// The ring run also reads every batch ahead (--read-ahead on; by default only a table of 32768
-// entries does): its batches are the largest, up to 256 frames.
+// The ring run also reads every batch ahead (--read-ahead on; by default only a table larger than
+// the last-level cache does): its batches are the largest, up to 256 frames.
 for (const [io, extra] of [
   ["ring", ["--read-ahead", "on"]],
   ["mmsg", []],

@@ -2,12 +2,21 @@
 // tsvs_defense_* families read back with a Prometheus text-format parser.
 
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { defenseLine } from "../../src/cli/ipvsadm-client.js";
 import { type TableSnapshot, zeroStats } from "../../src/control/snapshot.js";
 import { DaemonUsageError, parseDaemonArgs } from "../../src/daemon/main.js";
-import { cgroupMemoryFiles, headroomPages, processHeadroom } from "../../src/daemon/memory.js";
+import {
+  cgroupMemoryFiles,
+  headroomPages,
+  lastLevelCacheBytes,
+  parseCacheSize,
+  processHeadroom,
+} from "../../src/daemon/memory.js";
 import { metricsText } from "../../src/daemon/metrics.js";
 import type { DaemonStatus, DefenseStatus, WorkerStatus } from "../../src/daemon/protocol.js";
 import { mergeStatus } from "../../src/daemon/requests.js";
@@ -180,5 +189,31 @@ describe("the memory cgroup's headroom (daemon/memory.ts)", () => {
   it("reads this process's files (or answers null where there are none)", () => {
     const h = processHeadroom()();
     assert.ok(h === null || (Number.isInteger(h) && h >= 0), String(h));
+  });
+});
+
+describe("the last-level cache's size (daemon/memory.ts, the read-ahead threshold)", () => {
+  for (const [text, want] of [
+    ["32768K\n", 32 * 1024 * 1024],
+    ["1M", 1024 * 1024],
+    ["512", 512],
+    ["2G", 2 * 1024 ** 3],
+    ["", null],
+    ["32 MiB", null],
+  ] as const)
+    it(`${JSON.stringify(text)} → ${want}`, () => assert.equal(parseCacheSize(text), want));
+
+  it("is the largest index's size under the cpu's cache directory, null without one", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tsvs-cache-"));
+    try {
+      assert.equal(lastLevelCacheBytes(dir), null);
+      for (const [i, size] of ["48K", "32K", "1024K", "32768K"].entries()) {
+        mkdirSync(join(dir, `index${i}`));
+        writeFileSync(join(dir, `index${i}`, "size"), `${size}\n`);
+      }
+      assert.equal(lastLevelCacheBytes(dir), 32 * 1024 * 1024);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
