@@ -258,8 +258,6 @@ export class Engine {
   /** The IPv6 frames of the batch being read ahead (their entries' IPv6 words are read too). */
   private readonly ahead6 = new Int32Array(AHEAD_MAX);
   private ahead6Count = 0;
-  /** Frames of the batch that may create an entry (IPv4 SYNs and UDP to a VIP). */
-  private aheadNew = 0;
   private aheadSink = 0;
   private readonly readAheadMin: number;
   /**
@@ -607,10 +605,7 @@ export class Engine {
     const a = this.ahead;
     a[2 * k] = -1;
     a[2 * k + 1] = -1;
-    if (k === 0) {
-      this.ahead6Count = 0;
-      this.aheadNew = 0;
-    }
+    if (k === 0) this.ahead6Count = 0;
     if (len < ETH_HLEN + 20 + 4 || buf[12] !== 0x08 || buf[13] !== 0x00) {
       if (buf[12] === 0x86 && buf[13] === 0xdd) this.aheadFrame6(k, buf, len);
       return;
@@ -624,15 +619,9 @@ export class Engine {
     const sport = (buf[l4] << 8) | buf[l4 + 1];
     const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
     const t = this.conns;
-    const head = t.headIn(proto, saddr, sport, daddr, dport);
-    a[2 * k + 1] = head;
-    // As input(): a packet to a VIP is a request, so only its IN bucket is walked. One that will
-    // likely create an entry (a SYN, or UDP whose bucket is empty) is counted for aheadRecords.
+    // As input(): a packet to a VIP is a request, so only its IN bucket is walked.
     if (!this.isVip(daddr)) a[2 * k] = t.headOut(proto, saddr, sport, daddr, dport);
-    else if (
-      proto === IPPROTO_UDP ? head < 0 : l4 + 14 <= len && (buf[l4 + 13] & (TCP_SYN | TCP_ACK)) === TCP_SYN
-    )
-      this.aheadNew++;
+    a[2 * k + 1] = t.headIn(proto, saddr, sport, daddr, dport);
   }
 
   /** aheadFrame for IPv6 with the transport header first (no extension headers): both buckets, by the folds. */
@@ -660,12 +649,6 @@ export class Engine {
     const t = this.conns;
     let x = this.aheadSink;
     for (let i = 0; i < 2 * n; i++) x ^= t.touch(a[i]);
-    // The entries the batch's new connections (SYNs and UDP to a VIP, some of them new) will take.
-    for (let j = 0; j < this.aheadNew; j++) {
-      const cx = t.nextFree(j);
-      x ^= t.touch(cx) ^ t.touchCold(cx);
-    }
-    this.aheadNew = 0;
     // An IPv6 lookup also compares the entry's IPv6 words.
     const m = this.ahead6Count;
     if (m !== 0) {

@@ -877,22 +877,6 @@ describe("read-ahead heads (headIn, headOut, touch)", () => {
     assert.equal(t.headOut(TCP, RIP, 80, CIP, 40002), before);
   });
 
-  it("nextFree(k) is the entry the k-th alloc() from now hands out; a freed entry comes next (LIFO)", () => {
-    const t = new ConnTable(8, 7);
-    assert.deepEqual([0, 1, 2, 8].map((k) => t.nextFree(k)), [0, 1, 2, -1]);
-    const a = add(t);
-    const b = add(t);
-    assert.deepEqual([a, b], [0, 1]);
-    assert.equal(t.nextFree(0), 2);
-    t.free(a);
-    assert.deepEqual([t.nextFree(0), t.nextFree(1)], [a, 2]);
-    assert.equal(t.alloc(), a);
-    for (let i = 0; i < 6; i++) t.alloc();
-    assert.equal(t.nextFree(0), -1);
-    assert.equal(t.alloc(), -1);
-    assert.equal(t.touchCold(-1), 0);
-  });
-
   it("touch reads a word of the entry, 0 for none", () => {
     const t = new ConnTable(64, 7);
     const a = add(t);

@@ -188,13 +188,7 @@ export class ConnTable {
   private readonly bucketMask: number;
   private readonly inHead: Int32Array;
   private readonly outHead: Int32Array;
-  /**
-   * The free entries as a stack (the top is the next alloc's): LIFO as a list threaded through
-   * the records would be, but the next few are known without reading any record, so that a batch
-   * of new connections can load theirs ahead (nextFree).
-   */
-  private readonly freeStack: Int32Array;
-  private freeTop: number;
+  private freeHead: number;
 
   /** Index of the list that advance() drains; capacity + TIMER_SLOTS. */
   private readonly pending: number;
@@ -235,7 +229,8 @@ export class ConnTable {
       h[b + H_DEST] = -1;
       h[b + H_OUTNEXT] = -1;
       h[b + H_TNEXT] = -1;
-      h[b + H_INNEXT] = -1;
+      // Free list in index order, so that a fresh table hands out 0, 1, 2, ...
+      h[b + H_INNEXT] = i + 1 < capacity ? i + 1 : -1;
       const k = i << CSHIFT;
       c[k + C_CONTROL] = -1;
       c[k + C_INBKT] = -1;
@@ -243,10 +238,7 @@ export class ConnTable {
       c[k + C_TPREV] = -1;
       c[k + C_EMBPOS] = -1;
     }
-    // A fresh table hands out 0, 1, 2, ...
-    this.freeStack = new Int32Array(alloc(capacity * 4), 0, capacity);
-    for (let i = 0; i < capacity; i++) this.freeStack[i] = capacity - 1 - i;
-    this.freeTop = capacity;
+    this.freeHead = 0;
     for (let s = capacity; s < nodes; s++) {
       h[(s << SHIFT) + H_TNEXT] = s;
       c[(s << CSHIFT) + C_TPREV] = s;
@@ -531,10 +523,11 @@ export class ConnTable {
 
   /** A fresh entry (not hashed, no timer), or -1 when the table is full. */
   alloc(): number {
-    if (this.freeTop === 0) return -1;
-    const cx = this.freeStack[--this.freeTop];
+    const cx = this.freeHead;
+    if (cx < 0) return -1;
     const h = this.h;
     const b = cx << SHIFT;
+    this.freeHead = h[b + H_INNEXT];
     h[b + H_INNEXT] = -1;
     h[b + H_META] = 0;
     h[b + H_DEST] = -1;
@@ -561,13 +554,8 @@ export class ConnTable {
     this.cold[k + C_EMBPOS] = -1;
     this.cold[k + C_ALIVE] = 0;
     this.size--;
-    this.freeStack[this.freeTop++] = cx;
-  }
-
-  /** The entry the k-th alloc() from now hands out while nothing is freed meanwhile, or -1. */
-  nextFree(k: number): number {
-    const i = this.freeTop - 1 - k;
-    return i >= 0 ? this.freeStack[i] : -1;
+    this.h[(cx << SHIFT) + H_INNEXT] = this.freeHead;
+    this.freeHead = cx;
   }
 
   isAllocated(cx: number): boolean {
@@ -696,11 +684,6 @@ export class ConnTable {
   /** A word of entry cx's hot line (cx may be -1: 0), so that reading it loads the line. */
   touch(cx: number): number {
     return cx < 0 ? 0 : this.h[cx << SHIFT];
-  }
-
-  /** A word of entry cx's cold record (cx may be -1: 0): alloc() writes it. */
-  touchCold(cx: number): number {
-    return cx < 0 ? 0 : this.cold[cx << CSHIFT];
   }
 
   /** The same for the IPv6 words of entry cx, which an IPv6 lookup compares. */
@@ -1083,7 +1066,6 @@ export class ConnTable {
       (this.pp === null ? 0 : this.pp.byteLength) +
       this.inHead.byteLength +
       this.outHead.byteLength +
-      this.freeStack.byteLength +
       this.embRing.byteLength
     );
   }
