@@ -518,3 +518,24 @@ export function assertEngineCounts(d: Director, e: EngineCounts, what: string): 
     what,
   );
 }
+
+/**
+ * A director with a service of each method on IP.vip: TCP 80 NAT (rs1:8080), 81 DR (rs2), 82 TUN
+ * (far), 83 FULLNAT (rs3:9000); UDP 53 NAT (rs1:5353), 54 FULLNAT (rs3:5454).
+ */
+export function everyMethodDirector(): Director {
+  const d = new Director();
+  d.ipvsadm(`-A -t ${IP.vip}:80 -s rr`);
+  d.ipvsadm(`-a -t ${IP.vip}:80 -r ${IP.rs1}:8080 -m`);
+  d.ipvsadm(`-A -t ${IP.vip}:81 -s rr`);
+  d.ipvsadm(`-a -t ${IP.vip}:81 -r ${IP.rs2} -g`);
+  d.ipvsadm(`-A -t ${IP.vip}:82 -s rr`);
+  d.ipvsadm(`-a -t ${IP.vip}:82 -r ${IP.far} -i`);
+  d.ipvsadm(`-A -t ${IP.vip}:83 -s rr`);
+  d.ipvsadm(`-a -t ${IP.vip}:83 -r ${IP.rs3}:9000 --fullnat`);
+  d.ipvsadm(`-A -u ${IP.vip}:53 -s rr`);
+  d.ipvsadm(`-a -u ${IP.vip}:53 -r ${IP.rs1}:5353 -m`);
+  d.ipvsadm(`-A -u ${IP.vip}:54 -s rr`);
+  d.ipvsadm(`-a -u ${IP.vip}:54 -r ${IP.rs3}:5454 --fullnat`);
+  return d;
+}

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import type { Engine } from "../../src/core/engine.js";
-import { Director, decodeFrame, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
+import { decodeFrame, everyMethodDirector, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
 import { Director6, decode6, IP6, L2_6_FROM_ROUTER, l2_6FromLan, MAC6 } from "../support/frames6.js";
 import { ACK, ip, PSH, SYN, tcpFrame, udpFrame } from "../support/packet-builder.js";
 import { tcp6Frame, udp6Frame } from "../support/packet6.js";
@@ -29,7 +29,7 @@ interface Sent {
 
 interface Family {
   director(): Dir;
-  /** A client's request to one of the director's services (ports 53/54 UDP, 80-83 TCP). */
+  /** A client's request to one of the director's services (ports 53/54 UDP, 80-83 TCP; IPv6 has 53, 80, 81). */
   request(client: number, sport: number, dport: number, flags: number): Uint8Array;
   /** What the director sent, decoded; null for what does not decode (a mutated frame's rewrite). */
   sent(frame: Uint8Array): Sent | null;
@@ -38,20 +38,7 @@ interface Family {
 }
 
 const v4: Family = {
-  director() {
-    const d = new Director();
-    d.ipvsadm(`-A -t ${IP.vip}:80 -s rr`);
-    d.ipvsadm(`-a -t ${IP.vip}:80 -r ${IP.rs1}:8080 -m`);
-    d.ipvsadm(`-A -t ${IP.vip}:81 -s rr`);
-    d.ipvsadm(`-a -t ${IP.vip}:81 -r ${IP.rs2} -g`);
-    d.ipvsadm(`-A -t ${IP.vip}:83 -s rr`);
-    d.ipvsadm(`-a -t ${IP.vip}:83 -r ${IP.rs3}:9000 --fullnat`);
-    d.ipvsadm(`-A -u ${IP.vip}:53 -s rr`);
-    d.ipvsadm(`-a -u ${IP.vip}:53 -r ${IP.rs1}:5353 -m`);
-    d.ipvsadm(`-A -u ${IP.vip}:54 -s rr`);
-    d.ipvsadm(`-a -u ${IP.vip}:54 -r ${IP.rs3}:5454 --fullnat`);
-    return d;
-  },
+  director: everyMethodDirector,
   request(client, sport, dport, flags) {
     const f = { src: (0xcb000000 | client) >>> 0, dst: ip(IP.vip) };
     return dport < 60
@@ -157,7 +144,7 @@ for (const [name, fam] of [
           fc.record({
             client: fc.integer({ min: 1, max: 0xfffffe }),
             sport: fc.integer({ min: 1, max: 65535 }),
-            dport: fc.constantFrom(53, 54, 80, 81, 83),
+            dport: fc.constantFrom(53, 54, 80, 81, 82, 83),
             flags: fc.constantFrom(SYN, ACK, PSH | ACK),
             flip: fc.option(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }))),
             cut: fc.nat({ max: 23 }),
