@@ -598,7 +598,7 @@ export class Engine {
    * Frame k (< AHEAD_MAX) of a batch that input() takes next, in order: loads the bucket heads
    * its lookups will walk; aheadRecords(n) then loads the entries they point to. Two passes of
    * independent loads let a batch's cache misses overlap instead of queueing one per packet
-   * (docs/bench.md "Reading ahead"). Reads only: input() does not depend on it. Untagged IPv4
+   * (docs/bench.md "Reading a batch ahead"). Reads only: input() does not depend on it. Untagged IPv4
    * and IPv6 TCP/UDP (IPv6 without extension headers); anything else is left to input().
    */
   aheadFrame(k: number, buf: Uint8Array, len: number): void {

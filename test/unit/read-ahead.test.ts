@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { ipv6TextWords } from "../../src/core/addr.js";
 import type { Engine } from "../../src/core/engine.js";
 import { decodeFrame, everyMethodDirector, IP, L2_FROM_ROUTER, l2FromLan, MAC } from "../support/frames.js";
 import { Director6, decode6, IP6, L2_6_FROM_ROUTER, l2_6FromLan, MAC6 } from "../support/frames6.js";
@@ -191,4 +192,53 @@ test("aheadFrame takes any bytes without throwing, IPv4 and IPv6 ethertypes", ()
     ),
     { numRuns: 3000 },
   );
+});
+
+function words6(a: string): Int32Array {
+  const w = ipv6TextWords(a);
+  assert.ok(w !== null, a);
+  return w;
+}
+
+/** aheadFrame's bucket heads for frame k (private: the engine's inputs do not depend on them). */
+function heads(e: Engine, k: number): [number, number] {
+  const a = (e as unknown as { ahead: Int32Array }).ahead;
+  return [a[2 * k], a[2 * k + 1]];
+}
+
+test("aheadFrame reads the buckets input() walks: a request's IN bucket (not OUT, to a VIP), a reply's OUT bucket, both families", () => {
+  // One connection per table: its entry heads its buckets, so a head equal to it is the bucket.
+  const c4 = ip(IP.client1);
+  const d4 = everyMethodDirector();
+  d4.input(1, tcpFrame(L2_FROM_ROUTER, { src: c4, dst: ip(IP.vip) }, { sport: 1000, dport: 80, flags: SYN }));
+  const cx4 = d4.engine.conns.lookupIn(6, c4, 1000, ip(IP.vip), 80);
+  assert.ok(cx4 >= 0);
+  const req4 = tcpFrame(L2_FROM_ROUTER, { src: c4, dst: ip(IP.vip) }, { sport: 1000, dport: 80, flags: ACK });
+  const rep4 = tcpFrame(
+    l2FromLan(MAC.rs1),
+    { src: ip(IP.rs1), dst: c4 },
+    { sport: 8080, dport: 1000, flags: ACK },
+  );
+  d4.engine.aheadFrame(0, req4, req4.length);
+  d4.engine.aheadFrame(1, rep4, rep4.length);
+  assert.deepEqual(heads(d4.engine, 0), [-1, cx4]);
+  assert.deepEqual(heads(d4.engine, 1)[0], cx4);
+
+  const d6 = new Director6();
+  d6.ipvsadm(`-A -t [${IP6.vip}]:80 -s rr`);
+  d6.ipvsadm(`-a -t [${IP6.vip}]:80 -r [${IP6.rs1}]:8080 -m`);
+  const c6 = IP6.client1;
+  d6.input(1, tcp6Frame(L2_6_FROM_ROUTER, { src: c6, dst: IP6.vip }, { sport: 1000, dport: 80, flags: SYN }));
+  const cx6 = d6.engine.conns.lookupIn6(6, words6(c6), 1000, words6(IP6.vip), 80);
+  assert.ok(cx6 >= 0);
+  const req6 = tcp6Frame(L2_6_FROM_ROUTER, { src: c6, dst: IP6.vip }, { sport: 1000, dport: 80, flags: ACK });
+  const rep6 = tcp6Frame(
+    l2_6FromLan(MAC6.rs1),
+    { src: IP6.rs1, dst: c6 },
+    { sport: 8080, dport: 1000, flags: ACK },
+  );
+  d6.engine.aheadFrame(0, req6, req6.length);
+  d6.engine.aheadFrame(1, rep6, rep6.length);
+  assert.equal(heads(d6.engine, 0)[1], cx6);
+  assert.equal(heads(d6.engine, 1)[0], cx6);
 });
