@@ -7,6 +7,9 @@
 //   peak RSS (VmHWM) ≤ RSS before the flood + the table's bytes (capacity × bytes per entry:
 //   ConnTable.bytes of a table of that capacity) + HEADROOM_MIB
 //
+// (VmHWM reset to the RSS when the flood starts, /proc/PID/clear_refs 5: the daemon's start-up,
+// whose warm-up peaks some 40 MiB above the idle daemon before its gc, is not the flood's peak)
+//
 // (the table is allocated once, at start; whatever else grows under a flood — the heap, the receive
 // slots touched at last — has to fit in the headroom). With the SYN proxy the real servers must see
 // no SYN from a spoofed source (an nft counter in each server's namespace) and the table stays near
@@ -264,6 +267,9 @@ async function floodRun(dir: string, svcArgs: readonly string[]): Promise<FloodF
     for (const ns of [NS.r1, NS.r2]) nsExec(ns, ["nft", "reset", "counters", "table", "inet", "tsvsf"]);
     nsExec(NS.d, ["nft", "reset", "counters", "table", "netdev", "tsvsf"]);
     const rssBeforeKib = procMemKib(pid).rss;
+    // VmHWM from here on: the start-up (the data path's warm-up, before its gc and malloc_trim)
+    // peaks higher than the idle daemon, and that peak is not the flood's.
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
 
     // Sampler: the daemon's status (one request at a time) and RSS.
     let peakConnections = calm.connections;
