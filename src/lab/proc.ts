@@ -3,7 +3,7 @@
 // pid the kernel has since reused for something else is never signalled.
 
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TsvsError } from "../core/errors.js";
@@ -132,4 +132,18 @@ export async function waitFor(check: () => boolean, timeoutMs: number, stepMs = 
 
 export function fileHas(path: string, text: string): boolean {
   return existsSync(path) && readFileSync(path, "utf8").includes(text);
+}
+
+/**
+ * Resets pid's VmHWM (peak resident set) to its current RSS (/proc/PID/clear_refs, "5", Linux
+ * 4.0+), so that the peak read later is that of what ran in between: a daemon's start-up (its
+ * data-path warm-up, before the gc) peaks tens of MiB above the idle daemon. False if refused.
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
 }

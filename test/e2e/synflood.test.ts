@@ -37,6 +37,7 @@ import { ConnTable } from "../../src/core/conn/table.js";
 import { request } from "../../src/daemon/control.js";
 import type { DaemonStatus } from "../../src/daemon/protocol.js";
 import { addVethPair, delNetns, freshNetns, ip, linkMac, nsExec } from "../../src/io/netns.js";
+import { resetPeakRss } from "../../src/lab/proc.js";
 import { Children, type Daemon, startDaemon, startHttp, tsvsIn } from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
 
@@ -269,7 +270,7 @@ async function floodRun(dir: string, svcArgs: readonly string[]): Promise<FloodF
     const rssBeforeKib = procMemKib(pid).rss;
     // VmHWM from here on: the start-up (the data path's warm-up, before its gc and malloc_trim)
     // peaks higher than the idle daemon, and that peak is not the flood's.
-    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    assert.ok(resetPeakRss(pid), "cannot reset the daemon's VmHWM");
 
     // Sampler: the daemon's status (one request at a time) and RSS.
     let peakConnections = calm.connections;

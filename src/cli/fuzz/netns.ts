@@ -41,7 +41,7 @@ import { type SenderTotals, targetToJson } from "../../fuzz/sender.js";
 import { mac } from "../../fuzz/wire.js";
 import { addNetns, addVethPair, delNetns, ip, linkMac, nsExec, nsExecStatus } from "../../io/netns.js";
 import { tsvsArgv } from "../../lab/daemon.js";
-import { jsPath, type ProcRef, procAlive, procStart, sleep, stopProc } from "../../lab/proc.js";
+import { jsPath, type ProcRef, procAlive, procStart, resetPeakRss, sleep, stopProc } from "../../lab/proc.js";
 import { parseIpvsadm } from "../ipvsadm/parse.js";
 import { ipvsadmRemote } from "../ipvsadm-client.js";
 
@@ -492,6 +492,8 @@ export async function runNetnsFuzz(o: NetnsFuzzOptions): Promise<NetnsFuzzResult
   const before0 = await status(n.sock);
   if (before0 === null) throw new Error("the daemon does not answer its control socket before the run");
   const before = reading(before0, pid);
+  // The peak reported is the run's, not the start-up's (its warm-up peaks higher before the gc).
+  resetPeakRss(pid);
   const linksBefore = linkCounters(n);
 
   o.log(
