@@ -76,6 +76,8 @@ import { Output } from "./output.js";
 import { l4ChecksumV4, l4ChecksumV6 } from "./packet/csum.js";
 import { ETH_HLEN } from "./packet/eth.js";
 import {
+  ETH_P_IP,
+  ETH_P_IPV6,
   Flow,
   IPPROTO_ICMP,
   IPPROTO_TCP,
@@ -606,10 +608,12 @@ export class Engine {
     a[2 * k] = -1;
     a[2 * k + 1] = -1;
     if (k === 0) this.ahead6Count = 0;
-    if (len < ETH_HLEN + 20 + 4 || buf[12] !== 0x08 || buf[13] !== 0x00) {
-      if (buf[12] === 0x86 && buf[13] === 0xdd) this.aheadFrame6(k, buf, len);
+    const type = (buf[12] << 8) | buf[13];
+    if (type === ETH_P_IPV6) {
+      this.aheadFrame6(k, buf, len);
       return;
     }
+    if (type !== ETH_P_IP || len < ETH_HLEN + 20 + 4) return;
     const proto = buf[ETH_HLEN + 9];
     if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return;
     const l4 = ETH_HLEN + ((buf[ETH_HLEN] & 0x0f) << 2);

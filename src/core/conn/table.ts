@@ -647,7 +647,7 @@ export class ConnTable {
     vport &= 0xffff;
     const ports = (cport << 16) | vport;
     const h = this.h;
-    let i = this.inHead[hashKey(this.seed, proto, caddr, cport, vaddr, vport) & this.bucketMask];
+    let i = this.headIn(proto, caddr, cport, vaddr, vport);
     while (i >= 0) {
       const b = i << SHIFT;
       if (
@@ -664,9 +664,9 @@ export class ConnTable {
   }
 
   /**
-   * The first entry of the bucket lookupIn(proto, …) walks, or -1: read ahead of a batch
-   * (Engine.aheadFrame) so that the bucket heads' cache misses overlap instead of queueing. For
-   * IPv6 the addresses are the folds, as lookupIn6 hashes them.
+   * The first entry of the bucket lookupIn(proto, …) walks, or -1 (for IPv6 the addresses are
+   * the folds). The lookups start here, and Engine.aheadFrame reads it ahead of a batch, so that
+   * the bucket heads' cache misses overlap instead of queueing.
    */
   headIn(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
     return this.inHead[
@@ -704,7 +704,7 @@ export class ConnTable {
     vaddr |= 0;
     vport &= 0xffff;
     const h = this.h;
-    let i = this.inHead[hashKey(this.seed, proto, caddr, 0, vaddr, vport) & this.bucketMask];
+    let i = this.headIn(proto, caddr, 0, vaddr, vport);
     while (i >= 0) {
       const b = i << SHIFT;
       if (
@@ -740,7 +740,7 @@ export class ConnTable {
     dport &= 0xffff;
     const ports = (sport << 16) | dport;
     const h = this.h;
-    let i = this.outHead[hashKey(this.seed, proto, saddr, sport, daddr, dport) & this.bucketMask];
+    let i = this.headOut(proto, saddr, sport, daddr, dport);
     while (i >= 0) {
       const b = i << SHIFT;
       if (
@@ -791,8 +791,7 @@ export class ConnTable {
     const ax = inSide ? A6_CADDR : A6_DADDR;
     const ay = inSide ? A6_VADDR : A6_LADDR;
     meta |= flag;
-    const bucket = hashKey(this.seed, meta & 0xff, x, xp, y, yp) & this.bucketMask;
-    let i = inSide ? this.inHead[bucket] : this.outHead[bucket];
+    let i = inSide ? this.headIn(meta, x, xp, y, yp) : this.headOut(meta, x, xp, y, yp);
     while (i >= 0) {
       const b = i << SHIFT;
       if (
