@@ -189,11 +189,24 @@ export function writeHaConfs(names: LabNames, method: LabMethod, backup: LabBack
   return f;
 }
 
-/** keepalived, VRRP only (-P), in the foreground (-n), logging to its console (-l -D). */
+/**
+ * keepalived's command line: VRRP only (-P), in the foreground (-n), logging to its console
+ * (-l -D), which keepalivedLoggedState reads; `extra` before the file (e.g. -R).
+ */
+export function keepalivedArgv(
+  conf: string,
+  pidFile: string,
+  vrrpPidFile: string,
+  extra: readonly string[] = [],
+): string[] {
+  return ["keepalived", "-n", "-l", "-D", "-P", ...extra, "-f", conf, "-p", pidFile, "-r", vrrpPidFile];
+}
+
+/** The lab's keepalived on the second director (keepalivedArgv), its log in keepalived.log. */
 export function startKeepalived(names: LabNames, f: HaFiles): ProcRef {
   return spawnInNs(
     names.director2,
-    ["keepalived", "-n", "-l", "-D", "-P", "-f", f.conf2, "-p", f.keepalivedPid, "-r", f.keepalivedVrrpPid],
+    keepalivedArgv(f.conf2, f.keepalivedPid, f.keepalivedVrrpPid),
     f.keepalivedLog,
     "keepalived (VRRP only)",
   );

@@ -16,7 +16,7 @@ import { type ChildProcess, type StdioOptions, spawn } from "node:child_process"
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { delNetns, ip, netnsPids, nsExecStatus } from "../../src/io/netns.js";
-import { keepalivedLoggedState } from "../../src/lab/ha.js";
+import { keepalivedArgv, keepalivedLoggedState } from "../../src/lab/ha.js";
 import { deadRuns, jsPath, sleep, stopProc, waitFor } from "../../src/lab/proc.js";
 import { type Children, ENTRY } from "../support/e2e-daemon.js";
 
@@ -397,13 +397,8 @@ export class Keepalived {
     rmSync(this.vrrpPid, { force: true });
     const out = openSync(this.log, "w");
     try {
-      const argv = ["keepalived", "-n", "-l", "-D", "-P", ...extra, "-f", conf];
-      return spawnIn(
-        children,
-        ns,
-        [...argv, "-p", join(this.dir, "ka.pid"), "-r", this.vrrpPid],
-        ["ignore", out, out],
-      );
+      const argv = keepalivedArgv(conf, join(this.dir, "ka.pid"), this.vrrpPid, extra);
+      return spawnIn(children, ns, argv, ["ignore", out, out]);
     } finally {
       closeSync(out);
     }
