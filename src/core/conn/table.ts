@@ -10,14 +10,19 @@
 //
 // Three structures hang off the same indices:
 //
-// - Two chained hash tables with next-links in the records. IN holds every entry under
-//   <proto, caddr, cport, vaddr, vport> (ip_vs_conn_hashkey_conn of the client's packet);
-//   OUT holds the entries whose replies cross the director — non-templates forwarded by
-//   Masq or FullNat — under <proto, daddr, dport, laddr, lport>, the tuple of the real
-//   server's reply seen from the director (for Masq, laddr:lport is caddr:cport). The kernel
-//   keys both directions into one table; two tables keep each chain walk to one compare set.
-//   Every entry remembers the bucket it was hashed into, so unhash never depends on the key
-//   fields staying untouched while it is hashed.
+// - Two chained hash tables with next-links in the records. IN holds every entry, hashed as
+//   ip_vs_conn_hashkey_conn hashes the client's packet: <proto, caddr, cport> (vaddr and vport
+//   are compared, not hashed). OUT holds the entries whose replies cross the director —
+//   non-templates forwarded by Masq or FullNat — and is walked with the tuple of the real
+//   server's reply <proto, daddr:dport → laddr:lport>. A Masq entry hashes only its reply's
+//   destination <proto, laddr, lport>, the kernel's inverse key; as laddr:lport is caddr:cport,
+//   that is its IN bucket's number, and the heads of both tables are interleaved, so a new NAT
+//   connection links both chains in one cache line, which the read-ahead of its SYN has loaded.
+//   A FULLNAT reply goes to a LIP:lport that connections to several real servers may share, so
+//   FULLNAT entries hash the whole tuple; a lookup walks the Masq bucket, then the FULLNAT one,
+//   each only while the table holds entries of that kind. The kernel keys both directions into
+//   one table; two keep each chain walk to one compare set. Every entry remembers the bucket it
+//   was hashed into, so unhash never depends on the key fields staying untouched while hashed.
 // - A hashed timer wheel (Varghese & Lauck): TIMER_SLOTS circular doubly linked lists of
 //   TIMER_TICK_MS each, sentinels at indices capacity..capacity+TIMER_SLOTS-1, the exact expiry
 //   kept per entry. An entry sits in the slot of its expiry tick (never behind the wheel's
@@ -150,10 +155,17 @@ function round(h: number, k: number): number {
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
+/** One end of a tuple: ip_vs_conn_hashkey's <proto, addr, port>. */
+function hashEnd(seed: number, proto: number, a: number, p: number): number {
+  return finish(round(round(seed ^ proto, a), p));
+}
+
+/** Both ends: FULLNAT's reply tuple <proto, RIP:rport → LIP:lport>. */
 function hashKey(seed: number, proto: number, a1: number, p1: number, a2: number, p2: number): number {
-  let h = round(seed ^ proto, a1);
-  h = round(h, a2);
-  h = round(h, (p1 << 16) | p2);
+  return finish(round(round(round(seed ^ proto, a1), a2), (p1 << 16) | p2));
+}
+
+function finish(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -186,8 +198,14 @@ export class ConnTable {
   private readonly hf: Float64Array;
   private readonly cold: Int32Array;
   private readonly bucketMask: number;
-  private readonly inHead: Int32Array;
-  private readonly outHead: Int32Array;
+  /**
+   * The bucket heads of both tables, interleaved: heads[2b] starts IN bucket b, heads[2b + 1] OUT
+   * bucket b. A Masq entry's two keys name the same b (see hash), so its heads share a line.
+   */
+  private readonly heads: Int32Array;
+  /** Hashed OUT entries by key: Masq's <proto, laddr, lport>, FULLNAT's whole reply tuple. */
+  private outOne = 0;
+  private outBoth = 0;
   private freeHead: number;
 
   /** Index of the list that advance() drains; capacity + TIMER_SLOTS. */
@@ -222,8 +240,7 @@ export class ConnTable {
     let buckets = 1;
     while (buckets < capacity) buckets *= 2;
     this.bucketMask = buckets - 1;
-    this.inHead = new Int32Array(alloc(buckets * 4), 0, buckets).fill(-1);
-    this.outHead = new Int32Array(alloc(buckets * 4), 0, buckets).fill(-1);
+    this.heads = new Int32Array(alloc(buckets * 8), 0, 2 * buckets).fill(-1);
     for (let i = 0; i < nodes; i++) {
       const b = i << SHIFT;
       h[b + H_DEST] = -1;
@@ -584,17 +601,26 @@ export class ConnTable {
     const m = this.bucketMask;
     const proto = h[b + H_META] & 0xff;
     const cv = h[b + H_CVPORT];
-    const bi = hashKey(this.seed, proto, h[b + H_CADDR], cv >>> 16, h[b + H_VADDR], cv & 0xffff) & m;
-    h[b + H_INNEXT] = this.inHead[bi];
-    this.inHead[bi] = cx;
+    const heads = this.heads;
+    const bi = hashEnd(this.seed, proto, h[b + H_CADDR], cv >>> 16) & m;
+    h[b + H_INNEXT] = heads[bi << 1];
+    heads[bi << 1] = cx;
     c[k + C_INBKT] = bi;
     const fl = h[b + H_META] >>> 16;
     if ((fl & CONN_F_TEMPLATE) === 0 && isMasqOrFullNat(fl)) {
       const dl = h[b + H_DLPORT];
-      const bo = hashKey(this.seed, proto, h[b + H_DADDR], dl >>> 16, h[b + H_LADDR], dl & 0xffff) & m;
-      h[b + H_OUTNEXT] = this.outHead[bo];
-      this.outHead[bo] = cx;
-      c[k + C_OUTBKT] = bo;
+      // Masq's reply goes to the client (laddr:lport = caddr:cport): the same end as its IN key.
+      // FULLNAT's goes to a LIP:lport, which several real servers' connections may share.
+      const both = (fl & CONN_F_FWD_MASK) === FWD_FULLNAT;
+      const bo =
+        (both
+          ? hashKey(this.seed, proto, h[b + H_DADDR], dl >>> 16, h[b + H_LADDR], dl & 0xffff)
+          : hashEnd(this.seed, proto, h[b + H_LADDR], dl & 0xffff)) & m;
+      h[b + H_OUTNEXT] = heads[(bo << 1) + 1];
+      heads[(bo << 1) + 1] = cx;
+      c[k + C_OUTBKT] = (bo << 1) | (both ? 1 : 0);
+      if (both) this.outBoth++;
+      else this.outOne++;
     }
   }
 
@@ -605,23 +631,27 @@ export class ConnTable {
     const k = cx << CSHIFT;
     const bi = c[k + C_INBKT];
     if (bi >= 0) {
-      this.unlinkChain(this.inHead, H_INNEXT, bi, cx);
+      this.unlinkChain(bi << 1, H_INNEXT, cx);
       c[k + C_INBKT] = -1;
       this.h[(cx << SHIFT) + H_INNEXT] = -1;
     }
     const bo = c[k + C_OUTBKT];
     if (bo >= 0) {
-      this.unlinkChain(this.outHead, H_OUTNEXT, bo, cx);
+      this.unlinkChain(bo | 1, H_OUTNEXT, cx);
+      if ((bo & 1) !== 0) this.outBoth--;
+      else this.outOne--;
       c[k + C_OUTBKT] = -1;
       this.h[(cx << SHIFT) + H_OUTNEXT] = -1;
     }
   }
 
-  private unlinkChain(head: Int32Array, link: number, bucket: number, cx: number): void {
+  /** Unlinks cx from the chain that starts at heads[at] and goes on through `link`. */
+  private unlinkChain(at: number, link: number, cx: number): void {
     const h = this.h;
-    let i = head[bucket];
+    const heads = this.heads;
+    let i = heads[at];
     if (i === cx) {
-      head[bucket] = h[(cx << SHIFT) + link];
+      heads[at] = h[(cx << SHIFT) + link];
       return;
     }
     while (i >= 0) {
@@ -666,19 +696,29 @@ export class ConnTable {
   /**
    * The first entry of the bucket lookupIn(proto, …) walks, or -1 (for IPv6 the addresses are
    * the folds). The lookups start here, and Engine.aheadFrame reads it ahead of a batch, so that
-   * the bucket heads' cache misses overlap instead of queueing.
+   * the bucket heads' cache misses overlap instead of queueing. The key is the client's end alone,
+   * as ip_vs_conn_hashkey's: vaddr and vport only take part in the compare.
    */
-  headIn(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
-    return this.inHead[
-      hashKey(this.seed, proto & 0xff, caddr | 0, cport & 0xffff, vaddr | 0, vport & 0xffff) & this.bucketMask
-    ];
+  headIn(proto: number, caddr: number, cport: number, _vaddr: number, _vport: number): number {
+    return this.heads[(hashEnd(this.seed, proto & 0xff, caddr | 0, cport & 0xffff) & this.bucketMask) << 1];
   }
 
-  /** The same for lookupOut's bucket. */
+  /** The same for the first bucket lookupOut walks (-1 when no entry is hashed in OUT). */
   headOut(proto: number, saddr: number, sport: number, daddr: number, dport: number): number {
-    return this.outHead[
-      hashKey(this.seed, proto & 0xff, saddr | 0, sport & 0xffff, daddr | 0, dport & 0xffff) & this.bucketMask
-    ];
+    if (this.outOne > 0) return this.heads[this.outOneAt(proto, daddr, dport)];
+    if (this.outBoth > 0) return this.heads[this.outBothAt(proto, saddr, sport, daddr, dport)];
+    return -1;
+  }
+
+  /** Where OUT's head for the reply's destination end (a Masq entry's laddr:lport) is. */
+  private outOneAt(proto: number, daddr: number, dport: number): number {
+    return ((hashEnd(this.seed, proto & 0xff, daddr | 0, dport & 0xffff) & this.bucketMask) << 1) + 1;
+  }
+
+  /** Where OUT's head for the whole reply tuple (a FULLNAT entry's) is. */
+  private outBothAt(proto: number, saddr: number, sport: number, daddr: number, dport: number): number {
+    const b = hashKey(this.seed, proto & 0xff, saddr | 0, sport & 0xffff, daddr | 0, dport & 0xffff);
+    return ((b & this.bucketMask) << 1) + 1;
   }
 
   /** A word of entry cx's hot line (cx may be -1: 0), so that reading it loads the line. */
@@ -739,8 +779,24 @@ export class ConnTable {
     daddr |= 0;
     dport &= 0xffff;
     const ports = (sport << 16) | dport;
+    // A Masq entry's bucket first, then (when the table holds any) a FULLNAT entry's: a director
+    // running one of the two methods walks one bucket.
+    if (this.outOne > 0) {
+      const i = this.walkOut(this.heads[this.outOneAt(proto, daddr, dport)], proto, saddr, ports, daddr);
+      if (i >= 0 || this.outBoth === 0) return i;
+    }
+    if (this.outBoth === 0) return -1;
+    return this.walkOut(
+      this.heads[this.outBothAt(proto, saddr, sport, daddr, dport)],
+      proto,
+      saddr,
+      ports,
+      daddr,
+    );
+  }
+
+  private walkOut(i: number, proto: number, saddr: number, ports: number, daddr: number): number {
     const h = this.h;
-    let i = this.headOut(proto, saddr, sport, daddr, dport);
     while (i >= 0) {
       const b = i << SHIFT;
       if (
@@ -774,13 +830,33 @@ export class ConnTable {
     y6: Int32Array,
     yp: number,
   ): number {
-    const a = this.a6;
-    if (a === null) return -1;
+    if (this.a6 === null) return -1;
     xp &= 0xffff;
     yp &= 0xffff;
     const x = fold(x6);
     const y = fold(y6);
     const ports = (xp << 16) | yp;
+    if (inSide) return this.walk6(this.headIn(meta, x, xp, y, yp), true, meta, x6, x, y6, y, ports);
+    if (this.outOne > 0) {
+      const i = this.walk6(this.heads[this.outOneAt(meta, y, yp)], false, meta, x6, x, y6, y, ports);
+      if (i >= 0 || this.outBoth === 0) return i;
+    }
+    if (this.outBoth === 0) return -1;
+    return this.walk6(this.heads[this.outBothAt(meta, x, xp, y, yp)], false, meta, x6, x, y6, y, ports);
+  }
+
+  /** find6's walk of one chain from entry i (x and y: the folds of x6 and y6). */
+  private walk6(
+    i: number,
+    inSide: boolean,
+    meta: number,
+    x6: Int32Array,
+    x: number,
+    y6: Int32Array,
+    y: number,
+    ports: number,
+  ): number {
+    const a = this.a6 as Int32Array;
     const h = this.h;
     const wx = inSide ? H_CADDR : H_DADDR;
     const wy = inSide ? H_VADDR : H_LADDR;
@@ -791,7 +867,6 @@ export class ConnTable {
     const ax = inSide ? A6_CADDR : A6_DADDR;
     const ay = inSide ? A6_VADDR : A6_LADDR;
     meta |= flag;
-    let i = inSide ? this.headIn(meta, x, xp, y, yp) : this.headOut(meta, x, xp, y, yp);
     while (i >= 0) {
       const b = i << SHIFT;
       if (
@@ -1035,14 +1110,15 @@ export class ConnTable {
 
   /** Longest chain of each hash table (O(buckets); for tests and benchmarks). */
   maxChain(): { in: number; out: number } {
-    return { in: this.longestChain(this.inHead, H_INNEXT), out: this.longestChain(this.outHead, H_OUTNEXT) };
+    return { in: this.longestChain(0, H_INNEXT), out: this.longestChain(1, H_OUTNEXT) };
   }
 
-  private longestChain(head: Int32Array, link: number): number {
+  private longestChain(side: number, link: number): number {
+    const heads = this.heads;
     let worst = 0;
-    for (let b = 0; b < head.length; b++) {
+    for (let at = side; at < heads.length; at += 2) {
       let n = 0;
-      for (let i = head[b]; i >= 0; i = this.h[(i << SHIFT) + link]) n++;
+      for (let i = heads[at]; i >= 0; i = this.h[(i << SHIFT) + link]) n++;
       if (n > worst) worst = n;
     }
     return worst;
@@ -1051,7 +1127,8 @@ export class ConnTable {
   /** The buckets an entry is hashed into, -1 when not hashed there. */
   bucketsOf(cx: number): { in: number; out: number } {
     const k = cx << CSHIFT;
-    return { in: this.cold[k + C_INBKT], out: this.cold[k + C_OUTBKT] };
+    const out = this.cold[k + C_OUTBKT];
+    return { in: this.cold[k + C_INBKT], out: out < 0 ? -1 : out >> 1 };
   }
 
   // ------------------------------------------------------------ memory
@@ -1063,8 +1140,7 @@ export class ConnTable {
       this.cold.byteLength +
       (this.a6 === null ? 0 : this.a6.byteLength) +
       (this.pp === null ? 0 : this.pp.byteLength) +
-      this.inHead.byteLength +
-      this.outHead.byteLength +
+      this.heads.byteLength +
       this.embRing.byteLength
     );
   }
