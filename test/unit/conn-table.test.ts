@@ -312,6 +312,43 @@ describe("ConnTable hash spread", () => {
     assert.ok(m.in <= 12 && m.out <= 12, `longest chains in ${m.in} out ${m.out}`);
   });
 
+  it("hashes a Masq entry's IN and OUT under one bucket number (ip_vs_conn_hashkey_param's two keys)", () => {
+    const t = new ConnTable(1024);
+    for (let i = 0; i < 64; i++) {
+      const cx = add(t, { caddr: CIP + i, cport: 40000 + i, daddr: RIP + (i & 3) });
+      const b = t.bucketsOf(cx);
+      assert.equal(b.in, b.out, `entry ${i}`);
+    }
+  });
+
+  it("spreads FULLNAT entries that share a LIP:lport across real servers (the whole reply tuple)", () => {
+    const t = new ConnTable(1024);
+    for (let i = 0; i < 256; i++)
+      add(t, { flags: FULLNAT, caddr: CIP + i, daddr: RIP + i, laddr: LIP, lport: 5000 });
+    const m = t.maxChain();
+    // 256 keys in 1024 buckets: a uniform hash gives a longest chain around 3.
+    assert.ok(m.out <= 6, `longest OUT chain ${m.out}`);
+    for (let i = 0; i < 256; i++) assert.equal(t.lookupOut(TCP, RIP + i, 8080, LIP, 5000), i);
+  });
+
+  it("finds either method's reply while the table holds both, and each alone after the other goes", () => {
+    const t = new ConnTable(64);
+    const nat = add(t, { caddr: CIP, cport: 40000 });
+    const fnat = add(t, { flags: FULLNAT, caddr: CIP + 1, cport: 40001, laddr: LIP, lport: 5000 });
+    assert.equal(t.lookupOut(TCP, RIP, 8080, CIP, 40000), nat);
+    assert.equal(t.lookupOut(TCP, RIP, 8080, LIP, 5000), fnat);
+    assert.equal(t.headOut(TCP, RIP, 8080, CIP, 40000), nat);
+    t.free(nat);
+    assert.equal(t.lookupOut(TCP, RIP, 8080, CIP, 40000), -1);
+    assert.equal(t.lookupOut(TCP, RIP, 8080, LIP, 5000), fnat);
+    assert.equal(t.headOut(TCP, RIP, 8080, LIP, 5000), fnat);
+    t.free(fnat);
+    assert.equal(t.lookupOut(TCP, RIP, 8080, LIP, 5000), -1);
+    assert.equal(t.headOut(TCP, RIP, 8080, LIP, 5000), -1);
+    const again = add(t, { caddr: CIP + 2, cport: 40002 });
+    assert.equal(t.lookupOut(TCP, RIP, 8080, CIP + 2, 40002), again);
+  });
+
   it("spreads differently with another seed", () => {
     const a = new ConnTable(1024, 1);
     const b = new ConnTable(1024, 2);
