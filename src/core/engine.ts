@@ -597,10 +597,10 @@ export class Engine {
   }
 
   /**
-   * Frame k (< AHEAD_MAX) of a batch that input() takes next, in order: loads the bucket heads
-   * its lookups will walk; aheadRecords(n) then loads the entries they point to. Two passes of
-   * independent loads let a batch's cache misses overlap instead of queueing one per packet
-   * (docs/bench.md "Reading a batch ahead"). Reads only: input() does not depend on it. Untagged IPv4
+   * Frame k (< AHEAD_MAX) of a batch that input() takes next, in order: finds where the bucket
+   * heads its lookups will walk are; aheadRecords(n) then loads the heads, then the entries they
+   * point to. Passes of independent loads let a batch's cache misses overlap instead of queueing
+   * one per packet (docs/bench.md "Reading a batch ahead"). Reads only: input() does not depend on it. Untagged IPv4
    * and IPv6 TCP/UDP (IPv6 without extension headers); anything else is left to input().
    */
   aheadFrame(k: number, buf: Uint8Array, len: number): void {
@@ -624,8 +624,8 @@ export class Engine {
     const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
     const t = this.conns;
     // As input(): a packet to a VIP is a request, so only its IN bucket is walked.
-    if (!this.isVip(daddr)) a[2 * k] = t.headOut(proto, saddr, sport, daddr, dport);
-    a[2 * k + 1] = t.headIn(proto, saddr, sport, daddr, dport);
+    if (!this.isVip(daddr)) a[2 * k] = t.outAt(proto, saddr, sport, daddr, dport);
+    a[2 * k + 1] = t.inAt(proto, saddr, sport);
   }
 
   /** aheadFrame for IPv6 with the transport header first (no extension headers): both buckets, by the folds. */
@@ -642,16 +642,17 @@ export class Engine {
     const dport = (buf[l4 + 2] << 8) | buf[l4 + 3];
     const t = this.conns;
     const a = this.ahead;
-    a[2 * k] = t.headOut(proto, sf, sport, df, dport);
-    a[2 * k + 1] = t.headIn(proto, sf, sport, df, dport);
+    a[2 * k] = t.outAt(proto, sf, sport, df, dport);
+    a[2 * k + 1] = t.inAt(proto, sf, sport);
     if (this.ahead6Count < AHEAD_MAX) this.ahead6[this.ahead6Count++] = k;
   }
 
-  /** The second pass of aheadFrame: the first entry of each bucket read, for frames 0..n-1. */
+  /** The passes after aheadFrame for frames 0..n-1: the bucket heads, then their first entries. */
   aheadRecords(n: number): void {
     const a = this.ahead;
     const t = this.conns;
     let x = this.aheadSink;
+    for (let i = 0; i < 2 * n; i++) a[i] = t.headAt(a[i]);
     for (let i = 0; i < 2 * n; i++) x ^= t.touch(a[i]);
     // An IPv6 lookup also compares the entry's IPv6 words.
     const m = this.ahead6Count;

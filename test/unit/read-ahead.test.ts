@@ -201,12 +201,13 @@ function words6(a: string): Int32Array {
 }
 
 /** aheadFrame's bucket heads for frame k (private: the engine's inputs do not depend on them). */
+/** The heads frame k's reading ahead loaded (aheadRecords has run over the batch). */
 function heads(e: Engine, k: number): [number, number] {
   const a = (e as unknown as { ahead: Int32Array }).ahead;
   return [a[2 * k], a[2 * k + 1]];
 }
 
-test("aheadFrame reads the buckets input() walks: a request's IN bucket (not OUT, to a VIP), a reply's OUT bucket, both families", () => {
+test("aheadFrame and aheadRecords read the buckets input() walks: a request's IN bucket (not OUT, to a VIP), a reply's OUT bucket, both families", () => {
   // One connection per table: its entry heads its buckets, so a head equal to it is the bucket.
   const c4 = ip(IP.client1);
   const d4 = everyMethodDirector();
@@ -221,6 +222,7 @@ test("aheadFrame reads the buckets input() walks: a request's IN bucket (not OUT
   );
   d4.engine.aheadFrame(0, req4, req4.length);
   d4.engine.aheadFrame(1, rep4, rep4.length);
+  d4.engine.aheadRecords(2);
   assert.deepEqual(heads(d4.engine, 0), [-1, cx4]);
   assert.deepEqual(heads(d4.engine, 1)[0], cx4);
 
@@ -239,6 +241,7 @@ test("aheadFrame reads the buckets input() walks: a request's IN bucket (not OUT
   );
   d6.engine.aheadFrame(0, req6, req6.length);
   d6.engine.aheadFrame(1, rep6, rep6.length);
+  d6.engine.aheadRecords(2);
   assert.equal(heads(d6.engine, 0)[1], cx6);
   assert.equal(heads(d6.engine, 1)[0], cx6);
 });

@@ -695,19 +695,37 @@ export class ConnTable {
 
   /**
    * The first entry of the bucket lookupIn(proto, …) walks, or -1 (for IPv6 the addresses are
-   * the folds). The lookups start here, and Engine.aheadFrame reads it ahead of a batch, so that
-   * the bucket heads' cache misses overlap instead of queueing. The key is the client's end alone,
-   * as ip_vs_conn_hashkey's: vaddr and vport only take part in the compare.
+   * the folds). The key is the client's end alone, as ip_vs_conn_hashkey's: vaddr and vport only
+   * take part in the compare.
    */
   headIn(proto: number, caddr: number, cport: number, _vaddr: number, _vport: number): number {
-    return this.heads[(hashEnd(this.seed, proto & 0xff, caddr | 0, cport & 0xffff) & this.bucketMask) << 1];
+    return this.heads[this.inAt(proto, caddr, cport)];
   }
 
   /** The same for the first bucket lookupOut walks (-1 when no entry is hashed in OUT). */
   headOut(proto: number, saddr: number, sport: number, daddr: number, dport: number): number {
-    if (this.outOne > 0) return this.heads[this.outOneAt(proto, daddr, dport)];
-    if (this.outBoth > 0) return this.heads[this.outBothAt(proto, saddr, sport, daddr, dport)];
+    return this.headAt(this.outAt(proto, saddr, sport, daddr, dport));
+  }
+
+  /**
+   * Where headIn's head is, for headAt. Engine.aheadFrame computes this for every frame of a batch
+   * and loads the heads after, in a loop short enough for all of the batch's misses to be in flight
+   * at once (computed and loaded in one pass, the hashing between them let two or three overlap).
+   */
+  inAt(proto: number, caddr: number, cport: number): number {
+    return (hashEnd(this.seed, proto & 0xff, caddr | 0, cport & 0xffff) & this.bucketMask) << 1;
+  }
+
+  /** Where headOut's head is, -1 when no entry is hashed in OUT. */
+  outAt(proto: number, saddr: number, sport: number, daddr: number, dport: number): number {
+    if (this.outOne > 0) return this.outOneAt(proto, daddr, dport);
+    if (this.outBoth > 0) return this.outBothAt(proto, saddr, sport, daddr, dport);
     return -1;
+  }
+
+  /** The head at `at` (from inAt or outAt; -1 gives -1). */
+  headAt(at: number): number {
+    return at < 0 ? -1 : this.heads[at];
   }
 
   /** Where OUT's head for the reply's destination end (a Masq entry's laddr:lport) is. */
