@@ -1077,7 +1077,9 @@ export class ConnTable {
     if (!this.isAllocated(cx)) return;
     const ring = this.embRing;
     if (this.embCount === ring.length) this.compactEmbryonic();
-    const pos = (this.embTail + this.embCount) % ring.length;
+    // embTail and embCount are each below the length: a subtraction, not a division, per SYN.
+    let pos = this.embTail + this.embCount;
+    if (pos >= ring.length) pos -= ring.length;
     ring[pos] = cx;
     this.cold[(cx << CSHIFT) + C_EMBPOS] = pos;
     this.embCount++;
