@@ -848,33 +848,13 @@ export class ConnTable {
     y6: Int32Array,
     yp: number,
   ): number {
-    if (this.a6 === null) return -1;
+    const a = this.a6;
+    if (a === null) return -1;
     xp &= 0xffff;
     yp &= 0xffff;
     const x = fold(x6);
     const y = fold(y6);
     const ports = (xp << 16) | yp;
-    if (inSide) return this.walk6(this.headIn(meta, x, xp, y, yp), true, meta, x6, x, y6, y, ports);
-    if (this.outOne > 0) {
-      const i = this.walk6(this.heads[this.outOneAt(meta, y, yp)], false, meta, x6, x, y6, y, ports);
-      if (i >= 0 || this.outBoth === 0) return i;
-    }
-    if (this.outBoth === 0) return -1;
-    return this.walk6(this.heads[this.outBothAt(meta, x, xp, y, yp)], false, meta, x6, x, y6, y, ports);
-  }
-
-  /** find6's walk of one chain from entry i (x and y: the folds of x6 and y6). */
-  private walk6(
-    i: number,
-    inSide: boolean,
-    meta: number,
-    x6: Int32Array,
-    x: number,
-    y6: Int32Array,
-    y: number,
-    ports: number,
-  ): number {
-    const a = this.a6 as Int32Array;
     const h = this.h;
     const wx = inSide ? H_CADDR : H_DADDR;
     const wy = inSide ? H_VADDR : H_LADDR;
@@ -884,20 +864,28 @@ export class ConnTable {
     const mask = 0xff | flag | (inSide ? META_TEMPLATE : 0);
     const ax = inSide ? A6_CADDR : A6_DADDR;
     const ay = inSide ? A6_VADDR : A6_LADDR;
+    // IN has one bucket to walk; OUT the Masq one, then the FULLNAT one (as lookupOut).
+    let at = inSide ? this.inAt(meta, x, xp) : this.outAt(meta, x, xp, y, yp);
+    const second = !inSide && this.outOne > 0 && this.outBoth > 0;
     meta |= flag;
-    while (i >= 0) {
-      const b = i << SHIFT;
-      if (
-        h[b + wx] === x &&
-        h[b + wp] === ports &&
-        h[b + wy] === y &&
-        (h[b + H_META] & mask) === meta &&
-        words4Equal(a, (i << SHIFT6) + ax, x6) &&
-        words4Equal(a, (i << SHIFT6) + ay, y6)
-      ) {
-        return i;
+    for (let probe = 0; probe < 2; probe++) {
+      let i = this.headAt(at);
+      while (i >= 0) {
+        const b = i << SHIFT;
+        if (
+          h[b + wx] === x &&
+          h[b + wp] === ports &&
+          h[b + wy] === y &&
+          (h[b + H_META] & mask) === meta &&
+          words4Equal(a, (i << SHIFT6) + ax, x6) &&
+          words4Equal(a, (i << SHIFT6) + ay, y6)
+        ) {
+          return i;
+        }
+        i = h[b + link];
       }
-      i = h[b + link];
+      if (!second) return -1;
+      at = this.outBothAt(meta, x, xp, y, yp);
     }
     return -1;
   }
