@@ -645,12 +645,56 @@ function workerInit(
   };
 }
 
-/** Resolves with the exit code when a signal or a failed worker ends the daemon. */
+/**
+ * SIGINT, SIGTERM and SIGHUP, caught from the daemon's first moment: a stop asked for while it
+ * starts is kept until the start has ended, then runs the same cleanup as later (the nft guard, the
+ * control socket). Uncaught, such a signal killed the process on the spot, with both left behind.
+ */
+class DaemonSignals {
+  /** The stop asked for before untilExit took over, if any. */
+  private pending: string | null = null;
+  private onStop: ((why: string) => void) | null = null;
+  /** SIGHUP's action; none while the daemon starts. */
+  onHup: () => void = () => {};
+  private readonly int = (): void => this.stop("SIGINT");
+  private readonly term = (): void => this.stop("SIGTERM");
+  private readonly hup = (): void => this.onHup();
+
+  constructor() {
+    process.on("SIGINT", this.int);
+    process.on("SIGTERM", this.term);
+    process.on("SIGHUP", this.hup);
+  }
+
+  private stop(why: string): void {
+    if (this.onStop !== null) this.onStop(why);
+    else this.pending ??= why;
+  }
+
+  /** From now on a stop calls cb, at once if one was asked for already. */
+  whenStopped(cb: (why: string) => void): void {
+    this.onStop = cb;
+    if (this.pending !== null) cb(this.pending);
+  }
+
+  dispose(): void {
+    process.off("SIGINT", this.int);
+    process.off("SIGTERM", this.term);
+    process.off("SIGHUP", this.hup);
+  }
+}
+
+/**
+ * Resolves with the exit code when a signal or a failed worker ends the daemon; `ready` runs once
+ * the daemon answers to both, unless a stop was asked for while it started.
+ */
 function untilExit(
   pool: WorkerPool,
   config: () => DaemonConfig | null,
   log: Logger,
+  signals: DaemonSignals,
   stop: () => Promise<void>,
+  ready: () => void,
 ): Promise<number> {
   return new Promise<number>((resolve) => {
     let exiting = false;
@@ -658,9 +702,7 @@ function untilExit(
       if (exiting) return;
       exiting = true;
       log.info({ why }, "stopping");
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
-      process.off("SIGHUP", onHup);
+      signals.dispose();
       (config()?.stop() ?? Promise.resolve()).then(stop).then(
         () => {
           log.info("stopped; nft guard removed");
@@ -672,19 +714,16 @@ function untilExit(
         },
       );
     };
-    const onInt = (): void => exit(0, "SIGINT");
-    const onTerm = (): void => exit(0, "SIGTERM");
     // SIGHUP: re-read --config; a broken file is logged and changes nothing.
-    const onHup = (): void => {
+    signals.onHup = (): void => {
       const c = config();
       if (c === null) log.warn("SIGHUP without --config: nothing to reload");
       else c.reload().catch((e) => log.error({ err: String(e) }, "reload failed"));
     };
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
-    process.on("SIGHUP", onHup);
     pool.onFatal = (e) => exit(1, e.message);
+    signals.whenStopped((why) => exit(0, why));
     if (!pool.alive()) exit(1, "data plane worker exited");
+    if (!exiting) ready();
   });
 }
 
@@ -694,6 +733,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // gc() in the workers' isolates (created after this): a worker collects its warm-up's garbage
   // before its first frame (warmup.ts).
   setFlagsFromString("--expose-gc");
+  const signals = new DaemonSignals();
+  try {
+    return await startDaemon(opts, signals);
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function startDaemon(opts: DaemonOptions, signals: DaemonSignals): Promise<number> {
   const log = openLog(opts);
   logPrivileges(log, opts);
   const control = resolveControlPath(opts.control);
@@ -928,13 +976,21 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     }
   }
 
-  started(true);
-  watcher?.start();
-  log.info(
-    { control, interfaces: host.ifnames, io: opts.io, workers: opts.workers, filter: opts.filter },
-    "ready",
+  return untilExit(
+    pool,
+    () => config,
+    log,
+    signals,
+    stop,
+    () => {
+      started(true);
+      watcher?.start();
+      log.info(
+        { control, interfaces: host.ifnames, io: opts.io, workers: opts.workers, filter: opts.filter },
+        "ready",
+      );
+    },
   );
-  return untilExit(pool, () => config, log, stop);
 }
 
 /**

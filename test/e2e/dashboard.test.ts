@@ -12,8 +12,9 @@
 // around them; once the traffic stops they equal `-Ln` (weights, active, inactive) and `--stats`;
 // health shows up/down; the charts have points; with the token, drain sets weight 0 (`-Ln` and the
 // page); the connection search finds the client's connections; at 390×844 nothing overflows.
-// Screenshots go to a temporary directory (printed); with TSVS_UPDATE_DOCS_IMG=1 the desktop one
-// is also copied to docs/img/dashboard.png.
+// Screenshots go to a temporary directory, removed afterwards unless TSVS_KEEP_SHOTS=1 (then its
+// path is printed); with TSVS_UPDATE_DOCS_IMG=1 the desktop one is also copied to
+// docs/img/dashboard.png.
 // Needs root, iproute2, nft, curl and chromium: skipped with the reason otherwise, failed on CI.
 
 import assert from "node:assert/strict";
@@ -189,6 +190,7 @@ describe("tsvs daemon --http: the live dashboard in headless Chromium", { skip, 
     await children.stopAll();
     for (const ns of Object.values(NS)) delNetns(ns);
     rmSync(dir, { recursive: true, force: true });
+    if (process.env.TSVS_KEEP_SHOTS !== "1") rmSync(shots, { recursive: true, force: true });
   });
 
   it("live numbers = ipvsadm, health, charts, drain with the token, connection search, phone layout", async () => {
@@ -387,7 +389,7 @@ describe("tsvs daemon --http: the live dashboard in headless Chromium", { skip, 
     await phone.screenshot({ path: join(shots, "dashboard-phone.png"), fullPage: true });
     assert.deepEqual(pw.errors, [], "no console error, failed request or error status (phone)");
 
-    console.log(`# dashboard screenshots: ${shots}`);
+    if (process.env.TSVS_KEEP_SHOTS === "1") console.log(`# dashboard screenshots: ${shots}`);
     if (process.env.TSVS_UPDATE_DOCS_IMG === "1") {
       mkdirSync(join(ROOT, "docs", "img"), { recursive: true });
       copyFileSync(join(shots, "dashboard-desktop.png"), join(ROOT, "docs", "img", "dashboard.png"));

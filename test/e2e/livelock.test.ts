@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -205,8 +205,15 @@ const tag = P.toString(36);
 const NS = { a: `tsvs-ll-${P}-a`, d: `tsvs-ll-${P}-d` };
 const IF = { a0: `lla${tag}`, d0: `lld${tag}` };
 
-/** Starts the daemon, waits for ready, stops it; returns its log lines as objects. */
-async function daemonLog(pre: string[], extra: string[]): Promise<Record<string, unknown>[]> {
+/**
+ * Starts the daemon, waits for the log line `killOn` (ready by default), stops it with SIGTERM at
+ * once; checks that it cleaned up and returns its log lines as objects.
+ */
+async function daemonLog(
+  pre: string[],
+  extra: string[],
+  killOn = "ready",
+): Promise<Record<string, unknown>[]> {
   const sock = join(tmpdir(), `tsvs-ll-${P}.sock`);
   const argv = ["netns", "exec", NS.d, ...pre, process.execPath, ENTRY, "daemon", "--iface", IF.d0];
   const d = spawn("ip", [...argv, "--control", sock, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
@@ -216,7 +223,7 @@ async function daemonLog(pre: string[], extra: string[]): Promise<Record<string,
     const t = setTimeout(() => reject(new Error(`daemon not ready: ${err}`)), 15_000);
     d.stderr?.on("data", (s: string) => {
       err += s;
-      if (err.includes('"msg":"ready"')) {
+      if (err.includes(`"msg":"${killOn}"`)) {
         clearTimeout(t);
         resolve();
       }
@@ -227,8 +234,12 @@ async function daemonLog(pre: string[], extra: string[]): Promise<Record<string,
     });
   });
   d.removeAllListeners("exit");
+  // At once, as a supervisor may: the daemon catches signals from its start, so it still cleans up.
   d.kill("SIGTERM");
-  await new Promise((r) => d.once("exit", r));
+  const code = await new Promise((r) => d.once("exit", r));
+  assert.equal(code, 0, err);
+  assert.match(err, /"msg":"stopped; nft guard removed"/, "the daemon's cleanup ran");
+  assert.equal(existsSync(sock), false, "the control socket is removed");
   return err
     .split("\n")
     .filter((l) => l.startsWith("{"))
@@ -266,6 +277,11 @@ describe("the daemon's worker avoids its interface's RPS CPU", { skip, timeout: 
     const log = await daemonLog(["taskset", "-c", "0,1"], ["--cpus", "0"]);
     assert.deepEqual(placedCpus(log), [0]);
     assert.ok(log.some((l) => l.level === 40 && String(l.msg).includes("share CPUs with receive work")));
+  });
+  it("SIGTERM while it starts: it finishes starting, then stops and cleans up (guard, socket)", async () => {
+    const log = await daemonLog([], [], "starting");
+    assert.ok(!log.some((l) => l.msg === "ready"), "a stop asked for while starting: never ready");
+    assert.equal(log.find((l) => l.msg === "stopping")?.why, "SIGTERM");
   });
   it("warns when taskset leaves only the RPS CPU", async () => {
     const log = await daemonLog(["taskset", "-c", "0"], []);
