@@ -89,6 +89,10 @@ export function labHaConf(o: HaConfOptions): string {
   ];
   // The sync daemon follows VI_1: MASTER sends the connections, BACKUP receives them.
   if (o.flavour === "tsvs") out.push(`    lvs_sync_daemon ${LAB_HA.SYNC_IFACE} ${vi1.name} id ${vi1.vrid}`);
+  // The notify script runs as root from a root-only path (/run/tsvs): with script security on,
+  // keepalived checks that path instead of warning that nothing does ("SECURITY VIOLATION").
+  if (o.flavour === "keepalived" && o.notify !== undefined)
+    out.push("    enable_script_security", "    script_user root");
   out.push("}", "");
   if (side !== null) {
     out.push(
