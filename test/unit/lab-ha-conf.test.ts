@@ -108,7 +108,10 @@ describe("lab --ha keepalived.conf", () => {
     const text = conf("nat", "keepalived", 100);
     assert.doesNotMatch(text, /virtual_server|lvs_sync_daemon|local_address_group/);
     // Its notify script runs as root under script security (no "SECURITY VIOLATION" warning).
-    assert.match(text, /global_defs \{\n {4}router_id [^\n]+\n {4}enable_script_security\n {4}script_user root\n\}/);
+    assert.match(
+      text,
+      /global_defs \{\n {4}router_id [^\n]+\n {4}enable_script_security\n {4}script_user root\n\}/,
+    );
     assert.doesNotMatch(conf("nat", "tsvs", 150), /script_security|script_user/);
     const { model } = parseKeepalived(text, "ka.conf");
     assert.equal(model.virtualServers.length, 0);
