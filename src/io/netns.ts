@@ -3,6 +3,8 @@
 // to `ip` as its own argv entry (execFileSync, no shell).
 
 import { execFileSync } from "node:child_process";
+import { rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { TsvsError } from "../core/errors.js";
 
 export interface ExecResult {
@@ -101,7 +103,23 @@ export function freshNetns(names: readonly string[], opts: { ipv6?: boolean } = 
 }
 
 /** Deletes a namespace; silent when it is already gone (cleanup paths call it unconditionally). */
+/**
+ * Where `tsvs realserver` keeps its state, per network namespace: a directory named after the
+ * namespace's inode (src/realserver/realserver.ts). An inode number can be given to a later
+ * namespace, so delNetns removes the directory with the namespace.
+ */
+export const REALSERVER_STATE_ROOT = "/run/tsvs/realserver";
+
 export function delNetns(name: string): void {
+  try {
+    // A name ip cannot take is no namespace of ours, and must not reach the path below.
+    if (/^[\w.-]+$/.test(name)) {
+      const ino = statSync(`/run/netns/${name}`).ino;
+      rmSync(join(REALSERVER_STATE_ROOT, String(ino)), { recursive: true, force: true });
+    }
+  } catch {
+    // no such namespace: no state either
+  }
   try {
     execFileSync("ip", ["netns", "del", name], { stdio: "ignore" });
   } catch {

@@ -24,7 +24,7 @@
 // and the same return paths. Addresses are added `nodad` and router advertisements are ignored,
 // so the lab's IPv6 is there at once and stays what this file says.
 
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { TsvsError } from "../core/errors.js";
 import { addNetns, delNetns, ip, namespacesWith, netnsPids, nsExec, nsExecStatus } from "../io/netns.js";
@@ -435,15 +435,7 @@ export async function labDown(names: LabNames): Promise<string[]> {
     }
   }
   for (const ns of present) {
-    // `tsvs realserver` keeps its state per namespace inode (src/realserver/realserver.ts).
-    try {
-      rmSync(join(RUN_ROOT, "realserver", String(statSync(`/run/netns/${ns}`).ino)), {
-        recursive: true,
-        force: true,
-      });
-    } catch {
-      // no state
-    }
+    // With its `tsvs realserver` state (per namespace inode).
     delNetns(ns);
     done.push(`deleted namespace ${ns}`);
   }

@@ -39,6 +39,7 @@ import {
 import { join } from "node:path";
 import { parseIPv6 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
+import { REALSERVER_STATE_ROOT } from "../io/netns.js";
 import { fileHas, jsPath, type ProcRef, procAlive, spawnInNs, stopProc, waitFor } from "../lab/proc.js";
 import {
   chooseDecap,
@@ -67,7 +68,7 @@ export const TUN_DEVICES: Record<TunnelType, string> = { ipip: TUN_DEVICE, gue: 
 export const TUN_DEVICE6 = "tsvsip6tnl0";
 /** Every tun device of the user-space decapsulators: never a RIP interface. */
 export const TUN_DEVICE_NAMES: ReadonlySet<string> = new Set([...Object.values(TUN_DEVICES), TUN_DEVICE6]);
-export const STATE_ROOT = "/run/tsvs/realserver";
+export const STATE_ROOT = REALSERVER_STATE_ROOT;
 
 /** What each arp_ignore value does (net/ipv4/arp.c, arp_ignore()). */
 export function arpIgnoreMeaning(v: number): string {

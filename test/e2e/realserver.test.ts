@@ -9,13 +9,21 @@
 // Needs root and iproute2: skipped with the reason otherwise, failed when CI=true.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { openPacketSocket } from "../../src/io/afpacket.js";
-import { addNetns, delNetns, ip, linkMac, nsExec, nsExecStatus } from "../../src/io/netns.js";
+import {
+  addNetns,
+  delNetns,
+  ip,
+  linkMac,
+  nsExec,
+  nsExecStatus,
+  REALSERVER_STATE_ROOT,
+} from "../../src/io/netns.js";
 import { fileHas, jsPath, type ProcRef, spawnInNs, stopProc, waitFor } from "../../src/lab/proc.js";
 import { e2eSkip } from "../support/e2e-env.js";
 import {
@@ -220,5 +228,25 @@ describe("tsvs realserver in a namespace", { skip, timeout: 40_000 }, () => {
       true,
       "tun device gone",
     );
+  });
+});
+
+describe("a namespace's realserver state goes with the namespace", { skip, timeout: 30_000 }, () => {
+  const ns = `tsvs-rsg${process.pid}`;
+  after(() => delNetns(ns));
+
+  it("delNetns removes /run/tsvs/realserver/<inode> (a later namespace may be given the inode)", () => {
+    delNetns(ns);
+    addNetns(ns);
+    // A veth pair inside it (this kernel has no dummy driver): eth0 is the server's interface.
+    nsExec(ns, ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
+    nsExec(ns, ["ip", "addr", "add", `${RIP}/24`, "dev", "eth0"]);
+    nsExec(ns, ["ip", "link", "set", "eth0", "up"]);
+    const r = nsExecStatus(ns, [process.execPath, CLI, "setup", "--vip", VIP, "--method", "dr"], 15_000);
+    assert.equal(r.status, 0, r.stderr);
+    const dir = join(REALSERVER_STATE_ROOT, String(statSync(`/run/netns/${ns}`).ino));
+    assert.ok(existsSync(join(dir, "state.json")), `setup keeps its state in ${dir}`);
+    delNetns(ns);
+    assert.equal(existsSync(dir), false, "the state directory is gone");
   });
 });
