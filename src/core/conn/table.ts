@@ -123,6 +123,7 @@ const CSHIFT = 3;
 const C_CONTROL = 0;
 const C_NCONTROL = 1;
 const C_INBKT = 2;
+/** The OUT bucket << 1, | 1 for FULLNAT's whole-tuple key; -1 when not in OUT. */
 const C_OUTBKT = 3;
 const C_TPREV = 4;
 const C_EMBPOS = 5;
