@@ -102,14 +102,16 @@ export function freshNetns(names: readonly string[], opts: { ipv6?: boolean } = 
   }
 }
 
-/** Deletes a namespace; silent when it is already gone (cleanup paths call it unconditionally). */
 /**
  * Where `tsvs realserver` keeps its state, per network namespace: a directory named after the
- * namespace's inode (src/realserver/realserver.ts). An inode number can be given to a later
- * namespace, so delNetns removes the directory with the namespace.
+ * namespace's inode (src/realserver/realserver.ts).
  */
 export const REALSERVER_STATE_ROOT = "/run/tsvs/realserver";
 
+/**
+ * Deletes a namespace with its `tsvs realserver` state directory (a later namespace may be given
+ * the inode number); silent when it is already gone (cleanup paths call it unconditionally).
+ */
 export function delNetns(name: string): void {
   try {
     // A name ip cannot take is no namespace of ours, and must not reach the path below.

@@ -68,7 +68,6 @@ export const TUN_DEVICES: Record<TunnelType, string> = { ipip: TUN_DEVICE, gue: 
 export const TUN_DEVICE6 = "tsvsip6tnl0";
 /** Every tun device of the user-space decapsulators: never a RIP interface. */
 export const TUN_DEVICE_NAMES: ReadonlySet<string> = new Set([...Object.values(TUN_DEVICES), TUN_DEVICE6]);
-export const STATE_ROOT = REALSERVER_STATE_ROOT;
 
 /** What each arp_ignore value does (net/ipv4/arp.c, arp_ignore()). */
 export function arpIgnoreMeaning(v: number): string {
@@ -359,7 +358,7 @@ export function netnsId(): string {
 }
 
 export function stateDir(): string {
-  return join(STATE_ROOT, netnsId());
+  return join(REALSERVER_STATE_ROOT, netnsId());
 }
 
 export interface RealserverState {

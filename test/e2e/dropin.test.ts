@@ -162,19 +162,13 @@ function namespacesOf(prefix: string): string[] {
 
 /**
  * Removes a run's namespaces: every process in them stopped by pid (daemon, socat, the real
- * server's decapsulator), `tsvs realserver` state of the server namespace, the daemon's control
- * directory, then the namespaces.
+ * server's decapsulator), the daemon's control directory, then the namespaces (delNetns takes the
+ * server namespace's `tsvs realserver` state with it).
  */
 async function removeRun(prefix: string): Promise<void> {
   for (const ns of namespacesOf(prefix)) {
     const pids = netnsPids(ns);
     for (const pid of pids) await stopProc({ pid, start: 0, what: `process in ${ns}` }, 2000);
-    try {
-      const ino = statSync(`/run/netns/${ns}`).ino;
-      rmSync(join("/run/tsvs/realserver", String(ino)), { recursive: true, force: true });
-    } catch {
-      // no state
-    }
     rmSync(join("/run/tsvs", `netns-${ns}`), { recursive: true, force: true });
     delNetns(ns);
   }

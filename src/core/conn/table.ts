@@ -599,27 +599,27 @@ export class ConnTable {
     if (c[k + C_INBKT] >= 0 || c[k + C_OUTBKT] >= 0) this.unhash(cx);
     const h = this.h;
     const b = cx << SHIFT;
-    const m = this.bucketMask;
     const proto = h[b + H_META] & 0xff;
     const cv = h[b + H_CVPORT];
     const heads = this.heads;
-    const bi = hashEnd(this.seed, proto, h[b + H_CADDR], cv >>> 16) & m;
-    h[b + H_INNEXT] = heads[bi << 1];
-    heads[bi << 1] = cx;
-    c[k + C_INBKT] = bi;
+    // The lookups' own bucket functions, so that an entry is always where they look.
+    const ai = this.inAt(proto, h[b + H_CADDR], cv >>> 16);
+    h[b + H_INNEXT] = heads[ai];
+    heads[ai] = cx;
+    c[k + C_INBKT] = ai >> 1;
     const fl = h[b + H_META] >>> 16;
     if ((fl & CONN_F_TEMPLATE) === 0 && isMasqOrFullNat(fl)) {
       const dl = h[b + H_DLPORT];
       // Masq's reply goes to the client (laddr:lport = caddr:cport): the same end as its IN key.
       // FULLNAT's goes to a LIP:lport, which several real servers' connections may share.
       const both = (fl & CONN_F_FWD_MASK) === FWD_FULLNAT;
-      const bo =
-        (both
-          ? hashKey(this.seed, proto, h[b + H_DADDR], dl >>> 16, h[b + H_LADDR], dl & 0xffff)
-          : hashEnd(this.seed, proto, h[b + H_LADDR], dl & 0xffff)) & m;
-      h[b + H_OUTNEXT] = heads[(bo << 1) + 1];
-      heads[(bo << 1) + 1] = cx;
-      c[k + C_OUTBKT] = (bo << 1) | (both ? 1 : 0);
+      const ao = both
+        ? this.outBothAt(proto, h[b + H_DADDR], dl >>> 16, h[b + H_LADDR], dl & 0xffff)
+        : this.outOneAt(proto, h[b + H_LADDR], dl & 0xffff);
+      h[b + H_OUTNEXT] = heads[ao];
+      heads[ao] = cx;
+      // ao is 2 * bucket + 1: the bucket << 1 with the key's kind in the low bit.
+      c[k + C_OUTBKT] = (ao - 1) | (both ? 1 : 0);
       if (both) this.outBoth++;
       else this.outOne++;
     }
@@ -724,6 +724,11 @@ export class ConnTable {
     return -1;
   }
 
+  /** Does OUT hold both kinds of key? Then a reply that outAt's bucket misses is looked up in FULLNAT's too. */
+  private outMixed(): boolean {
+    return this.outOne > 0 && this.outBoth > 0;
+  }
+
   /** The head at `at` (from inAt or outAt; -1 gives -1). */
   headAt(at: number): number {
     return at < 0 ? -1 : this.heads[at];
@@ -800,11 +805,9 @@ export class ConnTable {
     const ports = (sport << 16) | dport;
     // A Masq entry's bucket first, then (when the table holds any) a FULLNAT entry's: a director
     // running one of the two methods walks one bucket.
-    if (this.outOne > 0) {
-      const i = this.walkOut(this.heads[this.outOneAt(proto, daddr, dport)], proto, saddr, ports, daddr);
-      if (i >= 0 || this.outBoth === 0) return i;
-    }
-    if (this.outBoth === 0) return -1;
+    const at = this.outAt(proto, saddr, sport, daddr, dport);
+    const i = this.walkOut(this.headAt(at), proto, saddr, ports, daddr);
+    if (i >= 0 || !this.outMixed()) return i;
     return this.walkOut(
       this.heads[this.outBothAt(proto, saddr, sport, daddr, dport)],
       proto,
@@ -867,7 +870,7 @@ export class ConnTable {
     const ay = inSide ? A6_VADDR : A6_LADDR;
     // IN has one bucket to walk; OUT the Masq one, then the FULLNAT one (as lookupOut).
     let at = inSide ? this.inAt(meta, x, xp) : this.outAt(meta, x, xp, y, yp);
-    const second = !inSide && this.outOne > 0 && this.outBoth > 0;
+    const second = !inSide && this.outMixed();
     meta |= flag;
     for (let probe = 0; probe < 2; probe++) {
       let i = this.headAt(at);
