@@ -44,6 +44,8 @@ in TUN, which tunnels across families).
 --method defaults to dr, --tun-type to ipip (doctor: to what setup was given). --decap kernel
 insists on the kernel's devices, --decap user on the user-space decapsulator. --tunnel-local
 restricts the user-space decapsulator to these outer destinations.
+State is kept in /run/tsvs/realserver/<netns inode>/ with the namespace's netns cookie; what a
+deleted namespace that had the same inode left there is removed unread (docs/realserver.md).
 `;
 
 interface Args {

@@ -26,6 +26,10 @@ export const SO_RCVBUF = 8;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
 export const SO_ERROR = 4;
+/** The socket's network namespace's cookie, a u64 never reused before reboot (Linux 5.14). */
+export const SO_NETNS_COOKIE = 71;
+export const AF_UNIX = 1;
+export const SOCK_DGRAM = 2;
 export const SOL_PACKET = 263;
 export const PACKET_ADD_MEMBERSHIP = 1;
 export const PACKET_STATISTICS = 6;

@@ -15,6 +15,10 @@ import type { DecapCounters } from "./decap.js";
 //     it, on `all` and on the tunnel device (where the inner datagram from the client arrives).
 // arp_ignore/arp_announce matter on every interface: any of them may be asked for the VIP, and the
 // replies from the VIP leave by the default route.
+//
+// Whose state a namespace's state directory holds (stateOwner): the directory is named after the
+// namespace's inode, which the kernel hands to a new namespace once the old one is gone, so a
+// namespace deleted without a teardown leaves state that a later one would take for its own.
 
 export type Level = "ok" | "warn" | "FAIL" | "info";
 
@@ -342,4 +346,56 @@ export function decapFindings(d: DecapInput): Finding[] {
     });
   }
   return out;
+}
+
+// ---- whose state ----
+
+/**
+ * A network namespace as no other namespace will be until reboot: its netns cookie
+ * (SO_NETNS_COOKIE, a 64-bit counter the kernel never hands out twice; decimal, as JSON has no
+ * u64) and the boot it belongs to (/proc/sys/kernel/random/boot_id), which tells a cookie of an
+ * earlier boot from a new one should /run outlive a reboot.
+ */
+export interface NetnsIdentity {
+  cookie: string;
+  bootId: string;
+}
+
+/**
+ * What a state directory is to the namespace reading it:
+ *   - none: nothing there; start fresh;
+ *   - ours: written in this namespace (same identity);
+ *   - unverified: the kernel gives no cookie (before 5.14): trusted as it always was;
+ *   - legacy: written by a tsvs that kept no identity, and what it names is found here: taken, and
+ *     the identity added;
+ *   - stale: another namespace's (a deleted one that had this inode): as good as absent, and
+ *     nothing it names (a pid, a VIP, saved sysctls) is acted on.
+ */
+export type StateOwner = "none" | "ours" | "unverified" | "legacy" | "stale";
+
+export interface StateOwnerInput {
+  /** Any file in the directory (state, decapsulator pid, log or counters). */
+  hasFiles: boolean;
+  /** The identity written beside the state; null when missing or unreadable. */
+  stored: NetnsIdentity | null;
+  /** This namespace's; null where the kernel has no SO_NETNS_COOKIE. */
+  current: NetnsIdentity | null;
+  /**
+   * For state without an identity: of every state file, the decapsulator it names runs in this
+   * namespace as the one setup starts, or its VIP is on lo here. A namespace that merely inherited
+   * the inode has neither (a dead namespace's decapsulator died with it, and a fresh namespace has
+   * no address on lo but 127.0.0.1).
+   */
+  legacyHere: boolean;
+}
+
+export function stateOwner(i: StateOwnerInput): StateOwner {
+  if (!i.hasFiles) return "none";
+  // No cookie to compare: what every tsvs did before the identity existed.
+  if (i.current === null) return "unverified";
+  // Written by an older tsvs: accepted when its own traces are here, so that an upgrade between
+  // setup and teardown still undoes what setup did; otherwise stale, which at worst leaves a
+  // setting for the operator to undo, where trusting it could undo settings of another namespace.
+  if (i.stored === null) return i.legacyHere ? "legacy" : "stale";
+  return i.stored.cookie === i.current.cookie && i.stored.bootId === i.current.bootId ? "ours" : "stale";
 }

@@ -23,7 +23,10 @@
 // (IN_DEV_ARP_IGNORE / IN_DEV_ARP_ANNOUNCE / IN_DEV_RPFILTER in include/linux/inetdevice.h), so
 // doctor reports that effective value. State (values found before setup, the decapsulator's pid)
 // is kept per network namespace under /run/tsvs/realserver/<netns inode>/ (state.json; an IPv6 VIP
-// has its own, state6.json, and decapsulator: realserver6.ts).
+// has its own, state6.json, and decapsulator: realserver6.ts), with netns.json naming the namespace
+// that wrote it by its netns cookie: the kernel gives a deleted namespace's inode number to the next
+// one, and a directory left behind by a namespace deleted without a teardown must not pass for the
+// new namespace's (claimState).
 
 import { execFileSync } from "node:child_process";
 import {
@@ -31,14 +34,15 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  rmdirSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseIPv6 } from "../core/addr.js";
 import { TsvsError } from "../core/errors.js";
+import { AF_UNIX, libc, SO_NETNS_COOKIE, SOCK_CLOEXEC, SOCK_DGRAM, SOL_SOCKET } from "../io/libc.js";
 import { REALSERVER_STATE_ROOT } from "../io/netns.js";
 import { fileHas, jsPath, type ProcRef, procAlive, spawnInNs, stopProc, waitFor } from "../lab/proc.js";
 import {
@@ -51,12 +55,16 @@ import {
   type Finding,
   KERNEL_DEVICE,
   type KernelTunnels,
+  type NetnsIdentity,
   type RealserverMethod,
   type RouteTo,
   rpFilterFinding,
   rpFilterMeaning,
+  type StateOwner,
+  stateOwner,
   type TunnelType,
 } from "./checks.js";
+import { canonical6 } from "./checks6.js";
 
 export type { DecapMode, Finding, Level, RealserverMethod, TunnelType } from "./checks.js";
 export { rpFilterMeaning };
@@ -272,7 +280,7 @@ export function rpFilterDrops(): number {
 /** The running (or last) decapsulator's counters (the IPv6 VIP's: decap6-stats.json), or null. */
 export function readDecapStats(file = "decap-stats.json"): DecapStatsView | null {
   try {
-    const s = JSON.parse(readFileSync(join(stateDir(), file), "utf8")) as Partial<DecapStatsView>;
+    const s = JSON.parse(readFileSync(join(ownStateDir(), file), "utf8")) as Partial<DecapStatsView>;
     return {
       received: s.received ?? 0,
       delivered: s.delivered ?? 0,
@@ -357,8 +365,187 @@ export function netnsId(): string {
   return String(statSync("/proc/self/ns/net").ino);
 }
 
+/** This namespace's state directory, whoever wrote what is in it (readers go through ownStateDir). */
 export function stateDir(): string {
   return join(REALSERVER_STATE_ROOT, netnsId());
+}
+
+/** Beside the state: the identity of the namespace that wrote it. */
+export const IDENTITY_FILE = "netns.json";
+/** The state files setup writes, one per VIP family: what an older tsvs's directory is judged by. */
+const STATE_NAMES = ["state.json", "state6.json"];
+
+function netnsCookie(): string | null {
+  try {
+    const c = libc();
+    const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return null;
+    try {
+      const v = Buffer.alloc(8);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(8, 0);
+      if (c.getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, v, len) !== 0 || len.readUInt32LE(0) !== 8)
+        return null;
+      // Host byte order, little-endian on the ABIs libc() accepts.
+      return v.readBigUInt64LE(0).toString();
+    } finally {
+      c.close(fd);
+    }
+  } catch {
+    // No koffi, or not Linux.
+    return null;
+  }
+}
+
+let identity: NetnsIdentity | null | undefined;
+
+/**
+ * This namespace's identity (checks.ts NetnsIdentity), or null where the kernel has no
+ * SO_NETNS_COOKIE (before 5.14: getsockopt fails with ENOPROTOOPT) or libc cannot be loaded. Then
+ * the state is trusted by inode alone, as before the identity existed: such a kernel has nothing
+ * else that tells a namespace from a later one given its inode.
+ */
+export function netnsIdentity(): NetnsIdentity | null {
+  if (identity !== undefined) return identity;
+  const cookie = netnsCookie();
+  let bootId = "";
+  try {
+    bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    // no procfs entry: the cookie alone (a reboot empties /run anyway)
+  }
+  identity = cookie === null ? null : { cookie, bootId };
+  return identity;
+}
+
+function readIdentity(dir: string): NetnsIdentity | null {
+  try {
+    const o = JSON.parse(readFileSync(join(dir, IDENTITY_FILE), "utf8")) as Partial<NetnsIdentity>;
+    return typeof o.cookie === "string" && typeof o.bootId === "string"
+      ? { cookie: o.cookie, bootId: o.bootId }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeIdentity(dir: string, id: NetnsIdentity): void {
+  writeFileSync(join(dir, IDENTITY_FILE), `${JSON.stringify(id)}\n`);
+}
+
+/** The script startDecap runs, relative to the build root. */
+const DECAP_JS = "src/realserver/decap.js";
+
+/**
+ * p (read from state) is still a decapsulator that setup started for this namespace: alive as
+ * recorded (pid and start time), running decap.js with its counters in this namespace's state
+ * directory, inside this network namespace. Only then is it signalled: the kernel may have given
+ * the pid to another program, and a decapsulator of another namespace is not ours to stop.
+ */
+export function isOurDecap(p: ProcRef): boolean {
+  if (!procAlive(p)) return false;
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return false;
+  }
+  // The build root may have moved since (an upgrade): the script's place under it is what counts.
+  const script = argv[1] ?? "";
+  if (script !== jsPath(DECAP_JS) && !script.endsWith(`/${DECAP_JS}`)) return false;
+  const k = argv.indexOf("--stats");
+  if (k < 0 || dirname(argv[k + 1] ?? "") !== stateDir()) return false;
+  try {
+    return readlinkSync(`/proc/${p.pid}/ns/net`) === readlinkSync("/proc/self/ns/net");
+  } catch {
+    // Unreadable only without ptrace access to it, and then it cannot be signalled either.
+    return true;
+  }
+}
+
+/** Is vip (either family) on lo in this namespace? */
+function vipOnLo(vip: string): boolean {
+  const want = vip.includes(":") ? canonical6(vip) : vip;
+  try {
+    const lo = ipJson<{ addr_info?: { local?: string }[] }[]>(["addr", "show", "dev", "lo"]);
+    return lo
+      .flatMap((l) => l.addr_info ?? [])
+      .some((a) => a.local !== undefined && (a.local.includes(":") ? canonical6(a.local) : a.local) === want);
+  } catch {
+    return false;
+  }
+}
+
+/** State written by a tsvs that kept no identity: is every state file's decapsulator or VIP here? */
+function legacyHere(dir: string, files: string[]): boolean {
+  const states = STATE_NAMES.filter((f) => files.includes(f));
+  return (
+    states.length > 0 &&
+    states.every((f) => {
+      try {
+        const st = JSON.parse(readFileSync(join(dir, f), "utf8")) as { vip?: string; decap?: ProcRef | null };
+        return (st.decap != null && isOurDecap(st.decap)) || (typeof st.vip === "string" && vipOnLo(st.vip));
+      } catch {
+        return false;
+      }
+    })
+  );
+}
+
+export interface StateClaim {
+  owner: StateOwner;
+  /** What was found and done, for setup's and teardown's log and doctor; null when all is as usual. */
+  note: string | null;
+}
+
+let claimed: { ns: string; claim: StateClaim } | null = null;
+
+/**
+ * Whose the state directory of this namespace's inode is (checks.ts stateOwner), decided once per
+ * process before anything reads it. A deleted namespace's is removed unread, so that setup starts
+ * afresh, doctor sees nothing configured and teardown signals no pid and restores no value of it;
+ * state of an older tsvs found to be this namespace's is given its identity.
+ */
+export function claimState(): StateClaim {
+  const ns = netnsId();
+  if (claimed?.ns === ns) return claimed.claim;
+  const dir = stateDir();
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    // no directory
+  }
+  const current = netnsIdentity();
+  const stored = readIdentity(dir);
+  const hasFiles = files.length > 0;
+  const owner = stateOwner({
+    hasFiles,
+    stored,
+    current,
+    legacyHere: hasFiles && current !== null && stored === null && legacyHere(dir, files),
+  });
+  let note: string | null = null;
+  if (owner === "stale") {
+    rmSync(dir, { recursive: true, force: true });
+    const why =
+      stored === null
+        ? "it records no namespace, and neither its decapsulator nor its VIP is here"
+        : `netns cookie ${stored.cookie}${stored.bootId !== current?.bootId ? " of another boot" : ""}, this namespace's is ${current?.cookie}`;
+    note = `removed the state in ${dir} of a deleted network namespace that had this one's inode (${why}): none of it was acted on`;
+  } else if (owner === "legacy" && current !== null) {
+    writeIdentity(dir, current);
+    note = `state in ${dir} written by an earlier tsvs taken as this namespace's (its decapsulator or VIP is here); netns cookie ${current.cookie} recorded beside it`;
+  }
+  const claim = { owner, note };
+  claimed = { ns, claim };
+  return claim;
+}
+
+/** The state directory, once claimState has cleared a dead namespace's state out of it. */
+function ownStateDir(): string {
+  claimState();
+  return stateDir();
 }
 
 export interface RealserverState {
@@ -388,23 +575,28 @@ export interface RealserverState {
 /** A state file of this namespace (state.json for an IPv4 VIP, state6.json for an IPv6 one), or null. */
 export function readStateFile<T>(file: string): T | null {
   try {
-    return JSON.parse(readFileSync(join(stateDir(), file), "utf8")) as T;
+    return JSON.parse(readFileSync(join(ownStateDir(), file), "utf8")) as T;
   } catch {
     return null;
   }
 }
 
+/** Writes a state file, the namespace's identity first: no reader sees state without it. */
 export function writeStateFile(file: string, st: unknown): void {
-  mkdirSync(stateDir(), { recursive: true });
-  writeFileSync(join(stateDir(), file), `${JSON.stringify(st, null, 2)}\n`);
+  const dir = ownStateDir();
+  mkdirSync(dir, { recursive: true });
+  const id = netnsIdentity();
+  if (id !== null) writeIdentity(dir, id);
+  writeFileSync(join(dir, file), `${JSON.stringify(st, null, 2)}\n`);
 }
 
 /** Removes these files of the state directory, and the directory once nothing else is left in it. */
 export function removeStateFiles(files: string[]): void {
-  const dir = stateDir();
+  const dir = ownStateDir();
   for (const f of files) rmSync(join(dir, f), { force: true });
   try {
-    if (readdirSync(dir).length === 0) rmdirSync(dir);
+    const left = readdirSync(dir);
+    if (left.every((f) => f === IDENTITY_FILE)) rmSync(dir, { recursive: true, force: true });
   } catch {
     // no directory
   }
@@ -547,6 +739,7 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
   const { type, port } = tunnelOf(opts);
   // Decided before anything changes: --decap kernel on a kernel without the module stops here.
   const how = opts.method === "tun" ? chooseDecap(type, opts.decap ?? "auto", kernelTunnels()) : null;
+  noteClaim(log);
   const choice = directorIface(opts, opts.method);
   const ifaces = choice.ifaces;
   log(`director-facing interface ${ifaces.join(", ")}: ${choice.detail}`);
@@ -582,7 +775,8 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
   execFileSync("ip", ["link", "set", "lo", "up"]);
   const tunnelLocal = opts.tunnelLocal !== undefined && opts.tunnelLocal.length > 0 ? opts.tunnelLocal : null;
   if (how !== null) log(`${type.toUpperCase()} decapsulation: ${how.detail}`);
-  let decap = prev?.decap != null && procAlive(prev.decap) ? prev.decap : null;
+  // The pid of an earlier setup's decapsulator may be another program's by now.
+  let decap = prev?.decap != null && isOurDecap(prev.decap) ? prev.decap : null;
   // A decapsulator started for another type, port or address list is replaced (e.g. the RIP of an
   // earlier setup); none runs for DR or where the kernel decapsulates.
   const sameDecap =
@@ -590,8 +784,7 @@ export async function realserverSetup(opts: RealserverOptions): Promise<Realserv
     (prev?.tunType ?? "ipip") === type &&
     (prev?.tunPort ?? 0) === port;
   if (decap !== null && (how?.how !== "user" || !sameDecap)) {
-    await stopProc(decap);
-    log(`stopped the ${(prev?.tunType ?? "ipip").toUpperCase()} decapsulator (pid ${decap.pid})`);
+    await stopDecap(decap, (prev?.tunType ?? "ipip").toUpperCase(), log);
     decap = null;
   }
   // Kernel devices of an earlier setup that this one does not use any more are put back.
@@ -696,7 +889,7 @@ export async function startDecap(o: {
   tunnelLocal: string[] | null;
   family: 4 | 6;
 }): Promise<ProcRef> {
-  const dir = stateDir();
+  const dir = ownStateDir();
   const base = o.family === 6 ? "decap6" : "decap";
   const logFile = join(dir, `${base}.log`);
   const statsFile = join(dir, `${base}-stats.json`);
@@ -705,7 +898,7 @@ export async function startDecap(o: {
   rmSync(statsFile, { force: true });
   const argv = [
     process.execPath,
-    jsPath("src/realserver/decap.js"),
+    jsPath(DECAP_JS),
     "--type",
     o.type,
     "--family",
@@ -742,9 +935,41 @@ export function sharedDecap(
   if (type === "ipip") return null;
   const o = readStateFile<{ decap?: ProcRef | null; tunType?: TunnelType; tunPort?: number }>(otherState);
   const p = o?.decap;
-  if (p == null || !procAlive(p) || o?.tunType !== type || (type === "gue" && o.tunPort !== port))
+  if (p == null || !isOurDecap(p) || o?.tunType !== type || (type === "gue" && o.tunPort !== port))
     return null;
   return { proc: p, stats: otherState === "state6.json" ? "decap6-stats.json" : "decap-stats.json" };
+}
+
+let noted = false;
+
+/** Logs what claimState found, when it is worth saying (once per process: teardown runs per family). */
+export function noteClaim(log: (line: string) => void): void {
+  const c = claimState();
+  if (c.note !== null && !noted) log(c.note);
+  noted = true;
+}
+
+/** What doctor says of claimState's finding, if anything. */
+export function claimFinding(): Finding[] {
+  const c = claimState();
+  if (c.note === null) return [];
+  return [
+    {
+      level: "info",
+      what: c.owner === "stale" ? "stale state removed" : "state of an earlier tsvs",
+      detail: c.note,
+    },
+  ];
+}
+
+/** Stops a decapsulator named by state if it still is one (isOurDecap), else leaves the pid alone. */
+export async function stopDecap(p: ProcRef, name: string, log: (line: string) => void): Promise<void> {
+  if (isOurDecap(p)) {
+    await stopProc(p);
+    log(`stopped the ${name} decapsulator (pid ${p.pid})`);
+  } else if (procAlive(p)) {
+    log(`pid ${p.pid} is no longer the ${name} decapsulator: not signalled`);
+  }
 }
 
 /** Writes back the values setup found, those that differ now (an interface gone is skipped). */
@@ -766,11 +991,9 @@ export async function realserverTeardown(opts: {
   log?: (line: string) => void;
 }): Promise<void> {
   const log = opts.log ?? (() => {});
+  noteClaim(log);
   const st = readRsState();
-  if (st?.decap != null) {
-    await stopProc(st.decap);
-    log(`stopped the ${(st.tunType ?? "ipip").toUpperCase()} decapsulator (pid ${st.decap.pid})`);
-  }
+  if (st?.decap != null) await stopDecap(st.decap, (st.tunType ?? "ipip").toUpperCase(), log);
   if (st?.kernel != null) undoKernel(st.kernel, log);
   restoreSysctls(st?.saved ?? {}, log);
   const vip = opts.vip ?? st?.vip;
@@ -808,6 +1031,7 @@ export interface DoctorOptions {
 export function realserverDoctor(opts: DoctorOptions): Finding[] {
   const out: Finding[] = [];
   u32(opts.vip);
+  out.push(...claimFinding());
   const st = readRsState();
   const given = givenHints(opts, st);
   const addrs = ipv4Addresses();
@@ -923,9 +1147,9 @@ function tunFindings(
   const tunDev = TUN_DEVICES[type];
   // A GUE/GRE decapsulator shared with the IPv6 VIP (its pid and stats file are that VIP's).
   const shared =
-    st?.decap == null && st?.sharedDecap != null && procAlive(st.sharedDecap) ? st.sharedDecap : null;
+    st?.decap == null && st?.sharedDecap != null && isOurDecap(st.sharedDecap) ? st.sharedDecap : null;
   const proc = shared ?? st?.decap ?? null;
-  const alive = proc !== null && procAlive(proc);
+  const alive = proc !== null && isOurDecap(proc);
   const kdev = KERNEL_DEVICE[type];
   const kUp = linkIsUp(kdev);
   // The kernel decapsulates: setup chose it, or its device is up and no decapsulator runs.

@@ -21,7 +21,7 @@
 
 import { execFileSync } from "node:child_process";
 import { TsvsError } from "../core/errors.js";
-import { type ProcRef, procAlive, stopProc } from "../lab/proc.js";
+import type { ProcRef } from "../lab/proc.js";
 import {
   type DirectorIfaceChoice,
   decapFindings,
@@ -46,15 +46,18 @@ import {
 } from "./checks6.js";
 import {
   checkAddr,
+  claimFinding,
   type DoctorOptions,
   directorIfaceAmong,
   fouPorts,
   givenHints,
   ipJson,
+  isOurDecap,
   kernelFou,
   kernelLinkType,
   linkIsUp,
   linkShow,
+  noteClaim,
   type RealserverOptions,
   readDecapStats,
   readStateFile,
@@ -65,6 +68,7 @@ import {
   sharedDecap,
   sourcesElsewhere,
   startDecap,
+  stopDecap,
   TUN_DEVICE_NAMES,
   TUN_DEVICE6,
   TUN_DEVICES,
@@ -233,6 +237,7 @@ export async function realserverSetup6(opts: RealserverOptions): Promise<Realser
   for (const a of [...(opts.director ?? []), ...(opts.tunnelLocal ?? [])]) checkAddr(a);
   const { type, port } = checkTunnel6(opts);
   const how = opts.method === "tun" ? chooseDecap6(opts.decap ?? "auto", kernelTunnels6(type), type) : null;
+  noteClaim(log);
   const prev = readStateFile<Realserver6State>(STATE6);
   const saved: Record<string, number> = { ...(prev?.saved ?? {}) };
   const set = (key: string, v: number, why = ""): void => {
@@ -286,15 +291,17 @@ export async function realserverSetup6(opts: RealserverOptions): Promise<Realser
   const tunnelLocal = opts.tunnelLocal !== undefined && opts.tunnelLocal.length > 0 ? opts.tunnelLocal : null;
   const name = type === "ipip" ? "IPv6-in-IP" : type.toUpperCase();
   if (how !== null) log(`${name} decapsulation: ${how.detail}`);
-  let decap = prev?.decap != null && procAlive(prev.decap) ? prev.decap : null;
+  // The pid of an earlier setup's decapsulator may be another program's by now.
+  let decap = prev?.decap != null && isOurDecap(prev.decap) ? prev.decap : null;
   const sameDecap =
     JSON.stringify(prev?.tunnelLocal ?? null) === JSON.stringify(tunnelLocal) &&
     (prev?.tunType ?? "ipip") === type &&
     (prev?.tunPort ?? 0) === port;
   if (decap !== null && (how?.how !== "user" || !sameDecap)) {
-    await stopProc(decap);
-    log(
-      `stopped the ${prev?.tunType === undefined || prev.tunType === "ipip" ? "IPv6-in-IP" : prev.tunType.toUpperCase()} decapsulator (pid ${decap.pid})`,
+    await stopDecap(
+      decap,
+      prev?.tunType === undefined || prev.tunType === "ipip" ? "IPv6-in-IP" : prev.tunType.toUpperCase(),
+      log,
     );
     decap = null;
   }
@@ -407,11 +414,11 @@ export async function realserverTeardown6(opts: {
   log?: (line: string) => void;
 }): Promise<void> {
   const log = opts.log ?? (() => {});
+  noteClaim(log);
   const st = readStateFile<Realserver6State>(STATE6);
   if (st?.decap != null) {
-    await stopProc(st.decap);
     const t = st.tunType ?? "ipip";
-    log(`stopped the ${t === "ipip" ? "IPv6-in-IP" : t.toUpperCase()} decapsulator (pid ${st.decap.pid})`);
+    await stopDecap(st.decap, t === "ipip" ? "IPv6-in-IP" : t.toUpperCase(), log);
   }
   if (st?.kernel != null) undoKernel6(st.kernel, st.fou ?? [], log);
   restoreSysctls(st?.saved ?? {}, log);
@@ -444,6 +451,7 @@ export function realserverDoctor6(opts: DoctorOptions): Finding[] {
   const out: Finding[] = [];
   const vip = parseVip6(opts.vip);
   for (const a of opts.director ?? []) checkAddr(a);
+  out.push(...claimFinding());
   const st = readStateFile<Realserver6State>(STATE6);
   // The type doctor checks: as given, else as setup was given.
   const tunType = opts.tunType ?? st?.tunType;
@@ -545,8 +553,8 @@ export function realserverDoctor6(opts: DoctorOptions): Finding[] {
 
 /** The running decapsulator for this VIP (its own, or the IPv4 VIP's shared one) and its stats file; null if none runs. */
 function decapOf6(st: Realserver6State | null): { proc: ProcRef; stats: string } | null {
-  if (st?.decap != null && procAlive(st.decap)) return { proc: st.decap, stats: STATS6 };
-  if (st?.sharedDecap != null && procAlive(st.sharedDecap))
+  if (st?.decap != null && isOurDecap(st.decap)) return { proc: st.decap, stats: STATS6 };
+  if (st?.sharedDecap != null && isOurDecap(st.sharedDecap))
     return { proc: st.sharedDecap, stats: "decap-stats.json" };
   return null;
 }

@@ -9,7 +9,7 @@
 // Needs root and iproute2: skipped with the reason otherwise, failed when CI=true.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -24,7 +24,16 @@ import {
   nsExecStatus,
   REALSERVER_STATE_ROOT,
 } from "../../src/io/netns.js";
-import { fileHas, jsPath, type ProcRef, spawnInNs, stopProc, waitFor } from "../../src/lab/proc.js";
+import {
+  fileHas,
+  jsPath,
+  type ProcRef,
+  procAlive,
+  sleep,
+  spawnInNs,
+  stopProc,
+  waitFor,
+} from "../../src/lab/proc.js";
 import { e2eSkip } from "../support/e2e-env.js";
 import {
   ETH_P_IP,
@@ -248,5 +257,221 @@ describe("a namespace's realserver state goes with the namespace", { skip, timeo
     assert.ok(existsSync(join(dir, "state.json")), `setup keeps its state in ${dir}`);
     delNetns(ns);
     assert.equal(existsSync(dir), false, "the state directory is gone");
+  });
+});
+
+// The defect this guards against: a namespace deleted without a teardown leaves its state directory
+// behind, and the kernel gives its inode number to a later namespace, which took the dead
+// namespace's VIP, saved sysctls and decapsulator pid for its own. Reproduced for real: setup in a
+// namespace, its decapsulator gone with it, a plain `ip netns del` (not delNetns, which would remove
+// the directory), then namespaces made until one has the inode again; when the kernel hands out
+// another (namespaces made meanwhile elsewhere), the directory is copied under the new inode, which
+// is the same situation.
+describe("state of a deleted namespace, its inode given to a new one", { skip, timeout: 60_000 }, () => {
+  const old = `tsvs-rso${process.pid}`;
+  const made: string[] = [];
+  const keep = mkdtempSync(join(tmpdir(), "tsvs-rso-"));
+  const copy = join(keep, "state");
+  const procs: ProcRef[] = [];
+  let oldDir = "";
+  let oldCookie = "";
+  let ns = "";
+  let dir = "";
+  let bystander: ProcRef | null = null;
+  let how = "";
+
+  const inode = (name: string): number => statSync(`/run/netns/${name}`).ino;
+  const inNs = (...args: string[]) => nsExecStatus(ns, [process.execPath, CLI, ...args], 15_000);
+  const nsSysctl = (key: string): string =>
+    nsExec(ns, ["cat", `/proc/sys/${key.replaceAll(".", "/")}`]).trim();
+  const nsLo = (): string[] =>
+    (
+      JSON.parse(nsExec(ns, ["ip", "-j", "-4", "addr", "show", "dev", "lo"])) as {
+        addr_info: { local: string; prefixlen: number }[];
+      }[]
+    )[0].addr_info.map((a) => `${a.local}/${a.prefixlen}`);
+  /**
+   * Removes d if it still is the dead namespace's: its inode may have gone to a namespace of
+   * someone else's meanwhile, whose state is not ours to remove.
+   */
+  const removeDead = (d: string): void => {
+    try {
+      if (
+        (JSON.parse(readFileSync(join(d, "netns.json"), "utf8")) as { cookie: string }).cookie !== oldCookie
+      )
+        return;
+    } catch {
+      return;
+    }
+    rmSync(d, { recursive: true, force: true });
+  };
+  /** The dead namespace's directory, as it was left, under the new namespace's inode. */
+  const plant = (): void => {
+    rmSync(dir, { recursive: true, force: true });
+    cpSync(copy, dir, { recursive: true });
+  };
+  const addServerNs = (name: string): void => {
+    addNetns(name);
+    made.push(name);
+  };
+  const withEth0 = (name: string): void => {
+    // A veth pair inside it (this kernel has no dummy driver): eth0 is the server's interface.
+    nsExec(name, ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
+    nsExec(name, ["ip", "addr", "add", `${RIP}/24`, "dev", "eth0"]);
+    nsExec(name, ["ip", "link", "set", "eth0", "up"]);
+  };
+
+  before(async () => {
+    delNetns(old);
+    addNetns(old);
+    withEth0(old);
+    const s = nsExecStatus(
+      old,
+      [process.execPath, CLI, "setup", "--vip", VIP, "--method", "tun", "--decap", "user"],
+      15_000,
+    );
+    assert.equal(s.status, 0, s.stderr);
+    const ino = inode(old);
+    oldDir = join(REALSERVER_STATE_ROOT, String(ino));
+    oldCookie = (JSON.parse(readFileSync(join(oldDir, "netns.json"), "utf8")) as { cookie: string }).cookie;
+    const decap = (JSON.parse(readFileSync(join(oldDir, "state.json"), "utf8")) as { decap: ProcRef }).decap;
+    procs.push(decap);
+    // Its processes keep a namespace alive: the dead namespace's decapsulator died with it.
+    await stopProc(decap);
+    ip("netns", "del", old);
+    assert.ok(existsSync(join(oldDir, "state.json")), "a plain ip netns del leaves the state directory");
+    cpSync(oldDir, copy, { recursive: true });
+
+    // The kernel hands out the lowest free inode number (ida), once the deleted namespace is freed
+    // (asynchronously): lower ones are kept to be filled, a higher one given back.
+    for (let k = 0; k < 64 && ns === ""; k++) {
+      const name = `tsvs-rsn${process.pid}-${k}`;
+      addServerNs(name);
+      const got = inode(name);
+      if (got === ino) ns = name;
+      else if (got > ino) {
+        delNetns(name);
+        made.pop();
+        await sleep(50);
+      }
+    }
+    if (ns === "") {
+      ns = `tsvs-rsn${process.pid}-p`;
+      addServerNs(ns);
+    }
+    dir = join(REALSERVER_STATE_ROOT, String(inode(ns)));
+    how =
+      dir === oldDir
+        ? `the kernel gave ${ns} the dead namespace's inode ${ino}`
+        : `no namespace got inode ${ino}: its directory planted under ${ns}'s`;
+    if (dir !== oldDir) removeDead(oldDir);
+    withEth0(ns);
+
+    // What the operator of the new namespace has, and what a pid reused by another program looks
+    // like at worst: alive with the start time recorded (procAlive alone would take it).
+    nsExec(ns, ["ip", "addr", "add", `${VIP}/32`, "dev", "lo"]);
+    nsExec(ns, ["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_announce=1"]);
+    bystander = spawnInNs(
+      ns,
+      [process.execPath, "-e", "setTimeout(() => {}, 120000)"],
+      join(keep, "by.log"),
+      "bystander",
+    );
+    procs.push(bystander);
+    const st = JSON.parse(readFileSync(join(copy, "state.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(copy, "state.json"), JSON.stringify({ ...st, decap: bystander }));
+  });
+
+  after(async () => {
+    for (const p of procs) await stopProc(p);
+    for (const n of made) delNetns(n);
+    delNetns(old);
+    // The new namespace's directory went with it (delNetns); the dead one's is left if a run stopped early.
+    if (oldDir !== "") removeDead(oldDir);
+    rmSync(keep, { recursive: true, force: true });
+  });
+
+  it("teardown signals no pid of it, leaves the VIP and sysctls alone, and removes it", (t) => {
+    t.diagnostic(how);
+    plant();
+    const r = inNs("teardown");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /removed the state in .* of a deleted network namespace that had this one's inode/,
+    );
+    assert.doesNotMatch(r.stdout, /stopped|restored|removed 198/);
+    assert.ok(procAlive(bystander as ProcRef), "the pid named by the stale state was not signalled");
+    assert.ok(nsLo().includes(`${VIP}/32`), "the VIP the operator put on lo stays");
+    assert.equal(nsSysctl("net.ipv4.conf.all.arp_announce"), "1", "the stale saved value was not restored");
+    assert.equal(existsSync(dir), false, "the stale directory is gone");
+  });
+
+  it("doctor reports nothing configured by setup, with a note that stale state was removed", () => {
+    plant();
+    const d = inNs("doctor", "--vip", VIP, "--method", "tun");
+    assert.match(d.stdout, /info\s+stale state removed\n\s+removed the state in/);
+    assert.match(d.stdout, /IPIP decapsulator not running/);
+    assert.ok(!d.stdout.includes(`pid ${(bystander as ProcRef).pid}`), d.stdout);
+    assert.equal(existsSync(dir), false, "the stale directory is gone");
+  });
+
+  it("setup starts fresh: saves this namespace's values under its own cookie; teardown restores them", () => {
+    plant();
+    const s = inNs("setup", "--vip", VIP, "--method", "dr");
+    assert.equal(s.status, 0, s.stderr);
+    assert.match(s.stdout, /removed the state in .* of a deleted network namespace/);
+    const st = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as {
+      saved: Record<string, number>;
+      vipAdded: boolean;
+      decap: ProcRef | null;
+    };
+    assert.equal(
+      st.saved["net.ipv4.conf.all.arp_announce"],
+      1,
+      "the value found here, not the dead namespace's",
+    );
+    assert.equal(st.vipAdded, false, "the VIP was there before setup");
+    assert.equal(st.decap, null);
+    const id = JSON.parse(readFileSync(join(dir, "netns.json"), "utf8")) as { cookie: string };
+    assert.notEqual(id.cookie, oldCookie, "the new namespace's cookie is recorded");
+    assert.equal(inNs("teardown").status, 0);
+    assert.equal(nsSysctl("net.ipv4.conf.all.arp_announce"), "1");
+    assert.ok(nsLo().includes(`${VIP}/32`), "setup did not add the VIP, so teardown keeps it");
+    assert.ok(procAlive(bystander as ProcRef));
+  });
+
+  it("live state: teardown signals a recorded decapsulator pid only while it still is the decapsulator", () => {
+    const s = inNs("setup", "--vip", VIP, "--method", "dr");
+    assert.equal(s.status, 0, s.stderr);
+    const file = join(dir, "state.json");
+    const st = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...st, decap: bystander }));
+    const r = inNs("teardown");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(`pid ${(bystander as ProcRef).pid} is no longer the IPIP decapsulator: not signalled`),
+    );
+    assert.ok(procAlive(bystander as ProcRef));
+  });
+
+  it("state of an older tsvs (no netns.json) whose decapsulator runs here is taken, stamped, and undone", async () => {
+    const s = inNs("setup", "--vip", VIP, "--method", "tun", "--decap", "user");
+    assert.equal(s.status, 0, s.stderr);
+    const decap = (JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as { decap: ProcRef }).decap;
+    procs.push(decap);
+    rmSync(join(dir, "netns.json"));
+    // Only the decapsulator's pid to go by (a VIP on lo would be enough too).
+    nsExec(ns, ["ip", "addr", "del", `${VIP}/32`, "dev", "lo"]);
+    const d = inNs("doctor", "--vip", VIP, "--method", "tun");
+    assert.match(d.stdout, /info\s+state of an earlier tsvs/);
+    assert.match(d.stdout, new RegExp(`IPIP decapsulator pid ${decap.pid}`));
+    assert.ok(existsSync(join(dir, "netns.json")), "the identity is added");
+    const t = inNs("teardown");
+    assert.equal(t.status, 0, t.stderr);
+    assert.match(t.stdout, new RegExp(`stopped the IPIP decapsulator \\(pid ${decap.pid}\\)`));
+    assert.ok(await waitFor(() => !procAlive(decap), 3000), "the decapsulator is gone");
+    assert.equal(existsSync(dir), false);
   });
 });
