@@ -177,6 +177,14 @@ export function buildXdpProgram(m: XdpProgramMaps, noSocket = XDP_PASS): Uint8Ar
   copy(4, IP6_DADDR, K6);
   a.label("local6");
   lookup(m.local6, K6, "pass");
+  // NDP (router/neighbour solicitation and advertisement, redirect: types 133–137) stays with the
+  // kernel: its neighbours are the kernel's. Before the NAT destinations, whose ICMPv6 entries
+  // (saddr . 58 . 0) would otherwise take a real server's solicitations for its gateway, the
+  // director's own address, and leave it unanswered.
+  a.ldx(BPF_B, 3, 7, IP6_NEXTHDR).jmpImm(BPF_JNE, 3, 58, "nat6");
+  need(IP6_L4 + 1, "pass");
+  a.ldx(BPF_B, 2, 7, IP6_L4).aluImm(BPF_SUB, 2, 133).jmpImm(BPF_JGT, 2, 4, "nat6").ja("pass");
+  a.label("nat6");
   copy(4, IP6_SADDR, KNAT6);
   a.st(BPF_H, 10, KNAT6 + 16, 0).st(BPF_B, 10, KNAT6 + 19, 0);
   a.ldx(BPF_B, 3, 7, IP6_NEXTHDR).stx(BPF_B, 10, KNAT6 + 18, 3);
@@ -189,12 +197,6 @@ export function buildXdpProgram(m: XdpProgramMaps, noSocket = XDP_PASS): Uint8Ar
   a.st(BPF_H, 10, KNAT6 + 16, 0);
   a.label("any6");
   lookup(m.nat6, KNAT6, "redirect");
-  // NDP (router/neighbour solicitation and advertisement, redirect: types 133–137) stays with the
-  // kernel even when all IPv6 goes to the socket: its neighbours are the kernel's.
-  a.ldx(BPF_B, 3, 7, IP6_NEXTHDR).jmpImm(BPF_JNE, 3, 58, "all6");
-  need(IP6_L4 + 1, "pass");
-  a.ldx(BPF_B, 2, 7, IP6_L4).aluImm(BPF_SUB, 2, 133).jmpImm(BPF_JGT, 2, 4, "all6").ja("pass");
-  a.label("all6");
   cfgBit(CFG_ALL_IPV6, "redirect", "pass");
   a.ja("pass");
 

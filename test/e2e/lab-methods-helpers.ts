@@ -107,11 +107,11 @@ export function patternSha256(n: number): string {
 }
 
 /** Downloads /bytes/N from the VIP in the client namespace; returns "SIZE SHA256" of the body. */
-export function download(names: LabNames, n: number, timeoutS = 60): string {
+export function download(names: LabNames, n: number, timeoutS = 60, base = `http://${VIP}`): string {
   const dir = mkdtempSync(join(tmpdir(), "tsvs-dl-"));
   try {
     const file = join(dir, "body");
-    const r = curl(names, `http://${VIP}/bytes/${n}`, ["-o", file], timeoutS);
+    const r = curl(names, `${base}/bytes/${n}`, ["-g", "-o", file], timeoutS);
     if (r.status !== 0) return `curl exit ${r.status}`;
     const h = createHash("sha256");
     const body = readFileSync(file);

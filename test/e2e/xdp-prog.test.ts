@@ -124,6 +124,29 @@ describe("XDP program in the kernel", { skip }, () => {
       PASS,
     ],
     ["an IPv6 NAT reply", ip6("fd00:18:1::11", "fd00:18::5", 6, [0, 80, 0x12, 0x34]), REDIRECT],
+    // Its ICMPv6 goes to the engine (a packet too big for a client), its NDP to the kernel: a NAT
+    // real server solicits the director's address, its default gateway.
+    [
+      "ICMPv6 packet too big from a NAT real server",
+      ip6("fd00:18:1::11", "fd00:18::5", 58, [2, 0]),
+      REDIRECT,
+    ],
+    [
+      "NS from a NAT real server for the director's address",
+      ip6("fd00:18:1::11", "ff02::1:ff00:1", 58, [
+        135,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        ...(parseIPv6("fd00:18::1") ?? []),
+      ]),
+      PASS,
+    ],
+    ["NA from a NAT real server", ip6("fd00:18:1::11", "fd00:18::1", 58, [136, 0]), PASS],
     [
       "LLDP (another EtherType)",
       Uint8Array.from({ length: 60 }, (_, i) => (i === 12 ? 0x88 : i === 13 ? 0xcc : 0)),
