@@ -1,11 +1,13 @@
 // `tsvs daemon --config FILE`: the configuration file's services and the health checks that
 // keep them true, applied through the daemon's ordinary control path (one atomic control batch
-// per change), and SIGHUP / `tsvs reload` as a difference that keeps connections.
+// per change), and SIGHUP / `tsvs reload` as a difference that keeps connections. A reload applies
+// the file's VRRP part too (daemon/ha.ts), first: the file is taken whole or not at all.
 
 import { loadConfigFile } from "../config/load.js";
 import { ConfigError, type ConfigModel, commandToIpvsadm, formatDiagnostic } from "../config/model.js";
 import type { CtlCommand } from "../core/ctl-types.js";
 import { TsvsError } from "../core/errors.js";
+import type { HaConfig } from "../core/vrrp/config.js";
 import { HealthRunner, type HealthRunnerOptions } from "../health/runner.js";
 import type { HealthEvent } from "../health/state.js";
 import { type ServiceQuorum, vipText } from "./bgp.js";
@@ -27,6 +29,12 @@ export interface ConfigDeps {
   onChange?: (why: "start" | "reload" | "health") => void;
   /** Runs a notify_up/down or quorum_up/down script (default: spawned detached, scripts.ts). */
   runScript?: (argv: string[]) => void;
+  /**
+   * A reload's VRRP part (daemon/ha.ts), applied before the virtual servers. It rejects with a
+   * TsvsError only before it changed anything (an instance's interface is missing): the reload
+   * then applies nothing, as for a file with errors.
+   */
+  reloadHa?: (ha: HaConfig) => Promise<void>;
 }
 
 /** One real server's health, for `tsvs status`. */
@@ -46,8 +54,8 @@ export class DaemonConfig {
   private runner: HealthRunner | null = null;
   /** The first reading of the file (peek), which start() applies. */
   private first: Promise<ConfigModel> | null = null;
-  /** The VRRP part as first read: it is not reloaded (docs/ha.md), a change is only reported. */
-  private haKey: string | null = null;
+  /** Reloads run one after the other: two SIGHUPs in a row must not interleave their steps. */
+  private reloading: Promise<unknown> = Promise.resolve();
   /** The configuration in force: the last reading that was applied. */
   private current: ConfigModel | null = null;
   reloads = 0;
@@ -86,14 +94,21 @@ export class DaemonConfig {
   }
 
   /**
-   * Re-reads the file and applies the difference. A file with errors changes nothing: the
-   * running configuration stays and the diagnostics are logged. Returns the diagnostics text
-   * ("" when applied).
+   * Re-reads the file and applies the difference: its VRRP part, then its virtual servers. A file
+   * with errors, or a VRRP part the host cannot take, changes nothing: the running configuration
+   * stays and the diagnostics are logged. Returns the diagnostics text ("" when applied).
    */
-  async reload(): Promise<string> {
+  reload(): Promise<string> {
+    const next = this.reloading.then(() => this.reloadNow());
+    this.reloading = next.catch(() => {});
+    return next;
+  }
+
+  private async reloadNow(): Promise<string> {
     let model: ConfigModel;
     try {
       model = await this.load();
+      await this.deps.reloadHa?.(model.ha);
     } catch (e) {
       if (!(e instanceof TsvsError)) throw e;
       const text = e instanceof ConfigError ? e.diagnostics.map(formatDiagnostic).join("\n") : e.message;
@@ -149,13 +164,6 @@ export class DaemonConfig {
   private async load(): Promise<ConfigModel> {
     const { model, warnings } = await loadConfigFile(this.path);
     for (const w of warnings) this.deps.log.warn({ file: this.path }, formatDiagnostic(w));
-    const haKey = JSON.stringify(model.ha);
-    if (this.haKey === null) this.haKey = haKey;
-    else if (haKey !== this.haKey)
-      this.deps.log.warn(
-        { file: this.path },
-        "the VRRP sections changed: they take effect when the daemon restarts (a reload applies the virtual servers)",
-      );
     return model;
   }
 

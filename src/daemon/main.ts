@@ -17,7 +17,6 @@ import { type ControlCommand, sysctlError, sysctlFields } from "../control/comma
 import { parseIPv4 } from "../core/addr.js";
 import { DEFAULT_SYSCTLS, ENGINE_V8_FLAGS, type Sysctls } from "../core/engine.js";
 import { TsvsError } from "../core/errors.js";
-import { SYNC_DEFAULTS } from "../core/sync/types.js";
 import type { HaConfig } from "../core/vrrp/config.js";
 import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
 import { threadAffinity } from "../io/libc.js";
@@ -25,6 +24,7 @@ import { BgpAnnouncer, bgpConfigOf } from "./bgp.js";
 import { DaemonConfig } from "./config-runner.js";
 import { ControlServer, type Handler } from "./control.js";
 import { HostFollower } from "./follow.js";
+import { HaDaemon } from "./ha.js";
 import { HostWatcher } from "./host.js";
 import { DEFAULT_HTTP, formatHttpAddr, type HttpAddr, HttpEndpoint, parseHttpAddr } from "./http.js";
 import { ipForward } from "./kernel.js";
@@ -34,7 +34,7 @@ import { logPrivileges } from "./privileges.js";
 import { netnsId, parseSysctlArg, resolveControlPath } from "./protocol.js";
 import { handleRequest, type RequestContext } from "./requests.js";
 import { SyncDaemons } from "./sync.js";
-import { initialOwnership, VrrpRunner } from "./vrrp.js";
+import { initialOwnership } from "./vrrp.js";
 import { lipsOfWorker, type ReadAhead, type VrrpOwnership, type WorkerInit } from "./worker.js";
 
 /** --warmup-ms default (docs/bench.md "The latency tail": measured on the bench topology). */
@@ -801,6 +801,9 @@ async function startDaemon(opts: DaemonOptions, signals: DaemonSignals): Promise
             if (bgp !== null && configFile !== null)
               bgp.update(why === "reload" ? bgpConfigOf(configFile, opts.bgp, log) : undefined);
           },
+          // VRRP before the virtual servers: an address a new instance holds back is never served
+          // in between by a director that is its BACKUP.
+          reloadHa: (next) => haDaemon.reload(next),
         });
   if (configFile !== null) {
     try {
@@ -860,17 +863,26 @@ async function startDaemon(opts: DaemonOptions, signals: DaemonSignals): Promise
     watcher?.stop();
     return 1;
   }
-  let vrrp: VrrpRunner | null = null;
   let http: HttpEndpoint | null = null;
   const sync = new SyncDaemons({ log, pool, links: () => host.host.links });
+  const haDaemon = new HaDaemon({
+    log,
+    pool,
+    host,
+    sync,
+    refreshGuard: async () => {
+      const r = await handleRequest(ctx, { op: "apply", commands: [] });
+      if ("error" in r) throw new Error(r.error);
+    },
+  });
   ctx.sync = sync;
-  ctx.vrrp = () => vrrp;
+  ctx.vrrp = () => haDaemon.vrrp;
   ctx.bgp = () => bgp;
   const stop = async (): Promise<void> => {
     // The VIPs' withdrawal first: the router moves the flows while this director still serves them.
     await bgp?.stop();
     // Priority 0 first: the backup takes over after its skew time instead of the master-down time.
-    vrrp?.stop();
+    haDaemon.stop();
     sync.close();
     watcher?.stop();
     await http?.close();
@@ -948,9 +960,9 @@ async function startDaemon(opts: DaemonOptions, signals: DaemonSignals): Promise
     }
   }
 
-  if (ha !== null && (ha.instances.length > 0 || ha.lvsSyncDaemon !== null)) {
+  if (ha !== null) {
     try {
-      vrrp = startHa(ha, { log, pool, host, sync });
+      haDaemon.start(ha);
     } catch (e) {
       log.fatal({ err: (e as Error).message }, "cannot start VRRP");
       started(false);
@@ -991,53 +1003,4 @@ async function startDaemon(opts: DaemonOptions, signals: DaemonSignals): Promise
       );
     },
   );
-}
-
-/**
- * The file's VRRP instances, and its lvs_sync_daemon: tied to an instance, the sync daemon's role
- * follows that instance's state; without one, both daemons run (keepalived's vrrp_scheduler).
- */
-function startHa(
-  ha: HaConfig,
-  d: { log: Logger; pool: WorkerPool; host: HostFollower; sync: SyncDaemons },
-): VrrpRunner | null {
-  const sd = ha.lvsSyncDaemon;
-  const base =
-    sd === null
-      ? null
-      : {
-          iface: sd.iface,
-          syncid: sd.syncid,
-          maxlen: sd.maxlen ?? SYNC_DEFAULTS.maxlen,
-          group: sd.group ?? SYNC_DEFAULTS.group,
-          port: sd.port ?? SYNC_DEFAULTS.port,
-          ttl: sd.ttl ?? SYNC_DEFAULTS.ttl,
-        };
-  const followSync = (role: "master" | "backup"): void => {
-    if (base === null) return;
-    d.sync
-      .follow(role, base)
-      .catch((e) => d.log.error({ role, err: (e as Error).message }, "sync daemon did not follow VRRP"));
-  };
-  let runner: VrrpRunner | null = null;
-  if (ha.instances.length > 0) {
-    runner = new VrrpRunner(ha, {
-      log: d.log,
-      links: () => d.host.host.links,
-      own: (o) => d.pool.notify({ type: "vrrp", ...o }),
-      syncRole: followSync,
-    });
-    runner.start();
-  }
-  if (base !== null) {
-    const inst = sd?.instance ?? null;
-    const state = inst === null ? null : runner?.instances.find((i) => i.cfg.name === inst)?.state;
-    if (inst === null) {
-      for (const role of ["master", "backup"] as const)
-        d.sync
-          .start({ ...base, role })
-          .catch((e) => d.log.error({ role, err: (e as Error).message }, "cannot start the sync daemon"));
-    } else followSync(state === "MASTER" ? "master" : "backup");
-  }
-  return runner;
 }

@@ -31,7 +31,7 @@
 //     keepalived does (vrrp_arp.c, vrrp_ndisc.c, vrrp_arp_thread): one goes at once, the next no
 //     sooner than the interval after it; an address asked for again while it waits is sent once
 
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import type { Logger } from "pino";
 import { canonicalIPv6, formatIPv4, formatIPv6, parseIPv6, readU16, readU32 } from "../core/addr.js";
@@ -72,6 +72,7 @@ import {
   writeGarpFrame,
   writeNsFrame,
 } from "../core/vrrp/packet.js";
+import { planVrrpReload, type VrrpReloadPlan } from "../core/vrrp/reload.js";
 import { openPacketSocket, type PacketSocket } from "../io/afpacket.js";
 import { addLinkMembership } from "../io/packet-common.js";
 import { compileVrrpFilter, type VrrpFilterSpec } from "../io/vrrp-filter.js";
@@ -243,15 +244,18 @@ export function initialOwnership(ha: HaConfig): VrrpOwnership {
 
 export class VrrpRunner {
   readonly instances: VrrpInstance[] = [];
-  private readonly groups: VrrpSyncGroup[] = [];
+  private groups: VrrpSyncGroup[] = [];
   private readonly socks = new Map<string, IfSocket>();
   private readonly frame = new Uint8Array(2048);
   private timer: NodeJS.Timeout | null = null;
   private readonly linkUp = new Map<string, boolean>();
-  private readonly scripts: ScriptTracker[] = [];
+  private scripts: ScriptTracker[] = [];
   private lastOwnership = "";
+  /** While a reload switches instances: the workers hear the outcome once, not each step. */
+  private switching = false;
   private readonly now: () => number;
   private readonly runScript: (argv: string[]) => void;
+  private readonly sink: VrrpSink;
   /** IPv6 instances' addresses as bytes, and their group and peers: parsed once. */
   private readonly bytes6 = new Map<VrrpInstance, { addrs: Uint8Array[]; group: Uint8Array }>();
   /** IPv6 instances already logged as having no address to send from. */
@@ -262,20 +266,41 @@ export class VrrpRunner {
   private readonly mld = new Map<string, Socket>();
 
   constructor(
-    readonly ha: HaConfig,
+    private cfg: HaConfig,
     private readonly deps: VrrpDeps,
   ) {
     this.now = deps.now ?? (() => performance.now());
     this.runScript = deps.runScript ?? runScript;
-    const sink: VrrpSink = {
+    this.sink = {
       advert: (inst, prio) => this.sendAdvert(inst, prio),
       transition: (inst, from, to, reason) => this.transition(inst, from, to, reason),
       garp: (inst) => this.sendGarps(inst),
     };
+    const built = this.build(cfg, new Map());
+    this.instances.push(...built.instances);
+    this.groups = built.groups;
+    this.scripts = built.scripts;
+  }
+
+  /** The configuration in force (the last one started or reloaded). */
+  get ha(): HaConfig {
+    return this.cfg;
+  }
+
+  /**
+   * The objects a configuration runs as: instances, their sync groups (which add their trackers
+   * to the members), and the vrrp_scripts some instance or group tracks. `carried`: scripts whose
+   * result a reload keeps (name → up).
+   */
+  private build(
+    ha: HaConfig,
+    carried: ReadonlyMap<string, boolean>,
+  ): { instances: VrrpInstance[]; groups: VrrpSyncGroup[]; scripts: ScriptTracker[] } {
+    const instances: VrrpInstance[] = [];
     const byName = new Map<string, VrrpInstance>();
     for (const cfg of ha.instances) {
-      const inst = new VrrpInstance(cfg, sink);
-      this.instances.push(inst);
+      const inst = new VrrpInstance(cfg, this.sink);
+      instances.push(inst);
       byName.set(cfg.name, inst);
       if (cfg.family === 6)
         this.bytes6.set(inst, {
@@ -283,32 +308,29 @@ export class VrrpRunner {
           group: parseIPv6(cfg.mcastDst6) ?? new Uint8Array(16),
         });
     }
-    for (const g of ha.syncGroups) {
-      const members = g.members.map((m) => byName.get(m)).filter((x): x is VrrpInstance => x !== undefined);
-      this.groups.push(new VrrpSyncGroup(g, members));
-    }
+    const groups = ha.syncGroups.map(
+      (g) =>
+        new VrrpSyncGroup(
+          g,
+          g.members.map((m) => byName.get(m)).filter((x): x is VrrpInstance => x !== undefined),
+        ),
+    );
+    const scripts: ScriptTracker[] = [];
     for (const s of ha.scripts) {
       const used =
-        this.instances.some((i) => i.cfg.trackScripts.some((t) => t.name === s.name)) ||
+        instances.some((i) => i.cfg.trackScripts.some((t) => t.name === s.name)) ||
         ha.syncGroups.some((g) => g.trackScripts.some((t) => t.name === s.name));
-      if (used) this.scripts.push(new ScriptTracker(s, (up) => this.tracked("script", s.name, up)));
+      if (used)
+        scripts.push(new ScriptTracker(s, (up) => this.tracked("script", s.name, up), carried.get(s.name)));
     }
+    return { instances, groups, scripts };
   }
 
   /** Opens the sockets and starts every instance (throws TsvsError when an interface cannot be used). */
   start(): void {
     const now = this.now();
-    for (const inst of this.instances) {
-      const link = this.link(inst.cfg.iface);
-      if (link === undefined)
-        throw new TsvsError(
-          "TSVS_ERR_HOST",
-          `vrrp_instance ${inst.cfg.name}: no interface ${inst.cfg.iface}`,
-        );
-      this.open(inst.cfg.iface, inst.cfg);
-      inst.primaryAddr = inst.cfg.unicastSrc ?? link.addrs[0]?.addr ?? 0;
-      if (inst.cfg.family === 6) inst.primaryAddr6 = this.source6(inst);
-    }
+    this.openAll(this.cfg);
+    for (const inst of this.instances) this.bind(inst);
     this.pushOwnership();
     for (const l of this.deps.links()) this.linkUp.set(l.name, l.up && l.lowerUp);
     for (const inst of this.instances) {
@@ -326,6 +348,168 @@ export class VrrpRunner {
       { instances: this.instances.map((i) => ({ name: i.cfg.name, vrid: i.cfg.vrid, state: i.state })) },
       "VRRP started",
     );
+  }
+
+  /**
+   * SIGHUP / `tsvs reload` with the file's new VRRP part, as keepalived reloads
+   * (core/vrrp/reload.ts has the rules). Every interface is checked and its socket made ready
+   * first: a missing one throws TsvsError with nothing running changed. Then the removed
+   * instances leave (a MASTER with priority 0), the others are rebuilt from the new sections and
+   * take the state of the instance they replace (VrrpInstance.resume), the new ones start as at
+   * daemon start, and the workers get the addresses to hold once, at the end. Returns the plan.
+   */
+  reload(next: HaConfig): VrrpReloadPlan {
+    const plan = planVrrpReload(this.cfg, next);
+    if (plan.unchanged) return plan;
+    this.openAll(next);
+    const now = this.now();
+    const oldOf = new Map(this.instances.map((i) => [i.cfg, i]));
+    const carried = new Map<string, boolean>();
+    for (const s of this.scripts) {
+      if (plan.keptScripts.includes(s.name)) carried.set(s.name, s.good);
+      s.stop();
+    }
+    this.switching = true;
+    try {
+      for (const p of plan.instances) {
+        const gone = p.action === "remove" && p.old !== null ? oldOf.get(p.old) : undefined;
+        if (gone !== undefined) this.removeInstance(gone, now);
+      }
+      for (const inst of this.instances) {
+        this.bytes6.delete(inst);
+        this.noSource6.delete(inst);
+      }
+      this.cfg = next;
+      const built = this.build(next, carried);
+      this.instances.splice(0, this.instances.length, ...built.instances);
+      this.groups = built.groups;
+      this.scripts = built.scripts;
+      if (plan.garpIntervals)
+        for (const s of this.socks.values()) {
+          s.garps = new UpdatePacer(next.garpIntervalMs ?? 0);
+          s.nas = new UpdatePacer(next.gnaIntervalMs ?? 0);
+        }
+      this.closeUnused();
+      for (const inst of this.instances) this.bind(inst);
+      this.trackersNow(now);
+      const planOf = new Map(plan.instances.map((p) => [p.cfg, p]));
+      const resume = (inst: VrrpInstance): void => {
+        const p = planOf.get(inst.cfg);
+        const prev = p?.old === null || p?.old === undefined ? undefined : oldOf.get(p.old);
+        if (prev !== undefined) inst.resume(prev, (p?.addAddrs.length ?? 0) > 0, now);
+      };
+      // Those that go on as they were first, then those with a fault now, whose group takes the
+      // others to FAULT (a MASTER among them with priority 0), then the new ones.
+      for (const inst of this.instances) if (!inst.faulty) resume(inst);
+      for (const inst of this.instances) if (inst.faulty) resume(inst);
+      for (const inst of this.instances) inst.start(now);
+      for (const g of this.groups) g.resume(now);
+    } finally {
+      this.switching = false;
+    }
+    this.pushOwnership();
+    for (const s of this.scripts) s.start();
+    if (this.instances.length > 0 && this.timer === null)
+      this.timer = setInterval(() => this.poll(), POLL_MS);
+    this.deps.log.info(
+      {
+        instances: plan.instances.map((p) => ({
+          name: p.name,
+          action: p.action,
+          ...(p.changed.length > 0 ? { changed: p.changed } : {}),
+          ...(p.dropAddrs.length > 0 ? { dropped: p.dropAddrs.map(addrText) } : {}),
+          ...(p.addAddrs.length > 0 ? { added: p.addAddrs.map(addrText) } : {}),
+          state: this.instances.find((i) => i.cfg === p.cfg)?.state ?? "STOP",
+        })),
+      },
+      "VRRP reloaded",
+    );
+    return plan;
+  }
+
+  /**
+   * A removed instance: priority 0 from a MASTER, and keepalived's notifies for a deleted one
+   * (those of FAULT, without notify_deleted, unless it was in FAULT already).
+   */
+  private removeInstance(inst: VrrpInstance, now: number): void {
+    const was = inst.remove(now);
+    const cfg = inst.cfg;
+    this.deps.log.info(
+      { instance: cfg.name, vrid: cfg.vrid, from: was, priority: inst.effectivePriority },
+      `VRRP_Instance(${cfg.name}) removed by the reload`,
+    );
+    if (was === "FAULT") return;
+    if (cfg.notifyFault !== null) this.runScript(splitScript(cfg.notifyFault));
+    if (cfg.notify !== null)
+      this.runScript([
+        ...splitScript(cfg.notify),
+        "INSTANCE",
+        cfg.name,
+        "FAULT",
+        String(inst.effectivePriority),
+      ]);
+  }
+
+  /**
+   * Every instance's interface exists and its socket is ready for it; throws TsvsError otherwise,
+   * closing the sockets it opened (those already open keep running as they were).
+   */
+  private openAll(ha: HaConfig): void {
+    for (const cfg of ha.instances)
+      if (this.link(cfg.iface) === undefined)
+        throw new TsvsError("TSVS_ERR_HOST", `vrrp_instance ${cfg.name}: no interface ${cfg.iface}`);
+    const had = new Set(this.socks.keys());
+    let at = "";
+    try {
+      for (const cfg of ha.instances) {
+        at = cfg.name;
+        this.open(cfg.iface, cfg);
+      }
+    } catch (e) {
+      for (const [name, s] of this.socks)
+        if (!had.has(name)) {
+          s.sock.close();
+          this.socks.delete(name);
+        }
+      if (e instanceof TsvsError) throw e;
+      throw new TsvsError("TSVS_ERR_HOST", `vrrp_instance ${at}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Sockets of interfaces no instance uses any more. */
+  private closeUnused(): void {
+    const used = new Set(this.instances.map((i) => i.cfg.iface));
+    for (const [name, s] of this.socks)
+      if (!used.has(name)) {
+        s.sock.close();
+        this.socks.delete(name);
+      }
+  }
+
+  /** The advert source of an instance whose socket is open. */
+  private bind(inst: VrrpInstance): void {
+    inst.primaryAddr = inst.cfg.unicastSrc ?? this.link(inst.cfg.iface)?.addrs[0]?.addr ?? 0;
+    if (inst.cfg.family === 6) inst.primaryAddr6 = this.source6(inst);
+  }
+
+  /**
+   * What is down now, told to instances not yet started (a reload's): links an instance or a group
+   * tracks, and vrrp_scripts that failed (a kept one's last result, or init_fail).
+   */
+  private trackersNow(now: number): void {
+    for (const l of this.deps.links())
+      if (!this.linkUp.has(l.name)) this.linkUp.set(l.name, l.up && l.lowerUp);
+    const down = (name: string): boolean => !(this.linkUp.get(name) ?? false);
+    for (const inst of this.instances)
+      for (const name of this.trackedIfaces(inst))
+        if (down(name)) inst.setTracked("interface", name, false, now);
+    for (const g of this.groups)
+      for (const t of g.cfg.trackInterfaces) if (down(t.name)) g.setTracked("interface", t.name, false, now);
+    for (const s of this.scripts)
+      if (!s.good) {
+        for (const inst of this.instances) inst.setTracked("script", s.name, false, now);
+        for (const g of this.groups) g.setTracked("script", s.name, false, now);
+      }
   }
 
   /** Leaves MASTER with a priority-0 advert (the backup takes over at once) and closes the sockets. */
@@ -419,8 +603,8 @@ export class VrrpRunner {
         peers6: new Set(),
         filter: { ipv4: false, ipv6: false, arp: false, na: false },
         joined: new Set(),
-        garps: new UpdatePacer(this.ha.garpIntervalMs ?? 0),
-        nas: new UpdatePacer(this.ha.gnaIntervalMs ?? 0),
+        garps: new UpdatePacer(this.cfg.garpIntervalMs ?? 0),
+        nas: new UpdatePacer(this.cfg.gnaIntervalMs ?? 0),
       };
       this.socks.set(name, s);
     }
@@ -499,7 +683,8 @@ export class VrrpRunner {
       }
     }
     for (const inst of this.instances) if (inst.nextDeadline() <= now) inst.tick(now);
-    const live = (p: PendingUpdate): boolean => p.inst.state === "MASTER";
+    // An instance a reload replaced or removed is not in the list: its pending updates go.
+    const live = (p: PendingUpdate): boolean => p.inst.state === "MASTER" && this.instances.includes(p.inst);
     for (const s of this.socks.values()) {
       for (const pacer of [s.garps, s.nas])
         for (let p = pacer.due(now, live); p !== null; p = pacer.due(now, live))
@@ -572,6 +757,7 @@ export class VrrpRunner {
 
   /** The workers get the addresses to hold and hold back, when they changed. */
   private pushOwnership(): void {
+    if (this.switching) return;
     const o = ownershipOf(this.instances);
     const key = JSON.stringify(o);
     if (key === this.lastOwnership) return;
@@ -736,7 +922,7 @@ export class VrrpRunner {
     if (script !== null) this.runScript(splitScript(script));
     if (cfg.notify !== null)
       this.runScript([...splitScript(cfg.notify), "INSTANCE", cfg.name, to, String(inst.effectivePriority)]);
-    const sd = this.ha.lvsSyncDaemon;
+    const sd = this.cfg.lvsSyncDaemon;
     if (sd !== null && sd.instance === cfg.name && this.deps.syncRole !== undefined && to !== "STOP")
       this.deps.syncRole(to === "MASTER" ? "master" : "backup");
   }
@@ -748,15 +934,29 @@ class ScriptTracker {
   private up: boolean;
   private streak = 0;
   private running = false;
+  private child: ChildProcess | null = null;
+  /** Stopped (the daemon stops, or a reload replaced it): a run still going reports nothing. */
+  private stopped = false;
 
   private readonly argv: string[];
 
+  /** `up`: the result a reload carried over from the same script (default: init_fail's). */
   constructor(
     private readonly cfg: VrrpScriptConfig,
     private readonly onChange: (up: boolean) => void,
+    up?: boolean,
   ) {
     this.argv = splitScript(cfg.script);
-    this.up = !cfg.initFail;
+    this.up = up ?? !cfg.initFail;
+  }
+
+  get name(): string {
+    return this.cfg.name;
+  }
+
+  /** GOOD (keepalived's data dump): the weight or FAULT of a failure does not apply. */
+  get good(): boolean {
+    return this.up;
   }
 
   start(): void {
@@ -765,9 +965,13 @@ class ScriptTracker {
     this.run();
   }
 
+  /** keepalived's reload ends every script it runs (script_killall); so does a stop here. */
   stop(): void {
+    this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.child?.kill("SIGTERM");
+    this.child = null;
   }
 
   status(): VrrpScriptStatus {
@@ -775,12 +979,14 @@ class ScriptTracker {
   }
 
   private run(): void {
-    if (this.running || this.argv.length === 0) return;
+    if (this.running || this.stopped || this.argv.length === 0) return;
     this.running = true;
     const child = spawn(this.argv[0], this.argv.slice(1), { stdio: "ignore", timeout: this.cfg.timeoutMs });
+    this.child = child;
     const done = (ok: boolean): void => {
-      if (!this.running) return;
+      if (!this.running || this.child !== child) return;
       this.running = false;
+      this.child = null;
       this.result(ok);
     };
     child.on("error", () => done(false));

@@ -7,8 +7,10 @@ import { formatList } from "../../src/cli/ipvsadm/format.js";
 import type { IpvsadmBackend } from "../../src/cli/ipvsadm/run.js";
 import { serviceSnapshot, zeroStats } from "../../src/control/snapshot.js";
 import { IpvsCtl } from "../../src/core/ctl.js";
+import { TsvsError } from "../../src/core/errors.js";
 import { Timeouts } from "../../src/core/proto/timeouts.js";
-import { DaemonConfig } from "../../src/daemon/config-runner.js";
+import type { HaConfig } from "../../src/core/vrrp/config.js";
+import { type ConfigDeps, DaemonConfig } from "../../src/daemon/config-runner.js";
 
 // The daemon's --config path end to end minus the network: the file's services reach a real
 // control core through ipvsadm -R batches; scripted checks drive removal and return; reload
@@ -37,7 +39,7 @@ function yaml(weight2: number, extra = ""): string {
 ${extra}`;
 }
 
-function setup(file: string) {
+function setup(file: string, extra: Pick<ConfigDeps, "reloadHa"> = {}) {
   const timeouts = new Timeouts();
   const ctl = new IpvsCtl({
     onSetTimeout: (t) => timeouts.set(t),
@@ -82,6 +84,7 @@ function setup(file: string) {
       runCheck: async (_spec, target) =>
         up.has(target.host) ? { ok: true, detail: "connected" } : { ok: false, detail: "ECONNREFUSED" },
     },
+    ...extra,
   });
   /** Runs due timers in time order until `ms` has passed, letting checks settle in between. */
   const advance = async (ms: number) => {
@@ -173,22 +176,78 @@ describe("daemon --config: services and health checks through ipvsadm -R", () =>
     await w.cfg.stop();
   });
 
-  it("reports a changed vrrp section on reload (it takes effect at restart) and still applies the servers", async () => {
+  const vrrp = (prio: number) =>
+    `vrrp:\n  instances:\n    - name: VI_1\n      interface: eth0\n      virtual_router_id: 51\n      priority: ${prio}\n      virtual_ipaddress: [198.18.0.100/24]\n`;
+
+  it("hands the VRRP part to the VRRP side on reload, before the servers", async () => {
     const file = join(dir, "d.yaml");
-    const vrrp = (prio: number) =>
-      `vrrp:\n  instances:\n    - name: VI_1\n      interface: eth0\n      virtual_router_id: 51\n      priority: ${prio}\n      virtual_ipaddress: [198.18.0.100/24]\n`;
     writeFileSync(file, yaml(2, vrrp(100)));
-    const w = setup(file);
+    const seen: Array<{ priority: number; table: string }> = [];
+    const w = setup(file, {
+      reloadHa: async (ha: HaConfig) => {
+        seen.push({ priority: ha.instances[0]?.priority ?? 0, table: w.table() });
+      },
+    });
     await w.cfg.start();
-    writeFileSync(file, yaml(3, vrrp(100)));
-    assert.equal(await w.cfg.reload(), "");
-    assert.ok(!w.logs.some((l) => l.includes("VRRP sections changed")));
     writeFileSync(file, yaml(4, vrrp(120)));
     assert.equal(await w.cfg.reload(), "");
-    assert.ok(
-      w.logs.some((l) => l.startsWith("warn the VRRP sections changed")),
-      w.logs.join("\n"),
-    );
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0].priority, 120);
+    assert.match(seen[0].table, /198\.18\.1\.12:80 +Masq +2 /, "the servers come after VRRP");
+    assert.match(w.table(), /198\.18\.1\.12:80 +Masq +4 /);
+    assert.ok(!w.logs.some((l) => /VRRP sections changed/.test(l)), w.logs.join("\n"));
+    await w.cfg.stop();
+  });
+
+  it("applies neither part when the VRRP side refuses the reload, nor calls it for a broken file", async () => {
+    const file = join(dir, "e.yaml");
+    writeFileSync(file, yaml(2, vrrp(100)));
+    let calls = 0;
+    const w = setup(file, {
+      reloadHa: async () => {
+        calls++;
+        throw new TsvsError("TSVS_ERR_HOST", "vrrp_instance VI_1: no interface eth0");
+      },
+    });
+    await w.cfg.start();
+    writeFileSync(file, yaml(4, vrrp(120)));
+    assert.equal(await w.cfg.reload(), "vrrp_instance VI_1: no interface eth0");
+    assert.equal(calls, 1);
+    assert.match(w.table(), /198\.18\.1\.12:80 +Masq +2 /, "the servers stay as they were");
+    assert.equal(w.cfg.reloads, 0);
+    assert.ok(w.logs.includes("error configuration not reloaded"));
+
+    writeFileSync(file, yaml(70000, vrrp(130)));
+    assert.match(await w.cfg.reload(), /e\.yaml:\d+:\d+: .*weight/);
+    assert.equal(calls, 1, "a file with errors never reaches VRRP");
+    await w.cfg.stop();
+  });
+
+  it("runs reloads one after the other", async () => {
+    const file = join(dir, "f.yaml");
+    writeFileSync(file, yaml(2, vrrp(100)));
+    const order: string[] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const w = setup(file, {
+      reloadHa: async (ha: HaConfig) => {
+        order.push(`start ${ha.instances[0]?.priority}`);
+        if (order.length === 1) await gate;
+        order.push(`end ${ha.instances[0]?.priority}`);
+      },
+    });
+    await w.cfg.start();
+    writeFileSync(file, yaml(3, vrrp(110)));
+    const first = w.cfg.reload();
+    while (order.length === 0) await new Promise((r) => setImmediate(r));
+    writeFileSync(file, yaml(4, vrrp(120)));
+    const second = w.cfg.reload();
+    await new Promise((r) => setImmediate(r));
+    release();
+    assert.deepEqual(await Promise.all([first, second]), ["", ""]);
+    assert.deepEqual(order, ["start 110", "end 110", "start 120", "end 120"]);
     assert.match(w.table(), /198\.18\.1\.12:80 +Masq +4 /);
     await w.cfg.stop();
   });

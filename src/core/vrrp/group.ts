@@ -91,6 +91,23 @@ export class VrrpSyncGroup implements VrrpSyncHook {
     for (const m of this.members) if (m !== inst) m.lowerPrioGarps(now);
   }
 
+  /**
+   * After a reload rebuilt the group over members that took their old states (vrrp_complete_init,
+   * then vrrp_init_state): MASTER when every member is; FAULT when a member's fault made it so
+   * already; otherwise BACKUP, and a member still MASTER goes BACKUP with it, without priority 0
+   * (a group is never half MASTER; the election then runs as the protocol says).
+   */
+  resume(now: number): void {
+    if (this.state === "FAULT" || this.numMemberFault > 0) return;
+    if (this.members.length > 0 && this.members.every((m) => m.state === "MASTER")) {
+      if (this.state !== "MASTER") this.setState("MASTER", "reload");
+      return;
+    }
+    if (this.state !== "BACKUP") this.setState("BACKUP", "reload");
+    const why = `sync group ${this.cfg.name}: not every member MASTER after the reload`;
+    for (const m of this.members) if (m.state === "MASTER") m.forceState("BACKUP", why, now);
+  }
+
   /** vrrp_sync_master. */
   private syncMaster(inst: VrrpInstance, now: number): void {
     if (this.state === "MASTER" || !this.canGotoMaster(inst)) return;

@@ -159,6 +159,11 @@ export class VrrpInstance {
     this.msDownTimer = this.masterDownMs();
   }
 
+  /** A weight-0 tracker of its own (or of its sync group) is failing: it is, or will start, in FAULT. */
+  get faulty(): boolean {
+    return this.ownFaults > 0;
+  }
+
   get isOwner(): boolean {
     return this.cfg.priority === PRIO_OWNER;
   }
@@ -281,6 +286,78 @@ export class VrrpInstance {
     }
     if (up === t.reverse) this.downInstance(what, now);
     else this.tryUp(what, now);
+  }
+
+  /**
+   * Takes over from `prev`, the instance a reload replaces (keepalived restore_vrrp_state, then
+   * vrrp_init_state with reload_master): called instead of start(), once the trackers are told
+   * what is down. The counters carry over; then
+   *   - MASTER or BACKUP before and no fault of its own now: the same state, entered without a
+   *     transition (no log, no notify: keepalived's begin state is the state). A MASTER advertises
+   *     at once, with its new priority, so that a backup now above it preempts as the protocol
+   *     says; it sends garp_master_repeat rounds of GARPs (and again after garp_master_delay) when
+   *     it lists addresses it did not, or when it refreshes them periodically. A BACKUP arms a
+   *     whole master-down time, as keepalived's new instance does
+   *   - otherwise as at start (FAULT; or out of FAULT to BACKUP). A MASTER that is in FAULT now
+   *     sends priority 0 first, as leaving MASTER for FAULT always does here (keepalived's init
+   *     only drops the addresses); one that was in FAULT already enters it without a notify
+   */
+  resume(prev: VrrpInstance, addedAddrs: boolean, now: number): void {
+    if (this.state !== "INIT") return;
+    Object.assign(this.stats, prev.stats, { drops: { ...prev.stats.drops } });
+    this.transitions = prev.transitions;
+    const was = prev.state;
+    if (this.ownFaults > 0 || (was !== "MASTER" && was !== "BACKUP")) {
+      if (was === "MASTER") {
+        this.sendAdvert(0);
+        this.stats.releasedMaster++;
+      }
+      if (was === "FAULT" && this.ownFaults > 0) {
+        this.enterFault(this.lastReason || prev.lastReason, true);
+        this.sync?.memberFault(this, now);
+      } else this.start(now);
+      return;
+    }
+    this.lastReason = prev.lastReason;
+    this.wantState = was;
+    this.state = was;
+    this.masterAdverIntMs = this.cfg.advertIntMs;
+    this.msDownTimer = this.masterDownMs();
+    if (was === "BACKUP") {
+      this.masterAddr = prev.masterAddr;
+      this.masterAddr6 = prev.masterAddr6;
+      this.masterPriority = prev.masterPriority;
+      this.sands = now + this.msDownTimer;
+      return;
+    }
+    this.masterAddr = this.primaryAddr;
+    this.masterAddr6 = this.primaryAddr6;
+    this.masterPriority = this.effectivePriority;
+    this.masterTx(now);
+    const delay = this.cfg.garpMasterDelayMs;
+    const refresh = this.cfg.garpMasterRefreshMs;
+    if (addedAddrs || refresh > 0) this.garps(this.cfg.garpMasterRepeat);
+    if (addedAddrs && delay > 0) this.garpAt = now + delay;
+    if (refresh > 0) this.garpRefreshAt = now + (addedAddrs ? delay : 0) + refresh;
+  }
+
+  /**
+   * Gone from the configuration at a reload (keepalived clear_diff_vrrp): a MASTER sends priority
+   * 0, so that the backup takes over after its skew time, and the instance runs no more. No
+   * transition: the daemon tells what keepalived tells of a deleted instance. Returns the state
+   * it was in.
+   */
+  remove(_now: number): VrrpStateName {
+    const was = this.state;
+    if (was === "MASTER") {
+      this.sendAdvert(0);
+      this.stats.releasedMaster++;
+    }
+    this.cancelTimers();
+    this.sands = Number.POSITIVE_INFINITY;
+    this.clearMaster();
+    this.state = "STOP";
+    return was;
   }
 
   /** Leaves MASTER with a priority-0 advert (the backup takes over after its skew) and stops. */
@@ -494,13 +571,17 @@ export class VrrpInstance {
     this.sands = now + this.msDownTimer;
   }
 
-  /** BACKUP/INIT → FAULT. */
-  private enterFault(reason: string): void {
+  /** BACKUP/INIT → FAULT; `quiet`: a reload found it in FAULT already (no transition). */
+  private enterFault(reason: string, quiet = false): void {
     this.clearMaster();
     this.masterAdverIntMs = this.cfg.advertIntMs;
     this.msDownTimer = this.masterDownMs();
     this.sands = Number.POSITIVE_INFINITY;
-    this.setState("FAULT", reason);
+    if (!quiet) this.setState("FAULT", reason);
+    else {
+      this.state = "FAULT";
+      this.lastReason = reason;
+    }
   }
 
   /** down_instance: the first own fault takes the instance (and its sync group) to FAULT. */
