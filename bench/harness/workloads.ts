@@ -11,7 +11,7 @@
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { linkMac, linkStats } from "../../src/io/netns.js";
+import { linkMac, linkStats, nsExecStatus } from "../../src/io/netns.js";
 import { jsPath } from "../../src/lab/proc.js";
 import { LAB_ADDR, LAB_ADDR6 } from "../../src/lab/topology.js";
 import type { DirectorRun } from "./directors.js";
@@ -253,6 +253,12 @@ async function udpCell(ctx: CellCtx): Promise<RepResult> {
       String(bound),
     ];
   }
+  // The generator writes the director's MAC itself and never resolves it, and a director may send
+  // nothing on the client net (DR: the replies come by the router): the switch would never learn
+  // where that MAC is and flood every frame to every port, the router's included, on the
+  // generator's CPU (issue 15's "DR forwards fewer UDP packets than NAT"). A client resolves its
+  // peer first, and the director's answer teaches the switch, as on a real network.
+  nsExecStatus(n.client, ["ping", "-n", "-c", "1", "-W", "1", ctx.run.target], 5000);
   const before = serverCounts(ctx);
   const tx0 = linkStats(n.client, "eth0").txPackets;
   const t0 = performance.now();
