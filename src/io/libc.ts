@@ -1,6 +1,7 @@
 // Linux libc bindings for the packet I/O backends, through koffi (prebuilt N-API binaries, no
 // install script). Loaded lazily: importing this module costs nothing until libc() is first called,
-// so the in-memory network and the CLI never touch FFI.
+// so the in-memory network and the CLI's commands touch FFI only where they need the kernel (e.g.
+// `tsvs realserver`'s netns cookie).
 //
 // Every function is declared with plain integer and `void *` parameters: the caller owns the memory
 // (koffi.alloc for anything the kernel reads after the call returns, or a Buffer for the duration of
