@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type VrrpInstanceConfig, vrrpInstanceDefaults } from "../../src/core/vrrp/config.js";
 import { VrrpSyncGroup } from "../../src/core/vrrp/group.js";
-import { type VrrpAdvertIn, VrrpInstance, type VrrpSink } from "../../src/core/vrrp/instance.js";
+import { type VrrpAdvertIn, VrrpInstance } from "../../src/core/vrrp/instance.js";
 import { ip } from "../support/packet-builder.js";
+import { VrrpClock } from "../support/vrrp-clock.js";
 
 const ME = ip("10.0.0.2");
 const LOWER = ip("10.0.0.1");
@@ -16,14 +17,7 @@ const HIGHER = ip("10.0.0.3");
 const VIP = ip("10.0.0.100");
 
 /** One or more instances on a shared fake clock; every sink call is logged as "t name event". */
-class Bench {
-  now = 0;
-  log: string[] = [];
-  readonly sink: VrrpSink = {
-    advert: (i, p) => this.log.push(`${this.now} ${i.cfg.name} advert ${p}`),
-    transition: (i, f, t) => this.log.push(`${this.now} ${i.cfg.name} ${f}->${t}`),
-    garp: (i) => this.log.push(`${this.now} ${i.cfg.name} garp`),
-  };
+class Bench extends VrrpClock {
   readonly insts: VrrpInstance[] = [];
 
   add(o: Partial<VrrpInstanceConfig> = {}): VrrpInstance {
@@ -70,25 +64,8 @@ class Bench {
   }
 
   rx(inst: VrrpInstance, a: Partial<VrrpAdvertIn>): this {
-    inst.receive(
-      {
-        version: inst.cfg.version,
-        vrid: inst.cfg.vrid,
-        priority: 100,
-        advertIntMs: inst.cfg.advertIntMs,
-        addrs: inst.cfg.addrs.map((x) => x.addr),
-        srcIp: HIGHER,
-        ...a,
-      },
-      this.now,
-    );
+    this.receive(inst, HIGHER, a);
     return this;
-  }
-
-  take(): string[] {
-    const l = this.log;
-    this.log = [];
-    return l;
   }
 }
 

@@ -12,9 +12,10 @@ import {
   vrrpInstanceDefaults,
 } from "../../src/core/vrrp/config.js";
 import { VrrpSyncGroup } from "../../src/core/vrrp/group.js";
-import { type VrrpAdvertIn, VrrpInstance, type VrrpSink } from "../../src/core/vrrp/instance.js";
+import { type VrrpAdvertIn, VrrpInstance } from "../../src/core/vrrp/instance.js";
 import { planVrrpReload, type VrrpReloadPlan } from "../../src/core/vrrp/reload.js";
 import { ip } from "../support/packet-builder.js";
+import { VrrpClock } from "../support/vrrp-clock.js";
 
 const VIP = ip("198.18.72.100");
 const VIP2 = ip("198.18.72.101");
@@ -237,15 +238,7 @@ describe("the reload plan (keepalived's vrrp_exist and clear_diff_vrrp)", () => 
 });
 
 /** Instances on a fake clock; every sink call logged as "t name event". */
-class Bench {
-  now = 0;
-  log: string[] = [];
-  readonly sink: VrrpSink = {
-    advert: (i, p) => this.log.push(`${this.now} ${i.cfg.name} advert ${p}`),
-    transition: (i, f, t) => this.log.push(`${this.now} ${i.cfg.name} ${f}->${t}`),
-    garp: (i) => this.log.push(`${this.now} ${i.cfg.name} garp`),
-  };
-
+class Bench extends VrrpClock {
   make(o: Partial<VrrpInstanceConfig> = {}): VrrpInstance {
     const i = new VrrpInstance(inst({ garpMasterRepeat: 1, garpMasterDelayMs: 5000, ...o }), this.sink);
     i.primaryAddr = ME;
@@ -274,24 +267,7 @@ class Bench {
   }
 
   rx(i: VrrpInstance, a: Partial<VrrpAdvertIn>): void {
-    i.receive(
-      {
-        version: i.cfg.version,
-        vrid: i.cfg.vrid,
-        priority: 100,
-        advertIntMs: i.cfg.advertIntMs,
-        addrs: i.cfg.addrs.map((x) => x.addr),
-        srcIp: PEER,
-        ...a,
-      },
-      this.now,
-    );
-  }
-
-  take(): string[] {
-    const l = this.log;
-    this.log = [];
-    return l;
+    this.receive(i, PEER, a);
   }
 }
 
