@@ -333,15 +333,11 @@ export class VrrpRunner {
     for (const inst of this.instances) this.bind(inst);
     this.pushOwnership();
     for (const l of this.deps.links()) this.linkUp.set(l.name, l.up && l.lowerUp);
-    for (const inst of this.instances) {
-      // keepalived knows the links before an instance starts, and tracks the instance's own
-      // interface: down is FAULT (told before start, so an owner never starts MASTER to leave).
-      for (const name of this.trackedIfaces(inst)) {
-        const up = this.linkUp.get(name) ?? false;
-        if (!up) inst.setTracked("interface", name, false, now);
-      }
-      inst.start(now);
-    }
+    // keepalived knows the links (and init_fail scripts) before an instance starts, and tracks the
+    // instance's own interface: down is FAULT, told before start, so that an owner never starts
+    // MASTER to leave. A sync group's trackers reach its members the same way.
+    this.trackersNow(now);
+    for (const inst of this.instances) inst.start(now);
     for (const s of this.scripts) s.start();
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.deps.log.info(
@@ -493,8 +489,8 @@ export class VrrpRunner {
   }
 
   /**
-   * What is down now, told to instances not yet started (a reload's): links an instance or a group
-   * tracks, and vrrp_scripts that failed (a kept one's last result, or init_fail).
+   * What is down now, told to instances not yet started (at daemon start, or a reload's): links an
+   * instance or a group tracks, and vrrp_scripts that failed (a kept one's last result, or init_fail).
    */
   private trackersNow(now: number): void {
     for (const l of this.deps.links())
