@@ -13,6 +13,7 @@
 import type { Logger } from "pino";
 import { SYNC_DEFAULTS, type SyncDaemonConfig, type SyncRole } from "../core/sync/types.js";
 import type { HaConfig } from "../core/vrrp/config.js";
+import { planVrrpReload } from "../core/vrrp/reload.js";
 import type { HostFollower } from "./follow.js";
 import type { WorkerPool } from "./pool.js";
 import type { SyncDaemons } from "./sync.js";
@@ -77,26 +78,27 @@ export class HaDaemon {
   async reload(next: HaConfig): Promise<void> {
     const prev = this.ha;
     if (prev === null) return;
+    const plan = planVrrpReload(prev, next);
     let runner = this.runner;
     if (runner === null && next.instances.length > 0) {
       runner = this.newRunner(next);
       runner.start();
       this.runner = runner;
     } else if (runner !== null) {
-      runner.reload(next);
+      runner.reload(next, plan);
       if (next.instances.length === 0) {
         runner.stop();
         this.runner = null;
       }
     }
     this.ha = next;
-    const syncChanged = JSON.stringify(prev.lvsSyncDaemon) !== JSON.stringify(next.lvsSyncDaemon);
-    if (syncChanged) {
+    if (plan.syncDaemon) {
       const sync = this.deps.sync;
       for (const role of ["master", "backup"] as const) if (sync.running(role)) sync.stop(role);
       this.startSync(next);
     } else if (this.base !== null && next.lvsSyncDaemon?.instance != null) this.follow(this.followedRole());
-    if (JSON.stringify(prev.instances) !== JSON.stringify(next.instances))
+    // The guard holds every VRRP address: only a kept instance leaves them as they were.
+    if (plan.instances.some((p) => p.action !== "keep"))
       await this.deps
         .refreshGuard()
         .catch((e) =>

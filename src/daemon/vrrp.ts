@@ -354,8 +354,7 @@ export class VrrpRunner {
    * take the state of the instance they replace (VrrpInstance.resume), the new ones start as at
    * daemon start, and the workers get the addresses to hold once, at the end. Returns the plan.
    */
-  reload(next: HaConfig): VrrpReloadPlan {
-    const plan = planVrrpReload(this.cfg, next);
+  reload(next: HaConfig, plan: VrrpReloadPlan = planVrrpReload(this.cfg, next)): VrrpReloadPlan {
     if (plan.unchanged) return plan;
     this.openAll(next);
     const now = this.now();
@@ -434,16 +433,7 @@ export class VrrpRunner {
       { instance: cfg.name, vrid: cfg.vrid, from: was, priority: inst.effectivePriority },
       `VRRP_Instance(${cfg.name}) removed by the reload`,
     );
-    if (was === "FAULT") return;
-    if (cfg.notifyFault !== null) this.runScript(splitScript(cfg.notifyFault));
-    if (cfg.notify !== null)
-      this.runScript([
-        ...splitScript(cfg.notify),
-        "INSTANCE",
-        cfg.name,
-        "FAULT",
-        String(inst.effectivePriority),
-      ]);
+    if (was !== "FAULT") this.notifyScripts(inst, "FAULT");
   }
 
   /**
@@ -462,11 +452,7 @@ export class VrrpRunner {
         this.open(cfg.iface, cfg);
       }
     } catch (e) {
-      for (const [name, s] of this.socks)
-        if (!had.has(name)) {
-          s.sock.close();
-          this.socks.delete(name);
-        }
+      this.closeSocks((name) => !had.has(name));
       if (e instanceof TsvsError) throw e;
       throw new TsvsError("TSVS_ERR_HOST", `vrrp_instance ${at}: ${(e as Error).message}`);
     }
@@ -475,8 +461,12 @@ export class VrrpRunner {
   /** Sockets of interfaces no instance uses any more. */
   private closeUnused(): void {
     const used = new Set(this.instances.map((i) => i.cfg.iface));
+    this.closeSocks((name) => !used.has(name));
+  }
+
+  private closeSocks(which: (iface: string) => boolean): void {
     for (const [name, s] of this.socks)
-      if (!used.has(name)) {
+      if (which(name)) {
         s.sock.close();
         this.socks.delete(name);
       }
@@ -912,15 +902,20 @@ export class VrrpRunner {
       { instance: inst.cfg.name, vrid: inst.cfg.vrid, from, to, reason, priority: inst.effectivePriority },
       `VRRP_Instance(${inst.cfg.name}) Entering ${to} STATE`,
     );
+    this.notifyScripts(inst, to);
+    const sd = this.cfg.lvsSyncDaemon;
+    if (sd !== null && sd.instance === inst.cfg.name && this.deps.syncRole !== undefined && to !== "STOP")
+      this.deps.syncRole(to === "MASTER" ? "master" : "backup");
+  }
+
+  /** keepalived's notify scripts of entering `to`: the state's own, then `notify` with its arguments. */
+  private notifyScripts(inst: VrrpInstance, to: VrrpStateName): void {
     const cfg = inst.cfg;
     const field = NOTIFY_OF[to];
     const script = field === null ? null : cfg[field];
     if (script !== null) this.runScript(splitScript(script));
     if (cfg.notify !== null)
       this.runScript([...splitScript(cfg.notify), "INSTANCE", cfg.name, to, String(inst.effectivePriority)]);
-    const sd = this.cfg.lvsSyncDaemon;
-    if (sd !== null && sd.instance === cfg.name && this.deps.syncRole !== undefined && to !== "STOP")
-      this.deps.syncRole(to === "MASTER" ? "master" : "backup");
   }
 }
 

@@ -308,10 +308,7 @@ export class VrrpInstance {
     this.transitions = prev.transitions;
     const was = prev.state;
     if (this.ownFaults > 0 || (was !== "MASTER" && was !== "BACKUP")) {
-      if (was === "MASTER") {
-        this.sendAdvert(0);
-        this.stats.releasedMaster++;
-      }
+      if (was === "MASTER") this.releaseByAdvert();
       if (was === "FAULT" && this.ownFaults > 0) {
         this.enterFault(this.lastReason || prev.lastReason, true);
         this.sync?.memberFault(this, now);
@@ -349,13 +346,7 @@ export class VrrpInstance {
    */
   remove(_now: number): VrrpStateName {
     const was = this.state;
-    if (was === "MASTER") {
-      this.sendAdvert(0);
-      this.stats.releasedMaster++;
-    }
-    this.cancelTimers();
-    this.sands = Number.POSITIVE_INFINITY;
-    this.clearMaster();
+    this.halt();
     this.state = "STOP";
     return was;
   }
@@ -363,14 +354,22 @@ export class VrrpInstance {
   /** Leaves MASTER with a priority-0 advert (the backup takes over after its skew) and stops. */
   stop(_now: number): void {
     if (this.state === "STOP") return;
-    if (this.state === "MASTER") {
-      this.sendAdvert(0);
-      this.stats.releasedMaster++;
-    }
+    this.halt();
+    this.setState("STOP", "stop");
+  }
+
+  /** What stopping and removal share: a MASTER's priority-0 advert, then no timer and no master. */
+  private halt(): void {
+    if (this.state === "MASTER") this.releaseByAdvert();
     this.cancelTimers();
     this.sands = Number.POSITIVE_INFINITY;
     this.clearMaster();
-    this.setState("STOP", "stop");
+  }
+
+  /** A MASTER lets go: priority 0, so that the backup takes over after its skew time. */
+  private releaseByAdvert(): void {
+    this.sendAdvert(0);
+    this.stats.releasedMaster++;
   }
 
   /**
