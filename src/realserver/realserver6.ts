@@ -289,7 +289,7 @@ export async function realserverSetup6(opts: RealserverOptions): Promise<Realser
   execFileSync("ip", ["link", "set", "lo", "up"]);
 
   const tunnelLocal = opts.tunnelLocal !== undefined && opts.tunnelLocal.length > 0 ? opts.tunnelLocal : null;
-  const name = type === "ipip" ? "IPv6-in-IP" : type.toUpperCase();
+  const name = tunnelName6(type);
   if (how !== null) log(`${name} decapsulation: ${how.detail}`);
   // The pid of an earlier setup's decapsulator may be another program's by now.
   let decap = prev?.decap != null && isOurDecap(prev.decap) ? prev.decap : null;
@@ -298,11 +298,7 @@ export async function realserverSetup6(opts: RealserverOptions): Promise<Realser
     (prev?.tunType ?? "ipip") === type &&
     (prev?.tunPort ?? 0) === port;
   if (decap !== null && (how?.how !== "user" || !sameDecap)) {
-    await stopDecap(
-      decap,
-      prev?.tunType === undefined || prev.tunType === "ipip" ? "IPv6-in-IP" : prev.tunType.toUpperCase(),
-      log,
-    );
+    await stopDecap(decap, tunnelName6(prev?.tunType ?? "ipip"), log);
     decap = null;
   }
   let kernel = prev?.kernel ?? null;
@@ -417,8 +413,7 @@ export async function realserverTeardown6(opts: {
   noteClaim(log);
   const st = readStateFile<Realserver6State>(STATE6);
   if (st?.decap != null) {
-    const t = st.tunType ?? "ipip";
-    await stopDecap(st.decap, t === "ipip" ? "IPv6-in-IP" : t.toUpperCase(), log);
+    await stopDecap(st.decap, tunnelName6(st.tunType ?? "ipip"), log);
   }
   if (st?.kernel != null) undoKernel6(st.kernel, st.fou ?? [], log);
   restoreSysctls(st?.saved ?? {}, log);
@@ -551,6 +546,11 @@ export function realserverDoctor6(opts: DoctorOptions): Finding[] {
   return out;
 }
 
+/** How an IPv6 VIP's tunnel type is named to the operator (IPIP carries IPv6 as IPv6-in-IP). */
+function tunnelName6(type: TunnelType): string {
+  return type === "ipip" ? "IPv6-in-IP" : type.toUpperCase();
+}
+
 /** The running decapsulator for this VIP (its own, or the IPv4 VIP's shared one) and its stats file; null if none runs. */
 function decapOf6(st: Realserver6State | null): { proc: ProcRef; stats: string } | null {
   if (st?.decap != null && isOurDecap(st.decap)) return { proc: st.decap, stats: STATS6 };
@@ -615,7 +615,7 @@ function tunFindings6(
       hasTun,
       stats,
       directorSrc: routeSources(toward),
-      label: type === "ipip" ? "IPv6-in-IP" : type.toUpperCase(),
+      label: tunnelName6(type),
       setup,
     }),
   );
