@@ -192,7 +192,6 @@ const INSTANCE_SILENT = new Set([
   "promote_secondaries",
   "skip_check_adv_addr",
   "notify_priority_changes",
-  "notify_deleted",
   "kernel_rx_buf_size",
   "no_virtual_ipaddress",
   "linkbeat_use_polling",
@@ -520,6 +519,15 @@ export function parseVrrpInstance(ctx: Ctx, st: KaStatement): InstanceDraft | nu
         break;
       case "notify":
         s.notify = notifyScript(ctx, k) ?? s.notify;
+        break;
+      case "notify_deleted":
+        // A flag, with an optional script of its own (vrrp_notify_deleted_handler); the first wins.
+        if (s.notifyDeleted === true) {
+          warn(ctx, k.keyword, `(${name.text}) notify_deleted already specified - ignoring`);
+          break;
+        }
+        s.notifyDeleted = true;
+        if (k.args.length > 0) s.notifyDeletedScript = notifyScript(ctx, k);
         break;
       case "garp_master_delay": {
         const v = int(ctx, k, 0, 4294);

@@ -358,6 +358,9 @@ const instanceSchema = z.strictObject({
   lower_prio_no_advert: bool("lower_prio_no_advert").optional(),
   higher_prio_send_advert: bool("higher_prio_send_advert").optional(),
   use_vmac: bool("use_vmac").optional(),
+  notify_deleted: z
+    .union([z.boolean(), z.string()], { error: "notify_deleted must be true, false or a command line" })
+    .optional(),
   v3_checksum_as_v2: bool("v3_checksum_as_v2").optional(),
 });
 const syncGroupSchema = z.strictObject({
@@ -654,6 +657,8 @@ function haDraftOf(v: VrrpFile, at: (path: Path) => SourcePos): HaDraft {
       notifyFault: x.notify_fault,
       notifyStop: x.notify_stop,
       notify: x.notify,
+      notifyDeleted: x.notify_deleted === undefined ? undefined : x.notify_deleted !== false,
+      notifyDeletedScript: typeof x.notify_deleted === "string" ? x.notify_deleted : undefined,
     };
     inst.set = Object.fromEntries(Object.entries(set).filter(([, e]) => e !== undefined));
     inst.at = {

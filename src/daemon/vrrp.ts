@@ -424,7 +424,8 @@ export class VrrpRunner {
 
   /**
    * A removed instance: priority 0 from a MASTER, and keepalived's notifies for a deleted one
-   * (those of FAULT, without notify_deleted, unless it was in FAULT already).
+   * (clear_diff_vrrp, send_instance_notifies): DELETED with notify_deleted (its script, then
+   * `notify`), else those of FAULT unless it was in FAULT already.
    */
   private removeInstance(inst: VrrpInstance, now: number): void {
     const was = inst.remove(now);
@@ -433,7 +434,8 @@ export class VrrpRunner {
       { instance: cfg.name, vrid: cfg.vrid, from: was, priority: inst.effectivePriority },
       `VRRP_Instance(${cfg.name}) removed by the reload`,
     );
-    if (was !== "FAULT") this.notifyScripts(inst, "FAULT");
+    if (cfg.notifyDeleted) this.notifyScripts(inst, "DELETED");
+    else if (was !== "FAULT") this.notifyScripts(inst, "FAULT");
   }
 
   /**
@@ -909,9 +911,9 @@ export class VrrpRunner {
   }
 
   /** keepalived's notify scripts of entering `to`: the state's own, then `notify` with its arguments. */
-  private notifyScripts(inst: VrrpInstance, to: VrrpStateName): void {
+  private notifyScripts(inst: VrrpInstance, to: VrrpStateName | "DELETED"): void {
     const cfg = inst.cfg;
-    const field = NOTIFY_OF[to];
+    const field = to === "DELETED" ? "notifyDeletedScript" : NOTIFY_OF[to];
     const script = field === null ? null : cfg[field];
     if (script !== null) this.runScript(splitScript(script));
     if (cfg.notify !== null)

@@ -10,7 +10,8 @@
 //      the nft guard holds it
 //   3. VI_2 lists the second address only: the first is answered by nobody and leaves the guard
 //   4. a broken file: refused, nothing changes
-//   5. VI_2 removed: d1 sends priority 0 and d2 takes the gateway within its skew time
+//   5. VI_2 removed: d1 sends priority 0 and d2 takes the gateway within its skew time; VI_2 has
+//      notify_deleted, so its `notify` hears DELETED (keepalived's default would be FAULT)
 //   6. VI_2 back: it starts in BACKUP as at daemon start and preempts d2 by the protocol
 //
 // lvs_sync_daemon follows VI_1 on both: its role changes with VI_1's state, not with the reload.
@@ -19,7 +20,7 @@
 // loaded 2-CPU machine, which would be a takeover, not a reload problem.
 
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { linkMac, nsExecStatus } from "../../src/io/netns.js";
@@ -64,8 +65,14 @@ function vi2(priority: number, vips: string[] = [HA.GW]): Inst {
   return { name: "VI_2", iface: "eth1", vrid: 52, priority, vips };
 }
 
-/** keepalived.conf with these instances (BACKUP at start, VRRPv3). */
-function conf(insts: Inst[]): string {
+/** The notify script (set by the suite): appends its arguments to FILE.notify, FILE its first. */
+let notifySh = "";
+
+/**
+ * keepalived.conf with these instances (BACKUP at start, VRRPv3). VI_2 runs `notify` (with the
+ * daemon's name `who` as the script's own argument) and announces its removal as DELETED.
+ */
+function conf(insts: Inst[], who = "d1"): string {
   return `global_defs {\n    router_id tsvs-reload\n    lvs_sync_daemon eth1 VI_1 id 7\n}\n\n${insts
     .map(
       (i) => `vrrp_instance ${i.name} {
@@ -78,10 +85,18 @@ function conf(insts: Inst[]): string {
     garp_master_delay 1
     virtual_ipaddress {
 ${i.vips.map((v) => `        ${v}/24\n`).join("")}    }
-}
+${i.name === "VI_2" ? `    notify "${notifySh} ${who}"\n    notify_deleted\n` : ""}}
 `,
     )
     .join("\n")}`;
+}
+
+function readLines(path: string): string[] {
+  return existsSync(path)
+    ? readFileSync(path, "utf8")
+        .split("\n")
+        .filter((l) => l !== "")
+    : [];
 }
 
 describe("VRRP reload between two tsvs directors (SIGHUP, tsvs reload)", { skip }, () => {
@@ -95,8 +110,13 @@ describe("VRRP reload between two tsvs directors (SIGHUP, tsvs reload)", { skip 
   before(async () => {
     await removeStaleHa("rl");
     buildHa(n);
+    notifySh = writeFile(
+      join(dir, "notify.sh"),
+      `#!/bin/sh\nf="$1"; shift\necho "$@" >> "${dir}/$f.notify"\n`,
+      0o755,
+    );
     writeFile(file.d1, conf([vi1(150), vi2(150)]));
-    writeFile(file.d2, conf([vi1(100), vi2(100)]));
+    writeFile(file.d2, conf([vi1(100), vi2(100)], "d2"));
     const args = (f: string): string[] => ["--config", f, "--http", "off", "--warmup-ms", "0"];
     [d1, d2] = await Promise.all([
       startDaemon(n.d1, args(file.d1), children),
@@ -219,8 +239,11 @@ describe("VRRP reload between two tsvs directors (SIGHUP, tsvs reload)", { skip 
     assert.equal(inst(n.d1, "VI_1")?.effectivePriority, 50, "the priority in force is the last good file's");
   });
 
-  it("a removed MASTER instance sends priority 0: the backup takes over within its skew time; a new one starts BACKUP and preempts", async () => {
+  it("a removed MASTER instance sends priority 0: the backup takes over within its skew time, its notify says DELETED; a new one starts BACKUP and preempts", async () => {
     const vi1Before = inst(n.d1, "VI_1");
+    const notified = join(dir, "d1.notify");
+    const before = readLines(notified);
+    assert.equal(before.at(-1), "INSTANCE VI_2 MASTER 150", "VI_2's notify ran as MASTER");
     const t0 = await reloadD1(conf([vi1(50)]));
     const took = await waitState(n.d2, "MASTER", 3000, "VI_2");
     console.log(
@@ -233,6 +256,12 @@ describe("VRRP reload between two tsvs directors (SIGHUP, tsvs reload)", { skip 
     assert.ok(!transitioned("VI_1", t0));
     // d2 lists 198.18.73.1 only: that is what it answers now.
     assert.equal(await macOf(n.r1, "eth0", HA.GW), linkMac(n.d2, "eth1"));
+    // notify_deleted: DELETED rather than keepalived's default FAULT (vrrp_notify.c).
+    assert.ok(
+      await waitFor(() => readLines(notified).length > before.length, 3000),
+      "VI_2's notify on removal",
+    );
+    assert.deepEqual(readLines(notified).slice(before.length), ["INSTANCE VI_2 DELETED 150"]);
 
     const t1 = await reloadD1(conf([vi1(50), vi2(150)]));
     await waitState(n.d1, "MASTER", DOWN_MS + 2000, "VI_2");

@@ -390,6 +390,18 @@ describe("keepalived.conf VRRP defaults", () => {
     );
   });
 
+  it("reads notify_deleted as keepalived: a flag, an optional script, the first one kept", () => {
+    const bare = ka(inst(" notify_deleted\n")).instances[0];
+    assert.equal(bare.notifyDeleted, true);
+    assert.equal(bare.notifyDeletedScript, null);
+    assert.equal(ka(inst("")).instances[0].notifyDeleted, false);
+    const src = inst(' notify_deleted "/bin/d.sh gone"\n notify_deleted /bin/other.sh\n');
+    const withScript = ka(src).instances[0];
+    assert.equal(withScript.notifyDeleted, true);
+    assert.equal(withScript.notifyDeletedScript, "/bin/d.sh gone");
+    assert.deepEqual(kaWarnings(src), ["5:2: (VI_1) notify_deleted already specified - ignoring"]);
+  });
+
   it("warns that words after a notify script are keepalived's user/group", () => {
     assert.deepEqual(kaWarnings(inst(" notify_master /bin/x.sh arg\n")), [
       "4:26: notify_master: \"arg\" is keepalived's script user/group (ignored: scripts run as the daemon's user); quote the command line to pass arguments",
@@ -488,6 +500,20 @@ describe("tsvs YAML vrrp section", () => {
     assert.deepEqual(y, ka(inst("")));
     const m = parseYamlConfig(base("      state: MASTER\n"), "c.yaml").model.ha;
     assert.equal(m.instances[0].priority, 255);
+  });
+
+  it("takes notify_deleted as true, false or a command line", () => {
+    const y = (v: string) =>
+      parseYamlConfig(base(`      notify_deleted: ${v}\n`), "c.yaml").model.ha.instances[0];
+    assert.deepEqual([y("true").notifyDeleted, y("true").notifyDeletedScript], [true, null]);
+    assert.deepEqual([y("false").notifyDeleted, y("false").notifyDeletedScript], [false, null]);
+    assert.deepEqual(
+      [y('"/bin/d.sh gone"').notifyDeleted, y('"/bin/d.sh gone"').notifyDeletedScript],
+      [true, "/bin/d.sh gone"],
+    );
+    assert.deepEqual(yamlErrors(base("      notify_deleted: 3\n")), [
+      "c.yaml:7:23: notify_deleted must be true, false or a command line",
+    ]);
   });
 
   it("gives an empty HaConfig without a vrrp section", () => {

@@ -97,6 +97,12 @@ export interface VrrpInstanceConfig {
   notifyFault: string | null;
   notifyStop: string | null;
   notify: string | null;
+  /**
+   * notify_deleted: an instance a reload removes is announced as DELETED (its own script, when
+   * given, and `notify`) rather than as FAULT, and even when it was in FAULT.
+   */
+  notifyDeleted: boolean;
+  notifyDeletedScript: string | null;
 }
 
 export interface VrrpSyncGroupConfig {
@@ -216,6 +222,8 @@ export function vrrpInstanceDefaults(
     notifyFault: null,
     notifyStop: null,
     notify: null,
+    notifyDeleted: false,
+    notifyDeletedScript: null,
     ...o,
   };
 }
