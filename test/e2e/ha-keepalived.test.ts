@@ -3,7 +3,8 @@
 // is read from its log (ha-helpers.ts Keepalived), and "who has the VIP" from the client's neighbour
 // entry for the VIP (the MAC that answered ARP, or sent the last gratuitous ARP) and a ping.
 // tsvs's state comes from `tsvs status --json`. Topology: ha-helpers.ts (d1 .11 and d2 .12; the
-// higher address wins an election at equal priority).
+// higher address wins an election at equal priority). One case reloads tsvs (SIGHUP) with
+// keepalived as its peer: an unchanged file moves nothing, a priority change is an election.
 
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
@@ -20,6 +21,7 @@ import {
   haConf,
   haNames,
   Keepalived,
+  logTime,
   partition,
   readState,
   removeHa,
@@ -132,6 +134,40 @@ describe("VRRP interop with keepalived 2.2.7", { skip }, () => {
 
     await startTsvs(n.d1, { ...base, priority: 150 });
     await waitState(n.d1, "MASTER", 8000);
+    await kaWait("BACKUP", 3000);
+    assert.equal(await vipMac(), linkMac(n.d1, "eth0"), "the client follows tsvs's gratuitous ARP");
+  });
+
+  it("tsvs reloaded beside keepalived (SIGHUP): the same file changes nothing; priority 150 → 50 lets keepalived preempt, → 150 takes the VIP back", async () => {
+    const conf = join(dir, `tsvs-${n.d1.slice(-2)}.conf`);
+    const d = await startTsvs(n.d1, { ...base, priority: 150 });
+    startKeepalived(n.d2, { ...base, priority: 100 });
+    await waitState(n.d1, "MASTER", 8000);
+    await kaWait("BACKUP", 8000);
+    const reload = async (priority: number): Promise<void> => {
+      const t0 = Date.now();
+      writeFile(conf, haConf({ ...base, priority }));
+      d.proc.kill("SIGHUP");
+      assert.ok(
+        await waitFor(() => logTime(d.stderr(), /"msg":"configuration reloaded"/, t0) !== null, 5000),
+        `tsvs logged no reload:\n${d.stderr().slice(-2000)}`,
+      );
+    };
+    const transitions = statusOf(n.d1)?.vrrp?.[0]?.transitions;
+    assert.equal(typeof transitions, "number");
+    await reload(150);
+    await sleep(3000);
+    assert.equal(statusOf(n.d1)?.vrrp?.[0]?.transitions, transitions, "an unchanged file: no transition");
+    assert.equal(ka.state(), "BACKUP");
+
+    // keepalived preempts a lower-priority master after its master-down time (3 s + skew at v2).
+    await reload(50);
+    await kaWait("MASTER", 5000);
+    await waitState(n.d1, "BACKUP", 3000);
+    assert.equal(await vipMac(), linkMac(n.d2, "eth0"));
+
+    await reload(150);
+    await waitState(n.d1, "MASTER", 6000);
     await kaWait("BACKUP", 3000);
     assert.equal(await vipMac(), linkMac(n.d1, "eth0"), "the client follows tsvs's gratuitous ARP");
   });
