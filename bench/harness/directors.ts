@@ -406,7 +406,9 @@ export const DIRECTORS: readonly DirectorDef[] = [
   }),
   tsvsDirector("tsvs-dr6", "dr", "tsvs DR (-g) over IPv6", { ipv6: true, smokeWorkloads: [] }),
   tsvsDirector("tsvs-fullnat", "fullnat", "tsvs FULLNAT (--fullnat)", { smokeWorkloads: HEADLINE }),
-  tsvsDirector("tsvs-tun", "tun", "tsvs TUN (-i)", { smokeWorkloads: HEADLINE }),
+  tsvsDirector("tsvs-tun", "tun", "tsvs TUN (-i), servers decapsulate in user space (no ipip module here)", {
+    smokeWorkloads: HEADLINE,
+  }),
   nft,
   haproxy,
   nginxStream,
