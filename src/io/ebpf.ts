@@ -37,7 +37,13 @@ export const BPF_OR = 0x40;
 export const BPF_AND = 0x50;
 export const BPF_LSH = 0x60;
 export const BPF_RSH = 0x70;
+export const BPF_MUL = 0x20;
+export const BPF_XOR = 0xa0;
+export const BPF_MOD = 0x90;
 export const BPF_MOV = 0xb0;
+/** Byte swap (class BPF_ALU); with BPF_TO_BE it converts host order to big-endian. */
+export const BPF_END = 0xd0;
+export const BPF_TO_BE = 0x08;
 export const BPF_JA = 0x00;
 export const BPF_JEQ = 0x10;
 export const BPF_JGT = 0x20;
@@ -122,6 +128,17 @@ export class EbpfAsm {
   }
   aluReg(op: number, dst: Reg, src: Reg): this {
     return this.#push(BPF_ALU64 | op | BPF_X, dst, src, 0, 0);
+  }
+  /** 32-bit ALU with an immediate (the result is zero-extended): wraps as C's u32 arithmetic. */
+  alu32Imm(op: number, dst: Reg, imm: number): this {
+    return this.#push(BPF_ALU | op | BPF_K, dst, 0, 0, imm);
+  }
+  alu32Reg(op: number, dst: Reg, src: Reg): this {
+    return this.#push(BPF_ALU | op | BPF_X, dst, src, 0, 0);
+  }
+  /** dst = the low 32 bits of dst read as big-endian (bswap32 on a little-endian CPU). */
+  toBe32(dst: Reg): this {
+    return this.#push(BPF_ALU | BPF_END | BPF_TO_BE, dst, 0, 0, 32);
   }
   /** dst = *(size *)(src + off); size one of BPF_B, BPF_H, BPF_W, BPF_DW. */
   ldx(size: number, dst: Reg, src: Reg, off: number): this {

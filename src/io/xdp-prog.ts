@@ -38,8 +38,12 @@ import {
   BPF_MAP_TYPE_ARRAY,
   BPF_MAP_TYPE_HASH,
   BPF_MAP_TYPE_XSKMAP,
+  BPF_MOD,
+  BPF_MUL,
+  BPF_RSH,
   BPF_SUB,
   BPF_W,
+  BPF_XOR,
   type BpfMap,
   createMap,
   EbpfAsm,
@@ -97,13 +101,45 @@ const KCFG = -60;
 
 const PROTOS_WITH_PORTS = [6, 17, 132];
 
+/** How the program shares the frames out between several workers. */
+export interface XdpWorkersOptions {
+  /** Workers, each with a socket on every rx queue: the socket map's key is queue × workers + worker. */
+  workers?: number;
+  /**
+   * Tests (BPF_PROG_TEST_RUN binds no socket): return base + the socket map key instead of
+   * redirecting, so that the worker chosen shows in the verdict.
+   */
+  keyVerdictBase?: number;
+}
+
 /**
  * The program's bytecode. Registers: r6 the context, r7 data, r8 data_end (kept across helper
  * calls, which clobber r1–r5; the lookups do not move packet data, so r7/r8 stay valid).
  * noSocket: the verdict when the rx queue has no socket in the map (XDP_PASS; tests give another
  * value to tell "redirect" from "pass" in BPF_PROG_TEST_RUN, where no socket is bound).
+ *
+ * With several workers the program picks the worker as the packet sockets' fanout program does
+ * (src/io/bpf.ts compileFanoutProgram, fanoutHash): a frame to a LIP goes to the LIP's owner (the
+ * own4/own6 value, owner + 1), a frame from a NAT real server by its destination, every other one
+ * by its source: the client's address, IPv6 folded to 32 bits, mixed and taken modulo the
+ * workers. ARP and Neighbour Solicitations for owned addresses are then passed: every worker's
+ * ARP/NDP packet socket sees them (each answers for the VIPs and its own LIPs), as with the fanout.
  */
-export function buildXdpProgram(m: XdpProgramMaps, noSocket = XDP_PASS): Uint8Array {
+export function buildXdpProgram(
+  m: XdpProgramMaps,
+  noSocket = XDP_PASS,
+  w: XdpWorkersOptions = {},
+): Uint8Array {
+  const workers = w.workers ?? 1;
+  const spread = workers > 1;
+  // Where each kind of hit goes: one redirect with one worker, a choice of worker with several.
+  const hitArp = spread ? "pass" : "redirect";
+  const hitOwn4 = spread ? "own4" : "redirect";
+  const hitOwn6 = spread ? "own6" : "redirect";
+  const hitFromRs4 = spread ? "daddr4" : "redirect";
+  const hitFromRs6 = spread ? "daddr6" : "redirect";
+  const hitAll4 = spread ? "saddr4" : "redirect";
+  const hitAll6 = spread ? "saddr6" : "redirect";
   const a = new EbpfAsm();
   const lookup = (fd: number, key: number, found: string): void => {
     a.ldMapFd(1, fd).movReg(2, 10).aluImm(BPF_ADD, 2, key).call(FN_MAP_LOOKUP_ELEM);
@@ -135,13 +171,13 @@ export function buildXdpProgram(m: XdpProgramMaps, noSocket = XDP_PASS): Uint8Ar
   // ARP about an owned address: the engine answers it.
   need(ARP_TPA + 4, "pass");
   a.ldx(BPF_W, 2, 7, ARP_TPA).stx(BPF_W, 10, K4, 2);
-  lookup(m.own4, K4, "redirect");
+  lookup(m.own4, K4, hitArp);
   a.ja("pass");
 
   a.label("ip4");
   need(IP_DADDR + 4, "pass");
   a.ldx(BPF_W, 2, 7, IP_DADDR).stx(BPF_W, 10, K4, 2);
-  lookup(m.own4, K4, "redirect");
+  lookup(m.own4, K4, hitOwn4);
   lookup(m.local4, K4, "pass");
   copy(1, IP_SADDR, KNAT4);
   a.st(BPF_H, 10, KNAT4 + 4, 0).st(BPF_B, 10, KNAT4 + 7, 0);
@@ -157,23 +193,23 @@ export function buildXdpProgram(m: XdpProgramMaps, noSocket = XDP_PASS): Uint8Ar
     .aluImm(BPF_ADD, 4, 14 + 4)
     .jmpReg(BPF_JGT, 4, 8, "any4");
   a.ldx(BPF_H, 2, 3, 14).stx(BPF_H, 10, KNAT4 + 4, 2);
-  lookup(m.nat4, KNAT4, "redirect");
+  lookup(m.nat4, KNAT4, hitFromRs4);
   a.st(BPF_H, 10, KNAT4 + 4, 0);
   a.label("any4");
-  lookup(m.nat4, KNAT4, "redirect");
-  cfgBit(CFG_ALL_IPV4, "redirect", "pass");
+  lookup(m.nat4, KNAT4, hitFromRs4);
+  cfgBit(CFG_ALL_IPV4, hitAll4, "pass");
   a.ja("pass");
 
   a.label("ip6");
   need(IP6_L4, "pass");
   copy(4, IP6_DADDR, K6);
-  lookup(m.own6, K6, "redirect");
+  lookup(m.own6, K6, hitOwn6);
   a.ldx(BPF_B, 3, 7, IP6_NEXTHDR).jmpImm(BPF_JNE, 3, 58, "local6");
   // A Neighbour Solicitation for an owned address (sent to its solicited-node group, not to it).
   need(NS_TARGET + 16, "local6");
   a.ldx(BPF_B, 2, 7, IP6_L4).jmpImm(BPF_JNE, 2, 135, "local6");
   copy(4, NS_TARGET, K6);
-  lookup(m.own6, K6, "redirect");
+  lookup(m.own6, K6, hitArp);
   copy(4, IP6_DADDR, K6);
   a.label("local6");
   lookup(m.local6, K6, "pass");
@@ -193,18 +229,60 @@ export function buildXdpProgram(m: XdpProgramMaps, noSocket = XDP_PASS): Uint8Ar
   a.label("ports6");
   need(IP6_L4 + 4, "any6");
   a.ldx(BPF_H, 2, 7, IP6_L4).stx(BPF_H, 10, KNAT6 + 16, 2);
-  lookup(m.nat6, KNAT6, "redirect");
+  lookup(m.nat6, KNAT6, hitFromRs6);
   a.st(BPF_H, 10, KNAT6 + 16, 0);
   a.label("any6");
-  lookup(m.nat6, KNAT6, "redirect");
-  cfgBit(CFG_ALL_IPV6, "redirect", "pass");
+  lookup(m.nat6, KNAT6, hitFromRs6);
+  cfgBit(CFG_ALL_IPV6, hitAll6, "pass");
   a.ja("pass");
 
+  if (spread) {
+    // r0 points at the own4/own6 value: a LIP's owner + 1, or 0 (a VIP: by the client).
+    for (const [own, bySaddr] of [
+      ["own4", "saddr4"],
+      ["own6", "saddr6"],
+    ] as const) {
+      a.label(own);
+      a.ldx(BPF_B, 2, 0, 0).jmpImm(BPF_JEQ, 2, 0, bySaddr);
+      a.aluImm(BPF_SUB, 2, 1).ja("worker");
+    }
+    // The client's address in r2 as the fanout program reads it (a big-endian word; IPv6 the XOR
+    // of its four, which commutes with the byte swap). Bounds: the IPv4 or IPv6 header was checked.
+    a.label("saddr4");
+    a.ldx(BPF_W, 2, 7, IP_SADDR).ja("mix");
+    a.label("daddr4");
+    a.ldx(BPF_W, 2, 7, IP_DADDR).ja("mix");
+    for (const [label, at] of [
+      ["saddr6", IP6_SADDR],
+      ["daddr6", IP6_DADDR],
+    ] as const) {
+      a.label(label);
+      a.ldx(BPF_W, 2, 7, at);
+      for (let i = 1; i < 4; i++) a.ldx(BPF_W, 3, 7, at + 4 * i).aluReg(BPF_XOR, 2, 3);
+      a.ja("mix");
+    }
+    // fanoutHash: x ^= x >> 16; x *= 0x45d9f3b; x ^= x >> 16 (u32), then modulo the workers.
+    a.label("mix");
+    a.toBe32(2);
+    a.movReg(3, 2).alu32Imm(BPF_RSH, 3, 16).alu32Reg(BPF_XOR, 2, 3);
+    a.alu32Imm(BPF_MUL, 2, 0x45d9f3b);
+    a.movReg(3, 2).alu32Imm(BPF_RSH, 3, 16).alu32Reg(BPF_XOR, 2, 3);
+    a.alu32Imm(BPF_MOD, 2, workers);
+    // key = rx_queue_index × workers + worker
+    a.label("worker");
+    a.ldx(BPF_W, 3, 6, XDP_MD_RX_QUEUE_INDEX).alu32Imm(BPF_MUL, 3, workers).alu32Reg(BPF_ADD, 2, 3);
+    if (w.keyVerdictBase !== undefined) a.movReg(0, 2).aluImm(BPF_ADD, 0, w.keyVerdictBase).exit();
+    else a.ldMapFd(1, m.xsks).movImm(3, noSocket).call(FN_REDIRECT_MAP).exit();
+  }
+
   // bpf_redirect_map(xsks, rx_queue_index, XDP_PASS): the flags' low bits are the verdict when the
-  // queue has no socket (Linux ≥ 5.3), so a frame is never lost for want of one.
-  a.label("redirect");
-  a.ldx(BPF_W, 2, 6, XDP_MD_RX_QUEUE_INDEX);
-  a.ldMapFd(1, m.xsks).movImm(3, noSocket).call(FN_REDIRECT_MAP).exit();
+  // queue has no socket (Linux ≥ 5.3), so a frame is never lost for want of one. (The verifier
+  // refuses unreachable code: with several workers nothing jumps here.)
+  if (!spread) {
+    a.label("redirect");
+    a.ldx(BPF_W, 2, 6, XDP_MD_RX_QUEUE_INDEX);
+    a.ldMapFd(1, m.xsks).movImm(3, noSocket).call(FN_REDIRECT_MAP).exit();
+  }
   a.label("pass");
   a.movImm(0, XDP_PASS).exit();
   return a.code();
@@ -221,6 +299,9 @@ export interface XdpSetsSpec {
   /** Redirect all IPv4 (IPv6) not to a local address: a fwmark rule names a network. */
   allIpv4?: boolean;
   allIpv6?: boolean;
+  /** Several workers: each LIP's owner (the frames to it go to that worker's socket). */
+  lipOwners?: readonly { addr: number; worker: number }[];
+  lipOwners6?: readonly { addr6: string; worker: number }[];
 }
 
 /** Most entries per set map (hash maps preallocate: ~100 bytes each). */
@@ -250,17 +331,33 @@ function natKeys(addr: Uint8Array, proto: number, port: number): Uint8Array[] {
 
 const hex = (k: Uint8Array): string => Buffer.from(k).toString("hex");
 
-/** One set map and the keys we put in it (so an update writes only the difference). */
+/** A set map's entry: its key, and its one-byte value (1 in the plain sets; own4/own6: see update). */
+type Entry = readonly [Uint8Array, number];
+
+/** One set map and the entries we put in it (so an update writes only the difference). */
 class KeySet {
-  #have = new Map<string, Uint8Array>();
+  #have = new Map<string, Entry>();
   constructor(readonly map: BpfMap) {}
-  set(keys: readonly Uint8Array[]): void {
-    const want = new Map(keys.map((k) => [hex(k), k]));
-    const one = Uint8Array.of(1);
-    for (const [h, k] of want) if (!this.#have.has(h)) this.map.update(k, one);
-    for (const [h, k] of this.#have) if (!want.has(h)) this.map.delete(k);
+  set(entries: readonly Entry[]): void {
+    const want = new Map(entries.map((e) => [hex(e[0]), e]));
+    for (const [h, e] of want)
+      if (this.#have.get(h)?.[1] !== e[1]) this.map.update(e[0], Uint8Array.of(e[1]));
+    for (const [h, e] of this.#have) if (!want.has(h)) this.map.delete(e[0]);
     this.#have = want;
   }
+}
+
+/**
+ * own4/own6's entries: the owned addresses with value 0, a LIP's with its owner + 1 (the program's
+ * choice of worker); a LIP the guard does not list as owned is added (its replies are ours).
+ */
+function ownedEntries(
+  keys: readonly Uint8Array[],
+  owners: readonly (readonly [Uint8Array, number])[],
+): Entry[] {
+  const out = new Map<string, Entry>(keys.map((k) => [hex(k), [k, 0]]));
+  for (const [k, w] of owners) out.set(hex(k), [k, w + 1]);
+  return [...out.values()];
 }
 
 /**
@@ -315,16 +412,24 @@ export class XdpSets {
       const a = ip6Key(d.addr6);
       return a === null ? [] : [...natKeys(a, d.proto, d.port), ...natKeys(a, 58, 0)];
     });
+    const plain = (l: Uint8Array[]): Entry[] => l.map((k) => [k, 1]);
+    const owners6 = (spec.lipOwners6 ?? []).flatMap((o) => {
+      const k = ip6Key(o.addr6);
+      return k === null ? [] : [[k, o.worker] as const];
+    });
     const lists = [
-      spec.owned.map((a) => ip4Key(a >>> 0)),
-      spec.locals.map((a) => ip4Key(a >>> 0)),
-      nat4,
-      v6(spec.owned6),
-      v6(spec.locals6),
-      nat6,
+      ownedEntries(
+        spec.owned.map((a) => ip4Key(a >>> 0)),
+        (spec.lipOwners ?? []).map((o) => [ip4Key(o.addr >>> 0), o.worker] as const),
+      ),
+      plain(spec.locals.map((a) => ip4Key(a >>> 0))),
+      plain(nat4),
+      ownedEntries(v6(spec.owned6), owners6),
+      plain(v6(spec.locals6)),
+      plain(nat6),
     ];
     lists.forEach((l, i) => {
-      if (new Set(l.map(hex)).size > XDP_SET_MAX)
+      if (new Set(l.map((e) => hex(e[0]))).size > XDP_SET_MAX)
         throw new RangeError(`XDP set ${this.#sets[i].map.fd} over ${XDP_SET_MAX} entries`);
     });
     lists.forEach((l, i) => {
@@ -339,8 +444,11 @@ export class XdpSets {
     }
   }
 
-  /** The program for one interface, whose sockets are in `xsks` (an XSKMAP keyed by rx queue). */
-  program(xsks: BpfMap, noSocket = XDP_PASS): Uint8Array {
+  /**
+   * The program for one interface, whose sockets are in `xsks` (an XSKMAP keyed by rx queue, or
+   * by queue × workers + worker).
+   */
+  program(xsks: BpfMap, noSocket = XDP_PASS, w: XdpWorkersOptions = {}): Uint8Array {
     return buildXdpProgram(
       {
         xsks: xsks.fd,
@@ -353,6 +461,7 @@ export class XdpSets {
         cfg: this.cfg.fd,
       },
       noSocket,
+      w,
     );
   }
 
@@ -362,7 +471,7 @@ export class XdpSets {
   }
 }
 
-/** An XSKMAP for one interface's sockets, one slot per rx queue. */
-export function createXskMap(queues: number): BpfMap {
-  return createMap(BPF_MAP_TYPE_XSKMAP, 4, 4, Math.max(1, queues), "tsvs_xsks");
+/** An XSKMAP for one interface's sockets, one slot per rx queue and worker. */
+export function createXskMap(queues: number, workers = 1): BpfMap {
+  return createMap(BPF_MAP_TYPE_XSKMAP, 4, 4, Math.max(1, queues * workers), "tsvs_xsks");
 }

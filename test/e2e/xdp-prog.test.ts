@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { parseIPv4, parseIPv6 } from "../../src/core/addr.js";
+import { ipv6TextWords, parseIPv4, parseIPv6 } from "../../src/core/addr.js";
+import { fanoutHash, fanoutHash6 } from "../../src/io/bpf.js";
 import { BpfError, loadXdpProgram, testRunXdp, XDP_PASS, XDP_TX } from "../../src/io/ebpf.js";
 import { libc } from "../../src/io/libc.js";
 import { createXskMap, XdpSets, type XdpSetsSpec } from "../../src/io/xdp-prog.js";
@@ -194,5 +195,110 @@ describe("XDP program in the kernel", { skip }, () => {
     assert.equal(testRunXdp(prog, ip4("198.18.5.5", "198.18.9.9", 6, 1)), PASS, "back");
     assert.equal(sets.own4.keys().length, 2);
     assert.equal(sets.nat4.keys().length, 4, "RIP.tcp.80, RIP2.udp.any, and ICMP from each");
+  });
+});
+
+/**
+ * Several workers: the program picks the worker as the packet sockets' fanout does (fanoutHash of
+ * the client, a LIP's owner), checked against the fanout's own JS twin. Built to return 100 + the
+ * socket map's key (queue 0: the worker) instead of redirecting, so the choice shows.
+ */
+describe("XDP program in the kernel, two workers", { skip }, () => {
+  const BASE = 100;
+  const LIP_W0 = "198.18.1.200";
+  const LIP_W1 = "198.18.1.201";
+  const LIP6_W1 = "fd00:18:1::201";
+  let sets: XdpSets;
+  let prog = -1;
+  let xsks: ReturnType<typeof createXskMap>;
+  const spec: XdpSetsSpec = {
+    ...SPEC,
+    owned: [...SPEC.owned, A(LIP_W0)],
+    lipOwners: [
+      { addr: A(LIP_W0), worker: 0 },
+      { addr: A(LIP_W1), worker: 1 },
+    ],
+    lipOwners6: [{ addr6: LIP6_W1, worker: 1 }],
+  };
+  before(() => {
+    sets = new XdpSets();
+    xsks = createXskMap(1, 2);
+    sets.update(spec);
+    try {
+      prog = loadXdpProgram(sets.program(xsks, XDP_TX, { workers: 2, keyVerdictBase: BASE }), "tsvs_test2");
+    } catch (e) {
+      if (e instanceof BpfError) assert.fail(e.message);
+      throw e;
+    }
+  });
+  after(() => {
+    if (prog >= 0) libc().close(prog);
+    xsks?.close();
+    sets?.close();
+  });
+
+  const clients = ["198.18.5.5", "198.18.5.6", "198.18.5.7", "198.18.5.8", "198.18.77.1", "198.18.200.3"];
+  const clients6 = ["fd00:18::5", "fd00:18::6", "fd00:18::7", "fd00:18:9::1234"];
+  const byClient = (c: string): number => BASE + (fanoutHash(A(c)) % 2);
+  const byClient6 = (c: string): number => BASE + (fanoutHash6(ipv6TextWords(c) ?? new Int32Array(4)) % 2);
+
+  it("sends a client's requests and the NAT replies to it to the same worker, the fanout's", () => {
+    const seen = new Set<number>();
+    for (const c of clients) {
+      const want = byClient(c);
+      seen.add(want);
+      assert.equal(testRunXdp(prog, ip4(c, "198.18.0.100", 6, 40000)), want, `TCP to a VIP from ${c}`);
+      assert.equal(testRunXdp(prog, ip4(c, "198.18.0.101", 17, 5000)), want, `UDP to a VIP from ${c}`);
+      assert.equal(testRunXdp(prog, ip4("198.18.1.11", c, 6, 80)), want, `NAT reply to ${c}`);
+      assert.equal(testRunXdp(prog, ip4("198.18.1.11", c, 1)), want, `ICMP from the real server to ${c}`);
+    }
+    assert.deepEqual([...seen].sort(), [BASE, BASE + 1], "both workers get clients");
+    for (const c of clients6) {
+      const want = byClient6(c);
+      assert.equal(testRunXdp(prog, ip6(c, "fd00:18::100", 6, [0x12, 0x34, 0, 80])), want, `IPv6 from ${c}`);
+      assert.equal(
+        testRunXdp(prog, ip6("fd00:18:1::11", c, 6, [0, 80, 0x12, 0x34])),
+        want,
+        `IPv6 reply to ${c}`,
+      );
+    }
+  });
+
+  it("sends a LIP's frames to its owner; ARP and NS for owned addresses to the kernel and every worker's ARP socket", () => {
+    for (const c of clients) {
+      assert.equal(
+        testRunXdp(prog, ip4("198.18.1.11", LIP_W0, 6, 80)),
+        BASE,
+        `FULLNAT reply to worker 0's LIP (${c})`,
+      );
+      assert.equal(
+        testRunXdp(prog, ip4(c, LIP_W1, 6, 80)),
+        BASE + 1,
+        "to worker 1's LIP, not listed as owned",
+      );
+    }
+    assert.equal(testRunXdp(prog, ip6("fd00:18:1::11", LIP6_W1, 6, [0, 80, 0x12, 0x34])), BASE + 1);
+    assert.equal(testRunXdp(prog, arp("198.18.0.100")), PASS, "ARP about a VIP");
+    const ns = ip6("fd00:18::5", "ff02::1:ff00:100", 58, [
+      135,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      ...(parseIPv6("fd00:18::100") ?? []),
+    ]);
+    assert.equal(testRunXdp(prog, ns), PASS, "NS for a VIP");
+    assert.equal(testRunXdp(prog, ip4("198.18.5.5", "198.18.0.1", 6, 22)), PASS, "the director's own");
+    sets.update({ ...spec, allIpv4: true });
+    for (const c of clients)
+      assert.equal(
+        testRunXdp(prog, ip4(c, "198.18.9.9", 6, 1)),
+        byClient(c),
+        "a fwmark network: by the source",
+      );
+    sets.update(spec);
   });
 });
