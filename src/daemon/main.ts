@@ -20,6 +20,7 @@ import { TsvsError } from "../core/errors.js";
 import type { HaConfig } from "../core/vrrp/config.js";
 import { IO_BACKENDS, type IoBackend } from "../io/frame-io.js";
 import { threadAffinity } from "../io/libc.js";
+import { XDP_FRAMES, XdpShare } from "../io/xdp-share.js";
 import { BgpAnnouncer, bgpConfigOf } from "./bgp.js";
 import { DaemonConfig } from "./config-runner.js";
 import { ControlServer, type Handler } from "./control.js";
@@ -909,7 +910,12 @@ async function startDaemon(opts: DaemonOptions, signals: DaemonSignals): Promise
   try {
     const fanoutGroup = (process.pid * 8) & 0xfff8;
     const own = ha === null ? { master: [], standby: [] } : initialOwnership(ha);
-    const guards = await pool.start(opts.workers, (w) => workerInit(opts, host, plan, fanoutGroup, w, own));
+    // --io xdp with several workers: one UMEM and one program for them all (src/io/xdp-share.ts).
+    const xdpShare = opts.io === "xdp" && opts.workers > 1 ? new XdpShare(XDP_FRAMES).sab : undefined;
+    const guards = await pool.start(opts.workers, (w) => ({
+      ...workerInit(opts, host, plan, fanoutGroup, w, own),
+      xdpShare,
+    }));
     ctx.guard.update(mergeGuards(guards));
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "the data plane did not start");

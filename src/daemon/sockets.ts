@@ -6,9 +6,13 @@
 // With --io xdp an interface gets instead an XDP program and one AF_XDP socket per rx queue, all in
 // the worker's UMEM (src/io/xdp.ts), plus an ARP/NDP packet socket: the program passes ARP and NDP
 // for the director's own addresses to the kernel, and the engine needs its copy of the replies to
-// its own requests (a redirect cannot clone). Where the program cannot be attached, or the daemon
-// runs several workers (no fanout over XDP sockets yet), the interface gets an mmsg socket and the
-// reason is kept in `fallbacks` for the worker to log.
+// its own requests (a redirect cannot clone). With several workers there is one UMEM and one
+// program for the process: worker 0 opens the interface (program, socket map, a socket per queue
+// with the queue's fill and completion rings) and publishes it in the share the main thread gave
+// every worker (src/io/xdp-share.ts); each other worker binds its own socket per queue onto worker
+// 0's, and the program picks the worker as the fanout would. Where the program cannot be attached,
+// the interface gets an mmsg socket (in the fanout group with several workers) and the reason is
+// kept in `fallbacks` for the worker to log.
 
 import type { IfaceConfig } from "../core/route.js";
 import { openPacketSocket } from "../io/afpacket.js";
@@ -26,8 +30,9 @@ import {
   SOL_SOCKET,
 } from "../io/libc.js";
 import { openRingSocket } from "../io/ring.js";
-import { Umem, XdpLink } from "../io/xdp.js";
+import { Umem, XdpLink, type XdpWorkers } from "../io/xdp.js";
 import { createXskMap, XdpSets, type XdpSetsSpec } from "../io/xdp-prog.js";
+import { XDP_FRAMES, XdpShare } from "../io/xdp-share.js";
 import type { HostApplied, HostUpdate } from "./worker.js";
 
 export interface SocketSetOptions {
@@ -46,6 +51,10 @@ export interface SocketSetOptions {
    * (64 MiB) when the first interface's MTU is above 1500.
    */
   xdpFrames?: number;
+  /** This worker's index (worker 0 opens the XDP interfaces the others join). */
+  worker?: number;
+  /** --io xdp with several workers: the process's XdpShare (XDP_FRAMES frames), from the main thread. */
+  xdpShare?: SharedArrayBuffer;
 }
 
 /** Frames of the ARP/NDP socket beside a data socket: ARP and NDP only, never an aggregate. */
@@ -124,8 +133,8 @@ export class SocketSet {
   private open(c: IfaceConfig, group: number): void {
     const o = this.opts;
     if (o.io === "xdp") {
-      let reason = "several workers: the XDP backend serves one worker so far";
-      if (o.workers <= 1) {
+      let reason = "several workers without a shared UMEM";
+      if (o.workers <= 1 || o.xdpShare !== undefined) {
         try {
           this.openXdp(c);
           return;
@@ -175,20 +184,42 @@ export class SocketSet {
     this.byIfindex[s.ifindex] = s;
   }
 
-  /** The interface on AF_XDP: program, one socket per rx queue, and the ARP/NDP packet socket. */
+  /**
+   * The interface on AF_XDP: program, one socket per rx queue, and the ARP/NDP packet socket. With
+   * several workers, worker 0 opens it and the others join its sockets (sockets.ts header).
+   */
   private openXdp(c: IfaceConfig): void {
+    const o = this.opts;
+    const w: XdpWorkers | null =
+      o.workers > 1 && o.xdpShare !== undefined
+        ? {
+            share: new XdpShare(o.xdpFrames ?? XDP_FRAMES, o.xdpShare),
+            workers: o.workers,
+            worker: o.worker ?? 0,
+          }
+        : null;
     if (this.umem === null) {
       const size = c.mtu <= 1500 ? 2048 : 4096;
-      this.umem = new Umem(this.opts.xdpFrames ?? 16384, size);
+      this.umem = new Umem(o.xdpFrames ?? XDP_FRAMES, size, w?.share ?? null);
     }
-    if (this.xdpSets === null) {
-      this.xdpSets = new XdpSets();
-      if (this.xdpSpec !== null) this.xdpSets.update(this.xdpSpec);
+    let link: XdpLink;
+    if (w !== null && w.worker > 0) link = XdpLink.join(c.name, this.umem, w, { batch: o.batch });
+    else {
+      if (this.xdpSets === null) {
+        this.xdpSets = new XdpSets();
+        if (this.xdpSpec !== null) this.xdpSets.update(this.xdpSpec);
+      }
+      const sets = this.xdpSets;
+      const workers = o.workers;
+      link = XdpLink.open(
+        c.name,
+        { program: (x) => sets.program(x, undefined, { workers: w === null ? 1 : workers }) },
+        (queues) => createXskMap(queues, w === null ? 1 : workers),
+        this.umem,
+        { batch: o.batch },
+        w,
+      );
     }
-    const sets = this.xdpSets;
-    const link = XdpLink.open(c.name, { program: (x) => sets.program(x) }, createXskMap, this.umem, {
-      batch: this.opts.batch,
-    });
     let arp: FrameIo;
     try {
       arp = arpOnlySocket(c.name);
@@ -220,7 +251,15 @@ export class SocketSet {
     return out;
   }
 
-  /** The guard's sets for the XDP programs (kept for interfaces opened later). */
+  /** Is data socket i an AF_XDP socket (no packet-socket filter or fanout to set)? */
+  isXdp(i: number): boolean {
+    return this.links[i] !== null && this.links[i] !== undefined;
+  }
+
+  /**
+   * The guard's sets for the XDP programs (kept for interfaces opened later). With several workers
+   * only worker 0 holds the maps (every worker computes the same sets).
+   */
   updateXdp(spec: XdpSetsSpec): void {
     this.xdpSpec = spec;
     this.xdpSets?.update(spec);

@@ -86,6 +86,8 @@ export interface WorkerInit {
   hostLocal?: IfaceAddr[] | null;
   /** VRRP's addresses at start (every instance starts in BACKUP unless it owns its addresses). */
   vrrp?: VrrpOwnership;
+  /** --io xdp with several workers: the UMEM and rings they share (src/io/xdp-share.ts). */
+  xdpShare?: SharedArrayBuffer;
 }
 
 /** VRRP addresses (u32): those of instances in MASTER, and those of instances in any other state. */
@@ -292,6 +294,8 @@ class DataPlane {
         workers: nWorkers,
         fanoutGroup: init.fanoutGroup ?? 0,
         lips: allLips,
+        worker: init.index ?? 0,
+        xdpShare: init.xdpShare,
       },
       init.interfaces,
     );
@@ -397,7 +401,8 @@ class DataPlane {
     if (key === this.filterKey) return;
     this.filterKey = key;
     this.joinGroups6(owned6);
-    // --io xdp: the program's sets are the guard's (src/io/xdp-prog.ts), updated in place.
+    // --io xdp: the program's sets are the guard's (src/io/xdp-prog.ts), updated in place; with
+    // several workers the LIPs' owners too (the program sends a LIP's frames to its owner).
     this.socks.updateXdp({
       owned,
       locals: this.locals,
@@ -407,6 +412,8 @@ class DataPlane {
       nat6: g.nat6 ?? [],
       allIpv4,
       allIpv6,
+      lipOwners: nWorkers > 1 ? lipList.map((addr, i) => ({ addr, worker: i % nWorkers })) : undefined,
+      lipOwners6: nWorkers > 1 ? lipList6.map((addr6, i) => ({ addr6, worker: i % nWorkers })) : undefined,
     });
     if (this.init.filter !== false || nWorkers > 1) {
       const prog = compileOwnedFilter({
@@ -422,7 +429,9 @@ class DataPlane {
         // The filter's return value cuts the frame: an aggregate (up to 64 KiB) must pass whole.
         snaplen: 0x40000,
       });
-      for (const s of sockets) s.attachFilter(prog);
+      sockets.forEach((s, i) => {
+        if (!this.socks.isXdp(i)) s.attachFilter(prog);
+      });
     }
     if (nWorkers > 1) {
       const spec: FanoutSpec = {
@@ -432,8 +441,14 @@ class DataPlane {
         lips6: lipList6.map((addr6, i) => ({ addr6, worker: i % nWorkers })),
       };
       const fp = compileFanoutProgram(spec);
-      for (const s of sockets) setFanoutProgram(s.fd, fp);
-      this.spreads6 = fanoutSpreadsIpv6(spec);
+      let packetSockets = false;
+      sockets.forEach((s, i) => {
+        if (this.socks.isXdp(i)) return;
+        setFanoutProgram(s.fd, fp);
+        packetSockets = true;
+      });
+      // The XDP program spreads IPv6 whatever the sets' size; a fanout program may not fit it.
+      this.spreads6 = !packetSockets || fanoutSpreadsIpv6(spec);
     }
     this.filterUpdates++;
   }

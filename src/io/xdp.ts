@@ -32,7 +32,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { TsvsError } from "../core/errors.js";
 import type { BpfProgram } from "./bpf.js";
-import { attachXdpAuto, attachXdpLink, type BpfMap, loadXdpProgram, type XdpMode } from "./ebpf.js";
+import { attachXdpAuto, attachXdpLink, BpfMap, loadXdpProgram, type XdpMode } from "./ebpf.js";
 import type { FrameIo, PacketSocketCounters } from "./frame-io.js";
 import {
   addressOf,
@@ -46,6 +46,7 @@ import {
 } from "./libc.js";
 import { PLAIN_PARTIAL_WORD } from "./packet-base.js";
 import { checkIfname, freeRegions, ifIndex, newCounters, pollIn, type Region } from "./packet-common.js";
+import type { XdpShare } from "./xdp-share.js";
 
 // <linux/socket.h>, <linux/if_xdp.h>
 export const AF_XDP = 44;
@@ -106,10 +107,21 @@ function unmap(m: Mmap | null): void {
   if (m !== null) libc().munmapAt(BigInt(m.addr), m.len);
 }
 
+/** A view of memory mapped elsewhere in the process (another worker's mapping), by its address. */
+function viewOf(addr: number, len: number): Mmap {
+  const k = libc().koffi;
+  const pb = Buffer.alloc(8);
+  pb.writeBigUInt64LE(BigInt(addr), 0);
+  const ptr = k.decode(pb, "void *") as NativePtr;
+  return { ptr, addr, len, u32: new Uint32Array(k.view(ptr, len)) };
+}
+
 /**
  * The frames of a worker's sockets: page-aligned memory (an anonymous mmap) registered with the
  * first socket, shared by the others. Frames are `frameSize` bytes (2048 or 4096: a frame holds a
- * whole packet, no multi-buffer).
+ * whole packet, no multi-buffer). With several workers (`share`, xdp-share.ts) the memory, the
+ * frames' states and the free list are the process's: worker 0's Umem maps the memory, the others
+ * view it, and take/put run under the share's lock (lock()/unlock(), no-ops with one worker).
  */
 export class Umem {
   readonly frames: number;
@@ -121,6 +133,7 @@ export class Umem {
   /** Per frame: F_FREE, F_KERNEL_RX, F_USER, F_TX. */
   readonly state: Uint8Array;
   readonly #free: Uint32Array;
+  readonly #share: XdpShare | null;
   #top = 0;
   #mem: Mmap | null;
   /** Live sockets bound to this UMEM: the first registered it, any of them can be shared from. */
@@ -129,36 +142,102 @@ export class Umem {
   // same for every frame of a socket, so they are made once and reused).
   readonly #views: (Uint8Array | undefined)[];
 
-  constructor(frames = 4096, frameSize = 4096) {
+  constructor(frames = 4096, frameSize = 4096, share: XdpShare | null = null) {
     if (frameSize !== 2048 && frameSize !== 4096) throw new RangeError("frameSize must be 2048 or 4096");
     if (!Number.isInteger(frames) || frames < 64 || frames > 1 << 20)
       throw new RangeError("frames: 64..2^20");
+    if (share !== null && share.frames !== frames)
+      throw new RangeError("Umem: the share holds another frame count");
     this.frames = frames;
-    this.frameSize = frameSize;
-    this.#shift = frameSize === 4096 ? 12 : 11;
-    this.len = frames * frameSize;
-    this.#mem = mapRegion(this.len, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0, "UMEM");
+    this.#share = share;
+    this.#views = new Array(frames);
+    if (share === null) {
+      this.frameSize = frameSize;
+      this.len = frames * frameSize;
+      this.#mem = mapRegion(this.len, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0, "UMEM");
+      this.state = new Uint8Array(frames);
+      this.#free = new Uint32Array(frames);
+      for (let i = frames - 1; i >= 0; i--) this.#free[this.#top++] = i;
+    } else {
+      share.lock();
+      try {
+        if (!share.ready) {
+          const m = mapRegion(frames * frameSize, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0, "UMEM");
+          share.init(m.addr, m.len, frameSize);
+          this.#mem = m;
+        } else this.#mem = viewOf(share.addr, share.len);
+        share.users(1);
+      } finally {
+        share.unlock();
+      }
+      this.frameSize = share.frameSize;
+      this.len = share.len;
+      this.state = share.state;
+      this.#free = share.free;
+    }
+    this.#shift = this.frameSize === 4096 ? 12 : 11;
     this.addr = this.#mem.addr;
     this.bytes = new Uint8Array(this.#mem.u32.buffer);
-    this.state = new Uint8Array(frames);
-    this.#free = new Uint32Array(frames);
-    for (let i = frames - 1; i >= 0; i--) this.#free[this.#top++] = i;
-    this.#views = new Array(frames);
+  }
+
+  /** Several workers share these frames (and the fill and completion rings of their queues). */
+  get shared(): boolean {
+    return this.#share !== null;
+  }
+
+  /** Around take/put and the shared rings' indices; no-ops with one worker. */
+  lock(): void {
+    this.#share?.lock();
+  }
+
+  unlock(): void {
+    this.#share?.unlock();
   }
 
   get freeFrames(): number {
-    return this.#top;
+    return this.#share === null ? this.#top : this.#share.top;
   }
 
-  /** A free frame's index, or -1. */
+  /** A free frame's index, or -1 (shared: under lock()). */
   take(): number {
-    if (this.#top === 0) return -1;
-    return this.#free[--this.#top];
+    const sh = this.#share;
+    if (sh === null) {
+      if (this.#top === 0) return -1;
+      return this.#free[--this.#top];
+    }
+    const t = sh.top;
+    if (t === 0) return -1;
+    sh.top = t - 1;
+    return this.#free[t - 1];
   }
 
+  /** Shared: under lock(). */
   put(frame: number): void {
     this.state[frame] = F_FREE;
-    this.#free[this.#top++] = frame;
+    const sh = this.#share;
+    if (sh === null) this.#free[this.#top++] = frame;
+    else {
+      const t = sh.top;
+      this.#free[t] = frame;
+      sh.top = t + 1;
+    }
+  }
+
+  /** take() under the lock, for a single frame outside a locked section. */
+  takeOne(): number {
+    this.lock();
+    try {
+      return this.take();
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** put() under the lock, for a single frame outside a locked section. */
+  putOne(frame: number): void {
+    this.lock();
+    this.put(frame);
+    this.unlock();
   }
 
   frameOf(off: number): number {
@@ -198,9 +277,22 @@ export class Umem {
     return this.#sockets.size;
   }
 
-  /** Unmaps the memory; only once no socket uses it (the kernel holds its own pin until then). */
+  /**
+   * Unmaps the memory; only once no socket uses it (the kernel holds its own pin until then).
+   * Shared: the last worker's Umem unmaps it.
+   */
   free(): void {
     if (this.#sockets.size > 0) throw new TsvsError("TSVS_ERR_INTERNAL", "Umem.free with sockets bound");
+    const sh = this.#share;
+    if (sh !== null) {
+      sh.lock();
+      const last = sh.users(-1) === 0;
+      sh.unlock();
+      if (!last) {
+        this.#mem = null;
+        return;
+      }
+    }
     unmap(this.#mem);
     this.#mem = null;
   }
@@ -268,6 +360,16 @@ export interface XdpSocketOptions {
    * (no /sys/class/net/IF/device), false on a NIC, whose received frames are complete.
    */
   finishChecksums?: boolean;
+  /**
+   * Several workers: bind onto worker 0's socket of the same interface queue (XDP_SHARED_UMEM),
+   * using its fill and completion rings, mapped at these addresses, instead of rings of our own.
+   */
+  join?: { fd: number; fillAddr: number; fillLen: number; compAddr: number; compLen: number };
+  /**
+   * Several workers: called once at close; true when this was the last socket on its queue, which
+   * then takes back what the shared fill and completion rings hold and unmaps them.
+   */
+  leave?: () => boolean;
 }
 
 const PKT_HOST = 0;
@@ -316,7 +418,13 @@ export class XdpSocket implements FrameIo {
   readonly #comp: Ring;
   readonly #rx: Ring;
   readonly #tx: Ring;
+  /** The rx and tx rings' mappings (ours). */
   readonly #maps: Mmap[];
+  /** The fill and completion rings' mappings: ours, or worker 0's (shared: the last one unmaps). */
+  readonly #fcMaps: Mmap[] = [];
+  readonly #leave: (() => boolean) | null;
+  /** The fill and completion rings are shared with other workers' sockets (read their indices under the lock). */
+  readonly #sharedRings: boolean;
   readonly #pollfd: Region;
   // The last batch: UMEM offsets and lengths.
   readonly #curOff: Float64Array;
@@ -344,6 +452,8 @@ export class XdpSocket implements FrameIo {
     this.batch = batch;
     this.queue = opts.queue ?? 0;
     this.umem = opts.umem;
+    this.#leave = opts.leave ?? null;
+    this.#sharedRings = opts.umem.shared;
     this.finishChecksums = opts.finishChecksums ?? isVirtualInterface(ifname);
     this.#word = this.finishChecksums ? PLAIN_PARTIAL_WORD : 0;
     this.#curOff = new Float64Array(batch);
@@ -366,7 +476,8 @@ export class XdpSocket implements FrameIo {
           `${ifname}: MTU ${hw.mtu} does not fit a ${opts.umem.frameSize}-byte UMEM frame`,
         );
       const umem = this.umem;
-      const share = umem.shareFd();
+      const join = opts.join;
+      const share = join !== undefined ? join.fd : umem.shareFd();
       if (share < 0) {
         const reg = Buffer.alloc(SIZEOF_UMEM_REG);
         reg.writeBigUInt64LE(BigInt(umem.addr), 0);
@@ -376,9 +487,15 @@ export class XdpSocket implements FrameIo {
       }
       const int = Buffer.alloc(4);
       int.writeUInt32LE(size, 0);
+      // A socket joining another on the same queue must not have fill or completion rings of its
+      // own (xsk_bind: EINVAL): it uses that socket's.
       for (const [opt, name] of [
-        [XDP_UMEM_FILL_RING, "XDP_UMEM_FILL_RING"],
-        [XDP_UMEM_COMPLETION_RING, "XDP_UMEM_COMPLETION_RING"],
+        ...(join === undefined
+          ? ([
+              [XDP_UMEM_FILL_RING, "XDP_UMEM_FILL_RING"],
+              [XDP_UMEM_COMPLETION_RING, "XDP_UMEM_COMPLETION_RING"],
+            ] as const)
+          : []),
         [XDP_RX_RING, "XDP_RX_RING"],
         [XDP_TX_RING, "XDP_TX_RING"],
       ] as const)
@@ -397,10 +514,19 @@ export class XdpSocket implements FrameIo {
       };
       this.#rx = ring(0, XDP_PGOFF_RX_RING, 16, "rx ring");
       this.#tx = ring(32, XDP_PGOFF_TX_RING, 16, "tx ring");
-      this.#fill = ring(64, XDP_UMEM_PGOFF_FILL_RING, 8, "fill ring");
-      this.#comp = ring(96, XDP_UMEM_PGOFF_COMPLETION_RING, 8, "completion ring");
-      // The fill ring is filled before bind: frames are there when the first packet comes.
-      this.#refill();
+      if (join === undefined) {
+        this.#fill = ring(64, XDP_UMEM_PGOFF_FILL_RING, 8, "fill ring");
+        this.#comp = ring(96, XDP_UMEM_PGOFF_COMPLETION_RING, 8, "completion ring");
+        this.#fcMaps.push(maps.pop() as Mmap, maps.pop() as Mmap);
+        // The fill ring is filled before bind: frames are there when the first packet comes.
+        this.#refill();
+      } else {
+        const fill = viewOf(join.fillAddr, join.fillLen);
+        const comp = viewOf(join.compAddr, join.compLen);
+        this.#fill = new Ring(fill, odv, 64, size);
+        this.#comp = new Ring(comp, odv, 96, size);
+        this.#fcMaps.push(fill, comp);
+      }
       const sa = Buffer.alloc(SIZEOF_SOCKADDR_XDP);
       sa.writeUInt16LE(AF_XDP, 0);
       // Shared: no mode flags allowed (the UMEM's first socket chose them, xsk_bind).
@@ -420,14 +546,23 @@ export class XdpSocket implements FrameIo {
       this.#pollfd = pollfd;
       umem.attach(this);
     } catch (e) {
-      this.#reclaim();
+      // A joining socket never unmaps worker 0's rings (nor takes back what they hold).
+      const own = opts.join === undefined;
+      this.#reclaim(own);
       for (const m of maps) unmap(m);
+      if (own) for (const m of this.#fcMaps) unmap(m);
       if (pollfd !== undefined) freeRegions(pollfd);
       c.close(fd);
       this.#fd = -1;
       this.#closed = true;
       throw e;
     }
+  }
+
+  /** The fill and completion rings' mappings, for the workers that join this socket's queue. */
+  sharedRings(): { fillAddr: number; fillLen: number; compAddr: number; compLen: number } {
+    const [fill, comp] = [this.#fill.map, this.#comp.map];
+    return { fillAddr: fill.addr, fillLen: fill.len, compAddr: comp.addr, compLen: comp.len };
   }
 
   #setopt(opt: number, val: Buffer, what: string): void {
@@ -466,10 +601,24 @@ export class XdpSocket implements FrameIo {
     return this.#txQueued;
   }
 
-  /** Free UMEM frames go to the fill ring, keeping some back for frames the engine builds. */
+  /**
+   * Free UMEM frames go to the fill ring, keeping some back for frames the engine builds. Shared
+   * with other workers' sockets, the ring's producer index is theirs too: read under the lock.
+   */
   #refill(): void {
+    const umem = this.umem;
+    umem.lock();
+    try {
+      this.#refillLocked();
+    } finally {
+      umem.unlock();
+    }
+  }
+
+  #refillLocked(): void {
     const r = this.#fill;
     const umem = this.umem;
+    if (this.#sharedRings) r.cached = r.producer();
     const reserve = this.batch * 2;
     let space = r.size - ((r.cached - r.consumer()) >>> 0);
     const u32 = r.u32;
@@ -489,34 +638,50 @@ export class XdpSocket implements FrameIo {
     }
   }
 
-  /** Sent frames come back free. */
+  /**
+   * Sent frames come back free. A shared completion ring also brings other workers' frames back:
+   * they go to the same free list.
+   */
   #reap(): void {
     const r = this.#comp;
-    const prod = r.producer();
-    let cons = r.cached;
-    if (prod === cons) return;
+    const shared = this.#sharedRings;
+    // Nothing new: no lock (the kernel's producer index only grows; a stale read is only late).
+    if (!shared && r.producer() === r.cached) return;
     const umem = this.umem;
-    const u32 = r.u32;
-    let n = 0;
-    while (cons !== prod) {
-      const off = u32[r.descIdx + (cons & r.mask) * 2];
-      umem.put(umem.frameOf(off));
-      cons = (cons + 1) >>> 0;
-      n++;
+    umem.lock();
+    try {
+      if (shared) r.cached = r.consumer();
+      const prod = r.producer();
+      let cons = r.cached;
+      if (prod === cons) return;
+      const u32 = r.u32;
+      let n = 0;
+      while (cons !== prod) {
+        const off = u32[r.descIdx + (cons & r.mask) * 2];
+        umem.put(umem.frameOf(off));
+        cons = (cons + 1) >>> 0;
+        n++;
+      }
+      r.cached = cons;
+      r.publishConsumer(cons);
+      this.completions += n;
+    } finally {
+      umem.unlock();
     }
-    r.cached = cons;
-    r.publishConsumer(cons);
-    this.completions += n;
   }
 
   /** The last batch's frames that did not leave on a tx ring are free again. */
   #release(): void {
+    const n = this.#count;
+    if (n === 0) return;
     const umem = this.umem;
     const st = umem.state;
-    for (let i = 0; i < this.#count; i++) {
+    umem.lock();
+    for (let i = 0; i < n; i++) {
       const f = umem.frameOf(this.#curOff[i]);
       if (st[f] === F_USER) umem.put(f);
     }
+    umem.unlock();
     this.#count = 0;
   }
 
@@ -644,10 +809,10 @@ export class XdpSocket implements FrameIo {
       this.counters.txOversize++;
       return false;
     }
-    let f = umem.take();
+    let f = umem.takeOne();
     if (f < 0) {
       this.#reap();
-      f = umem.take();
+      f = umem.takeOne();
       if (f < 0) {
         this.txNoFrame++;
         this.counters.txDropped++;
@@ -658,7 +823,7 @@ export class XdpSocket implements FrameIo {
     umem.bytes.set(src.subarray(off, off + len), base);
     umem.state[f] = F_TX;
     if (!this.#queue(base, len)) {
-      umem.put(f);
+      umem.putOne(f);
       return false;
     }
     return true;
@@ -676,10 +841,10 @@ export class XdpSocket implements FrameIo {
   txBuffer(): Uint8Array {
     const umem = this.umem;
     if (this.#building < 0) {
-      let f = umem.take();
+      let f = umem.takeOne();
       if (f < 0) {
         this.#reap();
-        f = umem.take();
+        f = umem.takeOne();
       }
       if (f < 0) {
         // Nothing free: a scratch view the commit will drop (the caller writes, commit refuses).
@@ -695,14 +860,14 @@ export class XdpSocket implements FrameIo {
   commit(len: number, vnet: Uint8Array | null = null): boolean {
     const f = this.#building;
     if (f < 0 || vnet !== null || len <= 0 || len > this.umem.frameSize) {
-      if (f >= 0) this.umem.put(f);
+      if (f >= 0) this.umem.putOne(f);
       this.#building = -1;
       this.counters.txDropped++;
       return false;
     }
     this.#building = -1;
     if (!this.#queue(this.umem.offsetOf(f), len)) {
-      this.umem.put(f);
+      this.umem.putOne(f);
       return false;
     }
     this.umem.state[f] = F_TX;
@@ -826,28 +991,38 @@ export class XdpSocket implements FrameIo {
   /** The XDP program selects what comes here; a classic socket filter has nothing to do. */
   attachFilter(_prog: BpfProgram): void {}
 
-  /** Frames we handed to the kernel and can still see go back to the free list (then unmapped). */
-  #reclaim(): void {
+  /**
+   * Frames we handed to the kernel and can still see go back to the free list (then unmapped):
+   * our rx ring's, and with `rings` what the fill and completion rings hold (shared ones: only
+   * when this was the last socket on them).
+   */
+  #reclaim(rings: boolean): void {
     const umem = this.umem;
-    const fill = this.#fill;
-    if (fill !== undefined) {
-      for (let i = fill.consumer(); i !== fill.cached; i = (i + 1) >>> 0)
-        umem.put(umem.frameOf(fill.u32[fill.descIdx + (i & fill.mask) * 2]));
+    umem.lock();
+    try {
+      const fill = this.#fill;
+      if (rings && fill !== undefined) {
+        if (this.#sharedRings) fill.cached = fill.producer();
+        for (let i = fill.consumer(); i !== fill.cached; i = (i + 1) >>> 0)
+          umem.put(umem.frameOf(fill.u32[fill.descIdx + (i & fill.mask) * 2]));
+      }
+      const rx = this.#rx;
+      if (rx !== undefined) {
+        const prod = rx.producer();
+        for (let i = rx.cached; i !== prod; i = (i + 1) >>> 0)
+          umem.put(umem.frameOf(rx.u32[rx.descIdx + (i & rx.mask) * 4]));
+        rx.cached = prod;
+      }
+    } finally {
+      umem.unlock();
     }
-    const rx = this.#rx;
-    if (rx !== undefined) {
-      const prod = rx.producer();
-      for (let i = rx.cached; i !== prod; i = (i + 1) >>> 0)
-        umem.put(umem.frameOf(rx.u32[rx.descIdx + (i & rx.mask) * 4]));
-      rx.cached = prod;
-    }
-    if (this.#comp !== undefined) this.#reap();
+    if (rings && this.#comp !== undefined) this.#reap();
   }
 
   close(): void {
     if (this.#closed) return;
     this.#release();
-    if (this.#building >= 0) this.umem.put(this.#building);
+    if (this.#building >= 0) this.umem.putOne(this.#building);
     this.#building = -1;
     this.#txQueued = 0;
     const c = libc();
@@ -856,8 +1031,10 @@ export class XdpSocket implements FrameIo {
     this.#fd = -1;
     this.#closed = true;
     this.umem.detach(this);
-    this.#reclaim();
+    const last = this.#leave === null || this.#leave();
+    this.#reclaim(last);
     for (const m of this.#maps) unmap(m);
+    if (last) for (const m of this.#fcMaps) unmap(m);
     freeRegions(this.#pollfd);
   }
 }
@@ -877,24 +1054,54 @@ export interface XdpProgramSource {
 }
 
 /**
+ * Several workers (xdp-share.ts): `workers` sockets per rx queue, the socket map keyed by
+ * queue × workers + worker; worker 0 opens the link and publishes it in `share`, the others join.
+ */
+export interface XdpWorkers {
+  share: XdpShare;
+  workers: number;
+  worker: number;
+}
+
+function u32le(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v, true);
+  return b;
+}
+
+/**
  * One interface on AF_XDP: its socket map, the program attached through a bpf_link, and one socket
  * per rx queue (all in the worker's UMEM). Closing it closes the sockets and the link (the kernel
- * detaches the program when the link's last fd goes).
+ * detaches the program when the link's last fd goes). With several workers, worker 0's link holds
+ * the program and the map, and every other worker's (XdpLink.join) only its sockets, which it puts
+ * in worker 0's map.
  */
 export class XdpLink {
   readonly ifname: string;
   readonly mode: XdpMode;
   readonly sockets: XdpSocket[] = [];
   #xsks: BpfMap;
+  /** The map is worker 0's (a joined link): its fd is not ours to close. */
+  readonly #borrowed: boolean;
+  /** The map's keys of our sockets (deleted at close, so the program passes instead of filling a dead ring). */
+  readonly #keys: number[] = [];
   #progFd: number;
   #linkFd: number;
 
-  private constructor(ifname: string, mode: XdpMode, xsks: BpfMap, progFd: number, linkFd: number) {
+  private constructor(
+    ifname: string,
+    mode: XdpMode,
+    xsks: BpfMap,
+    progFd: number,
+    linkFd: number,
+    borrowed = false,
+  ) {
     this.ifname = ifname;
     this.mode = mode;
     this.#xsks = xsks;
     this.#progFd = progFd;
     this.#linkFd = linkFd;
+    this.#borrowed = borrowed;
   }
 
   static open(
@@ -903,6 +1110,7 @@ export class XdpLink {
     createXsks: (queues: number) => BpfMap,
     umem: Umem,
     opts: XdpLinkOptions = {},
+    w: XdpWorkers | null = null,
   ): XdpLink {
     const c = libc();
     const ifindex = ifIndex(ifname);
@@ -924,13 +1132,23 @@ export class XdpLink {
           batch: opts.batch,
           ringSize: opts.ringSize,
           finishChecksums: opts.finishChecksums,
+          leave: w === null ? undefined : leaver(w.share, ifindex, q),
         });
         link.sockets.push(s);
-        const k = new Uint8Array(4);
-        const v = new Uint8Array(4);
-        new DataView(k.buffer).setUint32(0, q, true);
-        new DataView(v.buffer).setUint32(0, s.fd, true);
-        xsks.update(k, v);
+        link.#put(w === null ? q : q * w.workers, s);
+      }
+      if (w !== null) {
+        const sh = w.share;
+        sh.lock();
+        try {
+          sh.publish(ifindex, {
+            xsks: xsks.fd,
+            generic: at.mode === "generic",
+            queues: link.sockets.map((s) => ({ fd: s.fd, ...s.sharedRings() })),
+          });
+        } finally {
+          sh.unlock();
+        }
       }
       return link;
     } catch (e) {
@@ -943,14 +1161,82 @@ export class XdpLink {
     }
   }
 
+  /** Worker w (≥ 1) on an interface worker 0 opened: a socket per queue, bound onto worker 0's. */
+  static join(ifname: string, umem: Umem, w: XdpWorkers, opts: XdpLinkOptions = {}): XdpLink {
+    const ifindex = ifIndex(ifname);
+    const sh = w.share;
+    sh.lock();
+    let shared: ReturnType<XdpShare["link"]>;
+    try {
+      shared = sh.link(ifindex);
+      if (shared !== null) for (let q = 0; q < shared.queues.length; q++) sh.ref(ifindex, q, 1);
+    } finally {
+      sh.unlock();
+    }
+    if (shared === null)
+      throw new TsvsError("TSVS_ERR_INTERNAL", `${ifname}: worker 0 has no XDP sockets here`);
+    const n = shared.queues.length;
+    const map = new BpfMap(shared.xsks, 4, 4, n * w.workers);
+    const link = new XdpLink(ifname, shared.generic ? "generic" : "native", map, -1, -1, true);
+    let q = 0;
+    try {
+      for (; q < n; q++) {
+        const s = new XdpSocket(ifname, {
+          umem,
+          queue: q,
+          batch: opts.batch,
+          ringSize: opts.ringSize,
+          finishChecksums: opts.finishChecksums,
+          join: shared.queues[q],
+          leave: leaver(sh, ifindex, q),
+        });
+        link.sockets.push(s);
+        link.#put(q * w.workers + w.worker, s);
+      }
+      return link;
+    } catch (e) {
+      // The queues whose socket was never made give their reference back here (the made ones at close).
+      sh.lock();
+      for (let k = q; k < n; k++) sh.ref(ifindex, k, -1);
+      sh.unlock();
+      link.close();
+      throw e;
+    }
+  }
+
+  #put(key: number, s: XdpSocket): void {
+    this.#xsks.update(u32le(key), u32le(s.fd));
+    this.#keys.push(key);
+  }
+
   close(): void {
     const c = libc();
+    for (const k of this.#keys) {
+      try {
+        this.#xsks.delete(u32le(k));
+      } catch {
+        // the map is gone with worker 0's link: nothing redirects here any more
+      }
+    }
+    this.#keys.length = 0;
     for (const s of this.sockets) s.close();
     this.sockets.length = 0;
     if (this.#linkFd >= 0) c.close(this.#linkFd);
     if (this.#progFd >= 0) c.close(this.#progFd);
     this.#linkFd = -1;
     this.#progFd = -1;
-    this.#xsks.close();
+    if (!this.#borrowed) this.#xsks.close();
   }
+}
+
+/** A socket's leave(): its queue's reference goes; true when it was the last. */
+function leaver(sh: XdpShare, ifindex: number, queue: number): () => boolean {
+  return () => {
+    sh.lock();
+    try {
+      return sh.ref(ifindex, queue, -1) <= 0;
+    } finally {
+      sh.unlock();
+    }
+  };
 }

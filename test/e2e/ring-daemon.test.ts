@@ -1,5 +1,5 @@
-// `tsvs daemon --workers 2` end to end: the PACKET_FANOUT_CBPF program must bring both directions of
-// every NAT connection (request CIP → VIP, reply RIP → CIP) and of every FULLNAT connection (reply
+// `tsvs daemon --workers 2` end to end, on each backend: the PACKET_FANOUT_CBPF program (the XDP
+// program with --io xdp) must bring both directions of every NAT connection (request CIP → VIP, reply RIP → CIP) and of every FULLNAT connection (reply
 // RIP → LIP of the worker that chose it) to the same worker, and commands and listings must span
 // both workers.
 //
@@ -71,10 +71,13 @@ console.log(JSON.stringify({udp:u.reduce((x,y)=>x+y,0),http80:h80,http81:h81}))}
 }
 
 // The ring run also reads every batch ahead (--read-ahead on; by default only a table larger than
-// the last-level cache does): its batches are the largest, up to 256 frames.
+// the last-level cache does): its batches are the largest, up to 256 frames. The xdp run has one
+// program and one UMEM for both workers: each binds a socket on every queue, sharing the queue's
+// fill and completion rings, and the program picks the worker as the fanout does.
 for (const [io, extra] of [
   ["ring", ["--read-ahead", "on"]],
   ["mmsg", []],
+  ["xdp", []],
 ] as const) {
   describe(
     `tsvs daemon --workers 2 --io ${io}${extra.length > 0 ? ` ${extra.join(" ")}` : ""}: NAT and FULLNAT connections stay on one worker`,
@@ -119,6 +122,13 @@ for (const [io, extra] of [
         const per = [0, 0];
         for (const a of CLIENTS) per[fanoutHash(parseIPv4(a) ?? 0) % 2]++;
         assert.ok(per[0] > 0 && per[1] > 0, JSON.stringify(per));
+        const st = JSON.parse(tsvs(sock, "status", "--json")) as { interfaces: { io: string }[] };
+        const want = io === "xdp" ? "xdp-native" : io;
+        assert.deepEqual(
+          st.interfaces.map((i) => i.io),
+          [want, want],
+          "every interface on the backend asked for",
+        );
       });
 
       it("every UDP echo and HTTP request through NAT and FULLNAT gets its answer", () => {
