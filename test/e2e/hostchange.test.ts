@@ -363,4 +363,43 @@ describe("tsvs daemon follows the host (rtnetlink)", { skip, timeout: 180_000 },
     d.proc.kill("SIGTERM");
     assert.equal(await d.exited, 0, d.stderr().slice(-2000));
   });
+
+  // Worker 0 opens an XDP interface and the other worker binds onto its sockets (sockets.ts): an
+  // interface deleted goes from both (the last socket on a queue unmaps the shared rings), and one
+  // created again is opened by worker 0 and joined by worker 1 anew.
+  it("XDP with two workers: an interface deleted and created again is served by both anew", async () => {
+    d = await startDaemon(sock, ["--io", "xdp", "--workers", "2"]);
+    for (const argv of [
+      ["-A", "-t", `${VIP}:80`, "-s", "rr"],
+      ["-a", "-t", `${VIP}:80`, "-r", `${RIP}:80`, "-m"],
+    ])
+      assert.equal(tsvs(sock, "ipvsadm", ...argv).status, 0);
+    const io = (): string[] =>
+      status(sock)
+        .interfaces.map((i) => `${i.name} ${i.io}`)
+        .sort();
+    assert.deepEqual(io(), [IF.d0, IF.d1, IF.d2].map((n) => `${n} xdp-native`).sort());
+    await until("served through d2", 10_000, () => curl().body === "r", d);
+
+    ip("-n", NS.r, "link", "set", IF.r1, "up");
+    ip("-n", NS.d, "route", "replace", "198.18.5.0/24", "via", "198.18.1.11", "dev", IF.d1);
+    ip("-n", NS.r, "route", "replace", "default", "via", "198.18.1.254");
+    ip("-n", NS.d, "link", "del", IF.d2);
+    await until("d2 no longer served", 10_000, () => !io().some((l) => l.startsWith(`${IF.d2} `)), d);
+    await until("served through d1", 10_000, () => curl().body === "r", d);
+
+    addVethPair(
+      { ns: NS.d, ifname: IF.d2, cidr: "198.18.2.254/24" },
+      { ns: NS.r, ifname: IF.r2, cidr: "198.18.2.11/24" },
+    );
+    await until("d2 served again", 10_000, () => io().includes(`${IF.d2} xdp-native`), d);
+    ip("-n", NS.d, "route", "replace", "198.18.5.0/24", "via", "198.18.2.11", "dev", IF.d2);
+    ip("-n", NS.r, "route", "replace", "default", "via", "198.18.2.254");
+    ip("-n", NS.r, "link", "set", IF.r1, "down");
+    await until("served through the new d2", 10_000, () => curl().body === "r", d);
+    assert.doesNotMatch(d.stderr(), /XDP not available/);
+    assert.equal(status(sock).counters.noSocket, 0);
+    d.proc.kill("SIGTERM");
+    assert.equal(await d.exited, 0, d.stderr().slice(-2000));
+  });
 });
