@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ipv6TextWords } from "../../src/core/addr.js";
+import { request } from "../../src/daemon/control.js";
 import { fanoutHash6 } from "../../src/io/bpf.js";
 import { ip } from "../../src/io/netns.js";
 import { labUp } from "../../src/lab/lab.js";
@@ -102,63 +103,83 @@ for (const c of CASES) {
   });
 }
 
-// `--workers 2`: the fanout program keys IPv6 on the client (io/bpf.ts compileFanoutProgram), so
-// clients spread over both workers, and each NAT reply (from an IPv6 real server) must reach the
-// worker holding its connection, or the download stalls.
-describe("IPv6 through NAT with --workers 2", { skip, timeout: 180_000 }, () => {
-  const clients = Array.from({ length: 8 }, (_, i) => `fd74:7376::c:${i + 1}`);
-  it("clients on both workers: every download arrives intact, one entry per client", async () => {
-    const worker = clients.map((a) => fanoutHash6(ipv6TextWords(a) ?? new Int32Array(4)) % 2);
-    const per = [0, 1].map((w) => worker.filter((x) => x === w).length);
-    assert.ok(per[0] > 0 && per[1] > 0, JSON.stringify(per));
-    names ??= await runNames("v6");
-    const n = names;
-    try {
-      const st = await labUp(n, { method: "nat", ipv6: true, daemonArgs: ["--workers", "2"] });
-      assert.equal(st.daemonStatus, "running", st.daemonStatus);
-      for (const a of clients) ip("-n", n.client, "addr", "add", `${a}/64`, "dev", "eth0", "nodad");
-      // rr schedules per worker (docs/daemon.md "Several workers"): each worker's clients see the
-      // servers in turn (the kernel's list order, r3 first), and the clients in the order asked do
-      // not, as they would on one worker.
-      const order = ["r3", "r2", "r1"];
-      const seen = clients.map((a) => {
-        const r = curl(n, `${VIP6_URL}/`, ["-g", "-6", "--interface", a]);
-        return r.status === 0 ? r.stdout.trim() : `curl exit ${r.status}`;
-      });
-      const inTurn = (xs: string[]): boolean =>
-        xs.every((x, i) => i === 0 || order.indexOf(x) === (order.indexOf(xs[i - 1]) + 1) % order.length);
-      const onWorker = (w: number): string[] => seen.filter((_, i) => worker[i] === w);
-      const msg = JSON.stringify({ seen, worker });
-      assert.ok(inTurn(onWorker(0)) && inTurn(onWorker(1)), msg);
-      assert.ok(!inTurn(seen), `one round robin over all clients: ${msg}`);
-      const size = 1 << 20;
-      const dir = mkdtempSync(join(tmpdir(), "tsvs-v6w2-"));
+// The --workers 2 suites run on the default backend and on AF_XDP, where the XDP program keys
+// IPv6 on the folded client address (or a local address's owner) as the fanout program does
+// (src/io/xdp-prog.ts).
+const BACKENDS_2W = [
+  [[], ""],
+  [["--io", "xdp"], " --io xdp"],
+] as const;
+
+/** With `--io xdp`: every served interface is on XDP (a silent fallback to mmsg would pass the rest). */
+async function assertXdp(n: LabNames, io: readonly string[]): Promise<void> {
+  if (io.length === 0) return;
+  const s = await request(n.controlSock, { op: "status" });
+  assert.ok("status" in s, JSON.stringify(s));
+  const got = s.status.interfaces.map((i) => i.io ?? "?");
+  assert.ok(got.length > 0 && got.every((b) => b.startsWith("xdp-")), `interfaces run ${got.join(", ")}`);
+}
+
+for (const [io, tail] of BACKENDS_2W) {
+  // `--workers 2`: the fanout program keys IPv6 on the client (io/bpf.ts compileFanoutProgram), so
+  // clients spread over both workers, and each NAT reply (from an IPv6 real server) must reach the
+  // worker holding its connection, or the download stalls.
+  describe(`IPv6 through NAT with --workers 2${tail}`, { skip, timeout: 180_000 }, () => {
+    const clients = Array.from({ length: 8 }, (_, i) => `fd74:7376::c:${i + 1}`);
+    it("clients on both workers: every download arrives intact, one entry per client", async () => {
+      const worker = clients.map((a) => fanoutHash6(ipv6TextWords(a) ?? new Int32Array(4)) % 2);
+      const per = [0, 1].map((w) => worker.filter((x) => x === w).length);
+      assert.ok(per[0] > 0 && per[1] > 0, JSON.stringify(per));
+      names ??= await runNames("v6");
+      const n = names;
       try {
-        for (const a of clients) {
-          const file = join(dir, a);
-          const r = curl(n, `${VIP6_URL}/bytes/${size}`, ["-g", "-6", "--interface", a, "-o", file], 30);
-          assert.equal(r.status, 0, `${a}: curl exit ${r.status} ${r.stderr}`);
-          const body = readFileSync(file);
-          assert.equal(
-            `${body.length} ${createHash("sha256").update(body).digest("hex")}`,
-            `${size} ${patternSha256(size)}`,
-            a,
-          );
+        const st = await labUp(n, { method: "nat", ipv6: true, daemonArgs: ["--workers", "2", ...io] });
+        assert.equal(st.daemonStatus, "running", st.daemonStatus);
+        await assertXdp(n, io);
+        for (const a of clients) ip("-n", n.client, "addr", "add", `${a}/64`, "dev", "eth0", "nodad");
+        // rr schedules per worker (docs/daemon.md "Several workers"): each worker's clients see the
+        // servers in turn (the kernel's list order, r3 first), and the clients in the order asked do
+        // not, as they would on one worker.
+        const order = ["r3", "r2", "r1"];
+        const seen = clients.map((a) => {
+          const r = curl(n, `${VIP6_URL}/`, ["-g", "-6", "--interface", a]);
+          return r.status === 0 ? r.stdout.trim() : `curl exit ${r.status}`;
+        });
+        const inTurn = (xs: string[]): boolean =>
+          xs.every((x, i) => i === 0 || order.indexOf(x) === (order.indexOf(xs[i - 1]) + 1) % order.length);
+        const onWorker = (w: number): string[] => seen.filter((_, i) => worker[i] === w);
+        const msg = JSON.stringify({ seen, worker });
+        assert.ok(inTurn(onWorker(0)) && inTurn(onWorker(1)), msg);
+        assert.ok(!inTurn(seen), `one round robin over all clients: ${msg}`);
+        const size = 1 << 20;
+        const dir = mkdtempSync(join(tmpdir(), "tsvs-v6w2-"));
+        try {
+          for (const a of clients) {
+            const file = join(dir, a);
+            const r = curl(n, `${VIP6_URL}/bytes/${size}`, ["-g", "-6", "--interface", a, "-o", file], 30);
+            assert.equal(r.status, 0, `${a}: curl exit ${r.status} ${r.stderr}`);
+            const body = readFileSync(file);
+            assert.equal(
+              `${body.length} ${createHash("sha256").update(body).digest("hex")}`,
+              `${size} ${patternSha256(size)}`,
+              a,
+            );
+          }
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
         }
+        const from = new Set(
+          (await conns(n))
+            .filter((r) => r[4] === `[${LAB_ADDR6.VIP}]:80`)
+            .map((r) => r[3].replace(/:\d+$/, "")),
+        );
+        assert.deepEqual([...from].sort(), clients.map((a) => `[${a}]`).sort());
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        await labDown(n);
       }
-      const from = new Set(
-        (await conns(n))
-          .filter((r) => r[4] === `[${LAB_ADDR6.VIP}]:80`)
-          .map((r) => r[3].replace(/:\d+$/, "")),
-      );
-      assert.deepEqual([...from].sort(), clients.map((a) => `[${a}]`).sort());
-    } finally {
-      await labDown(n);
-    }
+    });
   });
-});
+}
 
 // NAT64 (DPVS's FULLNAT from an IPv6 VIP to IPv4 real servers, docs/ipv6.md "NAT64"): a service on
 // the IPv6 VIP whose real servers are the lab's IPv4 ones, with the lab's IPv4 local address as
@@ -218,71 +239,74 @@ describe("NAT64: the IPv6 VIP to the lab's IPv4 real servers", { skip, timeout: 
   });
 });
 
-// IPv6 FULLNAT and NAT64 with `--workers 2` (docs/daemon.md "Several workers"): IPv6 local
-// addresses are shared out as IPv4 ones are (LIP k to worker k % 2), so with two of them each
-// worker leaves from its own and the fanout program brings each reply back to the worker that chose
-// its LIP; a reply steered elsewhere would find no entry and the download would stall.
-describe("IPv6 FULLNAT and NAT64 with --workers 2", { skip, timeout: 240_000 }, () => {
-  const clients = Array.from({ length: 6 }, (_, i) => `fd74:7376::c:${i + 11}`);
-  const LIP6B = "fd74:7376:0:1::101";
-  const LIP4B = "198.18.1.101";
-  const port64 = 8064;
-  it("each worker's clients leave from its own local address, downloads intact, -G counts them", async () => {
-    const worker = clients.map((a) => fanoutHash6(ipv6TextWords(a) ?? new Int32Array(4)) % 2);
-    assert.ok(worker.includes(0) && worker.includes(1), JSON.stringify(worker));
-    names ??= await runNames("v6");
-    const n = names;
-    try {
-      const st = await labUp(n, { method: "fullnat", ipv6: true, daemonArgs: ["--workers", "2"] });
-      assert.equal(st.daemonStatus, "running", st.daemonStatus);
-      for (const a of clients) ip("-n", n.client, "addr", "add", `${a}/64`, "dev", "eth0", "nodad");
-      await ipvsadm(n, ["-P", "-t", `[${LAB_ADDR6.VIP}]:80`, "-z", LIP6B]);
-      await ipvsadm(n, ["-A", "-t", `[${LAB_ADDR6.VIP}]:${port64}`, "-s", "rr"]);
-      await ipvsadm(n, ["-a", "-t", `[${LAB_ADDR6.VIP}]:${port64}`, "-r", "198.18.1.11:80", "--fullnat"]);
-      for (const l of [LAB_ADDR.LIP, LIP4B])
-        await ipvsadm(n, ["-P", "-t", `[${LAB_ADDR6.VIP}]:${port64}`, "-z", l]);
-      const size = 1 << 20;
-      const dir = mkdtempSync(join(tmpdir(), "tsvs-v6fw2-"));
+for (const [io, tail] of BACKENDS_2W) {
+  // IPv6 FULLNAT and NAT64 with `--workers 2` (docs/daemon.md "Several workers"): IPv6 local
+  // addresses are shared out as IPv4 ones are (LIP k to worker k % 2), so with two of them each
+  // worker leaves from its own and the fanout program brings each reply back to the worker that chose
+  // its LIP; a reply steered elsewhere would find no entry and the download would stall.
+  describe(`IPv6 FULLNAT and NAT64 with --workers 2${tail}`, { skip, timeout: 240_000 }, () => {
+    const clients = Array.from({ length: 6 }, (_, i) => `fd74:7376::c:${i + 11}`);
+    const LIP6B = "fd74:7376:0:1::101";
+    const LIP4B = "198.18.1.101";
+    const port64 = 8064;
+    it("each worker's clients leave from its own local address, downloads intact, -G counts them", async () => {
+      const worker = clients.map((a) => fanoutHash6(ipv6TextWords(a) ?? new Int32Array(4)) % 2);
+      assert.ok(worker.includes(0) && worker.includes(1), JSON.stringify(worker));
+      names ??= await runNames("v6");
+      const n = names;
       try {
-        for (const [i, a] of clients.entries())
-          for (const url of [
-            `${VIP6_URL}/bytes/${size}`,
-            `http://[${LAB_ADDR6.VIP}]:${port64}/bytes/${size}`,
-          ]) {
-            const file = join(dir, `${i}-${url.length}`);
-            const r = curl(n, url, ["-g", "-6", "--interface", a, "-o", file], 30);
-            assert.equal(r.status, 0, `${a} ${url}: curl exit ${r.status} ${r.stderr}`);
-            const body = readFileSync(file);
-            assert.equal(
-              `${body.length} ${createHash("sha256").update(body).digest("hex")}`,
-              `${size} ${patternSha256(size)}`,
-              `${a} ${url}`,
-            );
-          }
+        const st = await labUp(n, { method: "fullnat", ipv6: true, daemonArgs: ["--workers", "2", ...io] });
+        assert.equal(st.daemonStatus, "running", st.daemonStatus);
+        await assertXdp(n, io);
+        for (const a of clients) ip("-n", n.client, "addr", "add", `${a}/64`, "dev", "eth0", "nodad");
+        await ipvsadm(n, ["-P", "-t", `[${LAB_ADDR6.VIP}]:80`, "-z", LIP6B]);
+        await ipvsadm(n, ["-A", "-t", `[${LAB_ADDR6.VIP}]:${port64}`, "-s", "rr"]);
+        await ipvsadm(n, ["-a", "-t", `[${LAB_ADDR6.VIP}]:${port64}`, "-r", "198.18.1.11:80", "--fullnat"]);
+        for (const l of [LAB_ADDR.LIP, LIP4B])
+          await ipvsadm(n, ["-P", "-t", `[${LAB_ADDR6.VIP}]:${port64}`, "-z", l]);
+        const size = 1 << 20;
+        const dir = mkdtempSync(join(tmpdir(), "tsvs-v6fw2-"));
+        try {
+          for (const [i, a] of clients.entries())
+            for (const url of [
+              `${VIP6_URL}/bytes/${size}`,
+              `http://[${LAB_ADDR6.VIP}]:${port64}/bytes/${size}`,
+            ]) {
+              const file = join(dir, `${i}-${url.length}`);
+              const r = curl(n, url, ["-g", "-6", "--interface", a, "-o", file], 30);
+              assert.equal(r.status, 0, `${a} ${url}: curl exit ${r.status} ${r.stderr}`);
+              const body = readFileSync(file);
+              assert.equal(
+                `${body.length} ${createHash("sha256").update(body).digest("hex")}`,
+                `${size} ${patternSha256(size)}`,
+                `${a} ${url}`,
+              );
+            }
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+        // The lab's LIP is the first of each list (worker 0's), the one added here the second
+        // (worker 1's): each carried its worker's clients, as -G counts (connections in TIME_WAIT).
+        const perWorker = [0, 1].map((w) => worker.filter((x) => x === w).length);
+        for (const [svc, lips] of [
+          [`[${LAB_ADDR6.VIP}]:80`, [LAB_ADDR6.LIP, LIP6B]],
+          [`[${LAB_ADDR6.VIP}]:${port64}`, [LAB_ADDR.LIP, LIP4B]],
+        ] as const) {
+          const out = await ipvsadm(n, ["-G", "-t", svc]);
+          const connsOf = (lip: string): number => {
+            const line = out.split("\n").find((l) => l.trim().split(/\s+/)[0] === lip);
+            assert.ok(line !== undefined, `${lip} in -G:\n${out}`);
+            return Number(line.trim().split(/\s+/)[2]);
+          };
+          assert.deepEqual(
+            lips.map((l) => connsOf(l)),
+            perWorker,
+            `${svc} -G:\n${out}`,
+          );
+        }
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        await labDown(n);
       }
-      // The lab's LIP is the first of each list (worker 0's), the one added here the second
-      // (worker 1's): each carried its worker's clients, as -G counts (connections in TIME_WAIT).
-      const perWorker = [0, 1].map((w) => worker.filter((x) => x === w).length);
-      for (const [svc, lips] of [
-        [`[${LAB_ADDR6.VIP}]:80`, [LAB_ADDR6.LIP, LIP6B]],
-        [`[${LAB_ADDR6.VIP}]:${port64}`, [LAB_ADDR.LIP, LIP4B]],
-      ] as const) {
-        const out = await ipvsadm(n, ["-G", "-t", svc]);
-        const connsOf = (lip: string): number => {
-          const line = out.split("\n").find((l) => l.trim().split(/\s+/)[0] === lip);
-          assert.ok(line !== undefined, `${lip} in -G:\n${out}`);
-          return Number(line.trim().split(/\s+/)[2]);
-        };
-        assert.deepEqual(
-          lips.map((l) => connsOf(l)),
-          perWorker,
-          `${svc} -G:\n${out}`,
-        );
-      }
-    } finally {
-      await labDown(n);
-    }
+    });
   });
-});
+}
