@@ -399,6 +399,11 @@ export const DIRECTORS: readonly DirectorDef[] = [
     args: ["--io", "xdp"],
     smokeWorkloads: [],
   }),
+  tsvsDirector("tsvs-nat-xdp-2w", "nat", "tsvs NAT (-m), AF_XDP (--io xdp), 2 workers", {
+    args: ["--io", "xdp"],
+    workers: 2,
+    smokeWorkloads: [],
+  }),
   tsvsDirector("tsvs-dr", "dr", "tsvs DR (-g)"),
   tsvsDirector("tsvs-dr-xdp", "dr", "tsvs DR (-g), AF_XDP (--io xdp)", {
     args: ["--io", "xdp"],

@@ -10,7 +10,7 @@ export const BENCH_USAGE = `Usage: tsvs bench [--smoke] [--only NAME,...] [--dur
        tsvs bench --update-readme FILE.json [--readme README.md]
 
 Runs every director (direct, tsvs-nat, tsvs-nat6, tsvs-nat-2w, tsvs-nat-ring, tsvs-nat-spin,
-tsvs-nat-xdp, tsvs-dr, tsvs-dr-xdp, tsvs-dr6, tsvs-fullnat, tsvs-tun, nft-dnat, haproxy, nginx-stream,
+tsvs-nat-xdp, tsvs-nat-xdp-2w, tsvs-dr, tsvs-dr-xdp, tsvs-dr6, tsvs-fullnat, tsvs-tun, nft-dnat, haproxy, nginx-stream,
 ipvs-nat; the ...6 ones over IPv6, the ...-xdp ones with --io xdp)
 over every workload (udp_pps, http_cps, http_rps, latency,
 tcp_bulk) in network namespaces tsvs-b<pid>-*, then writes DIR/<date>.json and .svg
