@@ -1127,11 +1127,7 @@ export class XdpLink {
       link = new XdpLink(ifname, at.mode, xsks, progFd, at.fd);
       for (let q = 0; q < queues; q++) {
         const s = new XdpSocket(ifname, {
-          umem,
-          queue: q,
-          batch: opts.batch,
-          ringSize: opts.ringSize,
-          finishChecksums: opts.finishChecksums,
+          ...socketOptions(umem, q, opts),
           leave: w === null ? undefined : leaver(w.share, ifindex, q),
         });
         link.sockets.push(s);
@@ -1182,11 +1178,7 @@ export class XdpLink {
     try {
       for (; q < n; q++) {
         const s = new XdpSocket(ifname, {
-          umem,
-          queue: q,
-          batch: opts.batch,
-          ringSize: opts.ringSize,
-          finishChecksums: opts.finishChecksums,
+          ...socketOptions(umem, q, opts),
           join: shared.queues[q],
           leave: leaver(sh, ifindex, q),
         });
@@ -1227,6 +1219,11 @@ export class XdpLink {
     this.#progFd = -1;
     if (!this.#borrowed) this.#xsks.close();
   }
+}
+
+/** What every socket of a link is opened with. */
+function socketOptions(umem: Umem, queue: number, o: XdpLinkOptions): XdpSocketOptions {
+  return { umem, queue, batch: o.batch, ringSize: o.ringSize, finishChecksums: o.finishChecksums };
 }
 
 /** A socket's leave(): its queue's reference goes; true when it was the last. */

@@ -53,6 +53,22 @@ function ip6(src: string, dst: string, nh: number, body: number[] = []): Uint8Ar
   return f;
 }
 
+/** The program through the verifier; its log, the diagnosis, is the failure's message. */
+function load(code: Uint8Array, name: string): number {
+  try {
+    return loadXdpProgram(code, name);
+  } catch (e) {
+    if (e instanceof BpfError) assert.fail(e.message);
+    throw e;
+  }
+}
+
+function closeAll(prog: number, xsks: { close(): void } | undefined, sets: XdpSets | undefined): void {
+  if (prog >= 0) libc().close(prog);
+  xsks?.close();
+  sets?.close();
+}
+
 const SPEC: XdpSetsSpec = {
   owned: [A("198.18.0.100"), A("198.18.0.101")],
   locals: [A("198.18.0.1")],
@@ -73,19 +89,9 @@ describe("XDP program in the kernel", { skip }, () => {
     sets = new XdpSets();
     xsks = createXskMap(4);
     sets.update(SPEC);
-    try {
-      prog = loadXdpProgram(sets.program(xsks, XDP_TX), "tsvs_test");
-    } catch (e) {
-      // The verifier's log is in the message: it is the diagnosis.
-      if (e instanceof BpfError) assert.fail(e.message);
-      throw e;
-    }
+    prog = load(sets.program(xsks, XDP_TX), "tsvs_test");
   });
-  after(() => {
-    if (prog >= 0) libc().close(prog);
-    xsks?.close();
-    sets?.close();
-  });
+  after(() => closeAll(prog, xsks, sets));
 
   const table: [string, Uint8Array, number][] = [
     ["UDP to a VIP", ip4("198.18.5.5", "198.18.0.100", 17, 1234), REDIRECT],
@@ -224,18 +230,9 @@ describe("XDP program in the kernel, two workers", { skip }, () => {
     sets = new XdpSets();
     xsks = createXskMap(1, 2);
     sets.update(spec);
-    try {
-      prog = loadXdpProgram(sets.program(xsks, XDP_TX, { workers: 2, keyVerdictBase: BASE }), "tsvs_test2");
-    } catch (e) {
-      if (e instanceof BpfError) assert.fail(e.message);
-      throw e;
-    }
+    prog = load(sets.program(xsks, XDP_TX, { workers: 2, keyVerdictBase: BASE }), "tsvs_test2");
   });
-  after(() => {
-    if (prog >= 0) libc().close(prog);
-    xsks?.close();
-    sets?.close();
-  });
+  after(() => closeAll(prog, xsks, sets));
 
   const clients = ["198.18.5.5", "198.18.5.6", "198.18.5.7", "198.18.5.8", "198.18.77.1", "198.18.200.3"];
   const clients6 = ["fd00:18::5", "fd00:18::6", "fd00:18::7", "fd00:18:9::1234"];
