@@ -141,8 +141,25 @@ export interface VethEnd {
  * must fit IFNAMSIZ (15 chars); they only need to be unique within their namespace, but the pair is
  * created in the caller's namespace first, so they must not collide there either.
  */
-export function addVethPair(a: VethEnd, b: VethEnd): void {
-  ip("link", "add", a.ifname, "netns", a.ns, "type", "veth", "peer", "name", b.ifname, "netns", b.ns);
+export function addVethPair(a: VethEnd, b: VethEnd, queues = 1): void {
+  // Several queues on both ends: a veth's rx queue is its peer's tx queue (the sender's flow hash).
+  const q = queues > 1 ? ["numtxqueues", String(queues), "numrxqueues", String(queues)] : [];
+  ip(
+    "link",
+    "add",
+    a.ifname,
+    "netns",
+    a.ns,
+    ...q,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    b.ifname,
+    "netns",
+    b.ns,
+    ...q,
+  );
   for (const end of [a, b]) {
     if (end.cidr !== undefined) ip("-n", end.ns, "addr", "add", end.cidr, "dev", end.ifname);
     ip("-n", end.ns, "link", "set", end.ifname, "up");

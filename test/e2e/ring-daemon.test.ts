@@ -25,7 +25,7 @@ import {
 } from "../support/e2e-daemon.js";
 import { e2eSkip } from "../support/e2e-env.js";
 
-const skip = e2eSkip("ring daemon e2e", ["nftables"]);
+const skip = e2eSkip("ring daemon e2e", ["nftables", "ethtool"]);
 
 const P = process.pid;
 const tag = P.toString(36);
@@ -74,13 +74,16 @@ console.log(JSON.stringify({udp:u.reduce((x,y)=>x+y,0),http80:h80,http81:h81}))}
 // the last-level cache does): its batches are the largest, up to 256 frames. The xdp run has one
 // program and one UMEM for both workers: each binds a socket on every queue, sharing the queue's
 // fill and completion rings, and the program picks the worker as the fanout does.
-for (const [io, extra] of [
-  ["ring", ["--read-ahead", "on"]],
-  ["mmsg", []],
-  ["xdp", []],
+// The last run gives every veth two queues: frames arrive on both rx queues (the peer's flow hash
+// picks), and the program keys each worker's socket of each queue (queue × workers + worker).
+for (const [io, extra, queues] of [
+  ["ring", ["--read-ahead", "on"], 1],
+  ["mmsg", [], 1],
+  ["xdp", [], 1],
+  ["xdp", [], 2],
 ] as const) {
   describe(
-    `tsvs daemon --workers 2 --io ${io}${extra.length > 0 ? ` ${extra.join(" ")}` : ""}: NAT and FULLNAT connections stay on one worker`,
+    `tsvs daemon --workers 2 --io ${io}${extra.length > 0 ? ` ${extra.join(" ")}` : ""}${queues > 1 ? `, ${queues} queues per veth` : ""}: NAT and FULLNAT connections stay on one worker`,
     { skip, timeout: 90_000 },
     () => {
       const dir = mkdtempSync(join(tmpdir(), "tsvs-rd-"));
@@ -91,10 +94,12 @@ for (const [io, extra] of [
         addVethPair(
           { ns: NS.c, ifname: IF.c0, cidr: "198.18.0.1/24" },
           { ns: NS.d, ifname: IF.d0, cidr: "198.18.0.254/24" },
+          queues,
         );
         addVethPair(
           { ns: NS.d, ifname: IF.d1, cidr: "198.18.1.254/24" },
           { ns: NS.s, ifname: IF.s0, cidr: "198.18.1.11/24" },
+          queues,
         );
         for (const a of CLIENTS.slice(1)) ip("-n", NS.c, "addr", "add", `${a}/24`, "dev", IF.c0);
         ip("-n", NS.c, "route", "add", "default", "via", "198.18.0.254");
@@ -144,6 +149,15 @@ for (const [io, extra] of [
           LIPS,
           "FULLNAT: the server sees both workers' LIPs",
         );
+        if (queues > 1)
+          for (const ifname of [IF.d0, IF.d1]) {
+            // veth's per-queue XDP counters: the traffic came in on every queue.
+            const stats = nsExec(NS.d, ["ethtool", "-S", ifname]);
+            for (let q = 0; q < queues; q++) {
+              const m = new RegExp(`rx_queue_${q}_xdp_packets: (\\d+)`).exec(stats);
+              assert.ok(m !== null && Number(m[1]) > 0, `${ifname} queue ${q}:\n${stats}`);
+            }
+          }
       });
 
       it("listings span the workers: -Lnc concatenates, --stats sums, -Ln sums connections", () => {
