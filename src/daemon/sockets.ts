@@ -97,6 +97,8 @@ export class SocketSet {
   private umem: Umem | null = null;
   private xdpSets: XdpSets | null = null;
   private xdpSpec: XdpSetsSpec | null = null;
+  /** --io xdp with several workers: the share, and this worker's place (null: one worker). */
+  private readonly xdpWorkers: XdpWorkers | null;
   /** Per data socket: the interface as last given, and the kernel drops counted so far. */
   readonly configs: IfaceConfig[] = [];
   readonly kernelDrops: number[] = [];
@@ -113,6 +115,14 @@ export class SocketSet {
     private readonly opts: SocketSetOptions,
     interfaces: readonly IfaceConfig[],
   ) {
+    this.xdpWorkers =
+      opts.workers > 1 && opts.xdpShare !== undefined
+        ? {
+            share: new XdpShare(opts.xdpFrames ?? XDP_FRAMES, opts.xdpShare),
+            workers: opts.workers,
+            worker: opts.worker ?? 0,
+          }
+        : null;
     try {
       interfaces.forEach((c, k) => {
         this.open(c, k);
@@ -190,14 +200,7 @@ export class SocketSet {
    */
   private openXdp(c: IfaceConfig): void {
     const o = this.opts;
-    const w: XdpWorkers | null =
-      o.workers > 1 && o.xdpShare !== undefined
-        ? {
-            share: new XdpShare(o.xdpFrames ?? XDP_FRAMES, o.xdpShare),
-            workers: o.workers,
-            worker: o.worker ?? 0,
-          }
-        : null;
+    const w = this.xdpWorkers;
     if (this.umem === null) {
       const size = c.mtu <= 1500 ? 2048 : 4096;
       this.umem = new Umem(o.xdpFrames ?? XDP_FRAMES, size, w?.share ?? null);
@@ -210,11 +213,11 @@ export class SocketSet {
         if (this.xdpSpec !== null) this.xdpSets.update(this.xdpSpec);
       }
       const sets = this.xdpSets;
-      const workers = o.workers;
+      const workers = w?.workers ?? 1;
       link = XdpLink.open(
         c.name,
-        { program: (x) => sets.program(x, undefined, { workers: w === null ? 1 : workers }) },
-        (queues) => createXskMap(queues, w === null ? 1 : workers),
+        { program: (x) => sets.program(x, undefined, { workers }) },
+        (queues) => createXskMap(queues, workers),
         this.umem,
         { batch: o.batch },
         w,

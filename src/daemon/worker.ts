@@ -401,6 +401,9 @@ class DataPlane {
     if (key === this.filterKey) return;
     this.filterKey = key;
     this.joinGroups6(owned6);
+    // LIP k belongs to worker k % N: the XDP program's and the fanout program's rule alike.
+    const lipOwners = lipList.map((addr, i) => ({ addr, worker: i % nWorkers }));
+    const lipOwners6 = lipList6.map((addr6, i) => ({ addr6, worker: i % nWorkers }));
     // --io xdp: the program's sets are the guard's (src/io/xdp-prog.ts), updated in place; with
     // several workers the LIPs' owners too (the program sends a LIP's frames to its owner).
     this.socks.updateXdp({
@@ -412,8 +415,8 @@ class DataPlane {
       nat6: g.nat6 ?? [],
       allIpv4,
       allIpv6,
-      lipOwners: nWorkers > 1 ? lipList.map((addr, i) => ({ addr, worker: i % nWorkers })) : undefined,
-      lipOwners6: nWorkers > 1 ? lipList6.map((addr6, i) => ({ addr6, worker: i % nWorkers })) : undefined,
+      lipOwners: nWorkers > 1 ? lipOwners : undefined,
+      lipOwners6: nWorkers > 1 ? lipOwners6 : undefined,
     });
     if (this.init.filter !== false || nWorkers > 1) {
       const prog = compileOwnedFilter({
@@ -434,12 +437,7 @@ class DataPlane {
       });
     }
     if (nWorkers > 1) {
-      const spec: FanoutSpec = {
-        lips: lipList.map((a, i) => ({ addr: a, worker: i % nWorkers })),
-        rips,
-        rips6,
-        lips6: lipList6.map((addr6, i) => ({ addr6, worker: i % nWorkers })),
-      };
+      const spec: FanoutSpec = { lips: lipOwners, rips, rips6, lips6: lipOwners6 };
       const fp = compileFanoutProgram(spec);
       let packetSockets = false;
       sockets.forEach((s, i) => {

@@ -158,6 +158,10 @@ export function buildXdpProgram(
     a.jmpImm(BPF_JEQ, 0, 0, skip);
     a.ldx(BPF_W, 2, 0, 0).aluImm(BPF_AND, 2, bit).jmpImm(BPF_JNE, 2, 0, label);
   };
+  // bpf_redirect_map(xsks, r2, noSocket) and its verdict.
+  const redirectR2 = (): void => {
+    a.ldMapFd(1, m.xsks).movImm(3, noSocket).call(FN_REDIRECT_MAP).exit();
+  };
   const protoWithPorts = (r: Reg, label: string): void => {
     for (const p of PROTOS_WITH_PORTS) a.jmpImm(BPF_JEQ, r, p, label);
   };
@@ -272,7 +276,7 @@ export function buildXdpProgram(
     a.label("worker");
     a.ldx(BPF_W, 3, 6, XDP_MD_RX_QUEUE_INDEX).alu32Imm(BPF_MUL, 3, workers).alu32Reg(BPF_ADD, 2, 3);
     if (w.keyVerdictBase !== undefined) a.movReg(0, 2).aluImm(BPF_ADD, 0, w.keyVerdictBase).exit();
-    else a.ldMapFd(1, m.xsks).movImm(3, noSocket).call(FN_REDIRECT_MAP).exit();
+    else redirectR2();
   }
 
   // bpf_redirect_map(xsks, rx_queue_index, XDP_PASS): the flags' low bits are the verdict when the
@@ -281,7 +285,7 @@ export function buildXdpProgram(
   if (!spread) {
     a.label("redirect");
     a.ldx(BPF_W, 2, 6, XDP_MD_RX_QUEUE_INDEX);
-    a.ldMapFd(1, m.xsks).movImm(3, noSocket).call(FN_REDIRECT_MAP).exit();
+    redirectR2();
   }
   a.label("pass");
   a.movImm(0, XDP_PASS).exit();

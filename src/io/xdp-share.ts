@@ -106,6 +106,16 @@ export class XdpShare {
     Atomics.store(this.hdr, H_LOCK, 0);
   }
 
+  /** f under the lock (the cold paths: opening, joining, leaving; the per-batch ones lock inline). */
+  locked<T>(f: () => T): T {
+    this.lock();
+    try {
+      return f();
+    } finally {
+      this.unlock();
+    }
+  }
+
   // ---- the UMEM (under the lock)
 
   get ready(): boolean {

@@ -107,13 +107,17 @@ function unmap(m: Mmap | null): void {
   if (m !== null) libc().munmapAt(BigInt(m.addr), m.len);
 }
 
-/** A view of memory mapped elsewhere in the process (another worker's mapping), by its address. */
-function viewOf(addr: number, len: number): Mmap {
-  const k = libc().koffi;
+/** A native pointer to a process address (koffi takes pointers, not numbers). */
+function pointerAt(addr: number): NativePtr {
   const pb = Buffer.alloc(8);
   pb.writeBigUInt64LE(BigInt(addr), 0);
-  const ptr = k.decode(pb, "void *") as NativePtr;
-  return { ptr, addr, len, u32: new Uint32Array(k.view(ptr, len)) };
+  return libc().koffi.decode(pb, "void *") as NativePtr;
+}
+
+/** A view of memory mapped elsewhere in the process (another worker's mapping), by its address. */
+function viewOf(addr: number, len: number): Mmap {
+  const ptr = pointerAt(addr);
+  return { ptr, addr, len, u32: new Uint32Array(libc().koffi.view(ptr, len)) };
 }
 
 /**
@@ -159,17 +163,16 @@ export class Umem {
       this.#free = new Uint32Array(frames);
       for (let i = frames - 1; i >= 0; i--) this.#free[this.#top++] = i;
     } else {
-      share.lock();
-      try {
-        if (!share.ready) {
-          const m = mapRegion(frames * frameSize, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0, "UMEM");
+      this.#mem = share.locked(() => {
+        let m: Mmap;
+        if (share.ready) m = viewOf(share.addr, share.len);
+        else {
+          m = mapRegion(frames * frameSize, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0, "UMEM");
           share.init(m.addr, m.len, frameSize);
-          this.#mem = m;
-        } else this.#mem = viewOf(share.addr, share.len);
+        }
         share.users(1);
-      } finally {
-        share.unlock();
-      }
+        return m;
+      });
       this.frameSize = share.frameSize;
       this.len = share.len;
       this.state = share.state;
@@ -285,10 +288,7 @@ export class Umem {
     if (this.#sockets.size > 0) throw new TsvsError("TSVS_ERR_INTERNAL", "Umem.free with sockets bound");
     const sh = this.#share;
     if (sh !== null) {
-      sh.lock();
-      const last = sh.users(-1) === 0;
-      sh.unlock();
-      if (!last) {
+      if (sh.locked(() => sh.users(-1)) > 0) {
         this.#mem = null;
         return;
       }
@@ -898,10 +898,7 @@ export class XdpSocket implements FrameIo {
       this.counters.txOversize++;
       return;
     }
-    const k = libc().koffi;
-    const pb = Buffer.alloc(8);
-    pb.writeBigUInt64LE(BigInt(addr), 0);
-    const src = new Uint8Array(k.view(k.decode(pb, "void *"), len));
+    const src = new Uint8Array(libc().koffi.view(pointerAt(addr), len));
     this.#copy(src, 0, len);
   }
 
@@ -1134,17 +1131,10 @@ export class XdpLink {
         link.#put(w === null ? q : q * w.workers, s);
       }
       if (w !== null) {
-        const sh = w.share;
-        sh.lock();
-        try {
-          sh.publish(ifindex, {
-            xsks: xsks.fd,
-            generic: at.mode === "generic",
-            queues: link.sockets.map((s) => ({ fd: s.fd, ...s.sharedRings() })),
-          });
-        } finally {
-          sh.unlock();
-        }
+        const queues = link.sockets.map((s) => ({ fd: s.fd, ...s.sharedRings() }));
+        w.share.locked(() =>
+          w.share.publish(ifindex, { xsks: xsks.fd, generic: at.mode === "generic", queues }),
+        );
       }
       return link;
     } catch (e) {
@@ -1161,14 +1151,11 @@ export class XdpLink {
   static join(ifname: string, umem: Umem, w: XdpWorkers, opts: XdpLinkOptions = {}): XdpLink {
     const ifindex = ifIndex(ifname);
     const sh = w.share;
-    sh.lock();
-    let shared: ReturnType<XdpShare["link"]>;
-    try {
-      shared = sh.link(ifindex);
-      if (shared !== null) for (let q = 0; q < shared.queues.length; q++) sh.ref(ifindex, q, 1);
-    } finally {
-      sh.unlock();
-    }
+    const shared = sh.locked(() => {
+      const l = sh.link(ifindex);
+      if (l !== null) for (let q = 0; q < l.queues.length; q++) sh.ref(ifindex, q, 1);
+      return l;
+    });
     if (shared === null)
       throw new TsvsError("TSVS_ERR_INTERNAL", `${ifname}: worker 0 has no XDP sockets here`);
     const n = shared.queues.length;
@@ -1188,9 +1175,9 @@ export class XdpLink {
       return link;
     } catch (e) {
       // The queues whose socket was never made give their reference back here (the made ones at close).
-      sh.lock();
-      for (let k = q; k < n; k++) sh.ref(ifindex, k, -1);
-      sh.unlock();
+      sh.locked(() => {
+        for (let k = q; k < n; k++) sh.ref(ifindex, k, -1);
+      });
       link.close();
       throw e;
     }
@@ -1228,12 +1215,5 @@ function socketOptions(umem: Umem, queue: number, o: XdpLinkOptions): XdpSocketO
 
 /** A socket's leave(): its queue's reference goes; true when it was the last. */
 function leaver(sh: XdpShare, ifindex: number, queue: number): () => boolean {
-  return () => {
-    sh.lock();
-    try {
-      return sh.ref(ifindex, queue, -1) <= 0;
-    } finally {
-      sh.unlock();
-    }
-  };
+  return () => sh.locked(() => sh.ref(ifindex, queue, -1) <= 0);
 }
